@@ -1,0 +1,14 @@
+// Package ledger is the OMNI settlement state machine: accounts, the 2% burn, node stake,
+// job escrow, assignment, result commitments, validator attestations and settlement.
+//
+// It is a deterministic core. It imports nothing that does I/O, reads no wall clock (block
+// time arrives in Block), iterates no maps where order matters, starts no goroutines and
+// uses no floats: every amount is an integer count of uomni with overflow-checked
+// arithmetic. State lives in a Store (a versioned Merkle store in production, see package
+// store); CometBFT is adapted to this API by package chain, so this package does not import
+// CometBFT and its tests run in milliseconds.
+//
+// FinalizeBlock stages writes in the store's working set, Commit persists them. A bad
+// transaction gets a numbered result Code and a log line; panics are kept for broken
+// invariants.
+package ledger

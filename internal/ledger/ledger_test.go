@@ -1,0 +1,293 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"testing"
+)
+
+func TestTxSignatureChecks(t *testing.T) {
+	h := newHarness(t, testGenesis())
+	transfer := Msg{Transfer: &MsgTransfer{To: addr(node1Key), Amount: 100}}
+	good := h.sign(consumerKey, transfer)
+
+	forged := append([]byte{}, good...)
+	forged[40] ^= 0xff // corrupt the signature
+
+	wrongKey := append([]byte{}, good...) // claims to be the stranger, signed by the consumer
+	copy(wrongKey[1:33], strangerKey.Public().(ed25519.PublicKey))
+
+	wrongSeq, _ := SignTx(consumerKey, testChain, 7, transfer)
+	wrongChain, _ := SignTx(consumerKey, "other-chain", 0, transfer)
+
+	cases := []struct {
+		name string
+		tx   []byte
+		code Code
+		err  error
+	}{
+		{"corrupted signature", forged, CodeBadSignature, ErrBadSignature},
+		{"signed by another key", wrongKey, CodeBadSignature, ErrBadSignature},
+		{"wrong sequence", wrongSeq, CodeWrongSequence, ErrWrongSequence},
+		{"wrong chain id", wrongChain, CodeWrongChain, ErrWrongChain},
+		{"truncated", good[:50], CodeDecode, ErrDecode},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := h.store.WorkingHash()
+			if r := h.app.CheckTx(c.tx); r.Code != c.code {
+				t.Fatalf("CheckTx code = %d (%s), want %d", r.Code, r.Log, c.code)
+			}
+			r := h.block(c.tx)[0]
+			if r.Code != c.code {
+				t.Fatalf("FinalizeBlock code = %d (%s), want %d", r.Code, r.Log, c.code)
+			}
+			if !errors.Is(ErrorFor(r.Code, r.Log), c.err) {
+				t.Fatalf("ErrorFor(%d) does not wrap %v", r.Code, c.err)
+			}
+			if !bytes.Equal(before, h.store.WorkingHash()) {
+				t.Fatal("a rejected tx changed state")
+			}
+		})
+	}
+	// The genuine tx still works afterwards, and replaying it is rejected.
+	if r := h.block(good)[0]; r.Code != CodeOK {
+		t.Fatalf("good tx: %d %s", r.Code, r.Log)
+	}
+	if r := h.block(good)[0]; r.Code != CodeWrongSequence {
+		t.Fatalf("replayed tx: code %d, want CodeWrongSequence", r.Code)
+	}
+}
+
+func TestCheckTxAdmitsConsecutiveSequences(t *testing.T) {
+	h := newHarness(t, testGenesis())
+	m := Msg{Transfer: &MsgTransfer{To: addr(node1Key), Amount: 1}}
+	tx0, _ := SignTx(consumerKey, testChain, 0, m)
+	tx1, _ := SignTx(consumerKey, testChain, 1, m)
+	if r := h.app.CheckTx(tx0); r.Code != CodeOK {
+		t.Fatal(r.Log)
+	}
+	if r := h.app.CheckTx(tx1); r.Code != CodeOK {
+		t.Fatalf("second pending tx rejected: %s", r.Log)
+	}
+	if r := h.app.CheckTx(tx1); r.Code != CodeWrongSequence {
+		t.Fatalf("duplicate pending tx: code %d", r.Code)
+	}
+	for _, r := range h.block(tx0, tx1) {
+		if r.Code != CodeOK {
+			t.Fatal(r.Log)
+		}
+	}
+}
+
+func TestTransferBurnsTwoPercent(t *testing.T) {
+	h := newHarness(t, testGenesis())
+	before := h.supply()
+	h.mustDo(consumerKey, Msg{Transfer: &MsgTransfer{To: addr(strangerKey), Amount: 1_000 * omni}})
+	if got := h.balance(strangerKey); got != 980*omni {
+		t.Fatalf("recipient got %d, want %d", got, 980*omni)
+	}
+	if got := h.balance(consumerKey); got != 9_000*omni {
+		t.Fatalf("sender has %d, want %d", got, 9_000*omni)
+	}
+	if burned := h.supply().Burned - before.Burned; burned != 20*omni {
+		t.Fatalf("burned %d, want %d", burned, 20*omni)
+	}
+	h.checkBooks()
+}
+
+func TestRejectionsChangeNothing(t *testing.T) {
+	h := newHarness(t, testGenesis())
+	cases := []struct {
+		name string
+		key  ed25519.PrivateKey
+		msg  Msg
+		code Code
+	}{
+		{"transfer more than balance", strangerKey, Msg{Transfer: &MsgTransfer{To: addr(node1Key), Amount: 1}}, CodeInsufficientFunds},
+		{"zero transfer", consumerKey, Msg{Transfer: &MsgTransfer{To: addr(node1Key), Amount: 0}}, CodeInvalidAmount},
+		{"bad recipient", consumerKey, Msg{Transfer: &MsgTransfer{To: "nope", Amount: 5}}, CodeInvalidMsg},
+		{"stake below minimum", node1Key, Msg{RegisterNode: &MsgRegisterNode{Stake: 499 * omni, PricePerHour: 1, Hardware: registerMsg.RegisterNode.Hardware}}, CodeStakeTooLow},
+		{"job budget above balance", strangerKey, createMsg(5 * omni), CodeInsufficientFunds},
+		{"assign by non-router", consumerKey, Msg{AssignJob: &MsgAssignJob{JobID: "job-0000000000000000", Node: addr(node1Key)}}, CodeUnauthorized},
+		{"attest by non-validator", consumerKey, Msg{Attest: &MsgAttest{JobID: "job-0000000000000000", ResultDigest: digestA, Pass: true}}, CodeUnauthorized},
+		{"cancel unknown job", consumerKey, Msg{CancelJob: &MsgCancelJob{JobID: "job-0000000000000000"}}, CodeNotFound},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := h.store.WorkingHash()
+			r := h.do(c.key, c.msg)
+			if r.Code != c.code {
+				t.Fatalf("code = %d (%s), want %d", r.Code, r.Log, c.code)
+			}
+			if r.Log == "" {
+				t.Fatal("rejection without a message")
+			}
+			if !bytes.Equal(before, h.store.WorkingHash()) {
+				t.Fatal("rejected tx changed state")
+			}
+		})
+	}
+	h.checkBooks()
+}
+
+// runJob takes a job through creation, assignment and result commitment.
+func runJob(t *testing.T, h *harness, budget, gpuMillis uint64) string {
+	t.Helper()
+	id := JobID(addr(consumerKey), h.seqs[addr(consumerKey)])
+	h.mustDo(consumerKey, createMsg(budget))
+	h.mustDo(routerKey, Msg{AssignJob: &MsgAssignJob{JobID: id, Node: addr(node1Key), ScoreBP: 8000}})
+	h.mustDo(node1Key, Msg{CommitResult: &MsgCommitResult{JobID: id, ResultDigest: digestA, GPUMillis: gpuMillis}})
+	return id
+}
+
+func TestJobSettlesWithExactSplit(t *testing.T) {
+	h := newHarness(t, testGenesis())
+	h.mustDo(node1Key, registerMsg)
+	consumer0, node0, sp0 := h.balance(consumerKey), h.balance(node1Key), h.supply()
+
+	// 2 OMNI/h for 90 s of GPU time = 0.05 OMNI = 50,000 uomni.
+	id := runJob(t, h, 1*omni, 90_000)
+	if got := h.balance(consumerKey); got != consumer0-1*omni {
+		t.Fatalf("escrow not locked: consumer has %d", got)
+	}
+	h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true}})
+
+	j := query[Job](h, "job/"+id)
+	want := Settlement{BilledMillis: 90_000, Cost: 50_000, Burned: 1_000, Fee: 2_500, Paid: 46_500, Refunded: 950_000, Height: j.Settlement.Height}
+	if j.Status != JobSettled || *j.Settlement != want {
+		t.Fatalf("job %s %+v, want settled %+v", j.Status, j.Settlement, want)
+	}
+	if got := h.balance(node1Key) - node0; got != 46_500 {
+		t.Fatalf("node paid %d, want 46500", got)
+	}
+	if got := consumer0 - h.balance(consumerKey); got != 50_000 {
+		t.Fatalf("consumer spent %d, want 50000", got)
+	}
+	sp := h.supply()
+	if sp.Burned-sp0.Burned != 1_000 || sp.Pools[PoolFees]-sp0.Pools[PoolFees] != 2_500 || sp.Escrowed != 0 {
+		t.Fatalf("supply after settlement: %+v", sp)
+	}
+	h.checkBooks()
+}
+
+func TestFailedVerificationRefundsInFull(t *testing.T) {
+	h := newHarness(t, testGenesis())
+	h.mustDo(node1Key, registerMsg)
+	consumer0, node0 := h.balance(consumerKey), h.balance(node1Key)
+	id := runJob(t, h, 1*omni, 1000)
+	h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: false, Reason: "freivalds mismatch at row 3"}})
+	j := query[Job](h, "job/"+id)
+	if j.Status != JobFailed || j.Settlement.Refunded != 1*omni {
+		t.Fatalf("job %s %+v", j.Status, j.Settlement)
+	}
+	if h.balance(consumerKey) != consumer0 || h.balance(node1Key) != node0 {
+		t.Fatal("failed job moved money")
+	}
+	if n := query[Node](h, "node/"+string(addr(node1Key))); n.JobsFailed != 1 {
+		t.Fatalf("node record %+v", n)
+	}
+	// A second verdict on a closed job is rejected.
+	if r := h.do(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true}}); r.Code != CodeBadState {
+		t.Fatalf("attest on closed job: code %d", r.Code)
+	}
+	h.checkBooks()
+}
+
+func TestJobRules(t *testing.T) {
+	h := newHarness(t, testGenesis())
+	h.mustDo(node1Key, registerMsg)
+	id := JobID(addr(consumerKey), h.seqs[addr(consumerKey)])
+	h.mustDo(consumerKey, createMsg(omni))
+	if r := h.do(node2Key, Msg{CommitResult: &MsgCommitResult{JobID: id, ResultDigest: digestA}}); r.Code != CodeBadState {
+		t.Fatalf("result before assignment: code %d", r.Code)
+	}
+	if r := h.do(routerKey, Msg{AssignJob: &MsgAssignJob{JobID: id, Node: addr(node2Key)}}); r.Code != CodeNotFound {
+		t.Fatalf("assign to unregistered node: code %d", r.Code)
+	}
+	h.mustDo(routerKey, Msg{AssignJob: &MsgAssignJob{JobID: id, Node: addr(node1Key)}})
+	if r := h.do(node2Key, Msg{CommitResult: &MsgCommitResult{JobID: id, ResultDigest: digestA}}); r.Code != CodeUnauthorized {
+		t.Fatalf("result from another node: code %d", r.Code)
+	}
+	h.mustDo(node1Key, Msg{CommitResult: &MsgCommitResult{JobID: id, ResultDigest: digestA}})
+	if r := h.do(consumerKey, Msg{CancelJob: &MsgCancelJob{JobID: id}}); r.Code != CodeBadState {
+		t.Fatalf("cancel after result: code %d", r.Code)
+	}
+	other := "sha256:" + "b" + digestA[8:]
+	if r := h.do(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: other, Pass: true}}); r.Code != CodeInvalidMsg {
+		t.Fatalf("attest of a different digest: code %d", r.Code)
+	}
+	h.checkBooks()
+}
+
+func TestCancelAndExpiryRefund(t *testing.T) {
+	h := newHarness(t, testGenesis())
+	c0 := h.balance(consumerKey)
+	id := JobID(addr(consumerKey), h.seqs[addr(consumerKey)])
+	h.mustDo(consumerKey, createMsg(omni))
+	h.mustDo(consumerKey, Msg{CancelJob: &MsgCancelJob{JobID: id}})
+	if h.balance(consumerKey) != c0 {
+		t.Fatal("cancel did not refund")
+	}
+
+	m := createMsg(2 * omni)
+	m.CreateJob.TimeoutSeconds = 3
+	id = JobID(addr(consumerKey), h.seqs[addr(consumerKey)])
+	h.mustDo(consumerKey, m)
+	for i := 0; i < 4; i++ {
+		h.block()
+	}
+	if j := query[Job](h, "job/"+id); j.Status != JobExpired {
+		t.Fatalf("job status %s after its deadline", j.Status)
+	}
+	if h.balance(consumerKey) != c0 {
+		t.Fatal("expiry did not refund")
+	}
+	h.checkBooks()
+}
+
+func TestSettlementNeverExceedsBudget(t *testing.T) {
+	p := DefaultParams()
+	for _, c := range []struct{ price, millis, budget, timeout uint64 }{
+		{2 * omni, 3_600_000, omni, 7200},    // cost 2 OMNI, budget 1: capped
+		{1, 1, 1, 1},                         // dust
+		{^uint64(0) / 2, 1000, 5 * omni, 10}, // absurd price
+		{3, 10, 100, 1},
+	} {
+		s, err := SettlementFor(p, Job{PricePerHour: c.price, GPUMillis: c.millis, Budget: c.budget, TimeoutSeconds: c.timeout})
+		if err != nil {
+			t.Fatalf("%+v: %v", c, err)
+		}
+		if s.Paid+s.Burned+s.Fee+s.Refunded != c.budget || s.Cost > c.budget {
+			t.Fatalf("%+v: settlement %+v does not divide the budget", c, s)
+		}
+	}
+}
+
+func TestGenesisMustAddUp(t *testing.T) {
+	g := testGenesis()
+	g.Supply++
+	if err := g.Validate(); !errors.Is(err, ErrInvalidAmount) {
+		t.Fatalf("err = %v", err)
+	}
+	g = testGenesis()
+	g.Accounts = append(g.Accounts, g.Accounts[0])
+	if err := g.Validate(); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRestartResumes(t *testing.T) {
+	h := newHarness(t, testGenesis())
+	h.mustDo(consumerKey, Msg{Transfer: &MsgTransfer{To: addr(strangerKey), Amount: omni}})
+	height, hash := h.app.Info()
+	app2, err := New(h.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, hash2 := app2.Info()
+	if h2 != height || !bytes.Equal(hash, hash2) || app2.ChainID() != testChain {
+		t.Fatalf("reopened at %d %x %q, want %d %x", h2, hash2, app2.ChainID(), height, hash)
+	}
+}

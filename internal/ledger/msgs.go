@@ -1,0 +1,167 @@
+package ledger
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/omnisync/omnisync/internal/keys"
+)
+
+// MsgTransfer moves Amount uomni from the signer to To; BurnBP of it is destroyed on the way.
+type MsgTransfer struct {
+	To     keys.Address `json:"to"`
+	Amount uint64       `json:"amount"`
+}
+
+// Hardware is what a node declares about itself at registration.
+type Hardware struct {
+	GPUModel    string `json:"gpu_model"`
+	GPUs        uint32 `json:"gpus"`
+	VRAMMiB     uint64 `json:"vram_mib"`
+	TFLOPSMilli uint64 `json:"tflops_milli"`
+	Region      string `json:"region"`
+	LatE6       int32  `json:"lat_e6"`
+	LonE6       int32  `json:"lon_e6"`
+}
+
+// MsgRegisterNode stakes Stake uomni from the signer and registers it as a compute node
+// bidding PricePerHour uomni per GPU-hour. Registering again adds stake and updates the
+// price and hardware.
+type MsgRegisterNode struct {
+	Stake        uint64   `json:"stake"`
+	PricePerHour uint64   `json:"price_per_hour"`
+	Hardware     Hardware `json:"hardware"`
+}
+
+// Verification levels a job may ask for.
+const (
+	VerifyFreivalds = "freivalds"
+)
+
+// MsgCreateJob locks Budget uomni in escrow for a job whose full spec hashes to SpecHash.
+type MsgCreateJob struct {
+	SpecHash        string `json:"spec_hash"`
+	Budget          uint64 `json:"budget"`
+	MaxPricePerHour uint64 `json:"max_price_per_hour"`
+	Verification    string `json:"verification"`
+	TimeoutSeconds  uint64 `json:"timeout_seconds"`
+}
+
+// MsgAssignJob records the router's placement of a job on a node.
+type MsgAssignJob struct {
+	JobID   string       `json:"job_id"`
+	Node    keys.Address `json:"node"`
+	ScoreBP uint32       `json:"score_bp"`
+}
+
+// MsgCommitResult is the assigned node's commitment to its output and the GPU time it used.
+type MsgCommitResult struct {
+	JobID        string `json:"job_id"`
+	ResultDigest string `json:"result_digest"`
+	GPUMillis    uint64 `json:"gpu_millis"`
+}
+
+// MsgAttest is a validator's verdict on a committed result.
+type MsgAttest struct {
+	JobID        string `json:"job_id"`
+	ResultDigest string `json:"result_digest"`
+	Pass         bool   `json:"pass"`
+	Reason       string `json:"reason,omitempty"`
+}
+
+// MsgCancelJob lets the consumer withdraw a job whose result has not been committed.
+type MsgCancelJob struct {
+	JobID string `json:"job_id"`
+}
+
+func validateDigest(field, d string) error {
+	const prefix = "sha256:"
+	if !strings.HasPrefix(d, prefix) || len(d) != len(prefix)+64 {
+		return fmt.Errorf("%w: %s must be sha256:<64 hex digits>", ErrInvalidMsg, field)
+	}
+	for _, c := range d[len(prefix):] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return fmt.Errorf("%w: %s must be lower-case hex", ErrInvalidMsg, field)
+		}
+	}
+	return nil
+}
+
+func validateJobID(id string) error {
+	if !strings.HasPrefix(id, "job-") || len(id) != 20 {
+		return fmt.Errorf("%w: job_id %q is not a job id", ErrInvalidMsg, id)
+	}
+	return nil
+}
+
+// ValidateBasic checks a message without state.
+func (m Msg) ValidateBasic() error {
+	switch {
+	case m.Transfer != nil:
+		if err := m.Transfer.To.Validate(); err != nil {
+			return fmt.Errorf("%w: to: %v", ErrInvalidMsg, err)
+		}
+		if m.Transfer.Amount == 0 {
+			return fmt.Errorf("%w: transfer amount must be positive", ErrInvalidAmount)
+		}
+	case m.RegisterNode != nil:
+		r := m.RegisterNode
+		if r.Stake == 0 {
+			return fmt.Errorf("%w: stake must be positive", ErrInvalidAmount)
+		}
+		if r.PricePerHour == 0 {
+			return fmt.Errorf("%w: price_per_hour must be positive", ErrInvalidMsg)
+		}
+		if r.Hardware.GPUs == 0 || r.Hardware.VRAMMiB == 0 || r.Hardware.TFLOPSMilli == 0 {
+			return fmt.Errorf("%w: hardware must declare gpus, vram_mib and tflops_milli", ErrInvalidMsg)
+		}
+		if len(r.Hardware.GPUModel) > 64 || len(r.Hardware.Region) > 32 {
+			return fmt.Errorf("%w: gpu_model or region too long", ErrInvalidMsg)
+		}
+	case m.CreateJob != nil:
+		c := m.CreateJob
+		if err := validateDigest("spec_hash", c.SpecHash); err != nil {
+			return err
+		}
+		if c.Budget == 0 {
+			return fmt.Errorf("%w: budget must be positive", ErrInvalidAmount)
+		}
+		if c.MaxPricePerHour == 0 {
+			return fmt.Errorf("%w: max_price_per_hour must be positive", ErrInvalidMsg)
+		}
+		if c.Verification != VerifyFreivalds {
+			return fmt.Errorf("%w: verification %q is not supported (want %q)", ErrInvalidMsg, c.Verification, VerifyFreivalds)
+		}
+		if c.TimeoutSeconds == 0 || c.TimeoutSeconds > 7*24*3600 {
+			return fmt.Errorf("%w: timeout_seconds must be between 1 and 604800", ErrInvalidMsg)
+		}
+	case m.AssignJob != nil:
+		if err := validateJobID(m.AssignJob.JobID); err != nil {
+			return err
+		}
+		if err := m.AssignJob.Node.Validate(); err != nil {
+			return fmt.Errorf("%w: node: %v", ErrInvalidMsg, err)
+		}
+		if m.AssignJob.ScoreBP > uint32(BasisPoints) {
+			return fmt.Errorf("%w: score_bp above 10000", ErrInvalidMsg)
+		}
+	case m.CommitResult != nil:
+		if err := validateJobID(m.CommitResult.JobID); err != nil {
+			return err
+		}
+		return validateDigest("result_digest", m.CommitResult.ResultDigest)
+	case m.Attest != nil:
+		if err := validateJobID(m.Attest.JobID); err != nil {
+			return err
+		}
+		if len(m.Attest.Reason) > 256 {
+			return fmt.Errorf("%w: reason longer than 256 bytes", ErrInvalidMsg)
+		}
+		return validateDigest("result_digest", m.Attest.ResultDigest)
+	case m.CancelJob != nil:
+		return validateJobID(m.CancelJob.JobID)
+	default:
+		return fmt.Errorf("%w: no message", ErrInvalidMsg)
+	}
+	return nil
+}

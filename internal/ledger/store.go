@@ -1,0 +1,22 @@
+package ledger
+
+// Reader reads state. Iterate visits keys with the prefix in ascending byte order until fn
+// returns false.
+type Reader interface {
+	Get(key []byte) ([]byte, error)
+	Iterate(prefix []byte, fn func(key, value []byte) bool) error
+}
+
+// Store is the versioned state the ledger runs on. Writes go to a working set; WorkingHash
+// covers them; Commit persists them atomically as the next version, so the height and the
+// app hash are always written together.
+type Store interface {
+	Reader
+	Set(key, value []byte) error
+	Delete(key []byte) error
+	WorkingHash() []byte
+	Commit() (hash []byte, version int64, err error)
+	LastCommit() (version int64, hash []byte)
+	// Committed returns a read-only view of the last committed version.
+	Committed() (Reader, error)
+}

@@ -1,0 +1,145 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"github.com/omnisync/omnisync/internal/keys"
+)
+
+// Wire format of a transaction (version 1):
+//
+//	[0]      version (1)
+//	[1:33]   signer's ed25519 public key
+//	[33:97]  signature over signDomain || body
+//	[97:]    body: JSON-encoded Body
+//
+// The signature covers the body bytes exactly as sent, so no canonical re-encoding is
+// needed; the chain id and sequence inside the body stop cross-chain and replayed use.
+const (
+	txVersion  = 1
+	txHeader   = 1 + ed25519.PublicKeySize + ed25519.SignatureSize
+	MaxTxBytes = 64 << 10
+)
+
+var signDomain = []byte("omnisync/tx/v1\x00")
+
+// Body is what a signer authorises. Exactly one message field is set.
+type Body struct {
+	ChainID string `json:"chain_id"`
+	Seq     uint64 `json:"seq"`
+	Msg
+}
+
+// Msg is the union of transaction messages; exactly one field is non-nil.
+type Msg struct {
+	Transfer     *MsgTransfer     `json:"transfer,omitempty"`
+	RegisterNode *MsgRegisterNode `json:"register_node,omitempty"`
+	CreateJob    *MsgCreateJob    `json:"create_job,omitempty"`
+	AssignJob    *MsgAssignJob    `json:"assign_job,omitempty"`
+	CommitResult *MsgCommitResult `json:"commit_result,omitempty"`
+	Attest       *MsgAttest       `json:"attest,omitempty"`
+	CancelJob    *MsgCancelJob    `json:"cancel_job,omitempty"`
+}
+
+// Kind names the message set in m, or "" when none or several are.
+func (m Msg) Kind() string {
+	kind, n := "", 0
+	for _, c := range []struct {
+		set  bool
+		name string
+	}{
+		{m.Transfer != nil, "transfer"}, {m.RegisterNode != nil, "register_node"},
+		{m.CreateJob != nil, "create_job"}, {m.AssignJob != nil, "assign_job"},
+		{m.CommitResult != nil, "commit_result"}, {m.Attest != nil, "attest"},
+		{m.CancelJob != nil, "cancel_job"},
+	} {
+		if c.set {
+			kind, n = c.name, n+1
+		}
+	}
+	if n != 1 {
+		return ""
+	}
+	return kind
+}
+
+// Tx is a decoded transaction whose signature has been checked.
+type Tx struct {
+	Signer keys.Address
+	Body   Body
+	Hash   [32]byte
+}
+
+// HashTx is the transaction hash CometBFT reports (sha256 of the raw bytes).
+func HashTx(raw []byte) [32]byte { return sha256.Sum256(raw) }
+
+// HashHex is the upper-case hex form block explorers show.
+func HashHex(raw []byte) string {
+	h := HashTx(raw)
+	return fmt.Sprintf("%X", h[:])
+}
+
+// SignTx builds and signs a transaction.
+func SignTx(priv ed25519.PrivateKey, chainID string, seq uint64, msg Msg) ([]byte, error) {
+	if msg.Kind() == "" {
+		return nil, fmt.Errorf("%w: exactly one message must be set", ErrInvalidMsg)
+	}
+	body, err := json.Marshal(Body{ChainID: chainID, Seq: seq, Msg: msg})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidMsg, err)
+	}
+	raw := make([]byte, 0, txHeader+len(body))
+	raw = append(raw, txVersion)
+	raw = append(raw, priv.Public().(ed25519.PublicKey)...)
+	raw = append(raw, ed25519.Sign(priv, append(append([]byte{}, signDomain...), body...))...)
+	raw = append(raw, body...)
+	if len(raw) > MaxTxBytes {
+		return nil, fmt.Errorf("%w: transaction is %d bytes, limit %d", ErrInvalidMsg, len(raw), MaxTxBytes)
+	}
+	return raw, nil
+}
+
+// DecodeTx parses a transaction and verifies its signature. It does not check the chain id
+// or sequence: those depend on state.
+func DecodeTx(raw []byte) (Tx, error) {
+	if len(raw) > MaxTxBytes {
+		return Tx{}, fmt.Errorf("%w: %d bytes exceeds the %d-byte limit", ErrDecode, len(raw), MaxTxBytes)
+	}
+	if len(raw) <= txHeader {
+		return Tx{}, fmt.Errorf("%w: %d bytes is shorter than the header", ErrDecode, len(raw))
+	}
+	if raw[0] != txVersion {
+		return Tx{}, fmt.Errorf("%w: unknown version %d", ErrDecode, raw[0])
+	}
+	pub := ed25519.PublicKey(raw[1 : 1+ed25519.PublicKeySize])
+	sig := raw[1+ed25519.PublicKeySize : txHeader]
+	body := raw[txHeader:]
+	if !ed25519.Verify(pub, append(append(make([]byte, 0, len(signDomain)+len(body)), signDomain...), body...), sig) {
+		return Tx{}, fmt.Errorf("%w: signature does not match signer %s", ErrBadSignature, keys.AddressOf(pub))
+	}
+	var b Body
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return Tx{}, fmt.Errorf("%w: body: %v", ErrDecode, err)
+	}
+	if dec.More() {
+		return Tx{}, fmt.Errorf("%w: trailing data after body", ErrDecode)
+	}
+	if b.Kind() == "" {
+		return Tx{}, fmt.Errorf("%w: exactly one message must be set", ErrInvalidMsg)
+	}
+	return Tx{Signer: keys.AddressOf(append(ed25519.PublicKey{}, pub...)), Body: b, Hash: HashTx(raw)}, nil
+}
+
+// JobID derives a job's id from its creator and the sequence of the creating transaction,
+// so a consumer knows the id before the chain does.
+func JobID(consumer keys.Address, seq uint64) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("job/%s/%d", consumer, seq)))
+	return "job-" + hex.EncodeToString(h[:8])
+}
