@@ -1,0 +1,84 @@
+package chain
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/omnisync/omnisync/internal/ledger"
+)
+
+// abciApp adapts ledger.App to CometBFT's ABCI 2.0 interface. CometBFT's local client
+// serialises every call behind one mutex, so the ledger sees no concurrency.
+type abciApp struct {
+	abci.BaseApplication
+	app *ledger.App
+	log *slog.Logger
+}
+
+var _ abci.Application = (*abciApp)(nil)
+
+const appVersion = 1
+
+func (a *abciApp) Info(context.Context, *abci.InfoRequest) (*abci.InfoResponse, error) {
+	height, hash := a.app.Info()
+	return &abci.InfoResponse{
+		Data: "omnisync-ledger", Version: "v1", AppVersion: appVersion,
+		LastBlockHeight: height, LastBlockAppHash: hash,
+	}, nil
+}
+
+func (a *abciApp) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.InitChainResponse, error) {
+	hash, err := a.app.InitChain(req.ChainId, req.AppStateBytes)
+	if err != nil {
+		return nil, fmt.Errorf("init chain: %w", err)
+	}
+	return &abci.InitChainResponse{AppHash: hash}, nil
+}
+
+func (a *abciApp) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckTxResponse, error) {
+	r := a.app.CheckTx(req.Tx)
+	return &abci.CheckTxResponse{Code: uint32(r.Code), Log: r.Log}, nil
+}
+
+func (a *abciApp) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (*abci.FinalizeBlockResponse, error) {
+	res, err := a.app.FinalizeBlock(ledger.Block{Height: req.Height, Time: req.Time, Hash: req.Hash, Txs: req.Txs})
+	if err != nil {
+		return nil, err
+	}
+	out := &abci.FinalizeBlockResponse{AppHash: res.AppHash, Events: toABCIEvents(res.Events)}
+	for _, r := range res.TxResults {
+		out.TxResults = append(out.TxResults, &abci.ExecTxResult{Code: uint32(r.Code), Log: r.Log, Events: toABCIEvents(r.Events)})
+	}
+	return out, nil
+}
+
+func (a *abciApp) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse, error) {
+	if _, _, err := a.app.Commit(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	return &abci.CommitResponse{}, nil
+}
+
+func (a *abciApp) Query(_ context.Context, req *abci.QueryRequest) (*abci.QueryResponse, error) {
+	height, _ := a.app.Info()
+	v, err := a.app.Query(req.Path)
+	if err != nil {
+		return &abci.QueryResponse{Code: uint32(ledger.CodeFor(err)), Log: err.Error(), Height: height}, nil
+	}
+	return &abci.QueryResponse{Value: v, Height: height}, nil
+}
+
+func toABCIEvents(events []ledger.Event) []abci.Event {
+	out := make([]abci.Event, 0, len(events))
+	for _, e := range events {
+		ev := abci.Event{Type: e.Type}
+		for _, at := range e.Attrs {
+			ev.Attributes = append(ev.Attributes, abci.EventAttribute{Key: at.Key, Value: at.Value, Index: true})
+		}
+		out = append(out, ev)
+	}
+	return out
+}

@@ -1,0 +1,252 @@
+package chain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"time"
+
+	dbm "github.com/cometbft/cometbft-db"
+	cfg "github.com/cometbft/cometbft/config"
+	cmtlog "github.com/cometbft/cometbft/libs/log"
+	nm "github.com/cometbft/cometbft/node"
+	"github.com/cometbft/cometbft/p2p"
+	"github.com/cometbft/cometbft/privval"
+	"github.com/cometbft/cometbft/proxy"
+	rpclocal "github.com/cometbft/cometbft/rpc/client/local"
+
+	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/store"
+)
+
+// Options configure one embedded validator.
+type Options struct {
+	Home string // CometBFT home: config/, data/ and the ledger's state/ directory
+	// RPCListen and P2PListen are host:port; port 0 picks a free port.
+	RPCListen string
+	P2PListen string
+	// Peers is a comma-separated list of id@host:port persistent peers.
+	Peers string
+	// BlockTime is CometBFT's commit timeout: the pause between blocks.
+	BlockTime time.Duration
+	// EmptyBlockInterval bounds how long the chain waits for txs before an empty block.
+	EmptyBlockInterval time.Duration
+	Logger             *slog.Logger
+}
+
+func (o *Options) setDefaults() error {
+	if o.Home == "" {
+		return errors.New("chain: home is required")
+	}
+	if o.RPCListen == "" {
+		o.RPCListen = "127.0.0.1:0"
+	}
+	if o.P2PListen == "" {
+		o.P2PListen = "127.0.0.1:0"
+	}
+	if o.BlockTime <= 0 {
+		o.BlockTime = time.Second
+	}
+	if o.EmptyBlockInterval <= 0 {
+		o.EmptyBlockInterval = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Node is an embedded CometBFT validator running the OMNI ledger.
+type Node struct {
+	opts    Options
+	store   *store.IAVL
+	node    *nm.Node
+	client  *Client
+	rpcAddr string
+	dbs     *dbTracker
+	once    sync.Once
+}
+
+// New prepares a node from an initialised home (see InitHome and WriteGenesis).
+func New(opts Options) (*Node, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	if !HasGenesis(opts.Home) {
+		return nil, fmt.Errorf("chain: no genesis in %s: initialise the home first", opts.Home)
+	}
+	return &Node{opts: opts}, nil
+}
+
+// Start opens the state, starts consensus and the RPC server, and returns once the node
+// runs. Close stops it.
+func (n *Node) Start(ctx context.Context) (err error) {
+	st, err := store.Open(filepath.Join(n.opts.Home, "data", "ledger"))
+	if err != nil {
+		return err
+	}
+	n.store = st
+	defer func() {
+		if err != nil {
+			_ = st.Close()
+		}
+	}()
+	app, err := ledger.New(st)
+	if err != nil {
+		return err
+	}
+	c := cfg.DefaultConfig().SetRoot(n.opts.Home)
+	c.Moniker = filepath.Base(n.opts.Home)
+	if n.rpcAddr, err = resolvePort(n.opts.RPCListen); err != nil {
+		return err
+	}
+	p2pAddr, err := resolvePort(n.opts.P2PListen)
+	if err != nil {
+		return err
+	}
+	c.RPC.ListenAddress = "tcp://" + n.rpcAddr
+	c.RPC.MaxSubscriptionsPerClient = 10_000 // every in-process BroadcastTxCommit is one subscription
+	c.RPC.MaxSubscriptionClients = 1_000
+	c.RPC.TimeoutBroadcastTxCommit = 30 * time.Second
+	c.P2P.ListenAddress = "tcp://" + p2pAddr
+	c.P2P.PersistentPeers = n.opts.Peers
+	c.P2P.AllowDuplicateIP = true
+	c.P2P.AddrBookStrict = false
+	c.Consensus.TimeoutCommit = n.opts.BlockTime
+	c.Consensus.CreateEmptyBlocks = true
+	c.Consensus.CreateEmptyBlocksInterval = n.opts.EmptyBlockInterval
+	c.Mempool.Size = 50_000
+	c.Instrumentation.Prometheus = false
+	cfg.EnsureRoot(n.opts.Home)
+
+	pv := privval.LoadFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
+	nodeKey, err := p2p.LoadNodeKey(c.NodeKeyFile())
+	if err != nil {
+		return fmt.Errorf("node key: %w", err)
+	}
+	n.dbs = &dbTracker{}
+	node, err := newNodeRecovering(ctx, c, pv, nodeKey, &abciApp{app: app, log: n.opts.Logger}, n.dbs, newLogger(n.opts.Logger))
+	if err != nil {
+		n.dbs.closeAll()
+		return err
+	}
+	if err := node.Start(); err != nil {
+		n.dbs.closeAll()
+		return fmt.Errorf("start consensus: %w", err)
+	}
+	n.node = node
+	n.client = &Client{rpc: rpclocal.New(node)}
+	// Until the first block commits, genesis state is not readable and CheckTx would
+	// reject everything; wait for it so callers can use the chain at once.
+	if err := n.client.WaitForHeight(ctx, 1); err != nil {
+		_ = n.Close()
+		return err
+	}
+	return nil
+}
+
+// newNodeRecovering builds the CometBFT node, turning a panic during handshake/replay
+// (e.g. an app hash that does not match the block store) into an error so the process can
+// report it instead of dying.
+func newNodeRecovering(ctx context.Context, c *cfg.Config, pv *privval.FilePV, nk *p2p.NodeKey, app *abciApp, dbs *dbTracker, logger cmtlog.Logger) (node *nm.Node, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("chain: cannot start node (state and block store disagree?): %v", r)
+		}
+	}()
+	node, err = nm.NewNode(ctx, c, pv, nk, proxy.NewLocalClientCreator(app),
+		nm.DefaultGenesisDocProviderFunc(c), dbs.provider, nm.DefaultMetricsProvider(c.Instrumentation), logger)
+	if err != nil {
+		return nil, fmt.Errorf("chain: create node: %w", err)
+	}
+	return node, nil
+}
+
+// Client is the in-process RPC client.
+func (n *Node) Client() *Client { return n.client }
+
+// RPCURL is where the CometBFT RPC listens, e.g. http://127.0.0.1:26657.
+func (n *Node) RPCURL() string { return "http://" + n.rpcAddr }
+
+// P2PID is the node's peer id.
+func (n *Node) P2PID() string { return string(n.node.NodeInfo().ID()) }
+
+// Close stops consensus and releases every database. It is safe to call more than once.
+func (n *Node) Close() error {
+	var err error
+	n.once.Do(func() {
+		if n.node != nil {
+			if e := n.node.Stop(); e != nil {
+				err = e
+			}
+			n.node.Wait()
+			n.dbs.closeUnclosed()
+		}
+		if n.store != nil {
+			if e := n.store.Close(); e != nil && err == nil {
+				err = e
+			}
+		}
+	})
+	return err
+}
+
+// dbTracker remembers the databases CometBFT opens: Node.Stop leaves the tx_index DB open,
+// which makes a restart in the same process fail with "lock held by current process".
+type dbTracker struct {
+	mu  sync.Mutex
+	dbs map[string]dbm.DB
+}
+
+func (t *dbTracker) provider(ctx *cfg.DBContext) (dbm.DB, error) {
+	db, err := cfg.DefaultDBProvider(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.dbs == nil {
+		t.dbs = map[string]dbm.DB{}
+	}
+	t.dbs[ctx.ID] = db
+	return db, nil
+}
+
+// closeUnclosed closes the databases Node.Stop does not close itself.
+func (t *dbTracker) closeUnclosed() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if db, ok := t.dbs["tx_index"]; ok {
+		_ = db.Close()
+	}
+}
+
+// closeAll closes everything; used when the node never started.
+func (t *dbTracker) closeAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, db := range t.dbs {
+		_ = db.Close()
+	}
+}
+
+// resolvePort replaces a 0 port with a free one.
+func resolvePort(hostport string) (string, error) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return "", fmt.Errorf("listen address %q: %w", hostport, err)
+	}
+	if port != "0" {
+		return hostport, nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", fmt.Errorf("find a free port on %s: %w", host, err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
