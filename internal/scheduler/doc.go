@@ -1,0 +1,13 @@
+// Package scheduler owns OmniRouter's placement policy (whitepaper §3.3):
+// which nodes can run a job, how the feasible ones are scored, and which are
+// chosen. It is pure: a snapshot of nodes and a job go in, a Plan comes out,
+// and the router applies it (Nomad's "decide purely, apply once").
+//
+// Feasibility is a pipeline of small checkers (feasible.go), ranking a set of
+// scorers combined with weights in basis points (rank.go). It must not do
+// I/O, read the clock, start goroutines, keep mutable package state or draw
+// random numbers: the same snapshot, job and weights always give the same
+// Plan, and everything that decides a placement is integer arithmetic. The
+// one floating-point computation, EstimateLatencyMicros, is an estimate
+// rounded to whole microseconds and is not part of consensus.
+package scheduler

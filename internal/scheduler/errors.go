@@ -1,0 +1,16 @@
+package scheduler
+
+import "errors"
+
+var (
+	// ErrInvalidWeights reports scoring weights that do not sum to 10000 bp.
+	ErrInvalidWeights = errors.New("invalid scoring weights")
+	// ErrInvalidJob reports a job that cannot be placed whatever the nodes.
+	ErrInvalidJob = errors.New("invalid job")
+	// ErrNoFeasibleNode reports that every node was rejected; the message
+	// counts the reasons.
+	ErrNoFeasibleNode = errors.New("no feasible node")
+	// ErrNotEnoughOperators reports fewer distinct operators among the
+	// feasible nodes than the job's replicas.
+	ErrNotEnoughOperators = errors.New("not enough operators")
+)

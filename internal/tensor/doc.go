@@ -1,0 +1,9 @@
+// Package tensor owns OmniSync's built-in verifiable kernels: the matrix types
+// they work on, their deterministic wire encoding, and a small registry that
+// lets a runtime run a kernel by name.
+//
+// It is a deterministic core. It must not do I/O, read the clock, start
+// goroutines or keep mutable package state, and every kernel result is exact
+// integer arithmetic, so an honest node, a validator and a test all compute
+// bit-identical outputs that package verify can check.
+package tensor

@@ -1,0 +1,124 @@
+package tensor
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// The OMT1 wire format, little-endian:
+//
+//	offset 0  "OMT1"
+//	offset 4  dtype (1 = int8, 2 = int32)
+//	offset 5  three zero bytes
+//	offset 8  uint32 rows
+//	offset 12 uint32 cols
+//	offset 16 rows×cols elements, row-major
+//
+// Decoders accept exactly the bytes the encoders produce (reserved bytes
+// zero, no trailing data), so an encoding is canonical and its sha256 can
+// name the matrix in the content-addressed store.
+const (
+	magic      = "OMT1"
+	headerSize = 16
+
+	dtypeInt8  byte = 1
+	dtypeInt32 byte = 2
+)
+
+// MarshalBinary encodes m in the OMT1 format.
+func (m *Int8Matrix) MarshalBinary() ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	b := appendHeader(make([]byte, 0, headerSize+len(m.Data)), dtypeInt8, m.Rows, m.Cols)
+	for _, v := range m.Data {
+		b = append(b, byte(v))
+	}
+	return b, nil
+}
+
+// MarshalBinary encodes m in the OMT1 format.
+func (m *Int32Matrix) MarshalBinary() ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	b := appendHeader(make([]byte, 0, headerSize+4*len(m.Data)), dtypeInt32, m.Rows, m.Cols)
+	for _, v := range m.Data {
+		b = binary.LittleEndian.AppendUint32(b, uint32(v))
+	}
+	return b, nil
+}
+
+// DecodeInt8 decodes an OMT1 int8 matrix.
+func DecodeInt8(b []byte) (*Int8Matrix, error) {
+	rows, cols, data, err := decodeHeader(b, dtypeInt8, 1)
+	if err != nil {
+		return nil, err
+	}
+	m := &Int8Matrix{Rows: rows, Cols: cols, Data: make([]int8, len(data))}
+	for i, v := range data {
+		m.Data[i] = int8(v)
+	}
+	return m, nil
+}
+
+// DecodeInt32 decodes an OMT1 int32 matrix.
+func DecodeInt32(b []byte) (*Int32Matrix, error) {
+	rows, cols, data, err := decodeHeader(b, dtypeInt32, 4)
+	if err != nil {
+		return nil, err
+	}
+	m := &Int32Matrix{Rows: rows, Cols: cols, Data: make([]int32, rows*cols)}
+	for i := range m.Data {
+		m.Data[i] = int32(binary.LittleEndian.Uint32(data[4*i:]))
+	}
+	return m, nil
+}
+
+func appendHeader(b []byte, dtype byte, rows, cols int) []byte {
+	b = append(b, magic...)
+	b = append(b, dtype, 0, 0, 0)
+	b = binary.LittleEndian.AppendUint32(b, uint32(rows))
+	return binary.LittleEndian.AppendUint32(b, uint32(cols))
+}
+
+// decodeHeader checks b's header against the wanted dtype and returns the
+// dimensions and the element bytes.
+func decodeHeader(b []byte, dtype byte, elemSize int) (rows, cols int, data []byte, err error) {
+	if len(b) < headerSize {
+		return 0, 0, nil, fmt.Errorf("%w: %d bytes is shorter than the %d-byte header", ErrEncoding, len(b), headerSize)
+	}
+	if string(b[:4]) != magic {
+		return 0, 0, nil, fmt.Errorf("%w: bad magic %q, want %q", ErrEncoding, b[:4], magic)
+	}
+	if b[4] != dtype {
+		return 0, 0, nil, fmt.Errorf("%w: dtype %d (%s), want %d (%s)", ErrEncoding, b[4], dtypeName(b[4]), dtype, dtypeName(dtype))
+	}
+	if b[5] != 0 || b[6] != 0 || b[7] != 0 {
+		return 0, 0, nil, fmt.Errorf("%w: reserved header bytes are not zero", ErrEncoding)
+	}
+	r := uint64(binary.LittleEndian.Uint32(b[8:]))
+	c := uint64(binary.LittleEndian.Uint32(b[12:]))
+	if r == 0 || c == 0 {
+		return 0, 0, nil, fmt.Errorf("%w: dimensions %dx%d must be positive", ErrEncoding, r, c)
+	}
+	if r*c > MaxElements { // both < 2^32, so the product cannot overflow
+		return 0, 0, nil, fmt.Errorf("%w: %dx%d is too large, limit %d elements", ErrEncoding, r, c, MaxElements)
+	}
+	want := headerSize + int(r*c)*elemSize
+	if len(b) != want {
+		return 0, 0, nil, fmt.Errorf("%w: size mismatch: %dx%d %s needs %d bytes, got %d", ErrEncoding, r, c, dtypeName(dtype), want, len(b))
+	}
+	return int(r), int(c), b[headerSize:], nil
+}
+
+func dtypeName(d byte) string {
+	switch d {
+	case dtypeInt8:
+		return "int8"
+	case dtypeInt32:
+		return "int32"
+	default:
+		return "unknown"
+	}
+}

@@ -1,0 +1,15 @@
+package tensor
+
+import "errors"
+
+var (
+	// ErrShape reports invalid dimensions: zero or negative, too large, a
+	// data slice that does not match them, or operands that do not conform.
+	ErrShape = errors.New("tensor shape")
+	// ErrEncoding reports bytes that are not a valid OMT1 matrix.
+	ErrEncoding = errors.New("tensor encoding")
+	// ErrUnknownKernel reports a kernel name that is not registered.
+	ErrUnknownKernel = errors.New("unknown kernel")
+	// ErrKernelInputs reports the wrong number of inputs for a kernel.
+	ErrKernelInputs = errors.New("kernel inputs")
+)

@@ -1,0 +1,55 @@
+package tensor
+
+import "fmt"
+
+// KernelMatMulInt8 multiplies two OMT1 int8 matrices [A, B] and returns the
+// OMT1 int32 product A·B.
+const KernelMatMulInt8 = "matmul-int8"
+
+// Kernels lists the registered kernel names in sorted order.
+func Kernels() []string {
+	return []string{KernelMatMulInt8}
+}
+
+// RunKernel runs a named kernel over encoded inputs and returns the encoded
+// output.
+func RunKernel(name string, inputs [][]byte) ([]byte, error) {
+	switch name {
+	case KernelMatMulInt8:
+		return runMatMulInt8(inputs)
+	default:
+		return nil, fmt.Errorf("%w: %q (known: %v)", ErrUnknownKernel, name, Kernels())
+	}
+}
+
+func runMatMulInt8(inputs [][]byte) ([]byte, error) {
+	a, b, err := DecodeMatMulInt8Inputs(inputs)
+	if err != nil {
+		return nil, err
+	}
+	c, err := MatMulInt8(a, b)
+	if err != nil {
+		return nil, err
+	}
+	return c.MarshalBinary()
+}
+
+// DecodeMatMulInt8Inputs decodes the [A, B] inputs of KernelMatMulInt8.
+func DecodeMatMulInt8Inputs(inputs [][]byte) (a, b *Int8Matrix, err error) {
+	if len(inputs) != 2 {
+		return nil, nil, fmt.Errorf("%w: %s takes 2 inputs [A, B], got %d", ErrKernelInputs, KernelMatMulInt8, len(inputs))
+	}
+	if a, err = DecodeInt8(inputs[0]); err != nil {
+		return nil, nil, fmt.Errorf("input A: %w", err)
+	}
+	if b, err = DecodeInt8(inputs[1]); err != nil {
+		return nil, nil, fmt.Errorf("input B: %w", err)
+	}
+	if a.Cols != b.Rows {
+		return nil, nil, fmt.Errorf("%w: A is %dx%d and B is %dx%d; A's columns must equal B's rows", ErrShape, a.Rows, a.Cols, b.Rows, b.Cols)
+	}
+	if a.Cols > MaxInner {
+		return nil, nil, fmt.Errorf("%w: inner dimension %d exceeds %d (int32 accumulation could overflow)", ErrShape, a.Cols, MaxInner)
+	}
+	return a, b, nil
+}

@@ -1,0 +1,11 @@
+// Package verify owns Proof-of-Computation checks: given a kernel's inputs
+// and a node's claimed output, it decides whether the output is right,
+// without trusting the node and, where possible, without redoing the work
+// (Freivalds' check costs O(n²) against the kernel's O(n³)).
+//
+// It is a deterministic core: validators on different machines must reach
+// the same verdict from the same inputs and seed. It must not do I/O, read
+// the clock, start goroutines, keep mutable package state or use floating
+// point; randomness comes only from the caller's seed (a block hash the
+// prover could not predict when it committed its result).
+package verify

@@ -1,0 +1,127 @@
+package verify
+
+import (
+	"fmt"
+	"math/bits"
+
+	"github.com/omnisync/omnisync/internal/tensor"
+)
+
+// Verdict is the outcome of checking one kernel output.
+type Verdict struct {
+	// OK is true when every round agreed.
+	OK bool
+	// Rounds is how many rounds ran: all of them when OK, else the round
+	// that caught the output (0 when the output was rejected unchecked).
+	Rounds int
+	// BadRow is the first row i where (A·(B·r))_i != (C·r)_i, the row that
+	// holds a wrong element; -1 when OK or when no row applies.
+	BadRow int
+	// Reason says in words why the output passed or failed.
+	Reason string
+}
+
+func failed(rounds, row int, format string, args ...any) Verdict {
+	return Verdict{Rounds: rounds, BadRow: row, Reason: fmt.Sprintf(format, args...)}
+}
+
+// FreivaldsInt8 checks c == a·b with Freivalds' algorithm over F_p,
+// p = 2^61 − 1: each round draws r uniformly from F_p^n and compares
+// A·(B·r) with C·r, in O(mk + kn + mn) time instead of O(mkn).
+//
+// The check is exact: every entry of A·B − C has magnitude below 2^32 < p
+// (inner dimension at most tensor.MaxInner), so a wrong C leaves a nonzero
+// difference matrix D mod p, and D·r = 0 for at most a 1/p fraction of r.
+// Each round therefore passes a wrong product with probability below 2^-60.
+//
+// seed should come from something the prover could not predict when it
+// committed c (a later block hash); the same seed gives the same verdict.
+// A c of the wrong shape or malformed is a failed Verdict; malformed or
+// non-conforming a and b, or rounds < 1, are caller errors.
+func FreivaldsInt8(a, b *tensor.Int8Matrix, c *tensor.Int32Matrix, seed [32]byte, rounds int) (Verdict, error) {
+	if err := checkRounds(rounds); err != nil {
+		return Verdict{}, err
+	}
+	if err := checkOperands(a, b); err != nil {
+		return Verdict{}, err
+	}
+	if err := c.Validate(); err != nil {
+		return failed(0, -1, "output is malformed: %v", err), nil
+	}
+	if c.Rows != a.Rows || c.Cols != b.Cols {
+		return failed(0, -1, "output is %dx%d, want %dx%d", c.Rows, c.Cols, a.Rows, b.Cols), nil
+	}
+
+	rng := newXoshiro256(seed)
+	r := make([]uint64, b.Cols)
+	br := make([]uint64, b.Rows)
+	abr := make([]uint64, a.Rows)
+	cr := make([]uint64, c.Rows)
+	for round := 1; round <= rounds; round++ {
+		for j := range r {
+			r[j] = rng.fieldElement()
+		}
+		mulVec(br, b.Data, r, int8Offset)
+		mulVec(abr, a.Data, br, int8Offset)
+		mulVec(cr, c.Data, r, int32Offset)
+		for i := range abr {
+			if abr[i] != cr[i] {
+				return failed(round, i, "row %d of the output is wrong: a·(b·r) != c·r in round %d", i, round), nil
+			}
+		}
+	}
+	return Verdict{OK: true, Rounds: rounds, BadRow: -1, Reason: fmt.Sprintf("a·(b·r) = c·r in all %d rounds", rounds)}, nil
+}
+
+func checkRounds(rounds int) error {
+	if rounds < 1 {
+		return fmt.Errorf("%w: rounds %d, need at least 1", ErrInvalidArgument, rounds)
+	}
+	return nil
+}
+
+// checkOperands rejects inputs the kernel itself would refuse; a prover
+// cannot be blamed for them.
+func checkOperands(a, b *tensor.Int8Matrix) error {
+	if err := a.Validate(); err != nil {
+		return fmt.Errorf("%w: input A: %w", ErrInvalidArgument, err)
+	}
+	if err := b.Validate(); err != nil {
+		return fmt.Errorf("%w: input B: %w", ErrInvalidArgument, err)
+	}
+	if a.Cols != b.Rows {
+		return fmt.Errorf("%w: inputs %dx%d and %dx%d do not conform", ErrInvalidArgument, a.Rows, a.Cols, b.Rows, b.Cols)
+	}
+	if a.Cols > tensor.MaxInner {
+		return fmt.Errorf("%w: inner dimension %d exceeds %d", ErrInvalidArgument, a.Cols, tensor.MaxInner)
+	}
+	return nil
+}
+
+// Offsets that make matrix entries non-negative for mulVec.
+const (
+	int8Offset  = 1 << 7
+	int32Offset = 1 << 31
+)
+
+// mulVec sets dst = M·v mod p, where M is row-major with len(v) columns.
+//
+// It avoids a modular reduction per element: shifting each entry by offset
+// makes it non-negative (u = x + offset), so a row's Σ u_j·v_j accumulates
+// exactly in 128 bits (u < 2^32, v_j < 2^61, at most 2^26 terms: < 2^119).
+// One reduction per row and one correction, Σ x_j·v_j = Σ u_j·v_j −
+// offset·Σ v_j, follow.
+func mulVec[T int8 | int32](dst []uint64, data []T, v []uint64, offset int64) {
+	correction := mulMod(uint64(offset), sumMod(v))
+	for i := range dst {
+		row := data[i*len(v):][:len(v)]
+		var hi, lo uint64
+		for j, x := range row {
+			h, l := bits.Mul64(uint64(int64(x)+offset), v[j])
+			var carry uint64
+			lo, carry = bits.Add64(lo, l, 0)
+			hi += h + carry
+		}
+		dst[i] = subMod(mod128(hi, lo), correction)
+	}
+}
