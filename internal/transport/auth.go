@@ -1,0 +1,183 @@
+package transport
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
+)
+
+// Subject namespaces shared with the router and the node daemon.
+const (
+	// NodeSubjectPrefix + id + "." + … is a node's private namespace.
+	NodeSubjectPrefix = "omni.node."
+	// RouterSubjectPrefix + … is where nodes publish to the router.
+	RouterSubjectPrefix = "omni.router."
+)
+
+// rejectDelay is how long a rejected client waits for its error.
+const rejectDelay = 100 * time.Millisecond
+
+// replyWindow bounds how long, and how often, a node may answer one request.
+const replyWindow = time.Minute
+
+// EncodeNkey returns the NATS user NKEY ("U…") of an ed25519 public key.
+func EncodeNkey(pub ed25519.PublicKey) (string, error) {
+	if len(pub) != ed25519.PublicKeySize {
+		return "", fmt.Errorf("%w: ed25519 public key has %d bytes", ErrInvalidOptions, len(pub))
+	}
+	b, err := nkeys.Encode(nkeys.PrefixByteUser, pub)
+	if err != nil {
+		return "", fmt.Errorf("%w: encode nkey: %v", ErrInvalidOptions, err)
+	}
+	return string(b), nil
+}
+
+// nkeyRegistrar is the part of the server's client that ClientAuthentication
+// does not expose; *server.client implements it.
+type nkeyRegistrar interface {
+	RegisterNkeyUser(*server.NkeyUser) error
+}
+
+// authenticator implements server.Authentication: it checks the nonce
+// signature itself and assigns permissions per key.
+type authenticator struct {
+	admins    []ed25519.PublicKey // full rights, in-process connections only
+	authorize func(ed25519.PublicKey) (string, bool)
+	buckets   []string
+	log       *slog.Logger
+}
+
+// Check is called by the server for every connecting client, concurrently,
+// on that client's read goroutine.
+func (a *authenticator) Check(c server.ClientAuthentication) bool {
+	if a.allow(c) {
+		return true
+	}
+	// Closing at once races the client's own writes: it can hit a broken
+	// pipe before reading our "authorization violation" and report a vague
+	// TLS error instead (seen in tests). The pause also slows key guessing,
+	// and holds only this client's read goroutine.
+	time.Sleep(rejectDelay)
+	return false
+}
+
+func (a *authenticator) allow(c server.ClientAuthentication) bool {
+	if c.Kind() != server.CLIENT {
+		return false
+	}
+	opts := c.GetOpts()
+	pub, err := verifyNonce(opts.Nkey, opts.Sig, c.GetNonce())
+	if err != nil {
+		a.log.Warn("nats client rejected", "remote", c.RemoteAddress(), "err", err)
+		return false
+	}
+	reg, ok := c.(nkeyRegistrar)
+	if !ok {
+		a.log.Error("nats client rejected: server client cannot register nkey users")
+		return false
+	}
+	user := &server.NkeyUser{Nkey: opts.Nkey}
+	if a.isAdmin(pub) {
+		if !isInProcess(c) {
+			a.log.Warn("nats client rejected: admin key used over the network", "remote", c.RemoteAddress())
+			return false
+		}
+	} else {
+		id, ok := a.authorize(pub)
+		if !ok || !validNodeID(id) {
+			a.log.Info("nats client rejected: key not authorized", "nkey", opts.Nkey, "remote", c.RemoteAddress(), "node_id", id)
+			return false
+		}
+		user.Permissions = nodePermissions(id, a.buckets)
+	}
+	if err := reg.RegisterNkeyUser(user); err != nil {
+		a.log.Error("nats client rejected: register user", "nkey", opts.Nkey, "err", err)
+		return false
+	}
+	return true
+}
+
+func (a *authenticator) isAdmin(pub ed25519.PublicKey) bool {
+	for _, k := range a.admins {
+		if k.Equal(pub) {
+			return true
+		}
+	}
+	return false
+}
+
+// verifyNonce checks that sig is the signature of nonce by the user NKEY nkey
+// and returns the ed25519 key behind it.
+func verifyNonce(nkey, sig string, nonce []byte) (ed25519.PublicKey, error) {
+	if nkey == "" || sig == "" {
+		return nil, fmt.Errorf("%w: no nkey or signature presented", ErrUnauthorized)
+	}
+	if len(nonce) == 0 {
+		return nil, fmt.Errorf("%w: server issued no nonce", ErrUnauthorized)
+	}
+	raw, err := nkeys.Decode(nkeys.PrefixByteUser, []byte(nkey))
+	if err != nil || len(raw) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("%w: malformed user nkey", ErrUnauthorized)
+	}
+	s, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil {
+		// Some clients pad; the server's own nkey check accepts both.
+		if s, err = base64.StdEncoding.DecodeString(sig); err != nil {
+			return nil, fmt.Errorf("%w: signature is not base64", ErrUnauthorized)
+		}
+	}
+	pub := ed25519.PublicKey(raw)
+	if !ed25519.Verify(pub, nonce, s) {
+		return nil, fmt.Errorf("%w: bad nonce signature", ErrUnauthorized)
+	}
+	return pub, nil
+}
+
+// isInProcess reports whether the client came through Server.InProcessConn
+// (a net.Pipe) rather than a network listener.
+func isInProcess(c server.ClientAuthentication) bool {
+	addr := c.RemoteAddress()
+	return addr != nil && addr.Network() == "pipe"
+}
+
+// validNodeID accepts ids that are exactly one subject token.
+func validNodeID(id string) bool {
+	return id != "" && !strings.ContainsAny(id, ".*> \t\r\n")
+}
+
+// nodePermissions is everything a node may do; the rest is denied.
+func nodePermissions(id string, buckets []string) *server.Permissions {
+	own := NodeSubjectPrefix + id + ".>"
+	pub := []string{own, RouterSubjectPrefix + ">"}
+	for _, b := range buckets {
+		pub = append(pub, bucketPublishSubjects(b)...)
+	}
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: pub},
+		Subscribe: &server.SubjectPermission{Allow: []string{own, "_INBOX.>"}},
+		Response:  &server.ResponsePermission{MaxMsgs: 1, Expires: replyWindow},
+	}
+}
+
+// bucketPublishSubjects lets a node put objects into bucket b and read them
+// with GetBlob (metadata and chunks by direct get). No consumer, purge or
+// delete rights: see the package comment.
+func bucketPublishSubjects(b string) []string {
+	stream := objectStream(b)
+	api := "$JS.API."
+	return []string{
+		api + "STREAM.INFO." + stream,       // jetstream.ObjectStore
+		api + "STREAM.MSG.GET." + stream,    // metadata when direct get is off
+		api + "DIRECT.GET." + stream,        // chunk batches (GetBlob)
+		api + "DIRECT.GET." + stream + ".>", // last metadata by subject
+		"$O." + b + ".>",                    // chunks and metadata (Put)
+	}
+}
+
+func objectStream(bucket string) string { return "OBJ_" + bucket }

@@ -1,0 +1,213 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func randomBytes(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)}).Read(b)
+	return b
+}
+
+// TestLargeBlobOverWSS is the regression test for the WebSocket frame-size
+// pitfall (DESIGN §9): a blob far above max_payload must arrive intact.
+func TestLargeBlobOverWSS(t *testing.T) {
+	n := startTestNet(t, "n1")
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	adminJS, err := jetstream.New(n.adminConn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := n.dialNode(t, "n1", func(err error) { t.Errorf("async error: %v", err) })
+	nodeJS, err := jetstream.New(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	data := randomBytes(48<<20, 1)
+	digest, err := PutBlob(ctx, adminJS, testBucket, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if digest != Digest(data) {
+		t.Fatalf("digest %s, want %s", digest, Digest(data))
+	}
+	start := time.Now()
+	got, err := GetBlob(ctx, nodeJS, testBucket, digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	if !bytes.Equal(got, data) {
+		t.Fatalf("got %d bytes back, not the %d put", len(got), len(data))
+	}
+	if r := node.Stats().Reconnects; r != 0 {
+		t.Fatalf("%d reconnects during the transfer", r)
+	}
+	t.Logf("48 MiB get over wss: %v (%.0f MB/s)", elapsed, float64(len(data))/1e6/elapsed.Seconds())
+}
+
+func TestBlobRoundTripAndErrors(t *testing.T) {
+	n := startTestNet(t, "n1")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	adminJS, err := jetstream.New(n.adminConn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeErrs := make(chan error, 8)
+	nodeJS, err := jetstream.New(n.dialNode(t, "n1", func(err error) { nodeErrs <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("node puts, router gets", func(t *testing.T) {
+		for _, size := range []int{0, 1, 128 << 10, 128<<10 + 1, 3 << 20} {
+			data := randomBytes(size, uint64(size))
+			digest, err := PutBlob(ctx, nodeJS, testBucket, data)
+			if err != nil {
+				t.Fatalf("size %d: %v", size, err)
+			}
+			got, err := GetBlob(ctx, adminJS, testBucket, digest)
+			if err != nil {
+				t.Fatalf("size %d: %v", size, err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatalf("size %d: content differs", size)
+			}
+			// Putting the same content again is a no-op, not a purge the node
+			// has no right to.
+			if again, err := PutBlob(ctx, nodeJS, testBucket, data); err != nil || again != digest {
+				t.Fatalf("size %d: second put = %s, %v", size, again, err)
+			}
+		}
+	})
+
+	t.Run("unknown digest", func(t *testing.T) {
+		_, err := GetBlob(ctx, nodeJS, testBucket, Digest([]byte("never stored")))
+		if !errors.Is(err, ErrNotFound) {
+			t.Fatalf("got %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("unknown bucket", func(t *testing.T) {
+		_, err := GetBlob(ctx, adminJS, "nope", Digest(nil))
+		if !errors.Is(err, ErrNotFound) {
+			t.Fatalf("got %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("malformed digest", func(t *testing.T) {
+		_, err := GetBlob(ctx, nodeJS, testBucket, "sha256:xyz")
+		if !errors.Is(err, ErrInvalidDigest) {
+			t.Fatalf("got %v, want ErrInvalidDigest", err)
+		}
+	})
+
+	t.Run("tampered content", func(t *testing.T) {
+		claimed := Digest([]byte("the real thing"))
+		obs, err := adminJS.ObjectStore(ctx, testBucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Store other bytes under the name of the claimed digest, as a
+		// misbehaving node could.
+		if _, err := obs.PutBytes(ctx, strings.TrimPrefix(claimed, DigestPrefix), []byte("a forgery")); err != nil {
+			t.Fatal(err)
+		}
+		for name, js := range map[string]jetstream.JetStream{"node": nodeJS, "router": adminJS} {
+			if _, err := GetBlob(ctx, js, testBucket, claimed); !errors.Is(err, ErrDigestMismatch) {
+				t.Fatalf("%s got %v, want ErrDigestMismatch", name, err)
+			}
+		}
+		// The genuine content repairs the entry.
+		if _, err := PutBlob(ctx, adminJS, testBucket, []byte("the real thing")); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := GetBlob(ctx, nodeJS, testBucket, claimed); err != nil || string(got) != "the real thing" {
+			t.Fatalf("after repair: %q, %v", got, err)
+		}
+	})
+
+	t.Run("bucket not granted to nodes", func(t *testing.T) {
+		if _, err := adminJS.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "private"}); err != nil {
+			t.Fatal(err)
+		}
+		short, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if _, err := GetBlob(short, nodeJS, "private", Digest(nil)); err == nil {
+			t.Fatal("node read a bucket it was not granted")
+		}
+		select {
+		case err := <-nodeErrs:
+			if !errors.Is(err, ErrPermissionDenied) {
+				t.Fatalf("OnError got %v, want ErrPermissionDenied", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no permission violation reported")
+		}
+	})
+}
+
+func TestParseDigest(t *testing.T) {
+	valid := Digest([]byte("x"))
+	cases := []struct {
+		in string
+		ok bool
+	}{
+		{valid, true},
+		{strings.ToUpper(valid), false},
+		{"sha256:" + strings.ToUpper(valid[7:]), false},
+		{valid[7:], false},
+		{valid[:len(valid)-1], false},
+		{valid + "0", false},
+		{"sha512:" + valid[7:], false},
+		{"sha256:" + strings.Repeat("g", 64), false},
+		{"", false},
+	}
+	for _, tc := range cases {
+		sum, err := ParseDigest(tc.in)
+		if tc.ok != (err == nil) {
+			t.Errorf("ParseDigest(%q) error %v, want ok=%v", tc.in, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidDigest) {
+			t.Errorf("ParseDigest(%q) error %v does not wrap ErrInvalidDigest", tc.in, err)
+		}
+		if tc.ok && sum != sha256.Sum256([]byte("x")) {
+			t.Errorf("ParseDigest(%q) = %x", tc.in, sum)
+		}
+	}
+}
+
+func FuzzParseDigest(f *testing.F) {
+	f.Add(Digest(nil))
+	f.Add(Digest([]byte("omnisync")))
+	f.Add("sha256:")
+	f.Add("sha256:" + strings.Repeat("A", 64))
+	f.Add("SHA-256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU=")
+	f.Fuzz(func(t *testing.T, s string) {
+		sum, err := ParseDigest(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidDigest) {
+				t.Fatalf("error %v does not wrap ErrInvalidDigest", err)
+			}
+			return
+		}
+		// Only the canonical form parses, so formatting gives s back.
+		if canon := DigestPrefix + hex.EncodeToString(sum[:]); canon != s {
+			t.Fatalf("ParseDigest(%q) accepted a non-canonical form of %s", s, canon)
+		}
+	})
+}

@@ -1,0 +1,162 @@
+package transport
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// browserUserAgent makes the server cap WebSocket frames at 4 KiB. Without a
+// "Mozilla/" user agent it merges its whole outbound queue into one frame, and
+// nats.go drops frames above 8×max_payload and reconnects (DESIGN §9).
+const browserUserAgent = "Mozilla/5.0 (OmniSync node)"
+
+// Reconnect backoff: doubling from reconnectMin up to reconnectMax, plus up to
+// 20% jitter so a router restart is not met by every node at once.
+const (
+	reconnectMin = 100 * time.Millisecond
+	reconnectMax = 30 * time.Second
+)
+
+// DialOptions configures a node's connection to the router.
+type DialOptions struct {
+	URL     string             // "wss://host:port"
+	Key     ed25519.PrivateKey // the node's identity; signs the server nonce
+	RootCAs *x509.CertPool     // trust roots for the router's cert; nil = system roots
+	Name    string             // connection name shown in server logs
+	// OnError receives asynchronous errors, notably permission violations
+	// (wrapped in ErrPermissionDenied) which NATS never returns from Publish or
+	// Subscribe. It runs on the connection's callback goroutine.
+	OnError func(error)
+	Logger  *slog.Logger // default slog.Default()
+}
+
+// Dial connects a node to the router over WebSocket + TLS 1.3 and keeps the
+// connection alive: after the first successful connect it reconnects forever
+// with backoff. A key the router does not know fails with ErrUnauthorized.
+func Dial(ctx context.Context, o DialOptions) (*nats.Conn, error) {
+	return dial(ctx, o, http.Header{"User-Agent": []string{browserUserAgent}})
+}
+
+// dial is Dial with the WebSocket headers as a parameter, so the benchmark can
+// measure what the browser user agent is worth.
+func dial(ctx context.Context, o DialOptions, headers http.Header) (*nats.Conn, error) {
+	u, err := url.Parse(o.URL)
+	if err != nil || u.Scheme != "wss" || u.Host == "" {
+		return nil, fmt.Errorf("%w: url %q is not wss://host:port", ErrInvalidOptions, o.URL)
+	}
+	auth, err := nkeyOption(o.Key)
+	if err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("url", o.URL, "conn", o.Name)
+	onError := o.OnError
+	if onError == nil {
+		onError = func(error) {}
+	}
+	return connect(ctx, o.URL, auth,
+		nats.Name(o.Name),
+		nats.Secure(&tls.Config{MinVersion: tls.VersionTLS13, RootCAs: o.RootCAs}),
+		nats.WebSocketConnectionHeaders(headers),
+		nats.MaxReconnects(-1),
+		nats.CustomReconnectDelay(reconnectDelay),
+		nats.IgnoreAuthErrorAbort(), // a restarting router may not know us yet
+		nats.PingInterval(30*time.Second),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				err = fmt.Errorf("%w: %w", ErrPermissionDenied, err)
+			}
+			log.Warn("nats async error", "subject", subjectOf(sub), "err", err)
+			onError(err)
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("disconnected from router", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("reconnected to router") }),
+	)
+}
+
+func reconnectDelay(attempts int) time.Duration {
+	d := reconnectMax
+	if attempts < 16 {
+		d = min(reconnectMin<<max(attempts-1, 0), reconnectMax)
+	}
+	return d + rand.N(d/5+1)
+}
+
+// nkeyOption authenticates as the user NKEY of key, signing the nonce.
+func nkeyOption(key ed25519.PrivateKey) (nats.Option, error) {
+	if len(key) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("%w: ed25519 private key has %d bytes", ErrInvalidOptions, len(key))
+	}
+	nkey, err := EncodeNkey(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, err
+	}
+	return nats.Nkey(nkey, func(nonce []byte) ([]byte, error) {
+		return ed25519.Sign(key, nonce), nil
+	}), nil
+}
+
+// connect is nats.Connect bounded by ctx, with errors mapped to sentinels.
+func connect(ctx context.Context, url string, opts ...nats.Option) (*nats.Conn, error) {
+	if deadline, ok := ctx.Deadline(); ok {
+		opts = append(opts, nats.Timeout(max(time.Until(deadline), time.Millisecond)))
+	}
+	type result struct {
+		nc  *nats.Conn
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		nc, err := nats.Connect(url, opts...)
+		done <- result{nc, err}
+	}()
+	select {
+	case r := <-done:
+		switch {
+		case errors.Is(r.err, nats.ErrAuthorization):
+			return nil, fmt.Errorf("%w: server rejected this key: %v", ErrUnauthorized, r.err)
+		case r.err != nil:
+			return nil, fmt.Errorf("%w: %s: %v", ErrConnect, displayURL(url), r.err)
+		}
+		return r.nc, nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.nc != nil {
+				r.nc.Close()
+			}
+		}()
+		return nil, fmt.Errorf("%w: %s: %w", ErrConnect, displayURL(url), ctx.Err())
+	}
+}
+
+func displayURL(url string) string {
+	if url == "" {
+		return "in-process"
+	}
+	return url
+}
+
+func subjectOf(sub *nats.Subscription) string {
+	if sub == nil {
+		return ""
+	}
+	return sub.Subject
+}

@@ -1,0 +1,119 @@
+package transport
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+const testBucket = "blobs"
+
+// testNet is a running router-side server plus the keys it knows.
+type testNet struct {
+	srv   *Server
+	admin ed25519.PrivateKey
+	nodes map[string]ed25519.PrivateKey // node id → key
+	roots *x509.CertPool
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("OMNISYNC_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func newKey(tb testing.TB) ed25519.PrivateKey {
+	tb.Helper()
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
+// startTestNet starts a server on loopback with a fresh store, a free port and
+// the given node ids authorised.
+func startTestNet(tb testing.TB, nodeIDs ...string) *testNet {
+	tb.Helper()
+	files, err := EnsureTLS(tb.TempDir(), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tlsConf, err := files.ServerConfig()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	roots, err := files.ClientRootCAs()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n := &testNet{admin: newKey(tb), nodes: map[string]ed25519.PrivateKey{}, roots: roots}
+	byKey := map[string]string{}
+	for _, id := range nodeIDs {
+		k := newKey(tb)
+		n.nodes[id] = k
+		byKey[string(k.Public().(ed25519.PublicKey))] = id
+	}
+	n.srv, err = NewServer(ServerOptions{
+		TLS:      tlsConf,
+		StoreDir: tb.TempDir(),
+		Admin:    n.admin.Public().(ed25519.PublicKey),
+		Authorize: func(pub ed25519.PublicKey) (string, bool) {
+			id, ok := byKey[string(pub)] // read-only after start: safe concurrently
+			return id, ok
+		},
+		Buckets: []string{testBucket},
+		Logger:  testLogger(),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.srv.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { n.srv.Close() })
+	return n
+}
+
+func (n *testNet) adminConn(tb testing.TB) *nats.Conn {
+	tb.Helper()
+	nc, err := n.srv.ConnectInProcess(context.Background(), n.admin, "router")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
+}
+
+func (n *testNet) dialOptions(id string, onError func(error)) DialOptions {
+	return DialOptions{
+		URL:     n.srv.WebSocketURL(),
+		Key:     n.nodes[id],
+		RootCAs: n.roots,
+		Name:    "node-" + id,
+		OnError: onError,
+		Logger:  testLogger(),
+	}
+}
+
+func (n *testNet) dialNode(tb testing.TB, id string, onError func(error)) *nats.Conn {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, err := Dial(ctx, n.dialOptions(id, onError))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
+}
