@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+	cmted "github.com/cometbft/cometbft/crypto/ed25519"
 
 	"github.com/omnisync/omnisync/internal/ledger"
 )
@@ -31,11 +32,13 @@ func (a *abciApp) Info(context.Context, *abci.InfoRequest) (*abci.InfoResponse, 
 }
 
 func (a *abciApp) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.InitChainResponse, error) {
-	hash, err := a.app.InitChain(req.ChainId, req.AppStateBytes)
+	hash, vals, err := a.app.InitChain(req.ChainId, req.AppStateBytes)
 	if err != nil {
 		return nil, fmt.Errorf("init chain: %w", err)
 	}
-	return &abci.InitChainResponse{AppHash: hash}, nil
+	// The ledger's validator set is authoritative; CometBFT replaces genesis.json's list
+	// with it, so the two cannot drift apart.
+	return &abci.InitChainResponse{AppHash: hash, Validators: toABCIValidators(vals)}, nil
 }
 
 func (a *abciApp) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckTxResponse, error) {
@@ -44,11 +47,19 @@ func (a *abciApp) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.Ch
 }
 
 func (a *abciApp) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (*abci.FinalizeBlockResponse, error) {
-	res, err := a.app.FinalizeBlock(ledger.Block{Height: req.Height, Time: req.Time, Hash: req.Hash, Txs: req.Txs})
+	b := ledger.Block{Height: req.Height, Time: req.Time, Hash: req.Hash, Txs: req.Txs}
+	for _, m := range req.Misbehavior {
+		if m.Type == abci.MISBEHAVIOR_TYPE_DUPLICATE_VOTE {
+			b.Misbehavior = append(b.Misbehavior, ledger.Misbehavior{ConsensusAddress: m.Validator.Address, Height: m.Height})
+		}
+	}
+	res, err := a.app.FinalizeBlock(b)
 	if err != nil {
 		return nil, err
 	}
-	out := &abci.FinalizeBlockResponse{AppHash: res.AppHash, Events: toABCIEvents(res.Events)}
+	out := &abci.FinalizeBlockResponse{
+		AppHash: res.AppHash, Events: toABCIEvents(res.Events), ValidatorUpdates: toABCIValidators(res.ValidatorUpdates),
+	}
 	for _, r := range res.TxResults {
 		out.TxResults = append(out.TxResults, &abci.ExecTxResult{Code: uint32(r.Code), Log: r.Log, Events: toABCIEvents(r.Events)})
 	}
@@ -69,6 +80,14 @@ func (a *abciApp) Query(_ context.Context, req *abci.QueryRequest) (*abci.QueryR
 		return &abci.QueryResponse{Code: uint32(ledger.CodeFor(err)), Log: err.Error(), Height: height}, nil
 	}
 	return &abci.QueryResponse{Value: v, Height: height}, nil
+}
+
+func toABCIValidators(vals []ledger.ValidatorUpdate) []abci.ValidatorUpdate {
+	out := make([]abci.ValidatorUpdate, 0, len(vals))
+	for _, v := range vals {
+		out = append(out, abci.NewValidatorUpdate(cmted.PubKey(v.PubKey), v.Power))
+	}
+	return out
 }
 
 func toABCIEvents(events []ledger.Event) []abci.Event {

@@ -24,10 +24,10 @@ func initSingle(t *testing.T, home string, funded ed25519.PrivateKey) {
 		t.Fatal(err)
 	}
 	g := ledger.Genesis{
-		Supply:     2_000 * ledger.UomniPerOMNI,
+		Supply:     11_000 * ledger.UomniPerOMNI,
 		Params:     ledger.DefaultParams(),
 		Accounts:   []ledger.GenesisAccount{{Address: keys.AddressOfKey(funded), Balance: 1_000 * ledger.UomniPerOMNI}},
-		Validators: []ledger.Validator{{Address: keys.AddressOfKey(testKey(9)), Stake: 1_000 * ledger.UomniPerOMNI}},
+		Validators: []ledger.Validator{{Address: keys.AddressOfKey(testKey(9)), PubKey: vk.PubKey, Stake: 10_000 * ledger.UomniPerOMNI}},
 	}
 	if err := WriteGenesis([]string{home}, "omnisync-chaintest", time.Now(), []ValidatorKey{vk}, g); err != nil {
 		t.Fatal(err)

@@ -3,21 +3,35 @@ package chain
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 
 	cmtlog "github.com/cometbft/cometbft/libs/log"
 )
 
 // slogAdapter sends CometBFT's logs to slog. CometBFT logs every block at Info, which
-// drowns a devnet's own output, so its Info becomes Debug.
-type slogAdapter struct{ l *slog.Logger }
+// drowns a devnet's own output, so its Info becomes Debug; and while the node is stopping,
+// its errors about closed listeners are expected, so they become Debug too.
+type slogAdapter struct {
+	l        *slog.Logger
+	stopping *atomic.Bool
+}
 
-func newLogger(l *slog.Logger) cmtlog.Logger { return slogAdapter{l.With("module", "cometbft")} }
+func newLogger(l *slog.Logger, stopping *atomic.Bool) cmtlog.Logger {
+	return slogAdapter{l.With("module", "cometbft"), stopping}
+}
 
 func (a slogAdapter) Debug(msg string, kv ...any) {
 	a.l.Log(context.Background(), slog.LevelDebug-4, msg, kv...)
 }
-func (a slogAdapter) Info(msg string, kv ...any)  { a.l.Debug(msg, kv...) }
-func (a slogAdapter) Error(msg string, kv ...any) { a.l.Warn(msg, kv...) }
+func (a slogAdapter) Info(msg string, kv ...any) { a.l.Debug(msg, kv...) }
+func (a slogAdapter) Error(msg string, kv ...any) {
+	if a.stopping.Load() {
+		a.l.Debug(msg, kv...)
+		return
+	}
+	a.l.Warn(msg, kv...)
+}
+
 func (a slogAdapter) With(kv ...any) cmtlog.Logger {
-	return slogAdapter{a.l.With(kv...)}
+	return slogAdapter{a.l.With(kv...), a.stopping}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	dbm "github.com/cometbft/cometbft-db"
@@ -62,13 +63,14 @@ func (o *Options) setDefaults() error {
 
 // Node is an embedded CometBFT validator running the OMNI ledger.
 type Node struct {
-	opts    Options
-	store   *store.IAVL
-	node    *nm.Node
-	client  *Client
-	rpcAddr string
-	dbs     *dbTracker
-	once    sync.Once
+	opts     Options
+	store    *store.IAVL
+	node     *nm.Node
+	client   *Client
+	rpcAddr  string
+	dbs      *dbTracker
+	once     sync.Once
+	stopping atomic.Bool
 }
 
 // New prepares a node from an initialised home (see InitHome and WriteGenesis).
@@ -121,6 +123,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	c.Consensus.CreateEmptyBlocksInterval = n.opts.EmptyBlockInterval
 	c.Mempool.Size = 50_000
 	c.Instrumentation.Prometheus = false
+	// goleveldb, like the ledger state: pebble logs WAL replays to stderr through the std logger.
+	c.DBBackend = "goleveldb"
 	cfg.EnsureRoot(n.opts.Home)
 
 	pv := privval.LoadFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
@@ -129,7 +133,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("node key: %w", err)
 	}
 	n.dbs = &dbTracker{}
-	node, err := newNodeRecovering(ctx, c, pv, nodeKey, &abciApp{app: app, log: n.opts.Logger}, n.dbs, newLogger(n.opts.Logger))
+	node, err := newNodeRecovering(ctx, c, pv, nodeKey, &abciApp{app: app, log: n.opts.Logger}, n.dbs, newLogger(n.opts.Logger, &n.stopping))
 	if err != nil {
 		n.dbs.closeAll()
 		return err
@@ -179,6 +183,7 @@ func (n *Node) P2PID() string { return string(n.node.NodeInfo().ID()) }
 func (n *Node) Close() error {
 	var err error
 	n.once.Do(func() {
+		n.stopping.Store(true)
 		if n.node != nil {
 			if e := n.node.Stop(); e != nil {
 				err = e

@@ -70,3 +70,36 @@ func SignNext(ctx context.Context, client *Client, key ed25519.PrivateKey, chain
 	tx, err := ledger.SignTx(key, chainID, acc.Seq, msg)
 	return tx, acc.Seq, err
 }
+
+// Wallet is a signer plus read access: what a daemon holds to act on the chain. Its
+// methods use only ledger types, so daemons can declare the interface they need without
+// importing CometBFT.
+type Wallet struct {
+	signer *Signer
+	client *Client
+}
+
+// NewWallet binds key to the chain behind client.
+func NewWallet(client *Client, key ed25519.PrivateKey, chainID string) *Wallet {
+	return &Wallet{signer: NewSigner(client, key, chainID), client: client}
+}
+
+// Address is the wallet's account.
+func (w *Wallet) Address() keys.Address { return w.signer.Address() }
+
+// Send signs msg, submits it and waits for it to commit; it returns the tx hash.
+func (w *Wallet) Send(ctx context.Context, msg ledger.Msg) (string, error) {
+	c, err := w.signer.Submit(ctx, msg)
+	return c.Hash, err
+}
+
+// BroadcastTx submits a tx someone else signed and waits for it to commit.
+func (w *Wallet) BroadcastTx(ctx context.Context, tx []byte) (string, error) {
+	c, err := w.client.Broadcast(ctx, tx)
+	return c.Hash, err
+}
+
+// Query reads ledger state (see ledger.App.Query for paths) into v.
+func (w *Wallet) Query(ctx context.Context, path string, v any) error {
+	return w.client.Query(ctx, path, v)
+}

@@ -5,18 +5,21 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/omnisync/omnisync/internal/keys"
 )
 
 // Block is what consensus hands the ledger: the height, the proposer's block time (the only
-// clock consensus code may read), the block hash (an unpredictable seed) and the txs.
+// clock consensus code may read), the block hash (an unpredictable seed), the txs and any
+// evidence of validator misbehaviour.
 type Block struct {
-	Height int64
-	Time   time.Time
-	Hash   []byte
-	Txs    [][]byte
+	Height      int64
+	Time        time.Time
+	Hash        []byte
+	Txs         [][]byte
+	Misbehavior []Misbehavior
 }
 
 // Attr and Event describe what a transaction did, for indexers and subscribers.
@@ -37,9 +40,10 @@ type TxResult struct {
 
 // BlockResult is the outcome of a block.
 type BlockResult struct {
-	TxResults []TxResult
-	Events    []Event
-	AppHash   []byte
+	TxResults        []TxResult
+	Events           []Event
+	ValidatorUpdates []ValidatorUpdate
+	AppHash          []byte
 }
 
 // App is the OMNI ledger. It is not safe for concurrent use: consensus serialises calls.
@@ -49,11 +53,14 @@ type App struct {
 	// checkSeq holds the next sequence per signer for txs admitted to the mempool since the
 	// last commit, so a client may send several txs per block.
 	checkSeq map[keys.Address]uint64
+	// verified remembers txs whose signature CheckTx already checked, so FinalizeBlock
+	// does not verify them again: ed25519 verification bounds the ledger's throughput.
+	verified *txCache
 }
 
 // New opens the ledger over a store (which may already hold committed state).
 func New(store Store) (*App, error) {
-	a := &App{store: store, checkSeq: map[keys.Address]uint64{}}
+	a := &App{store: store, checkSeq: map[keys.Address]uint64{}, verified: newTxCache(200_000)}
 	if v, _ := store.LastCommit(); v > 0 {
 		id, err := store.Get(keyChainID)
 		if err != nil {
@@ -70,30 +77,44 @@ func (a *App) Info() (height int64, appHash []byte) { return a.store.LastCommit(
 // ChainID is the chain this ledger was initialised for.
 func (a *App) ChainID() string { return a.chainID }
 
-// InitChain writes the genesis state into the working set and returns its hash.
-func (a *App) InitChain(chainID string, genesisJSON []byte) ([]byte, error) {
+// InitChain writes the genesis state into the working set and returns its hash and the
+// initial validator set.
+func (a *App) InitChain(chainID string, genesisJSON []byte) ([]byte, []ValidatorUpdate, error) {
 	if chainID == "" {
-		return nil, fmt.Errorf("empty chain id")
+		return nil, nil, fmt.Errorf("empty chain id")
 	}
 	g, err := ParseGenesis(genesisJSON)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st := state{kv: a.store}
 	if err := a.store.Set(keyChainID, []byte(chainID)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := g.apply(st); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	a.chainID = chainID
-	return a.store.WorkingHash(), nil
+	var vals []ValidatorUpdate
+	for _, v := range g.Validators {
+		vals = append(vals, ValidatorUpdate{PubKey: v.PubKey, Power: v.Power()})
+	}
+	return a.store.WorkingHash(), vals, nil
+}
+
+// decode parses a tx, reusing a signature check CheckTx already made.
+func (a *App) decode(raw []byte) (Tx, error) {
+	h := HashTx(raw)
+	if tx, ok := a.verified.get(h); ok {
+		return tx, nil
+	}
+	return DecodeTx(raw)
 }
 
 // CheckTx decides whether a tx may enter the mempool: it runs the tx against committed
 // state plus the sequences already admitted, and writes nothing.
 func (a *App) CheckTx(raw []byte) TxResult {
-	tx, err := DecodeTx(raw)
+	tx, err := a.decode(raw)
 	if err != nil {
 		return failure(err)
 	}
@@ -102,38 +123,70 @@ func (a *App) CheckTx(raw []byte) TxResult {
 		return failure(err)
 	}
 	scratch := newOverlay(readOnly{view})
-	acc, err := state{kv: scratch}.account(tx.Signer)
+	st := state{kv: scratch}
+	acc, err := st.account(tx.Signer)
 	if err != nil {
 		return failure(err)
 	}
 	if next, ok := a.checkSeq[tx.Signer]; ok {
 		acc.Seq = next
-		if err := (state{kv: scratch}).setAccount(acc); err != nil {
+		if err := st.setAccount(acc); err != nil {
 			return failure(err)
 		}
 	}
-	ctx := &execCtx{st: state{kv: scratch}, chainID: a.chainID}
-	if _, err := ctx.run(tx); err != nil {
+	blk, err := loadBlockCtx(st, 0, nil)
+	if err != nil {
+		return failure(err)
+	}
+	if _, err := (&execCtx{st: st, blk: blk}).run(tx, a.chainID); err != nil {
 		return failure(err)
 	}
 	a.checkSeq[tx.Signer] = tx.Body.Seq + 1
+	a.verified.put(tx.Hash, tx)
 	return TxResult{Code: CodeOK}
+}
+
+// loadBlockCtx reads the parameters and supply a block starts from. A zero height means a
+// CheckTx view: the time is the last block's.
+func loadBlockCtx(st state, height int64, b *Block) (*blockCtx, error) {
+	p, err := st.params()
+	if err != nil {
+		return nil, err
+	}
+	sp, err := st.supply()
+	if err != nil {
+		return nil, err
+	}
+	blk := &blockCtx{height: height, params: p, supply: sp.clone(), valChanged: map[keys.Address][]byte{}}
+	if b != nil {
+		blk.now, blk.hash = b.Time.Unix(), b.Hash
+	} else if t, ok, err := getJSON[int64](st.kv, keyBlockTime); err == nil && ok {
+		blk.now = t
+	}
+	return blk, nil
 }
 
 // FinalizeBlock executes a block's txs in order, stages the writes and returns the
 // resulting app hash. It returns an error only for a broken store.
 func (a *App) FinalizeBlock(b Block) (BlockResult, error) {
 	st := state{kv: a.store}
+	blk, err := loadBlockCtx(st, b.Height, &b)
+	if err != nil {
+		return BlockResult{}, err
+	}
 	res := BlockResult{TxResults: make([]TxResult, len(b.Txs))}
+	if res.Events, err = punishDoubleSigns(st, blk, b.Misbehavior); err != nil {
+		return BlockResult{}, fmt.Errorf("evidence: %w", err)
+	}
 	for i, raw := range b.Txs {
-		tx, err := DecodeTx(raw)
+		tx, err := a.decode(raw)
 		if err != nil {
 			res.TxResults[i] = failure(err)
 			continue
 		}
 		ov := newOverlay(a.store)
-		ctx := &execCtx{st: state{kv: ov}, chainID: a.chainID, block: b, txHash: tx.Hash}
-		events, err := ctx.run(tx)
+		ctx := &execCtx{st: state{kv: ov}, blk: blk}
+		events, err := ctx.run(tx, a.chainID)
 		if err != nil {
 			res.TxResults[i] = failure(err)
 			continue
@@ -141,13 +194,23 @@ func (a *App) FinalizeBlock(b Block) (BlockResult, error) {
 		if err := ov.flush(); err != nil {
 			return BlockResult{}, fmt.Errorf("flush tx %d: %w", i, err)
 		}
+		ctx.commit()
 		res.TxResults[i] = TxResult{Code: CodeOK, Events: events}
 	}
-	expired, err := expireJobs(st, b)
+	ev, err := endBlock(st, blk)
 	if err != nil {
-		return BlockResult{}, fmt.Errorf("expire jobs: %w", err)
+		return BlockResult{}, fmt.Errorf("end block: %w", err)
 	}
-	res.Events = expired
+	res.Events = append(res.Events, ev...)
+	if res.ValidatorUpdates, err = validatorUpdates(st, blk); err != nil {
+		return BlockResult{}, err
+	}
+	if err := st.put(keySupply, blk.supply); err != nil {
+		return BlockResult{}, err
+	}
+	if err := st.put(keyBlockTime, blk.now); err != nil {
+		return BlockResult{}, err
+	}
 	res.AppHash = a.store.WorkingHash()
 	return res, nil
 }
@@ -171,56 +234,6 @@ type readOnly struct{ Reader }
 func (readOnly) Set(_, _ []byte) error { return fmt.Errorf("read-only view") }
 func (readOnly) Delete(_ []byte) error { return fmt.Errorf("read-only view") }
 
-// expireJobs refunds, in full, every open job whose deadline has passed by block time.
-func expireJobs(st state, b Block) ([]Event, error) {
-	now := b.Time.Unix()
-	type due struct {
-		key []byte
-		id  string
-	}
-	var list []due
-	err := st.kv.Iterate(prefixJobExp, func(k, _ []byte) bool {
-		var deadline uint64
-		var id string
-		if _, err := fmt.Sscanf(string(k[len(prefixJobExp):]), "%016x/%s", &deadline, &id); err != nil {
-			return true
-		}
-		if int64(deadline) > now {
-			return false
-		}
-		list = append(list, due{append([]byte{}, k...), id})
-		return true
-	})
-	if err != nil {
-		return nil, err
-	}
-	var events []Event
-	for _, d := range list {
-		j, err := st.job(d.id)
-		if err != nil {
-			return nil, err
-		}
-		if err := st.kv.Delete(d.key); err != nil {
-			return nil, err
-		}
-		if !j.Open() {
-			continue
-		}
-		sp, err := st.supply()
-		if err != nil {
-			return nil, err
-		}
-		if err := refundEscrow(st, &sp, &j, JobExpired, b.Height); err != nil {
-			return nil, err
-		}
-		if err := st.put(keySupply, sp); err != nil {
-			return nil, err
-		}
-		events = append(events, Event{Type: "job_expired", Attrs: []Attr{{"job_id", j.ID}, {"refunded", fmt.Sprint(j.Budget)}}})
-	}
-	return events, nil
-}
-
 // refundEscrow returns a job's whole budget to its consumer and closes it with status.
 func refundEscrow(st state, sp *Supply, j *Job, status string, height int64) error {
 	var err error
@@ -243,14 +256,43 @@ func jobSeed(blockHash []byte, jobID string) string {
 	return hex.EncodeToString(h[:])
 }
 
+// SupplyView is the supply as queries report it: Liquid excludes what vesting still
+// locks, which is reported as Vesting, so every bucket adds up to Total.
+type SupplyView struct {
+	Total     uint64            `json:"total"`
+	Liquid    uint64            `json:"liquid"`
+	Vesting   uint64            `json:"vesting"`
+	Staked    uint64            `json:"staked"`
+	Unbonding uint64            `json:"unbonding"`
+	Escrowed  uint64            `json:"escrowed"`
+	Pools     map[string]uint64 `json:"pools"`
+	Burned    uint64            `json:"burned"`
+}
+
+// Sum adds every bucket; it equals Total when the books balance.
+func (s SupplyView) Sum() (uint64, error) {
+	return Supply{Liquid: s.Liquid, Staked: s.Staked, Unbonding: s.Unbonding + s.Vesting,
+		Escrowed: s.Escrowed, Pools: s.Pools, Burned: s.Burned}.Total()
+}
+
+// AccountView is an account as queries report it.
+type AccountView struct {
+	Account
+	Spendable uint64 `json:"spendable"`
+	Locked    uint64 `json:"locked"`
+	Bonded    uint64 `json:"bonded"`
+}
+
 // Query answers read-only requests against the last committed state. Paths:
-// account/<addr>, node/<addr>, nodes, job/<id>, supply, params, validators, chain_id.
+// account/<addr>, node/<addr>, nodes, validator/<addr>, validators, job/<id>, supply,
+// params, proposal/<id>, proposals, unbonding/<addr>, chain_id.
 func (a *App) Query(path string) ([]byte, error) {
 	view, err := a.store.Committed()
 	if err != nil {
 		return nil, err
 	}
 	st := state{kv: readOnly{view}}
+	now, _, _ := getJSON[int64](view, keyBlockTime)
 	kind, arg := splitPath(path)
 	var v any
 	switch kind {
@@ -263,7 +305,15 @@ func (a *App) Query(path string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		v = acc
+		locked, err := st.lockedInBalance(acc, now)
+		if err != nil {
+			return nil, err
+		}
+		bonded, err := st.bonded(addr)
+		if err != nil {
+			return nil, err
+		}
+		v = AccountView{Account: acc, Spendable: acc.Balance - locked, Locked: locked, Bonded: bonded}
 	case "node":
 		n, ok, err := st.node(keys.Address(arg))
 		if err != nil {
@@ -274,20 +324,29 @@ func (a *App) Query(path string) ([]byte, error) {
 		}
 		v = n
 	case "nodes":
-		var nodes []Node
-		var derr error
-		if err := view.Iterate(prefixNode, func(_, b []byte) bool {
-			var n Node
-			derr = json.Unmarshal(b, &n)
-			nodes = append(nodes, n)
-			return derr == nil
-		}); err != nil {
+		nodes := []Node{}
+		if err := eachJSON(view, prefixNode, func(n Node) bool { nodes = append(nodes, n); return true }); err != nil {
 			return nil, err
 		}
-		if derr != nil {
-			return nil, derr
-		}
 		v = nodes
+	case "validator":
+		val, ok, err := st.validator(keys.Address(arg))
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: validator %s", ErrNotFound, arg)
+		}
+		v = val
+	case "validators":
+		vals, err := st.validators()
+		if err != nil {
+			return nil, err
+		}
+		if vals == nil {
+			vals = []Validator{}
+		}
+		v = vals
 	case "job":
 		j, err := st.job(arg)
 		if err != nil {
@@ -295,29 +354,74 @@ func (a *App) Query(path string) ([]byte, error) {
 		}
 		v = j
 	case "supply":
-		sp, err := st.supply()
-		if err != nil {
+		if v, err = supplyView(st, now); err != nil {
 			return nil, err
 		}
-		v = sp
 	case "params":
-		p, err := st.params()
+		if v, err = st.params(); err != nil {
+			return nil, err
+		}
+	case "proposal":
+		id, err := strconv.ParseUint(arg, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%w: proposal id %q", ErrInvalidMsg, arg)
+		}
+		prop, ok, err := getJSON[Proposal](view, propKey(id))
 		if err != nil {
 			return nil, err
 		}
-		v = p
-	case "validators":
-		vals, err := st.validators()
-		if err != nil {
+		if !ok {
+			return nil, fmt.Errorf("%w: proposal %d", ErrNotFound, id)
+		}
+		v = prop
+	case "proposals":
+		props := []Proposal{}
+		if err := eachJSON(view, prefixProp, func(p Proposal) bool { props = append(props, p); return true }); err != nil {
 			return nil, err
 		}
-		v = vals
+		v = props
+	case "unbonding":
+		list := []Unbonding{}
+		if err := st.unbondings(keys.Address(arg), func(u Unbonding) bool { list = append(list, u); return true }); err != nil {
+			return nil, err
+		}
+		v = list
 	case "chain_id":
 		v = a.chainID
 	default:
 		return nil, fmt.Errorf("%w: unknown query path %q", ErrNotFound, path)
 	}
 	return json.Marshal(v)
+}
+
+// supplyView splits vesting-locked tokens out of the liquid bucket.
+func supplyView(st state, now int64) (SupplyView, error) {
+	sp, err := st.supply()
+	if err != nil {
+		return SupplyView{}, err
+	}
+	var vesting uint64
+	var ierr error
+	err = st.kv.Iterate(prefixVest, func(k, _ []byte) bool {
+		acc, err := st.account(keys.Address(k[len(prefixVest):]))
+		if err == nil {
+			var locked uint64
+			locked, err = st.lockedInBalance(acc, now)
+			vesting += locked
+		}
+		ierr = err
+		return err == nil
+	})
+	if err == nil {
+		err = ierr
+	}
+	if err != nil {
+		return SupplyView{}, err
+	}
+	return SupplyView{
+		Total: sp.Genesis, Liquid: sp.Liquid - vesting, Vesting: vesting, Staked: sp.Staked,
+		Unbonding: sp.Unbonding, Escrowed: sp.Escrowed, Pools: sp.Pools, Burned: sp.Burned,
+	}, nil
 }
 
 func splitPath(p string) (kind, arg string) {

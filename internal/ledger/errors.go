@@ -26,6 +26,7 @@ const (
 	CodeInvalidMsg
 	CodeDuplicate
 	CodeInternal
+	CodeLocked
 )
 
 // Sentinel errors; every rejection wraps exactly one of these.
@@ -43,6 +44,7 @@ var (
 	ErrOverflow          = errors.New("amount overflow")
 	ErrInvalidMsg        = errors.New("invalid message")
 	ErrDuplicate         = errors.New("duplicate")
+	ErrLocked            = errors.New("tokens locked by vesting")
 )
 
 var codeOf = []struct {
@@ -53,7 +55,7 @@ var codeOf = []struct {
 	{ErrWrongSequence, CodeWrongSequence}, {ErrInsufficientFunds, CodeInsufficientFunds},
 	{ErrInvalidAmount, CodeInvalidAmount}, {ErrUnauthorized, CodeUnauthorized},
 	{ErrNotFound, CodeNotFound}, {ErrBadState, CodeBadState}, {ErrStakeTooLow, CodeStakeTooLow},
-	{ErrOverflow, CodeOverflow}, {ErrInvalidMsg, CodeInvalidMsg}, {ErrDuplicate, CodeDuplicate},
+	{ErrOverflow, CodeOverflow}, {ErrInvalidMsg, CodeInvalidMsg}, {ErrDuplicate, CodeDuplicate}, {ErrLocked, CodeLocked},
 }
 
 // CodeFor maps an error to its result code; unknown errors are CodeInternal.

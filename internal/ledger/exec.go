@@ -1,26 +1,45 @@
 package ledger
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"sort"
 	"strconv"
 
 	"github.com/omnisync/omnisync/internal/keys"
 )
 
-// execCtx runs one transaction against a state view. Every handler either returns an error
-// (and the caller discards the view) or leaves the view fully consistent.
-type execCtx struct {
-	st      state
-	chainID string
-	block   Block
-	txHash  [32]byte
-	signer  keys.Address
-	seq     uint64
+// blockCtx is what every tx in a block shares: its header facts, the parameters and the
+// running supply (loaded once, written once at the end of the block) and the validators
+// whose voting power changed.
+type blockCtx struct {
+	height     int64
+	now        int64 // block time, unix seconds
+	hash       []byte
+	params     Params
+	supply     Supply
+	valChanged map[keys.Address][]byte // address -> consensus key
 }
 
-func (c *execCtx) run(tx Tx) ([]Event, error) {
-	if tx.Body.ChainID != c.chainID {
-		return nil, fmt.Errorf("%w: tx is for %q, this chain is %q", ErrWrongChain, tx.Body.ChainID, c.chainID)
+func (b *blockCtx) markValidator(v Validator) {
+	b.valChanged[v.Address] = v.PubKey
+}
+
+// execCtx runs one transaction against a state view over the block's state. Every
+// handler either returns an error (and the caller discards the view and sp) or leaves
+// both fully consistent.
+type execCtx struct {
+	st         state
+	blk        *blockCtx
+	sp         Supply // this tx's working copy of the block supply
+	signer     keys.Address
+	seq        uint64
+	valChanged []Validator
+}
+
+func (c *execCtx) run(tx Tx, chainID string) ([]Event, error) {
+	if tx.Body.ChainID != chainID {
+		return nil, fmt.Errorf("%w: tx is for %q, this chain is %q", ErrWrongChain, tx.Body.ChainID, chainID)
 	}
 	acc, err := c.st.account(tx.Signer)
 	if err != nil {
@@ -33,36 +52,35 @@ func (c *execCtx) run(tx Tx) ([]Event, error) {
 		return nil, err
 	}
 	c.signer, c.seq = tx.Signer, tx.Body.Seq
-	params, err := c.st.params()
-	if err != nil {
-		return nil, err
-	}
-	sp, err := c.st.supply()
-	if err != nil {
-		return nil, err
-	}
+	c.sp = c.blk.supply.clone()
 	var events []Event
+	p := c.blk.params
 	m := tx.Body.Msg
 	switch {
 	case m.Transfer != nil:
-		events, err = c.transfer(params, &sp, m.Transfer)
+		events, err = c.transfer(p, m.Transfer)
 	case m.RegisterNode != nil:
-		events, err = c.registerNode(params, &sp, m.RegisterNode)
+		events, err = c.registerNode(p, m.RegisterNode)
 	case m.CreateJob != nil:
-		events, err = c.createJob(&sp, m.CreateJob)
+		events, err = c.createJob(m.CreateJob)
 	case m.AssignJob != nil:
-		events, err = c.assignJob(params, m.AssignJob)
+		events, err = c.assignJob(p, m.AssignJob)
 	case m.CommitResult != nil:
-		events, err = c.commitResult(m.CommitResult)
+		events, err = c.commitResult(p, m.CommitResult)
 	case m.Attest != nil:
-		events, err = c.attest(params, &sp, m.Attest)
+		events, err = c.attest(p, m.Attest)
 	case m.CancelJob != nil:
-		events, err = c.cancelJob(&sp, m.CancelJob)
+		events, err = c.cancelJob(m.CancelJob)
+	case m.Stake != nil:
+		events, err = c.stake(p, m.Stake)
+	case m.Unstake != nil:
+		events, err = c.unstake(p, m.Unstake)
+	case m.Propose != nil:
+		events, err = c.propose(p, m.Propose)
+	case m.Vote != nil:
+		events, err = c.vote(m.Vote)
 	}
 	if err != nil {
-		return nil, err
-	}
-	if err := c.st.put(keySupply, sp); err != nil {
 		return nil, err
 	}
 	// Re-read: handlers may have credited or debited the signer.
@@ -73,18 +91,26 @@ func (c *execCtx) run(tx Tx) ([]Event, error) {
 	return events, c.st.setAccount(acc)
 }
 
+// commit hands the tx's supply and validator changes to the block.
+func (c *execCtx) commit() {
+	c.blk.supply = c.sp
+	for _, v := range c.valChanged {
+		c.blk.markValidator(v)
+	}
+}
+
 func u(v uint64) string { return strconv.FormatUint(v, 10) }
 
-func (c *execCtx) transfer(p Params, sp *Supply, m *MsgTransfer) ([]Event, error) {
+func (c *execCtx) transfer(p Params, m *MsgTransfer) ([]Event, error) {
 	burn := burnOf(m.Amount, p.BurnBP)
-	if err := c.st.debit(sp, c.signer, m.Amount); err != nil {
+	if err := c.st.debit(&c.sp, c.signer, m.Amount, c.blk.now, false); err != nil {
 		return nil, err
 	}
-	if err := c.st.credit(sp, m.To, m.Amount-burn); err != nil {
+	if err := c.st.credit(&c.sp, m.To, m.Amount-burn); err != nil {
 		return nil, err
 	}
 	var err error
-	if sp.Burned, err = add(sp.Burned, burn); err != nil {
+	if c.sp.Burned, err = add(c.sp.Burned, burn); err != nil {
 		return nil, err
 	}
 	return []Event{{Type: "transfer", Attrs: []Attr{
@@ -92,7 +118,17 @@ func (c *execCtx) transfer(p Params, sp *Supply, m *MsgTransfer) ([]Event, error
 	}}}, nil
 }
 
-func (c *execCtx) registerNode(p Params, sp *Supply, m *MsgRegisterNode) ([]Event, error) {
+// bond moves amt from the signer's balance (locked vesting tokens included) into stake.
+func (c *execCtx) bond(amt uint64) error {
+	if err := c.st.debit(&c.sp, c.signer, amt, c.blk.now, true); err != nil {
+		return err
+	}
+	var err error
+	c.sp.Staked, err = add(c.sp.Staked, amt)
+	return err
+}
+
+func (c *execCtx) registerNode(p Params, m *MsgRegisterNode) ([]Event, error) {
 	n, exists, err := c.st.node(c.signer)
 	if err != nil {
 		return nil, err
@@ -104,39 +140,182 @@ func (c *execCtx) registerNode(p Params, sp *Supply, m *MsgRegisterNode) ([]Even
 	if total < p.MinNodeStake {
 		return nil, fmt.Errorf("%w: a node needs at least %s OMNI staked, this would be %s OMNI", ErrStakeTooLow, FormatOMNI(p.MinNodeStake), FormatOMNI(total))
 	}
-	if err := c.st.debit(sp, c.signer, m.Stake); err != nil {
-		return nil, err
-	}
-	if sp.Staked, err = add(sp.Staked, m.Stake); err != nil {
+	if err := c.bond(m.Stake); err != nil {
 		return nil, err
 	}
 	if !exists {
-		n = Node{Address: c.signer, Status: NodeActive, RegisteredHeight: c.block.Height}
+		n = Node{Address: c.signer, RegisteredHeight: c.blk.height}
 	}
-	n.Stake, n.PricePerHour, n.Hardware = total, m.PricePerHour, m.Hardware
+	n.Stake, n.PricePerHour, n.Hardware, n.Status = total, m.PricePerHour, m.Hardware, NodeActive
 	if err := c.st.put(nodeKey(c.signer), n); err != nil {
 		return nil, err
 	}
 	return []Event{{Type: "node_registered", Attrs: []Attr{{"node", string(c.signer)}, {"stake", u(total)}}}}, nil
 }
 
-func (c *execCtx) createJob(sp *Supply, m *MsgCreateJob) ([]Event, error) {
+func (c *execCtx) stake(p Params, m *MsgStake) ([]Event, error) {
+	if m.Role == RoleNode {
+		n, ok, err := c.st.node(c.signer)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: %s is not a registered node; register it first", ErrNotFound, c.signer)
+		}
+		if n.Stake, err = add(n.Stake, m.Amount); err != nil {
+			return nil, err
+		}
+		if err := c.bond(m.Amount); err != nil {
+			return nil, err
+		}
+		if n.Stake >= p.MinNodeStake {
+			n.Status = NodeActive
+		}
+		return []Event{{Type: "staked", Attrs: []Attr{{"role", RoleNode}, {"account", string(c.signer)}, {"stake", u(n.Stake)}}}}, c.st.put(nodeKey(c.signer), n)
+	}
+	v, ok, err := c.st.validator(c.signer)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		if len(m.PubKey) == 0 {
+			return nil, fmt.Errorf("%w: a new validator must give its consensus pub_key", ErrInvalidMsg)
+		}
+		if owner, err := c.st.kv.Get(valConsKey(consAddress(m.PubKey))); err != nil || owner != nil {
+			return nil, fmt.Errorf("%w: consensus key already belongs to %s", ErrDuplicate, owner)
+		}
+		v = Validator{Address: c.signer, PubKey: m.PubKey}
+		if err := c.st.kv.Set(valConsKey(consAddress(m.PubKey)), []byte(c.signer)); err != nil {
+			return nil, err
+		}
+	}
+	if v.Stake, err = add(v.Stake, m.Amount); err != nil {
+		return nil, err
+	}
+	if v.Stake < p.MinValidatorStake {
+		return nil, fmt.Errorf("%w: a validator needs at least %s OMNI staked, this would be %s OMNI", ErrStakeTooLow, FormatOMNI(p.MinValidatorStake), FormatOMNI(v.Stake))
+	}
+	if err := c.bond(m.Amount); err != nil {
+		return nil, err
+	}
+	c.valChanged = append(c.valChanged, v)
+	return []Event{{Type: "staked", Attrs: []Attr{{"role", RoleValidator}, {"account", string(c.signer)}, {"stake", u(v.Stake)}}}}, c.st.put(valKey(c.signer), v)
+}
+
+func (c *execCtx) unstake(p Params, m *MsgUnstake) ([]Event, error) {
+	var current, minimum uint64
+	n, isNode, err := c.st.node(c.signer)
+	if err != nil {
+		return nil, err
+	}
+	v, isVal, err := c.st.validator(c.signer)
+	if err != nil {
+		return nil, err
+	}
+	if m.Role == RoleNode {
+		if !isNode {
+			return nil, fmt.Errorf("%w: %s has no node stake", ErrNotFound, c.signer)
+		}
+		current, minimum = n.Stake, p.MinNodeStake
+	} else {
+		if !isVal {
+			return nil, fmt.Errorf("%w: %s has no validator stake", ErrNotFound, c.signer)
+		}
+		current, minimum = v.Stake, p.MinValidatorStake
+	}
+	if m.Amount > current {
+		return nil, fmt.Errorf("%w: %s has %s OMNI staked as %s, cannot unstake %s", ErrInsufficientFunds, c.signer, FormatOMNI(current), m.Role, FormatOMNI(m.Amount))
+	}
+	left := current - m.Amount
+	if left != 0 && left < minimum {
+		return nil, fmt.Errorf("%w: %s OMNI would remain, below the %s minimum of %s OMNI; unstake all or less", ErrStakeTooLow, FormatOMNI(left), m.Role, FormatOMNI(minimum))
+	}
+	if m.Role == RoleNode {
+		n.Stake = left
+		if left == 0 {
+			n.Status = NodeInactive
+		}
+		err = c.st.put(nodeKey(c.signer), n)
+	} else {
+		if left == 0 {
+			if err := c.ensureAnotherValidator(c.signer); err != nil {
+				return nil, err
+			}
+		}
+		v.Stake = left
+		c.valChanged = append(c.valChanged, v)
+		if left == 0 {
+			err = c.st.kv.Delete(valKey(c.signer))
+		} else {
+			err = c.st.put(valKey(c.signer), v)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	ub, err := c.startUnbonding(m.Role, m.Amount)
+	if err != nil {
+		return nil, err
+	}
+	return []Event{{Type: "unstaked", Attrs: []Attr{{"role", m.Role}, {"account", string(c.signer)}, {"amount", u(m.Amount)}, {"mature_unix", strconv.FormatInt(ub.MatureUnix, 10)}}}}, nil
+}
+
+// ensureAnotherValidator refuses to let the last validator with power leave: the chain
+// would stop.
+func (c *execCtx) ensureAnotherValidator(leaving keys.Address) error {
+	vals, err := c.st.validators()
+	if err != nil {
+		return err
+	}
+	for _, v := range vals {
+		if v.Address != leaving && v.Power() > 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s is the last validator; the chain would halt", ErrBadState, leaving)
+}
+
+func (c *execCtx) startUnbonding(role string, amt uint64) (Unbonding, error) {
+	ctr, err := c.st.counters()
+	if err != nil {
+		return Unbonding{}, err
+	}
+	ctr.Unbonding++
+	ub := Unbonding{ID: ctr.Unbonding, Address: c.signer, Role: role, Amount: amt, MatureUnix: c.blk.now + int64(c.blk.params.UnbondingSeconds)}
+	if c.sp.Staked, err = sub(c.sp.Staked, amt); err != nil {
+		return Unbonding{}, fmt.Errorf("staked supply underflow: %w", err)
+	}
+	if c.sp.Unbonding, err = add(c.sp.Unbonding, amt); err != nil {
+		return Unbonding{}, err
+	}
+	for _, w := range []struct {
+		key []byte
+		v   any
+	}{{keyCounters, ctr}, {unbondKey(ub.MatureUnix, ub.ID), ub}, {unbondAcctKey(ub.Address, ub.ID), ub}} {
+		if err := c.st.put(w.key, w.v); err != nil {
+			return Unbonding{}, err
+		}
+	}
+	return ub, nil
+}
+
+func (c *execCtx) createJob(m *MsgCreateJob) ([]Event, error) {
 	id := JobID(c.signer, c.seq)
 	if _, err := c.st.job(id); err == nil {
 		return nil, fmt.Errorf("%w: job %s exists", ErrDuplicate, id)
 	}
-	if err := c.st.debit(sp, c.signer, m.Budget); err != nil {
+	if err := c.st.debit(&c.sp, c.signer, m.Budget, c.blk.now, false); err != nil {
 		return nil, err
 	}
 	var err error
-	if sp.Escrowed, err = add(sp.Escrowed, m.Budget); err != nil {
+	if c.sp.Escrowed, err = add(c.sp.Escrowed, m.Budget); err != nil {
 		return nil, err
 	}
 	j := Job{
 		ID: id, Consumer: c.signer, SpecHash: m.SpecHash, Budget: m.Budget,
 		MaxPricePerHour: m.MaxPricePerHour, Verification: m.Verification,
-		TimeoutSeconds: m.TimeoutSeconds, Status: JobCreated, CreatedHeight: c.block.Height,
-		DeadlineUnix: c.block.Time.Unix() + int64(m.TimeoutSeconds),
+		TimeoutSeconds: m.TimeoutSeconds, Status: JobCreated, CreatedHeight: c.blk.height,
+		DeadlineUnix: c.blk.now + int64(m.TimeoutSeconds),
 	}
 	if err := c.st.put(jobKey(id), j); err != nil {
 		return nil, err
@@ -171,14 +350,14 @@ func (c *execCtx) assignJob(p Params, m *MsgAssignJob) ([]Event, error) {
 	if n.PricePerHour > j.MaxPricePerHour {
 		return nil, fmt.Errorf("%w: node %s bids %d uomni/h above the job's ceiling %d", ErrInvalidMsg, m.Node, n.PricePerHour, j.MaxPricePerHour)
 	}
-	j.Status, j.Node, j.PricePerHour, j.ScoreBP, j.AssignedHeight = JobAssigned, m.Node, n.PricePerHour, m.ScoreBP, c.block.Height
+	j.Status, j.Node, j.PricePerHour, j.ScoreBP, j.AssignedHeight = JobAssigned, m.Node, n.PricePerHour, m.ScoreBP, c.blk.height
 	if err := c.st.put(jobKey(j.ID), j); err != nil {
 		return nil, err
 	}
 	return []Event{{Type: "job_assigned", Attrs: []Attr{{"job_id", j.ID}, {"node", string(m.Node)}}}}, nil
 }
 
-func (c *execCtx) commitResult(m *MsgCommitResult) ([]Event, error) {
+func (c *execCtx) commitResult(p Params, m *MsgCommitResult) ([]Event, error) {
 	j, err := c.st.job(m.JobID)
 	if err != nil {
 		return nil, err
@@ -189,31 +368,59 @@ func (c *execCtx) commitResult(m *MsgCommitResult) ([]Event, error) {
 	if j.Node != c.signer {
 		return nil, fmt.Errorf("%w: job %s is assigned to %s, not %s", ErrUnauthorized, j.ID, j.Node, c.signer)
 	}
-	j.Status, j.ResultDigest, j.GPUMillis, j.ResultHeight = JobComputed, m.ResultDigest, m.GPUMillis, c.block.Height
-	// The verification seed comes from this block's hash, which the node could not know
-	// when it fixed its result.
-	j.Seed = jobSeed(c.block.Hash, j.ID)
+	j.Status, j.ResultDigest, j.GPUMillis, j.ResultHeight = JobComputed, m.ResultDigest, m.GPUMillis, c.blk.height
+	// The verification seed and the committee come from this block's hash, which the
+	// node could not know when it fixed its result.
+	j.Seed = jobSeed(c.blk.hash, j.ID)
+	if j.Committee, err = c.drawCommittee(p, j.Seed); err != nil {
+		return nil, err
+	}
 	if err := c.st.put(jobKey(j.ID), j); err != nil {
 		return nil, err
 	}
 	return []Event{{Type: "result_committed", Attrs: []Attr{{"job_id", j.ID}, {"digest", m.ResultDigest}}}}, nil
 }
 
-func (c *execCtx) attest(p Params, sp *Supply, m *MsgAttest) ([]Event, error) {
+// drawCommittee picks CommitteeSize active validators (all when 0 or too few), ordered by
+// sha256(seed || address), so nobody chooses who checks whom.
+func (c *execCtx) drawCommittee(p Params, seed string) ([]keys.Address, error) {
 	vals, err := c.st.validators()
 	if err != nil {
 		return nil, err
 	}
-	isVal := false
-	for _, v := range vals {
-		isVal = isVal || v.Address == c.signer
+	type ranked struct {
+		addr keys.Address
+		rank [32]byte
 	}
-	if !isVal {
-		return nil, fmt.Errorf("%w: %s is not a validator", ErrUnauthorized, c.signer)
+	var active []ranked
+	for _, v := range vals {
+		if v.Power() > 0 {
+			active = append(active, ranked{v.Address, sha256.Sum256([]byte(seed + string(v.Address)))})
+		}
+	}
+	sort.Slice(active, func(a, b int) bool { return string(active[a].rank[:]) < string(active[b].rank[:]) })
+	size := len(active)
+	if p.CommitteeSize > 0 && p.CommitteeSize < uint64(size) {
+		size = int(p.CommitteeSize)
+	}
+	out := make([]keys.Address, size)
+	for i := range out {
+		out[i] = active[i].addr
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a] < out[b] })
+	return out, nil
+}
+
+func (c *execCtx) attest(p Params, m *MsgAttest) ([]Event, error) {
+	if v, ok, err := c.st.validator(c.signer); err != nil || !ok || v.Power() == 0 {
+		return nil, fmt.Errorf("%w: %s is not an active validator", ErrUnauthorized, c.signer)
 	}
 	j, err := c.st.job(m.JobID)
 	if err != nil {
 		return nil, err
+	}
+	if j.Status == JobComputed && !contains(j.Committee, c.signer) {
+		return nil, fmt.Errorf("%w: %s is not on job %s's verification committee", ErrUnauthorized, c.signer, j.ID)
 	}
 	if j.Status != JobComputed {
 		return nil, fmt.Errorf("%w: job %s is %s, not awaiting verification", ErrBadState, j.ID, j.Status)
@@ -232,29 +439,29 @@ func (c *execCtx) attest(p Params, sp *Supply, m *MsgAttest) ([]Event, error) {
 			fails++
 		}
 	}
-	j.Attestations = append(j.Attestations, Attestation{Validator: c.signer, Pass: m.Pass, Reason: m.Reason, Height: c.block.Height})
+	j.Attestations = append(j.Attestations, Attestation{Validator: c.signer, Pass: m.Pass, Reason: m.Reason, Height: c.blk.height})
 	if m.Pass {
 		passes++
 	} else {
 		fails++
 	}
 	events := []Event{{Type: "attested", Attrs: []Attr{{"job_id", j.ID}, {"validator", string(c.signer)}, {"pass", strconv.FormatBool(m.Pass)}}}}
-	n := len(vals)
+	// At least two thirds passing settles; more than a third failing means the result
+	// is wrong. The two cannot both hold, and once all have voted one of them does.
+	n := len(j.Committee)
 	switch {
-	case passes*3 > 2*n: // more than two thirds agree the result is right
-		ev, err := c.settle(p, sp, &j)
+	case passes*3 >= 2*n:
+		ev, err := c.settle(p, &j)
 		if err != nil {
 			return nil, err
 		}
-		return append(events, ev), nil
-	case (n-fails)*3 <= 2*n: // two thirds can no longer agree it is right
-		if err := refundEscrow(c.st, sp, &j, JobFailed, c.block.Height); err != nil {
+		return append(events, ev...), nil
+	case fails*3 > n:
+		ev, err := c.failJob(p, &j)
+		if err != nil {
 			return nil, err
 		}
-		if err := c.bumpNode(j.Node, false); err != nil {
-			return nil, err
-		}
-		return append(events, Event{Type: "job_failed", Attrs: []Attr{{"job_id", j.ID}, {"refunded", u(j.Budget)}}}), nil
+		return append(events, ev...), nil
 	}
 	return events, c.st.put(jobKey(j.ID), j)
 }
@@ -282,44 +489,159 @@ func SettlementFor(p Params, j Job) (Settlement, error) {
 	}, nil
 }
 
-func (c *execCtx) settle(p Params, sp *Supply, j *Job) (Event, error) {
+// RewardRate is the network-reward emission per verified GPU-hour at a height: the
+// initial rate, cut by RewardDecayBP every RewardDecayBlocks blocks.
+func RewardRate(p Params, height int64) uint64 {
+	rate := p.RewardPerGPUHour
+	for periods := uint64(height) / p.RewardDecayBlocks; periods > 0 && rate > 0; periods-- {
+		rate, _ = mulDiv(rate, BasisPoints-p.RewardDecayBP, BasisPoints, false)
+	}
+	return rate
+}
+
+func (c *execCtx) settle(p Params, j *Job) ([]Event, error) {
 	s, err := SettlementFor(p, *j)
 	if err != nil {
-		return Event{}, err
+		return nil, err
 	}
-	s.Height = c.block.Height
-	if sp.Escrowed, err = sub(sp.Escrowed, j.Budget); err != nil {
-		return Event{}, fmt.Errorf("escrow underflow: %w", err)
+	s.Height = c.blk.height
+	// Emission from the network-rewards pool for verified GPU time, while it lasts.
+	reward, err := mulDiv(RewardRate(p, c.blk.height), s.BilledMillis, 3_600_000, false)
+	if err != nil {
+		return nil, err
 	}
-	if err := c.st.credit(sp, j.Node, s.Paid); err != nil {
-		return Event{}, err
+	s.Reward = min(reward, c.sp.Pools[PoolRewards])
+	if err := takePool(&c.sp, PoolRewards, s.Reward); err != nil {
+		return nil, err
 	}
-	if err := c.st.credit(sp, j.Consumer, s.Refunded); err != nil {
-		return Event{}, err
+	if c.sp.Escrowed, err = sub(c.sp.Escrowed, j.Budget); err != nil {
+		return nil, fmt.Errorf("escrow underflow: %w", err)
 	}
-	if sp.Burned, err = add(sp.Burned, s.Burned); err != nil {
-		return Event{}, err
+	for _, cr := range []struct {
+		to  keys.Address
+		amt uint64
+	}{{j.Node, s.Paid + s.Reward}, {j.Consumer, s.Refunded}} {
+		if err := c.st.credit(&c.sp, cr.to, cr.amt); err != nil {
+			return nil, err
+		}
 	}
-	if sp.Pools == nil {
-		sp.Pools = map[string]uint64{}
+	if c.sp.Burned, err = add(c.sp.Burned, s.Burned); err != nil {
+		return nil, err
 	}
-	if sp.Pools[PoolFees], err = add(sp.Pools[PoolFees], s.Fee); err != nil {
-		return Event{}, err
+	if err := c.splitFee(p, s.Fee); err != nil {
+		return nil, err
 	}
 	j.Status, j.Settlement = JobSettled, &s
 	if err := c.st.put(jobKey(j.ID), j); err != nil {
-		return Event{}, err
+		return nil, err
 	}
 	if err := c.st.kv.Delete(jobExpKey(j.DeadlineUnix, j.ID)); err != nil {
-		return Event{}, err
+		return nil, err
 	}
 	if err := c.bumpNode(j.Node, true); err != nil {
-		return Event{}, err
+		return nil, err
 	}
-	return Event{Type: "job_settled", Attrs: []Attr{
+	return []Event{{Type: "job_settled", Attrs: []Attr{
 		{"job_id", j.ID}, {"node", string(j.Node)}, {"paid", u(s.Paid)}, {"burned", u(s.Burned)},
-		{"fee", u(s.Fee)}, {"refunded", u(s.Refunded)},
-	}}, nil
+		{"fee", u(s.Fee)}, {"refunded", u(s.Refunded)}, {"reward", u(s.Reward)},
+	}}}, nil
+}
+
+// splitFee sends ValidatorFeeShareBP of a fee to the active validators pro rata to stake
+// (with any undistributed remainder from before), BuybackFeeShareBP to the buy-back fund
+// and the rest to the ecosystem treasury.
+func (c *execCtx) splitFee(p Params, fee uint64) error {
+	toValidators := shareOf(fee, p.ValidatorFeeShareBP)
+	toBuyback := shareOf(fee, p.BuybackFeeShareBP)
+	if err := addPool(&c.sp, PoolBuyback, toBuyback); err != nil {
+		return err
+	}
+	if err := addPool(&c.sp, PoolEcosystem, fee-toValidators-toBuyback); err != nil {
+		return err
+	}
+	if err := addPool(&c.sp, PoolValidatorRewards, toValidators); err != nil {
+		return err
+	}
+	vals, err := c.st.validators()
+	if err != nil {
+		return err
+	}
+	var total uint64
+	for _, v := range vals {
+		if v.Power() > 0 {
+			total += v.Stake
+		}
+	}
+	pot := c.sp.Pools[PoolValidatorRewards]
+	if total == 0 || pot == 0 {
+		return nil
+	}
+	for _, v := range vals {
+		if v.Power() == 0 {
+			continue
+		}
+		share, err := mulDiv(pot, v.Stake, total, false)
+		if err != nil {
+			return err
+		}
+		if err := takePool(&c.sp, PoolValidatorRewards, share); err != nil {
+			return err
+		}
+		if err := c.st.credit(&c.sp, v.Address, share); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// failJob refunds a job whose result the committee rejected, slashes the node that
+// returned it (part of the slash rewards the validators who caught it, the rest burns)
+// and slashes the validators who attested the wrong result as right.
+func (c *execCtx) failJob(p Params, j *Job) ([]Event, error) {
+	if err := refundEscrow(c.st, &c.sp, j, JobFailed, c.blk.height); err != nil {
+		return nil, err
+	}
+	if err := c.bumpNode(j.Node, false); err != nil {
+		return nil, err
+	}
+	events := []Event{{Type: "job_failed", Attrs: []Attr{{"job_id", j.ID}, {"refunded", u(j.Budget)}}}}
+	slashed, err := slash(c.st, &c.sp, j.Node, RoleNode, p.FraudSlashBP, p)
+	if err != nil {
+		return nil, err
+	}
+	var catchers, liars []keys.Address
+	for _, a := range j.Attestations {
+		if a.Pass {
+			liars = append(liars, a.Validator)
+		} else {
+			catchers = append(catchers, a.Validator)
+		}
+	}
+	reward := shareOf(slashed, p.VerifierRewardBP)
+	each := reward / uint64(len(catchers)) // at least one validator failed the job
+	for _, v := range catchers {
+		if err := c.st.credit(&c.sp, v, each); err != nil {
+			return nil, err
+		}
+	}
+	if c.sp.Burned, err = add(c.sp.Burned, slashed-each*uint64(len(catchers))); err != nil {
+		return nil, err
+	}
+	events = append(events, Event{Type: "slashed", Attrs: []Attr{{"account", string(j.Node)}, {"role", RoleNode}, {"amount", u(slashed)}, {"reason", "wrong result for " + j.ID}}})
+	for _, v := range liars {
+		amt, err := slash(c.st, &c.sp, v, RoleValidator, p.FalseAttestSlashBP, p)
+		if err != nil {
+			return nil, err
+		}
+		if c.sp.Burned, err = add(c.sp.Burned, amt); err != nil {
+			return nil, err
+		}
+		if val, ok, err := c.st.validator(v); err == nil && ok {
+			c.valChanged = append(c.valChanged, val)
+		}
+		events = append(events, Event{Type: "slashed", Attrs: []Attr{{"account", string(v)}, {"role", RoleValidator}, {"amount", u(amt)}, {"reason", "attested a wrong result for " + j.ID}}})
+	}
+	return events, nil
 }
 
 func (c *execCtx) bumpNode(addr keys.Address, verified bool) error {
@@ -335,7 +657,7 @@ func (c *execCtx) bumpNode(addr keys.Address, verified bool) error {
 	return c.st.put(nodeKey(addr), n)
 }
 
-func (c *execCtx) cancelJob(sp *Supply, m *MsgCancelJob) ([]Event, error) {
+func (c *execCtx) cancelJob(m *MsgCancelJob) ([]Event, error) {
 	j, err := c.st.job(m.JobID)
 	if err != nil {
 		return nil, err
@@ -346,10 +668,76 @@ func (c *execCtx) cancelJob(sp *Supply, m *MsgCancelJob) ([]Event, error) {
 	if j.Status != JobCreated && j.Status != JobAssigned {
 		return nil, fmt.Errorf("%w: job %s is %s and can no longer be cancelled", ErrBadState, j.ID, j.Status)
 	}
-	if err := refundEscrow(c.st, sp, &j, JobCancelled, c.block.Height); err != nil {
+	if err := refundEscrow(c.st, &c.sp, &j, JobCancelled, c.blk.height); err != nil {
 		return nil, err
 	}
 	return []Event{{Type: "job_cancelled", Attrs: []Attr{{"job_id", j.ID}, {"refunded", u(j.Budget)}}}}, nil
+}
+
+func (c *execCtx) propose(p Params, m *MsgPropose) ([]Event, error) {
+	stake, err := c.st.stakeOf(c.signer)
+	if err != nil {
+		return nil, err
+	}
+	if stake == 0 {
+		return nil, fmt.Errorf("%w: only stakers may propose; %s has no stake", ErrUnauthorized, c.signer)
+	}
+	ctr, err := c.st.counters()
+	if err != nil {
+		return nil, err
+	}
+	ctr.Proposal++
+	prop := Proposal{
+		ID: ctr.Proposal, Proposer: c.signer, Title: m.Title, Description: m.Description,
+		Params: m.Params, Spend: m.Spend, SubmitHeight: c.blk.height,
+		VotingEnd: c.blk.height + int64(p.GovVotingBlocks), Status: ProposalVoting,
+	}
+	for _, w := range []struct {
+		key []byte
+		v   any
+	}{{keyCounters, ctr}, {propKey(prop.ID), prop}, {propEndKey(prop.VotingEnd, prop.ID), prop.ID}} {
+		if err := c.st.put(w.key, w.v); err != nil {
+			return nil, err
+		}
+	}
+	return []Event{{Type: "proposal_submitted", Attrs: []Attr{{"proposal_id", u(prop.ID)}, {"voting_end_height", strconv.FormatInt(prop.VotingEnd, 10)}}}}, nil
+}
+
+func (c *execCtx) vote(m *MsgVote) ([]Event, error) {
+	prop, ok, err := getJSON[Proposal](c.st.kv, propKey(m.ProposalID))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: proposal %d", ErrNotFound, m.ProposalID)
+	}
+	if prop.Status != ProposalVoting || c.blk.height > prop.VotingEnd {
+		return nil, fmt.Errorf("%w: voting on proposal %d has closed", ErrBadState, prop.ID)
+	}
+	if prev, err := c.st.kv.Get(voteKey(prop.ID, c.signer)); err != nil || prev != nil {
+		return nil, fmt.Errorf("%w: %s already voted on proposal %d", ErrDuplicate, c.signer, prop.ID)
+	}
+	weight, err := c.st.stakeOf(c.signer)
+	if err != nil {
+		return nil, err
+	}
+	if weight == 0 {
+		return nil, fmt.Errorf("%w: %s has no stake to vote with", ErrUnauthorized, c.signer)
+	}
+	tally := map[string]*uint64{VoteYes: &prop.Yes, VoteNo: &prop.No, VoteAbstain: &prop.Abstain}[m.Option]
+	if *tally, err = add(*tally, weight); err != nil {
+		return nil, err
+	}
+	if err := c.st.put(voteKey(prop.ID, c.signer), m.Option); err != nil {
+		return nil, err
+	}
+	return []Event{{Type: "voted", Attrs: []Attr{{"proposal_id", u(prop.ID)}, {"voter", string(c.signer)}, {"option", m.Option}, {"weight", u(weight)}}}}, c.st.put(propKey(prop.ID), prop)
+}
+
+// consAddress is CometBFT's address for an ed25519 consensus key: sha256(pub)[:20].
+func consAddress(pub []byte) []byte {
+	h := sha256.Sum256(pub)
+	return h[:20]
 }
 
 func contains(list []keys.Address, a keys.Address) bool {

@@ -35,7 +35,7 @@ func TestTxSignatureChecks(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			before := h.store.WorkingHash()
+			before := h.stateHash()
 			if r := h.app.CheckTx(c.tx); r.Code != c.code {
 				t.Fatalf("CheckTx code = %d (%s), want %d", r.Code, r.Log, c.code)
 			}
@@ -46,7 +46,7 @@ func TestTxSignatureChecks(t *testing.T) {
 			if !errors.Is(ErrorFor(r.Code, r.Log), c.err) {
 				t.Fatalf("ErrorFor(%d) does not wrap %v", r.Code, c.err)
 			}
-			if !bytes.Equal(before, h.store.WorkingHash()) {
+			if !bytes.Equal(before, h.stateHash()) {
 				t.Fatal("a rejected tx changed state")
 			}
 		})
@@ -116,7 +116,7 @@ func TestRejectionsChangeNothing(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			before := h.store.WorkingHash()
+			before := h.stateHash()
 			r := h.do(c.key, c.msg)
 			if r.Code != c.code {
 				t.Fatalf("code = %d (%s), want %d", r.Code, r.Log, c.code)
@@ -124,7 +124,7 @@ func TestRejectionsChangeNothing(t *testing.T) {
 			if r.Log == "" {
 				t.Fatal("rejection without a message")
 			}
-			if !bytes.Equal(before, h.store.WorkingHash()) {
+			if !bytes.Equal(before, h.stateHash()) {
 				t.Fatal("rejected tx changed state")
 			}
 		})
@@ -145,9 +145,10 @@ func runJob(t *testing.T, h *harness, budget, gpuMillis uint64) string {
 func TestJobSettlesWithExactSplit(t *testing.T) {
 	h := newHarness(t, testGenesis())
 	h.mustDo(node1Key, registerMsg)
-	consumer0, node0, sp0 := h.balance(consumerKey), h.balance(node1Key), h.supply()
+	consumer0, node0, val0, sp0 := h.balance(consumerKey), h.balance(node1Key), h.balance(validatorKey), h.supply()
 
-	// 2 OMNI/h for 90 s of GPU time = 0.05 OMNI = 50,000 uomni.
+	// 2 OMNI/h for 90 s of GPU time = 0.05 OMNI = 50,000 uomni; the emission of 1 OMNI per
+	// verified GPU-hour adds 25,000 uomni from the network-rewards pool.
 	id := runJob(t, h, 1*omni, 90_000)
 	if got := h.balance(consumerKey); got != consumer0-1*omni {
 		t.Fatalf("escrow not locked: consumer has %d", got)
@@ -155,18 +156,25 @@ func TestJobSettlesWithExactSplit(t *testing.T) {
 	h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true}})
 
 	j := query[Job](h, "job/"+id)
-	want := Settlement{BilledMillis: 90_000, Cost: 50_000, Burned: 1_000, Fee: 2_500, Paid: 46_500, Refunded: 950_000, Height: j.Settlement.Height}
+	want := Settlement{BilledMillis: 90_000, Cost: 50_000, Burned: 1_000, Fee: 2_500, Paid: 46_500, Refunded: 950_000, Reward: 25_000, Height: j.Settlement.Height}
 	if j.Status != JobSettled || *j.Settlement != want {
 		t.Fatalf("job %s %+v, want settled %+v", j.Status, j.Settlement, want)
 	}
-	if got := h.balance(node1Key) - node0; got != 46_500 {
-		t.Fatalf("node paid %d, want 46500", got)
+	if got := h.balance(node1Key) - node0; got != 46_500+25_000 {
+		t.Fatalf("node paid %d, want 46500 + 25000 reward", got)
+	}
+	// The fee of 2,500 splits 10% to validators (one, so all of it), 15% to buy-backs, the
+	// rest to the ecosystem treasury.
+	if got := h.balance(validatorKey) - val0; got != 250 {
+		t.Fatalf("validator fee share %d, want 250", got)
 	}
 	if got := consumer0 - h.balance(consumerKey); got != 50_000 {
 		t.Fatalf("consumer spent %d, want 50000", got)
 	}
 	sp := h.supply()
-	if sp.Burned-sp0.Burned != 1_000 || sp.Pools[PoolFees]-sp0.Pools[PoolFees] != 2_500 || sp.Escrowed != 0 {
+	if sp.Burned-sp0.Burned != 1_000 || sp.Pools[PoolBuyback]-sp0.Pools[PoolBuyback] != 375 ||
+		sp.Pools[PoolEcosystem]-sp0.Pools[PoolEcosystem] != 1_875 || sp.Escrowed != 0 ||
+		sp0.Pools[PoolRewards]-sp.Pools[PoolRewards] != 25_000 {
 		t.Fatalf("supply after settlement: %+v", sp)
 	}
 	h.checkBooks()
@@ -175,7 +183,7 @@ func TestJobSettlesWithExactSplit(t *testing.T) {
 func TestFailedVerificationRefundsInFull(t *testing.T) {
 	h := newHarness(t, testGenesis())
 	h.mustDo(node1Key, registerMsg)
-	consumer0, node0 := h.balance(consumerKey), h.balance(node1Key)
+	consumer0, node0, val0, burned0 := h.balance(consumerKey), h.balance(node1Key), h.balance(validatorKey), h.supply().Burned
 	id := runJob(t, h, 1*omni, 1000)
 	h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: false, Reason: "freivalds mismatch at row 3"}})
 	j := query[Job](h, "job/"+id)
@@ -183,9 +191,15 @@ func TestFailedVerificationRefundsInFull(t *testing.T) {
 		t.Fatalf("job %s %+v", j.Status, j.Settlement)
 	}
 	if h.balance(consumerKey) != consumer0 || h.balance(node1Key) != node0 {
-		t.Fatal("failed job moved money")
+		t.Fatal("failed job moved the consumer's or the node's balance")
 	}
-	if n := query[Node](h, "node/"+string(addr(node1Key))); n.JobsFailed != 1 {
+	if h.balance(validatorKey)-val0 != 25*omni || h.supply().Burned-burned0 != 25*omni {
+		t.Fatal("slash not split between the verifier and the burn")
+	}
+	// The node loses 10% of its 500 OMNI stake: half to the validator that caught it, half
+	// burned; below the minimum it can take no more work.
+	n := query[Node](h, "node/"+string(addr(node1Key)))
+	if n.JobsFailed != 1 || n.Stake != 450*omni || n.Status != NodeInactive {
 		t.Fatalf("node record %+v", n)
 	}
 	// A second verdict on a closed job is rejected.

@@ -160,6 +160,14 @@ func (m Msg) ValidateBasic() error {
 		return validateDigest("result_digest", m.Attest.ResultDigest)
 	case m.CancelJob != nil:
 		return validateJobID(m.CancelJob.JobID)
+	case m.Stake != nil:
+		return m.Stake.validate()
+	case m.Unstake != nil:
+		return m.Unstake.validate()
+	case m.Propose != nil:
+		return m.Propose.validate()
+	case m.Vote != nil:
+		return m.Vote.validate()
 	default:
 		return fmt.Errorf("%w: no message", ErrInvalidMsg)
 	}

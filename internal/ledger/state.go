@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -8,11 +9,13 @@ import (
 	"github.com/omnisync/omnisync/internal/keys"
 )
 
-// Account is a wallet's liquid balance and next sequence number.
+// Account is a wallet's balance and next sequence number. Balance includes tokens still
+// locked by a vesting schedule: those can be staked but not transferred or escrowed.
 type Account struct {
 	Address keys.Address `json:"address"`
 	Balance uint64       `json:"balance"`
 	Seq     uint64       `json:"seq"`
+	Vesting *Vesting     `json:"vesting,omitempty"`
 }
 
 // Node is a registered compute supplier.
@@ -27,13 +30,63 @@ type Node struct {
 	JobsFailed       uint64       `json:"jobs_failed"`
 }
 
-// NodeActive is the status of a node that may be assigned work.
-const NodeActive = "active"
+// Node statuses: an active node may be assigned work; an inactive one has too little stake
+// (it unstaked, or was slashed below the minimum).
+const (
+	NodeActive   = "active"
+	NodeInactive = "inactive"
+)
 
-// Validator is an account allowed to attest results; its stake is locked.
+// Validator is a staked account that runs consensus (with PubKey as its CometBFT key and
+// its stake in whole OMNI as voting power) and attests results.
 type Validator struct {
 	Address keys.Address `json:"address"`
+	PubKey  []byte       `json:"pub_key"`
 	Stake   uint64       `json:"stake"`
+	Jailed  bool         `json:"jailed,omitempty"`
+}
+
+// Power is the validator's CometBFT voting power: whole OMNI staked, 0 when jailed.
+func (v Validator) Power() int64 {
+	if v.Jailed {
+		return 0
+	}
+	return int64(v.Stake / UomniPerOMNI)
+}
+
+// Unbonding is stake on its way back to a balance; it can still be slashed.
+type Unbonding struct {
+	ID         uint64       `json:"id"`
+	Address    keys.Address `json:"address"`
+	Role       string       `json:"role"`
+	Amount     uint64       `json:"amount"`
+	MatureUnix int64        `json:"mature_unix"`
+}
+
+// Proposal statuses.
+const (
+	ProposalVoting   = "voting"
+	ProposalPassed   = "passed"
+	ProposalRejected = "rejected"
+	ProposalFailed   = "failed" // passed, but could not be applied
+)
+
+// Proposal is a governance proposal and its running tally (stake-weighted, uomni).
+type Proposal struct {
+	ID            uint64                     `json:"id"`
+	Proposer      keys.Address               `json:"proposer"`
+	Title         string                     `json:"title"`
+	Description   string                     `json:"description,omitempty"`
+	Params        map[string]json.RawMessage `json:"params,omitempty"`
+	Spend         *Spend                     `json:"spend,omitempty"`
+	SubmitHeight  int64                      `json:"submit_height"`
+	VotingEnd     int64                      `json:"voting_end_height"`
+	Status        string                     `json:"status"`
+	Yes           uint64                     `json:"yes"`
+	No            uint64                     `json:"no"`
+	Abstain       uint64                     `json:"abstain"`
+	AppliedHeight int64                      `json:"applied_height,omitempty"`
+	Result        string                     `json:"result,omitempty"`
 }
 
 // Job statuses.
@@ -63,31 +116,33 @@ type Settlement struct {
 	Burned       uint64 `json:"burned"`
 	Fee          uint64 `json:"fee"`
 	Refunded     uint64 `json:"refunded"`
+	Reward       uint64 `json:"reward,omitempty"` // network-rewards emission paid to the node on top
 	Height       int64  `json:"height"`
 }
 
 // Job is the on-chain record of one job from escrow to settlement.
 type Job struct {
-	ID              string        `json:"id"`
-	Consumer        keys.Address  `json:"consumer"`
-	SpecHash        string        `json:"spec_hash"`
-	Budget          uint64        `json:"budget"`
-	MaxPricePerHour uint64        `json:"max_price_per_hour"`
-	Verification    string        `json:"verification"`
-	TimeoutSeconds  uint64        `json:"timeout_seconds"`
-	Status          string        `json:"status"`
-	CreatedHeight   int64         `json:"created_height"`
-	DeadlineUnix    int64         `json:"deadline_unix"`
-	Node            keys.Address  `json:"node,omitempty"`
-	PricePerHour    uint64        `json:"price_per_hour,omitempty"`
-	ScoreBP         uint32        `json:"score_bp,omitempty"`
-	AssignedHeight  int64         `json:"assigned_height,omitempty"`
-	ResultDigest    string        `json:"result_digest,omitempty"`
-	GPUMillis       uint64        `json:"gpu_millis,omitempty"`
-	ResultHeight    int64         `json:"result_height,omitempty"`
-	Seed            string        `json:"seed,omitempty"`
-	Attestations    []Attestation `json:"attestations,omitempty"`
-	Settlement      *Settlement   `json:"settlement,omitempty"`
+	ID              string         `json:"id"`
+	Consumer        keys.Address   `json:"consumer"`
+	SpecHash        string         `json:"spec_hash"`
+	Budget          uint64         `json:"budget"`
+	MaxPricePerHour uint64         `json:"max_price_per_hour"`
+	Verification    string         `json:"verification"`
+	TimeoutSeconds  uint64         `json:"timeout_seconds"`
+	Status          string         `json:"status"`
+	CreatedHeight   int64          `json:"created_height"`
+	DeadlineUnix    int64          `json:"deadline_unix"`
+	Node            keys.Address   `json:"node,omitempty"`
+	PricePerHour    uint64         `json:"price_per_hour,omitempty"`
+	ScoreBP         uint32         `json:"score_bp,omitempty"`
+	AssignedHeight  int64          `json:"assigned_height,omitempty"`
+	ResultDigest    string         `json:"result_digest,omitempty"`
+	GPUMillis       uint64         `json:"gpu_millis,omitempty"`
+	ResultHeight    int64          `json:"result_height,omitempty"`
+	Seed            string         `json:"seed,omitempty"`
+	Committee       []keys.Address `json:"committee,omitempty"`
+	Attestations    []Attestation  `json:"attestations,omitempty"`
+	Settlement      *Settlement    `json:"settlement,omitempty"`
 }
 
 // Open reports whether the job still holds escrow.
@@ -96,21 +151,33 @@ func (j *Job) Open() bool {
 }
 
 // Supply is the chain-wide accounting. At every height
-// Genesis == Liquid + Staked + Escrowed + sum(Pools) + Burned.
+// Genesis == Liquid + Staked + Unbonding + Escrowed + sum(Pools) + Burned.
+// Liquid counts every account balance, vesting-locked tokens included; queries split out
+// the locked part as "vesting".
 type Supply struct {
-	Genesis  uint64            `json:"genesis"`
-	Liquid   uint64            `json:"liquid"`
-	Staked   uint64            `json:"staked"`
-	Escrowed uint64            `json:"escrowed"`
-	Pools    map[string]uint64 `json:"pools"`
-	Burned   uint64            `json:"burned"`
+	Genesis   uint64            `json:"genesis"`
+	Liquid    uint64            `json:"liquid"`
+	Staked    uint64            `json:"staked"`
+	Unbonding uint64            `json:"unbonding"`
+	Escrowed  uint64            `json:"escrowed"`
+	Pools     map[string]uint64 `json:"pools"`
+	Burned    uint64            `json:"burned"`
+}
+
+func (s Supply) clone() Supply {
+	c := s
+	c.Pools = make(map[string]uint64, len(s.Pools))
+	for k, v := range s.Pools {
+		c.Pools[k] = v
+	}
+	return c
 }
 
 // Total adds every bucket; it equals Genesis when the books balance.
 func (s Supply) Total() (uint64, error) {
 	t := s.Liquid
 	var err error
-	for _, v := range []uint64{s.Staked, s.Escrowed, s.Burned} {
+	for _, v := range []uint64{s.Staked, s.Unbonding, s.Escrowed, s.Burned} {
 		if t, err = add(t, v); err != nil {
 			return 0, err
 		}
@@ -132,43 +199,112 @@ func sortedKeys(m map[string]uint64) []string {
 	return out
 }
 
-// Pool names.
+// Pool names (module accounts).
 const (
-	PoolFees    = "fees"
-	PoolRewards = "network_rewards"
+	PoolRewards          = "network_rewards"   // 40% at genesis, emitted per verified GPU-hour
+	PoolEcosystem        = "ecosystem"         // the governance-controlled treasury
+	PoolBuyback          = "buyback"           // 15% of fees, burned or moved each quarter
+	PoolValidatorRewards = "validator_rewards" // undistributed remainder of validators' fee share
 )
 
-// Params are the chain's tunable numbers.
-type Params struct {
-	BurnBP          uint64         `json:"burn_bp"`
-	FeeBP           uint64         `json:"fee_bp"`
-	MinNodeStake    uint64         `json:"min_node_stake"`
-	MinBilledMillis uint64         `json:"min_billed_millis"`
-	Routers         []keys.Address `json:"routers"`
+// RouterWeights are the placement score weights in basis points (whitepaper §3.3).
+type RouterWeights struct {
+	Compute     uint32 `json:"compute"`
+	Latency     uint32 `json:"latency"`
+	Reliability uint32 `json:"reliability"`
+	Price       uint32 `json:"price"`
 }
 
-// DefaultParams follow the whitepaper where it gives numbers: 2% burn, 500 OMNI node stake.
-// The protocol fee is not given there; 5% is our default until governance sets it.
+// Params are the chain's tunable numbers; governance can change every one of them.
+type Params struct {
+	BurnBP            uint64 `json:"burn_bp"`             // burned from every transfer and job payment
+	FeeBP             uint64 `json:"fee_bp"`              // protocol fee on job payments
+	MinNodeStake      uint64 `json:"min_node_stake"`      // uomni
+	MinValidatorStake uint64 `json:"min_validator_stake"` // uomni
+	MinBilledMillis   uint64 `json:"min_billed_millis"`   // smallest GPU time billed per job
+	UnbondingSeconds  uint64 `json:"unbonding_seconds"`   // block time until unstaked tokens return
+
+	// Fee split: validators (pro rata to stake) and the buy-back fund; the rest goes to
+	// the ecosystem treasury.
+	ValidatorFeeShareBP uint64 `json:"validator_fee_share_bp"`
+	BuybackFeeShareBP   uint64 `json:"buyback_fee_share_bp"`
+	QuarterBlocks       uint64 `json:"quarter_blocks"` // buy-back settles every this many blocks
+	BuybackBurn         bool   `json:"buyback_burn"`   // true: burn the fund; false: move it to the treasury
+
+	// Network rewards: RewardPerGPUHour uomni per verified GPU-hour, multiplied by
+	// (10000-RewardDecayBP)/10000 every RewardDecayBlocks blocks.
+	RewardPerGPUHour  uint64 `json:"reward_per_gpu_hour"`
+	RewardDecayBP     uint64 `json:"reward_decay_bp"`
+	RewardDecayBlocks uint64 `json:"reward_decay_blocks"`
+
+	// Slashing.
+	FraudSlashBP       uint64 `json:"fraud_slash_bp"`        // of a node's stake, for a result proven wrong
+	VerifierRewardBP   uint64 `json:"verifier_reward_bp"`    // of the slashed amount, to the verifiers; the rest burns
+	FalseAttestSlashBP uint64 `json:"false_attest_slash_bp"` // of a validator's stake, for attesting a wrong result
+	DoubleSignSlashBP  uint64 `json:"double_sign_slash_bp"`  // of a validator's stake, for CometBFT double-sign evidence
+
+	// Governance.
+	GovQuorumBP     uint64 `json:"gov_quorum_bp"`     // share of all stake that must vote
+	GovThresholdBP  uint64 `json:"gov_threshold_bp"`  // share of yes among yes+no needed to pass
+	GovVotingBlocks uint64 `json:"gov_voting_blocks"` // voting period
+
+	// Off-chain services read these from the chain.
+	RouterWeights RouterWeights  `json:"router_weights"`
+	AuditRateBP   uint64         `json:"audit_rate_bp"`  // share of challenge-level jobs audited
+	CommitteeSize uint64         `json:"committee_size"` // validators drawn per verification; 0 = all
+	Routers       []keys.Address `json:"routers"`
+}
+
+// DefaultParams follow the whitepaper where it gives numbers (2% burn, 500 and 10,000
+// OMNI minimum stakes, 10% of fees to validators, 15% to buy-backs, quarterly). The rest
+// are our defaults until governance sets them: a 5% protocol fee, 21 days unbonding,
+// 10% fraud slash, 5% double-sign slash, 33.4% quorum and 50% threshold over ~1 day.
 func DefaultParams() Params {
 	return Params{
-		BurnBP:          200,
-		FeeBP:           500,
-		MinNodeStake:    500 * UomniPerOMNI,
-		MinBilledMillis: 1000,
+		BurnBP: 200, FeeBP: 500,
+		MinNodeStake: 500 * UomniPerOMNI, MinValidatorStake: 10_000 * UomniPerOMNI,
+		MinBilledMillis: 1000, UnbondingSeconds: 21 * 24 * 3600,
+		ValidatorFeeShareBP: 1000, BuybackFeeShareBP: 1500,
+		QuarterBlocks: 7_776_000, BuybackBurn: true, // ~90 days of 1 s blocks
+		RewardPerGPUHour: 1 * UomniPerOMNI, RewardDecayBP: 2000, RewardDecayBlocks: 31_536_000, // -20% a year
+		FraudSlashBP: 1000, VerifierRewardBP: 5000, FalseAttestSlashBP: 500, DoubleSignSlashBP: 500,
+		GovQuorumBP: 3340, GovThresholdBP: 5000, GovVotingBlocks: 86_400,
+		RouterWeights: RouterWeights{Compute: 3500, Latency: 3000, Reliability: 2000, Price: 1500},
+		AuditRateBP:   100, CommitteeSize: 0,
 	}
 }
 
 // Validate checks that the parameters can be applied.
 func (p Params) Validate() error {
-	if p.BurnBP+p.FeeBP > BasisPoints {
-		return fmt.Errorf("%w: burn_bp + fee_bp exceeds 10000", ErrInvalidMsg)
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidMsg}, args...)...)
 	}
-	if p.MinNodeStake == 0 {
-		return fmt.Errorf("%w: min_node_stake must be positive", ErrInvalidMsg)
+	for name, bp := range map[string]uint64{
+		"burn_bp": p.BurnBP, "fee_bp": p.FeeBP, "validator_fee_share_bp": p.ValidatorFeeShareBP,
+		"buyback_fee_share_bp": p.BuybackFeeShareBP, "reward_decay_bp": p.RewardDecayBP,
+		"fraud_slash_bp": p.FraudSlashBP, "verifier_reward_bp": p.VerifierRewardBP,
+		"false_attest_slash_bp": p.FalseAttestSlashBP, "double_sign_slash_bp": p.DoubleSignSlashBP,
+		"gov_quorum_bp": p.GovQuorumBP, "gov_threshold_bp": p.GovThresholdBP, "audit_rate_bp": p.AuditRateBP,
+	} {
+		if bp > BasisPoints {
+			return bad("%s is %d, above 10000 basis points", name, bp)
+		}
+	}
+	switch {
+	case p.BurnBP+p.FeeBP > BasisPoints:
+		return bad("burn_bp + fee_bp exceeds 10000")
+	case p.ValidatorFeeShareBP+p.BuybackFeeShareBP > BasisPoints:
+		return bad("validator_fee_share_bp + buyback_fee_share_bp exceeds 10000")
+	case p.MinNodeStake == 0 || p.MinValidatorStake < UomniPerOMNI:
+		return bad("min_node_stake must be positive and min_validator_stake at least 1 OMNI")
+	case p.QuarterBlocks == 0 || p.RewardDecayBlocks == 0 || p.GovVotingBlocks == 0:
+		return bad("quarter_blocks, reward_decay_blocks and gov_voting_blocks must be positive")
+	case uint64(p.RouterWeights.Compute)+uint64(p.RouterWeights.Latency)+uint64(p.RouterWeights.Reliability)+uint64(p.RouterWeights.Price) != BasisPoints:
+		return bad("router_weights must add up to 10000")
 	}
 	for _, r := range p.Routers {
 		if err := r.Validate(); err != nil {
-			return fmt.Errorf("%w: router: %v", ErrInvalidMsg, err)
+			return bad("router: %v", err)
 		}
 	}
 	return nil
@@ -176,15 +312,43 @@ func (p Params) Validate() error {
 
 // Store key layout.
 var (
-	keyChainID   = []byte("meta/chain_id")
-	keyParams    = []byte("meta/params")
-	keySupply    = []byte("meta/supply")
-	prefixAcct   = []byte("acct/")
-	prefixNode   = []byte("node/")
-	prefixVal    = []byte("val/")
-	prefixJob    = []byte("job/")
-	prefixJobExp = []byte("jobexp/")
+	keyChainID    = []byte("meta/chain_id")
+	keyParams     = []byte("meta/params")
+	keySupply     = []byte("meta/supply")
+	prefixAcct    = []byte("acct/")
+	prefixNode    = []byte("node/")
+	prefixVal     = []byte("val/")
+	prefixJob     = []byte("job/")
+	prefixJobExp  = []byte("jobexp/")
+	prefixVest    = []byte("vest/")
+	prefixValCon  = []byte("valcons/")
+	prefixUnbond  = []byte("unbond/")
+	prefixProp    = []byte("prop/")
+	prefixPropEnd = []byte("propend/")
+	prefixVote    = []byte("vote/")
+	keyCounters   = []byte("meta/counters")
+	keyBlockTime  = []byte("meta/block_time")
 )
+
+// counters hands out sequential ids.
+type counters struct {
+	Unbonding uint64 `json:"unbonding"`
+	Proposal  uint64 `json:"proposal"`
+}
+
+func unbondKey(mature int64, id uint64) []byte {
+	return []byte(fmt.Sprintf("%s%016x/%016x", prefixUnbond, uint64(mature), id))
+}
+func propKey(id uint64) []byte { return []byte(fmt.Sprintf("%s%016x", prefixProp, id)) }
+func propEndKey(h int64, id uint64) []byte {
+	return []byte(fmt.Sprintf("%s%016x/%016x", prefixPropEnd, uint64(h), id))
+}
+func voteKey(id uint64, a keys.Address) []byte {
+	return []byte(fmt.Sprintf("%s%016x/%s", prefixVote, id, a))
+}
+func valConsKey(consAddr []byte) []byte {
+	return append(append([]byte{}, prefixValCon...), []byte(hex.EncodeToString(consAddr))...)
+}
 
 func acctKey(a keys.Address) []byte { return append(append([]byte{}, prefixAcct...), a...) }
 func nodeKey(a keys.Address) []byte { return append(append([]byte{}, prefixNode...), a...) }
@@ -259,25 +423,65 @@ func (s state) job(id string) (Job, error) {
 
 func (s state) node(a keys.Address) (Node, bool, error) { return getJSON[Node](s.kv, nodeKey(a)) }
 
-func (s state) validators() ([]Validator, error) {
-	var out []Validator
+func (s state) validator(a keys.Address) (Validator, bool, error) {
+	return getJSON[Validator](s.kv, valKey(a))
+}
+
+func eachJSON[T any](r Reader, prefix []byte, fn func(T) bool) error {
 	var derr error
-	err := s.kv.Iterate(prefixVal, func(_, v []byte) bool {
-		var val Validator
-		if derr = json.Unmarshal(v, &val); derr != nil {
+	err := r.Iterate(prefix, func(_, b []byte) bool {
+		var v T
+		if derr = json.Unmarshal(b, &v); derr != nil {
 			return false
 		}
-		out = append(out, val)
-		return true
+		return fn(v)
 	})
 	if err == nil {
 		err = derr
 	}
+	return err
+}
+
+// validators lists every validator record in address order.
+func (s state) validators() ([]Validator, error) {
+	var out []Validator
+	err := eachJSON(s.kv, prefixVal, func(v Validator) bool { out = append(out, v); return true })
 	return out, err
 }
 
-// credit and debit move liquid balance and keep the supply's Liquid bucket in step.
+// unbondings visits an account's unbonding entries.
+func (s state) unbondings(a keys.Address, fn func(Unbonding) bool) error {
+	return eachJSON(s.kv, unbondAcctPrefix(a), fn)
+}
+
+func unbondAcctPrefix(a keys.Address) []byte {
+	return []byte(fmt.Sprintf("unbondacct/%s/", a))
+}
+
+func unbondAcctKey(a keys.Address, id uint64) []byte {
+	return []byte(fmt.Sprintf("unbondacct/%s/%016x", a, id))
+}
+
+func (s state) counters() (counters, error) {
+	c, _, err := getJSON[counters](s.kv, keyCounters)
+	return c, err
+}
+
+// stakeOf is an account's voting weight: its bonded node and validator stake.
+func (s state) stakeOf(a keys.Address) (uint64, error) {
+	n, _, err := s.node(a)
+	if err != nil {
+		return 0, err
+	}
+	v, _, err := s.validator(a)
+	return n.Stake + v.Stake, err
+}
+
+// credit adds to a balance and keeps the supply's Liquid bucket in step.
 func (s state) credit(sp *Supply, a keys.Address, amt uint64) error {
+	if amt == 0 {
+		return nil
+	}
 	acc, err := s.account(a)
 	if err != nil {
 		return err
@@ -291,7 +495,9 @@ func (s state) credit(sp *Supply, a keys.Address, amt uint64) error {
 	return s.setAccount(acc)
 }
 
-func (s state) debit(sp *Supply, a keys.Address, amt uint64) error {
+// debit takes from a balance. Unless lockedOK (staking), tokens that vesting still locks
+// at time now cannot leave the account.
+func (s state) debit(sp *Supply, a keys.Address, amt uint64, now int64, lockedOK bool) error {
 	acc, err := s.account(a)
 	if err != nil {
 		return err
@@ -299,9 +505,37 @@ func (s state) debit(sp *Supply, a keys.Address, amt uint64) error {
 	if acc.Balance < amt {
 		return fmt.Errorf("%w: %s has %s OMNI, needs %s OMNI", ErrInsufficientFunds, a, FormatOMNI(acc.Balance), FormatOMNI(amt))
 	}
+	if !lockedOK && acc.Vesting != nil {
+		locked, err := s.lockedInBalance(acc, now)
+		if err != nil {
+			return err
+		}
+		if acc.Balance-amt < locked {
+			return fmt.Errorf("%w: %s has %s OMNI still vesting; only %s OMNI can move (locked tokens can be staked)",
+				ErrLocked, a, FormatOMNI(locked), FormatOMNI(acc.Balance-locked))
+		}
+	}
 	acc.Balance -= amt
 	if sp.Liquid, err = sub(sp.Liquid, amt); err != nil {
 		return fmt.Errorf("liquid supply underflow: %w", err)
 	}
 	return s.setAccount(acc)
+}
+
+// pool moves amt into (or, with a negative sign via takePool, out of) a module account.
+func addPool(sp *Supply, name string, amt uint64) error {
+	v, err := add(sp.Pools[name], amt)
+	if err != nil {
+		return err
+	}
+	sp.Pools[name] = v
+	return nil
+}
+
+func takePool(sp *Supply, name string, amt uint64) error {
+	if sp.Pools[name] < amt {
+		return fmt.Errorf("%w: pool %s holds %s OMNI, needs %s", ErrInsufficientFunds, name, FormatOMNI(sp.Pools[name]), FormatOMNI(amt))
+	}
+	sp.Pools[name] -= amt
+	return nil
 }

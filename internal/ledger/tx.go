@@ -44,6 +44,10 @@ type Msg struct {
 	CommitResult *MsgCommitResult `json:"commit_result,omitempty"`
 	Attest       *MsgAttest       `json:"attest,omitempty"`
 	CancelJob    *MsgCancelJob    `json:"cancel_job,omitempty"`
+	Stake        *MsgStake        `json:"stake,omitempty"`
+	Unstake      *MsgUnstake      `json:"unstake,omitempty"`
+	Propose      *MsgPropose      `json:"propose,omitempty"`
+	Vote         *MsgVote         `json:"vote,omitempty"`
 }
 
 // Kind names the message set in m, or "" when none or several are.
@@ -56,7 +60,8 @@ func (m Msg) Kind() string {
 		{m.Transfer != nil, "transfer"}, {m.RegisterNode != nil, "register_node"},
 		{m.CreateJob != nil, "create_job"}, {m.AssignJob != nil, "assign_job"},
 		{m.CommitResult != nil, "commit_result"}, {m.Attest != nil, "attest"},
-		{m.CancelJob != nil, "cancel_job"},
+		{m.CancelJob != nil, "cancel_job"}, {m.Stake != nil, "stake"},
+		{m.Unstake != nil, "unstake"}, {m.Propose != nil, "propose"}, {m.Vote != nil, "vote"},
 	} {
 		if c.set {
 			kind, n = c.name, n+1
