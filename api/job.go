@@ -210,6 +210,9 @@ type Payment struct {
 	ProtocolFee  uint64 `json:"protocol_fee"`
 	Refunded     uint64 `json:"refunded"`
 	BilledMillis uint64 `json:"billed_millis"`
+	// NetworkReward is emitted to the node from the network-rewards pool on top of its
+	// payment, per verified GPU-hour; it does not come out of the budget.
+	NetworkReward uint64 `json:"network_reward"`
 }
 
 // Event is one step of a job's progress.
@@ -260,14 +263,16 @@ type Account struct {
 	Seq     uint64 `json:"seq"`
 }
 
-// Supply is GET /v1/chain/supply, in uomni.
+// Supply is GET /v1/chain/supply, in uomni; the buckets add up to Total at every height.
 type Supply struct {
-	Total    uint64            `json:"total"`
-	Liquid   uint64            `json:"liquid"`
-	Staked   uint64            `json:"staked"`
-	Escrowed uint64            `json:"escrowed"`
-	Pools    map[string]uint64 `json:"pools"`
-	Burned   uint64            `json:"burned"`
+	Total     uint64            `json:"total"`
+	Liquid    uint64            `json:"liquid"`
+	Vesting   uint64            `json:"vesting"`
+	Staked    uint64            `json:"staked"`
+	Unbonding uint64            `json:"unbonding"`
+	Escrowed  uint64            `json:"escrowed"`
+	Pools     map[string]uint64 `json:"pools"`
+	Burned    uint64            `json:"burned"`
 }
 
 // Error is the body of every non-2xx response.

@@ -1,0 +1,289 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client calls the REST API of an OmniSync daemon. Every call takes its deadline from ctx;
+// leave HTTP.Timeout zero, or it would also cut the event streams WaitJob follows.
+type Client struct {
+	BaseURL string       // e.g. "http://127.0.0.1:8080", without the /v1
+	HTTP    *http.Client // nil means a plain &http.Client{}
+
+	// PollInterval is how often WaitJob asks for the job once its event stream has broken;
+	// zero means one second.
+	PollInterval time.Duration
+}
+
+// NewClient returns a client for the daemon at baseURL.
+func NewClient(baseURL string) *Client {
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), HTTP: &http.Client{}}
+}
+
+// ResponseError is a non-2xx response. It wraps the sentinel its status stands for (see
+// HTTPStatus) and, when the server named a field, a *FieldError, so errors.Is and errors.As
+// work on the client as they do inside the server.
+type ResponseError struct {
+	StatusCode int
+	Body       Error // as sent by the server; Body.Error is the message
+}
+
+func (e *ResponseError) Error() string {
+	if e.Body.Error != "" {
+		return e.Body.Error
+	}
+	return fmt.Sprintf("%d %s", e.StatusCode, strings.ToLower(http.StatusText(e.StatusCode)))
+}
+
+func (e *ResponseError) Unwrap() []error {
+	var errs []error
+	if s := sentinelFor(e.StatusCode); s != nil {
+		errs = append(errs, s)
+	}
+	if e.Body.Field != "" {
+		msg := strings.TrimPrefix(e.Body.Error, e.Body.Field+": ")
+		errs = append(errs, &FieldError{Field: e.Body.Field, Msg: msg})
+	}
+	return errs
+}
+
+// SubmitJob is POST /v1/jobs.
+func (c *Client) SubmitJob(ctx context.Context, req SubmitJobRequest) (Job, error) {
+	var job Job
+	err := c.call(ctx, http.MethodPost, "/v1/jobs", req, &job)
+	return job, err
+}
+
+// Job is GET /v1/jobs/{id}.
+func (c *Client) Job(ctx context.Context, id string) (Job, error) {
+	var job Job
+	err := c.call(ctx, http.MethodGet, jobPath(id), nil, &job)
+	return job, err
+}
+
+// Nodes is GET /v1/nodes.
+func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
+	var nodes []Node
+	err := c.call(ctx, http.MethodGet, "/v1/nodes", nil, &nodes)
+	return nodes, err
+}
+
+// Account is GET /v1/accounts/{address}.
+func (c *Client) Account(ctx context.Context, address string) (Account, error) {
+	var acct Account
+	err := c.call(ctx, http.MethodGet, "/v1/accounts/"+url.PathEscape(address), nil, &acct)
+	return acct, err
+}
+
+// Supply is GET /v1/chain/supply.
+func (c *Client) Supply(ctx context.Context) (Supply, error) {
+	var s Supply
+	err := c.call(ctx, http.MethodGet, "/v1/chain/supply", nil, &s)
+	return s, err
+}
+
+// Health is GET /v1/health: {"status": "ok"} plus what the daemon chose to show.
+func (c *Client) Health(ctx context.Context) (map[string]string, error) {
+	var h map[string]string
+	err := c.call(ctx, http.MethodGet, "/v1/health", nil, &h)
+	return h, err
+}
+
+func jobPath(id string) string { return "/v1/jobs/" + url.PathEscape(id) }
+
+// call sends in (when non-nil) as JSON and decodes a 2xx response into out.
+func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	resp, err := c.send(ctx, method, path, in, "application/json")
+	if err != nil {
+		return err
+	}
+	defer closeBody(resp.Body)
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decoding response: %w", method, path, err)
+	}
+	return nil
+}
+
+// send returns the response to a request, or a *ResponseError for a non-2xx status.
+func (c *Client) send(ctx context.Context, method, path string, in any, accept string) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: encoding request: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", accept)
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err // a *url.Error naming the method and URL
+	}
+	if resp.StatusCode/100 != 2 {
+		defer closeBody(resp.Body)
+		return nil, readResponseError(resp)
+	}
+	return resp, nil
+}
+
+// maxErrorBytes bounds how much of an error response is read.
+const maxErrorBytes = 1 << 20
+
+func readResponseError(resp *http.Response) error {
+	e := &ResponseError{StatusCode: resp.StatusCode}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+	if json.Unmarshal(b, &e.Body) != nil {
+		e.Body = Error{} // not ours, e.g. a proxy's HTML page: the status says enough
+	}
+	return e
+}
+
+// closeBody drains what little is left so the connection can be reused.
+func closeBody(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, 4<<10))
+	_ = body.Close()
+}
+
+// streamIdleTimeout is how long WaitJob waits for any byte of the event stream before
+// treating it as broken; the server sends a keep-alive comment well within it.
+const streamIdleTimeout = time.Minute
+
+var errStreamBroken = errors.New("job event stream broken")
+
+// WaitJob follows /v1/jobs/{id}/events until the job reaches a final status and returns it,
+// calling onUpdate (which may be nil) once for each distinct state, in order. If the stream
+// breaks it polls Job instead, every PollInterval, riding out network errors and 503s until
+// ctx ends; other error responses (an unknown job, say) are returned at once.
+func (c *Client) WaitJob(ctx context.Context, id string, onUpdate func(Job)) (Job, error) {
+	w := &jobWatch{onUpdate: onUpdate}
+	job, err := c.followJobEvents(ctx, id, w)
+	switch {
+	case err == nil:
+		return job, nil
+	case ctx.Err() != nil:
+		return Job{}, fmt.Errorf("waiting for job %s: %w", id, ctx.Err())
+	case !transient(err):
+		return Job{}, err
+	}
+	return c.pollJob(ctx, id, w)
+}
+
+// jobWatch passes each distinct state of a job to onUpdate once.
+type jobWatch struct {
+	onUpdate func(Job)
+	last     []byte
+}
+
+func (w *jobWatch) see(job Job) {
+	b, _ := json.Marshal(job) // plain data
+	if bytes.Equal(b, w.last) {
+		return
+	}
+	w.last = b
+	if w.onUpdate != nil {
+		w.onUpdate(job)
+	}
+}
+
+func (c *Client) followJobEvents(ctx context.Context, id string, w *jobWatch) (Job, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	idle := time.AfterFunc(streamIdleTimeout, cancel)
+	defer idle.Stop()
+
+	resp, err := c.send(ctx, http.MethodGet, jobPath(id)+"/events", nil, "text/event-stream")
+	if err != nil {
+		return Job{}, err
+	}
+	defer closeBody(resp.Body)
+	events := newSSEReader(&idleReader{r: resp.Body, timer: idle})
+	for {
+		ev, err := events.Next()
+		if err != nil {
+			return Job{}, fmt.Errorf("%w: %w", errStreamBroken, err)
+		}
+		switch ev.Name {
+		case EventJob:
+			var job Job
+			if err := json.Unmarshal([]byte(ev.Data), &job); err != nil {
+				return Job{}, fmt.Errorf("%w: decoding job event: %w", errStreamBroken, err)
+			}
+			w.see(job)
+			if Final(job.Status) {
+				return job, nil
+			}
+		case EventError:
+			// The server gave up on the stream; polling reports the error properly if it lasts.
+			return Job{}, fmt.Errorf("%w: server sent error: %s", errStreamBroken, ev.Data)
+		}
+	}
+}
+
+func (c *Client) pollJob(ctx context.Context, id string, w *jobWatch) (Job, error) {
+	interval := c.PollInterval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		job, err := c.Job(ctx, id)
+		switch {
+		case err == nil:
+			w.see(job)
+			if Final(job.Status) {
+				return job, nil
+			}
+		case ctx.Err() != nil:
+			return Job{}, fmt.Errorf("waiting for job %s: %w", id, ctx.Err())
+		case !transient(err):
+			return Job{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return Job{}, fmt.Errorf("waiting for job %s: %w", id, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// transient reports whether waiting may get past err: anything but an error response,
+// unless the server (or a gateway before it) said it is unavailable.
+func transient(err error) bool {
+	var re *ResponseError
+	return !errors.As(err, &re) || errors.Is(err, ErrUnavailable)
+}
+
+// idleReader pushes back timer on every read that returns data.
+type idleReader struct {
+	r     io.Reader
+	timer *time.Timer
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.timer.Reset(streamIdleTimeout)
+	}
+	return n, err
+}

@@ -1,0 +1,257 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestHTTPStatus(t *testing.T) {
+	tests := []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{&FieldError{Field: "budget", Msg: "must be positive"}, 400, CodeBadRequest},
+		{fmt.Errorf("decode: %w", ErrBadRequest), 400, CodeBadRequest},
+		{fmt.Errorf("%w: balance 1", ErrInsufficientFunds), 402, CodeInsufficientFunds},
+		{ErrUnauthorized, 403, CodeUnauthorized},
+		{fmt.Errorf("job j: %w", ErrNotFound), 404, CodeNotFound},
+		{ErrConflict, 409, CodeConflict},
+		{ErrUnavailable, 503, CodeUnavailable},
+		{errors.New("disk on fire"), 500, CodeInternal},
+	}
+	for _, tt := range tests {
+		if status, code := HTTPStatus(tt.err); status != tt.status || code != tt.code {
+			t.Errorf("HTTPStatus(%v) = %d %s, want %d %s", tt.err, status, code, tt.status, tt.code)
+		}
+	}
+}
+
+// respond serves one canned response for every request.
+func respond(t *testing.T, status int, body string) *Client {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return NewClient(srv.URL + "/") // a trailing slash is tolerated
+}
+
+func TestClientErrors(t *testing.T) {
+	tests := []struct {
+		status   int
+		body     string
+		sentinel error
+		field    string
+		msg      string
+	}{
+		{400, `{"error":"spec.budget: must be positive (uomni)","field":"spec.budget","code":"bad_request"}`,
+			ErrBadRequest, "spec.budget", "spec.budget: must be positive (uomni)"},
+		{400, `{"error":"bad request: invalid JSON","code":"bad_request"}`, ErrBadRequest, "", "bad request: invalid JSON"},
+		{402, `{"error":"insufficient funds: balance 1","code":"insufficient_funds"}`, ErrInsufficientFunds, "", "insufficient funds: balance 1"},
+		{403, `{"error":"unauthorized"}`, ErrUnauthorized, "", "unauthorized"},
+		{404, `{"error":"not found: job \"x\""}`, ErrNotFound, "", `not found: job "x"`},
+		{405, `{"error":"method not allowed"}`, ErrBadRequest, "", "method not allowed"},
+		{409, `{"error":"conflict: job exists"}`, ErrConflict, "", "conflict: job exists"},
+		{413, `{"error":"request body exceeds 209715200 bytes"}`, ErrBadRequest, "", "request body exceeds 209715200 bytes"},
+		{503, `{"error":"service unavailable: chain"}`, ErrUnavailable, "", "service unavailable: chain"},
+		{502, `<html>bad gateway</html>`, ErrUnavailable, "", "502 bad gateway"},
+		{500, `{"error":"disk on fire","code":"internal"}`, nil, "", "disk on fire"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.status), func(t *testing.T) {
+			_, err := respond(t, tt.status, tt.body).Job(context.Background(), "x")
+			var re *ResponseError
+			if !errors.As(err, &re) || re.StatusCode != tt.status {
+				t.Fatalf("got %v, want a *ResponseError with status %d", err, tt.status)
+			}
+			if err.Error() != tt.msg {
+				t.Errorf("message %q, want %q", err, tt.msg)
+			}
+			if tt.sentinel != nil && !errors.Is(err, tt.sentinel) {
+				t.Errorf("%v does not wrap %v", err, tt.sentinel)
+			}
+			for _, other := range []error{ErrInsufficientFunds, ErrNotFound, ErrConflict, ErrUnauthorized} {
+				if other != tt.sentinel && errors.Is(err, other) {
+					t.Errorf("%v also wraps %v", err, other)
+				}
+			}
+			var fe *FieldError
+			if got := errors.As(err, &fe); got != (tt.field != "") {
+				t.Fatalf("errors.As FieldError = %v, want %v", got, tt.field != "")
+			}
+			if fe != nil && (fe.Field != tt.field || fe.Error() != tt.msg || !errors.Is(err, ErrInvalidSpec)) {
+				t.Errorf("FieldError %#v", fe)
+			}
+		})
+	}
+}
+
+// jobServer scripts the two endpoints WaitJob uses.
+type jobServer struct {
+	events func(w http.ResponseWriter) // GET /v1/jobs/j/events
+	polls  []string                    // statuses for successive GET /v1/jobs/j; "503" answers that
+	served atomic.Int32                // polls answered
+}
+
+func (s *jobServer) client(t *testing.T) *Client {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/jobs/j/events":
+			s.events(w)
+		case "/v1/jobs/j":
+			i := min(int(s.served.Add(1))-1, len(s.polls)-1)
+			if s.polls[i] == "503" {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				io.WriteString(w, `{"error":"service unavailable"}`)
+				return
+			}
+			fmt.Fprintf(w, `{"id":"j","status":%q}`, s.polls[i])
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	c := NewClient(srv.URL)
+	c.PollInterval = time.Millisecond
+	return c
+}
+
+func sendEvents(events ...string) func(http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, e := range events {
+			io.WriteString(w, e)
+		}
+	}
+}
+
+func TestWaitJob(t *testing.T) {
+	tests := []struct {
+		name      string
+		server    *jobServer
+		want      []string // updates, in order
+		wantPolls int32
+		wantErr   error
+	}{
+		{
+			name: "stream to the end",
+			server: &jobServer{events: sendEvents(
+				": hello\n\n",
+				"event: job\ndata: {\"id\":\"j\",\"status\":\"running\"}\n\n",
+				"event: job\ndata: {\"id\":\"j\",\n",
+				"data: \"status\":\"settled\"}\n\n")},
+			want: []string{StatusRunning, StatusSettled},
+		},
+		{
+			name: "stream breaks, polling finishes",
+			server: &jobServer{
+				events: sendEvents("event: job\ndata: {\"id\":\"j\",\"status\":\"running\"}\n\n"),
+				polls:  []string{StatusRunning, StatusRunning, StatusComputed, StatusSettled},
+			},
+			want:      []string{StatusRunning, StatusComputed, StatusSettled},
+			wantPolls: 4,
+		},
+		{
+			name: "error event, polling rides out 503s",
+			server: &jobServer{
+				events: sendEvents("event: error\ndata: {\"error\":\"service unavailable\"}\n\n"),
+				polls:  []string{"503", "503", StatusFailed},
+			},
+			want:      []string{StatusFailed},
+			wantPolls: 3,
+		},
+		{
+			name: "stream refused with 503",
+			server: &jobServer{
+				events: func(w http.ResponseWriter) { w.WriteHeader(http.StatusServiceUnavailable) },
+				polls:  []string{StatusExpired},
+			},
+			want:      []string{StatusExpired},
+			wantPolls: 1,
+		},
+		{
+			name: "unknown job fails fast",
+			server: &jobServer{events: func(w http.ResponseWriter) {
+				w.WriteHeader(http.StatusNotFound)
+				io.WriteString(w, `{"error":"not found: job \"j\""}`)
+			}},
+			wantErr: ErrNotFound,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			job, err := tt.server.client(t).WaitJob(t.Context(), "j", func(j Job) { got = append(got, j.Status) })
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || job.Status != tt.want[len(tt.want)-1] {
+				t.Fatalf("WaitJob = %+v, %v", job, err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("updates %v, want %v", got, tt.want)
+			}
+			if n := tt.server.served.Load(); n != tt.wantPolls {
+				t.Errorf("%d polls, want %d", n, tt.wantPolls)
+			}
+		})
+	}
+}
+
+func TestWaitJobStopsWithContext(t *testing.T) {
+	s := jobServer{events: sendEvents(), polls: []string{StatusRunning}}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	_, err := s.client(t).WaitJob(ctx, "j", nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestSSEReader(t *testing.T) {
+	r := newSSEReader(strings.NewReader(": comment\n\nevent: job\ndata: a\ndata:b\n\ndata: plain\n\nevent: job\ndata: unterminated"))
+	var got []sseEvent
+	for {
+		ev, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ev)
+	}
+	want := []sseEvent{{Name: "job", Data: "a\nb"}, {Name: "message", Data: "plain"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("events %q, want %q", got, want)
+	}
+}
+
+func FuzzSSEReader(f *testing.F) {
+	f.Add("event: job\ndata: {}\n\n")
+	f.Add(":\n\ndata\n\nevent\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		r := newSSEReader(strings.NewReader(s))
+		for range len(s) + 1 {
+			if _, err := r.Next(); err != nil {
+				return
+			}
+		}
+		t.Fatal("more events than bytes")
+	})
+}

@@ -1,0 +1,229 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/omnisync/omnisync/api"
+)
+
+// Service is what the API serves; the router implements it. Errors should wrap the api
+// sentinels (api.ErrNotFound, …) or be *api.FieldError so they map to the right status.
+type Service interface {
+	SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.Job, error)
+	Job(ctx context.Context, id string) (api.Job, error)
+	Nodes(ctx context.Context) ([]api.Node, error)
+	Account(ctx context.Context, address string) (api.Account, error)
+	Supply(ctx context.Context) (api.Supply, error)
+}
+
+// Options configures NewHandler.
+type Options struct {
+	Service Service      // required
+	Logger  *slog.Logger // nil discards
+	// Info is shown at GET /v1/health beside "status", e.g. chain_id and chain_rpc.
+	Info map[string]string
+	// PollInterval is how often an event stream asks Service.Job for changes; default 250ms.
+	PollInterval time.Duration
+	// Metrics is the registry /metrics serves; nil means a fresh one with Go and process
+	// collectors. Pass one to serve the daemon's own collectors beside the HTTP ones.
+	Metrics *prometheus.Registry
+}
+
+// Defaults and limits.
+const (
+	DefaultPollInterval = 250 * time.Millisecond
+	MaxBodyBytes        = 200 << 20 // POST /v1/jobs carries inline inputs
+	keepAliveInterval   = 15 * time.Second
+)
+
+// server is the handler NewHandler returns.
+type server struct {
+	svc       Service
+	log       *slog.Logger
+	info      map[string]string
+	poll      time.Duration
+	keepAlive time.Duration
+	maxBody   int64
+	mux       *http.ServeMux
+	routes    map[string]bool // registered patterns, the only values of the route label
+	metrics   *metrics
+}
+
+// NewHandler returns the API's handler: the /v1 routes and /metrics.
+func NewHandler(opts Options) (http.Handler, error) {
+	if opts.Service == nil {
+		return nil, errors.New("httpapi: Options.Service is required")
+	}
+	if opts.PollInterval < 0 {
+		return nil, fmt.Errorf("httpapi: Options.PollInterval %v is negative", opts.PollInterval)
+	}
+	s := &server{
+		svc:       opts.Service,
+		log:       opts.Logger,
+		info:      maps.Clone(opts.Info),
+		poll:      opts.PollInterval,
+		keepAlive: keepAliveInterval,
+		maxBody:   MaxBodyBytes,
+		mux:       http.NewServeMux(),
+		routes:    map[string]bool{},
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.poll == 0 {
+		s.poll = DefaultPollInterval
+	}
+	m, err := newMetrics(opts.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	for _, rt := range s.routeTable() {
+		s.mux.HandleFunc(rt.pattern, rt.handler)
+		s.routes[rt.pattern] = true
+	}
+	return s, nil
+}
+
+type route struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
+// routeTable lists every route; openapi.json must describe exactly these (a test checks).
+func (s *server) routeTable() []route {
+	return []route{
+		{"POST /v1/jobs", s.submitJob},
+		{"GET /v1/jobs/{id}", s.getJob},
+		{"GET /v1/jobs/{id}/events", s.jobEvents},
+		{"GET /v1/nodes", s.getNodes},
+		{"GET /v1/accounts/{address}", s.getAccount},
+		{"GET /v1/chain/supply", s.getSupply},
+		{"GET /v1/health", s.getHealth},
+		{"GET /v1/openapi.json", s.getOpenAPI},
+		{"GET /metrics", s.metrics.handler.ServeHTTP},
+	}
+}
+
+// ServeHTTP routes r, and around every request recovers panics, counts, times and logs it.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	_, pattern := s.mux.Handler(r)
+	label := pattern
+	if !s.routes[label] {
+		label = "unmatched" // 404s, 405s and redirects: keep the label set bounded
+	}
+	rec := &recorder{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("http handler panicked", "route", label, "panic", p, "stack", string(debug.Stack()))
+			if !rec.wroteHeader {
+				writeJSON(rec, http.StatusInternalServerError, api.Error{Error: "internal error", Code: api.CodeInternal})
+			}
+		}
+		elapsed := time.Since(start)
+		s.metrics.observe(label, rec.status(), elapsed)
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, "http request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.String("route", label), slog.Int("status", rec.status()),
+			slog.Int64("bytes", rec.bytes), slog.Duration("duration", elapsed))
+	}()
+	if pattern == "" {
+		s.notRouted(rec, r)
+		return
+	}
+	s.mux.ServeHTTP(rec, r)
+}
+
+// notRouted answers what the mux would (404, or 405 with Allow), but in JSON.
+func (s *server) notRouted(w http.ResponseWriter, r *http.Request) {
+	h, _ := s.mux.Handler(r)
+	probe := &statusProbe{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	if allow := probe.header.Get("Allow"); allow != "" {
+		w.Header().Set("Allow", allow)
+	}
+	status := probe.code
+	if status == 0 || status == http.StatusOK {
+		status = http.StatusNotFound
+	}
+	code := api.CodeNotFound
+	if status != http.StatusNotFound {
+		code = api.CodeBadRequest
+	}
+	writeJSON(w, status, api.Error{
+		Error: fmt.Sprintf("%s %s: %s", r.Method, r.URL.Path, lowerStatusText(status)),
+		Code:  code,
+	})
+}
+
+// statusProbe records only the status a handler chooses.
+type statusProbe struct {
+	header http.Header
+	code   int
+}
+
+func (p *statusProbe) Header() http.Header { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) {
+	p.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+func (p *statusProbe) WriteHeader(code int) {
+	if p.code == 0 {
+		p.code = code
+	}
+}
+
+// recorder notes the status and size of a response on its way out.
+type recorder struct {
+	http.ResponseWriter
+	code        int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.code, r.wroteHeader = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if !r.wroteHeader {
+		r.WriteHeader(http.StatusOK)
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// FlushError lets http.ResponseController flush through the recorder (event streams).
+func (r *recorder) FlushError() error {
+	if !r.wroteHeader {
+		r.WriteHeader(http.StatusOK)
+	}
+	return http.NewResponseController(r.ResponseWriter).Flush()
+}
+
+// Unwrap exposes the underlying writer to http.ResponseController (deadlines).
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *recorder) status() int {
+	if !r.wroteHeader {
+		return http.StatusOK // nothing written: net/http sends 200
+	}
+	return r.code
+}

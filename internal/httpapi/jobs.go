@@ -1,0 +1,175 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/omnisync/omnisync/api"
+)
+
+func (s *server) submitJob(w http.ResponseWriter, r *http.Request) {
+	var req api.SubmitJobRequest
+	if err := decodeJSON(w, r, s.maxBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := checkSubmit(req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	job, err := s.svc.SubmitJob(r.Context(), req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/jobs/"+url.PathEscape(job.ID))
+	writeJSON(w, http.StatusAccepted, job)
+}
+
+// checkSubmit does the checks that need no state: the spec is valid, every declared input is
+// carried inline and matches its size and digest, nothing else is carried, and a tx is present.
+// The service still checks the tx itself (signature, its commitment to Spec.Hash()). Fields
+// are named by their path in the request body, so spec fields start with "spec.".
+func checkSubmit(req api.SubmitJobRequest) error {
+	if err := req.Spec.Validate(); err != nil {
+		var fe *api.FieldError
+		if errors.As(err, &fe) {
+			return &api.FieldError{Field: "spec." + fe.Field, Msg: fe.Msg}
+		}
+		return err
+	}
+	declared := make(map[string]bool, len(req.Spec.Inputs))
+	for _, in := range req.Spec.Inputs {
+		declared[in.Name] = true
+		field := inputField(in.Name)
+		data, ok := req.InputData[in.Name]
+		switch {
+		case !ok:
+			return &api.FieldError{Field: field, Msg: "missing: the spec declares this input"}
+		case int64(len(data)) != in.Size:
+			return &api.FieldError{Field: field, Msg: fmt.Sprintf("size mismatch: %d bytes, spec declares %d", len(data), in.Size)}
+		case api.DigestOf(data) != in.Digest:
+			return &api.FieldError{Field: field, Msg: "digest mismatch"}
+		}
+	}
+	var undeclared []string
+	for name := range req.InputData {
+		if !declared[name] {
+			undeclared = append(undeclared, name)
+		}
+	}
+	if len(undeclared) > 0 {
+		return &api.FieldError{Field: inputField(slices.Min(undeclared)), Msg: "not declared in spec.inputs"}
+	}
+	if len(req.Tx) == 0 {
+		return &api.FieldError{Field: "tx", Msg: "required: the signed create_job transaction"}
+	}
+	return nil
+}
+
+func inputField(name string) string { return fmt.Sprintf("input_data[%q]", name) }
+
+func (s *server) getJob(w http.ResponseWriter, r *http.Request) {
+	job, err := s.svc.Job(r.Context(), r.PathValue("id"))
+	s.reply(w, r, job, err)
+}
+
+// jobEvents streams the job as server-sent events (see api.EventJob): its current state at
+// once, then every change seen by polling Service.Job, until a final status, an error, or the
+// client leaving. Comments keep idle streams alive through proxies.
+func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
+	ctx, id := r.Context(), r.PathValue("id")
+	job, err := s.svc.Job(ctx, id)
+	if err != nil {
+		s.writeError(w, r, err) // before the stream starts, so a plain error response
+		return
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{}) // a server-wide WriteTimeout must not cut the stream
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	send := func(event string, v any) bool {
+		b, _ := json.Marshal(v) // plain data
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	tick := time.NewTicker(s.poll)
+	defer tick.Stop()
+	var last []byte
+	lastWrite := time.Now()
+	for {
+		if b, _ := json.Marshal(job); !bytes.Equal(b, last) {
+			if !send(api.EventJob, job) {
+				return
+			}
+			last, lastWrite = b, time.Now()
+		} else if time.Since(lastWrite) >= s.keepAlive {
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
+				return
+			}
+			lastWrite = time.Now()
+		}
+		if api.Final(job.Status) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if job, err = s.svc.Job(ctx, id); err != nil {
+			if ctx.Err() == nil {
+				_, body := s.errorBody(r, err)
+				send(api.EventError, body)
+			}
+			return
+		}
+	}
+}
+
+func (s *server) getNodes(w http.ResponseWriter, r *http.Request) {
+	nodes, err := s.svc.Nodes(r.Context())
+	if nodes == nil {
+		nodes = []api.Node{} // [] rather than null
+	}
+	s.reply(w, r, nodes, err)
+}
+
+func (s *server) getAccount(w http.ResponseWriter, r *http.Request) {
+	acct, err := s.svc.Account(r.Context(), r.PathValue("address"))
+	s.reply(w, r, acct, err)
+}
+
+func (s *server) getSupply(w http.ResponseWriter, r *http.Request) {
+	supply, err := s.svc.Supply(r.Context())
+	s.reply(w, r, supply, err)
+}
+
+func (s *server) getHealth(w http.ResponseWriter, r *http.Request) {
+	health := make(map[string]string, len(s.info)+1)
+	maps.Copy(health, s.info)
+	health["status"] = "ok"
+	writeJSON(w, http.StatusOK, health)
+}
+
+// reply sends v with 200, or err.
+func (s *server) reply(w http.ResponseWriter, r *http.Request, v any, err error) {
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
