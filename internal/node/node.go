@@ -1,0 +1,283 @@
+// Package node is the Omni-Node daemon: it registers its hardware and stake on chain,
+// connects out to a router over NATS (WebSocket + TLS, so home NAT is no obstacle),
+// heartbeats, and runs the jobs it is dispatched in a Runtime, returning outputs through
+// the content-addressed object store and committing their digests on chain.
+//
+// One goroutine owns the heartbeat loop; each accepted job runs in its own goroutine that
+// owns that job until its result is reported. Close stops both and waits for them.
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/keys"
+	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/protocol"
+	"github.com/omnisync/omnisync/internal/runtime"
+	"github.com/omnisync/omnisync/internal/transport"
+)
+
+// Chain is what the daemon needs from the settlement layer (chain.Wallet implements it).
+type Chain interface {
+	Send(ctx context.Context, msg ledger.Msg) (txHash string, err error)
+	Query(ctx context.Context, path string, v any) error
+}
+
+// Options configure a node daemon.
+type Options struct {
+	Key          ed25519.PrivateKey
+	RouterURL    string         // wss://host:port
+	RootCAs      *x509.CertPool // trust roots for the router's certificate
+	Chain        Chain
+	Runtime      runtime.Runtime
+	Hardware     ledger.Hardware
+	PricePerHour uint64 // uomni per GPU-hour
+	Stake        uint64 // uomni to stake at registration if not yet registered
+	Heartbeat    time.Duration
+	Logger       *slog.Logger
+}
+
+func (o *Options) validate() error {
+	switch {
+	case len(o.Key) != ed25519.PrivateKeySize:
+		return errors.New("node: a wallet key is required")
+	case o.RouterURL == "":
+		return errors.New("node: router url is required")
+	case o.Chain == nil || o.Runtime == nil:
+		return errors.New("node: chain and runtime are required")
+	case o.Hardware.GPUs == 0:
+		return errors.New("node: hardware must declare at least one gpu")
+	case o.PricePerHour == 0:
+		return errors.New("node: price per hour must be positive")
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 2 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Daemon is a running node.
+type Daemon struct {
+	opts Options
+	id   string
+	log  *slog.Logger
+
+	conn *nats.Conn
+	js   jetstream.JetStream
+
+	mu      sync.Mutex
+	running map[string]context.CancelFunc // job id -> cancel; one job per GPU
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New validates options; Start does the work.
+func New(opts Options) (*Daemon, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	id := string(keys.AddressOfKey(opts.Key))
+	return &Daemon{opts: opts, id: id, log: opts.Logger.With("node", keys.Address(id).Short()), running: map[string]context.CancelFunc{}}, nil
+}
+
+// ID is the node's id: its wallet address.
+func (d *Daemon) ID() string { return d.id }
+
+// Register stakes and registers the node on chain unless it already is. It returns the
+// registration tx hash, or "" when the node was registered before.
+func (d *Daemon) Register(ctx context.Context) (string, error) {
+	var n ledger.Node
+	err := d.opts.Chain.Query(ctx, "node/"+d.id, &n)
+	if err == nil {
+		return "", nil
+	}
+	if !errors.Is(err, ledger.ErrNotFound) {
+		return "", fmt.Errorf("look up node registration: %w", err)
+	}
+	tx, err := d.opts.Chain.Send(ctx, ledger.Msg{RegisterNode: &ledger.MsgRegisterNode{
+		Stake: d.opts.Stake, PricePerHour: d.opts.PricePerHour, Hardware: d.opts.Hardware,
+	}})
+	if err != nil {
+		return "", fmt.Errorf("register node: %w", err)
+	}
+	d.log.Info("registered on chain", "stake_omni", ledger.FormatOMNI(d.opts.Stake), "tx", tx)
+	return tx, nil
+}
+
+// Start registers if needed, connects to the router and begins serving jobs.
+func (d *Daemon) Start(ctx context.Context) error {
+	if _, err := d.Register(ctx); err != nil {
+		return err
+	}
+	conn, err := transport.Dial(ctx, transport.DialOptions{
+		URL: d.opts.RouterURL, Key: d.opts.Key, RootCAs: d.opts.RootCAs, Name: "node-" + d.id,
+		OnError: func(err error) { d.log.Warn("router connection", "err", err) },
+		Logger:  d.opts.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("connect to router %s: %w", d.opts.RouterURL, err)
+	}
+	js, err := jetstream.New(conn)
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	d.conn, d.js = conn, js
+	runCtx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	if _, err := conn.Subscribe(protocol.DispatchSubject(d.id), func(m *nats.Msg) { d.onDispatch(runCtx, m) }); err != nil {
+		cancel()
+		conn.Close()
+		return fmt.Errorf("subscribe for jobs: %w", err)
+	}
+	if err := conn.Flush(); err != nil {
+		cancel()
+		conn.Close()
+		return fmt.Errorf("subscribe for jobs: %w", err)
+	}
+	d.heartbeat()
+	d.wg.Add(1)
+	go d.heartbeatLoop(runCtx)
+	d.log.Info("serving jobs", "router", d.opts.RouterURL, "runtime", d.opts.Runtime.Name())
+	return nil
+}
+
+// Close stops accepting work, cancels running jobs and disconnects.
+func (d *Daemon) Close() error {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.wg.Wait()
+	if d.conn != nil {
+		d.conn.Close()
+	}
+	return nil
+}
+
+func (d *Daemon) heartbeatLoop(ctx context.Context) {
+	defer d.wg.Done()
+	t := time.NewTicker(d.opts.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.heartbeat()
+		}
+	}
+}
+
+func (d *Daemon) heartbeat() {
+	d.mu.Lock()
+	running := make([]string, 0, len(d.running))
+	for id := range d.running {
+		running = append(running, id)
+	}
+	d.mu.Unlock()
+	gpus := int(d.opts.Hardware.GPUs)
+	hb := protocol.Heartbeat{
+		ID: d.id, Role: protocol.RoleNode, GPUs: gpus, FreeGPUs: gpus - len(running),
+		Running: running, UtilizationPct: 100 * len(running) / gpus, Sent: time.Now().UTC(),
+	}
+	if err := d.conn.Publish(protocol.HeartbeatSubject(d.id), protocol.Encode(hb)); err != nil {
+		d.log.Warn("heartbeat", "err", err)
+	}
+}
+
+func (d *Daemon) onDispatch(ctx context.Context, m *nats.Msg) {
+	reply := func(a protocol.Ack) {
+		if err := m.Respond(protocol.Encode(a)); err != nil {
+			d.log.Warn("reply to dispatch", "err", err)
+		}
+	}
+	req, err := protocol.Decode[protocol.Dispatch](m.Data)
+	if err != nil {
+		reply(protocol.Ack{Error: err.Error()})
+		return
+	}
+	d.mu.Lock()
+	_, dup := d.running[req.JobID]
+	full := len(d.running)+req.Spec.Resources.GPUs > int(d.opts.Hardware.GPUs)
+	var jobCtx context.Context
+	var cancel context.CancelFunc
+	if !dup && !full {
+		jobCtx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutSeconds)*time.Second)
+		d.running[req.JobID] = cancel
+	}
+	d.mu.Unlock()
+	switch {
+	case dup:
+		reply(protocol.Ack{Accepted: true}) // a retried dispatch of a job already running
+		return
+	case full:
+		reply(protocol.Ack{Error: "no free gpu"})
+		return
+	}
+	reply(protocol.Ack{Accepted: true})
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer func() {
+			cancel()
+			d.mu.Lock()
+			delete(d.running, req.JobID)
+			d.mu.Unlock()
+		}()
+		res := d.runJob(jobCtx, req)
+		if err := d.conn.Publish(protocol.ResultSubject(d.id), protocol.Encode(res)); err != nil {
+			d.log.Warn("report result", "job", req.JobID, "err", err)
+		}
+	}()
+}
+
+// runJob fetches inputs, runs the workload, stores the output and commits its digest.
+func (d *Daemon) runJob(ctx context.Context, req protocol.Dispatch) protocol.Result {
+	res := protocol.Result{JobID: req.JobID, NodeID: d.id}
+	fail := func(stage string, err error) protocol.Result {
+		d.log.Warn("job failed", "job", req.JobID, "stage", stage, "err", err)
+		res.Error = stage + ": " + err.Error()
+		return res
+	}
+	if req.Spec.Workload.Kind != api.WorkloadTensor {
+		return fail("run", fmt.Errorf("%w: workload kind %q", runtime.ErrUnsupported, req.Spec.Workload.Kind))
+	}
+	inputs := make([][]byte, len(req.Spec.Inputs))
+	for i, in := range req.Spec.Inputs {
+		b, err := transport.GetBlob(ctx, d.js, protocol.BlobBucket, in.Digest)
+		if err != nil {
+			return fail("fetch input "+in.Name, err)
+		}
+		inputs[i] = b
+	}
+	out, err := d.opts.Runtime.Run(ctx, runtime.Task{JobID: req.JobID, Kernel: req.Spec.Workload.Kernel, Inputs: inputs})
+	if err != nil {
+		return fail("run", err)
+	}
+	digest, err := transport.PutBlob(ctx, d.js, protocol.BlobBucket, out.Output)
+	if err != nil {
+		return fail("store output", err)
+	}
+	tx, err := d.opts.Chain.Send(ctx, ledger.Msg{CommitResult: &ledger.MsgCommitResult{JobID: req.JobID, ResultDigest: digest, GPUMillis: out.GPUMillis}})
+	if err != nil {
+		return fail("commit result", err)
+	}
+	d.log.Info("job computed", "job", req.JobID, "digest", digest, "gpu_ms", out.GPUMillis)
+	res.Digest, res.GPUMillis, res.CommitTx = digest, out.GPUMillis, tx
+	return res
+}

@@ -1,0 +1,161 @@
+// Package protocol defines the messages the router, node daemons and validators exchange
+// over NATS, and the subjects they use. Every participant (node or validator) owns the
+// namespace omni.node.<id>.>, which only it may publish to (the transport package enforces
+// this). Participants therefore publish heartbeats and results in their own namespace, and
+// the router takes the sender's identity from the subject, never from the payload.
+//
+// Messages are JSON; each has a Decode function that rejects malformed input, and those
+// decoders are fuzzed.
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/omnisync/omnisync/api"
+)
+
+// BlobBucket is the content-addressed object store for inputs and outputs.
+const BlobBucket = "blobs"
+
+const nodePrefix = "omni.node."
+
+// Wildcard subjects the router listens on.
+const (
+	AllHeartbeats = nodePrefix + "*.heartbeat"
+	AllResults    = nodePrefix + "*.result"
+)
+
+// HeartbeatSubject is where a participant announces itself.
+func HeartbeatSubject(id string) string { return nodePrefix + id + ".heartbeat" }
+
+// ResultSubject is where a node reports a finished job.
+func ResultSubject(id string) string { return nodePrefix + id + ".result" }
+
+// SenderOf returns the participant id in a subject of the form omni.node.<id>.<verb>.
+func SenderOf(subject string) (string, bool) {
+	rest, ok := strings.CutPrefix(subject, nodePrefix)
+	if !ok {
+		return "", false
+	}
+	id, _, ok := strings.Cut(rest, ".")
+	return id, ok && id != ""
+}
+
+// DispatchSubject is where a node receives job requests.
+func DispatchSubject(nodeID string) string { return nodePrefix + nodeID + ".job" }
+
+// VerifySubject is where a validator receives verification requests.
+func VerifySubject(validatorID string) string { return nodePrefix + validatorID + ".verify" }
+
+// Roles a participant announces in its heartbeat.
+const (
+	RoleNode      = "node"
+	RoleValidator = "validator"
+)
+
+// Heartbeat is published by every participant every few seconds.
+type Heartbeat struct {
+	ID             string    `json:"id"`
+	Role           string    `json:"role"`
+	GPUs           int       `json:"gpus"`
+	FreeGPUs       int       `json:"free_gpus"`
+	Running        []string  `json:"running,omitempty"`
+	UtilizationPct int       `json:"utilization_pct"`
+	Sent           time.Time `json:"sent"`
+}
+
+// Dispatch asks a node to run a job it was assigned on chain.
+type Dispatch struct {
+	JobID          string      `json:"job_id"`
+	Spec           api.JobSpec `json:"spec"`
+	TimeoutSeconds uint64      `json:"timeout_seconds"`
+}
+
+// Ack answers a Dispatch or a VerifyRequest.
+type Ack struct {
+	Accepted bool   `json:"accepted"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Result is a node's report that a job finished (or could not).
+type Result struct {
+	JobID     string `json:"job_id"`
+	NodeID    string `json:"node_id"`
+	Digest    string `json:"digest,omitempty"`
+	GPUMillis uint64 `json:"gpu_millis,omitempty"`
+	CommitTx  string `json:"commit_tx,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// VerifyRequest asks a validator to check a committed result.
+type VerifyRequest struct {
+	JobID string      `json:"job_id"`
+	Spec  api.JobSpec `json:"spec"`
+}
+
+// Verdict is a validator's answer after it attested on chain.
+type Verdict struct {
+	JobID    string `json:"job_id"`
+	Pass     bool   `json:"pass"`
+	Reason   string `json:"reason,omitempty"`
+	AttestTx string `json:"attest_tx,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// ErrMalformed is wrapped by every decode error.
+var ErrMalformed = errors.New("malformed message")
+
+// Decode parses a message strictly: unknown fields and trailing data are errors, and a
+// message without its job id or participant id is rejected.
+func Decode[T Heartbeat | Dispatch | Ack | Result | VerifyRequest | Verdict](data []byte) (T, error) {
+	var v T
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return v, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if dec.More() {
+		return v, fmt.Errorf("%w: trailing data", ErrMalformed)
+	}
+	var missing string
+	switch m := any(&v).(type) {
+	case *Heartbeat:
+		if m.ID == "" {
+			missing = "id"
+		}
+	case *Dispatch:
+		if m.JobID == "" {
+			missing = "job_id"
+		}
+	case *Result:
+		if m.JobID == "" || m.NodeID == "" {
+			missing = "job_id/node_id"
+		}
+	case *VerifyRequest:
+		if m.JobID == "" {
+			missing = "job_id"
+		}
+	case *Verdict:
+		if m.JobID == "" {
+			missing = "job_id"
+		}
+	}
+	if missing != "" {
+		return v, fmt.Errorf("%w: %s is required", ErrMalformed, missing)
+	}
+	return v, nil
+}
+
+// Encode marshals a message; it cannot fail for these plain types.
+func Encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("protocol: encode %T: %v", v, err))
+	}
+	return b
+}

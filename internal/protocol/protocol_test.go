@@ -1,0 +1,43 @@
+package protocol
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestDecodeRejectsMalformed(t *testing.T) {
+	for _, in := range []string{``, `{`, `{"job_id":"j"} x`, `{"job_id":"j","bogus":1}`, `{"node_id":"n"}`, `[]`} {
+		if _, err := Decode[Result]([]byte(in)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Decode(%q) = %v, want ErrMalformed", in, err)
+		}
+	}
+	r, err := Decode[Result](Encode(Result{JobID: "j", NodeID: "n", GPUMillis: 3}))
+	if err != nil || r.GPUMillis != 3 {
+		t.Fatalf("round trip: %+v %v", r, err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(Encode(Dispatch{JobID: "job-1"}))
+	f.Add(Encode(Heartbeat{ID: "n", Role: RoleNode}))
+	f.Add([]byte(`{"job_id":"x","spec":{"inputs":[{}]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = Decode[Heartbeat](data)
+		_, _ = Decode[Dispatch](data)
+		_, _ = Decode[Result](data)
+		_, _ = Decode[VerifyRequest](data)
+		_, _ = Decode[Verdict](data)
+		_, _ = Decode[Ack](data)
+	})
+}
+
+func TestSenderOf(t *testing.T) {
+	for subject, want := range map[string]string{
+		HeartbeatSubject("abc"): "abc", ResultSubject("x1"): "x1", "omni.router.result": "", "omni.node.": "", "omni.node..result": "",
+	} {
+		got, ok := SenderOf(subject)
+		if got != want || ok != (want != "") {
+			t.Errorf("SenderOf(%q) = %q, %v; want %q", subject, got, ok, want)
+		}
+	}
+}

@@ -1,0 +1,251 @@
+// Package router is OmniRouter: job intake, placement with the whitepaper's weighted score,
+// dispatch to node daemons over an embedded NATS/JetStream server, and the job lifecycle up
+// to verification and settlement on chain.
+//
+// The chain is the source of truth for money and job status; the router adds what only it
+// knows (scores, progress events, attempts) and re-reads the chain whenever asked. Each
+// job's lifecycle runs in one goroutine that owns it; Close cancels them and waits.
+package router
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/omnisync/omnisync/internal/keys"
+	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/protocol"
+	"github.com/omnisync/omnisync/internal/scheduler"
+	"github.com/omnisync/omnisync/internal/transport"
+)
+
+// Chain is what the router needs from the settlement layer (chain.Wallet implements it).
+type Chain interface {
+	Send(ctx context.Context, msg ledger.Msg) (txHash string, err error)
+	BroadcastTx(ctx context.Context, tx []byte) (txHash string, err error)
+	Query(ctx context.Context, path string, v any) error
+}
+
+// Options configure a router.
+type Options struct {
+	// Key is the router's chain account (it must be listed in the chain's routers param)
+	// and its admin identity on the embedded NATS server.
+	Key   ed25519.PrivateKey
+	Chain Chain
+	// NATS server: WebSocket+TLS listener for nodes and JetStream storage.
+	Host     string
+	WSPort   int
+	TLS      *tls.Config
+	StoreDir string
+
+	// Weights override the chain's router_weights parameter (zero: use the chain's).
+	Weights scheduler.Weights
+	// HeartbeatTTL is how long a participant counts as online after its last heartbeat.
+	HeartbeatTTL    time.Duration
+	DispatchTimeout time.Duration
+	VerifyTimeout   time.Duration
+	MaxAttempts     int
+	Logger          *slog.Logger
+}
+
+func (o *Options) setDefaults() error {
+	if len(o.Key) != ed25519.PrivateKeySize || o.Chain == nil {
+		return errors.New("router: key and chain are required")
+	}
+	// Zero weights: read them from the chain's parameters at every placement, so a
+	// governance change takes effect without a restart.
+	if o.Weights != (scheduler.Weights{}) {
+		if err := o.Weights.Validate(); err != nil {
+			return fmt.Errorf("router: %w", err)
+		}
+	}
+	if o.HeartbeatTTL <= 0 {
+		o.HeartbeatTTL = 10 * time.Second
+	}
+	if o.DispatchTimeout <= 0 {
+		o.DispatchTimeout = 5 * time.Second
+	}
+	if o.VerifyTimeout <= 0 {
+		o.VerifyTimeout = 60 * time.Second
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 3
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Router is a running OmniRouter.
+type Router struct {
+	opts Options
+	id   keys.Address
+	log  *slog.Logger
+	nats *transport.Server
+	conn *nats.Conn
+	js   jetstream.JetStream
+
+	mu   sync.Mutex
+	seen map[string]protocol.Heartbeat // participant id -> last heartbeat
+	when map[string]time.Time          // participant id -> when it arrived
+	jobs map[string]*job
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New validates options; Start brings the router up.
+func New(opts Options) (*Router, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	return &Router{
+		opts: opts, id: keys.AddressOfKey(opts.Key), log: opts.Logger.With("component", "router"),
+		seen: map[string]protocol.Heartbeat{}, when: map[string]time.Time{}, jobs: map[string]*job{},
+	}, nil
+}
+
+// Start runs the embedded NATS server and subscribes to heartbeats and results.
+func (r *Router) Start(ctx context.Context) error {
+	srv, err := transport.NewServer(transport.ServerOptions{
+		Host: r.opts.Host, WSPort: r.opts.WSPort, TLS: r.opts.TLS, StoreDir: r.opts.StoreDir,
+		Admin: r.opts.Key.Public().(ed25519.PublicKey), Authorize: r.authorize,
+		Buckets: []string{protocol.BlobBucket}, Logger: r.opts.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+	conn, err := srv.ConnectInProcess(ctx, r.opts.Key, "router")
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	js, err := jetstream.New(conn)
+	if err != nil {
+		conn.Close()
+		_ = srv.Close()
+		return err
+	}
+	r.nats, r.conn, r.js = srv, conn, js
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	for subject, handler := range map[string]nats.MsgHandler{
+		protocol.AllHeartbeats: r.onHeartbeat,
+		protocol.AllResults:    r.onResult,
+	} {
+		if _, err := conn.Subscribe(subject, handler); err != nil {
+			_ = r.Close()
+			return fmt.Errorf("subscribe %s: %w", subject, err)
+		}
+	}
+	if err := conn.Flush(); err != nil {
+		_ = r.Close()
+		return err
+	}
+	r.log.Info("router listening", "nodes_url", srv.WebSocketURL())
+	return nil
+}
+
+// NodesURL is where nodes and validators connect (wss://…).
+func (r *Router) NodesURL() string { return r.nats.WebSocketURL() }
+
+// Close stops every job lifecycle, then the NATS server.
+func (r *Router) Close() error {
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.wg.Wait()
+	if r.conn != nil {
+		r.conn.Close()
+	}
+	if r.nats != nil {
+		return r.nats.Close()
+	}
+	return nil
+}
+
+// authorize admits a NATS connection from a key registered on chain as a node or a
+// validator; its id is its address.
+func (r *Router) authorize(pub ed25519.PublicKey) (string, bool) {
+	addr := keys.AddressOf(pub)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var n ledger.Node
+	if err := r.opts.Chain.Query(ctx, "node/"+string(addr), &n); err == nil {
+		return string(addr), n.Status == ledger.NodeActive
+	}
+	var vals []ledger.Validator
+	if err := r.opts.Chain.Query(ctx, "validators", &vals); err == nil {
+		for _, v := range vals {
+			if v.Address == addr {
+				return string(addr), true
+			}
+		}
+	}
+	r.log.Warn("rejected connection from unregistered key", "address", addr)
+	return "", false
+}
+
+func (r *Router) onHeartbeat(m *nats.Msg) {
+	hb, err := protocol.Decode[protocol.Heartbeat](m.Data)
+	if err != nil {
+		r.log.Debug("bad heartbeat", "err", err)
+		return
+	}
+	if sender, ok := protocol.SenderOf(m.Subject); !ok || sender != hb.ID {
+		r.log.Warn("heartbeat claims another identity", "subject", m.Subject, "claims", hb.ID)
+		return
+	}
+	r.mu.Lock()
+	r.seen[hb.ID], r.when[hb.ID] = hb, time.Now()
+	r.mu.Unlock()
+}
+
+// online returns the participants of a role heard from within the TTL.
+func (r *Router) online(role string) map[string]protocol.Heartbeat {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]protocol.Heartbeat{}
+	for id, hb := range r.seen {
+		if hb.Role == role && time.Since(r.when[id]) <= r.opts.HeartbeatTTL {
+			out[id] = hb
+		}
+	}
+	return out
+}
+
+func (r *Router) onResult(m *nats.Msg) {
+	res, err := protocol.Decode[protocol.Result](m.Data)
+	if err != nil {
+		r.log.Debug("bad result", "err", err)
+		return
+	}
+	if sender, ok := protocol.SenderOf(m.Subject); !ok || sender != res.NodeID {
+		r.log.Warn("result claims another identity", "subject", m.Subject, "claims", res.NodeID)
+		return
+	}
+	r.mu.Lock()
+	j := r.jobs[res.JobID]
+	r.mu.Unlock()
+	if j == nil {
+		r.log.Warn("result for unknown job", "job", res.JobID, "node", res.NodeID)
+		return
+	}
+	select {
+	case j.results <- res:
+	default:
+		r.log.Warn("dropped duplicate result", "job", res.JobID)
+	}
+}

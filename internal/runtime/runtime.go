@@ -1,0 +1,81 @@
+// Package runtime runs workloads for the node daemon behind one small interface. The
+// native runtime executes the built-in verifiable tensor kernels in-process, for hosts
+// without Docker and for tests; a Docker runtime (the only code allowed to import the
+// Docker client) joins it behind the same interface.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/omnisync/omnisync/internal/tensor"
+)
+
+// Task is one workload to run: a kernel name and its input blobs, already fetched and
+// integrity-checked.
+type Task struct {
+	JobID  string
+	Kernel string
+	Inputs [][]byte
+}
+
+// Result is a workload's output and the accelerator time it used.
+type Result struct {
+	Output    []byte
+	GPUMillis uint64
+}
+
+// Runtime runs tasks. Run must honour ctx: cancellation or a deadline stops the work.
+type Runtime interface {
+	Name() string
+	Run(ctx context.Context, t Task) (Result, error)
+}
+
+// ErrUnsupported is returned for a task the runtime cannot run.
+var ErrUnsupported = errors.New("unsupported workload")
+
+// Native runs tensor kernels in-process.
+type Native struct {
+	// Now is the clock used to measure run time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Name identifies the runtime in logs and heartbeats.
+func (Native) Name() string { return "native" }
+
+// Run executes the kernel. The kernels are not interruptible, so a task that overruns
+// its deadline runs to completion in the background and its result is discarded.
+func (n Native) Run(ctx context.Context, t Task) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, fmt.Errorf("job %s: %w", t.JobID, err)
+	}
+	now := n.Now
+	if now == nil {
+		now = time.Now
+	}
+	type outcome struct {
+		out []byte
+		err error
+	}
+	done := make(chan outcome, 1)
+	start := now()
+	go func() {
+		out, err := tensor.RunKernel(t.Kernel, t.Inputs)
+		done <- outcome{out, err}
+	}()
+	select {
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("job %s: %w", t.JobID, ctx.Err())
+	case o := <-done:
+		if o.err != nil {
+			if errors.Is(o.err, tensor.ErrUnknownKernel) {
+				return Result{}, fmt.Errorf("%w: %v", ErrUnsupported, o.err)
+			}
+			return Result{}, fmt.Errorf("job %s: %w", t.JobID, o.err)
+		}
+		ms := now().Sub(start).Milliseconds()
+		return Result{Output: o.out, GPUMillis: uint64(max(ms, 1))}, nil
+	}
+}

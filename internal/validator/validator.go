@@ -1,0 +1,222 @@
+// Package validator is the Proof-of-Computation verifier daemon. It receives verification
+// requests from a router, re-derives everything it checks from the chain (the spec
+// commitment, the committed result digest and the seed drawn from the block that recorded
+// the result), fetches inputs and output from the object store (integrity-checked by
+// hash), runs the check (Freivalds for matrix products) and posts its attestation on
+// chain, where the ledger settles or refunds.
+//
+// It trusts neither the router nor the node: a request whose spec does not hash to the
+// on-chain commitment is refused.
+package validator
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/omnisync/omnisync/internal/keys"
+	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/protocol"
+	"github.com/omnisync/omnisync/internal/transport"
+	"github.com/omnisync/omnisync/internal/verify"
+)
+
+// Chain is what the validator needs from the settlement layer (chain.Wallet implements it).
+type Chain interface {
+	Send(ctx context.Context, msg ledger.Msg) (txHash string, err error)
+	Query(ctx context.Context, path string, v any) error
+}
+
+// Options configure a validator daemon.
+type Options struct {
+	Key       ed25519.PrivateKey
+	RouterURL string
+	RootCAs   *x509.CertPool
+	Chain     Chain
+	// Rounds of Freivalds' check; each errs with probability below 2^-60.
+	Rounds    int
+	Heartbeat time.Duration
+	Logger    *slog.Logger
+}
+
+// Daemon is a running validator.
+type Daemon struct {
+	opts   Options
+	id     string
+	log    *slog.Logger
+	conn   *nats.Conn
+	js     jetstream.JetStream
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New validates options.
+func New(opts Options) (*Daemon, error) {
+	if len(opts.Key) != ed25519.PrivateKeySize || opts.Chain == nil || opts.RouterURL == "" {
+		return nil, errors.New("validator: key, chain and router url are required")
+	}
+	if opts.Rounds <= 0 {
+		opts.Rounds = 2
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = 2 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	id := string(keys.AddressOfKey(opts.Key))
+	return &Daemon{opts: opts, id: id, log: opts.Logger.With("validator", keys.Address(id).Short())}, nil
+}
+
+// ID is the validator's account address.
+func (d *Daemon) ID() string { return d.id }
+
+// Start connects to the router and serves verification requests.
+func (d *Daemon) Start(ctx context.Context) error {
+	conn, err := transport.Dial(ctx, transport.DialOptions{
+		URL: d.opts.RouterURL, Key: d.opts.Key, RootCAs: d.opts.RootCAs, Name: "validator-" + d.id,
+		OnError: func(err error) { d.log.Warn("router connection", "err", err) },
+		Logger:  d.opts.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("connect to router: %w", err)
+	}
+	js, err := jetstream.New(conn)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	d.conn, d.js = conn, js
+	runCtx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	if _, err := conn.Subscribe(protocol.VerifySubject(d.id), func(m *nats.Msg) {
+		v := d.handle(runCtx, m.Data)
+		if err := m.Respond(protocol.Encode(v)); err != nil {
+			d.log.Warn("reply to verify request", "err", err)
+		}
+	}); err != nil {
+		cancel()
+		conn.Close()
+		return err
+	}
+	if err := conn.Flush(); err != nil {
+		cancel()
+		conn.Close()
+		return err
+	}
+	d.beat()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		t := time.NewTicker(d.opts.Heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+				d.beat()
+			}
+		}
+	}()
+	return nil
+}
+
+func (d *Daemon) beat() {
+	hb := protocol.Heartbeat{ID: d.id, Role: protocol.RoleValidator, Sent: time.Now().UTC()}
+	if err := d.conn.Publish(protocol.HeartbeatSubject(d.id), protocol.Encode(hb)); err != nil {
+		d.log.Warn("heartbeat", "err", err)
+	}
+}
+
+// Close stops the daemon.
+func (d *Daemon) Close() error {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.wg.Wait()
+	if d.conn != nil {
+		d.conn.Close()
+	}
+	return nil
+}
+
+func (d *Daemon) handle(ctx context.Context, data []byte) protocol.Verdict {
+	req, err := protocol.Decode[protocol.VerifyRequest](data)
+	if err != nil {
+		return protocol.Verdict{JobID: "?", Error: err.Error()}
+	}
+	v, err := d.Verify(ctx, req)
+	if err != nil {
+		d.log.Warn("verification not attested", "job", req.JobID, "err", err)
+		return protocol.Verdict{JobID: req.JobID, Error: err.Error()}
+	}
+	return v
+}
+
+// Verify checks one committed job and attests the verdict on chain. An error means no
+// attestation was made (the request was bad or the chain unreachable); a wrong result is
+// not an error but a failing verdict.
+func (d *Daemon) Verify(ctx context.Context, req protocol.VerifyRequest) (protocol.Verdict, error) {
+	var job ledger.Job
+	if err := d.opts.Chain.Query(ctx, "job/"+req.JobID, &job); err != nil {
+		return protocol.Verdict{}, fmt.Errorf("look up job: %w", err)
+	}
+	if job.Status != ledger.JobComputed {
+		return protocol.Verdict{}, fmt.Errorf("job %s is %s, not awaiting verification", job.ID, job.Status)
+	}
+	if got := req.Spec.Hash(); got != job.SpecHash {
+		return protocol.Verdict{}, fmt.Errorf("spec hashes to %s but the consumer committed %s", got, job.SpecHash)
+	}
+	seedBytes, err := hex.DecodeString(job.Seed)
+	if err != nil || len(seedBytes) != 32 {
+		return protocol.Verdict{}, fmt.Errorf("job %s has no usable seed", job.ID)
+	}
+	var seed [32]byte
+	copy(seed[:], seedBytes)
+
+	pass, reason := true, ""
+	inputs := make([][]byte, len(req.Spec.Inputs))
+	for i, in := range req.Spec.Inputs {
+		if inputs[i], err = transport.GetBlob(ctx, d.js, protocol.BlobBucket, in.Digest); err != nil {
+			return protocol.Verdict{}, fmt.Errorf("fetch input %s: %w", in.Name, err)
+		}
+	}
+	output, err := transport.GetBlob(ctx, d.js, protocol.BlobBucket, job.ResultDigest)
+	switch {
+	case errors.Is(err, transport.ErrNotFound) || errors.Is(err, transport.ErrDigestMismatch):
+		pass, reason = false, "committed output is not retrievable: "+err.Error()
+	case err != nil:
+		return protocol.Verdict{}, fmt.Errorf("fetch output: %w", err)
+	default:
+		verdict, err := verify.CheckKernel(req.Spec.Workload.Kernel, inputs, output, seed, d.opts.Rounds)
+		if err != nil {
+			return protocol.Verdict{}, fmt.Errorf("check: %w", err)
+		}
+		pass, reason = verdict.OK, verdict.Reason
+	}
+	tx, err := d.opts.Chain.Send(ctx, ledger.Msg{Attest: &ledger.MsgAttest{
+		JobID: job.ID, ResultDigest: job.ResultDigest, Pass: pass, Reason: truncate(reason, 256),
+	}})
+	if err != nil {
+		return protocol.Verdict{}, fmt.Errorf("attest: %w", err)
+	}
+	d.log.Info("attested", "job", job.ID, "pass", pass, "reason", reason)
+	return protocol.Verdict{JobID: job.ID, Pass: pass, Reason: reason, AttestTx: tx}, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
