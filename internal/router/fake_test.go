@@ -1,0 +1,117 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/omnisync/omnisync/internal/keys"
+	"github.com/omnisync/omnisync/internal/ledger"
+)
+
+// fakeChain is a test stand-in for the settlement layer: it keeps jobs, nodes and
+// validators in memory and applies the few messages the router sends.
+type fakeChain struct {
+	mu       sync.Mutex
+	params   ledger.Params
+	nodes    map[keys.Address]ledger.Node
+	vals     []ledger.Validator
+	jobs     map[string]*ledger.Job
+	balances map[keys.Address]uint64
+	assigned []keys.Address // every node an AssignJob named, in order
+}
+
+func newFakeChain() *fakeChain {
+	return &fakeChain{
+		params: ledger.DefaultParams(), nodes: map[keys.Address]ledger.Node{},
+		jobs: map[string]*ledger.Job{}, balances: map[keys.Address]uint64{},
+	}
+}
+
+func (f *fakeChain) addNode(addr keys.Address, price, tflopsMilli uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nodes[addr] = ledger.Node{
+		Address: addr, Stake: f.params.MinNodeStake, PricePerHour: price, Status: ledger.NodeActive,
+		Hardware: ledger.Hardware{GPUModel: "test", GPUs: 1, VRAMMiB: 16_384, TFLOPSMilli: tflopsMilli},
+	}
+}
+
+func (f *fakeChain) Send(_ context.Context, msg ledger.Msg) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if a := msg.AssignJob; a != nil {
+		j, ok := f.jobs[a.JobID]
+		if !ok {
+			return "", fmt.Errorf("%w: job %s", ledger.ErrNotFound, a.JobID)
+		}
+		j.Status, j.Node = ledger.JobAssigned, a.Node
+		f.assigned = append(f.assigned, a.Node)
+		return fmt.Sprintf("ASSIGN-%d", len(f.assigned)), nil
+	}
+	return "", fmt.Errorf("fake chain: unexpected %s", msg.Kind())
+}
+
+func (f *fakeChain) BroadcastTx(_ context.Context, raw []byte) (string, error) {
+	tx, err := ledger.DecodeTx(raw)
+	if err != nil {
+		return "", err
+	}
+	c := tx.Body.CreateJob
+	if c == nil {
+		return "", fmt.Errorf("fake chain: unexpected %s", tx.Body.Kind())
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := ledger.JobID(tx.Signer, tx.Body.Seq)
+	f.jobs[id] = &ledger.Job{ID: id, Consumer: tx.Signer, SpecHash: c.SpecHash, Budget: c.Budget, Status: ledger.JobCreated}
+	return "CREATE", nil
+}
+
+func (f *fakeChain) Query(_ context.Context, path string, v any) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	kind, arg, _ := strings.Cut(path, "/")
+	var out any
+	switch kind {
+	case "account":
+		out = ledger.Account{Address: keys.Address(arg), Balance: f.balances[keys.Address(arg)]}
+	case "node":
+		n, ok := f.nodes[keys.Address(arg)]
+		if !ok {
+			return fmt.Errorf("%w: node %s", ledger.ErrNotFound, arg)
+		}
+		out = n
+	case "nodes":
+		list := []ledger.Node{}
+		for _, n := range f.nodes {
+			list = append(list, n)
+		}
+		out = list
+	case "validators":
+		out = f.vals
+	case "params":
+		out = f.params
+	case "job":
+		j, ok := f.jobs[arg]
+		if !ok {
+			return fmt.Errorf("%w: job %s", ledger.ErrNotFound, arg)
+		}
+		out = *j
+	default:
+		return fmt.Errorf("fake chain: no query %q", path)
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+func (f *fakeChain) assignments() []keys.Address {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]keys.Address(nil), f.assigned...)
+}

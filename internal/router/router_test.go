@@ -1,0 +1,243 @@
+package router
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/keys"
+	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/protocol"
+	"github.com/omnisync/omnisync/internal/tensor"
+	"github.com/omnisync/omnisync/internal/transport"
+)
+
+func newKey(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// startRouter runs a router over the fake chain with a real embedded NATS server.
+func startRouter(t *testing.T, chain *fakeChain) (*Router, *x509.CertPool) {
+	t.Helper()
+	files, err := transport.EnsureTLS(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverTLS, err := files.ServerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, err := files.ClientRootCAs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Options{
+		Key: newKey(t), Chain: chain, TLS: serverTLS, StoreDir: t.TempDir(),
+		DispatchTimeout: 2 * time.Second, HeartbeatTTL: time.Minute, MaxAttempts: 3,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return r, roots
+}
+
+// scriptedNode connects as a node, heartbeats once and answers dispatches with onJob.
+func scriptedNode(t *testing.T, r *Router, roots *x509.CertPool, key ed25519.PrivateKey, onJob func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack) *nats.Conn {
+	t.Helper()
+	id := string(keys.AddressOfKey(key))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, err := transport.Dial(ctx, transport.DialOptions{URL: r.NodesURL(), Key: key, RootCAs: roots, Name: "test-" + id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if _, err := nc.Subscribe(protocol.DispatchSubject(id), func(m *nats.Msg) {
+		d, err := protocol.Decode[protocol.Dispatch](m.Data)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_ = m.Respond(protocol.Encode(onJob(nc, d)))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hb := protocol.Heartbeat{ID: id, Role: protocol.RoleNode, GPUs: 1, FreeGPUs: 1, Sent: time.Now()}
+	if err := nc.Publish(protocol.HeartbeatSubject(id), protocol.Encode(hb)); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return nc
+}
+
+// submit sends a small matmul job signed by a funded consumer.
+func submit(t *testing.T, r *Router, chain *fakeChain) string {
+	t.Helper()
+	consumer := newKey(t)
+	chain.mu.Lock()
+	chain.balances[keys.AddressOfKey(consumer)] = 10 * ledger.UomniPerOMNI
+	chain.mu.Unlock()
+	data := map[string][]byte{}
+	var inputs []api.Input
+	for i, name := range []string{"a", "b"} {
+		m, _ := tensor.RandomInt8(4, 4, uint64(i))
+		b, _ := m.MarshalBinary()
+		data[name] = b
+		inputs = append(inputs, api.Input{Name: name, Digest: api.DigestOf(b), Size: int64(len(b))})
+	}
+	spec := api.JobSpec{
+		Workload: api.Workload{Kind: api.WorkloadTensor, Kernel: tensor.KernelMatMulInt8}, Inputs: inputs,
+		Resources: api.Resources{GPUs: 1}, MaxPricePerHour: 5 * ledger.UomniPerOMNI, Budget: ledger.UomniPerOMNI,
+		TimeoutSeconds: 30, Verification: api.VerifyFreivald,
+	}
+	tx, err := ledger.SignTx(consumer, "test", 0, ledger.Msg{CreateJob: &ledger.MsgCreateJob{
+		SpecHash: spec.Hash(), Budget: spec.Budget, MaxPricePerHour: spec.MaxPricePerHour,
+		Verification: spec.Verification, TimeoutSeconds: spec.TimeoutSeconds,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := r.SubmitJob(context.Background(), api.SubmitJobRequest{Spec: spec, InputData: data, Tx: tx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j.ID
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func jobHas(r *Router, id, stage string) bool {
+	j, err := r.Job(context.Background(), id)
+	if err != nil {
+		return false
+	}
+	for _, e := range j.Events {
+		if e.Stage == stage {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDeclinedJobIsPlacedOnAnotherNode(t *testing.T) {
+	chain := newFakeChain()
+	fast, slow := newKey(t), newKey(t)
+	chain.addNode(keys.AddressOfKey(fast), ledger.UomniPerOMNI, 150_000) // scores higher
+	chain.addNode(keys.AddressOfKey(slow), ledger.UomniPerOMNI, 10_000)
+	r, roots := startRouter(t, chain)
+	accepted := make(chan protocol.Dispatch, 1)
+	scriptedNode(t, r, roots, fast, func(*nats.Conn, protocol.Dispatch) protocol.Ack { return protocol.Ack{Error: "no free gpu"} })
+	scriptedNode(t, r, roots, slow, func(_ *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		accepted <- d
+		return protocol.Ack{Accepted: true}
+	})
+	waitFor(t, "both nodes online", func() bool { return len(r.online(protocol.RoleNode)) == 2 })
+
+	id := submit(t, r, chain)
+	select {
+	case d := <-accepted:
+		if d.JobID != id {
+			t.Fatalf("dispatched %s, want %s", d.JobID, id)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the job never reached the second node")
+	}
+	got := chain.assignments()
+	want := []keys.Address{keys.AddressOfKey(fast), keys.AddressOfKey(slow)}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("assignments %v, want the best node first, then the other: %v", got, want)
+	}
+	waitFor(t, "the retry to be recorded", func() bool { return jobHas(r, id, "retry") })
+}
+
+func TestForgedResultIsIgnored(t *testing.T) {
+	chain := newFakeChain()
+	honest, forger := newKey(t), newKey(t)
+	chain.addNode(keys.AddressOfKey(honest), ledger.UomniPerOMNI, 150_000)
+	chain.addNode(keys.AddressOfKey(forger), 4*ledger.UomniPerOMNI, 10_000)
+	r, roots := startRouter(t, chain)
+	dispatched := make(chan protocol.Dispatch, 1)
+	scriptedNode(t, r, roots, honest, func(_ *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		dispatched <- d
+		return protocol.Ack{Accepted: true}
+	})
+	forgerConn := scriptedNode(t, r, roots, forger, func(*nats.Conn, protocol.Dispatch) protocol.Ack { return protocol.Ack{} })
+	waitFor(t, "both nodes online", func() bool { return len(r.online(protocol.RoleNode)) == 2 })
+
+	id := submit(t, r, chain)
+	d := <-dispatched
+	// The forger reports a failure in the honest node's name, from its own namespace.
+	forged := protocol.Result{JobID: d.JobID, NodeID: string(keys.AddressOfKey(honest)), Error: "run: forged failure"}
+	if err := forgerConn.Publish(protocol.ResultSubject(string(keys.AddressOfKey(forger))), protocol.Encode(forged)); err != nil {
+		t.Fatal(err)
+	}
+	// And it cannot publish in the honest node's namespace at all.
+	var denied error
+	errs := make(chan error, 1)
+	forgerConn.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err })
+	_ = forgerConn.Publish(protocol.ResultSubject(string(keys.AddressOfKey(honest))), protocol.Encode(forged))
+	_ = forgerConn.Flush()
+	select {
+	case denied = <-errs:
+	case <-time.After(5 * time.Second):
+	}
+	if !errors.Is(denied, nats.ErrPermissionViolation) {
+		t.Fatalf("publishing in another node's namespace: %v, want a permission violation", denied)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if jobHas(r, id, "retry") || len(chain.assignments()) != 1 {
+		t.Fatalf("a forged result derailed the job: assignments %v", chain.assignments())
+	}
+}
+
+func TestSubmitRejectsWhatCannotBeEscrowed(t *testing.T) {
+	chain := newFakeChain()
+	r, _ := startRouter(t, chain)
+	poor := newKey(t)
+	m, _ := tensor.RandomInt8(2, 2, 1)
+	b, _ := m.MarshalBinary()
+	in := []api.Input{{Name: "a", Digest: api.DigestOf(b), Size: int64(len(b))}, {Name: "b", Digest: api.DigestOf(b), Size: int64(len(b))}}
+	spec := api.JobSpec{
+		Workload: api.Workload{Kind: api.WorkloadTensor, Kernel: tensor.KernelMatMulInt8}, Inputs: in,
+		Resources: api.Resources{GPUs: 1}, MaxPricePerHour: 1, Budget: 5, TimeoutSeconds: 5, Verification: api.VerifyFreivald,
+	}
+	tx, _ := ledger.SignTx(poor, "test", 0, ledger.Msg{CreateJob: &ledger.MsgCreateJob{
+		SpecHash: spec.Hash(), Budget: 5, MaxPricePerHour: 1, Verification: spec.Verification, TimeoutSeconds: 5,
+	}})
+	_, err := r.SubmitJob(context.Background(), api.SubmitJobRequest{Spec: spec, InputData: map[string][]byte{"a": b, "b": b}, Tx: tx})
+	if !errors.Is(err, api.ErrInsufficientFunds) {
+		t.Fatalf("err = %v, want ErrInsufficientFunds", err)
+	}
+	if len(chain.jobs) != 0 {
+		t.Fatal("a job was escrowed for a consumer who cannot pay")
+	}
+}
