@@ -1,0 +1,252 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/keys"
+	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/protocol"
+	"github.com/omnisync/omnisync/internal/runtime"
+	"github.com/omnisync/omnisync/internal/tensor"
+	"github.com/omnisync/omnisync/internal/transport"
+)
+
+// fakeChain records what the daemon sends and answers its one query.
+type fakeChain struct {
+	mu         sync.Mutex
+	registered bool
+	sent       []ledger.Msg
+}
+
+func (f *fakeChain) Send(_ context.Context, m ledger.Msg) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, m)
+	if m.RegisterNode != nil {
+		f.registered = true
+	}
+	return fmt.Sprintf("TX%d", len(f.sent)), nil
+}
+
+func (f *fakeChain) Query(_ context.Context, path string, v any) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if strings.HasPrefix(path, "node/") && f.registered {
+		return json.Unmarshal([]byte(`{"status":"active"}`), v)
+	}
+	return fmt.Errorf("%w: %s", ledger.ErrNotFound, path)
+}
+
+func (f *fakeChain) commits() []ledger.MsgCommitResult {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []ledger.MsgCommitResult
+	for _, m := range f.sent {
+		if m.CommitResult != nil {
+			out = append(out, *m.CommitResult)
+		}
+	}
+	return out
+}
+
+// slowRuntime blocks each task until released, so a test can hold a GPU busy.
+type slowRuntime struct {
+	runtime.Native
+	release chan struct{}
+}
+
+func (s slowRuntime) Run(ctx context.Context, t runtime.Task) (runtime.Result, error) {
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return runtime.Result{}, ctx.Err()
+	}
+	return s.Native.Run(ctx, t)
+}
+
+type rig struct {
+	srv    *transport.Server
+	router *nats.Conn
+	js     jetstream.JetStream
+	roots  *x509.CertPool
+}
+
+func newRig(t *testing.T, nodeKey ed25519.PrivateKey) *rig {
+	t.Helper()
+	files, err := transport.EnsureTLS(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsConf, _ := files.ServerConfig()
+	roots, _ := files.ClientRootCAs()
+	_, admin, _ := ed25519.GenerateKey(rand.Reader)
+	nodeID := string(keys.AddressOfKey(nodeKey))
+	srv, err := transport.NewServer(transport.ServerOptions{
+		TLS: tlsConf, StoreDir: t.TempDir(), Admin: admin.Public().(ed25519.PublicKey), Buckets: []string{protocol.BlobBucket},
+		Authorize: func(pub ed25519.PublicKey) (string, bool) { return nodeID, string(keys.AddressOf(pub)) == nodeID },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	nc, err := srv.ConnectInProcess(ctx, admin, "router")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	return &rig{srv: srv, router: nc, js: js, roots: roots}
+}
+
+func (r *rig) startNode(t *testing.T, key ed25519.PrivateKey, chain Chain, rt runtime.Runtime) *Daemon {
+	t.Helper()
+	d, err := New(Options{
+		Key: key, RouterURL: r.srv.WebSocketURL(), RootCAs: r.roots, Chain: chain, Runtime: rt,
+		Hardware: ledger.Hardware{GPUModel: "test", GPUs: 1, VRAMMiB: 1024, TFLOPSMilli: 1000}, PricePerHour: 1, Stake: 500,
+		Heartbeat: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+// dispatch stores a job's inputs and sends it to the node, returning the node's answer.
+func (r *rig) dispatch(t *testing.T, nodeID, jobID string, a, b *tensor.Int8Matrix) protocol.Ack {
+	t.Helper()
+	ctx := context.Background()
+	var inputs []api.Input
+	for i, m := range []*tensor.Int8Matrix{a, b} {
+		data, _ := m.MarshalBinary()
+		d, err := transport.PutBlob(ctx, r.js, protocol.BlobBucket, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, api.Input{Name: string(rune('a' + i)), Digest: d, Size: int64(len(data))})
+	}
+	spec := api.JobSpec{Workload: api.Workload{Kind: api.WorkloadTensor, Kernel: tensor.KernelMatMulInt8}, Inputs: inputs, Resources: api.Resources{GPUs: 1}}
+	msg, err := r.router.Request(protocol.DispatchSubject(nodeID), protocol.Encode(protocol.Dispatch{JobID: jobID, Spec: spec, TimeoutSeconds: 30}), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := protocol.Decode[protocol.Ack](msg.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack
+}
+
+func TestNodeRunsJobStoresOutputAndCommitsDigest(t *testing.T) {
+	key := newKey(t)
+	r := newRig(t, key)
+	chain := &fakeChain{}
+	results := make(chan protocol.Result, 1)
+	id := string(keys.AddressOfKey(key))
+	if _, err := r.router.Subscribe(protocol.ResultSubject(id), func(m *nats.Msg) {
+		res, _ := protocol.Decode[protocol.Result](m.Data)
+		results <- res
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d := r.startNode(t, key, chain, runtime.Native{})
+	if chain.sent[0].RegisterNode == nil {
+		t.Fatal("the node did not register before serving")
+	}
+	a, _ := tensor.RandomInt8(16, 8, 1)
+	b, _ := tensor.RandomInt8(8, 4, 2)
+	if ack := r.dispatch(t, d.ID(), "job-0000000000000001", a, b); !ack.Accepted {
+		t.Fatalf("dispatch declined: %s", ack.Error)
+	}
+	res := <-results
+	if res.Error != "" || res.CommitTx == "" {
+		t.Fatalf("result %+v", res)
+	}
+	out, err := transport.GetBlob(context.Background(), r.js, protocol.BlobBucket, res.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := tensor.MatMulInt8(a, b)
+	wantBytes, _ := want.MarshalBinary()
+	if string(out) != string(wantBytes) {
+		t.Fatal("stored output is not A·B")
+	}
+	if c := chain.commits(); len(c) != 1 || c[0].ResultDigest != res.Digest {
+		t.Fatalf("commits %+v, want one for %s", c, res.Digest)
+	}
+}
+
+func TestNodeNeverDoubleBooksAGPU(t *testing.T) {
+	key := newKey(t)
+	r := newRig(t, key)
+	rt := slowRuntime{release: make(chan struct{})}
+	d := r.startNode(t, key, &fakeChain{}, rt)
+	a, _ := tensor.RandomInt8(4, 4, 1)
+	if ack := r.dispatch(t, d.ID(), "job-0000000000000001", a, a); !ack.Accepted {
+		t.Fatalf("first job declined: %s", ack.Error)
+	}
+	if ack := r.dispatch(t, d.ID(), "job-0000000000000002", a, a); ack.Accepted || ack.Error != "no free gpu" {
+		t.Fatalf("second job on a one-GPU node: %+v, want declined", ack)
+	}
+	if ack := r.dispatch(t, d.ID(), "job-0000000000000001", a, a); !ack.Accepted {
+		t.Fatal("a retried dispatch of the running job must be acknowledged, not declined")
+	}
+	close(rt.release)
+}
+
+func TestNodeReportsFailures(t *testing.T) {
+	key := newKey(t)
+	r := newRig(t, key)
+	results := make(chan protocol.Result, 1)
+	if _, err := r.router.Subscribe(protocol.ResultSubject(string(keys.AddressOfKey(key))), func(m *nats.Msg) {
+		res, _ := protocol.Decode[protocol.Result](m.Data)
+		results <- res
+	}); err != nil {
+		t.Fatal(err)
+	}
+	chain := &fakeChain{}
+	d := r.startNode(t, key, chain, runtime.Native{})
+	a, _ := tensor.RandomInt8(4, 5, 1) // 4×5 · 4×5 does not multiply
+	if ack := r.dispatch(t, d.ID(), "job-0000000000000003", a, a); !ack.Accepted {
+		t.Fatal(ack.Error)
+	}
+	res := <-results
+	if !strings.HasPrefix(res.Error, "run:") || res.Digest != "" {
+		t.Fatalf("result %+v, want a run failure", res)
+	}
+	if len(chain.commits()) != 0 {
+		t.Fatal("a failed job committed a result")
+	}
+}
+
+func newKey(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}

@@ -1,0 +1,186 @@
+package validator
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/keys"
+	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/protocol"
+	"github.com/omnisync/omnisync/internal/tensor"
+	"github.com/omnisync/omnisync/internal/transport"
+)
+
+// fakeChain serves one job record and records attestations.
+type fakeChain struct {
+	mu      sync.Mutex
+	job     ledger.Job
+	attests []ledger.MsgAttest
+}
+
+func (f *fakeChain) Send(_ context.Context, m ledger.Msg) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m.Attest == nil {
+		return "", fmt.Errorf("unexpected %s", m.Kind())
+	}
+	f.attests = append(f.attests, *m.Attest)
+	return "ATTEST", nil
+}
+
+func (f *fakeChain) Query(_ context.Context, path string, v any) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if path != "job/"+f.job.ID {
+		return fmt.Errorf("%w: %s", ledger.ErrNotFound, path)
+	}
+	b, _ := json.Marshal(f.job)
+	return json.Unmarshal(b, v)
+}
+
+type rig struct {
+	router *nats.Conn
+	js     jetstream.JetStream
+	chain  *fakeChain
+	id     string
+	spec   api.JobSpec
+	a, b   *tensor.Int8Matrix
+}
+
+// newRig starts a NATS server, a validator, and stores a job's inputs; the job's
+// committed output is set by each test.
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	files, _ := transport.EnsureTLS(t.TempDir(), nil)
+	tlsConf, _ := files.ServerConfig()
+	roots, _ := files.ClientRootCAs()
+	_, admin, _ := ed25519.GenerateKey(rand.Reader)
+	_, valKey, _ := ed25519.GenerateKey(rand.Reader)
+	valID := string(keys.AddressOfKey(valKey))
+	srv, err := transport.NewServer(transport.ServerOptions{
+		TLS: tlsConf, StoreDir: t.TempDir(), Admin: admin.Public().(ed25519.PublicKey), Buckets: []string{protocol.BlobBucket},
+		Authorize: func(pub ed25519.PublicKey) (string, bool) { return valID, string(keys.AddressOf(pub)) == valID },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	nc, err := srv.ConnectInProcess(ctx, admin, "router")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	r := &rig{router: nc, js: js, chain: &fakeChain{}, id: valID}
+	r.a, _ = tensor.RandomInt8(32, 16, 1)
+	r.b, _ = tensor.RandomInt8(16, 8, 2)
+	var inputs []api.Input
+	for i, m := range []*tensor.Int8Matrix{r.a, r.b} {
+		data, _ := m.MarshalBinary()
+		d := r.put(t, data)
+		inputs = append(inputs, api.Input{Name: string(rune('a' + i)), Digest: d, Size: int64(len(data))})
+	}
+	r.spec = api.JobSpec{Workload: api.Workload{Kind: api.WorkloadTensor, Kernel: tensor.KernelMatMulInt8}, Inputs: inputs}
+	r.chain.job = ledger.Job{ID: "job-00000000000000aa", Status: ledger.JobComputed, SpecHash: r.spec.Hash(), Seed: strings.Repeat("ab", 32)}
+	v, err := New(Options{Key: valKey, RouterURL: srv.WebSocketURL(), RootCAs: roots, Chain: r.chain, Heartbeat: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	return r
+}
+
+func (r *rig) put(t *testing.T, data []byte) string {
+	t.Helper()
+	d, err := transport.PutBlob(context.Background(), r.js, protocol.BlobBucket, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (r *rig) commitOutput(t *testing.T, c *tensor.Int32Matrix) {
+	t.Helper()
+	data, _ := c.MarshalBinary()
+	r.chain.mu.Lock()
+	r.chain.job.ResultDigest = r.put(t, data)
+	r.chain.mu.Unlock()
+}
+
+func (r *rig) verify(t *testing.T, spec api.JobSpec) protocol.Verdict {
+	t.Helper()
+	msg, err := r.router.Request(protocol.VerifySubject(r.id), protocol.Encode(protocol.VerifyRequest{JobID: r.chain.job.ID, Spec: spec}), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := protocol.Decode[protocol.Verdict](msg.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestHonestProductPasses(t *testing.T) {
+	r := newRig(t)
+	c, _ := tensor.MatMulInt8(r.a, r.b)
+	r.commitOutput(t, c)
+	v := r.verify(t, r.spec)
+	if !v.Pass || v.AttestTx == "" || len(r.chain.attests) != 1 || !r.chain.attests[0].Pass {
+		t.Fatalf("verdict %+v, attests %+v", v, r.chain.attests)
+	}
+	if r.chain.attests[0].ResultDigest != r.chain.job.ResultDigest {
+		t.Fatal("attested a digest other than the committed one")
+	}
+}
+
+func TestTamperedProductFails(t *testing.T) {
+	r := newRig(t)
+	c, _ := tensor.MatMulInt8(r.a, r.b)
+	c.Data[len(c.Data)-1] ^= 1
+	r.commitOutput(t, c)
+	v := r.verify(t, r.spec)
+	if v.Pass || v.Error != "" || len(r.chain.attests) != 1 || r.chain.attests[0].Pass {
+		t.Fatalf("verdict %+v, attests %+v: want a failing attestation", v, r.chain.attests)
+	}
+}
+
+func TestSpecThatDoesNotMatchTheCommitmentIsRefused(t *testing.T) {
+	r := newRig(t)
+	c, _ := tensor.MatMulInt8(r.a, r.b)
+	r.commitOutput(t, c)
+	altered := r.spec
+	altered.Inputs = append([]api.Input{}, r.spec.Inputs...)
+	altered.Inputs[0].Name = "swapped"
+	v := r.verify(t, altered)
+	if v.Error == "" || !strings.Contains(v.Error, "committed") || len(r.chain.attests) != 0 {
+		t.Fatalf("verdict %+v, attests %d: a spec the consumer did not sign must not be attested", v, len(r.chain.attests))
+	}
+}
+
+func TestUnretrievableOutputFails(t *testing.T) {
+	r := newRig(t)
+	r.chain.job.ResultDigest = api.DigestOf([]byte("never stored"))
+	v := r.verify(t, r.spec)
+	if v.Pass || len(r.chain.attests) != 1 || r.chain.attests[0].Pass || !strings.Contains(v.Reason, "not retrievable") {
+		t.Fatalf("verdict %+v: an output nobody can fetch cannot pass", v)
+	}
+}
