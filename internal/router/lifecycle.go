@@ -182,10 +182,24 @@ func (r *Router) attempt(ctx context.Context, j *job, p scheduler.Placement) (pr
 	j.set(func(j *job) { j.running = true })
 	j.record("running", "", "", "node accepted the job")
 
+	// Watch the node while it works: one that stops heartbeating is presumed gone and the
+	// job is re-placed, unless its result already reached the chain.
+	watch := time.NewTicker(r.opts.HeartbeatTTL / 2)
+	defer watch.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return protocol.Result{}, ctx.Err()
+		case <-watch.C:
+			if _, alive := r.online(protocol.RoleNode)[p.NodeID]; alive {
+				continue
+			}
+			var cj ledger.Job
+			if err := r.opts.Chain.Query(ctx, "job/"+j.id, &cj); err == nil && cj.Status == ledger.JobComputed && string(cj.Node) == p.NodeID {
+				j.record("computed", "", "", "result %s found on chain after the node went silent", cj.ResultDigest)
+				return protocol.Result{JobID: j.id, NodeID: p.NodeID, Digest: cj.ResultDigest, GPUMillis: cj.GPUMillis}, nil
+			}
+			return protocol.Result{}, fmt.Errorf("node stopped heartbeating for %s", r.opts.HeartbeatTTL)
 		case res := <-j.results:
 			if res.NodeID != p.NodeID {
 				continue // a late report from an earlier attempt

@@ -30,6 +30,10 @@ func newKey(t *testing.T) ed25519.PrivateKey {
 
 // startRouter runs a router over the fake chain with a real embedded NATS server.
 func startRouter(t *testing.T, chain *fakeChain) (*Router, *x509.CertPool) {
+	return startRouterTTL(t, chain, time.Minute)
+}
+
+func startRouterTTL(t *testing.T, chain *fakeChain, ttl time.Duration) (*Router, *x509.CertPool) {
 	t.Helper()
 	files, err := transport.EnsureTLS(t.TempDir(), nil)
 	if err != nil {
@@ -45,7 +49,7 @@ func startRouter(t *testing.T, chain *fakeChain) (*Router, *x509.CertPool) {
 	}
 	r, err := New(Options{
 		Key: newKey(t), Chain: chain, TLS: serverTLS, StoreDir: t.TempDir(),
-		DispatchTimeout: 2 * time.Second, HeartbeatTTL: time.Minute, MaxAttempts: 3,
+		DispatchTimeout: 2 * time.Second, HeartbeatTTL: ttl, MaxAttempts: 3,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -239,5 +243,60 @@ func TestSubmitRejectsWhatCannotBeEscrowed(t *testing.T) {
 	}
 	if len(chain.jobs) != 0 {
 		t.Fatal("a job was escrowed for a consumer who cannot pay")
+	}
+}
+
+// keepBeating heartbeats for a node until the test ends.
+func keepBeating(t *testing.T, nc *nats.Conn, key ed25519.PrivateKey) {
+	id := string(keys.AddressOfKey(key))
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	go func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				hb := protocol.Heartbeat{ID: id, Role: protocol.RoleNode, GPUs: 1, FreeGPUs: 1, Sent: time.Now()}
+				_ = nc.Publish(protocol.HeartbeatSubject(id), protocol.Encode(hb))
+			}
+		}
+	}()
+}
+
+func TestJobOnASilentNodeIsReplaced(t *testing.T) {
+	chain := newFakeChain()
+	vanishing, steady := newKey(t), newKey(t)
+	chain.addNode(keys.AddressOfKey(vanishing), ledger.UomniPerOMNI, 150_000) // scores higher
+	chain.addNode(keys.AddressOfKey(steady), ledger.UomniPerOMNI, 10_000)
+	r, roots := startRouterTTL(t, chain, 400*time.Millisecond)
+	// The first node accepts the job, then disappears (connection closed, no more heartbeats).
+	var gone *nats.Conn
+	gone = scriptedNode(t, r, roots, vanishing, func(nc *nats.Conn, _ protocol.Dispatch) protocol.Ack {
+		go func() { time.Sleep(50 * time.Millisecond); nc.Close() }()
+		return protocol.Ack{Accepted: true}
+	})
+	keepBeating(t, gone, vanishing)
+	accepted := make(chan string, 1)
+	nc := scriptedNode(t, r, roots, steady, func(_ *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		accepted <- d.JobID
+		return protocol.Ack{Accepted: true}
+	})
+	keepBeating(t, nc, steady)
+	waitFor(t, "both nodes online", func() bool { return len(r.online(protocol.RoleNode)) == 2 })
+
+	id := submit(t, r, chain)
+	select {
+	case got := <-accepted:
+		if got != id {
+			t.Fatalf("re-placed %s, want %s", got, id)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the job was never re-placed after its node went silent")
+	}
+	if a := chain.assignments(); len(a) != 2 || a[1] != keys.AddressOfKey(steady) {
+		t.Fatalf("assignments %v", a)
 	}
 }
