@@ -25,6 +25,11 @@ type fakeService struct {
 	jobErr     error // returned by Job once set
 	nodes      []api.Node
 	panicNodes bool
+
+	// chain state and the last transaction broadcast; txErr rejects it
+	proposals []api.Proposal
+	txs       [][]byte
+	txErr     error
 }
 
 func newFake() *fakeService { return &fakeService{jobs: map[string]api.Job{}} }
@@ -74,6 +79,49 @@ func (f *fakeService) Account(_ context.Context, address string) (api.Account, e
 func (f *fakeService) Supply(context.Context) (api.Supply, error) {
 	return api.Supply{Total: 1_000_000, Liquid: 600_000, Staked: 300_000, Escrowed: 90_000,
 		Pools: map[string]uint64{"rewards": 10_000}, Burned: 5}, nil
+}
+
+func (f *fakeService) ChainAccount(_ context.Context, address string) (api.ChainAccount, error) {
+	if address != "omni1rich" {
+		return api.ChainAccount{}, &api.FieldError{Field: "address", Msg: "invalid address"}
+	}
+	return api.ChainAccount{Address: address, Balance: 42_000_000, Spendable: 40_000_000, Locked: 2_000_000,
+		Bonded: 500_000_000, Seq: 7, Vesting: &api.Vesting{Total: 3_000_000, CliffUnix: 100, EndUnix: 200}}, nil
+}
+
+func (f *fakeService) Params(context.Context) (api.Params, error) {
+	return api.Params{BurnBP: 200, RouterWeights: api.RouterWeights{Compute: 10_000}}, nil
+}
+
+func (f *fakeService) Validators(context.Context) ([]api.Validator, error) { return nil, nil }
+
+func (f *fakeService) Proposals(context.Context) ([]api.Proposal, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.proposals, nil
+}
+
+func (f *fakeService) Proposal(_ context.Context, id uint64) (api.Proposal, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range f.proposals {
+		if p.ID == id {
+			return p, nil
+		}
+	}
+	return api.Proposal{}, fmt.Errorf("%w: proposal %d", api.ErrNotFound, id)
+}
+
+func (f *fakeService) Unbonding(context.Context, string) ([]api.Unbonding, error) { return nil, nil }
+
+func (f *fakeService) BroadcastTx(_ context.Context, tx []byte) (api.BroadcastTxResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.txErr != nil {
+		return api.BroadcastTxResponse{}, f.txErr
+	}
+	f.txs = append(f.txs, tx)
+	return api.BroadcastTxResponse{Hash: fmt.Sprintf("TX%d", len(f.txs)), Height: 9}, nil
 }
 
 func (f *fakeService) put(job api.Job) {

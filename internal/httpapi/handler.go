@@ -23,6 +23,18 @@ type Service interface {
 	Nodes(ctx context.Context) ([]api.Node, error)
 	Account(ctx context.Context, address string) (api.Account, error)
 	Supply(ctx context.Context) (api.Supply, error)
+
+	// Chain state, as the ledger reports it (see api/chain.go).
+	ChainAccount(ctx context.Context, address string) (api.ChainAccount, error)
+	Params(ctx context.Context) (api.Params, error)
+	Validators(ctx context.Context) ([]api.Validator, error)
+	Proposals(ctx context.Context) ([]api.Proposal, error)
+	Proposal(ctx context.Context, id uint64) (api.Proposal, error)
+	Unbonding(ctx context.Context, address string) ([]api.Unbonding, error)
+	// BroadcastTx submits a signed transaction and waits for it to commit. A transaction
+	// the ledger rejects may be returned as the ledger's error (wrapping its sentinel, as
+	// ledger.ErrorFor builds it): the handler maps its code to a status.
+	BroadcastTx(ctx context.Context, tx []byte) (api.BroadcastTxResponse, error)
 }
 
 // Options configures NewHandler.
@@ -108,6 +120,14 @@ func (s *server) routeTable() []route {
 		{"GET /v1/nodes", s.getNodes},
 		{"GET /v1/accounts/{address}", s.getAccount},
 		{"GET /v1/chain/supply", s.getSupply},
+		{"GET /v1/chain/accounts/{address}", s.getChainAccount},
+		{"GET /v1/chain/params", s.getParams},
+		{"GET /v1/chain/validators", s.getValidators},
+		{"GET /v1/chain/nodes", s.getNodes}, // the same list as /v1/nodes
+		{"GET /v1/chain/proposals", s.getProposals},
+		{"GET /v1/chain/proposals/{id}", s.getProposal},
+		{"GET /v1/chain/unbonding/{address}", s.getUnbonding},
+		{"POST /v1/chain/txs", s.broadcastTx},
 		{"GET /v1/health", s.getHealth},
 		{"GET /v1/openapi.json", s.getOpenAPI},
 		{"GET /metrics", s.metrics.handler.ServeHTTP},

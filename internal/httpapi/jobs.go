@@ -26,7 +26,7 @@ func (s *server) submitJob(w http.ResponseWriter, r *http.Request) {
 	}
 	job, err := s.svc.SubmitJob(r.Context(), req)
 	if err != nil {
-		s.writeError(w, r, err)
+		s.writeError(w, r, txError(err)) // the escrow tx may be rejected by the ledger
 		return
 	}
 	w.Header().Set("Location", "/v1/jobs/"+url.PathEscape(job.ID))

@@ -59,14 +59,14 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	r.jobs[id] = j
 	r.mu.Unlock()
 
-	hash, err := r.opts.Chain.BroadcastTx(ctx, req.Tx)
+	res, err := r.BroadcastTx(ctx, req.Tx)
 	if err != nil {
 		r.mu.Lock()
 		delete(r.jobs, id)
 		r.mu.Unlock()
-		return api.Job{}, chainError("escrow budget", err)
+		return api.Job{}, fmt.Errorf("escrow budget: %w", err)
 	}
-	j.record("escrowed", "create", hash, "%s OMNI locked in escrow", ledger.FormatOMNI(spec.Budget))
+	j.record("escrowed", "create", res.Hash, "%s OMNI locked in escrow", ledger.FormatOMNI(spec.Budget))
 	r.wg.Add(1)
 	go r.run(j)
 	return r.Job(ctx, id)
@@ -128,22 +128,6 @@ func checkCreateTx(spec api.JobSpec, raw []byte) (ledger.Tx, error) {
 		return bad("budget, price ceiling, timeout or verification differ from the spec")
 	}
 	return tx, nil
-}
-
-// chainError maps a rejected transaction to the API's sentinels.
-func chainError(what string, err error) error {
-	switch {
-	case errors.Is(err, ledger.ErrInsufficientFunds):
-		return fmt.Errorf("%w: %s: %v", api.ErrInsufficientFunds, what, err)
-	case errors.Is(err, ledger.ErrWrongSequence), errors.Is(err, ledger.ErrDuplicate):
-		return fmt.Errorf("%w: %s: %v", api.ErrConflict, what, err)
-	case errors.Is(err, ledger.ErrBadSignature), errors.Is(err, ledger.ErrWrongChain),
-		errors.Is(err, ledger.ErrInvalidMsg), errors.Is(err, ledger.ErrInvalidAmount), errors.Is(err, ledger.ErrDecode):
-		return &api.FieldError{Field: "tx", Msg: err.Error()}
-	case errors.Is(err, ledger.ErrUnauthorized):
-		return fmt.Errorf("%w: %s: %v", api.ErrUnauthorized, what, err)
-	}
-	return fmt.Errorf("%w: %s: %v", api.ErrUnavailable, what, err)
 }
 
 // schedulerJob translates a spec into the scheduler's terms.

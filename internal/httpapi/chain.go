@@ -1,0 +1,110 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/ledger"
+)
+
+// maxTxBody bounds POST /v1/chain/txs: a transaction of ledger.MaxTxBytes in base64, in JSON.
+const maxTxBody = 2 * ledger.MaxTxBytes
+
+func (s *server) getChainAccount(w http.ResponseWriter, r *http.Request) {
+	acct, err := s.svc.ChainAccount(r.Context(), r.PathValue("address"))
+	s.reply(w, r, acct, err)
+}
+
+func (s *server) getParams(w http.ResponseWriter, r *http.Request) {
+	p, err := s.svc.Params(r.Context())
+	if p.Routers == nil {
+		p.Routers = []string{}
+	}
+	s.reply(w, r, p, err)
+}
+
+func (s *server) getValidators(w http.ResponseWriter, r *http.Request) {
+	vals, err := s.svc.Validators(r.Context())
+	if vals == nil {
+		vals = []api.Validator{}
+	}
+	s.reply(w, r, vals, err)
+}
+
+func (s *server) getProposals(w http.ResponseWriter, r *http.Request) {
+	props, err := s.svc.Proposals(r.Context())
+	if props == nil {
+		props = []api.Proposal{}
+	}
+	s.reply(w, r, props, err)
+}
+
+func (s *server) getProposal(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil {
+		s.writeError(w, r, &api.FieldError{Field: "id", Msg: fmt.Sprintf("%q is not a proposal id (an unsigned integer)", r.PathValue("id"))})
+		return
+	}
+	prop, err := s.svc.Proposal(r.Context(), id)
+	s.reply(w, r, prop, err)
+}
+
+func (s *server) getUnbonding(w http.ResponseWriter, r *http.Request) {
+	list, err := s.svc.Unbonding(r.Context(), r.PathValue("address"))
+	if list == nil {
+		list = []api.Unbonding{}
+	}
+	s.reply(w, r, list, err)
+}
+
+func (s *server) broadcastTx(w http.ResponseWriter, r *http.Request) {
+	var req api.BroadcastTxRequest
+	if err := decodeJSON(w, r, maxTxBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch {
+	case len(req.Tx) == 0:
+		s.writeError(w, r, &api.FieldError{Field: "tx", Msg: "required: a signed transaction, base64"})
+		return
+	case len(req.Tx) > ledger.MaxTxBytes:
+		s.writeError(w, r, &api.FieldError{Field: "tx", Msg: fmt.Sprintf("%d bytes exceeds the %d-byte limit", len(req.Tx), ledger.MaxTxBytes)})
+		return
+	}
+	res, err := s.svc.BroadcastTx(r.Context(), req.Tx)
+	s.reply(w, r, res, txError(err))
+}
+
+// txError maps the ledger's rejection of a transaction (an error wrapping a ledger
+// sentinel, as the chain client returns it) to the API's sentinels, keeping the ledger's
+// message. Errors that already carry an API sentinel, and nil, pass through.
+func txError(err error) error {
+	if status, _ := api.HTTPStatus(err); err == nil || status != http.StatusInternalServerError {
+		return err
+	}
+	switch ledger.CodeFor(err) {
+	case ledger.CodeInternal:
+		return err
+	case ledger.CodeInsufficientFunds:
+		return &rejectedTx{err: err, kind: api.ErrInsufficientFunds}
+	case ledger.CodeWrongSequence, ledger.CodeDuplicate:
+		return &rejectedTx{err: err, kind: api.ErrConflict}
+	case ledger.CodeUnauthorized:
+		return &rejectedTx{err: err, kind: api.ErrUnauthorized}
+	}
+	// Malformed, badly signed, for another chain, invalid, locked by vesting, below the
+	// minimum stake, naming something that does not exist: the tx itself is wrong.
+	return &api.FieldError{Field: "tx", Msg: err.Error()}
+}
+
+// rejectedTx is a ledger rejection that travels as kind, with the ledger's own message
+// (which already names the problem, e.g. "insufficient funds: … has 1 OMNI, needs 2 OMNI").
+type rejectedTx struct {
+	err  error
+	kind error
+}
+
+func (e *rejectedTx) Error() string   { return e.err.Error() }
+func (e *rejectedTx) Unwrap() []error { return []error{e.kind, e.err} }
