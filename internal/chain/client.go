@@ -110,16 +110,18 @@ func (c *Client) ChainID(ctx context.Context) (string, error) {
 	return id, c.Query(ctx, "chain_id", &id)
 }
 
-// Height returns the latest committed block height.
+// Height returns the last height the ledger has committed. (The block store's height,
+// which /status reports, runs a moment ahead of the ledger: a query or a CheckTx in that
+// moment would see the state before the block.)
 func (c *Client) Height(ctx context.Context) (int64, error) {
-	st, err := c.rpc.Status(ctx)
+	info, err := c.rpc.ABCIInfo(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("status: %w", err)
+		return 0, fmt.Errorf("abci info: %w", err)
 	}
-	return st.SyncInfo.LatestBlockHeight, nil
+	return info.Response.LastBlockHeight, nil
 }
 
-// WaitForHeight blocks until the chain reaches height h or ctx ends.
+// WaitForHeight blocks until the ledger has committed height h or ctx ends.
 func (c *Client) WaitForHeight(ctx context.Context, h int64) error {
 	for {
 		cur, err := c.Height(ctx)
@@ -129,7 +131,7 @@ func (c *Client) WaitForHeight(ctx context.Context, h int64) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for height %d: %w", h, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

@@ -3,6 +3,7 @@ package chain
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 
 	cmtlog "github.com/cometbft/cometbft/libs/log"
@@ -25,7 +26,9 @@ func (a slogAdapter) Debug(msg string, kv ...any) {
 }
 func (a slogAdapter) Info(msg string, kv ...any) { a.l.Debug(msg, kv...) }
 func (a slogAdapter) Error(msg string, kv ...any) {
-	if a.stopping.Load() {
+	// While peers are starting or restarting, failing to dial them is expected; CometBFT
+	// keeps retrying and the persistent-peer logic reports what matters.
+	if a.stopping.Load() || strings.HasPrefix(msg, "Error dialing peer") {
 		a.l.Debug(msg, kv...)
 		return
 	}

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	dbm "github.com/cometbft/cometbft-db"
+	abci "github.com/cometbft/cometbft/abci/types"
 	cfg "github.com/cometbft/cometbft/config"
 	cmtlog "github.com/cometbft/cometbft/libs/log"
 	nm "github.com/cometbft/cometbft/node"
@@ -36,6 +38,14 @@ type Options struct {
 	BlockTime time.Duration
 	// EmptyBlockInterval bounds how long the chain waits for txs before an empty block.
 	EmptyBlockInterval time.Duration
+	// ProposeTimeout is how long validators wait for a block proposal before moving to the
+	// next round: what a stopped validator costs in each of its turns to propose. Zero
+	// keeps CometBFT's 3 s, meant for the internet; on loopback far less is enough.
+	ProposeTimeout time.Duration
+	// SkipFirstBlockWait makes Start return as soon as consensus runs. By default Start
+	// waits for the first block, which in a multi-validator network commits only once
+	// validators with more than 2/3 of the voting power are online.
+	SkipFirstBlockWait bool
 	Logger             *slog.Logger
 }
 
@@ -118,7 +128,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	c.P2P.PersistentPeers = n.opts.Peers
 	c.P2P.AllowDuplicateIP = true
 	c.P2P.AddrBookStrict = false
+	c.FilterPeers = true // see stoppingGate
 	c.Consensus.TimeoutCommit = n.opts.BlockTime
+	if n.opts.ProposeTimeout > 0 {
+		c.Consensus.TimeoutPropose = n.opts.ProposeTimeout
+	}
 	c.Consensus.CreateEmptyBlocks = true
 	c.Consensus.CreateEmptyBlocksInterval = n.opts.EmptyBlockInterval
 	c.Mempool.Size = 50_000
@@ -133,7 +147,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("node key: %w", err)
 	}
 	n.dbs = &dbTracker{}
-	node, err := newNodeRecovering(ctx, c, pv, nodeKey, &abciApp{app: app, log: n.opts.Logger}, n.dbs, newLogger(n.opts.Logger, &n.stopping))
+	gate := stoppingGate{&abciApp{app: app, log: n.opts.Logger}, &n.stopping}
+	node, err := newNodeRecovering(ctx, c, pv, nodeKey, gate, n.dbs, newLogger(n.opts.Logger, &n.stopping))
 	if err != nil {
 		n.dbs.closeAll()
 		return err
@@ -144,6 +159,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.node = node
 	n.client = &Client{rpc: rpclocal.New(node)}
+	if n.opts.SkipFirstBlockWait {
+		return nil
+	}
 	// Until the first block commits, genesis state is not readable and CheckTx would
 	// reject everything; wait for it so callers can use the chain at once.
 	if err := n.client.WaitForHeight(ctx, 1); err != nil {
@@ -156,7 +174,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 // newNodeRecovering builds the CometBFT node, turning a panic during handshake/replay
 // (e.g. an app hash that does not match the block store) into an error so the process can
 // report it instead of dying.
-func newNodeRecovering(ctx context.Context, c *cfg.Config, pv *privval.FilePV, nk *p2p.NodeKey, app *abciApp, dbs *dbTracker, logger cmtlog.Logger) (node *nm.Node, err error) {
+func newNodeRecovering(ctx context.Context, c *cfg.Config, pv *privval.FilePV, nk *p2p.NodeKey, app abci.Application, dbs *dbTracker, logger cmtlog.Logger) (node *nm.Node, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("chain: cannot start node (state and block store disagree?): %v", r)
@@ -179,6 +197,12 @@ func (n *Node) RPCURL() string { return "http://" + n.rpcAddr }
 // P2PID is the node's peer id.
 func (n *Node) P2PID() string { return string(n.node.NodeInfo().ID()) }
 
+// ChainID is the chain id from the node's genesis.
+func (n *Node) ChainID() string { return n.node.GenesisDoc().ChainID }
+
+// NumPeers is how many peers the node is connected to.
+func (n *Node) NumPeers() int { return n.node.Switch().Peers().Size() }
+
 // Close stops consensus and releases every database. It is safe to call more than once.
 func (n *Node) Close() error {
 	var err error
@@ -198,6 +222,28 @@ func (n *Node) Close() error {
 		}
 	})
 	return err
+}
+
+// stoppingGate refuses peer connections once the node is stopping. A stopped CometBFT
+// v1.0.1 switch still accepts an inbound connection but neither starts nor closes it
+// ("Won't start a peer - switch is not running"); the validator that dialled in, as its
+// peers do at once when this one stops, then holds a dead connection it believes live
+// until the ping times out (about 100 s) and rejects this node's restart as a duplicate.
+// With FilterPeers set, CometBFT asks the app about every new connection, and closes
+// the ones refused.
+type stoppingGate struct {
+	*abciApp
+	stopping *atomic.Bool
+}
+
+func (g stoppingGate) Query(ctx context.Context, req *abci.QueryRequest) (*abci.QueryResponse, error) {
+	if !strings.HasPrefix(req.Path, "/p2p/filter/") {
+		return g.abciApp.Query(ctx, req)
+	}
+	if g.stopping.Load() {
+		return &abci.QueryResponse{Code: 1, Log: "node is stopping"}, nil
+	}
+	return &abci.QueryResponse{}, nil
 }
 
 // dbTracker remembers the databases CometBFT opens: Node.Stop leaves the tx_index DB open,

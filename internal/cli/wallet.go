@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/keyfile"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 )
@@ -115,17 +116,13 @@ func (f *remoteFlags) loadKey() (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(path)
+	priv, err := keyfile.Load(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("no wallet %q at %s\n(create one with `omnisync wallet new %s`, import a Solana keypair with `omnisync wallet import %s FILE`, or pick another with --wallet)",
 			name, path, name, name)
 	}
 	if err != nil {
-		return nil, err
-	}
-	priv, err := keys.ParseSolanaJSON(data)
-	if err != nil {
-		return nil, fmt.Errorf("wallet %s: %w", path, err)
+		return nil, fmt.Errorf("wallet: %w", err)
 	}
 	return priv, nil
 }
@@ -275,13 +272,9 @@ read or send go through a daemon's REST API (--api).`,
 			Short: "Import a Solana CLI keypair JSON file as a wallet",
 			Args:  cobra.ExactArgs(2),
 			RunE: func(_ *cobra.Command, args []string) error {
-				data, err := os.ReadFile(args[1])
+				priv, err := keyfile.Load(args[1])
 				if err != nil {
 					return err
-				}
-				priv, err := keys.ParseSolanaJSON(data)
-				if err != nil {
-					return fmt.Errorf("%s: %w", args[1], err)
 				}
 				info, err := f.saveKey(args[0], priv)
 				if err != nil {

@@ -1,0 +1,272 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/omnisync/omnisync/internal/chain"
+	"github.com/omnisync/omnisync/internal/ledger"
+)
+
+func newChainCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "chain",
+		Short: "Run the OMNI settlement chain with several validators",
+		Long: `Creates and runs a multi-validator OMNI chain (CometBFT) on this machine's loopback
+interface: "chain init" writes one home per validator, "chain start" runs one of them.
+Blocks commit while validators holding more than 2/3 of the stake are running.`,
+	}
+	cmd.AddCommand(newChainInitCmd(g), newChainStartCmd(g))
+	return cmd
+}
+
+type chainInitFlags struct {
+	home       string
+	validators int
+	chainID    string
+	basePort   int
+	blockTime  time.Duration
+	emptyEvery time.Duration
+	propose    time.Duration
+}
+
+func newChainInitCmd(g *globals) *cobra.Command {
+	f := &chainInitFlags{}
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Write the genesis, keys and homes of an N-validator network on loopback",
+		Long: `Writes, under --home, one CometBFT home per validator (validator-1 … validator-N), each with
+its consensus key, an account key (account.json, Solana keypair format) and omnisync.json
+(its listen ports and the other validators as persistent peers); the keys of the genesis
+beneficiaries (team, investors, public sale, liquidity) under keys/; and one genesis with
+the whitepaper's tokenomics in which every validator stakes the minimum validator stake.
+
+Validator K listens for RPC on base-port + 10·(K-1) and for P2P one port below.
+An existing network is never overwritten.`,
+		Example: `  omnisync chain init --validators 4 --home ~/.omnisync/localnet
+  omnisync chain start --home ~/.omnisync/localnet/validator-1`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error { return runChainInit(g, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.home, "home", defaultNetworkDir(), "directory for the validator homes and keys")
+	fl.IntVar(&f.validators, "validators", 4, "number of validators (equal stakes; blocks need more than 2/3 of them running)")
+	fl.StringVar(&f.chainID, "chain-id", chain.DefaultNetworkChainID, "chain id")
+	fl.IntVar(&f.basePort, "base-port", chain.DefaultBasePort, "RPC port of validator-1 (P2P one below, +10 per validator; 0 picks free ports)")
+	fl.DurationVar(&f.blockTime, "block-time", time.Second, "pause between blocks")
+	fl.DurationVar(&f.emptyEvery, "empty-block-interval", 5*time.Second, "longest wait for txs before an empty block")
+	fl.DurationVar(&f.propose, "propose-timeout", time.Second, "wait for a missing proposer before the next round (CometBFT's 3s is for the internet)")
+	return cmd
+}
+
+func defaultNetworkDir() string {
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".omnisync", "localnet")
+}
+
+func runChainInit(g *globals, f *chainInitFlags) error {
+	if f.validators < 1 {
+		return fmt.Errorf("--validators %d: a network needs at least 1 validator (4 tolerate one stopped)", f.validators)
+	}
+	if f.blockTime <= 0 || f.emptyEvery <= 0 || f.propose <= 0 {
+		return errors.New("--block-time, --empty-block-interval and --propose-timeout must be positive, e.g. 1s")
+	}
+	nw, err := chain.InitNetwork(chain.NetworkOptions{
+		Dir: f.home, Validators: f.validators, ChainID: f.chainID, BasePort: f.basePort,
+		BlockTime: f.blockTime, EmptyBlockInterval: f.emptyEvery, ProposeTimeout: f.propose,
+	})
+	if err != nil {
+		return err
+	}
+	if g.json() {
+		return writeJSON(g.stdout, nw)
+	}
+	printNetwork(g, nw)
+	return nil
+}
+
+func printNetwork(g *globals, nw chain.Network) {
+	w := g.stdout
+	fmt.Fprintf(w, "Initialised %d-validator network %s in %s\n\n", len(nw.Validators), nw.ChainID, nw.Dir)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  validator\taccount\tstake\tRPC\tP2P")
+	for _, v := range nw.Validators {
+		fmt.Fprintf(tw, "  %s\t%s\t%s OMNI\t%s\t%s\n", v.Name, v.Account, ledger.FormatOMNI(v.Stake), v.RPCURL(), v.P2PListen)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nGenesis accounts (keys in %s):\n", filepath.Join(nw.Dir, "keys"))
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, a := range nw.Accounts {
+		lock := "unlocked"
+		if v := a.Vesting; v != nil {
+			lock = fmt.Sprintf("vests %s to %s", time.Unix(v.CliffUnix, 0).UTC().Format(time.DateOnly), time.Unix(v.EndUnix, 0).UTC().Format(time.DateOnly))
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s OMNI\t%s\n", a.Name, a.Address, ledger.FormatOMNI(a.Balance), lock)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nStart each validator, e.g. in its own terminal; blocks commit once more than 2/3 of them run:\n")
+	for _, v := range nw.Validators {
+		fmt.Fprintf(w, "  omnisync chain start --home %s\n", v.Home)
+	}
+}
+
+type chainStartFlags struct {
+	home           string
+	statusInterval time.Duration
+}
+
+func newChainStartCmd(g *globals) *cobra.Command {
+	f := &chainStartFlags{}
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Run one validator of a network made by chain init, until Ctrl-C",
+		Long: `Runs the validator whose home is --home (DIR/validator-K from "chain init"), with the ports
+and peers recorded in its omnisync.json, and reports its height until interrupted. Stopping
+and starting it again resumes from its home. With --output json it writes one JSON object
+per line: a "started" event, "status" events and a "stopped" event.`,
+		Example: `  omnisync chain start --home ~/.omnisync/localnet/validator-2`,
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runChainStart(cmd.Context(), g, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.home, "home", "", "the validator's home, DIR/validator-K (required)")
+	fl.DurationVar(&f.statusInterval, "status-interval", 10*time.Second, "how often to report height and peers")
+	return cmd
+}
+
+// chainEvent is one line of `chain start --output json`.
+type chainEvent struct {
+	Event     string `json:"event"` // started, status or stopped
+	Validator string `json:"validator,omitempty"`
+	ChainID   string `json:"chain_id,omitempty"`
+	Home      string `json:"home,omitempty"`
+	RPCURL    string `json:"rpc_url,omitempty"`
+	P2PListen string `json:"p2p_listen,omitempty"`
+	NodeID    string `json:"node_id,omitempty"`
+	Height    int64  `json:"height"`
+	Peers     int    `json:"peers"`
+}
+
+func runChainStart(ctx context.Context, g *globals, f *chainStartFlags) error {
+	if f.home == "" {
+		return fmt.Errorf("--home is required: pass one validator's home, e.g. --home %s (create them with `omnisync chain init`)",
+			filepath.Join(defaultNetworkDir(), "validator-1"))
+	}
+	if f.statusInterval <= 0 {
+		return errors.New("--status-interval must be positive, e.g. 10s")
+	}
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	opts, err := chain.LoadOptions(f.home)
+	if err != nil {
+		if _, statErr := os.Stat(filepath.Join(f.home, "validator-1", chain.HomeConfigFile)); statErr == nil {
+			return fmt.Errorf("%s holds a whole network; pass one validator's home, e.g. --home %s", f.home, filepath.Join(f.home, "validator-1"))
+		}
+		return err
+	}
+	opts.Logger = log
+	// The first block needs the others; report while waiting instead of blocking silently.
+	opts.SkipFirstBlockWait = true
+	n, err := chain.New(opts)
+	if err != nil {
+		return err
+	}
+	if err := n.Start(ctx); err != nil {
+		return explainChainStartError(f.home, err)
+	}
+	defer n.Close()
+
+	name := filepath.Base(filepath.Clean(f.home))
+	qctx := context.WithoutCancel(ctx) // the last status is read after Ctrl-C
+	status := func() chainEvent {
+		h, _ := n.Client().Height(qctx)
+		return chainEvent{Event: "status", Height: h, Peers: n.NumPeers()}
+	}
+	emit := func(e chainEvent) error { return json.NewEncoder(g.stdout).Encode(e) }
+	st := status()
+	if g.json() {
+		started := chainEvent{Event: "started", Validator: name, ChainID: n.ChainID(), Home: f.home, RPCURL: n.RPCURL(),
+			P2PListen: opts.P2PListen, NodeID: n.P2PID(), Height: st.Height, Peers: st.Peers}
+		if err := emit(started); err != nil {
+			return err
+		}
+	} else {
+		printChainStarted(g, n, opts, st.Height)
+	}
+	report := func(e chainEvent) error {
+		if g.json() {
+			return emit(e)
+		}
+		_, err := fmt.Fprintf(g.stdout, "%s  height %d · %d peers\n", time.Now().Format(time.TimeOnly), e.Height, e.Peers)
+		return err
+	}
+
+	poll := time.NewTicker(min(time.Second, f.statusInterval))
+	defer poll.Stop()
+	lastReport, first := time.Now(), st.Height > 0
+	for {
+		select {
+		case <-ctx.Done():
+			st := status()
+			if err := n.Close(); err != nil {
+				return fmt.Errorf("stopping %s: %w", name, err)
+			}
+			if g.json() {
+				return emit(chainEvent{Event: "stopped", Validator: name, Height: st.Height})
+			}
+			fmt.Fprintf(g.stdout, "stopped %s at height %d\n", name, st.Height)
+			return nil
+		case <-poll.C:
+		}
+		st := status()
+		// Report at every interval, and at once when the first block commits.
+		if time.Since(lastReport) >= f.statusInterval || (!first && st.Height > 0) {
+			first = first || st.Height > 0
+			lastReport = time.Now()
+			if err := report(st); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func printChainStarted(g *globals, n *chain.Node, opts chain.Options, height int64) {
+	w := g.stdout
+	validators := 1 // chain init makes every other validator a persistent peer
+	if opts.Peers != "" {
+		validators += len(strings.Split(opts.Peers, ","))
+	}
+	fmt.Fprintf(w, "%s of chain %s is running (home %s)\n", filepath.Base(filepath.Clean(opts.Home)), n.ChainID(), opts.Home)
+	fmt.Fprintf(w, "  RPC    %s\n", n.RPCURL())
+	fmt.Fprintf(w, "  P2P    %s (node id %s)\n", opts.P2PListen, n.P2PID())
+	fmt.Fprintf(w, "  peers  %d other validator(s), dialled until they answer\n", validators-1)
+	if height == 0 && validators > 1 {
+		fmt.Fprintf(w, "No blocks here yet: this validator first catches up from its peers, and the chain commits only\n"+
+			"while %d of the %d validators run (more than 2/3 of equal stakes). Start the others with\n`omnisync chain start --home %s`.\n",
+			2*validators/3+1, validators, filepath.Join(filepath.Dir(filepath.Clean(opts.Home)), "validator-K"))
+	}
+	fmt.Fprintln(w, "Press Ctrl-C to stop.")
+}
+
+func explainChainStartError(home string, err error) error {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE) || strings.Contains(msg, "address already in use"):
+		return fmt.Errorf("%w\n(a port of this validator is taken: is it already running? Its ports are in %s)", err, filepath.Join(home, chain.HomeConfigFile))
+	case strings.Contains(msg, "resource temporarily unavailable") || strings.Contains(msg, "lock held"):
+		return fmt.Errorf("%w\n(this validator's data is locked: it is probably already running)", err)
+	}
+	return err
+}
