@@ -56,6 +56,12 @@ type App struct {
 	// verified remembers txs whose signature CheckTx already checked, so FinalizeBlock
 	// does not verify them again: ed25519 verification bounds the ledger's throughput.
 	verified *txCache
+	// checkView and checkBlk are the committed state and the block context CheckTx runs
+	// against, loaded once per commit rather than once per tx; scratch takes a CheckTx's
+	// writes, which are then dropped.
+	checkView Reader
+	checkBlk  *blockCtx
+	scratch   *overlay
 }
 
 // New opens the ledger over a store (which may already hold committed state).
@@ -118,12 +124,10 @@ func (a *App) CheckTx(raw []byte) TxResult {
 	if err != nil {
 		return failure(err)
 	}
-	view, err := a.store.Committed()
+	st, blk, err := a.checkState()
 	if err != nil {
 		return failure(err)
 	}
-	scratch := newOverlay(readOnly{view})
-	st := state{kv: scratch}
 	acc, err := st.account(tx.Signer)
 	if err != nil {
 		return failure(err)
@@ -134,16 +138,33 @@ func (a *App) CheckTx(raw []byte) TxResult {
 			return failure(err)
 		}
 	}
-	blk, err := loadBlockCtx(st, 0, nil)
-	if err != nil {
-		return failure(err)
-	}
 	if _, err := (&execCtx{st: st, blk: blk}).run(tx, a.chainID); err != nil {
 		return failure(err)
 	}
 	a.checkSeq[tx.Signer] = tx.Body.Seq + 1
 	a.verified.put(tx.Hash, tx)
 	return TxResult{Code: CodeOK}
+}
+
+// checkState is an empty scratch view over the committed state, and the block context
+// CheckTx runs in (read once per commit).
+func (a *App) checkState() (state, *blockCtx, error) {
+	if a.checkView == nil {
+		view, err := a.store.Committed()
+		if err != nil {
+			return state{}, nil, err
+		}
+		blk, err := loadBlockCtx(state{kv: readOnly{view}}, 0, nil)
+		if err != nil {
+			return state{}, nil, err
+		}
+		a.checkView, a.checkBlk = view, blk
+	}
+	if a.scratch == nil {
+		a.scratch = newOverlay(readOnly{a.checkView})
+	}
+	a.scratch.reset(readOnly{a.checkView})
+	return state{kv: a.scratch}, a.checkBlk, nil
 }
 
 // loadBlockCtx reads the parameters and supply a block starts from. A zero height means a
@@ -160,7 +181,7 @@ func loadBlockCtx(st state, height int64, b *Block) (*blockCtx, error) {
 	blk := &blockCtx{height: height, params: p, supply: sp.clone(), valChanged: map[keys.Address][]byte{}}
 	if b != nil {
 		blk.now, blk.hash = b.Time.Unix(), b.Hash
-	} else if t, ok, err := getJSON[int64](st.kv, keyBlockTime); err == nil && ok {
+	} else if t, ok, err := getRecord[int64](st.kv, keyBlockTime); err == nil && ok {
 		blk.now = t
 	}
 	return blk, nil
@@ -169,7 +190,11 @@ func loadBlockCtx(st state, height int64, b *Block) (*blockCtx, error) {
 // FinalizeBlock executes a block's txs in order, stages the writes and returns the
 // resulting app hash. It returns an error only for a broken store.
 func (a *App) FinalizeBlock(b Block) (BlockResult, error) {
-	st := state{kv: a.store}
+	// Every write of the block collects in one overlay and reaches the Merkle tree once,
+	// sorted, at the end: keys written by many txs (a busy account, a validator earning
+	// fees) are set once, and repeated reads never walk the tree.
+	blockView := newBlockOverlay(a.store, 3*len(b.Txs)+64)
+	st := state{kv: blockView}
 	blk, err := loadBlockCtx(st, b.Height, &b)
 	if err != nil {
 		return BlockResult{}, err
@@ -178,20 +203,21 @@ func (a *App) FinalizeBlock(b Block) (BlockResult, error) {
 	if res.Events, err = punishDoubleSigns(st, blk, b.Misbehavior); err != nil {
 		return BlockResult{}, fmt.Errorf("evidence: %w", err)
 	}
+	txView := newOverlay(blockView)
 	for i, raw := range b.Txs {
 		tx, err := a.decode(raw)
 		if err != nil {
 			res.TxResults[i] = failure(err)
 			continue
 		}
-		ov := newOverlay(a.store)
-		ctx := &execCtx{st: state{kv: ov}, blk: blk}
+		txView.reset(blockView)
+		ctx := &execCtx{st: state{kv: txView}, blk: blk}
 		events, err := ctx.run(tx, a.chainID)
 		if err != nil {
 			res.TxResults[i] = failure(err)
 			continue
 		}
-		if err := ov.flush(); err != nil {
+		if err := txView.flush(); err != nil {
 			return BlockResult{}, fmt.Errorf("flush tx %d: %w", i, err)
 		}
 		ctx.commit()
@@ -211,6 +237,9 @@ func (a *App) FinalizeBlock(b Block) (BlockResult, error) {
 	if err := st.put(keyBlockTime, blk.now); err != nil {
 		return BlockResult{}, err
 	}
+	if err := blockView.flush(); err != nil {
+		return BlockResult{}, fmt.Errorf("stage block: %w", err)
+	}
 	res.AppHash = a.store.WorkingHash()
 	return res, nil
 }
@@ -222,6 +251,7 @@ func (a *App) Commit() (height int64, appHash []byte, err error) {
 		return 0, nil, err
 	}
 	a.checkSeq = map[keys.Address]uint64{}
+	a.checkView, a.checkBlk = nil, nil
 	return version, hash, nil
 }
 
@@ -292,7 +322,7 @@ func (a *App) Query(path string) ([]byte, error) {
 		return nil, err
 	}
 	st := state{kv: readOnly{view}}
-	now, _, _ := getJSON[int64](view, keyBlockTime)
+	now, _, _ := getRecord[int64](view, keyBlockTime)
 	kind, arg := splitPath(path)
 	var v any
 	switch kind {
@@ -325,7 +355,7 @@ func (a *App) Query(path string) ([]byte, error) {
 		v = n
 	case "nodes":
 		nodes := []Node{}
-		if err := eachJSON(view, prefixNode, func(n Node) bool { nodes = append(nodes, n); return true }); err != nil {
+		if err := eachRecord(view, prefixNode, func(n Node) bool { nodes = append(nodes, n); return true }); err != nil {
 			return nil, err
 		}
 		v = nodes
@@ -366,7 +396,7 @@ func (a *App) Query(path string) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: proposal id %q", ErrInvalidMsg, arg)
 		}
-		prop, ok, err := getJSON[Proposal](view, propKey(id))
+		prop, ok, err := getRecord[Proposal](view, propKey(id))
 		if err != nil {
 			return nil, err
 		}
@@ -376,7 +406,7 @@ func (a *App) Query(path string) ([]byte, error) {
 		v = prop
 	case "proposals":
 		props := []Proposal{}
-		if err := eachJSON(view, prefixProp, func(p Proposal) bool { props = append(props, p); return true }); err != nil {
+		if err := eachRecord(view, prefixProp, func(p Proposal) bool { props = append(props, p); return true }); err != nil {
 			return nil, err
 		}
 		v = props

@@ -164,7 +164,7 @@ func matureUnbondings(st state, blk *blockCtx) ([]Event, error) {
 	}
 	var events []Event
 	for _, k := range list {
-		ub, _, err := getJSON[Unbonding](st.kv, k)
+		ub, _, err := getRecord[Unbonding](st.kv, k)
 		if err != nil {
 			return nil, err
 		}
@@ -226,7 +226,7 @@ func tallyProposals(st state, blk *blockCtx) ([]Event, error) {
 		if b, err := st.kv.Get(k); err != nil || json.Unmarshal(b, &id) != nil {
 			return nil, fmt.Errorf("corrupt proposal index %q", k)
 		}
-		prop, _, err := getJSON[Proposal](st.kv, propKey(id))
+		prop, _, err := getRecord[Proposal](st.kv, propKey(id))
 		if err != nil {
 			return nil, err
 		}
@@ -290,7 +290,7 @@ func settleBuyback(st state, blk *blockCtx) ([]Event, error) {
 	if amt == 0 {
 		return nil, nil
 	}
-	blk.supply.Pools[PoolBuyback] = 0
+	blk.supply.setPool(PoolBuyback, 0)
 	action := "burned"
 	var err error
 	if blk.params.BuybackBurn {

@@ -1,28 +1,69 @@
 package ledger
 
 import (
+	"bytes"
 	"sort"
 	"strings"
 )
 
-// overlay buffers one transaction's writes over a parent, so a transaction that fails
-// halfway changes nothing. Flush applies the writes in sorted key order: the Merkle tree's
-// shape, and so the app hash, depends on insertion order.
-type overlay struct {
-	parent interface {
-		Reader
-		Set(key, value []byte) error
-		Delete(key []byte) error
-	}
-	writes map[string][]byte // nil value = delete
-}
-
-func newOverlay(parent interface {
+// kv is a readable, writable view of state: the store, or an overlay over it.
+type kv interface {
 	Reader
 	Set(key, value []byte) error
 	Delete(key []byte) error
-}) *overlay {
-	return &overlay{parent: parent, writes: map[string][]byte{}}
+}
+
+// overlay buffers writes over a parent. FinalizeBlock stacks two: one per block, which
+// holds every write of the block, answers repeated reads without touching the Merkle tree
+// and hands the tree each key once; and one per transaction over it, so a transaction that
+// fails halfway changes nothing. Flush applies the writes in sorted key order: the Merkle
+// tree's shape, and so the app hash, depends on insertion order.
+type overlay struct {
+	parent kv
+	writes map[string][]byte // nil value = delete
+	// tables lists the written keys by table (a key up to and including its first '/'),
+	// so iterating a prefix looks only at the writes that can match it, not at the whole
+	// block's.
+	tables map[string][]string
+	// memo, when not nil, remembers the result of small prefix scans until a key under
+	// the prefix is written: every settlement lists the validators to split its fee, and
+	// nothing in a block of settlements changes them.
+	memo map[string][]pair
+}
+
+type pair struct{ k, v []byte }
+
+// memoLimit bounds the scans memoised: larger ones are usually stopped early (due dates).
+const memoLimit = 64
+
+func newOverlay(parent kv) *overlay {
+	return &overlay{parent: parent, writes: map[string][]byte{}, tables: map[string][]string{}}
+}
+
+// newBlockOverlay is the overlay that collects a whole block's writes, sized for about
+// size of them.
+func newBlockOverlay(parent kv, size int) *overlay {
+	return &overlay{
+		parent: parent, writes: make(map[string][]byte, size),
+		tables: map[string][]string{}, memo: map[string][]pair{},
+	}
+}
+
+// reset empties the overlay for reuse over parent.
+func (o *overlay) reset(parent kv) {
+	o.parent = parent
+	clear(o.writes)
+	clear(o.tables)
+	if o.memo != nil {
+		clear(o.memo)
+	}
+}
+
+func tableOf(key string) string {
+	if i := strings.IndexByte(key, '/'); i >= 0 {
+		return key[:i+1]
+	}
+	return key
 }
 
 func (o *overlay) Get(key []byte) ([]byte, error) {
@@ -33,24 +74,89 @@ func (o *overlay) Get(key []byte) ([]byte, error) {
 }
 
 func (o *overlay) Set(key, value []byte) error {
-	o.writes[string(key)] = append([]byte{}, value...)
+	o.put(string(key), append(make([]byte, 0, len(value)), value...))
 	return nil
 }
 
 func (o *overlay) Delete(key []byte) error {
-	o.writes[string(key)] = nil
+	o.put(string(key), nil)
 	return nil
+}
+
+// put records a write; the overlay owns value from now on.
+func (o *overlay) put(k string, value []byte) {
+	for prefix := range o.memo {
+		if strings.HasPrefix(k, prefix) {
+			delete(o.memo, prefix)
+		}
+	}
+	if _, seen := o.writes[k]; !seen {
+		t := tableOf(k)
+		o.tables[t] = append(o.tables[t], k)
+	}
+	o.writes[k] = value
+}
+
+// pending lists the written keys with the prefix, sorted.
+func (o *overlay) pending(prefix []byte) []string {
+	var out []string
+	collect := func(ks []string) {
+		for _, k := range ks {
+			if strings.HasPrefix(k, string(prefix)) {
+				out = append(out, k)
+			}
+		}
+	}
+	if i := bytes.IndexByte(prefix, '/'); i >= 0 {
+		collect(o.tables[string(prefix[:i+1])])
+	} else {
+		// A prefix without '/' can match keys of several tables: those whose name it begins.
+		for t, ks := range o.tables {
+			if strings.HasPrefix(t, string(prefix)) {
+				collect(ks)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Iterate merges buffered writes with the parent's keys in ascending order.
 func (o *overlay) Iterate(prefix []byte, fn func(key, value []byte) bool) error {
-	var pending []string
-	for k := range o.writes {
-		if strings.HasPrefix(k, string(prefix)) {
-			pending = append(pending, k)
-		}
+	if o.memo == nil {
+		return o.iterate(prefix, fn)
 	}
-	sort.Strings(pending)
+	if list, ok := o.memo[string(prefix)]; ok {
+		for _, p := range list {
+			if !fn(p.k, p.v) {
+				break
+			}
+		}
+		return nil
+	}
+	var list []pair
+	small, complete := true, true
+	err := o.iterate(prefix, func(k, v []byte) bool {
+		if small && len(list) == memoLimit {
+			small, list = false, nil
+		}
+		if small {
+			list = append(list, pair{append([]byte(nil), k...), v})
+		}
+		if !fn(k, v) {
+			complete = false
+			return false
+		}
+		return true
+	})
+	if err == nil && small && complete {
+		o.memo[string(prefix)] = list
+	}
+	return err
+}
+
+func (o *overlay) iterate(prefix []byte, fn func(key, value []byte) bool) error {
+	pending := o.pending(prefix)
 	stopped := false
 	emit := func(k string) bool {
 		if v := o.writes[k]; v != nil {
@@ -91,7 +197,19 @@ func (o *overlay) Iterate(prefix []byte, fn func(key, value []byte) bool) error 
 	return nil
 }
 
+// flush applies the writes to the parent in sorted key order and empties the overlay.
 func (o *overlay) flush() error {
+	if parent, ok := o.parent.(*overlay); ok {
+		// The order of writes into another buffer does not matter; ownership of the
+		// values passes to it.
+		for _, ks := range o.tables {
+			for _, k := range ks {
+				parent.put(k, o.writes[k])
+			}
+		}
+		o.reset(parent)
+		return nil
+	}
 	ks := make([]string, 0, len(o.writes))
 	for k := range o.writes {
 		ks = append(ks, k)
@@ -108,6 +226,6 @@ func (o *overlay) flush() error {
 			return err
 		}
 	}
-	o.writes = map[string][]byte{}
+	o.reset(o.parent)
 	return nil
 }

@@ -8,7 +8,9 @@
 // store); CometBFT is adapted to this API by package chain, so this package does not import
 // CometBFT and its tests run in milliseconds.
 //
-// FinalizeBlock stages writes in the store's working set, Commit persists them. A bad
-// transaction gets a numbered result Code and a log line; panics are kept for broken
-// invariants.
+// FinalizeBlock collects a block's writes in an overlay and stages them in the store's
+// working set, sorted, at its end; Commit persists them. A bad transaction gets a numbered
+// result Code and a log line; panics are kept for broken invariants. The records every
+// transaction touches (accounts, nodes, validators, jobs) are stored in a compact binary
+// form (codec.go), the rest as JSON; queries answer in JSON either way.
 package ledger

@@ -52,7 +52,8 @@ func (c *execCtx) run(tx Tx, chainID string) ([]Event, error) {
 		return nil, err
 	}
 	c.signer, c.seq = tx.Signer, tx.Body.Seq
-	c.sp = c.blk.supply.clone()
+	c.sp = c.blk.supply
+	c.sp.poolsShared = true
 	var events []Event
 	p := c.blk.params
 	m := tx.Body.Msg
@@ -704,7 +705,7 @@ func (c *execCtx) propose(p Params, m *MsgPropose) ([]Event, error) {
 }
 
 func (c *execCtx) vote(m *MsgVote) ([]Event, error) {
-	prop, ok, err := getJSON[Proposal](c.st.kv, propKey(m.ProposalID))
+	prop, ok, err := getRecord[Proposal](c.st.kv, propKey(m.ProposalID))
 	if err != nil {
 		return nil, err
 	}

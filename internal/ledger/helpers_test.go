@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
@@ -25,11 +26,14 @@ func pub(k ed25519.PrivateKey) []byte { return k.Public().(ed25519.PublicKey) }
 
 const omni = UomniPerOMNI
 
+// genesisUnix is the harness's genesis time; every block is at least a second later.
+const genesisUnix = 1_700_000_000
+
 // harness drives an App block by block, signing with tracked sequences.
 type harness struct {
 	t      testing.TB
 	app    *App
-	store  *memStore
+	store  Store
 	height int64
 	now    time.Time
 	seqs   map[keys.Address]uint64
@@ -64,9 +68,59 @@ func testGenesis() Genesis {
 	return g
 }
 
+// Accounts richGenesis adds: a second validator (genesis or joining later, each with its
+// own consensus key) and a team member whose grant vests after a cliff.
+var (
+	validator2Key = key(7)
+	vesterKey     = key(8)
+	cons2Key      = key(17) // validator2's consensus key
+	consVestKey   = key(18) // the vester's consensus key, should it stake as a validator
+)
+
+// Vesting in richGenesis: 40,000 OMNI locked until ten minutes after genesis, then
+// released linearly over the next fifty (the team's 6-month cliff and 36-month vest,
+// scaled down so a test sees every phase).
+var vesterGrant = Vesting{Total: 40_000 * omni, CliffUnix: genesisUnix + 600, EndUnix: genesisUnix + 3600}
+
+// richGenesis is testGenesis plus the second validator's and the vester's funds, a funded
+// treasury, and short periods (unbonding, voting, quarters) so that random runs see them
+// end.
+func richGenesis() Genesis {
+	g := testGenesis()
+	g.Params.UnbondingSeconds = 30
+	g.Params.GovVotingBlocks = 6
+	g.Params.QuarterBlocks = 25
+	g.Accounts = append(g.Accounts,
+		GenesisAccount{Address: addr(validator2Key), Balance: 30_000 * omni},
+		GenesisAccount{Address: addr(vesterKey), Balance: 50_000 * omni, Vesting: &vesterGrant},
+	)
+	g.Pools[PoolEcosystem] = 100_000 * omni
+	return withSupply(g)
+}
+
+// withSupply sets a genesis's declared supply to what it allocates.
+func withSupply(g Genesis) Genesis {
+	g.Supply = 0
+	for _, a := range g.Accounts {
+		g.Supply += a.Balance
+	}
+	for _, v := range g.Validators {
+		g.Supply += v.Stake
+	}
+	for _, v := range g.Pools {
+		g.Supply += v
+	}
+	return g
+}
+
 func newHarness(t testing.TB, g Genesis) *harness {
 	t.Helper()
-	st := newMemStore()
+	return newHarnessOn(t, g, newMemStore())
+}
+
+// newHarnessOn runs the ledger over st (the real IAVL store in package ledger_test).
+func newHarnessOn(t testing.TB, g Genesis, st Store) *harness {
+	t.Helper()
 	app, err := New(st)
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +129,7 @@ func newHarness(t testing.TB, g Genesis) *harness {
 	if _, _, err := app.InitChain(testChain, gj); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, app: app, store: st, now: time.Unix(1_700_000_000, 0), seqs: map[keys.Address]uint64{}}
+	h := &harness{t: t, app: app, store: st, now: time.Unix(genesisUnix, 0), seqs: map[keys.Address]uint64{}}
 	h.block() // commit genesis as height 1
 	return h
 }
@@ -89,25 +143,41 @@ func (h *harness) sign(k ed25519.PrivateKey, m Msg) []byte {
 	return tx
 }
 
-// block finalizes and commits txs; sequences advance for txs that succeeded.
+// block finalizes and commits txs one second after the last block; sequences advance for
+// txs that succeeded.
 func (h *harness) block(txs ...[]byte) []TxResult {
 	h.t.Helper()
-	h.height++
-	h.now = h.now.Add(time.Second)
-	res, err := h.app.FinalizeBlock(Block{Height: h.height, Time: h.now, Hash: []byte(fmt.Sprintf("block-%d", h.height)), Txs: txs})
+	return h.finalize(h.next(time.Second, txs...)).TxResults
+}
+
+// next is the block after the last one, dt later.
+func (h *harness) next(dt time.Duration, txs ...[]byte) Block {
+	return Block{Height: h.height + 1, Time: h.now.Add(dt), Hash: []byte(fmt.Sprintf("block-%d", h.height+1)), Txs: txs}
+}
+
+// finalize runs and commits b (which must be the next height) and checks that the hash
+// FinalizeBlock reports is the one Commit persists.
+func (h *harness) finalize(b Block) BlockResult {
+	h.t.Helper()
+	res, err := h.app.FinalizeBlock(b)
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.height, h.now = b.Height, b.Time
 	for i, r := range res.TxResults {
 		if r.Code == CodeOK {
-			tx, _ := DecodeTx(txs[i])
+			tx, _ := DecodeTx(b.Txs[i])
 			h.seqs[tx.Signer]++
 		}
 	}
-	if _, _, err := h.app.Commit(); err != nil {
+	height, hash, err := h.app.Commit()
+	if err != nil {
 		h.t.Fatal(err)
 	}
-	return res.TxResults
+	if height != b.Height || !bytes.Equal(hash, res.AppHash) {
+		h.t.Fatalf("commit at %d: height %d, hash %x, FinalizeBlock said %x", b.Height, height, hash, res.AppHash)
+	}
+	return res
 }
 
 // do runs one tx in its own block and returns its result.
@@ -144,7 +214,7 @@ func (h *harness) balance(k ed25519.PrivateKey) uint64 {
 func (h *harness) supply() Supply {
 	h.t.Helper()
 	view, _ := h.store.Committed()
-	sp, _, err := getJSON[Supply](view, keySupply)
+	sp, _, err := getRecord[Supply](view, keySupply)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -168,48 +238,131 @@ func (h *harness) stateHash() []byte {
 }
 
 // checkBooks recomputes every bucket from the stored records and compares them with the
-// tracked supply and with the genesis total.
+// tracked supply and with the genesis total. It also checks that every index agrees with
+// the records it indexes (unbonding queue and per-account entries, job expiry queue and
+// open jobs, consensus keys and validators), that no amount wrapped below zero (none
+// exceeds the whole supply) and that the supply queries report adds up.
 func (h *harness) checkBooks() {
 	h.t.Helper()
 	view, _ := h.store.Committed()
-	var liquid, staked, unbonding, escrowed uint64
-	iter := func(prefix []byte, fn func(b []byte)) {
-		_ = view.Iterate(prefix, func(_, v []byte) bool { fn(v); return true })
-	}
-	iter(prefixAcct, func(b []byte) {
-		var a Account
-		_ = json.Unmarshal(b, &a)
-		liquid += a.Balance
-	})
-	iter(prefixNode, func(b []byte) {
-		var n Node
-		_ = json.Unmarshal(b, &n)
-		staked += n.Stake
-	})
-	iter(prefixVal, func(b []byte) {
-		var v Validator
-		_ = json.Unmarshal(b, &v)
-		staked += v.Stake
-	})
-	iter([]byte("unbondacct/"), func(b []byte) {
-		var u Unbonding
-		_ = json.Unmarshal(b, &u)
-		unbonding += u.Amount
-	})
-	iter(prefixJob, func(b []byte) {
-		var j Job
-		_ = json.Unmarshal(b, &j)
-		if j.Open() {
-			escrowed += j.Budget
-		}
-	})
 	sp := h.supply()
+	var liquid, staked, unbonding, queued, escrowed uint64
+	sane := func(what string, v uint64) uint64 {
+		h.t.Helper()
+		if v > sp.Genesis {
+			h.t.Fatalf("%s is %d, more than the whole supply: an amount wrapped below zero", what, v)
+		}
+		return v
+	}
+	each := func(prefix []byte, fn func(k string, b []byte) error) {
+		h.t.Helper()
+		var bad error
+		err := view.Iterate(prefix, func(k, v []byte) bool {
+			if err := fn(string(k), v); err != nil {
+				bad = fmt.Errorf("record %q: %w", k, err)
+				return false
+			}
+			return true
+		})
+		if err == nil {
+			err = bad
+		}
+		if err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	get := func(key []byte, v any) error {
+		b, err := view.Get(key)
+		if err != nil || b == nil {
+			return fmt.Errorf("missing %q (%v)", key, err)
+		}
+		switch v := v.(type) {
+		case *Unbonding:
+			return decodeRecord(b, v)
+		case *Job:
+			return decodeRecord(b, v)
+		}
+		return fmt.Errorf("cannot decode %T", v)
+	}
+	each(prefixAcct, func(k string, b []byte) error {
+		var a Account
+		err := decodeRecord(b, &a)
+		liquid += sane("balance of "+k, a.Balance)
+		return err
+	})
+	each(prefixNode, func(k string, b []byte) error {
+		var n Node
+		err := decodeRecord(b, &n)
+		staked += sane("stake of "+k, n.Stake)
+		return err
+	})
+	each(prefixVal, func(k string, b []byte) error {
+		var v Validator
+		if err := decodeRecord(b, &v); err != nil {
+			return err
+		}
+		staked += sane("stake of "+k, v.Stake)
+		if owner, err := view.Get(valConsKey(consAddress(v.PubKey))); err != nil || string(owner) != string(v.Address) {
+			return fmt.Errorf("consensus key indexed to %q, want %s (%v)", owner, v.Address, err)
+		}
+		return nil
+	})
+	each([]byte("unbondacct/"), func(k string, b []byte) error {
+		var u, q Unbonding
+		if err := decodeRecord(b, &u); err != nil {
+			return err
+		}
+		unbonding += sane("unbonding "+k, u.Amount)
+		if err := get(unbondKey(u.MatureUnix, u.ID), &q); err != nil || q != u {
+			return fmt.Errorf("queue entry %+v disagrees with %+v (%v)", q, u, err)
+		}
+		return nil
+	})
+	each(prefixUnbond, func(k string, b []byte) error {
+		var u Unbonding
+		err := decodeRecord(b, &u)
+		queued += sane("queued "+k, u.Amount)
+		return err
+	})
+	open := 0
+	each(prefixJob, func(k string, b []byte) error {
+		var j Job
+		if err := decodeRecord(b, &j); err != nil {
+			return err
+		}
+		if j.Open() {
+			open++
+			escrowed += sane("budget of "+k, j.Budget)
+			if v, err := view.Get(jobExpKey(j.DeadlineUnix, j.ID)); err != nil || v == nil {
+				return fmt.Errorf("open job has no expiry entry (%v)", err)
+			}
+		}
+		return nil
+	})
+	expiring := 0
+	each(prefixJobExp, func(k string, _ []byte) error {
+		var j Job
+		expiring++
+		if err := get(jobKey(k[len(prefixJobExp)+17:]), &j); err != nil || !j.Open() {
+			return fmt.Errorf("expiry entry for a job that is not open: %s (%v)", j.Status, err)
+		}
+		return nil
+	})
+	for name, v := range sp.Pools {
+		sane("pool "+name, v)
+	}
 	if sp.Liquid != liquid || sp.Staked != staked || sp.Unbonding != unbonding || sp.Escrowed != escrowed {
 		h.t.Fatalf("tracked supply %+v disagrees with records: liquid %d staked %d unbonding %d escrowed %d", sp, liquid, staked, unbonding, escrowed)
+	}
+	if queued != unbonding || expiring != open {
+		h.t.Fatalf("indexes disagree: unbonding queue holds %d, accounts %d; %d expiry entries for %d open jobs", queued, unbonding, expiring, open)
 	}
 	total, err := sp.Total()
 	if err != nil || total != sp.Genesis {
 		h.t.Fatalf("supply identity broken: buckets add to %d, genesis %d (%v)", total, sp.Genesis, err)
+	}
+	if sum, err := query[SupplyView](h, "supply").Sum(); err != nil || sum != sp.Genesis {
+		h.t.Fatalf("supply query adds up to %d, genesis %d (%v)", sum, sp.Genesis, err)
 	}
 }
 

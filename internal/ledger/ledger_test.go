@@ -3,7 +3,9 @@ package ledger
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -97,32 +99,114 @@ func TestTransferBurnsTwoPercent(t *testing.T) {
 	h.checkBooks()
 }
 
+// rejectionHarness is a chain with something for every rejection to refuse: two
+// validators (committees of one), a vesting team member, a registered node, a job awaiting
+// verification, a closed proposal (1) and an open one (2) the first validator voted on, and
+// a transfer already committed (to replay).
+func rejectionHarness(t *testing.T) (h *harness, replay []byte, outsider ed25519.PrivateKey, job string) {
+	t.Helper()
+	g := testGenesis()
+	g.Params.CommitteeSize = 1
+	g.Params.GovVotingBlocks = 40
+	g.Validators = append(g.Validators, Validator{Address: addr(validator2Key), PubKey: pub(cons2Key), Stake: 10_000 * omni})
+	g.Accounts = append(g.Accounts, GenesisAccount{Address: addr(vesterKey), Balance: 50_000 * omni, Vesting: &vesterGrant})
+	h = newHarness(t, withSupply(g))
+	replay = h.sign(consumerKey, Msg{Transfer: &MsgTransfer{To: addr(strangerKey), Amount: omni}})
+	if r := h.block(replay)[0]; r.Code != CodeOK {
+		t.Fatal(r.Log)
+	}
+	h.mustDo(node1Key, registerMsg)
+	job = runJob(t, h, omni, 1000)
+	committee := query[Job](h, "job/"+job).Committee
+	outsider = validatorKey
+	if len(committee) != 1 {
+		t.Fatalf("committee %v, want one validator", committee)
+	} else if committee[0] == addr(validatorKey) {
+		outsider = validator2Key
+	}
+	h.mustDo(validatorKey, Msg{Propose: &MsgPropose{Title: "closes unvoted", Params: map[string]json.RawMessage{"burn_bp": json.RawMessage("250")}}})
+	for range 40 {
+		h.block()
+	}
+	if p := query[Proposal](h, "proposal/1"); p.Status != ProposalRejected {
+		t.Fatalf("proposal 1 is %s", p.Status)
+	}
+	h.mustDo(validatorKey, Msg{Propose: &MsgPropose{Title: "stays open", Params: map[string]json.RawMessage{"burn_bp": json.RawMessage("250")}}})
+	h.mustDo(validatorKey, Msg{Vote: &MsgVote{ProposalID: 2, Option: VoteYes}})
+	return h, replay, outsider, job
+}
+
 func TestRejectionsChangeNothing(t *testing.T) {
-	h := newHarness(t, testGenesis())
+	h, replay, outsider, job := rejectionHarness(t)
+	transfer := Msg{Transfer: &MsgTransfer{To: addr(node1Key), Amount: 100}}
+	vote := func(id uint64) Msg { return Msg{Vote: &MsgVote{ProposalID: id, Option: VoteYes}} }
 	cases := []struct {
 		name string
 		key  ed25519.PrivateKey
 		msg  Msg
+		raw  func() []byte // a hand-made tx instead of key signing msg
 		code Code
+		log  string // what the message must say
 	}{
-		{"transfer more than balance", strangerKey, Msg{Transfer: &MsgTransfer{To: addr(node1Key), Amount: 1}}, CodeInsufficientFunds},
-		{"zero transfer", consumerKey, Msg{Transfer: &MsgTransfer{To: addr(node1Key), Amount: 0}}, CodeInvalidAmount},
-		{"bad recipient", consumerKey, Msg{Transfer: &MsgTransfer{To: "nope", Amount: 5}}, CodeInvalidMsg},
-		{"stake below minimum", node1Key, Msg{RegisterNode: &MsgRegisterNode{Stake: 499 * omni, PricePerHour: 1, Hardware: registerMsg.RegisterNode.Hardware}}, CodeStakeTooLow},
-		{"job budget above balance", strangerKey, createMsg(5 * omni), CodeInsufficientFunds},
-		{"assign by non-router", consumerKey, Msg{AssignJob: &MsgAssignJob{JobID: "job-0000000000000000", Node: addr(node1Key)}}, CodeUnauthorized},
-		{"attest by non-validator", consumerKey, Msg{Attest: &MsgAttest{JobID: "job-0000000000000000", ResultDigest: digestA, Pass: true}}, CodeUnauthorized},
-		{"cancel unknown job", consumerKey, Msg{CancelJob: &MsgCancelJob{JobID: "job-0000000000000000"}}, CodeNotFound},
+		{"transfer more than balance", strangerKey, Msg{Transfer: &MsgTransfer{To: addr(node1Key), Amount: 2 * omni}}, nil, CodeInsufficientFunds, "needs 2 OMNI"},
+		{"zero transfer", consumerKey, Msg{Transfer: &MsgTransfer{To: addr(node1Key), Amount: 0}}, nil, CodeInvalidAmount, "must be positive"},
+		{"bad recipient", consumerKey, Msg{Transfer: &MsgTransfer{To: "nope", Amount: 5}}, nil, CodeInvalidMsg, "to:"},
+		{"stake below minimum", node2Key, Msg{RegisterNode: &MsgRegisterNode{Stake: 499 * omni, PricePerHour: 1, Hardware: registerMsg.RegisterNode.Hardware}}, nil, CodeStakeTooLow, "at least 500 OMNI"},
+		{"job budget above balance", strangerKey, createMsg(5 * omni), nil, CodeInsufficientFunds, "needs 5 OMNI"},
+		{"assign by non-router", consumerKey, Msg{AssignJob: &MsgAssignJob{JobID: "job-0000000000000000", Node: addr(node1Key)}}, nil, CodeUnauthorized, "not a router"},
+		{"attest by non-validator", consumerKey, Msg{Attest: &MsgAttest{JobID: "job-0000000000000000", ResultDigest: digestA, Pass: true}}, nil, CodeUnauthorized, "not an active validator"},
+		{"cancel unknown job", consumerKey, Msg{CancelJob: &MsgCancelJob{JobID: "job-0000000000000000"}}, nil, CodeNotFound, "job-0000000000000000"},
+
+		{"bad signature", nil, Msg{}, func() []byte {
+			tx := h.sign(consumerKey, transfer)
+			tx[40] ^= 1
+			return tx
+		}, CodeBadSignature, "signature does not match"},
+		{"replayed tx (wrong sequence)", nil, Msg{}, func() []byte { return replay }, CodeWrongSequence, "expects sequence"},
+		{"wrong chain id", nil, Msg{}, func() []byte {
+			tx, _ := SignTx(consumerKey, "other-chain", h.seqs[addr(consumerKey)], transfer)
+			return tx
+		}, CodeWrongChain, `"other-chain"`},
+		{"overflowing stake", validatorKey, Msg{Stake: &MsgStake{Role: RoleValidator, Amount: ^uint64(0)}}, nil, CodeOverflow, "overflow"},
+		{"transfer of 2^64-1", consumerKey, Msg{Transfer: &MsgTransfer{To: addr(node1Key), Amount: ^uint64(0)}}, nil, CodeInsufficientFunds, "needs"},
+		{"moving vesting tokens", vesterKey, Msg{Transfer: &MsgTransfer{To: addr(strangerKey), Amount: 10_001 * omni}}, nil, CodeLocked, "still vesting"},
+		{"escrowing vesting tokens", vesterKey, createMsg(20_000 * omni), nil, CodeLocked, "still vesting"},
+		{"validator stake below minimum", consumerKey, Msg{Stake: &MsgStake{Role: RoleValidator, Amount: 5_000 * omni, PubKey: pub(key(30))}}, nil, CodeStakeTooLow, "at least 10000 OMNI"},
+		{"validator with a taken consensus key", consumerKey, Msg{Stake: &MsgStake{Role: RoleValidator, Amount: 10_000 * omni, PubKey: pub(cons2Key)}}, nil, CodeDuplicate, "already belongs"},
+		{"validator unstake leaving less than the minimum", validatorKey, Msg{Unstake: &MsgUnstake{Role: RoleValidator, Amount: omni}}, nil, CodeStakeTooLow, "below the validator minimum"},
+		{"node unstake leaving less than the minimum", node1Key, Msg{Unstake: &MsgUnstake{Role: RoleNode, Amount: omni}}, nil, CodeStakeTooLow, "below the node minimum"},
+		{"unstake more than staked", node1Key, Msg{Unstake: &MsgUnstake{Role: RoleNode, Amount: 501 * omni}}, nil, CodeInsufficientFunds, "cannot unstake"},
+		{"propose without stake", strangerKey, Msg{Propose: &MsgPropose{Title: "t", Spend: &Spend{To: addr(strangerKey), Amount: 1}}}, nil, CodeUnauthorized, "only stakers"},
+		{"vote without stake", strangerKey, vote(2), nil, CodeUnauthorized, "no stake to vote"},
+		{"double vote", validatorKey, vote(2), nil, CodeDuplicate, "already voted"},
+		{"unknown proposal", validatorKey, vote(99), nil, CodeNotFound, "proposal 99"},
+		{"vote after close", validator2Key, vote(1), nil, CodeBadState, "has closed"},
+		{"attest outside the committee", outsider, Msg{Attest: &MsgAttest{JobID: job, ResultDigest: digestA, Pass: true}}, nil, CodeUnauthorized, "verification committee"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := h.stateHash()
-			r := h.do(c.key, c.msg)
+			var r TxResult
+			if c.raw != nil {
+				tx := c.raw()
+				if cr := h.app.CheckTx(tx); cr.Code != c.code {
+					t.Fatalf("CheckTx code = %d (%s), want %d", cr.Code, cr.Log, c.code)
+				}
+				r = h.block(tx)[0]
+			} else {
+				r = h.do(c.key, c.msg)
+			}
 			if r.Code != c.code {
 				t.Fatalf("code = %d (%s), want %d", r.Code, r.Log, c.code)
 			}
 			if r.Log == "" {
 				t.Fatal("rejection without a message")
+			}
+			if !strings.Contains(r.Log, c.log) {
+				t.Fatalf("message %q does not say %q", r.Log, c.log)
+			}
+			if !errors.Is(ErrorFor(r.Code, r.Log), codeSentinel(c.code)) {
+				t.Fatalf("ErrorFor(%d) does not wrap its sentinel", r.Code)
 			}
 			if !bytes.Equal(before, h.stateHash()) {
 				t.Fatal("rejected tx changed state")
@@ -130,6 +214,16 @@ func TestRejectionsChangeNothing(t *testing.T) {
 		})
 	}
 	h.checkBooks()
+}
+
+// codeSentinel is the sentinel error a result code stands for.
+func codeSentinel(c Code) error {
+	for _, e := range codeOf {
+		if e.code == c {
+			return e.err
+		}
+	}
+	return nil
 }
 
 // runJob takes a job through creation, assignment and result commitment.

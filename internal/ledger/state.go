@@ -162,10 +162,22 @@ type Supply struct {
 	Escrowed  uint64            `json:"escrowed"`
 	Pools     map[string]uint64 `json:"pools"`
 	Burned    uint64            `json:"burned"`
+	// poolsShared marks Pools as borrowed from the block's supply: a transaction's copy
+	// shares the map until it changes a pool (few do), and then copies it.
+	poolsShared bool
+}
+
+// setPool sets a pool's balance, copying a borrowed Pools map first.
+func (s *Supply) setPool(name string, v uint64) {
+	if s.poolsShared {
+		*s = s.clone()
+	}
+	s.Pools[name] = v
 }
 
 func (s Supply) clone() Supply {
 	c := s
+	c.poolsShared = false
 	c.Pools = make(map[string]uint64, len(s.Pools))
 	for k, v := range s.Pools {
 		c.Pools[k] = v
@@ -362,35 +374,35 @@ func jobExpKey(deadline int64, id string) []byte {
 
 // state is typed access to a Reader (and, through kv, writes).
 type state struct {
-	kv interface {
-		Reader
-		Set(key, value []byte) error
-		Delete(key []byte) error
-	}
+	kv kv
 }
 
-func getJSON[T any](r Reader, key []byte) (T, bool, error) {
+func getRecord[T any](r Reader, key []byte) (T, bool, error) {
 	var v T
 	b, err := r.Get(key)
 	if err != nil || b == nil {
 		return v, false, err
 	}
-	if err := json.Unmarshal(b, &v); err != nil {
+	if err := decodeRecord(b, &v); err != nil {
 		return v, false, fmt.Errorf("corrupt state at %q: %w", key, err)
 	}
 	return v, true, nil
 }
 
 func (s state) put(key []byte, v any) error {
-	b, err := json.Marshal(v)
+	b, err := encodeRecord(v)
 	if err != nil {
 		return err
+	}
+	if o, ok := s.kv.(*overlay); ok {
+		o.put(string(key), b) // a fresh buffer: no need to copy it
+		return nil
 	}
 	return s.kv.Set(key, b)
 }
 
 func (s state) account(a keys.Address) (Account, error) {
-	acc, _, err := getJSON[Account](s.kv, acctKey(a))
+	acc, _, err := getRecord[Account](s.kv, acctKey(a))
 	acc.Address = a
 	return acc, err
 }
@@ -398,7 +410,7 @@ func (s state) account(a keys.Address) (Account, error) {
 func (s state) setAccount(acc Account) error { return s.put(acctKey(acc.Address), acc) }
 
 func (s state) params() (Params, error) {
-	p, ok, err := getJSON[Params](s.kv, keyParams)
+	p, ok, err := getRecord[Params](s.kv, keyParams)
 	if err == nil && !ok {
 		err = fmt.Errorf("params missing: chain not initialised")
 	}
@@ -406,7 +418,7 @@ func (s state) params() (Params, error) {
 }
 
 func (s state) supply() (Supply, error) {
-	sp, ok, err := getJSON[Supply](s.kv, keySupply)
+	sp, ok, err := getRecord[Supply](s.kv, keySupply)
 	if err == nil && !ok {
 		err = fmt.Errorf("supply missing: chain not initialised")
 	}
@@ -414,24 +426,24 @@ func (s state) supply() (Supply, error) {
 }
 
 func (s state) job(id string) (Job, error) {
-	j, ok, err := getJSON[Job](s.kv, jobKey(id))
+	j, ok, err := getRecord[Job](s.kv, jobKey(id))
 	if err == nil && !ok {
 		err = fmt.Errorf("%w: job %s", ErrNotFound, id)
 	}
 	return j, err
 }
 
-func (s state) node(a keys.Address) (Node, bool, error) { return getJSON[Node](s.kv, nodeKey(a)) }
+func (s state) node(a keys.Address) (Node, bool, error) { return getRecord[Node](s.kv, nodeKey(a)) }
 
 func (s state) validator(a keys.Address) (Validator, bool, error) {
-	return getJSON[Validator](s.kv, valKey(a))
+	return getRecord[Validator](s.kv, valKey(a))
 }
 
-func eachJSON[T any](r Reader, prefix []byte, fn func(T) bool) error {
+func eachRecord[T any](r Reader, prefix []byte, fn func(T) bool) error {
 	var derr error
 	err := r.Iterate(prefix, func(_, b []byte) bool {
 		var v T
-		if derr = json.Unmarshal(b, &v); derr != nil {
+		if derr = decodeRecord(b, &v); derr != nil {
 			return false
 		}
 		return fn(v)
@@ -445,13 +457,13 @@ func eachJSON[T any](r Reader, prefix []byte, fn func(T) bool) error {
 // validators lists every validator record in address order.
 func (s state) validators() ([]Validator, error) {
 	var out []Validator
-	err := eachJSON(s.kv, prefixVal, func(v Validator) bool { out = append(out, v); return true })
+	err := eachRecord(s.kv, prefixVal, func(v Validator) bool { out = append(out, v); return true })
 	return out, err
 }
 
 // unbondings visits an account's unbonding entries.
 func (s state) unbondings(a keys.Address, fn func(Unbonding) bool) error {
-	return eachJSON(s.kv, unbondAcctPrefix(a), fn)
+	return eachRecord(s.kv, unbondAcctPrefix(a), fn)
 }
 
 func unbondAcctPrefix(a keys.Address) []byte {
@@ -463,7 +475,7 @@ func unbondAcctKey(a keys.Address, id uint64) []byte {
 }
 
 func (s state) counters() (counters, error) {
-	c, _, err := getJSON[counters](s.kv, keyCounters)
+	c, _, err := getRecord[counters](s.kv, keyCounters)
 	return c, err
 }
 
@@ -528,7 +540,7 @@ func addPool(sp *Supply, name string, amt uint64) error {
 	if err != nil {
 		return err
 	}
-	sp.Pools[name] = v
+	sp.setPool(name, v)
 	return nil
 }
 
@@ -536,6 +548,6 @@ func takePool(sp *Supply, name string, amt uint64) error {
 	if sp.Pools[name] < amt {
 		return fmt.Errorf("%w: pool %s holds %s OMNI, needs %s", ErrInsufficientFunds, name, FormatOMNI(sp.Pools[name]), FormatOMNI(amt))
 	}
-	sp.Pools[name] -= amt
+	sp.setPool(name, sp.Pools[name]-amt)
 	return nil
 }

@@ -112,20 +112,9 @@ func SignTx(priv ed25519.PrivateKey, chainID string, seq uint64, msg Msg) ([]byt
 // DecodeTx parses a transaction and verifies its signature. It does not check the chain id
 // or sequence: those depend on state.
 func DecodeTx(raw []byte) (Tx, error) {
-	if len(raw) > MaxTxBytes {
-		return Tx{}, fmt.Errorf("%w: %d bytes exceeds the %d-byte limit", ErrDecode, len(raw), MaxTxBytes)
-	}
-	if len(raw) <= txHeader {
-		return Tx{}, fmt.Errorf("%w: %d bytes is shorter than the header", ErrDecode, len(raw))
-	}
-	if raw[0] != txVersion {
-		return Tx{}, fmt.Errorf("%w: unknown version %d", ErrDecode, raw[0])
-	}
-	pub := ed25519.PublicKey(raw[1 : 1+ed25519.PublicKeySize])
-	sig := raw[1+ed25519.PublicKeySize : txHeader]
-	body := raw[txHeader:]
-	if !ed25519.Verify(pub, append(append(make([]byte, 0, len(signDomain)+len(body)), signDomain...), body...), sig) {
-		return Tx{}, fmt.Errorf("%w: signature does not match signer %s", ErrBadSignature, keys.AddressOf(pub))
+	pub, body, err := verifySignature(raw)
+	if err != nil {
+		return Tx{}, err
 	}
 	var b Body
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -140,6 +129,27 @@ func DecodeTx(raw []byte) (Tx, error) {
 		return Tx{}, fmt.Errorf("%w: exactly one message must be set", ErrInvalidMsg)
 	}
 	return Tx{Signer: keys.AddressOf(append(ed25519.PublicKey{}, pub...)), Body: b, Hash: HashTx(raw)}, nil
+}
+
+// verifySignature checks a transaction's framing and that its signature is its signer's
+// over signDomain || body, and returns the signer's key and the body.
+func verifySignature(raw []byte) (ed25519.PublicKey, []byte, error) {
+	if len(raw) > MaxTxBytes {
+		return nil, nil, fmt.Errorf("%w: %d bytes exceeds the %d-byte limit", ErrDecode, len(raw), MaxTxBytes)
+	}
+	if len(raw) <= txHeader {
+		return nil, nil, fmt.Errorf("%w: %d bytes is shorter than the header", ErrDecode, len(raw))
+	}
+	if raw[0] != txVersion {
+		return nil, nil, fmt.Errorf("%w: unknown version %d", ErrDecode, raw[0])
+	}
+	pub := ed25519.PublicKey(raw[1 : 1+ed25519.PublicKeySize])
+	sig := raw[1+ed25519.PublicKeySize : txHeader]
+	body := raw[txHeader:]
+	if !ed25519.Verify(pub, append(append(make([]byte, 0, len(signDomain)+len(body)), signDomain...), body...), sig) {
+		return nil, nil, fmt.Errorf("%w: signature does not match signer %s", ErrBadSignature, keys.AddressOf(pub))
+	}
+	return pub, body, nil
 }
 
 // JobID derives a job's id from its creator and the sequence of the creating transaction,

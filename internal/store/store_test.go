@@ -99,3 +99,32 @@ func TestPrefixEnd(t *testing.T) {
 		}
 	}
 }
+
+// A committed view handed out before a block stages its writes keeps reading the
+// committed values, also for keys it read (through the value cache) while nothing was staged.
+func TestCommittedViewStaysPutWhileABlockStages(t *testing.T) {
+	s := OpenMemory()
+	_ = s.Set([]byte("a/1"), []byte("one"))
+	_, _, _ = s.Commit()
+	view, err := s.Committed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := view.Get([]byte("a/1")); string(got) != "one" {
+		t.Fatalf("committed view sees %q", got)
+	}
+	_ = s.Set([]byte("a/1"), []byte("staged"))
+	_ = s.Delete([]byte("a/1"))
+	_ = s.Set([]byte("a/1"), []byte("staged again"))
+	if got, _ := view.Get([]byte("a/1")); string(got) != "one" {
+		t.Fatalf("committed view sees the staged %q", got)
+	}
+	if got, _ := s.Get([]byte("a/1")); string(got) != "staged again" {
+		t.Fatalf("working state reads %q", got)
+	}
+	_, _, _ = s.Commit()
+	view, _ = s.Committed()
+	if got, _ := view.Get([]byte("a/1")); string(got) != "staged again" {
+		t.Fatalf("new committed view sees %q", got)
+	}
+}

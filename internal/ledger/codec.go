@@ -1,0 +1,271 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/omnisync/omnisync/internal/keys"
+)
+
+// The records every transaction reads and writes (accounts, nodes, validators, jobs) are
+// stored in a compact binary form: JSON encoding and decoding was most of a transfer's
+// cost outside the Merkle tree. The rest (params, supply, proposals, unbondings) stays
+// JSON. A binary record starts with binaryMarker, which no JSON document does, then a
+// kind byte, then its fields in a fixed order: unsigned integers as minimal uvarints,
+// signed ones as minimal zig-zag varints, strings and byte slices length-prefixed,
+// booleans as 0 or 1. Decoders accept exactly what the encoders write (every value has one
+// encoding; FuzzDecodeRecords checks it) and still read records stored as JSON.
+const binaryMarker = 0x00
+
+const (
+	kindAccount   = 'A'
+	kindNode      = 'N'
+	kindValidator = 'V'
+	kindJob       = 'J'
+)
+
+var errRecord = errors.New("malformed binary record")
+
+// binaryEncoder is a record with a binary form; binaryDecoder reads it back.
+type binaryEncoder interface{ appendBinary([]byte) []byte }
+type binaryDecoder interface{ decodeBinary([]byte) error }
+
+// encodeRecord is a record's stored form.
+func encodeRecord(v any) ([]byte, error) {
+	if e, ok := v.(binaryEncoder); ok {
+		return e.appendBinary(make([]byte, 0, 64)), nil
+	}
+	return json.Marshal(v)
+}
+
+// decodeRecord reads a stored record of either form into v.
+func decodeRecord[T any](b []byte, v *T) error {
+	if len(b) > 0 && b[0] == binaryMarker {
+		d, ok := any(v).(binaryDecoder)
+		if !ok {
+			return fmt.Errorf("%w: a %T is stored as JSON", errRecord, *v)
+		}
+		return d.decodeBinary(b)
+	}
+	return json.Unmarshal(b, v)
+}
+
+type encoder []byte
+
+func header(b []byte, kind byte) encoder { return append(b, binaryMarker, kind) }
+
+func (e encoder) u64(v uint64) encoder        { return binary.AppendUvarint(e, v) }
+func (e encoder) i64(v int64) encoder         { return binary.AppendVarint(e, v) }
+func (e encoder) str(s string) encoder        { return append(e.u64(uint64(len(s))), s...) }
+func (e encoder) bytes(p []byte) encoder      { return append(e.u64(uint64(len(p))), p...) }
+func (e encoder) addr(a keys.Address) encoder { return e.str(string(a)) }
+func (e encoder) flag(v bool) encoder {
+	if v {
+		return append(e, 1)
+	}
+	return append(e, 0)
+}
+
+// decoder reads fields in order; the first error sticks and later reads return zeros.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func newDecoder(b []byte, kind byte) *decoder {
+	d := &decoder{b: b}
+	if len(b) < 2 || b[0] != binaryMarker || b[1] != kind {
+		d.fail("record kind")
+		return d
+	}
+	d.b = b[2:]
+	return d
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", errRecord, what)
+	}
+	d.b = nil
+}
+
+// uvarint reads a minimal uvarint: a longer encoding of the same value ends in a zero
+// byte, which is refused.
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 || (n > 1 && d.b[n-1] == 0) {
+		d.fail("varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) u64() uint64 { return d.uvarint() }
+
+func (d *decoder) u32() uint32 {
+	v := d.uvarint()
+	if v > 1<<32-1 {
+		d.fail("uint32 range")
+		return 0
+	}
+	return uint32(v)
+}
+
+func (d *decoder) i64() int64 {
+	u := d.uvarint()
+	return int64(u>>1) ^ -int64(u&1) // zig-zag, as binary.AppendVarint writes it
+}
+
+func (d *decoder) i32() int32 {
+	v := d.i64()
+	if v < -1<<31 || v > 1<<31-1 {
+		d.fail("int32 range")
+		return 0
+	}
+	return int32(v)
+}
+
+func (d *decoder) raw() []byte {
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.b)) {
+		d.fail("length")
+		return nil
+	}
+	p := d.b[:n:n]
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *decoder) str() string        { return string(d.raw()) }
+func (d *decoder) addr() keys.Address { return keys.Address(d.raw()) }
+func (d *decoder) count(min int) int {
+	n := d.uvarint()
+	if d.err == nil && n > uint64(len(d.b)/min) { // each element takes at least min bytes
+		d.fail("count")
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) bytes() []byte {
+	p := d.raw()
+	if len(p) == 0 {
+		return nil
+	}
+	return append([]byte(nil), p...)
+}
+
+func (d *decoder) flag() bool {
+	if len(d.b) == 0 || d.b[0] > 1 {
+		d.fail("bool")
+		return false
+	}
+	v := d.b[0] == 1
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) done() error {
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("trailing bytes")
+	}
+	return d.err
+}
+
+// Account: the address is the key, so it is not stored again.
+func (a Account) appendBinary(b []byte) []byte {
+	e := header(b, kindAccount).u64(a.Balance).u64(a.Seq).flag(a.Vesting != nil)
+	if v := a.Vesting; v != nil {
+		e = e.u64(v.Total).i64(v.CliffUnix).i64(v.EndUnix)
+	}
+	return e
+}
+
+func (a *Account) decodeBinary(b []byte) error {
+	d := newDecoder(b, kindAccount)
+	*a = Account{Balance: d.u64(), Seq: d.u64()}
+	if d.flag() {
+		a.Vesting = &Vesting{Total: d.u64(), CliffUnix: d.i64(), EndUnix: d.i64()}
+	}
+	return d.done()
+}
+
+func (n Node) appendBinary(b []byte) []byte {
+	h := n.Hardware
+	return header(b, kindNode).addr(n.Address).u64(n.Stake).u64(n.PricePerHour).
+		str(h.GPUModel).u64(uint64(h.GPUs)).u64(h.VRAMMiB).u64(h.TFLOPSMilli).str(h.Region).
+		i64(int64(h.LatE6)).i64(int64(h.LonE6)).
+		str(n.Status).i64(n.RegisteredHeight).u64(n.JobsVerified).u64(n.JobsFailed)
+}
+
+func (n *Node) decodeBinary(b []byte) error {
+	d := newDecoder(b, kindNode)
+	*n = Node{Address: d.addr(), Stake: d.u64(), PricePerHour: d.u64()}
+	n.Hardware = Hardware{GPUModel: d.str(), GPUs: d.u32(), VRAMMiB: d.u64(), TFLOPSMilli: d.u64(), Region: d.str(), LatE6: d.i32(), LonE6: d.i32()}
+	n.Status, n.RegisteredHeight, n.JobsVerified, n.JobsFailed = d.str(), d.i64(), d.u64(), d.u64()
+	return d.done()
+}
+
+func (v Validator) appendBinary(b []byte) []byte {
+	return header(b, kindValidator).addr(v.Address).bytes(v.PubKey).u64(v.Stake).flag(v.Jailed)
+}
+
+func (v *Validator) decodeBinary(b []byte) error {
+	d := newDecoder(b, kindValidator)
+	*v = Validator{Address: d.addr(), PubKey: d.bytes(), Stake: d.u64(), Jailed: d.flag()}
+	return d.done()
+}
+
+func (j Job) appendBinary(b []byte) []byte {
+	e := header(b, kindJob).str(j.ID).addr(j.Consumer).str(j.SpecHash).u64(j.Budget).
+		u64(j.MaxPricePerHour).str(j.Verification).u64(j.TimeoutSeconds).str(j.Status).
+		i64(j.CreatedHeight).i64(j.DeadlineUnix).addr(j.Node).u64(j.PricePerHour).
+		u64(uint64(j.ScoreBP)).i64(j.AssignedHeight).str(j.ResultDigest).u64(j.GPUMillis).
+		i64(j.ResultHeight).str(j.Seed).u64(uint64(len(j.Committee)))
+	for _, a := range j.Committee {
+		e = e.addr(a)
+	}
+	e = e.u64(uint64(len(j.Attestations)))
+	for _, a := range j.Attestations {
+		e = e.addr(a.Validator).flag(a.Pass).str(a.Reason).i64(a.Height)
+	}
+	e = e.flag(j.Settlement != nil)
+	if s := j.Settlement; s != nil {
+		e = e.u64(s.BilledMillis).u64(s.Cost).u64(s.Paid).u64(s.Burned).u64(s.Fee).
+			u64(s.Refunded).u64(s.Reward).i64(s.Height)
+	}
+	return e
+}
+
+func (j *Job) decodeBinary(b []byte) error {
+	d := newDecoder(b, kindJob)
+	*j = Job{
+		ID: d.str(), Consumer: d.addr(), SpecHash: d.str(), Budget: d.u64(),
+		MaxPricePerHour: d.u64(), Verification: d.str(), TimeoutSeconds: d.u64(), Status: d.str(),
+		CreatedHeight: d.i64(), DeadlineUnix: d.i64(), Node: d.addr(), PricePerHour: d.u64(),
+		ScoreBP: d.u32(), AssignedHeight: d.i64(), ResultDigest: d.str(), GPUMillis: d.u64(),
+		ResultHeight: d.i64(), Seed: d.str(),
+	}
+	if n := d.count(1); n > 0 {
+		j.Committee = make([]keys.Address, n)
+		for i := range j.Committee {
+			j.Committee[i] = d.addr()
+		}
+	}
+	if n := d.count(3); n > 0 {
+		j.Attestations = make([]Attestation, n)
+		for i := range j.Attestations {
+			j.Attestations[i] = Attestation{Validator: d.addr(), Pass: d.flag(), Reason: d.str(), Height: d.i64()}
+		}
+	}
+	if d.flag() {
+		j.Settlement = &Settlement{
+			BilledMillis: d.u64(), Cost: d.u64(), Paid: d.u64(), Burned: d.u64(), Fee: d.u64(),
+			Refunded: d.u64(), Reward: d.u64(), Height: d.i64(),
+		}
+	}
+	return d.done()
+}

@@ -1,0 +1,334 @@
+package ledger
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/omnisync/omnisync/internal/keys"
+)
+
+// sim drives a harness with random blocks that use every transaction type, double-sign
+// evidence and block times that jump ahead by up to a quarter of a minute, so unbondings
+// mature, jobs expire, proposals close and quarters pass. Most transactions are plausible,
+// many are not (wrong signer, too much, too late), so the accepted and the rejected paths
+// both run. It records what happened so a test can insist that every outcome occurred.
+type sim struct {
+	h        *harness
+	rng      *rand.Rand
+	actors   []ed25519.PrivateKey
+	jobs     []string
+	props    []uint64
+	propKind map[uint64]string // proposal id -> "params" or "spend"
+
+	outcomes map[string]int // event types, plus a few finer ones ("proposal_passed:spend")
+	codes    map[Code]int   // result codes of every tx
+
+	// what the vesting invariant needs: everything slashed from the vester, and whether
+	// it ever staked more than it could have transferred (that is, locked tokens)
+	vesterSlashed uint64
+	tags          []string // per tx of the block being built
+	spendable     uint64   // the vester's spendable balance when its locked stake was built
+}
+
+func newSim(h *harness, seed uint64) *sim {
+	return &sim{
+		h: h, rng: rand.New(rand.NewPCG(seed, 99)),
+		actors:   []ed25519.PrivateKey{consumerKey, node1Key, node2Key, strangerKey, routerKey, validatorKey, validator2Key, vesterKey},
+		propKind: map[uint64]string{}, outcomes: map[string]int{}, codes: map[Code]int{},
+	}
+}
+
+func (s *sim) pick() ed25519.PrivateKey { return s.actors[s.rng.IntN(len(s.actors))] }
+
+// keyOf is the actor with address a.
+func (s *sim) keyOf(a keys.Address) ed25519.PrivateKey {
+	for _, k := range s.actors {
+		if addr(k) == a {
+			return k
+		}
+	}
+	return s.pick()
+}
+
+// usually returns one of the actors a step needs, and now and then anyone.
+func (s *sim) usually(want ...ed25519.PrivateKey) ed25519.PrivateKey {
+	if s.rng.IntN(5) == 0 {
+		return s.pick()
+	}
+	return want[s.rng.IntN(len(want))]
+}
+
+// amount is usually a plausible sum, sometimes zero, dust or absurd.
+func (s *sim) amount() uint64 {
+	switch s.rng.IntN(6) {
+	case 0:
+		return uint64(s.rng.IntN(3))
+	case 1:
+		return s.rng.Uint64()
+	default:
+		return uint64(s.rng.IntN(2_000)) * omni / uint64(1+s.rng.IntN(1000))
+	}
+}
+
+// stakeOf reads committed stake in a role.
+func (s *sim) stakeOf(k ed25519.PrivateKey, role string) uint64 {
+	view, _ := s.h.store.Committed()
+	if role == RoleNode {
+		n, _, _ := getRecord[Node](view, nodeKey(addr(k)))
+		return n.Stake
+	}
+	v, _, _ := getRecord[Validator](view, valKey(addr(k)))
+	return v.Stake
+}
+
+// consensusKey is the consensus key an account stakes as a validator with.
+func consensusKey(k ed25519.PrivateKey) []byte {
+	switch addr(k) {
+	case addr(validatorKey):
+		return pub(validatorKey)
+	case addr(validator2Key):
+		return pub(cons2Key)
+	case addr(vesterKey):
+		return pub(consVestKey)
+	}
+	return pub(key(byte(30 + k.Seed()[0])))
+}
+
+var stakers = []ed25519.PrivateKey{validatorKey, validator2Key, vesterKey, node1Key, node2Key}
+
+// msg returns a random transaction's signer and message, and a tag for the ones whose
+// outcome needs more than its events to judge.
+func (s *sim) msg() (ed25519.PrivateKey, Msg, string) {
+	rng := s.rng
+	k := s.pick()
+	var m Msg
+	switch op := rng.IntN(28); {
+	case op < 3:
+		m.Transfer = &MsgTransfer{To: addr(s.pick()), Amount: s.amount()}
+	case op < 4:
+		k = vesterKey // the vester tries to move more than has vested
+		m.Transfer = &MsgTransfer{To: addr(s.pick()), Amount: uint64(rng.IntN(30_000)) * omni}
+	case op < 6:
+		k = s.usually(node1Key, node2Key)
+		stake := 500*omni + uint64(rng.IntN(100))*omni
+		if rng.IntN(4) == 0 {
+			stake = s.amount()
+		}
+		m.RegisterNode = &MsgRegisterNode{Stake: stake, PricePerHour: uint64(1 + rng.IntN(4*int(omni))), Hardware: registerMsg.RegisterNode.Hardware}
+	case op < 8:
+		k = s.usually(consumerKey, consumerKey, vesterKey)
+		m = createMsg(s.amount())
+		m.CreateJob.TimeoutSeconds = uint64(60 + rng.IntN(600))
+		if rng.IntN(3) == 0 {
+			m.CreateJob.TimeoutSeconds = uint64(1 + rng.IntN(30)) // expires before it is done
+		}
+	case op < 17:
+		if len(s.jobs) == 0 {
+			return k, m, ""
+		}
+		id := s.jobs[len(s.jobs)-1-rng.IntN(min(3, len(s.jobs)))] // recent jobs, so some finish
+		view, _ := s.h.store.Committed()
+		j, _, _ := getRecord[Job](view, jobKey(id))
+		step := rng.IntN(4)
+		if rng.IntN(5) > 0 { // usually the step the job is waiting for
+			step = map[string]int{JobCreated: 0, JobAssigned: 1, JobComputed: 2}[j.Status]
+		}
+		switch step {
+		case 0:
+			k = s.usually(routerKey)
+			m.AssignJob = &MsgAssignJob{JobID: id, Node: addr(s.usually(node1Key, node2Key))}
+		case 1:
+			k = s.usually(node1Key, node2Key)
+			if j.Node != "" && rng.IntN(4) > 0 {
+				k = s.keyOf(j.Node)
+			}
+			m.CommitResult = &MsgCommitResult{JobID: id, ResultDigest: digestA, GPUMillis: rng.Uint64N(10_000_000)}
+		case 2:
+			k = s.usually(validatorKey, validator2Key, vesterKey)
+			if len(j.Committee) > 0 && rng.IntN(4) > 0 {
+				k = s.keyOf(j.Committee[rng.IntN(len(j.Committee))])
+			}
+			m.Attest = &MsgAttest{JobID: id, ResultDigest: digestA, Pass: rng.IntN(3) > 0}
+		default:
+			k = s.usually(consumerKey, vesterKey)
+			m.CancelJob = &MsgCancelJob{JobID: id}
+		}
+	case op < 19:
+		if rng.IntN(2) == 0 {
+			k = s.usually(node1Key, node2Key)
+			m.Stake = &MsgStake{Role: RoleNode, Amount: s.amount()}
+			break
+		}
+		k = s.usually(validatorKey, validator2Key, vesterKey)
+		amt := uint64(rng.IntN(2_000)) * omni
+		if s.stakeOf(k, RoleValidator) == 0 {
+			amt = uint64(10_000+rng.IntN(5_000)) * omni
+		}
+		m.Stake = &MsgStake{Role: RoleValidator, Amount: amt, PubKey: consensusKey(k)}
+	case op < 20:
+		role := RoleNode
+		k = s.usually(node1Key, node2Key)
+		if rng.IntN(2) == 0 {
+			role, k = RoleValidator, s.usually(validatorKey, validator2Key, vesterKey)
+		}
+		cur, minimum := s.stakeOf(k, role), s.h.params().MinNodeStake
+		if role == RoleValidator {
+			minimum = s.h.params().MinValidatorStake
+		}
+		amt := cur // leave the role
+		switch rng.IntN(4) {
+		case 0:
+			amt = cur - min(cur, minimum) // keep the minimum
+		case 1:
+			amt = s.amount()
+		}
+		m.Unstake = &MsgUnstake{Role: role, Amount: amt}
+	case op < 22:
+		k = s.usually(stakers...)
+		if rng.IntN(2) == 0 {
+			m.Propose = &MsgPropose{Title: "spend", Spend: &Spend{To: addr(s.pick()), Amount: uint64(1+rng.IntN(20_000)) * omni}}
+			return k, m, "propose:spend"
+		}
+		m.Propose = &MsgPropose{Title: "tune", Params: s.paramChange()}
+		return k, m, "propose:params"
+	default:
+		k = s.usually(stakers...)
+		var id uint64 = 1
+		switch n := len(s.props); {
+		case n == 0 || rng.IntN(10) == 0:
+			id = uint64(n) + 5 // unknown
+		case rng.IntN(3) > 0:
+			id = s.props[n-1]
+		default:
+			id = s.props[rng.IntN(n)]
+		}
+		option := []string{VoteYes, VoteYes, VoteYes, VoteYes, VoteNo, VoteAbstain}[rng.IntN(6)]
+		m.Vote = &MsgVote{ProposalID: id, Option: option}
+	}
+	return k, m, ""
+}
+
+// paramChange proposes a change that keeps the chain usable (or, now and then, an invalid one).
+func (s *sim) paramChange() map[string]json.RawMessage {
+	n := func(lo, hi int) json.RawMessage { return json.RawMessage(strconv.Itoa(lo + s.rng.IntN(hi-lo+1))) }
+	switch s.rng.IntN(9) {
+	case 0:
+		return map[string]json.RawMessage{"burn_bp": n(100, 400)}
+	case 1:
+		return map[string]json.RawMessage{"fee_bp": n(300, 800)}
+	case 2:
+		return map[string]json.RawMessage{"buyback_burn": json.RawMessage(strconv.FormatBool(s.rng.IntN(2) == 0))}
+	case 3:
+		return map[string]json.RawMessage{"unbonding_seconds": n(10, 60)}
+	case 4:
+		return map[string]json.RawMessage{"quarter_blocks": n(10, 40)}
+	case 5:
+		return map[string]json.RawMessage{"gov_voting_blocks": n(3, 8)}
+	case 6:
+		return map[string]json.RawMessage{"committee_size": n(0, 3)}
+	case 7:
+		return map[string]json.RawMessage{"burn_bp": n(20_000, 30_000)} // invalid
+	}
+	return map[string]json.RawMessage{"double_sign_slash_bp": n(100, 2000)}
+}
+
+// next builds the next random block; apply runs it.
+func (s *sim) next() Block {
+	h, rng := s.h, s.rng
+	var txs [][]byte
+	s.tags = s.tags[:0]
+	add := func(k ed25519.PrivateKey, m Msg, tag string) {
+		tx, err := SignTx(k, testChain, h.seqs[addr(k)], m)
+		if err != nil {
+			return
+		}
+		txs, s.tags = append(txs, tx), append(s.tags, tag)
+		h.seqs[addr(k)]++ // optimistic; re-synced after the block
+	}
+	if rng.IntN(12) == 0 {
+		// The vester stakes more than it may transfer: the excess can only be locked
+		// tokens. First in its block, so nothing it receives in the block can pay for it.
+		s.spendable = query[AccountView](h, "account/"+string(addr(vesterKey))).Spendable
+		add(vesterKey, Msg{Stake: &MsgStake{Role: RoleValidator, Amount: s.spendable + 2_000*omni, PubKey: consensusKey(vesterKey)}}, "stake:locked")
+	}
+	for i := 1 + rng.IntN(4); i > 0; i-- {
+		if k, m, tag := s.msg(); m.Kind() != "" {
+			add(k, m, tag)
+		}
+	}
+	b := h.next(time.Duration(1+rng.IntN(15))*time.Second, txs...)
+	if rng.IntN(40) == 0 {
+		cons := [][]byte{pub(cons2Key), pub(consVestKey), pub(key(99))}[rng.IntN(3)]
+		b.Misbehavior = []Misbehavior{{ConsensusAddress: consAddress(cons), Height: h.height}}
+	}
+	return b
+}
+
+// apply finalizes and commits b and records its outcomes.
+func (s *sim) apply(b Block) BlockResult {
+	h := s.h
+	res := h.finalize(b)
+	record := func(e Event, tag string) {
+		s.outcomes[e.Type]++
+		attr := map[string]string{}
+		for _, a := range e.Attrs {
+			attr[a.Key] = a.Value
+		}
+		switch e.Type {
+		case "job_created":
+			s.jobs = append(s.jobs, attr["job_id"])
+		case "proposal_submitted":
+			id, _ := strconv.ParseUint(attr["proposal_id"], 10, 64)
+			s.props = append(s.props, id)
+			s.propKind[id] = tag[len("propose:"):]
+		case "proposal_closed":
+			id, _ := strconv.ParseUint(attr["proposal_id"], 10, 64)
+			s.outcomes["proposal_"+attr["status"]+":"+s.propKind[id]]++
+		case "slashed":
+			if attr["account"] == string(addr(vesterKey)) {
+				amt, _ := strconv.ParseUint(attr["amount"], 10, 64)
+				s.vesterSlashed += amt
+			}
+			if attr["jailed"] == "true" {
+				s.outcomes["double_sign_jailed"]++
+			}
+		case "buyback_settled":
+			s.outcomes["buyback_"+attr["action"]]++
+		case "staked", "unstaked":
+			s.outcomes[e.Type+":"+attr["role"]]++
+		}
+	}
+	for i, r := range res.TxResults {
+		s.codes[r.Code]++
+		for _, e := range r.Events {
+			record(e, s.tags[i])
+		}
+		if s.tags[i] == "stake:locked" && r.Code == CodeOK {
+			s.outcomes["staked_locked_tokens"]++
+		}
+	}
+	for _, e := range res.Events {
+		record(e, "")
+	}
+	for _, u := range res.ValidatorUpdates {
+		switch {
+		case u.Power == 0:
+			s.outcomes["validator_removed"]++
+		case string(u.PubKey) == string(pub(cons2Key)) || string(u.PubKey) == string(pub(consVestKey)):
+			s.outcomes["validator_joined"]++
+		}
+	}
+	for _, k := range s.actors {
+		h.seqs[addr(k)] = query[Account](h, "account/"+string(addr(k))).Seq
+	}
+	return res
+}
+
+// params are the committed parameters.
+func (h *harness) params() Params { return query[Params](h, "params") }
+
+func (s *sim) String() string { return fmt.Sprintf("outcomes %v, codes %v", s.outcomes, s.codes) }
