@@ -3,8 +3,9 @@
 // heartbeats, and runs the jobs it is dispatched in a Runtime, returning outputs through
 // the content-addressed object store and committing their digests on chain.
 //
-// One goroutine owns the heartbeat loop; each accepted job runs in its own goroutine that
-// owns that job until its result is reported. Close stops both and waits for them.
+// The transport session owns the connection and the heartbeat loop; each accepted job runs
+// in its own goroutine that owns that job until its result is reported. Close stops both
+// and waits for them.
 package node
 
 import (
@@ -76,14 +77,13 @@ type Daemon struct {
 	id   string
 	log  *slog.Logger
 
-	conn *nats.Conn
-	js   jetstream.JetStream
+	session *transport.Session
+	conn    *nats.Conn
+	js      jetstream.JetStream
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc // job id -> cancel; one job per GPU
-
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg      sync.WaitGroup                // running jobs
 }
 
 // New validates options; Start does the work.
@@ -124,66 +124,33 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if _, err := d.Register(ctx); err != nil {
 		return err
 	}
-	conn, err := transport.Dial(ctx, transport.DialOptions{
-		URL: d.opts.RouterURL, Key: d.opts.Key, RootCAs: d.opts.RootCAs, Name: "node-" + d.id,
-		OnError: func(err error) { d.log.Warn("router connection", "err", err) },
-		Logger:  d.opts.Logger,
+	sess, err := transport.StartSession(ctx, transport.SessionOptions{
+		Dial: transport.DialOptions{
+			URL: d.opts.RouterURL, Key: d.opts.Key, RootCAs: d.opts.RootCAs, Name: "node-" + d.id,
+			OnError: func(err error) { d.log.Warn("router connection", "err", err) },
+			Logger:  d.opts.Logger,
+		},
+		Inbox: protocol.DispatchSubject(d.id), Handle: d.onDispatch,
+		Heartbeat: d.opts.Heartbeat, Beat: d.heartbeat,
+		Drain: d.wg.Wait, // running jobs end with the session's context; let them report
 	})
 	if err != nil {
-		return fmt.Errorf("connect to router %s: %w", d.opts.RouterURL, err)
+		return err
 	}
-	js, err := jetstream.New(conn)
-	if err != nil {
-		conn.Close()
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	d.conn, d.js = conn, js
-	runCtx, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
-	if _, err := conn.Subscribe(protocol.DispatchSubject(d.id), func(m *nats.Msg) { d.onDispatch(runCtx, m) }); err != nil {
-		cancel()
-		conn.Close()
-		return fmt.Errorf("subscribe for jobs: %w", err)
-	}
-	if err := conn.Flush(); err != nil {
-		cancel()
-		conn.Close()
-		return fmt.Errorf("subscribe for jobs: %w", err)
-	}
-	d.heartbeat()
-	d.wg.Add(1)
-	go d.heartbeatLoop(runCtx)
+	d.session, d.conn, d.js = sess, sess.Conn, sess.JS
 	d.log.Info("serving jobs", "router", d.opts.RouterURL, "runtime", d.opts.Runtime.Name())
 	return nil
 }
 
-// Close stops accepting work, cancels running jobs and disconnects.
+// Close stops accepting work, cancels running jobs, lets them report, and disconnects.
 func (d *Daemon) Close() error {
-	if d.cancel != nil {
-		d.cancel()
-	}
-	d.wg.Wait()
-	if d.conn != nil {
-		d.conn.Close()
+	if d.session != nil {
+		d.session.Close()
 	}
 	return nil
 }
 
-func (d *Daemon) heartbeatLoop(ctx context.Context) {
-	defer d.wg.Done()
-	t := time.NewTicker(d.opts.Heartbeat)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			d.heartbeat()
-		}
-	}
-}
-
-func (d *Daemon) heartbeat() {
+func (d *Daemon) heartbeat() (string, []byte) {
 	d.mu.Lock()
 	running := make([]string, 0, len(d.running))
 	for id := range d.running {
@@ -195,9 +162,7 @@ func (d *Daemon) heartbeat() {
 		ID: d.id, Role: protocol.RoleNode, GPUs: gpus, FreeGPUs: gpus - len(running),
 		Running: running, UtilizationPct: 100 * len(running) / gpus, Sent: time.Now().UTC(),
 	}
-	if err := d.conn.Publish(protocol.HeartbeatSubject(d.id), protocol.Encode(hb)); err != nil {
-		d.log.Warn("heartbeat", "err", err)
-	}
+	return protocol.HeartbeatSubject(d.id), protocol.Encode(hb)
 }
 
 func (d *Daemon) onDispatch(ctx context.Context, m *nats.Msg) {

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -50,13 +49,11 @@ type Options struct {
 
 // Daemon is a running validator.
 type Daemon struct {
-	opts   Options
-	id     string
-	log    *slog.Logger
-	conn   *nats.Conn
-	js     jetstream.JetStream
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	opts    Options
+	id      string
+	log     *slog.Logger
+	session *transport.Session
+	js      jetstream.JetStream
 }
 
 // New validates options.
@@ -82,70 +79,34 @@ func (d *Daemon) ID() string { return d.id }
 
 // Start connects to the router and serves verification requests.
 func (d *Daemon) Start(ctx context.Context) error {
-	conn, err := transport.Dial(ctx, transport.DialOptions{
-		URL: d.opts.RouterURL, Key: d.opts.Key, RootCAs: d.opts.RootCAs, Name: "validator-" + d.id,
-		OnError: func(err error) { d.log.Warn("router connection", "err", err) },
-		Logger:  d.opts.Logger,
+	sess, err := transport.StartSession(ctx, transport.SessionOptions{
+		Dial: transport.DialOptions{
+			URL: d.opts.RouterURL, Key: d.opts.Key, RootCAs: d.opts.RootCAs, Name: "validator-" + d.id,
+			OnError: func(err error) { d.log.Warn("router connection", "err", err) },
+			Logger:  d.opts.Logger,
+		},
+		Inbox: protocol.VerifySubject(d.id),
+		Handle: func(ctx context.Context, m *nats.Msg) {
+			if err := m.Respond(protocol.Encode(d.handle(ctx, m.Data))); err != nil {
+				d.log.Warn("reply to verify request", "err", err)
+			}
+		},
+		Heartbeat: d.opts.Heartbeat,
+		Beat: func() (string, []byte) {
+			return protocol.HeartbeatSubject(d.id), protocol.Encode(protocol.Heartbeat{ID: d.id, Role: protocol.RoleValidator, Sent: time.Now().UTC()})
+		},
 	})
 	if err != nil {
-		return fmt.Errorf("connect to router: %w", err)
-	}
-	js, err := jetstream.New(conn)
-	if err != nil {
-		conn.Close()
 		return err
 	}
-	d.conn, d.js = conn, js
-	runCtx, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
-	if _, err := conn.Subscribe(protocol.VerifySubject(d.id), func(m *nats.Msg) {
-		v := d.handle(runCtx, m.Data)
-		if err := m.Respond(protocol.Encode(v)); err != nil {
-			d.log.Warn("reply to verify request", "err", err)
-		}
-	}); err != nil {
-		cancel()
-		conn.Close()
-		return err
-	}
-	if err := conn.Flush(); err != nil {
-		cancel()
-		conn.Close()
-		return err
-	}
-	d.beat()
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		t := time.NewTicker(d.opts.Heartbeat)
-		defer t.Stop()
-		for {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-t.C:
-				d.beat()
-			}
-		}
-	}()
+	d.session, d.js = sess, sess.JS
 	return nil
-}
-
-func (d *Daemon) beat() {
-	hb := protocol.Heartbeat{ID: d.id, Role: protocol.RoleValidator, Sent: time.Now().UTC()}
-	if err := d.conn.Publish(protocol.HeartbeatSubject(d.id), protocol.Encode(hb)); err != nil {
-		d.log.Warn("heartbeat", "err", err)
-	}
 }
 
 // Close stops the daemon.
 func (d *Daemon) Close() error {
-	if d.cancel != nil {
-		d.cancel()
-	}
-	d.wg.Wait()
-	if d.conn != nil {
-		d.conn.Close()
+	if d.session != nil {
+		d.session.Close()
 	}
 	return nil
 }
