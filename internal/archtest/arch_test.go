@@ -120,7 +120,7 @@ var owners = []struct {
 	{"github.com/cosmos/iavl", []string{"internal/store"}},
 	{"github.com/nats-io/nats-server", []string{"internal/transport"}},
 	// The daemons hold client connections; the server and auth stay in transport.
-	{"github.com/nats-io/", []string{"internal/transport", "internal/router", "internal/node", "internal/validator"}},
+	{"github.com/nats-io/", []string{"internal/transport", "internal/transport/transporttest", "internal/router", "internal/node", "internal/validator"}},
 	{"github.com/docker/", []string{"internal/runtime"}},
 	{"github.com/moby/", []string{"internal/runtime"}},
 }

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"github.com/omnisync/omnisync/internal/runtime"
 	"github.com/omnisync/omnisync/internal/tensor"
 	"github.com/omnisync/omnisync/internal/transport"
+	"github.com/omnisync/omnisync/internal/transport/transporttest"
 )
 
 // fakeChain records what the daemon sends and answers its one query.
@@ -86,34 +86,8 @@ type rig struct {
 
 func newRig(t *testing.T, nodeKey ed25519.PrivateKey) *rig {
 	t.Helper()
-	files, err := transport.EnsureTLS(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsConf, _ := files.ServerConfig()
-	roots, _ := files.ClientRootCAs()
-	_, admin, _ := ed25519.GenerateKey(rand.Reader)
-	nodeID := string(keys.AddressOfKey(nodeKey))
-	srv, err := transport.NewServer(transport.ServerOptions{
-		TLS: tlsConf, StoreDir: t.TempDir(), Admin: admin.Public().(ed25519.PublicKey), Buckets: []string{protocol.BlobBucket},
-		Authorize: func(pub ed25519.PublicKey) (string, bool) { return nodeID, string(keys.AddressOf(pub)) == nodeID },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	nc, err := srv.ConnectInProcess(ctx, admin, "router")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	return &rig{srv: srv, router: nc, js: js, roots: roots}
+	n := transporttest.Start(t, nodeKey)
+	return &rig{srv: n.Server, router: n.Admin, js: n.JS, roots: n.Roots}
 }
 
 func (r *rig) startNode(t *testing.T, key ed25519.PrivateKey, chain Chain, rt runtime.Runtime) *Daemon {
@@ -242,11 +216,4 @@ func TestNodeReportsFailures(t *testing.T) {
 	}
 }
 
-func newKey(t *testing.T) ed25519.PrivateKey {
-	t.Helper()
-	_, k, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
+func newKey(t *testing.T) ed25519.PrivateKey { return transporttest.Key(t) }

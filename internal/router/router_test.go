@@ -3,7 +3,6 @@ package router
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/x509"
 	"errors"
 	"testing"
@@ -17,16 +16,10 @@ import (
 	"github.com/omnisync/omnisync/internal/protocol"
 	"github.com/omnisync/omnisync/internal/tensor"
 	"github.com/omnisync/omnisync/internal/transport"
+	"github.com/omnisync/omnisync/internal/transport/transporttest"
 )
 
-func newKey(t *testing.T) ed25519.PrivateKey {
-	t.Helper()
-	_, k, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
+func newKey(t *testing.T) ed25519.PrivateKey { return transporttest.Key(t) }
 
 // startRouter runs a router over the fake chain with a real embedded NATS server.
 func startRouter(t *testing.T, chain *fakeChain) (*Router, *x509.CertPool) {
@@ -35,18 +28,7 @@ func startRouter(t *testing.T, chain *fakeChain) (*Router, *x509.CertPool) {
 
 func startRouterTTL(t *testing.T, chain *fakeChain, ttl time.Duration) (*Router, *x509.CertPool) {
 	t.Helper()
-	files, err := transport.EnsureTLS(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverTLS, err := files.ServerConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots, err := files.ClientRootCAs()
-	if err != nil {
-		t.Fatal(err)
-	}
+	serverTLS, roots := transporttest.TLS(t)
 	r, err := New(Options{
 		Key: newKey(t), Chain: chain, TLS: serverTLS, StoreDir: t.TempDir(),
 		DispatchTimeout: 2 * time.Second, HeartbeatTTL: ttl, MaxAttempts: 3,

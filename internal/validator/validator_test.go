@@ -2,8 +2,6 @@ package validator
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"github.com/omnisync/omnisync/internal/protocol"
 	"github.com/omnisync/omnisync/internal/tensor"
 	"github.com/omnisync/omnisync/internal/transport"
+	"github.com/omnisync/omnisync/internal/transport/transporttest"
 )
 
 // fakeChain serves one job record and records attestations.
@@ -62,32 +61,12 @@ type rig struct {
 // committed output is set by each test.
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	files, _ := transport.EnsureTLS(t.TempDir(), nil)
-	tlsConf, _ := files.ServerConfig()
-	roots, _ := files.ClientRootCAs()
-	_, admin, _ := ed25519.GenerateKey(rand.Reader)
-	_, valKey, _ := ed25519.GenerateKey(rand.Reader)
+	valKey := transporttest.Key(t)
 	valID := string(keys.AddressOfKey(valKey))
-	srv, err := transport.NewServer(transport.ServerOptions{
-		TLS: tlsConf, StoreDir: t.TempDir(), Admin: admin.Public().(ed25519.PublicKey), Buckets: []string{protocol.BlobBucket},
-		Authorize: func(pub ed25519.PublicKey) (string, bool) { return valID, string(keys.AddressOf(pub)) == valID },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := transporttest.Start(t, valKey)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	nc, err := srv.ConnectInProcess(ctx, admin, "router")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	r := &rig{router: nc, js: js, chain: &fakeChain{}, id: valID}
+	r := &rig{router: n.Admin, js: n.JS, chain: &fakeChain{}, id: valID}
 	r.a, _ = tensor.RandomInt8(32, 16, 1)
 	r.b, _ = tensor.RandomInt8(16, 8, 2)
 	var inputs []api.Input
@@ -98,7 +77,7 @@ func newRig(t *testing.T) *rig {
 	}
 	r.spec = api.JobSpec{Workload: api.Workload{Kind: api.WorkloadTensor, Kernel: tensor.KernelMatMulInt8}, Inputs: inputs}
 	r.chain.job = ledger.Job{ID: "job-00000000000000aa", Status: ledger.JobComputed, SpecHash: r.spec.Hash(), Seed: strings.Repeat("ab", 32)}
-	v, err := New(Options{Key: valKey, RouterURL: srv.WebSocketURL(), RootCAs: roots, Chain: r.chain, Heartbeat: time.Second})
+	v, err := New(Options{Key: valKey, RouterURL: n.Server.WebSocketURL(), RootCAs: n.Roots, Chain: r.chain, Heartbeat: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
