@@ -255,8 +255,7 @@ func TestJobOnASilentNodeIsReplaced(t *testing.T) {
 	chain.addNode(keys.AddressOfKey(steady), ledger.UomniPerOMNI, 10_000)
 	r, roots := startRouterTTL(t, chain, 400*time.Millisecond)
 	// The first node accepts the job, then disappears (connection closed, no more heartbeats).
-	var gone *nats.Conn
-	gone = scriptedNode(t, r, roots, vanishing, func(nc *nats.Conn, _ protocol.Dispatch) protocol.Ack {
+	gone := scriptedNode(t, r, roots, vanishing, func(nc *nats.Conn, _ protocol.Dispatch) protocol.Ack {
 		go func() { time.Sleep(50 * time.Millisecond); nc.Close() }()
 		return protocol.Ack{Accepted: true}
 	})
