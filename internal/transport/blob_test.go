@@ -211,3 +211,27 @@ func FuzzParseDigest(f *testing.F) {
 		}
 	})
 }
+
+func TestFullBucketRefusesNewBlobs(t *testing.T) {
+	n := startTestNetWith(t, func(o *ServerOptions) { o.BucketMaxBytes = 1 << 20 }, "n1")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	nodeJS, err := jetstream.New(n.dialNode(t, "n1", func(error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := bytes.Repeat([]byte{1}, 256<<10)
+	if _, err := PutBlob(ctx, nodeJS, testBucket, small); err != nil {
+		t.Fatalf("a blob under the limit: %v", err)
+	}
+	// A refused put leaves partial chunks that nats.go then tries to purge, which a node
+	// may not do: the put fails only when its context ends. Give it a short one.
+	putCtx, putCancel := context.WithTimeout(ctx, 3*time.Second)
+	defer putCancel()
+	if _, err := PutBlob(putCtx, nodeJS, testBucket, bytes.Repeat([]byte{2}, 2<<20)); err == nil {
+		t.Fatal("a node stored 2 MiB in a 1 MiB bucket")
+	}
+	if got, err := GetBlob(ctx, nodeJS, testBucket, Digest(small)); err != nil || !bytes.Equal(got, small) {
+		t.Fatalf("the earlier blob was evicted or damaged: %v", err)
+	}
+}

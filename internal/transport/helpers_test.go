@@ -43,6 +43,12 @@ func newKey(tb testing.TB) ed25519.PrivateKey {
 // the given node ids authorised.
 func startTestNet(tb testing.TB, nodeIDs ...string) *testNet {
 	tb.Helper()
+	return startTestNetWith(tb, nil, nodeIDs...)
+}
+
+// startTestNetWith is startTestNet with a chance to adjust the server options.
+func startTestNetWith(tb testing.TB, adjust func(*ServerOptions), nodeIDs ...string) *testNet {
+	tb.Helper()
 	files, err := EnsureTLS(tb.TempDir(), nil)
 	if err != nil {
 		tb.Fatal(err)
@@ -62,7 +68,7 @@ func startTestNet(tb testing.TB, nodeIDs ...string) *testNet {
 		n.nodes[id] = k
 		byKey[string(k.Public().(ed25519.PublicKey))] = id
 	}
-	n.srv, err = NewServer(ServerOptions{
+	opts := ServerOptions{
 		TLS:      tlsConf,
 		StoreDir: tb.TempDir(),
 		Admin:    n.admin.Public().(ed25519.PublicKey),
@@ -72,7 +78,11 @@ func startTestNet(tb testing.TB, nodeIDs ...string) *testNet {
 		},
 		Buckets: []string{testBucket},
 		Logger:  testLogger(),
-	})
+	}
+	if adjust != nil {
+		adjust(&opts)
+	}
+	n.srv, err = NewServer(opts)
 	if err != nil {
 		tb.Fatal(err)
 	}

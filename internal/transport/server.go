@@ -41,8 +41,14 @@ type ServerOptions struct {
 	// Buckets are object-store buckets created at Start (file storage) that
 	// nodes may put blobs into and get blobs from.
 	Buckets []string
-	Logger  *slog.Logger // default slog.Default()
+	// BucketMaxBytes bounds each bucket, so no participant can fill the router's disk;
+	// a full bucket refuses new blobs rather than evicting old ones. Default 8 GiB.
+	BucketMaxBytes int64
+	Logger         *slog.Logger // default slog.Default()
 }
+
+// DefaultBucketMaxBytes is the size of a blob bucket unless ServerOptions say otherwise.
+const DefaultBucketMaxBytes = 8 << 30
 
 // Server is an embedded NATS server with JetStream and a WebSocket+TLS
 // listener. There is no plain TCP client listener: local clients use
@@ -63,6 +69,9 @@ type Server struct {
 func NewServer(opts ServerOptions) (*Server, error) {
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
+	}
+	if opts.BucketMaxBytes <= 0 {
+		opts.BucketMaxBytes = DefaultBucketMaxBytes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -194,6 +203,7 @@ func (s *Server) createBuckets(ctx context.Context) error {
 				Bucket:      b,
 				Description: "OmniSync content-addressed blobs",
 				Storage:     jetstream.FileStorage,
+				MaxBytes:    s.opts.BucketMaxBytes,
 			})
 		}
 		if err != nil {
