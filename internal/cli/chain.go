@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -261,11 +260,10 @@ func printChainStarted(g *globals, n *chain.Node, opts chain.Options, height int
 }
 
 func explainChainStartError(home string, err error) error {
-	msg := err.Error()
 	switch {
-	case errors.Is(err, syscall.EADDRINUSE) || strings.Contains(msg, "address already in use"):
+	case portInUse(err):
 		return fmt.Errorf("%w\n(a port of this validator is taken: is it already running? Its ports are in %s)", err, filepath.Join(home, chain.HomeConfigFile))
-	case strings.Contains(msg, "resource temporarily unavailable") || strings.Contains(msg, "lock held"):
+	case dataLocked(err):
 		return fmt.Errorf("%w\n(this validator's data is locked: it is probably already running)", err)
 	}
 	return err

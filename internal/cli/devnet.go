@@ -119,10 +119,23 @@ func runDevnet(ctx context.Context, g *globals, f *devnetFlags) error {
 }
 
 func explainStartError(err error) error {
-	if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") {
+	switch {
+	case portInUse(err):
 		return fmt.Errorf("%w\n(another devnet may be running; stop it, or pick other ports with --rest-addr, --rpc-addr, --p2p-addr and --nodes-port, port 0 = any free port)", err)
+	case dataLocked(err):
+		return fmt.Errorf("%w\n(another devnet is using this --home; stop it or pick another home)", err)
 	}
 	return err
+}
+
+// portInUse and dataLocked recognise the two ways a second copy of a daemon fails to start.
+func portInUse(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
+}
+
+func dataLocked(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "resource temporarily unavailable") || strings.Contains(msg, "lock held")
 }
 
 func runDemo(ctx context.Context, d *devnet.Devnet, say func(string, ...any)) (devnet.Outcome, error) {
