@@ -119,8 +119,8 @@ type BroadcastTxRequest struct {
 	Tx []byte `json:"tx"`
 }
 
-// BroadcastTxResponse reports a committed transaction. Height is 0 when the daemon cannot
-// tell which block committed it.
+// BroadcastTxResponse reports a committed transaction: its hash and the height of the
+// block that committed it.
 type BroadcastTxResponse struct {
 	Hash   string `json:"hash"`
 	Height int64  `json:"height"`

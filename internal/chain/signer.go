@@ -93,10 +93,11 @@ func (w *Wallet) Send(ctx context.Context, msg ledger.Msg) (string, error) {
 	return c.Hash, err
 }
 
-// BroadcastTx submits a tx someone else signed and waits for it to commit.
-func (w *Wallet) BroadcastTx(ctx context.Context, tx []byte) (string, error) {
+// BroadcastTx submits a tx someone else signed and waits for it to commit; it returns the
+// tx hash and the height of the block that committed it.
+func (w *Wallet) BroadcastTx(ctx context.Context, tx []byte) (string, int64, error) {
 	c, err := w.client.Broadcast(ctx, tx)
-	return c.Hash, err
+	return c.Hash, c.Height, err
 }
 
 // Query reads ledger state (see ledger.App.Query for paths) into v.

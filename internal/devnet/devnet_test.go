@@ -291,3 +291,29 @@ func TestBadSubmissionsEscrowNothing(t *testing.T) {
 		t.Fatalf("a rejected submission moved money: %+v -> %+v", before, after)
 	}
 }
+
+func TestBroadcastReportsTheCommittingBlock(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	d := startDevnet(t, t.TempDir(), nil)
+	c := api.NewClient(d.RESTURL())
+	acc, err := c.Account(ctx, string(keys.AddressOfKey(d.Keys.Consumer)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := d.Chain().Height(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := ledger.SignTx(d.Keys.Consumer, ChainID, acc.Seq, ledger.Msg{Transfer: &ledger.MsgTransfer{To: keys.AddressOfKey(d.Keys.Router), Amount: ledger.UomniPerOMNI}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.BroadcastTx(ctx, tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Hash != ledger.HashHex(tx) || res.Height <= before {
+		t.Fatalf("broadcast answered %+v; want hash %s and a height above %d", res, ledger.HashHex(tx), before)
+	}
+}

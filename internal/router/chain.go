@@ -64,12 +64,12 @@ func (r *Router) Unbonding(ctx context.Context, address string) ([]api.Unbonding
 
 // BroadcastTx relays a transaction someone else signed and waits for it to commit. The
 // ledger's rejections are returned as they are (the REST layer maps their codes); any other
-// failure means the chain could not be reached. The chain does not report the height here.
+// failure means the chain could not be reached.
 func (r *Router) BroadcastTx(ctx context.Context, tx []byte) (api.BroadcastTxResponse, error) {
-	hash, err := r.opts.Chain.BroadcastTx(ctx, tx)
+	hash, height, err := r.opts.Chain.BroadcastTx(ctx, tx)
 	switch {
 	case err == nil:
-		return api.BroadcastTxResponse{Hash: hash}, nil
+		return api.BroadcastTxResponse{Hash: hash, Height: height}, nil
 	case ledger.CodeFor(err) != ledger.CodeInternal:
 		return api.BroadcastTxResponse{}, err
 	case strings.Contains(err.Error(), "tx already exists in cache"): // CometBFT's mempool, flattened to text over RPC

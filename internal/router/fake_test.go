@@ -54,20 +54,20 @@ func (f *fakeChain) Send(_ context.Context, msg ledger.Msg) (string, error) {
 	return "", fmt.Errorf("fake chain: unexpected %s", msg.Kind())
 }
 
-func (f *fakeChain) BroadcastTx(_ context.Context, raw []byte) (string, error) {
+func (f *fakeChain) BroadcastTx(_ context.Context, raw []byte) (string, int64, error) {
 	tx, err := ledger.DecodeTx(raw)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	c := tx.Body.CreateJob
 	if c == nil {
-		return "", fmt.Errorf("fake chain: unexpected %s", tx.Body.Kind())
+		return "", 0, fmt.Errorf("fake chain: unexpected %s", tx.Body.Kind())
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id := ledger.JobID(tx.Signer, tx.Body.Seq)
 	f.jobs[id] = &ledger.Job{ID: id, Consumer: tx.Signer, SpecHash: c.SpecHash, Budget: c.Budget, Status: ledger.JobCreated}
-	return "CREATE", nil
+	return "CREATE", 7, nil
 }
 
 func (f *fakeChain) Query(_ context.Context, path string, v any) error {

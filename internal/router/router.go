@@ -30,7 +30,7 @@ import (
 // Chain is what the router needs from the settlement layer (chain.Wallet implements it).
 type Chain interface {
 	Send(ctx context.Context, msg ledger.Msg) (txHash string, err error)
-	BroadcastTx(ctx context.Context, tx []byte) (txHash string, err error)
+	BroadcastTx(ctx context.Context, tx []byte) (txHash string, height int64, err error)
 	Query(ctx context.Context, path string, v any) error
 }
 
