@@ -73,7 +73,10 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 	doc, _ := fetchOpenAPI(t, newTestHandler(t, newFake()))
 	types := []any{api.SubmitJobRequest{}, api.JobSpec{}, api.Workload{}, api.Input{}, api.Resources{},
 		api.Placement{}, api.Job{}, api.Scores{}, api.Payment{}, api.Event{}, api.Node{}, api.Account{},
-		api.Supply{}, api.Error{}}
+		api.Supply{}, api.Error{},
+		// the chain mirrors
+		api.ChainAccount{}, api.Vesting{}, api.Params{}, api.RouterWeights{}, api.Validator{},
+		api.Spend{}, api.Proposal{}, api.Unbonding{}, api.BroadcastTxRequest{}, api.BroadcastTxResponse{}}
 	for _, v := range types {
 		typ := reflect.TypeOf(v)
 		schema, ok := doc.Components.Schemas[typ.Name()]
