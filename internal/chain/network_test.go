@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/omnisync/omnisync/internal/keyfile"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 )
@@ -273,11 +274,7 @@ func readKey(t *testing.T, nw Network, name string) ed25519.PrivateKey {
 
 func readKeyFile(t *testing.T, path string) ed25519.PrivateKey {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := keys.ParseSolanaJSON(data)
+	k, err := keyfile.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/omnisync/omnisync/internal/chain"
+	"github.com/omnisync/omnisync/internal/keyfile"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 )
@@ -195,13 +196,9 @@ func (b *lockedBuffer) String() string {
 
 func readKeyFile(t *testing.T, path string) ed25519.PrivateKey {
 	t.Helper()
-	data, err := os.ReadFile(path)
+	k, err := keyfile.Load(path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	k, err := keys.ParseSolanaJSON(data)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
 	}
 	return k
 }
