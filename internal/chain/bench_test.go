@@ -25,7 +25,7 @@ func benchAccountKey(i int) ed25519.PrivateKey {
 }
 
 // BenchmarkChainCommittedTransfers runs a single-validator chain with 1 s blocks (the
-// whole node: CometBFT consensus, mempool, block store, tx indexer, the ledger on IAVL over
+// whole node: CometBFT consensus, mempool, block store, tx indexer, the ledger on the Merkle store over
 // goleveldb) and feeds it signed transfers from many accounts through the in-process
 // client, measuring the transactions committed per second over the blocks that carried
 // them. The baseline, measured in the same run, is the CheckTx-only rate: a ledger on an
@@ -143,7 +143,7 @@ func BenchmarkChainCommittedTransfers(b *testing.B) {
 	b.ReportMetric(span.Seconds()/float64(blocks), "s/block")
 }
 
-// checkTxRate is the baseline: CheckTx on a fresh ledger (in-memory IAVL, same genesis)
+// checkTxRate is the baseline: CheckTx on a fresh ledger (in-memory store, same genesis)
 // for txs it has never seen, one goroutine.
 func checkTxRate(b *testing.B, g ledger.Genesis, txs [][]byte) float64 {
 	st := store.OpenMemory()

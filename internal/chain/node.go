@@ -74,7 +74,7 @@ func (o *Options) setDefaults() error {
 // Node is an embedded CometBFT validator running the OMNI ledger.
 type Node struct {
 	opts     Options
-	store    *store.IAVL
+	store    *store.Store
 	node     *nm.Node
 	client   *Client
 	rpcAddr  string

@@ -26,7 +26,7 @@ func benchKey(i int) ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(seed)
 }
 
-// chainBench is a ledger on the real IAVL store with many funded accounts, a router, one
+// chainBench is a ledger on the real Merkle store with many funded accounts, a router, one
 // validator and some registered nodes; it tracks sequences itself (every tx it makes
 // succeeds).
 type chainBench struct {
@@ -76,9 +76,9 @@ func newChainBench(tb testing.TB, nAccounts, nNodes int, onDisk bool) *chainBenc
 			tb.Fatal(err)
 		}
 		tb.Cleanup(func() { _ = st.Close() })
-		c.st = &timedStore{IAVL: st}
+		c.st = &timedStore{Store: st}
 	} else {
-		c.st = &timedStore{IAVL: store.OpenMemory()}
+		c.st = &timedStore{Store: store.OpenMemory()}
 	}
 	app, err := ledger.New(c.st)
 	if err != nil {
@@ -249,9 +249,9 @@ func (t *storeTally) add(o storeTally) {
 	t.spent, t.writeSpent, t.writes = t.spent+o.spent, t.writeSpent+o.writeSpent, t.writes+o.writes
 }
 
-// timedStore wraps the IAVL store to measure the time the ledger spends in it.
+// timedStore wraps the Merkle store to measure the time the ledger spends in it.
 type timedStore struct {
-	*store.IAVL
+	*store.Store
 	tally storeTally
 }
 
@@ -265,37 +265,37 @@ func (s *timedStore) since(start time.Time, write bool) {
 
 func (s *timedStore) Get(k []byte) ([]byte, error) {
 	defer s.since(time.Now(), false)
-	return s.IAVL.Get(k)
+	return s.Store.Get(k)
 }
 
 func (s *timedStore) Iterate(p []byte, fn func(k, v []byte) bool) error {
 	defer s.since(time.Now(), false)
-	return s.IAVL.Iterate(p, fn)
+	return s.Store.Iterate(p, fn)
 }
 
 func (s *timedStore) Set(k, v []byte) error {
 	defer s.since(time.Now(), true)
 	s.tally.writes++
-	return s.IAVL.Set(k, v)
+	return s.Store.Set(k, v)
 }
 
 func (s *timedStore) Delete(k []byte) error {
 	defer s.since(time.Now(), true)
 	s.tally.writes++
-	return s.IAVL.Delete(k)
+	return s.Store.Delete(k)
 }
 
 func (s *timedStore) WorkingHash() []byte {
 	defer s.since(time.Now(), true)
-	return s.IAVL.WorkingHash()
+	return s.Store.WorkingHash()
 }
 
 func (s *timedStore) Commit() ([]byte, int64, error) {
 	defer s.since(time.Now(), true)
-	return s.IAVL.Commit()
+	return s.Store.Commit()
 }
 
-// BenchmarkFinalizeBlock measures FinalizeBlock+Commit throughput on the real IAVL store
+// BenchmarkFinalizeBlock measures FinalizeBlock+Commit throughput on the real Merkle store
 // (in memory and goleveldb) for blocks of transfers from many accounts and blocks of
 // attestations that settle jobs, with the CheckTx signature cache warm (every tx passed
 // CheckTx first, as in a real chain) and cold (FinalizeBlock verifies every signature).

@@ -10,7 +10,7 @@ import (
 )
 
 // TestSameBlocksSameAppHash feeds the random blocks one ledger makes (every transaction
-// type, evidence, time jumps) to a second ledger on a separate IAVL store and requires the
+// type, evidence, time jumps) to a second ledger on a separate goleveldb store and requires the
 // same results and app hash at every height. The replica lives on goleveldb and restarts
 // halfway, so the hash also survives reopening the state from disk.
 func TestSameBlocksSameAppHash(t *testing.T) {

@@ -4,16 +4,95 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/cosmos/iavl"
+	iavldb "github.com/cosmos/iavl/db"
 )
 
-// BenchmarkWritePath is the Merkle store's own cost per key a block writes: Set, the
-// working hash FinalizeBlock reports and the Commit that saves the version, on a tree of
-// 20,000 account-sized records of which each block rewrites half (what a block of 5,000
-// transfers between 10,000 accounts does). A ledger block cannot stage and commit faster
-// than this rate divided by the keys its transactions write.
+// writer is the write path a block takes through a Merkle store.
+type writer interface {
+	Set(key, value []byte) error
+	WorkingHash() []byte
+	Commit() ([]byte, int64, error)
+}
+
+// iavlWriter is the baseline: the IAVL v1.2.4 tree the store replaced, as the ledger used it.
+type iavlWriter struct{ t *iavl.MutableTree }
+
+func newIAVL(b *testing.B, backend string) iavlWriter {
+	db := iavldb.DB(iavldb.NewMemDB())
+	if backend == "goleveldb" {
+		var err error
+		if db, err = iavldb.NewDB("state", "goleveldb", b.TempDir()); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = db.Close() })
+	}
+	return iavlWriter{iavl.NewMutableTree(db, 100_000, true, iavl.NewNopLogger())}
+}
+
+func (w iavlWriter) Set(k, v []byte) error { _, err := w.t.Set(k, v); return err }
+func (w iavlWriter) WorkingHash() []byte   { return w.t.WorkingHash() }
+func (w iavlWriter) Commit() ([]byte, int64, error) {
+	return w.t.SaveVersion()
+}
+
+// writePath is a store's cost per key a block writes: Set, the working hash FinalizeBlock
+// reports and the Commit that saves the version, on a state of 20,000 account-sized records
+// of which each block rewrites half (what a block of 5,000 transfers between 10,000
+// accounts does).
+type writePath struct{ set, hash, commit time.Duration }
+
+const benchKeys, benchPerBlock = 20_000, 10_000
+
+func benchKey(i int) []byte { return []byte(fmt.Sprintf("acct/%044d", i*7919%benchKeys)) }
+
+func fill(b *testing.B, w writer) {
+	value := make([]byte, 24)
+	for i := range benchKeys {
+		_ = w.Set(benchKey(i), value)
+	}
+	if _, _, err := w.Commit(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func (p *writePath) blocks(b *testing.B, w writer, rounds int) {
+	value := make([]byte, 24)
+	for round := range rounds {
+		t0 := time.Now()
+		for i := range benchPerBlock {
+			v := append([]byte{}, value...)
+			v[0] = byte(round)
+			if err := w.Set(benchKey(2*i+round%2), v); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t1 := time.Now()
+		w.WorkingHash()
+		t2 := time.Now()
+		if _, _, err := w.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		p.set, p.hash, p.commit = p.set+t1.Sub(t0), p.hash+t2.Sub(t1), p.commit+time.Since(t2)
+	}
+}
+
+func (p writePath) keysPerSecond(rounds int) float64 {
+	return float64(benchPerBlock*rounds) / (p.set + p.hash + p.commit).Seconds()
+}
+
+// BenchmarkWritePath measures the store's write path and, in the same run, the IAVL tree's
+// on the same backend as the baseline; x-iavl is how many times faster the store is.
 func BenchmarkWritePath(b *testing.B) {
 	for _, backend := range []string{"memdb", "goleveldb"} {
 		b.Run(backend, func(b *testing.B) {
+			const baselineRounds = 4
+			base := newIAVL(b, backend)
+			fill(b, base)
+			var baseline writePath
+			baseline.blocks(b, base, baselineRounds)
+
 			s := OpenMemory()
 			if backend == "goleveldb" {
 				var err error
@@ -22,39 +101,17 @@ func BenchmarkWritePath(b *testing.B) {
 				}
 				defer s.Close()
 			}
-			const n, perBlock = 20_000, 10_000
-			key := func(i int) []byte { return []byte(fmt.Sprintf("acct/%044d", i*7919%n)) }
-			value := make([]byte, 24)
-			for i := range n {
-				_ = s.Set(key(i), value)
-			}
-			if _, _, err := s.Commit(); err != nil {
-				b.Fatal(err)
-			}
-			var set, hash, commit time.Duration
+			fill(b, s)
+			var p writePath
 			b.ResetTimer()
-			for round := range b.N {
-				t0 := time.Now()
-				for i := range perBlock {
-					v := append([]byte{}, value...)
-					v[0] = byte(round)
-					if err := s.Set(key(2*i+round%2), v); err != nil {
-						b.Fatal(err)
-					}
-				}
-				t1 := time.Now()
-				s.WorkingHash()
-				t2 := time.Now()
-				if _, _, err := s.Commit(); err != nil {
-					b.Fatal(err)
-				}
-				set, hash, commit = set+t1.Sub(t0), hash+t2.Sub(t1), commit+time.Since(t2)
-			}
-			keys := float64(perBlock * b.N)
-			b.ReportMetric(keys/(set+hash+commit).Seconds(), "keys/s")
-			b.ReportMetric(float64(set.Nanoseconds())/keys/1000, "µs-set/key")
-			b.ReportMetric(float64(hash.Nanoseconds())/keys/1000, "µs-hash/key")
-			b.ReportMetric(float64(commit.Nanoseconds())/keys/1000, "µs-commit/key")
+			p.blocks(b, s, b.N)
+			keys := float64(benchPerBlock * b.N)
+			b.ReportMetric(p.keysPerSecond(b.N), "keys/s")
+			b.ReportMetric(baseline.keysPerSecond(baselineRounds), "iavl-keys/s")
+			b.ReportMetric(p.keysPerSecond(b.N)/baseline.keysPerSecond(baselineRounds), "x-iavl")
+			b.ReportMetric(float64(p.set.Nanoseconds())/keys/1000, "µs-set/key")
+			b.ReportMetric(float64(p.hash.Nanoseconds())/keys/1000, "µs-hash/key")
+			b.ReportMetric(float64(p.commit.Nanoseconds())/keys/1000, "µs-commit/key")
 		})
 	}
 }

@@ -1,193 +1,312 @@
-// Package store is the ledger's versioned Merkle state: an IAVL tree (github.com/cosmos/iavl)
-// on goleveldb, or in memory for tests and benchmarks. It implements ledger.Store: writes
-// stage in the tree's working set, Commit saves them as the next version in one batch, so the
-// version (block height) and root hash (app hash) are always persisted together.
+// Package store is the ledger's authenticated state. Every key and value is held in
+// memory; a fixed-depth Merkle tree over key buckets gives the app hash and proofs (see
+// merkle.go); goleveldb makes each commit durable, or nothing does, for tests and
+// benchmarks. It implements ledger.Store: writes stage over the committed state, Commit
+// applies them and persists them with the version (block height) and root hash (app hash)
+// in one atomic batch.
 //
-// Point reads of hot keys are answered from a cache of recent values, since a read that
-// walks the tree costs a node-cache lookup per level. Like the ledger above it, a store is
-// not safe for concurrent use: consensus serialises every call.
+// Only the latest version is kept: consensus never reads an older one, and a restarted
+// validator that is behind replays blocks instead. Opening a store rebuilds the tree from
+// the persisted values and refuses a state whose root is not the recorded app hash. Like the
+// ledger above it, a store is not safe for concurrent use: consensus serialises every call.
 package store
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
-	"github.com/cosmos/iavl"
-	iavldb "github.com/cosmos/iavl/db"
+	"github.com/google/btree"
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/util"
 
 	"github.com/omnisync/omnisync/internal/ledger"
 )
 
-// IAVL is a ledger.Store backed by an IAVL tree.
-type IAVL struct {
-	tree  *iavl.MutableTree
-	close func() error
-	// view caches the read-only tree of the last saved version (CheckTx and queries read
-	// it for every call); viewVersion says which version it is.
-	view        immutable
-	viewVersion int64
-	values      valueCache
-	// dirty says the working tree holds writes not yet committed; until then it is the
-	// committed version, and committed reads may use the value cache.
-	dirty bool
+// Store is a ledger.Store held in memory and, when opened on a directory, persisted in
+// goleveldb.
+type Store struct {
+	db *leveldb.DB // nil: in memory only
+	// committed is the state of the last commit; order holds its keys sorted, for
+	// iteration.
+	committed map[string][]byte
+	order     *btree.BTreeG[string]
+	// staged holds the writes since the last commit (a nil value deletes); stagedOrder
+	// is its keys sorted, built when an iteration needs it.
+	staged      map[string][]byte
+	stagedOrder []string
+	tree        *merkle
+	version     int64
+	hash        []byte
 }
 
-var _ ledger.Store = (*IAVL)(nil)
+var _ ledger.Store = (*Store)(nil)
 
-const cacheSize = 100_000
+// Key layout in the database: values under 's', the last commit's version and hash
+// under 'm'.
+var (
+	valuePrefix = []byte{'s'}
+	metaKey     = []byte{'m'}
+)
 
 // Open opens (or creates) the store in dir and loads its latest version.
-func Open(dir string) (*IAVL, error) {
+func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
-	db, err := iavldb.NewDB("state", "goleveldb", filepath.Clean(dir))
+	if _, err := os.Stat(filepath.Join(dir, "state.db")); err == nil {
+		return nil, fmt.Errorf("state in %s was written by the IAVL store of an earlier release, which this one cannot read: start from a new home", dir)
+	}
+	path := filepath.Join(dir, "ledger.db")
+	db, err := leveldb.OpenFile(path, nil)
 	if err != nil {
-		return nil, fmt.Errorf("open state db in %s: %w", dir, err)
+		return nil, fmt.Errorf("open state db %s: %w", path, err)
 	}
 	s, err := load(db)
 	if err != nil {
 		_ = db.Close()
-		return nil, err
+		return nil, fmt.Errorf("load state from %s: %w", path, err)
 	}
-	s.close = db.Close
 	return s, nil
 }
 
 // OpenMemory returns an empty store that lives in memory.
-func OpenMemory() *IAVL {
-	s, err := load(iavldb.NewMemDB())
-	if err != nil {
-		panic(fmt.Sprintf("memory store: %v", err)) // cannot fail on an empty memdb
+func OpenMemory() *Store { return newStore(nil) }
+
+func newStore(db *leveldb.DB) *Store {
+	return &Store{
+		db:        db,
+		committed: map[string][]byte{},
+		order:     btree.NewG(32, func(a, b string) bool { return a < b }),
+		staged:    map[string][]byte{},
+		tree:      newMerkle(),
 	}
-	s.close = func() error { return nil }
-	return s
 }
 
-func load(db iavldb.DB) (*IAVL, error) {
-	tree := iavl.NewMutableTree(db, cacheSize, true, iavl.NewNopLogger())
-	if _, err := tree.Load(); err != nil {
-		return nil, fmt.Errorf("load state tree: %w", err)
+// load reads every value, rebuilds the tree and checks its root against the recorded hash.
+func load(db *leveldb.DB) (*Store, error) {
+	s := newStore(db)
+	meta, err := db.Get(metaKey, nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return s, nil
 	}
-	return &IAVL{tree: tree}, nil
-}
-
-// Close releases the database.
-func (s *IAVL) Close() error { return s.close() }
-
-// Get reads the working state. A read that misses the value cache walks the tree, one
-// node-cache lookup per level.
-func (s *IAVL) Get(key []byte) ([]byte, error) {
-	if v, ok := s.values.get(key); ok {
-		return v, nil
-	}
-	v, err := s.tree.Get(key)
 	if err != nil {
 		return nil, err
 	}
-	s.values.put(string(key), v)
+	if len(meta) != 8+32 {
+		return nil, fmt.Errorf("commit record has %d bytes, want 40", len(meta))
+	}
+	s.version, s.hash = int64(binary.BigEndian.Uint64(meta)), meta[8:]
+	it := db.NewIterator(util.BytesPrefix(valuePrefix), nil)
+	for it.Next() {
+		k := string(it.Key()[len(valuePrefix):])
+		s.committed[k] = slices.Clone(it.Value())
+		s.order.ReplaceOrInsert(k)
+		s.tree.pending[k] = struct{}{}
+	}
+	it.Release()
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	s.tree.rehash(s.committedValue)
+	if root := s.tree.root(); string(root) != string(s.hash) {
+		return nil, fmt.Errorf("state at height %d hashes to %x, but its commit recorded %x: the database is damaged", s.version, root, s.hash)
+	}
+	return s, nil
+}
+
+// Close releases the database.
+func (s *Store) Close() error {
+	if s.db == nil {
+		return nil
+	}
+	return s.db.Close()
+}
+
+// Get reads the working state: staged writes over the last commit. The returned slice
+// belongs to the store and must not be modified.
+func (s *Store) Get(key []byte) ([]byte, error) {
+	v, _ := s.value(string(key))
 	return v, nil
 }
 
-func (s *IAVL) Set(key, value []byte) error {
+func (s *Store) value(key string) ([]byte, bool) {
+	if v, ok := s.staged[key]; ok {
+		return v, v != nil
+	}
+	v, ok := s.committed[key]
+	return v, ok
+}
+
+func (s *Store) committedValue(key string) ([]byte, bool) {
+	v, ok := s.committed[key]
+	return v, ok
+}
+
+// Set stages a write. The store keeps value, which the caller must not modify afterwards.
+func (s *Store) Set(key, value []byte) error {
 	if value == nil {
 		value = []byte{}
 	}
-	s.dirty = true
-	if _, err := s.tree.Set(key, value); err != nil {
-		s.values.reset()
-		return err
-	}
-	s.values.put(string(key), value)
+	s.stage(string(key), value)
 	return nil
 }
 
-func (s *IAVL) Delete(key []byte) error {
-	s.dirty = true
-	if _, _, err := s.tree.Remove(key); err != nil {
-		s.values.reset()
-		return err
-	}
-	s.values.put(string(key), nil)
+// Delete stages a removal.
+func (s *Store) Delete(key []byte) error {
+	s.stage(string(key), nil)
 	return nil
 }
 
-func (s *IAVL) Iterate(prefix []byte, fn func(key, value []byte) bool) error {
-	return iterate(s.tree.Iterator, prefix, fn)
+func (s *Store) stage(key string, value []byte) {
+	if _, ok := s.staged[key]; !ok {
+		s.stagedOrder = nil
+	}
+	s.staged[key] = value
+	s.tree.pending[key] = struct{}{}
 }
 
-func (s *IAVL) WorkingHash() []byte { return s.tree.WorkingHash() }
-
-func (s *IAVL) Commit() ([]byte, int64, error) {
-	hash, version, err := s.tree.SaveVersion()
-	if err == nil {
-		s.dirty = false
+// Iterate visits the working state's keys under prefix in order.
+func (s *Store) Iterate(prefix []byte, fn func(key, value []byte) bool) error {
+	if len(s.staged) == 0 {
+		return s.iterateCommitted(prefix, fn)
 	}
-	return hash, version, err
-}
-
-func (s *IAVL) LastCommit() (int64, []byte) { return s.tree.Version(), s.tree.Hash() }
-
-// Committed returns the last saved version, immune to writes staged after it.
-func (s *IAVL) Committed() (ledger.Reader, error) {
-	v := s.tree.Version()
-	if v == 0 {
-		return emptyReader{}, nil
-	}
-	if s.view.t == nil || s.viewVersion != v {
-		t, err := s.tree.GetImmutable(v)
-		if err != nil {
-			return nil, fmt.Errorf("open version %d: %w", v, err)
+	if s.stagedOrder == nil {
+		s.stagedOrder = make([]string, 0, len(s.staged))
+		for k := range s.staged {
+			s.stagedOrder = append(s.stagedOrder, k)
 		}
-		s.view, s.viewVersion = immutable{t}, v
+		slices.Sort(s.stagedOrder)
 	}
-	return committed{s: s, version: v, immutable: s.view}, nil
-}
-
-// committed reads a saved version. While nothing is staged over it (between a commit and
-// the end of the next block, since the ledger stages a block's writes at its end), the
-// working tree is that version, and point reads go through the value cache: CheckTx reads
-// the signer's and the recipient's accounts for every transaction it admits.
-type committed struct {
-	s       *IAVL
-	version int64
-	immutable
-}
-
-func (c committed) Get(key []byte) ([]byte, error) {
-	if !c.s.dirty && c.s.tree.Version() == c.version {
-		return c.s.Get(key)
+	p := string(prefix)
+	i, _ := slices.BinarySearch(s.stagedOrder, p)
+	// next is the next staged key under the prefix; keys with a prefix are contiguous.
+	next := func() (string, bool) {
+		if i < len(s.stagedOrder) && strings.HasPrefix(s.stagedOrder[i], p) {
+			return s.stagedOrder[i], true
+		}
+		return "", false
 	}
-	return c.immutable.Get(key)
-}
-
-type immutable struct{ t *iavl.ImmutableTree }
-
-func (r immutable) Get(key []byte) ([]byte, error) { return r.t.Get(key) }
-func (r immutable) Iterate(prefix []byte, fn func(key, value []byte) bool) error {
-	return iterate(r.t.Iterator, prefix, fn)
-}
-
-type emptyReader struct{}
-
-func (emptyReader) Get([]byte) ([]byte, error)                   { return nil, nil }
-func (emptyReader) Iterate([]byte, func(k, v []byte) bool) error { return nil }
-
-type iteratorFunc func(start, end []byte, ascending bool) (iavldb.Iterator, error)
-
-func iterate(open iteratorFunc, prefix []byte, fn func(key, value []byte) bool) error {
-	it, err := open(prefix, prefixEnd(prefix), true)
-	if err != nil {
+	// emitBefore visits the staged keys before limit (all of them when all is set),
+	// skipping deletions, and reports whether fn wants more.
+	emitBefore := func(limit string, all bool) bool {
+		for k, ok := next(); ok && (all || k < limit); k, ok = next() {
+			i++
+			if v := s.staged[k]; v != nil && !fn([]byte(k), v) {
+				return false
+			}
+		}
+		return true
+	}
+	more := true
+	err := s.iterateCommitted(prefix, func(k, v []byte) bool {
+		ks := string(k)
+		if more = emitBefore(ks, false); !more {
+			return false
+		}
+		if sk, ok := next(); ok && sk == ks {
+			i++
+			if v = s.staged[ks]; v == nil {
+				return true // deleted
+			}
+		}
+		more = fn(k, v)
+		return more
+	})
+	if err != nil || !more {
 		return err
 	}
-	defer it.Close()
-	for ; it.Valid(); it.Next() {
-		if !fn(it.Key(), it.Value()) {
-			break
+	emitBefore("", true)
+	return nil
+}
+
+func (s *Store) iterateCommitted(prefix []byte, fn func(key, value []byte) bool) error {
+	p := string(prefix)
+	visit := func(k string) bool {
+		if !strings.HasPrefix(k, p) {
+			return false
+		}
+		return fn([]byte(k), s.committed[k])
+	}
+	if end := prefixEnd(prefix); end != nil {
+		s.order.AscendRange(p, string(end), visit)
+	} else {
+		s.order.AscendGreaterOrEqual(p, visit)
+	}
+	return nil
+}
+
+// WorkingHash is the root over the working state.
+func (s *Store) WorkingHash() []byte {
+	s.tree.rehash(s.value)
+	return s.tree.root()
+}
+
+// Commit applies the staged writes as the next version and persists them, with the
+// version and its hash, in one batch.
+func (s *Store) Commit() ([]byte, int64, error) {
+	hash := s.WorkingHash()
+	version := s.version + 1
+	if s.db != nil {
+		batch := new(leveldb.Batch)
+		for k, v := range s.staged {
+			dbKey := append(slices.Clip(valuePrefix), k...)
+			if v == nil {
+				batch.Delete(dbKey)
+			} else {
+				batch.Put(dbKey, v)
+			}
+		}
+		meta := binary.BigEndian.AppendUint64(nil, uint64(version))
+		batch.Put(metaKey, append(meta, hash...))
+		if err := s.db.Write(batch, nil); err != nil {
+			return nil, 0, fmt.Errorf("persist version %d: %w", version, err)
 		}
 	}
-	return it.Error()
+	for k, v := range s.staged {
+		if v == nil {
+			if _, ok := s.committed[k]; ok {
+				delete(s.committed, k)
+				s.order.Delete(k)
+			}
+			continue
+		}
+		if _, ok := s.committed[k]; !ok {
+			s.order.ReplaceOrInsert(k)
+		}
+		s.committed[k] = v
+	}
+	clear(s.staged)
+	s.stagedOrder = nil
+	s.version, s.hash = version, slices.Clone(hash)
+	return slices.Clone(hash), version, nil
+}
+
+// LastCommit is the version and hash of the last commit.
+func (s *Store) LastCommit() (int64, []byte) { return s.version, slices.Clone(s.hash) }
+
+// Committed returns a view of the last commit, which staged writes do not change; it
+// follows later commits.
+func (s *Store) Committed() (ledger.Reader, error) { return committedView{s}, nil }
+
+type committedView struct{ s *Store }
+
+func (c committedView) Get(key []byte) ([]byte, error) { return c.s.committed[string(key)], nil }
+func (c committedView) Iterate(prefix []byte, fn func(key, value []byte) bool) error {
+	return c.s.iterateCommitted(prefix, fn)
+}
+
+// Prove returns a proof of key's value (or absence) under the last commit's hash. It needs
+// the working state to be the committed one, so it fails while a block is staged.
+func (s *Store) Prove(key []byte) ([]byte, Proof, error) {
+	if len(s.staged) > 0 {
+		return nil, Proof{}, fmt.Errorf("a block is staged over height %d; prove after it commits", s.version)
+	}
+	return s.committed[string(key)], s.tree.prove(string(key)), nil
 }
 
 // prefixEnd is the first key after every key with the prefix (nil: no upper bound).
@@ -201,37 +320,3 @@ func prefixEnd(prefix []byte) []byte {
 	}
 	return nil
 }
-
-// valueCache remembers recently read and written values of the working tree, so the
-// ledger's reads of hot keys (accounts, validators) skip the walk from the root, which
-// costs a node-cache lookup per level once a commit has detached the in-memory children.
-// It keeps two generations and drops the older when the newer fills: a cheap
-// approximation of least-recently-used. A nil value records an absent key.
-type valueCache struct {
-	cur, old map[string][]byte
-}
-
-const valueCacheSize = 200_000 // entries per generation
-
-func (c *valueCache) get(key []byte) ([]byte, bool) {
-	if v, ok := c.cur[string(key)]; ok {
-		return v, true
-	}
-	if v, ok := c.old[string(key)]; ok {
-		c.put(string(key), v)
-		return v, true
-	}
-	return nil, false
-}
-
-func (c *valueCache) put(key string, value []byte) {
-	if c.cur == nil {
-		c.cur = make(map[string][]byte)
-	}
-	if len(c.cur) >= valueCacheSize {
-		c.old, c.cur = c.cur, make(map[string][]byte, valueCacheSize)
-	}
-	c.cur[key] = value
-}
-
-func (c *valueCache) reset() { c.cur, c.old = nil, nil }
