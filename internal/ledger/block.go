@@ -129,11 +129,11 @@ func punishDoubleSigns(st state, blk *blockCtx, evidence []Misbehavior) ([]Event
 	return events, nil
 }
 
-// endBlock applies what time and height decide: matured unbondings, expired jobs, closed
-// proposals and the quarterly buy-back.
+// endBlock applies what the block's end decides: the validators' share of its fees, matured
+// unbondings, expired jobs, closed proposals and the quarterly buy-back.
 func endBlock(st state, blk *blockCtx) ([]Event, error) {
 	var events []Event
-	for _, step := range []func(state, *blockCtx) ([]Event, error){matureUnbondings, expireJobs, tallyProposals, settleBuyback} {
+	for _, step := range []func(state, *blockCtx) ([]Event, error){payValidators, matureUnbondings, expireJobs, tallyProposals, settleBuyback} {
 		ev, err := step(st, blk)
 		if err != nil {
 			return nil, err
@@ -141,6 +141,55 @@ func endBlock(st state, blk *blockCtx) ([]Event, error) {
 		events = append(events, ev...)
 	}
 	return events, nil
+}
+
+// payValidators pays the validators' reward pool (their share of the block's fees and any
+// remainder from before) to the active validators pro rata to stake. Paying once per block
+// rather than per settlement gives the same shares, with less lost to rounding, and keeps
+// a settlement's cost independent of the number of validators.
+func payValidators(st state, blk *blockCtx) ([]Event, error) {
+	pot := blk.supply.Pools[PoolValidatorRewards]
+	if pot == 0 {
+		return nil, nil
+	}
+	vals, err := st.validators()
+	if err != nil {
+		return nil, err
+	}
+	var total uint64
+	for _, v := range vals {
+		if v.Power() > 0 {
+			if total, err = add(total, v.Stake); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if total == 0 {
+		return nil, nil
+	}
+	var paid uint64
+	active := 0
+	for _, v := range vals {
+		if v.Power() == 0 {
+			continue
+		}
+		active++
+		share, err := mulDiv(pot, v.Stake, total, false)
+		if err != nil {
+			return nil, err
+		}
+		if err := takePool(&blk.supply, PoolValidatorRewards, share); err != nil {
+			return nil, err
+		}
+		if err := st.credit(&blk.supply, v.Address, share); err != nil {
+			return nil, err
+		}
+		paid += share
+	}
+	if paid == 0 {
+		return nil, nil
+	}
+	return []Event{{Type: "validator_rewards", Attrs: []Attr{{"amount", u(paid)}, {"validators", strconv.Itoa(active)}}}}, nil
 }
 
 // due collects the keys under prefix whose 16-hex-digit ordering prefix is <= limit.

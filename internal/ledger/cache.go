@@ -16,8 +16,8 @@ type kv interface {
 // overlay buffers writes over a parent. FinalizeBlock stacks two: one per block, which
 // holds every write of the block, answers repeated reads without touching the Merkle tree
 // and hands the tree each key once; and one per transaction over it, so a transaction that
-// fails halfway changes nothing. Flush applies the writes in sorted key order: the Merkle
-// tree's shape, and so the app hash, depends on insertion order.
+// fails halfway changes nothing. Flush hands the store each key once; the order does not
+// matter, since the store's hash depends only on its content.
 type overlay struct {
 	parent kv
 	writes map[string][]byte // nil value = delete
@@ -197,11 +197,11 @@ func (o *overlay) iterate(prefix []byte, fn func(key, value []byte) bool) error 
 	return nil
 }
 
-// flush applies the writes to the parent in sorted key order and empties the overlay.
+// flush applies the writes to the parent and empties the overlay. The order of the writes
+// does not matter: to another buffer, nor to the store, whose hash depends only on content.
 func (o *overlay) flush() error {
 	if parent, ok := o.parent.(*overlay); ok {
-		// The order of writes into another buffer does not matter; ownership of the
-		// values passes to it.
+		// Ownership of the values passes to the parent buffer.
 		for _, ks := range o.tables {
 			for _, k := range ks {
 				parent.put(k, o.writes[k])
@@ -210,12 +210,7 @@ func (o *overlay) flush() error {
 		o.reset(parent)
 		return nil
 	}
-	ks := make([]string, 0, len(o.writes))
 	for k := range o.writes {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	for _, k := range ks {
 		var err error
 		if v := o.writes[k]; v == nil {
 			err = o.parent.Delete([]byte(k))

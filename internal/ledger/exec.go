@@ -548,9 +548,9 @@ func (c *execCtx) settle(p Params, j *Job) ([]Event, error) {
 	}}}, nil
 }
 
-// splitFee sends ValidatorFeeShareBP of a fee to the active validators pro rata to stake
-// (with any undistributed remainder from before), BuybackFeeShareBP to the buy-back fund
-// and the rest to the ecosystem treasury.
+// splitFee puts ValidatorFeeShareBP of a fee in the validators' reward pool, which the
+// block pays out pro rata to stake when it ends (see payValidators), BuybackFeeShareBP in
+// the buy-back fund and the rest in the ecosystem treasury.
 func (c *execCtx) splitFee(p Params, fee uint64) error {
 	toValidators := shareOf(fee, p.ValidatorFeeShareBP)
 	toBuyback := shareOf(fee, p.BuybackFeeShareBP)
@@ -560,39 +560,7 @@ func (c *execCtx) splitFee(p Params, fee uint64) error {
 	if err := addPool(&c.sp, PoolEcosystem, fee-toValidators-toBuyback); err != nil {
 		return err
 	}
-	if err := addPool(&c.sp, PoolValidatorRewards, toValidators); err != nil {
-		return err
-	}
-	vals, err := c.st.validators()
-	if err != nil {
-		return err
-	}
-	var total uint64
-	for _, v := range vals {
-		if v.Power() > 0 {
-			total += v.Stake
-		}
-	}
-	pot := c.sp.Pools[PoolValidatorRewards]
-	if total == 0 || pot == 0 {
-		return nil
-	}
-	for _, v := range vals {
-		if v.Power() == 0 {
-			continue
-		}
-		share, err := mulDiv(pot, v.Stake, total, false)
-		if err != nil {
-			return err
-		}
-		if err := takePool(&c.sp, PoolValidatorRewards, share); err != nil {
-			return err
-		}
-		if err := c.st.credit(&c.sp, v.Address, share); err != nil {
-			return err
-		}
-	}
-	return nil
+	return addPool(&c.sp, PoolValidatorRewards, toValidators)
 }
 
 // failJob refunds a job whose result the committee rejected, slashes the node that

@@ -362,14 +362,31 @@ func valConsKey(consAddr []byte) []byte {
 	return append(append([]byte{}, prefixValCon...), []byte(hex.EncodeToString(consAddr))...)
 }
 
-func acctKey(a keys.Address) []byte { return append(append([]byte{}, prefixAcct...), a...) }
-func nodeKey(a keys.Address) []byte { return append(append([]byte{}, prefixNode...), a...) }
-func valKey(a keys.Address) []byte  { return append(append([]byte{}, prefixVal...), a...) }
-func jobKey(id string) []byte       { return append(append([]byte{}, prefixJob...), id...) }
+func acctKey(a keys.Address) []byte { return joinKey(prefixAcct, string(a)) }
+func nodeKey(a keys.Address) []byte { return joinKey(prefixNode, string(a)) }
+func valKey(a keys.Address) []byte  { return joinKey(prefixVal, string(a)) }
+func jobKey(id string) []byte       { return joinKey(prefixJob, id) }
+
+// joinKey is prefix followed by id, in one allocation.
+func joinKey(prefix []byte, id string) []byte {
+	return append(append(make([]byte, 0, len(prefix)+len(id)), prefix...), id...)
+}
 
 // jobExpKey sorts by deadline so expiry scans stop at the first future entry.
 func jobExpKey(deadline int64, id string) []byte {
-	return []byte(fmt.Sprintf("%s%016x/%s", prefixJobExp, uint64(deadline), id))
+	k := make([]byte, 0, len(prefixJobExp)+17+len(id))
+	k = append(k, prefixJobExp...)
+	k = appendHex16(k, uint64(deadline))
+	return append(append(k, '/'), id...)
+}
+
+// appendHex16 appends v as 16 lower-case hex digits, so keys sort by v.
+func appendHex16(b []byte, v uint64) []byte {
+	const digits = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		b = append(b, digits[v>>uint(shift)&0xf])
+	}
+	return b
 }
 
 // state is typed access to a Reader (and, through kv, writes).

@@ -8,8 +8,9 @@ type Reader interface {
 }
 
 // Store is the versioned state the ledger runs on. Writes go to a working set; WorkingHash
-// covers them; Commit persists them atomically as the next version, so the height and the
-// app hash are always written together.
+// covers them and depends only on the resulting content, never on the order of the writes
+// (so the ledger may flush a block's writes in any order); Commit persists them atomically
+// as the next version, so the height and the app hash are always written together.
 type Store interface {
 	Reader
 	Set(key, value []byte) error

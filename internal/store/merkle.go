@@ -3,8 +3,10 @@ package store
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // The state's commitment is a Merkle tree of fixed depth over key buckets:
@@ -96,38 +98,97 @@ func (m *merkle) root() []byte {
 // change is a key's new leaf, or its removal.
 type change struct {
 	key     string
+	bucket  int
 	leaf    [32]byte
 	deleted bool
 }
 
 // rehash folds every pending key into the tree, reading its current value with get (nil
-// and false: deleted). Changed buckets are merged once, in bucket order, then the paths
-// above them are recomputed level by level.
+// and false: deleted). The work splits by bucket range into independent subtrees, hashed in
+// parallel (the result does not depend on how it is split): in each, the changed buckets
+// are merged once, then the paths above them are recomputed level by level.
 func (m *merkle) rehash(get func(key string) ([]byte, bool)) {
 	if len(m.pending) == 0 {
 		return
 	}
-	byBucket := map[int][]change{}
+	keys := make([]string, 0, len(m.pending))
 	for k := range m.pending {
-		c := change{key: k}
-		if v, ok := get(k); ok {
-			c.leaf = leafHash(k, v)
-		} else {
-			c.deleted = true
-		}
-		b := bucketOf(k)
-		byBucket[b] = append(byBucket[b], c)
+		keys = append(keys, k)
 	}
 	clear(m.pending)
-	dirty := make([]int, 0, len(byBucket))
-	for b, changes := range byBucket {
-		slices.SortFunc(changes, func(x, y change) int { return strings.Compare(x.key, y.key) })
-		m.buckets[b] = merge(m.buckets[b], changes)
+	parts := 1
+	if len(keys) >= parallelMin {
+		parts = min(runtime.GOMAXPROCS(0), maxParts)
+		for parts&(parts-1) != 0 {
+			parts-- // a power of two, so each part is one subtree
+		}
+	}
+	// Hash every change, in parallel over slices of keys, then hand each to its part.
+	changes := make([]change, len(keys))
+	parallel(parts, func(p int) {
+		for i := p * len(keys) / parts; i < (p+1)*len(keys)/parts; i++ {
+			k := keys[i]
+			c := change{key: k, bucket: bucketOf(k)}
+			if v, ok := get(k); ok {
+				c.leaf = leafHash(k, v)
+			} else {
+				c.deleted = true
+			}
+			changes[i] = c
+		}
+	})
+	slices.SortFunc(changes, func(x, y change) int {
+		if x.bucket != y.bucket {
+			return x.bucket - y.bucket
+		}
+		return strings.Compare(x.key, y.key)
+	})
+	perPart := numBuckets / parts
+	parallel(parts, func(p int) {
+		lo, _ := slices.BinarySearchFunc(changes, p*perPart, func(c change, b int) int { return c.bucket - b })
+		hi, _ := slices.BinarySearchFunc(changes, (p+1)*perPart, func(c change, b int) int { return c.bucket - b })
+		m.update(changes[lo:hi], parts)
+	})
+	for i := numBuckets / perPart; i > 1; i /= 2 {
+		for p := i / 2; p < i; p++ {
+			m.nodes[p] = nodeHash(m.nodes[2*p], m.nodes[2*p+1])
+		}
+	}
+}
+
+// parallelMin is the number of changed keys below which hashing stays on one goroutine,
+// and maxParts the most subtrees hashed at once.
+const parallelMin, maxParts = 2048, 8
+
+func parallel(n int, fn func(i int)) {
+	if n == 1 {
+		fn(0)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { fn(i) })
+	}
+	wg.Wait()
+}
+
+// update merges changes sorted by bucket and key into their buckets and rehashes the
+// paths above them up to the root of their subtree, one of the parts nodes below the root
+// (nodes parts to 2*parts-1).
+func (m *merkle) update(changes []change, parts int) {
+	var dirty []int
+	for len(changes) > 0 {
+		b := changes[0].bucket
+		n := 1
+		for n < len(changes) && changes[n].bucket == b {
+			n++
+		}
+		m.buckets[b] = merge(m.buckets[b], changes[:n])
 		m.nodes[numBuckets+b] = bucketHash(m.buckets[b])
 		dirty = append(dirty, numBuckets+b)
+		changes = changes[n:]
 	}
-	slices.Sort(dirty)
-	for len(dirty) > 0 && dirty[0] > 1 {
+	for len(dirty) > 0 && dirty[0] >= 2*parts {
 		parents := dirty[:0]
 		for _, i := range dirty {
 			p := i / 2

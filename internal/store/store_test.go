@@ -167,8 +167,10 @@ func TestMatchesAMapModel(t *testing.T) {
 		}
 		view, _ := s.Committed()
 		for _, c := range []struct {
-			name  string
-			r     interface{ Iterate([]byte, func(k, v []byte) bool) error }
+			name string
+			r    interface {
+				Iterate([]byte, func(k, v []byte) bool) error
+			}
 			model map[string]string
 		}{{"working", s, working}, {"committed", view, committed}} {
 			for _, prefix := range []string{"a/", "b/", "c/", "b/1", ""} {
@@ -288,5 +290,29 @@ func TestOpenRefusesAnIAVLHome(t *testing.T) {
 	}
 	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "new home") {
 		t.Fatalf("opened an IAVL home: %v", err)
+	}
+}
+
+// A large block is hashed in parallel subtrees, a small one on one goroutine; both give the
+// root a tree built one key at a time gives.
+func TestParallelHashingMatchesSerial(t *testing.T) {
+	bulk, small := OpenMemory(), OpenMemory()
+	const n = 5 * parallelMin
+	for round := range 3 {
+		for i := range n {
+			k, v := []byte(fmt.Sprintf("acct/%d", (i*7+round)%n)), []byte(fmt.Sprint(i, round))
+			_ = bulk.Set(k, v)
+			_ = small.Set(k, v)
+			if i%(parallelMin/2) == 0 {
+				small.WorkingHash()
+			}
+		}
+		_ = bulk.Delete([]byte("acct/5"))
+		_ = small.Delete([]byte("acct/5"))
+		hb, _, _ := bulk.Commit()
+		hs, _, _ := small.Commit()
+		if !bytes.Equal(hb, hs) {
+			t.Fatalf("round %d: parallel root %x, serial root %x", round, hb, hs)
+		}
 	}
 }
