@@ -187,13 +187,16 @@ func loadBlockCtx(st state, height int64, b *Block) (*blockCtx, error) {
 	return blk, nil
 }
 
+// flushEvery is how many txs a block runs between handing its writes to the store.
+const flushEvery = 1000
+
 // FinalizeBlock executes a block's txs in order, stages the writes and returns the
 // resulting app hash. It returns an error only for a broken store.
 func (a *App) FinalizeBlock(b Block) (BlockResult, error) {
-	// Every write of the block collects in one overlay and reaches the Merkle tree once,
-	// sorted, at the end: keys written by many txs (a busy account, a validator earning
-	// fees) are set once, and repeated reads never walk the tree.
-	blockView := newBlockOverlay(a.store, 3*len(b.Txs)+64)
+	// The block's writes collect in an overlay that reaches the store every flushEvery
+	// txs: keys written by many txs in between (a busy account, a validator) are set once,
+	// and the store can hash what it has while the next txs run.
+	blockView := newBlockOverlay(a.store, 3*min(len(b.Txs), flushEvery)+64)
 	st := state{kv: blockView}
 	blk, err := loadBlockCtx(st, b.Height, &b)
 	if err != nil {
@@ -203,25 +206,28 @@ func (a *App) FinalizeBlock(b Block) (BlockResult, error) {
 	if res.Events, err = punishDoubleSigns(st, blk, b.Misbehavior); err != nil {
 		return BlockResult{}, fmt.Errorf("evidence: %w", err)
 	}
-	txView := newOverlay(blockView)
+	txWrites := &journal{o: blockView}
 	for i, raw := range b.Txs {
 		tx, err := a.decode(raw)
 		if err != nil {
 			res.TxResults[i] = failure(err)
 			continue
 		}
-		txView.reset(blockView)
-		ctx := &execCtx{st: state{kv: txView}, blk: blk}
+		ctx := &execCtx{st: state{kv: txWrites}, blk: blk}
 		events, err := ctx.run(tx, a.chainID)
 		if err != nil {
+			txWrites.rollback()
 			res.TxResults[i] = failure(err)
 			continue
 		}
-		if err := txView.flush(); err != nil {
-			return BlockResult{}, fmt.Errorf("flush tx %d: %w", i, err)
-		}
+		txWrites.keep()
 		ctx.commit()
 		res.TxResults[i] = TxResult{Code: CodeOK, Events: events}
+		if (i+1)%flushEvery == 0 {
+			if err := blockView.flush(); err != nil {
+				return BlockResult{}, fmt.Errorf("stage txs up to %d: %w", i, err)
+			}
+		}
 	}
 	ev, err := endBlock(st, blk)
 	if err != nil {

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -13,10 +14,10 @@ type kv interface {
 	Delete(key []byte) error
 }
 
-// overlay buffers writes over a parent. FinalizeBlock stacks two: one per block, which
-// holds every write of the block, answers repeated reads without touching the Merkle tree
-// and hands the tree each key once; and one per transaction over it, so a transaction that
-// fails halfway changes nothing. Flush hands the store each key once; the order does not
+// overlay buffers writes over a parent. FinalizeBlock runs a block's transactions over one
+// that answers repeated reads and hands the store each key once per flush, with a journal
+// per transaction over it, so a transaction that fails halfway changes nothing; CheckTx runs
+// each transaction over a scratch overlay it then drops. Flush hands the store each key once; the order does not
 // matter, since the store's hash depends only on its content.
 type overlay struct {
 	parent kv
@@ -85,16 +86,21 @@ func (o *overlay) Delete(key []byte) error {
 
 // put records a write; the overlay owns value from now on.
 func (o *overlay) put(k string, value []byte) {
-	for prefix := range o.memo {
-		if strings.HasPrefix(k, prefix) {
-			delete(o.memo, prefix)
-		}
-	}
+	o.forgetScans(k)
 	if _, seen := o.writes[k]; !seen {
 		t := tableOf(k)
 		o.tables[t] = append(o.tables[t], k)
 	}
 	o.writes[k] = value
+}
+
+// forgetScans drops the memoised scans a write of k changes.
+func (o *overlay) forgetScans(k string) {
+	for prefix := range o.memo {
+		if strings.HasPrefix(k, prefix) {
+			delete(o.memo, prefix)
+		}
+	}
 }
 
 // pending lists the written keys with the prefix, sorted.
@@ -223,4 +229,74 @@ func (o *overlay) flush() error {
 	}
 	o.reset(o.parent)
 	return nil
+}
+
+// journal lets one transaction write straight into the block's overlay while it remembers
+// how to undo each write, so a transaction that fails halfway changes nothing, without a
+// buffer of its own that every read would look through and every success copy out of.
+type journal struct {
+	o    *overlay
+	undo []undoEntry
+}
+
+type undoEntry struct {
+	key  string
+	prev []byte
+	had  bool // the overlay held a write for key before
+}
+
+func (j *journal) Get(key []byte) ([]byte, error) { return j.o.Get(key) }
+func (j *journal) Iterate(prefix []byte, fn func(key, value []byte) bool) error {
+	return j.o.Iterate(prefix, fn)
+}
+
+func (j *journal) Set(key, value []byte) error {
+	j.put(string(key), append(make([]byte, 0, len(value)), value...))
+	return nil
+}
+
+func (j *journal) Delete(key []byte) error {
+	j.put(string(key), nil)
+	return nil
+}
+
+// put records a write and how to undo it; the overlay owns value from now on.
+func (j *journal) put(k string, value []byte) {
+	prev, had := j.o.writes[k]
+	j.undo = append(j.undo, undoEntry{key: k, prev: prev, had: had})
+	j.o.put(k, value)
+}
+
+// keep accepts the transaction's writes.
+func (j *journal) keep() { j.undo = j.undo[:0] }
+
+// rollback undoes the transaction's writes, newest first.
+func (j *journal) rollback() {
+	for i := len(j.undo) - 1; i >= 0; i-- {
+		if u := j.undo[i]; u.had {
+			j.o.put(u.key, u.prev)
+		} else {
+			j.o.unput(u.key)
+		}
+	}
+	j.undo = j.undo[:0]
+}
+
+// unput forgets the write of a key the overlay did not hold before the current
+// transaction. Undone newest first, it is the last key its table lists.
+func (o *overlay) unput(k string) {
+	o.forgetScans(k)
+	delete(o.writes, k)
+	t := tableOf(k)
+	ks := o.tables[t]
+	if i := len(ks) - 1; i >= 0 && ks[i] == k {
+		ks = ks[:i]
+	} else {
+		ks = slices.DeleteFunc(ks, func(s string) bool { return s == k })
+	}
+	if len(ks) == 0 {
+		delete(o.tables, t)
+		return
+	}
+	o.tables[t] = ks
 }

@@ -35,7 +35,11 @@ type binaryDecoder interface{ decodeBinary([]byte) error }
 // encodeRecord is a record's stored form.
 func encodeRecord(v any) ([]byte, error) {
 	if e, ok := v.(binaryEncoder); ok {
-		return e.appendBinary(make([]byte, 0, 64)), nil
+		size := 96 // an account, node or validator
+		if _, ok := v.(Job); ok {
+			size = 512 // a job's hashes, committee and attestations
+		}
+		return e.appendBinary(make([]byte, 0, size)), nil
 	}
 	return json.Marshal(v)
 }

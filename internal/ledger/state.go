@@ -411,8 +411,12 @@ func (s state) put(key []byte, v any) error {
 	if err != nil {
 		return err
 	}
-	if o, ok := s.kv.(*overlay); ok {
-		o.put(string(key), b) // a fresh buffer: no need to copy it
+	switch w := s.kv.(type) { // a fresh buffer: no need to copy it
+	case *overlay:
+		w.put(string(key), b)
+		return nil
+	case *journal:
+		w.put(string(key), b)
 		return nil
 	}
 	return s.kv.Set(key, b)

@@ -5,17 +5,19 @@ package ledger
 // two validators disagree.
 type txCache struct {
 	limit int
-	m     map[[32]byte]Tx
+	m     map[[32]byte]*Tx // pointers keep the table small enough to stay in cache
 	order [][32]byte
 }
 
 func newTxCache(limit int) *txCache {
-	return &txCache{limit: limit, m: make(map[[32]byte]Tx, limit)}
+	return &txCache{limit: limit, m: make(map[[32]byte]*Tx, limit)}
 }
 
 func (c *txCache) get(h [32]byte) (Tx, bool) {
-	tx, ok := c.m[h]
-	return tx, ok
+	if tx, ok := c.m[h]; ok {
+		return *tx, true
+	}
+	return Tx{}, false
 }
 
 func (c *txCache) put(h [32]byte, tx Tx) {
@@ -26,6 +28,6 @@ func (c *txCache) put(h [32]byte, tx Tx) {
 		delete(c.m, c.order[0])
 		c.order = c.order[1:]
 	}
-	c.m[h] = tx
+	c.m[h] = &tx
 	c.order = append(c.order, h)
 }

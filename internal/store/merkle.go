@@ -11,7 +11,7 @@ import (
 
 // The state's commitment is a Merkle tree of fixed depth over key buckets:
 //
-//	leaf(k, v)   = sha256(0x00 || uvarint(len k) || k || sha256(v))
+//	leaf(k, v)   = sha256(0x00 || uvarint(len k) || k || v)
 //	bucket(b)    = sha256(0x01 || leaf... in key order), or 32 zero bytes when b is empty
 //	node(l, r)   = sha256(0x02 || l || r), or 32 zero bytes when both are zero
 //	root         = the node above all 2^depth buckets; the app hash
@@ -34,19 +34,22 @@ type leafEntry struct {
 	leaf [32]byte
 }
 
-// merkle is the tree of the working state. Its buckets and nodes follow every write once
-// it is rehashed; pending says which keys changed since.
+// merkle is the tree of the working state, brought up to date by apply.
 type merkle struct {
 	buckets [][]leafEntry
 	nodes   [][32]byte // heap order: nodes[1] is the root, nodes[numBuckets+b] bucket b
-	pending map[string]struct{}
+}
+
+// write is a key's new value; a nil value deletes it.
+type write struct {
+	key   string
+	value []byte
 }
 
 func newMerkle() *merkle {
 	return &merkle{
 		buckets: make([][]leafEntry, numBuckets),
 		nodes:   make([][32]byte, 2*numBuckets),
-		pending: map[string]struct{}{},
 	}
 }
 
@@ -56,12 +59,15 @@ func bucketOf(key string) int {
 }
 
 func leafHash(key string, value []byte) [32]byte {
-	vh := sha256.Sum256(value)
-	buf := make([]byte, 0, 1+binary.MaxVarintLen64+len(key)+32)
+	var small [256]byte
+	buf := small[:0]
+	if n := 1 + binary.MaxVarintLen64 + len(key) + len(value); n > len(small) {
+		buf = make([]byte, 0, n)
+	}
 	buf = append(buf, 0x00)
 	buf = binary.AppendUvarint(buf, uint64(len(key)))
 	buf = append(buf, key...)
-	buf = append(buf, vh[:]...)
+	buf = append(buf, value...)
 	return sha256.Sum256(buf)
 }
 
@@ -95,59 +101,61 @@ func (m *merkle) root() []byte {
 	return r[:]
 }
 
-// change is a key's new leaf, or its removal.
+// change is a key's new leaf, or its removal; seq orders the writes to one key.
 type change struct {
 	key     string
 	bucket  int
+	seq     int
 	leaf    [32]byte
 	deleted bool
 }
 
-// rehash folds every pending key into the tree, reading its current value with get (nil
-// and false: deleted). The work splits by bucket range into independent subtrees, hashed in
-// parallel (the result does not depend on how it is split): in each, the changed buckets
-// are merged once, then the paths above them are recomputed level by level.
-func (m *merkle) rehash(get func(key string) ([]byte, bool)) {
-	if len(m.pending) == 0 {
+// apply folds writes, in order, into the tree. The work splits by bucket range into
+// independent subtrees, hashed in parallel (the result does not depend on how it is
+// split): in each, the changed buckets are merged once, then the paths above them are
+// recomputed level by level.
+func (m *merkle) apply(writes []write) {
+	if len(writes) == 0 {
 		return
 	}
-	keys := make([]string, 0, len(m.pending))
-	for k := range m.pending {
-		keys = append(keys, k)
-	}
-	clear(m.pending)
 	parts := 1
-	if len(keys) >= parallelMin {
+	if len(writes) >= parallelMin {
 		parts = min(runtime.GOMAXPROCS(0), maxParts)
 		for parts&(parts-1) != 0 {
 			parts-- // a power of two, so each part is one subtree
 		}
 	}
-	// Hash every change, in parallel over slices of keys, then hand each to its part.
-	changes := make([]change, len(keys))
+	// Hash every change, in parallel over slices of the writes, then hand each to its part.
+	changes := make([]change, len(writes))
 	parallel(parts, func(p int) {
-		for i := p * len(keys) / parts; i < (p+1)*len(keys)/parts; i++ {
-			k := keys[i]
-			c := change{key: k, bucket: bucketOf(k)}
-			if v, ok := get(k); ok {
-				c.leaf = leafHash(k, v)
-			} else {
-				c.deleted = true
+		for i := p * len(writes) / parts; i < (p+1)*len(writes)/parts; i++ {
+			w := writes[i]
+			c := change{key: w.key, bucket: bucketOf(w.key), seq: i, deleted: w.value == nil}
+			if !c.deleted {
+				c.leaf = leafHash(w.key, w.value)
 			}
 			changes[i] = c
 		}
 	})
-	slices.SortFunc(changes, func(x, y change) int {
-		if x.bucket != y.bucket {
-			return x.bucket - y.bucket
-		}
-		return strings.Compare(x.key, y.key)
-	})
 	perPart := numBuckets / parts
+	byPart := make([][]change, parts)
+	for _, c := range changes {
+		byPart[c.bucket/perPart] = append(byPart[c.bucket/perPart], c)
+	}
 	parallel(parts, func(p int) {
-		lo, _ := slices.BinarySearchFunc(changes, p*perPart, func(c change, b int) int { return c.bucket - b })
-		hi, _ := slices.BinarySearchFunc(changes, (p+1)*perPart, func(c change, b int) int { return c.bucket - b })
-		m.update(changes[lo:hi], parts)
+		part := byPart[p]
+		slices.SortFunc(part, func(x, y change) int {
+			if x.bucket != y.bucket {
+				return x.bucket - y.bucket
+			}
+			if c := strings.Compare(x.key, y.key); c != 0 {
+				return c
+			}
+			return y.seq - x.seq // the latest write to a key first
+		})
+		// Of the writes to one key only the latest counts.
+		part = slices.CompactFunc(part, func(x, y change) bool { return x.key == y.key })
+		m.update(part, parts)
 	})
 	for i := numBuckets / perPart; i > 1; i /= 2 {
 		for p := i / 2; p < i; p++ {

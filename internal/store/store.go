@@ -35,14 +35,25 @@ type Store struct {
 	// iteration.
 	committed map[string][]byte
 	order     *btree.BTreeG[string]
-	// staged holds the writes since the last commit (a nil value deletes); stagedOrder
-	// is its keys sorted, built when an iteration needs it.
-	staged      map[string][]byte
-	stagedOrder []string
-	tree        *merkle
-	version     int64
-	hash        []byte
+	// staged holds the writes since the last commit (a nil value deletes); stagedTables
+	// lists its keys by table, the part of a key up to its first '/' (the ledger's
+	// tables), so a scan sorts only the staged keys that can match it.
+	staged       map[string][]byte
+	stagedTables map[string][]string
+	// tree is the Merkle tree of the working state as of the writes handed to the
+	// hasher; pending holds the writes since. Chunks of writes are hashed in the
+	// background, in order, while the ledger goes on executing; hashing is closed once the
+	// last handed-off chunk is in the tree (nil: nothing handed off), and only then may this
+	// goroutine touch tree.
+	tree    *merkle
+	pending []write
+	hashing chan struct{}
+	version int64
+	hash    []byte
 }
+
+// hashChunk is how many writes collect before they are hashed in the background.
+const hashChunk = 4096
 
 var _ ledger.Store = (*Store)(nil)
 
@@ -79,11 +90,12 @@ func OpenMemory() *Store { return newStore(nil) }
 
 func newStore(db *leveldb.DB) *Store {
 	return &Store{
-		db:        db,
-		committed: map[string][]byte{},
-		order:     btree.NewG(32, func(a, b string) bool { return a < b }),
-		staged:    map[string][]byte{},
-		tree:      newMerkle(),
+		db:           db,
+		committed:    map[string][]byte{},
+		order:        btree.NewG(32, func(a, b string) bool { return a < b }),
+		staged:       map[string][]byte{},
+		stagedTables: map[string][]string{},
+		tree:         newMerkle(),
 	}
 }
 
@@ -106,14 +118,13 @@ func load(db *leveldb.DB) (*Store, error) {
 		k := string(it.Key()[len(valuePrefix):])
 		s.committed[k] = slices.Clone(it.Value())
 		s.order.ReplaceOrInsert(k)
-		s.tree.pending[k] = struct{}{}
+		s.pending = append(s.pending, write{k, s.committed[k]})
 	}
 	it.Release()
 	if err := it.Error(); err != nil {
 		return nil, err
 	}
-	s.tree.rehash(s.committedValue)
-	if root := s.tree.root(); string(root) != string(s.hash) {
+	if root := s.WorkingHash(); string(root) != string(s.hash) {
 		return nil, fmt.Errorf("state at height %d hashes to %x, but its commit recorded %x: the database is damaged", s.version, root, s.hash)
 	}
 	return s, nil
@@ -121,6 +132,7 @@ func load(db *leveldb.DB) (*Store, error) {
 
 // Close releases the database.
 func (s *Store) Close() error {
+	s.settle()
 	if s.db == nil {
 		return nil
 	}
@@ -135,14 +147,11 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 }
 
 func (s *Store) value(key string) ([]byte, bool) {
-	if v, ok := s.staged[key]; ok {
-		return v, v != nil
+	if len(s.staged) > 0 {
+		if v, ok := s.staged[key]; ok {
+			return v, v != nil
+		}
 	}
-	v, ok := s.committed[key]
-	return v, ok
-}
-
-func (s *Store) committedValue(key string) ([]byte, bool) {
 	v, ok := s.committed[key]
 	return v, ok
 }
@@ -163,11 +172,45 @@ func (s *Store) Delete(key []byte) error {
 }
 
 func (s *Store) stage(key string, value []byte) {
-	if _, ok := s.staged[key]; !ok {
-		s.stagedOrder = nil
-	}
+	n := len(s.staged)
 	s.staged[key] = value
-	s.tree.pending[key] = struct{}{}
+	if len(s.staged) > n {
+		t := tableOf(key)
+		s.stagedTables[t] = append(s.stagedTables[t], key)
+	}
+	if s.pending == nil {
+		s.pending = make([]write, 0, hashChunk)
+	}
+	s.pending = append(s.pending, write{key, value})
+	if len(s.pending) >= hashChunk {
+		s.handOff()
+	}
+}
+
+// handOff starts hashing the pending writes in the background, after every chunk handed
+// off before them.
+func (s *Store) handOff() {
+	if len(s.pending) == 0 {
+		return
+	}
+	chunk, prev, done := s.pending, s.hashing, make(chan struct{})
+	s.pending, s.hashing = nil, done
+	go func() {
+		if prev != nil {
+			<-prev
+		}
+		s.tree.apply(chunk)
+		close(done)
+	}()
+}
+
+// settle waits until every write is in the tree.
+func (s *Store) settle() {
+	s.handOff()
+	if s.hashing != nil {
+		<-s.hashing
+		s.hashing = nil
+	}
 }
 
 // Iterate visits the working state's keys under prefix in order.
@@ -175,19 +218,12 @@ func (s *Store) Iterate(prefix []byte, fn func(key, value []byte) bool) error {
 	if len(s.staged) == 0 {
 		return s.iterateCommitted(prefix, fn)
 	}
-	if s.stagedOrder == nil {
-		s.stagedOrder = make([]string, 0, len(s.staged))
-		for k := range s.staged {
-			s.stagedOrder = append(s.stagedOrder, k)
-		}
-		slices.Sort(s.stagedOrder)
-	}
 	p := string(prefix)
-	i, _ := slices.BinarySearch(s.stagedOrder, p)
-	// next is the next staged key under the prefix; keys with a prefix are contiguous.
+	staged := s.stagedUnder(p)
+	i := 0
 	next := func() (string, bool) {
-		if i < len(s.stagedOrder) && strings.HasPrefix(s.stagedOrder[i], p) {
-			return s.stagedOrder[i], true
+		if i < len(staged) {
+			return staged[i], true
 		}
 		return "", false
 	}
@@ -242,7 +278,7 @@ func (s *Store) iterateCommitted(prefix []byte, fn func(key, value []byte) bool)
 
 // WorkingHash is the root over the working state.
 func (s *Store) WorkingHash() []byte {
-	s.tree.rehash(s.value)
+	s.settle()
 	return s.tree.root()
 }
 
@@ -281,7 +317,7 @@ func (s *Store) Commit() ([]byte, int64, error) {
 		s.committed[k] = v
 	}
 	clear(s.staged)
-	s.stagedOrder = nil
+	clear(s.stagedTables)
 	s.version, s.hash = version, slices.Clone(hash)
 	return slices.Clone(hash), version, nil
 }
@@ -306,6 +342,7 @@ func (s *Store) Prove(key []byte) ([]byte, Proof, error) {
 	if len(s.staged) > 0 {
 		return nil, Proof{}, fmt.Errorf("a block is staged over height %d; prove after it commits", s.version)
 	}
+	s.settle()
 	return s.committed[string(key)], s.tree.prove(string(key)), nil
 }
 
@@ -319,4 +356,34 @@ func prefixEnd(prefix []byte) []byte {
 		}
 	}
 	return nil
+}
+
+// stagedUnder lists the staged keys with the prefix, sorted.
+func (s *Store) stagedUnder(prefix string) []string {
+	var out []string
+	collect := func(ks []string) {
+		for _, k := range ks {
+			if strings.HasPrefix(k, prefix) {
+				out = append(out, k)
+			}
+		}
+	}
+	if i := strings.IndexByte(prefix, '/'); i >= 0 {
+		collect(s.stagedTables[prefix[:i+1]])
+	} else {
+		for t, ks := range s.stagedTables { // a short prefix may begin several tables
+			if strings.HasPrefix(t, prefix) {
+				collect(ks)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func tableOf(key string) string {
+	if i := strings.IndexByte(key, '/'); i >= 0 {
+		return key[:i+1]
+	}
+	return key
 }

@@ -293,26 +293,48 @@ func TestOpenRefusesAnIAVLHome(t *testing.T) {
 	}
 }
 
-// A large block is hashed in parallel subtrees, a small one on one goroutine; both give the
-// root a tree built one key at a time gives.
-func TestParallelHashingMatchesSerial(t *testing.T) {
+// A large block is hashed in background chunks and parallel subtrees, a small one on one
+// goroutine; both give the root a store built from the final content gives, also when a key
+// is written several times, deleted and written again within and across chunks.
+func TestChunkedParallelHashingMatchesContent(t *testing.T) {
 	bulk, small := OpenMemory(), OpenMemory()
 	const n = 5 * parallelMin
+	content := map[string]string{}
+	write := func(k, v string) {
+		_ = bulk.Set([]byte(k), []byte(v))
+		_ = small.Set([]byte(k), []byte(v))
+		content[k] = v
+		if len(content)%(parallelMin/2) == 0 {
+			small.WorkingHash()
+		}
+	}
+	remove := func(k string) {
+		_ = bulk.Delete([]byte(k))
+		_ = small.Delete([]byte(k))
+		delete(content, k)
+	}
 	for round := range 3 {
 		for i := range n {
-			k, v := []byte(fmt.Sprintf("acct/%d", (i*7+round)%n)), []byte(fmt.Sprint(i, round))
-			_ = bulk.Set(k, v)
-			_ = small.Set(k, v)
-			if i%(parallelMin/2) == 0 {
-				small.WorkingHash()
+			write(fmt.Sprintf("acct/%d", (i*7+round)%n), fmt.Sprint(i, round))
+			if i%3 == 0 {
+				write(fmt.Sprintf("hot/%d", i%5), fmt.Sprint(i)) // rewritten in every chunk
+			}
+			if i%1000 == 0 {
+				remove(fmt.Sprintf("acct/%d", i/2))
+			}
+			if i%1000 == 500 {
+				write(fmt.Sprintf("acct/%d", (i-500)/2), "back")
 			}
 		}
-		_ = bulk.Delete([]byte("acct/5"))
-		_ = small.Delete([]byte("acct/5"))
+		remove("acct/5")
 		hb, _, _ := bulk.Commit()
 		hs, _, _ := small.Commit()
-		if !bytes.Equal(hb, hs) {
-			t.Fatalf("round %d: parallel root %x, serial root %x", round, hb, hs)
+		fresh := OpenMemory()
+		for k, v := range content {
+			_ = fresh.Set([]byte(k), []byte(v))
+		}
+		if hf := fresh.WorkingHash(); !bytes.Equal(hb, hf) || !bytes.Equal(hs, hf) {
+			t.Fatalf("round %d: bulk root %x, stepwise root %x, content root %x", round, hb, hs, hf)
 		}
 	}
 }
