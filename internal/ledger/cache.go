@@ -84,14 +84,18 @@ func (o *overlay) Delete(key []byte) error {
 	return nil
 }
 
-// put records a write; the overlay owns value from now on.
-func (o *overlay) put(k string, value []byte) {
+// put records a write and returns the write it replaced, if any; the overlay owns value
+// from now on.
+func (o *overlay) put(k string, value []byte) (prev []byte, had bool) {
 	o.forgetScans(k)
-	if _, seen := o.writes[k]; !seen {
+	n := len(o.writes)
+	prev, had = o.writes[k]
+	o.writes[k] = value
+	if len(o.writes) > n {
 		t := tableOf(k)
 		o.tables[t] = append(o.tables[t], k)
 	}
-	o.writes[k] = value
+	return prev, had
 }
 
 // forgetScans drops the memoised scans a write of k changes.
@@ -262,9 +266,8 @@ func (j *journal) Delete(key []byte) error {
 
 // put records a write and how to undo it; the overlay owns value from now on.
 func (j *journal) put(k string, value []byte) {
-	prev, had := j.o.writes[k]
+	prev, had := j.o.put(k, value)
 	j.undo = append(j.undo, undoEntry{key: k, prev: prev, had: had})
-	j.o.put(k, value)
 }
 
 // keep accepts the transaction's writes.
