@@ -108,19 +108,22 @@ func (a *App) InitChain(chainID string, genesisJSON []byte) ([]byte, []Validator
 	return a.store.WorkingHash(), vals, nil
 }
 
-// decode parses a tx, reusing a signature check CheckTx already made.
-func (a *App) decode(raw []byte) (Tx, error) {
+// decode parses a tx, reusing the checks CheckTx already made: a tx enters the cache only
+// once its signature verified and its message passed ValidateBasic, so wellFormed says the
+// latter need not run again.
+func (a *App) decode(raw []byte) (tx Tx, wellFormed bool, err error) {
 	h := HashTx(raw)
 	if tx, ok := a.verified.get(h); ok {
-		return tx, nil
+		return tx, true, nil
 	}
-	return DecodeTx(raw)
+	tx, err = DecodeTx(raw)
+	return tx, false, err
 }
 
 // CheckTx decides whether a tx may enter the mempool: it runs the tx against committed
 // state plus the sequences already admitted, and writes nothing.
 func (a *App) CheckTx(raw []byte) TxResult {
-	tx, err := a.decode(raw)
+	tx, wellFormed, err := a.decode(raw)
 	if err != nil {
 		return failure(err)
 	}
@@ -138,7 +141,7 @@ func (a *App) CheckTx(raw []byte) TxResult {
 			return failure(err)
 		}
 	}
-	if _, err := (&execCtx{st: st, blk: blk}).run(tx, a.chainID); err != nil {
+	if _, err := (&execCtx{st: st, blk: blk, wellFormed: wellFormed}).run(tx, a.chainID); err != nil {
 		return failure(err)
 	}
 	a.checkSeq[tx.Signer] = tx.Body.Seq + 1
@@ -208,12 +211,12 @@ func (a *App) FinalizeBlock(b Block) (BlockResult, error) {
 	}
 	txWrites := &journal{o: blockView}
 	for i, raw := range b.Txs {
-		tx, err := a.decode(raw)
+		tx, wellFormed, err := a.decode(raw)
 		if err != nil {
 			res.TxResults[i] = failure(err)
 			continue
 		}
-		ctx := &execCtx{st: state{kv: txWrites}, blk: blk}
+		ctx := &execCtx{st: state{kv: txWrites}, blk: blk, wellFormed: wellFormed}
 		events, err := ctx.run(tx, a.chainID)
 		if err != nil {
 			txWrites.rollback()

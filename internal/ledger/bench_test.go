@@ -279,6 +279,12 @@ func (s *timedStore) Set(k, v []byte) error {
 	return s.Store.Set(k, v)
 }
 
+func (s *timedStore) Stage(k string, v []byte) {
+	defer s.since(time.Now(), true)
+	s.tally.writes++
+	s.Store.Stage(k, v)
+}
+
 func (s *timedStore) Delete(k []byte) error {
 	defer s.since(time.Now(), true)
 	s.tally.writes++

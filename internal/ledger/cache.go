@@ -220,6 +220,13 @@ func (o *overlay) flush() error {
 		o.reset(parent)
 		return nil
 	}
+	if st, ok := o.parent.(stager); ok {
+		for k, v := range o.writes {
+			st.Stage(k, v)
+		}
+		o.reset(o.parent)
+		return nil
+	}
 	for k := range o.writes {
 		var err error
 		if v := o.writes[k]; v == nil {

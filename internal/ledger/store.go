@@ -21,3 +21,9 @@ type Store interface {
 	// Committed returns a read-only view of the last committed version.
 	Committed() (Reader, error)
 }
+
+// stager is a Store that also takes a write keyed by a string (a nil value deletes), which
+// saves a block's flush a copy of every key.
+type stager interface {
+	Stage(key string, value []byte)
+}

@@ -165,6 +165,10 @@ func (s *Store) Set(key, value []byte) error {
 	return nil
 }
 
+// Stage stages a write keyed by a string, without copying the key; a nil value deletes.
+// The store keeps value, which the caller must not modify afterwards.
+func (s *Store) Stage(key string, value []byte) { s.stage(key, value) }
+
 // Delete stages a removal.
 func (s *Store) Delete(key []byte) error {
 	s.stage(string(key), nil)
