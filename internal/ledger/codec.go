@@ -74,12 +74,14 @@ func (e encoder) flag(v bool) encoder {
 
 // decoder reads fields in order; the first error sticks and later reads return zeros.
 type decoder struct {
-	b   []byte
-	err error
+	b    []byte // what is left to read
+	all  []byte // the whole record
+	text string // the whole record as a string, once a field needs it
+	err  error
 }
 
 func newDecoder(b []byte, kind byte) *decoder {
-	d := &decoder{b: b}
+	d := &decoder{b: b, all: b}
 	if len(b) < 2 || b[0] != binaryMarker || b[1] != kind {
 		d.fail("record kind")
 		return d
@@ -143,8 +145,22 @@ func (d *decoder) raw() []byte {
 	return p
 }
 
-func (d *decoder) str() string        { return string(d.raw()) }
-func (d *decoder) addr() keys.Address { return keys.Address(d.raw()) }
+// str reads a string. Every string of a record shares one copy of the record's bytes,
+// made on the first: a job has a dozen, and one allocation instead of a dozen is a large
+// part of reading it.
+func (d *decoder) str() string {
+	p := d.raw()
+	if len(p) == 0 {
+		return ""
+	}
+	if d.text == "" {
+		d.text = string(d.all)
+	}
+	end := len(d.all) - len(d.b)
+	return d.text[end-len(p) : end]
+}
+
+func (d *decoder) addr() keys.Address { return keys.Address(d.str()) }
 func (d *decoder) count(min int) int {
 	n := d.uvarint()
 	if d.err == nil && n > uint64(len(d.b)/min) { // each element takes at least min bytes
