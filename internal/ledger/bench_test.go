@@ -1,10 +1,12 @@
 package ledger_test
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -222,7 +224,8 @@ func runBlocks(b *testing.B, c *chainBench, n int, warm bool, gen func(int) [][]
 		}
 		c.st.tally = storeTally{}
 		b.StartTimer()
-		f, cm := c.commit(txs)
+		var f, cm time.Duration
+		pprof.Do(context.Background(), timedLabel, func(context.Context) { f, cm = c.commit(txs) })
 		finalize, commit = finalize+f, commit+cm
 		st.add(c.st.tally)
 	}
@@ -237,6 +240,10 @@ func runBlocks(b *testing.B, c *chainBench, n int, warm bool, gen func(int) [][]
 	b.ReportMetric(float64(st.writeSpent.Microseconds())/float64(st.writes), "µs/key")
 	b.ReportMetric(txs/(finalize+commit-st.spent).Seconds(), "ledger-only-tx/s")
 }
+
+// timedLabel marks the timed blocks in a CPU profile, apart from the setup blocks around
+// them: go tool pprof -tagfocus=phase=timed.
+var timedLabel = pprof.Labels("phase", "timed")
 
 // storeTally is what the Merkle store did during timed blocks.
 type storeTally struct {

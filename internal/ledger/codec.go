@@ -36,8 +36,8 @@ type binaryDecoder interface{ decodeBinary([]byte) error }
 func encodeRecord(v any) ([]byte, error) {
 	if e, ok := v.(binaryEncoder); ok {
 		size := 96 // an account, node or validator
-		if _, ok := v.(Job); ok {
-			size = 512 // a job's hashes, committee and attestations
+		if s, ok := v.(interface{ binarySize() int }); ok { // a job, as Job or *Job
+			size = s.binarySize()
 		}
 		return e.appendBinary(make([]byte, 0, size)), nil
 	}
@@ -258,6 +258,23 @@ func (j Job) appendBinary(b []byte) []byte {
 			u64(s.Refunded).u64(s.Reward).i64(s.Height)
 	}
 	return e
+}
+
+// binarySize is about the length of a job's binary form, a little over as a rule: its
+// strings and addresses with a byte each for their lengths, and room for its integers.
+func (j Job) binarySize() int {
+	n := 2 + 16*binary.MaxVarintLen32 + len(j.ID) + len(j.Consumer) + len(j.SpecHash) +
+		len(j.Verification) + len(j.Status) + len(j.Node) + len(j.ResultDigest) + len(j.Seed)
+	for _, a := range j.Committee {
+		n += 1 + len(a)
+	}
+	for _, a := range j.Attestations {
+		n += 2 + len(a.Validator) + len(a.Reason) + binary.MaxVarintLen32
+	}
+	if j.Settlement != nil {
+		n += 8 * binary.MaxVarintLen32
+	}
+	return n
 }
 
 func (j *Job) decodeBinary(b []byte) error {

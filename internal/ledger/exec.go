@@ -56,6 +56,12 @@ func (c *execCtx) run(tx Tx, chainID string) ([]Event, error) {
 		}
 	}
 	c.signer, c.seq = tx.Signer, tx.Body.Seq
+	// The sequence moves on before the message runs: a handler that pays or charges the
+	// signer reads the account back, and a failed tx's journal undoes the write.
+	acc.Seq++
+	if err := c.st.setAccount(acc); err != nil {
+		return nil, err
+	}
 	c.sp = c.blk.supply
 	c.sp.poolsShared = true
 	var events []Event
@@ -88,12 +94,7 @@ func (c *execCtx) run(tx Tx, chainID string) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Re-read: handlers may have credited or debited the signer.
-	if acc, err = c.st.account(tx.Signer); err != nil {
-		return nil, err
-	}
-	acc.Seq++
-	return events, c.st.setAccount(acc)
+	return events, nil
 }
 
 // commit hands the tx's supply and validator changes to the block.
