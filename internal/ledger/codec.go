@@ -35,8 +35,9 @@ type binaryDecoder interface{ decodeBinary([]byte) error }
 // encodeRecord is a record's stored form.
 func encodeRecord(v any) ([]byte, error) {
 	if e, ok := v.(binaryEncoder); ok {
-		size := 96 // an account, node or validator
-		if s, ok := v.(interface{ binarySize() int }); ok { // a job, as Job or *Job
+		// An account, node or validator fits in 96 bytes; a job (Job or *Job) says.
+		size := 96
+		if s, ok := v.(interface{ binarySize() int }); ok {
 			size = s.binarySize()
 		}
 		return e.appendBinary(make([]byte, 0, size)), nil
