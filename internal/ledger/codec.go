@@ -81,8 +81,9 @@ type decoder struct {
 	err  error
 }
 
-func newDecoder(b []byte, kind byte) *decoder {
-	d := &decoder{b: b, all: b}
+// newDecoder returns the decoder by value, so it lives on its caller's stack.
+func newDecoder(b []byte, kind byte) decoder {
+	d := decoder{b: b, all: b}
 	if len(b) < 2 || b[0] != binaryMarker || b[1] != kind {
 		d.fail("record kind")
 		return d
