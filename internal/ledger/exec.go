@@ -19,6 +19,9 @@ type blockCtx struct {
 	params     Params
 	supply     Supply
 	valChanged map[keys.Address][]byte // address -> consensus key
+	// sparePools is the Pools map the last transaction to change a pool replaced: the
+	// next one copies the pools into it instead of allocating (most settlements do).
+	sparePools map[string]uint64
 }
 
 func (b *blockCtx) markValidator(v Validator) {
@@ -62,8 +65,7 @@ func (c *execCtx) run(tx Tx, chainID string) ([]Event, error) {
 	if err := c.st.setAccount(acc); err != nil {
 		return nil, err
 	}
-	c.sp = c.blk.supply
-	c.sp.poolsShared = true
+	c.borrowSupply()
 	var events []Event
 	p := c.blk.params
 	m := tx.Body.Msg
@@ -97,8 +99,18 @@ func (c *execCtx) run(tx Tx, chainID string) ([]Event, error) {
 	return events, nil
 }
 
+// borrowSupply starts the tx's working copy of the block supply, sharing its pools.
+func (c *execCtx) borrowSupply() {
+	c.sp = c.blk.supply
+	c.sp.poolsShared, c.sp.spare = true, c.blk.sparePools
+}
+
 // commit hands the tx's supply and validator changes to the block.
 func (c *execCtx) commit() {
+	if !c.sp.poolsShared { // the tx copied the pools: the block's old map is free
+		c.blk.sparePools = c.blk.supply.Pools
+	}
+	c.sp.spare = nil
 	c.blk.supply = c.sp
 	for _, v := range c.valChanged {
 		c.blk.markValidator(v)

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sort"
 
 	"github.com/omnisync/omnisync/internal/keys"
@@ -163,21 +164,29 @@ type Supply struct {
 	Pools     map[string]uint64 `json:"pools"`
 	Burned    uint64            `json:"burned"`
 	// poolsShared marks Pools as borrowed from the block's supply: a transaction's copy
-	// shares the map until it changes a pool (few do), and then copies it.
+	// shares the map until it changes a pool, and then copies it, into spare when it has
+	// one (see blockCtx.sparePools).
 	poolsShared bool
+	spare       map[string]uint64
 }
 
 // setPool sets a pool's balance, copying a borrowed Pools map first.
 func (s *Supply) setPool(name string, v uint64) {
 	if s.poolsShared {
-		*s = s.clone()
+		pools := s.spare
+		if pools == nil {
+			pools = make(map[string]uint64, len(s.Pools))
+		}
+		clear(pools)
+		maps.Copy(pools, s.Pools)
+		s.Pools, s.spare, s.poolsShared = pools, nil, false
 	}
 	s.Pools[name] = v
 }
 
 func (s Supply) clone() Supply {
 	c := s
-	c.poolsShared = false
+	c.poolsShared, c.spare = false, nil
 	c.Pools = make(map[string]uint64, len(s.Pools))
 	for k, v := range s.Pools {
 		c.Pools[k] = v
