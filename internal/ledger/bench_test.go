@@ -210,7 +210,8 @@ func verifyRate(tb testing.TB) float64 {
 // runBlocks times FinalizeBlock and Commit over b.N blocks of n txs each from gen; warm
 // blocks pass CheckTx first (untimed), as every tx in a real block has. Besides tx/s it
 // reports what bounds it: the share of the time spent inside the Merkle store, the keys
-// each tx leaves for the tree to write, and what that costs per key.
+// each tx leaves for the tree to write, what that costs per key, and the share of
+// FinalizeBlock spent waiting at its end for the background hashing to catch up.
 func runBlocks(b *testing.B, c *chainBench, n int, warm bool, gen func(int) [][]byte) {
 	baseline := verifyRate(b)
 	var finalize, commit time.Duration
@@ -239,6 +240,7 @@ func runBlocks(b *testing.B, c *chainBench, n int, warm bool, gen func(int) [][]
 	b.ReportMetric(float64(st.writes)/txs, "keys/tx")
 	b.ReportMetric(float64(st.writeSpent.Microseconds())/float64(st.writes), "µs/key")
 	b.ReportMetric(txs/(finalize+commit-st.spent).Seconds(), "ledger-only-tx/s")
+	b.ReportMetric(100*st.hashWait.Seconds()/finalize.Seconds(), "%hash-wait")
 }
 
 // timedLabel marks the timed blocks in a CPU profile, apart from the setup blocks around
@@ -249,11 +251,13 @@ var timedLabel = pprof.Labels("phase", "timed")
 type storeTally struct {
 	spent      time.Duration // every store call
 	writeSpent time.Duration // Set, Delete, WorkingHash and Commit: the tree's write path
+	hashWait   time.Duration // WorkingHash: waiting for the last writes to be hashed
 	writes     int
 }
 
 func (t *storeTally) add(o storeTally) {
 	t.spent, t.writeSpent, t.writes = t.spent+o.spent, t.writeSpent+o.writeSpent, t.writes+o.writes
+	t.hashWait += o.hashWait
 }
 
 // timedStore wraps the Merkle store to measure the time the ledger spends in it.
@@ -292,6 +296,11 @@ func (s *timedStore) Stage(k string, v []byte) {
 	s.Store.Stage(k, v)
 }
 
+func (s *timedStore) HashStaged() {
+	defer s.since(time.Now(), true)
+	s.Store.HashStaged()
+}
+
 func (s *timedStore) Delete(k []byte) error {
 	defer s.since(time.Now(), true)
 	s.tally.writes++
@@ -299,7 +308,9 @@ func (s *timedStore) Delete(k []byte) error {
 }
 
 func (s *timedStore) WorkingHash() []byte {
-	defer s.since(time.Now(), true)
+	start := time.Now()
+	defer s.since(start, true)
+	defer func() { s.tally.hashWait += time.Since(start) }()
 	return s.Store.WorkingHash()
 }
 

@@ -224,6 +224,7 @@ func (o *overlay) flush() error {
 		for k, v := range o.writes {
 			st.Stage(k, v)
 		}
+		st.HashStaged()
 		o.reset(o.parent)
 		return nil
 	}

@@ -23,7 +23,9 @@ type Store interface {
 }
 
 // stager is a Store that also takes a write keyed by a string (a nil value deletes), which
-// saves a block's flush a copy of every key.
+// saves a block's flush a copy of every key, and can start hashing the writes it has in
+// the background, so that little is left to hash when the block ends.
 type stager interface {
 	Stage(key string, value []byte)
+	HashStaged()
 }

@@ -75,14 +75,16 @@ func bucketHash(entries []leafEntry) [32]byte {
 	if len(entries) == 0 {
 		return zeroHash
 	}
-	h := sha256.New()
-	h.Write([]byte{0x01})
-	for i := range entries {
-		h.Write(entries[i].leaf[:])
+	var small [1 + 7*32]byte // most buckets hold a key or two
+	buf := small[:0]
+	if n := 1 + 32*len(entries); n > len(small) {
+		buf = make([]byte, 0, n)
 	}
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
+	buf = append(buf, 0x01)
+	for i := range entries {
+		buf = append(buf, entries[i].leaf[:]...)
+	}
+	return sha256.Sum256(buf)
 }
 
 func nodeHash(l, r [32]byte) [32]byte {
@@ -210,8 +212,13 @@ func (m *merkle) update(changes []change, parts int) {
 	}
 }
 
-// merge applies changes sorted by key to a bucket sorted by key in one pass.
+// merge applies changes sorted by key to a bucket sorted by key in one pass. A change to
+// the one key of a bucket, the common case, rewrites its leaf in place.
 func merge(bucket []leafEntry, changes []change) []leafEntry {
+	if c := changes[0]; len(changes) == 1 && !c.deleted && len(bucket) == 1 && bucket[0].key == c.key {
+		bucket[0].leaf = c.leaf
+		return bucket
+	}
 	out := make([]leafEntry, 0, len(bucket)+len(changes))
 	i := 0
 	for _, c := range changes {

@@ -191,6 +191,10 @@ func (s *Store) stage(key string, value []byte) {
 	}
 }
 
+// HashStaged starts hashing the writes staged so far in the background; the ledger calls
+// it each time it flushes part of a block.
+func (s *Store) HashStaged() { s.handOff() }
+
 // handOff starts hashing the pending writes in the background, after every chunk handed
 // off before them.
 func (s *Store) handOff() {

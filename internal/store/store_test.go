@@ -297,20 +297,28 @@ func TestOpenRefusesAnIAVLHome(t *testing.T) {
 // goroutine; both give the root a store built from the final content gives, also when a key
 // is written several times, deleted and written again within and across chunks.
 func TestChunkedParallelHashingMatchesContent(t *testing.T) {
-	bulk, small := OpenMemory(), OpenMemory()
+	// bulk hashes each block at once, small waits for a hash every parallelMin/2 keys,
+	// and early hands off uneven chunks it does not wait for, as the ledger's flushes do.
+	bulk, small, early := OpenMemory(), OpenMemory(), OpenMemory()
 	const n = 5 * parallelMin
 	content := map[string]string{}
+	writes := 0
 	write := func(k, v string) {
 		_ = bulk.Set([]byte(k), []byte(v))
 		_ = small.Set([]byte(k), []byte(v))
+		early.Stage(k, []byte(v))
 		content[k] = v
 		if len(content)%(parallelMin/2) == 0 {
 			small.WorkingHash()
+		}
+		if writes++; writes%777 == 0 {
+			early.HashStaged()
 		}
 	}
 	remove := func(k string) {
 		_ = bulk.Delete([]byte(k))
 		_ = small.Delete([]byte(k))
+		early.Stage(k, nil)
 		delete(content, k)
 	}
 	for round := range 3 {
@@ -329,12 +337,13 @@ func TestChunkedParallelHashingMatchesContent(t *testing.T) {
 		remove("acct/5")
 		hb, _, _ := bulk.Commit()
 		hs, _, _ := small.Commit()
+		he, _, _ := early.Commit()
 		fresh := OpenMemory()
 		for k, v := range content {
 			_ = fresh.Set([]byte(k), []byte(v))
 		}
-		if hf := fresh.WorkingHash(); !bytes.Equal(hb, hf) || !bytes.Equal(hs, hf) {
-			t.Fatalf("round %d: bulk root %x, stepwise root %x, content root %x", round, hb, hs, hf)
+		if hf := fresh.WorkingHash(); !bytes.Equal(hb, hf) || !bytes.Equal(hs, hf) || !bytes.Equal(he, hf) {
+			t.Fatalf("round %d: bulk root %x, stepwise root %x, early root %x, content root %x", round, hb, hs, he, hf)
 		}
 	}
 }
