@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"sort"
 
 	"github.com/omnisync/omnisync/internal/keys"
@@ -178,7 +177,9 @@ func (s *Supply) setPool(name string, v uint64) {
 			pools = make(map[string]uint64, len(s.Pools))
 		}
 		clear(pools)
-		maps.Copy(pools, s.Pools)
+		for k, v := range s.Pools {
+			pools[k] = v
+		}
 		s.Pools, s.spare, s.poolsShared = pools, nil, false
 	}
 	s.Pools[name] = v
