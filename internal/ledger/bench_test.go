@@ -309,8 +309,10 @@ func (s *timedStore) Delete(k []byte) error {
 
 func (s *timedStore) WorkingHash() []byte {
 	start := time.Now()
-	defer s.since(start, true)
-	defer func() { s.tally.hashWait += time.Since(start) }()
+	defer func() {
+		s.since(start, true)
+		s.tally.hashWait += time.Since(start)
+	}()
 	return s.Store.WorkingHash()
 }
 

@@ -172,15 +172,7 @@ type Supply struct {
 // setPool sets a pool's balance, copying a borrowed Pools map first.
 func (s *Supply) setPool(name string, v uint64) {
 	if s.poolsShared {
-		pools := s.spare
-		if pools == nil {
-			pools = make(map[string]uint64, len(s.Pools))
-		}
-		clear(pools)
-		for k, v := range s.Pools {
-			pools[k] = v
-		}
-		s.Pools, s.spare, s.poolsShared = pools, nil, false
+		s.Pools, s.spare, s.poolsShared = copyPools(s.spare, s.Pools), nil, false
 	}
 	s.Pools[name] = v
 }
@@ -188,11 +180,20 @@ func (s *Supply) setPool(name string, v uint64) {
 func (s Supply) clone() Supply {
 	c := s
 	c.poolsShared, c.spare = false, nil
-	c.Pools = make(map[string]uint64, len(s.Pools))
-	for k, v := range s.Pools {
-		c.Pools[k] = v
-	}
+	c.Pools = copyPools(nil, s.Pools)
 	return c
+}
+
+// copyPools copies pools into dst, emptied first, or into a new map when dst is nil.
+func copyPools(dst, pools map[string]uint64) map[string]uint64 {
+	if dst == nil {
+		dst = make(map[string]uint64, len(pools))
+	}
+	clear(dst)
+	for k, v := range pools {
+		dst[k] = v
+	}
+	return dst
 }
 
 // Total adds every bucket; it equals Genesis when the books balance.
