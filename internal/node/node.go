@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/keys"
@@ -79,7 +78,7 @@ type Daemon struct {
 
 	session *transport.Session
 	conn    *nats.Conn
-	js      jetstream.JetStream
+	blobs   transport.Blobs
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc // job id -> cancel; one job per GPU
@@ -137,7 +136,8 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.session, d.conn, d.js = sess, sess.Conn, sess.JS
+	d.session, d.conn = sess, sess.Conn
+	d.blobs = transport.Blobs{Conn: sess.Conn, ID: d.id, Bucket: protocol.BlobBucket}
 	d.log.Info("serving jobs", "router", d.opts.RouterURL, "runtime", d.opts.Runtime.Name())
 	return nil
 }
@@ -224,7 +224,7 @@ func (d *Daemon) runJob(ctx context.Context, req protocol.Dispatch) protocol.Res
 	}
 	inputs := make([][]byte, len(req.Spec.Inputs))
 	for i, in := range req.Spec.Inputs {
-		b, err := transport.GetBlob(ctx, d.js, protocol.BlobBucket, in.Digest)
+		b, err := d.blobs.Get(ctx, in.Digest)
 		if err != nil {
 			return fail("fetch input "+in.Name, err)
 		}
@@ -234,7 +234,7 @@ func (d *Daemon) runJob(ctx context.Context, req protocol.Dispatch) protocol.Res
 	if err != nil {
 		return fail("run", err)
 	}
-	digest, err := transport.PutBlob(ctx, d.js, protocol.BlobBucket, out.Output)
+	digest, err := d.blobs.Put(ctx, req.JobID, out.Output)
 	if err != nil {
 		return fail("store output", err)
 	}

@@ -82,12 +82,13 @@ type rig struct {
 	router *nats.Conn
 	js     jetstream.JetStream
 	roots  *x509.CertPool
+	grants *transport.Grants
 }
 
 func newRig(t *testing.T, nodeKey ed25519.PrivateKey) *rig {
 	t.Helper()
 	n := transporttest.Start(t, nodeKey)
-	return &rig{srv: n.Server, router: n.Admin, js: n.JS, roots: n.Roots}
+	return &rig{srv: n.Server, router: n.Admin, js: n.JS, roots: n.Roots, grants: n.Grants}
 }
 
 func (r *rig) startNode(t *testing.T, key ed25519.PrivateKey, chain Chain, rt runtime.Runtime) *Daemon {
@@ -109,7 +110,8 @@ func (r *rig) startNode(t *testing.T, key ed25519.PrivateKey, chain Chain, rt ru
 	return d
 }
 
-// dispatch stores a job's inputs and sends it to the node, returning the node's answer.
+// dispatch stores a job's inputs, grants the node what the router would (its inputs to
+// read, its output to write) and sends it the job, returning the node's answer.
 func (r *rig) dispatch(t *testing.T, nodeID, jobID string, a, b *tensor.Int8Matrix) protocol.Ack {
 	t.Helper()
 	ctx := context.Background()
@@ -121,7 +123,9 @@ func (r *rig) dispatch(t *testing.T, nodeID, jobID string, a, b *tensor.Int8Matr
 			t.Fatal(err)
 		}
 		inputs = append(inputs, api.Input{Name: string(rune('a' + i)), Digest: d, Size: int64(len(data))})
+		r.grants.AllowRead(nodeID, d)
 	}
+	r.grants.AllowWrite(nodeID, jobID, 1<<20)
 	spec := api.JobSpec{Workload: api.Workload{Kind: api.WorkloadTensor, Kernel: tensor.KernelMatMulInt8}, Inputs: inputs, Resources: api.Resources{GPUs: 1}}
 	msg, err := r.router.Request(protocol.DispatchSubject(nodeID), protocol.Encode(protocol.Dispatch{JobID: jobID, Spec: spec, TimeoutSeconds: 30}), 5*time.Second)
 	if err != nil {

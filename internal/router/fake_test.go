@@ -21,6 +21,8 @@ type fakeChain struct {
 	jobs     map[string]*ledger.Job
 	balances map[keys.Address]uint64
 	assigned []keys.Address // every node an AssignJob named, in order
+	// rejectCreate, when set, is the ledger's answer to every create_job.
+	rejectCreate error
 }
 
 func newFakeChain() *fakeChain {
@@ -65,6 +67,9 @@ func (f *fakeChain) BroadcastTx(_ context.Context, raw []byte) (string, int64, e
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.rejectCreate != nil {
+		return "", 0, f.rejectCreate
+	}
 	id := ledger.JobID(tx.Signer, tx.Body.Seq)
 	f.jobs[id] = &ledger.Job{ID: id, Consumer: tx.Signer, SpecHash: c.SpecHash, Budget: c.Budget, Status: ledger.JobCreated}
 	return "CREATE", 7, nil
@@ -114,4 +119,13 @@ func (f *fakeChain) assignments() []keys.Address {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]keys.Address(nil), f.assigned...)
+}
+
+// setNodeStatus changes a node's standing, as a slash or an unbond would.
+func (f *fakeChain) setNodeStatus(addr keys.Address, status string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := f.nodes[addr]
+	n.Status = status
+	f.nodes[addr] = n
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"time"
 
 	"github.com/omnisync/omnisync/api"
@@ -14,8 +16,10 @@ import (
 	"github.com/omnisync/omnisync/internal/transport"
 )
 
-// SubmitJob validates a consumer's signed job, stores its inputs, locks its budget in
-// escrow on chain and starts placing it. Nothing is escrowed unless every check passes.
+// SubmitJob validates a consumer's signed job, locks its budget in escrow on chain and,
+// once the escrow is committed, stores the inputs sent inline and starts placing the job
+// as soon as every input is stored (the rest arrive through UploadInput). Nothing is
+// escrowed unless every check passes, and nothing is stored unless the escrow was.
 func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.Job, error) {
 	spec := req.Spec
 	if err := spec.Validate(); err != nil {
@@ -25,7 +29,7 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		}
 		return api.Job{}, err
 	}
-	inputs, err := checkInputs(spec, req.InputData)
+	inline, err := checkInputs(spec, req.InputData)
 	if err != nil {
 		return api.Job{}, err
 	}
@@ -43,11 +47,6 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	}
 	if tx.Body.Seq != acc.Seq {
 		return api.Job{}, fmt.Errorf("%w: tx sequence %d, account expects %d (sign with the current sequence)", api.ErrConflict, tx.Body.Seq, acc.Seq)
-	}
-	for i, in := range spec.Inputs {
-		if _, err := transport.PutBlob(ctx, r.js, protocol.BlobBucket, inputs[i]); err != nil {
-			return api.Job{}, fmt.Errorf("%w: store input %s: %v", api.ErrUnavailable, in.Name, err)
-		}
 	}
 	id := ledger.JobID(tx.Signer, tx.Body.Seq)
 	j := newJob(id, tx.Signer, spec)
@@ -67,21 +66,72 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		return api.Job{}, fmt.Errorf("escrow budget: %w", err)
 	}
 	j.record("escrowed", "create", res.Hash, "%s OMNI locked in escrow", ledger.FormatOMNI(spec.Budget))
+	j.set(func(j *job) { j.escrowed = true })
+	for i, data := range inline {
+		if data == nil {
+			continue
+		}
+		if _, err := transport.PutBlob(ctx, r.js, protocol.BlobBucket, data); err != nil {
+			// The escrow stands: the consumer can still send this input with UploadInput.
+			r.log.Warn("inline input not stored", "job", id, "input", spec.Inputs[i].Name, "err", err)
+			j.record("awaiting_inputs", "", "", "input %s was not stored (%v); upload it again", spec.Inputs[i].Name, err)
+			continue
+		}
+		j.inputStored(i)
+	}
+	if missing := j.missingInputs(); len(missing) > 0 {
+		j.record("awaiting_inputs", "", "", "waiting for inputs %v to be uploaded", missing)
+	}
 	r.wg.Add(1)
 	go r.run(j)
 	return r.Job(ctx, id)
 }
 
-// checkInputs matches inline data to the spec's digests and, for tensor kernels, checks
-// that the operands decode and fit the kernel, so a bad job fails before any escrow.
+// UploadInput streams one declared input of an escrowed job into the store, checking it
+// against the size and digest the consumer signed; the job is placed once its last input
+// is stored. The body is never held whole in memory.
+func (r *Router) UploadInput(ctx context.Context, jobID, name string, body io.Reader) error {
+	r.mu.Lock()
+	j := r.jobs[jobID]
+	r.mu.Unlock()
+	if j == nil {
+		return fmt.Errorf("%w: job %s is not waiting for inputs at this router", api.ErrNotFound, jobID)
+	}
+	i := slices.IndexFunc(j.spec.Inputs, func(in api.Input) bool { return in.Name == name })
+	if i < 0 {
+		return fmt.Errorf("%w: job %s declares no input %q", api.ErrNotFound, jobID, name)
+	}
+	if err := j.startUpload(i); err != nil {
+		return err
+	}
+	in := j.spec.Inputs[i]
+	err := transport.PutBlobFrom(ctx, r.js, protocol.BlobBucket, in.Digest, in.Size, body)
+	if err != nil {
+		j.endUpload(i, false)
+		if errors.Is(err, transport.ErrDigestMismatch) {
+			return &api.FieldError{Field: "body", Msg: fmt.Sprintf("input %s: %v", name, err)}
+		}
+		return fmt.Errorf("%w: store input %s: %v", api.ErrUnavailable, name, err)
+	}
+	j.endUpload(i, true)
+	j.record("input", "", "", "input %s stored (%d bytes)", name, in.Size)
+	return nil
+}
+
+// checkInputs matches the inputs sent inline to the spec's sizes and digests (a declared
+// input may be left out, to be uploaded once the job is escrowed) and, for tensor
+// kernels whose operands all came inline, checks that they decode and fit the kernel, so
+// a bad job fails before any escrow. The result holds nil for inputs not sent.
 func checkInputs(spec api.JobSpec, data map[string][]byte) ([][]byte, error) {
 	out := make([][]byte, len(spec.Inputs))
+	all := true
 	for i, in := range spec.Inputs {
 		b, ok := data[in.Name]
 		field := fmt.Sprintf("input_data[%q]", in.Name)
 		switch {
 		case !ok:
-			return nil, &api.FieldError{Field: field, Msg: "missing: every input must be sent inline"}
+			all = false
+			continue
 		case int64(len(b)) != in.Size:
 			return nil, &api.FieldError{Field: field, Msg: fmt.Sprintf("%d bytes, spec says %d", len(b), in.Size)}
 		case api.DigestOf(b) != in.Digest:
@@ -89,17 +139,17 @@ func checkInputs(spec api.JobSpec, data map[string][]byte) ([][]byte, error) {
 		}
 		out[i] = b
 	}
-	if spec.Workload.Kernel == tensor.KernelMatMulInt8 {
+	for name := range data {
+		if !slices.ContainsFunc(spec.Inputs, func(in api.Input) bool { return in.Name == name }) {
+			return nil, &api.FieldError{Field: fmt.Sprintf("input_data[%q]", name), Msg: "not declared in spec.inputs"}
+		}
+	}
+	if !slices.Contains(tensor.Kernels(), spec.Workload.Kernel) {
+		return nil, &api.FieldError{Field: "spec.workload.kernel", Msg: fmt.Sprintf("unknown kernel %q (known: %v)", spec.Workload.Kernel, tensor.Kernels())}
+	}
+	if spec.Workload.Kernel == tensor.KernelMatMulInt8 && all {
 		if _, _, err := tensor.DecodeMatMulInt8Inputs(out); err != nil {
 			return nil, &api.FieldError{Field: "spec.inputs", Msg: err.Error()}
-		}
-	} else {
-		known := false
-		for _, k := range tensor.Kernels() {
-			known = known || k == spec.Workload.Kernel
-		}
-		if !known {
-			return nil, &api.FieldError{Field: "spec.workload.kernel", Msg: fmt.Sprintf("unknown kernel %q (known: %v)", spec.Workload.Kernel, tensor.Kernels())}
 		}
 	}
 	return out, nil

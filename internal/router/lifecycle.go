@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -24,20 +25,81 @@ type job struct {
 	results  chan protocol.Result
 	started  time.Time
 
-	mu       sync.Mutex
-	node     string
-	scores   *api.Scores
-	txs      map[string]string
-	events   []api.Event
-	attempts int
-	running  bool
-	verdict  string
-	errMsg   string
+	mu        sync.Mutex
+	escrowed  bool          // create_job committed: its bytes may now be stored
+	stored    []bool        // per input: in the store
+	uploading []bool        // per input: an upload is under way
+	ready     chan struct{} // closed once every input is stored
+	node      string
+	scores    *api.Scores
+	txs       map[string]string
+	events    []api.Event
+	attempts  int
+	running   bool
+	verdict   string
+	errMsg    string
 }
 
 func newJob(id string, consumer keys.Address, spec api.JobSpec) *job {
-	return &job{id: id, consumer: consumer, spec: spec, results: make(chan protocol.Result, 4),
-		started: time.Now(), txs: map[string]string{}}
+	j := &job{id: id, consumer: consumer, spec: spec, results: make(chan protocol.Result, 4),
+		started: time.Now(), txs: map[string]string{}, ready: make(chan struct{}),
+		stored: make([]bool, len(spec.Inputs)), uploading: make([]bool, len(spec.Inputs))}
+	if len(spec.Inputs) == 0 {
+		close(j.ready)
+	}
+	return j
+}
+
+// startUpload claims input i for one upload: the job must be escrowed and the input
+// neither stored nor being uploaded.
+func (j *job) startUpload(i int) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch {
+	case !j.escrowed:
+		return fmt.Errorf("%w: job %s has no committed escrow yet", api.ErrConflict, j.id)
+	case j.stored[i]:
+		return fmt.Errorf("%w: input %s of job %s is already stored", api.ErrConflict, j.spec.Inputs[i].Name, j.id)
+	case j.uploading[i]:
+		return fmt.Errorf("%w: input %s of job %s is being uploaded", api.ErrConflict, j.spec.Inputs[i].Name, j.id)
+	}
+	j.uploading[i] = true
+	return nil
+}
+
+func (j *job) endUpload(i int, stored bool) {
+	j.mu.Lock()
+	j.uploading[i] = false
+	j.mu.Unlock()
+	if stored {
+		j.inputStored(i)
+	}
+}
+
+// inputStored marks input i stored and releases the job once all are.
+func (j *job) inputStored(i int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.stored[i] {
+		return
+	}
+	j.stored[i] = true
+	if !slices.Contains(j.stored, false) {
+		close(j.ready)
+	}
+}
+
+// missingInputs names the inputs not yet stored.
+func (j *job) missingInputs() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []string
+	for i, ok := range j.stored {
+		if !ok {
+			out = append(out, j.spec.Inputs[i].Name)
+		}
+	}
+	return out
 }
 
 // record appends a progress event, optionally remembering a tx hash under txKey.
@@ -61,6 +123,14 @@ func (r *Router) run(j *job) {
 	defer r.wg.Done()
 	ctx, cancel := context.WithTimeout(r.ctx, time.Duration(j.spec.TimeoutSeconds)*time.Second)
 	defer cancel()
+	select {
+	case <-j.ready:
+	case <-ctx.Done():
+		err := fmt.Errorf("inputs %v never arrived", j.missingInputs())
+		j.set(func(j *job) { j.errMsg = err.Error() + "; the escrow is refunded in full at the job's deadline" })
+		j.record("failed", "", "", "%v", err)
+		return
+	}
 	res, err := r.compute(ctx, j)
 	if err != nil {
 		r.log.Warn("job not computed", "job", j.id, "err", err)
@@ -165,6 +235,13 @@ func (r *Router) attempt(ctx context.Context, j *job, p scheduler.Placement) (pr
 	}
 	j.record("assigned", "assign", tx, "assignment recorded on chain")
 
+	// The node may read the job's inputs and store its one output for as long as this
+	// attempt lasts, and not a moment longer.
+	revokeRead := r.grants.AllowRead(p.NodeID, inputDigests(j.spec)...)
+	defer revokeRead()
+	revokeWrite := r.grants.AllowWrite(p.NodeID, j.id, r.opts.MaxOutputBytes)
+	defer revokeWrite()
+
 	dctx, cancel := context.WithTimeout(ctx, r.opts.DispatchTimeout)
 	msg, err := r.conn.RequestWithContext(dctx, protocol.DispatchSubject(p.NodeID),
 		protocol.Encode(protocol.Dispatch{JobID: j.id, Spec: j.spec, TimeoutSeconds: j.spec.TimeoutSeconds}))
@@ -231,6 +308,12 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 	if len(candidates) == 0 {
 		return fmt.Errorf("none of the job's %d committee validators is online", len(cj.Committee))
 	}
+	// The committee may read the inputs and the output the chain recorded (not what the
+	// node reported) while the check lasts.
+	for _, v := range candidates {
+		revoke := r.grants.AllowRead(v, append(inputDigests(j.spec), cj.ResultDigest)...)
+		defer revoke()
+	}
 	j.record("verifying", "", "", "validator checks the product with %s", j.spec.Verification)
 	var lastErr error
 	for _, v := range candidates {
@@ -259,4 +342,12 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 		return nil
 	}
 	return fmt.Errorf("no validator attested: %w", lastErr)
+}
+
+func inputDigests(spec api.JobSpec) []string {
+	out := make([]string, len(spec.Inputs))
+	for i, in := range spec.Inputs {
+		out[i] = in.Digest
+	}
+	return out
 }

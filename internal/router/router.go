@@ -53,7 +53,13 @@ type Options struct {
 	DispatchTimeout time.Duration
 	VerifyTimeout   time.Duration
 	MaxAttempts     int
-	Logger          *slog.Logger
+	// MaxOutputBytes bounds the one output a node may store for a job it runs.
+	MaxOutputBytes int64
+	// RightsInterval is how often connected participants are checked against the chain;
+	// one whose node was deactivated, slashed below the minimum or unstaked, or who left
+	// the validator set, is disconnected at the next check. Keep it at most a block.
+	RightsInterval time.Duration
+	Logger         *slog.Logger
 }
 
 func (o *Options) setDefaults() error {
@@ -79,20 +85,31 @@ func (o *Options) setDefaults() error {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 3
 	}
+	if o.MaxOutputBytes <= 0 {
+		o.MaxOutputBytes = DefaultMaxOutputBytes
+	}
+	if o.RightsInterval <= 0 {
+		o.RightsInterval = time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	return nil
 }
 
+// DefaultMaxOutputBytes is the largest output a node may store for one job unless
+// Options say otherwise.
+const DefaultMaxOutputBytes = 256 << 20
+
 // Router is a running OmniRouter.
 type Router struct {
 	opts Options
 	id   keys.Address
 	log  *slog.Logger
-	nats *transport.Server
-	conn *nats.Conn
-	js   jetstream.JetStream
+	nats   *transport.Server
+	conn   *nats.Conn
+	js     jetstream.JetStream
+	grants *transport.Grants // who may read and write which blob, per job step
 
 	mu   sync.Mutex
 	seen map[string]protocol.Heartbeat // participant id -> last heartbeat
@@ -112,6 +129,7 @@ func New(opts Options) (*Router, error) {
 	return &Router{
 		opts: opts, id: keys.AddressOfKey(opts.Key), log: opts.Logger.With("component", "router"),
 		seen: map[string]protocol.Heartbeat{}, when: map[string]time.Time{}, jobs: map[string]*job{},
+		grants: transport.NewGrants(),
 	}, nil
 }
 
@@ -120,7 +138,7 @@ func (r *Router) Start(ctx context.Context) error {
 	srv, err := transport.NewServer(transport.ServerOptions{
 		Host: r.opts.Host, WSPort: r.opts.WSPort, TLS: r.opts.TLS, StoreDir: r.opts.StoreDir,
 		Admin: r.opts.Key.Public().(ed25519.PublicKey), Authorize: r.authorize,
-		Buckets: []string{protocol.BlobBucket}, Logger: r.opts.Logger,
+		Buckets: []string{protocol.BlobBucket}, Access: r.grants, Logger: r.opts.Logger,
 	})
 	if err != nil {
 		return err
@@ -154,6 +172,8 @@ func (r *Router) Start(ctx context.Context) error {
 		_ = r.Close()
 		return err
 	}
+	r.wg.Add(1)
+	go r.watchRights(r.ctx)
 	r.log.Info("router listening", "nodes_url", srv.WebSocketURL())
 	return nil
 }
@@ -196,6 +216,49 @@ func (r *Router) authorize(pub ed25519.PublicKey) (string, bool) {
 	}
 	r.log.Warn("rejected connection from unregistered key", "address", addr)
 	return "", false
+}
+
+// watchRights disconnects, every RightsInterval, each participant the chain no longer
+// admits: rights are otherwise fixed when a connection is made.
+func (r *Router) watchRights(ctx context.Context) {
+	defer r.wg.Done()
+	t := time.NewTicker(r.opts.RightsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.checkRights(ctx)
+		}
+	}
+}
+
+// checkRights reads the chain's nodes and validators once and disconnects every
+// connected participant that is neither an active node nor a validator.
+func (r *Router) checkRights(ctx context.Context) {
+	qctx, cancel := context.WithTimeout(ctx, r.opts.RightsInterval)
+	defer cancel()
+	var nodes []ledger.Node
+	var vals []ledger.Validator
+	if err := r.opts.Chain.Query(qctx, "nodes", &nodes); err != nil {
+		r.log.Debug("rights check skipped", "err", err)
+		return
+	}
+	if err := r.opts.Chain.Query(qctx, "validators", &vals); err != nil {
+		r.log.Debug("rights check skipped", "err", err)
+		return
+	}
+	admitted := make(map[string]bool, len(nodes)+len(vals))
+	for _, n := range nodes {
+		admitted[string(n.Address)] = n.Status == ledger.NodeActive
+	}
+	for _, v := range vals {
+		admitted[string(v.Address)] = true
+	}
+	for _, id := range r.nats.Reauthorize(func(id string, _ ed25519.PublicKey) bool { return admitted[id] }) {
+		r.log.Warn("participant disconnected: the chain withdrew its standing", "id", keys.Address(id).Short())
+	}
 }
 
 func (r *Router) onHeartbeat(m *nats.Msg) {

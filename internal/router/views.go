@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/omnisync/omnisync/api"
@@ -41,6 +42,9 @@ func (r *Router) Job(ctx context.Context, id string) (api.Job, error) {
 		j.mu.Lock()
 		if j.running && v.Status == api.StatusAssigned {
 			v.Status = api.StatusRunning
+		}
+		if v.Status == api.StatusQueued && slices.Contains(j.stored, false) {
+			v.Status = api.StatusAwaitingInputs
 		}
 		v.Scores, v.Attempts, v.Verdict, v.Error = j.scores, j.attempts, j.verdict, j.errMsg
 		v.Txs = make(map[string]string, len(j.txs))

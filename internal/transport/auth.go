@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -25,6 +26,18 @@ const rejectDelay = 100 * time.Millisecond
 
 // replyWindow bounds how long, and how often, a node may answer one request.
 const replyWindow = time.Minute
+
+// InboxPrefix is the only reply subject space of the connection that authenticates with
+// pub: "_INBOX.<nkey>". Every connection made by this package replies there, and a
+// participant may subscribe to nothing else under _INBOX, so nobody overhears another's
+// replies (DESIGN §9).
+func InboxPrefix(pub ed25519.PublicKey) (string, error) {
+	nkey, err := EncodeNkey(pub)
+	if err != nil {
+		return "", err
+	}
+	return "_INBOX." + nkey, nil
+}
 
 // EncodeNkey returns the NATS user NKEY ("U…") of an ed25519 public key.
 func EncodeNkey(pub ed25519.PublicKey) (string, error) {
@@ -49,8 +62,19 @@ type nkeyRegistrar interface {
 type authenticator struct {
 	admins    []ed25519.PublicKey // full rights, in-process connections only
 	authorize func(ed25519.PublicKey) (string, bool)
-	buckets   []string
 	log       *slog.Logger
+
+	mu    sync.Mutex
+	conns map[uint64]participant // admitted non-admin connections, by server client id
+	// extraPublish, when set, adds publish rights; only the benchmark sets it, to
+	// measure the direct object-store reads participants had before the blob service.
+	extraPublish []string
+}
+
+// participant is an admitted connection's identity.
+type participant struct {
+	id  string
+	pub ed25519.PublicKey
 }
 
 // Check is called by the server for every connecting client, concurrently,
@@ -94,13 +118,52 @@ func (a *authenticator) allow(c server.ClientAuthentication) bool {
 			a.log.Info("nats client rejected: key not authorized", "nkey", opts.Nkey, "remote", c.RemoteAddress(), "node_id", id)
 			return false
 		}
-		user.Permissions = nodePermissions(id, a.buckets)
+		user.Permissions = nodePermissions(id, opts.Nkey)
+		a.mu.Lock()
+		a.conns[c.GetID()] = participant{id: id, pub: pub}
+		user.Permissions.Publish.Allow = append(user.Permissions.Publish.Allow, a.extraPublish...)
+		a.mu.Unlock()
 	}
 	if err := reg.RegisterNkeyUser(user); err != nil {
 		a.log.Error("nats client rejected: register user", "nkey", opts.Nkey, "err", err)
 		return false
 	}
 	return true
+}
+
+// owns reports whether reply lies in the inbox of a connection admitted as id: only then
+// may a service answer a request from id there. A reply subject is the requester's to
+// choose, so without this check a participant could make a trusted service publish into
+// another's namespace (omni.node.<victim>.result) or inbox.
+func (a *authenticator) owns(id, reply string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range a.conns {
+		if p.id != id {
+			continue
+		}
+		if prefix, err := InboxPrefix(p.pub); err == nil && strings.HasPrefix(reply, prefix+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// admitted lists the admitted connections.
+func (a *authenticator) admitted() map[uint64]participant {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[uint64]participant, len(a.conns))
+	for cid, p := range a.conns {
+		out[cid] = p
+	}
+	return out
+}
+
+func (a *authenticator) forget(cid uint64) {
+	a.mu.Lock()
+	delete(a.conns, cid)
+	a.mu.Unlock()
 }
 
 func (a *authenticator) isAdmin(pub ed25519.PublicKey) bool {
@@ -151,32 +214,15 @@ func validNodeID(id string) bool {
 	return id != "" && !strings.ContainsAny(id, ".*> \t\r\n")
 }
 
-// nodePermissions is everything a node may do; the rest is denied.
-func nodePermissions(id string, buckets []string) *server.Permissions {
+// nodePermissions is everything a participant may do; the rest is denied. It has no
+// JetStream or object-store rights at all: blobs move only through the server's blob
+// service, which checks each request against the participant's rights to that job.
+func nodePermissions(id, nkey string) *server.Permissions {
 	own := NodeSubjectPrefix + id + ".>"
-	pub := []string{own, RouterSubjectPrefix + ">"}
-	for _, b := range buckets {
-		pub = append(pub, bucketPublishSubjects(b)...)
-	}
 	return &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: pub},
-		Subscribe: &server.SubjectPermission{Allow: []string{own, "_INBOX.>"}},
+		Publish:   &server.SubjectPermission{Allow: []string{own, RouterSubjectPrefix + ">"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{own, "_INBOX." + nkey + ".>"}},
 		Response:  &server.ResponsePermission{MaxMsgs: 1, Expires: replyWindow},
-	}
-}
-
-// bucketPublishSubjects lets a node put objects into bucket b and read them
-// with GetBlob (metadata and chunks by direct get). No consumer, purge or
-// delete rights: see the package comment.
-func bucketPublishSubjects(b string) []string {
-	stream := objectStream(b)
-	api := "$JS.API."
-	return []string{
-		api + "STREAM.INFO." + stream,       // jetstream.ObjectStore
-		api + "STREAM.MSG.GET." + stream,    // metadata when direct get is off
-		api + "DIRECT.GET." + stream,        // chunk batches (GetBlob)
-		api + "DIRECT.GET." + stream + ".>", // last metadata by subject
-		"$O." + b + ".>",                    // chunks and metadata (Put)
 	}
 }
 

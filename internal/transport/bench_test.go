@@ -2,19 +2,26 @@ package transport
 
 import (
 	"context"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// BenchmarkBlobGetWSS measures a 64 MiB GetBlob by a node over wss, with the
-// browser user agent that Dial always sends and, as the baseline in the same
-// run, without it.
+// BenchmarkBlobGetWSS measures a 64 MiB read by a node over wss through the blob
+// service (Blobs.Get), against, in the same run, the direct JetStream reads nodes made
+// before the service existed (GetBlob on the node's own connection, with the bucket
+// rights the node then had).
 func BenchmarkBlobGetWSS(b *testing.B) {
 	const size = 64 << 20
 	n := startTestNet(b, "n1")
+	stream := objectStream(testBucket)
+	n.srv.auth.mu.Lock()
+	n.srv.auth.extraPublish = []string{
+		"$JS.API.STREAM.INFO." + stream, "$JS.API.STREAM.MSG.GET." + stream,
+		"$JS.API.DIRECT.GET." + stream, "$JS.API.DIRECT.GET." + stream + ".>",
+	}
+	n.srv.auth.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	adminJS, err := jetstream.New(n.adminConn(b))
@@ -25,45 +32,85 @@ func BenchmarkBlobGetWSS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	n.access.AllowRead("n1", digest)
+	nc := n.dialNode(b, "n1", func(err error) { b.Errorf("async error: %v", err) })
+	nodeJS, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	blobs := n.blobs(nc, "n1")
 
 	variants := []struct {
 		name    string
-		headers http.Header
-		js      jetstream.JetStream
+		get     func() error
 		elapsed time.Duration
 	}{
-		{name: "mozilla", headers: http.Header{"User-Agent": []string{browserUserAgent}}},
-		{name: "plain", headers: nil},
+		{name: "service", get: func() error { _, err := blobs.Get(ctx, digest); return err }},
+		{name: "direct", get: func() error { _, err := GetBlob(ctx, nodeJS, testBucket, digest); return err }},
 	}
-	for i := range variants {
-		v := &variants[i]
-		nc, err := dial(ctx, n.dialOptions("n1", func(err error) { b.Errorf("%s: async error: %v", v.name, err) }), v.headers)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer nc.Close()
-		if v.js, err = jetstream.New(nc); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := GetBlob(ctx, v.js, testBucket, digest); err != nil { // warm up
+	for _, v := range variants {
+		if err := v.get(); err != nil { // warm up
 			b.Fatalf("%s: %v", v.name, err)
 		}
 	}
-
 	for b.Loop() {
 		for i := range variants {
-			v := &variants[i]
 			start := time.Now()
-			if _, err := GetBlob(ctx, v.js, testBucket, digest); err != nil {
-				b.Fatalf("%s: %v", v.name, err)
+			if err := variants[i].get(); err != nil {
+				b.Fatalf("%s: %v", variants[i].name, err)
 			}
-			v.elapsed += time.Since(start)
+			variants[i].elapsed += time.Since(start)
 		}
 	}
 
 	mbps := func(d time.Duration) float64 { return float64(size) * float64(b.N) / 1e6 / d.Seconds() }
-	moz, plain := mbps(variants[0].elapsed), mbps(variants[1].elapsed)
-	b.ReportMetric(moz, "MB/s-mozilla")
-	b.ReportMetric(plain, "MB/s-plain")
-	b.ReportMetric(moz/plain, "x-mozilla/plain")
+	service, direct := mbps(variants[0].elapsed), mbps(variants[1].elapsed)
+	b.ReportMetric(service, "MB/s-service")
+	b.ReportMetric(direct, "MB/s-direct")
+	b.ReportMetric(service/direct, "x-service/direct")
+}
+
+// BenchmarkBlobPutWSS measures a 64 MiB upload by a node over wss through the blob
+// service, which hashes every byte before it files them, against the router storing the
+// same bytes in process (PutBlob), in the same run.
+func BenchmarkBlobPutWSS(b *testing.B) {
+	const size = 64 << 20
+	n := startTestNet(b, "n1")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	adminJS, err := jetstream.New(n.adminConn(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	obs, err := adminJS.ObjectStore(ctx, testBucket)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n.access.AllowWrite("n1", "job", size)
+	blobs := n.blobs(n.dialNode(b, "n1", func(err error) { b.Errorf("async error: %v", err) }), "n1")
+	var service, router time.Duration
+	for i := 0; b.Loop(); i++ {
+		data := randomBytes(size, uint64(i))
+		name := Digest(data)[len(DigestPrefix):]
+		start := time.Now()
+		if _, err := blobs.Put(ctx, "job", data); err != nil {
+			b.Fatal(err)
+		}
+		service += time.Since(start)
+		if err := obs.Delete(ctx, name); err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		if _, err := PutBlob(ctx, adminJS, testBucket, data); err != nil {
+			b.Fatal(err)
+		}
+		router += time.Since(start)
+		if err := obs.Delete(ctx, name); err != nil {
+			b.Fatal(err)
+		}
+	}
+	mbps := func(d time.Duration) float64 { return float64(size) * float64(b.N) / 1e6 / d.Seconds() }
+	b.ReportMetric(mbps(service), "MB/s-node-wss")
+	b.ReportMetric(mbps(router), "MB/s-router-inprocess")
+	b.ReportMetric(mbps(service)/mbps(router), "x-node/router")
 }

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -8,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -55,35 +58,96 @@ func ParseDigest(s string) ([32]byte, error) {
 	return sum, nil
 }
 
-// PutBlob stores data in the object-store bucket under its hex sha256 and
-// returns its digest. Content that is already stored intact is not sent again.
+// PutBlob stores data in the object-store bucket under its hex sha256 and returns its
+// digest. Content that is already stored intact is not sent again. It needs write rights
+// to the bucket: the router's, not a participant's (participants use Blobs).
 func PutBlob(ctx context.Context, js jetstream.JetStream, bucket string, data []byte) (string, error) {
-	sum := sha256.Sum256(data)
-	name := hex.EncodeToString(sum[:])
+	digest := Digest(data)
+	return digest, PutBlobFrom(ctx, js, bucket, digest, int64(len(data)), bytes.NewReader(data))
+}
+
+// PutBlobFrom streams size bytes from r into bucket under digest, hashing them on the
+// way, so memory stays at one chunk whatever the size. The name appears only once every
+// byte has arrived and matched: on a mismatch (ErrDigestMismatch), a short read or a
+// cancelled ctx nothing is kept. A name that already holds its content is left alone
+// and r is not read. Only the router and its blob service write, so the metadata it
+// checks for that can be trusted.
+func PutBlobFrom(ctx context.Context, js jetstream.JetStream, bucket, digest string, size int64, r io.Reader) error {
+	sum, err := ParseDigest(digest)
+	if err != nil {
+		return err
+	}
+	if size < 0 {
+		return fmt.Errorf("%w: negative size %d", ErrBlob, size)
+	}
 	obs, err := openBucket(ctx, js, bucket)
 	if err != nil {
-		return "", err
+		return err
 	}
+	name := hex.EncodeToString(sum[:])
+	if present, err := storedIntact(ctx, obs, name, sum, size); err != nil || present {
+		return err
+	}
+	if _, err := obs.Put(ctx, jetstream.ObjectMeta{Name: name}, &checkedReader{r: r, size: size, sum: sum, h: sha256.New()}); err != nil {
+		if errors.Is(err, ErrDigestMismatch) {
+			return err
+		}
+		return fmt.Errorf("%w: put %s/%s: %w", ErrBlob, bucket, name, err)
+	}
+	return nil
+}
+
+// storedIntact reports whether name already holds size bytes hashing to sum.
+func storedIntact(ctx context.Context, obs jetstream.ObjectStore, name string, sum [32]byte, size int64) (bool, error) {
 	info, err := obs.GetInfo(ctx, name)
 	switch {
-	case err == nil && info.Size == uint64(len(data)) && info.Digest == objectDigest(sum):
-		return DigestPrefix + name, nil
-	case err != nil && !errors.Is(err, jetstream.ErrObjectNotFound):
-		return "", fmt.Errorf("%w: %s/%s: %v", ErrBlob, bucket, name, err)
+	case err == nil:
+		return info.Size == uint64(size) && info.Digest == objectDigest(sum), nil
+	case errors.Is(err, jetstream.ErrObjectNotFound):
+		return false, nil
 	}
-	if _, err := obs.PutBytes(ctx, name, data); err != nil {
-		return "", fmt.Errorf("%w: put %s/%s: %v", ErrBlob, bucket, name, err)
+	return false, fmt.Errorf("%w: %s: %v", ErrBlob, name, err)
+}
+
+// checkedReader passes exactly size bytes of r through and ends in io.EOF only if they
+// hash to sum; anything else is an error, which makes the object store drop the upload.
+type checkedReader struct {
+	r    io.Reader
+	size int64
+	sum  [32]byte
+	h    hash.Hash
+	n    int64
+}
+
+func (c *checkedReader) Read(p []byte) (int, error) {
+	if c.n == c.size {
+		if got := [32]byte(c.h.Sum(nil)); got != c.sum {
+			return 0, fmt.Errorf("%w: the %d bytes sent hash to %s%x, not the digest they were filed under", ErrDigestMismatch, c.n, DigestPrefix, got)
+		}
+		return 0, io.EOF
 	}
-	return DigestPrefix + name, nil
+	if int64(len(p)) > c.size-c.n {
+		p = p[:c.size-c.n]
+	}
+	n, err := c.r.Read(p)
+	c.h.Write(p[:n])
+	c.n += int64(n)
+	if err == io.EOF && c.n < c.size {
+		return n, fmt.Errorf("%w: %d of the %d bytes declared arrived", ErrDigestMismatch, c.n, c.size)
+	}
+	if err == io.EOF {
+		err = nil // the check above runs on the next call
+	}
+	return n, err
 }
 
 // GetBlob fetches the blob with the given digest from bucket and checks that
 // it hashes to that digest (ErrDigestMismatch otherwise). A missing blob or
 // bucket is ErrNotFound.
 //
-// It reads chunks with batched direct gets rather than jetstream's
-// ObjectStore.Get, which needs a consumer; nodes are not allowed to create
-// consumers (see the package comment).
+// It needs read rights to the bucket, which only the router has; participants read
+// through Blobs.Get. It reads chunks with batched direct gets, as the blob service
+// does for participants, rather than jetstream's ObjectStore.Get.
 func GetBlob(ctx context.Context, js jetstream.JetStream, bucket, digest string) ([]byte, error) {
 	sum, err := ParseDigest(digest)
 	if err != nil {
@@ -104,7 +168,11 @@ func GetBlob(ctx context.Context, js jetstream.JetStream, bucket, digest string)
 	if info.Size > math.MaxInt || info.NUID == "" {
 		return nil, fmt.Errorf("%w: %s/%s: implausible metadata (size %d)", ErrBlob, bucket, name, info.Size)
 	}
-	data, err := readChunks(ctx, js, bucket, info)
+	api := apiPrefix(js) + "DIRECT.GET." + objectStream(bucket)
+	data, err := readChunks(ctx, js.Conn(), bucket+"/"+name, info.Size, info.Chunks, func(seq uint64, batch int) (string, []byte) {
+		body, _ := json.Marshal(directGetRequest{Seq: seq, NextFor: "$O." + bucket + ".C." + info.NUID, Batch: batch, MaxBytes: batchBytes})
+		return api, body
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -138,10 +206,10 @@ type directGetRequest struct {
 	MaxBytes int    `json:"max_bytes"`
 }
 
-// readChunks streams an object's chunks in batches of up to batchBytes, each
-// batch one request answered by a run of messages and an end-of-batch status.
-func readChunks(ctx context.Context, js jetstream.JetStream, bucket string, info *jetstream.ObjectInfo) ([]byte, error) {
-	nc := js.Conn()
+// readChunks streams an object's chunks in batches of up to batchBytes, each batch one
+// request answered by a run of messages and an end-of-batch status. request names where
+// to send the request for the batch that starts at seq.
+func readChunks(ctx context.Context, nc *nats.Conn, name string, size uint64, chunks uint32, request func(seq uint64, batch int) (string, []byte)) ([]byte, error) {
 	inbox := nc.NewInbox()
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
@@ -149,26 +217,24 @@ func readChunks(ctx context.Context, js jetstream.JetStream, bucket string, info
 	}
 	defer sub.Unsubscribe()
 
-	api := apiPrefix(js) + "DIRECT.GET." + objectStream(bucket)
-	req := directGetRequest{NextFor: "$O." + bucket + ".C." + info.NUID, MaxBytes: batchBytes}
-	// The size comes from metadata a node may have written: trust it only
-	// as far as a bounded preallocation.
-	data := make([]byte, 0, min(info.Size, maxPrealloc))
-	for chunks := 0; chunks < int(info.Chunks); {
-		req.Batch = int(info.Chunks) - chunks
-		body, _ := json.Marshal(req)
-		if err := nc.PublishRequest(api, inbox, body); err != nil {
+	// The size may come from metadata a node wrote: trust it only as far as a bounded
+	// preallocation.
+	data := make([]byte, 0, min(size, maxPrealloc))
+	var seq uint64
+	for got := 0; got < int(chunks); {
+		subject, body := request(seq, int(chunks)-got)
+		if err := nc.PublishRequest(subject, inbox, body); err != nil {
 			return nil, fmt.Errorf("%w: request chunks: %v", ErrBlob, err)
 		}
-		n, next, err := readBatch(ctx, sub, &data, info.Size)
+		n, next, err := readBatch(ctx, sub, &data, size)
 		if err != nil {
-			return nil, fmt.Errorf("%s/%s: %w", bucket, info.Name, err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		if n == 0 {
-			return nil, fmt.Errorf("%w: %s/%s: %d of %d chunks stored", ErrNotFound, bucket, info.Name, chunks, info.Chunks)
+			return nil, fmt.Errorf("%w: %s: %d of %d chunks stored", ErrNotFound, name, got, chunks)
 		}
-		chunks += n
-		req.Seq = next
+		got += n
+		seq = next
 	}
 	return data, nil
 }
@@ -192,6 +258,8 @@ func readBatch(ctx context.Context, sub *nats.Subscription, data *[]byte, size u
 			return n, next, nil
 		case "404":
 			return n, next, nil
+		case "403":
+			return n, next, fmt.Errorf("%w: %s", ErrForbidden, m.Header.Get("Description"))
 		default:
 			return n, next, fmt.Errorf("%w: direct get: %s %s", ErrBlob, status, m.Header.Get("Description"))
 		}

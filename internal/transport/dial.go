@@ -55,7 +55,7 @@ func dial(ctx context.Context, o DialOptions, headers http.Header) (*nats.Conn, 
 	if err != nil || u.Scheme != "wss" || u.Host == "" {
 		return nil, fmt.Errorf("%w: url %q is not wss://host:port", ErrInvalidOptions, o.URL)
 	}
-	auth, err := nkeyOption(o.Key)
+	auth, err := identity(o.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func dial(ctx context.Context, o DialOptions, headers http.Header) (*nats.Conn, 
 	if onError == nil {
 		onError = func(error) {}
 	}
-	return connect(ctx, o.URL, auth,
+	return connect(ctx, o.URL, append(auth,
 		nats.Name(o.Name),
 		nats.Secure(&tls.Config{MinVersion: tls.VersionTLS13, RootCAs: o.RootCAs}),
 		nats.WebSocketConnectionHeaders(headers),
@@ -89,7 +89,7 @@ func dial(ctx context.Context, o DialOptions, headers http.Header) (*nats.Conn, 
 			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("reconnected to router") }),
-	)
+	)...)
 }
 
 func reconnectDelay(attempts int) time.Duration {
@@ -100,18 +100,25 @@ func reconnectDelay(attempts int) time.Duration {
 	return d + rand.N(d/5+1)
 }
 
-// nkeyOption authenticates as the user NKEY of key, signing the nonce.
-func nkeyOption(key ed25519.PrivateKey) (nats.Option, error) {
+// identity authenticates as the user NKEY of key, signing the nonce, and takes replies
+// in that key's own inbox (InboxPrefix), the only one its rights let it read.
+func identity(key ed25519.PrivateKey) ([]nats.Option, error) {
 	if len(key) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("%w: ed25519 private key has %d bytes", ErrInvalidOptions, len(key))
 	}
-	nkey, err := EncodeNkey(key.Public().(ed25519.PublicKey))
+	pub := key.Public().(ed25519.PublicKey)
+	nkey, err := EncodeNkey(pub)
 	if err != nil {
 		return nil, err
 	}
-	return nats.Nkey(nkey, func(nonce []byte) ([]byte, error) {
-		return ed25519.Sign(key, nonce), nil
-	}), nil
+	inbox, err := InboxPrefix(pub)
+	if err != nil {
+		return nil, err
+	}
+	return []nats.Option{
+		nats.Nkey(nkey, func(nonce []byte) ([]byte, error) { return ed25519.Sign(key, nonce), nil }),
+		nats.CustomInboxPrefix(inbox),
+	}, nil
 }
 
 // connect is nats.Connect bounded by ctx, with errors mapped to sentinels.

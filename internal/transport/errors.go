@@ -24,6 +24,11 @@ var (
 	ErrNotFound = errors.New("blob not found")
 	// ErrDigestMismatch means stored content does not hash to its digest.
 	ErrDigestMismatch = errors.New("blob digest mismatch")
+	// ErrForbidden means the blob service refused a participant the blob: it holds no
+	// right to it for any job it serves now.
+	ErrForbidden = errors.New("blob access forbidden")
+	// ErrBusy means another upload of the same blob is under way.
+	ErrBusy = errors.New("blob busy")
 	// ErrBlob reports any other object-store failure.
 	ErrBlob = errors.New("blob store")
 )

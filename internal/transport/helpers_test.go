@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,10 +18,32 @@ const testBucket = "blobs"
 
 // testNet is a running router-side server plus the keys it knows.
 type testNet struct {
-	srv   *Server
-	admin ed25519.PrivateKey
-	nodes map[string]ed25519.PrivateKey // node id → key
-	roots *x509.CertPool
+	srv    *Server
+	admin  ed25519.PrivateKey
+	nodes  map[string]ed25519.PrivateKey // node id → key
+	roots  *x509.CertPool
+	access *Grants
+	authz  *testAuthz
+}
+
+// testAuthz admits the test's node keys until the test revokes one.
+type testAuthz struct {
+	mu      sync.Mutex
+	byKey   map[string]string // ed25519 public key → node id
+	revoked map[string]bool   // node id
+}
+
+func (z *testAuthz) authorize(pub ed25519.PublicKey) (string, bool) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	id, ok := z.byKey[string(pub)]
+	return id, ok && !z.revoked[id]
+}
+
+func (z *testAuthz) revoke(id string) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.revoked[id] = true
 }
 
 func testLogger() *slog.Logger {
@@ -61,23 +84,24 @@ func startTestNetWith(tb testing.TB, adjust func(*ServerOptions), nodeIDs ...str
 	if err != nil {
 		tb.Fatal(err)
 	}
-	n := &testNet{admin: newKey(tb), nodes: map[string]ed25519.PrivateKey{}, roots: roots}
-	byKey := map[string]string{}
+	n := &testNet{
+		admin: newKey(tb), nodes: map[string]ed25519.PrivateKey{}, roots: roots,
+		access: NewGrants(),
+		authz:  &testAuthz{byKey: map[string]string{}, revoked: map[string]bool{}},
+	}
 	for _, id := range nodeIDs {
 		k := newKey(tb)
 		n.nodes[id] = k
-		byKey[string(k.Public().(ed25519.PublicKey))] = id
+		n.authz.byKey[string(k.Public().(ed25519.PublicKey))] = id
 	}
 	opts := ServerOptions{
-		TLS:      tlsConf,
-		StoreDir: tb.TempDir(),
-		Admin:    n.admin.Public().(ed25519.PublicKey),
-		Authorize: func(pub ed25519.PublicKey) (string, bool) {
-			id, ok := byKey[string(pub)] // read-only after start: safe concurrently
-			return id, ok
-		},
-		Buckets: []string{testBucket},
-		Logger:  testLogger(),
+		TLS:       tlsConf,
+		StoreDir:  tb.TempDir(),
+		Admin:     n.admin.Public().(ed25519.PublicKey),
+		Authorize: n.authz.authorize,
+		Buckets:   []string{testBucket},
+		Access:    n.access,
+		Logger:    testLogger(),
 	}
 	if adjust != nil {
 		adjust(&opts)
@@ -126,4 +150,9 @@ func (n *testNet) dialNode(tb testing.TB, id string, onError func(error)) *nats.
 	}
 	tb.Cleanup(nc.Close)
 	return nc
+}
+
+// blobs is node id's blob client over conn.
+func (n *testNet) blobs(conn *nats.Conn, id string) Blobs {
+	return Blobs{Conn: conn, ID: id, Bucket: testBucket}
 }

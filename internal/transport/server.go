@@ -38,9 +38,13 @@ type ServerOptions struct {
 	// what node id (one subject token). It is called for every non-admin
 	// connection, from server goroutines, possibly concurrently.
 	Authorize func(pub ed25519.PublicKey) (nodeID string, ok bool)
-	// Buckets are object-store buckets created at Start (file storage) that
-	// nodes may put blobs into and get blobs from.
+	// Buckets are object-store buckets created at Start (file storage). Participants
+	// never touch them directly: they read and write through the blob service, which
+	// asks Access about every request.
 	Buckets []string
+	// Access decides which participant may read or write which blob (see BlobAccess);
+	// nil denies every participant request.
+	Access BlobAccess
 	// BucketMaxBytes bounds each bucket, so no participant can fill the router's disk;
 	// a full bucket refuses new blobs rather than evicting old ones. Default 8 GiB.
 	BucketMaxBytes int64
@@ -58,11 +62,13 @@ type Server struct {
 	log      *slog.Logger
 	internal ed25519.PrivateKey // creates buckets at Start; same rights as Admin
 
-	mu      sync.Mutex
-	ns      *server.Server
-	wsURL   string
-	started bool
-	closed  bool
+	auth     *authenticator
+	mu       sync.Mutex
+	ns       *server.Server
+	wsURL    string
+	started  bool
+	closed   bool
+	blobs    *blobService
 }
 
 // NewServer validates opts and returns a server that is not yet running.
@@ -97,7 +103,14 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: generate internal key: %v", ErrServer, err)
 	}
-	return &Server{opts: opts, log: opts.Logger, internal: internal}, nil
+	s := &Server{opts: opts, log: opts.Logger, internal: internal}
+	s.auth = &authenticator{
+		admins:    []ed25519.PublicKey{opts.Admin, internal.Public().(ed25519.PublicKey)},
+		authorize: opts.Authorize,
+		log:       opts.Logger,
+		conns:     map[uint64]participant{},
+	}
+	return s, nil
 }
 
 // Start runs the server and returns once it accepts connections and its
@@ -131,6 +144,10 @@ func (s *Server) Start(ctx context.Context) error {
 		s.shutdownLocked()
 		return err
 	}
+	if err := s.startBlobService(ctx); err != nil {
+		s.shutdownLocked()
+		return err
+	}
 	s.log.Info("nats server ready", "websocket", s.wsURL, "store", s.opts.StoreDir, "buckets", s.opts.Buckets)
 	return nil
 }
@@ -152,13 +169,8 @@ func (s *Server) natsOptions() *server.Options {
 			TLSConfig:        s.opts.TLS,
 			HandshakeTimeout: 10 * time.Second,
 		},
-		AlwaysEnableNonce: true,
-		CustomClientAuthentication: &authenticator{
-			admins:    []ed25519.PublicKey{s.opts.Admin, s.internal.Public().(ed25519.PublicKey)},
-			authorize: s.opts.Authorize,
-			buckets:   s.opts.Buckets,
-			log:       s.log,
-		},
+		AlwaysEnableNonce:          true,
+		CustomClientAuthentication: s.auth,
 	}
 }
 
@@ -224,6 +236,10 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) shutdownLocked() {
+	if s.blobs != nil {
+		s.blobs.close()
+		s.blobs = nil
+	}
 	if s.ns == nil {
 		return
 	}
@@ -238,6 +254,44 @@ func (s *Server) WebSocketURL() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.wsURL
+}
+
+// Reauthorize re-decides every admitted participant connection: keep reports whether
+// the participant (its id and key) may stay, and each one it refuses is disconnected at
+// once. Rights are otherwise fixed at connect, so a router calls this whenever the chain
+// may have taken a participant's standing away (deactivated, slashed, unstaked). It
+// returns the ids it disconnected.
+func (s *Server) Reauthorize(keep func(id string, pub ed25519.PublicKey) bool) []string {
+	s.mu.Lock()
+	ns := s.ns
+	s.mu.Unlock()
+	if ns == nil {
+		return nil
+	}
+	admitted := s.auth.admitted()
+	open := map[uint64]bool{}
+	if cz, err := ns.Connz(&server.ConnzOptions{Limit: len(admitted) + 1024}); err == nil {
+		for _, c := range cz.Conns {
+			open[c.Cid] = true
+		}
+	}
+	var dropped []string
+	for cid, p := range admitted {
+		if !open[cid] {
+			s.auth.forget(cid) // closed by itself; nothing to withdraw
+			continue
+		}
+		if keep(p.id, p.pub) {
+			continue
+		}
+		s.auth.forget(cid)
+		if err := ns.DisconnectClientByID(cid); err != nil {
+			continue // already gone
+		}
+		s.log.Info("participant disconnected: its rights were withdrawn", "id", p.id)
+		dropped = append(dropped, p.id)
+	}
+	return dropped
 }
 
 // ConnectInProcess opens a connection that bypasses the network. key is
@@ -255,18 +309,18 @@ func (s *Server) ConnectInProcess(ctx context.Context, key ed25519.PrivateKey, n
 }
 
 func (s *Server) connectInProcess(ctx context.Context, ns *server.Server, key ed25519.PrivateKey, name string) (*nats.Conn, error) {
-	auth, err := nkeyOption(key)
+	auth, err := identity(key)
 	if err != nil {
 		return nil, err
 	}
 	log := s.log.With("conn", name)
-	return connect(ctx, "", auth,
+	return connect(ctx, "", append(auth,
 		nats.InProcessServer(ns),
 		nats.Name(name),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			log.Warn("nats async error", "subject", subjectOf(sub), "err", err)
 		}),
-	)
+	)...)
 }
 
 // slogAdapter routes the NATS server's log lines into slog.

@@ -37,7 +37,7 @@ func TestNodeRequestReplyOverWSS(t *testing.T) {
 		t.Fatalf("reply %q, want echo:hi", got)
 	}
 
-	// Node asks the router: the node needs _INBOX.> to get the answer.
+	// Node asks the router: the answer comes back in the node's own inbox.
 	if _, err := router.Subscribe("omni.router.hello", func(m *nats.Msg) {
 		m.Respond([]byte("welcome"))
 	}); err != nil {

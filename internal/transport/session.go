@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // SessionOptions describe a participant's (a node's or a validator's) link to the router.
@@ -26,12 +25,11 @@ type SessionOptions struct {
 	Drain func()
 }
 
-// Session is a participant's live link to the router: the connection, a JetStream handle,
-// the handler on its inbox and the heartbeat loop. One goroutine owns the loop; Close
+// Session is a participant's live link to the router: the connection, the handler on its
+// inbox and the heartbeat loop. One goroutine owns the loop; Close
 // stops it, drains, then disconnects.
 type Session struct {
 	Conn   *nats.Conn
-	JS     jetstream.JetStream
 	opts   SessionOptions
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -48,13 +46,8 @@ func StartSession(ctx context.Context, o SessionOptions) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to router %s: %w", o.Dial.URL, err)
 	}
-	js, err := jetstream.New(conn)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("%w: jetstream: %v", ErrConnect, err)
-	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	s := &Session{Conn: conn, JS: js, opts: o, cancel: cancel}
+	s := &Session{Conn: conn, opts: o, cancel: cancel}
 	if _, err := conn.Subscribe(o.Inbox, func(m *nats.Msg) { o.Handle(runCtx, m) }); err != nil {
 		cancel()
 		conn.Close()

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
@@ -53,7 +52,7 @@ type Daemon struct {
 	id      string
 	log     *slog.Logger
 	session *transport.Session
-	js      jetstream.JetStream
+	blobs   transport.Blobs
 }
 
 // New validates options.
@@ -99,7 +98,8 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.session, d.js = sess, sess.JS
+	d.session = sess
+	d.blobs = transport.Blobs{Conn: sess.Conn, ID: d.id, Bucket: protocol.BlobBucket}
 	return nil
 }
 
@@ -148,14 +148,18 @@ func (d *Daemon) Verify(ctx context.Context, req protocol.VerifyRequest) (protoc
 	pass, reason := true, ""
 	inputs := make([][]byte, len(req.Spec.Inputs))
 	for i, in := range req.Spec.Inputs {
-		if inputs[i], err = transport.GetBlob(ctx, d.js, protocol.BlobBucket, in.Digest); err != nil {
+		if inputs[i], err = d.blobs.Get(ctx, in.Digest); err != nil {
 			return protocol.Verdict{}, fmt.Errorf("fetch input %s: %w", in.Name, err)
 		}
 	}
-	output, err := transport.GetBlob(ctx, d.js, protocol.BlobBucket, job.ResultDigest)
+	output, err := d.blobs.Get(ctx, job.ResultDigest)
 	switch {
-	case errors.Is(err, transport.ErrNotFound) || errors.Is(err, transport.ErrDigestMismatch):
-		pass, reason = false, "committed output is not retrievable: "+err.Error()
+	case errors.Is(err, transport.ErrNotFound):
+		// The store files an upload only after checking its bytes against the digest, so
+		// a committed digest that names nothing was never uploaded: the node's fault.
+		// A mismatch, by contrast, is the store's own fault and never evidence against
+		// the node: it falls through to the error below and nothing is attested.
+		pass, reason = false, "committed output was never uploaded: "+err.Error()
 	case err != nil:
 		return protocol.Verdict{}, fmt.Errorf("fetch output: %w", err)
 	default:

@@ -53,12 +53,14 @@ type rig struct {
 	js     jetstream.JetStream
 	chain  *fakeChain
 	id     string
+	grants *transport.Grants
 	spec   api.JobSpec
 	a, b   *tensor.Int8Matrix
 }
 
 // newRig starts a NATS server, a validator, and stores a job's inputs; the job's
-// committed output is set by each test.
+// committed output is set by each test. Everything stored is granted to the validator,
+// as the router grants a job's inputs and output to its committee.
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	valKey := transporttest.Key(t)
@@ -66,7 +68,7 @@ func newRig(t *testing.T) *rig {
 	n := transporttest.Start(t, valKey)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	r := &rig{router: n.Admin, js: n.JS, chain: &fakeChain{}, id: valID}
+	r := &rig{router: n.Admin, js: n.JS, grants: n.Grants, chain: &fakeChain{}, id: valID}
 	r.a, _ = tensor.RandomInt8(32, 16, 1)
 	r.b, _ = tensor.RandomInt8(16, 8, 2)
 	var inputs []api.Input
@@ -94,6 +96,7 @@ func (r *rig) put(t *testing.T, data []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.grants.AllowRead(r.id, d)
 	return d
 }
 
@@ -158,8 +161,51 @@ func TestSpecThatDoesNotMatchTheCommitmentIsRefused(t *testing.T) {
 func TestUnretrievableOutputFails(t *testing.T) {
 	r := newRig(t)
 	r.chain.job.ResultDigest = api.DigestOf([]byte("never stored"))
+	r.grants.AllowRead(r.id, r.chain.job.ResultDigest)
 	v := r.verify(t, r.spec)
-	if v.Pass || len(r.chain.attests) != 1 || r.chain.attests[0].Pass || !strings.Contains(v.Reason, "not retrievable") {
+	if v.Pass || len(r.chain.attests) != 1 || r.chain.attests[0].Pass || !strings.Contains(v.Reason, "never uploaded") {
 		t.Fatalf("verdict %+v: an output nobody can fetch cannot pass", v)
+	}
+}
+
+// A digest mismatch can only come from the store itself (it checks every upload against
+// its name), so it is never evidence against the node: nothing is attested.
+func TestOutputDamagedByTheStoreIsNotEvidence(t *testing.T) {
+	r := newRig(t)
+	c, _ := tensor.MatMulInt8(r.a, r.b)
+	honest, _ := c.MarshalBinary()
+	digest := api.DigestOf(honest)
+	obs, err := r.js.ObjectStore(context.Background(), protocol.BlobBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := obs.PutBytes(context.Background(), strings.TrimPrefix(digest, "sha256:"), []byte("bit rot")); err != nil {
+		t.Fatal(err)
+	}
+	r.grants.AllowRead(r.id, digest)
+	r.chain.mu.Lock()
+	r.chain.job.ResultDigest = digest
+	r.chain.mu.Unlock()
+	v := r.verify(t, r.spec)
+	if v.Error == "" || !strings.Contains(v.Error, "digest mismatch") || len(r.chain.attests) != 0 {
+		t.Fatalf("verdict %+v, attests %+v: a store fault must not be attested against the node", v, r.chain.attests)
+	}
+}
+
+// Without the committee's grant the validator cannot read, and attests nothing.
+func TestValidatorOutsideTheCommitteeReadsNothing(t *testing.T) {
+	r := newRig(t)
+	c, _ := tensor.MatMulInt8(r.a, r.b)
+	data, _ := c.MarshalBinary()
+	d, err := transport.PutBlob(context.Background(), r.js, protocol.BlobBucket, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.chain.mu.Lock()
+	r.chain.job.ResultDigest = d // stored, but not granted
+	r.chain.mu.Unlock()
+	v := r.verify(t, r.spec)
+	if v.Error == "" || !strings.Contains(v.Error, "forbidden") || len(r.chain.attests) != 0 {
+		t.Fatalf("verdict %+v: a validator without a grant must not attest", v)
 	}
 }

@@ -44,6 +44,9 @@ type Net struct {
 	Admin  *nats.Conn
 	JS     jetstream.JetStream
 	Roots  *x509.CertPool
+	// Grants is the server's blob access: a test grants the participant what the router
+	// would (a job's inputs to read, its output to write).
+	Grants *transport.Grants
 }
 
 // Start runs a server with the blob bucket that admits exactly the given participant
@@ -57,8 +60,9 @@ func Start(t testing.TB, participant ed25519.PrivateKey) *Net {
 		t.Fatal(err)
 	}
 	id := string(keys.AddressOfKey(participant))
+	grants := transport.NewGrants()
 	srv, err := transport.NewServer(transport.ServerOptions{
-		TLS: conf, StoreDir: t.TempDir(), Admin: admin.Public().(ed25519.PublicKey), Buckets: []string{protocol.BlobBucket},
+		TLS: conf, StoreDir: t.TempDir(), Admin: admin.Public().(ed25519.PublicKey), Buckets: []string{protocol.BlobBucket}, Access: grants,
 		Authorize: func(pub ed25519.PublicKey) (string, bool) { return id, string(keys.AddressOf(pub)) == id },
 	})
 	if err != nil {
@@ -79,7 +83,7 @@ func Start(t testing.TB, participant ed25519.PrivateKey) *Net {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Net{Server: srv, Admin: nc, JS: js, Roots: roots}
+	return &Net{Server: srv, Admin: nc, JS: js, Roots: roots, Grants: grants}
 }
 
 // Key returns a fresh ed25519 key.

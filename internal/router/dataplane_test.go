@@ -1,0 +1,246 @@
+package router
+
+// Attacks on the router's data plane (issue #8, findings 2, 4 and 6) by participants
+// built from the transport package, not the honest node daemon.
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/keys"
+	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/protocol"
+	"github.com/omnisync/omnisync/internal/tensor"
+	"github.com/omnisync/omnisync/internal/transport"
+	"github.com/omnisync/omnisync/internal/transport/transporttest"
+)
+
+// consumerJob builds a funded consumer's signed matmul job over two random 8×8 inputs.
+func consumerJob(t *testing.T, chain *fakeChain) (api.SubmitJobRequest, map[string][]byte) {
+	t.Helper()
+	consumer := newKey(t)
+	chain.mu.Lock()
+	chain.balances[keys.AddressOfKey(consumer)] = 10 * ledger.UomniPerOMNI
+	chain.mu.Unlock()
+	data := map[string][]byte{}
+	var inputs []api.Input
+	for i, name := range []string{"a", "b"} {
+		m, _ := tensor.RandomInt8(8, 8, uint64(100+i))
+		b, _ := m.MarshalBinary()
+		data[name] = b
+		inputs = append(inputs, api.Input{Name: name, Digest: api.DigestOf(b), Size: int64(len(b))})
+	}
+	spec := api.JobSpec{
+		Workload: api.Workload{Kind: api.WorkloadTensor, Kernel: tensor.KernelMatMulInt8}, Inputs: inputs,
+		Resources: api.Resources{GPUs: 1}, MaxPricePerHour: 5 * ledger.UomniPerOMNI, Budget: ledger.UomniPerOMNI,
+		TimeoutSeconds: 30, Verification: api.VerifyFreivald,
+	}
+	tx, err := ledger.SignTx(consumer, "test", 0, ledger.Msg{CreateJob: &ledger.MsgCreateJob{
+		SpecHash: spec.Hash(), Budget: spec.Budget, MaxPricePerHour: spec.MaxPricePerHour,
+		Verification: spec.Verification, TimeoutSeconds: spec.TimeoutSeconds,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api.SubmitJobRequest{Spec: spec, InputData: data, Tx: tx}, data
+}
+
+func (r *Router) stored(t *testing.T, digest string) bool {
+	t.Helper()
+	_, err := transport.GetBlob(context.Background(), r.js, protocol.BlobBucket, digest)
+	if err != nil && !errors.Is(err, transport.ErrNotFound) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// Finding 4: inputs were stored before the chain accepted the escrow, so anyone could
+// fill the store with jobs the chain rejected.
+func TestNothingIsStoredWithoutEscrow(t *testing.T) {
+	chain := newFakeChain()
+	r, _ := startRouter(t, chain)
+	chain.rejectCreate = errors.New("insufficient funds (code 5)")
+	req, data := consumerJob(t, chain)
+	if _, err := r.SubmitJob(context.Background(), req); err == nil {
+		t.Fatal("a job the chain rejected was accepted")
+	}
+	for name, b := range data {
+		if r.stored(t, api.DigestOf(b)) {
+			t.Fatalf("input %s of a rejected job was stored", name)
+		}
+	}
+	// Nor can the inputs be uploaded afterwards: there is no escrowed job to take them.
+	err := r.UploadInput(context.Background(), ledger.JobID(keys.AddressOfKey(newKey(t)), 0), "a", bytes.NewReader(data["a"]))
+	if !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("upload for a job that was never escrowed: %v, want ErrNotFound", err)
+	}
+}
+
+func TestInputsUploadedAfterEscrowAreCheckedThenPlaced(t *testing.T) {
+	chain := newFakeChain()
+	nodeKey := newKey(t)
+	chain.addNode(keys.AddressOfKey(nodeKey), ledger.UomniPerOMNI, 10_000)
+	r, roots := startRouter(t, chain)
+	dispatched := make(chan string, 1)
+	scriptedNode(t, r, roots, nodeKey, func(_ *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		dispatched <- d.JobID
+		return protocol.Ack{Accepted: true}
+	})
+	waitFor(t, "the node online", func() bool { return len(r.online(protocol.RoleNode)) == 1 })
+
+	req, data := consumerJob(t, chain)
+	req.InputData = map[string][]byte{"a": data["a"]} // b comes later
+	j, err := r.SubmitJob(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Status != api.StatusAwaitingInputs {
+		t.Fatalf("status %q, want %q", j.Status, api.StatusAwaitingInputs)
+	}
+	ctx := context.Background()
+	if err := r.UploadInput(ctx, j.ID, "c", bytes.NewReader(data["b"])); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("an undeclared input: %v, want ErrNotFound", err)
+	}
+	if err := r.UploadInput(ctx, j.ID, "a", bytes.NewReader(data["a"])); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("an input already stored: %v, want ErrConflict", err)
+	}
+	forged := bytes.Repeat([]byte{7}, len(data["b"]))
+	var fe *api.FieldError
+	if err := r.UploadInput(ctx, j.ID, "b", bytes.NewReader(forged)); !errors.As(err, &fe) {
+		t.Fatalf("bytes that do not match the digest: %v, want a field error", err)
+	}
+	if err := r.UploadInput(ctx, j.ID, "b", bytes.NewReader(data["b"][:10])); !errors.As(err, &fe) {
+		t.Fatalf("a short upload: %v, want a field error", err)
+	}
+	if r.stored(t, api.DigestOf(data["b"])) {
+		t.Fatal("a rejected upload left bytes under the input's digest")
+	}
+	select {
+	case <-dispatched:
+		t.Fatal("the job was placed before its inputs were stored")
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := r.UploadInput(ctx, j.ID, "b", bytes.NewReader(data["b"])); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-dispatched:
+		if got != j.ID {
+			t.Fatalf("dispatched %s, want %s", got, j.ID)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the job was not placed once its inputs arrived")
+	}
+}
+
+// blobsOf is a participant's blob client: what a node built from our packages uses.
+func blobsOf(nc *nats.Conn, key ed25519.PrivateKey) transport.Blobs {
+	return transport.Blobs{Conn: nc, ID: string(keys.AddressOfKey(key)), Bucket: protocol.BlobBucket}
+}
+
+// Finding 2: any registered node read any job's inputs and outputs.
+func TestOnlyTheAssignedNodeReadsAJobsInputsWhileAssigned(t *testing.T) {
+	chain := newFakeChain()
+	assigned, bystander := newKey(t), newKey(t)
+	chain.addNode(keys.AddressOfKey(assigned), ledger.UomniPerOMNI, 150_000) // scores higher
+	chain.addNode(keys.AddressOfKey(bystander), 4*ledger.UomniPerOMNI, 10_000)
+	r, roots := startRouter(t, chain)
+	release := make(chan struct{})
+	type read struct {
+		data []byte
+		err  error
+	}
+	reads := make(chan read, 2)
+	writes := make(chan error, 1)
+	scriptedNode(t, r, roots, assigned, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		go func() {
+			b := blobsOf(nc, assigned)
+			data, err := b.Get(context.Background(), d.Spec.Inputs[0].Digest)
+			reads <- read{data, err}
+			_, err = b.Put(context.Background(), d.JobID, []byte("an output"))
+			writes <- err
+			<-release
+			// Declining ends the attempt; the grant must end with it.
+			_ = nc.Publish(protocol.ResultSubject(b.ID), protocol.Encode(protocol.Result{JobID: d.JobID, NodeID: b.ID, Error: "run: gave up"}))
+		}()
+		return protocol.Ack{Accepted: true}
+	})
+	bystanderConn := scriptedNode(t, r, roots, bystander, func(*nats.Conn, protocol.Dispatch) protocol.Ack { return protocol.Ack{Error: "busy"} })
+	waitFor(t, "both nodes online", func() bool { return len(r.online(protocol.RoleNode)) == 2 })
+
+	req, data := consumerJob(t, chain)
+	j, err := r.SubmitJob(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := <-reads
+	if got.err != nil || !bytes.Equal(got.data, data["a"]) {
+		t.Fatalf("the assigned node could not read its input: %v", got.err)
+	}
+	if err := <-writes; err != nil {
+		t.Fatalf("the assigned node could not store its output: %v", err)
+	}
+	spy := blobsOf(bystanderConn, bystander)
+	if _, err := spy.Get(context.Background(), req.Spec.Inputs[0].Digest); !errors.Is(err, transport.ErrForbidden) {
+		t.Fatalf("an unassigned node read the job's input: %v", err)
+	}
+	if _, err := spy.Put(context.Background(), j.ID, []byte("junk")); !errors.Is(err, transport.ErrForbidden) {
+		t.Fatalf("an unassigned node wrote for the job: %v", err)
+	}
+	close(release)
+	waitFor(t, "the attempt to end", func() bool { return jobHas(r, j.ID, "retry") || jobHas(r, j.ID, "failed") })
+	if err := r.grants.MayRead(string(keys.AddressOfKey(assigned)), req.Spec.Inputs[0].Digest); err == nil {
+		t.Fatal("the node kept its read right after its attempt ended")
+	}
+}
+
+// Finding 6: a node slashed and deactivated kept its rights over its open connection.
+func TestDeactivatedNodeIsDisconnectedWithinTheRightsInterval(t *testing.T) {
+	chain := newFakeChain()
+	slashed, honest := newKey(t), newKey(t)
+	chain.addNode(keys.AddressOfKey(slashed), ledger.UomniPerOMNI, 10_000)
+	chain.addNode(keys.AddressOfKey(honest), ledger.UomniPerOMNI, 10_000)
+	serverTLS, roots := transporttest.TLS(t)
+	r, err := New(Options{Key: newKey(t), Chain: chain, TLS: serverTLS, StoreDir: t.TempDir(), RightsInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	ack := func(*nats.Conn, protocol.Dispatch) protocol.Ack { return protocol.Ack{} }
+	bad := scriptedNode(t, r, roots, slashed, ack)
+	good := scriptedNode(t, r, roots, honest, ack)
+	dropped := make(chan struct{}, 1)
+	bad.SetDisconnectErrHandler(func(*nats.Conn, error) {
+		select {
+		case dropped <- struct{}{}:
+		default:
+		}
+	})
+	time.Sleep(300 * time.Millisecond) // a few checks pass while both are active
+	if !bad.IsConnected() || !good.IsConnected() {
+		t.Fatal("an active node was disconnected")
+	}
+	chain.setNodeStatus(keys.AddressOfKey(slashed), ledger.NodeInactive)
+	select {
+	case <-dropped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the deactivated node is still connected")
+	}
+	if !good.IsConnected() {
+		t.Fatal("the honest node was disconnected too")
+	}
+	if !strings.HasPrefix(good.ConnectedUrl(), "wss://") {
+		t.Fatalf("honest node on %q", good.ConnectedUrl())
+	}
+}

@@ -1,0 +1,161 @@
+package transport
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// busyRetry is how long Put waits before asking again when another upload of the same
+// blob is under way.
+const busyRetry = 50 * time.Millisecond
+
+// Blobs is a participant's (a node's or a validator's) access to the router's blob store.
+// Every request goes to the server's blob service in the participant's own namespace,
+// and the service grants it only what the participant's current jobs entitle it to.
+type Blobs struct {
+	Conn   *nats.Conn
+	ID     string // the id the router admitted this connection under
+	Bucket string
+}
+
+func (c Blobs) subject(verb string) string { return NodeSubjectPrefix + c.ID + ".blob." + verb }
+
+// call sends one request to the blob service and decodes its reply, mapping its error
+// code to this package's sentinels.
+func (c Blobs) call(ctx context.Context, subject string, req any) (blobReply, error) {
+	body, _ := json.Marshal(req)
+	return c.request(ctx, subject, body)
+}
+
+func (c Blobs) request(ctx context.Context, subject string, body []byte) (blobReply, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, batchTimeout)
+		defer cancel()
+	}
+	m, err := c.Conn.RequestWithContext(ctx, subject, body)
+	if err != nil {
+		return blobReply{}, fmt.Errorf("%w: %s: %w", ErrBlob, subject, err)
+	}
+	return decodeBlobReply(m.Data)
+}
+
+func decodeBlobReply(data []byte) (blobReply, error) {
+	var r blobReply
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("%w: malformed reply from the blob service: %v", ErrBlob, err)
+	}
+	if r.Code == "" && r.Error == "" {
+		return r, nil
+	}
+	sentinel := ErrBlob
+	switch r.Code {
+	case codeNotFound:
+		sentinel = ErrNotFound
+	case codeForbidden:
+		sentinel = ErrForbidden
+	case codeInvalid:
+		sentinel = ErrInvalidDigest
+	case codeMismatch:
+		sentinel = ErrDigestMismatch
+	case codeBusy:
+		sentinel = ErrBusy
+	}
+	return r, fmt.Errorf("%w: %s", sentinel, r.Error)
+}
+
+// Get fetches the blob with the given digest and checks that it hashes to it. A blob the
+// participant holds no right to is ErrForbidden; one that does not exist, ErrNotFound.
+func (c Blobs) Get(ctx context.Context, digest string) ([]byte, error) {
+	sum, err := ParseDigest(digest)
+	if err != nil {
+		return nil, err
+	}
+	st, err := c.call(ctx, c.subject(blobVerbStat), blobRequest{Bucket: c.Bucket, Digest: digest})
+	if err != nil {
+		return nil, err
+	}
+	data, err := readChunks(ctx, c.Conn, digest, st.Size, st.Chunks, func(seq uint64, batch int) (string, []byte) {
+		body, _ := json.Marshal(blobRequest{Bucket: c.Bucket, Digest: digest, Seq: seq, Batch: batch})
+		return c.subject(blobVerbRead), body
+	})
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(data)) != st.Size || sha256.Sum256(data) != sum {
+		return nil, fmt.Errorf("%w: %s: %d bytes arrived that hash to %s", ErrDigestMismatch, digest, len(data), Digest(data))
+	}
+	return data, nil
+}
+
+// Put stores data as this participant's work for job and returns its digest. The
+// service hashes every byte before it files them under the digest; content already
+// stored intact is not sent again.
+func (c Blobs) Put(ctx context.Context, job string, data []byte) (string, error) {
+	digest := Digest(data)
+	req := blobRequest{Bucket: c.Bucket, Job: job, Digest: digest, Size: int64(len(data))}
+	for {
+		r, err := c.call(ctx, c.subject(blobVerbPut), req)
+		switch {
+		case errors.Is(err, ErrBusy):
+			select {
+			case <-ctx.Done():
+				return "", fmt.Errorf("%w: %w", err, ctx.Err())
+			case <-time.After(busyRetry):
+				continue
+			}
+		case err != nil:
+			return "", err
+		case r.Present || r.Stored:
+			return digest, nil
+		}
+		return digest, c.send(ctx, r.Upload, data)
+	}
+}
+
+// send streams data to an open upload, at most uploadWindow chunks ahead of the acks,
+// and waits for the service to confirm that it stored them.
+func (c Blobs) send(ctx context.Context, upload string, data []byte) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, batchTimeout)
+		defer cancel()
+	}
+	inbox := c.Conn.NewInbox()
+	sub, err := c.Conn.SubscribeSync(inbox)
+	if err != nil {
+		return fmt.Errorf("%w: subscribe: %v", ErrBlob, err)
+	}
+	defer sub.Unsubscribe()
+	subject := c.subject(blobVerbData) + "." + upload
+	chunks := (len(data) + uploadChunk - 1) / uploadChunk
+	sent, acked := 0, 0
+	for acked < chunks {
+		for sent < chunks && sent-acked < uploadWindow {
+			chunk := data[sent*uploadChunk : min((sent+1)*uploadChunk, len(data))]
+			if err := c.Conn.PublishRequest(subject, inbox, chunk); err != nil {
+				return fmt.Errorf("%w: send chunk: %v", ErrBlob, err)
+			}
+			sent++
+		}
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return fmt.Errorf("%w: waiting for the blob service: %w", ErrBlob, err)
+		}
+		r, err := decodeBlobReply(m.Data)
+		if err != nil {
+			return err
+		}
+		acked++
+		if acked == chunks && !r.Stored {
+			return fmt.Errorf("%w: the blob service did not confirm the upload", ErrBlob)
+		}
+	}
+	return nil
+}

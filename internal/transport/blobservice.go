@@ -1,0 +1,451 @@
+package transport
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// BlobAccess decides what a participant may do with blobs; the router implements it
+// from the jobs it runs. Both methods are called from server goroutines, concurrently,
+// for every request, so a right withdrawn takes effect at the next request.
+type BlobAccess interface {
+	// MayRead reports whether participant id may read the blob with this digest.
+	MayRead(id, digest string) error
+	// MayWrite reports whether participant id may store size bytes under digest as
+	// work for job.
+	MayWrite(id, job, digest string, size int64) error
+}
+
+// The blob service's verbs, published by a participant in its own namespace
+// (omni.node.<id>.blob.<verb>), so the subject authenticates the requester.
+const (
+	blobVerbStat = "stat" // {bucket, digest} → blobStat
+	blobVerbRead = "read" // {bucket, digest, seq, batch} → chunks by direct get, then 204
+	blobVerbPut  = "put"  // {bucket, job, digest, size} → blobPutReply
+	blobVerbData = "data" // omni.node.<id>.blob.data.<upload>: one chunk → blobAck
+)
+
+const (
+	// uploadChunk is the most a participant sends in one data message, well under
+	// the server's 1 MiB max_payload.
+	uploadChunk = 256 << 10
+	// uploadWindow is how many chunks a participant may send ahead of their acks;
+	// the service holds at most this many per upload.
+	uploadWindow = 4
+	// uploadIdle aborts an upload that receives no chunk for this long.
+	uploadIdle = 30 * time.Second
+	// maxUploadsPerParticipant bounds the memory one participant can tie up.
+	maxUploadsPerParticipant = 4
+)
+
+// Error codes in a blob service reply; the client maps each to its sentinel.
+const (
+	codeNotFound  = "not_found"
+	codeForbidden = "forbidden"
+	codeInvalid   = "invalid"
+	codeMismatch  = "mismatch"
+	codeBusy      = "busy"
+	codeFailed    = "failed"
+)
+
+type blobRequest struct {
+	Bucket string `json:"bucket"`
+	Digest string `json:"digest"`
+	Job    string `json:"job,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+	Seq    uint64 `json:"seq,omitempty"`
+	Batch  int    `json:"batch,omitempty"`
+}
+
+// blobReply answers stat, put and data requests.
+type blobReply struct {
+	Size    uint64 `json:"size,omitempty"`
+	Chunks  uint32 `json:"chunks,omitempty"`
+	Present bool   `json:"present,omitempty"` // put: already stored, send nothing
+	Upload  string `json:"upload,omitempty"`  // put: the upload to send chunks to
+	Stored  bool   `json:"stored,omitempty"`  // data: the last chunk was checked and stored
+	Error   string `json:"error,omitempty"`
+	Code    string `json:"code,omitempty"`
+}
+
+// blobService serves participants' blob requests with the server's internal (full)
+// rights: it checks each request against BlobAccess, reads only the chunks of the object
+// asked for, and files an upload under its digest only after hashing every byte.
+type blobService struct {
+	srv    *Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	uploads map[string]*upload // upload id → upload
+	writing map[string]bool    // bucket/name being written, so one name has one writer
+}
+
+func (s *Server) startBlobService(ctx context.Context) error {
+	nc, err := s.connectInProcess(ctx, s.ns, s.internal, "omnisync-blob-service")
+	if err != nil {
+		return err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("%w: %v", ErrServer, err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	b := &blobService{srv: s, nc: nc, js: js, log: s.log.With("component", "blob-service"),
+		ctx: runCtx, cancel: cancel, uploads: map[string]*upload{}, writing: map[string]bool{}}
+	for verb, h := range map[string]func(id string, m *nats.Msg){
+		blobVerbStat: b.stat, blobVerbRead: b.read, blobVerbPut: b.put,
+	} {
+		if _, err := nc.Subscribe(NodeSubjectPrefix+"*.blob."+verb, b.guard(h)); err != nil {
+			b.close()
+			return fmt.Errorf("%w: blob service: %v", ErrServer, err)
+		}
+	}
+	if _, err := nc.Subscribe(NodeSubjectPrefix+"*.blob."+blobVerbData+".*", b.guard(b.data)); err != nil {
+		b.close()
+		return fmt.Errorf("%w: blob service: %v", ErrServer, err)
+	}
+	if err := nc.Flush(); err != nil {
+		b.close()
+		return fmt.Errorf("%w: blob service: %v", ErrServer, err)
+	}
+	s.blobs = b
+	return nil
+}
+
+func (b *blobService) close() {
+	b.cancel()
+	b.wg.Wait()
+	b.nc.Close()
+}
+
+// guard takes the requester's id from the subject and drops any request whose reply
+// subject is not that requester's own inbox: the service answers with full rights, so
+// it must never publish where the requester could not.
+func (b *blobService) guard(h func(id string, m *nats.Msg)) nats.MsgHandler {
+	return func(m *nats.Msg) {
+		rest := strings.TrimPrefix(m.Subject, NodeSubjectPrefix)
+		id, _, _ := strings.Cut(rest, ".")
+		if !b.srv.auth.owns(id, m.Reply) {
+			b.log.Warn("blob request dropped: reply subject is not the requester's inbox", "id", id, "reply", m.Reply)
+			return
+		}
+		h(id, m)
+	}
+}
+
+func (b *blobService) respond(m *nats.Msg, r blobReply) {
+	body, _ := json.Marshal(r)
+	if err := m.Respond(body); err != nil {
+		b.log.Debug("blob reply", "err", err)
+	}
+}
+
+func (b *blobService) fail(m *nats.Msg, code string, err error) {
+	b.respond(m, blobReply{Error: err.Error(), Code: code})
+}
+
+// decode parses a request and checks its bucket and digest; on error it has replied.
+func (b *blobService) decode(m *nats.Msg) (blobRequest, string, bool) {
+	var req blobRequest
+	if err := json.Unmarshal(m.Data, &req); err != nil {
+		b.fail(m, codeInvalid, fmt.Errorf("malformed blob request: %v", err))
+		return req, "", false
+	}
+	known := false
+	for _, bk := range b.srv.opts.Buckets {
+		known = known || bk == req.Bucket
+	}
+	if !known {
+		b.fail(m, codeNotFound, fmt.Errorf("no bucket %q", req.Bucket))
+		return req, "", false
+	}
+	sum, err := ParseDigest(req.Digest)
+	if err != nil {
+		b.fail(m, codeInvalid, err)
+		return req, "", false
+	}
+	return req, hex.EncodeToString(sum[:]), true
+}
+
+// info reads an object's metadata, written only by this service or the router, so it
+// can be trusted; an error has been replied.
+func (b *blobService) info(m *nats.Msg, bucket, name string) (*jetstream.ObjectInfo, bool) {
+	obs, err := openBucket(b.ctx, b.js, bucket)
+	if err == nil {
+		var info *jetstream.ObjectInfo
+		if info, err = obs.GetInfo(b.ctx, name); err == nil {
+			return info, true
+		}
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			err = fmt.Errorf("%w: sha256:%s", ErrNotFound, name)
+		}
+	}
+	if errors.Is(err, ErrNotFound) {
+		b.fail(m, codeNotFound, err)
+	} else {
+		b.fail(m, codeFailed, err)
+	}
+	return nil, false
+}
+
+func (b *blobService) access(m *nats.Msg, err error) bool {
+	if err != nil {
+		b.fail(m, codeForbidden, err)
+		return false
+	}
+	return true
+}
+
+func (b *blobService) stat(id string, m *nats.Msg) {
+	req, name, ok := b.decode(m)
+	if !ok || !b.access(m, b.mayRead(id, req.Digest)) {
+		return
+	}
+	if info, ok := b.info(m, req.Bucket, name); ok {
+		b.respond(m, blobReply{Size: info.Size, Chunks: info.Chunks})
+	}
+}
+
+func (b *blobService) mayRead(id, digest string) error {
+	if b.srv.opts.Access == nil {
+		return errors.New("this server grants no blob rights")
+	}
+	return b.srv.opts.Access.MayRead(id, digest)
+}
+
+// read answers with a batch of the object's chunks, straight from JetStream to the
+// requester's inbox. The service names the chunk subject itself, so whatever sequence a
+// requester asks to start from, it can only receive chunks of the object it may read.
+// Errors go back as a status message, as JetStream's own would.
+func (b *blobService) read(id string, m *nats.Msg) {
+	req, name, ok := b.decodeQuiet(m)
+	if !ok {
+		return
+	}
+	if err := b.mayRead(id, req.Digest); err != nil {
+		b.status(m, "403", err.Error())
+		return
+	}
+	obs, err := openBucket(b.ctx, b.js, req.Bucket)
+	if err != nil {
+		b.status(m, "404", err.Error())
+		return
+	}
+	info, err := obs.GetInfo(b.ctx, name)
+	if err != nil {
+		b.status(m, "404", "no such blob")
+		return
+	}
+	body, _ := json.Marshal(directGetRequest{
+		Seq: req.Seq, NextFor: "$O." + req.Bucket + ".C." + info.NUID,
+		Batch: min(max(req.Batch, 1), int(info.Chunks)), MaxBytes: batchBytes,
+	})
+	if err := b.nc.PublishRequest(apiPrefix(b.js)+"DIRECT.GET."+objectStream(req.Bucket), m.Reply, body); err != nil {
+		b.status(m, "503", err.Error())
+	}
+}
+
+// decodeQuiet is decode for read, whose errors are status messages.
+func (b *blobService) decodeQuiet(m *nats.Msg) (blobRequest, string, bool) {
+	var req blobRequest
+	if err := json.Unmarshal(m.Data, &req); err != nil {
+		b.status(m, "400", "malformed blob request")
+		return req, "", false
+	}
+	sum, err := ParseDigest(req.Digest)
+	if err != nil {
+		b.status(m, "400", err.Error())
+		return req, "", false
+	}
+	for _, bk := range b.srv.opts.Buckets {
+		if bk == req.Bucket {
+			return req, hex.EncodeToString(sum[:]), true
+		}
+	}
+	b.status(m, "404", "no such bucket")
+	return req, "", false
+}
+
+func (b *blobService) status(m *nats.Msg, code, desc string) {
+	r := nats.NewMsg(m.Reply)
+	r.Header.Set("Status", code)
+	r.Header.Set("Description", desc)
+	if err := b.nc.PublishMsg(r); err != nil {
+		b.log.Debug("blob status", "err", err)
+	}
+}
+
+// put opens an upload, or answers Present when the name already holds its content (only
+// trusted writers write metadata, so the check is sound).
+func (b *blobService) put(id string, m *nats.Msg) {
+	req, name, ok := b.decode(m)
+	if !ok {
+		return
+	}
+	if req.Size < 0 {
+		b.fail(m, codeInvalid, fmt.Errorf("negative size %d", req.Size))
+		return
+	}
+	if b.srv.opts.Access == nil {
+		b.fail(m, codeForbidden, errors.New("this server grants no blob rights"))
+		return
+	}
+	if !b.access(m, b.srv.opts.Access.MayWrite(id, req.Job, req.Digest, req.Size)) {
+		return
+	}
+	obs, err := openBucket(b.ctx, b.js, req.Bucket)
+	if err != nil {
+		b.fail(m, codeNotFound, err)
+		return
+	}
+	sum, _ := ParseDigest(req.Digest)
+	present, err := storedIntact(b.ctx, obs, name, sum, req.Size)
+	if err != nil {
+		b.fail(m, codeFailed, err)
+		return
+	}
+	if present {
+		b.respond(m, blobReply{Present: true})
+		return
+	}
+	key := req.Bucket + "/" + name
+	b.mu.Lock()
+	owned := 0
+	for _, u := range b.uploads {
+		if u.owner == id {
+			owned++
+		}
+	}
+	busy := b.writing[key] || owned >= maxUploadsPerParticipant
+	u := &upload{id: nuid.Next(), owner: id, size: req.Size, sum: sum, chunks: make(chan *nats.Msg, uploadWindow)}
+	if !busy {
+		b.writing[key] = true
+		b.uploads[u.id] = u
+	}
+	b.mu.Unlock()
+	if busy {
+		b.fail(m, codeBusy, fmt.Errorf("%s is being written, or %s has %d uploads open; retry", req.Digest, id, maxUploadsPerParticipant))
+		return
+	}
+	if u.size == 0 { // nothing to wait for: store it now
+		b.wg.Add(1)
+		b.write(u, obs, key, name, m)
+		return
+	}
+	b.wg.Add(1)
+	go b.write(u, obs, key, name, nil)
+	b.respond(m, blobReply{Upload: u.id})
+}
+
+// data hands one chunk to its upload's writer, which acks it.
+func (b *blobService) data(id string, m *nats.Msg) {
+	uid := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	b.mu.Lock()
+	u := b.uploads[uid]
+	b.mu.Unlock()
+	if u == nil || u.owner != id {
+		b.fail(m, codeNotFound, fmt.Errorf("no upload %s of yours is open", uid))
+		return
+	}
+	select {
+	case u.chunks <- m:
+	default:
+		b.fail(m, codeInvalid, fmt.Errorf("more than %d chunks sent ahead of their acks", uploadWindow))
+	}
+}
+
+// write stores one upload. The object store writes chunks under a fresh id and the
+// metadata last, so a reader never sees the name until every byte has been hashed and
+// matched; a mismatch or a stalled upload makes Put purge what it wrote.
+// The answer goes to the last chunk, or to last when the upload has no chunks.
+func (b *blobService) write(u *upload, obs jetstream.ObjectStore, key, name string, last *nats.Msg) {
+	defer b.wg.Done()
+	r := &uploadReader{u: u, ctx: b.ctx, ack: func(m *nats.Msg) { b.respond(m, blobReply{}) }, last: last}
+	_, err := obs.Put(b.ctx, jetstream.ObjectMeta{Name: name}, &checkedReader{r: r, size: u.size, sum: u.sum, h: sha256.New()})
+	b.mu.Lock()
+	delete(b.uploads, u.id)
+	delete(b.writing, key)
+	b.mu.Unlock()
+	if r.last == nil {
+		return // nobody is waiting for an answer
+	}
+	switch {
+	case errors.Is(err, ErrDigestMismatch):
+		b.fail(r.last, codeMismatch, err)
+	case err != nil:
+		b.fail(r.last, codeFailed, err)
+	default:
+		b.respond(r.last, blobReply{Stored: true})
+	}
+}
+
+type upload struct {
+	id     string
+	owner  string
+	size   int64
+	sum    [32]byte
+	chunks chan *nats.Msg
+}
+
+
+// uploadReader yields an upload's chunks in order (a checkedReader over it hashes them).
+// It acks each chunk as it takes it, except the last, which write answers once the
+// object is stored.
+type uploadReader struct {
+	u    *upload
+	ctx  context.Context
+	ack  func(*nats.Msg)
+	n    int64
+	cur  []byte
+	last *nats.Msg
+}
+
+func (r *uploadReader) Read(p []byte) (int, error) {
+	if len(r.cur) == 0 {
+		if r.n == r.u.size {
+			return 0, io.EOF
+		}
+		idle := time.NewTimer(uploadIdle)
+		defer idle.Stop()
+		select {
+		case m := <-r.u.chunks:
+			if len(m.Data) == 0 || int64(len(m.Data)) > r.u.size-r.n {
+				r.last = m
+				return 0, fmt.Errorf("%w: an empty chunk, or more than the %d bytes declared", ErrDigestMismatch, r.u.size)
+			}
+			r.n += int64(len(m.Data))
+			r.cur = m.Data
+			if r.n == r.u.size {
+				r.last = m
+			} else {
+				r.ack(m)
+			}
+		case <-idle.C:
+			return 0, fmt.Errorf("%w: upload idle for %s", ErrBlob, uploadIdle)
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		}
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
