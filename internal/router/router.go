@@ -103,9 +103,9 @@ const DefaultMaxOutputBytes = 256 << 20
 
 // Router is a running OmniRouter.
 type Router struct {
-	opts Options
-	id   keys.Address
-	log  *slog.Logger
+	opts   Options
+	id     keys.Address
+	log    *slog.Logger
 	nats   *transport.Server
 	conn   *nats.Conn
 	js     jetstream.JetStream

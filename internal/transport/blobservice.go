@@ -406,7 +406,6 @@ type upload struct {
 	chunks chan *nats.Msg
 }
 
-
 // uploadReader yields an upload's chunks in order (a checkedReader over it hashes them).
 // It acks each chunk as it takes it, except the last, which write answers once the
 // object is stored.

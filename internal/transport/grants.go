@@ -13,7 +13,7 @@ import (
 // same right are counted, so two jobs that share an input do not revoke each other's.
 type Grants struct {
 	mu     sync.Mutex
-	reads  map[[2]string]int      // {id, digest} → grants outstanding
+	reads  map[[2]string]int     // {id, digest} → grants outstanding
 	writes map[[2]string][]int64 // {id, job} → the size bound of each grant outstanding
 }
 

@@ -62,13 +62,13 @@ type Server struct {
 	log      *slog.Logger
 	internal ed25519.PrivateKey // creates buckets at Start; same rights as Admin
 
-	auth     *authenticator
-	mu       sync.Mutex
-	ns       *server.Server
-	wsURL    string
-	started  bool
-	closed   bool
-	blobs    *blobService
+	auth    *authenticator
+	mu      sync.Mutex
+	ns      *server.Server
+	wsURL   string
+	started bool
+	closed  bool
+	blobs   *blobService
 }
 
 // NewServer validates opts and returns a server that is not yet running.
