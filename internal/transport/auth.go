@@ -65,7 +65,8 @@ type authenticator struct {
 	log       *slog.Logger
 
 	mu    sync.Mutex
-	conns map[uint64]participant // admitted non-admin connections, by server client id
+	conns map[uint64]participant     // admitted non-admin connections, by server client id
+	byID  map[string]map[uint64]bool // the same connections, by participant id
 	// extraPublish, when set, adds publish rights; only the benchmark sets it, to
 	// measure the direct object-store reads participants had before the blob service.
 	extraPublish []string
@@ -121,6 +122,10 @@ func (a *authenticator) allow(c server.ClientAuthentication) bool {
 		user.Permissions = nodePermissions(id, opts.Nkey)
 		a.mu.Lock()
 		a.conns[c.GetID()] = participant{id: id, pub: pub}
+		if a.byID[id] == nil {
+			a.byID[id] = map[uint64]bool{}
+		}
+		a.byID[id][c.GetID()] = true
 		user.Permissions.Publish.Allow = append(user.Permissions.Publish.Allow, a.extraPublish...)
 		a.mu.Unlock()
 	}
@@ -138,11 +143,8 @@ func (a *authenticator) allow(c server.ClientAuthentication) bool {
 func (a *authenticator) owns(id, reply string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, p := range a.conns {
-		if p.id != id {
-			continue
-		}
-		if prefix, err := InboxPrefix(p.pub); err == nil && strings.HasPrefix(reply, prefix+".") {
+	for cid := range a.byID[id] {
+		if prefix, err := InboxPrefix(a.conns[cid].pub); err == nil && strings.HasPrefix(reply, prefix+".") {
 			return true
 		}
 	}
@@ -162,8 +164,12 @@ func (a *authenticator) admitted() map[uint64]participant {
 
 func (a *authenticator) forget(cid uint64) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
+	id := a.conns[cid].id
 	delete(a.conns, cid)
-	a.mu.Unlock()
+	if delete(a.byID[id], cid); len(a.byID[id]) == 0 {
+		delete(a.byID, id)
+	}
 }
 
 func (a *authenticator) isAdmin(pub ed25519.PublicKey) bool {

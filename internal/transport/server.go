@@ -109,6 +109,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		authorize: opts.Authorize,
 		log:       opts.Logger,
 		conns:     map[uint64]participant{},
+		byID:      map[string]map[uint64]bool{},
 	}
 	return s, nil
 }
@@ -259,7 +260,8 @@ func (s *Server) WebSocketURL() string {
 // Reauthorize re-decides every admitted participant connection: keep reports whether
 // the participant (its id and key) may stay, and each one it refuses is disconnected at
 // once. Rights are otherwise fixed at connect, so a router calls this whenever the chain
-// may have taken a participant's standing away (deactivated, slashed, unstaked). It
+// may have taken a participant's standing away (deactivated, slashed, unstaked), and
+// it forgets the connections that have closed since the last call. It
 // returns the ids it disconnected.
 func (s *Server) Reauthorize(keep func(id string, pub ed25519.PublicKey) bool) []string {
 	s.mu.Lock()
