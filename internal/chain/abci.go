@@ -9,14 +9,19 @@ import (
 	cmted "github.com/cometbft/cometbft/crypto/ed25519"
 
 	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/store"
 )
 
 // abciApp adapts ledger.App to CometBFT's ABCI 2.0 interface. CometBFT's local client
-// serialises every call behind one mutex, so the ledger sees no concurrency.
+// serialises every call behind one mutex, so the ledger sees no concurrency; but a query
+// may run between a block's FinalizeBlock and its Commit.
 type abciApp struct {
 	abci.BaseApplication
 	app *ledger.App
-	log *slog.Logger
+	// store is the ledger's store, which proves what it holds: proofs are served here
+	// because the ledger cannot import the package that implements its Store.
+	store *store.Store
+	log   *slog.Logger
 }
 
 var _ abci.Application = (*abciApp)(nil)
@@ -74,6 +79,9 @@ func (a *abciApp) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResp
 }
 
 func (a *abciApp) Query(_ context.Context, req *abci.QueryRequest) (*abci.QueryResponse, error) {
+	if req.Prove {
+		return a.proveQuery(req), nil
+	}
 	height, _ := a.app.Info()
 	v, err := a.app.Query(req.Path)
 	if err != nil {

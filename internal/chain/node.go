@@ -147,7 +147,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("node key: %w", err)
 	}
 	n.dbs = &dbTracker{}
-	gate := stoppingGate{&abciApp{app: app, log: n.opts.Logger}, &n.stopping}
+	gate := stoppingGate{&abciApp{app: app, store: st, log: n.opts.Logger}, &n.stopping}
 	node, err := newNodeRecovering(ctx, c, pv, nodeKey, gate, n.dbs, newLogger(n.opts.Logger, &n.stopping))
 	if err != nil {
 		n.dbs.closeAll()

@@ -322,6 +322,24 @@ type AccountView struct {
 	Bonded    uint64 `json:"bonded"`
 }
 
+// AccountKey is the store key of an account's record: what a proof of the account (an
+// ABCI query of account/<addr> with prove set) is a proof of.
+func AccountKey(a keys.Address) []byte { return acctKey(a) }
+
+// DecodeAccount reads the record stored under AccountKey(a), such as a proven value; the
+// key, not the record, names the account. A nil record is an account never written: a
+// zero balance.
+func DecodeAccount(a keys.Address, record []byte) (Account, error) {
+	var acc Account
+	if record != nil {
+		if err := decodeRecord(record, &acc); err != nil {
+			return Account{}, fmt.Errorf("%w: account %s: %v", ErrDecode, a, err)
+		}
+	}
+	acc.Address = a
+	return acc, nil
+}
+
 // Query answers read-only requests against the last committed state. Paths:
 // account/<addr>, node/<addr>, nodes, validator/<addr>, validators, job/<id>, supply,
 // params, proposal/<id>, proposals, unbonding/<addr>, chain_id.

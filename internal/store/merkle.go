@@ -20,7 +20,8 @@ import (
 // touch and the paths above them, and each changed bucket is rebuilt once per hash, so the
 // cost per written key is two small hashes, a share of a bucket rebuild and a share of a
 // 16-level path: a few microseconds, where an IAVL tree costs about twenty (see
-// docs/design-notes.md). A proof is the key's bucket and the sibling hashes up to the root.
+// docs/design-notes.md). A proof is every key and value of the key's bucket and the sibling
+// hashes up to the root (proof.go).
 const (
 	depth      = 16
 	numBuckets = 1 << depth
@@ -234,69 +235,4 @@ func merge(bucket []leafEntry, changes []change) []leafEntry {
 		}
 	}
 	return append(out, bucket[i:]...)
-}
-
-// Proof shows that a key has a value (or has none) under a root: the leaves of the key's
-// bucket, in key order, and the sibling hashes from the bucket up to the root.
-type Proof struct {
-	Bucket   int
-	Leaves   []ProofLeaf
-	Siblings [][32]byte // depth hashes, the bucket's sibling first
-}
-
-// ProofLeaf is one key of a proven bucket with its leaf hash.
-type ProofLeaf struct {
-	Key  []byte
-	Leaf [32]byte
-}
-
-func (m *merkle) prove(key string) Proof {
-	b := bucketOf(key)
-	p := Proof{Bucket: b}
-	for _, e := range m.buckets[b] {
-		p.Leaves = append(p.Leaves, ProofLeaf{Key: []byte(e.key), Leaf: e.leaf})
-	}
-	for i := numBuckets + b; i > 1; i /= 2 {
-		p.Siblings = append(p.Siblings, m.nodes[i^1])
-	}
-	return p
-}
-
-// VerifyProof reports whether the proof shows, under root, that key holds value (or, for a
-// nil value, that key is absent).
-func VerifyProof(root, key, value []byte, p Proof) bool {
-	if len(p.Siblings) != depth || p.Bucket != bucketOf(string(key)) {
-		return false
-	}
-	entries := make([]leafEntry, len(p.Leaves))
-	found := false
-	for i, l := range p.Leaves {
-		if i > 0 && string(p.Leaves[i-1].Key) >= string(l.Key) {
-			return false // leaves must be strictly ordered, so none can hide
-		}
-		if bucketOf(string(l.Key)) != p.Bucket {
-			return false
-		}
-		entries[i] = leafEntry{key: string(l.Key), leaf: l.Leaf}
-		if string(l.Key) == string(key) {
-			if value == nil || l.Leaf != leafHash(string(key), value) {
-				return false
-			}
-			found = true
-		}
-	}
-	if value != nil && !found {
-		return false
-	}
-	h := bucketHash(entries)
-	i := numBuckets + p.Bucket
-	for _, s := range p.Siblings {
-		if i%2 == 0 {
-			h = nodeHash(h, s)
-		} else {
-			h = nodeHash(s, h)
-		}
-		i /= 2
-	}
-	return string(h[:]) == string(root)
 }

@@ -344,14 +344,21 @@ func (c committedView) Iterate(prefix []byte, fn func(key, value []byte) bool) e
 	return c.s.iterateCommitted(prefix, fn)
 }
 
-// Prove returns a proof of key's value (or absence) under the last commit's hash. It needs
-// the working state to be the committed one, so it fails while a block is staged.
+// ErrStaged is a proof asked for while a block is staged: the tree then covers the working
+// state, not the committed one, and only the latest version is kept. Ask again after the
+// block commits.
+var ErrStaged = errors.New("a block is staged")
+
+// Prove returns key's committed value (nil: absent) and a proof of it under the last
+// commit's hash. It needs the working state to be the committed one, so it fails with
+// ErrStaged while a block is staged. The values in the proof belong to the store and must
+// not be modified.
 func (s *Store) Prove(key []byte) ([]byte, Proof, error) {
 	if len(s.staged) > 0 {
-		return nil, Proof{}, fmt.Errorf("a block is staged over height %d; prove after it commits", s.version)
+		return nil, Proof{}, fmt.Errorf("%w over height %d; prove after it commits", ErrStaged, s.version)
 	}
 	s.settle()
-	return s.committed[string(key)], s.tree.prove(string(key)), nil
+	return s.committed[string(key)], s.tree.prove(string(key), func(k string) []byte { return s.committed[k] }), nil
 }
 
 // prefixEnd is the first key after every key with the prefix (nil: no upper bound).
