@@ -17,9 +17,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/chain"
 	"github.com/omnisync/omnisync/internal/keyfile"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/store"
 )
 
 // Where the wallet, stake, gov, token and validator commands find a daemon and keys. Each
@@ -96,18 +98,62 @@ func (f *remoteFlags) run(cmd *cobra.Command, fn func(ctx context.Context, c *ap
 	return f.explain(fn(ctx, f.client()))
 }
 
-var walletName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+// errWalletName is a wallet name that is not a plain file name in the wallet directory.
+var errWalletName = errors.New("invalid wallet name")
 
-// walletFile resolves a wallet reference: a name in the wallet directory, or a path (one
-// with a directory separator or ending in .json).
+var walletNameChars = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// maxWalletName is the longest wallet name, in bytes.
+const maxWalletName = 64
+
+// checkWalletName keeps a wallet name a file name inside --wallet-dir. A name is joined to
+// the directory to make a path, so one that is a path itself (../evil, a/b) would let
+// wallet new or import write a key anywhere the user can (security review, finding 8).
+// The error names the rule broken.
+func checkWalletName(name string) error {
+	var rule string
+	switch {
+	case name == "":
+		rule = "it is empty"
+	case len(name) > maxWalletName:
+		rule = fmt.Sprintf("it is longer than %d characters", maxWalletName)
+	case strings.ContainsAny(name, `/\`):
+		rule = `it contains a path separator ('/' or '\')`
+	case strings.Contains(name, ".."):
+		rule = "it contains '..'"
+	case name[0] == '.':
+		rule = "it starts with '.'"
+	case !walletNameChars.MatchString(name):
+		rule = "use only letters, digits, '.', '_' and '-'"
+	case name[0] == '-' || name[0] == '_':
+		rule = "it must start with a letter or digit"
+	case strings.HasSuffix(name, ".json"):
+		rule = "it ends in .json, which --wallet reads as a file path"
+	default:
+		return nil
+	}
+	return fmt.Errorf("%w %q: %s", errWalletName, name, rule)
+}
+
+// walletPath is the key file of the wallet called name: always in --wallet-dir.
+func (f *remoteFlags) walletPath(name string) (string, error) {
+	if err := checkWalletName(name); err != nil {
+		return "", err
+	}
+	return filepath.Join(f.walletDir, name+".json"), nil
+}
+
+// walletFile resolves a wallet reference (--wallet): a name in the wallet directory, or a
+// path to a keypair file (one with a directory separator or ending in .json), which the
+// user chose and is only read.
 func (f *remoteFlags) walletFile(ref string) (name, path string, err error) {
 	if strings.ContainsRune(ref, filepath.Separator) || strings.ContainsRune(ref, '/') || strings.HasSuffix(ref, ".json") {
 		return strings.TrimSuffix(filepath.Base(ref), ".json"), ref, nil
 	}
-	if !walletName.MatchString(ref) {
-		return "", "", fmt.Errorf("wallet name %q: use letters, digits, '.', '_' and '-' (at most 64), or give a path to a keypair file", ref)
+	if path, err = f.walletPath(ref); err != nil {
+		return "", "", fmt.Errorf("%w (or give a path to a keypair file)", err)
 	}
-	return ref, filepath.Join(f.walletDir, ref+".json"), nil
+	return ref, path, nil
 }
 
 // loadKey reads the wallet's Solana keypair file.
@@ -127,9 +173,10 @@ func (f *remoteFlags) loadKey() (ed25519.PrivateKey, error) {
 	return priv, nil
 }
 
-// saveKey writes a new wallet file, readable only by its owner, and never over an old one.
-func (f *remoteFlags) saveKey(ref string, priv ed25519.PrivateKey) (walletInfo, error) {
-	name, path, err := f.walletFile(ref)
+// saveKey writes a new wallet file in --wallet-dir, readable only by its owner, and never
+// over an old one. A new wallet takes a name, never a path: see checkWalletName.
+func (f *remoteFlags) saveKey(name string, priv ed25519.PrivateKey) (walletInfo, error) {
+	path, err := f.walletPath(name)
 	if err != nil {
 		return walletInfo{}, err
 	}
@@ -296,24 +343,7 @@ read or send go through a daemon's REST API (--api).`,
 				return g.printWallet(walletInfo{Name: name, Address: string(keys.AddressOfKey(priv)), File: path}, "")
 			},
 		},
-		&cobra.Command{
-			Use:   "balance [ADDRESS]",
-			Short: "Show an account's balance: the wallet's, or ADDRESS's",
-			Args:  cobra.MaximumNArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				return f.run(cmd, func(ctx context.Context, c *api.Client) error {
-					addr, err := f.addressArg(args)
-					if err != nil {
-						return err
-					}
-					acct, err := c.ChainAccount(ctx, addr)
-					if err != nil {
-						return err
-					}
-					return g.printBalance(acct)
-				})
-			},
-		},
+		newWalletBalanceCmd(g, f),
 		&cobra.Command{
 			Use:   "send TO AMOUNT",
 			Short: "Send OMNI (AMOUNT in OMNI, e.g. 12.5); the chain burns its burn rate on the way",
@@ -343,6 +373,104 @@ read or send go through a daemon's REST API (--api).`,
 		},
 	)
 	return cmd
+}
+
+// Where wallet balance --prove finds a validator's CometBFT RPC: the devnet's, which is
+// also validator-1's of a network from chain init.
+const (
+	defaultRPCURL = "http://127.0.0.1:26657"
+	envRPCURL     = "OMNISYNC_RPC"
+)
+
+func newWalletBalanceCmd(g *globals, f *remoteFlags) *cobra.Command {
+	var (
+		prove bool
+		rpc   string
+	)
+	cmd := &cobra.Command{
+		Use:   "balance [ADDRESS]",
+		Short: "Show an account's balance: the wallet's, or ADDRESS's",
+		Long: `Shows an account's balance: the wallet's, or ADDRESS's, as the REST API (--api) reports it.
+
+With --prove the account comes instead from a validator's CometBFT RPC (--rpc) with a Merkle
+proof, which is checked against the app hash in the header of a committed block (the next
+one, which it may wait for); the command fails if the proof does not verify. It shows what
+the proof covers: the account's balance, sequence and vesting schedule.`,
+		Example: `  omnisync wallet balance
+  omnisync wallet balance --prove --rpc http://127.0.0.1:26657`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if prove {
+				return g.provenBalance(cmd, f, rpc, args)
+			}
+			return f.run(cmd, func(ctx context.Context, c *api.Client) error {
+				addr, err := f.addressArg(args)
+				if err != nil {
+					return err
+				}
+				acct, err := c.ChainAccount(ctx, addr)
+				if err != nil {
+					return err
+				}
+				return g.printBalance(acct)
+			})
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&prove, "prove", false, "read the account from --rpc with a proof, checked against a committed block's app hash")
+	fl.StringVar(&rpc, "rpc", envOr(envRPCURL, defaultRPCURL), "CometBFT RPC of a validator, for --prove (env "+envRPCURL+")")
+	return cmd
+}
+
+// provenAccount is what wallet balance --prove reports: the proven record, and the block
+// whose header holds the app hash it was proven against.
+type provenAccount struct {
+	ledger.Account
+	Proven       bool   `json:"proven"`
+	Height       int64  `json:"height"`        // the state after this block
+	HeaderHeight int64  `json:"header_height"` // the block whose header holds AppHash
+	AppHash      string `json:"app_hash"`
+}
+
+func (g *globals) provenBalance(cmd *cobra.Command, f *remoteFlags, rpc string, args []string) error {
+	addr, err := f.addressArg(args)
+	if err != nil {
+		return err
+	}
+	endpoint := rpc
+	if !strings.Contains(endpoint, "://") {
+		endpoint = "http://" + endpoint
+	}
+	c, err := chain.NewHTTPClient(endpoint)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), requestTimeout)
+	defer cancel()
+	p, err := c.ProveAccount(ctx, keys.Address(addr))
+	var ue *url.Error
+	switch {
+	case errors.Is(err, store.ErrBadProof):
+		return fmt.Errorf("proof rejected: %w\n(the node at %s answered with state its chain did not commit: do not trust its answers)", err, rpc)
+	case errors.As(err, &ue) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("cannot reach the chain RPC at %s: %v\n(point --rpc or %s at a validator's CometBFT RPC, e.g. the devnet's %s)", rpc, ue.Err, envRPCURL, defaultRPCURL)
+	case err != nil:
+		return err
+	}
+	out := provenAccount{Account: p.Account, Proven: true, Height: p.Height, HeaderHeight: p.Height + 1, AppHash: fmt.Sprintf("%X", p.AppHash)}
+	if g.json() {
+		return writeJSON(g.stdout, out)
+	}
+	w := g.stdout
+	fmt.Fprintf(w, "✓ proven against the app hash in block %d's header (the state after block %d)\n", out.HeaderHeight, out.Height)
+	fmt.Fprintf(w, "address    %s\n", out.Address)
+	fmt.Fprintf(w, "balance    %s\n", omni(out.Balance))
+	fmt.Fprintf(w, "sequence   %d\n", out.Seq)
+	if v := out.Vesting; v != nil {
+		fmt.Fprintf(w, "vesting    %s, cliff %s, fully vested %s\n", omni(v.Total), unixTime(v.CliffUnix), unixTime(v.EndUnix))
+	}
+	fmt.Fprintf(w, "app hash   %s\n", out.AppHash)
+	return nil
 }
 
 func (g *globals) printWallet(w walletInfo, verb string) error {

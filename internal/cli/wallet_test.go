@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -437,4 +438,64 @@ func TestAPIFlagOverridesEnv(t *testing.T) {
 	}
 	e.ok("token", "supply", "--api", url)
 	e.ok("token", "supply", "--api", strings.TrimPrefix(url, "http://")) // scheme optional
+}
+
+// TestWalletNamesStayInTheWalletDir is the attack of finding 8: a wallet name that is a
+// path (../evil, a/b) made wallet new and import write a key outside --wallet-dir. Every
+// such name now fails with the rule it breaks, and no file appears anywhere.
+func TestWalletNamesStayInTheWalletDir(t *testing.T) {
+	e := newCLIEnv(t)
+	root := t.TempDir()
+	walletDir := filepath.Join(root, "home", "wallets")
+	if err := os.MkdirAll(walletDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(envWalletDir, walletDir)
+	work := filepath.Join(root, "home", "work")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(work) // a relative path must not land next to the test's sources either
+	keyFile := filepath.Join(t.TempDir(), "id.json")
+	_ = os.WriteFile(keyFile, keys.MarshalSolanaJSON(testKey(5)), 0o600)
+
+	for _, tt := range []struct{ name, rule string }{
+		{"../evil", "path separator"},
+		{"../../evil", "path separator"},
+		{"a/b", "path separator"},
+		{`a\b`, "path separator"},
+		{"/tmp/evil", "path separator"},
+		{"..", "'..'"},
+		{"a..b", "'..'"},
+		{".hidden", "starts with '.'"},
+		{"", "empty"},
+		{"a b", "letters, digits"},
+		{"é", "letters, digits"},
+		{"_x", "start with a letter or digit"},
+		{"evil.json", ".json"},
+		{strings.Repeat("a", 65), "longer than 64"},
+	} {
+		for _, args := range [][]string{{"wallet", "new", tt.name}, {"wallet", "import", tt.name, keyFile}} {
+			_, errOut, code := e.run(args...)
+			if code != 1 || !strings.Contains(errOut, "invalid wallet name") || !strings.Contains(errOut, tt.rule) {
+				t.Errorf("%q: exit %d, stderr %q; want the rule %q", args, code, errOut, tt.rule)
+			}
+		}
+	}
+	var files []string
+	_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if len(files) != 0 {
+		t.Errorf("rejected names wrote %v", files)
+	}
+	// The longest allowed name still works, in the wallet directory.
+	long := strings.Repeat("a", 64)
+	e.ok("wallet", "new", long)
+	if _, err := os.Stat(filepath.Join(walletDir, long+".json")); err != nil {
+		t.Error(err)
+	}
 }
