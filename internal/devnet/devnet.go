@@ -158,7 +158,9 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 	}
 	if d.router, err = router.New(router.Options{
 		Key: d.Keys.Router, Chain: wallet(d.Keys.Router), Host: "127.0.0.1", WSPort: opts.NodesPort,
-		TLS: serverTLS, StoreDir: filepath.Join(opts.Home, "router"), HeartbeatTTL: 5 * time.Second, Logger: log,
+		TLS: serverTLS, StoreDir: filepath.Join(opts.Home, "router"), HeartbeatTTL: 5 * time.Second,
+		RightsInterval: opts.BlockTime, // a participant the chain withdraws is dropped within a block
+		Logger:         log,
 	}); err != nil {
 		return nil, err
 	}
@@ -185,7 +187,8 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 }
 
 func (d *Devnet) startREST() error {
-	h, err := httpapi.NewHandler(httpapi.Options{
+	// NewServer bounds connections, time and request-body memory (httpapi.Limits defaults).
+	srv, err := httpapi.NewServer(httpapi.Options{
 		Service: d.router, Logger: d.opts.Logger,
 		Info: map[string]string{"chain_id": ChainID, "chain_rpc": d.chain.RPCURL(), "nodes_url": d.router.NodesURL()},
 	})
@@ -197,7 +200,7 @@ func (d *Devnet) startREST() error {
 		return fmt.Errorf("REST API: listen on %s: %w", d.opts.RESTListen, err)
 	}
 	d.restAddr = l.Addr().String()
-	d.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	d.http = srv
 	go func() {
 		if err := d.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.opts.Logger.Error("REST API stopped", "err", err)

@@ -244,3 +244,70 @@ func TestDeactivatedNodeIsDisconnectedWithinTheRightsInterval(t *testing.T) {
 		t.Fatalf("honest node on %q", good.ConnectedUrl())
 	}
 }
+
+// The consumer reads its job's output with a signed, time-bounded request; nobody else
+// can, and the output says it is unverified until the chain settles the job.
+func TestOnlyTheConsumerReadsTheOutput(t *testing.T) {
+	chain := newFakeChain()
+	now := time.Unix(1_800_000_000, 0)
+	serverTLS, _ := transporttest.TLS(t)
+	r, err := New(Options{Key: newKey(t), Chain: chain, TLS: serverTLS, StoreDir: t.TempDir(), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	consumer, other := newKey(t), newKey(t)
+	const jobID = "job-00000000000000c1"
+	chain.jobs[jobID] = &ledger.Job{ID: jobID, Consumer: keys.AddressOfKey(consumer), Status: ledger.JobAssigned}
+	sign := func(key ed25519.PrivateKey, ttl time.Duration) api.OutputAuth {
+		return api.SignOutputAuth(key, string(keys.AddressOfKey(key)), jobID, ttl, now)
+	}
+	ctx := context.Background()
+	if _, err := r.JobOutput(ctx, jobID, sign(consumer, time.Minute)); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("before any output: %v, want ErrNotFound", err)
+	}
+	output := []byte("the product")
+	digest, err := transport.PutBlob(ctx, r.js, protocol.BlobBucket, output)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain.mu.Lock()
+	chain.jobs[jobID].ResultDigest, chain.jobs[jobID].Status = digest, ledger.JobComputed
+	chain.mu.Unlock()
+
+	forged := sign(consumer, time.Minute)
+	forged.Signature[0] ^= 1
+	expired := sign(consumer, time.Minute)
+	expired.Expires = now.Unix()
+	borrowed := sign(other, time.Minute)
+	borrowed.Address = string(keys.AddressOfKey(consumer)) // the consumer's name, another's key
+	for name, c := range map[string]struct {
+		auth api.OutputAuth
+		want error
+	}{
+		"another account":        {sign(other, time.Minute), api.ErrForbidden},
+		"another key, same name": {borrowed, api.ErrUnauthorized},
+		"a bad signature":        {forged, api.ErrUnauthorized},
+		"expired":                {expired, api.ErrUnauthorized},
+		"good for too long":      {sign(consumer, api.MaxOutputAuthTTL+time.Minute), api.ErrUnauthorized},
+		"no address":             {api.OutputAuth{Expires: now.Unix() + 60}, api.ErrUnauthorized},
+		"signed for another job": {api.SignOutputAuth(consumer, string(keys.AddressOfKey(consumer)), "job-00000000000000c2", time.Minute, now), api.ErrUnauthorized},
+	} {
+		if out, err := r.JobOutput(ctx, jobID, c.auth); !errors.Is(err, c.want) || out.Data != nil {
+			t.Errorf("%s: %v (%d bytes), want %v", name, err, len(out.Data), c.want)
+		}
+	}
+	out, err := r.JobOutput(ctx, jobID, sign(consumer, time.Minute))
+	if err != nil || !bytes.Equal(out.Data, output) || out.Digest != digest || out.Verified || out.Status != api.StatusComputed {
+		t.Fatalf("consumer's read: %+v, %v", out, err)
+	}
+	chain.mu.Lock()
+	chain.jobs[jobID].Status = ledger.JobSettled
+	chain.mu.Unlock()
+	if out, err := r.JobOutput(ctx, jobID, sign(consumer, time.Minute)); err != nil || !out.Verified {
+		t.Fatalf("after settlement: %+v, %v", out, err)
+	}
+}

@@ -59,7 +59,10 @@ type Options struct {
 	// one whose node was deactivated, slashed below the minimum or unstaked, or who left
 	// the validator set, is disconnected at the next check. Keep it at most a block.
 	RightsInterval time.Duration
-	Logger         *slog.Logger
+	// Now is the router's clock (default time.Now): it judges when a consumer's signed
+	// output request expires.
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 func (o *Options) setDefaults() error {
@@ -90,6 +93,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.RightsInterval <= 0 {
 		o.RightsInterval = time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -8,9 +8,19 @@ import (
 	"sort"
 
 	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/protocol"
+	"github.com/omnisync/omnisync/internal/transport"
 )
+
+// apiStatus maps a chain job status to the API's.
+var apiStatus = map[string]string{
+	ledger.JobCreated: api.StatusQueued, ledger.JobAssigned: api.StatusAssigned,
+	ledger.JobComputed: api.StatusComputed, ledger.JobSettled: api.StatusSettled,
+	ledger.JobFailed: api.StatusFailed, ledger.JobCancelled: api.StatusCancelled,
+	ledger.JobExpired: api.StatusExpired,
+}
 
 // Job returns a job's current state: the chain's record joined with the router's progress.
 func (r *Router) Job(ctx context.Context, id string) (api.Job, error) {
@@ -22,12 +32,7 @@ func (r *Router) Job(ctx context.Context, id string) (api.Job, error) {
 		return api.Job{}, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
 	}
 	v := api.Job{ID: cj.ID, Consumer: string(cj.Consumer), Node: string(cj.Node), ResultDigest: cj.ResultDigest}
-	v.Status = map[string]string{
-		ledger.JobCreated: api.StatusQueued, ledger.JobAssigned: api.StatusAssigned,
-		ledger.JobComputed: api.StatusComputed, ledger.JobSettled: api.StatusSettled,
-		ledger.JobFailed: api.StatusFailed, ledger.JobCancelled: api.StatusCancelled,
-		ledger.JobExpired: api.StatusExpired,
-	}[cj.Status]
+	v.Status = apiStatus[cj.Status]
 	v.Verified = cj.Status == ledger.JobSettled
 	if s := cj.Settlement; s != nil {
 		v.Payment = &api.Payment{
@@ -55,6 +60,44 @@ func (r *Router) Job(ctx context.Context, id string) (api.Job, error) {
 		j.mu.Unlock()
 	}
 	return v, nil
+}
+
+// JobOutput returns a job's committed output to its consumer, whose signed request, good
+// for at most api.MaxOutputAuthTTL, proves it asked. Nobody else may read it through
+// REST. The output says whether the chain has settled the job as verified; until then it
+// is only the node's word.
+func (r *Router) JobOutput(ctx context.Context, jobID string, auth api.OutputAuth) (api.JobOutput, error) {
+	pub, err := keys.Address(auth.Address).PublicKey()
+	if err != nil {
+		return api.JobOutput{}, fmt.Errorf("%w: %v", api.ErrUnauthorized, err)
+	}
+	if err := api.VerifyOutputAuth(pub, jobID, auth, r.opts.Now(), api.MaxOutputAuthTTL); err != nil {
+		return api.JobOutput{}, err
+	}
+	var cj ledger.Job
+	if err := r.opts.Chain.Query(ctx, "job/"+jobID, &cj); err != nil {
+		if errors.Is(err, ledger.ErrNotFound) {
+			return api.JobOutput{}, fmt.Errorf("%w: job %s", api.ErrNotFound, jobID)
+		}
+		return api.JobOutput{}, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+	}
+	if keys.Address(auth.Address) != cj.Consumer {
+		return api.JobOutput{}, fmt.Errorf("%w: only the consumer of job %s may read its output", api.ErrForbidden, jobID)
+	}
+	if cj.ResultDigest == "" {
+		return api.JobOutput{}, fmt.Errorf("%w: job %s has no output yet (it is %s)", api.ErrNotFound, jobID, apiStatus[cj.Status])
+	}
+	data, err := transport.GetBlob(ctx, r.js, protocol.BlobBucket, cj.ResultDigest)
+	switch {
+	case errors.Is(err, transport.ErrNotFound):
+		return api.JobOutput{}, fmt.Errorf("%w: the output %s of job %s is not in this router's store", api.ErrNotFound, cj.ResultDigest, jobID)
+	case err != nil:
+		return api.JobOutput{}, fmt.Errorf("%w: read output: %v", api.ErrUnavailable, err)
+	}
+	return api.JobOutput{
+		JobID: jobID, Digest: cj.ResultDigest, Size: int64(len(data)), Data: data,
+		Verified: cj.Status == ledger.JobSettled, Status: apiStatus[cj.Status],
+	}, nil
 }
 
 // Nodes lists registered nodes with their live state.
