@@ -170,7 +170,8 @@ func (c *Client) Unbonding(ctx context.Context, address string) ([]Unbonding, er
 
 // BroadcastTx is POST /v1/chain/txs; it returns once the transaction has committed. A
 // rejected transaction's error wraps ErrInsufficientFunds, ErrConflict (wrong sequence or
-// duplicate), ErrUnauthorized, or is a *FieldError for field "tx" carrying the ledger's reason.
+// duplicate), ErrForbidden (a signer not allowed to do this), or is a *FieldError for field
+// "tx" carrying the ledger's reason.
 func (c *Client) BroadcastTx(ctx context.Context, tx []byte) (BroadcastTxResponse, error) {
 	var r BroadcastTxResponse
 	err := c.call(ctx, http.MethodPost, "/v1/chain/txs", BroadcastTxRequest{Tx: tx}, &r)

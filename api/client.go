@@ -100,6 +100,69 @@ func (c *Client) Health(ctx context.Context) (map[string]string, error) {
 
 func jobPath(id string) string { return "/v1/jobs/" + url.PathEscape(id) }
 
+// UploadInput is PUT /v1/jobs/{id}/inputs/{name}: it streams size bytes from r as the job's
+// declared input name, for a job submitted without it inline. The server checks the bytes
+// against the spec's size and digest as they are stored; a mismatch is a *FieldError. A
+// negative size sends the body chunked, of unknown length.
+func (c *Client) UploadInput(ctx context.Context, jobID, name string, r io.Reader, size int64) error {
+	path := jobPath(jobID) + "/inputs/" + url.PathEscape(name)
+	if r == nil {
+		r = http.NoBody
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.BaseURL+path, r)
+	if err != nil {
+		return err
+	}
+	// NewRequest guesses the length only for in-memory readers; say what the caller knows
+	// (-1 means unknown), never 0 for a body that has bytes.
+	req.ContentLength = max(size, -1)
+	if size == 0 {
+		req.Body = http.NoBody
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	closeBody(resp.Body)
+	return nil
+}
+
+// JobOutput is GET /v1/jobs/{id}/output, authorised by auth (see SignOutputAuth). It checks
+// the bytes against the digest the server names; JobOutput.Verified says whether the chain
+// has settled them as verified, and until it has, they are only the node's word.
+func (c *Client) JobOutput(ctx context.Context, jobID string, auth OutputAuth) (JobOutput, error) {
+	path := jobPath(jobID) + "/output"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+path, nil)
+	if err != nil {
+		return JobOutput{}, err
+	}
+	req.Header.Set("Authorization", auth.Header())
+	req.Header.Set("Accept", "application/octet-stream")
+	resp, err := c.do(req)
+	if err != nil {
+		return JobOutput{}, err
+	}
+	defer closeBody(resp.Body)
+	out := JobOutput{JobID: jobID, Digest: resp.Header.Get(HeaderDigest), Status: resp.Header.Get(HeaderJobStatus)}
+	switch v := resp.Header.Get(HeaderVerified); v {
+	case "true", "false":
+		out.Verified = v == "true"
+	default:
+		return JobOutput{}, fmt.Errorf("GET %s: %s header is %q, want true or false", path, HeaderVerified, v)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxUploadBytes+1))
+	if err != nil {
+		return JobOutput{}, fmt.Errorf("GET %s: reading output: %w", path, err)
+	}
+	if got := DigestOf(data); got != out.Digest {
+		return JobOutput{}, fmt.Errorf("GET %s: output of %d bytes has digest %s, server says %q", path, len(data), got, out.Digest)
+	}
+	out.Data, out.Size = data, int64(len(data))
+	return out, nil
+}
+
 // call sends in (when non-nil) as JSON and decodes a 2xx response into out.
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
 	resp, err := c.send(ctx, method, path, in, "application/json")
@@ -113,7 +176,8 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	return nil
 }
 
-// send returns the response to a request, or a *ResponseError for a non-2xx status.
+// send returns the response to a request carrying in (when non-nil) as JSON, or a
+// *ResponseError for a non-2xx status.
 func (c *Client) send(ctx context.Context, method, path string, in any, accept string) (*http.Response, error) {
 	var body io.Reader
 	if in != nil {
@@ -131,6 +195,11 @@ func (c *Client) send(ctx context.Context, method, path string, in any, accept s
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", accept)
+	return c.do(req)
+}
+
+// do sends req and returns a 2xx response, or a *ResponseError.
+func (c *Client) do(req *http.Request) (*http.Response, error) {
 	hc := c.HTTP
 	if hc == nil {
 		hc = &http.Client{}

@@ -23,7 +23,8 @@ func TestHTTPStatus(t *testing.T) {
 		{&FieldError{Field: "budget", Msg: "must be positive"}, 400, CodeBadRequest},
 		{fmt.Errorf("decode: %w", ErrBadRequest), 400, CodeBadRequest},
 		{fmt.Errorf("%w: balance 1", ErrInsufficientFunds), 402, CodeInsufficientFunds},
-		{ErrUnauthorized, 403, CodeUnauthorized},
+		{ErrUnauthorized, 401, CodeUnauthorized},
+		{fmt.Errorf("%w: not the job's consumer", ErrForbidden), 403, CodeForbidden},
 		{fmt.Errorf("job j: %w", ErrNotFound), 404, CodeNotFound},
 		{ErrConflict, 409, CodeConflict},
 		{ErrUnavailable, 503, CodeUnavailable},
@@ -60,7 +61,8 @@ func TestClientErrors(t *testing.T) {
 			ErrBadRequest, "spec.budget", "spec.budget: must be positive (uomni)"},
 		{400, `{"error":"bad request: invalid JSON","code":"bad_request"}`, ErrBadRequest, "", "bad request: invalid JSON"},
 		{402, `{"error":"insufficient funds: balance 1","code":"insufficient_funds"}`, ErrInsufficientFunds, "", "insufficient funds: balance 1"},
-		{403, `{"error":"unauthorized"}`, ErrUnauthorized, "", "unauthorized"},
+		{401, `{"error":"unauthorized: authorization header: missing"}`, ErrUnauthorized, "", "unauthorized: authorization header: missing"},
+		{403, `{"error":"forbidden"}`, ErrForbidden, "", "forbidden"},
 		{404, `{"error":"not found: job \"x\""}`, ErrNotFound, "", `not found: job "x"`},
 		{405, `{"error":"method not allowed"}`, ErrBadRequest, "", "method not allowed"},
 		{409, `{"error":"conflict: job exists"}`, ErrConflict, "", "conflict: job exists"},
@@ -82,7 +84,7 @@ func TestClientErrors(t *testing.T) {
 			if tt.sentinel != nil && !errors.Is(err, tt.sentinel) {
 				t.Errorf("%v does not wrap %v", err, tt.sentinel)
 			}
-			for _, other := range []error{ErrInsufficientFunds, ErrNotFound, ErrConflict, ErrUnauthorized} {
+			for _, other := range []error{ErrInsufficientFunds, ErrNotFound, ErrConflict, ErrUnauthorized, ErrForbidden} {
 				if other != tt.sentinel && errors.Is(err, other) {
 					t.Errorf("%v also wraps %v", err, other)
 				}

@@ -8,7 +8,8 @@ var (
 	ErrNotFound          = errors.New("not found")           // 404
 	ErrInsufficientFunds = errors.New("insufficient funds")  // 402
 	ErrConflict          = errors.New("conflict")            // 409
-	ErrUnauthorized      = errors.New("unauthorized")        // 403
+	ErrUnauthorized      = errors.New("unauthorized")        // 401: missing, malformed, expired or badly signed credentials
+	ErrForbidden         = errors.New("forbidden")           // 403: a known signer that may not do this
 	ErrUnavailable       = errors.New("service unavailable") // 503
 	ErrBadRequest        = errors.New("bad request")         // 400 (ErrInvalidSpec too)
 )

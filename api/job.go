@@ -164,7 +164,9 @@ func DigestOf(data []byte) string {
 
 // SubmitJobRequest is POST /v1/jobs. Tx is the consumer's signed create_job transaction
 // (committing to Spec.Hash(), the budget and price ceiling); InputData carries inline
-// inputs by name, each checked against its digest.
+// inputs by name, each checked against its digest. A declared input left out of InputData
+// is uploaded after the job is created (Client.UploadInput), which suits large inputs: the
+// JSON body of this request is limited (16 MiB by default).
 type SubmitJobRequest struct {
 	Spec      JobSpec           `json:"spec"`
 	InputData map[string][]byte `json:"input_data,omitempty"`
@@ -173,14 +175,17 @@ type SubmitJobRequest struct {
 
 // Job statuses as the API reports them (chain statuses plus router progress).
 const (
-	StatusQueued    = "queued"
-	StatusAssigned  = "assigned"
-	StatusRunning   = "running"
-	StatusComputed  = "computed"
-	StatusSettled   = "settled"
-	StatusFailed    = "failed"
-	StatusCancelled = "cancelled"
-	StatusExpired   = "expired"
+	// StatusAwaitingInputs: the escrow is committed and some declared inputs were not sent
+	// inline; the consumer uploads them with PUT /v1/jobs/{id}/inputs/{name}.
+	StatusAwaitingInputs = "awaiting_inputs"
+	StatusQueued         = "queued"
+	StatusAssigned       = "assigned"
+	StatusRunning        = "running"
+	StatusComputed       = "computed"
+	StatusSettled        = "settled"
+	StatusFailed         = "failed"
+	StatusCancelled      = "cancelled"
+	StatusExpired        = "expired"
 )
 
 // Final reports whether a status is terminal.

@@ -10,6 +10,7 @@ const (
 	CodeBadRequest        = "bad_request"
 	CodeInsufficientFunds = "insufficient_funds"
 	CodeUnauthorized      = "unauthorized"
+	CodeForbidden         = "forbidden"
 	CodeNotFound          = "not_found"
 	CodeConflict          = "conflict"
 	CodeUnavailable       = "unavailable"
@@ -27,7 +28,8 @@ var statuses = []struct {
 	{ErrBadRequest, http.StatusBadRequest, CodeBadRequest},
 	{ErrInvalidSpec, http.StatusBadRequest, CodeBadRequest},
 	{ErrInsufficientFunds, http.StatusPaymentRequired, CodeInsufficientFunds},
-	{ErrUnauthorized, http.StatusForbidden, CodeUnauthorized},
+	{ErrUnauthorized, http.StatusUnauthorized, CodeUnauthorized},
+	{ErrForbidden, http.StatusForbidden, CodeForbidden},
 	{ErrNotFound, http.StatusNotFound, CodeNotFound},
 	{ErrConflict, http.StatusConflict, CodeConflict},
 	{ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},

@@ -38,6 +38,10 @@ type Outcome struct {
 	RESTURL       string            `json:"rest_url"`
 	RPCURL        string            `json:"chain_rpc_url"`
 	Events        []api.Event       `json:"events,omitempty"`
+	// OutputBytes is the size of the output the consumer downloaded once the job settled
+	// (GET /v1/jobs/{id}/output, signed); its digest is ResultDigest. Zero if it did not settle.
+	OutputBytes    int64 `json:"output_bytes"`
+	OutputVerified bool  `json:"output_verified"`
 }
 
 // DemoSpec builds the demo job: C = A·B for two seeded 512×512 int8 matrices, verified by
@@ -117,6 +121,13 @@ func (d *Devnet) RunDemo(ctx context.Context, onUpdate func(api.Job)) (Outcome, 
 		SubmitToFinal: time.Since(start), RESTURL: d.RESTURL() + "/v1", RPCURL: d.RPCURL(), Events: job.Events,
 	}
 	o.SecondsToDone = o.SubmitToFinal.Seconds()
+	if job.Status == api.StatusSettled {
+		out, err := d.downloadOutput(ctx, c, job)
+		if err != nil {
+			return Outcome{}, err
+		}
+		o.OutputBytes, o.OutputVerified = out.Size, out.Verified
+	}
 	if job.Scores != nil {
 		o.NodeScoreBP = job.Scores.Total
 	}
@@ -126,4 +137,22 @@ func (d *Devnet) RunDemo(ctx context.Context, onUpdate func(api.Job)) (Outcome, 
 		o.RewardUomni = p.NetworkReward
 	}
 	return o, nil
+}
+
+// downloadOutput fetches a settled job's output as its consumer does: with a request signed
+// by the consumer's key and good for a minute. The client checks the bytes against the digest
+// the server names; this checks that digest is the one the chain settled.
+func (d *Devnet) downloadOutput(ctx context.Context, c *api.Client, job api.Job) (api.JobOutput, error) {
+	consumer := string(keys.AddressOfKey(d.Keys.Consumer))
+	auth := api.SignOutputAuth(d.Keys.Consumer, consumer, job.ID, time.Minute, time.Now())
+	out, err := c.JobOutput(ctx, job.ID, auth)
+	if err != nil {
+		return api.JobOutput{}, fmt.Errorf("download output of demo job %s: %w", job.ID, err)
+	}
+	if out.Digest != job.ResultDigest {
+		return api.JobOutput{}, fmt.Errorf("demo job %s: downloaded output has digest %s, the chain settled %s", job.ID, out.Digest, job.ResultDigest)
+	}
+	d.opts.Progress(fmt.Sprintf("consumer downloaded the output with a signed request: %d bytes, digest matches the settled result (verified: %t)",
+		out.Size, out.Verified))
+	return out, nil
 }

@@ -61,10 +61,12 @@ func (s *server) getUnbonding(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) broadcastTx(w http.ResponseWriter, r *http.Request) {
 	var req api.BroadcastTxRequest
-	if err := decodeJSON(w, r, maxTxBody, &req); err != nil {
+	release, err := s.readJSON(w, r, maxTxBody, &req)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	defer release()
 	switch {
 	case len(req.Tx) == 0:
 		s.writeError(w, r, &api.FieldError{Field: "tx", Msg: "required: a signed transaction, base64"})
@@ -92,7 +94,8 @@ func txError(err error) error {
 	case ledger.CodeWrongSequence, ledger.CodeDuplicate:
 		return &rejectedTx{err: err, kind: api.ErrConflict}
 	case ledger.CodeUnauthorized:
-		return &rejectedTx{err: err, kind: api.ErrUnauthorized}
+		// the signer is known (its signature verified) but may not do this
+		return &rejectedTx{err: err, kind: api.ErrForbidden}
 	}
 	// Malformed, badly signed, for another chain, invalid, locked by vesting, below the
 	// minimum stake, naming something that does not exist: the tx itself is wrong.

@@ -118,7 +118,7 @@ func TestBroadcastTxRejections(t *testing.T) {
 		{rejected(ledger.CodeInsufficientFunds, "insufficient funds: A has 1 OMNI, needs 2 OMNI"), 402, api.CodeInsufficientFunds, api.ErrInsufficientFunds, ""},
 		{rejected(ledger.CodeWrongSequence, "wrong sequence: got 3, want 4"), 409, api.CodeConflict, api.ErrConflict, ""},
 		{rejected(ledger.CodeDuplicate, "duplicate: already voted"), 409, api.CodeConflict, api.ErrConflict, ""},
-		{rejected(ledger.CodeUnauthorized, "unauthorized: only stakers may propose"), 403, api.CodeUnauthorized, api.ErrUnauthorized, ""},
+		{rejected(ledger.CodeUnauthorized, "unauthorized: only stakers may propose"), 403, api.CodeForbidden, api.ErrForbidden, ""},
 		{rejected(ledger.CodeBadSignature, "bad signature: signature does not match"), 400, api.CodeBadRequest, api.ErrBadRequest, "tx"},
 		{rejected(ledger.CodeWrongChain, "wrong chain id: tx for x, chain is y"), 400, api.CodeBadRequest, api.ErrBadRequest, "tx"},
 		{rejected(ledger.CodeInvalidMsg, "invalid message: role must be node or validator"), 400, api.CodeBadRequest, api.ErrBadRequest, "tx"},

@@ -3,10 +3,15 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -30,9 +35,43 @@ type fakeService struct {
 	proposals []api.Proposal
 	txs       [][]byte
 	txErr     error
+
+	// data plane: the spec each job was submitted with, the inputs stored for it, its
+	// output, and the keys of the accounts that may sign for outputs
+	specs     map[string]api.JobSpec
+	inputs    map[string]map[string][]byte
+	outputs   map[string][]byte
+	keys      map[string]ed25519.PublicKey
+	now       time.Time
+	onChunk   func(jobID, name string, chunk []byte) // sees each read of an upload as it happens
+	lastAuth  *api.OutputAuth
+	uploadErr error // returned by UploadInput after reading the whole body
 }
 
-func newFake() *fakeService { return &fakeService{jobs: map[string]api.Job{}} }
+// Accounts the fake knows: jobs are submitted by fakeConsumer; fakeStranger has a key too.
+const (
+	fakeConsumer = "omni1consumer"
+	fakeStranger = "omni1stranger"
+)
+
+var (
+	fakeNow      = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	consumerKey  = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+	strangerKey  = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, ed25519.SeedSize))
+	uploadBuffer = 32 << 10 // how much the fake asks for per read, like a store streaming it
+)
+
+func newFake() *fakeService {
+	return &fakeService{
+		jobs: map[string]api.Job{}, specs: map[string]api.JobSpec{},
+		inputs: map[string]map[string][]byte{}, outputs: map[string][]byte{},
+		keys: map[string]ed25519.PublicKey{
+			fakeConsumer: consumerKey.Public().(ed25519.PublicKey),
+			fakeStranger: strangerKey.Public().(ed25519.PublicKey),
+		},
+		now: fakeNow,
+	}
+}
 
 func (f *fakeService) SubmitJob(_ context.Context, req api.SubmitJobRequest) (api.Job, error) {
 	f.mu.Lock()
@@ -41,10 +80,106 @@ func (f *fakeService) SubmitJob(_ context.Context, req api.SubmitJobRequest) (ap
 		return api.Job{}, f.submitErr
 	}
 	f.nextID++
-	job := api.Job{ID: fmt.Sprintf("job-%d", f.nextID), Consumer: "omni1consumer", Status: api.StatusQueued}
+	job := api.Job{ID: fmt.Sprintf("job-%d", f.nextID), Consumer: fakeConsumer, Status: api.StatusQueued}
+	f.inputs[job.ID] = map[string][]byte{}
+	for _, in := range req.Spec.Inputs {
+		if data, ok := req.InputData[in.Name]; ok {
+			f.inputs[job.ID][in.Name] = data
+		} else {
+			job.Status = api.StatusAwaitingInputs
+		}
+	}
 	f.jobs[job.ID] = job
+	f.specs[job.ID] = req.Spec
 	f.lastSubmit = &req
 	return job, nil
+}
+
+// UploadInput checks and stores an input the way the router does: in chunks, hashing as it
+// goes, and holding the whole only once it has matched (the fake keeps it to show it).
+func (f *fakeService) UploadInput(_ context.Context, jobID, name string, body io.Reader) error {
+	f.mu.Lock()
+	job, ok := f.jobs[jobID]
+	spec := f.specs[jobID]
+	_, stored := f.inputs[jobID][name]
+	onChunk := f.onChunk
+	f.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: job %q", api.ErrNotFound, jobID)
+	}
+	i := slices.IndexFunc(spec.Inputs, func(in api.Input) bool { return in.Name == name })
+	switch {
+	case i < 0:
+		return fmt.Errorf("%w: job %s declares no input %q", api.ErrNotFound, jobID, name)
+	case stored:
+		return fmt.Errorf("%w: input %q of job %s is already stored", api.ErrConflict, name, jobID)
+	case job.Status != api.StatusAwaitingInputs:
+		return fmt.Errorf("%w: job %s is %s, not awaiting inputs", api.ErrConflict, jobID, job.Status)
+	}
+	want := spec.Inputs[i]
+	h := sha256.New()
+	var data []byte
+	buf := make([]byte, uploadBuffer)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if onChunk != nil {
+				onChunk(jobID, name, buf[:n])
+			}
+			h.Write(buf[:n])
+			data = append(data, buf[:n]...)
+			if int64(len(data)) > want.Size {
+				return &api.FieldError{Field: "body", Msg: fmt.Sprintf("more than the %d bytes the spec declares", want.Size)}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("reading input %q: %w", name, err)
+		}
+	}
+	switch {
+	case int64(len(data)) != want.Size:
+		return &api.FieldError{Field: "body", Msg: fmt.Sprintf("size mismatch: %d bytes, spec declares %d", len(data), want.Size)}
+	case "sha256:"+hex.EncodeToString(h.Sum(nil)) != want.Digest:
+		return &api.FieldError{Field: "body", Msg: "digest mismatch"}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.uploadErr != nil {
+		return f.uploadErr
+	}
+	f.inputs[jobID][name] = data
+	return nil
+}
+
+// JobOutput checks auth the way the router does: a known key, a good signature and expiry,
+// then the job's consumer.
+func (f *fakeService) JobOutput(_ context.Context, jobID string, auth api.OutputAuth) (api.JobOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastAuth = &auth
+	job, ok := f.jobs[jobID]
+	if !ok {
+		return api.JobOutput{}, fmt.Errorf("%w: job %q", api.ErrNotFound, jobID)
+	}
+	pub, ok := f.keys[auth.Address]
+	if !ok {
+		return api.JobOutput{}, fmt.Errorf("%w: unknown account %s", api.ErrUnauthorized, auth.Address)
+	}
+	if err := api.VerifyOutputAuth(pub, jobID, auth, f.now, api.MaxOutputAuthTTL); err != nil {
+		return api.JobOutput{}, err
+	}
+	if auth.Address != job.Consumer {
+		return api.JobOutput{}, fmt.Errorf("%w: %s is not the consumer of job %s", api.ErrForbidden, auth.Address, jobID)
+	}
+	data, ok := f.outputs[jobID]
+	if !ok {
+		return api.JobOutput{}, fmt.Errorf("%w: job %s has no output yet", api.ErrNotFound, jobID)
+	}
+	return api.JobOutput{JobID: jobID, Digest: api.DigestOf(data), Size: int64(len(data)),
+		Verified: job.Verified, Status: job.Status, Data: data}, nil
 }
 
 func (f *fakeService) Job(_ context.Context, id string) (api.Job, error) {
@@ -171,10 +306,18 @@ func newTestClient(t *testing.T, h http.Handler) *api.Client {
 	return c
 }
 
-// serve runs one request through h in-process.
+// serve runs one request through h in-process; a body is sent as JSON.
 func serve(h http.Handler, method, path string, body []byte) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, path, bytes.NewReader(body))
+	if body != nil {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	return serveRequest(h, r)
+}
+
+func serveRequest(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(method, path, bytes.NewReader(body)))
+	h.ServeHTTP(rec, r)
 	return rec
 }
 

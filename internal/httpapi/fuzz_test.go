@@ -23,7 +23,7 @@ func FuzzSubmitJobBody(f *testing.F) {
 		f.Fatal(err)
 	}
 	s := h.(*server)
-	s.maxBody = 1 << 20
+	s.limits.MaxJobBody = 1 << 20
 	f.Fuzz(func(t *testing.T, body []byte) {
 		rec := serve(s, http.MethodPost, "/v1/jobs", body)
 		switch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -35,6 +36,19 @@ type Service interface {
 	// the ledger rejects may be returned as the ledger's error (wrapping its sentinel, as
 	// ledger.ErrorFor builds it): the handler maps its code to a status.
 	BroadcastTx(ctx context.Context, tx []byte) (api.BroadcastTxResponse, error)
+
+	// UploadInput stores body as the declared input name of a job whose escrow has
+	// committed, checking it against the spec's size and digest while storing, and never
+	// holding it whole. Errors wrap api.ErrNotFound (unknown job or input name),
+	// api.ErrConflict (input already stored, or the job is not awaiting inputs), or are a
+	// *api.FieldError (size or digest mismatch). A read error from body (the client too
+	// slow, or past api.MaxUploadBytes) should be wrapped with %w.
+	UploadInput(ctx context.Context, jobID, name string, body io.Reader) error
+	// JobOutput returns a job's output to its consumer. auth has been parsed but not
+	// checked: the service checks that auth.Address is the job's consumer (api.ErrForbidden
+	// if not) and that its signature and expiry hold (api.VerifyOutputAuth with
+	// api.MaxOutputAuthTTL; api.ErrUnauthorized if not).
+	JobOutput(ctx context.Context, jobID string, auth api.OutputAuth) (api.JobOutput, error)
 }
 
 // Options configures NewHandler.
@@ -48,12 +62,13 @@ type Options struct {
 	// Metrics is the registry /metrics serves; nil means a fresh one with Go and process
 	// collectors. Pass one to serve the daemon's own collectors beside the HTTP ones.
 	Metrics *prometheus.Registry
+	// Limits bound connections, time and request-body memory; zero fields take defaults.
+	Limits Limits
 }
 
-// Defaults and limits.
+// Defaults.
 const (
 	DefaultPollInterval = 250 * time.Millisecond
-	MaxBodyBytes        = 200 << 20 // POST /v1/jobs carries inline inputs
 	keepAliveInterval   = 15 * time.Second
 )
 
@@ -64,7 +79,8 @@ type server struct {
 	info      map[string]string
 	poll      time.Duration
 	keepAlive time.Duration
-	maxBody   int64
+	limits    Limits
+	budget    *budget // memory for request bodies in flight (Limits.BodyBudget)
 	mux       *http.ServeMux
 	routes    map[string]bool // registered patterns, the only values of the route label
 	metrics   *metrics
@@ -78,13 +94,18 @@ func NewHandler(opts Options) (http.Handler, error) {
 	if opts.PollInterval < 0 {
 		return nil, fmt.Errorf("httpapi: Options.PollInterval %v is negative", opts.PollInterval)
 	}
+	limits, err := opts.Limits.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	s := &server{
 		svc:       opts.Service,
 		log:       opts.Logger,
 		info:      maps.Clone(opts.Info),
 		poll:      opts.PollInterval,
 		keepAlive: keepAliveInterval,
-		maxBody:   MaxBodyBytes,
+		limits:    limits,
+		budget:    newBudget(limits.BodyBudget),
 		mux:       http.NewServeMux(),
 		routes:    map[string]bool{},
 	}
@@ -117,6 +138,8 @@ func (s *server) routeTable() []route {
 		{"POST /v1/jobs", s.submitJob},
 		{"GET /v1/jobs/{id}", s.getJob},
 		{"GET /v1/jobs/{id}/events", s.jobEvents},
+		{"PUT /v1/jobs/{id}/inputs/{name}", s.uploadInput},
+		{"GET /v1/jobs/{id}/output", s.jobOutput},
 		{"GET /v1/nodes", s.getNodes},
 		{"GET /v1/accounts/{address}", s.getAccount},
 		{"GET /v1/chain/supply", s.getSupply},
@@ -134,9 +157,20 @@ func (s *server) routeTable() []route {
 	}
 }
 
-// ServeHTTP routes r, and around every request recovers panics, counts, times and logs it.
+// ServeHTTP routes r, and around every request recovers panics, counts, times and logs it,
+// and keeps the connection's deadlines (see bodyReader).
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if r.Body != nil && r.Body != http.NoBody {
+		// A copy of r: net/http must still see its own body type after the handler, to
+		// close the connection rather than drain a large unread remainder before replying.
+		r = r.WithContext(r.Context())
+		r.Body = s.newBodyReader(w, r.Body)
+	} else {
+		// Nothing to read: the handler has WriteTimeout to answer, and so has its context
+		// (net/http ends it when a read deadline passes, which would otherwise be ReadTimeout).
+		_ = http.NewResponseController(w).SetReadDeadline(start.Add(s.limits.WriteTimeout))
+	}
 	_, pattern := s.mux.Handler(r)
 	label := pattern
 	if !s.routes[label] {

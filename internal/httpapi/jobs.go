@@ -16,10 +16,12 @@ import (
 
 func (s *server) submitJob(w http.ResponseWriter, r *http.Request) {
 	var req api.SubmitJobRequest
-	if err := decodeJSON(w, r, s.maxBody, &req); err != nil {
+	release, err := s.readJSON(w, r, s.limits.MaxJobBody, &req)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	defer release() // the inline inputs stay in memory until the service has taken them
 	if err := checkSubmit(req); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -33,8 +35,9 @@ func (s *server) submitJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, job)
 }
 
-// checkSubmit does the checks that need no state: the spec is valid, every declared input is
-// carried inline and matches its size and digest, nothing else is carried, and a tx is present.
+// checkSubmit does the checks that need no state: the spec is valid, every input carried
+// inline is declared and matches its size and digest, and a tx is present. A declared input
+// may be left out: it is uploaded once the job exists (PUT /v1/jobs/{id}/inputs/{name}).
 // The service still checks the tx itself (signature, its commitment to Spec.Hash()). Fields
 // are named by their path in the request body, so spec fields start with "spec.".
 func checkSubmit(req api.SubmitJobRequest) error {
@@ -48,15 +51,14 @@ func checkSubmit(req api.SubmitJobRequest) error {
 	declared := make(map[string]bool, len(req.Spec.Inputs))
 	for _, in := range req.Spec.Inputs {
 		declared[in.Name] = true
-		field := inputField(in.Name)
 		data, ok := req.InputData[in.Name]
 		switch {
 		case !ok:
-			return &api.FieldError{Field: field, Msg: "missing: the spec declares this input"}
+			continue // to be uploaded
 		case int64(len(data)) != in.Size:
-			return &api.FieldError{Field: field, Msg: fmt.Sprintf("size mismatch: %d bytes, spec declares %d", len(data), in.Size)}
+			return &api.FieldError{Field: inputField(in.Name), Msg: fmt.Sprintf("size mismatch: %d bytes, spec declares %d", len(data), in.Size)}
 		case api.DigestOf(data) != in.Digest:
-			return &api.FieldError{Field: field, Msg: "digest mismatch"}
+			return &api.FieldError{Field: inputField(in.Name), Msg: "digest mismatch"}
 		}
 	}
 	var undeclared []string
@@ -91,8 +93,18 @@ func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err) // before the stream starts, so a plain error response
 		return
 	}
+	// The stream outlives any fixed deadline: reads have nothing to wait for (a passing
+	// read deadline would end ctx), and each write gets WriteTimeout of its own, so a
+	// client that stops reading is still dropped.
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a server-wide WriteTimeout must not cut the stream
+	_ = rc.SetReadDeadline(time.Time{})
+	write := func(format string, args ...any) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.limits.WriteTimeout))
+		if _, err := fmt.Fprintf(w, format, args...); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -101,10 +113,7 @@ func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
 
 	send := func(event string, v any) bool {
 		b, _ := json.Marshal(v) // plain data
-		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
+		return write("event: %s\ndata: %s\n\n", event, b)
 	}
 	tick := time.NewTicker(s.poll)
 	defer tick.Stop()
@@ -117,7 +126,7 @@ func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
 			}
 			last, lastWrite = b, time.Now()
 		} else if time.Since(lastWrite) >= s.keepAlive {
-			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
+			if !write(": keep-alive\n\n") {
 				return
 			}
 			lastWrite = time.Now()

@@ -68,6 +68,44 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 	}
 }
 
+// Every operation that takes a body documents what reading any body can answer (too slow,
+// too large, the wrong type, no room in the body budget); the output download documents
+// its authentication.
+func TestOpenAPIDocumentsBodyAndAuthResponses(t *testing.T) {
+	_, raw := fetchOpenAPI(t, newTestHandler(t, newFake()))
+	var doc struct {
+		Paths map[string]map[string]struct {
+			RequestBody json.RawMessage            `json:"requestBody"`
+			Responses   map[string]json.RawMessage `json:"responses"`
+			Security    []map[string][]string      `json:"security"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	withBody := 0
+	for path, item := range doc.Paths {
+		for method, op := range item {
+			if op.RequestBody == nil {
+				continue
+			}
+			withBody++
+			for _, status := range []string{"408", "413", "415", "503"} {
+				if _, ok := op.Responses[status]; !ok {
+					t.Errorf("%s %s takes a body but does not document %s", method, path, status)
+				}
+			}
+		}
+	}
+	if withBody != 3 {
+		t.Errorf("%d operations take a body, want 3 (jobs, input upload, txs)", withBody)
+	}
+	out := doc.Paths["/v1/jobs/{id}/output"]["get"]
+	if _, ok := out.Responses["401"]; !ok || len(out.Security) != 1 || out.Security[0]["OmniSig"] == nil {
+		t.Errorf("output download: responses %v, security %v", slices.Sorted(maps.Keys(out.Responses)), out.Security)
+	}
+}
+
 // Every schema named after a wire type lists exactly that type's JSON fields.
 func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 	doc, _ := fetchOpenAPI(t, newTestHandler(t, newFake()))

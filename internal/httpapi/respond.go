@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 
@@ -27,17 +29,36 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeError sends err as an api.Error with the status it maps to.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := s.errorBody(r, err)
+	switch {
+	case status == http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", api.OutputAuthScheme) // required with 401 (RFC 9110)
+	case errors.Is(err, errBusy):
+		w.Header().Set("Retry-After", "1")
+	}
 	writeJSON(w, status, body)
 }
 
-// errorBody maps err to a status and body: api sentinels through api.HTTPStatus, field errors
-// name their field, and anything unrecognised is a logged 500.
+// errorBody maps err to a status and body: body-reading failures to 408, 413 and 415, api
+// sentinels through api.HTTPStatus, field errors name their field, and anything
+// unrecognised is a logged 500.
 func (s *server) errorBody(r *http.Request, err error) (int, api.Error) {
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
+	var (
+		tooBig   *http.MaxBytesError
+		badMedia *mediaTypeError
+	)
+	switch {
+	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, api.Error{
 			Error: fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit),
 			Code:  api.CodeBadRequest,
+		}
+	case errors.As(err, &badMedia):
+		return http.StatusUnsupportedMediaType, api.Error{Error: badMedia.Error(), Code: api.CodeBadRequest}
+	case bodyTimedOut(r): // whatever the handler or service made of it
+		return http.StatusRequestTimeout, api.Error{
+			Error: fmt.Sprintf("request body too slow: each read must bring bytes within %s, at %d bytes/s on average",
+				s.limits.BodyIdleTimeout, s.limits.MinBodyRate),
+			Code: api.CodeBadRequest,
 		}
 	}
 	status, code := api.HTTPStatus(err)
@@ -52,6 +73,61 @@ func (s *server) errorBody(r *http.Request, err error) (int, api.Error) {
 	return status, body
 }
 
+// bodyTimedOut reports whether r's body failed because the client sent it too slowly.
+func bodyTimedOut(r *http.Request) bool {
+	br, ok := r.Body.(*bodyReader)
+	return ok && errors.Is(br.err, os.ErrDeadlineExceeded)
+}
+
+// mediaTypeError is a request body of a type the route does not take (415).
+type mediaTypeError struct{ got, want string }
+
+func (e *mediaTypeError) Error() string {
+	if e.got == "" {
+		return "Content-Type is missing: send " + e.want
+	}
+	return fmt.Sprintf("Content-Type %q is not accepted here: send %s", e.got, e.want)
+}
+
+// requireMediaType checks r's Content-Type: want, with any parameters, except that JSON
+// must be UTF-8 (RFC 8259).
+func requireMediaType(r *http.Request, want string) error {
+	ct := r.Header.Get("Content-Type")
+	mt, params, err := mime.ParseMediaType(ct)
+	if err == nil && mt == want {
+		if cs, ok := params["charset"]; want != "application/json" || !ok || strings.EqualFold(cs, "utf-8") {
+			return nil
+		}
+	}
+	return &mediaTypeError{got: ct, want: want}
+}
+
+// readJSON decodes r's body of at most limit bytes into dst (see decodeJSON). It first
+// reserves the body's length (the limit when unknown) from the server's body budget and
+// holds it until the caller calls release, once it no longer holds what it decoded: the
+// decoded value is about as large as the body.
+func (s *server) readJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) (release func(), err error) {
+	if err := requireMediaType(r, "application/json"); err != nil {
+		return nil, err
+	}
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit} // refused unread: the server closes the connection
+	}
+	size := limit
+	if r.ContentLength >= 0 {
+		size = r.ContentLength
+	}
+	release, err = s.budget.reserve(r.Context(), size, s.limits.BudgetWait)
+	if err != nil {
+		return nil, err
+	}
+	if err := decodeJSON(w, r, limit, dst); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
 // decodeJSON decodes exactly one JSON value of at most limit bytes, rejecting unknown fields,
 // and says what is wrong in terms a client can act on.
 func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) error {
@@ -62,7 +138,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) er
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		if errors.As(err, &tooBig) || errors.Is(err, os.ErrDeadlineExceeded) {
 			return err
 		}
 		return fmt.Errorf("%w: unexpected data after the JSON body", api.ErrBadRequest)
@@ -78,7 +154,7 @@ func jsonError(err error) error {
 		unknown = strings.HasPrefix(err.Error(), "json: unknown field ")
 	)
 	switch {
-	case errors.As(err, &tooBig):
+	case errors.As(err, &tooBig), errors.Is(err, os.ErrDeadlineExceeded):
 		return err
 	case errors.Is(err, io.EOF):
 		return fmt.Errorf("%w: request body is empty", api.ErrBadRequest)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,8 +25,13 @@ func TestSubmitJob(t *testing.T) {
 		field  string
 		code   string
 		msg    string // a substring of the error message
+		job    string // the job's status when accepted; queued unless set
 	}{
 		{name: "accepted", status: http.StatusAccepted},
+		{name: "input left for upload", mutate: func(r *api.SubmitJobRequest) { delete(r.InputData, "a") },
+			status: http.StatusAccepted, job: api.StatusAwaitingInputs},
+		{name: "no input inline", mutate: func(r *api.SubmitJobRequest) { r.InputData = nil },
+			status: http.StatusAccepted, job: api.StatusAwaitingInputs},
 
 		{name: "no workload kind", mutate: func(r *api.SubmitJobRequest) { r.Spec.Workload.Kind = "" },
 			status: 400, field: "spec.workload.kind", msg: "required"},
@@ -48,8 +54,6 @@ func TestSubmitJob(t *testing.T) {
 		{name: "unknown verification", mutate: func(r *api.SubmitJobRequest) { r.Spec.Verification = "trust-me" },
 			status: 400, field: "spec.verification"},
 
-		{name: "input data missing", mutate: func(r *api.SubmitJobRequest) { delete(r.InputData, "a") },
-			status: 400, field: `input_data["a"]`, msg: "missing"},
 		{name: "digest mismatch", mutate: func(r *api.SubmitJobRequest) {
 			r.InputData["a"] = []byte(strings.ToUpper(string(r.InputData["a"]))) // same size
 		}, status: 400, field: `input_data["a"]`, msg: `input_data["a"]: digest mismatch`},
@@ -75,7 +79,7 @@ func TestSubmitJob(t *testing.T) {
 			status: 402, code: "insufficient_funds", msg: "insufficient funds: balance 10"},
 		{name: "bad signature", svcErr: &api.FieldError{Field: "tx", Msg: "bad signature"},
 			status: 400, field: "tx", msg: "tx: bad signature"},
-		{name: "unauthorized", svcErr: api.ErrUnauthorized, status: 403, code: "unauthorized"},
+		{name: "forbidden", svcErr: api.ErrForbidden, status: 403, code: "forbidden"},
 		{name: "duplicate", svcErr: fmt.Errorf("%w: job exists", api.ErrConflict), status: 409, code: "conflict"},
 		{name: "chain down", svcErr: fmt.Errorf("%w: chain rpc", api.ErrUnavailable), status: 503, code: "unavailable"},
 		{name: "unexpected", svcErr: errors.New("disk on fire"), status: 500, code: "internal", msg: "disk on fire"},
@@ -102,8 +106,9 @@ func TestSubmitJob(t *testing.T) {
 			}
 			if tt.status == http.StatusAccepted {
 				var job api.Job
-				if err := json.Unmarshal(rec.Body.Bytes(), &job); err != nil || job.ID != "job-1" {
-					t.Fatalf("job %+v, err %v", job, err)
+				want := cmp.Or(tt.job, api.StatusQueued)
+				if err := json.Unmarshal(rec.Body.Bytes(), &job); err != nil || job.ID != "job-1" || job.Status != want {
+					t.Fatalf("job %+v, err %v; want job-1 %s", job, err, want)
 				}
 				if loc := rec.Header().Get("Location"); loc != "/v1/jobs/job-1" {
 					t.Errorf("Location %q", loc)
@@ -139,7 +144,7 @@ func TestSubmitJob(t *testing.T) {
 
 func TestSubmitJobBodyLimit(t *testing.T) {
 	h := newTestHandler(t, newFake())
-	h.maxBody = 1 << 10
+	h.limits.MaxJobBody = 1 << 10
 	req := validRequest()
 	req.Tx = make([]byte, 2<<10)
 	body, _ := json.Marshal(req)
