@@ -79,31 +79,8 @@ func scriptedNode(t *testing.T, r *Router, roots *x509.CertPool, key ed25519.Pri
 // submit sends a small matmul job signed by a funded consumer.
 func submit(t *testing.T, r *Router, chain *fakeChain) string {
 	t.Helper()
-	consumer := newKey(t)
-	chain.mu.Lock()
-	chain.balances[keys.AddressOfKey(consumer)] = 10 * ledger.UomniPerOMNI
-	chain.mu.Unlock()
-	data := map[string][]byte{}
-	var inputs []api.Input
-	for i, name := range []string{"a", "b"} {
-		m, _ := tensor.RandomInt8(4, 4, uint64(i))
-		b, _ := m.MarshalBinary()
-		data[name] = b
-		inputs = append(inputs, api.Input{Name: name, Digest: api.DigestOf(b), Size: int64(len(b))})
-	}
-	spec := api.JobSpec{
-		Workload: api.Workload{Kind: api.WorkloadTensor, Kernel: tensor.KernelMatMulInt8}, Inputs: inputs,
-		Resources: api.Resources{GPUs: 1}, MaxPricePerHour: 5 * ledger.UomniPerOMNI, Budget: ledger.UomniPerOMNI,
-		TimeoutSeconds: 30, Verification: api.VerifyFreivald,
-	}
-	tx, err := ledger.SignTx(consumer, "test", 0, ledger.Msg{CreateJob: &ledger.MsgCreateJob{
-		SpecHash: spec.Hash(), Budget: spec.Budget, MaxPricePerHour: spec.MaxPricePerHour,
-		Verification: spec.Verification, TimeoutSeconds: spec.TimeoutSeconds,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := r.SubmitJob(context.Background(), api.SubmitJobRequest{Spec: spec, InputData: data, Tx: tx})
+	req, _ := consumerJob(t, chain)
+	j, err := r.SubmitJob(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
