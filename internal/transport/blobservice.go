@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -159,100 +160,115 @@ func (b *blobService) respond(m *nats.Msg, r blobReply) {
 	}
 }
 
-func (b *blobService) fail(m *nats.Msg, code string, err error) {
-	b.respond(m, blobReply{Error: err.Error(), Code: code})
+// codedError is a refusal with the code its reply carries.
+type codedError struct {
+	code string
+	err  error
 }
 
-// decode parses a request and checks its bucket and digest; on error it has replied.
-func (b *blobService) decode(m *nats.Msg) (blobRequest, string, bool) {
+func (e codedError) Error() string { return e.err.Error() }
+func (e codedError) Unwrap() error { return e.err }
+
+func refuse(code string, format string, args ...any) error {
+	return codedError{code, fmt.Errorf(format, args...)}
+}
+
+func codeOf(err error) string {
+	var ce codedError
+	if errors.As(err, &ce) {
+		return ce.code
+	}
+	return codeFailed
+}
+
+// fail answers a stat, put or data request with err and its code.
+func (b *blobService) fail(m *nats.Msg, err error) {
+	b.respond(m, blobReply{Error: err.Error(), Code: codeOf(err)})
+}
+
+// status answers a read with err as a status message, the form JetStream's own
+// end-of-batch and errors take, so the reader handles all of them in one place.
+func (b *blobService) status(m *nats.Msg, err error) {
+	code := map[string]string{codeInvalid: "400", codeForbidden: "403", codeNotFound: "404"}[codeOf(err)]
+	if code == "" {
+		code = "503"
+	}
+	r := nats.NewMsg(m.Reply)
+	r.Header.Set("Status", code)
+	r.Header.Set("Description", err.Error())
+	if err := b.nc.PublishMsg(r); err != nil {
+		b.log.Debug("blob status", "err", err)
+	}
+}
+
+// request decodes m and checks its bucket and digest; it returns the object's name.
+func (b *blobService) request(m *nats.Msg) (blobRequest, string, error) {
 	var req blobRequest
 	if err := json.Unmarshal(m.Data, &req); err != nil {
-		b.fail(m, codeInvalid, fmt.Errorf("malformed blob request: %v", err))
-		return req, "", false
+		return req, "", refuse(codeInvalid, "malformed blob request: %v", err)
 	}
-	known := false
-	for _, bk := range b.srv.opts.Buckets {
-		known = known || bk == req.Bucket
-	}
-	if !known {
-		b.fail(m, codeNotFound, fmt.Errorf("no bucket %q", req.Bucket))
-		return req, "", false
+	if !slices.Contains(b.srv.opts.Buckets, req.Bucket) {
+		return req, "", refuse(codeNotFound, "no bucket %q", req.Bucket)
 	}
 	sum, err := ParseDigest(req.Digest)
 	if err != nil {
-		b.fail(m, codeInvalid, err)
-		return req, "", false
+		return req, "", codedError{codeInvalid, err}
 	}
-	return req, hex.EncodeToString(sum[:]), true
+	return req, hex.EncodeToString(sum[:]), nil
 }
 
-// info reads an object's metadata, written only by this service or the router, so it
-// can be trusted; an error has been replied.
-func (b *blobService) info(m *nats.Msg, bucket, name string) (*jetstream.ObjectInfo, bool) {
+// lookup reads an object's metadata. Only this service and the router write metadata,
+// so it can be trusted.
+func (b *blobService) lookup(bucket, name string) (*jetstream.ObjectInfo, error) {
 	obs, err := openBucket(b.ctx, b.js, bucket)
-	if err == nil {
-		var info *jetstream.ObjectInfo
-		if info, err = obs.GetInfo(b.ctx, name); err == nil {
-			return info, true
-		}
-		if errors.Is(err, jetstream.ErrObjectNotFound) {
-			err = fmt.Errorf("%w: sha256:%s", ErrNotFound, name)
-		}
-	}
-	if errors.Is(err, ErrNotFound) {
-		b.fail(m, codeNotFound, err)
-	} else {
-		b.fail(m, codeFailed, err)
-	}
-	return nil, false
-}
-
-func (b *blobService) access(m *nats.Msg, err error) bool {
 	if err != nil {
-		b.fail(m, codeForbidden, err)
-		return false
+		return nil, refuse(codeNotFound, "%w", err)
 	}
-	return true
-}
-
-func (b *blobService) stat(id string, m *nats.Msg) {
-	req, name, ok := b.decode(m)
-	if !ok || !b.access(m, b.mayRead(id, req.Digest)) {
-		return
+	info, err := obs.GetInfo(b.ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, refuse(codeNotFound, "%w: %s%s", ErrNotFound, DigestPrefix, name)
 	}
-	if info, ok := b.info(m, req.Bucket, name); ok {
-		b.respond(m, blobReply{Size: info.Size, Chunks: info.Chunks})
-	}
+	return info, err
 }
 
 func (b *blobService) mayRead(id, digest string) error {
 	if b.srv.opts.Access == nil {
-		return errors.New("this server grants no blob rights")
+		return refuse(codeForbidden, "this server grants no blob rights")
 	}
-	return b.srv.opts.Access.MayRead(id, digest)
+	if err := b.srv.opts.Access.MayRead(id, digest); err != nil {
+		return codedError{codeForbidden, err}
+	}
+	return nil
+}
+
+// readable checks a stat or read request and returns the object it may read.
+func (b *blobService) readable(id string, m *nats.Msg) (blobRequest, *jetstream.ObjectInfo, error) {
+	req, name, err := b.request(m)
+	if err != nil {
+		return req, nil, err
+	}
+	if err := b.mayRead(id, req.Digest); err != nil {
+		return req, nil, err
+	}
+	info, err := b.lookup(req.Bucket, name)
+	return req, info, err
+}
+
+func (b *blobService) stat(id string, m *nats.Msg) {
+	if _, info, err := b.readable(id, m); err != nil {
+		b.fail(m, err)
+	} else {
+		b.respond(m, blobReply{Size: info.Size, Chunks: info.Chunks})
+	}
 }
 
 // read answers with a batch of the object's chunks, straight from JetStream to the
 // requester's inbox. The service names the chunk subject itself, so whatever sequence a
 // requester asks to start from, it can only receive chunks of the object it may read.
-// Errors go back as a status message, as JetStream's own would.
 func (b *blobService) read(id string, m *nats.Msg) {
-	req, name, ok := b.decodeQuiet(m)
-	if !ok {
-		return
-	}
-	if err := b.mayRead(id, req.Digest); err != nil {
-		b.status(m, "403", err.Error())
-		return
-	}
-	obs, err := openBucket(b.ctx, b.js, req.Bucket)
+	req, info, err := b.readable(id, m)
 	if err != nil {
-		b.status(m, "404", err.Error())
-		return
-	}
-	info, err := obs.GetInfo(b.ctx, name)
-	if err != nil {
-		b.status(m, "404", "no such blob")
+		b.status(m, err)
 		return
 	}
 	body, _ := json.Marshal(directGetRequest{
@@ -260,67 +276,38 @@ func (b *blobService) read(id string, m *nats.Msg) {
 		Batch: min(max(req.Batch, 1), int(info.Chunks)), MaxBytes: batchBytes,
 	})
 	if err := b.nc.PublishRequest(apiPrefix(b.js)+"DIRECT.GET."+objectStream(req.Bucket), m.Reply, body); err != nil {
-		b.status(m, "503", err.Error())
-	}
-}
-
-// decodeQuiet is decode for read, whose errors are status messages.
-func (b *blobService) decodeQuiet(m *nats.Msg) (blobRequest, string, bool) {
-	var req blobRequest
-	if err := json.Unmarshal(m.Data, &req); err != nil {
-		b.status(m, "400", "malformed blob request")
-		return req, "", false
-	}
-	sum, err := ParseDigest(req.Digest)
-	if err != nil {
-		b.status(m, "400", err.Error())
-		return req, "", false
-	}
-	for _, bk := range b.srv.opts.Buckets {
-		if bk == req.Bucket {
-			return req, hex.EncodeToString(sum[:]), true
-		}
-	}
-	b.status(m, "404", "no such bucket")
-	return req, "", false
-}
-
-func (b *blobService) status(m *nats.Msg, code, desc string) {
-	r := nats.NewMsg(m.Reply)
-	r.Header.Set("Status", code)
-	r.Header.Set("Description", desc)
-	if err := b.nc.PublishMsg(r); err != nil {
-		b.log.Debug("blob status", "err", err)
+		b.status(m, err)
 	}
 }
 
 // put opens an upload, or answers Present when the name already holds its content (only
 // trusted writers write metadata, so the check is sound).
 func (b *blobService) put(id string, m *nats.Msg) {
-	req, name, ok := b.decode(m)
-	if !ok {
-		return
+	req, name, err := b.request(m)
+	switch {
+	case err != nil:
+	case req.Size < 0:
+		err = refuse(codeInvalid, "negative size %d", req.Size)
+	case b.srv.opts.Access == nil:
+		err = refuse(codeForbidden, "this server grants no blob rights")
+	default:
+		if werr := b.srv.opts.Access.MayWrite(id, req.Job, req.Digest, req.Size); werr != nil {
+			err = codedError{codeForbidden, werr}
+		}
 	}
-	if req.Size < 0 {
-		b.fail(m, codeInvalid, fmt.Errorf("negative size %d", req.Size))
-		return
-	}
-	if b.srv.opts.Access == nil {
-		b.fail(m, codeForbidden, errors.New("this server grants no blob rights"))
-		return
-	}
-	if !b.access(m, b.srv.opts.Access.MayWrite(id, req.Job, req.Digest, req.Size)) {
+	if err != nil {
+		b.fail(m, err)
 		return
 	}
 	obs, err := openBucket(b.ctx, b.js, req.Bucket)
 	if err != nil {
-		b.fail(m, codeNotFound, err)
+		b.fail(m, refuse(codeNotFound, "%w", err))
 		return
 	}
 	sum, _ := ParseDigest(req.Digest)
 	present, err := storedIntact(b.ctx, obs, name, sum, req.Size)
 	if err != nil {
-		b.fail(m, codeFailed, err)
+		b.fail(m, err)
 		return
 	}
 	if present {
@@ -343,7 +330,7 @@ func (b *blobService) put(id string, m *nats.Msg) {
 	}
 	b.mu.Unlock()
 	if busy {
-		b.fail(m, codeBusy, fmt.Errorf("%s is being written, or %s has %d uploads open; retry", req.Digest, id, maxUploadsPerParticipant))
+		b.fail(m, refuse(codeBusy, "%s is being written, or %s has %d uploads open; retry", req.Digest, id, maxUploadsPerParticipant))
 		return
 	}
 	if u.size == 0 { // nothing to wait for: store it now
@@ -363,13 +350,13 @@ func (b *blobService) data(id string, m *nats.Msg) {
 	u := b.uploads[uid]
 	b.mu.Unlock()
 	if u == nil || u.owner != id {
-		b.fail(m, codeNotFound, fmt.Errorf("no upload %s of yours is open", uid))
+		b.fail(m, refuse(codeNotFound, "no upload %s of yours is open", uid))
 		return
 	}
 	select {
 	case u.chunks <- m:
 	default:
-		b.fail(m, codeInvalid, fmt.Errorf("more than %d chunks sent ahead of their acks", uploadWindow))
+		b.fail(m, refuse(codeInvalid, "more than %d chunks sent ahead of their acks", uploadWindow))
 	}
 }
 
@@ -390,9 +377,9 @@ func (b *blobService) write(u *upload, obs jetstream.ObjectStore, key, name stri
 	}
 	switch {
 	case errors.Is(err, ErrDigestMismatch):
-		b.fail(r.last, codeMismatch, err)
+		b.fail(r.last, codedError{codeMismatch, err})
 	case err != nil:
-		b.fail(r.last, codeFailed, err)
+		b.fail(r.last, err)
 	default:
 		b.respond(r.last, blobReply{Stored: true})
 	}
