@@ -217,8 +217,7 @@ func readChunks(ctx context.Context, nc *nats.Conn, name string, size uint64, ch
 	}
 	defer sub.Unsubscribe()
 
-	// The size may come from metadata a node wrote: trust it only as far as a bounded
-	// preallocation.
+	// The size came over the network: trust it only as far as a bounded preallocation.
 	data := make([]byte, 0, min(size, maxPrealloc))
 	var seq uint64
 	for got := 0; got < int(chunks); {
