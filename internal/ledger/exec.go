@@ -83,7 +83,7 @@ func (c *execCtx) run(tx Tx, chainID string) ([]Event, error) {
 	case m.Attest != nil:
 		events, err = c.attest(p, m.Attest)
 	case m.CancelJob != nil:
-		events, err = c.cancelJob(m.CancelJob)
+		events, err = c.cancelJob(p, m.CancelJob)
 	case m.Stake != nil:
 		events, err = c.stake(p, m.Stake)
 	case m.Unstake != nil:
@@ -643,13 +643,20 @@ func (c *execCtx) bumpNode(addr keys.Address, verified bool) error {
 	return c.st.put(nodeKey(addr), n)
 }
 
-func (c *execCtx) cancelJob(m *MsgCancelJob) ([]Event, error) {
+// cancelJob refunds a job that no node has committed a result for. The consumer may cancel
+// its own job; a router may release one it cannot place, so the consumer gets the budget
+// back at once instead of at the deadline. Neither can take back work already committed.
+func (c *execCtx) cancelJob(p Params, m *MsgCancelJob) ([]Event, error) {
 	j, err := c.st.job(m.JobID)
 	if err != nil {
 		return nil, err
 	}
+	by := "consumer"
 	if j.Consumer != c.signer {
-		return nil, fmt.Errorf("%w: only the consumer may cancel job %s", ErrUnauthorized, j.ID)
+		if !contains(p.Routers, c.signer) {
+			return nil, fmt.Errorf("%w: only the consumer or a router may cancel job %s", ErrUnauthorized, j.ID)
+		}
+		by = "router"
 	}
 	if j.Status != JobCreated && j.Status != JobAssigned {
 		return nil, fmt.Errorf("%w: job %s is %s and can no longer be cancelled", ErrBadState, j.ID, j.Status)
@@ -657,7 +664,7 @@ func (c *execCtx) cancelJob(m *MsgCancelJob) ([]Event, error) {
 	if err := refundEscrow(c.st, &c.sp, &j, JobCancelled, c.blk.height); err != nil {
 		return nil, err
 	}
-	return []Event{{Type: "job_cancelled", Attrs: []Attr{{"job_id", j.ID}, {"refunded", u(j.Budget)}}}}, nil
+	return []Event{{Type: "job_cancelled", Attrs: []Attr{{"job_id", j.ID}, {"refunded", u(j.Budget)}, {"by", by}}}}, nil
 }
 
 func (c *execCtx) propose(p Params, m *MsgPropose) ([]Event, error) {

@@ -329,6 +329,31 @@ func TestJobRules(t *testing.T) {
 	h.checkBooks()
 }
 
+func TestRouterReleasesAJobItCannotPlace(t *testing.T) {
+	h := newHarness(t, testGenesis())
+	h.mustDo(node1Key, registerMsg)
+	c0 := h.balance(consumerKey)
+	id := JobID(addr(consumerKey), h.seqs[addr(consumerKey)])
+	h.mustDo(consumerKey, createMsg(omni))
+	if r := h.do(node1Key, Msg{CancelJob: &MsgCancelJob{JobID: id}}); r.Code != CodeUnauthorized {
+		t.Fatalf("cancel by a node: code %d, want unauthorized", r.Code)
+	}
+	h.mustDo(routerKey, Msg{AssignJob: &MsgAssignJob{JobID: id, Node: addr(node1Key)}})
+	h.mustDo(routerKey, Msg{CancelJob: &MsgCancelJob{JobID: id}})
+	if h.balance(consumerKey) != c0 {
+		t.Fatalf("router release refunded %d of the budget", h.balance(consumerKey)-(c0-omni))
+	}
+	// Work already committed cannot be taken back by a router.
+	id = JobID(addr(consumerKey), h.seqs[addr(consumerKey)])
+	h.mustDo(consumerKey, createMsg(omni))
+	h.mustDo(routerKey, Msg{AssignJob: &MsgAssignJob{JobID: id, Node: addr(node1Key)}})
+	h.mustDo(node1Key, Msg{CommitResult: &MsgCommitResult{JobID: id, ResultDigest: digestA}})
+	if r := h.do(routerKey, Msg{CancelJob: &MsgCancelJob{JobID: id}}); r.Code != CodeBadState {
+		t.Fatalf("router cancel after a result: code %d, want bad state", r.Code)
+	}
+	h.checkBooks()
+}
+
 func TestCancelAndExpiryRefund(t *testing.T) {
 	h := newHarness(t, testGenesis())
 	c0 := h.balance(consumerKey)
