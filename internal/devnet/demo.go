@@ -47,10 +47,15 @@ type Outcome struct {
 // DemoSpec builds the demo job: C = A·B for two seeded 512×512 int8 matrices, verified by
 // Freivalds' check. It returns the spec and the inline input data.
 func DemoSpec(seed uint64) (api.JobSpec, map[string][]byte, error) {
+	return MatMulSpec(DemoSize, seed)
+}
+
+// MatMulSpec is DemoSpec for two seeded n×n matrices.
+func MatMulSpec(n int, seed uint64) (api.JobSpec, map[string][]byte, error) {
 	data := map[string][]byte{}
 	var inputs []api.Input
 	for i, name := range []string{"a", "b"} {
-		m, err := tensor.RandomInt8(DemoSize, DemoSize, seed*2+uint64(i))
+		m, err := tensor.RandomInt8(n, n, seed*2+uint64(i))
 		if err != nil {
 			return api.JobSpec{}, nil, err
 		}

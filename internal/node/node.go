@@ -191,7 +191,7 @@ func (d *Daemon) onDispatch(ctx context.Context, m *nats.Msg) {
 		reply(protocol.Ack{Accepted: true}) // a retried dispatch of a job already running
 		return
 	case full:
-		reply(protocol.Ack{Error: "no free gpu"})
+		reply(protocol.Ack{Error: protocol.DeclineNoFreeGPU})
 		return
 	}
 	reply(protocol.Ack{Accepted: true})

@@ -186,7 +186,7 @@ func TestNodeNeverDoubleBooksAGPU(t *testing.T) {
 	if ack := r.dispatch(t, d.ID(), "job-0000000000000001", a, a); !ack.Accepted {
 		t.Fatalf("first job declined: %s", ack.Error)
 	}
-	if ack := r.dispatch(t, d.ID(), "job-0000000000000002", a, a); ack.Accepted || ack.Error != "no free gpu" {
+	if ack := r.dispatch(t, d.ID(), "job-0000000000000002", a, a); ack.Accepted || ack.Error != protocol.DeclineNoFreeGPU {
 		t.Fatalf("second job on a one-GPU node: %+v, want declined", ack)
 	}
 	if ack := r.dispatch(t, d.ID(), "job-0000000000000001", a, a); !ack.Accepted {

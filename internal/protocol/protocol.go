@@ -76,6 +76,11 @@ type Dispatch struct {
 	TimeoutSeconds uint64      `json:"timeout_seconds"`
 }
 
+// DeclineNoFreeGPU is the Ack.Error of a node that has no GPU free for a dispatched job:
+// a capacity race, not a fault, so the router waits and tries again rather than counting
+// it as a failed attempt.
+const DeclineNoFreeGPU = "no free gpu"
+
 // Ack answers a Dispatch or a VerifyRequest.
 type Ack struct {
 	Accepted bool   `json:"accepted"`

@@ -53,6 +53,14 @@ func (f *fakeChain) Send(_ context.Context, msg ledger.Msg) (string, error) {
 		f.assigned = append(f.assigned, a.Node)
 		return fmt.Sprintf("ASSIGN-%d", len(f.assigned)), nil
 	}
+	if c := msg.CancelJob; c != nil {
+		j, ok := f.jobs[c.JobID]
+		if !ok || (j.Status != ledger.JobCreated && j.Status != ledger.JobAssigned) {
+			return "", fmt.Errorf("%w: job %s cannot be cancelled", ledger.ErrBadState, c.JobID)
+		}
+		j.Status = ledger.JobCancelled
+		return "CANCEL-" + c.JobID, nil
+	}
 	return "", fmt.Errorf("fake chain: unexpected %s", msg.Kind())
 }
 

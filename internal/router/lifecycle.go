@@ -118,7 +118,8 @@ func (j *job) set(f func(j *job)) {
 	f(j)
 }
 
-// run owns one job from placement to settlement.
+// run owns one job from placement to settlement. A job that cannot be computed is
+// released on chain at once, so its consumer is refunded now rather than at the deadline.
 func (r *Router) run(j *job) {
 	defer r.wg.Done()
 	ctx, cancel := context.WithTimeout(r.ctx, time.Duration(j.spec.TimeoutSeconds)*time.Second)
@@ -126,16 +127,12 @@ func (r *Router) run(j *job) {
 	select {
 	case <-j.ready:
 	case <-ctx.Done():
-		err := fmt.Errorf("inputs %v never arrived", j.missingInputs())
-		j.set(func(j *job) { j.errMsg = err.Error() + "; the escrow is refunded in full at the job's deadline" })
-		j.record("failed", "", "", "%v", err)
+		r.release(j, fmt.Errorf("inputs %v never arrived", j.missingInputs()))
 		return
 	}
 	res, err := r.compute(ctx, j)
 	if err != nil {
-		r.log.Warn("job not computed", "job", j.id, "err", err)
-		j.set(func(j *job) { j.errMsg = err.Error() + "; the escrow is refunded in full at the job's deadline" })
-		j.record("failed", "", "", "%v", err)
+		r.release(j, err)
 		return
 	}
 	if err := r.verify(ctx, j, res); err != nil {
@@ -157,71 +154,183 @@ func (r *Router) run(j *job) {
 	r.log.Info("job finished", "job", j.id, "status", cj.Status, "took", since(j.started))
 }
 
+// release gives up on a job that no node computed: it cancels the job on chain, which
+// refunds the budget in full, and records why. A router that is shutting down releases
+// nothing: the job is not given up, only left.
+func (r *Router) release(j *job, why error) {
+	if r.ctx.Err() != nil {
+		return
+	}
+	r.log.Warn("job not computed; releasing it", "job", j.id, "err", why)
+	ctx, cancel := context.WithTimeout(r.ctx, r.opts.DispatchTimeout)
+	defer cancel()
+	tx, err := r.opts.Chain.Send(ctx, ledger.Msg{CancelJob: &ledger.MsgCancelJob{JobID: j.id}})
+	if err != nil {
+		msg := fmt.Sprintf("%v; releasing it on chain failed (%v), so the escrow is refunded in full at the job's deadline", why, err)
+		j.set(func(j *job) { j.errMsg = msg })
+		j.record("failed", "", "", "%s", msg)
+		return
+	}
+	j.set(func(j *job) { j.errMsg = why.Error() + "; the job was released and its budget refunded in full" })
+	j.record("refunded", "release", tx, "%v; released on chain, %s OMNI refunded", why, ledger.FormatOMNI(j.spec.Budget))
+}
+
+// errAllBusy means a job fits some online node but every such node's GPUs are held.
+var errAllBusy = errors.New("every node that fits the job is busy")
+
 // compute places the job and retries on other nodes until one returns a committed result.
+// Waiting for a free GPU is not an attempt, and neither is a node that declines for lack
+// of one: only a node that fails the job counts, and it is not asked again.
 func (r *Router) compute(ctx context.Context, j *job) (protocol.Result, error) {
 	var tried []string
 	var lastErr error
-	for attempt := 1; attempt <= r.opts.MaxAttempts; attempt++ {
-		j.set(func(j *job) { j.attempts = attempt })
-		p, err := r.place(ctx, j.spec, tried)
+	waiting := false
+	for attempt := 1; attempt <= r.opts.MaxAttempts; {
+		p, release, err := r.place(ctx, j.spec, tried)
+		if errors.Is(err, errAllBusy) {
+			if !waiting {
+				j.record("queued", "", "", "%v; waiting for a free gpu", err)
+				waiting = true
+			}
+			if err := r.waitForCapacity(ctx); err != nil {
+				return protocol.Result{}, fmt.Errorf("no gpu came free before the job's deadline: %w", err)
+			}
+			continue
+		}
 		if err != nil {
 			if lastErr != nil {
 				return protocol.Result{}, fmt.Errorf("%w (after: %v)", err, lastErr)
 			}
 			return protocol.Result{}, err
 		}
-		tried = append(tried, p.NodeID)
+		waiting = false
+		j.set(func(j *job) { j.attempts = attempt })
 		res, err := r.attempt(ctx, j, p)
+		release()
 		if err == nil {
 			return res, nil
 		}
 		if ctx.Err() != nil {
 			return protocol.Result{}, fmt.Errorf("job timed out: %w", err)
 		}
+		if errors.Is(err, errNodeBusy) {
+			r.log.Debug("node busy; placing again", "job", j.id, "node", keys.Address(p.NodeID).Short())
+			j.record("retry", "", "", "%s has no free gpu; placing again (not counted as an attempt)", keys.Address(p.NodeID).Short())
+			r.mu.Lock()
+			r.declined[p.NodeID] = r.when[p.NodeID]
+			r.mu.Unlock()
+			if err := r.waitForCapacity(ctx); err != nil {
+				return protocol.Result{}, fmt.Errorf("no gpu came free before the job's deadline: %w", err)
+			}
+			continue
+		}
+		tried = append(tried, p.NodeID)
 		lastErr = err
 		r.log.Warn("attempt failed; re-placing", "job", j.id, "node", keys.Address(p.NodeID).Short(), "attempt", attempt, "err", err)
 		j.record("retry", "", "", "attempt %d on %s failed: %v", attempt, keys.Address(p.NodeID).Short(), err)
+		attempt++
 	}
 	return protocol.Result{}, fmt.Errorf("gave up after %d attempts: %w", r.opts.MaxAttempts, lastErr)
 }
 
-// place scores the online, registered nodes and returns the best feasible one.
-func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) (scheduler.Placement, error) {
+// waitForCapacity returns when a reservation is released, after a short while (a node may
+// have come online or finished work another router gave it), or when ctx ends.
+func (r *Router) waitForCapacity(ctx context.Context) error {
+	r.mu.Lock()
+	freed := r.freed
+	r.mu.Unlock()
+	t := time.NewTimer(capacityPoll)
+	defer t.Stop()
+	select {
+	case <-freed:
+	case <-t.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// capacityPoll bounds how long a waiting job sleeps without news of freed capacity.
+const capacityPoll = 250 * time.Millisecond
+
+// place scores the online, registered nodes and returns the best feasible one with the
+// job's GPUs reserved on it until release is called. A node's free GPUs are its GPUs less
+// what this router's own attempts hold: heartbeats lag, and counting from them booked one
+// GPU to several jobs, which the node then declined. errAllBusy means the job fits a node
+// whose GPUs are all held.
+func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) (scheduler.Placement, func(), error) {
 	var chainNodes []ledger.Node
 	if err := r.opts.Chain.Query(ctx, "nodes", &chainNodes); err != nil {
-		return scheduler.Placement{}, fmt.Errorf("read nodes from chain: %w", err)
+		return scheduler.Placement{}, nil, fmt.Errorf("read nodes from chain: %w", err)
+	}
+	weights := r.opts.Weights
+	if weights == (scheduler.Weights{}) {
+		var p ledger.Params
+		if err := r.opts.Chain.Query(ctx, "params", &p); err != nil {
+			return scheduler.Placement{}, nil, fmt.Errorf("read router weights from chain: %w", err)
+		}
+		weights = scheduler.Weights(p.RouterWeights)
 	}
 	live := r.online(protocol.RoleNode)
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	snapshot := make([]scheduler.Node, 0, len(chainNodes))
 	for _, n := range chainNodes {
-		hb, ok := live[string(n.Address)]
+		id := string(n.Address)
+		hb, ok := live[id]
 		if !ok || n.Status != ledger.NodeActive {
 			continue
 		}
+		free := hb.GPUs - r.reserved[id]
+		if at, ok := r.declined[id]; ok {
+			if !r.when[id].After(at) {
+				free = 0 // it said it was full; believe it until it says otherwise
+			} else {
+				delete(r.declined, id)
+			}
+		}
 		snapshot = append(snapshot, scheduler.Node{
-			ID: string(n.Address), Operator: string(n.Address), FreeGPUs: hb.FreeGPUs,
+			ID: id, Operator: id, FreeGPUs: free,
 			VRAMMiB: n.Hardware.VRAMMiB, TFLOPSMilli: n.Hardware.TFLOPSMilli, Region: n.Hardware.Region,
 			Location:      scheduler.Location{LatE6: n.Hardware.LatE6, LonE6: n.Hardware.LonE6},
 			ReliabilityBP: reliabilityBP(n), PricePerHourUomni: n.PricePerHour,
 		})
 	}
 	if len(snapshot) == 0 {
-		return scheduler.Placement{}, fmt.Errorf("%w: no registered node is online", scheduler.ErrNoFeasibleNode)
+		return scheduler.Placement{}, nil, fmt.Errorf("%w: no registered node is online", scheduler.ErrNoFeasibleNode)
 	}
-	weights := r.opts.Weights
-	if weights == (scheduler.Weights{}) {
-		var p ledger.Params
-		if err := r.opts.Chain.Query(ctx, "params", &p); err != nil {
-			return scheduler.Placement{}, fmt.Errorf("read router weights from chain: %w", err)
+	job := schedulerJob(spec, exclude)
+	plan, err := scheduler.Place(job, snapshot, weights)
+	if errors.Is(err, scheduler.ErrNoFeasibleNode) {
+		for i := range snapshot {
+			snapshot[i].FreeGPUs += r.reserved[snapshot[i].ID]
 		}
-		weights = scheduler.Weights(p.RouterWeights)
+		if _, idle := scheduler.Place(job, snapshot, weights); idle == nil {
+			return scheduler.Placement{}, nil, fmt.Errorf("%w (%v)", errAllBusy, err)
+		}
 	}
-	plan, err := scheduler.Place(schedulerJob(spec, exclude), snapshot, weights)
 	if err != nil {
-		return scheduler.Placement{}, err
+		return scheduler.Placement{}, nil, err
 	}
-	return plan.Placements[0], nil
+	p := plan.Placements[0]
+	gpus := spec.Resources.GPUs
+	r.reserved[p.NodeID] += gpus
+	var once sync.Once
+	return p, func() {
+		once.Do(func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.reserved[p.NodeID] -= gpus; r.reserved[p.NodeID] <= 0 {
+				delete(r.reserved, p.NodeID)
+			}
+			close(r.freed)
+			r.freed = make(chan struct{})
+		})
+	}, nil
 }
+
+// errNodeBusy means the node declined the job for want of a free GPU.
+var errNodeBusy = errors.New("node declined: " + protocol.DeclineNoFreeGPU)
 
 // attempt assigns the job to one node on chain, dispatches it and waits for the result.
 func (r *Router) attempt(ctx context.Context, j *job, p scheduler.Placement) (protocol.Result, error) {
@@ -254,6 +363,9 @@ func (r *Router) attempt(ctx context.Context, j *job, p scheduler.Placement) (pr
 		return protocol.Result{}, fmt.Errorf("dispatch: %w", err)
 	}
 	if !ack.Accepted {
+		if ack.Error == protocol.DeclineNoFreeGPU {
+			return protocol.Result{}, errNodeBusy
+		}
 		return protocol.Result{}, fmt.Errorf("node declined: %s", ack.Error)
 	}
 	j.set(func(j *job) { j.running = true })

@@ -117,10 +117,13 @@ type Router struct {
 	js     jetstream.JetStream
 	grants *transport.Grants // who may read and write which blob, per job step
 
-	mu   sync.Mutex
-	seen map[string]protocol.Heartbeat // participant id -> last heartbeat
-	when map[string]time.Time          // participant id -> when it arrived
-	jobs map[string]*job
+	mu       sync.Mutex
+	seen     map[string]protocol.Heartbeat // participant id -> last heartbeat
+	when     map[string]time.Time          // participant id -> when it arrived
+	jobs     map[string]*job
+	reserved map[string]int       // node id -> GPUs held by this router's attempts on it
+	declined map[string]time.Time // node id -> its last heartbeat when it declined for want of a GPU
+	freed    chan struct{}        // closed, and replaced, whenever a reservation is released
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -135,7 +138,7 @@ func New(opts Options) (*Router, error) {
 	return &Router{
 		opts: opts, id: keys.AddressOfKey(opts.Key), log: opts.Logger.With("component", "router"),
 		seen: map[string]protocol.Heartbeat{}, when: map[string]time.Time{}, jobs: map[string]*job{},
-		grants: transport.NewGrants(),
+		reserved: map[string]int{}, declined: map[string]time.Time{}, freed: make(chan struct{}), grants: transport.NewGrants(),
 	}, nil
 }
 

@@ -1,0 +1,139 @@
+package devnet
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/chain"
+	"github.com/omnisync/omnisync/internal/keys"
+	"github.com/omnisync/omnisync/internal/ledger"
+)
+
+// LoadResult is what happened to every job of a load run.
+type LoadResult struct {
+	Submitted int
+	ByStatus  map[string]int
+	Unsettled []string        // "job: status (error)" for every job that did not settle
+	Latencies []time.Duration // submit → settled, sorted
+	Took      time.Duration
+}
+
+// FundConsumers makes n fresh consumer keys and gives each omniEach OMNI from the devnet's
+// consumer.
+func (d *Devnet) FundConsumers(ctx context.Context, n int, omniEach uint64) ([]ed25519.PrivateKey, error) {
+	w := chain.NewWallet(d.Chain(), d.Keys.Consumer, ChainID)
+	out := make([]ed25519.PrivateKey, n)
+	for i := range out {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = k
+		if _, err := w.Send(ctx, ledger.Msg{Transfer: &ledger.MsgTransfer{To: keys.AddressOfKey(k), Amount: omniEach * omni}}); err != nil {
+			return nil, fmt.Errorf("fund consumer %d: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+// RunLoad has every consumer submit perConsumer n×n matmul jobs back to back through REST,
+// signing each with a sequence it counts itself, then follows every job until it settles
+// or ends otherwise. A job still open when ctx ends is reported, not waited for.
+func (d *Devnet) RunLoad(ctx context.Context, consumers []ed25519.PrivateKey, perConsumer, n int) (LoadResult, error) {
+	c := api.NewClient(d.RESTURL())
+	type sub struct {
+		id string
+		at time.Time
+	}
+	var mu sync.Mutex
+	var subs []sub
+	var errs []error
+	var wg sync.WaitGroup
+	start := time.Now()
+	for ci, key := range consumers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := func() error {
+				acc, err := c.Account(ctx, string(keys.AddressOfKey(key)))
+				if err != nil {
+					return err
+				}
+				for j := range perConsumer {
+					spec, data, err := MatMulSpec(n, uint64(ci*100_000+j))
+					if err != nil {
+						return err
+					}
+					spec.TimeoutSeconds = 120
+					tx, err := ledger.SignTx(key, ChainID, acc.Seq+uint64(j), ledger.Msg{CreateJob: &ledger.MsgCreateJob{
+						SpecHash: spec.Hash(), Budget: spec.Budget, MaxPricePerHour: spec.MaxPricePerHour,
+						Verification: spec.Verification, TimeoutSeconds: spec.TimeoutSeconds,
+					}})
+					if err != nil {
+						return err
+					}
+					at := time.Now()
+					job, err := c.SubmitJob(ctx, api.SubmitJobRequest{Spec: spec, InputData: data, Tx: tx})
+					if err != nil {
+						return fmt.Errorf("consumer %d job %d: %w", ci, j, err)
+					}
+					mu.Lock()
+					subs = append(subs, sub{job.ID, at})
+					mu.Unlock()
+				}
+				return nil
+			}()
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	res := LoadResult{Submitted: len(subs), ByStatus: map[string]int{}}
+	for _, s := range subs {
+		j, err := followToEnd(ctx, c, s.id)
+		if err != nil {
+			res.ByStatus["open"]++
+			res.Unsettled = append(res.Unsettled, fmt.Sprintf("%s: still %s when the run ended", s.id, j.Status))
+			continue
+		}
+		res.ByStatus[j.Status]++
+		if j.Status == api.StatusSettled {
+			res.Latencies = append(res.Latencies, j.Events[len(j.Events)-1].Time.Sub(s.at))
+		} else {
+			res.Unsettled = append(res.Unsettled, fmt.Sprintf("%s: %s (%s)", s.id, j.Status, j.Error))
+		}
+	}
+	sort.Slice(res.Latencies, func(a, b int) bool { return res.Latencies[a] < res.Latencies[b] })
+	res.Took = time.Since(start)
+	return res, errors.Join(errs...)
+}
+
+// followToEnd polls a job until it has ended: settled, failed, cancelled or expired, or
+// given up on by the router.
+func followToEnd(ctx context.Context, c *api.Client, id string) (api.Job, error) {
+	for {
+		j, err := c.Job(ctx, id)
+		if err != nil {
+			return j, err
+		}
+		switch j.Status {
+		case api.StatusSettled, api.StatusFailed, api.StatusCancelled, api.StatusExpired:
+			return j, nil
+		}
+		select {
+		case <-ctx.Done():
+			return j, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,103 @@
+package router
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/keys"
+	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/protocol"
+)
+
+// More jobs than GPUs: the router queues them on its own reservations instead of booking
+// the one GPU several times, and none is given up on while the node is merely busy.
+func TestJobsWaitForAFreeGPUInsteadOfFailing(t *testing.T) {
+	chain := newFakeChain()
+	key := newKey(t)
+	id := string(keys.AddressOfKey(key))
+	chain.addNode(keys.AddressOfKey(key), ledger.UomniPerOMNI, 10_000)
+	r, roots := startRouter(t, chain)
+	var mu sync.Mutex
+	running, declined := 0, 0
+	accepted := map[string]int{}
+	scriptedNode(t, r, roots, key, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		mu.Lock()
+		defer mu.Unlock()
+		if running >= 1 {
+			declined++
+			return protocol.Ack{Error: protocol.DeclineNoFreeGPU}
+		}
+		running++
+		accepted[d.JobID]++
+		go func() {
+			time.Sleep(100 * time.Millisecond)
+			chain.mu.Lock()
+			chain.jobs[d.JobID].Status = ledger.JobComputed
+			chain.mu.Unlock()
+			mu.Lock()
+			running--
+			mu.Unlock()
+			_ = nc.Publish(protocol.ResultSubject(id), protocol.Encode(protocol.Result{JobID: d.JobID, NodeID: id, Digest: api.DigestOf([]byte(d.JobID)), CommitTx: "C"}))
+		}()
+		return protocol.Ack{Accepted: true}
+	})
+	waitFor(t, "the node online", func() bool { return len(r.online(protocol.RoleNode)) == 1 })
+
+	var ids []string
+	for range 4 {
+		ids = append(ids, submit(t, r, chain))
+	}
+	for _, jid := range ids {
+		waitFor(t, "job "+jid+" computed", func() bool { return jobHas(r, jid, "computed") })
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if declined != 0 {
+		t.Fatalf("the router booked a busy GPU %d times", declined)
+	}
+	for _, jid := range ids {
+		if accepted[jid] != 1 {
+			t.Fatalf("job %s dispatched %d times", jid, accepted[jid])
+		}
+	}
+	if !jobHas(r, ids[len(ids)-1], "queued") {
+		t.Fatal("the last job never said it was waiting for a gpu")
+	}
+}
+
+// A job no node can run is released on chain at once: the consumer's budget comes back
+// now, not at the deadline, and the job says why.
+func TestJobNoNodeCanRunIsReleasedAtOnce(t *testing.T) {
+	chain := newFakeChain()
+	key := newKey(t)
+	id := string(keys.AddressOfKey(key))
+	chain.addNode(keys.AddressOfKey(key), ledger.UomniPerOMNI, 10_000)
+	r, roots := startRouter(t, chain)
+	scriptedNode(t, r, roots, key, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		go func() {
+			_ = nc.Publish(protocol.ResultSubject(id), protocol.Encode(protocol.Result{JobID: d.JobID, NodeID: id, Error: "run: out of memory"}))
+		}()
+		return protocol.Ack{Accepted: true}
+	})
+	waitFor(t, "the node online", func() bool { return len(r.online(protocol.RoleNode)) == 1 })
+	jid := submit(t, r, chain)
+	waitFor(t, "the job released", func() bool { return jobHas(r, jid, "refunded") })
+	chain.mu.Lock()
+	status := chain.jobs[jid].Status
+	chain.mu.Unlock()
+	if status != ledger.JobCancelled {
+		t.Fatalf("job is %s on chain, want cancelled (refunded in full)", status)
+	}
+	j, err := r.Job(context.Background(), jid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Txs["release"] == "" || j.Error == "" {
+		t.Fatalf("the job does not say it was released and why: %+v", j)
+	}
+}
