@@ -21,15 +21,16 @@ func main() {
 	jobs := flag.Int("jobs", 1000, "jobs in all (rounded up to a multiple of -consumers)")
 	size := flag.Int("size", 64, "side of the square int8 matrices")
 	block := flag.Duration("block", 250*time.Millisecond, "block time")
+	jobTimeout := flag.Duration("job-timeout", 10*time.Minute, "each job's timeout: the queue must drain within it")
 	limit := flag.Duration("timeout", 30*time.Minute, "give up on the run after this long")
 	flag.Parse()
-	if err := run(*consumers, *jobs, *size, *block, *limit); err != nil {
+	if err := run(*consumers, *jobs, *size, *block, *jobTimeout, *limit); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
 }
 
-func run(consumers, jobs, size int, block, limit time.Duration) error {
+func run(consumers, jobs, size int, block, jobTimeout, limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	home, err := os.MkdirTemp("", "omnisync-soak-")
@@ -42,13 +43,14 @@ func run(consumers, jobs, size int, block, limit time.Duration) error {
 		return err
 	}
 	defer d.Close()
-	keys, err := d.FundConsumers(ctx, consumers, 20)
+	per := (jobs + consumers - 1) / consumers
+	// Every queued job holds its budget (1 OMNI) in escrow; the transfer burns 2%.
+	keys, err := d.FundConsumers(ctx, consumers, uint64(per)*11/10+2)
 	if err != nil {
 		return err
 	}
-	per := (jobs + consumers - 1) / consumers
 	fmt.Fprintf(os.Stderr, "soak: %d consumers × %d jobs of %d×%d, %s blocks\n", consumers, per, size, size, block)
-	res, err := d.RunLoad(ctx, keys, per, size)
+	res, err := d.RunLoad(ctx, keys, per, size, jobTimeout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "soak: some submissions failed:", err)
 	}

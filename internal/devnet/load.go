@@ -44,9 +44,10 @@ func (d *Devnet) FundConsumers(ctx context.Context, n int, omniEach uint64) ([]e
 }
 
 // RunLoad has every consumer submit perConsumer n×n matmul jobs back to back through REST,
-// signing each with a sequence it counts itself, then follows every job until it settles
-// or ends otherwise. A job still open when ctx ends is reported, not waited for.
-func (d *Devnet) RunLoad(ctx context.Context, consumers []ed25519.PrivateKey, perConsumer, n int) (LoadResult, error) {
+// each with the given timeout, signing each with a sequence it counts itself, then follows
+// every job until it settles or ends otherwise. A job still open when ctx ends is
+// reported, not waited for.
+func (d *Devnet) RunLoad(ctx context.Context, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
 	c := api.NewClient(d.RESTURL())
 	type sub struct {
 		id string
@@ -71,7 +72,7 @@ func (d *Devnet) RunLoad(ctx context.Context, consumers []ed25519.PrivateKey, pe
 					if err != nil {
 						return err
 					}
-					spec.TimeoutSeconds = 120
+					spec.TimeoutSeconds = uint64(timeout / time.Second)
 					tx, err := ledger.SignTx(key, ChainID, acc.Seq+uint64(j), ledger.Msg{CreateJob: &ledger.MsgCreateJob{
 						SpecHash: spec.Hash(), Budget: spec.Budget, MaxPricePerHour: spec.MaxPricePerHour,
 						Verification: spec.Verification, TimeoutSeconds: spec.TimeoutSeconds,

@@ -19,7 +19,7 @@ func TestManyConsumersEveryJobSettles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := d.RunLoad(ctx, consumers, 4, 64)
+	res, err := d.RunLoad(ctx, consumers, 4, 64, 120*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

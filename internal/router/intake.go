@@ -49,7 +49,7 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		return api.Job{}, fmt.Errorf("%w: tx sequence %d, account expects %d (sign with the current sequence)", api.ErrConflict, tx.Body.Seq, acc.Seq)
 	}
 	id := ledger.JobID(tx.Signer, tx.Body.Seq)
-	j := newJob(id, tx.Signer, spec)
+	j := newJob(id, tx.Signer, spec, r.opts.Now())
 	r.mu.Lock()
 	if _, dup := r.jobs[id]; dup {
 		r.mu.Unlock()
@@ -65,8 +65,10 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		r.mu.Unlock()
 		return api.Job{}, fmt.Errorf("escrow budget: %w", err)
 	}
-	j.record("escrowed", "create", res.Hash, "%s OMNI locked in escrow", ledger.FormatOMNI(spec.Budget))
+	// From here on the job is saved with every change, so a restarted router resumes it.
+	j.persist = r.saveJob
 	j.set(func(j *job) { j.escrowed = true })
+	j.record("escrowed", "create", res.Hash, "%s OMNI locked in escrow", ledger.FormatOMNI(spec.Budget))
 	for i, data := range inline {
 		if data == nil {
 			continue

@@ -16,124 +16,51 @@ import (
 	"github.com/omnisync/omnisync/internal/scheduler"
 )
 
-// job is the router's working record of one job. Only its lifecycle goroutine writes the
-// fields below mu's guard; readers copy them under mu.
-type job struct {
-	id       string
-	consumer keys.Address
-	spec     api.JobSpec
-	results  chan protocol.Result
-	started  time.Time
-
-	mu        sync.Mutex
-	escrowed  bool          // create_job committed: its bytes may now be stored
-	stored    []bool        // per input: in the store
-	uploading []bool        // per input: an upload is under way
-	ready     chan struct{} // closed once every input is stored
-	node      string
-	scores    *api.Scores
-	txs       map[string]string
-	events    []api.Event
-	attempts  int
-	running   bool
-	verdict   string
-	errMsg    string
-}
-
-func newJob(id string, consumer keys.Address, spec api.JobSpec) *job {
-	j := &job{id: id, consumer: consumer, spec: spec, results: make(chan protocol.Result, 4),
-		started: time.Now(), txs: map[string]string{}, ready: make(chan struct{}),
-		stored: make([]bool, len(spec.Inputs)), uploading: make([]bool, len(spec.Inputs))}
-	if len(spec.Inputs) == 0 {
-		close(j.ready)
-	}
-	return j
-}
-
-// startUpload claims input i for one upload: the job must be escrowed and the input
-// neither stored nor being uploaded.
-func (j *job) startUpload(i int) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	switch {
-	case !j.escrowed:
-		return fmt.Errorf("%w: job %s has no committed escrow yet", api.ErrConflict, j.id)
-	case j.stored[i]:
-		return fmt.Errorf("%w: input %s of job %s is already stored", api.ErrConflict, j.spec.Inputs[i].Name, j.id)
-	case j.uploading[i]:
-		return fmt.Errorf("%w: input %s of job %s is being uploaded", api.ErrConflict, j.spec.Inputs[i].Name, j.id)
-	}
-	j.uploading[i] = true
-	return nil
-}
-
-func (j *job) endUpload(i int, stored bool) {
-	j.mu.Lock()
-	j.uploading[i] = false
-	j.mu.Unlock()
-	if stored {
-		j.inputStored(i)
-	}
-}
-
-// inputStored marks input i stored and releases the job once all are.
-func (j *job) inputStored(i int) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.stored[i] {
-		return
-	}
-	j.stored[i] = true
-	if !slices.Contains(j.stored, false) {
-		close(j.ready)
-	}
-}
-
-// missingInputs names the inputs not yet stored.
-func (j *job) missingInputs() []string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	var out []string
-	for i, ok := range j.stored {
-		if !ok {
-			out = append(out, j.spec.Inputs[i].Name)
-		}
-	}
-	return out
-}
-
-// record appends a progress event, optionally remembering a tx hash under txKey.
-func (j *job) record(stage, txKey, txHash, format string, args ...any) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if txKey != "" && txHash != "" {
-		j.txs[txKey] = txHash
-	}
-	j.events = append(j.events, api.Event{Time: time.Now().UTC(), Stage: stage, Message: fmt.Sprintf(format, args...)})
-}
-
-func (j *job) set(f func(j *job)) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	f(j)
-}
-
 // run owns one job from placement to settlement. A job that cannot be computed is
 // released on chain at once, so its consumer is refunded now rather than at the deadline.
+// A job a previous router saved picks up where the chain says it stands: verified if a
+// result is committed, watched again if its node is still running it, placed otherwise.
 func (r *Router) run(j *job) {
 	defer r.wg.Done()
-	ctx, cancel := context.WithTimeout(r.ctx, time.Duration(j.spec.TimeoutSeconds)*time.Second)
+	defer r.finish(j)
+	ctx, cancel := context.WithDeadline(r.ctx, j.started.Add(time.Duration(j.spec.TimeoutSeconds)*time.Second))
 	defer cancel()
-	select {
-	case <-j.ready:
-	case <-ctx.Done():
-		r.release(j, fmt.Errorf("inputs %v never arrived", j.missingInputs()))
-		return
+	var res protocol.Result
+	var running string // a node the chain says holds the job and that still runs it
+	computed := false
+	if j.resumed {
+		var cj ledger.Job
+		if err := r.opts.Chain.Query(ctx, "job/"+j.id, &cj); err != nil {
+			r.log.Warn("resumed job not found on chain; dropping it", "job", j.id, "err", err)
+			return
+		}
+		switch cj.Status {
+		case ledger.JobComputed:
+			res, computed = protocol.Result{JobID: j.id, NodeID: string(cj.Node), Digest: cj.ResultDigest, GPUMillis: cj.GPUMillis}, true
+		case ledger.JobAssigned:
+			// Its node may still run it: give the node a heartbeat's time to reconnect to
+			// this router and say so.
+			if hb, ok := r.nextHeartbeat(ctx, string(cj.Node)); ok && slices.Contains(hb.Running, j.id) {
+				running = string(cj.Node)
+			}
+		case ledger.JobCreated:
+		default:
+			return // it ended while no router watched it
+		}
+		j.record("resumed", "", "", "a restarted router took the job up (%s on chain)", cj.Status)
 	}
-	res, err := r.compute(ctx, j)
-	if err != nil {
-		r.release(j, err)
-		return
+	if !computed {
+		select {
+		case <-j.ready:
+		case <-ctx.Done():
+			r.release(j, fmt.Errorf("inputs %v never arrived", j.missingInputs()))
+			return
+		}
+		var err error
+		if res, err = r.compute(ctx, j, running); err != nil {
+			r.release(j, err)
+			return
+		}
 	}
 	if err := r.verify(ctx, j, res); err != nil {
 		r.log.Warn("job not verified", "job", j.id, "err", err)
@@ -152,6 +79,39 @@ func (r *Router) run(j *job) {
 		}
 	}
 	r.log.Info("job finished", "job", j.id, "status", cj.Status, "took", since(j.started))
+}
+
+// nextHeartbeat waits up to HeartbeatTTL for node's heartbeat. It serves a router that has
+// just started, whose heartbeats are all new.
+func (r *Router) nextHeartbeat(ctx context.Context, node string) (protocol.Heartbeat, bool) {
+	deadline := time.NewTimer(r.opts.HeartbeatTTL)
+	defer deadline.Stop()
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		r.mu.Lock()
+		hb, ok := r.seen[node]
+		r.mu.Unlock()
+		if ok {
+			return hb, true
+		}
+		select {
+		case <-ctx.Done():
+			return protocol.Heartbeat{}, false
+		case <-deadline.C:
+			return protocol.Heartbeat{}, false
+		case <-poll.C:
+		}
+	}
+}
+
+// finish marks the job done, unless the router is shutting down: then the job is only
+// left, and the next router to open the store takes it up.
+func (r *Router) finish(j *job) {
+	if r.ctx.Err() != nil {
+		return
+	}
+	j.set(func(j *job) { j.finished = r.opts.Now() })
 }
 
 // release gives up on a job that no node computed: it cancels the job on chain, which
@@ -181,11 +141,30 @@ var errAllBusy = errors.New("every node that fits the job is busy")
 // compute places the job and retries on other nodes until one returns a committed result.
 // Waiting for a free GPU is not an attempt, and neither is a node that declines for lack
 // of one: only a node that fails the job counts, and it is not asked again.
-func (r *Router) compute(ctx context.Context, j *job) (protocol.Result, error) {
-	var tried []string
+//
+// running names a node that already runs the job (a restarted router found it so): it is
+// watched first, as the first attempt.
+func (r *Router) compute(ctx context.Context, j *job, running string) (protocol.Result, error) {
 	var lastErr error
+	if running != "" {
+		r.mu.Lock()
+		release := r.reserveLocked(running, j.spec.Resources.GPUs)
+		r.mu.Unlock()
+		revoke := r.grant(j, running)
+		res, err := r.await(ctx, j, running)
+		revoke()
+		release()
+		if err == nil {
+			return res, nil
+		}
+		lastErr = err
+		j.set(func(j *job) { j.tried = append(j.tried, running) })
+	}
 	waiting := false
 	for attempt := 1; attempt <= r.opts.MaxAttempts; {
+		j.mu.Lock()
+		tried := slices.Clone(j.tried)
+		j.mu.Unlock()
 		p, release, err := r.place(ctx, j.spec, tried)
 		if errors.Is(err, errAllBusy) {
 			if !waiting {
@@ -224,7 +203,7 @@ func (r *Router) compute(ctx context.Context, j *job) (protocol.Result, error) {
 			}
 			continue
 		}
-		tried = append(tried, p.NodeID)
+		j.set(func(j *job) { j.tried = append(j.tried, p.NodeID) })
 		lastErr = err
 		r.log.Warn("attempt failed; re-placing", "job", j.id, "node", keys.Address(p.NodeID).Short(), "attempt", attempt, "err", err)
 		j.record("retry", "", "", "attempt %d on %s failed: %v", attempt, keys.Address(p.NodeID).Short(), err)
@@ -313,20 +292,25 @@ func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) 
 		return scheduler.Placement{}, nil, err
 	}
 	p := plan.Placements[0]
-	gpus := spec.Resources.GPUs
-	r.reserved[p.NodeID] += gpus
+	return p, r.reserveLocked(p.NodeID, spec.Resources.GPUs), nil
+}
+
+// reserveLocked holds gpus of node for one attempt until the returned func is called
+// (once); waiting jobs then hear of it. r.mu must be held.
+func (r *Router) reserveLocked(node string, gpus int) (release func()) {
+	r.reserved[node] += gpus
 	var once sync.Once
-	return p, func() {
+	return func() {
 		once.Do(func() {
 			r.mu.Lock()
 			defer r.mu.Unlock()
-			if r.reserved[p.NodeID] -= gpus; r.reserved[p.NodeID] <= 0 {
-				delete(r.reserved, p.NodeID)
+			if r.reserved[node] -= gpus; r.reserved[node] <= 0 {
+				delete(r.reserved, node)
 			}
 			close(r.freed)
 			r.freed = make(chan struct{})
 		})
-	}, nil
+	}
 }
 
 // errNodeBusy means the node declined the job for want of a free GPU.
@@ -344,12 +328,8 @@ func (r *Router) attempt(ctx context.Context, j *job, p scheduler.Placement) (pr
 	}
 	j.record("assigned", "assign", tx, "assignment recorded on chain")
 
-	// The node may read the job's inputs and store its one output for as long as this
-	// attempt lasts, and not a moment longer.
-	revokeRead := r.grants.AllowRead(p.NodeID, inputDigests(j.spec)...)
-	defer revokeRead()
-	revokeWrite := r.grants.AllowWrite(p.NodeID, j.id, r.opts.MaxOutputBytes)
-	defer revokeWrite()
+	revoke := r.grant(j, p.NodeID)
+	defer revoke()
 
 	dctx, cancel := context.WithTimeout(ctx, r.opts.DispatchTimeout)
 	msg, err := r.conn.RequestWithContext(dctx, protocol.DispatchSubject(p.NodeID),
@@ -370,9 +350,21 @@ func (r *Router) attempt(ctx context.Context, j *job, p scheduler.Placement) (pr
 	}
 	j.set(func(j *job) { j.running = true })
 	j.record("running", "", "", "node accepted the job")
+	return r.await(ctx, j, p.NodeID)
+}
 
-	// Watch the node while it works: one that stops heartbeating is presumed gone and the
-	// job is re-placed, unless its result already reached the chain.
+// grant lets node read the job's inputs and store its one output until revoke is called:
+// for as long as one attempt lasts, and not a moment longer.
+func (r *Router) grant(j *job, node string) (revoke func()) {
+	revokeRead := r.grants.AllowRead(node, inputDigests(j.spec)...)
+	revokeWrite := r.grants.AllowWrite(node, j.id, r.opts.MaxOutputBytes)
+	return func() { revokeRead(); revokeWrite() }
+}
+
+// await watches the node running the job until it reports: one that stops heartbeating
+// is presumed gone and the job is re-placed, unless its result already reached the chain.
+func (r *Router) await(ctx context.Context, j *job, node string) (protocol.Result, error) {
+	p := scheduler.Placement{NodeID: node}
 	watch := time.NewTicker(r.opts.HeartbeatTTL / 2)
 	defer watch.Stop()
 	for {

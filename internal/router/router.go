@@ -59,8 +59,11 @@ type Options struct {
 	// one whose node was deactivated, slashed below the minimum or unstaked, or who left
 	// the validator set, is disconnected at the next check. Keep it at most a block.
 	RightsInterval time.Duration
-	// Now is the router's clock (default time.Now): it judges when a consumer's signed
-	// output request expires.
+	// FinishedRetention is how long a finished job stays in memory and in the job store
+	// for status queries; the chain keeps answering for it after that.
+	FinishedRetention time.Duration
+	// Now is the router's clock (default time.Now): it stamps jobs, judges when a
+	// consumer's signed output request expires and when finished jobs are forgotten.
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -97,6 +100,9 @@ func (o *Options) setDefaults() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.FinishedRetention <= 0 {
+		o.FinishedRetention = DefaultFinishedRetention
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -115,7 +121,8 @@ type Router struct {
 	nats   *transport.Server
 	conn   *nats.Conn
 	js     jetstream.JetStream
-	grants *transport.Grants // who may read and write which blob, per job step
+	kv     jetstream.KeyValue // job records (state.go)
+	grants *transport.Grants  // who may read and write which blob, per job step
 
 	mu       sync.Mutex
 	seen     map[string]protocol.Heartbeat // participant id -> last heartbeat
@@ -168,6 +175,10 @@ func (r *Router) Start(ctx context.Context) error {
 	}
 	r.nats, r.conn, r.js = srv, conn, js
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	if err := r.openJobs(ctx); err != nil {
+		_ = r.Close()
+		return err
+	}
 	for subject, handler := range map[string]nats.MsgHandler{
 		protocol.AllHeartbeats: r.onHeartbeat,
 		protocol.AllResults:    r.onResult,
@@ -181,8 +192,12 @@ func (r *Router) Start(ctx context.Context) error {
 		_ = r.Close()
 		return err
 	}
+	if err := r.resumeJobs(ctx); err != nil {
+		_ = r.Close()
+		return err
+	}
 	r.wg.Add(1)
-	go r.watchRights(r.ctx)
+	go r.housekeeping(r.ctx)
 	r.log.Info("router listening", "nodes_url", srv.WebSocketURL())
 	return nil
 }
@@ -227,9 +242,10 @@ func (r *Router) authorize(pub ed25519.PublicKey) (string, bool) {
 	return "", false
 }
 
-// watchRights disconnects, every RightsInterval, each participant the chain no longer
-// admits: rights are otherwise fixed when a connection is made.
-func (r *Router) watchRights(ctx context.Context) {
+// housekeeping, every RightsInterval, disconnects each participant the chain no longer
+// admits (rights are otherwise fixed when a connection is made) and forgets jobs that
+// finished long enough ago.
+func (r *Router) housekeeping(ctx context.Context) {
 	defer r.wg.Done()
 	t := time.NewTicker(r.opts.RightsInterval)
 	defer t.Stop()
@@ -239,6 +255,7 @@ func (r *Router) watchRights(ctx context.Context) {
 			return
 		case <-t.C:
 			r.checkRights(ctx)
+			r.forgetFinished(ctx)
 		}
 	}
 }

@@ -1,0 +1,200 @@
+package router
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/keys"
+	"github.com/omnisync/omnisync/internal/protocol"
+)
+
+// job is the router's working record of one job. Only its lifecycle goroutine writes the
+// fields below mu's guard (uploads mark their input stored); readers copy them under mu.
+// Every change is saved through persist, so a restarted router resumes the job.
+type job struct {
+	id       string
+	consumer keys.Address
+	spec     api.JobSpec
+	results  chan protocol.Result
+	started  time.Time
+	persist  func(id string, record []byte) // saves the job's record; nil until it is escrowed
+	resumed  bool                           // a previous router saved it: ask the chain where it stands
+
+	saveMu   sync.Mutex // orders saves: a slow one never overwrites a newer
+	savedRev uint64
+
+	mu        sync.Mutex
+	rev       uint64   // bumped by every change
+	tried     []string // nodes that failed the job, not asked again
+	finished  time.Time
+	escrowed  bool          // create_job committed: its bytes may now be stored
+	stored    []bool        // per input: in the store
+	uploading []bool        // per input: an upload is under way
+	ready     chan struct{} // closed once every input is stored
+	node      string
+	scores    *api.Scores
+	txs       map[string]string
+	events    []api.Event
+	attempts  int
+	running   bool
+	verdict   string
+	errMsg    string
+}
+
+func newJob(id string, consumer keys.Address, spec api.JobSpec, started time.Time) *job {
+	j := &job{id: id, consumer: consumer, spec: spec, results: make(chan protocol.Result, 4),
+		started: started, txs: map[string]string{}, ready: make(chan struct{}),
+		stored: make([]bool, len(spec.Inputs)), uploading: make([]bool, len(spec.Inputs))}
+	if len(spec.Inputs) == 0 {
+		close(j.ready)
+	}
+	return j
+}
+
+// jobRecord is what survives a router: everything a restarted router needs to resume the
+// job and to keep answering for it.
+type jobRecord struct {
+	ID       string            `json:"id"`
+	Consumer keys.Address      `json:"consumer"`
+	Spec     api.JobSpec       `json:"spec"`
+	Started  time.Time         `json:"started"`
+	Escrowed bool              `json:"escrowed"`
+	Stored   []bool            `json:"stored"`
+	Tried    []string          `json:"tried,omitempty"`
+	Node     string            `json:"node,omitempty"`
+	Scores   *api.Scores       `json:"scores,omitempty"`
+	Txs      map[string]string `json:"txs,omitempty"`
+	Events   []api.Event       `json:"events,omitempty"`
+	Attempts int               `json:"attempts,omitempty"`
+	Verdict  string            `json:"verdict,omitempty"`
+	Error    string            `json:"error,omitempty"`
+	Finished time.Time         `json:"finished,omitzero"`
+}
+
+// snapshot encodes the job's record and the revision it reflects.
+func (j *job) snapshot() ([]byte, uint64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	b, err := json.Marshal(jobRecord{
+		ID: j.id, Consumer: j.consumer, Spec: j.spec, Started: j.started, Escrowed: j.escrowed,
+		Stored: j.stored, Tried: j.tried, Node: j.node, Scores: j.scores, Txs: j.txs, Events: j.events,
+		Attempts: j.attempts, Verdict: j.verdict, Error: j.errMsg, Finished: j.finished,
+	})
+	if err != nil {
+		panic(fmt.Sprintf("router: encode job %s: %v", j.id, err)) // plain types: cannot fail
+	}
+	return b, j.rev
+}
+
+// jobFromRecord rebuilds a job a previous router saved.
+func jobFromRecord(data []byte) (*job, error) {
+	var rec jobRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("decode job record: %w", err)
+	}
+	if rec.ID == "" || len(rec.Stored) != len(rec.Spec.Inputs) {
+		return nil, fmt.Errorf("job record %q: no id, or %d stored flags for %d inputs", rec.ID, len(rec.Stored), len(rec.Spec.Inputs))
+	}
+	j := newJob(rec.ID, rec.Consumer, rec.Spec, rec.Started)
+	j.escrowed, j.tried, j.node, j.scores = rec.Escrowed, rec.Tried, rec.Node, rec.Scores
+	j.events, j.attempts, j.verdict, j.errMsg, j.finished = rec.Events, rec.Attempts, rec.Verdict, rec.Error, rec.Finished
+	if rec.Txs != nil {
+		j.txs = rec.Txs
+	}
+	for i, ok := range rec.Stored {
+		if ok {
+			j.inputStored(i)
+		}
+	}
+	return j, nil
+}
+
+// save hands the job's latest state to persist, unless a newer one was saved already.
+func (j *job) save() {
+	if j.persist == nil {
+		return
+	}
+	j.saveMu.Lock()
+	defer j.saveMu.Unlock()
+	data, rev := j.snapshot()
+	if rev <= j.savedRev {
+		return
+	}
+	j.savedRev = rev
+	j.persist(j.id, data)
+}
+
+// startUpload claims input i for one upload: the job must be escrowed and the input
+// neither stored nor being uploaded.
+func (j *job) startUpload(i int) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch {
+	case !j.escrowed:
+		return fmt.Errorf("%w: job %s has no committed escrow yet", api.ErrConflict, j.id)
+	case j.stored[i]:
+		return fmt.Errorf("%w: input %s of job %s is already stored", api.ErrConflict, j.spec.Inputs[i].Name, j.id)
+	case j.uploading[i]:
+		return fmt.Errorf("%w: input %s of job %s is being uploaded", api.ErrConflict, j.spec.Inputs[i].Name, j.id)
+	}
+	j.uploading[i] = true
+	return nil
+}
+
+func (j *job) endUpload(i int, stored bool) {
+	j.mu.Lock()
+	j.uploading[i] = false
+	j.mu.Unlock()
+	if stored {
+		j.inputStored(i)
+	}
+}
+
+// inputStored marks input i stored and releases the job once all are.
+func (j *job) inputStored(i int) {
+	j.set(func(j *job) {
+		if j.stored[i] {
+			return
+		}
+		j.stored[i] = true
+		if !slices.Contains(j.stored, false) {
+			close(j.ready)
+		}
+	})
+}
+
+// missingInputs names the inputs not yet stored.
+func (j *job) missingInputs() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []string
+	for i, ok := range j.stored {
+		if !ok {
+			out = append(out, j.spec.Inputs[i].Name)
+		}
+	}
+	return out
+}
+
+// record appends a progress event, optionally remembering a tx hash under txKey.
+func (j *job) record(stage, txKey, txHash, format string, args ...any) {
+	j.set(func(j *job) {
+		if txKey != "" && txHash != "" {
+			j.txs[txKey] = txHash
+		}
+		j.events = append(j.events, api.Event{Time: time.Now().UTC(), Stage: stage, Message: fmt.Sprintf(format, args...)})
+	})
+}
+
+// set applies a change and saves the job.
+func (j *job) set(f func(j *job)) {
+	j.mu.Lock()
+	f(j)
+	j.rev++
+	j.mu.Unlock()
+	j.save()
+}

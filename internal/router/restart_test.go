@@ -1,0 +1,138 @@
+package router
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/keys"
+	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/protocol"
+	"github.com/omnisync/omnisync/internal/transport/transporttest"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// A router stopped mid-job and started again on the same store takes its jobs up: one
+// whose node still runs it is watched again (not assigned twice), and its result is
+// verified by the new router.
+func TestRestartedRouterResumesItsJobs(t *testing.T) {
+	chain := newFakeChain()
+	nodeKey := newKey(t)
+	nodeID := string(keys.AddressOfKey(nodeKey))
+	chain.addNode(keys.AddressOfKey(nodeKey), ledger.UomniPerOMNI, 10_000)
+	serverTLS, roots := transporttest.TLS(t)
+	opts := Options{Key: newKey(t), Chain: chain, TLS: serverTLS, StoreDir: t.TempDir(), WSPort: freePort(t),
+		DispatchTimeout: 2 * time.Second, HeartbeatTTL: time.Minute}
+	start := func() *Router {
+		r, err := New(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	first := start()
+	accepted := make(chan string, 1)
+	finish := make(chan struct{})
+	nc := scriptedNode(t, first, roots, nodeKey, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		accepted <- d.JobID
+		go func() {
+			<-finish
+			chain.mu.Lock()
+			chain.jobs[d.JobID].Status, chain.jobs[d.JobID].ResultDigest = ledger.JobComputed, api.DigestOf([]byte("out"))
+			chain.mu.Unlock()
+			_ = nc.Publish(protocol.ResultSubject(nodeID), protocol.Encode(protocol.Result{JobID: d.JobID, NodeID: nodeID, Digest: api.DigestOf([]byte("out")), CommitTx: "C"}))
+		}()
+		return protocol.Ack{Accepted: true}
+	})
+	waitFor(t, "the node online", func() bool { return len(first.online(protocol.RoleNode)) == 1 })
+	id := submit(t, first, chain)
+	if got := <-accepted; got != id {
+		t.Fatalf("dispatched %s, want %s", got, id)
+	}
+	waitFor(t, "the job running", func() bool { return jobHas(first, id, "running") })
+	_ = first.Close() // the router goes away mid-job
+
+	second := start()
+	t.Cleanup(func() { _ = second.Close() })
+	waitFor(t, "the node back", func() bool { return nc.IsConnected() })
+	// The node says it still runs the job, as the node daemon's heartbeat does.
+	hb := protocol.Heartbeat{ID: nodeID, Role: protocol.RoleNode, GPUs: 1, Running: []string{id}, Sent: time.Now()}
+	if err := nc.Publish(protocol.HeartbeatSubject(nodeID), protocol.Encode(hb)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the job resumed", func() bool { return jobHas(second, id, "resumed") })
+	close(finish)
+	waitFor(t, "the result, through the new router", func() bool { return jobHas(second, id, "computed") })
+	if a := chain.assignments(); len(a) != 1 {
+		t.Fatalf("assignments %v: the resumed job was assigned again though its node still ran it", a)
+	}
+	j, err := second.Job(context.Background(), id)
+	if err != nil || j.Txs["create"] == "" || j.Scores == nil {
+		t.Fatalf("the new router lost what the old one knew: %+v %v", j, err)
+	}
+}
+
+// Finished jobs stay for status queries for FinishedRetention, then leave memory and the
+// store.
+func TestFinishedJobsLeaveMemory(t *testing.T) {
+	chain := newFakeChain()
+	nodeKey := newKey(t)
+	nodeID := string(keys.AddressOfKey(nodeKey))
+	chain.addNode(keys.AddressOfKey(nodeKey), ledger.UomniPerOMNI, 10_000)
+	var mu sync.Mutex
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	serverTLS, roots := transporttest.TLS(t)
+	r, err := New(Options{Key: newKey(t), Chain: chain, TLS: serverTLS, StoreDir: t.TempDir(), Now: clock,
+		RightsInterval: 50 * time.Millisecond, FinishedRetention: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	scriptedNode(t, r, roots, nodeKey, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		go func() {
+			_ = nc.Publish(protocol.ResultSubject(nodeID), protocol.Encode(protocol.Result{JobID: d.JobID, NodeID: nodeID, Error: "run: no"}))
+		}()
+		return protocol.Ack{Accepted: true}
+	})
+	waitFor(t, "the node online", func() bool { return len(r.online(protocol.RoleNode)) == 1 })
+	id := submit(t, r, chain)
+	waitFor(t, "the job released", func() bool { return jobHas(r, id, "refunded") })
+	time.Sleep(200 * time.Millisecond)
+	if !jobHas(r, id, "refunded") {
+		t.Fatal("a finished job left before its retention")
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	waitFor(t, "the job forgotten", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.jobs[id] == nil
+	})
+	if _, err := r.kv.Get(context.Background(), id); err == nil {
+		t.Fatal("a forgotten job is still in the store")
+	}
+}
