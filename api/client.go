@@ -24,9 +24,12 @@ type Client struct {
 	PollInterval time.Duration
 }
 
-// NewClient returns a client for the daemon at baseURL.
+// NewClient returns a client for the daemon at baseURL. The URL may end in /v1, as the
+// daemons print it ("http://127.0.0.1:7070/v1"), or not: every call adds /v1 once.
 func NewClient(baseURL string) *Client {
-	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), HTTP: &http.Client{}}
+	base := strings.TrimRight(baseURL, "/")
+	base = strings.TrimRight(strings.TrimSuffix(base, "/v1"), "/")
+	return &Client{BaseURL: base, HTTP: &http.Client{}}
 }
 
 // ResponseError is a non-2xx response. It wraps the sentinel its status stands for (see

@@ -257,3 +257,24 @@ func FuzzSSEReader(f *testing.F) {
 		t.Fatal("more events than bytes")
 	})
 }
+
+// The daemons print their REST URL with /v1 ("http://127.0.0.1:7070/v1"); a client made
+// from it, or from the bare host, must call /v1/... once (issue #9: GET /v1/v1/health).
+func TestNewClientAcceptsTheURLWithOrWithoutV1(t *testing.T) {
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.URL.Path)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`)
+	}))
+	defer srv.Close()
+	for _, base := range []string{srv.URL, srv.URL + "/", srv.URL + "/v1", srv.URL + "/v1/", srv.URL + "/v1//"} {
+		paths = nil
+		if _, err := NewClient(base).Health(t.Context()); err != nil {
+			t.Errorf("NewClient(%q).Health: %v", base, err)
+		}
+		if len(paths) != 1 || paths[0] != "/v1/health" {
+			t.Errorf("NewClient(%q) requested %v, want [/v1/health]", base, paths)
+		}
+	}
+}

@@ -49,6 +49,9 @@ type NetworkOptions struct {
 	ProposeTimeout     time.Duration
 	// GenesisTime defaults to now; vesting schedules start from it.
 	GenesisTime time.Time
+	// Routers are the accounts allowed to act as routers (the routers parameter): a router
+	// escrows and assigns jobs on chain, so the network must name it.
+	Routers []keys.Address
 }
 
 // Network is what InitNetwork wrote.
@@ -103,6 +106,11 @@ func (o *NetworkOptions) setDefaults() error {
 	if o.GenesisTime.IsZero() {
 		o.GenesisTime = time.Now()
 	}
+	for _, r := range o.Routers {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("chain: router %q: %w", r, err)
+		}
+	}
 	return nil
 }
 
@@ -129,6 +137,7 @@ func InitNetwork(opts NetworkOptions) (Network, error) {
 	}
 
 	params := ledger.DefaultParams()
+	params.Routers = opts.Routers
 	var b ledger.Beneficiaries
 	consensus := make([]ValidatorKey, len(homes))
 	for i, home := range homes {

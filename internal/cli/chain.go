@@ -8,13 +8,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/omnisync/omnisync/internal/chain"
+	"github.com/omnisync/omnisync/internal/config"
+	"github.com/omnisync/omnisync/internal/devnet"
+	"github.com/omnisync/omnisync/internal/httpapi"
+	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/router"
 )
 
 func newChainCmd(g *globals) *cobra.Command {
@@ -37,6 +43,7 @@ type chainInitFlags struct {
 	blockTime  time.Duration
 	emptyEvery time.Duration
 	propose    time.Duration
+	routers    []string
 }
 
 func newChainInitCmd(g *globals) *cobra.Command {
@@ -65,6 +72,7 @@ An existing network is never overwritten.`,
 	fl.DurationVar(&f.blockTime, "block-time", time.Second, "pause between blocks")
 	fl.DurationVar(&f.emptyEvery, "empty-block-interval", 5*time.Second, "longest wait for txs before an empty block")
 	fl.DurationVar(&f.propose, "propose-timeout", time.Second, "wait for a missing proposer before the next round (CometBFT's 3s is for the internet)")
+	fl.StringArrayVar(&f.routers, "router", nil, "address of an account allowed to run a router (repeatable; `omnisync wallet show` prints it)")
 	return cmd
 }
 
@@ -80,9 +88,16 @@ func runChainInit(g *globals, f *chainInitFlags) error {
 	if f.blockTime <= 0 || f.emptyEvery <= 0 || f.propose <= 0 {
 		return errors.New("--block-time, --empty-block-interval and --propose-timeout must be positive, e.g. 1s")
 	}
+	routers := make([]keys.Address, len(f.routers))
+	for i, r := range f.routers {
+		if err := keys.Address(r).Validate(); err != nil {
+			return fmt.Errorf("--router %q: %w (want a wallet address, as `omnisync wallet show` prints it)", r, err)
+		}
+		routers[i] = keys.Address(r)
+	}
 	nw, err := chain.InitNetwork(chain.NetworkOptions{
 		Dir: f.home, Validators: f.validators, ChainID: f.chainID, BasePort: f.basePort,
-		BlockTime: f.blockTime, EmptyBlockInterval: f.emptyEvery, ProposeTimeout: f.propose,
+		BlockTime: f.blockTime, EmptyBlockInterval: f.emptyEvery, ProposeTimeout: f.propose, Routers: routers,
 	})
 	if err != nil {
 		return err
@@ -90,11 +105,11 @@ func runChainInit(g *globals, f *chainInitFlags) error {
 	if g.json() {
 		return writeJSON(g.stdout, nw)
 	}
-	printNetwork(g, nw)
+	printNetwork(g, nw, routers)
 	return nil
 }
 
-func printNetwork(g *globals, nw chain.Network) {
+func printNetwork(g *globals, nw chain.Network, routers []keys.Address) {
 	w := g.stdout
 	fmt.Fprintf(w, "Initialised %d-validator network %s in %s\n\n", len(nw.Validators), nw.ChainID, nw.Dir)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -113,33 +128,57 @@ func printNetwork(g *globals, nw chain.Network) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s OMNI\t%s\n", a.Name, a.Address, ledger.FormatOMNI(a.Balance), lock)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nStart each validator, e.g. in its own terminal; blocks commit once more than 2/3 of them run:\n")
-	for _, v := range nw.Validators {
-		fmt.Fprintf(w, "  omnisync chain start --home %s\n", v.Home)
+	if len(routers) == 0 {
+		fmt.Fprintf(w, "\nNo routers: jobs need one listed in the genesis (--router ADDRESS) or added by governance.\n")
+	} else {
+		fmt.Fprintf(w, "\nRouters allowed: %s\n", joinAddresses(routers))
+	}
+	fmt.Fprintf(w, "\nStart each validator, e.g. in its own terminal; blocks commit once more than 2/3 of them run.\n"+
+		"Each serves the REST API too, on its own port:\n")
+	for i, v := range nw.Validators {
+		fmt.Fprintf(w, "  omnisync chain start --home %s%s\n", v.Home, restFlagFor(i))
 	}
 }
 
-type chainStartFlags struct {
-	home           string
-	statusInterval time.Duration
+// restFlagFor spaces the REST ports of validators on one machine as chain init spaces their
+// RPC ports: validator-1 takes the default, 7070, validator-K 7070 + 10·(K-1).
+func restFlagFor(i int) string {
+	if i == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" --rest-addr 127.0.0.1:%d", 7070+i*chain.PortStride)
+}
+
+func joinAddresses(as []keys.Address) string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = string(a)
+	}
+	return strings.Join(out, ", ")
 }
 
 func newChainStartCmd(g *globals) *cobra.Command {
-	f := &chainStartFlags{}
+	var d *daemonFlags
 	cmd := &cobra.Command{
 		Use:   "start",
-		Short: "Run one validator of a network made by chain init, until Ctrl-C",
+		Short: "Run one validator of a network made by chain init, with the REST API, until Ctrl-C",
 		Long: `Runs the validator whose home is --home (DIR/validator-K from "chain init"), with the ports
 and peers recorded in its omnisync.json, and reports its height until interrupted. Stopping
 and starting it again resumes from its home. With --output json it writes one JSON object
-per line: a "started" event, "status" events and a "stopped" event.`,
-		Example: `  omnisync chain start --home ~/.omnisync/localnet/validator-2`,
+per line: a "started" event, "status" events and a "stopped" event.
+
+It also serves the REST API (--rest-addr, "" for none), so wallet, stake, gov, token and
+validator commands work against it with --api. A chain node runs no router: it answers every
+view of chain state and relays signed transactions, and refuses job submissions, which go to
+a router's REST API ("omnisync router run").
+
+Settings come from flags, then OMNISYNC_CHAIN_* variables, then the [chain] table of
+--config, then the defaults.`,
+		Example: `  omnisync chain start --home ~/.omnisync/localnet/validator-2 --rest-addr 127.0.0.1:7080`,
 		Args:    cobra.NoArgs,
-		RunE:    func(cmd *cobra.Command, _ []string) error { return runChainStart(cmd.Context(), g, f) },
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runChainStart(cmd, g, d) },
 	}
-	fl := cmd.Flags()
-	fl.StringVar(&f.home, "home", "", "the validator's home, DIR/validator-K (required)")
-	fl.DurationVar(&f.statusInterval, "status-interval", 10*time.Second, "how often to report height and peers")
+	d = addDaemonFlags(cmd, config.RoleChain)
 	return cmd
 }
 
@@ -152,26 +191,30 @@ type chainEvent struct {
 	RPCURL    string `json:"rpc_url,omitempty"`
 	P2PListen string `json:"p2p_listen,omitempty"`
 	NodeID    string `json:"node_id,omitempty"`
+	RESTURL   string `json:"rest_url,omitempty"`
 	Height    int64  `json:"height"`
 	Peers     int    `json:"peers"`
 }
 
-func runChainStart(ctx context.Context, g *globals, f *chainStartFlags) error {
-	if f.home == "" {
+func runChainStart(cmd *cobra.Command, g *globals, d *daemonFlags) error {
+	ctx := cmd.Context()
+	c, err := d.load(cmd)
+	if err != nil {
+		return err
+	}
+	cc := c.Chain
+	if cc.Home == "" {
 		return fmt.Errorf("--home is required: pass one validator's home, e.g. --home %s (create them with `omnisync chain init`)",
 			filepath.Join(defaultNetworkDir(), "validator-1"))
-	}
-	if f.statusInterval <= 0 {
-		return errors.New("--status-interval must be positive, e.g. 10s")
 	}
 	log, err := g.logger()
 	if err != nil {
 		return err
 	}
-	opts, err := chain.LoadOptions(f.home)
+	opts, err := cc.Options()
 	if err != nil {
-		if _, statErr := os.Stat(filepath.Join(f.home, "validator-1", chain.HomeConfigFile)); statErr == nil {
-			return fmt.Errorf("%s holds a whole network; pass one validator's home, e.g. --home %s", f.home, filepath.Join(f.home, "validator-1"))
+		if _, statErr := os.Stat(filepath.Join(cc.Home, "validator-1", chain.HomeConfigFile)); statErr == nil {
+			return fmt.Errorf("%s holds a whole network; pass one validator's home, e.g. --home %s", cc.Home, filepath.Join(cc.Home, "validator-1"))
 		}
 		return err
 	}
@@ -183,11 +226,24 @@ func runChainStart(ctx context.Context, g *globals, f *chainStartFlags) error {
 		return err
 	}
 	if err := n.Start(ctx); err != nil {
-		return explainChainStartError(f.home, err)
+		return explainChainStartError(cc.Home, err)
 	}
 	defer n.Close()
+	stopREST := func() error { return nil }
+	restURL := ""
+	if cc.RESTAddr != "" {
+		addr, stop, err := devnet.ServeREST(cc.RESTAddr, httpapi.Options{
+			Service: router.ChainService{ChainViews: router.ChainViews{Chain: chainRPC{n.Client()}}}, Logger: log,
+			Info: map[string]string{"chain_id": n.ChainID(), "chain_rpc": n.RPCURL(), "role": config.RoleChain},
+		})
+		if err != nil {
+			return explainChainStartError(cc.Home, err)
+		}
+		stopREST, restURL = sync.OnceValue(stop), "http://"+addr+"/v1"
+		defer func() { _ = stopREST() }() // for early returns; Ctrl-C stops it below and reports
+	}
 
-	name := filepath.Base(filepath.Clean(f.home))
+	name := filepath.Base(filepath.Clean(cc.Home))
 	qctx := context.WithoutCancel(ctx) // the last status is read after Ctrl-C
 	status := func() chainEvent {
 		h, _ := n.Client().Height(qctx)
@@ -196,13 +252,13 @@ func runChainStart(ctx context.Context, g *globals, f *chainStartFlags) error {
 	emit := func(e chainEvent) error { return json.NewEncoder(g.stdout).Encode(e) }
 	st := status()
 	if g.json() {
-		started := chainEvent{Event: "started", Validator: name, ChainID: n.ChainID(), Home: f.home, RPCURL: n.RPCURL(),
-			P2PListen: opts.P2PListen, NodeID: n.P2PID(), Height: st.Height, Peers: st.Peers}
+		started := chainEvent{Event: "started", Validator: name, ChainID: n.ChainID(), Home: cc.Home, RPCURL: n.RPCURL(),
+			P2PListen: opts.P2PListen, NodeID: n.P2PID(), RESTURL: restURL, Height: st.Height, Peers: st.Peers}
 		if err := emit(started); err != nil {
 			return err
 		}
 	} else {
-		printChainStarted(g, n, opts, st.Height)
+		printChainStarted(g, n, opts, restURL, st.Height)
 	}
 	report := func(e chainEvent) error {
 		if g.json() {
@@ -212,13 +268,17 @@ func runChainStart(ctx context.Context, g *globals, f *chainStartFlags) error {
 		return err
 	}
 
-	poll := time.NewTicker(min(time.Second, f.statusInterval))
+	interval := cc.StatusInterval.Duration
+	poll := time.NewTicker(min(time.Second, interval))
 	defer poll.Stop()
 	lastReport, first := time.Now(), st.Height > 0
 	for {
 		select {
 		case <-ctx.Done():
 			st := status()
+			if err := stopREST(); err != nil {
+				log.Warn("stopping the REST API", "err", err)
+			}
 			if err := n.Close(); err != nil {
 				return fmt.Errorf("stopping %s: %w", name, err)
 			}
@@ -231,7 +291,7 @@ func runChainStart(ctx context.Context, g *globals, f *chainStartFlags) error {
 		}
 		st := status()
 		// Report at every interval, and at once when the first block commits.
-		if time.Since(lastReport) >= f.statusInterval || (!first && st.Height > 0) {
+		if time.Since(lastReport) >= interval || (!first && st.Height > 0) {
 			first = first || st.Height > 0
 			lastReport = time.Now()
 			if err := report(st); err != nil {
@@ -241,7 +301,7 @@ func runChainStart(ctx context.Context, g *globals, f *chainStartFlags) error {
 	}
 }
 
-func printChainStarted(g *globals, n *chain.Node, opts chain.Options, height int64) {
+func printChainStarted(g *globals, n *chain.Node, opts chain.Options, restURL string, height int64) {
 	w := g.stdout
 	validators := 1 // chain init makes every other validator a persistent peer
 	if opts.Peers != "" {
@@ -250,6 +310,9 @@ func printChainStarted(g *globals, n *chain.Node, opts chain.Options, height int
 	fmt.Fprintf(w, "%s of chain %s is running (home %s)\n", filepath.Base(filepath.Clean(opts.Home)), n.ChainID(), opts.Home)
 	fmt.Fprintf(w, "  RPC    %s\n", n.RPCURL())
 	fmt.Fprintf(w, "  P2P    %s (node id %s)\n", opts.P2PListen, n.P2PID())
+	if restURL != "" {
+		fmt.Fprintf(w, "  REST   %s (chain views and transactions; jobs go to a router)\n", restURL)
+	}
 	fmt.Fprintf(w, "  peers  %d other validator(s), dialled until they answer\n", validators-1)
 	if height == 0 && validators > 1 {
 		fmt.Fprintf(w, "No blocks here yet: this validator first catches up from its peers, and the chain commits only\n"+
@@ -262,9 +325,21 @@ func printChainStarted(g *globals, n *chain.Node, opts chain.Options, height int
 func explainChainStartError(home string, err error) error {
 	switch {
 	case portInUse(err):
-		return fmt.Errorf("%w\n(a port of this validator is taken: is it already running? Its ports are in %s)", err, filepath.Join(home, chain.HomeConfigFile))
+		return fmt.Errorf("%w\n(a port of this validator is taken: is it already running? Its RPC and P2P ports are in %s; pick another REST port with --rest-addr, port 0 = any free port)", err, filepath.Join(home, chain.HomeConfigFile))
 	case dataLocked(err):
 		return fmt.Errorf("%w\n(this validator's data is locked: it is probably already running)", err)
 	}
 	return err
+}
+
+// chainRPC gives the chain views what they need from a chain node's client.
+type chainRPC struct{ c *chain.Client }
+
+func (r chainRPC) BroadcastTx(ctx context.Context, tx []byte) (string, int64, error) {
+	c, err := r.c.Broadcast(ctx, tx)
+	return c.Hash, c.Height, err
+}
+
+func (r chainRPC) Query(ctx context.Context, path string, v any) error {
+	return r.c.Query(ctx, path, v)
 }

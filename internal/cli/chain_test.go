@@ -91,7 +91,8 @@ func TestChainInitText(t *testing.T) {
 		"Initialised 3-validator network omnisync-localnet",
 		"http://127.0.0.1:36657", "127.0.0.1:36666", "http://127.0.0.1:36677",
 		"public-sale", "unlocked", "team", "vests ",
-		"omnisync chain start --home " + filepath.Join(dir, "validator-3"),
+		"omnisync chain start --home " + filepath.Join(dir, "validator-3") + " --rest-addr 127.0.0.1:7090",
+		"No routers: jobs need one listed in the genesis (--router ADDRESS)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -110,7 +111,9 @@ func TestChainCommandErrorsSayWhatToDo(t *testing.T) {
 	}{
 		{[]string{"chain", "init", "--validators", "0", "--home", t.TempDir()}, "at least 1 validator"},
 		{[]string{"chain", "init", "--validators", "4", "--home", t.TempDir(), "--base-port", "65530"}, "choose a base port"},
+		{[]string{"chain", "init", "--home", t.TempDir(), "--router", "not-an-address"}, "want a wallet address"},
 		{[]string{"chain", "start"}, "--home is required"},
+		{[]string{"chain", "start", "--home", dir + "/validator-1", "--rest-addr", "7070"}, `chain.rest_addr: "7070" is not host:port`},
 		{[]string{"chain", "start", "--home", dir}, "holds a whole network; pass one validator's home, e.g. --home " + filepath.Join(dir, "validator-1")},
 		{[]string{"chain", "start", "--home", t.TempDir()}, "omnisync chain init"},
 	} {
@@ -133,7 +136,7 @@ func TestChainStartRunsUntilCancelled(t *testing.T) {
 	var errOut bytes.Buffer
 	done := make(chan int)
 	go func() {
-		done <- Run(ctx, []string{"chain", "start", "--home", filepath.Join(dir, "validator-1"), "--status-interval", "100ms", "--output", "json"}, out, &errOut)
+		done <- Run(ctx, []string{"chain", "start", "--home", filepath.Join(dir, "validator-1"), "--status-interval", "100ms", "--rest-addr", "127.0.0.1:0", "--output", "json"}, out, &errOut)
 	}()
 	deadline := time.After(30 * time.Second)
 	for !strings.Contains(out.String(), `"event":"status","height":`) || lastEvent(t, out.String()).Height < 2 {
@@ -159,7 +162,8 @@ func TestChainStartRunsUntilCancelled(t *testing.T) {
 		events = append(events, e)
 	}
 	first, last := events[0], events[len(events)-1]
-	if first.Event != "started" || first.Validator != "validator-1" || first.ChainID != chain.DefaultNetworkChainID || !strings.HasPrefix(first.RPCURL, "http://127.0.0.1:") {
+	if first.Event != "started" || first.Validator != "validator-1" || first.ChainID != chain.DefaultNetworkChainID || !strings.HasPrefix(first.RPCURL, "http://127.0.0.1:") ||
+		!strings.HasPrefix(first.RESTURL, "http://127.0.0.1:") || !strings.HasSuffix(first.RESTURL, "/v1") {
 		t.Errorf("first event %+v", first)
 	}
 	if last.Event != "stopped" || last.Height < 2 {

@@ -5,56 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"math/bits"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/config"
 	"github.com/omnisync/omnisync/internal/ledger"
 )
 
-// omniDecimals is how many decimal places of OMNI a uomni count can express.
-const omniDecimals = 6
-
 // parseOMNI converts a decimal OMNI amount ("12.5", "0.000001", "1000") to uomni exactly:
 // digits, optionally a point and one to six more digits. Signs, exponents, separators and
-// anything beyond 18,446,744,073,709.551615 OMNI are refused.
-func parseOMNI(s string) (uint64, error) {
-	whole, frac, dotted := strings.Cut(s, ".")
-	switch {
-	case s == "":
-		return 0, errors.New("empty amount")
-	case strings.HasPrefix(s, "-"):
-		return 0, fmt.Errorf("%q is negative", s)
-	case whole == "" || !allDigits(whole) || dotted && (frac == "" || !allDigits(frac)):
-		return 0, fmt.Errorf("%q is not a decimal amount of OMNI such as 12.5", s)
-	case len(frac) > omniDecimals:
-		return 0, fmt.Errorf("%q has more than %d decimal places (1 uomni = 0.000001 OMNI)", s, omniDecimals)
-	}
-	frac += strings.Repeat("0", omniDecimals-len(frac))
-	var n uint64
-	for _, c := range whole + frac {
-		hi, lo := bits.Mul64(n, 10)
-		sum, carry := bits.Add64(lo, uint64(c-'0'), 0)
-		if hi != 0 || carry != 0 {
-			return 0, fmt.Errorf("%q is more than the largest amount, %s OMNI", s, ledger.FormatOMNI(math.MaxUint64))
-		}
-		n = sum
-	}
-	return n, nil
-}
-
-func allDigits(s string) bool {
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
+// anything beyond 18,446,744,073,709.551615 OMNI are refused. Config files parse amounts
+// with the same function.
+func parseOMNI(s string) (uint64, error) { return config.ParseOMNI(s) }
 
 // parseAmountArg parses a positive OMNI amount given as the argument or flag name.
 func parseAmountArg(name, s string) (uint64, error) {

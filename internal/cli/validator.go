@@ -13,9 +13,8 @@ import (
 
 func newValidatorCmd(g *globals) *cobra.Command {
 	f := &remoteFlags{}
-	cmd := &cobra.Command{Use: "validator", Short: "Inspect the validator set"}
-	f.addAPIFlag(cmd)
-	cmd.AddCommand(&cobra.Command{
+	cmd := &cobra.Command{Use: "validator", Short: "Run the verifier daemon; inspect the validator set"}
+	list := &cobra.Command{
 		Use:   "list",
 		Short: "List validators: address, stake, voting power, jailed",
 		Args:  cobra.NoArgs,
@@ -35,7 +34,9 @@ func newValidatorCmd(g *globals) *cobra.Command {
 				return nil
 			})
 		},
-	})
+	}
+	f.addAPIFlag(list)
+	cmd.AddCommand(list, newValidatorRunCmd(g))
 	return cmd
 }
 

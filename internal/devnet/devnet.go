@@ -14,10 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/omnisync/omnisync/internal/chain"
@@ -80,9 +82,7 @@ type Devnet struct {
 	opts      Options
 	Keys      Keys
 	chain     *chain.Node
-	router    *router.Router
-	http      *http.Server
-	restAddr  string
+	router    *RouterStack
 	nodes     []*node.Daemon
 	validator *validator.Daemon
 	closers   []func() error
@@ -144,79 +144,38 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 	}
 	wallet := func(k []byte) *chain.Wallet { return chain.NewWallet(d.chain.Client(), k, ChainID) }
 
-	tlsFiles, err := transport.EnsureTLS(filepath.Join(opts.Home, "tls"), nil)
+	rs, err := StartRouter(ctx, RouterOptions{
+		Router: router.Options{
+			Key: d.Keys.Router, Chain: wallet(d.Keys.Router), Host: "127.0.0.1", WSPort: opts.NodesPort,
+			StoreDir: filepath.Join(opts.Home, "router"), HeartbeatTTL: 5 * time.Second,
+			RightsInterval: opts.BlockTime, // a participant the chain withdraws is dropped within a block
+			Logger:         log,
+		},
+		TLSDir: filepath.Join(opts.Home, "tls"), RESTListen: opts.RESTListen,
+		Info: map[string]string{"chain_id": ChainID, "chain_rpc": d.chain.RPCURL()}, Logger: log,
+	})
 	if err != nil {
 		return nil, err
 	}
-	serverTLS, err := tlsFiles.ServerConfig()
-	if err != nil {
-		return nil, err
-	}
-	roots, err := tlsFiles.ClientRootCAs()
-	if err != nil {
-		return nil, err
-	}
-	if d.router, err = router.New(router.Options{
-		Key: d.Keys.Router, Chain: wallet(d.Keys.Router), Host: "127.0.0.1", WSPort: opts.NodesPort,
-		TLS: serverTLS, StoreDir: filepath.Join(opts.Home, "router"), HeartbeatTTL: 5 * time.Second,
-		RightsInterval: opts.BlockTime, // a participant the chain withdraws is dropped within a block
-		Logger:         log,
-	}); err != nil {
-		return nil, err
-	}
-	if err := d.router.Start(ctx); err != nil {
-		return nil, err
-	}
-	d.closers = append(d.closers, d.router.Close)
-	opts.Progress("router listening for nodes at " + d.router.NodesURL() + " (WebSocket + TLS 1.3)")
-
-	if err := d.startREST(); err != nil {
-		return nil, err
-	}
+	d.router = rs
+	d.closers = append(d.closers, rs.Close)
+	opts.Progress("router listening for nodes at " + rs.Router.NodesURL() + " (WebSocket + TLS 1.3)")
 	opts.Progress("REST API at " + d.RESTURL() + "/v1")
 
-	if err := d.startValidator(ctx, wallet, roots); err != nil {
+	if err := d.startValidator(ctx, wallet, rs.RootCAs); err != nil {
 		return nil, err
 	}
 	for i := range d.Keys.Nodes {
-		if err := d.startNode(ctx, i, wallet, roots); err != nil {
+		if err := d.startNode(ctx, i, wallet, rs.RootCAs); err != nil {
 			return nil, err
 		}
 	}
 	return d, nil
 }
 
-func (d *Devnet) startREST() error {
-	// NewServer bounds connections, time and request-body memory (httpapi.Limits defaults).
-	srv, err := httpapi.NewServer(httpapi.Options{
-		Service: d.router, Logger: d.opts.Logger,
-		Info: map[string]string{"chain_id": ChainID, "chain_rpc": d.chain.RPCURL(), "nodes_url": d.router.NodesURL()},
-	})
-	if err != nil {
-		return err
-	}
-	l, err := net.Listen("tcp", d.opts.RESTListen)
-	if err != nil {
-		return fmt.Errorf("REST API: listen on %s: %w", d.opts.RESTListen, err)
-	}
-	d.restAddr = l.Addr().String()
-	d.http = srv
-	go func() {
-		if err := d.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.opts.Logger.Error("REST API stopped", "err", err)
-		}
-	}()
-	d.closers = append(d.closers, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return d.http.Shutdown(ctx)
-	})
-	return nil
-}
-
 func (d *Devnet) startValidator(ctx context.Context, wallet func([]byte) *chain.Wallet, roots *x509.CertPool) error {
 	v, err := validator.New(validator.Options{
-		Key: d.Keys.Validator, RouterURL: d.router.NodesURL(), RootCAs: roots,
+		Key: d.Keys.Validator, RouterURL: d.router.Router.NodesURL(), RootCAs: roots,
 		Chain: wallet(d.Keys.Validator), Heartbeat: time.Second, Logger: d.opts.Logger,
 	})
 	if err != nil {
@@ -240,7 +199,7 @@ func (d *Devnet) startNode(ctx context.Context, i int, wallet func([]byte) *chai
 	}
 	p := profileFor(i)
 	n, err := node.New(node.Options{
-		Key: d.Keys.Nodes[i], RouterURL: d.router.NodesURL(), RootCAs: roots, Chain: wallet(d.Keys.Nodes[i]),
+		Key: d.Keys.Nodes[i], RouterURL: d.router.Router.NodesURL(), RootCAs: roots, Chain: wallet(d.Keys.Nodes[i]),
 		Runtime: rt, Hardware: p.hw, PricePerHour: p.price, Stake: nodeStake, Heartbeat: time.Second, Logger: d.opts.Logger,
 	})
 	if err != nil {
@@ -256,11 +215,19 @@ func (d *Devnet) startNode(ctx context.Context, i int, wallet func([]byte) *chai
 	return nil
 }
 
+// SimulatedProfile is the hardware the devnet's i-th node declares and its bid in uomni per
+// GPU-hour. Until GPU discovery exists (issue #10), `omnisync node register` declares the
+// first one unless told otherwise.
+func SimulatedProfile(i int) (ledger.Hardware, uint64) {
+	p := profileFor(i)
+	return p.hw, p.price
+}
+
 // RESTURL is the REST API's base URL (without /v1).
-func (d *Devnet) RESTURL() string { return "http://" + d.restAddr }
+func (d *Devnet) RESTURL() string { return d.router.RESTURL() }
 
 // NodesURL is where nodes connect (wss://…).
-func (d *Devnet) NodesURL() string { return d.router.NodesURL() }
+func (d *Devnet) NodesURL() string { return d.router.Router.NodesURL() }
 
 // RPCURL is the CometBFT RPC address.
 func (d *Devnet) RPCURL() string { return d.chain.RPCURL() }
@@ -287,4 +254,151 @@ func (d *Devnet) Close() error {
 	}
 	d.closers = nil
 	return errors.Join(errs...)
+}
+
+// RouterOptions configure StartRouter: a router, its TLS material and its REST API, the
+// wiring `omnisync router run` and the devnet share.
+type RouterOptions struct {
+	// Router is the router's Options but for TLS, which StartRouter makes from TLSDir.
+	Router router.Options
+	// TLSDir holds the CA and server certificate (made if missing; see transport.EnsureTLS)
+	// and TLSHosts the names and addresses nodes dial, besides loopback.
+	TLSDir   string
+	TLSHosts []string
+	// RESTListen is the REST API's host:port (port 0 picks a free one); Info is shown at
+	// /v1/health beside the nodes URL.
+	RESTListen string
+	Info       map[string]string
+	Logger     *slog.Logger
+}
+
+// RouterStack is a running router with its REST API.
+type RouterStack struct {
+	Router  *router.Router
+	TLS     *transport.TLSFiles
+	RootCAs *x509.CertPool // the CA nodes and validators trust
+	rest    *restServer
+	closers []func() error
+}
+
+// StartRouter makes the TLS material if missing, starts the router and serves its REST API.
+// Both ports are taken before anything starts, so a busy one fails at once with an error
+// wrapping syscall.EADDRINUSE rather than after the NATS server's start-up timeout.
+func StartRouter(ctx context.Context, o RouterOptions) (_ *RouterStack, err error) {
+	s := &RouterStack{}
+	defer func() {
+		if err != nil {
+			_ = s.Close()
+		}
+	}()
+	if o.Router.WSPort != 0 {
+		addr := net.JoinHostPort(o.Router.Host, strconv.Itoa(o.Router.WSPort))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("router nodes port: %w", err)
+		}
+		_ = l.Close()
+	}
+	rest, err := listenREST(o.RESTListen)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, rest.listener.Close)
+	if s.TLS, err = transport.EnsureTLS(o.TLSDir, o.TLSHosts); err != nil {
+		return nil, err
+	}
+	if o.Router.TLS, err = s.TLS.ServerConfig(); err != nil {
+		return nil, err
+	}
+	if s.RootCAs, err = s.TLS.ClientRootCAs(); err != nil {
+		return nil, err
+	}
+	if s.Router, err = router.New(o.Router); err != nil {
+		return nil, err
+	}
+	if err := s.Router.Start(ctx); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.Router.Close)
+	info := maps.Clone(o.Info)
+	if info == nil {
+		info = map[string]string{}
+	}
+	info["nodes_url"] = s.Router.NodesURL()
+	if err := rest.serve(httpapi.Options{Service: s.Router, Logger: o.Logger, Info: info}, o.Logger); err != nil {
+		return nil, err
+	}
+	s.rest = rest
+	s.closers = append(s.closers, rest.stop)
+	return s, nil
+}
+
+// RESTURL is the REST API's base URL (without /v1).
+func (s *RouterStack) RESTURL() string { return "http://" + s.rest.addr() }
+
+// Close stops the REST API, then the router.
+func (s *RouterStack) Close() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		if err := s.closers[i](); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	s.closers = nil
+	return errors.Join(errs...)
+}
+
+// ServeREST serves a REST API on listen (port 0 picks a free one) until stop is called,
+// and returns the address it bound: what `omnisync chain start` runs beside its chain node.
+func ServeREST(listen string, opts httpapi.Options) (addr string, stop func() error, err error) {
+	rest, err := listenREST(listen)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := rest.serve(opts, opts.Logger); err != nil {
+		_ = rest.listener.Close()
+		return "", nil, err
+	}
+	return rest.addr(), rest.stop, nil
+}
+
+// restServer is the REST API's listener and, once it serves, its server.
+type restServer struct {
+	listener net.Listener
+	http     *http.Server
+}
+
+func listenREST(listen string) (*restServer, error) {
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("REST API: listen on %s: %w", listen, err)
+	}
+	return &restServer{listener: l}, nil
+}
+
+func (r *restServer) addr() string { return r.listener.Addr().String() }
+
+// serve starts serving; NewServer bounds connections, time and request-body memory
+// (httpapi.Limits defaults).
+func (r *restServer) serve(opts httpapi.Options, log *slog.Logger) error {
+	srv, err := httpapi.NewServer(opts)
+	if err != nil {
+		return err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r.http = srv
+	go func() {
+		if err := srv.Serve(r.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("REST API stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (r *restServer) stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return r.http.Shutdown(ctx)
 }

@@ -1,0 +1,227 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/omnisync/omnisync/internal/chain"
+	"github.com/omnisync/omnisync/internal/config"
+	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/node"
+)
+
+const nodeSettingsHelp = `
+GPU discovery is not built yet (issue #10): the node declares the hardware its settings give
+(--gpu-model, --gpus, --vram-mib, --tflops, --region, --latitude, --longitude), by default
+the devnet's simulated RTX 4090, and computes on this machine's CPU with the native tensor
+runtime. --gpu-tier auto-detect says so and declares them.
+
+Settings come from flags, then OMNISYNC_NODE_* variables, then the [node] table of --config,
+then the defaults; "omnisync config print --role node" shows the result.`
+
+func newNodeCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Register a compute node on chain and serve jobs",
+	}
+	cmd.AddCommand(newNodeRegisterCmd(g), newNodeRunCmd(g))
+	return cmd
+}
+
+func newNodeRegisterCmd(g *globals) *cobra.Command {
+	var d *daemonFlags
+	cmd := &cobra.Command{
+		Use:   "register",
+		Short: "Stake and register this node on chain; print its id, hardware and status",
+		Long: `Stakes --stake OMNI (at least the chain's minimum, 500) from the wallet and registers the
+node with its hardware and its bid (--min-price, OMNI per GPU-hour). A node registered before
+is left as it is. It needs only the chain (--chain-rpc), no router.
+` + nodeSettingsHelp,
+		Example: `  omnisync node register --wallet node --chain-rpc http://10.0.0.1:26657 --gpu-tier auto-detect --min-price 0.04`,
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runNodeRegister(cmd, g, d) },
+	}
+	d = addDaemonFlags(cmd, config.RoleNode)
+	return cmd
+}
+
+// nodeDaemon builds the node daemon from the merged settings: the one place register and
+// run turn them into node.Options.
+func nodeDaemon(ctx context.Context, g *globals, nc config.Node) (*node.Daemon, *chain.Client, string, error) {
+	log, err := g.logger()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if nc.GPUTier == config.GPUTierAuto {
+		fmt.Fprintf(g.stderr, "note: --gpu-tier %s: GPU discovery is not built yet (issue #10); declaring the configured hardware, %s\n",
+			config.GPUTierAuto, hardwareLine(nc.Hardware()))
+	}
+	key, err := loadWallet(nc.WalletDir, nc.Wallet)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	client, chainID, err := connectChain(ctx, nc.ChainRPC)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	roots, err := routerRoots(nc.RouterCA)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	opts := nc.Options()
+	opts.Key, opts.Chain, opts.RootCAs, opts.Logger = key, chain.NewWallet(client, key, chainID), roots, log
+	if opts.RouterURL == "" {
+		// Registering never dials a router, but node.Options insists on one.
+		opts.RouterURL = "wss://router.unused.invalid:7422"
+	}
+	n, err := node.New(opts)
+	return n, client, chainID, err
+}
+
+// nodeRegistration is what node register reports (--output json), amounts in uomni.
+type nodeRegistration struct {
+	NodeID           string          `json:"node_id"`
+	ChainID          string          `json:"chain_id"`
+	Hardware         ledger.Hardware `json:"hardware"`
+	HardwareDetected bool            `json:"hardware_detected"` // false until GPU discovery exists (issue #10)
+	PricePerHour     uint64          `json:"price_per_hour"`
+	Stake            uint64          `json:"stake"`
+	Status           string          `json:"status"`
+	RegisteredHeight int64           `json:"registered_height"`
+	Tx               string          `json:"tx,omitempty"` // empty when it was registered before
+}
+
+func runNodeRegister(cmd *cobra.Command, g *globals, d *daemonFlags) error {
+	ctx := cmd.Context()
+	c, err := d.load(cmd)
+	if err != nil {
+		return err
+	}
+	n, client, chainID, err := nodeDaemon(ctx, g, c.Node)
+	if err != nil {
+		return err
+	}
+	tx, err := n.Register(ctx)
+	if err != nil {
+		return explainRegisterError(err, c.Node.Stake)
+	}
+	var rec ledger.Node
+	if err := client.Query(ctx, "node/"+n.ID(), &rec); err != nil {
+		return fmt.Errorf("read the node's registration: %w", err)
+	}
+	out := nodeRegistration{
+		NodeID: n.ID(), ChainID: chainID, Hardware: rec.Hardware, PricePerHour: rec.PricePerHour, Stake: rec.Stake,
+		Status: rec.Status, RegisteredHeight: rec.RegisteredHeight, Tx: tx,
+	}
+	if g.json() {
+		return writeJSON(g.stdout, out)
+	}
+	o := g.stdout
+	if tx == "" {
+		fmt.Fprintf(o, "Already registered at height %d; the chain's record:\n", rec.RegisteredHeight)
+	}
+	fmt.Fprintf(o, "Node ID:   %s\n", out.NodeID)
+	fmt.Fprintf(o, "Hardware:  %s (declared: GPU discovery is issue #10)\n", hardwareLine(rec.Hardware))
+	fmt.Fprintf(o, "Region:    %s (%.2f, %.2f)\n", rec.Hardware.Region, float64(rec.Hardware.LatE6)/1e6, float64(rec.Hardware.LonE6)/1e6)
+	fmt.Fprintf(o, "Bid:       %s per GPU-hour · stake %s\n", omni(rec.PricePerHour), omni(rec.Stake))
+	switch rec.Status {
+	case ledger.NodeActive:
+		fmt.Fprintf(o, "Status:    ACTIVE — earns OMNI once it serves jobs: omnisync node run --wallet %s --router wss://HOST:PORT --router-ca FILE\n", c.Node.Wallet)
+	default:
+		fmt.Fprintf(o, "Status:    %s — stake at least the chain's minimum to take jobs (omnisync stake add --role node)\n", strings.ToUpper(rec.Status))
+	}
+	if tx != "" {
+		fmt.Fprintf(o, "Tx:        %s\n", tx)
+	}
+	return nil
+}
+
+func explainRegisterError(err error, stake config.Amount) error {
+	switch {
+	case errors.Is(err, ledger.ErrInsufficientFunds):
+		return fmt.Errorf("%w\n(staking %s needs that much spendable in the wallet: fund it with `omnisync wallet send`)", err, omni(stake.Uomni))
+	case errors.Is(err, ledger.ErrStakeTooLow):
+		return fmt.Errorf("%w\n(raise --stake to at least the chain's min_node_stake: `omnisync gov params` shows it)", err)
+	}
+	return err
+}
+
+// hardwareLine renders hardware as the whitepaper does: "RTX 4090 (24GB VRAM, 82.6 TFLOPS)".
+func hardwareLine(hw ledger.Hardware) string {
+	gpus := ""
+	if hw.GPUs > 1 {
+		gpus = fmt.Sprintf("%d× ", hw.GPUs)
+	}
+	return fmt.Sprintf("%s%s (%dGB VRAM, %.1f TFLOPS)", gpus, hw.GPUModel, hw.VRAMMiB/1024, float64(hw.TFLOPSMilli)/1000)
+}
+
+func newNodeRunCmd(g *globals) *cobra.Command {
+	var d *daemonFlags
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Connect to a router and serve jobs until Ctrl-C",
+		Long: `Registers the node if it is not yet (as node register does), dials the router's nodes URL
+(--router wss://HOST:PORT) trusting the CA the router made (--router-ca), heartbeats, and runs
+the jobs it is given, committing each result's digest on chain.
+` + nodeSettingsHelp,
+		Example: `  omnisync node run --wallet node --router wss://router.example.org:7422 --router-ca ca.pem --chain-rpc http://10.0.0.1:26657`,
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runNode(cmd, g, d) },
+	}
+	d = addDaemonFlags(cmd, config.RoleNode)
+	return cmd
+}
+
+func runNode(cmd *cobra.Command, g *globals, d *daemonFlags) error {
+	ctx := cmd.Context()
+	c, err := d.load(cmd)
+	if err != nil {
+		return err
+	}
+	if err := c.Require(config.RoleNode, "router"); err != nil {
+		return err
+	}
+	n, client, chainID, err := nodeDaemon(ctx, g, c.Node)
+	if err != nil {
+		return err
+	}
+	if err := n.Start(ctx); err != nil {
+		return explainDialError(explainRegisterError(err, c.Node.Stake), c.Node.Router)
+	}
+	nc := c.Node
+	// Report what the chain records: a node registered before keeps its registration.
+	var rec ledger.Node
+	if err := client.Query(ctx, "node/"+n.ID(), &rec); err != nil {
+		_ = n.Close()
+		return fmt.Errorf("read the node's registration: %w", err)
+	}
+	if rec.PricePerHour != nc.MinPrice.Uomni || rec.Hardware != nc.Hardware() {
+		fmt.Fprintf(g.stderr, "note: the chain records this node's registration from height %d (%s, %s per GPU-hour), not the configured %s at %s: a registered node keeps its registration\n",
+			rec.RegisteredHeight, hardwareLine(rec.Hardware), omni(rec.PricePerHour), hardwareLine(nc.Hardware()), omni(nc.MinPrice.Uomni))
+	}
+	started := daemonEvent{Event: "started", Role: config.RoleNode, ID: n.ID(), ChainID: chainID, ChainRPC: nc.ChainRPC,
+		Router: nc.Router, Runtime: nc.Runtime}
+	return g.serve(ctx, started, func() {
+		fmt.Fprintf(g.stdout, "node %s is serving jobs from %s (chain %s)\n", n.ID(), nc.Router, chainID)
+		fmt.Fprintf(g.stdout, "  hardware  %s, declared · bid %s per GPU-hour · stake %s · %s runtime\n",
+			hardwareLine(rec.Hardware), omni(rec.PricePerHour), omni(rec.Stake), nc.Runtime)
+	}, n.Close)
+}
+
+// explainDialError adds what to check when a node or validator cannot reach its router.
+func explainDialError(err error, router string) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "certificate"):
+		return fmt.Errorf("%w\n(the router's certificate is not trusted or does not name %s: pass the router's ca.pem with --router-ca, and dial a name it printed under \"cert\")", err, router)
+	case strings.Contains(msg, "connection refused") || strings.Contains(msg, "no such host") || strings.Contains(msg, "timeout"):
+		return fmt.Errorf("%w\n(is the router running, and is %s its nodes URL? `omnisync router run` prints it)", err, router)
+	case strings.Contains(msg, "uthoriz"):
+		return fmt.Errorf("%w\n(the router admits only active nodes and validators on chain: register first)", err)
+	}
+	return err
+}

@@ -1,0 +1,297 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/omnisync/omnisync/internal/chain"
+	"github.com/omnisync/omnisync/internal/devnet"
+	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/node"
+	"github.com/omnisync/omnisync/internal/router"
+	"github.com/omnisync/omnisync/internal/runtime"
+	"github.com/omnisync/omnisync/internal/validator"
+)
+
+// The defaults every role shares with the wallet and chain commands, and the names
+// those commands already read them from.
+const (
+	DefaultChainRPC = "http://127.0.0.1:26657"
+	DefaultREST     = "127.0.0.1:7070"
+	DefaultNodes    = "0.0.0.0:7422"
+	EnvWalletDir    = "OMNISYNC_WALLET_DIR"
+	EnvChainRPC     = "OMNISYNC_RPC"
+)
+
+// The shape of each table: a field's `toml` tag is its key; its environment variable is
+// OMNISYNC_<ROLE>_<KEY> and its flag --<key-with-dashes> unless `env` or `flag` say
+// otherwise; `help` is the flag's help. Field types: string, int, int64, float64,
+// []string, Duration, Amount.
+
+// Chain configures `omnisync chain start`: one validator (or full node) of a network made
+// by `chain init`, whose ports and peers are in its home, plus the REST API it serves.
+type Chain struct {
+	Home           string   `toml:"home" help:"the validator's home, DIR/validator-K from chain init"`
+	RESTAddr       string   `toml:"rest_addr" help:"REST API listen address (\"\" serves none; port 0 picks a free one)"`
+	StatusInterval Duration `toml:"status_interval" help:"how often to report height and peers"`
+}
+
+func defaultChain() Chain {
+	return Chain{RESTAddr: DefaultREST, StatusInterval: D(10 * time.Second)}
+}
+
+func (c Chain) validate() []error {
+	ck := check{role: RoleChain}
+	if c.RESTAddr != "" {
+		ck.hostPort("rest_addr", c.RESTAddr)
+	}
+	ck.positive("status_interval", c.StatusInterval)
+	return ck.errs
+}
+
+// Options reads the chain options chain init recorded in the home.
+func (c Chain) Options() (chain.Options, error) { return chain.LoadOptions(c.Home) }
+
+// Router configures `omnisync router run`: OmniRouter with its embedded NATS server (nodes
+// and validators dial nodes_addr over WebSocket + TLS) and the REST API.
+type Router struct {
+	Wallet    string `toml:"wallet" short:"w" help:"wallet name in the wallet directory, or a keypair file path; its address must be in the chain's routers parameter"`
+	WalletDir string `toml:"wallet_dir" env:"OMNISYNC_WALLET_DIR" help:"directory of wallet key files"`
+	ChainRPC  string `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node"`
+
+	NodesAddr string   `toml:"nodes_addr" help:"WebSocket+TLS listen address nodes and validators dial (port 0 picks a free one)"`
+	TLSHosts  []string `toml:"tls_hosts" flag:"tls-host" help:"names and IPs nodes dial, put in the certificate (repeatable; loopback is always in it)"`
+	TLSDir    string   `toml:"tls_dir" help:"where the CA and server certificate live; made if missing (give nodes ca.pem)"`
+	StoreDir  string   `toml:"store_dir" help:"JetStream storage: router state and job data"`
+	RESTAddr  string   `toml:"rest_addr" help:"REST API listen address (port 0 picks a free one)"`
+
+	HeartbeatTTL    Duration `toml:"heartbeat_ttl" help:"a node counts as online this long after its last heartbeat"`
+	DispatchTimeout Duration `toml:"dispatch_timeout" help:"how long a node has to accept a job"`
+	VerifyTimeout   Duration `toml:"verify_timeout" help:"how long validators have to verify a result"`
+	MaxAttempts     int      `toml:"max_attempts" help:"placements per job before it fails"`
+	MaxOutputBytes  int64    `toml:"max_output_bytes" help:"largest output a node may store for one job"`
+	RightsInterval  Duration `toml:"rights_interval" help:"how often connected participants are checked against the chain (at most a block)"`
+}
+
+func defaultRouter() Router {
+	return Router{
+		Wallet: RoleRouter, WalletDir: defaultWalletDir(), ChainRPC: DefaultChainRPC,
+		NodesAddr: DefaultNodes, TLSDir: homePath("router", "tls"), StoreDir: homePath("router", "store"), RESTAddr: DefaultREST,
+		HeartbeatTTL: D(10 * time.Second), DispatchTimeout: D(5 * time.Second), VerifyTimeout: D(60 * time.Second),
+		MaxAttempts: 3, MaxOutputBytes: router.DefaultMaxOutputBytes, RightsInterval: D(time.Second),
+	}
+}
+
+func (r Router) validate() []error {
+	ck := check{role: RoleRouter}
+	ck.wallet(r.Wallet, r.WalletDir)
+	ck.url("chain_rpc", r.ChainRPC, "http", "https", "tcp")
+	ck.hostPort("nodes_addr", r.NodesAddr)
+	ck.hostPort("rest_addr", r.RESTAddr)
+	ck.nonEmpty("tls_dir", r.TLSDir, `"/var/lib/omnisync/router/tls"`)
+	ck.nonEmpty("store_dir", r.StoreDir, `"/var/lib/omnisync/router/store"`)
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"heartbeat_ttl", r.HeartbeatTTL}, {"dispatch_timeout", r.DispatchTimeout}, {"verify_timeout", r.VerifyTimeout}, {"rights_interval", r.RightsInterval}} {
+		ck.positive(d.key, d.v)
+	}
+	if r.MaxAttempts < 1 {
+		ck.fail("max_attempts", "%d: want at least 1", r.MaxAttempts)
+	}
+	if r.MaxOutputBytes < 1 {
+		ck.fail("max_output_bytes", "%d: want a positive number of bytes", r.MaxOutputBytes)
+	}
+	return ck.errs
+}
+
+// Options is the router's Options but for what the cli supplies: Key, Chain, TLS, Logger.
+func (r Router) Options() (router.Options, error) {
+	host, port, err := splitHostPort(r.NodesAddr)
+	if err != nil {
+		return router.Options{}, fmt.Errorf("%w: router.nodes_addr: %v", ErrInvalid, err)
+	}
+	return router.Options{
+		Host: host, WSPort: port, StoreDir: r.StoreDir,
+		HeartbeatTTL: r.HeartbeatTTL.Duration, DispatchTimeout: r.DispatchTimeout.Duration,
+		VerifyTimeout: r.VerifyTimeout.Duration, MaxAttempts: r.MaxAttempts, MaxOutputBytes: r.MaxOutputBytes,
+		RightsInterval: r.RightsInterval.Duration,
+	}, nil
+}
+
+// Node configures `omnisync node register` and `node run`. GPU discovery is not built yet
+// (issue #10): the node declares the hardware given here, by default the devnet's first
+// simulated profile (an RTX 4090), and computes with the native tensor runtime on its CPU.
+type Node struct {
+	Wallet    string `toml:"wallet" short:"w" help:"wallet name in the wallet directory, or a keypair file path: the node's id and stake"`
+	WalletDir string `toml:"wallet_dir" env:"OMNISYNC_WALLET_DIR" help:"directory of wallet key files"`
+	ChainRPC  string `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node"`
+	Router    string `toml:"router" help:"the router's nodes URL, wss://HOST:PORT"`
+	RouterCA  string `toml:"router_ca" help:"PEM file of the CA that signed the router's certificate (its tls_dir/ca.pem); empty trusts the system roots"`
+	Runtime   string `toml:"runtime" help:"workload runtime: native (built-in tensor kernels)"`
+
+	GPUTier   string   `toml:"gpu_tier" help:"auto-detect (GPU discovery is not built yet: uses the declared hardware and says so) or declared"`
+	GPUModel  string   `toml:"gpu_model" help:"declared GPU model"`
+	GPUs      int      `toml:"gpus" help:"declared number of GPUs"`
+	VRAMMiB   int64    `toml:"vram_mib" help:"declared memory per GPU, MiB"`
+	TFLOPS    float64  `toml:"tflops" help:"declared compute per GPU, TFLOPS"`
+	Region    string   `toml:"region" help:"region label shown to consumers"`
+	Latitude  float64  `toml:"latitude" help:"where the node is, for latency estimates (degrees)"`
+	Longitude float64  `toml:"longitude" help:"where the node is, for latency estimates (degrees)"`
+	MinPrice  Amount   `toml:"min_price" help:"bid in OMNI per GPU-hour"`
+	Stake     Amount   `toml:"stake" help:"OMNI staked at registration (the chain's minimum is 500)"`
+	Heartbeat Duration `toml:"heartbeat" help:"how often the node reports its load to the router"`
+}
+
+// The gpu_tier values.
+const (
+	GPUTierAuto     = "auto-detect"
+	GPUTierDeclared = "declared"
+)
+
+func defaultNode() Node {
+	hw, price := devnet.SimulatedProfile(0)
+	return Node{
+		Wallet: RoleNode, WalletDir: defaultWalletDir(), ChainRPC: DefaultChainRPC, Runtime: "native",
+		GPUTier: GPUTierAuto, GPUModel: hw.GPUModel, GPUs: int(hw.GPUs), VRAMMiB: int64(hw.VRAMMiB),
+		TFLOPS: float64(hw.TFLOPSMilli) / 1000, Region: hw.Region,
+		Latitude: float64(hw.LatE6) / 1e6, Longitude: float64(hw.LonE6) / 1e6,
+		MinPrice: OMNI(price), Stake: OMNI(500 * ledger.UomniPerOMNI), Heartbeat: D(2 * time.Second),
+	}
+}
+
+func (n Node) validate() []error {
+	ck := check{role: RoleNode}
+	ck.wallet(n.Wallet, n.WalletDir)
+	ck.url("chain_rpc", n.ChainRPC, "http", "https", "tcp")
+	if n.Router != "" {
+		ck.url("router", n.Router, "wss")
+	}
+	ck.oneOf("runtime", n.Runtime, "native")
+	ck.oneOf("gpu_tier", n.GPUTier, GPUTierAuto, GPUTierDeclared)
+	ck.nonEmpty("gpu_model", n.GPUModel, `"RTX 4090"`)
+	if n.GPUs < 1 || n.GPUs > 1<<16 {
+		ck.fail("gpus", "%d: want between 1 and 65536", n.GPUs)
+	}
+	if n.VRAMMiB < 1 {
+		ck.fail("vram_mib", "%d: want a positive number of MiB, e.g. 24576", n.VRAMMiB)
+	}
+	if !(n.TFLOPS > 0 && n.TFLOPS < 1e9) {
+		ck.fail("tflops", "%v: want a positive number, e.g. 82.6", n.TFLOPS)
+	}
+	if !(n.Latitude >= -90 && n.Latitude <= 90) {
+		ck.fail("latitude", "%v: want degrees between -90 and 90", n.Latitude)
+	}
+	if !(n.Longitude >= -180 && n.Longitude <= 180) {
+		ck.fail("longitude", "%v: want degrees between -180 and 180", n.Longitude)
+	}
+	if n.MinPrice.Uomni == 0 {
+		ck.fail("min_price", "must be positive, e.g. \"0.04\" OMNI per GPU-hour")
+	}
+	ck.positive("heartbeat", n.Heartbeat)
+	return ck.errs
+}
+
+// Hardware is the hardware the node declares on chain.
+func (n Node) Hardware() ledger.Hardware {
+	return ledger.Hardware{
+		GPUModel: n.GPUModel, GPUs: uint32(n.GPUs), VRAMMiB: uint64(n.VRAMMiB),
+		TFLOPSMilli: uint64(n.TFLOPS*1000 + 0.5), Region: n.Region,
+		LatE6: int32(n.Latitude * 1e6), LonE6: int32(n.Longitude * 1e6),
+	}
+}
+
+// Options is the node's Options but for what the cli supplies: Key, Chain, RootCAs, Logger.
+func (n Node) Options() node.Options {
+	return node.Options{
+		RouterURL: n.Router, Runtime: runtime.Native{}, Hardware: n.Hardware(),
+		PricePerHour: n.MinPrice.Uomni, Stake: n.Stake.Uomni, Heartbeat: n.Heartbeat.Duration,
+	}
+}
+
+// Validator configures `omnisync validator run`: the verifier daemon. Its wallet must be a
+// validator's account (in chain init networks, DIR/validator-K/account.json).
+type Validator struct {
+	Wallet    string   `toml:"wallet" short:"w" help:"wallet name in the wallet directory, or a keypair file path: a validator's account"`
+	WalletDir string   `toml:"wallet_dir" env:"OMNISYNC_WALLET_DIR" help:"directory of wallet key files"`
+	ChainRPC  string   `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node"`
+	Router    string   `toml:"router" help:"the router's nodes URL, wss://HOST:PORT"`
+	RouterCA  string   `toml:"router_ca" help:"PEM file of the CA that signed the router's certificate; empty trusts the system roots"`
+	Rounds    int      `toml:"rounds" help:"rounds of Freivalds' check per product (each errs with probability below 2^-60)"`
+	Heartbeat Duration `toml:"heartbeat" help:"how often the validator tells the router it is online"`
+}
+
+func defaultValidator() Validator {
+	return Validator{Wallet: RoleValidator, WalletDir: defaultWalletDir(), ChainRPC: DefaultChainRPC, Rounds: 2, Heartbeat: D(2 * time.Second)}
+}
+
+func (v Validator) validate() []error {
+	ck := check{role: RoleValidator}
+	ck.wallet(v.Wallet, v.WalletDir)
+	ck.url("chain_rpc", v.ChainRPC, "http", "https", "tcp")
+	if v.Router != "" {
+		ck.url("router", v.Router, "wss")
+	}
+	if v.Rounds < 1 || v.Rounds > 64 {
+		ck.fail("rounds", "%d: want between 1 and 64", v.Rounds)
+	}
+	ck.positive("heartbeat", v.Heartbeat)
+	return ck.errs
+}
+
+// Options is the validator's Options but for what the cli supplies: Key, Chain, RootCAs, Logger.
+func (v Validator) Options() validator.Options {
+	return validator.Options{RouterURL: v.Router, Rounds: v.Rounds, Heartbeat: v.Heartbeat.Duration}
+}
+
+func (c *check) wallet(name, dir string) {
+	c.nonEmpty("wallet", name, `"router", or a keypair file path`)
+	c.nonEmpty("wallet_dir", dir, `"/var/lib/omnisync/wallets"`)
+}
+
+func (c *check) url(key, raw string, schemes ...string) {
+	if schemes[0] == "http" && !strings.Contains(raw, "://") {
+		raw = "http://" + raw // a chain RPC may be given as host:port, as the wallet commands take it
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		c.fail(key, "%q is not a URL like %s://HOST:PORT", raw, schemes[0])
+		return
+	}
+	if !slices.Contains(schemes, u.Scheme) {
+		c.fail(key, "%q: want a %s:// URL", raw, strings.Join(schemes, ":// or "))
+	}
+}
+
+func (c *check) hostPort(key, addr string) {
+	if _, _, err := splitHostPort(addr); err != nil {
+		c.fail(key, "%v", err)
+	}
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q is not host:port, e.g. 127.0.0.1:7070", addr)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return "", 0, fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	return host, p, nil
+}
+
+func defaultWalletDir() string { return homePath("wallets") }
+
+// homePath is a path under ~/.omnisync, where every default file of every role lives.
+func homePath(parts ...string) string {
+	home, _ := os.UserHomeDir()
+	return filepath.Join(append([]string{home, ".omnisync"}, parts...)...)
+}
