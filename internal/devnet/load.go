@@ -44,17 +44,14 @@ func (d *Devnet) FundConsumers(ctx context.Context, n int, omniEach uint64) ([]e
 }
 
 // RunLoad has every consumer submit perConsumer n×n matmul jobs back to back through REST,
-// each with the given timeout, signing each with a sequence it counts itself, then follows
-// every job until it settles or ends otherwise. A job still open when ctx ends is
-// reported, not waited for.
+// each with the given timeout, signing each with a sequence it counts itself, then follow
+// its own jobs until each settles or ends otherwise. Latency is submit to the moment the
+// consumer sees the job settled (polling every 100 ms). A job still open when ctx ends is
+// reported as open.
 func (d *Devnet) RunLoad(ctx context.Context, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
 	c := api.NewClient(d.RESTURL())
-	type sub struct {
-		id string
-		at time.Time
-	}
 	var mu sync.Mutex
-	var subs []sub
+	res := LoadResult{ByStatus: map[string]int{}}
 	var errs []error
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -62,6 +59,11 @@ func (d *Devnet) RunLoad(ctx context.Context, consumers []ed25519.PrivateKey, pe
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			type sub struct {
+				id string
+				at time.Time
+			}
+			var subs []sub
 			err := func() error {
 				acc, err := c.Account(ctx, string(keys.AddressOfKey(key)))
 				if err != nil {
@@ -85,12 +87,27 @@ func (d *Devnet) RunLoad(ctx context.Context, consumers []ed25519.PrivateKey, pe
 					if err != nil {
 						return fmt.Errorf("consumer %d job %d: %w", ci, j, err)
 					}
-					mu.Lock()
 					subs = append(subs, sub{job.ID, at})
-					mu.Unlock()
 				}
 				return nil
 			}()
+			for _, s := range subs {
+				j, ferr := followToEnd(ctx, c, s.id)
+				mu.Lock()
+				res.Submitted++
+				switch {
+				case ferr != nil:
+					res.ByStatus["open"]++
+					res.Unsettled = append(res.Unsettled, fmt.Sprintf("%s: still %s when the run ended", s.id, j.Status))
+				case j.Status == api.StatusSettled:
+					res.ByStatus[j.Status]++
+					res.Latencies = append(res.Latencies, time.Since(s.at))
+				default:
+					res.ByStatus[j.Status]++
+					res.Unsettled = append(res.Unsettled, fmt.Sprintf("%s: %s (%s)", s.id, j.Status, j.Error))
+				}
+				mu.Unlock()
+			}
 			if err != nil {
 				mu.Lock()
 				errs = append(errs, err)
@@ -99,21 +116,6 @@ func (d *Devnet) RunLoad(ctx context.Context, consumers []ed25519.PrivateKey, pe
 		}()
 	}
 	wg.Wait()
-	res := LoadResult{Submitted: len(subs), ByStatus: map[string]int{}}
-	for _, s := range subs {
-		j, err := followToEnd(ctx, c, s.id)
-		if err != nil {
-			res.ByStatus["open"]++
-			res.Unsettled = append(res.Unsettled, fmt.Sprintf("%s: still %s when the run ended", s.id, j.Status))
-			continue
-		}
-		res.ByStatus[j.Status]++
-		if j.Status == api.StatusSettled {
-			res.Latencies = append(res.Latencies, j.Events[len(j.Events)-1].Time.Sub(s.at))
-		} else {
-			res.Unsettled = append(res.Unsettled, fmt.Sprintf("%s: %s (%s)", s.id, j.Status, j.Error))
-		}
-	}
 	sort.Slice(res.Latencies, func(a, b int) bool { return res.Latencies[a] < res.Latencies[b] })
 	res.Took = time.Since(start)
 	return res, errors.Join(errs...)
@@ -134,7 +136,7 @@ func followToEnd(ctx context.Context, c *api.Client, id string) (api.Job, error)
 		select {
 		case <-ctx.Done():
 			return j, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

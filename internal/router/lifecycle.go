@@ -238,17 +238,9 @@ const capacityPoll = 250 * time.Millisecond
 // GPU to several jobs, which the node then declined. errAllBusy means the job fits a node
 // whose GPUs are all held.
 func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) (scheduler.Placement, func(), error) {
-	var chainNodes []ledger.Node
-	if err := r.opts.Chain.Query(ctx, "nodes", &chainNodes); err != nil {
-		return scheduler.Placement{}, nil, fmt.Errorf("read nodes from chain: %w", err)
-	}
-	weights := r.opts.Weights
-	if weights == (scheduler.Weights{}) {
-		var p ledger.Params
-		if err := r.opts.Chain.Query(ctx, "params", &p); err != nil {
-			return scheduler.Placement{}, nil, fmt.Errorf("read router weights from chain: %w", err)
-		}
-		weights = scheduler.Weights(p.RouterWeights)
+	chainNodes, weights, err := r.placementView(ctx)
+	if err != nil {
+		return scheduler.Placement{}, nil, err
 	}
 	live := r.online(protocol.RoleNode)
 	r.mu.Lock()
@@ -293,6 +285,36 @@ func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) 
 	}
 	p := plan.Placements[0]
 	return p, r.reserveLocked(p.NodeID, spec.Resources.GPUs), nil
+}
+
+// placementViewTTL is how long the chain's nodes and router weights are reused between
+// placements: every waiting job tries again whenever a GPU is freed, and a chain query
+// each time made a thousand waiting jobs a storm. The ledger re-checks every assignment,
+// so a node deactivated within the window is refused there.
+const placementViewTTL = 250 * time.Millisecond
+
+// placementView returns the chain's registered nodes and the router weights, read at
+// most once per placementViewTTL however many jobs ask.
+func (r *Router) placementView(ctx context.Context) ([]ledger.Node, scheduler.Weights, error) {
+	r.viewMu.Lock()
+	defer r.viewMu.Unlock()
+	if v := &r.view; !v.at.IsZero() && time.Since(v.at) < placementViewTTL {
+		return v.nodes, v.weights, nil
+	}
+	var nodes []ledger.Node
+	if err := r.opts.Chain.Query(ctx, "nodes", &nodes); err != nil {
+		return nil, scheduler.Weights{}, fmt.Errorf("read nodes from chain: %w", err)
+	}
+	weights := r.opts.Weights
+	if weights == (scheduler.Weights{}) {
+		var p ledger.Params
+		if err := r.opts.Chain.Query(ctx, "params", &p); err != nil {
+			return nil, scheduler.Weights{}, fmt.Errorf("read router weights from chain: %w", err)
+		}
+		weights = scheduler.Weights(p.RouterWeights)
+	}
+	r.view.at, r.view.nodes, r.view.weights = time.Now(), nodes, weights
+	return nodes, weights, nil
 }
 
 // reserveLocked holds gpus of node for one attempt until the returned func is called

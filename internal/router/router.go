@@ -72,7 +72,7 @@ func (o *Options) setDefaults() error {
 	if len(o.Key) != ed25519.PrivateKeySize || o.Chain == nil {
 		return errors.New("router: key and chain are required")
 	}
-	// Zero weights: read them from the chain's parameters at every placement, so a
+	// Zero weights: read them from the chain's parameters (at most placementViewTTL old), so a
 	// governance change takes effect without a restart.
 	if o.Weights != (scheduler.Weights{}) {
 		if err := o.Weights.Validate(); err != nil {
@@ -131,6 +131,13 @@ type Router struct {
 	reserved map[string]int       // node id -> GPUs held by this router's attempts on it
 	declined map[string]time.Time // node id -> its last heartbeat when it declined for want of a GPU
 	freed    chan struct{}        // closed, and replaced, whenever a reservation is released
+
+	viewMu sync.Mutex // one chain read at a time refreshes view
+	view   struct {
+		at      time.Time
+		nodes   []ledger.Node
+		weights scheduler.Weights
+	}
 
 	ctx    context.Context
 	cancel context.CancelFunc
