@@ -34,7 +34,8 @@ const (
 // ErrNetworkExists is returned by InitNetwork rather than overwrite an existing genesis.
 var ErrNetworkExists = errors.New("network already initialised")
 
-// NetworkOptions describe a network of validators on one machine's loopback interface.
+// NetworkOptions describe a network of validators on one machine's loopback interface, or
+// each on its own host (Hosts).
 type NetworkOptions struct {
 	Dir        string // validator-K homes go in Dir/validator-K, genesis beneficiary keys in Dir/keys
 	Validators int    // number of validators, each staking the minimum validator stake with equal power
@@ -52,6 +53,14 @@ type NetworkOptions struct {
 	// Routers are the accounts allowed to act as routers (the routers parameter): a router
 	// escrows and assigns jobs on chain, so the network must name it.
 	Routers []keys.Address
+	// Hosts, when set, puts validator K on its own machine, reached by the name Hosts[K-1]
+	// (a DNS name or IP: a container's service name, a server's private address). Every
+	// validator then listens on all interfaces at BasePort (RPC) and BasePort-1 (P2P), and
+	// its peers dial HOST:BasePort-1. Empty keeps the whole network on 127.0.0.1.
+	Hosts []string
+	// Funds are accounts (routers' fees, node operators, consumers) given a balance at
+	// genesis, carved out of the public-sale allocation.
+	Funds []ledger.GenesisAccount
 }
 
 // Network is what InitNetwork wrote.
@@ -61,11 +70,14 @@ type Network struct {
 	Validators []NetworkValidator `json:"validators"`
 	// Accounts are the genesis beneficiaries whose keys are in Dir/keys.
 	Accounts []NetworkAccount `json:"accounts"`
+	// Funded are the accounts of NetworkOptions.Funds; their keys are their owners'.
+	Funded []NetworkAccount `json:"funded,omitempty"`
 }
 
 // NetworkValidator is one validator of a Network.
 type NetworkValidator struct {
 	Name      string       `json:"name"`
+	Host      string       `json:"host,omitempty"` // its machine, from NetworkOptions.Hosts; empty on loopback
 	Home      string       `json:"home"`
 	Account   keys.Address `json:"account"`
 	KeyFile   string       `json:"key_file"`
@@ -76,7 +88,22 @@ type NetworkValidator struct {
 }
 
 // RPCURL is the validator's CometBFT RPC endpoint.
-func (v NetworkValidator) RPCURL() string { return "http://" + v.RPCListen }
+func (v NetworkValidator) RPCURL() string { return "http://" + v.dialAddr(v.RPCListen) }
+
+// P2PAddress is where its peers dial it: its host and P2P port.
+func (v NetworkValidator) P2PAddress() string { return v.dialAddr(v.P2PListen) }
+
+// dialAddr is listen with the validator's host in place of the address it binds.
+func (v NetworkValidator) dialAddr(listen string) string {
+	if v.Host == "" {
+		return listen
+	}
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	return net.JoinHostPort(v.Host, port)
+}
 
 // NetworkAccount is a funded genesis account whose key InitNetwork wrote.
 type NetworkAccount struct {
@@ -98,9 +125,13 @@ func (o *NetworkOptions) setDefaults() error {
 		o.ChainID = DefaultNetworkChainID
 	}
 	if o.BasePort != 0 {
-		if last := o.BasePort + (o.Validators-1)*PortStride; o.BasePort < 2 || last > 65535 {
+		stride := PortStride
+		if len(o.Hosts) > 0 {
+			stride = 0 // each on its own machine
+		}
+		if last := o.BasePort + (o.Validators-1)*stride; o.BasePort < 2 || last > 65535 {
 			return fmt.Errorf("chain: base port %d gives ports %d..%d for %d validators; choose a base port between 2 and %d",
-				o.BasePort, o.BasePort-1, last, o.Validators, 65535-(o.Validators-1)*PortStride)
+				o.BasePort, o.BasePort-1, last, o.Validators, 65535-(o.Validators-1)*stride)
 		}
 	}
 	if o.GenesisTime.IsZero() {
@@ -111,11 +142,44 @@ func (o *NetworkOptions) setDefaults() error {
 			return fmt.Errorf("chain: router %q: %w", r, err)
 		}
 	}
+	for _, f := range o.Funds {
+		if err := f.Address.Validate(); err != nil {
+			return fmt.Errorf("chain: funded account %q: %w", f.Address, err)
+		}
+		if f.Balance == 0 || f.Vesting != nil {
+			return fmt.Errorf("chain: funded account %s: want an unlocked balance above zero", f.Address)
+		}
+	}
+	return o.checkHosts()
+}
+
+// checkHosts accepts one distinct host per validator, on fixed ports.
+func (o *NetworkOptions) checkHosts() error {
+	if len(o.Hosts) == 0 {
+		return nil
+	}
+	if len(o.Hosts) != o.Validators {
+		return fmt.Errorf("chain: %d hosts for %d validators; name one host per validator", len(o.Hosts), o.Validators)
+	}
+	if o.BasePort == 0 {
+		return errors.New("chain: validators on their own hosts need a fixed base port (port 0 picks free ports on this machine only)")
+	}
+	seen := map[string]bool{}
+	for _, h := range o.Hosts {
+		if h == "" || strings.ContainsAny(h, "@,/ \t") || strings.Contains(h, ":") && net.ParseIP(h) == nil {
+			return fmt.Errorf("chain: host %q: want a DNS name or an IP address, without a port", h)
+		}
+		if seen[h] {
+			return fmt.Errorf("chain: host %q is named twice; validators sharing a machine need no hosts (they use 127.0.0.1 and distinct ports)", h)
+		}
+		seen[h] = true
+	}
 	return nil
 }
 
 // InitNetwork creates the homes, keys and one shared genesis of a network whose validators
-// all run on this machine's loopback interface, each started with LoadOptions on its home.
+// all run on this machine's loopback interface, or each on its own host (Hosts), each
+// started with LoadOptions on its home.
 // Keys already present are kept, so an init that failed halfway can be run again; a home
 // that already has a genesis is never overwritten (ErrNetworkExists).
 func InitNetwork(opts NetworkOptions) (Network, error) {
@@ -131,7 +195,7 @@ func InitNetwork(opts NetworkOptions) (Network, error) {
 				ErrNetworkExists, homes[i], opts.Dir)
 		}
 	}
-	ports, err := networkPorts(opts.BasePort, opts.Validators)
+	ports, err := networkPorts(opts.BasePort, opts.Validators, len(opts.Hosts) > 0)
 	if err != nil {
 		return Network{}, err
 	}
@@ -155,8 +219,12 @@ func InitNetwork(opts NetworkOptions) (Network, error) {
 		}
 		v := ledger.Validator{Address: keys.AddressOfKey(key), PubKey: vk.PubKey, Stake: params.MinValidatorStake}
 		b.Validators = append(b.Validators, v)
+		var host string
+		if len(opts.Hosts) > 0 {
+			host = opts.Hosts[i]
+		}
 		nw.Validators = append(nw.Validators, NetworkValidator{
-			Name: vk.Name, Home: home, Account: v.Address, KeyFile: keyFile, NodeID: vk.NodeID, Stake: v.Stake,
+			Name: vk.Name, Host: host, Home: home, Account: v.Address, KeyFile: keyFile, NodeID: vk.NodeID, Stake: v.Stake,
 			RPCListen: ports[i].rpc, P2PListen: ports[i].p2p,
 		})
 	}
@@ -172,6 +240,10 @@ func InitNetwork(opts NetworkOptions) (Network, error) {
 		}
 		*ben.to = []keys.Address{keys.AddressOfKey(key)}
 		nw.Accounts = append(nw.Accounts, NetworkAccount{Name: ben.name, Address: keys.AddressOfKey(key), KeyFile: keyFile})
+	}
+	b.Carve = opts.Funds
+	for _, f := range opts.Funds {
+		nw.Funded = append(nw.Funded, NetworkAccount{Name: "funded", Address: f.Address, Balance: f.Balance})
 	}
 	g, err := ledger.Tokenomics(opts.GenesisTime.Unix(), params, b)
 	if err != nil {
@@ -193,7 +265,7 @@ func InitNetwork(opts NetworkOptions) (Network, error) {
 		}
 		for j, peer := range nw.Validators {
 			if j != i {
-				hc.PersistentPeers = append(hc.PersistentPeers, peer.NodeID+"@"+peer.P2PListen)
+				hc.PersistentPeers = append(hc.PersistentPeers, peer.NodeID+"@"+peer.P2PAddress())
 			}
 		}
 		if err := hc.write(homes[i]); err != nil {
@@ -284,13 +356,17 @@ type listenPorts struct{ rpc, p2p string }
 
 // networkPorts assigns every validator its RPC and P2P address on 127.0.0.1: from base
 // with PortStride between validators, or, for base 0, free ports held open together
-// until all are chosen so that no two coincide.
-func networkPorts(base, n int) ([]listenPorts, error) {
-	const host = "127.0.0.1"
+// until all are chosen so that no two coincide. Validators on their own hosts all listen
+// on every interface at base and base-1.
+func networkPorts(base, n int, ownHosts bool) ([]listenPorts, error) {
+	host, stride := "127.0.0.1", PortStride
+	if ownHosts {
+		host, stride = "0.0.0.0", 0
+	}
 	out := make([]listenPorts, n)
 	if base != 0 {
 		for i := range out {
-			rpc := base + i*PortStride
+			rpc := base + i*stride
 			out[i] = listenPorts{net.JoinHostPort(host, strconv.Itoa(rpc)), net.JoinHostPort(host, strconv.Itoa(rpc-1))}
 		}
 		return out, nil

@@ -3,6 +3,7 @@ package chain
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -338,4 +339,93 @@ func TestLoadOptionsRejectsABrokenConfig(t *testing.T) {
 	if err != nil || o != want {
 		t.Fatalf("LoadOptions = %+v, %v; want %+v", o, err, want)
 	}
+}
+
+// Validators each on their own host (containers, servers) listen on every interface at the
+// same ports and dial each other by host name; funded accounts get their balance at genesis.
+func TestInitNetworkOnOwnHostsPeersByNameAndFundsAccounts(t *testing.T) {
+	consumer := keys.AddressOfKey(testKey(7))
+	nw, err := InitNetwork(NetworkOptions{
+		Dir: t.TempDir(), Validators: 3, BasePort: 26657, Hosts: []string{"validator-1", "validator-2", "10.0.0.3"},
+		Funds: []ledger.GenesisAccount{{Address: consumer, Balance: 1000 * ledger.UomniPerOMNI}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range nw.Validators {
+		o, err := LoadOptions(v.Home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.RPCListen != "0.0.0.0:26657" || o.P2PListen != "0.0.0.0:26656" {
+			t.Errorf("%s listens on rpc %s p2p %s, want every interface at 26657 and 26656", v.Name, o.RPCListen, o.P2PListen)
+		}
+		wantURL := []string{"http://validator-1:26657", "http://validator-2:26657", "http://10.0.0.3:26657"}[i]
+		if v.RPCURL() != wantURL {
+			t.Errorf("%s RPC URL %s, want %s", v.Name, v.RPCURL(), wantURL)
+		}
+		var want []string
+		for j, p := range nw.Validators {
+			if j != i {
+				want = append(want, p.NodeID+"@"+[]string{"validator-1", "validator-2", "10.0.0.3"}[j]+":26656")
+			}
+		}
+		if o.Peers != strings.Join(want, ",") {
+			t.Errorf("%s peers %q, want %q", v.Name, o.Peers, strings.Join(want, ","))
+		}
+	}
+	if len(nw.Funded) != 1 || nw.Funded[0].Address != consumer || nw.Funded[0].Balance != 1000*ledger.UomniPerOMNI {
+		t.Fatalf("funded = %+v", nw.Funded)
+	}
+	var genesis struct {
+		AppState ledger.Genesis `json:"app_state"`
+	}
+	data, err := os.ReadFile(filepath.Join(nw.Validators[0].Home, "config", "genesis.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &genesis); err != nil {
+		t.Fatal(err)
+	}
+	var funded, publicSale uint64
+	for _, a := range genesis.AppState.Accounts {
+		switch a.Address {
+		case consumer:
+			funded = a.Balance
+		case readAccount(t, nw, "public-sale"):
+			publicSale = a.Balance
+		}
+	}
+	// The public sale (8%) pays the three validator stakes and the funded account.
+	wantSale := ledger.GenesisSupply/100*8 - 3*ledger.DefaultParams().MinValidatorStake - 1000*ledger.UomniPerOMNI
+	if funded != 1000*ledger.UomniPerOMNI || publicSale != wantSale {
+		t.Errorf("genesis gives the funded account %d and the public sale %d uomni, want %d and %d", funded, publicSale, 1000*ledger.UomniPerOMNI, wantSale)
+	}
+}
+
+func TestInitNetworkRejectsBadHostsAndFunds(t *testing.T) {
+	addr := keys.AddressOfKey(testKey(8))
+	for name, tt := range map[string]struct {
+		o    NetworkOptions
+		want string
+	}{
+		"too few hosts":   {NetworkOptions{Validators: 2, BasePort: 26657, Hosts: []string{"a"}}, "1 hosts for 2 validators"},
+		"same host twice": {NetworkOptions{Validators: 2, BasePort: 26657, Hosts: []string{"a", "a"}}, `host "a" is named twice`},
+		"host with port":  {NetworkOptions{Validators: 1, BasePort: 26657, Hosts: []string{"a:26656"}}, "without a port"},
+		"free ports":      {NetworkOptions{Validators: 1, Hosts: []string{"a"}}, "need a fixed base port"},
+		"zero funds":      {NetworkOptions{Validators: 1, Funds: []ledger.GenesisAccount{{Address: addr}}}, "above zero"},
+		"funds too large": {NetworkOptions{Validators: 1, Funds: []ledger.GenesisAccount{{Address: addr, Balance: ledger.GenesisSupply / 10}}}, "exceed the public-sale"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tt.o.Dir = t.TempDir()
+			if _, err := InitNetwork(tt.o); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func readAccount(t *testing.T, nw Network, name string) keys.Address {
+	t.Helper()
+	return keys.AddressOfKey(readKey(t, nw, name))
 }

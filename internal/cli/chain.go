@@ -44,23 +44,29 @@ type chainInitFlags struct {
 	emptyEvery time.Duration
 	propose    time.Duration
 	routers    []string
+	hosts      []string
+	funds      []string
 }
 
 func newChainInitCmd(g *globals) *cobra.Command {
 	f := &chainInitFlags{}
 	cmd := &cobra.Command{
 		Use:   "init",
-		Short: "Write the genesis, keys and homes of an N-validator network on loopback",
+		Short: "Write the genesis, keys and homes of an N-validator network (loopback, or --hosts)",
 		Long: `Writes, under --home, one CometBFT home per validator (validator-1 … validator-N), each with
 its consensus key, an account key (account.json, Solana keypair format) and omnisync.json
 (its listen ports and the other validators as persistent peers); the keys of the genesis
 beneficiaries (team, investors, public sale, liquidity) under keys/; and one genesis with
 the whitepaper's tokenomics in which every validator stakes the minimum validator stake.
 
-Validator K listens for RPC on base-port + 10·(K-1) and for P2P one port below.
-An existing network is never overwritten.`,
+Validator K listens for RPC on base-port + 10·(K-1) and for P2P one port below, on
+127.0.0.1. With --hosts, validator K runs on its own machine (or container), the K-th
+host: every validator listens on all interfaces at base-port (RPC) and one below (P2P),
+and its peers dial HOST:P2P. --fund gives accounts a balance at genesis, out of the public
+sale. An existing network is never overwritten.`,
 		Example: `  omnisync chain init --validators 4 --home ~/.omnisync/localnet
-  omnisync chain start --home ~/.omnisync/localnet/validator-1`,
+  omnisync chain start --home ~/.omnisync/localnet/validator-1
+  omnisync chain init --validators 4 --home ./net --hosts v1,v2,v3,v4 --router ADDR --fund ADDR=1000`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error { return runChainInit(g, f) },
 	}
@@ -73,6 +79,8 @@ An existing network is never overwritten.`,
 	fl.DurationVar(&f.emptyEvery, "empty-block-interval", 5*time.Second, "longest wait for txs before an empty block")
 	fl.DurationVar(&f.propose, "propose-timeout", time.Second, "wait for a missing proposer before the next round (CometBFT's 3s is for the internet)")
 	fl.StringArrayVar(&f.routers, "router", nil, "address of an account allowed to run a router (repeatable; `omnisync wallet show` prints it)")
+	fl.StringSliceVar(&f.hosts, "hosts", nil, "one host name or IP per validator, each on its own machine or container (comma-separated or repeated)")
+	fl.StringArrayVar(&f.funds, "fund", nil, "ADDRESS=OMNI: an account funded at genesis out of the public sale (repeatable)")
 	return cmd
 }
 
@@ -95,9 +103,22 @@ func runChainInit(g *globals, f *chainInitFlags) error {
 		}
 		routers[i] = keys.Address(r)
 	}
+	funds := make([]ledger.GenesisAccount, len(f.funds))
+	for i, fund := range f.funds {
+		addr, amount, ok := strings.Cut(fund, "=")
+		if err := keys.Address(addr).Validate(); !ok || err != nil {
+			return fmt.Errorf("--fund %q: want ADDRESS=OMNI, a wallet address and an amount, e.g. --fund ADDRESS=1000", fund)
+		}
+		uomni, err := config.ParseOMNI(amount)
+		if err != nil || uomni == 0 {
+			return fmt.Errorf("--fund %q: the amount must be OMNI above zero, e.g. 1000 or 0.5", fund)
+		}
+		funds[i] = ledger.GenesisAccount{Address: keys.Address(addr), Balance: uomni}
+	}
 	nw, err := chain.InitNetwork(chain.NetworkOptions{
 		Dir: f.home, Validators: f.validators, ChainID: f.chainID, BasePort: f.basePort,
 		BlockTime: f.blockTime, EmptyBlockInterval: f.emptyEvery, ProposeTimeout: f.propose, Routers: routers,
+		Hosts: f.hosts, Funds: funds,
 	})
 	if err != nil {
 		return err
@@ -115,7 +136,7 @@ func printNetwork(g *globals, nw chain.Network, routers []keys.Address) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  validator\taccount\tstake\tRPC\tP2P")
 	for _, v := range nw.Validators {
-		fmt.Fprintf(tw, "  %s\t%s\t%s OMNI\t%s\t%s\n", v.Name, v.Account, ledger.FormatOMNI(v.Stake), v.RPCURL(), v.P2PListen)
+		fmt.Fprintf(tw, "  %s\t%s\t%s OMNI\t%s\t%s\n", v.Name, v.Account, ledger.FormatOMNI(v.Stake), v.RPCURL(), v.P2PAddress())
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nGenesis accounts (keys in %s):\n", filepath.Join(nw.Dir, "keys"))
@@ -128,10 +149,24 @@ func printNetwork(g *globals, nw chain.Network, routers []keys.Address) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s OMNI\t%s\n", a.Name, a.Address, ledger.FormatOMNI(a.Balance), lock)
 	}
 	tw.Flush()
+	if len(nw.Funded) > 0 {
+		fmt.Fprintf(w, "\nFunded at genesis out of the public sale:\n")
+		for _, a := range nw.Funded {
+			fmt.Fprintf(w, "  %s  %s OMNI\n", a.Address, ledger.FormatOMNI(a.Balance))
+		}
+	}
 	if len(routers) == 0 {
 		fmt.Fprintf(w, "\nNo routers: jobs need one listed in the genesis (--router ADDRESS) or added by governance.\n")
 	} else {
 		fmt.Fprintf(w, "\nRouters allowed: %s\n", joinAddresses(routers))
+	}
+	if nw.Validators[0].Host != "" {
+		fmt.Fprintf(w, "\nCopy validator-K to host K and start it there; blocks commit once more than 2/3 of them run.\n"+
+			"Every validator listens on all interfaces: keep its RPC port on a private network.\n")
+		for _, v := range nw.Validators {
+			fmt.Fprintf(w, "  %s: omnisync chain start --home %s --rest-addr 0.0.0.0:7070\n", v.Host, v.Home)
+		}
+		return
 	}
 	fmt.Fprintf(w, "\nStart each validator, e.g. in its own terminal; blocks commit once more than 2/3 of them run.\n"+
 		"Each serves the REST API too, on its own port:\n")

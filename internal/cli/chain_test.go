@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -205,4 +206,75 @@ func readKeyFile(t *testing.T, path string) ed25519.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// TestChainInitForContainers writes a network as deploy/ uses it: each validator in its own
+// container, peering by service name, with the router and a consumer funded at genesis.
+func TestChainInitForContainers(t *testing.T) {
+	dir := t.TempDir()
+	router, consumer := keys.AddressOfKey(testKey(1)), keys.AddressOfKey(testKey(2))
+	out, errOut, code := runChainCLI(t, "chain", "init", "--validators", "4", "--home", filepath.Join(dir, "net"),
+		"--hosts", "validator-1,validator-2", "--hosts", "validator-3,validator-4", "--router", string(router),
+		"--fund", string(router)+"=10", "--fund", string(consumer)+"=10000.5", "--output", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	nw := decodeJSON[chain.Network](t, out)
+	for i, v := range nw.Validators {
+		host := fmt.Sprintf("validator-%d", i+1)
+		o, err := chain.LoadOptions(v.Home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Host != host || v.RPCURL() != "http://"+host+":26657" || o.RPCListen != "0.0.0.0:26657" || o.P2PListen != "0.0.0.0:26656" {
+			t.Errorf("%s: host %q, RPC %s, listens on %s and %s", v.Name, v.Host, v.RPCURL(), o.RPCListen, o.P2PListen)
+		}
+		peers := strings.Split(o.Peers, ",")
+		if len(peers) != 3 {
+			t.Fatalf("%s peers %q", v.Name, o.Peers)
+		}
+		for _, p := range peers {
+			if strings.Contains(p, "127.0.0.1") || strings.Contains(p, "@"+host+":") || !strings.HasSuffix(p, ":26656") {
+				t.Errorf("%s has peer %q: want the others by host name", v.Name, p)
+			}
+		}
+	}
+	want := map[keys.Address]uint64{router: 10 * ledger.UomniPerOMNI, consumer: 10_000_500_000}
+	if len(nw.Funded) != 2 {
+		t.Fatalf("funded %+v", nw.Funded)
+	}
+	for _, a := range nw.Funded {
+		if a.Balance != want[a.Address] {
+			t.Errorf("%s funded with %d uomni, want %d", a.Address, a.Balance, want[a.Address])
+		}
+	}
+
+	text, errOut, code := runChainCLI(t, "chain", "init", "--validators", "2", "--home", filepath.Join(dir, "text"),
+		"--hosts", "a.example,b.example", "--fund", string(consumer)+"=5")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"http://a.example:26657", "b.example:26656", "Funded at genesis", string(consumer) + "  5 OMNI",
+		"b.example: omnisync chain start --home " + filepath.Join(dir, "text", "validator-2")} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--fund", string(consumer)}, "want ADDRESS=OMNI"},
+		{[]string{"--fund", "nobody=5"}, "want ADDRESS=OMNI"},
+		{[]string{"--fund", string(consumer) + "=0"}, "OMNI above zero"},
+		{[]string{"--fund", string(consumer) + "=-1"}, "OMNI above zero"},
+		{[]string{"--hosts", "a,b", "--validators", "3"}, "2 hosts for 3 validators"},
+		{[]string{"--hosts", "a", "--validators", "1", "--base-port", "0"}, "fixed base port"},
+	} {
+		args := append([]string{"chain", "init", "--home", t.TempDir()}, tt.args...)
+		if _, errOut, code := runChainCLI(t, args...); code != 1 || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", tt.args, code, errOut, tt.want)
+		}
+	}
 }
