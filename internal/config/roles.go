@@ -78,6 +78,7 @@ type Router struct {
 	MaxAttempts     int      `toml:"max_attempts" help:"placements per job before it fails"`
 	MaxOutputBytes  int64    `toml:"max_output_bytes" help:"largest output a node may store for one job"`
 	RightsInterval  Duration `toml:"rights_interval" help:"how often connected participants are checked against the chain (at most a block)"`
+	MaxActiveJobs   int      `toml:"max_active_jobs" help:"unfinished jobs the router holds; past it submissions are refused before escrow (503)"`
 }
 
 func defaultRouter() Router {
@@ -86,6 +87,7 @@ func defaultRouter() Router {
 		NodesAddr: DefaultNodes, TLSDir: homePath("router", "tls"), StoreDir: homePath("router", "store"), RESTAddr: DefaultREST,
 		HeartbeatTTL: D(10 * time.Second), DispatchTimeout: D(5 * time.Second), VerifyTimeout: D(60 * time.Second),
 		MaxAttempts: 3, MaxOutputBytes: router.DefaultMaxOutputBytes, RightsInterval: D(time.Second),
+		MaxActiveJobs: router.DefaultMaxActiveJobs,
 	}
 }
 
@@ -109,6 +111,9 @@ func (r Router) validate() []error {
 	if r.MaxOutputBytes < 1 {
 		ck.fail("max_output_bytes", "%d: want a positive number of bytes", r.MaxOutputBytes)
 	}
+	if r.MaxActiveJobs < 1 {
+		ck.fail("max_active_jobs", "%d: want at least 1", r.MaxActiveJobs)
+	}
 	return ck.errs
 }
 
@@ -122,7 +127,7 @@ func (r Router) Options() (router.Options, error) {
 		Host: host, WSPort: port, StoreDir: r.StoreDir,
 		HeartbeatTTL: r.HeartbeatTTL.Duration, DispatchTimeout: r.DispatchTimeout.Duration,
 		VerifyTimeout: r.VerifyTimeout.Duration, MaxAttempts: r.MaxAttempts, MaxOutputBytes: r.MaxOutputBytes,
-		RightsInterval: r.RightsInterval.Duration,
+		RightsInterval: r.RightsInterval.Duration, MaxActiveJobs: r.MaxActiveJobs,
 	}, nil
 }
 

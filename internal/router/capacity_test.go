@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/protocol"
+	"github.com/omnisync/omnisync/internal/transport/transporttest"
 )
 
 // More jobs than GPUs: the router queues them on its own reservations instead of booking
@@ -99,5 +101,37 @@ func TestJobNoNodeCanRunIsReleasedAtOnce(t *testing.T) {
 	}
 	if j.Txs["release"] == "" || j.Error == "" {
 		t.Fatalf("the job does not say it was released and why: %+v", j)
+	}
+}
+
+// A router full of unfinished jobs refuses more before anything is escrowed, instead of
+// queueing them to expire.
+func TestSubmissionsPastTheLimitAreRefusedBeforeEscrow(t *testing.T) {
+	chain := newFakeChain()
+	key := newKey(t)
+	chain.addNode(keys.AddressOfKey(key), ledger.UomniPerOMNI, 10_000)
+	serverTLS, roots := transporttest.TLS(t)
+	r, err := New(Options{Key: newKey(t), Chain: chain, TLS: serverTLS, StoreDir: t.TempDir(), MaxActiveJobs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	scriptedNode(t, r, roots, key, func(*nats.Conn, protocol.Dispatch) protocol.Ack { return protocol.Ack{Accepted: true} }) // and never reports
+	waitFor(t, "the node online", func() bool { return len(r.online(protocol.RoleNode)) == 1 })
+	first := submit(t, r, chain) // runs on the one GPU
+	waitFor(t, "the first job running", func() bool { return jobHas(r, first, "running") })
+	second := submit(t, r, chain) // waits for it
+	waitFor(t, "the second job queued", func() bool { return jobHas(r, second, "queued") })
+	req, _ := consumerJob(t, chain)
+	if _, err := r.SubmitJob(context.Background(), req); !errors.Is(err, api.ErrUnavailable) {
+		t.Fatalf("a third job: %v, want ErrUnavailable", err)
+	}
+	chain.mu.Lock()
+	defer chain.mu.Unlock()
+	if len(chain.jobs) != 2 {
+		t.Fatalf("%d jobs escrowed, want the 2 the router took", len(chain.jobs))
 	}
 }

@@ -55,6 +55,10 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		r.mu.Unlock()
 		return api.Job{}, fmt.Errorf("%w: job %s was already submitted", api.ErrConflict, id)
 	}
+	if active := r.activeLocked(); active >= r.opts.MaxActiveJobs {
+		r.mu.Unlock()
+		return api.Job{}, fmt.Errorf("%w: this router holds %d unfinished jobs, its limit; nothing was escrowed, submit again later", api.ErrUnavailable, active)
+	}
 	r.jobs[id] = j
 	r.mu.Unlock()
 
@@ -87,6 +91,19 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	r.wg.Add(1)
 	go r.run(j)
 	return r.Job(ctx, id)
+}
+
+// activeLocked counts the jobs not yet finished; r.mu must be held.
+func (r *Router) activeLocked() int {
+	n := 0
+	for _, j := range r.jobs {
+		j.mu.Lock()
+		if j.finished.IsZero() {
+			n++
+		}
+		j.mu.Unlock()
+	}
+	return n
 }
 
 // UploadInput streams one declared input of an escrowed job into the store, checking it

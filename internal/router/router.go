@@ -55,6 +55,9 @@ type Options struct {
 	MaxAttempts     int
 	// MaxOutputBytes bounds the one output a node may store for a job it runs.
 	MaxOutputBytes int64
+	// MaxActiveJobs bounds the jobs this router holds unfinished. Past it a submission is
+	// refused before anything is escrowed (503), rather than queued to expire.
+	MaxActiveJobs int
 	// RightsInterval is how often connected participants are checked against the chain;
 	// one whose node was deactivated, slashed below the minimum or unstaked, or who left
 	// the validator set, is disconnected at the next check. Keep it at most a block.
@@ -94,6 +97,9 @@ func (o *Options) setDefaults() error {
 	if o.MaxOutputBytes <= 0 {
 		o.MaxOutputBytes = DefaultMaxOutputBytes
 	}
+	if o.MaxActiveJobs <= 0 {
+		o.MaxActiveJobs = DefaultMaxActiveJobs
+	}
 	if o.RightsInterval <= 0 {
 		o.RightsInterval = time.Second
 	}
@@ -112,6 +118,10 @@ func (o *Options) setDefaults() error {
 // DefaultMaxOutputBytes is the largest output a node may store for one job unless
 // Options say otherwise.
 const DefaultMaxOutputBytes = 256 << 20
+
+// DefaultMaxActiveJobs is how many unfinished jobs a router takes unless Options say
+// otherwise: about what the devnet settles within its jobs' default timeout.
+const DefaultMaxActiveJobs = 1024
 
 // Router is a running OmniRouter.
 type Router struct {
