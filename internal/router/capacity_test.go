@@ -13,7 +13,6 @@ import (
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/protocol"
-	"github.com/omnisync/omnisync/internal/transport/transporttest"
 )
 
 // More jobs than GPUs: the router queues them on its own reservations instead of booking
@@ -110,15 +109,7 @@ func TestSubmissionsPastTheLimitAreRefusedBeforeEscrow(t *testing.T) {
 	chain := newFakeChain()
 	key := newKey(t)
 	chain.addNode(keys.AddressOfKey(key), ledger.UomniPerOMNI, 10_000)
-	serverTLS, roots := transporttest.TLS(t)
-	r, err := New(Options{Key: newKey(t), Chain: chain, TLS: serverTLS, StoreDir: t.TempDir(), MaxActiveJobs: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Close() })
+	r, roots := startRouterWith(t, Options{Chain: chain, MaxActiveJobs: 2})
 	scriptedNode(t, r, roots, key, func(*nats.Conn, protocol.Dispatch) protocol.Ack { return protocol.Ack{Accepted: true} }) // and never reports
 	waitFor(t, "the node online", func() bool { return len(r.online(protocol.RoleNode)) == 1 })
 	first := submit(t, r, chain) // runs on the one GPU

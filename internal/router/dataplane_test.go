@@ -20,7 +20,6 @@ import (
 	"github.com/omnisync/omnisync/internal/protocol"
 	"github.com/omnisync/omnisync/internal/tensor"
 	"github.com/omnisync/omnisync/internal/transport"
-	"github.com/omnisync/omnisync/internal/transport/transporttest"
 )
 
 // consumerJob builds a funded consumer's signed matmul job over two random 8×8 inputs.
@@ -208,15 +207,7 @@ func TestDeactivatedNodeIsDisconnectedWithinTheRightsInterval(t *testing.T) {
 	slashed, honest := newKey(t), newKey(t)
 	chain.addNode(keys.AddressOfKey(slashed), ledger.UomniPerOMNI, 10_000)
 	chain.addNode(keys.AddressOfKey(honest), ledger.UomniPerOMNI, 10_000)
-	serverTLS, roots := transporttest.TLS(t)
-	r, err := New(Options{Key: newKey(t), Chain: chain, TLS: serverTLS, StoreDir: t.TempDir(), RightsInterval: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Close() })
+	r, roots := startRouterWith(t, Options{Chain: chain, RightsInterval: 100 * time.Millisecond})
 	ack := func(*nats.Conn, protocol.Dispatch) protocol.Ack { return protocol.Ack{} }
 	bad := scriptedNode(t, r, roots, slashed, ack)
 	good := scriptedNode(t, r, roots, honest, ack)
@@ -250,15 +241,7 @@ func TestDeactivatedNodeIsDisconnectedWithinTheRightsInterval(t *testing.T) {
 func TestOnlyTheConsumerReadsTheOutput(t *testing.T) {
 	chain := newFakeChain()
 	now := time.Unix(1_800_000_000, 0)
-	serverTLS, _ := transporttest.TLS(t)
-	r, err := New(Options{Key: newKey(t), Chain: chain, TLS: serverTLS, StoreDir: t.TempDir(), Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Close() })
+	r, _ := startRouterWith(t, Options{Chain: chain, Now: func() time.Time { return now }})
 	consumer, other := newKey(t), newKey(t)
 	const jobID = "job-00000000000000c1"
 	chain.jobs[jobID] = &ledger.Job{ID: jobID, Consumer: keys.AddressOfKey(consumer), Status: ledger.JobAssigned}

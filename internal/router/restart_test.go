@@ -101,16 +101,7 @@ func TestFinishedJobsLeaveMemory(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	serverTLS, roots := transporttest.TLS(t)
-	r, err := New(Options{Key: newKey(t), Chain: chain, TLS: serverTLS, StoreDir: t.TempDir(), Now: clock,
-		RightsInterval: 50 * time.Millisecond, FinishedRetention: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Close() })
+	r, roots := startRouterWith(t, Options{Chain: chain, Now: clock, RightsInterval: 50 * time.Millisecond, FinishedRetention: time.Minute})
 	scriptedNode(t, r, roots, nodeKey, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
 		go func() {
 			_ = nc.Publish(protocol.ResultSubject(nodeID), protocol.Encode(protocol.Result{JobID: d.JobID, NodeID: nodeID, Error: "run: no"}))

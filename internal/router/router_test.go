@@ -28,11 +28,24 @@ func startRouter(t *testing.T, chain *fakeChain) (*Router, *x509.CertPool) {
 
 func startRouterTTL(t *testing.T, chain *fakeChain, ttl time.Duration) (*Router, *x509.CertPool) {
 	t.Helper()
+	return startRouterWith(t, Options{Chain: chain, DispatchTimeout: 2 * time.Second, HeartbeatTTL: ttl, MaxAttempts: 3})
+}
+
+// startRouterWith runs a router with opts, filling in a fresh key, TLS material and store
+// where opts leave them out; it closes when the test ends.
+func startRouterWith(t *testing.T, opts Options) (*Router, *x509.CertPool) {
+	t.Helper()
 	serverTLS, roots := transporttest.TLS(t)
-	r, err := New(Options{
-		Key: newKey(t), Chain: chain, TLS: serverTLS, StoreDir: t.TempDir(),
-		DispatchTimeout: 2 * time.Second, HeartbeatTTL: ttl, MaxAttempts: 3,
-	})
+	if opts.Key == nil {
+		opts.Key = newKey(t)
+	}
+	if opts.TLS == nil {
+		opts.TLS = serverTLS
+	}
+	if opts.StoreDir == "" {
+		opts.StoreDir = t.TempDir()
+	}
+	r, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
