@@ -416,12 +416,19 @@ func (r *Router) await(ctx context.Context, j *job, node string) (protocol.Resul
 	}
 }
 
-// verify asks online validators, in turn, to check the committed result and attest.
+// verify asks every online member of the job's committee, at once, to check the
+// committed result and attest: the chain settles on two thirds passing, or fails the job on
+// more than a third failing, so asking one validator settles nothing where the committee
+// is larger. It returns once the chain has decided, or when every member has answered.
 func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error {
-	// The chain drew the verification committee from the block that recorded the result.
-	var cj ledger.Job
-	if err := r.opts.Chain.Query(ctx, "job/"+j.id, &cj); err != nil {
-		return fmt.Errorf("read job: %w", err)
+	// The chain drew the committee from the block that recorded the result. The chain node
+	// the router reads may not have applied that block yet: wait for it.
+	cj, err := r.computedRecord(ctx, j.id)
+	if err != nil {
+		return err
+	}
+	if cj.Status != ledger.JobComputed {
+		return nil // decided already (a resumed job)
 	}
 	live := r.online(protocol.RoleValidator)
 	var candidates []string
@@ -440,34 +447,78 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 		revoke := r.grants.AllowRead(v, append(inputDigests(j.spec), cj.ResultDigest)...)
 		defer revoke()
 	}
-	j.record("verifying", "", "", "validator checks the product with %s", j.spec.Verification)
-	var lastErr error
-	for _, v := range candidates {
-		vctx, cancel := context.WithTimeout(ctx, r.opts.VerifyTimeout)
-		msg, err := r.conn.RequestWithContext(vctx, protocol.VerifySubject(v), protocol.Encode(protocol.VerifyRequest{JobID: j.id, Spec: j.spec}))
-		cancel()
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		verdict, err := protocol.Decode[protocol.Verdict](msg.Data)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		if verdict.Error != "" {
-			lastErr = errors.New(verdict.Error)
-			continue
-		}
-		text := "pass"
-		if !verdict.Pass {
-			text = "fail: " + verdict.Reason
-		}
-		j.set(func(j *job) { j.verdict = text })
-		j.record("attested", "attest", verdict.AttestTx, "validator %s attested: %s", keys.Address(v).Short(), text)
-		return nil
+	j.record("verifying", "", "", "%d of %d committee validators check the result with %s", len(candidates), len(cj.Committee), j.spec.Verification)
+	type answer struct {
+		validator string
+		verdict   protocol.Verdict
+		err       error
 	}
-	return fmt.Errorf("no validator attested: %w", lastErr)
+	answers := make(chan answer, len(candidates))
+	for _, v := range candidates {
+		go func() {
+			vctx, cancel := context.WithTimeout(ctx, r.opts.VerifyTimeout)
+			defer cancel()
+			a := answer{validator: v}
+			msg, err := r.conn.RequestWithContext(vctx, protocol.VerifySubject(v), protocol.Encode(protocol.VerifyRequest{JobID: j.id, Spec: j.spec}))
+			if err == nil {
+				a.verdict, err = protocol.Decode[protocol.Verdict](msg.Data)
+			}
+			if err == nil && a.verdict.Error != "" {
+				err = errors.New(a.verdict.Error)
+			}
+			a.err = err
+			answers <- a
+		}()
+	}
+	attested := 0
+	var lastErr error
+	for range candidates {
+		a := <-answers
+		if a.err != nil {
+			lastErr = a.err
+			continue
+		}
+		attested++
+		text := "pass"
+		if !a.verdict.Pass {
+			text = "fail: " + a.verdict.Reason
+		}
+		j.set(func(j *job) {
+			if j.verdict == "" || !a.verdict.Pass {
+				j.verdict = text // a failing verdict is the one to show
+			}
+		})
+		j.record("attested", "attest", a.verdict.AttestTx, "validator %s attested: %s", keys.Address(a.validator).Short(), text)
+	}
+	if attested == 0 {
+		return fmt.Errorf("no validator attested: %w", lastErr)
+	}
+	if err := r.opts.Chain.Query(ctx, "job/"+j.id, &cj); err == nil && cj.Status == ledger.JobComputed {
+		return fmt.Errorf("%d of the job's %d committee validators attested, too few for the chain to decide", attested, len(cj.Committee))
+	}
+	return nil
+}
+
+// computedRecord reads the job until the chain node the router reads shows its result
+// committed (or decided), for up to VerifyTimeout.
+func (r *Router) computedRecord(ctx context.Context, id string) (ledger.Job, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.VerifyTimeout)
+	defer cancel()
+	for {
+		var cj ledger.Job
+		err := r.opts.Chain.Query(ctx, "job/"+id, &cj)
+		if err == nil && cj.Status != ledger.JobCreated && cj.Status != ledger.JobAssigned {
+			return cj, nil
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return cj, fmt.Errorf("read job: %w", err)
+			}
+			return cj, fmt.Errorf("the chain never showed the job's result committed (it is %s)", cj.Status)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func inputDigests(spec api.JobSpec) []string {

@@ -128,9 +128,9 @@ func (d *Daemon) handle(ctx context.Context, data []byte) protocol.Verdict {
 // attestation was made (the request was bad or the chain unreachable); a wrong result is
 // not an error but a failing verdict.
 func (d *Daemon) Verify(ctx context.Context, req protocol.VerifyRequest) (protocol.Verdict, error) {
-	var job ledger.Job
-	if err := d.opts.Chain.Query(ctx, "job/"+req.JobID, &job); err != nil {
-		return protocol.Verdict{}, fmt.Errorf("look up job: %w", err)
+	job, err := d.committedJob(ctx, req.JobID)
+	if err != nil {
+		return protocol.Verdict{}, err
 	}
 	if job.Status != ledger.JobComputed {
 		return protocol.Verdict{}, fmt.Errorf("job %s is %s, not awaiting verification", job.ID, job.Status)
@@ -177,6 +177,30 @@ func (d *Daemon) Verify(ctx context.Context, req protocol.VerifyRequest) (protoc
 	}
 	d.log.Info("attested", "job", job.ID, "pass", pass, "reason", reason)
 	return protocol.Verdict{JobID: job.ID, Pass: pass, Reason: reason, AttestTx: tx}, nil
+}
+
+// resultWait bounds how long Verify waits for the chain node it reads to show a result
+// that another chain node has already committed (it may be a block behind).
+const resultWait = 5 * time.Second
+
+// committedJob reads the job, waiting up to resultWait while it still shows as created or
+// assigned.
+func (d *Daemon) committedJob(ctx context.Context, id string) (ledger.Job, error) {
+	deadline := time.Now().Add(resultWait)
+	for {
+		var job ledger.Job
+		if err := d.opts.Chain.Query(ctx, "job/"+id, &job); err != nil {
+			return job, fmt.Errorf("look up job: %w", err)
+		}
+		if (job.Status != ledger.JobCreated && job.Status != ledger.JobAssigned) || time.Now().After(deadline) {
+			return job, nil
+		}
+		select {
+		case <-ctx.Done():
+			return job, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func truncate(s string, n int) string {

@@ -1,0 +1,110 @@
+package router
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/keys"
+	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/protocol"
+	"github.com/omnisync/omnisync/internal/transport"
+)
+
+// scriptedValidator connects as a validator, heartbeats once and answers verification
+// requests with onVerify.
+func scriptedValidator(t *testing.T, r *Router, roots *x509.CertPool, key ed25519.PrivateKey, onVerify func(protocol.VerifyRequest) protocol.Verdict) {
+	t.Helper()
+	id := string(keys.AddressOfKey(key))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, err := transport.Dial(ctx, transport.DialOptions{URL: r.NodesURL(), Key: key, RootCAs: roots, Name: "validator-" + id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if _, err := nc.Subscribe(protocol.VerifySubject(id), func(m *nats.Msg) {
+		req, err := protocol.Decode[protocol.VerifyRequest](m.Data)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_ = m.Respond(protocol.Encode(onVerify(req)))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hb := protocol.Heartbeat{ID: id, Role: protocol.RoleValidator, Sent: time.Now()}
+	if err := nc.Publish(protocol.HeartbeatSubject(id), protocol.Encode(hb)); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The chain settles on two thirds of the committee: the router asks every online member,
+// not just one, and waits for the chain node it reads to show the result first.
+func TestEveryOnlineCommitteeMemberIsAsked(t *testing.T) {
+	chain := newFakeChain()
+	nodeKey := newKey(t)
+	nodeID := string(keys.AddressOfKey(nodeKey))
+	chain.addNode(keys.AddressOfKey(nodeKey), ledger.UomniPerOMNI, 10_000)
+	vals := []ed25519.PrivateKey{newKey(t), newKey(t), newKey(t)}
+	for _, v := range vals {
+		chain.vals = append(chain.vals, ledger.Validator{Address: keys.AddressOfKey(v), Stake: 10_000 * ledger.UomniPerOMNI})
+	}
+	r, roots := startRouter(t, chain)
+	digest := api.DigestOf([]byte("out"))
+	scriptedNode(t, r, roots, nodeKey, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		go func() {
+			// The result reaches the router a moment before the chain node it reads shows it.
+			_ = nc.Publish(protocol.ResultSubject(nodeID), protocol.Encode(protocol.Result{JobID: d.JobID, NodeID: nodeID, Digest: digest, CommitTx: "C"}))
+			time.Sleep(300 * time.Millisecond)
+			chain.mu.Lock()
+			j := chain.jobs[d.JobID]
+			j.Status, j.ResultDigest = ledger.JobComputed, digest
+			for _, v := range vals {
+				j.Committee = append(j.Committee, keys.AddressOfKey(v))
+			}
+			chain.mu.Unlock()
+		}()
+		return protocol.Ack{Accepted: true}
+	})
+	var mu sync.Mutex
+	asked := map[string]bool{}
+	for _, v := range vals[:2] { // the third is offline
+		scriptedValidator(t, r, roots, v, func(req protocol.VerifyRequest) protocol.Verdict {
+			mu.Lock()
+			defer mu.Unlock()
+			asked[string(keys.AddressOfKey(v))] = true
+			if len(asked) == 2 { // two of three pass: the chain settles
+				chain.mu.Lock()
+				chain.jobs[req.JobID].Status = ledger.JobSettled
+				chain.mu.Unlock()
+			}
+			return protocol.Verdict{JobID: req.JobID, Pass: true, AttestTx: "A-" + string(keys.AddressOfKey(v))}
+		})
+	}
+	waitFor(t, "nodes and validators online", func() bool {
+		return len(r.online(protocol.RoleNode)) == 1 && len(r.online(protocol.RoleValidator)) == 2
+	})
+	id := submit(t, r, chain)
+	waitFor(t, "the job verified", func() bool {
+		j, err := r.Job(context.Background(), id)
+		return err == nil && j.Verdict == "pass" && j.Status == api.StatusSettled
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) != 2 {
+		t.Fatalf("%d committee members asked, want both online ones", len(asked))
+	}
+	if jobHas(r, id, "failed") {
+		t.Fatal("the job failed although two thirds attested")
+	}
+}
