@@ -58,9 +58,12 @@ type NetworkOptions struct {
 	// validator then listens on all interfaces at BasePort (RPC) and BasePort-1 (P2P), and
 	// its peers dial HOST:BasePort-1. Empty keeps the whole network on 127.0.0.1.
 	Hosts []string
-	// Funds are accounts (routers' fees, node operators, consumers) given a balance at
-	// genesis, carved out of the public-sale allocation.
+	// Funds are accounts (node operators, consumers) given a balance at genesis, carved out
+	// of the public-sale allocation.
 	Funds []ledger.GenesisAccount
+	// CommitteeSize is the committee_size parameter: validators drawn to verify each job
+	// (0, the default, draws all of them).
+	CommitteeSize uint64
 }
 
 // Network is what InitNetwork wrote.
@@ -202,6 +205,7 @@ func InitNetwork(opts NetworkOptions) (Network, error) {
 
 	params := ledger.DefaultParams()
 	params.Routers = opts.Routers
+	params.CommitteeSize = opts.CommitteeSize
 	var b ledger.Beneficiaries
 	consensus := make([]ValidatorKey, len(homes))
 	for i, home := range homes {

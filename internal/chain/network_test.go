@@ -342,12 +342,14 @@ func TestLoadOptionsRejectsABrokenConfig(t *testing.T) {
 }
 
 // Validators each on their own host (containers, servers) listen on every interface at the
-// same ports and dial each other by host name; funded accounts get their balance at genesis.
-func TestInitNetworkOnOwnHostsPeersByNameAndFundsAccounts(t *testing.T) {
+// same ports and dial each other by host name; funded accounts get their balance and the
+// committee size its value at genesis.
+func TestInitNetworkOnOwnHosts(t *testing.T) {
 	consumer := keys.AddressOfKey(testKey(7))
 	nw, err := InitNetwork(NetworkOptions{
 		Dir: t.TempDir(), Validators: 3, BasePort: 26657, Hosts: []string{"validator-1", "validator-2", "10.0.0.3"},
-		Funds: []ledger.GenesisAccount{{Address: consumer, Balance: 1000 * ledger.UomniPerOMNI}},
+		Funds:         []ledger.GenesisAccount{{Address: consumer, Balance: 1000 * ledger.UomniPerOMNI}},
+		CommitteeSize: 1,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -400,6 +402,9 @@ func TestInitNetworkOnOwnHostsPeersByNameAndFundsAccounts(t *testing.T) {
 	wantSale := ledger.GenesisSupply/100*8 - 3*ledger.DefaultParams().MinValidatorStake - 1000*ledger.UomniPerOMNI
 	if funded != 1000*ledger.UomniPerOMNI || publicSale != wantSale {
 		t.Errorf("genesis gives the funded account %d and the public sale %d uomni, want %d and %d", funded, publicSale, 1000*ledger.UomniPerOMNI, wantSale)
+	}
+	if c := genesis.AppState.Params.CommitteeSize; c != 1 {
+		t.Errorf("genesis committee_size %d, want 1", c)
 	}
 }
 

@@ -46,6 +46,7 @@ type chainInitFlags struct {
 	routers    []string
 	hosts      []string
 	funds      []string
+	committee  uint64
 }
 
 func newChainInitCmd(g *globals) *cobra.Command {
@@ -81,6 +82,7 @@ sale. An existing network is never overwritten.`,
 	fl.StringArrayVar(&f.routers, "router", nil, "address of an account allowed to run a router (repeatable; `omnisync wallet show` prints it)")
 	fl.StringSliceVar(&f.hosts, "hosts", nil, "one host name or IP per validator, each on its own machine or container (comma-separated or repeated)")
 	fl.StringArrayVar(&f.funds, "fund", nil, "ADDRESS=OMNI: an account funded at genesis out of the public sale (repeatable)")
+	fl.Uint64Var(&f.committee, "committee-size", 0, "validators drawn to verify each job; it settles when 2/3 of them attest (0 = all)")
 	return cmd
 }
 
@@ -118,7 +120,7 @@ func runChainInit(g *globals, f *chainInitFlags) error {
 	nw, err := chain.InitNetwork(chain.NetworkOptions{
 		Dir: f.home, Validators: f.validators, ChainID: f.chainID, BasePort: f.basePort,
 		BlockTime: f.blockTime, EmptyBlockInterval: f.emptyEvery, ProposeTimeout: f.propose, Routers: routers,
-		Hosts: f.hosts, Funds: funds,
+		Hosts: f.hosts, Funds: funds, CommitteeSize: f.committee,
 	})
 	if err != nil {
 		return err

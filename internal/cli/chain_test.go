@@ -209,13 +209,14 @@ func readKeyFile(t *testing.T, path string) ed25519.PrivateKey {
 }
 
 // TestChainInitForContainers writes a network as deploy/ uses it: each validator in its own
-// container, peering by service name, with the router and a consumer funded at genesis.
+// container, peering by service name, with accounts funded at genesis and one validator
+// drawn to verify each job.
 func TestChainInitForContainers(t *testing.T) {
 	dir := t.TempDir()
 	router, consumer := keys.AddressOfKey(testKey(1)), keys.AddressOfKey(testKey(2))
 	out, errOut, code := runChainCLI(t, "chain", "init", "--validators", "4", "--home", filepath.Join(dir, "net"),
 		"--hosts", "validator-1,validator-2", "--hosts", "validator-3,validator-4", "--router", string(router),
-		"--fund", string(router)+"=10", "--fund", string(consumer)+"=10000.5", "--output", "json")
+		"--fund", string(router)+"=10", "--fund", string(consumer)+"=10000.5", "--committee-size", "1", "--output", "json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -238,6 +239,16 @@ func TestChainInitForContainers(t *testing.T) {
 				t.Errorf("%s has peer %q: want the others by host name", v.Name, p)
 			}
 		}
+	}
+	var genesis struct {
+		AppState ledger.Genesis `json:"app_state"`
+	}
+	data, err := os.ReadFile(filepath.Join(nw.Validators[3].Home, "config", "genesis.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &genesis); err != nil || genesis.AppState.Params.CommitteeSize != 1 {
+		t.Errorf("genesis committee_size %d (%v), want 1", genesis.AppState.Params.CommitteeSize, err)
 	}
 	want := map[keys.Address]uint64{router: 10 * ledger.UomniPerOMNI, consumer: 10_000_500_000}
 	if len(nw.Funded) != 2 {

@@ -1,0 +1,185 @@
+// Command tool does the two things deploy/ needs that the omnisync CLI has no command for
+// yet: make the router's TLS files before the network starts, so that they can be mounted
+// read-only and nodes can be given the CA at once, and submit the demo job as a consumer
+// through a router's REST API (a `job submit` command is issue #11).
+//
+//	tool tls DIR HOST...                    the CA and the router's certificate for HOSTs
+//	tool demo --api URL --wallet FILE       one verified job, followed to settlement
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/devnet"
+	"github.com/omnisync/omnisync/internal/keyfile"
+	"github.com/omnisync/omnisync/internal/keys"
+	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/transport"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "tool:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("want a command: tls DIR HOST... | demo --api URL --wallet FILE")
+	}
+	switch args[0] {
+	case "tls":
+		if len(args) < 3 {
+			return errors.New("usage: tls DIR HOST... (the names nodes dial the router by)")
+		}
+		files, err := makeTLS(args[1], args[2:])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, files.CA)
+		return nil
+	case "demo":
+		return runDemo(ctx, args[1:], stdout, stderr)
+	}
+	return fmt.Errorf("unknown command %q: want tls or demo", args[0])
+}
+
+// makeTLS makes what `router run --tls-dir DIR --tls-host HOST...` would make on its first
+// start, so that the router finds it complete and only reads it.
+func makeTLS(dir string, hosts []string) (*transport.TLSFiles, error) {
+	return transport.EnsureTLS(dir, hosts)
+}
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	restURL := fs.String("api", "http://127.0.0.1:7070", "the router's REST API")
+	wallet := fs.String("wallet", "", "the consumer's key file (Solana keypair JSON)")
+	asJSON := fs.Bool("json", false, "print the outcome as one JSON object (progress goes to stderr)")
+	timeout := fs.Duration("timeout", 3*time.Minute, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *wallet == "" {
+		return errors.New("demo: --wallet FILE is required")
+	}
+	key, err := keyfile.Load(*wallet)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	say := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
+	if !*asJSON {
+		say = func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
+	}
+	o, err := submitDemo(ctx, api.NewClient(*restURL), key, say)
+	if err != nil {
+		return err
+	}
+	o.RESTURL = *restURL
+	if *asJSON {
+		if err := json.NewEncoder(stdout).Encode(o); err != nil {
+			return err
+		}
+	} else {
+		printOutcome(stdout, o, keys.AddressOfKey(key))
+	}
+	if o.Status != api.StatusSettled || !o.Verified || !o.OutputVerified {
+		return fmt.Errorf("job %s ended %s (verified %t): %s", o.JobID, o.Status, o.Verified, o.Verdict)
+	}
+	return nil
+}
+
+// submitDemo does what `omnisync devnet --demo` does, against any router: it submits the
+// devnet's demo job signed by key, follows it to a final status and, once it settled,
+// downloads the output with a signed request and checks it against the settled digest.
+func submitDemo(ctx context.Context, c *api.Client, key ed25519.PrivateKey, say func(string, ...any)) (devnet.Outcome, error) {
+	health, err := c.Health(ctx)
+	if err != nil {
+		return devnet.Outcome{}, fmt.Errorf("router REST API: %w", err)
+	}
+	consumer := string(keys.AddressOfKey(key))
+	acc, err := c.Account(ctx, consumer)
+	if err != nil {
+		return devnet.Outcome{}, fmt.Errorf("consumer %s: %w", consumer, err)
+	}
+	say("Demo job on chain %s: C = A·B for two %d×%d int8 matrices, verified with Freivalds' check", health["chain_id"], devnet.DemoSize, devnet.DemoSize)
+	say("  consumer %s holds %s OMNI", consumer, ledger.FormatOMNI(acc.Balance))
+	spec, data, err := devnet.DemoSpec(acc.Seq + 1) // a new job every run
+	if err != nil {
+		return devnet.Outcome{}, err
+	}
+	start := time.Now()
+	job, err := devnet.SubmitSigned(ctx, c, key, health["chain_id"], spec, data)
+	if err != nil {
+		return devnet.Outcome{}, fmt.Errorf("submit: %w", err)
+	}
+	printed, id := 0, job.ID
+	job, err = c.WaitJob(ctx, id, func(j api.Job) {
+		for _, e := range j.Events[min(printed, len(j.Events)):] {
+			say("  [%5.2fs] %-10s %s", time.Since(start).Seconds(), e.Stage, e.Message)
+		}
+		printed = max(printed, len(j.Events))
+	})
+	if err != nil {
+		return devnet.Outcome{}, fmt.Errorf("follow job %s: %w", id, err)
+	}
+	o := devnet.Outcome{
+		JobID: job.ID, Status: job.Status, Verified: job.Verified, Verdict: job.Verdict, NodeID: job.Node,
+		Scores: job.Scores, ResultDigest: job.ResultDigest, Txs: job.Txs, SubmitToFinal: time.Since(start),
+		RPCURL: health["chain_rpc"], Events: job.Events,
+	}
+	o.SecondsToDone = o.SubmitToFinal.Seconds()
+	if job.Scores != nil {
+		o.NodeScoreBP = job.Scores.Total
+	}
+	if p := job.Payment; p != nil {
+		o.BudgetUomni, o.PaidUomni, o.BurnedUomni, o.FeeUomni, o.RefundedUomni, o.BilledMillis, o.RewardUomni =
+			p.Budget, p.PaidToNode, p.Burned, p.ProtocolFee, p.Refunded, p.BilledMillis, p.NetworkReward
+	}
+	if job.Status != api.StatusSettled {
+		return o, nil
+	}
+	out, err := c.JobOutput(ctx, job.ID, api.SignOutputAuth(key, consumer, job.ID, time.Minute, time.Now()))
+	if err != nil {
+		return devnet.Outcome{}, fmt.Errorf("download the output of job %s: %w", job.ID, err)
+	}
+	if out.Digest != job.ResultDigest {
+		return devnet.Outcome{}, fmt.Errorf("job %s: the output downloaded has digest %s, the chain settled %s", job.ID, out.Digest, job.ResultDigest)
+	}
+	say("  consumer downloaded the output with a signed request: %d bytes, digest matches the settled result", out.Size)
+	o.OutputBytes, o.OutputVerified = out.Size, out.Verified
+	return o, nil
+}
+
+func printOutcome(w io.Writer, o devnet.Outcome, consumer keys.Address) {
+	omni := ledger.FormatOMNI
+	verdict := "✗ NOT verified " + o.Verdict
+	if o.Verified {
+		verdict = "✓ verified (Freivalds' check)"
+	}
+	fmt.Fprintf(w, "\nResult\n")
+	fmt.Fprintf(w, "  job           %s (%s, %.2fs from submit)\n", o.JobID, o.Status, o.SecondsToDone)
+	fmt.Fprintf(w, "  node          %s (score %d.%02d%%)\n", o.NodeID, o.NodeScoreBP/100, o.NodeScoreBP%100)
+	fmt.Fprintf(w, "  result digest %s\n", o.ResultDigest)
+	fmt.Fprintf(w, "  verification  %s\n", verdict)
+	fmt.Fprintf(w, "  payment       budget %s OMNI: node %s, burned %s, fee %s, refunded %s (billed %.1f GPU-s)\n",
+		omni(o.BudgetUomni), omni(o.PaidUomni), omni(o.BurnedUomni), omni(o.FeeUomni), omni(o.RefundedUomni), float64(o.BilledMillis)/1000)
+	for _, k := range []string{"create", "assign", "result", "attest"} {
+		if h, ok := o.Txs[k]; ok {
+			fmt.Fprintf(w, "  tx %-10s %s\n", k, h)
+		}
+	}
+	fmt.Fprintf(w, "  consumer      %s\n", consumer)
+}
