@@ -49,7 +49,11 @@ func (d *Devnet) FundConsumers(ctx context.Context, n int, omniEach uint64) ([]e
 // consumer sees the job settled (polling every 100 ms). A job still open when ctx ends is
 // reported as open.
 func (d *Devnet) RunLoad(ctx context.Context, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
-	c := api.NewClient(d.RESTURL())
+	return RunLoad(ctx, api.NewClient(d.RESTURL()), ChainID, consumers, perConsumer, n, timeout)
+}
+
+// RunLoad is Devnet.RunLoad against any router's REST API on chain chainID.
+func RunLoad(ctx context.Context, c *api.Client, chainID string, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
 	var mu sync.Mutex
 	res := LoadResult{ByStatus: map[string]int{}}
 	var errs []error
@@ -75,7 +79,7 @@ func (d *Devnet) RunLoad(ctx context.Context, consumers []ed25519.PrivateKey, pe
 						return err
 					}
 					spec.TimeoutSeconds = uint64(timeout / time.Second)
-					tx, err := ledger.SignTx(key, ChainID, acc.Seq+uint64(j), ledger.Msg{CreateJob: &ledger.MsgCreateJob{
+					tx, err := ledger.SignTx(key, chainID, acc.Seq+uint64(j), ledger.Msg{CreateJob: &ledger.MsgCreateJob{
 						SpecHash: spec.Hash(), Budget: spec.Budget, MaxPricePerHour: spec.MaxPricePerHour,
 						Verification: spec.Verification, TimeoutSeconds: spec.TimeoutSeconds,
 					}})
@@ -121,21 +125,22 @@ func (d *Devnet) RunLoad(ctx context.Context, consumers []ed25519.PrivateKey, pe
 	return res, errors.Join(errs...)
 }
 
-// followToEnd polls a job until it has ended: settled, failed, cancelled or expired, or
-// given up on by the router.
+// followToEnd polls a job until it has ended: settled, failed, cancelled or expired. A
+// router that does not answer (restarting, say) is asked again until ctx ends.
 func followToEnd(ctx context.Context, c *api.Client, id string) (api.Job, error) {
+	var last api.Job
 	for {
 		j, err := c.Job(ctx, id)
-		if err != nil {
-			return j, err
-		}
-		switch j.Status {
-		case api.StatusSettled, api.StatusFailed, api.StatusCancelled, api.StatusExpired:
-			return j, nil
+		if err == nil {
+			last = j
+			switch j.Status {
+			case api.StatusSettled, api.StatusFailed, api.StatusCancelled, api.StatusExpired:
+				return j, nil
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return j, ctx.Err()
+			return last, ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

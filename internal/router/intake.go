@@ -62,15 +62,19 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	r.jobs[id] = j
 	r.mu.Unlock()
 
+	// Saved before the escrow is broadcast, and with every change after, so that a router
+	// that dies in between still finds the job when it restarts (resumeJobs asks the chain
+	// whether the escrow committed).
+	j.persist = r.saveJob
+	j.set(func(*job) {})
 	res, err := r.BroadcastTx(ctx, req.Tx)
 	if err != nil {
 		r.mu.Lock()
 		delete(r.jobs, id)
 		r.mu.Unlock()
+		r.forgetJob(id)
 		return api.Job{}, fmt.Errorf("escrow budget: %w", err)
 	}
-	// From here on the job is saved with every change, so a restarted router resumes it.
-	j.persist = r.saveJob
 	j.set(func(j *job) { j.escrowed = true })
 	j.record("escrowed", "create", res.Hash, "%s OMNI locked in escrow", ledger.FormatOMNI(spec.Budget))
 	for i, data := range inline {

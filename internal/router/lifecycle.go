@@ -62,7 +62,7 @@ func (r *Router) run(j *job) {
 			return
 		}
 	}
-	if err := r.verify(ctx, j, res); err != nil {
+	if err := r.verifyUntilDecided(ctx, j, res); err != nil {
 		r.log.Warn("job not verified", "job", j.id, "err", err)
 		j.set(func(j *job) { j.errMsg = err.Error() })
 		j.record("failed", "", "", "%v", err)
@@ -383,10 +383,14 @@ func (r *Router) grant(j *job, node string) (revoke func()) {
 	return func() { revokeRead(); revokeWrite() }
 }
 
-// await watches the node running the job until it reports: one that stops heartbeating
-// is presumed gone and the job is re-placed, unless its result already reached the chain.
+// await watches the node running the job until it reports. A node that stops
+// heartbeating is presumed gone, and one whose heartbeats no longer list the job (it
+// restarted and lost it) has dropped it: either way the job is re-placed, unless its
+// result already reached the chain.
 func (r *Router) await(ctx context.Context, j *job, node string) (protocol.Result, error) {
-	p := scheduler.Placement{NodeID: node}
+	r.mu.Lock()
+	startBeats := r.beats[node]
+	r.mu.Unlock()
 	watch := time.NewTicker(r.opts.HeartbeatTTL / 2)
 	defer watch.Stop()
 	for {
@@ -394,24 +398,77 @@ func (r *Router) await(ctx context.Context, j *job, node string) (protocol.Resul
 		case <-ctx.Done():
 			return protocol.Result{}, ctx.Err()
 		case <-watch.C:
-			if _, alive := r.online(protocol.RoleNode)[p.NodeID]; alive {
+			lost := r.dropped(node, j.id, startBeats)
+			if lost == "" {
 				continue
 			}
+			select {
+			case res := <-j.results: // the result overtook the heartbeat that shows it done
+				if res, ok, err := r.report(j, node, res); ok {
+					return res, err
+				}
+			default:
+			}
 			var cj ledger.Job
-			if err := r.opts.Chain.Query(ctx, "job/"+j.id, &cj); err == nil && cj.Status == ledger.JobComputed && string(cj.Node) == p.NodeID {
-				j.record("computed", "", "", "result %s found on chain after the node went silent", cj.ResultDigest)
-				return protocol.Result{JobID: j.id, NodeID: p.NodeID, Digest: cj.ResultDigest, GPUMillis: cj.GPUMillis}, nil
+			if err := r.opts.Chain.Query(ctx, "job/"+j.id, &cj); err == nil && cj.Status == ledger.JobComputed && string(cj.Node) == node {
+				j.record("computed", "", "", "result %s found on chain after the node %s", cj.ResultDigest, lost)
+				return protocol.Result{JobID: j.id, NodeID: node, Digest: cj.ResultDigest, GPUMillis: cj.GPUMillis}, nil
 			}
-			return protocol.Result{}, fmt.Errorf("node stopped heartbeating for %s", r.opts.HeartbeatTTL)
+			return protocol.Result{}, fmt.Errorf("node %s", lost)
 		case res := <-j.results:
-			if res.NodeID != p.NodeID {
-				continue // a late report from an earlier attempt
+			if res, ok, err := r.report(j, node, res); ok {
+				return res, err
 			}
-			if res.Error != "" {
-				return protocol.Result{}, errors.New(res.Error)
-			}
-			j.record("computed", "result", res.CommitTx, "result %s committed on chain (%d GPU-ms)", res.Digest, res.GPUMillis)
-			return res, nil
+		}
+	}
+}
+
+// dropped says how node let the job go ("stopped heartbeating for 10s", "restarted and no
+// longer runs the job"), or "" while it still works on it. Two heartbeats since startBeats
+// without the job are needed: one sent before the node took the job may arrive after.
+func (r *Router) dropped(node, jobID string, startBeats uint64) string {
+	if _, alive := r.online(protocol.RoleNode)[node]; !alive {
+		return fmt.Sprintf("stopped heartbeating for %s", r.opts.HeartbeatTTL)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.beats[node] >= startBeats+2 && !slices.Contains(r.seen[node].Running, jobID) {
+		return "no longer runs the job (it restarted)"
+	}
+	return ""
+}
+
+// report turns a node's result message into the attempt's outcome; ok is false for a
+// late report from an earlier attempt on another node.
+func (r *Router) report(j *job, node string, res protocol.Result) (protocol.Result, bool, error) {
+	if res.NodeID != node {
+		return protocol.Result{}, false, nil
+	}
+	if res.Error != "" {
+		return protocol.Result{}, true, errors.New(res.Error)
+	}
+	j.record("computed", "result", res.CommitTx, "result %s committed on chain (%d GPU-ms)", res.Digest, res.GPUMillis)
+	return res, true, nil
+}
+
+// verifyRetry is how long the router waits before asking a committee again.
+const verifyRetry = 2 * time.Second
+
+// verifyUntilDecided asks the committee again, until the job's deadline, while too few of
+// its validators could attest: a committed result cannot be released, only verified or
+// left to expire, and validators come back (a restarted router hears them within a
+// heartbeat).
+func (r *Router) verifyUntilDecided(ctx context.Context, j *job, res protocol.Result) error {
+	for {
+		err := r.verify(ctx, j, res)
+		if err == nil {
+			return nil
+		}
+		r.log.Info("verification not decided; asking again", "job", j.id, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w; the job's deadline passed", err)
+		case <-time.After(verifyRetry):
 		}
 	}
 }

@@ -127,3 +127,73 @@ func TestFinishedJobsLeaveMemory(t *testing.T) {
 		t.Fatal("a forgotten job is still in the store")
 	}
 }
+
+// A node that restarts within its heartbeat TTL has lost the job it ran: its heartbeats no
+// longer list it, and the router places the job again instead of waiting for it forever.
+func TestJobANodeDroppedIsPlacedAgain(t *testing.T) {
+	chain := newFakeChain()
+	forgetful, steady := newKey(t), newKey(t)
+	chain.addNode(keys.AddressOfKey(forgetful), ledger.UomniPerOMNI, 150_000) // scores higher
+	chain.addNode(keys.AddressOfKey(steady), ledger.UomniPerOMNI, 10_000)
+	r, roots := startRouterTTL(t, chain, 400*time.Millisecond)
+	nc := scriptedNode(t, r, roots, forgetful, func(*nats.Conn, protocol.Dispatch) protocol.Ack { return protocol.Ack{Accepted: true} })
+	keepBeating(t, nc, forgetful) // alive, but its heartbeats list no job
+	accepted := make(chan string, 1)
+	other := scriptedNode(t, r, roots, steady, func(_ *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		accepted <- d.JobID
+		return protocol.Ack{Accepted: true}
+	})
+	keepBeating(t, other, steady)
+	waitFor(t, "both nodes online", func() bool { return len(r.online(protocol.RoleNode)) == 2 })
+	id := submit(t, r, chain)
+	select {
+	case got := <-accepted:
+		if got != id {
+			t.Fatalf("re-placed %s, want %s", got, id)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the job a node dropped was never placed again")
+	}
+	if !jobHas(r, id, "retry") {
+		t.Fatal("the job does not say why it moved")
+	}
+}
+
+// A router that died between saving a job and hearing that its escrow committed takes the
+// job up if the chain has it, and forgets it if the chain never does.
+func TestJobSavedBeforeItsEscrowIsConfirmedOrForgotten(t *testing.T) {
+	defer func(w time.Duration) { escrowWait = w }(escrowWait)
+	escrowWait = 300 * time.Millisecond
+	chain := newFakeChain()
+	store := t.TempDir()
+	first, _ := startRouterWith(t, Options{Chain: chain, StoreDir: store})
+	escrowed, _ := consumerJob(t, chain)
+	never, _ := consumerJob(t, chain)
+	var ids []string
+	for _, req := range []api.SubmitJobRequest{escrowed, never} {
+		tx, err := ledger.DecodeTx(req.Tx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := ledger.JobID(tx.Signer, tx.Body.Seq)
+		ids = append(ids, id)
+		j := newJob(id, tx.Signer, req.Spec, time.Now())
+		j.persist = first.saveJob
+		j.set(func(*job) {}) // saved, as SubmitJob saves it before broadcasting
+	}
+	if _, _, err := chain.BroadcastTx(context.Background(), escrowed.Tx); err != nil { // committed while the router was down
+		t.Fatal(err)
+	}
+	_ = first.Close()
+
+	second, _ := startRouterWith(t, Options{Chain: chain, StoreDir: store, Key: first.opts.Key})
+	waitFor(t, "the escrowed job taken up", func() bool { return jobHas(second, ids[0], "resumed") })
+	waitFor(t, "the other forgotten", func() bool {
+		second.mu.Lock()
+		defer second.mu.Unlock()
+		return second.jobs[ids[1]] == nil
+	})
+	if _, err := second.kv.Get(context.Background(), ids[1]); err == nil {
+		t.Fatal("the never-escrowed job is still in the store")
+	}
+}

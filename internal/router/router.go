@@ -137,6 +137,7 @@ type Router struct {
 	mu       sync.Mutex
 	seen     map[string]protocol.Heartbeat // participant id -> last heartbeat
 	when     map[string]time.Time          // participant id -> when it arrived
+	beats    map[string]uint64             // participant id -> heartbeats received
 	jobs     map[string]*job
 	reserved map[string]int       // node id -> GPUs held by this router's attempts on it
 	declined map[string]time.Time // node id -> its last heartbeat when it declined for want of a GPU
@@ -161,7 +162,7 @@ func New(opts Options) (*Router, error) {
 	}
 	return &Router{
 		opts: opts, id: keys.AddressOfKey(opts.Key), log: opts.Logger.With("component", "router"),
-		seen: map[string]protocol.Heartbeat{}, when: map[string]time.Time{}, jobs: map[string]*job{},
+		seen: map[string]protocol.Heartbeat{}, when: map[string]time.Time{}, beats: map[string]uint64{}, jobs: map[string]*job{},
 		reserved: map[string]int{}, declined: map[string]time.Time{}, freed: make(chan struct{}), grants: transport.NewGrants(),
 	}, nil
 }
@@ -272,7 +273,7 @@ func (r *Router) housekeeping(ctx context.Context) {
 			return
 		case <-t.C:
 			r.checkRights(ctx)
-			r.forgetFinished(ctx)
+			r.forgetFinished()
 		}
 	}
 }
@@ -316,6 +317,7 @@ func (r *Router) onHeartbeat(m *nats.Msg) {
 	}
 	r.mu.Lock()
 	r.seen[hb.ID], r.when[hb.ID] = hb, time.Now()
+	r.beats[hb.ID]++
 	r.mu.Unlock()
 }
 

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/omnisync/omnisync/internal/ledger"
 )
 
 // jobsBucket is the JetStream key-value bucket that holds one record per job the router
@@ -72,7 +74,11 @@ func (r *Router) resumeJobs(ctx context.Context) error {
 		j.resumed = true
 		resumed++
 		r.wg.Add(1)
-		go r.run(j)
+		if j.escrowed {
+			go r.run(j)
+		} else {
+			go r.confirmEscrow(j)
+		}
 	}
 	if resumed+kept > 0 {
 		r.log.Info("resumed saved jobs", "running", resumed, "finished", kept)
@@ -80,9 +86,52 @@ func (r *Router) resumeJobs(ctx context.Context) error {
 	return nil
 }
 
+// escrowWait is how long a restarted router waits for the chain to show the escrow of a
+// job whose submission it died during: the tx may still be in a mempool. A variable so
+// tests need not wait as long.
+var escrowWait = 10 * time.Second
+
+// confirmEscrow takes up a job saved before its escrow was confirmed: if the chain shows
+// it, the job runs; if not within escrowWait, it never was escrowed and is forgotten.
+func (r *Router) confirmEscrow(j *job) {
+	deadline := time.Now().Add(escrowWait)
+	for {
+		var cj ledger.Job
+		err := r.opts.Chain.Query(r.ctx, "job/"+j.id, &cj)
+		if err == nil {
+			j.set(func(j *job) { j.escrowed = true })
+			j.record("escrowed", "", "", "the escrow committed while the router was restarting")
+			r.run(j) // owns the WaitGroup slot from here
+			return
+		}
+		if !errors.Is(err, ledger.ErrNotFound) || time.Now().After(deadline) || r.ctx.Err() != nil {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	defer r.wg.Done()
+	if r.ctx.Err() != nil {
+		return
+	}
+	r.log.Info("a job saved before its escrow was never escrowed; forgetting it", "job", j.id)
+	r.mu.Lock()
+	delete(r.jobs, j.id)
+	r.mu.Unlock()
+	r.forgetJob(j.id)
+}
+
+// forgetJob removes a job's record from the store.
+func (r *Router) forgetJob(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.kv.Purge(ctx, id); err != nil {
+		r.log.Debug("forget job", "job", id, "err", err)
+	}
+}
+
 // forgetFinished drops jobs that finished more than FinishedRetention ago, from memory
 // and from the store; the chain still answers for them.
-func (r *Router) forgetFinished(ctx context.Context) {
+func (r *Router) forgetFinished() {
 	cutoff := r.opts.Now().Add(-r.opts.FinishedRetention)
 	var old []string
 	r.mu.Lock()
@@ -98,8 +147,6 @@ func (r *Router) forgetFinished(ctx context.Context) {
 	}
 	r.mu.Unlock()
 	for _, id := range old {
-		if err := r.kv.Purge(ctx, id); err != nil {
-			r.log.Debug("forget finished job", "job", id, "err", err)
-		}
+		r.forgetJob(id)
 	}
 }
