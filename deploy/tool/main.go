@@ -5,6 +5,8 @@
 //
 //	tool tls DIR HOST...                    the CA and the router's certificate for HOSTs
 //	tool demo --api URL --wallet FILE       one verified job, followed to settlement
+//	tool load --api URL --wallet FILE       small jobs back to back, each followed to its end
+//	tool nodes --api URL                    each node's verified and failed jobs, as JSON
 package main
 
 import (
@@ -50,8 +52,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
+	case "load":
+		return runLoad(ctx, args[1:], stdout, stderr)
+	case "nodes":
+		return runNodes(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("unknown command %q: want tls or demo", args[0])
+	return fmt.Errorf("unknown command %q: want tls, demo, load or nodes", args[0])
 }
 
 // makeTLS makes what `router run --tls-dir DIR --tls-host HOST...` would make on its first
@@ -182,4 +188,74 @@ func printOutcome(w io.Writer, o devnet.Outcome, consumer keys.Address) {
 		}
 	}
 	fmt.Fprintf(w, "  consumer      %s\n", consumer)
+}
+
+// loadReport is what `tool load` prints: one JSON object.
+type loadReport struct {
+	Submitted int            `json:"submitted"`
+	ByStatus  map[string]int `json:"by_status"`
+	Lost      int            `json:"lost"`
+	// Unacked counts jobs the chain escrowed whose submission the consumer never heard
+	// answered (the router died mid-request): the consumer's sequence moved past them.
+	Unacked   int      `json:"unacked"`
+	Unsettled []string `json:"unsettled,omitempty"`
+	Seconds   float64  `json:"seconds"`
+}
+
+func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	restURL := fs.String("api", "http://127.0.0.1:7070", "the router's REST API")
+	wallet := fs.String("wallet", "", "the consumer's key file (Solana keypair JSON)")
+	jobs := fs.Int("jobs", 8, "jobs to submit, back to back")
+	size := fs.Int("size", 64, "side of the square int8 matrices")
+	jobTimeout := fs.Duration("job-timeout", 5*time.Minute, "each job's timeout")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	key, err := keyfile.Load(*wallet)
+	if err != nil {
+		return err
+	}
+	c := api.NewClient(*restURL)
+	health, err := c.Health(ctx)
+	if err != nil {
+		return fmt.Errorf("router REST API: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, *jobTimeout+time.Minute)
+	defer cancel()
+	consumer := string(keys.AddressOfKey(key))
+	before, err := c.Account(ctx, consumer)
+	if err != nil {
+		return err
+	}
+	res, err := devnet.RunLoad(ctx, c, health["chain_id"], []ed25519.PrivateKey{key}, *jobs, *size, *jobTimeout)
+	if err != nil {
+		fmt.Fprintln(stderr, "load: some submissions failed:", err)
+	}
+	after, err := c.Account(ctx, consumer)
+	if err != nil {
+		return err
+	}
+	rep := loadReport{Submitted: res.Submitted, ByStatus: res.ByStatus, Unsettled: res.Unsettled, Seconds: res.Took.Seconds(),
+		Lost: res.ByStatus["open"] + res.ByStatus[api.StatusExpired], Unacked: int(after.Seq-before.Seq) - res.Submitted}
+	return json.NewEncoder(stdout).Encode(rep)
+}
+
+func runNodes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("nodes", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	restURL := fs.String("api", "http://127.0.0.1:7070", "the router's REST API")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	nodes, err := api.NewClient(*restURL).Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	out := map[string][2]uint64{}
+	for _, n := range nodes {
+		out[n.ID] = [2]uint64{n.JobsVerified, n.JobsFailed}
+	}
+	return json.NewEncoder(stdout).Encode(out)
 }
