@@ -197,6 +197,7 @@ type loadReport struct {
 	Lost      int            `json:"lost"`
 	// Unacked counts jobs the chain escrowed whose submission the consumer never heard
 	// answered (the router died mid-request): the consumer's sequence moved past them.
+	// They are followed too, and counted in ByStatus and Lost.
 	Unacked   int      `json:"unacked"`
 	Unsettled []string `json:"unsettled,omitempty"`
 	Seconds   float64  `json:"seconds"`
@@ -238,7 +239,22 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	rep := loadReport{Submitted: res.Submitted, ByStatus: res.ByStatus, Unsettled: res.Unsettled, Seconds: res.Took.Seconds(),
-		Lost: res.ByStatus["open"] + res.ByStatus[api.StatusExpired], Unacked: int(after.Seq-before.Seq) - res.Submitted}
+		Unacked: int(after.Seq-before.Seq) - res.Submitted}
+	// A job whose submission went unanswered may still have been escrowed: it has the next
+	// sequence, and it must end like any other.
+	for seq := before.Seq + uint64(res.Submitted); seq < after.Seq; seq++ {
+		id := ledger.JobID(keys.AddressOfKey(key), seq)
+		j, err := devnet.FollowToEnd(ctx, c, id)
+		status := j.Status
+		if err != nil {
+			status = "open"
+		}
+		rep.ByStatus[status]++
+		if status != api.StatusSettled {
+			rep.Unsettled = append(rep.Unsettled, fmt.Sprintf("%s (unanswered submission): %s %s", id, status, j.Error))
+		}
+	}
+	rep.Lost = rep.ByStatus["open"] + rep.ByStatus[api.StatusExpired]
 	return json.NewEncoder(stdout).Encode(rep)
 }
 

@@ -96,7 +96,7 @@ func RunLoad(ctx context.Context, c *api.Client, chainID string, consumers []ed2
 				return nil
 			}()
 			for _, s := range subs {
-				j, ferr := followToEnd(ctx, c, s.id)
+				j, ferr := FollowToEnd(ctx, c, s.id)
 				mu.Lock()
 				res.Submitted++
 				switch {
@@ -125,9 +125,9 @@ func RunLoad(ctx context.Context, c *api.Client, chainID string, consumers []ed2
 	return res, errors.Join(errs...)
 }
 
-// followToEnd polls a job until it has ended: settled, failed, cancelled or expired. A
+// FollowToEnd polls a job until it has ended: settled, failed, cancelled or expired. A
 // router that does not answer (restarting, say) is asked again until ctx ends.
-func followToEnd(ctx context.Context, c *api.Client, id string) (api.Job, error) {
+func FollowToEnd(ctx context.Context, c *api.Client, id string) (api.Job, error) {
 	var last api.Job
 	for {
 		j, err := c.Job(ctx, id)

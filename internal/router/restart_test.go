@@ -187,7 +187,15 @@ func TestJobSavedBeforeItsEscrowIsConfirmedOrForgotten(t *testing.T) {
 	_ = first.Close()
 
 	second, _ := startRouterWith(t, Options{Chain: chain, StoreDir: store, Key: first.opts.Key})
-	waitFor(t, "the escrowed job taken up", func() bool { return jobHas(second, ids[0], "resumed") })
+	// Its inputs were never stored (the router died first) and its consumer was told the
+	// submission failed: it is refunded at once, saying why.
+	waitFor(t, "the escrowed job refunded", func() bool { return jobHas(second, ids[0], "refunded") })
+	chain.mu.Lock()
+	status := chain.jobs[ids[0]].Status
+	chain.mu.Unlock()
+	if status != ledger.JobCancelled {
+		t.Fatalf("the escrowed job is %s on chain, want cancelled (refunded in full)", status)
+	}
 	waitFor(t, "the other forgotten", func() bool {
 		second.mu.Lock()
 		defer second.mu.Unlock()

@@ -101,6 +101,14 @@ func (r *Router) confirmEscrow(j *job) {
 		if err == nil {
 			j.set(func(j *job) { j.escrowed = true })
 			j.record("escrowed", "", "", "the escrow committed while the router was restarting")
+			if missing := j.missingInputs(); len(missing) > 0 {
+				// Its consumer was told the submission failed and never learnt the job id to
+				// upload to: refund it now rather than wait for inputs to the deadline.
+				defer r.wg.Done()
+				r.release(j, fmt.Errorf("the router restarted before it stored inputs %v; nothing ran, submit the job again", missing))
+				r.finish(j)
+				return
+			}
 			r.run(j) // owns the WaitGroup slot from here
 			return
 		}
