@@ -122,51 +122,15 @@ func submitDemo(ctx context.Context, c *api.Client, key ed25519.PrivateKey, say 
 	}
 	say("Demo job on chain %s: C = A·B for two %d×%d int8 matrices, verified with Freivalds' check", health["chain_id"], devnet.DemoSize, devnet.DemoSize)
 	say("  consumer %s holds %s OMNI", consumer, ledger.FormatOMNI(acc.Balance))
-	spec, data, err := devnet.DemoSpec(acc.Seq + 1) // a new job every run
-	if err != nil {
-		return devnet.Outcome{}, err
-	}
-	start := time.Now()
-	job, err := devnet.SubmitSigned(ctx, c, key, health["chain_id"], spec, data)
-	if err != nil {
-		return devnet.Outcome{}, fmt.Errorf("submit: %w", err)
-	}
-	printed, id := 0, job.ID
-	job, err = c.WaitJob(ctx, id, func(j api.Job) {
+	start, printed := time.Now(), 0
+	o, err := devnet.RunDemoAt(ctx, c, key, health["chain_id"], func(j api.Job) {
 		for _, e := range j.Events[min(printed, len(j.Events)):] {
 			say("  [%5.2fs] %-10s %s", time.Since(start).Seconds(), e.Stage, e.Message)
 		}
 		printed = max(printed, len(j.Events))
-	})
-	if err != nil {
-		return devnet.Outcome{}, fmt.Errorf("follow job %s: %w", id, err)
-	}
-	o := devnet.Outcome{
-		JobID: job.ID, Status: job.Status, Verified: job.Verified, Verdict: job.Verdict, NodeID: job.Node,
-		Scores: job.Scores, ResultDigest: job.ResultDigest, Txs: job.Txs, SubmitToFinal: time.Since(start),
-		RPCURL: health["chain_rpc"], Events: job.Events,
-	}
-	o.SecondsToDone = o.SubmitToFinal.Seconds()
-	if job.Scores != nil {
-		o.NodeScoreBP = job.Scores.Total
-	}
-	if p := job.Payment; p != nil {
-		o.BudgetUomni, o.PaidUomni, o.BurnedUomni, o.FeeUomni, o.RefundedUomni, o.BilledMillis, o.RewardUomni =
-			p.Budget, p.PaidToNode, p.Burned, p.ProtocolFee, p.Refunded, p.BilledMillis, p.NetworkReward
-	}
-	if job.Status != api.StatusSettled {
-		return o, nil
-	}
-	out, err := c.JobOutput(ctx, job.ID, api.SignOutputAuth(key, consumer, job.ID, time.Minute, time.Now()))
-	if err != nil {
-		return devnet.Outcome{}, fmt.Errorf("download the output of job %s: %w", job.ID, err)
-	}
-	if out.Digest != job.ResultDigest {
-		return devnet.Outcome{}, fmt.Errorf("job %s: the output downloaded has digest %s, the chain settled %s", job.ID, out.Digest, job.ResultDigest)
-	}
-	say("  consumer downloaded the output with a signed request: %d bytes, digest matches the settled result", out.Size)
-	o.OutputBytes, o.OutputVerified = out.Size, out.Verified
-	return o, nil
+	}, func(line string) { say("  %s", line) })
+	o.RPCURL = health["chain_rpc"]
+	return o, err
 }
 
 func printOutcome(w io.Writer, o devnet.Outcome, consumer keys.Address) {

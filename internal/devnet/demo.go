@@ -99,17 +99,27 @@ func SubmitSigned(ctx context.Context, c *api.Client, key ed25519.PrivateKey, ch
 // RunDemo submits the demo job through the REST API as the devnet's consumer, follows it
 // to settlement and reports what happened. onUpdate sees every state change.
 func (d *Devnet) RunDemo(ctx context.Context, onUpdate func(api.Job)) (Outcome, error) {
-	c := api.NewClient(d.RESTURL())
-	acc, err := c.Account(ctx, string(keys.AddressOfKey(d.Keys.Consumer)))
+	o, err := RunDemoAt(ctx, api.NewClient(d.RESTURL()), d.Keys.Consumer, ChainID, onUpdate, d.opts.Progress)
+	o.RESTURL, o.RPCURL = d.RESTURL()+"/v1", d.RPCURL()
+	return o, err
+}
+
+// RunDemoAt is the demo against any router's REST API on chain chainID, as the consumer
+// key: it submits the demo job, follows it to a final status (onUpdate sees each change)
+// and, once it settled, downloads the output with a signed request and checks it against
+// the settled digest, telling progress about it.
+func RunDemoAt(ctx context.Context, c *api.Client, key ed25519.PrivateKey, chainID string, onUpdate func(api.Job), progress func(string)) (Outcome, error) {
+	consumer := string(keys.AddressOfKey(key))
+	acc, err := c.Account(ctx, consumer)
 	if err != nil {
-		return Outcome{}, err
+		return Outcome{}, fmt.Errorf("consumer %s: %w", consumer, err)
 	}
-	spec, data, err := DemoSpec(acc.Seq + 1)
+	spec, data, err := DemoSpec(acc.Seq + 1) // a new job every run
 	if err != nil {
 		return Outcome{}, err
 	}
 	start := time.Now()
-	job, err := SubmitSigned(ctx, c, d.Keys.Consumer, ChainID, spec, data)
+	job, err := SubmitSigned(ctx, c, key, chainID, spec, data)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("submit demo job: %w", err)
 	}
@@ -123,14 +133,19 @@ func (d *Devnet) RunDemo(ctx context.Context, onUpdate func(api.Job)) (Outcome, 
 	o := Outcome{
 		JobID: job.ID, Status: job.Status, Verified: job.Verified, Verdict: job.Verdict,
 		NodeID: job.Node, Scores: job.Scores, ResultDigest: job.ResultDigest, Txs: job.Txs,
-		SubmitToFinal: time.Since(start), RESTURL: d.RESTURL() + "/v1", RPCURL: d.RPCURL(), Events: job.Events,
+		SubmitToFinal: time.Since(start), Events: job.Events,
 	}
 	o.SecondsToDone = o.SubmitToFinal.Seconds()
 	if job.Status == api.StatusSettled {
-		out, err := d.downloadOutput(ctx, c, job)
+		out, err := c.JobOutput(ctx, job.ID, api.SignOutputAuth(key, consumer, job.ID, time.Minute, time.Now()))
 		if err != nil {
-			return Outcome{}, err
+			return Outcome{}, fmt.Errorf("download output of demo job %s: %w", job.ID, err)
 		}
+		if out.Digest != job.ResultDigest {
+			return Outcome{}, fmt.Errorf("demo job %s: downloaded output has digest %s, the chain settled %s", job.ID, out.Digest, job.ResultDigest)
+		}
+		progress(fmt.Sprintf("consumer downloaded the output with a signed request: %d bytes, digest matches the settled result (verified: %t)",
+			out.Size, out.Verified))
 		o.OutputBytes, o.OutputVerified = out.Size, out.Verified
 	}
 	if job.Scores != nil {
@@ -142,22 +157,4 @@ func (d *Devnet) RunDemo(ctx context.Context, onUpdate func(api.Job)) (Outcome, 
 		o.RewardUomni = p.NetworkReward
 	}
 	return o, nil
-}
-
-// downloadOutput fetches a settled job's output as its consumer does: with a request signed
-// by the consumer's key and good for a minute. The client checks the bytes against the digest
-// the server names; this checks that digest is the one the chain settled.
-func (d *Devnet) downloadOutput(ctx context.Context, c *api.Client, job api.Job) (api.JobOutput, error) {
-	consumer := string(keys.AddressOfKey(d.Keys.Consumer))
-	auth := api.SignOutputAuth(d.Keys.Consumer, consumer, job.ID, time.Minute, time.Now())
-	out, err := c.JobOutput(ctx, job.ID, auth)
-	if err != nil {
-		return api.JobOutput{}, fmt.Errorf("download output of demo job %s: %w", job.ID, err)
-	}
-	if out.Digest != job.ResultDigest {
-		return api.JobOutput{}, fmt.Errorf("demo job %s: downloaded output has digest %s, the chain settled %s", job.ID, out.Digest, job.ResultDigest)
-	}
-	d.opts.Progress(fmt.Sprintf("consumer downloaded the output with a signed request: %d bytes, digest matches the settled result (verified: %t)",
-		out.Size, out.Verified))
-	return out, nil
 }
