@@ -62,25 +62,37 @@ func startRouterWith(t *testing.T, opts Options) (*Router, *x509.CertPool) {
 func scriptedNode(t *testing.T, r *Router, roots *x509.CertPool, key ed25519.PrivateKey, onJob func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack) *nats.Conn {
 	t.Helper()
 	id := string(keys.AddressOfKey(key))
+	hb := protocol.Heartbeat{ID: id, Role: protocol.RoleNode, GPUs: 1, FreeGPUs: 1}
+	return scriptedParticipant(t, r, roots, key, hb, protocol.DispatchSubject(id), func(nc *nats.Conn, data []byte) []byte {
+		d, err := protocol.Decode[protocol.Dispatch](data)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		return protocol.Encode(onJob(nc, d))
+	})
+}
+
+// scriptedParticipant connects with key, answers every request on inbox with answer (a nil
+// answer is no reply) and sends hb once, stamped now.
+func scriptedParticipant(t *testing.T, r *Router, roots *x509.CertPool, key ed25519.PrivateKey, hb protocol.Heartbeat, inbox string, answer func(nc *nats.Conn, data []byte) []byte) *nats.Conn {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nc, err := transport.Dial(ctx, transport.DialOptions{URL: r.NodesURL(), Key: key, RootCAs: roots, Name: "test-" + id})
+	nc, err := transport.Dial(ctx, transport.DialOptions{URL: r.NodesURL(), Key: key, RootCAs: roots, Name: "test-" + hb.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	if _, err := nc.Subscribe(protocol.DispatchSubject(id), func(m *nats.Msg) {
-		d, err := protocol.Decode[protocol.Dispatch](m.Data)
-		if err != nil {
-			t.Error(err)
-			return
+	if _, err := nc.Subscribe(inbox, func(m *nats.Msg) {
+		if reply := answer(nc, m.Data); reply != nil {
+			_ = m.Respond(reply)
 		}
-		_ = m.Respond(protocol.Encode(onJob(nc, d)))
 	}); err != nil {
 		t.Fatal(err)
 	}
-	hb := protocol.Heartbeat{ID: id, Role: protocol.RoleNode, GPUs: 1, FreeGPUs: 1, Sent: time.Now()}
-	if err := nc.Publish(protocol.HeartbeatSubject(id), protocol.Encode(hb)); err != nil {
+	hb.Sent = time.Now()
+	if err := nc.Publish(protocol.HeartbeatSubject(hb.ID), protocol.Encode(hb)); err != nil {
 		t.Fatal(err)
 	}
 	if err := nc.Flush(); err != nil {

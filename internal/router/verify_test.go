@@ -14,7 +14,6 @@ import (
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/protocol"
-	"github.com/omnisync/omnisync/internal/transport"
 )
 
 // scriptedValidator connects as a validator, heartbeats once and answers verification
@@ -22,30 +21,15 @@ import (
 func scriptedValidator(t *testing.T, r *Router, roots *x509.CertPool, key ed25519.PrivateKey, onVerify func(protocol.VerifyRequest) protocol.Verdict) {
 	t.Helper()
 	id := string(keys.AddressOfKey(key))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	nc, err := transport.Dial(ctx, transport.DialOptions{URL: r.NodesURL(), Key: key, RootCAs: roots, Name: "validator-" + id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if _, err := nc.Subscribe(protocol.VerifySubject(id), func(m *nats.Msg) {
-		req, err := protocol.Decode[protocol.VerifyRequest](m.Data)
+	hb := protocol.Heartbeat{ID: id, Role: protocol.RoleValidator}
+	scriptedParticipant(t, r, roots, key, hb, protocol.VerifySubject(id), func(_ *nats.Conn, data []byte) []byte {
+		req, err := protocol.Decode[protocol.VerifyRequest](data)
 		if err != nil {
 			t.Error(err)
-			return
+			return nil
 		}
-		_ = m.Respond(protocol.Encode(onVerify(req)))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	hb := protocol.Heartbeat{ID: id, Role: protocol.RoleValidator, Sent: time.Now()}
-	if err := nc.Publish(protocol.HeartbeatSubject(id), protocol.Encode(hb)); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+		return protocol.Encode(onVerify(req))
+	})
 }
 
 // The chain settles on two thirds of the committee: the router asks every online member,
