@@ -172,7 +172,7 @@ func (r *Router) compute(ctx context.Context, j *job, running string) (protocol.
 				waiting = true
 			}
 			if err := r.waitForCapacity(ctx); err != nil {
-				return protocol.Result{}, fmt.Errorf("no gpu came free before the job's deadline: %w", err)
+				return protocol.Result{}, err
 			}
 			continue
 		}
@@ -199,7 +199,7 @@ func (r *Router) compute(ctx context.Context, j *job, running string) (protocol.
 			r.declined[p.NodeID] = r.when[p.NodeID]
 			r.mu.Unlock()
 			if err := r.waitForCapacity(ctx); err != nil {
-				return protocol.Result{}, fmt.Errorf("no gpu came free before the job's deadline: %w", err)
+				return protocol.Result{}, err
 			}
 			continue
 		}
@@ -224,7 +224,7 @@ func (r *Router) waitForCapacity(ctx context.Context) error {
 	case <-freed:
 	case <-t.C:
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("no gpu came free before the job's deadline: %w", ctx.Err())
 	}
 	return nil
 }
