@@ -123,6 +123,8 @@ var owners = []struct {
 	{"github.com/nats-io/", []string{"internal/transport", "internal/transport/transporttest", "internal/router", "internal/node", "internal/validator"}},
 	{"github.com/docker/", []string{"internal/runtime"}},
 	{"github.com/moby/", []string{"internal/runtime"}},
+	// NVML needs cgo: only hardware discovery touches it, behind a build constraint.
+	{"github.com/NVIDIA/go-nvml", []string{"internal/node/hw"}},
 }
 
 func TestHeavyImportsStayWithTheirOwners(t *testing.T) {
