@@ -73,7 +73,7 @@ func TestOutsiderNodeCannotTouchAnHonestJob(t *testing.T) {
 		default:
 		}
 	})
-	blobs := transport.Blobs{Conn: conn, ID: string(addr), Bucket: protocol.BlobBucket}
+	blobs := transport.Blobs{Conn: conn, ID: string(addr), Bucket: protocol.BlobBucket, Server: string(keys.AddressOfKey(d.Keys.Router))}
 
 	// What the next demo job will be, and the output an honest node will store for it.
 	acc, err := api.NewClient(d.RESTURL()).Account(ctx, string(keys.AddressOfKey(d.Keys.Consumer)))

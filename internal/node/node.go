@@ -223,8 +223,9 @@ func (d *Daemon) runJob(ctx context.Context, req protocol.Dispatch) protocol.Res
 		return fail("run", fmt.Errorf("%w: workload kind %q", runtime.ErrUnsupported, req.Spec.Workload.Kind))
 	}
 	inputs := make([][]byte, len(req.Spec.Inputs))
+	blobs := d.blobs.Via(req.Router)
 	for i, in := range req.Spec.Inputs {
-		b, err := d.blobs.Get(ctx, in.Digest)
+		b, err := blobs.Get(ctx, in.Digest)
 		if err != nil {
 			return fail("fetch input "+in.Name, err)
 		}
@@ -234,7 +235,7 @@ func (d *Daemon) runJob(ctx context.Context, req protocol.Dispatch) protocol.Res
 	if err != nil {
 		return fail("run", err)
 	}
-	digest, err := d.blobs.Put(ctx, req.JobID, out.Output)
+	digest, err := blobs.Put(ctx, req.JobID, out.Output)
 	if err != nil {
 		return fail("store output", err)
 	}

@@ -127,7 +127,7 @@ func (r *rig) dispatch(t *testing.T, nodeID, jobID string, a, b *tensor.Int8Matr
 	}
 	r.grants.AllowWrite(nodeID, jobID, 1<<20)
 	spec := api.JobSpec{Workload: api.Workload{Kind: api.WorkloadTensor, Kernel: tensor.KernelMatMulInt8}, Inputs: inputs, Resources: api.Resources{GPUs: 1}}
-	msg, err := r.router.Request(protocol.DispatchSubject(nodeID), protocol.Encode(protocol.Dispatch{JobID: jobID, Spec: spec, TimeoutSeconds: 30}), 5*time.Second)
+	msg, err := r.router.Request(protocol.DispatchSubject(nodeID), protocol.Encode(protocol.Dispatch{JobID: jobID, Router: "router", Spec: spec, TimeoutSeconds: 30}), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,10 @@ type Heartbeat struct {
 
 // Dispatch asks a node to run a job it was assigned on chain.
 type Dispatch struct {
-	JobID          string      `json:"job_id"`
+	JobID string `json:"job_id"`
+	// Router is the dispatching router's id: its server's blob service holds the
+	// node's rights to the job's inputs and output (transport.Blobs.Server).
+	Router         string      `json:"router"`
 	Spec           api.JobSpec `json:"spec"`
 	TimeoutSeconds uint64      `json:"timeout_seconds"`
 }
@@ -99,8 +102,9 @@ type Result struct {
 
 // VerifyRequest asks a validator to check a committed result.
 type VerifyRequest struct {
-	JobID string      `json:"job_id"`
-	Spec  api.JobSpec `json:"spec"`
+	JobID  string      `json:"job_id"`
+	Router string      `json:"router"` // whose blob service grants the reads (as Dispatch.Router)
+	Spec   api.JobSpec `json:"spec"`
 }
 
 // Verdict is a validator's answer after it attested on chain.
@@ -134,16 +138,16 @@ func Decode[T Heartbeat | Dispatch | Ack | Result | VerifyRequest | Verdict](dat
 			missing = "id"
 		}
 	case *Dispatch:
-		if m.JobID == "" {
-			missing = "job_id"
+		if m.JobID == "" || m.Router == "" {
+			missing = "job_id/router"
 		}
 	case *Result:
 		if m.JobID == "" || m.NodeID == "" {
 			missing = "job_id/node_id"
 		}
 	case *VerifyRequest:
-		if m.JobID == "" {
-			missing = "job_id"
+		if m.JobID == "" || m.Router == "" {
+			missing = "job_id/router"
 		}
 	case *Verdict:
 		if m.JobID == "" {

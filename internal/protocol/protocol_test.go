@@ -18,7 +18,7 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	f.Add(Encode(Dispatch{JobID: "job-1"}))
+	f.Add(Encode(Dispatch{JobID: "job-1", Router: "r"}))
 	f.Add(Encode(Heartbeat{ID: "n", Role: RoleNode}))
 	f.Add([]byte(`{"job_id":"x","spec":{"inputs":[{}]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {

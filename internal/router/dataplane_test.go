@@ -140,9 +140,10 @@ func TestInputsUploadedAfterEscrowAreCheckedThenPlaced(t *testing.T) {
 	}
 }
 
-// blobsOf is a participant's blob client: what a node built from our packages uses.
-func blobsOf(nc *nats.Conn, key ed25519.PrivateKey) transport.Blobs {
-	return transport.Blobs{Conn: nc, ID: string(keys.AddressOfKey(key)), Bucket: protocol.BlobBucket}
+// blobsOf is a participant's blob client for router r's blob service: what a node built
+// from our packages uses.
+func blobsOf(nc *nats.Conn, key ed25519.PrivateKey, r *Router) transport.Blobs {
+	return transport.Blobs{Conn: nc, ID: string(keys.AddressOfKey(key)), Bucket: protocol.BlobBucket, Server: string(r.id)}
 }
 
 // Finding 2: any registered node read any job's inputs and outputs.
@@ -161,7 +162,7 @@ func TestOnlyTheAssignedNodeReadsAJobsInputsWhileAssigned(t *testing.T) {
 	writes := make(chan error, 1)
 	scriptedNode(t, r, roots, assigned, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
 		go func() {
-			b := blobsOf(nc, assigned)
+			b := blobsOf(nc, assigned, r)
 			data, err := b.Get(context.Background(), d.Spec.Inputs[0].Digest)
 			reads <- read{data, err}
 			_, err = b.Put(context.Background(), d.JobID, []byte("an output"))
@@ -187,7 +188,7 @@ func TestOnlyTheAssignedNodeReadsAJobsInputsWhileAssigned(t *testing.T) {
 	if err := <-writes; err != nil {
 		t.Fatalf("the assigned node could not store its output: %v", err)
 	}
-	spy := blobsOf(bystanderConn, bystander)
+	spy := blobsOf(bystanderConn, bystander, r)
 	if _, err := spy.Get(context.Background(), req.Spec.Inputs[0].Digest); !errors.Is(err, transport.ErrForbidden) {
 		t.Fatalf("an unassigned node read the job's input: %v", err)
 	}

@@ -50,6 +50,9 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	}
 	id := ledger.JobID(tx.Signer, tx.Body.Seq)
 	j := newJob(id, tx.Signer, spec, r.opts.Now())
+	if r.duplicate.Load() {
+		return api.Job{}, fmt.Errorf("%w: another process runs this router's key, so this one takes no jobs; nothing was escrowed", api.ErrUnavailable)
+	}
 	r.mu.Lock()
 	if _, dup := r.jobs[id]; dup {
 		r.mu.Unlock()
@@ -59,14 +62,24 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		r.mu.Unlock()
 		return api.Job{}, fmt.Errorf("%w: this router holds %d unfinished jobs, its limit; nothing was escrowed, submit again later", api.ErrUnavailable, active)
 	}
-	r.jobs[id] = j
 	r.mu.Unlock()
+	r.track(j, 0)
 
 	// Saved before the escrow is broadcast, and with every change after, so that a router
-	// that dies in between still finds the job when it restarts (resumeJobs asks the chain
-	// whether the escrow committed).
-	j.persist = r.saveJob
+	// that dies in between still finds the job when it restarts (adoptJobs asks the chain
+	// whether the escrow committed). The first write creates the record: a job id another
+	// router already holds is refused here, before anything is escrowed.
 	j.set(func(*job) {})
+	j.saveMu.Lock()
+	stored := j.storeRev != 0
+	j.saveMu.Unlock()
+	if !stored {
+		r.mu.Lock()
+		delete(r.jobs, id)
+		r.mu.Unlock()
+		j.cancel()
+		return api.Job{}, fmt.Errorf("%w: job %s is already held by a router, or the job store is unavailable; nothing was escrowed", api.ErrConflict, id)
+	}
 	res, err := r.BroadcastTx(ctx, req.Tx)
 	if err != nil {
 		r.mu.Lock()

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -17,15 +18,21 @@ import (
 // Every change is saved through persist, so a restarted router resumes the job.
 type job struct {
 	id       string
+	owner    keys.Address
 	consumer keys.Address
 	spec     api.JobSpec
 	results  chan protocol.Result
 	started  time.Time
-	persist  func(id string, record []byte) // saves the job's record; nil until it is escrowed
-	resumed  bool                           // a previous router saved it: ask the chain where it stands
+	persist  func(j *job, record []byte) // saves the job's record (Router.saveJob)
+	resumed  bool                        // a previous router saved it: ask the chain where it stands
+	// ctx ends when the router shuts down or another router owns the job now: either way
+	// this router leaves the job as it is, for its owner to go on with.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	saveMu   sync.Mutex // orders saves: a slow one never overwrites a newer
 	savedRev uint64
+	storeRev uint64 // the record's revision in the job store; 0 before the first write
 
 	mu        sync.Mutex
 	rev       uint64   // bumped by every change
@@ -58,7 +65,10 @@ func newJob(id string, consumer keys.Address, spec api.JobSpec, started time.Tim
 // jobRecord is what survives a router: everything a restarted router needs to resume the
 // job and to keep answering for it.
 type jobRecord struct {
-	ID       string            `json:"id"`
+	ID string `json:"id"`
+	// Owner is the router that runs the job; the others leave it alone while its lease
+	// lives (cluster.go).
+	Owner    keys.Address      `json:"owner,omitempty"`
 	Consumer keys.Address      `json:"consumer"`
 	Spec     api.JobSpec       `json:"spec"`
 	Started  time.Time         `json:"started"`
@@ -80,7 +90,7 @@ func (j *job) snapshot() ([]byte, uint64) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	b, err := json.Marshal(jobRecord{
-		ID: j.id, Consumer: j.consumer, Spec: j.spec, Started: j.started, Escrowed: j.escrowed,
+		ID: j.id, Owner: j.owner, Consumer: j.consumer, Spec: j.spec, Started: j.started, Escrowed: j.escrowed,
 		Stored: j.stored, Tried: j.tried, Node: j.node, Scores: j.scores, Txs: j.txs, Events: j.events,
 		Attempts: j.attempts, Verdict: j.verdict, Error: j.errMsg, Finished: j.finished,
 	})
@@ -90,7 +100,7 @@ func (j *job) snapshot() ([]byte, uint64) {
 	return b, j.rev
 }
 
-// jobFromRecord rebuilds a job a previous router saved.
+// jobFromRecord rebuilds a job a router saved (this one before a restart, or another).
 func jobFromRecord(data []byte) (*job, error) {
 	var rec jobRecord
 	if err := json.Unmarshal(data, &rec); err != nil {
@@ -100,7 +110,7 @@ func jobFromRecord(data []byte) (*job, error) {
 		return nil, fmt.Errorf("job record %q: no id, or %d stored flags for %d inputs", rec.ID, len(rec.Stored), len(rec.Spec.Inputs))
 	}
 	j := newJob(rec.ID, rec.Consumer, rec.Spec, rec.Started)
-	j.escrowed, j.tried, j.node, j.scores = rec.Escrowed, rec.Tried, rec.Node, rec.Scores
+	j.owner, j.escrowed, j.tried, j.node, j.scores = rec.Owner, rec.Escrowed, rec.Tried, rec.Node, rec.Scores
 	j.events, j.attempts, j.verdict, j.errMsg, j.finished = rec.Events, rec.Attempts, rec.Verdict, rec.Error, rec.Finished
 	if rec.Txs != nil {
 		j.txs = rec.Txs
@@ -125,7 +135,7 @@ func (j *job) save() {
 		return
 	}
 	j.savedRev = rev
-	j.persist(j.id, data)
+	j.persist(j, data)
 }
 
 // startUpload claims input i for one upload: the job must be escrowed and the input

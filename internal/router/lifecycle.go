@@ -23,7 +23,7 @@ import (
 func (r *Router) run(j *job) {
 	defer r.wg.Done()
 	defer r.finish(j)
-	ctx, cancel := context.WithDeadline(r.ctx, j.started.Add(time.Duration(j.spec.TimeoutSeconds)*time.Second))
+	ctx, cancel := context.WithDeadline(j.ctx, j.started.Add(time.Duration(j.spec.TimeoutSeconds)*time.Second))
 	defer cancel()
 	var res protocol.Result
 	var running string // a node the chain says holds the job and that still runs it
@@ -105,24 +105,24 @@ func (r *Router) nextHeartbeat(ctx context.Context, node string) (protocol.Heart
 	}
 }
 
-// finish marks the job done, unless the router is shutting down: then the job is only
-// left, and the next router to open the store takes it up.
+// finish marks the job done, unless the router left it (it is shutting down, or another
+// router owns the job now): then the job is only left, for its owner to take up.
 func (r *Router) finish(j *job) {
-	if r.ctx.Err() != nil {
+	if j.ctx.Err() != nil {
 		return
 	}
 	j.set(func(j *job) { j.finished = r.opts.Now() })
 }
 
 // release gives up on a job that no node computed: it cancels the job on chain, which
-// refunds the budget in full, and records why. A router that is shutting down releases
+// refunds the budget in full, and records why. A router that left the job releases
 // nothing: the job is not given up, only left.
 func (r *Router) release(j *job, why error) {
-	if r.ctx.Err() != nil {
+	if j.ctx.Err() != nil {
 		return
 	}
 	r.log.Warn("job not computed; releasing it", "job", j.id, "err", why)
-	ctx, cancel := context.WithTimeout(r.ctx, r.opts.DispatchTimeout)
+	ctx, cancel := context.WithTimeout(j.ctx, r.opts.DispatchTimeout)
 	defer cancel()
 	tx, err := r.opts.Chain.Send(ctx, ledger.Msg{CancelJob: &ledger.MsgCancelJob{JobID: j.id}})
 	if err != nil {
@@ -252,7 +252,7 @@ func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) 
 		if !ok || n.Status != ledger.NodeActive {
 			continue
 		}
-		free := hb.GPUs - r.reserved[id]
+		free := hb.GPUs - r.reserved[id] - r.peerHeld[id]
 		if at, ok := r.declined[id]; ok {
 			if !r.when[id].After(at) {
 				free = 0 // it said it was full; believe it until it says otherwise
@@ -355,7 +355,7 @@ func (r *Router) attempt(ctx context.Context, j *job, p scheduler.Placement) (pr
 
 	dctx, cancel := context.WithTimeout(ctx, r.opts.DispatchTimeout)
 	msg, err := r.conn.RequestWithContext(dctx, protocol.DispatchSubject(p.NodeID),
-		protocol.Encode(protocol.Dispatch{JobID: j.id, Spec: j.spec, TimeoutSeconds: j.spec.TimeoutSeconds}))
+		protocol.Encode(protocol.Dispatch{JobID: j.id, Router: string(r.id), Spec: j.spec, TimeoutSeconds: j.spec.TimeoutSeconds}))
 	cancel()
 	if err != nil {
 		return protocol.Result{}, fmt.Errorf("dispatch: %w", err)
@@ -516,7 +516,7 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 			vctx, cancel := context.WithTimeout(ctx, r.opts.VerifyTimeout)
 			defer cancel()
 			a := answer{validator: v}
-			msg, err := r.conn.RequestWithContext(vctx, protocol.VerifySubject(v), protocol.Encode(protocol.VerifyRequest{JobID: j.id, Spec: j.spec}))
+			msg, err := r.conn.RequestWithContext(vctx, protocol.VerifySubject(v), protocol.Encode(protocol.VerifyRequest{JobID: j.id, Router: string(r.id), Spec: j.spec}))
 			if err == nil {
 				a.verdict, err = protocol.Decode[protocol.Verdict](msg.Data)
 			}

@@ -178,7 +178,7 @@ func TestJobSavedBeforeItsEscrowIsConfirmedOrForgotten(t *testing.T) {
 		id := ledger.JobID(tx.Signer, tx.Body.Seq)
 		ids = append(ids, id)
 		j := newJob(id, tx.Signer, req.Spec, time.Now())
-		j.persist = first.saveJob
+		first.track(j, 0)
 		j.set(func(*job) {}) // saved, as SubmitJob saves it before broadcasting
 	}
 	if _, _, err := chain.BroadcastTx(context.Background(), escrowed.Tx); err != nil { // committed while the router was down

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -45,6 +46,15 @@ type Options struct {
 	WSPort   int
 	TLS      *tls.Config
 	StoreDir string
+	// Cluster joins the router's NATS server to other routers' (transport.ClusterOptions):
+	// they share one replicated JetStream and divide the jobs between them (cluster.go).
+	// Nil runs the router alone.
+	Cluster *transport.ClusterOptions
+	// LeaseTTL is how long a router that stopped renewing its lease (it died, or was cut
+	// off from the cluster) keeps its jobs before its peers take them over.
+	LeaseTTL time.Duration
+	// RESTURL is where consumers reach this router's REST API; its peers name it.
+	RESTURL string
 
 	// Weights override the chain's router_weights parameter (zero: use the chain's).
 	Weights scheduler.Weights
@@ -109,6 +119,12 @@ func (o *Options) setDefaults() error {
 	if o.FinishedRetention <= 0 {
 		o.FinishedRetention = DefaultFinishedRetention
 	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = DefaultLeaseTTL
+	}
+	if o.LeaseTTL < 300*time.Millisecond {
+		return fmt.Errorf("router: lease ttl %s is too short to renew (at least 300ms)", o.LeaseTTL)
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -134,12 +150,18 @@ type Router struct {
 	kv     jetstream.KeyValue // job records (state.go)
 	grants *transport.Grants  // who may read and write which blob, per job step
 
+	leases    jetstream.KeyValue // live routers (cluster.go)
+	instance  string             // this process's lease
+	leaseRev  uint64             // written by keepLease only
+	duplicate atomic.Bool        // another process runs this router's key
+
 	mu       sync.Mutex
 	seen     map[string]protocol.Heartbeat // participant id -> last heartbeat
 	when     map[string]time.Time          // participant id -> when it arrived
 	beats    map[string]uint64             // participant id -> heartbeats received
 	jobs     map[string]*job
 	reserved map[string]int       // node id -> GPUs held by this router's attempts on it
+	peerHeld map[string]int       // node id -> GPUs held by other routers' attempts (their leases)
 	declined map[string]time.Time // node id -> its last heartbeat when it declined for want of a GPU
 	freed    chan struct{}        // closed, and replaced, whenever a reservation is released
 
@@ -163,16 +185,17 @@ func New(opts Options) (*Router, error) {
 	return &Router{
 		opts: opts, id: keys.AddressOfKey(opts.Key), log: opts.Logger.With("component", "router"),
 		seen: map[string]protocol.Heartbeat{}, when: map[string]time.Time{}, beats: map[string]uint64{}, jobs: map[string]*job{},
-		reserved: map[string]int{}, declined: map[string]time.Time{}, freed: make(chan struct{}), grants: transport.NewGrants(),
+		reserved: map[string]int{}, peerHeld: map[string]int{}, declined: map[string]time.Time{}, freed: make(chan struct{}), grants: transport.NewGrants(),
 	}, nil
 }
 
 // Start runs the embedded NATS server and subscribes to heartbeats and results.
 func (r *Router) Start(ctx context.Context) error {
 	srv, err := transport.NewServer(transport.ServerOptions{
-		Host: r.opts.Host, WSPort: r.opts.WSPort, TLS: r.opts.TLS, StoreDir: r.opts.StoreDir,
+		Name: string(r.id), Host: r.opts.Host, WSPort: r.opts.WSPort, TLS: r.opts.TLS, StoreDir: r.opts.StoreDir,
 		Admin: r.opts.Key.Public().(ed25519.PublicKey), Authorize: r.authorize,
-		Buckets: []string{protocol.BlobBucket}, Access: r.grants, Logger: r.opts.Logger,
+		IDOf:    func(pub ed25519.PublicKey) string { return string(keys.AddressOf(pub)) },
+		Buckets: []string{protocol.BlobBucket}, Access: r.grants, Cluster: r.opts.Cluster, Logger: r.opts.Logger,
 	})
 	if err != nil {
 		return err
@@ -197,6 +220,10 @@ func (r *Router) Start(ctx context.Context) error {
 		_ = r.Close()
 		return err
 	}
+	if err := r.openLeases(ctx); err != nil {
+		_ = r.Close()
+		return err
+	}
 	for subject, handler := range map[string]nats.MsgHandler{
 		protocol.AllHeartbeats: r.onHeartbeat,
 		protocol.AllResults:    r.onResult,
@@ -210,12 +237,13 @@ func (r *Router) Start(ctx context.Context) error {
 		_ = r.Close()
 		return err
 	}
-	if err := r.resumeJobs(ctx); err != nil {
+	if err := r.adoptJobs(ctx); err != nil {
 		_ = r.Close()
 		return err
 	}
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.housekeeping(r.ctx)
+	go r.keepLease(r.ctx)
 	r.log.Info("router listening", "nodes_url", srv.WebSocketURL())
 	return nil
 }
@@ -347,8 +375,8 @@ func (r *Router) onResult(m *nats.Msg) {
 	r.mu.Lock()
 	j := r.jobs[res.JobID]
 	r.mu.Unlock()
-	if j == nil {
-		r.log.Warn("result for unknown job", "job", res.JobID, "node", res.NodeID)
+	if j == nil { // another router's job, or one this router has left
+		r.log.Debug("result for a job this router does not run", "job", res.JobID, "node", res.NodeID)
 		return
 	}
 	select {

@@ -8,49 +8,137 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/transport"
 )
 
-// jobsBucket is the JetStream key-value bucket that holds one record per job the router
-// runs (jobRecord), written at every change. Participants have no JetStream rights, so
-// only the router reads or writes it.
+// jobsBucket is the JetStream key-value bucket that holds one record per job (jobRecord),
+// written by the job's owner at every change, each write conditional on the revision it
+// last wrote: a router that lost a job to another (cluster.go) learns so at its next
+// write, and cannot overwrite the new owner's record. Participants have no JetStream
+// rights, so only routers read or write it.
 const jobsBucket = "router_jobs"
 
 // DefaultFinishedRetention is how long a finished job stays in memory and in the store,
 // for status queries, unless Options say otherwise.
 const DefaultFinishedRetention = 10 * time.Minute
 
-func (r *Router) openJobs(ctx context.Context) error {
-	kv, err := r.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: jobsBucket, Description: "OmniRouter job state: one record per job, so a restarted router resumes it",
-		History: 1, Storage: jetstream.FileStorage,
+// openBucket opens a key-value bucket, made (or its config updated) with this server's
+// replicas, waiting while a cluster forms.
+func (r *Router) openBucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	cfg.Storage, cfg.Replicas = jetstream.FileStorage, r.nats.Replicas()
+	var kv jetstream.KeyValue
+	err := transport.UntilClusterReady(ctx, func(ctx context.Context) error {
+		var err error
+		kv, err = r.js.CreateOrUpdateKeyValue(ctx, cfg)
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("open job store: %w", err)
+		return nil, fmt.Errorf("open %s: %w", cfg.Bucket, err)
 	}
-	r.kv = kv
-	return nil
+	return kv, nil
 }
 
-// saveJob writes a job's record. A failed write is logged and the job goes on: only a
-// restart before the next successful write would lose the change.
-func (r *Router) saveJob(id string, record []byte) {
+func (r *Router) openJobs(ctx context.Context) (err error) {
+	r.kv, err = r.openBucket(ctx, jetstream.KeyValueConfig{
+		Bucket: jobsBucket, Description: "OmniRouter job state: one record per job, so a restarted router or its peer resumes it",
+		History: 1,
+	})
+	return err
+}
+
+// saveJob writes a job's record if the store still holds the revision this router wrote
+// last. A failed write is logged and the job goes on: only a restart before the next
+// successful write would lose the change. A record another router owns now is not
+// overwritten: the job is left to it. Called with j.saveMu held.
+func (r *Router) saveJob(j *job, record []byte) {
+	if j.ctx.Err() != nil {
+		return // left: the router shut down or was fenced, and its owner takes it up from the store
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := r.kv.Put(ctx, id, record); err != nil {
-		r.log.Warn("job state not saved", "job", id, "err", err)
+	var rev uint64
+	var err error
+	if j.storeRev == 0 {
+		rev, err = r.kv.Create(ctx, j.id, record)
+	} else {
+		rev, err = r.kv.Update(ctx, j.id, record, j.storeRev)
 	}
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		// Someone wrote since: another router that took the job over, or this one, whose
+		// earlier write timed out here yet landed.
+		var entry jetstream.KeyValueEntry
+		entry, err = r.kv.Get(ctx, j.id)
+		if err == nil {
+			owner := ownerOf(entry.Value())
+			if owner != r.id {
+				r.lose(j, owner)
+				return
+			}
+			rev, err = r.kv.Update(ctx, j.id, record, entry.Revision())
+		}
+	}
+	if err != nil {
+		r.log.Warn("job state not saved", "job", j.id, "err", err)
+		return
+	}
+	j.storeRev = rev
 }
 
-// resumeJobs loads every job a previous router saved, keeps the finished ones for status
-// queries and takes up the others.
-func (r *Router) resumeJobs(ctx context.Context) error {
+// ownerOf reads a record's owner; "" when the record cannot be read.
+func ownerOf(record []byte) keys.Address {
+	j, err := jobFromRecord(record)
+	if err != nil {
+		return ""
+	}
+	return j.owner
+}
+
+// lose leaves a job that another router owns now: its lifecycle stops where it is,
+// without releasing or finishing anything, and this router forgets it.
+func (r *Router) lose(j *job, owner keys.Address) {
+	r.log.Warn("another router took the job over; leaving it", "job", j.id, "owner", owner.Short())
+	j.cancel()
+	r.mu.Lock()
+	if r.jobs[j.id] == j {
+		delete(r.jobs, j.id)
+	}
+	r.mu.Unlock()
+}
+
+// track makes j one of this router's jobs, owned by it, its record at store revision rev
+// (0: not yet stored).
+func (r *Router) track(j *job, rev uint64) {
+	j.owner, j.storeRev, j.persist = r.id, rev, r.saveJob
+	j.ctx, j.cancel = context.WithCancel(r.ctx)
+	r.mu.Lock()
+	r.jobs[j.id] = j
+	r.mu.Unlock()
+}
+
+// adoptJobs takes up every saved job that is this router's (it restarted, or it was
+// cut off from its peers for a while) or whose owner's lease has lapsed (it died): each
+// is claimed by a write conditional on the revision read, so when several routers
+// find the same orphan, exactly one gets it. Finished jobs are kept for status queries;
+// the others run again from where the chain says they stand.
+func (r *Router) adoptJobs(ctx context.Context) error {
+	live, err := r.liveRouters(ctx)
+	if err != nil {
+		return err
+	}
 	lister, err := r.kv.ListKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("list saved jobs: %w", err)
 	}
-	var resumed, kept int
+	var resumed, claimed, kept int
 	for key := range lister.Keys() {
+		r.mu.Lock()
+		_, have := r.jobs[key]
+		r.mu.Unlock()
+		if have {
+			continue
+		}
 		entry, err := r.kv.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue
@@ -63,10 +151,22 @@ func (r *Router) resumeJobs(ctx context.Context) error {
 			r.log.Warn("saved job unreadable; skipping it", "key", key, "err", err)
 			continue
 		}
-		j.persist = r.saveJob
-		r.mu.Lock()
-		r.jobs[j.id] = j
-		r.mu.Unlock()
+		rev := entry.Revision()
+		switch {
+		case j.owner == r.id || j.owner == "": // "": saved before routers had owners
+		case live[j.owner]:
+			continue // another router's, and it is alive
+		default:
+			from := j.owner
+			j.owner = r.id
+			data, _ := j.snapshot()
+			if rev, err = r.kv.Update(ctx, key, data, rev); err != nil {
+				continue // another router claimed it first
+			}
+			claimed++
+			j.record("taken_over", "", "", "router %s stopped renewing its lease; %s took the job over", from.Short(), r.id.Short())
+		}
+		r.track(j, rev)
 		if !j.finished.IsZero() {
 			kept++
 			continue
@@ -81,7 +181,7 @@ func (r *Router) resumeJobs(ctx context.Context) error {
 		}
 	}
 	if resumed+kept > 0 {
-		r.log.Info("resumed saved jobs", "running", resumed, "finished", kept)
+		r.log.Info("took up saved jobs", "running", resumed, "finished", kept, "taken_over", claimed)
 	}
 	return nil
 }
@@ -97,7 +197,7 @@ func (r *Router) confirmEscrow(j *job) {
 	deadline := time.Now().Add(escrowWait)
 	for {
 		var cj ledger.Job
-		err := r.opts.Chain.Query(r.ctx, "job/"+j.id, &cj)
+		err := r.opts.Chain.Query(j.ctx, "job/"+j.id, &cj)
 		if err == nil {
 			j.set(func(j *job) { j.escrowed = true })
 			j.record("escrowed", "", "", "the escrow committed while the router was restarting")
@@ -112,13 +212,13 @@ func (r *Router) confirmEscrow(j *job) {
 			r.run(j) // owns the WaitGroup slot from here
 			return
 		}
-		if !errors.Is(err, ledger.ErrNotFound) || time.Now().After(deadline) || r.ctx.Err() != nil {
+		if !errors.Is(err, ledger.ErrNotFound) || time.Now().After(deadline) || j.ctx.Err() != nil {
 			break
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
 	defer r.wg.Done()
-	if r.ctx.Err() != nil {
+	if j.ctx.Err() != nil {
 		return
 	}
 	r.log.Info("a job saved before its escrow was never escrowed; forgetting it", "job", j.id)

@@ -13,7 +13,8 @@ import (
 	"github.com/omnisync/omnisync/internal/transport"
 )
 
-// Job returns a job's current state: the chain's record joined with the router's progress.
+// Job returns a job's current state: the chain's record joined with the progress its
+// router recorded (this router's, or a peer's from the shared job store).
 func (r *Router) Job(ctx context.Context, id string) (api.Job, error) {
 	v, err := r.views().Job(ctx, id)
 	if err != nil {
@@ -22,6 +23,9 @@ func (r *Router) Job(ctx context.Context, id string) (api.Job, error) {
 	r.mu.Lock()
 	j := r.jobs[id]
 	r.mu.Unlock()
+	if j == nil {
+		j = r.storedJob(ctx, id)
+	}
 	if j != nil {
 		j.mu.Lock()
 		if j.running && v.Status == api.StatusAssigned {
@@ -39,6 +43,20 @@ func (r *Router) Job(ctx context.Context, id string) (api.Job, error) {
 		j.mu.Unlock()
 	}
 	return v, nil
+}
+
+// storedJob reads a job's record from the store, where a peer router keeps the jobs it
+// runs; nil when there is none.
+func (r *Router) storedJob(ctx context.Context, id string) *job {
+	entry, err := r.kv.Get(ctx, id)
+	if err != nil {
+		return nil
+	}
+	j, err := jobFromRecord(entry.Value())
+	if err != nil {
+		return nil
+	}
+	return j
 }
 
 // JobOutput returns a job's committed output to its consumer, whose signed request, good

@@ -22,9 +22,22 @@ type Blobs struct {
 	Conn   *nats.Conn
 	ID     string // the id the router admitted this connection under
 	Bucket string
+	// Server names the server whose blob service to ask (ServerOptions.Name): the one of
+	// the router that granted the rights, which a router's dispatch names. Any server of
+	// its cluster carries the request there.
+	Server string
 }
 
-func (c Blobs) subject(verb string) string { return NodeSubjectPrefix + c.ID + ".blob." + verb }
+// Via returns the same access, asking server's blob service.
+func (c Blobs) Via(server string) Blobs {
+	c.Server = server
+	return c
+}
+
+// subject is omni.node.<id>.blob.<server>.<verb>.
+func (c Blobs) subject(verb string) string {
+	return NodeSubjectPrefix + c.ID + ".blob." + c.Server + "." + verb
+}
 
 // call sends one request to the blob service and decodes its reply, mapping its error
 // code to this package's sentinels.
@@ -34,6 +47,9 @@ func (c Blobs) call(ctx context.Context, subject string, req any) (blobReply, er
 }
 
 func (c Blobs) request(ctx context.Context, subject string, body []byte) (blobReply, error) {
+	if !validNodeID(c.Server) {
+		return blobReply{}, fmt.Errorf("%w: no blob server named (%q)", ErrBlob, c.Server)
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, batchTimeout)

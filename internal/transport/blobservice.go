@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"github.com/nats-io/nuid"
 )
 
@@ -31,12 +33,13 @@ type BlobAccess interface {
 }
 
 // The blob service's verbs, published by a participant in its own namespace
-// (omni.node.<id>.blob.<verb>), so the subject authenticates the requester.
+// (omni.node.<id>.blob.<server>.<verb>), so the subject authenticates the requester; the
+// server token picks the one server of a cluster whose router granted the rights.
 const (
 	blobVerbStat = "stat" // {bucket, digest} → blobStat
 	blobVerbRead = "read" // {bucket, digest, seq, batch} → chunks by direct get, then 204
 	blobVerbPut  = "put"  // {bucket, job, digest, size} → blobPutReply
-	blobVerbData = "data" // omni.node.<id>.blob.data.<upload>: one chunk → blobAck
+	blobVerbData = "data" // omni.node.<id>.blob.<server>.data.<upload>: one chunk → blobAck
 )
 
 const (
@@ -115,12 +118,12 @@ func (s *Server) startBlobService(ctx context.Context) error {
 	for verb, h := range map[string]func(id string, m *nats.Msg){
 		blobVerbStat: b.stat, blobVerbRead: b.read, blobVerbPut: b.put,
 	} {
-		if _, err := nc.Subscribe(NodeSubjectPrefix+"*.blob."+verb, b.guard(h)); err != nil {
+		if _, err := nc.Subscribe(NodeSubjectPrefix+"*.blob."+s.opts.Name+"."+verb, b.guard(h)); err != nil {
 			b.close()
 			return fmt.Errorf("%w: blob service: %v", ErrServer, err)
 		}
 	}
-	if _, err := nc.Subscribe(NodeSubjectPrefix+"*.blob."+blobVerbData+".*", b.guard(b.data)); err != nil {
+	if _, err := nc.Subscribe(NodeSubjectPrefix+"*.blob."+s.opts.Name+"."+blobVerbData+".*", b.guard(b.data)); err != nil {
 		b.close()
 		return fmt.Errorf("%w: blob service: %v", ErrServer, err)
 	}
@@ -145,12 +148,29 @@ func (b *blobService) guard(h func(id string, m *nats.Msg)) nats.MsgHandler {
 	return func(m *nats.Msg) {
 		rest := strings.TrimPrefix(m.Subject, NodeSubjectPrefix)
 		id, _, _ := strings.Cut(rest, ".")
-		if !b.srv.auth.owns(id, m.Reply) {
+		if !b.srv.auth.owns(id, m.Reply) && !b.inboxOf(id, m.Reply) {
 			b.log.Warn("blob request dropped: reply subject is not the requester's inbox", "id", id, "reply", m.Reply)
 			return
 		}
 		h(id, m)
 	}
+}
+
+// inboxOf reports whether reply lies in the inbox of a key whose id is id (IDOf): so
+// a participant connected to another server of the cluster is answered in its own inbox
+// and nowhere else.
+func (b *blobService) inboxOf(id, reply string) bool {
+	idOf := b.srv.opts.IDOf
+	rest, ok := strings.CutPrefix(reply, "_INBOX.")
+	if idOf == nil || !ok {
+		return false
+	}
+	nkey, _, ok := strings.Cut(rest, ".")
+	if !ok {
+		return false
+	}
+	raw, err := nkeys.Decode(nkeys.PrefixByteUser, []byte(nkey))
+	return err == nil && len(raw) == ed25519.PublicKeySize && idOf(ed25519.PublicKey(raw)) == id
 }
 
 func (b *blobService) respond(m *nats.Msg, r blobReply) {

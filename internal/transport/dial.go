@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,7 +31,9 @@ const (
 
 // DialOptions configures a node's connection to the router.
 type DialOptions struct {
-	URL     string             // "wss://host:port"
+	// URL is "wss://host:port", or several separated by commas: the routers of one
+	// cluster, tried in random order at connect and whenever the connection drops.
+	URL     string
 	Key     ed25519.PrivateKey // the node's identity; signs the server nonce
 	RootCAs *x509.CertPool     // trust roots for the router's cert; nil = system roots
 	Name    string             // connection name shown in server logs
@@ -51,9 +54,11 @@ func Dial(ctx context.Context, o DialOptions) (*nats.Conn, error) {
 // dial is Dial with the WebSocket headers as a parameter, so the benchmark can
 // measure what the browser user agent is worth.
 func dial(ctx context.Context, o DialOptions, headers http.Header) (*nats.Conn, error) {
-	u, err := url.Parse(o.URL)
-	if err != nil || u.Scheme != "wss" || u.Host == "" {
-		return nil, fmt.Errorf("%w: url %q is not wss://host:port", ErrInvalidOptions, o.URL)
+	for _, one := range strings.Split(o.URL, ",") {
+		u, err := url.Parse(strings.TrimSpace(one))
+		if err != nil || u.Scheme != "wss" || u.Host == "" {
+			return nil, fmt.Errorf("%w: url %q is not wss://host:port", ErrInvalidOptions, one)
+		}
 	}
 	auth, err := identity(o.Key)
 	if err != nil {
@@ -74,7 +79,8 @@ func dial(ctx context.Context, o DialOptions, headers http.Header) (*nats.Conn, 
 		nats.WebSocketConnectionHeaders(headers),
 		nats.MaxReconnects(-1),
 		nats.CustomReconnectDelay(reconnectDelay),
-		nats.IgnoreAuthErrorAbort(), // a restarting router may not know us yet
+		nats.IgnoreAuthErrorAbort(),    // a restarting router may not know us yet
+		nats.IgnoreDiscoveredServers(), // peers advertise addresses only their own network reaches
 		nats.PingInterval(30*time.Second),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrPermissionViolation) {

@@ -46,6 +46,13 @@ func (z *testAuthz) revoke(id string) {
 	z.revoked[id] = true
 }
 
+// idOf is the id authorize would give pub, revoked or not.
+func (z *testAuthz) idOf(pub ed25519.PublicKey) string {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return z.byKey[string(pub)]
+}
+
 func testLogger() *slog.Logger {
 	if os.Getenv("OMNISYNC_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -154,5 +161,5 @@ func (n *testNet) dialNode(tb testing.TB, id string, onError func(error)) *nats.
 
 // blobs is node id's blob client over conn.
 func (n *testNet) blobs(conn *nats.Conn, id string) Blobs {
-	return Blobs{Conn: conn, ID: id, Bucket: testBucket}
+	return Blobs{Conn: conn, ID: id, Bucket: testBucket, Server: "router"}
 }

@@ -27,6 +27,10 @@ var bucketNameRe = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 
 // ServerOptions configures the embedded NATS server.
 type ServerOptions struct {
+	// Name names the server among its cluster's servers, and its blob service in the
+	// subjects participants ask it on (Blobs.Server): one subject token, unique in the
+	// cluster. Default "router".
+	Name     string
 	Host     string      // websocket listen host; default 127.0.0.1
 	WSPort   int         // websocket+TLS listener port; 0 picks a free port
 	TLS      *tls.Config // required: the websocket listener is TLS-only
@@ -48,7 +52,15 @@ type ServerOptions struct {
 	// BucketMaxBytes bounds each bucket, so no participant can fill the router's disk;
 	// a full bucket refuses new blobs rather than evicting old ones. Default 8 GiB.
 	BucketMaxBytes int64
-	Logger         *slog.Logger // default slog.Default()
+	// Cluster, when set, joins the server to a cluster of routers with replicated
+	// JetStream (see ClusterOptions); nil runs it alone.
+	Cluster *ClusterOptions
+	// IDOf maps a participant's key to the id Authorize gives it, without asking anyone:
+	// in a cluster a participant connected to another server asks this one's blob
+	// service, whose own connections do not include it. Nil: only this server's
+	// participants are served.
+	IDOf   func(pub ed25519.PublicKey) string
+	Logger *slog.Logger // default slog.Default()
 }
 
 // DefaultBucketMaxBytes is the size of a blob bucket unless ServerOptions say otherwise.
@@ -76,6 +88,9 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
 	}
+	if opts.Name == "" {
+		opts.Name = "router"
+	}
 	if opts.BucketMaxBytes <= 0 {
 		opts.BucketMaxBytes = DefaultBucketMaxBytes
 	}
@@ -93,6 +108,15 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		return nil, fmt.Errorf("%w: authorize func is required", ErrInvalidOptions)
 	case opts.WSPort < 0 || opts.WSPort > 65535:
 		return nil, fmt.Errorf("%w: websocket port %d out of range", ErrInvalidOptions, opts.WSPort)
+	case !validNodeID(opts.Name):
+		return nil, fmt.Errorf("%w: server name %q must be one subject token", ErrInvalidOptions, opts.Name)
+	}
+	if opts.Cluster != nil {
+		c := *opts.Cluster
+		if err := c.check(); err != nil {
+			return nil, err
+		}
+		opts.Cluster = &c
 	}
 	for _, b := range opts.Buckets {
 		if !bucketNameRe.MatchString(b) {
@@ -158,8 +182,8 @@ func (s *Server) natsOptions() *server.Options {
 	if wsPort == 0 {
 		wsPort = -1 // the server's "random port"; 0 would disable the listener
 	}
-	return &server.Options{
-		ServerName: "omnisync-router",
+	o := &server.Options{
+		ServerName: s.opts.Name,
 		DontListen: true, // no TCP client port; in-process connections still work
 		NoSigs:     true,
 		JetStream:  true,
@@ -173,6 +197,14 @@ func (s *Server) natsOptions() *server.Options {
 		AlwaysEnableNonce:          true,
 		CustomClientAuthentication: s.auth,
 	}
+	if s.opts.Cluster != nil {
+		s.opts.Cluster.apply(o)
+		// The server starts its routes only once a client listener is open: give it one on
+		// a random loopback port. Clients there are authenticated like any participant (an
+		// admin key is refused: it is not in-process), and only this host can reach it.
+		o.DontListen, o.Host, o.Port = false, "127.0.0.1", -1
+	}
+	return o
 }
 
 func (s *Server) waitReady(ctx context.Context) error {
@@ -210,15 +242,19 @@ func (s *Server) createBuckets(ctx context.Context) error {
 		return fmt.Errorf("%w: %v", ErrServer, err)
 	}
 	for _, b := range s.opts.Buckets {
-		_, err := js.ObjectStore(ctx, b)
-		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			_, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
-				Bucket:      b,
-				Description: "OmniSync content-addressed blobs",
-				Storage:     jetstream.FileStorage,
-				MaxBytes:    s.opts.BucketMaxBytes,
-			})
-		}
+		err := UntilClusterReady(ctx, func(ctx context.Context) error {
+			_, err := js.ObjectStore(ctx, b)
+			if errors.Is(err, jetstream.ErrBucketNotFound) {
+				_, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+					Bucket:      b,
+					Description: "OmniSync content-addressed blobs",
+					Storage:     jetstream.FileStorage,
+					MaxBytes:    s.opts.BucketMaxBytes,
+					Replicas:    s.Replicas(),
+				})
+			}
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("%w: bucket %s: %v", ErrServer, b, err)
 		}

@@ -132,6 +132,11 @@ func serverCertUsable(files *TLSFiles, hosts []string) (bool, error) {
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: time.Now().Add(renewBefore)}); err != nil {
 		return false, nil
 	}
+	// Client auth too: the same certificate authenticates the router to its cluster peers
+	// (certificates issued before clusters lack it and are reissued).
+	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
+		return false, nil
+	}
 	for _, h := range hosts {
 		if leaf.VerifyHostname(h) != nil {
 			return false, nil
@@ -179,7 +184,7 @@ func issueServerCert(files *TLSFiles, ca *x509.Certificate, caKey *ecdsa.Private
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(serverValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {

@@ -146,13 +146,14 @@ func (d *Daemon) Verify(ctx context.Context, req protocol.VerifyRequest) (protoc
 	copy(seed[:], seedBytes)
 
 	pass, reason := true, ""
+	blobs := d.blobs.Via(req.Router)
 	inputs := make([][]byte, len(req.Spec.Inputs))
 	for i, in := range req.Spec.Inputs {
-		if inputs[i], err = d.blobs.Get(ctx, in.Digest); err != nil {
+		if inputs[i], err = blobs.Get(ctx, in.Digest); err != nil {
 			return protocol.Verdict{}, fmt.Errorf("fetch input %s: %w", in.Name, err)
 		}
 	}
-	output, err := d.blobs.Get(ctx, job.ResultDigest)
+	output, err := blobs.Get(ctx, job.ResultDigest)
 	switch {
 	case errors.Is(err, transport.ErrNotFound):
 		// The store files an upload only after checking its bytes against the digest, so

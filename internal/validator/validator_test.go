@@ -110,7 +110,7 @@ func (r *rig) commitOutput(t *testing.T, c *tensor.Int32Matrix) {
 
 func (r *rig) verify(t *testing.T, spec api.JobSpec) protocol.Verdict {
 	t.Helper()
-	msg, err := r.router.Request(protocol.VerifySubject(r.id), protocol.Encode(protocol.VerifyRequest{JobID: r.chain.job.ID, Spec: spec}), 10*time.Second)
+	msg, err := r.router.Request(protocol.VerifySubject(r.id), protocol.Encode(protocol.VerifyRequest{JobID: r.chain.job.ID, Router: "router", Spec: spec}), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,225 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/omnisync/omnisync/internal/keys"
+)
+
+// Several routers share the work through one replicated JetStream (Options.Cluster).
+// Each holds a lease: a key in leasesBucket that it rewrites every LeaseTTL/3 and that
+// the bucket expires LeaseTTL after the last write. A job belongs to the router named
+// in its record (jobRecord.Owner), which alone runs it; when an owner's lease lapses,
+// the others claim its jobs, one each, by conditional writes (adoptJobs).
+//
+// A router that cannot renew its lease for 2/3 of LeaseTTL (cut off from the cluster's
+// majority) stops acting on its jobs before anyone may claim them, and takes up again
+// those still its own once it can renew. A second process with the same key finds the
+// lease rewritten under it and stops, rather than run the same jobs twice.
+
+// leasesBucket holds one key per live router.
+const leasesBucket = "router_leases"
+
+// DefaultLeaseTTL is how long a router that stopped renewing keeps its jobs.
+const DefaultLeaseTTL = 6 * time.Second
+
+// lease is a router's entry in leasesBucket.
+type lease struct {
+	Router   keys.Address   `json:"router"`
+	Instance string         `json:"instance"` // this process; a restart is a new instance
+	REST     string         `json:"rest,omitempty"`
+	Nodes    string         `json:"nodes,omitempty"`
+	Reserved map[string]int `json:"reserved,omitempty"` // node id → GPUs this router's attempts hold
+}
+
+func (r *Router) openLeases(ctx context.Context) (err error) {
+	r.leases, err = r.openBucket(ctx, jetstream.KeyValueConfig{
+		Bucket: leasesBucket, Description: "OmniRouter leases: one key per live router", History: 1, TTL: r.opts.LeaseTTL,
+	})
+	if err != nil {
+		return err
+	}
+	r.instance = nuid.Next()
+	r.leaseRev, err = r.leases.Put(ctx, string(r.id), r.leaseRecord())
+	return err
+}
+
+func (r *Router) leaseRecord() []byte {
+	r.mu.Lock()
+	reserved := make(map[string]int, len(r.reserved))
+	for n, g := range r.reserved {
+		reserved[n] = g
+	}
+	r.mu.Unlock()
+	b, _ := json.Marshal(lease{Router: r.id, Instance: r.instance, REST: r.opts.RESTURL, Nodes: r.nats.WebSocketURL(), Reserved: reserved})
+	return b
+}
+
+// keepLease renews the lease every LeaseTTL/3 until ctx ends, fencing this router off
+// its jobs while it cannot, and takes over the jobs of any router whose lease lapses.
+func (r *Router) keepLease(ctx context.Context) {
+	defer r.wg.Done()
+	t := time.NewTicker(r.opts.LeaseTTL / 3)
+	defer t.Stop()
+	renewed := time.Now()
+	fenced := false
+	known, _ := r.liveRouters(ctx)
+	if known == nil {
+		known = map[keys.Address]bool{}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := r.renewLease(ctx)
+		switch {
+		case errors.Is(err, errDuplicate):
+			r.log.Error("another process runs this router's key; this one stops taking and running jobs", "router", r.id)
+			r.fence()
+			r.duplicate.Store(true)
+			return
+		case err != nil:
+			r.log.Warn("router lease not renewed", "err", err, "for", time.Since(renewed).Round(time.Millisecond))
+			if !fenced && time.Since(renewed) > r.opts.LeaseTTL*2/3 {
+				r.log.Error("cut off from the cluster for too long: leaving this router's jobs to its peers until it is back")
+				r.fence()
+				fenced = true
+			}
+			continue
+		}
+		renewed = time.Now()
+		peers, err := r.readLeases(ctx)
+		if err != nil {
+			continue
+		}
+		live := r.setPeers(peers)
+		lapsed := fenced
+		for id := range known {
+			lapsed = lapsed || !live[id]
+		}
+		known, fenced = live, false
+		if lapsed {
+			if err := r.adoptJobs(ctx); err != nil {
+				r.log.Warn("taking over jobs failed; trying again at the next renewal", "err", err)
+				known = nil // so the next renewal scans again
+			}
+		}
+	}
+}
+
+// ClusterAddr is where the router's cluster peers route to it ("" alone).
+func (r *Router) ClusterAddr() string { return r.nats.ClusterAddr() }
+
+// Peers names the peer routers' servers this router is routed to now.
+func (r *Router) Peers() []string { return r.nats.Peers() }
+
+// errDuplicate means another process rewrote this router's lease.
+var errDuplicate = errors.New("lease held by another process with the same key")
+
+// renewLease rewrites the lease if it is still the one this process wrote; when the
+// lease lapsed meanwhile (this router was cut off), it is made afresh.
+func (r *Router) renewLease(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.LeaseTTL/3)
+	defer cancel()
+	rev, err := r.leases.Update(ctx, string(r.id), r.leaseRecord(), r.leaseRev)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		entry, gerr := r.leases.Get(ctx, string(r.id))
+		if gerr == nil {
+			var l lease
+			if json.Unmarshal(entry.Value(), &l) == nil && l.Instance != r.instance {
+				return errDuplicate
+			}
+		}
+		if gerr != nil && !errors.Is(gerr, jetstream.ErrKeyNotFound) {
+			return gerr
+		}
+		rev, err = r.leases.Create(ctx, string(r.id), r.leaseRecord())
+	}
+	if err != nil {
+		return err
+	}
+	r.leaseRev = rev
+	return nil
+}
+
+// liveRouters reads every live router's lease; this router is always live to itself.
+func (r *Router) liveRouters(ctx context.Context) (map[keys.Address]bool, error) {
+	peers, err := r.readLeases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	live := make(map[keys.Address]bool, len(peers)+1)
+	for _, l := range peers {
+		live[l.Router] = true
+	}
+	live[r.id] = true
+	return live, nil
+}
+
+func (r *Router) readLeases(ctx context.Context) ([]lease, error) {
+	lister, err := r.leases.ListKeys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []lease
+	for key := range lister.Keys() {
+		entry, err := r.leases.Get(ctx, key)
+		if err != nil {
+			continue // expired between the listing and the read
+		}
+		var l lease
+		if json.Unmarshal(entry.Value(), &l) == nil && l.Router == keys.Address(key) {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// setPeers remembers what the other live routers hold on each node, as their leases
+// said at their last renewal, so placement does not count a GPU free that a peer's
+// attempt holds (the node would decline it: it arbitrates what two routers book within
+// one renewal). It returns the live routers, this one included.
+func (r *Router) setPeers(leases []lease) map[keys.Address]bool {
+	live := map[keys.Address]bool{r.id: true}
+	held := map[string]int{}
+	for _, l := range leases {
+		live[l.Router] = true
+		if l.Router == r.id {
+			continue
+		}
+		for n, g := range l.Reserved {
+			held[n] += g
+		}
+	}
+	r.mu.Lock()
+	r.peerHeld = held
+	r.mu.Unlock()
+	return live
+}
+
+// fence stops every job lifecycle of this router without releasing or finishing
+// anything and forgets the jobs: their owner, this router or a peer, takes them up from
+// the store.
+func (r *Router) fence() {
+	r.mu.Lock()
+	jobs := make([]*job, 0, len(r.jobs))
+	for id, j := range r.jobs {
+		jobs = append(jobs, j)
+		delete(r.jobs, id)
+	}
+	r.mu.Unlock()
+	for _, j := range jobs {
+		j.cancel()
+	}
+}
