@@ -115,6 +115,9 @@ type daemonEvent struct {
 	CAFile      string   `json:"ca_file,omitempty"`
 	TLSHosts    []string `json:"tls_hosts,omitempty"`
 	Runtime     string   `json:"runtime,omitempty"`
+	Cluster     string   `json:"cluster,omitempty"`      // a router's cluster name
+	ClusterAddr string   `json:"cluster_addr,omitempty"` // where its peers route to it
+	Peers       []string `json:"peers,omitempty"`        // the peer routers it is routed to at start
 }
 
 // serve reports that a daemon runs, waits for Ctrl-C or SIGTERM (cancelling ctx; see

@@ -99,6 +99,9 @@ func runRouter(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 		NodesURL: nodesURL, NodesListen: listenAddr(rs.Router.NodesURL(), opts.Host), RESTURL: rs.RESTURL() + "/v1",
 		CAFile: rs.TLS.CA, TLSHosts: hosts,
 	}
+	if opts.Cluster != nil {
+		started.Cluster, started.ClusterAddr, started.Peers = opts.Cluster.Name, rs.Router.ClusterAddr(), rs.Router.Peers()
+	}
 	return g.serve(ctx, started, func() {
 		w := g.stdout
 		fmt.Fprintf(w, "router %s is running on chain %s (RPC %s)\n", id, chainID, rc.ChainRPC)
@@ -107,6 +110,10 @@ func runRouter(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 		fmt.Fprintf(w, "  CA     %s\n", rs.TLS.CA)
 		fmt.Fprintf(w, "         give this file to every node and validator: --router-ca FILE --router %s\n", started.NodesURL)
 		fmt.Fprintf(w, "  cert   valid for %s (add names nodes dial with --tls-host)\n", strings.Join(certHosts(hosts), ", "))
+		if started.Cluster != "" {
+			fmt.Fprintf(w, "  cluster %s: routes on %s (mutual TLS, the CA above), peers now %v\n", started.Cluster, started.ClusterAddr, started.Peers)
+			fmt.Fprintf(w, "         nodes may list every router: --router wss://A:PORT,wss://B:PORT,…\n")
+		}
 	}, rs.Close)
 }
 

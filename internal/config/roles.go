@@ -17,6 +17,7 @@ import (
 	"github.com/omnisync/omnisync/internal/node"
 	"github.com/omnisync/omnisync/internal/router"
 	"github.com/omnisync/omnisync/internal/runtime"
+	"github.com/omnisync/omnisync/internal/transport"
 	"github.com/omnisync/omnisync/internal/validator"
 )
 
@@ -26,6 +27,7 @@ const (
 	DefaultChainRPC = "http://127.0.0.1:26657"
 	DefaultREST     = "127.0.0.1:7070"
 	DefaultNodes    = "0.0.0.0:7422"
+	DefaultCluster  = "0.0.0.0:7244"
 	EnvWalletDir    = "OMNISYNC_WALLET_DIR"
 	EnvChainRPC     = "OMNISYNC_RPC"
 )
@@ -79,6 +81,11 @@ type Router struct {
 	MaxOutputBytes  int64    `toml:"max_output_bytes" help:"largest output a node may store for one job"`
 	RightsInterval  Duration `toml:"rights_interval" help:"how often connected participants are checked against the chain (at most a block)"`
 	MaxActiveJobs   int      `toml:"max_active_jobs" help:"unfinished jobs the router holds; past it submissions are refused before escrow (503)"`
+
+	ClusterName   string   `toml:"cluster_name" help:"join a cluster of routers of this name (same on each; empty runs alone); they share a replicated JetStream and each other's jobs"`
+	ClusterAddr   string   `toml:"cluster_addr" help:"listen address of the cluster routes (mutual TLS with the cluster's shared CA in tls_dir)"`
+	ClusterRoutes []string `toml:"cluster_routes" flag:"cluster-route" help:"host:port of another router's cluster_addr (repeatable)"`
+	LeaseTTL      Duration `toml:"lease_ttl" help:"how long a router that stops renewing its lease keeps its jobs before its peers take them over"`
 }
 
 func defaultRouter() Router {
@@ -87,7 +94,7 @@ func defaultRouter() Router {
 		NodesAddr: DefaultNodes, TLSDir: homePath("router", "tls"), StoreDir: homePath("router", "store"), RESTAddr: DefaultREST,
 		HeartbeatTTL: D(10 * time.Second), DispatchTimeout: D(5 * time.Second), VerifyTimeout: D(60 * time.Second),
 		MaxAttempts: 3, MaxOutputBytes: router.DefaultMaxOutputBytes, RightsInterval: D(time.Second),
-		MaxActiveJobs: router.DefaultMaxActiveJobs,
+		MaxActiveJobs: router.DefaultMaxActiveJobs, ClusterAddr: DefaultCluster, LeaseTTL: D(router.DefaultLeaseTTL),
 	}
 }
 
@@ -102,7 +109,7 @@ func (r Router) validate() []error {
 	for _, d := range []struct {
 		key string
 		v   Duration
-	}{{"heartbeat_ttl", r.HeartbeatTTL}, {"dispatch_timeout", r.DispatchTimeout}, {"verify_timeout", r.VerifyTimeout}, {"rights_interval", r.RightsInterval}} {
+	}{{"heartbeat_ttl", r.HeartbeatTTL}, {"dispatch_timeout", r.DispatchTimeout}, {"verify_timeout", r.VerifyTimeout}, {"rights_interval", r.RightsInterval}, {"lease_ttl", r.LeaseTTL}} {
 		ck.positive(d.key, d.v)
 	}
 	if r.MaxAttempts < 1 {
@@ -114,6 +121,15 @@ func (r Router) validate() []error {
 	if r.MaxActiveJobs < 1 {
 		ck.fail("max_active_jobs", "%d: want at least 1", r.MaxActiveJobs)
 	}
+	if r.ClusterName != "" {
+		ck.hostPort("cluster_addr", r.ClusterAddr)
+		if len(r.ClusterRoutes) < 2 {
+			ck.fail("cluster_routes", "a cluster of routers needs at least 3 (got %d other routes): JetStream keeps each bucket on 3 servers", len(r.ClusterRoutes))
+		}
+		for _, route := range r.ClusterRoutes {
+			ck.hostPort("cluster_routes", route)
+		}
+	}
 	return ck.errs
 }
 
@@ -123,12 +139,21 @@ func (r Router) Options() (router.Options, error) {
 	if err != nil {
 		return router.Options{}, fmt.Errorf("%w: router.nodes_addr: %v", ErrInvalid, err)
 	}
-	return router.Options{
+	o := router.Options{
 		Host: host, WSPort: port, StoreDir: r.StoreDir,
 		HeartbeatTTL: r.HeartbeatTTL.Duration, DispatchTimeout: r.DispatchTimeout.Duration,
 		VerifyTimeout: r.VerifyTimeout.Duration, MaxAttempts: r.MaxAttempts, MaxOutputBytes: r.MaxOutputBytes,
-		RightsInterval: r.RightsInterval.Duration, MaxActiveJobs: r.MaxActiveJobs,
-	}, nil
+		RightsInterval: r.RightsInterval.Duration, MaxActiveJobs: r.MaxActiveJobs, LeaseTTL: r.LeaseTTL.Duration,
+	}
+	if r.ClusterName != "" {
+		chost, cport, err := splitHostPort(r.ClusterAddr)
+		if err != nil {
+			return router.Options{}, fmt.Errorf("%w: router.cluster_addr: %v", ErrInvalid, err)
+		}
+		// The routes' TLS comes from tls_dir, which the cli loads (transport.TLSFiles.ClusterConfig).
+		o.Cluster = &transport.ClusterOptions{Name: r.ClusterName, Host: chost, Port: cport, Routes: r.ClusterRoutes}
+	}
+	return o, nil
 }
 
 // Node configures `omnisync node register` and `node run`. GPU discovery is not built yet
@@ -138,7 +163,7 @@ type Node struct {
 	Wallet    string `toml:"wallet" short:"w" help:"wallet name in the wallet directory, or a keypair file path: the node's id and stake"`
 	WalletDir string `toml:"wallet_dir" env:"OMNISYNC_WALLET_DIR" help:"directory of wallet key files"`
 	ChainRPC  string `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node"`
-	Router    string `toml:"router" help:"the router's nodes URL, wss://HOST:PORT"`
+	Router    string `toml:"router" help:"the router's nodes URL, wss://HOST:PORT; the routers of a cluster separated by commas"`
 	RouterCA  string `toml:"router_ca" help:"PEM file of the CA that signed the router's certificate (its tls_dir/ca.pem); empty trusts the system roots"`
 	Runtime   string `toml:"runtime" help:"workload runtime: native (built-in tensor kernels)"`
 
@@ -176,9 +201,7 @@ func (n Node) validate() []error {
 	ck := check{role: RoleNode}
 	ck.wallet(n.Wallet, n.WalletDir)
 	ck.url("chain_rpc", n.ChainRPC, "http", "https", "tcp")
-	if n.Router != "" {
-		ck.url("router", n.Router, "wss")
-	}
+	ck.urls("router", n.Router, "wss")
 	ck.oneOf("runtime", n.Runtime, "native")
 	ck.oneOf("gpu_tier", n.GPUTier, GPUTierAuto, GPUTierDeclared)
 	ck.nonEmpty("gpu_model", n.GPUModel, `"RTX 4090"`)
@@ -227,7 +250,7 @@ type Validator struct {
 	Wallet    string   `toml:"wallet" short:"w" help:"wallet name in the wallet directory, or a keypair file path: a validator's account"`
 	WalletDir string   `toml:"wallet_dir" env:"OMNISYNC_WALLET_DIR" help:"directory of wallet key files"`
 	ChainRPC  string   `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node"`
-	Router    string   `toml:"router" help:"the router's nodes URL, wss://HOST:PORT"`
+	Router    string   `toml:"router" help:"the router's nodes URL, wss://HOST:PORT; the routers of a cluster separated by commas"`
 	RouterCA  string   `toml:"router_ca" help:"PEM file of the CA that signed the router's certificate; empty trusts the system roots"`
 	Rounds    int      `toml:"rounds" help:"rounds of Freivalds' check per product (each errs with probability below 2^-60)"`
 	Heartbeat Duration `toml:"heartbeat" help:"how often the validator tells the router it is online"`
@@ -241,9 +264,7 @@ func (v Validator) validate() []error {
 	ck := check{role: RoleValidator}
 	ck.wallet(v.Wallet, v.WalletDir)
 	ck.url("chain_rpc", v.ChainRPC, "http", "https", "tcp")
-	if v.Router != "" {
-		ck.url("router", v.Router, "wss")
-	}
+	ck.urls("router", v.Router, "wss")
 	if v.Rounds < 1 || v.Rounds > 64 {
 		ck.fail("rounds", "%d: want between 1 and 64", v.Rounds)
 	}
@@ -272,6 +293,16 @@ func (c *check) url(key, raw string, schemes ...string) {
 	}
 	if !slices.Contains(schemes, u.Scheme) {
 		c.fail(key, "%q: want a %s:// URL", raw, strings.Join(schemes, ":// or "))
+	}
+}
+
+// urls checks a comma-separated list of URLs, which may be empty.
+func (c *check) urls(key, list string, schemes ...string) {
+	if list == "" {
+		return
+	}
+	for _, raw := range strings.Split(list, ",") {
+		c.url(key, strings.TrimSpace(raw), schemes...)
 	}
 }
 

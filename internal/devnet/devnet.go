@@ -310,6 +310,16 @@ func StartRouter(ctx context.Context, o RouterOptions) (_ *RouterStack, err erro
 	if o.Router.TLS, err = s.TLS.ServerConfig(); err != nil {
 		return nil, err
 	}
+	if c := o.Router.Cluster; c != nil && c.TLS == nil {
+		cluster := *c
+		if cluster.TLS, err = s.TLS.ClusterConfig(); err != nil {
+			return nil, err
+		}
+		o.Router.Cluster = &cluster
+	}
+	if o.Router.RESTURL == "" {
+		o.Router.RESTURL = "http://" + rest.addr()
+	}
 	if s.RootCAs, err = s.TLS.ClientRootCAs(); err != nil {
 		return nil, err
 	}
