@@ -178,6 +178,8 @@ type Node struct {
 	MinPrice  Amount   `toml:"min_price" help:"bid in OMNI per GPU-hour"`
 	Stake     Amount   `toml:"stake" help:"OMNI staked at registration (the chain's minimum is 500)"`
 	Heartbeat Duration `toml:"heartbeat" help:"how often the node reports its load to the router"`
+	// ClockOffset exists for chaos runs (deploy/chaos): a container cannot set its clock.
+	ClockOffset Duration `toml:"clock_offset" help:"testing aid: run the node's clock this far ahead (negative: behind), as on a host whose clock is wrong"`
 }
 
 // The gpu_tier values.
@@ -241,7 +243,16 @@ func (n Node) Options() node.Options {
 	return node.Options{
 		RouterURL: n.Router, Runtime: runtime.Native{}, Hardware: n.Hardware(),
 		PricePerHour: n.MinPrice.Uomni, Stake: n.Stake.Uomni, Heartbeat: n.Heartbeat.Duration,
+		Now: offsetClock(n.ClockOffset.Duration),
 	}
+}
+
+// offsetClock is time.Now, offset by d; nil (time.Now itself) when d is zero.
+func offsetClock(d time.Duration) func() time.Time {
+	if d == 0 {
+		return nil
+	}
+	return func() time.Time { return time.Now().Add(d) }
 }
 
 // Validator configures `omnisync validator run`: the verifier daemon. Its wallet must be a

@@ -45,7 +45,11 @@ type Options struct {
 	PricePerHour uint64 // uomni per GPU-hour
 	Stake        uint64 // uomni to stake at registration if not yet registered
 	Heartbeat    time.Duration
-	Logger       *slog.Logger
+	// Now is the node's clock (default time.Now): it stamps heartbeats and judges the
+	// router's certificate. A host's clock may be wrong; nothing the network decides
+	// rests on it (the router times nodes by its own clock).
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 func (o *Options) validate() error {
@@ -66,6 +70,9 @@ func (o *Options) validate() error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return nil
 }
@@ -125,7 +132,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	sess, err := transport.StartSession(ctx, transport.SessionOptions{
 		Dial: transport.DialOptions{
-			URL: d.opts.RouterURL, Key: d.opts.Key, RootCAs: d.opts.RootCAs, Name: "node-" + d.id,
+			URL: d.opts.RouterURL, Key: d.opts.Key, RootCAs: d.opts.RootCAs, Name: "node-" + d.id, Now: d.opts.Now,
 			OnError: func(err error) { d.log.Warn("router connection", "err", err) },
 			Logger:  d.opts.Logger,
 		},
@@ -160,7 +167,7 @@ func (d *Daemon) heartbeat() (string, []byte) {
 	gpus := int(d.opts.Hardware.GPUs)
 	hb := protocol.Heartbeat{
 		ID: d.id, Role: protocol.RoleNode, GPUs: gpus, FreeGPUs: gpus - len(running),
-		Running: running, UtilizationPct: 100 * len(running) / gpus, Sent: time.Now().UTC(),
+		Running: running, UtilizationPct: 100 * len(running) / gpus, Sent: d.opts.Now().UTC(),
 	}
 	return protocol.HeartbeatSubject(d.id), protocol.Encode(hb)
 }

@@ -283,3 +283,28 @@ func TestJobOnASilentNodeIsReplaced(t *testing.T) {
 		t.Fatalf("assignments %v", a)
 	}
 }
+
+// A node's clock may be wrong: the router times heartbeats by its own, so a node whose
+// clock runs an hour behind or ahead is online all the same.
+func TestSkewedNodeClocksDoNotDecideWhoIsOnline(t *testing.T) {
+	chain := newFakeChain()
+	r, roots := startRouterTTL(t, chain, 2*time.Second)
+	for _, skew := range []time.Duration{-30 * time.Minute, time.Hour} { // certificates are issued valid from an hour ago
+		key := newKey(t)
+		chain.addNode(keys.AddressOfKey(key), ledger.UomniPerOMNI, 10_000)
+		id := string(keys.AddressOfKey(key))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		skewed := func() time.Time { return time.Now().Add(skew) }
+		nc, err := transport.Dial(ctx, transport.DialOptions{URL: r.NodesURL(), Key: key, RootCAs: roots, Name: "skewed", Now: skewed})
+		cancel()
+		if err != nil {
+			t.Fatalf("a node whose clock is %s off cannot connect: %v", skew, err)
+		}
+		t.Cleanup(nc.Close)
+		hb := protocol.Heartbeat{ID: id, Role: protocol.RoleNode, GPUs: 1, FreeGPUs: 1, Sent: skewed()}
+		if err := nc.Publish(protocol.HeartbeatSubject(id), protocol.Encode(hb)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the skewed node online", func() bool { _, ok := r.online(protocol.RoleNode)[id]; return ok })
+	}
+}

@@ -41,7 +41,9 @@ type DialOptions struct {
 	// (wrapped in ErrPermissionDenied) which NATS never returns from Publish or
 	// Subscribe. It runs on the connection's callback goroutine.
 	OnError func(error)
-	Logger  *slog.Logger // default slog.Default()
+	// Now is the clock the router's certificate is judged by; nil is time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger // default slog.Default()
 }
 
 // Dial connects a node to the router over WebSocket + TLS 1.3 and keeps the
@@ -75,7 +77,7 @@ func dial(ctx context.Context, o DialOptions, headers http.Header) (*nats.Conn, 
 	}
 	return connect(ctx, o.URL, append(auth,
 		nats.Name(o.Name),
-		nats.Secure(&tls.Config{MinVersion: tls.VersionTLS13, RootCAs: o.RootCAs}),
+		nats.Secure(&tls.Config{MinVersion: tls.VersionTLS13, RootCAs: o.RootCAs, Time: o.Now}),
 		nats.WebSocketConnectionHeaders(headers),
 		nats.MaxReconnects(-1),
 		nats.CustomReconnectDelay(reconnectDelay),
