@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -75,13 +76,42 @@ func (c *ClusterOptions) apply(o *server.Options) {
 	tlsConf := c.TLS.Clone()
 	tlsConf.ClientAuth = tls.RequireAndVerifyClientCert
 	tlsConf.MinVersion = tls.VersionTLS13
+	// A peer proves itself by a certificate from the cluster CA, whatever address it is
+	// dialled at (a peer's IP is not in its certificate): verify the chain, not the name.
+	roots := c.TLS.RootCAs
+	tlsConf.InsecureSkipVerify = true
+	tlsConf.VerifyConnection = func(cs tls.ConnectionState) error { return verifyChain(cs, roots) }
 	o.Cluster = server.ClusterOpts{
 		Name: c.Name, Host: c.Host, Port: port, TLSConfig: tlsConf, TLSTimeout: 5,
 		ConnectRetries: -1, // a peer that is down is dialled again until it returns
+		// The routes are configured, a full mesh: no gossip of peers' addresses, which
+		// would have the servers dial each other again by IP.
+		NoAdvertise: true,
 	}
 	for _, r := range c.Routes {
 		o.Routes = append(o.Routes, &url.URL{Scheme: "nats-route", Host: r})
 	}
+}
+
+// verifyChain checks that the peer's certificate chains to roots; with InsecureSkipVerify
+// set, it is the whole check of a server's certificate (clients' certificates are checked
+// against ClientCAs by the handshake itself).
+func verifyChain(cs tls.ConnectionState, roots *x509.CertPool) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("cluster peer presented no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+		Roots: roots, Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		return fmt.Errorf("cluster peer's certificate is not from the cluster CA: %w", err)
+	}
+	return nil
 }
 
 // ClusterConfig is the mutual TLS of a cluster's routes: this router's certificate,
