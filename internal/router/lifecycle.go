@@ -203,6 +203,9 @@ func (r *Router) compute(ctx context.Context, j *job, running string) (protocol.
 			}
 			continue
 		}
+		if res, ok := r.resultOnChain(ctx, j, "", fmt.Sprintf("the attempt on %s failed (%v)", keys.Address(p.NodeID).Short(), err)); ok {
+			return res, nil // the node's commit landed though it (or the router) never heard
+		}
 		j.set(func(j *job) { j.tried = append(j.tried, p.NodeID) })
 		lastErr = err
 		r.log.Warn("attempt failed; re-placing", "job", j.id, "node", keys.Address(p.NodeID).Short(), "attempt", attempt, "err", err)
@@ -409,10 +412,8 @@ func (r *Router) await(ctx context.Context, j *job, node string) (protocol.Resul
 				}
 			default:
 			}
-			var cj ledger.Job
-			if err := r.opts.Chain.Query(ctx, "job/"+j.id, &cj); err == nil && cj.Status == ledger.JobComputed && string(cj.Node) == node {
-				j.record("computed", "", "", "result %s found on chain after the node %s", cj.ResultDigest, lost)
-				return protocol.Result{JobID: j.id, NodeID: node, Digest: cj.ResultDigest, GPUMillis: cj.GPUMillis}, nil
+			if res, ok := r.resultOnChain(ctx, j, node, "the node "+lost); ok {
+				return res, nil
 			}
 			return protocol.Result{}, fmt.Errorf("node %s", lost)
 		case res := <-j.results:
@@ -421,6 +422,17 @@ func (r *Router) await(ctx context.Context, j *job, node string) (protocol.Resul
 			}
 		}
 	}
+}
+
+// resultOnChain returns the result the chain holds for the job, if a node (node, or any
+// when node is "") committed one, recording that it was found there after what happened.
+func (r *Router) resultOnChain(ctx context.Context, j *job, node, after string) (protocol.Result, bool) {
+	var cj ledger.Job
+	if err := r.opts.Chain.Query(ctx, "job/"+j.id, &cj); err != nil || cj.Status != ledger.JobComputed || (node != "" && string(cj.Node) != node) {
+		return protocol.Result{}, false
+	}
+	j.record("computed", "", "", "result %s found on chain after %s", cj.ResultDigest, after)
+	return protocol.Result{JobID: j.id, NodeID: string(cj.Node), Digest: cj.ResultDigest, GPUMillis: cj.GPUMillis}, true
 }
 
 // dropped says how node let the job go ("stopped heartbeating for 10s", "restarted and no
@@ -450,6 +462,10 @@ func (r *Router) report(j *job, node string, res protocol.Result) (protocol.Resu
 	j.record("computed", "result", res.CommitTx, "result %s committed on chain (%d GPU-ms)", res.Digest, res.GPUMillis)
 	return res, true, nil
 }
+
+// decidedPoll is how often a router waiting for verdicts checks whether the chain has
+// decided the job already.
+const decidedPoll = 500 * time.Millisecond
 
 // verifyRetry is how long the router waits before asking a committee again.
 const verifyRetry = 2 * time.Second
@@ -529,8 +545,23 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 	}
 	attested := 0
 	var lastErr error
-	for range candidates {
-		a := <-answers
+	// Two thirds passing decide the job: stop waiting then for a member whose answer is
+	// slow or lost (it may have reconnected to another router of the cluster).
+	decided := time.NewTicker(decidedPoll)
+	defer decided.Stop()
+	for pending := len(candidates); pending > 0; {
+		var a answer
+		select {
+		case a = <-answers:
+			pending--
+		case <-decided.C:
+			var now ledger.Job
+			if err := r.opts.Chain.Query(ctx, "job/"+j.id, &now); err == nil && now.Status != ledger.JobComputed {
+				j.record("decided", "", "", "the chain decided the job (%s) with %d of %d answers in", now.Status, len(candidates)-pending, len(candidates))
+				return nil
+			}
+			continue
+		}
 		if a.err != nil {
 			lastErr = a.err
 			continue

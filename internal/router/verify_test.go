@@ -92,3 +92,61 @@ func TestEveryOnlineCommitteeMemberIsAsked(t *testing.T) {
 		t.Fatal("the job failed although two thirds attested")
 	}
 }
+
+// Once two thirds have attested the chain has decided: a member whose answer never comes
+// (it reconnected to another router, say) does not hold the job up to VerifyTimeout.
+func TestRouterStopsWaitingOnceTheChainDecided(t *testing.T) {
+	chain := newFakeChain()
+	nodeKey := newKey(t)
+	nodeID := string(keys.AddressOfKey(nodeKey))
+	chain.addNode(keys.AddressOfKey(nodeKey), ledger.UomniPerOMNI, 10_000)
+	vals := []ed25519.PrivateKey{newKey(t), newKey(t), newKey(t)}
+	for _, v := range vals {
+		chain.vals = append(chain.vals, ledger.Validator{Address: keys.AddressOfKey(v), Stake: 10_000 * ledger.UomniPerOMNI})
+	}
+	r, roots := startRouterWith(t, Options{Chain: chain, VerifyTimeout: time.Hour})
+	digest := api.DigestOf([]byte("out"))
+	scriptedNode(t, r, roots, nodeKey, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		chain.mu.Lock()
+		j := chain.jobs[d.JobID]
+		j.Status, j.ResultDigest = ledger.JobComputed, digest
+		for _, v := range vals {
+			j.Committee = append(j.Committee, keys.AddressOfKey(v))
+		}
+		chain.mu.Unlock()
+		go func() {
+			_ = nc.Publish(protocol.ResultSubject(nodeID), protocol.Encode(protocol.Result{JobID: d.JobID, NodeID: nodeID, Digest: digest, CommitTx: "C"}))
+		}()
+		return protocol.Ack{Accepted: true}
+	})
+	var mu sync.Mutex
+	passed := 0
+	for _, v := range vals[:2] {
+		scriptedValidator(t, r, roots, v, func(req protocol.VerifyRequest) protocol.Verdict {
+			mu.Lock()
+			defer mu.Unlock()
+			if passed++; passed == 2 {
+				chain.mu.Lock()
+				chain.jobs[req.JobID].Status = ledger.JobSettled
+				chain.mu.Unlock()
+			}
+			return protocol.Verdict{JobID: req.JobID, Pass: true, AttestTx: "A"}
+		})
+	}
+	silent := string(keys.AddressOfKey(vals[2]))
+	scriptedParticipant(t, r, roots, vals[2], protocol.Heartbeat{ID: silent, Role: protocol.RoleValidator},
+		protocol.VerifySubject(silent), func(*nats.Conn, []byte) []byte { return nil })
+	waitFor(t, "nodes and validators online", func() bool {
+		return len(r.online(protocol.RoleNode)) == 1 && len(r.online(protocol.RoleValidator)) == 3
+	})
+	id := submit(t, r, chain)
+	waitFor(t, "the router to stop waiting once the chain decided", func() bool { return jobHas(r, id, "decided") })
+	waitFor(t, "the job finished", func() bool {
+		r.mu.Lock()
+		j := r.jobs[id]
+		r.mu.Unlock()
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		return !j.finished.IsZero()
+	})
+}
