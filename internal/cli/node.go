@@ -12,13 +12,15 @@ import (
 	"github.com/omnisync/omnisync/internal/config"
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/node"
+	"github.com/omnisync/omnisync/internal/node/hw"
 )
 
 const nodeSettingsHelp = `
-GPU discovery is not built yet (issue #10): the node declares the hardware its settings give
-(--gpu-model, --gpus, --vram-mib, --tflops, --region, --latitude, --longitude), by default
-the devnet's simulated RTX 4090, and computes on this machine's CPU with the native tensor
-runtime. --gpu-tier auto-detect says so and declares them.
+Hardware: --gpu-tier auto-detect (the default) finds this machine's NVIDIA GPUs through NVML
+(or nvidia-smi), and declares them with their published TFLOPS; a machine without a driver
+is a CPU node and declares its measured int8 rate. --gpu-tier declared declares what
+--gpu-model, --gpus, --vram-mib and --tflops say instead. --region, --latitude and
+--longitude are declared either way. Jobs run with the native tensor runtime.
 
 Settings come from flags, then OMNISYNC_NODE_* variables, then the [node] table of --config,
 then the defaults; "omnisync config print --role node" shows the result.`
@@ -56,10 +58,6 @@ func nodeDaemon(ctx context.Context, g *globals, nc config.Node) (*node.Daemon, 
 	if err != nil {
 		return nil, nil, "", err
 	}
-	if nc.GPUTier == config.GPUTierAuto {
-		fmt.Fprintf(g.stderr, "note: --gpu-tier %s: GPU discovery is not built yet (issue #10); declaring the configured hardware, %s\n",
-			config.GPUTierAuto, hardwareLine(nc.Hardware()))
-	}
 	key, err := loadWallet(nc.WalletDir, nc.Wallet)
 	if err != nil {
 		return nil, nil, "", err
@@ -73,6 +71,11 @@ func nodeDaemon(ctx context.Context, g *globals, nc config.Node) (*node.Daemon, 
 		return nil, nil, "", err
 	}
 	opts := nc.Options()
+	if nc.GPUTier == config.GPUTierAuto {
+		if opts.Hardware, err = detectHardware(ctx, g, nc); err != nil {
+			return nil, nil, "", err
+		}
+	}
 	opts.Key, opts.Chain, opts.RootCAs, opts.Logger = key, chain.NewWallet(client, key, chainID), roots, log
 	if opts.RouterURL == "" {
 		// Registering never dials a router, but node.Options insists on one.
@@ -82,12 +85,29 @@ func nodeDaemon(ctx context.Context, g *globals, nc config.Node) (*node.Daemon, 
 	return n, client, chainID, err
 }
 
+// detectHardware finds this machine's hardware and what the node declares of it: the
+// discovered GPUs (or the CPU), at the configured region and location.
+func detectHardware(ctx context.Context, g *globals, nc config.Node) (ledger.Hardware, error) {
+	rep, err := hw.Discover(ctx, hw.Options{DiskDir: nc.WalletDir})
+	if err != nil {
+		fmt.Fprintf(g.stderr, "warning: hardware discovery: %v\n", err)
+	}
+	fmt.Fprintf(g.stderr, "detected: %s\n", rep.Summary())
+	h, err := rep.LedgerHardware()
+	if err != nil {
+		return ledger.Hardware{}, fmt.Errorf("%w\n(declare the hardware instead: --gpu-tier declared --gpu-model M --gpus N --vram-mib V --tflops T)", err)
+	}
+	declared := nc.Hardware()
+	h.Region, h.LatE6, h.LonE6 = declared.Region, declared.LatE6, declared.LonE6
+	return h, nil
+}
+
 // nodeRegistration is what node register reports (--output json), amounts in uomni.
 type nodeRegistration struct {
 	NodeID           string          `json:"node_id"`
 	ChainID          string          `json:"chain_id"`
 	Hardware         ledger.Hardware `json:"hardware"`
-	HardwareDetected bool            `json:"hardware_detected"` // false until GPU discovery exists (issue #10)
+	HardwareDetected bool            `json:"hardware_detected"` // --gpu-tier auto-detect: found on this machine
 	PricePerHour     uint64          `json:"price_per_hour"`
 	Stake            uint64          `json:"stake"`
 	Status           string          `json:"status"`
@@ -115,7 +135,7 @@ func runNodeRegister(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 	}
 	out := nodeRegistration{
 		NodeID: n.ID(), ChainID: chainID, Hardware: rec.Hardware, PricePerHour: rec.PricePerHour, Stake: rec.Stake,
-		Status: rec.Status, RegisteredHeight: rec.RegisteredHeight, Tx: tx,
+		Status: rec.Status, RegisteredHeight: rec.RegisteredHeight, Tx: tx, HardwareDetected: c.Node.GPUTier == config.GPUTierAuto,
 	}
 	if g.json() {
 		return writeJSON(g.stdout, out)
@@ -125,7 +145,11 @@ func runNodeRegister(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 		fmt.Fprintf(o, "Already registered at height %d; the chain's record:\n", rec.RegisteredHeight)
 	}
 	fmt.Fprintf(o, "Node ID:   %s\n", out.NodeID)
-	fmt.Fprintf(o, "Hardware:  %s (declared: GPU discovery is issue #10)\n", hardwareLine(rec.Hardware))
+	how := "declared with --gpu-tier declared"
+	if out.HardwareDetected {
+		how = "detected on this machine"
+	}
+	fmt.Fprintf(o, "Hardware:  %s (%s)\n", hardwareLine(rec.Hardware), how)
 	fmt.Fprintf(o, "Region:    %s (%.2f, %.2f)\n", rec.Hardware.Region, float64(rec.Hardware.LatE6)/1e6, float64(rec.Hardware.LonE6)/1e6)
 	fmt.Fprintf(o, "Bid:       %s per GPU-hour · stake %s\n", omni(rec.PricePerHour), omni(rec.Stake))
 	switch rec.Status {

@@ -156,9 +156,10 @@ func (r Router) Options() (router.Options, error) {
 	return o, nil
 }
 
-// Node configures `omnisync node register` and `node run`. GPU discovery is not built yet
-// (issue #10): the node declares the hardware given here, by default the devnet's first
-// simulated profile (an RTX 4090), and computes with the native tensor runtime on its CPU.
+// Node configures `omnisync node register` and `node run`. The node finds its hardware
+// (gpu_tier auto-detect, the default) or declares the hardware given here (declared; by
+// default the devnet's first simulated profile, an RTX 4090), and computes with the
+// native tensor runtime.
 type Node struct {
 	Wallet    string `toml:"wallet" short:"w" help:"wallet name in the wallet directory, or a keypair file path: the node's id and stake"`
 	WalletDir string `toml:"wallet_dir" env:"OMNISYNC_WALLET_DIR" help:"directory of wallet key files"`
@@ -167,7 +168,7 @@ type Node struct {
 	RouterCA  string `toml:"router_ca" help:"PEM file of the CA that signed the router's certificate (its tls_dir/ca.pem); empty trusts the system roots"`
 	Runtime   string `toml:"runtime" help:"workload runtime: native (built-in tensor kernels)"`
 
-	GPUTier   string   `toml:"gpu_tier" help:"auto-detect (GPU discovery is not built yet: uses the declared hardware and says so) or declared"`
+	GPUTier   string   `toml:"gpu_tier" help:"auto-detect (find the GPUs through NVML or nvidia-smi; a machine without them is a CPU node) or declared (what gpu_model, gpus, vram_mib and tflops say)"`
 	GPUModel  string   `toml:"gpu_model" help:"declared GPU model"`
 	GPUs      int      `toml:"gpus" help:"declared number of GPUs"`
 	VRAMMiB   int64    `toml:"vram_mib" help:"declared memory per GPU, MiB"`
