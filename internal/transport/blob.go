@@ -27,8 +27,10 @@ const (
 	// batchBytes caps one direct-get batch. Small enough that even a client
 	// without the browser user agent never sees a frame nats.go would drop.
 	batchBytes = 4 << 20
-	// batchTimeout bounds the wait for one batch when ctx has no deadline.
-	batchTimeout = 30 * time.Second
+	// batchTimeout bounds the wait for one reply, batch or ack, whatever ctx allows: a
+	// message lost on its way (a participant moving between a cluster's servers) fails
+	// that step, not the job's whole deadline.
+	batchTimeout = 15 * time.Second
 	// maxPrealloc bounds the buffer reserved up front for a blob.
 	maxPrealloc = 64 << 20
 )
@@ -241,11 +243,8 @@ func readChunks(ctx context.Context, nc *nats.Conn, name string, size uint64, ch
 // readBatch appends one batch's chunks to data and returns how many arrived
 // and the sequence to continue from.
 func readBatch(ctx context.Context, sub *nats.Subscription, data *[]byte, size uint64) (n int, next uint64, err error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, batchTimeout)
-		defer cancel()
-	}
+	ctx, cancel := context.WithTimeout(ctx, batchTimeout) // a lost message fails one step, not the job's whole deadline
+	defer cancel()
 	for {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {

@@ -50,11 +50,8 @@ func (c Blobs) request(ctx context.Context, subject string, body []byte) (blobRe
 	if !validNodeID(c.Server) {
 		return blobReply{}, fmt.Errorf("%w: no blob server named (%q)", ErrBlob, c.Server)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, batchTimeout)
-		defer cancel()
-	}
+	ctx, cancel := context.WithTimeout(ctx, batchTimeout) // a lost message fails one step, not the job's whole deadline
+	defer cancel()
 	m, err := c.Conn.RequestWithContext(ctx, subject, body)
 	if err != nil {
 		return blobReply{}, fmt.Errorf("%w: %s: %w", ErrBlob, subject, err)
@@ -138,11 +135,6 @@ func (c Blobs) Put(ctx context.Context, job string, data []byte) (string, error)
 // send streams data to an open upload, at most uploadWindow chunks ahead of the acks,
 // and waits for the service to confirm that it stored them.
 func (c Blobs) send(ctx context.Context, upload string, data []byte) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, batchTimeout)
-		defer cancel()
-	}
 	inbox := c.Conn.NewInbox()
 	sub, err := c.Conn.SubscribeSync(inbox)
 	if err != nil {
@@ -160,7 +152,11 @@ func (c Blobs) send(ctx context.Context, upload string, data []byte) error {
 			}
 			sent++
 		}
-		m, err := sub.NextMsgWithContext(ctx)
+		// Each ack within batchTimeout, whatever ctx allows: a lost one fails the upload
+		// now, not at the job's deadline.
+		actx, cancel := context.WithTimeout(ctx, batchTimeout)
+		m, err := sub.NextMsgWithContext(actx)
+		cancel()
 		if err != nil {
 			return fmt.Errorf("%w: waiting for the blob service: %w", ErrBlob, err)
 		}

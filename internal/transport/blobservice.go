@@ -295,8 +295,51 @@ func (b *blobService) read(id string, m *nats.Msg) {
 		Seq: req.Seq, NextFor: "$O." + req.Bucket + ".C." + info.NUID,
 		Batch: min(max(req.Batch, 1), int(info.Chunks)), MaxBytes: batchBytes,
 	})
-	if err := b.nc.PublishRequest(apiPrefix(b.js)+"DIRECT.GET."+objectStream(req.Bucket), m.Reply, body); err != nil {
+	subject := apiPrefix(b.js) + "DIRECT.GET." + objectStream(req.Bucket)
+	if b.srv.opts.Cluster != nil {
+		b.wg.Add(1)
+		go b.relay(m, subject, body)
+		return
+	}
+	if err := b.nc.PublishRequest(subject, m.Reply, body); err != nil {
 		b.status(m, err)
+	}
+}
+
+// relay fetches one batch into the service's own inbox and passes each message on to
+// the requester. In a cluster the replica that answers a direct get may sit on a third
+// server, which can hear of a participant's new inbox only after the request it relays
+// (the interest and the request travel different routes): the batch would be lost. The
+// service's inbox is made here, on the server that sends the request, so the interest
+// goes first on the same route; and the participant's inbox reached this server before
+// the participant's request did.
+func (b *blobService) relay(m *nats.Msg, subject string, body []byte) {
+	defer b.wg.Done()
+	inbox := b.nc.NewInbox()
+	sub, err := b.nc.SubscribeSync(inbox)
+	if err != nil {
+		b.status(m, err)
+		return
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := b.nc.PublishRequest(subject, inbox, body); err != nil {
+		b.status(m, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, batchTimeout)
+	defer cancel()
+	for {
+		r, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			b.status(m, err)
+			return
+		}
+		if err := b.nc.PublishMsg(&nats.Msg{Subject: m.Reply, Header: r.Header, Data: r.Data}); err != nil {
+			return
+		}
+		if r.Header.Get("Status") != "" { // 204 ends the batch; anything else ends it too
+			return
+		}
 	}
 }
 
