@@ -335,7 +335,7 @@ func StartRouter(ctx context.Context, o RouterOptions) (_ *RouterStack, err erro
 		info = map[string]string{}
 	}
 	info["nodes_url"] = s.Router.NodesURL()
-	if err := rest.serve(httpapi.Options{Service: s.Router, Logger: o.Logger, Info: info}, o.Logger); err != nil {
+	if err := rest.serve(httpapi.Options{Service: s.Router, Logger: o.Logger, Info: info, Live: s.Router.Health}, o.Logger); err != nil {
 		return nil, err
 	}
 	s.rest = rest

@@ -57,6 +57,8 @@ type Options struct {
 	Logger  *slog.Logger // nil discards
 	// Info is shown at GET /v1/health beside "status", e.g. chain_id and chain_rpc.
 	Info map[string]string
+	// Live, when set, adds what changes to GET /v1/health (a router's cluster peers, say).
+	Live func() map[string]string
 	// PollInterval is how often an event stream asks Service.Job for changes; default 250ms.
 	PollInterval time.Duration
 	// Metrics is the registry /metrics serves; nil means a fresh one with Go and process
@@ -77,6 +79,7 @@ type server struct {
 	svc       Service
 	log       *slog.Logger
 	info      map[string]string
+	live      func() map[string]string
 	poll      time.Duration
 	keepAlive time.Duration
 	limits    Limits
@@ -102,6 +105,7 @@ func NewHandler(opts Options) (http.Handler, error) {
 		svc:       opts.Service,
 		log:       opts.Logger,
 		info:      maps.Clone(opts.Info),
+		live:      opts.Live,
 		poll:      opts.PollInterval,
 		keepAlive: keepAliveInterval,
 		limits:    limits,

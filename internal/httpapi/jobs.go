@@ -170,6 +170,9 @@ func (s *server) getSupply(w http.ResponseWriter, r *http.Request) {
 func (s *server) getHealth(w http.ResponseWriter, r *http.Request) {
 	health := make(map[string]string, len(s.info)+1)
 	maps.Copy(health, s.info)
+	if s.live != nil {
+		maps.Copy(health, s.live())
+	}
 	health["status"] = "ok"
 	writeJSON(w, http.StatusOK, health)
 }

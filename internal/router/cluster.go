@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,8 +27,10 @@ import (
 // leasesBucket holds one key per live router.
 const leasesBucket = "router_leases"
 
-// DefaultLeaseTTL is how long a router that stopped renewing keeps its jobs.
-const DefaultLeaseTTL = 6 * time.Second
+// DefaultLeaseTTL is how long a router that stopped renewing keeps its jobs. It must
+// outlast a JetStream leader election (several seconds), or the survivors of a dead
+// router's stream leader would leave their own jobs while the stream elects anew.
+const DefaultLeaseTTL = 15 * time.Second
 
 // lease is a router's entry in leasesBucket.
 type lease struct {
@@ -92,10 +95,12 @@ func (r *Router) keepLease(ctx context.Context) {
 				r.log.Error("cut off from the cluster for too long: leaving this router's jobs to its peers until it is back")
 				r.fence()
 				fenced = true
+				r.fenced.Store(true)
 			}
 			continue
 		}
 		renewed = time.Now()
+		r.fenced.Store(false)
 		peers, err := r.readLeases(ctx)
 		if err != nil {
 			continue
@@ -113,6 +118,23 @@ func (r *Router) keepLease(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// Health is what GET /v1/health adds for a router: its lease ("held", or "not renewed"
+// while it is cut off, or "duplicate" when another process runs its key) and, in a
+// cluster, how many peer servers it is routed to.
+func (r *Router) Health() map[string]string {
+	h := map[string]string{"lease": "held"}
+	switch {
+	case r.duplicate.Load():
+		h["lease"] = "duplicate"
+	case r.fenced.Load():
+		h["lease"] = "not renewed"
+	}
+	if r.opts.Cluster != nil {
+		h["cluster_peers"] = strconv.Itoa(len(r.Peers()))
+	}
+	return h
 }
 
 // ClusterAddr is where the router's cluster peers route to it ("" alone).

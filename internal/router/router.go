@@ -154,6 +154,7 @@ type Router struct {
 	instance  string             // this process's lease
 	leaseRev  uint64             // written by keepLease only
 	duplicate atomic.Bool        // another process runs this router's key
+	fenced    atomic.Bool        // the lease is not being renewed: the router left its jobs
 
 	mu       sync.Mutex
 	seen     map[string]protocol.Heartbeat // participant id -> last heartbeat
