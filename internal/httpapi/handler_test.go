@@ -81,6 +81,20 @@ func TestHealthStatusCannotBeOverridden(t *testing.T) {
 	}
 }
 
+// What changes (a router's lease, its cluster peers) is read at every request.
+func TestHealthShowsLiveFields(t *testing.T) {
+	lease := "held"
+	h, _ := NewHandler(Options{Service: newFake(), Live: func() map[string]string { return map[string]string{"lease": lease, "status": "x"} }})
+	for _, want := range []string{"held", "not renewed"} {
+		lease = want
+		var got map[string]string
+		_ = json.Unmarshal(serve(h, http.MethodGet, "/v1/health", nil).Body.Bytes(), &got)
+		if got["lease"] != want || got["status"] != "ok" {
+			t.Errorf("health %v, want lease %q and status ok", got, want)
+		}
+	}
+}
+
 func TestUnroutedRequestsGetJSONErrors(t *testing.T) {
 	h := newTestHandler(t, newFake())
 	tests := []struct {
