@@ -54,6 +54,15 @@ func (d *Devnet) RunLoad(ctx context.Context, consumers []ed25519.PrivateKey, pe
 
 // RunLoad is Devnet.RunLoad against any router's REST API on chain chainID.
 func RunLoad(ctx context.Context, c *api.Client, chainID string, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
+	return RunLoadVia(ctx, c, c, chainID, consumers, perConsumer, n, timeout)
+}
+
+// RunLoadVia is RunLoad submitting through one router's REST API and following the jobs
+// through another's: any router of a cluster answers for any job, also while the one
+// that took it is down. A submission the first router never answers is sent to the
+// other, as are the rest of that consumer's; one the first router escrowed before it
+// went silent is not counted here (its sequence was used: the caller can follow it).
+func RunLoadVia(ctx context.Context, c, follow *api.Client, chainID string, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
 	var mu sync.Mutex
 	res := LoadResult{ByStatus: map[string]int{}}
 	var errs []error
@@ -68,6 +77,7 @@ func RunLoad(ctx context.Context, c *api.Client, chainID string, consumers []ed2
 				at time.Time
 			}
 			var subs []sub
+			submit := c
 			err := func() error {
 				acc, err := c.Account(ctx, string(keys.AddressOfKey(key)))
 				if err != nil {
@@ -87,7 +97,18 @@ func RunLoad(ctx context.Context, c *api.Client, chainID string, consumers []ed2
 						return err
 					}
 					at := time.Now()
-					job, err := c.SubmitJob(ctx, api.SubmitJobRequest{Spec: spec, InputData: data, Tx: tx})
+					req := api.SubmitJobRequest{Spec: spec, InputData: data, Tx: tx}
+					job, err := submit.SubmitJob(ctx, req)
+					var answered *api.ResponseError
+					if err != nil && submit != follow && !errors.As(err, &answered) {
+						// No answer: the router may have died mid-request. Send the same signed
+						// job to the other router, and the rest too; a conflict there means the
+						// first one escrowed it (the caller finds it by its sequence).
+						submit = follow
+						if job, err = submit.SubmitJob(ctx, req); errors.Is(err, api.ErrConflict) {
+							continue
+						}
+					}
 					if err != nil {
 						return fmt.Errorf("consumer %d job %d: %w", ci, j, err)
 					}
@@ -96,7 +117,7 @@ func RunLoad(ctx context.Context, c *api.Client, chainID string, consumers []ed2
 				return nil
 			}()
 			for _, s := range subs {
-				j, ferr := FollowToEnd(ctx, c, s.id)
+				j, ferr := FollowToEnd(ctx, follow, s.id)
 				mu.Lock()
 				res.Submitted++
 				switch {

@@ -76,7 +76,7 @@ func (r *Router) keepLease(ctx context.Context) {
 	if known == nil {
 		known = map[keys.Address]bool{}
 	}
-	for {
+	for renewal := 0; ; renewal++ {
 		select {
 		case <-ctx.Done():
 			return
@@ -106,7 +106,9 @@ func (r *Router) keepLease(ctx context.Context) {
 			continue
 		}
 		live := r.setPeers(peers)
-		lapsed := fenced
+		// Scan the store when a lease lapsed or this router was cut off, and every
+		// rescanEvery renewals besides: a record unreadable at a scan is taken up later.
+		lapsed := fenced || renewal%rescanEvery == 0
 		for id := range known {
 			lapsed = lapsed || !live[id]
 		}
@@ -121,8 +123,9 @@ func (r *Router) keepLease(ctx context.Context) {
 }
 
 // Health is what GET /v1/health adds for a router: its lease ("held", or "not renewed"
-// while it is cut off, or "duplicate" when another process runs its key) and, in a
-// cluster, how many peer servers it is routed to.
+// while it is cut off, or "duplicate" when another process runs its key), whether its
+// JetStream is current ("ok", or what is still catching up) and, in a cluster, how many
+// peer servers it is routed to.
 func (r *Router) Health() map[string]string {
 	h := map[string]string{"lease": "held"}
 	switch {
@@ -134,6 +137,7 @@ func (r *Router) Health() map[string]string {
 	if r.opts.Cluster != nil {
 		h["cluster_peers"] = strconv.Itoa(len(r.Peers()))
 	}
+	h["jetstream"] = r.nats.JetStreamHealth()
 	return h
 }
 
@@ -142,6 +146,10 @@ func (r *Router) ClusterAddr() string { return r.nats.ClusterAddr() }
 
 // Peers names the peer routers' servers this router is routed to now.
 func (r *Router) Peers() []string { return r.nats.Peers() }
+
+// rescanEvery is how many lease renewals pass between scans of the job store that no
+// lapsed lease asked for.
+const rescanEvery = 6
 
 // errDuplicate means another process rewrote this router's lease.
 var errDuplicate = errors.New("lease held by another process with the same key")

@@ -149,6 +149,19 @@ func TestClusterTakesOverADeadRoutersJobs(t *testing.T) {
 		return true
 	})
 
+	for _, r := range routers {
+		if h := r.Health(); h["lease"] != "held" || h["cluster_peers"] != "2" {
+			t.Fatalf("router %s health %v, want its lease held and both peers routed", r.id.Short(), h)
+		}
+	}
+	waitFor(t, "every router's JetStream current", func() bool {
+		for _, r := range routers {
+			if r.Health()["jetstream"] != "ok" {
+				return false
+			}
+		}
+		return true
+	})
 	first := routers[0]
 	id := submit(t, first, chain)
 	var d protocol.Dispatch

@@ -238,7 +238,9 @@ func (r *Router) Start(ctx context.Context) error {
 		_ = r.Close()
 		return err
 	}
-	if err := r.adoptJobs(ctx); err != nil {
+	if err := r.adoptJobs(ctx); errors.Is(err, errUnread) {
+		r.log.Warn("some saved jobs are not readable yet; taking them up at the next lease renewal", "err", err)
+	} else if err != nil {
 		_ = r.Close()
 		return err
 	}

@@ -132,6 +132,7 @@ func (r *Router) adoptJobs(ctx context.Context) error {
 		return fmt.Errorf("list saved jobs: %w", err)
 	}
 	var resumed, claimed, kept int
+	var unread []string // records that could not be read now; the caller tries again
 	for key := range lister.Keys() {
 		r.mu.Lock()
 		_, have := r.jobs[key]
@@ -144,7 +145,8 @@ func (r *Router) adoptJobs(ctx context.Context) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("read saved job %s: %w", key, err)
+			unread = append(unread, key)
+			continue
 		}
 		j, err := jobFromRecord(entry.Value())
 		if err != nil {
@@ -183,8 +185,14 @@ func (r *Router) adoptJobs(ctx context.Context) error {
 	if resumed+kept > 0 {
 		r.log.Info("took up saved jobs", "running", resumed, "finished", kept, "taken_over", claimed)
 	}
+	if len(unread) > 0 {
+		return fmt.Errorf("%w: %d saved jobs could not be read (%s first)", errUnread, len(unread), unread[0])
+	}
 	return nil
 }
+
+// errUnread means some saved jobs could not be read: the lease keeper scans again.
+var errUnread = errors.New("job store partly unreadable")
 
 // escrowWait is how long a restarted router waits for the chain to show the escrow of a
 // job whose submission it died during: the tx may still be in a mempool. A variable so

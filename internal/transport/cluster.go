@@ -176,6 +176,25 @@ func (s *Server) Peers() []string {
 	return names
 }
 
+// JetStreamHealth is "ok" when this server's JetStream is current (in a cluster: it has a
+// meta leader and every replica it holds has caught up), else what is not.
+func (s *Server) JetStreamHealth() string {
+	s.mu.Lock()
+	ns := s.ns
+	s.mu.Unlock()
+	if ns == nil {
+		return "not running"
+	}
+	h := ns.Healthz(&server.HealthzOptions{})
+	if h.Status == "ok" {
+		return "ok"
+	}
+	if h.Error != "" {
+		return h.Error
+	}
+	return h.Status
+}
+
 // clusterRetry is how often bucket creation is tried again while a cluster forms.
 const clusterRetry = 250 * time.Millisecond
 
