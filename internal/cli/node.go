@@ -77,10 +77,6 @@ func nodeDaemon(ctx context.Context, g *globals, nc config.Node) (*node.Daemon, 
 		}
 	}
 	opts.Key, opts.Chain, opts.RootCAs, opts.Logger = key, chain.NewWallet(client, key, chainID), roots, log
-	if opts.RouterURL == "" {
-		// Registering never dials a router, but node.Options insists on one.
-		opts.RouterURL = "wss://router.unused.invalid:7422"
-	}
 	n, err := node.New(opts)
 	return n, client, chainID, err
 }

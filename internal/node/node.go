@@ -37,7 +37,7 @@ type Chain interface {
 // Options configure a node daemon.
 type Options struct {
 	Key          ed25519.PrivateKey
-	RouterURL    string         // wss://host:port
+	RouterURL    string         // wss://host:port, or several separated by commas; Start needs it, Register not
 	RootCAs      *x509.CertPool // trust roots for the router's certificate
 	Chain        Chain
 	Runtime      runtime.Runtime
@@ -56,8 +56,6 @@ func (o *Options) validate() error {
 	switch {
 	case len(o.Key) != ed25519.PrivateKeySize:
 		return errors.New("node: a wallet key is required")
-	case o.RouterURL == "":
-		return errors.New("node: router url is required")
 	case o.Chain == nil || o.Runtime == nil:
 		return errors.New("node: chain and runtime are required")
 	case o.Hardware.GPUs == 0:
@@ -127,6 +125,9 @@ func (d *Daemon) Register(ctx context.Context) (string, error) {
 
 // Start registers if needed, connects to the router and begins serving jobs.
 func (d *Daemon) Start(ctx context.Context) error {
+	if d.opts.RouterURL == "" {
+		return errors.New("node: a router url is required to serve jobs (wss://HOST:PORT)")
+	}
 	if _, err := d.Register(ctx); err != nil {
 		return err
 	}
