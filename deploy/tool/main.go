@@ -3,9 +3,10 @@
 // read-only and nodes can be given the CA at once, and submit the demo job as a consumer
 // through a router's REST API (a `job submit` command is issue #11).
 //
-//	tool tls DIR HOST...                    the CA and the router's certificate for HOSTs
+//	tool tls [--share-ca CADIR] DIR HOST... the CA (made, or CADIR's) and a router's certificate for HOSTs
 //	tool demo --api URL --wallet FILE       one verified job, followed to settlement
-//	tool load --api URL --wallet FILE       small jobs back to back, each followed to its end
+//	tool load --api URL --wallet FILE       small jobs back to back, each followed to its end,
+//	                                        with what the nodes were paid and lost to slashes
 //	tool nodes --api URL                    each node's verified and failed jobs, as JSON
 package main
 
@@ -41,10 +42,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "tls":
-		if len(args) < 3 {
-			return errors.New("usage: tls DIR HOST... (the names nodes dial the router by)")
+		args = args[1:]
+		if len(args) > 1 && args[0] == "--share-ca" {
+			// A router of a cluster: its peers' CA, so routes and nodes trust it too.
+			if err := transport.ShareCA(args[1], args[2]); err != nil {
+				return err
+			}
+			args = args[2:]
 		}
-		files, err := makeTLS(args[1], args[2:])
+		if len(args) < 2 {
+			return errors.New("usage: tls [--share-ca CADIR] DIR HOST... (the names nodes dial the router by)")
+		}
+		files, err := makeTLS(args[0], args[1:])
 		if err != nil {
 			return err
 		}
@@ -165,12 +174,20 @@ type loadReport struct {
 	Unacked   int      `json:"unacked"`
 	Unsettled []string `json:"unsettled,omitempty"`
 	Seconds   float64  `json:"seconds"`
+	// Overpaid is what the nodes' balances grew by beyond what the chain's settlements of
+	// this run's jobs paid them (must be 0: nothing is paid twice); OverpaidJobs counts
+	// it in jobs' worth, rounded up. Slashed lists the nodes whose stake fell.
+	Overpaid     uint64   `json:"overpaid_uomni"`
+	OverpaidJobs int      `json:"paid_twice"`
+	Slashed      []string `json:"slashed,omitempty"`
+	SlashedNodes int      `json:"slashed_nodes"`
 }
 
 func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	restURL := fs.String("api", "http://127.0.0.1:7070", "the router's REST API")
+	followURL := fs.String("follow-api", "", "another router's REST API to follow the jobs through (default --api)")
 	wallet := fs.String("wallet", "", "the consumer's key file (Solana keypair JSON)")
 	jobs := fs.Int("jobs", 8, "jobs to submit, back to back")
 	size := fs.Int("size", 64, "side of the square int8 matrices")
@@ -182,7 +199,10 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	c := api.NewClient(*restURL)
+	c, follow := api.NewClient(*restURL), api.NewClient(*restURL)
+	if *followURL != "" {
+		follow = api.NewClient(*followURL)
+	}
 	health, err := c.Health(ctx)
 	if err != nil {
 		return fmt.Errorf("router REST API: %w", err)
@@ -194,11 +214,15 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	res, err := devnet.RunLoad(ctx, c, health["chain_id"], []ed25519.PrivateKey{key}, *jobs, *size, *jobTimeout)
+	nodesBefore, err := nodeHoldings(ctx, c)
+	if err != nil {
+		return err
+	}
+	res, err := devnet.RunLoadVia(ctx, c, follow, health["chain_id"], []ed25519.PrivateKey{key}, *jobs, *size, *jobTimeout)
 	if err != nil {
 		fmt.Fprintln(stderr, "load: some submissions failed:", err)
 	}
-	after, err := c.Account(ctx, consumer)
+	after, err := follow.Account(ctx, consumer)
 	if err != nil {
 		return err
 	}
@@ -208,7 +232,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// sequence, and it must end like any other.
 	for seq := before.Seq + uint64(res.Submitted); seq < after.Seq; seq++ {
 		id := ledger.JobID(keys.AddressOfKey(key), seq)
-		j, err := devnet.FollowToEnd(ctx, c, id)
+		j, err := devnet.FollowToEnd(ctx, follow, id)
 		status := j.Status
 		if err != nil {
 			status = "open"
@@ -219,7 +243,67 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	rep.Lost = rep.ByStatus["open"] + rep.ByStatus[api.StatusExpired]
+	if err := rep.checkPayments(ctx, follow, nodesBefore, keys.AddressOfKey(key), before.Seq, after.Seq-before.Seq); err != nil {
+		return err
+	}
 	return json.NewEncoder(stdout).Encode(rep)
+}
+
+// holding is a node's balance and stake.
+type holding struct{ balance, stake uint64 }
+
+func nodeHoldings(ctx context.Context, c *api.Client) (map[string]holding, error) {
+	nodes, err := c.Nodes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	out := make(map[string]holding, len(nodes))
+	for _, n := range nodes {
+		acc, err := c.Account(ctx, n.ID)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", n.ID, err)
+		}
+		out[n.ID] = holding{balance: acc.Balance, stake: n.Stake}
+	}
+	return out, nil
+}
+
+// checkPayments compares what the nodes gained with what the chain settled for the run's
+// jobs (sequences from seq0, count of them) and notes every node whose stake fell.
+func (rep *loadReport) checkPayments(ctx context.Context, c *api.Client, before map[string]holding, consumer keys.Address, seq0, count uint64) error {
+	after, err := nodeHoldings(ctx, c)
+	if err != nil {
+		return err
+	}
+	var paid, gained, perJob uint64
+	for seq := seq0; seq < seq0+count; seq++ {
+		j, err := c.Job(ctx, ledger.JobID(consumer, seq))
+		if err != nil {
+			continue // never escrowed: no payment either
+		}
+		if p := j.Payment; p != nil && j.Status == api.StatusSettled {
+			paid += p.PaidToNode + p.NetworkReward // the reward comes from the pool, on top
+			perJob = max(perJob, p.PaidToNode+p.NetworkReward)
+		}
+	}
+	for id, a := range after {
+		b := before[id]
+		if a.balance > b.balance {
+			gained += a.balance - b.balance
+		}
+		if a.stake < b.stake {
+			rep.Slashed = append(rep.Slashed, id)
+			rep.SlashedNodes++
+		}
+	}
+	if gained > paid {
+		rep.Overpaid = gained - paid
+		rep.OverpaidJobs = 1
+		if perJob > 0 {
+			rep.OverpaidJobs = int((rep.Overpaid + perJob - 1) / perJob)
+		}
+	}
+	return nil
 }
 
 func runNodes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
