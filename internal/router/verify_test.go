@@ -34,15 +34,20 @@ func scriptedValidator(t *testing.T, r *Router, roots *x509.CertPool, key ed2551
 
 // The chain settles on two thirds of the committee: the router asks every online member,
 // not just one, and waits for the chain node it reads to show the result first.
-func TestEveryOnlineCommitteeMemberIsAsked(t *testing.T) {
-	chain := newFakeChain()
-	nodeKey := newKey(t)
-	nodeID := string(keys.AddressOfKey(nodeKey))
+// committeeChain is a fake chain with one node and three validators, a job's committee.
+func committeeChain(t *testing.T) (chain *fakeChain, nodeKey ed25519.PrivateKey, nodeID string, vals []ed25519.PrivateKey) {
+	chain = newFakeChain()
+	nodeKey = newKey(t)
 	chain.addNode(keys.AddressOfKey(nodeKey), ledger.UomniPerOMNI, 10_000)
-	vals := []ed25519.PrivateKey{newKey(t), newKey(t), newKey(t)}
+	vals = []ed25519.PrivateKey{newKey(t), newKey(t), newKey(t)}
 	for _, v := range vals {
 		chain.vals = append(chain.vals, ledger.Validator{Address: keys.AddressOfKey(v), Stake: 10_000 * ledger.UomniPerOMNI})
 	}
+	return chain, nodeKey, string(keys.AddressOfKey(nodeKey)), vals
+}
+
+func TestEveryOnlineCommitteeMemberIsAsked(t *testing.T) {
+	chain, nodeKey, nodeID, vals := committeeChain(t)
 	r, roots := startRouter(t, chain)
 	digest := api.DigestOf([]byte("out"))
 	scriptedNode(t, r, roots, nodeKey, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
@@ -96,14 +101,7 @@ func TestEveryOnlineCommitteeMemberIsAsked(t *testing.T) {
 // Once two thirds have attested the chain has decided: a member whose answer never comes
 // (it reconnected to another router, say) does not hold the job up to VerifyTimeout.
 func TestRouterStopsWaitingOnceTheChainDecided(t *testing.T) {
-	chain := newFakeChain()
-	nodeKey := newKey(t)
-	nodeID := string(keys.AddressOfKey(nodeKey))
-	chain.addNode(keys.AddressOfKey(nodeKey), ledger.UomniPerOMNI, 10_000)
-	vals := []ed25519.PrivateKey{newKey(t), newKey(t), newKey(t)}
-	for _, v := range vals {
-		chain.vals = append(chain.vals, ledger.Validator{Address: keys.AddressOfKey(v), Stake: 10_000 * ledger.UomniPerOMNI})
-	}
+	chain, nodeKey, nodeID, vals := committeeChain(t)
 	r, roots := startRouterWith(t, Options{Chain: chain, VerifyTimeout: time.Hour})
 	digest := api.DigestOf([]byte("out"))
 	scriptedNode(t, r, roots, nodeKey, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
