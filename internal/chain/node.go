@@ -213,7 +213,7 @@ func (n *Node) Close() error {
 				err = e
 			}
 			n.node.Wait()
-			n.dbs.closeUnclosed()
+			n.dbs.closeAfterStop()
 		}
 		if n.store != nil {
 			if e := n.store.Close(); e != nil && err == nil {
@@ -246,12 +246,26 @@ func (g stoppingGate) Query(ctx context.Context, req *abci.QueryRequest) (*abci.
 	return &abci.QueryResponse{}, nil
 }
 
-// dbTracker remembers the databases CometBFT opens: Node.Stop leaves the tx_index DB open,
-// which makes a restart in the same process fail with "lock held by current process".
+// dbTracker remembers the databases CometBFT opens and closes them itself, after the node
+// has stopped. Node.Stop leaves the tx_index DB open, which makes a restart in the same
+// process fail with "lock held by current process"; and it closes the block store while
+// a consensus reactor goroutine per peer may still read it (queryMaj23Routine checks that
+// the node runs, then reads), which panics the process with "leveldb: closed". So the
+// node's own Close of a database is ignored, and closeAll closes every one a moment after
+// the node has stopped.
 type dbTracker struct {
 	mu  sync.Mutex
 	dbs map[string]dbm.DB
 }
+
+// laterClosedDB is a database whose Close waits for the tracker's.
+type laterClosedDB struct{ dbm.DB }
+
+func (laterClosedDB) Close() error { return nil }
+
+// closeGrace is how long after the node stopped its databases stay open, for reactor
+// goroutines that had checked the node ran just before it stopped.
+const closeGrace = 200 * time.Millisecond
 
 func (t *dbTracker) provider(ctx *cfg.DBContext) (dbm.DB, error) {
 	db, err := cfg.DefaultDBProvider(ctx)
@@ -264,16 +278,13 @@ func (t *dbTracker) provider(ctx *cfg.DBContext) (dbm.DB, error) {
 		t.dbs = map[string]dbm.DB{}
 	}
 	t.dbs[ctx.ID] = db
-	return db, nil
+	return laterClosedDB{db}, nil
 }
 
-// closeUnclosed closes the databases Node.Stop does not close itself.
-func (t *dbTracker) closeUnclosed() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if db, ok := t.dbs["tx_index"]; ok {
-		_ = db.Close()
-	}
+// closeAfterStop closes every database a moment after the node stopped (see dbTracker).
+func (t *dbTracker) closeAfterStop() {
+	time.Sleep(closeGrace)
+	t.closeAll()
 }
 
 // closeAll closes everything; used when the node never started.
