@@ -255,8 +255,10 @@ type Node struct {
 	Region        string    `json:"region"`
 	PricePerHour  uint64    `json:"price_per_hour"`
 	Stake         uint64    `json:"stake"`
+	Status        string    `json:"status"` // on chain: active, or inactive (stake below the minimum)
 	Online        bool      `json:"online"`
-	LastHeartbeat time.Time `json:"last_heartbeat,omitempty"`
+	LastHeartbeat time.Time `json:"last_heartbeat,omitempty"` // by the router's clock
+	Running       []string  `json:"running,omitempty"`        // jobs its last heartbeat listed
 	JobsVerified  uint64    `json:"jobs_verified"`
 	JobsFailed    uint64    `json:"jobs_failed"`
 }

@@ -211,6 +211,16 @@ func TestDaemonsOnSeparateCommandsSettleAJob(t *testing.T) {
 		t.Errorf("the chain node's view of job %s: %+v, %v", job.ID, cj, err)
 	}
 
+	// The supplier's view: online, active, one job verified and none failed, paid.
+	ns := decodeJSON[nodeStatus](t, runOK(t, "node", "status", "--wallet", "node", "--wallet-dir", wallets, "--api", re.RESTURL, "-o", "json"))
+	if ns.Node.ID != addr["node"] || !ns.Node.Online || ns.Node.Status != "active" || ns.Node.JobsVerified != 1 ||
+		ns.ReliabilityBP != 10_000 || ns.Balance == 0 || ns.Node.LastHeartbeat.IsZero() {
+		t.Errorf("node status: %+v", ns)
+	}
+	if text := runOK(t, "node", "status", addr["node"], "--api", re.RESTURL); !strings.Contains(text, "ONLINE") || !strings.Contains(text, "100.00% (1 verified, 0 failed)") {
+		t.Errorf("node status text:\n%s", text)
+	}
+
 	for _, d := range []*daemon{nodeD, valD, routerD, chainD} {
 		d.interrupt(t)
 	}

@@ -81,7 +81,7 @@ func (v ChainViews) Nodes(ctx context.Context) ([]api.Node, error) {
 		out = append(out, api.Node{
 			ID: string(n.Address), GPUModel: n.Hardware.GPUModel, GPUs: n.Hardware.GPUs, VRAMMiB: n.Hardware.VRAMMiB,
 			TFLOPS: float64(n.Hardware.TFLOPSMilli) / 1000, Region: n.Hardware.Region, PricePerHour: n.PricePerHour,
-			Stake: n.Stake, JobsVerified: n.JobsVerified, JobsFailed: n.JobsFailed,
+			Stake: n.Stake, Status: n.Status, JobsVerified: n.JobsVerified, JobsFailed: n.JobsFailed,
 		})
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })

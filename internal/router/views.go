@@ -101,9 +101,13 @@ func (r *Router) Nodes(ctx context.Context) ([]api.Node, error) {
 		return nil, err
 	}
 	live := r.online(protocol.RoleNode)
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for i, n := range nodes {
 		if hb, online := live[n.ID]; online {
-			nodes[i].Online, nodes[i].FreeGPUs, nodes[i].LastHeartbeat = true, hb.FreeGPUs, hb.Sent
+			// The router's clock, not the one the node stamped: a node's may be wrong.
+			nodes[i].Online, nodes[i].FreeGPUs, nodes[i].LastHeartbeat = true, hb.FreeGPUs, r.when[n.ID].UTC()
+			nodes[i].Running = slices.Clone(hb.Running)
 		}
 	}
 	return nodes, nil
