@@ -6,7 +6,7 @@ var (
 	// ErrShape reports invalid dimensions: zero or negative, too large, a
 	// data slice that does not match them, or operands that do not conform.
 	ErrShape = errors.New("tensor shape")
-	// ErrEncoding reports bytes that are not a valid OMT1 matrix.
+	// ErrEncoding reports bytes that are not a valid OMT1 matrix or NumPy .npy file.
 	ErrEncoding = errors.New("tensor encoding")
 	// ErrUnknownKernel reports a kernel name that is not registered.
 	ErrUnknownKernel = errors.New("unknown kernel")

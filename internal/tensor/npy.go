@@ -1,0 +1,129 @@
+package tensor
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// NumPy's .npy format (version 1.0 and 2.0): "\x93NUMPY", a major and a minor version
+// byte, the header's length (uint16 in 1.0, uint32 in 2.0, little-endian), then the header,
+// a Python dict literal such as {'descr': '|i1', 'fortran_order': False, 'shape': (3, 4), }
+// padded with spaces to a multiple of 64 bytes with its newline, then the elements.
+// https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html
+const npyMagic = "\x93NUMPY"
+
+// maxNPYHeader bounds the header a decoder reads: NumPy writes well under 200 bytes.
+const maxNPYHeader = 4096
+
+var (
+	npyDescr   = regexp.MustCompile(`'descr'\s*:\s*'([^']*)'`)
+	npyFortran = regexp.MustCompile(`'fortran_order'\s*:\s*(True|False)`)
+	npyShape   = regexp.MustCompile(`'shape'\s*:\s*\(([^)]*)\)`)
+)
+
+// ParseNPYInt8 decodes a NumPy .npy file holding a two-dimensional int8 array (dtype
+// int8, '|i1') in C order, as numpy.save writes np.int8 matrices.
+func ParseNPYInt8(b []byte) (*Int8Matrix, error) {
+	descr, fortran, shape, data, err := parseNPY(b)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case descr != "|i1" && descr != "<i1" && descr != "i1":
+		return nil, fmt.Errorf("%w: npy dtype %q: want int8 ('|i1'; numpy: a.astype(np.int8))", ErrEncoding, descr)
+	case fortran:
+		return nil, fmt.Errorf("%w: npy array is in Fortran order: save np.ascontiguousarray(a)", ErrEncoding)
+	case len(shape) != 2:
+		return nil, fmt.Errorf("%w: npy array has %d dimensions, want a 2-D matrix", ErrEncoding, len(shape))
+	}
+	if err := checkDims(shape[0], shape[1]); err != nil {
+		return nil, err
+	}
+	if len(data) != shape[0]*shape[1] {
+		return nil, fmt.Errorf("%w: npy shape (%d, %d) needs %d bytes of data, the file has %d", ErrEncoding, shape[0], shape[1], shape[0]*shape[1], len(data))
+	}
+	m := &Int8Matrix{Rows: shape[0], Cols: shape[1], Data: make([]int8, len(data))}
+	for i, v := range data {
+		m.Data[i] = int8(v)
+	}
+	return m, nil
+}
+
+// NPY encodes m as a NumPy .npy file (version 1.0): dtype int8, C order.
+func (m *Int8Matrix) NPY() []byte {
+	b := npyHeader("|i1", m.Rows, m.Cols, len(m.Data))
+	for _, v := range m.Data {
+		b = append(b, byte(v))
+	}
+	return b
+}
+
+// NPY encodes m as a NumPy .npy file (version 1.0): dtype little-endian int32, C order;
+// numpy.load reads it.
+func (m *Int32Matrix) NPY() []byte {
+	b := npyHeader("<i4", m.Rows, m.Cols, 4*len(m.Data))
+	for _, v := range m.Data {
+		b = binary.LittleEndian.AppendUint32(b, uint32(v))
+	}
+	return b
+}
+
+func npyHeader(descr string, rows, cols, dataLen int) []byte {
+	dict := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': (%d, %d), }", descr, rows, cols)
+	// magic(6) + version(2) + length(2) + dict + padding + "\n" is a multiple of 64.
+	pad := 64 - (10+len(dict)+1)%64
+	if pad == 64 {
+		pad = 0
+	}
+	header := dict + strings.Repeat(" ", pad) + "\n"
+	b := make([]byte, 0, 10+len(header)+dataLen)
+	b = append(b, npyMagic...)
+	b = append(b, 1, 0)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(header)))
+	return append(b, header...)
+}
+
+// parseNPY splits a .npy file into its header's fields and its data.
+func parseNPY(b []byte) (descr string, fortran bool, shape []int, data []byte, err error) {
+	if len(b) < 10 || string(b[:6]) != npyMagic {
+		return "", false, nil, nil, fmt.Errorf("%w: not a NumPy .npy file (no \\x93NUMPY magic)", ErrEncoding)
+	}
+	var hlen, start int
+	switch b[6] {
+	case 1:
+		hlen, start = int(binary.LittleEndian.Uint16(b[8:10])), 10
+	case 2, 3:
+		if len(b) < 12 {
+			return "", false, nil, nil, fmt.Errorf("%w: npy header truncated", ErrEncoding)
+		}
+		hlen, start = int(binary.LittleEndian.Uint32(b[8:12])), 12
+	default:
+		return "", false, nil, nil, fmt.Errorf("%w: npy version %d.%d is not supported", ErrEncoding, b[6], b[7])
+	}
+	if hlen > maxNPYHeader || start+hlen > len(b) {
+		return "", false, nil, nil, fmt.Errorf("%w: npy header of %d bytes does not fit the file", ErrEncoding, hlen)
+	}
+	header := b[start : start+hlen]
+	d := npyDescr.FindSubmatch(header)
+	f := npyFortran.FindSubmatch(header)
+	s := npyShape.FindSubmatch(header)
+	if d == nil || f == nil || s == nil {
+		return "", false, nil, nil, fmt.Errorf("%w: npy header %q lacks descr, fortran_order or shape", ErrEncoding, bytes.TrimSpace(header))
+	}
+	for _, part := range strings.Split(string(s[1]), ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue // "(3,)" and the trailing comma
+		}
+		n, err := strconv.Atoi(part)
+		if err != nil || n < 0 {
+			return "", false, nil, nil, fmt.Errorf("%w: npy shape %q", ErrEncoding, s[1])
+		}
+		shape = append(shape, n)
+	}
+	return string(d[1]), string(f[1]) == "True", shape, b[start+hlen:], nil
+}
