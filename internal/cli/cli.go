@@ -76,7 +76,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn, error")
 	root.AddCommand(newDevnetCmd(g), newChainCmd(g), newVersionCmd(g),
-		newWalletCmd(g), newStakeCmd(g), newGovCmd(g), newTokenCmd(g), newValidatorCmd(g),
+		newWalletCmd(g), newStakeCmd(g), newGovCmd(g), newTokenCmd(g), newValidatorCmd(g), newJobCmd(g),
 		newRouterCmd(g), newNodeCmd(g), newConfigCmd(g))
 	return root
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/omnisync/omnisync/internal/chain"
 	"github.com/omnisync/omnisync/internal/devnet"
 	"github.com/omnisync/omnisync/internal/keyfile"
+	"github.com/omnisync/omnisync/internal/tensor"
 )
 
 // daemon is one `omnisync … run` (or chain start) running in this process, as its own
@@ -219,6 +220,38 @@ func TestDaemonsOnSeparateCommandsSettleAJob(t *testing.T) {
 	}
 	if text := runOK(t, "node", "status", addr["node"], "--api", re.RESTURL); !strings.Contains(text, "ONLINE") || !strings.Contains(text, "100.00% (1 verified, 0 failed)") {
 		t.Errorf("node status text:\n%s", text)
+	}
+
+	// The consumer's journey from the CLI: .npy in, a verified .npy out.
+	a, _ := tensor.RandomInt8(8, 5, 11)
+	b, _ := tensor.RandomInt8(5, 3, 12)
+	aFile, bFile := filepath.Join(dir, "A.npy"), filepath.Join(dir, "B.npy")
+	if err := os.WriteFile(aFile, a.NPY(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bFile, b.NPY(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	consumerFlags := []string{"--wallet", "consumer", "--wallet-dir", wallets, "--api", re.RESTURL}
+	done := decodeJSON[api.Job](t, runOK(t, append([]string{"job", "submit", "--input", "a=" + aFile, "--input", "b=" + bFile, "--wait", "-o", "json"}, consumerFlags...)...))
+	if done.Status != api.StatusSettled || !done.Verified {
+		t.Fatalf("job submit --wait: %+v", done)
+	}
+	res := decodeJSON[jobResult](t, runOK(t, append([]string{"job", "result", done.ID, "--out", dir, "-o", "json"}, consumerFlags...)...))
+	raw, err := os.ReadFile(res.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := tensor.MatMulInt8(a, b)
+	if !res.Verified || res.Rows != 8 || res.Cols != 3 || !bytes.Equal(raw, want.NPY()) {
+		t.Fatalf("job result %+v: the file is not A·B as .npy", res)
+	}
+	if out := runOK(t, append([]string{"job", "status", done.ID}, consumerFlags...)...); !strings.Contains(out, "settled (verified)") {
+		t.Errorf("job status:\n%s", out)
+	}
+	var out, errOut bytes.Buffer
+	if code := Run(t.Context(), append([]string{"job", "cancel", done.ID}, consumerFlags...), &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "can no longer be cancelled") {
+		t.Errorf("cancelling a settled job: exit %d, %s", code, errOut.String())
 	}
 
 	for _, d := range []*daemon{nodeD, valD, routerD, chainD} {
