@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -19,11 +18,43 @@ const npyMagic = "\x93NUMPY"
 // maxNPYHeader bounds the header a decoder reads: NumPy writes well under 200 bytes.
 const maxNPYHeader = 4096
 
-var (
-	npyDescr   = regexp.MustCompile(`'descr'\s*:\s*'([^']*)'`)
-	npyFortran = regexp.MustCompile(`'fortran_order'\s*:\s*(True|False)`)
-	npyShape   = regexp.MustCompile(`'shape'\s*:\s*\(([^)]*)\)`)
-)
+// npyField returns the text after "'key':" in a .npy header dict, up to the end of the
+// header, with leading spaces trimmed; ok is false when the key is missing.
+func npyField(header, key string) (rest string, ok bool) {
+	i := strings.Index(header, "'"+key+"'")
+	if i < 0 {
+		return "", false
+	}
+	rest = strings.TrimLeft(header[i+len(key)+2:], " ")
+	if !strings.HasPrefix(rest, ":") {
+		return "", false
+	}
+	return strings.TrimLeft(rest[1:], " "), true
+}
+
+// npyHeaderFields reads the three keys of a .npy header dict.
+func npyHeaderFields(header string) (descr, fortran, shape string, ok bool) {
+	d, okD := npyField(header, "descr")
+	f, okF := npyField(header, "fortran_order")
+	s, okS := npyField(header, "shape")
+	if !okD || !okF || !okS || !strings.HasPrefix(d, "'") || !strings.HasPrefix(s, "(") {
+		return "", "", "", false
+	}
+	end := strings.IndexByte(d[1:], '\'')
+	closing := strings.IndexByte(s, ')')
+	if end < 0 || closing < 0 {
+		return "", "", "", false
+	}
+	switch {
+	case strings.HasPrefix(f, "True"):
+		f = "True"
+	case strings.HasPrefix(f, "False"):
+		f = "False"
+	default:
+		return "", "", "", false
+	}
+	return d[1 : 1+end], f, s[1:closing], true
+}
 
 // ParseNPYInt8 decodes a NumPy .npy file holding a two-dimensional int8 array (dtype
 // int8, '|i1') in C order, as numpy.save writes np.int8 matrices.
@@ -108,22 +139,20 @@ func parseNPY(b []byte) (descr string, fortran bool, shape []int, data []byte, e
 		return "", false, nil, nil, fmt.Errorf("%w: npy header of %d bytes does not fit the file", ErrEncoding, hlen)
 	}
 	header := b[start : start+hlen]
-	d := npyDescr.FindSubmatch(header)
-	f := npyFortran.FindSubmatch(header)
-	s := npyShape.FindSubmatch(header)
-	if d == nil || f == nil || s == nil {
+	d, f, s, ok := npyHeaderFields(string(header))
+	if !ok {
 		return "", false, nil, nil, fmt.Errorf("%w: npy header %q lacks descr, fortran_order or shape", ErrEncoding, bytes.TrimSpace(header))
 	}
-	for _, part := range strings.Split(string(s[1]), ",") {
+	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
 			continue // "(3,)" and the trailing comma
 		}
 		n, err := strconv.Atoi(part)
 		if err != nil || n < 0 {
-			return "", false, nil, nil, fmt.Errorf("%w: npy shape %q", ErrEncoding, s[1])
+			return "", false, nil, nil, fmt.Errorf("%w: npy shape %q", ErrEncoding, s)
 		}
 		shape = append(shape, n)
 	}
-	return string(d[1]), string(f[1]) == "True", shape, b[start+hlen:], nil
+	return d, f == "True", shape, b[start+hlen:], nil
 }
