@@ -249,6 +249,10 @@ func TestDaemonsOnSeparateCommandsSettleAJob(t *testing.T) {
 	if out := runOK(t, append([]string{"job", "status", done.ID}, consumerFlags...)...); !strings.Contains(out, "settled (verified)") {
 		t.Errorf("job status:\n%s", out)
 	}
+	list := decodeJSON[[]api.Job](t, runOK(t, append([]string{"job", "list", "--limit", "5", "-o", "json"}, consumerFlags...)...))
+	if len(list) != 2 || list[0].ID != done.ID || list[1].ID != job.ID || list[0].Status != api.StatusSettled {
+		t.Errorf("job list: %+v, want the CLI's job then the first, newest first", list)
+	}
 	var out, errOut bytes.Buffer
 	if code := Run(t.Context(), append([]string{"job", "cancel", done.ID}, consumerFlags...), &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "can no longer be cancelled") {
 		t.Errorf("cancelling a settled job: exit %d, %s", code, errOut.String())

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,7 +30,7 @@ Tensor jobs take NumPy .npy files and give one back: make the inputs with
 numpy.save("A.npy", a.astype(np.int8)), read the result with numpy.load("ID.npy").`,
 	}
 	f.addWalletFlags(cmd)
-	cmd.AddCommand(newJobSubmitCmd(g, f), newJobStatusCmd(g, f), newJobWaitCmd(g, f), newJobResultCmd(g, f), newJobCancelCmd(g, f))
+	cmd.AddCommand(newJobSubmitCmd(g, f), newJobStatusCmd(g, f), newJobWaitCmd(g, f), newJobResultCmd(g, f), newJobCancelCmd(g, f), newJobListCmd(g, f))
 	return cmd
 }
 
@@ -325,4 +326,81 @@ func newJobCancelCmd(g *globals, f *remoteFlags) *cobra.Command {
 			})
 		},
 	}
+}
+
+// jobListScan bounds how many of the account's transactions job list looks through.
+const jobListScan = 1000
+
+func newJobListCmd(g *globals, f *remoteFlags) *cobra.Command {
+	var (
+		limit  int
+		status string
+	)
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the wallet's jobs, newest first",
+		Long: fmt.Sprintf(`Lists the jobs the wallet submitted, newest first. A job's id is derived from its
+consumer and the sequence of its create_job transaction, so the list is read from the chain
+by the account's sequences; it looks through the last %d transactions at most.`, jobListScan),
+		Example: `  omnisync job list -w consumer --limit 5
+  omnisync job list --status failed -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			key, err := f.loadKey()
+			if err != nil {
+				return err
+			}
+			return f.run(cmd, func(ctx context.Context, c *api.Client) error {
+				jobs, err := listJobs(ctx, c, keys.AddressOfKey(key), limit, status)
+				if err != nil {
+					return err
+				}
+				if g.json() {
+					return writeJSON(g.stdout, jobs)
+				}
+				if len(jobs) == 0 {
+					fmt.Fprintln(g.stdout, "no jobs")
+					return nil
+				}
+				for _, j := range jobs {
+					verified := ""
+					if j.Verified {
+						verified = "verified"
+					}
+					fmt.Fprintf(g.stdout, "%s  %-10s %-8s %s\n", j.ID, j.Status, verified, j.Node)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 20, "at most this many jobs")
+	cmd.Flags().StringVar(&status, "status", "", "only jobs in this status: queued, assigned, running, computed, settled, failed, cancelled, expired")
+	return cmd
+}
+
+// listJobs reads the consumer's jobs from its newest sequence down.
+func listJobs(ctx context.Context, c *api.Client, consumer keys.Address, limit int, status string) ([]api.Job, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("--limit %d: want at least 1", limit)
+	}
+	acct, err := c.Account(ctx, string(consumer))
+	if err != nil {
+		return nil, err
+	}
+	jobs := []api.Job{}
+	for seq, scanned := acct.Seq, 0; seq > 0 && scanned < jobListScan && len(jobs) < limit; scanned++ {
+		seq--
+		j, err := c.Job(ctx, ledger.JobID(consumer, seq))
+		if errors.Is(err, api.ErrNotFound) {
+			continue // that transaction was not a create_job
+		}
+		if err != nil {
+			return nil, err
+		}
+		if status == "" || j.Status == status {
+			j.Events = nil
+			jobs = append(jobs, j)
+		}
+	}
+	return jobs, nil
 }
