@@ -87,6 +87,10 @@ func (c *ClusterOptions) apply(o *server.Options) {
 		// The routes are configured, a full mesh: no gossip of peers' addresses, which
 		// would have the servers dial each other again by IP.
 		NoAdvertise: true,
+		// A peer cut off drops no connection: its packets just stop. With NATS's default
+		// two-minute pings its route stays up that long, and requests the cluster sends
+		// it (a direct get's replica, say) vanish. Ping every routePing instead.
+		PingInterval: routePing, MaxPingsOut: routeMaxPingsOut,
 	}
 	for _, r := range c.Routes {
 		o.Routes = append(o.Routes, &url.URL{Scheme: "nats-route", Host: r})
@@ -194,6 +198,12 @@ func (s *Server) JetStreamHealth() string {
 	}
 	return h.Status
 }
+
+// A route whose peer missed routeMaxPingsOut pings, one every routePing, is closed.
+const (
+	routePing        = time.Second
+	routeMaxPingsOut = 3
+)
 
 // clusterRetry is how often bucket creation is tried again while a cluster forms.
 const clusterRetry = 250 * time.Millisecond

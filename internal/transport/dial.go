@@ -81,9 +81,9 @@ func dial(ctx context.Context, o DialOptions, headers http.Header) (*nats.Conn, 
 		nats.WebSocketConnectionHeaders(headers),
 		nats.MaxReconnects(-1),
 		nats.CustomReconnectDelay(reconnectDelay),
-		nats.IgnoreAuthErrorAbort(),    // a restarting router may not know us yet
-		nats.IgnoreDiscoveredServers(), // peers advertise addresses only their own network reaches
-		nats.PingInterval(30*time.Second),
+		nats.IgnoreAuthErrorAbort(),      // a restarting router may not know us yet
+		nats.IgnoreDiscoveredServers(),   // peers advertise addresses only their own network reaches
+		nats.PingInterval(5*time.Second), // a router cut off is left within about 15 s (MaxPingsOut 2)
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrPermissionViolation) {
 				err = fmt.Errorf("%w: %w", ErrPermissionDenied, err)
