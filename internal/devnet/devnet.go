@@ -216,8 +216,8 @@ func (d *Devnet) startNode(ctx context.Context, i int, wallet func([]byte) *chai
 }
 
 // SimulatedProfile is the hardware the devnet's i-th node declares and its bid in uomni per
-// GPU-hour. Until GPU discovery exists (issue #10), `omnisync node register` declares the
-// first one unless told otherwise.
+// GPU-hour. `omnisync node register --gpu-tier declared` declares the first one unless its
+// settings say otherwise.
 func SimulatedProfile(i int) (ledger.Hardware, uint64) {
 	p := profileFor(i)
 	return p.hw, p.price
