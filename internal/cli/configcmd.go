@@ -66,6 +66,7 @@ daemons name their wallet, whose key stays in its file.`,
 		},
 	}
 	print.Flags().StringVar(&role, "role", "", "print one role: chain, router, node or validator (default all)")
+	_ = print.RegisterFlagCompletionFunc("role", fixedCompletions(config.Roles...))
 	print.Flags().StringVar(&file, "config", "", "TOML config file (env "+config.EnvConfig+")")
 	cmd.AddCommand(print)
 	return cmd

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -105,7 +106,7 @@ func newGovCmd(g *globals) *cobra.Command {
 					return nil
 				}
 				g.printTx(r, "proposal #%d %q is open for votes until height %d", prop.ID, prop.Title, prop.VotingEnd)
-				fmt.Fprintf(g.stdout, "  vote with `omnisync gov vote %d yes|no|abstain`\n", prop.ID)
+				fmt.Fprintf(g.stdout, "  vote yes, no or abstain: %s\n", f.voteCommand(prop.ID))
 				return nil
 			})
 		},
@@ -121,7 +122,7 @@ func newGovCmd(g *globals) *cobra.Command {
 	voteCmd := &cobra.Command{
 		Use:   "vote ID yes|no|abstain",
 		Short: "Vote on an open proposal with your stake",
-		Args:  cobra.ExactArgs(2),
+		Args:  namedArgs("ID", "yes|no|abstain"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseProposalID(args[0])
 			if err != nil {
@@ -171,7 +172,7 @@ func newGovCmd(g *globals) *cobra.Command {
 	showCmd := &cobra.Command{
 		Use:   "show ID",
 		Short: "Show a proposal: what it changes, its tally and its outcome",
-		Args:  cobra.ExactArgs(1),
+		Args:  namedArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseProposalID(args[0])
 			if err != nil {
@@ -179,6 +180,10 @@ func newGovCmd(g *globals) *cobra.Command {
 			}
 			return f.run(cmd, func(ctx context.Context, c *api.Client) error {
 				prop, err := c.Proposal(ctx, id)
+				if errors.Is(err, api.ErrNotFound) {
+					// the daemon's message repeats the sentinel ("not found: not found: proposal 99")
+					return fmt.Errorf("proposal %d %w", id, api.ErrNotFound)
+				}
 				if err != nil {
 					return err
 				}
@@ -225,6 +230,24 @@ func (g *globals) printParams(p api.Params) error {
 	}
 	fmt.Fprintln(g.stdout, "(rates in basis points, 10000 = 100%; stakes and rewards in uomni)")
 	return nil
+}
+
+// voteCommand is a gov vote command line the user can paste: with this wallet, and this
+// API unless it is the default.
+func (f *remoteFlags) voteCommand(id uint64) string {
+	line := fmt.Sprintf("omnisync gov vote %d yes -w %s", id, shellQuote(f.wallet))
+	if f.api != defaultAPIURL {
+		line += " --api " + shellQuote(f.api)
+	}
+	return line
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but plain characters.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/:=@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func parseProposalID(s string) (uint64, error) {

@@ -23,7 +23,7 @@ func TestGovCommands(t *testing.T) {
 			"proposal #3 \"Burn 3%\" is open for votes until height 142\n  tx "},
 		{[]string{"gov", "propose", "--title", "Grant", "--spend-to", testAddr(5), "--spend-amount", "25000"},
 			ledger.Msg{Propose: &ledger.MsgPropose{Title: "Grant", Spend: &ledger.Spend{To: keys.Address(testAddr(5)), Amount: 25_000_000_000}}},
-			"gov vote 3 yes|no|abstain"}, // a fresh daemon each time
+			"gov vote 3 yes -w default --api "}, // a fresh daemon each time
 		{[]string{"gov", "vote", "2", "abstain"},
 			ledger.Msg{Vote: &ledger.MsgVote{ProposalID: 2, Option: "abstain"}}, "voted abstain on proposal #2"},
 	}
@@ -69,7 +69,7 @@ func TestGovFlagErrors(t *testing.T) {
 		{[]string{"gov", "propose", "--title", "t", "--param", "burn_bp=20000"}, "burn_bp is 20000, above 10000"},
 		{[]string{"gov", "vote", "one", "yes"}, `proposal id "one"`},
 		{[]string{"gov", "vote", "1", "maybe"}, "option must be yes, no or abstain"},
-		{[]string{"gov", "show", "99"}, "not found: proposal 99"},
+		{[]string{"gov", "show", "99"}, "proposal 99 not found"},
 	} {
 		if _, errOut, code := e.run(tt.args...); code != 1 || !strings.Contains(errOut, tt.want) {
 			t.Errorf("%v: exit %d, stderr %q, want %q", tt.args, code, errOut, tt.want)

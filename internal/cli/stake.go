@@ -24,6 +24,7 @@ func (s *stakeFlags) register(cmd *cobra.Command, withPubKey bool) {
 	fl.StringVar(&s.role, "role", "", "stake role: node or validator")
 	fl.StringVar(&s.amount, "amount", "", "amount in OMNI, e.g. 500 or 12.5")
 	_ = cmd.MarkFlagRequired("role")
+	_ = cmd.RegisterFlagCompletionFunc("role", fixedCompletions(ledger.RoleNode, ledger.RoleValidator))
 	_ = cmd.MarkFlagRequired("amount")
 	if withPubKey {
 		fl.StringVar(&s.pubKey, "pubkey", "", "a new validator's CometBFT consensus public key (32 bytes, base64 or hex)")
@@ -132,7 +133,7 @@ node" adds to it.`,
 	showCmd := &cobra.Command{
 		Use:   "show [ADDRESS]",
 		Short: "Show node and validator stake and unbonding entries: the wallet's, or ADDRESS's",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  optionalArg("ADDRESS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.run(cmd, func(ctx context.Context, c *api.Client) error {
 				addr, err := f.addressArg(args)

@@ -65,6 +65,17 @@ func (f *remoteFlags) addWalletFlags(cmd *cobra.Command) {
 	pf.StringVar(&f.walletDir, "wallet-dir", envOr(envWalletDir, filepath.Join(home, ".omnisync", "wallets")),
 		"directory of wallet key files (env "+envWalletDir+")")
 	pf.StringVarP(&f.wallet, "wallet", "w", defaultWallet, "wallet name in --wallet-dir, or a path to a Solana keypair JSON file")
+	_ = cmd.RegisterFlagCompletionFunc("wallet", f.completeWallet)
+}
+
+// completeWallet offers the wallets in --wallet-dir: its *.json files, without extension.
+func (f *remoteFlags) completeWallet(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	files, _ := filepath.Glob(filepath.Join(f.walletDir, "*.json"))
+	names := make([]string, 0, len(files))
+	for _, file := range files {
+		names = append(names, strings.TrimSuffix(filepath.Base(file), ".json"))
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
 }
 
 func (f *remoteFlags) client() *api.Client {
@@ -301,7 +312,7 @@ read or send go through a daemon's REST API (--api).`,
 		&cobra.Command{
 			Use:   "new NAME",
 			Short: "Create a wallet with a fresh key",
-			Args:  cobra.ExactArgs(1),
+			Args:  namedArgs("NAME"),
 			RunE: func(_ *cobra.Command, args []string) error {
 				priv, err := keys.Generate(rand.Reader)
 				if err != nil {
@@ -317,7 +328,7 @@ read or send go through a daemon's REST API (--api).`,
 		&cobra.Command{
 			Use:   "import NAME KEYPAIR_FILE",
 			Short: "Import a Solana CLI keypair JSON file as a wallet",
-			Args:  cobra.ExactArgs(2),
+			Args:  namedArgs("NAME", "KEYPAIR_FILE"),
 			RunE: func(_ *cobra.Command, args []string) error {
 				priv, err := keyfile.Load(args[1])
 				if err != nil {
@@ -345,9 +356,9 @@ read or send go through a daemon's REST API (--api).`,
 		},
 		newWalletBalanceCmd(g, f),
 		&cobra.Command{
-			Use:   "send TO AMOUNT",
+			Use:   "send RECIPIENT AMOUNT",
 			Short: "Send OMNI (AMOUNT in OMNI, e.g. 12.5); the chain burns its burn rate on the way",
-			Args:  cobra.ExactArgs(2),
+			Args:  namedArgs("RECIPIENT", "AMOUNT"),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				amount, err := parseAmountArg("AMOUNT", args[1])
 				if err != nil {
@@ -398,7 +409,7 @@ one, which it may wait for); the command fails if the proof does not verify. It 
 the proof covers: the account's balance, sequence and vesting schedule.`,
 		Example: `  omnisync wallet balance
   omnisync wallet balance --prove --rpc http://127.0.0.1:26657`,
-		Args: cobra.MaximumNArgs(1),
+		Args: optionalArg("ADDRESS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if prove {
 				return g.provenBalance(cmd, f, rpc, args)
