@@ -154,7 +154,7 @@ func newJobStatusCmd(g *globals, f *remoteFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status JOB_ID",
 		Short: "Show a job: status, node, verification, payment, and its events",
-		Args:  cobra.ExactArgs(1),
+		Args:  namedArgs("JOB_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.run(cmd, func(ctx context.Context, c *api.Client) error {
 				j, err := c.Job(ctx, args[0])
@@ -176,7 +176,7 @@ func newJobWaitCmd(g *globals, f *remoteFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "wait JOB_ID",
 		Short: "Follow a job until it ends, with a status line; exit 1 unless it settled verified",
-		Args:  cobra.ExactArgs(1),
+		Args:  namedArgs("JOB_ID"),
 		RunE:  func(cmd *cobra.Command, args []string) error { return g.waitJob(cmd, f, args[0], limit) },
 	}
 	cmd.Flags().DurationVar(&limit, "timeout", 10*time.Minute, "give up waiting after this long (the job goes on)")
@@ -260,7 +260,7 @@ func newJobResultCmd(g *globals, f *remoteFlags) *cobra.Command {
 read it), checks every byte against the digest the node committed on chain, and writes it to
 -o DIR as JOB_ID.npy. It says whether the job is settled, that is verified by the chain's
 validators, or still only the node's word.`,
-		Args: cobra.ExactArgs(1),
+		Args: namedArgs("JOB_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := f.loadKey()
 			if err != nil {
@@ -311,7 +311,7 @@ func newJobCancelCmd(g *globals, f *remoteFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "cancel JOB_ID",
 		Short: "Cancel a job no node has committed a result for; its budget is refunded in full",
-		Args:  cobra.ExactArgs(1),
+		Args:  namedArgs("JOB_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.run(cmd, func(ctx context.Context, c *api.Client) error {
 				r, err := f.sendTx(ctx, c, ledger.Msg{CancelJob: &ledger.MsgCancelJob{JobID: args[0]}})

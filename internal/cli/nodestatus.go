@@ -31,7 +31,7 @@ against jobs failed), its stake and bid, and the balance its earnings are paid i
 is the wallet's (--wallet), or ADDRESS.`,
 		Example: `  omnisync node status --wallet node --api http://router.example.org:7070
   omnisync node status 4TWLMELZShDxz41cjJwL3nWxCUtd2h1vgR3WS2b2MXqM -o json`,
-		Args: cobra.MaximumNArgs(1),
+		Args: optionalArg("ADDRESS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.run(cmd, func(ctx context.Context, c *api.Client) error {
 				addr, err := f.addressArg(args)
