@@ -38,8 +38,11 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		return api.Job{}, err
 	}
 	var acc ledger.Account
-	if err := r.opts.Chain.Query(ctx, "account/"+string(tx.Signer), &acc); err != nil {
-		return api.Job{}, fmt.Errorf("%w: read consumer account: %v", api.ErrUnavailable, err)
+	qctx, cancel := context.WithTimeout(ctx, chainReadTimeout)
+	err = r.opts.Chain.Query(qctx, "account/"+string(tx.Signer), &acc)
+	cancel()
+	if err != nil {
+		return api.Job{}, fmt.Errorf("%w: read consumer account: %v; nothing was escrowed", api.ErrUnavailable, err)
 	}
 	if acc.Balance < spec.Budget {
 		return api.Job{}, fmt.Errorf("%w: %s holds %s OMNI but the job's budget is %s OMNI; nothing was escrowed",
@@ -109,6 +112,10 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	go r.run(j)
 	return r.Job(ctx, id)
 }
+
+// chainReadTimeout bounds the chain reads a submission waits on before anything is
+// escrowed: a router cut off from the chain answers 503 then, not when it is back.
+const chainReadTimeout = 10 * time.Second
 
 // activeLocked counts the jobs not yet finished; r.mu must be held.
 func (r *Router) activeLocked() int {
