@@ -32,26 +32,32 @@ is the wallet's (--wallet), or ADDRESS.`,
 		Example: `  omnisync node status --wallet node --api http://router.example.org:7070
   omnisync node status 4TWLMELZShDxz41cjJwL3nWxCUtd2h1vgR3WS2b2MXqM -o json`,
 		Args: optionalArg("ADDRESS"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.run(cmd, func(ctx context.Context, c *api.Client) error {
-				addr, err := f.addressArg(args)
-				if err != nil {
-					return err
-				}
-				st, err := readNodeStatus(ctx, c, addr)
-				if err != nil {
-					return err
-				}
-				if g.json() {
-					return writeJSON(g.stdout, st)
-				}
-				g.printNodeStatus(st, time.Now())
-				return nil
-			})
-		},
+		RunE: addressView(g, f, readNodeStatus, func(st nodeStatus) { g.printNodeStatus(st, time.Now()) }),
 	}
 	f.addWalletFlags(cmd)
 	return cmd
+}
+
+// addressView is the RunE of a read command about one account, ADDRESS or the wallet's:
+// read it, then print it as JSON or as text.
+func addressView[T any](g *globals, f *remoteFlags, read func(context.Context, *api.Client, string) (T, error), text func(T)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		return f.run(cmd, func(ctx context.Context, c *api.Client) error {
+			addr, err := f.addressArg(args)
+			if err != nil {
+				return err
+			}
+			v, err := read(ctx, c, addr)
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				return writeJSON(g.stdout, v)
+			}
+			text(v)
+			return nil
+		})
+	}
 }
 
 func readNodeStatus(ctx context.Context, c *api.Client, addr string) (nodeStatus, error) {

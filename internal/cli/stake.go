@@ -134,23 +134,7 @@ node" adds to it.`,
 		Use:   "show [ADDRESS]",
 		Short: "Show node and validator stake and unbonding entries: the wallet's, or ADDRESS's",
 		Args:  optionalArg("ADDRESS"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.run(cmd, func(ctx context.Context, c *api.Client) error {
-				addr, err := f.addressArg(args)
-				if err != nil {
-					return err
-				}
-				v, err := fetchStake(ctx, c, addr)
-				if err != nil {
-					return err
-				}
-				if g.json() {
-					return writeJSON(g.stdout, v)
-				}
-				g.printStake(v)
-				return nil
-			})
-		},
+		RunE:  addressView(g, f, fetchStake, g.printStake),
 	}
 	cmd.AddCommand(addCmd, removeCmd, showCmd)
 	return cmd
