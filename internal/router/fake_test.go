@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -23,6 +24,9 @@ type fakeChain struct {
 	assigned []keys.Address // every node an AssignJob named, in order
 	// rejectCreate, when set, is the ledger's answer to every create_job.
 	rejectCreate error
+	// loseCreateAnswer commits every create_job but answers the broadcast with a
+	// transport error, as a chain node cut off mid-request does.
+	loseCreateAnswer bool
 }
 
 func newFakeChain() *fakeChain {
@@ -80,6 +84,9 @@ func (f *fakeChain) BroadcastTx(_ context.Context, raw []byte) (string, int64, e
 	}
 	id := ledger.JobID(tx.Signer, tx.Body.Seq)
 	f.jobs[id] = &ledger.Job{ID: id, Consumer: tx.Signer, SpecHash: c.SpecHash, Budget: c.Budget, Status: ledger.JobCreated}
+	if f.loseCreateAnswer {
+		return "", 0, errors.New("post failed: connection reset by peer")
+	}
 	return "CREATE", 7, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"time"
 
@@ -84,7 +85,14 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		return api.Job{}, fmt.Errorf("%w: job %s is already held by a router, or the job store is unavailable; nothing was escrowed", api.ErrConflict, id)
 	}
 	res, err := r.BroadcastTx(ctx, req.Tx)
-	if err != nil {
+	if errors.Is(err, api.ErrUnavailable) {
+		// The chain did not answer: the escrow may still commit. Watch for it as a
+		// restarted router would, which refunds it with a reason if it does.
+		r.wg.Add(1)
+		go r.confirmEscrow(j)
+		return api.Job{}, fmt.Errorf("escrow budget: %w (job %s: if the escrow commits after all, the job is refunded in full)", err, id)
+	}
+	if err != nil { // the ledger refused it: nothing was escrowed
 		r.mu.Lock()
 		delete(r.jobs, id)
 		r.mu.Unlock()
@@ -110,7 +118,16 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	}
 	r.wg.Add(1)
 	go r.run(j)
-	return r.Job(ctx, id)
+	// The escrow stands and the job runs: answer with its id even if the chain node is
+	// slow to show it (a consumer told "failed" would not know to follow it).
+	vctx, cancel := context.WithTimeout(ctx, chainReadTimeout)
+	defer cancel()
+	if v, err := r.Job(vctx, id); err == nil {
+		return v, nil
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return api.Job{ID: id, Consumer: string(tx.Signer), Status: api.StatusQueued, Txs: maps.Clone(j.txs), Events: slices.Clone(j.events)}, nil
 }
 
 // chainReadTimeout bounds the chain reads a submission waits on before anything is

@@ -2,7 +2,9 @@ package router
 
 import (
 	"context"
+	"errors"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -203,5 +205,33 @@ func TestJobSavedBeforeItsEscrowIsConfirmedOrForgotten(t *testing.T) {
 	})
 	if _, err := second.kv.Get(context.Background(), ids[1]); err == nil {
 		t.Fatal("the never-escrowed job is still in the store")
+	}
+}
+
+// A broadcast the chain never answers may still commit: the consumer is told the
+// submission failed, so the escrow that did commit is refunded at once, with the reason,
+// rather than held to the job's deadline.
+func TestEscrowWhoseBroadcastWentUnansweredIsRefunded(t *testing.T) {
+	defer func(w time.Duration) { escrowWait = w }(escrowWait)
+	escrowWait = time.Second
+	chain := newFakeChain()
+	chain.loseCreateAnswer = true
+	r, _ := startRouter(t, chain)
+	req, _ := consumerJob(t, chain)
+	tx, err := ledger.DecodeTx(req.Tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ledger.JobID(tx.Signer, tx.Body.Seq)
+	if _, err := r.SubmitJob(context.Background(), req); !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), id) {
+		t.Fatalf("submit: %v; want unavailable, naming the job", err)
+	}
+	waitFor(t, "the escrow that committed refunded", func() bool {
+		chain.mu.Lock()
+		defer chain.mu.Unlock()
+		return chain.jobs[id].Status == ledger.JobCancelled
+	})
+	if !jobHas(r, id, "refunded") {
+		t.Fatal("the router did not record why it refunded the job")
 	}
 }

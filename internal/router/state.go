@@ -199,8 +199,9 @@ var errUnread = errors.New("job store partly unreadable")
 // tests need not wait as long.
 var escrowWait = 10 * time.Second
 
-// confirmEscrow takes up a job saved before its escrow was confirmed: if the chain shows
-// it, the job runs; if not within escrowWait, it never was escrowed and is forgotten.
+// confirmEscrow takes up a job saved before its escrow was confirmed (the router
+// restarted, or the chain did not answer the broadcast): if the chain shows it, the job
+// runs; if not within escrowWait, it never was escrowed and is forgotten.
 func (r *Router) confirmEscrow(j *job) {
 	deadline := time.Now().Add(escrowWait)
 	for {
@@ -208,12 +209,12 @@ func (r *Router) confirmEscrow(j *job) {
 		err := r.opts.Chain.Query(j.ctx, "job/"+j.id, &cj)
 		if err == nil {
 			j.set(func(j *job) { j.escrowed = true })
-			j.record("escrowed", "", "", "the escrow committed while the router was restarting")
+			j.record("escrowed", "", "", "the escrow committed after the router last heard from the chain (it restarted, or the chain did not answer)")
 			if missing := j.missingInputs(); len(missing) > 0 {
 				// Its consumer was told the submission failed and never learnt the job id to
 				// upload to: refund it now rather than wait for inputs to the deadline.
 				defer r.wg.Done()
-				r.release(j, fmt.Errorf("the router restarted before it stored inputs %v; nothing ran, submit the job again", missing))
+				r.release(j, fmt.Errorf("inputs %v were never stored: the consumer was not told the job was escrowed; nothing ran, submit the job again", missing))
 				r.finish(j)
 				return
 			}
