@@ -171,7 +171,7 @@ func printOutcome(g *globals, d *devnet.Devnet, o devnet.Outcome) {
 	}
 	fmt.Fprintf(w, "  payment        budget %s OMNI, billed %.1f GPU-s\n", omni(o.BudgetUomni), float64(o.BilledMillis)/1000)
 	fmt.Fprintf(w, "    paid to node   %12s OMNI\n", omni(o.PaidUomni))
-	fmt.Fprintf(w, "    burned (2%%)    %12s OMNI\n", omni(o.BurnedUomni))
+	fmt.Fprintf(w, "    %-14s %12s OMNI\n", burnLabel(d), omni(o.BurnedUomni))
 	fmt.Fprintf(w, "    protocol fee   %12s OMNI\n", omni(o.FeeUomni))
 	fmt.Fprintf(w, "    refunded       %12s OMNI\n", omni(o.RefundedUomni))
 	fmt.Fprintf(w, "    network reward %12s OMNI to the node from the rewards pool (not from the budget)\n", omni(o.RewardUomni))
@@ -183,4 +183,24 @@ func printOutcome(g *globals, d *devnet.Devnet, o devnet.Outcome) {
 	}
 	fmt.Fprintf(w, "  took           %.2fs from submit to %s\n", o.SecondsToDone, o.Status)
 	fmt.Fprintf(w, "  consumer       %s\n", keys.AddressOfKey(d.Keys.Consumer))
+}
+
+// burnLabel is "burned (2%)" with the chain's current burn rate, which governance may
+// have changed since genesis; just "burned" when the rate cannot be read.
+func burnLabel(d *devnet.Devnet) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	p, err := api.NewClient(d.RESTURL()).Params(ctx)
+	if err != nil {
+		return "burned"
+	}
+	return burnLabelFor(p.BurnBP)
+}
+
+// burnLabelFor renders a burn rate in basis points: 200 is "burned (2%)", 150 "burned (1.5%)".
+func burnLabelFor(bp uint64) string {
+	if bp%100 == 0 {
+		return fmt.Sprintf("burned (%d%%)", bp/100)
+	}
+	return strings.TrimRight(fmt.Sprintf("burned (%d.%02d", bp/100, bp%100), "0") + "%)"
 }

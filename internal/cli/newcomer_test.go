@@ -162,3 +162,12 @@ func TestCompletionOffersValues(t *testing.T) {
 		}
 	}
 }
+
+// The demo's burn line shows the chain's rate, which governance may have changed.
+func TestBurnLabelShowsTheCurrentRate(t *testing.T) {
+	for bp, want := range map[uint64]string{200: "burned (2%)", 150: "burned (1.5%)", 125: "burned (1.25%)", 5: "burned (0.05%)", 0: "burned (0%)"} {
+		if got := burnLabelFor(bp); got != want {
+			t.Errorf("burnLabelFor(%d) = %q, want %q", bp, got, want)
+		}
+	}
+}
