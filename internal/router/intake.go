@@ -84,8 +84,10 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		j.cancel()
 		return api.Job{}, fmt.Errorf("%w: job %s is already held by a router, or the job store is unavailable; nothing was escrowed", api.ErrConflict, id)
 	}
-	res, err := r.BroadcastTx(ctx, req.Tx)
-	if errors.Is(err, api.ErrUnavailable) {
+	bctx, cancel := context.WithTimeout(ctx, broadcastTimeout)
+	res, err := r.BroadcastTx(bctx, req.Tx)
+	cancel()
+	if errors.Is(err, api.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 		// The chain did not answer: the escrow may still commit. Watch for it as a
 		// restarted router would, which refunds it with a reason if it does.
 		r.wg.Add(1)
@@ -129,6 +131,10 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	defer j.mu.Unlock()
 	return api.Job{ID: id, Consumer: string(tx.Signer), Status: api.StatusQueued, Txs: maps.Clone(j.txs), Events: slices.Clone(j.events)}, nil
 }
+
+// broadcastTimeout bounds the wait for the escrow's block: a chain that answers commits
+// it within a few blocks, and one that does not is watched afterwards (confirmEscrow).
+const broadcastTimeout = 30 * time.Second
 
 // chainReadTimeout bounds the chain reads a submission waits on before anything is
 // escrowed: a router cut off from the chain answers 503 then, not when it is back.
