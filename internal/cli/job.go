@@ -5,8 +5,10 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,6 +45,9 @@ type jobSubmitFlags struct {
 	timeout  time.Duration
 	verify   string
 	wait     bool
+	region   string
+	from     string
+	maxLatMs uint32
 }
 
 func newJobSubmitCmd(g *globals, f *remoteFlags) *cobra.Command {
@@ -96,6 +101,9 @@ Nothing is escrowed unless the router accepts the job.`,
 	fl.DurationVar(&s.timeout, "timeout", 5*time.Minute, "the job's deadline: unfinished by then, it is refunded")
 	fl.StringVar(&s.verify, "verify", api.VerifyFreivald, "verification level: freivalds")
 	fl.BoolVar(&s.wait, "wait", false, "follow the job until it ends, with a status line")
+	fl.StringVar(&s.region, "region", "", "only nodes in this region (as nodes declare it, e.g. eu-central)")
+	fl.StringVar(&s.from, "from", "", "where you are, LAT,LON in degrees (e.g. 52.52,13.40): nodes nearer score higher on latency")
+	fl.Uint32Var(&s.maxLatMs, "max-latency-ms", 0, "only nodes within this estimated round trip of --from, ms (0: any)")
 	return cmd
 }
 
@@ -115,10 +123,14 @@ func (s jobSubmitFlags) spec() (api.JobSpec, map[string][]byte, error) {
 	if s.timeout < time.Second {
 		return api.JobSpec{}, nil, fmt.Errorf("--timeout %s: want at least 1s", s.timeout)
 	}
+	placement, err := s.placement()
+	if err != nil {
+		return api.JobSpec{}, nil, err
+	}
 	data := map[string][]byte{}
 	spec := api.JobSpec{
 		Workload:  api.Workload{Kind: api.WorkloadTensor, Kernel: s.kernel},
-		Resources: api.Resources{GPUs: 1}, MaxPricePerHour: maxPrice, Budget: budget,
+		Resources: api.Resources{GPUs: 1}, Placement: placement, MaxPricePerHour: maxPrice, Budget: budget,
 		TimeoutSeconds: uint64(s.timeout / time.Second), Verification: s.verify,
 	}
 	for _, in := range s.inputs {
@@ -148,6 +160,25 @@ func (s jobSubmitFlags) spec() (api.JobSpec, map[string][]byte, error) {
 		return api.JobSpec{}, nil, err
 	}
 	return spec, data, nil
+}
+
+// placement reads --region, --from and --max-latency-ms.
+func (s jobSubmitFlags) placement() (api.Placement, error) {
+	p := api.Placement{Region: s.region, MaxLatencyMs: s.maxLatMs}
+	if s.from == "" {
+		if s.maxLatMs > 0 {
+			return p, errors.New("--max-latency-ms needs --from LAT,LON: the latency is estimated from where you are")
+		}
+		return p, nil
+	}
+	latText, lonText, ok := strings.Cut(s.from, ",")
+	lat, errLat := strconv.ParseFloat(strings.TrimSpace(latText), 64)
+	lon, errLon := strconv.ParseFloat(strings.TrimSpace(lonText), 64)
+	if !ok || errLat != nil || errLon != nil || lat < -90 || lat > 90 || lon < -180 || lon > 180 {
+		return p, fmt.Errorf("--from %q: want LAT,LON in degrees, e.g. 52.52,13.40", s.from)
+	}
+	p.LatE6, p.LonE6 = int32(math.Round(lat*1e6)), int32(math.Round(lon*1e6))
+	return p, nil
 }
 
 func newJobStatusCmd(g *globals, f *remoteFlags) *cobra.Command {

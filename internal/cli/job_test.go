@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/tensor"
+)
+
+func writeNPY(t *testing.T, rows, cols int, seed uint64) string {
+	t.Helper()
+	m, err := tensor.RandomInt8(rows, cols, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "m.npy")
+	if err := os.WriteFile(f, m.NPY(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// job submit's flags become the spec the consumer signs: terms, placement and inputs.
+func TestJobSubmitFlagsMakeTheSpec(t *testing.T) {
+	a, b := writeNPY(t, 4, 3, 1), writeNPY(t, 3, 2, 2)
+	s := jobSubmitFlags{kernel: tensor.KernelMatMulInt8, inputs: []string{"a=" + a, "b=" + b}, budget: "2.5", maxPrice: "3",
+		timeout: 90 * time.Second, verify: api.VerifyFreivald, region: "eu-central", from: "52.52, 13.405", maxLatMs: 40}
+	spec, data, err := s.spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := api.Placement{Region: "eu-central", LatE6: 52_520_000, LonE6: 13_405_000, MaxLatencyMs: 40}
+	if spec.Placement != want || spec.Budget != 2_500_000 || spec.MaxPricePerHour != 3*ledger.UomniPerOMNI || spec.TimeoutSeconds != 90 {
+		t.Fatalf("spec %+v", spec)
+	}
+	if len(spec.Inputs) != 2 || spec.Inputs[0].Name != "a" || api.DigestOf(data["a"]) != spec.Inputs[0].Digest {
+		t.Fatalf("inputs %+v", spec.Inputs)
+	}
+	for _, tt := range []struct {
+		change func(*jobSubmitFlags)
+		want   string
+	}{
+		{func(s *jobSubmitFlags) { s.from = "north" }, "want LAT,LON"},
+		{func(s *jobSubmitFlags) { s.from = "91,0" }, "want LAT,LON"},
+		{func(s *jobSubmitFlags) { s.from = "" }, "--max-latency-ms needs --from"},
+		{func(s *jobSubmitFlags) { s.inputs = nil }, "no inputs"},
+		{func(s *jobSubmitFlags) { s.inputs = []string{"a" + a} }, "want NAME=FILE.npy"},
+		{func(s *jobSubmitFlags) { s.inputs = []string{"a=" + a, "a=" + b} }, "given twice"},
+		{func(s *jobSubmitFlags) { s.budget = "lots" }, "--budget"},
+		{func(s *jobSubmitFlags) { s.timeout = time.Millisecond }, "--timeout"},
+	} {
+		bad := s
+		tt.change(&bad)
+		if _, _, err := bad.spec(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("err = %v, want it to say %q", err, tt.want)
+		}
+	}
+}
