@@ -317,9 +317,6 @@ func StartRouter(ctx context.Context, o RouterOptions) (_ *RouterStack, err erro
 		}
 		o.Router.Cluster = &cluster
 	}
-	if o.Router.RESTURL == "" {
-		o.Router.RESTURL = "http://" + rest.addr()
-	}
 	if s.RootCAs, err = s.TLS.ClientRootCAs(); err != nil {
 		return nil, err
 	}

@@ -35,9 +35,7 @@ const DefaultLeaseTTL = 15 * time.Second
 // lease is a router's entry in leasesBucket.
 type lease struct {
 	Router   keys.Address   `json:"router"`
-	Instance string         `json:"instance"` // this process; a restart is a new instance
-	REST     string         `json:"rest,omitempty"`
-	Nodes    string         `json:"nodes,omitempty"`
+	Instance string         `json:"instance"`           // this process; a restart is a new instance
 	Reserved map[string]int `json:"reserved,omitempty"` // node id → GPUs this router's attempts hold
 }
 
@@ -60,7 +58,7 @@ func (r *Router) leaseRecord() []byte {
 		reserved[n] = g
 	}
 	r.mu.Unlock()
-	b, _ := json.Marshal(lease{Router: r.id, Instance: r.instance, REST: r.opts.RESTURL, Nodes: r.nats.WebSocketURL(), Reserved: reserved})
+	b, _ := json.Marshal(lease{Router: r.id, Instance: r.instance, Reserved: reserved})
 	return b
 }
 
@@ -186,12 +184,17 @@ func (r *Router) liveRouters(ctx context.Context) (map[keys.Address]bool, error)
 	if err != nil {
 		return nil, err
 	}
-	live := make(map[keys.Address]bool, len(peers)+1)
-	for _, l := range peers {
+	return r.liveOf(peers), nil
+}
+
+// liveOf is the routers whose leases these are, and this one.
+func (r *Router) liveOf(leases []lease) map[keys.Address]bool {
+	live := make(map[keys.Address]bool, len(leases)+1)
+	for _, l := range leases {
 		live[l.Router] = true
 	}
 	live[r.id] = true
-	return live, nil
+	return live
 }
 
 func (r *Router) readLeases(ctx context.Context) ([]lease, error) {
@@ -221,10 +224,8 @@ func (r *Router) readLeases(ctx context.Context) ([]lease, error) {
 // attempt holds (the node would decline it: it arbitrates what two routers book within
 // one renewal). It returns the live routers, this one included.
 func (r *Router) setPeers(leases []lease) map[keys.Address]bool {
-	live := map[keys.Address]bool{r.id: true}
 	held := map[string]int{}
 	for _, l := range leases {
-		live[l.Router] = true
 		if l.Router == r.id {
 			continue
 		}
@@ -235,7 +236,7 @@ func (r *Router) setPeers(leases []lease) map[keys.Address]bool {
 	r.mu.Lock()
 	r.peerHeld = held
 	r.mu.Unlock()
-	return live
+	return r.liveOf(leases)
 }
 
 // fence stops every job lifecycle of this router without releasing or finishing

@@ -53,8 +53,6 @@ type Options struct {
 	// LeaseTTL is how long a router that stopped renewing its lease (it died, or was cut
 	// off from the cluster) keeps its jobs before its peers take them over.
 	LeaseTTL time.Duration
-	// RESTURL is where consumers reach this router's REST API; its peers name it.
-	RESTURL string
 
 	// Weights override the chain's router_weights parameter (zero: use the chain's).
 	Weights scheduler.Weights
