@@ -140,22 +140,10 @@ func TestJobANodeDroppedIsPlacedAgain(t *testing.T) {
 	r, roots := startRouterTTL(t, chain, 400*time.Millisecond)
 	nc := scriptedNode(t, r, roots, forgetful, func(*nats.Conn, protocol.Dispatch) protocol.Ack { return protocol.Ack{Accepted: true} })
 	keepBeating(t, nc, forgetful) // alive, but its heartbeats list no job
-	accepted := make(chan string, 1)
-	other := scriptedNode(t, r, roots, steady, func(_ *nats.Conn, d protocol.Dispatch) protocol.Ack {
-		accepted <- d.JobID
-		return protocol.Ack{Accepted: true}
-	})
-	keepBeating(t, other, steady)
+	accepted := acceptingNode(t, r, roots, steady)
 	waitFor(t, "both nodes online", func() bool { return len(r.online(protocol.RoleNode)) == 2 })
 	id := submit(t, r, chain)
-	select {
-	case got := <-accepted:
-		if got != id {
-			t.Fatalf("re-placed %s, want %s", got, id)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the job a node dropped was never placed again")
-	}
+	expectDispatch(t, accepted, id, "the job a node dropped placed again")
 	if !jobHas(r, id, "retry") {
 		t.Fatal("the job does not say why it moved")
 	}

@@ -230,6 +230,32 @@ func TestSubmitRejectsWhatCannotBeEscrowed(t *testing.T) {
 	}
 }
 
+// acceptingNode connects a node that accepts every job and keeps heartbeating; the ids of
+// the jobs dispatched to it arrive on the channel it returns.
+func acceptingNode(t *testing.T, r *Router, roots *x509.CertPool, key ed25519.PrivateKey) <-chan string {
+	t.Helper()
+	accepted := make(chan string, 1)
+	nc := scriptedNode(t, r, roots, key, func(_ *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		accepted <- d.JobID
+		return protocol.Ack{Accepted: true}
+	})
+	keepBeating(t, nc, key)
+	return accepted
+}
+
+// expectDispatch waits for job id to be dispatched on accepted; what names the event.
+func expectDispatch(t *testing.T, accepted <-chan string, id, what string) {
+	t.Helper()
+	select {
+	case got := <-accepted:
+		if got != id {
+			t.Fatalf("%s: dispatched %s, want %s", what, got, id)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
 // keepBeating heartbeats for a node until the test ends.
 func keepBeating(t *testing.T, nc *nats.Conn, key ed25519.PrivateKey) {
 	id := string(keys.AddressOfKey(key))
@@ -262,23 +288,11 @@ func TestJobOnASilentNodeIsReplaced(t *testing.T) {
 		return protocol.Ack{Accepted: true}
 	})
 	keepBeating(t, gone, vanishing)
-	accepted := make(chan string, 1)
-	nc := scriptedNode(t, r, roots, steady, func(_ *nats.Conn, d protocol.Dispatch) protocol.Ack {
-		accepted <- d.JobID
-		return protocol.Ack{Accepted: true}
-	})
-	keepBeating(t, nc, steady)
+	accepted := acceptingNode(t, r, roots, steady)
 	waitFor(t, "both nodes online", func() bool { return len(r.online(protocol.RoleNode)) == 2 })
 
 	id := submit(t, r, chain)
-	select {
-	case got := <-accepted:
-		if got != id {
-			t.Fatalf("re-placed %s, want %s", got, id)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the job was never re-placed after its node went silent")
-	}
+	expectDispatch(t, accepted, id, "the job re-placed after its node went silent")
 	if a := chain.assignments(); len(a) != 2 || a[1] != keys.AddressOfKey(steady) {
 		t.Fatalf("assignments %v", a)
 	}
