@@ -1,9 +1,11 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -211,5 +213,53 @@ func TestClusterRefusesAPeerWithoutTheClusterCA(t *testing.T) {
 		if p := srv.Peers(); slices.Contains(p, "intruder") || len(p) != 2 {
 			t.Fatalf("server %d is routed to %v; the intruder must not be one", i, p)
 		}
+	}
+}
+
+// A participant connected to another server of the cluster, with a grant of its own,
+// names the victim's inbox as the reply of its read: the granting server answers only
+// into the requester's own inbox, so the victim hears nothing, while the same request
+// with the requester's inbox is served.
+func TestClusterBlobServiceAnswersOnlyTheRequestersInbox(t *testing.T) {
+	c := startTestCluster(t, "victim", "mallory")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := c.servers[0].ConnectInProcess(ctx, c.admin, "router-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	js, _ := jetstream.New(admin)
+	data := []byte("mallory's own input")
+	digest, err := PutBlob(ctx, js, testBucket, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoke := c.grants[0].AllowRead("mallory", digest)
+	defer revoke()
+
+	victim := c.dial(t, 1, "victim")
+	victimInbox, err := InboxPrefix(c.net.nodes["victim"].Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	heard, err := victim.SubscribeSync(victimInbox + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := victim.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	mallory := c.dial(t, 2, "mallory")
+	blobs := c.net.blobs(mallory, "mallory").Via("r0")
+	body, _ := json.Marshal(blobRequest{Bucket: testBucket, Digest: digest, Batch: 1})
+	if err := mallory.PublishRequest(blobs.subject(blobVerbRead), victimInbox+".stolen", body); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := heard.NextMsg(time.Second); err == nil {
+		t.Fatalf("the blob service answered into the victim's inbox: %q", m.Subject)
+	}
+	if got, err := blobs.Get(ctx, digest); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the same read into mallory's own inbox: %q, %v", got, err)
 	}
 }
