@@ -234,7 +234,9 @@ func matureUnbondings(st state, blk *blockCtx) ([]Event, error) {
 	return events, nil
 }
 
-// expireJobs refunds, in full, every open job whose deadline has passed by block time.
+// expireJobs refunds, in full, every open job whose deadline has passed by block time. It
+// leaves the nodes alone: a node, or a redundant job's replica, that did not finish in time
+// is simply not paid.
 func expireJobs(st state, blk *blockCtx) ([]Event, error) {
 	list, err := due(st, prefixJobExp, uint64(blk.now))
 	if err != nil {

@@ -16,7 +16,9 @@ import (
 // kind byte, then its fields in a fixed order: unsigned integers as minimal uvarints,
 // signed ones as minimal zig-zag varints, strings and byte slices length-prefixed,
 // booleans as 0 or 1. Decoders accept exactly what the encoders write (every value has one
-// encoding; FuzzDecodeRecords checks it) and still read records stored as JSON.
+// encoding; FuzzDecodeRecords checks it) and still read records stored as JSON. Fields
+// added to a record later follow its old ones as a tail written only when not empty (see
+// Job.appendRedundant), so records already stored keep their bytes and their hash.
 const binaryMarker = 0x00
 
 const (
@@ -259,6 +261,30 @@ func (j Job) appendBinary(b []byte) []byte {
 		e = e.u64(s.BilledMillis).u64(s.Cost).u64(s.Paid).u64(s.Burned).u64(s.Fee).
 			u64(s.Refunded).u64(s.Reward).i64(s.Height)
 	}
+	return j.appendRedundant(e)
+}
+
+// appendRedundant writes a redundant job's replicas and settlement shares. They came after
+// jobs were first stored, so they follow the older fields as a tail that is written only
+// when one of them is there: a freivalds job encodes as it always did, and the records
+// already stored read back unchanged.
+func (j Job) appendRedundant(e encoder) encoder {
+	var shares []Share
+	if j.Settlement != nil {
+		shares = j.Settlement.Shares
+	}
+	if len(j.Replicas) == 0 && len(shares) == 0 {
+		return e
+	}
+	e = e.u64(uint64(len(j.Replicas)))
+	for _, r := range j.Replicas {
+		e = e.addr(r.Node).u64(r.PricePerHour).u64(uint64(r.ScoreBP)).i64(r.AssignedHeight).
+			str(r.ResultDigest).u64(r.GPUMillis).i64(r.ResultHeight)
+	}
+	e = e.u64(uint64(len(shares)))
+	for _, s := range shares {
+		e = e.addr(s.Node).u64(s.Cost).u64(s.Paid).u64(s.Burned).u64(s.Fee).u64(s.Reward)
+	}
 	return e
 }
 
@@ -275,6 +301,12 @@ func (j Job) binarySize() int {
 	}
 	if j.Settlement != nil {
 		n += 8 * binary.MaxVarintLen32
+		for _, s := range j.Settlement.Shares {
+			n += 1 + len(s.Node) + 5*binary.MaxVarintLen32
+		}
+	}
+	for _, r := range j.Replicas {
+		n += 2 + len(r.Node) + len(r.ResultDigest) + 5*binary.MaxVarintLen32
 	}
 	return n
 }
@@ -306,5 +338,32 @@ func (j *Job) decodeBinary(b []byte) error {
 			Refunded: d.u64(), Reward: d.u64(), Height: d.i64(),
 		}
 	}
+	if len(d.b) > 0 {
+		j.decodeRedundant(&d)
+	}
 	return d.done()
+}
+
+// decodeRedundant reads the tail appendRedundant writes. A tail with nothing in it, or
+// with shares but no settlement to hold them, is not what the encoder writes: refused.
+func (j *Job) decodeRedundant(d *decoder) {
+	if n := d.count(7); n > 0 {
+		j.Replicas = make([]Replica, n)
+		for i := range j.Replicas {
+			j.Replicas[i] = Replica{Node: d.addr(), PricePerHour: d.u64(), ScoreBP: d.u32(), AssignedHeight: d.i64(),
+				ResultDigest: d.str(), GPUMillis: d.u64(), ResultHeight: d.i64()}
+		}
+	}
+	n := d.count(6)
+	switch {
+	case n == 0 && len(j.Replicas) == 0:
+		d.fail("empty redundant tail")
+	case n > 0 && j.Settlement == nil:
+		d.fail("shares without a settlement")
+	case n > 0:
+		j.Settlement.Shares = make([]Share, n)
+		for i := range j.Settlement.Shares {
+			j.Settlement.Shares[i] = Share{Node: d.addr(), Cost: d.u64(), Paid: d.u64(), Burned: d.u64(), Fee: d.u64(), Reward: d.u64()}
+		}
+	}
 }

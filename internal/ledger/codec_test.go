@@ -2,15 +2,18 @@ package ledger
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
+	"os"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/omnisync/omnisync/internal/keys"
 )
 
-// sampleRecords are records of every binary kind with every optional part set and unset.
-func sampleRecords() []any {
+// sampleFreivaldsJobs are a freivalds job with every optional part set and one with none.
+func sampleFreivaldsJobs() []Job {
 	full := Job{
 		ID: JobID(addr(consumerKey), 7), Consumer: addr(consumerKey), SpecHash: digestA, Budget: 5 * omni,
 		MaxPricePerHour: 3 * omni, Verification: VerifyFreivalds, TimeoutSeconds: 600, Status: JobSettled,
@@ -20,16 +23,49 @@ func sampleRecords() []any {
 		Attestations: []Attestation{{Validator: addr(validatorKey), Pass: true, Height: 13}, {Validator: addr(validator2Key), Reason: "row 3", Height: 14}},
 		Settlement:   &Settlement{BilledMillis: 90_000, Cost: 50_000, Paid: 46_500, Burned: 1_000, Fee: 2_500, Refunded: 4_950_000, Reward: 25_000, Height: 14},
 	}
-	return []any{
+	return []Job{full, {ID: full.ID, Status: JobCreated}}
+}
+
+// sampleRedundantJobs are a settled redundant job (two agreeing replicas, one outvoted),
+// an assigned one whose replicas have not all committed, and a settlement with shares but
+// no replicas (the codec need not know that the ledger never writes one).
+func sampleRedundantJobs() []Job {
+	settled := Job{
+		ID: JobID(addr(consumerKey), 8), Consumer: addr(consumerKey), SpecHash: digestA, Budget: omni,
+		MaxPricePerHour: 3 * omni, Verification: VerifyRedundant, TimeoutSeconds: 600, Status: JobSettled,
+		CreatedHeight: 10, DeadlineUnix: genesisUnix + 600, ResultDigest: digestA, GPUMillis: 45_005, ResultHeight: 15,
+		Replicas: []Replica{
+			{Node: addr(node3Key), PricePerHour: 2_999_999, ScoreBP: 7000, AssignedHeight: 11, ResultDigest: digestB, GPUMillis: 90_000, ResultHeight: 13},
+			{Node: addr(node1Key), PricePerHour: 2 * omni, ScoreBP: 9000, AssignedHeight: 11, ResultDigest: digestA, GPUMillis: 90_001, ResultHeight: 14},
+			{Node: addr(node2Key), PricePerHour: 1_234_567, AssignedHeight: 12, ResultDigest: digestA, GPUMillis: 45_005, ResultHeight: 15},
+		},
+		Settlement: &Settlement{BilledMillis: 45_005, Cost: 40_437, Paid: 37_606, Burned: 810, Fee: 2_021, Refunded: 959_563, Reward: 12_500, Height: 15,
+			Shares: []Share{
+				{Node: addr(node1Key), Cost: 25_003, Paid: 23_252, Burned: 501, Fee: 1_250, Reward: 6_250},
+				{Node: addr(node2Key), Cost: 15_434, Paid: 14_354, Burned: 309, Fee: 771, Reward: 6_250},
+			}},
+	}
+	assigned := Job{ID: settled.ID, Verification: VerifyRedundant, Status: JobAssigned, Replicas: []Replica{
+		{Node: addr(node1Key), PricePerHour: 1, AssignedHeight: 3, ResultDigest: digestA, ResultHeight: 4}, {Node: addr(node2Key)},
+	}}
+	sharesOnly := Job{ID: settled.ID, Status: JobSettled, Settlement: &Settlement{Shares: []Share{{Node: addr(node1Key)}}}}
+	return []Job{settled, assigned, sharesOnly}
+}
+
+// sampleRecords are records of every binary kind with every optional part set and unset.
+func sampleRecords() []any {
+	out := []any{
 		Account{Balance: 1, Seq: 2},
 		Account{Balance: 50_000 * omni, Seq: 1 << 40, Vesting: &Vesting{Total: 40_000 * omni, CliffUnix: -5, EndUnix: genesisUnix}},
 		Node{Address: addr(node1Key), Stake: 500 * omni, PricePerHour: 2 * omni, Hardware: Hardware{GPUModel: "RTX 4090", GPUs: 8, VRAMMiB: 24576, TFLOPSMilli: 82_600, Region: "eu", LatE6: -33_000_000, LonE6: 151_000_000}, Status: NodeActive, RegisteredHeight: 3, JobsVerified: 9, JobsFailed: 1},
 		Node{},
 		Validator{Address: addr(validatorKey), PubKey: pub(validatorKey), Stake: 10_000 * omni, Jailed: true},
 		Validator{},
-		full,
-		Job{ID: full.ID, Status: JobCreated},
 	}
+	for _, j := range append(sampleFreivaldsJobs(), sampleRedundantJobs()...) {
+		out = append(out, j)
+	}
+	return out
 }
 
 // TestBinaryRecordsRoundTrip: every binary record reads back as the value written, and
@@ -73,5 +109,53 @@ func TestBinaryRecordsRoundTrip(t *testing.T) {
 	}
 	if err := decodeRecord([]byte{binaryMarker, kindAccount, 0x81, 0x00, 0, 0}, &Account{}); err == nil {
 		t.Fatal("a padded varint accepted")
+	}
+}
+
+// TestFreivaldsJobEncodingUnchanged: a freivalds job encodes byte for byte as it did before
+// redundant jobs existed (testdata/freivalds_jobs.hex was written by that codec), so the
+// job records already stored read back, and hash, the same.
+func TestFreivaldsJobEncodingUnchanged(t *testing.T) {
+	golden, err := os.ReadFile("testdata/freivalds_jobs.hex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Fields(string(golden))
+	jobs := sampleFreivaldsJobs()
+	if len(want) != len(jobs) {
+		t.Fatalf("%d golden encodings for %d sample jobs", len(want), len(jobs))
+	}
+	for i, j := range jobs {
+		b, err := encodeRecord(j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hex.EncodeToString(b); got != want[i] {
+			t.Fatalf("job %d encodes as\n%s\nwant\n%s", i, got, want[i])
+		}
+	}
+}
+
+// TestRedundantTailIsCanonical: the tail that carries replicas and shares is there only
+// when it holds something, so a job has one encoding: an empty tail, or shares with no
+// settlement to hold them, is refused.
+func TestRedundantTailIsCanonical(t *testing.T) {
+	base, _ := encodeRecord(sampleFreivaldsJobs()[1]) // ends with no settlement
+	for _, c := range []struct {
+		name string
+		tail []byte
+	}{
+		{"empty tail", []byte{0, 0}},
+		{"shares without a settlement", []byte{0, 1, 1, 'x', 0, 0, 0, 0, 0}},
+		{"replicas but no share count", []byte{1, 1, 'x', 0, 0, 0, 0, 0, 0}},
+	} {
+		if err := decodeRecord(append(append([]byte{}, base...), c.tail...), &Job{}); err == nil {
+			t.Errorf("%s: accepted", c.name)
+		}
+	}
+	ok := append(append([]byte{}, base...), 1, 1, 'x', 0, 0, 0, 0, 0, 0, 0)
+	var j Job
+	if err := decodeRecord(ok, &j); err != nil || len(j.Replicas) != 1 || j.Replicas[0].Node != "x" {
+		t.Fatalf("one replica decodes as %+v (%v)", j.Replicas, err)
 	}
 }

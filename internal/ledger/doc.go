@@ -1,6 +1,12 @@
 // Package ledger is the OMNI settlement state machine: accounts, the 2% burn, node stake,
 // job escrow, assignment, result commitments, validator attestations and settlement.
 //
+// A job is verified at one of two levels. Freivalds: one node computes, commits its result
+// and a committee of validators attests it; a rejected result fails the job and slashes
+// the node. Redundant: the router places the job on three distinct nodes, and the first
+// two matching results settle it, each agreeing node paid at its own price for the lower
+// of their GPU times; three different results fail it, refunded, with no slash.
+//
 // It is a deterministic core. It imports nothing that does I/O, reads no wall clock (block
 // time arrives in Block), iterates no maps where order matters, starts no goroutines and
 // uses no floats: every amount is an integer count of uomni with overflow-checked

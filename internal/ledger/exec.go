@@ -344,6 +344,11 @@ func (c *execCtx) createJob(m *MsgCreateJob) ([]Event, error) {
 	return []Event{{Type: "job_created", Attrs: []Attr{{"job_id", id}, {"consumer", string(c.signer)}, {"escrowed", u(m.Budget)}}}}, nil
 }
 
+// The job handlers below serve both verification levels. A freivalds job runs on one node
+// (assignJob, commitResult) and settles or fails on its committee's attestations (attest,
+// settle, failJob). A redundant job runs on up to RedundantReplicas nodes and settles when
+// RedundantQuorum of them commit the same digest, with no attestation (redundant.go).
+
 func (c *execCtx) assignJob(p Params, m *MsgAssignJob) ([]Event, error) {
 	if !contains(p.Routers, c.signer) {
 		return nil, fmt.Errorf("%w: %s is not a router", ErrUnauthorized, c.signer)
@@ -355,24 +360,40 @@ func (c *execCtx) assignJob(p Params, m *MsgAssignJob) ([]Event, error) {
 	if j.Status != JobCreated && j.Status != JobAssigned {
 		return nil, fmt.Errorf("%w: job %s is %s, cannot be assigned", ErrBadState, j.ID, j.Status)
 	}
-	n, ok, err := c.st.node(m.Node)
+	if m.Replaces != "" && j.Verification != VerifyRedundant {
+		return nil, fmt.Errorf("%w: job %s is a %s job, which has no replicas to replace", ErrInvalidMsg, j.ID, j.Verification)
+	}
+	n, err := c.placeable(p, j, m.Node)
 	if err != nil {
 		return nil, err
 	}
-	if !ok || n.Status != NodeActive {
-		return nil, fmt.Errorf("%w: %s is not an active node", ErrNotFound, m.Node)
-	}
-	if n.Stake < p.MinNodeStake {
-		return nil, fmt.Errorf("%w: node %s has %s OMNI staked", ErrStakeTooLow, m.Node, FormatOMNI(n.Stake))
-	}
-	if n.PricePerHour > j.MaxPricePerHour {
-		return nil, fmt.Errorf("%w: node %s bids %d uomni/h above the job's ceiling %d", ErrInvalidMsg, m.Node, n.PricePerHour, j.MaxPricePerHour)
+	if j.Verification == VerifyRedundant {
+		return c.assignReplica(j, n, m)
 	}
 	j.Status, j.Node, j.PricePerHour, j.ScoreBP, j.AssignedHeight = JobAssigned, m.Node, n.PricePerHour, m.ScoreBP, c.blk.height
 	if err := c.st.put(jobKey(j.ID), j); err != nil {
 		return nil, err
 	}
 	return []Event{{Type: "job_assigned", Attrs: []Attr{{"job_id", j.ID}, {"node", string(m.Node)}}}}, nil
+}
+
+// placeable reads the node a router placed a job on and checks that it may take it: it is
+// active, staked at least the minimum and bids no more than the job's ceiling.
+func (c *execCtx) placeable(p Params, j Job, a keys.Address) (Node, error) {
+	n, ok, err := c.st.node(a)
+	if err != nil {
+		return Node{}, err
+	}
+	if !ok || n.Status != NodeActive {
+		return Node{}, fmt.Errorf("%w: %s is not an active node", ErrNotFound, a)
+	}
+	if n.Stake < p.MinNodeStake {
+		return Node{}, fmt.Errorf("%w: node %s has %s OMNI staked", ErrStakeTooLow, a, FormatOMNI(n.Stake))
+	}
+	if n.PricePerHour > j.MaxPricePerHour {
+		return Node{}, fmt.Errorf("%w: node %s bids %d uomni/h above the job's ceiling %d", ErrInvalidMsg, a, n.PricePerHour, j.MaxPricePerHour)
+	}
+	return n, nil
 }
 
 func (c *execCtx) commitResult(p Params, m *MsgCommitResult) ([]Event, error) {
@@ -382,6 +403,9 @@ func (c *execCtx) commitResult(p Params, m *MsgCommitResult) ([]Event, error) {
 	}
 	if j.Status != JobAssigned {
 		return nil, fmt.Errorf("%w: job %s is %s, not awaiting a result", ErrBadState, j.ID, j.Status)
+	}
+	if j.Verification == VerifyRedundant {
+		return c.commitReplica(p, j, m)
 	}
 	if j.Node != c.signer {
 		return nil, fmt.Errorf("%w: job %s is assigned to %s, not %s", ErrUnauthorized, j.ID, j.Node, c.signer)
@@ -437,6 +461,9 @@ func (c *execCtx) attest(p Params, m *MsgAttest) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	if j.Verification == VerifyRedundant {
+		return nil, fmt.Errorf("%w: job %s is redundant: redundant jobs settle on agreement, not attestation", ErrBadState, j.ID)
+	}
 	if j.Status == JobComputed && !contains(j.Committee, c.signer) {
 		return nil, fmt.Errorf("%w: %s is not on job %s's verification committee", ErrUnauthorized, c.signer, j.ID)
 	}
@@ -489,22 +516,39 @@ func (c *execCtx) attest(p Params, m *MsgAttest) ([]Event, error) {
 // BurnBP is burned (rounded up) and FeeBP taken as protocol fee, the node gets the rest, and
 // the consumer gets back whatever the cost did not use.
 func SettlementFor(p Params, j Job) (Settlement, error) {
-	billed := max(j.GPUMillis, p.MinBilledMillis)
-	billed = min(billed, j.TimeoutSeconds*1000)
-	cost, err := mulDiv(j.PricePerHour, billed, 3_600_000, true)
+	billed := billedMillis(p, j, j.GPUMillis)
+	sh, err := chargeFor(p, j.PricePerHour, billed, j.Budget)
 	if err != nil {
 		return Settlement{}, err
 	}
-	cost = min(cost, j.Budget)
+	return Settlement{
+		BilledMillis: billed, Cost: sh.Cost, Paid: sh.Paid, Burned: sh.Burned, Fee: sh.Fee,
+		Refunded: j.Budget - sh.Cost,
+	}, nil
+}
+
+// billedMillis is the GPU time a job is billed for millis used: at least MinBilledMillis,
+// at most the job's timeout.
+func billedMillis(p Params, j Job, millis uint64) uint64 {
+	return min(max(millis, p.MinBilledMillis), j.TimeoutSeconds*1000)
+}
+
+// chargeFor is one node's charge for billed GPU time at price uomni per hour: the cost
+// (rounded up, at most limit), of which BurnBP burns (rounded up), FeeBP is the protocol
+// fee (rounded down) and the rest is paid to the node. Both verification levels charge
+// each node they pay with it.
+func chargeFor(p Params, price, billed, limit uint64) (Share, error) {
+	cost, err := mulDiv(price, billed, 3_600_000, true)
+	if err != nil {
+		return Share{}, err
+	}
+	cost = min(cost, limit)
 	burn := burnOf(cost, p.BurnBP)
 	fee := shareOf(cost, p.FeeBP)
 	if burn+fee > cost { // only possible for a cost of a few uomni with rounding up
 		fee = cost - burn
 	}
-	return Settlement{
-		BilledMillis: billed, Cost: cost, Paid: cost - burn - fee, Burned: burn, Fee: fee,
-		Refunded: j.Budget - cost,
-	}, nil
+	return Share{Cost: cost, Paid: cost - burn - fee, Burned: burn, Fee: fee}, nil
 }
 
 // RewardRate is the network-reward emission per verified GPU-hour at a height: the
@@ -522,47 +566,73 @@ func (c *execCtx) settle(p Params, j *Job) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Height = c.blk.height
-	// Emission from the network-rewards pool for verified GPU time, while it lasts.
-	reward, err := mulDiv(RewardRate(p, c.blk.height), s.BilledMillis, 3_600_000, false)
-	if err != nil {
+	if s.Reward, err = c.networkReward(p, s.BilledMillis); err != nil {
 		return nil, err
 	}
-	s.Reward = min(reward, c.sp.Pools[PoolRewards])
-	if err := takePool(&c.sp, PoolRewards, s.Reward); err != nil {
-		return nil, err
-	}
-	if c.sp.Escrowed, err = sub(c.sp.Escrowed, j.Budget); err != nil {
-		return nil, fmt.Errorf("escrow underflow: %w", err)
-	}
-	for _, cr := range []struct {
-		to  keys.Address
-		amt uint64
-	}{{j.Node, s.Paid + s.Reward}, {j.Consumer, s.Refunded}} {
-		if err := c.st.credit(&c.sp, cr.to, cr.amt); err != nil {
-			return nil, err
-		}
-	}
-	if c.sp.Burned, err = add(c.sp.Burned, s.Burned); err != nil {
-		return nil, err
-	}
-	if err := c.splitFee(p, s.Fee); err != nil {
-		return nil, err
-	}
-	j.Status, j.Settlement = JobSettled, &s
-	if err := c.st.put(jobKey(j.ID), j); err != nil {
-		return nil, err
-	}
-	if err := c.st.kv.Delete(jobExpKey(j.DeadlineUnix, j.ID)); err != nil {
+	if err := c.payOut(p, j, &s, []Share{{Node: j.Node, Paid: s.Paid, Reward: s.Reward}}); err != nil {
 		return nil, err
 	}
 	if err := c.bumpNode(j.Node, true); err != nil {
 		return nil, err
 	}
-	return []Event{{Type: "job_settled", Attrs: []Attr{
-		{"job_id", j.ID}, {"node", string(j.Node)}, {"paid", u(s.Paid)}, {"burned", u(s.Burned)},
+	return []Event{settledEvent(j, string(j.Node))}, nil
+}
+
+// networkReward is the emission from the network-rewards pool for billed verified GPU
+// time, while the pool lasts.
+func (c *execCtx) networkReward(p Params, billed uint64) (uint64, error) {
+	reward, err := mulDiv(RewardRate(p, c.blk.height), billed, 3_600_000, false)
+	if err != nil {
+		return 0, err
+	}
+	return min(reward, c.sp.Pools[PoolRewards]), nil
+}
+
+// payOut closes a verified job as s says: it releases the escrow, pays each payee its Paid
+// and Reward (the reward from the network-rewards pool, s.Reward in all), refunds the
+// consumer, burns s.Burned and splits s.Fee. The fee is split once, in total, however many
+// nodes earned it, so the split rounds as it does for one.
+func (c *execCtx) payOut(p Params, j *Job, s *Settlement, payees []Share) error {
+	s.Height = c.blk.height
+	if err := takePool(&c.sp, PoolRewards, s.Reward); err != nil {
+		return err
+	}
+	var err error
+	if c.sp.Escrowed, err = sub(c.sp.Escrowed, j.Budget); err != nil {
+		return fmt.Errorf("escrow underflow: %w", err)
+	}
+	for _, sh := range payees {
+		amt, err := add(sh.Paid, sh.Reward)
+		if err != nil {
+			return err
+		}
+		if err := c.st.credit(&c.sp, sh.Node, amt); err != nil {
+			return err
+		}
+	}
+	if err := c.st.credit(&c.sp, j.Consumer, s.Refunded); err != nil {
+		return err
+	}
+	if c.sp.Burned, err = add(c.sp.Burned, s.Burned); err != nil {
+		return err
+	}
+	if err := c.splitFee(p, s.Fee); err != nil {
+		return err
+	}
+	j.Status, j.Settlement = JobSettled, s
+	if err := c.st.put(jobKey(j.ID), j); err != nil {
+		return err
+	}
+	return c.st.kv.Delete(jobExpKey(j.DeadlineUnix, j.ID))
+}
+
+// settledEvent reports a settlement's totals; node names who was paid.
+func settledEvent(j *Job, node string) Event {
+	s := j.Settlement
+	return Event{Type: "job_settled", Attrs: []Attr{
+		{"job_id", j.ID}, {"node", node}, {"paid", u(s.Paid)}, {"burned", u(s.Burned)},
 		{"fee", u(s.Fee)}, {"refunded", u(s.Refunded)}, {"reward", u(s.Reward)},
-	}}}, nil
+	}}
 }
 
 // splitFee puts ValidatorFeeShareBP of a fee in the validators' reward pool, which the
@@ -643,9 +713,10 @@ func (c *execCtx) bumpNode(addr keys.Address, verified bool) error {
 	return c.st.put(nodeKey(addr), n)
 }
 
-// cancelJob refunds a job that no node has committed a result for. The consumer may cancel
-// its own job; a router may release one it cannot place, so the consumer gets the budget
-// back at once instead of at the deadline. Neither can take back work already committed.
+// cancelJob refunds a job that no node has committed a result for (for a redundant job: no
+// replica). The consumer may cancel its own job; a router may release one it cannot place,
+// so the consumer gets the budget back at once instead of at the deadline. Neither can
+// take back work already committed.
 func (c *execCtx) cancelJob(p Params, m *MsgCancelJob) ([]Event, error) {
 	j, err := c.st.job(m.JobID)
 	if err != nil {
@@ -660,6 +731,9 @@ func (c *execCtx) cancelJob(p Params, m *MsgCancelJob) ([]Event, error) {
 	}
 	if j.Status != JobCreated && j.Status != JobAssigned {
 		return nil, fmt.Errorf("%w: job %s is %s and can no longer be cancelled", ErrBadState, j.ID, j.Status)
+	}
+	if r, ok := firstCommitted(j); ok {
+		return nil, fmt.Errorf("%w: replica %s of job %s has committed a result; the job can no longer be cancelled", ErrBadState, r.Node, j.ID)
 	}
 	if err := refundEscrow(c.st, &c.sp, &j, JobCancelled, c.blk.height); err != nil {
 		return nil, err

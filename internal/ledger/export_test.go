@@ -19,17 +19,19 @@ func (c *RandomChain) CheckBooks()               { c.s.h.checkBooks() }
 func (c *RandomChain) Outcomes() map[string]int  { return c.s.outcomes }
 func (c *RandomChain) Info() (int64, []byte)     { return c.s.h.app.Info() }
 
-// Replica is a second ledger fed the blocks another one made.
-type Replica struct{ h *harness }
+// Follower is a second ledger fed the blocks another one made.
+type Follower struct{ h *harness }
 
-// NewReplica starts a ledger on st from the same genesis and first block as RandomChain.
-func NewReplica(t testing.TB, st Store) *Replica { return &Replica{newHarnessOn(t, richGenesis(), st)} }
+// NewFollower starts a ledger on st from the same genesis and first block as RandomChain.
+func NewFollower(t testing.TB, st Store) *Follower {
+	return &Follower{newHarnessOn(t, richGenesis(), st)}
+}
 
-func (r *Replica) Apply(b Block) BlockResult { return r.h.finalize(b) }
-func (r *Replica) Info() (int64, []byte)     { return r.h.app.Info() }
+func (r *Follower) Apply(b Block) BlockResult { return r.h.finalize(b) }
+func (r *Follower) Info() (int64, []byte)     { return r.h.app.Info() }
 
-// Reopen replaces the replica's ledger with a fresh one over st, as a restart does.
-func (r *Replica) Reopen(st Store) {
+// Reopen replaces the follower's ledger with a fresh one over st, as a restart does.
+func (r *Follower) Reopen(st Store) {
 	r.h.t.Helper()
 	app, err := New(st)
 	if err != nil {

@@ -46,6 +46,8 @@ var (
 	routerKey    = key(4)
 	validatorKey = key(5)
 	strangerKey  = key(6)
+	node3Key     = key(10) // a third node, for redundant jobs' replicas
+	node4Key     = key(11) // and a fourth, one too many
 )
 
 func testGenesis() Genesis {
@@ -82,8 +84,8 @@ var (
 // scaled down so a test sees every phase).
 var vesterGrant = Vesting{Total: 40_000 * omni, CliffUnix: genesisUnix + 600, EndUnix: genesisUnix + 3600}
 
-// richGenesis is testGenesis plus the second validator's and the vester's funds, a funded
-// treasury, and short periods (unbonding, voting, quarters) so that random runs see them
+// richGenesis is testGenesis plus the second validator's, the vester's and a third node's
+// funds, a funded treasury, and short periods (unbonding, voting, quarters) so that random runs see them
 // end.
 func richGenesis() Genesis {
 	g := testGenesis()
@@ -93,6 +95,7 @@ func richGenesis() Genesis {
 	g.Accounts = append(g.Accounts,
 		GenesisAccount{Address: addr(validator2Key), Balance: 30_000 * omni},
 		GenesisAccount{Address: addr(vesterKey), Balance: 50_000 * omni, Vesting: &vesterGrant},
+		GenesisAccount{Address: addr(node3Key), Balance: 1_000 * omni},
 	)
 	g.Pools[PoolEcosystem] = 100_000 * omni
 	return withSupply(g)
@@ -378,4 +381,15 @@ func createMsg(budget uint64) Msg {
 	}}
 }
 
-const digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+// redundantMsg is createMsg for a job verified by redundant execution.
+func redundantMsg(budget uint64) Msg {
+	m := createMsg(budget)
+	m.CreateJob.Verification = VerifyRedundant
+	return m
+}
+
+const (
+	digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	digestB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	digestC = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+)

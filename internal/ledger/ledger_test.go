@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -251,7 +252,7 @@ func TestJobSettlesWithExactSplit(t *testing.T) {
 
 	j := query[Job](h, "job/"+id)
 	want := Settlement{BilledMillis: 90_000, Cost: 50_000, Burned: 1_000, Fee: 2_500, Paid: 46_500, Refunded: 950_000, Reward: 25_000, Height: j.Settlement.Height}
-	if j.Status != JobSettled || *j.Settlement != want {
+	if j.Status != JobSettled || !reflect.DeepEqual(*j.Settlement, want) {
 		t.Fatalf("job %s %+v, want settled %+v", j.Status, j.Settlement, want)
 	}
 	if got := h.balance(node1Key) - node0; got != 46_500+25_000 {

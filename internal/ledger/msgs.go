@@ -33,9 +33,20 @@ type MsgRegisterNode struct {
 	Hardware     Hardware `json:"hardware"`
 }
 
-// Verification levels a job may ask for.
+// Verification levels a job may ask for. Freivalds: one node computes and a committee of
+// validators checks its result with Freivalds' algorithm. Redundant: the router places the
+// job on RedundantReplicas nodes and the ledger pays the first RedundantQuorum of them that
+// commit the same result; it is the level for work nothing else can check.
 const (
 	VerifyFreivalds = "freivalds"
+	VerifyRedundant = "redundant"
+)
+
+// A redundant job runs on RedundantReplicas distinct nodes and settles when
+// RedundantQuorum of them commit the same result digest.
+const (
+	RedundantReplicas = 3
+	RedundantQuorum   = 2
 )
 
 // MsgCreateJob locks Budget uomni in escrow for a job whose full spec hashes to SpecHash.
@@ -47,14 +58,19 @@ type MsgCreateJob struct {
 	TimeoutSeconds  uint64 `json:"timeout_seconds"`
 }
 
-// MsgAssignJob records the router's placement of a job on a node.
+// MsgAssignJob records the router's placement of a job on a node. For a freivalds job the
+// node replaces any earlier one. For a redundant job it is one more replica, or, with
+// Replaces, the replacement of a replica that has not committed a result (the router
+// re-placing work whose node failed); Replaces must be empty for a freivalds job.
 type MsgAssignJob struct {
-	JobID   string       `json:"job_id"`
-	Node    keys.Address `json:"node"`
-	ScoreBP uint32       `json:"score_bp"`
+	JobID    string       `json:"job_id"`
+	Node     keys.Address `json:"node"`
+	ScoreBP  uint32       `json:"score_bp"`
+	Replaces keys.Address `json:"replaces,omitempty"`
 }
 
-// MsgCommitResult is the assigned node's commitment to its output and the GPU time it used.
+// MsgCommitResult is an assigned node's commitment to its output and the GPU time it used:
+// the node's of a freivalds job, or one replica's of a redundant job.
 type MsgCommitResult struct {
 	JobID        string `json:"job_id"`
 	ResultDigest string `json:"result_digest"`
@@ -69,7 +85,8 @@ type MsgAttest struct {
 	Reason       string `json:"reason,omitempty"`
 }
 
-// MsgCancelJob lets the consumer withdraw a job whose result has not been committed.
+// MsgCancelJob lets the consumer withdraw a job whose result has not been committed (for a
+// redundant job: no replica's).
 type MsgCancelJob struct {
 	JobID string `json:"job_id"`
 }
@@ -129,8 +146,8 @@ func (m Msg) ValidateBasic() error {
 		if c.MaxPricePerHour == 0 {
 			return fmt.Errorf("%w: max_price_per_hour must be positive", ErrInvalidMsg)
 		}
-		if c.Verification != VerifyFreivalds {
-			return fmt.Errorf("%w: verification %q is not supported (want %q)", ErrInvalidMsg, c.Verification, VerifyFreivalds)
+		if c.Verification != VerifyFreivalds && c.Verification != VerifyRedundant {
+			return fmt.Errorf("%w: verification %q is not supported (want %q or %q)", ErrInvalidMsg, c.Verification, VerifyFreivalds, VerifyRedundant)
 		}
 		if c.TimeoutSeconds == 0 || c.TimeoutSeconds > 7*24*3600 {
 			return fmt.Errorf("%w: timeout_seconds must be between 1 and 604800", ErrInvalidMsg)
@@ -144,6 +161,14 @@ func (m Msg) ValidateBasic() error {
 		}
 		if m.AssignJob.ScoreBP > uint32(BasisPoints) {
 			return fmt.Errorf("%w: score_bp above 10000", ErrInvalidMsg)
+		}
+		if r := m.AssignJob.Replaces; r != "" {
+			if err := r.Validate(); err != nil {
+				return fmt.Errorf("%w: replaces: %v", ErrInvalidMsg, err)
+			}
+			if r == m.AssignJob.Node {
+				return fmt.Errorf("%w: a replica cannot replace itself", ErrInvalidMsg)
+			}
 		}
 	case m.CommitResult != nil:
 		if err := validateJobID(m.CommitResult.JobID); err != nil {

@@ -39,6 +39,7 @@ func TestSupplyIdentityUnderRandomTxs(t *testing.T) {
 	for _, want := range []string{
 		"transfer", "node_registered", "job_created", "job_assigned", "result_committed", "attested",
 		"job_settled", "job_failed", "job_cancelled", "job_expired",
+		"settlement_share", "replica_outvoted", "replica_replaced", "job_failed:inconclusive",
 		"staked:node", "staked:validator", "unstaked:node", "unstaked:validator", "unbonded",
 		"validator_joined", "validator_removed", "staked_locked_tokens",
 		"slashed", "double_sign_jailed",
@@ -63,6 +64,10 @@ func TestSupplyIdentityUnderRandomTxs(t *testing.T) {
 func FuzzDecodeTx(f *testing.F) {
 	good, _ := SignTx(consumerKey, testChain, 3, createMsg(5))
 	f.Add(good)
+	redundant, _ := SignTx(consumerKey, testChain, 4, redundantMsg(5))
+	f.Add(redundant)
+	replace, _ := SignTx(routerKey, testChain, 0, Msg{AssignJob: &MsgAssignJob{JobID: JobID(addr(consumerKey), 4), Node: addr(node3Key), Replaces: addr(node1Key)}})
+	f.Add(replace)
 	f.Add([]byte{1})
 	f.Add(append([]byte{1}, make([]byte, 120)...))
 	f.Fuzz(func(t *testing.T, raw []byte) {

@@ -3,6 +3,7 @@ package ledger
 import (
 	"crypto/ed25519"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
 
@@ -68,7 +69,7 @@ func TestSettlementAndFeeSplitOnChain(t *testing.T) {
 		// 2 OMNI/h for 1 s is 555.5 → 556; burn 11.12 → 12; fee 27.8 → 27; the emission
 		// of 1 OMNI per GPU-hour for 1 s is 277.7 → 277.
 		s := Settlement{BilledMillis: 1000, Cost: 556, Burned: 12, Fee: 27, Paid: 517, Refunded: 999_444, Reward: 277, Height: h.height}
-		if j.Status != JobSettled || j.Settlement == nil || *j.Settlement != s {
+		if j.Status != JobSettled || j.Settlement == nil || !reflect.DeepEqual(*j.Settlement, s) {
 			t.Fatalf("job %s settled %+v, want %+v", j.Status, j.Settlement, s)
 		}
 		sp := h.supply()
@@ -305,7 +306,7 @@ func TestSettlementConservesOnChainRandom(t *testing.T) {
 		burn, fee := ratio(cost, 200, BasisPoints, true), ratio(cost, 500, BasisPoints, false)
 		want := Settlement{BilledMillis: billed, Cost: cost, Burned: burn, Fee: fee, Paid: cost - burn - fee,
 			Refunded: budget - cost, Reward: ratio(omni, billed, 3_600_000, false), Height: s.Height}
-		if s != want || s.Paid+s.Burned+s.Fee+s.Refunded != budget {
+		if !reflect.DeepEqual(s, want) || s.Paid+s.Burned+s.Fee+s.Refunded != budget {
 			t.Fatalf("budget %d, %d ms on %d/h: settled %+v, want %+v", budget, millis, price, s, want)
 		}
 		sp := h.supply()

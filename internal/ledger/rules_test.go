@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/big"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/omnisync/omnisync/internal/keys"
@@ -149,7 +150,7 @@ func TestSettlementForPinsEveryRule(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != c.want {
+			if !reflect.DeepEqual(got, c.want) {
 				t.Fatalf("settlement %+v\n                  want %+v", got, c.want)
 			}
 		})
@@ -396,7 +397,7 @@ func TestSettlementPropertyRandom(t *testing.T) {
 		burn := ratio(cost, p.BurnBP, BasisPoints, true)
 		fee := ratio(cost, p.FeeBP, BasisPoints, false)
 		want := Settlement{BilledMillis: billed, Cost: cost, Burned: burn, Fee: fee, Paid: cost - burn - fee, Refunded: j.Budget - cost}
-		if s != want || s.Paid+s.Burned+s.Fee+s.Refunded != j.Budget {
+		if !reflect.DeepEqual(s, want) || s.Paid+s.Burned+s.Fee+s.Refunded != j.Budget {
 			t.Fatalf("case %d, %+v under burn %d fee %d: %+v, want %+v", i, j, p.BurnBP, p.FeeBP, s, want)
 		}
 		c := &execCtx{blk: &blockCtx{}, sp: Supply{Pools: map[string]uint64{}}}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/omnisync/omnisync/internal/keys"
@@ -16,13 +17,19 @@ import (
 // mature, jobs expire, proposals close and quarters pass. Most transactions are plausible,
 // many are not (wrong signer, too much, too late), so the accepted and the rejected paths
 // both run. It records what happened so a test can insist that every outcome occurred.
+//
+// Redundant jobs (redundantStep) draw from a stream of their own, red: the rest of a run
+// makes the same choices it made before they existed, and the outcomes it was tuned to
+// reach still come.
 type sim struct {
-	h        *harness
-	rng      *rand.Rand
-	actors   []ed25519.PrivateKey
-	jobs     []string
-	props    []uint64
-	propKind map[uint64]string // proposal id -> "params" or "spend"
+	h         *harness
+	rng       *rand.Rand
+	red       *rand.Rand
+	actors    []ed25519.PrivateKey
+	jobs      []string
+	redundant []string // the redundant jobs, in the order they were created
+	props     []uint64
+	propKind  map[uint64]string // proposal id -> "params" or "spend"
 
 	outcomes map[string]int // event types, plus a few finer ones ("proposal_passed:spend")
 	codes    map[Code]int   // result codes of every tx
@@ -36,7 +43,7 @@ type sim struct {
 
 func newSim(h *harness, seed uint64) *sim {
 	return &sim{
-		h: h, rng: rand.New(rand.NewPCG(seed, 99)),
+		h: h, rng: rand.New(rand.NewPCG(seed, 99)), red: rand.New(rand.NewPCG(seed, 77)),
 		actors:   []ed25519.PrivateKey{consumerKey, node1Key, node2Key, strangerKey, routerKey, validatorKey, validator2Key, vesterKey},
 		propKind: map[uint64]string{}, outcomes: map[string]int{}, codes: map[Code]int{},
 	}
@@ -212,6 +219,68 @@ func (s *sim) msg() (ed25519.PrivateKey, Msg, string) {
 	return k, m, ""
 }
 
+// redundantStep returns a transaction for a redundant job, drawn from the red stream:
+// registering the third node they need, creating a job, or taking one of the two latest a
+// step further (usually the step it waits for, now and then one it does not).
+func (s *sim) redundantStep() (ed25519.PrivateKey, Msg) {
+	main := s.rng
+	s.rng = s.red // pick, usually and amount draw from s.rng
+	defer func() { s.rng = main }()
+	rng := s.rng
+	var m Msg
+	if s.stakeOf(node3Key, RoleNode) == 0 && rng.IntN(3) == 0 {
+		m.RegisterNode = &MsgRegisterNode{Stake: 500 * omni, PricePerHour: uint64(1 + rng.IntN(4*int(omni))), Hardware: registerMsg.RegisterNode.Hardware}
+		return node3Key, m
+	}
+	view, _ := s.h.store.Committed()
+	var j Job
+	if n := len(s.redundant); n > 0 {
+		j, _, _ = getRecord[Job](view, jobKey(s.redundant[n-1-rng.IntN(min(2, n))]))
+	}
+	if j.ID == "" || !j.Open() && rng.IntN(2) == 0 {
+		// Any ceiling a node bids under, and long enough for three nodes to commit.
+		m = createMsg(s.amount())
+		m.CreateJob.Verification, m.CreateJob.MaxPricePerHour = VerifyRedundant, 5*omni
+		m.CreateJob.TimeoutSeconds = uint64(300 + rng.IntN(900))
+		return s.usually(consumerKey), m
+	}
+	var placed, waiting, free []ed25519.PrivateKey
+	for _, k := range []ed25519.PrivateKey{node1Key, node2Key, node3Key} {
+		switch i := replicaIndex(j, addr(k)); {
+		case i < 0:
+			free = append(free, k)
+		case j.Replicas[i].Committed():
+			placed = append(placed, k)
+		default:
+			placed, waiting = append(placed, k), append(waiting, k)
+		}
+	}
+	place := j.Status == JobCreated || j.Status == JobAssigned && len(j.Replicas) < RedundantReplicas && (len(waiting) == 0 || rng.IntN(2) == 0)
+	if !j.Open() {
+		place = rng.IntN(2) == 0
+	}
+	if place {
+		a := &MsgAssignJob{JobID: j.ID, Node: addr(s.usually(append(free, node1Key)...))}
+		switch {
+		case len(waiting) > 0 && (len(free) == 0 || rng.IntN(3) == 0):
+			a.Replaces = addr(waiting[rng.IntN(len(waiting))])
+		case len(placed) > 0 && rng.IntN(8) == 0:
+			a.Replaces = addr(placed[rng.IntN(len(placed))]) // perhaps one that committed
+		}
+		m.AssignJob = a
+		return s.usually(routerKey), m
+	}
+	// Mostly the same digest, so that jobs settle; sometimes another, so that replicas
+	// are outvoted and some jobs are inconclusive.
+	k := s.usually(node1Key, node2Key, node3Key)
+	if len(waiting) > 0 && rng.IntN(4) > 0 {
+		k = waiting[rng.IntN(len(waiting))]
+	}
+	digest := []string{digestA, digestA, digestB, digestC}[rng.IntN(4)]
+	m.CommitResult = &MsgCommitResult{JobID: j.ID, ResultDigest: digest, GPUMillis: rng.Uint64N(10_000_000)}
+	return k, m
+}
+
 // paramChange proposes a change that keeps the chain usable (or, now and then, an invalid one).
 func (s *sim) paramChange() map[string]json.RawMessage {
 	n := func(lo, hi int) json.RawMessage { return json.RawMessage(strconv.Itoa(lo + s.rng.IntN(hi-lo+1))) }
@@ -260,6 +329,9 @@ func (s *sim) next() Block {
 			add(k, m, tag)
 		}
 	}
+	if k, m := s.redundantStep(); s.red.IntN(3) > 0 {
+		add(k, m, "redundant")
+	}
 	b := h.next(time.Duration(1+rng.IntN(15))*time.Second, txs...)
 	if rng.IntN(40) == 0 {
 		cons := [][]byte{pub(cons2Key), pub(consVestKey), pub(key(99))}[rng.IntN(3)]
@@ -280,6 +352,10 @@ func (s *sim) apply(b Block) BlockResult {
 		}
 		switch e.Type {
 		case "job_created":
+			if tag == "redundant" {
+				s.redundant = append(s.redundant, attr["job_id"])
+				break
+			}
 			s.jobs = append(s.jobs, attr["job_id"])
 		case "proposal_submitted":
 			id, _ := strconv.ParseUint(attr["proposal_id"], 10, 64)
@@ -298,6 +374,14 @@ func (s *sim) apply(b Block) BlockResult {
 			}
 		case "buyback_settled":
 			s.outcomes["buyback_"+attr["action"]]++
+		case "job_assigned":
+			if attr["replaces"] != "" {
+				s.outcomes["replica_replaced"]++
+			}
+		case "job_failed":
+			if strings.HasPrefix(attr["reason"], "inconclusive") {
+				s.outcomes["job_failed:inconclusive"]++
+			}
 		case "staked", "unstaked":
 			s.outcomes[e.Type+":"+attr["role"]]++
 		}
@@ -322,7 +406,7 @@ func (s *sim) apply(b Block) BlockResult {
 			s.outcomes["validator_joined"]++
 		}
 	}
-	for _, k := range s.actors {
+	for _, k := range append(s.actors, node3Key) {
 		h.seqs[addr(k)] = query[Account](h, "account/"+string(addr(k))).Seq
 	}
 	return res

@@ -109,18 +109,51 @@ type Attestation struct {
 }
 
 // Settlement is how a job's escrow was divided. Paid+Burned+Fee+Refunded == Budget.
+// A redundant job pays several nodes: Shares says what each got, and the other fields
+// are their sums, so a reader of the totals need not know the level.
 type Settlement struct {
-	BilledMillis uint64 `json:"billed_millis"`
-	Cost         uint64 `json:"cost"`
-	Paid         uint64 `json:"paid"`
-	Burned       uint64 `json:"burned"`
-	Fee          uint64 `json:"fee"`
-	Refunded     uint64 `json:"refunded"`
-	Reward       uint64 `json:"reward,omitempty"` // network-rewards emission paid to the node on top
-	Height       int64  `json:"height"`
+	BilledMillis uint64  `json:"billed_millis"`
+	Cost         uint64  `json:"cost"`
+	Paid         uint64  `json:"paid"`
+	Burned       uint64  `json:"burned"`
+	Fee          uint64  `json:"fee"`
+	Refunded     uint64  `json:"refunded"`
+	Reward       uint64  `json:"reward,omitempty"` // network-rewards emission paid to the node on top
+	Height       int64   `json:"height"`
+	Shares       []Share `json:"shares,omitempty"`
 }
 
-// Job is the on-chain record of one job from escrow to settlement.
+// Share is one paid node's part of a settlement: Cost of the escrow, of which Burned was
+// burned, Fee went to the fee split and Paid to the node, plus Reward from the
+// network-rewards pool.
+type Share struct {
+	Node   keys.Address `json:"node"`
+	Cost   uint64       `json:"cost"`
+	Paid   uint64       `json:"paid"`
+	Burned uint64       `json:"burned"`
+	Fee    uint64       `json:"fee"`
+	Reward uint64       `json:"reward,omitempty"`
+}
+
+// Replica is one node's placement on a redundant job and, once the node commits, its
+// result. PricePerHour is the node's bid when it was placed, which is what it is paid at.
+type Replica struct {
+	Node           keys.Address `json:"node"`
+	PricePerHour   uint64       `json:"price_per_hour"`
+	ScoreBP        uint32       `json:"score_bp"`
+	AssignedHeight int64        `json:"assigned_height"`
+	ResultDigest   string       `json:"result_digest,omitempty"`
+	GPUMillis      uint64       `json:"gpu_millis,omitempty"`
+	ResultHeight   int64        `json:"result_height,omitempty"`
+}
+
+// Committed reports whether the replica's node has committed its result.
+func (r Replica) Committed() bool { return r.ResultDigest != "" }
+
+// Job is the on-chain record of one job from escrow to settlement. A freivalds job runs on
+// Node, which commits ResultDigest for its Committee to attest. A redundant job leaves Node
+// empty and runs on its Replicas; once enough of them agree, ResultDigest is the agreed
+// digest and GPUMillis the GPU time billed.
 type Job struct {
 	ID              string         `json:"id"`
 	Consumer        keys.Address   `json:"consumer"`
@@ -143,6 +176,7 @@ type Job struct {
 	Committee       []keys.Address `json:"committee,omitempty"`
 	Attestations    []Attestation  `json:"attestations,omitempty"`
 	Settlement      *Settlement    `json:"settlement,omitempty"`
+	Replicas        []Replica      `json:"replicas,omitempty"`
 }
 
 // Open reports whether the job still holds escrow.
