@@ -6,20 +6,34 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
 
 // Workload kinds.
 const (
-	WorkloadTensor = "tensor"
+	WorkloadTensor    = "tensor"
+	WorkloadContainer = "container"
 )
 
 // Workload names what runs. For "tensor" workloads Kernel is a built-in verifiable kernel
 // (e.g. "matmul-int8") and Inputs are its operands in order.
+//
+// A "container" workload runs Image with Command (the image's own entrypoint and command
+// when empty) and Env, its inputs mounted read-only under /inputs by name, no network, and
+// everything it writes to /outputs returned as one deterministic tar (see
+// OutputArchive). ImageID, the sha256 image id, pins exactly which image every replica runs;
+// ImageArchive instead names an input that carries a `docker save` tarball of the image,
+// for nodes that do not have it (no node pulls from a registry).
 type Workload struct {
-	Kind   string `json:"kind"`
-	Kernel string `json:"kernel,omitempty"`
+	Kind         string   `json:"kind"`
+	Kernel       string   `json:"kernel,omitempty"`
+	Image        string   `json:"image,omitempty"`
+	ImageID      string   `json:"image_id,omitempty"`
+	ImageArchive string   `json:"image_archive,omitempty"`
+	Command      []string `json:"command,omitempty"`
+	Env          []string `json:"env,omitempty"`
 }
 
 // Input is one content-addressed input.
@@ -29,11 +43,19 @@ type Input struct {
 	Size   int64  `json:"size"`
 }
 
-// Resources a job needs from one node.
+// Resources a job needs from one node. A container job may ask for no GPU (GPUs 0): it
+// still takes one of the node's job slots, of which a node has one per GPU. CPUMilli and
+// MemoryMiB bound a container (zero: the node's defaults).
 type Resources struct {
-	GPUs    int    `json:"gpus"`
-	VRAMMiB uint64 `json:"vram_mib"`
+	GPUs      int    `json:"gpus"`
+	VRAMMiB   uint64 `json:"vram_mib"`
+	CPUMilli  uint64 `json:"cpu_milli,omitempty"`
+	MemoryMiB uint64 `json:"memory_mib,omitempty"`
 }
+
+// Slots is how many of a node's job slots (one per GPU) the job holds: its GPUs, and at
+// least one.
+func (r Resources) Slots() int { return max(r.GPUs, 1) }
 
 // Placement constrains where a job may run.
 type Placement struct {
@@ -86,31 +108,55 @@ const (
 	MaxInputs      = 16
 	MaxInputBytes  = 64 << 20
 	MaxTimeout     = 7 * 24 * 3600
-	VerifyFreivald = "freivalds"
+	MaxCommandArgs = 256
+	MaxEnv         = 128
+	// MaxWorkloadText bounds the image, each argument and each environment entry.
+	MaxWorkloadText = 4096
+)
+
+// Verification levels. Freivalds' check applies to matrix products only; redundant runs
+// the job on three nodes of distinct operators and pays on two matching outputs, so it
+// is the level for containers, whose work nothing else can check.
+const (
+	VerifyFreivald  = "freivalds"
+	VerifyRedundant = "redundant"
 )
 
 // Validate checks a spec and names the first field that is wrong.
 func (s JobSpec) Validate() error {
-	switch s.Workload.Kind {
+	w := s.Workload
+	switch w.Kind {
 	case WorkloadTensor:
-		if s.Workload.Kernel == "" {
+		if w.Kernel == "" {
 			return fieldErr("workload.kernel", "required for tensor workloads")
 		}
+		if w.Image != "" || w.ImageID != "" || w.ImageArchive != "" || len(w.Command) > 0 || len(w.Env) > 0 {
+			return fieldErr("workload", "image, command and env are for container workloads")
+		}
+		if len(s.Inputs) == 0 {
+			return fieldErr("inputs", "at least one input is required")
+		}
+	case WorkloadContainer:
+		if err := s.validateContainer(); err != nil {
+			return err
+		}
 	case "":
-		return fieldErr("workload.kind", "required (one of: tensor)")
+		return fieldErr("workload.kind", "required (one of: tensor, container)")
 	default:
-		return fieldErr("workload.kind", "%q is not supported (one of: tensor)", s.Workload.Kind)
-	}
-	if len(s.Inputs) == 0 {
-		return fieldErr("inputs", "at least one input is required")
+		return fieldErr("workload.kind", "%q is not supported (one of: tensor, container)", w.Kind)
 	}
 	if len(s.Inputs) > MaxInputs {
 		return fieldErr("inputs", "at most %d inputs", MaxInputs)
 	}
 	for i, in := range s.Inputs {
 		f := fmt.Sprintf("inputs[%d]", i)
-		if in.Name == "" {
-			return fieldErr(f+".name", "required")
+		if !validInputName(in.Name) {
+			return fieldErr(f+".name", "must be 1-128 letters, digits, '.', '_' or '-', not starting with '.'")
+		}
+		for _, prev := range s.Inputs[:i] {
+			if prev.Name == in.Name {
+				return fieldErr(f+".name", "%q is given twice", in.Name)
+			}
 		}
 		if !validDigest(in.Digest) {
 			return fieldErr(f+".digest", "must be sha256:<64 lower-case hex digits>")
@@ -119,8 +165,12 @@ func (s JobSpec) Validate() error {
 			return fieldErr(f+".size", "must be between 1 and %d bytes", MaxInputBytes)
 		}
 	}
-	if s.Resources.GPUs < 1 || s.Resources.GPUs > 64 {
-		return fieldErr("resources.gpus", "must be between 1 and 64")
+	minGPUs := 1
+	if w.Kind == WorkloadContainer {
+		minGPUs = 0
+	}
+	if s.Resources.GPUs < minGPUs || s.Resources.GPUs > 64 {
+		return fieldErr("resources.gpus", "must be between %d and 64", minGPUs)
 	}
 	if s.Placement.LatE6 < -90_000_000 || s.Placement.LatE6 > 90_000_000 {
 		return fieldErr("placement.lat_e6", "latitude out of range")
@@ -137,10 +187,71 @@ func (s JobSpec) Validate() error {
 	if s.TimeoutSeconds == 0 || s.TimeoutSeconds > MaxTimeout {
 		return fieldErr("timeout_seconds", "must be between 1 and %d", MaxTimeout)
 	}
-	if s.Verification != VerifyFreivald {
-		return fieldErr("verification", "%q is not supported (one of: freivalds)", s.Verification)
+	switch {
+	case s.Verification == VerifyRedundant:
+	case s.Verification == VerifyFreivald && w.Kind == WorkloadTensor:
+	case s.Verification == VerifyFreivald:
+		return fieldErr("verification", "freivalds checks matrix products only; a container job needs %q", VerifyRedundant)
+	default:
+		return fieldErr("verification", "%q is not supported (one of: %s, %s)", s.Verification, VerifyFreivald, VerifyRedundant)
 	}
 	return nil
+}
+
+// validateContainer checks a container workload: an image named or carried, and bounded
+// text everywhere a node will pass it to its engine.
+func (s JobSpec) validateContainer() error {
+	w := s.Workload
+	if w.Kernel != "" {
+		return fieldErr("workload.kernel", "is for tensor workloads")
+	}
+	if w.Image == "" && w.ImageID == "" {
+		return fieldErr("workload.image", "required (or workload.image_id) for container workloads")
+	}
+	if len(w.Image) > MaxWorkloadText || strings.ContainsAny(w.Image, " \t\n\x00") {
+		return fieldErr("workload.image", "must be an image reference (name:tag) without spaces")
+	}
+	if w.ImageID != "" && !validDigest(w.ImageID) {
+		return fieldErr("workload.image_id", "must be sha256:<64 lower-case hex digits>")
+	}
+	if w.ImageArchive != "" && !slices.ContainsFunc(s.Inputs, func(in Input) bool { return in.Name == w.ImageArchive }) {
+		return fieldErr("workload.image_archive", "names no input (%q)", w.ImageArchive)
+	}
+	if len(w.Command) > MaxCommandArgs {
+		return fieldErr("workload.command", "at most %d arguments", MaxCommandArgs)
+	}
+	for i, a := range w.Command {
+		if len(a) > MaxWorkloadText || strings.ContainsRune(a, 0) {
+			return fieldErr(fmt.Sprintf("workload.command[%d]", i), "at most %d bytes and no NUL", MaxWorkloadText)
+		}
+	}
+	if len(w.Env) > MaxEnv {
+		return fieldErr("workload.env", "at most %d entries", MaxEnv)
+	}
+	for i, e := range w.Env {
+		k, _, ok := strings.Cut(e, "=")
+		if !ok || k == "" || len(e) > MaxWorkloadText || strings.ContainsRune(e, 0) {
+			return fieldErr(fmt.Sprintf("workload.env[%d]", i), "must be KEY=VALUE, at most %d bytes", MaxWorkloadText)
+		}
+		if strings.HasPrefix(k, "NVIDIA_") {
+			return fieldErr(fmt.Sprintf("workload.env[%d]", i), "NVIDIA_* is reserved for the node's runtime")
+		}
+	}
+	return nil
+}
+
+// validInputName reports whether name can name an input file: it becomes /inputs/<name>
+// in a container, so it is one plain path element.
+func validInputName(name string) bool {
+	if name == "" || len(name) > 128 || name[0] == '.' {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func validDigest(d string) bool {
@@ -239,9 +350,20 @@ type Job struct {
 	Verdict      string            `json:"verdict,omitempty"`
 	Payment      *Payment          `json:"payment,omitempty"`
 	Txs          map[string]string `json:"txs,omitempty"` // stage -> tx hash
-	Attempts     int               `json:"attempts"`
-	Error        string            `json:"error,omitempty"`
-	Events       []Event           `json:"events,omitempty"`
+	// Verification is the job's level; a redundant job's runs are its Replicas.
+	Verification string    `json:"verification,omitempty"`
+	Replicas     []Replica `json:"replicas,omitempty"`
+	Attempts     int       `json:"attempts"`
+	Error        string    `json:"error,omitempty"`
+	Events       []Event   `json:"events,omitempty"`
+}
+
+// Replica is one run of a redundant job: its node, the output digest it committed, and
+// what it was paid once the job settled (nothing for a replica outvoted or too late).
+type Replica struct {
+	Node         string `json:"node"`
+	ResultDigest string `json:"result_digest,omitempty"`
+	Paid         uint64 `json:"paid,omitempty"`
 }
 
 // Node is one entry of GET /v1/nodes: its chain record joined with live router state.
@@ -259,8 +381,12 @@ type Node struct {
 	Online        bool      `json:"online"`
 	LastHeartbeat time.Time `json:"last_heartbeat,omitempty"` // by the router's clock
 	Running       []string  `json:"running,omitempty"`        // jobs its last heartbeat listed
-	JobsVerified  uint64    `json:"jobs_verified"`
-	JobsFailed    uint64    `json:"jobs_failed"`
+	// Containers is the node's container runtime (docker, or process when its jobs run
+	// unsandboxed), from its last heartbeat; empty when it runs tensor kernels only.
+	Containers   string `json:"containers,omitempty"`
+	Unsandboxed  bool   `json:"unsandboxed,omitempty"`
+	JobsVerified uint64 `json:"jobs_verified"`
+	JobsFailed   uint64 `json:"jobs_failed"`
 }
 
 // Account is GET /v1/accounts/{address}.

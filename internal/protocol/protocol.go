@@ -67,6 +67,10 @@ type Heartbeat struct {
 	Running        []string  `json:"running,omitempty"`
 	UtilizationPct int       `json:"utilization_pct"`
 	Sent           time.Time `json:"sent"`
+	// Containers names a node's container runtime ("docker", or "process" when jobs run
+	// unsandboxed for the consumers it trusts); empty when it runs tensor kernels only.
+	Containers  string `json:"containers,omitempty"`
+	Unsandboxed bool   `json:"unsandboxed,omitempty"`
 }
 
 // Dispatch asks a node to run a job it was assigned on chain.
@@ -77,6 +81,9 @@ type Dispatch struct {
 	Router         string      `json:"router"`
 	Spec           api.JobSpec `json:"spec"`
 	TimeoutSeconds uint64      `json:"timeout_seconds"`
+	// Cancel asks the node to stop the job if it runs it (a redundant job settled without
+	// this replica); it is acknowledged whether or not the job was running.
+	Cancel bool `json:"cancel,omitempty"`
 }
 
 // DeclineNoFreeGPU is the Ack.Error of a node that has no GPU free for a dispatched job:
@@ -98,6 +105,10 @@ type Result struct {
 	GPUMillis uint64 `json:"gpu_millis,omitempty"`
 	CommitTx  string `json:"commit_tx,omitempty"`
 	Error     string `json:"error,omitempty"`
+	// ExitCode is a container job's exit status (also in its output archive).
+	ExitCode *int `json:"exit_code,omitempty"`
+	// LogTail is the end of a container job's stdout and stderr, for its events.
+	LogTail string `json:"log_tail,omitempty"`
 }
 
 // VerifyRequest asks a validator to check a committed result.
