@@ -1,15 +1,11 @@
 package docker
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,30 +95,6 @@ func buildTestImages(ctx context.Context, c *client) (map[string]string, error) 
 		}
 	}
 	return tags, nil
-}
-
-// buildImage runs POST /build on a context made of files.
-func buildImage(ctx context.Context, c *client, tag string, files map[string][]byte) error {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for name, data := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(data))}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(data); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	resp, err := c.do(ctx, http.MethodPost, "/build", url.Values{"t": {tag}, "rm": {"1"}, "forcerm": {"1"}, "q": {"1"}}, &buf, "application/x-tar")
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, err = jsonMessages(resp.Body)
-	return err
 }
 
 // newTestRuntime starts a runtime whose instance name is the test's, so that parallel

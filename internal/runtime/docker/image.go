@@ -1,11 +1,16 @@
 package docker
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
+	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -117,4 +122,50 @@ func (r *Runtime) loadArchive(ctx context.Context, im Image) (imageInfo, error) 
 		return imageInfo{}, fmt.Errorf("%w: engine lacks image %s after loading it: %v", ErrImageRejected, ai.ID, err)
 	}
 	return info, nil
+}
+
+// BuildScratchImage builds an image FROM scratch holding one static executable at /name,
+// its entrypoint, tags it, and returns its id. The devnet builds its demo image this way:
+// no registry is reached, and nothing but the executable is in the image.
+func (r *Runtime) BuildScratchImage(ctx context.Context, tag, name string, exe []byte) (string, error) {
+	if err := checkRef(tag); err != nil {
+		return "", err
+	}
+	if strings.ContainsAny(name, "/\"\n ") || name == "" {
+		return "", fmt.Errorf("docker runtime: executable name %q", name)
+	}
+	dockerfile := fmt.Sprintf("FROM scratch\nCOPY %s /%s\nENTRYPOINT [\"/%s\"]\n", name, name, name)
+	if err := buildImage(ctx, r.c, tag, map[string][]byte{"Dockerfile": []byte(dockerfile), name: exe}); err != nil {
+		return "", fmt.Errorf("docker build %s: %w", tag, err)
+	}
+	info, err := r.c.inspectImage(ctx, tag)
+	if err != nil {
+		return "", err
+	}
+	return info.ID, nil
+}
+
+// buildImage runs POST /build on a context made of files (executable, mode 0755).
+func buildImage(ctx context.Context, c *client, tag string, files map[string][]byte) error {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		data := files[name]
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(data))}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/build", url.Values{"t": {tag}, "rm": {"1"}, "forcerm": {"1"}, "q": {"1"}}, &buf, "application/x-tar")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = jsonMessages(resp.Body)
+	return err
 }

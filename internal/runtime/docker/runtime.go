@@ -544,11 +544,13 @@ func (r *Runtime) execute(ctx context.Context, p *prepared) (Result, error) {
 	if st.State.OOMKilled {
 		return res, fmt.Errorf("%w (memory limit %d bytes, exit code %d)", ErrOOMKilled, p.limits.MemoryBytes, code)
 	}
-	if code != 0 {
-		return res, &ExitError{JobID: p.job.ID, Code: code, LogTail: string(res.LogTail)}
-	}
+	// Outputs are collected for a non-zero exit too: the job ran to its end, and what it
+	// left (a partial result, an error report) is the consumer's.
 	if res.Outputs, err = jobio.Collect(outputs, outLim); err != nil {
 		return res, err
+	}
+	if code != 0 {
+		return res, &ExitError{JobID: p.job.ID, Code: code, LogTail: string(res.LogTail)}
 	}
 	return res, nil
 }

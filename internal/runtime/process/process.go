@@ -307,17 +307,21 @@ func (r *Runtime) run(ctx context.Context, job Job) (Result, error) {
 		return res, fmt.Errorf("%w (job timeout %v): %w", ErrTimedOut, lim.Timeout, context.DeadlineExceeded)
 	}
 	res.ExitCode = cmd.ProcessState.ExitCode()
-	if waitErr != nil {
-		var ee *exec.ExitError
-		if !errors.As(waitErr, &ee) {
-			return res, waitErr
+	var ee *exec.ExitError
+	if waitErr != nil && !errors.As(waitErr, &ee) {
+		return res, waitErr
+	}
+	// Outputs are collected for a non-zero exit too (not for a kill by signal): the job
+	// ran to its end, and what it left is the consumer's.
+	if ee == nil || ee.ProcessState.Exited() {
+		if res.Outputs, err = jobio.Collect(filepath.Join(scratch, "outputs"), jobio.Limits{MaxFiles: lim.OutputFiles, MaxBytes: lim.OutputBytes}); err != nil {
+			return res, err
 		}
+	}
+	if ee != nil {
 		e := &ExitError{JobID: job.ID, Code: res.ExitCode, LogTail: string(res.LogTail)}
 		e.Signal, e.Reason = signalOf(ee.ProcessState, lim)
 		return res, e
-	}
-	if res.Outputs, err = jobio.Collect(filepath.Join(scratch, "outputs"), jobio.Limits{MaxFiles: lim.OutputFiles, MaxBytes: lim.OutputBytes}); err != nil {
-		return res, err
 	}
 	return res, nil
 }
