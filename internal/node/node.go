@@ -1,7 +1,10 @@
 // Package node is the Omni-Node daemon: it registers its hardware and stake on chain,
 // connects out to a router over NATS (WebSocket + TLS, so home NAT is no obstacle),
-// heartbeats, and runs the jobs it is dispatched in a Runtime, returning outputs through
-// the content-addressed object store and committing their digests on chain.
+// heartbeats, and runs the jobs it is dispatched: tensor kernels in its Runtime, container
+// jobs in its Containers runtime (docker, or process for trusted consumers) when it has
+// one. Outputs go back through the content-addressed object store and their digests are
+// committed on chain; a container job's output is the canonical archive of what it left
+// in /outputs and its exit code (api.PackOutput), so replicas of it can be compared.
 //
 // The transport session owns the connection and the heartbeat loop; each accepted job runs
 // in its own goroutine that owns that job until its result is reported. Close stops both
@@ -25,6 +28,7 @@ import (
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/protocol"
 	"github.com/omnisync/omnisync/internal/runtime"
+	"github.com/omnisync/omnisync/internal/runtime/jobio"
 	"github.com/omnisync/omnisync/internal/transport"
 )
 
@@ -36,11 +40,14 @@ type Chain interface {
 
 // Options configure a node daemon.
 type Options struct {
-	Key          ed25519.PrivateKey
-	RouterURL    string         // wss://host:port, or several separated by commas; Start needs it, Register not
-	RootCAs      *x509.CertPool // trust roots for the router's certificate
-	Chain        Chain
-	Runtime      runtime.Runtime
+	Key       ed25519.PrivateKey
+	RouterURL string         // wss://host:port, or several separated by commas; Start needs it, Register not
+	RootCAs   *x509.CertPool // trust roots for the router's certificate
+	Chain     Chain
+	Runtime   runtime.Runtime // tensor kernels
+	// Containers runs container jobs; nil means the node takes tensor jobs only, and its
+	// heartbeats say so, so no router places a container job on it.
+	Containers   runtime.Container
 	Hardware     ledger.Hardware
 	PricePerHour uint64 // uomni per GPU-hour
 	Stake        uint64 // uomni to stake at registration if not yet registered
@@ -86,8 +93,15 @@ type Daemon struct {
 	blobs   transport.Blobs
 
 	mu      sync.Mutex
-	running map[string]context.CancelFunc // job id -> cancel; one job per GPU
-	wg      sync.WaitGroup                // running jobs
+	running map[string]runningJob // by job id
+	wg      sync.WaitGroup        // running jobs
+}
+
+// runningJob is one accepted job: it holds its slots (one per GPU it asked for, at least
+// one) until it has reported.
+type runningJob struct {
+	cancel context.CancelFunc
+	slots  int
 }
 
 // New validates options; Start does the work.
@@ -96,7 +110,7 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	id := string(keys.AddressOfKey(opts.Key))
-	return &Daemon{opts: opts, id: id, log: opts.Logger.With("node", keys.Address(id).Short()), running: map[string]context.CancelFunc{}}, nil
+	return &Daemon{opts: opts, id: id, log: opts.Logger.With("node", keys.Address(id).Short()), running: map[string]runningJob{}}, nil
 }
 
 // ID is the node's id: its wallet address.
@@ -146,7 +160,11 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	d.session, d.conn = sess, sess.Conn
 	d.blobs = transport.Blobs{Conn: sess.Conn, ID: d.id, Bucket: protocol.BlobBucket}
-	d.log.Info("serving jobs", "router", d.opts.RouterURL, "runtime", d.opts.Runtime.Name())
+	containers := "none"
+	if d.opts.Containers != nil {
+		containers = d.opts.Containers.Name()
+	}
+	d.log.Info("serving jobs", "router", d.opts.RouterURL, "runtime", d.opts.Runtime.Name(), "containers", containers)
 	return nil
 }
 
@@ -164,13 +182,26 @@ func (d *Daemon) heartbeat() (string, []byte) {
 	for id := range d.running {
 		running = append(running, id)
 	}
+	held := d.heldLocked()
 	d.mu.Unlock()
 	gpus := int(d.opts.Hardware.GPUs)
 	hb := protocol.Heartbeat{
-		ID: d.id, Role: protocol.RoleNode, GPUs: gpus, FreeGPUs: gpus - len(running),
-		Running: running, UtilizationPct: 100 * len(running) / gpus, Sent: d.opts.Now().UTC(),
+		ID: d.id, Role: protocol.RoleNode, GPUs: gpus, FreeGPUs: gpus - held,
+		Running: running, UtilizationPct: 100 * held / gpus, Sent: d.opts.Now().UTC(),
+	}
+	if c := d.opts.Containers; c != nil {
+		hb.Containers, hb.Unsandboxed = c.Name(), !c.Sandboxed()
 	}
 	return protocol.HeartbeatSubject(d.id), protocol.Encode(hb)
+}
+
+// heldLocked counts the slots the running jobs hold; d.mu must be held.
+func (d *Daemon) heldLocked() int {
+	n := 0
+	for _, rj := range d.running {
+		n += rj.slots
+	}
+	return n
 }
 
 func (d *Daemon) onDispatch(ctx context.Context, m *nats.Msg) {
@@ -184,14 +215,30 @@ func (d *Daemon) onDispatch(ctx context.Context, m *nats.Msg) {
 		reply(protocol.Ack{Error: err.Error()})
 		return
 	}
+	if req.Cancel {
+		d.mu.Lock()
+		rj, ok := d.running[req.JobID]
+		d.mu.Unlock()
+		if ok {
+			d.log.Info("job cancelled by the router", "job", req.JobID)
+			rj.cancel()
+		}
+		reply(protocol.Ack{Accepted: true})
+		return
+	}
+	if req.Spec.Workload.Kind == api.WorkloadContainer && d.opts.Containers == nil {
+		reply(protocol.Ack{Error: fmt.Sprintf("%v: this node runs no container jobs", runtime.ErrUnsupported)})
+		return
+	}
+	slots := req.Spec.Resources.Slots()
 	d.mu.Lock()
 	_, dup := d.running[req.JobID]
-	full := len(d.running)+req.Spec.Resources.GPUs > int(d.opts.Hardware.GPUs)
+	full := d.heldLocked()+slots > int(d.opts.Hardware.GPUs)
 	var jobCtx context.Context
 	var cancel context.CancelFunc
 	if !dup && !full {
 		jobCtx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutSeconds)*time.Second)
-		d.running[req.JobID] = cancel
+		d.running[req.JobID] = runningJob{cancel: cancel, slots: slots}
 	}
 	d.mu.Unlock()
 	switch {
@@ -223,12 +270,13 @@ func (d *Daemon) onDispatch(ctx context.Context, m *nats.Msg) {
 func (d *Daemon) runJob(ctx context.Context, req protocol.Dispatch) protocol.Result {
 	res := protocol.Result{JobID: req.JobID, NodeID: d.id}
 	fail := func(stage string, err error) protocol.Result {
-		d.log.Warn("job failed", "job", req.JobID, "stage", stage, "err", err)
+		if errors.Is(err, context.Canceled) {
+			d.log.Info("job stopped", "job", req.JobID, "stage", stage, "why", "cancelled (by the router, or the node is stopping)")
+		} else {
+			d.log.Warn("job failed", "job", req.JobID, "stage", stage, "err", err)
+		}
 		res.Error = stage + ": " + err.Error()
 		return res
-	}
-	if req.Spec.Workload.Kind != api.WorkloadTensor {
-		return fail("run", fmt.Errorf("%w: workload kind %q", runtime.ErrUnsupported, req.Spec.Workload.Kind))
 	}
 	inputs := make([][]byte, len(req.Spec.Inputs))
 	blobs := d.blobs.Via(req.Router)
@@ -239,7 +287,20 @@ func (d *Daemon) runJob(ctx context.Context, req protocol.Dispatch) protocol.Res
 		}
 		inputs[i] = b
 	}
-	out, err := d.opts.Runtime.Run(ctx, runtime.Task{JobID: req.JobID, Kernel: req.Spec.Workload.Kernel, Inputs: inputs})
+	var out runtime.Result
+	var err error
+	switch req.Spec.Workload.Kind {
+	case api.WorkloadTensor:
+		out, err = d.opts.Runtime.Run(ctx, runtime.Task{JobID: req.JobID, Kernel: req.Spec.Workload.Kernel, Inputs: inputs})
+	case api.WorkloadContainer:
+		var exit int
+		out, exit, res.LogTail, err = d.runContainer(ctx, req, inputs)
+		if err == nil {
+			res.ExitCode = &exit
+		}
+	default:
+		err = fmt.Errorf("%w: workload kind %q", runtime.ErrUnsupported, req.Spec.Workload.Kind)
+	}
 	if err != nil {
 		return fail("run", err)
 	}
@@ -254,4 +315,43 @@ func (d *Daemon) runJob(ctx context.Context, req protocol.Dispatch) protocol.Res
 	d.log.Info("job computed", "job", req.JobID, "digest", digest, "gpu_ms", out.GPUMillis)
 	res.Digest, res.GPUMillis, res.CommitTx = digest, out.GPUMillis, tx
 	return res
+}
+
+// runContainer runs a container job in the node's container runtime and packs what it
+// left into the job's output archive. It is billed by wall time on every slot it held.
+func (d *Daemon) runContainer(ctx context.Context, req protocol.Dispatch, inputs [][]byte) (runtime.Result, int, string, error) {
+	w, rsc := req.Spec.Workload, req.Spec.Resources
+	task := runtime.ContainerTask{
+		JobID: req.JobID, Image: w.Image, ImageID: w.ImageID, Command: w.Command, Env: w.Env,
+		GPUs: rsc.GPUs, CPUMilli: rsc.CPUMilli, MemoryMiB: rsc.MemoryMiB,
+		Timeout: time.Duration(req.TimeoutSeconds) * time.Second,
+	}
+	// The consumer is read from the chain, where its signature put it, not taken from the
+	// router: the process runtime runs only the consumers its operator trusts.
+	var cj ledger.Job
+	if err := d.opts.Chain.Query(ctx, "job/"+req.JobID, &cj); err != nil {
+		return runtime.Result{}, 0, "", fmt.Errorf("read the job's consumer from the chain: %w", err)
+	}
+	task.Consumer = string(cj.Consumer)
+	for i, in := range req.Spec.Inputs {
+		if in.Name == w.ImageArchive {
+			task.ImageArchive = inputs[i]
+			continue
+		}
+		task.Inputs = append(task.Inputs, jobio.File{Path: in.Name, Data: inputs[i]})
+	}
+	cr, err := d.opts.Containers.RunContainer(ctx, task)
+	if err != nil {
+		return runtime.Result{}, 0, string(cr.LogTail), err
+	}
+	files := make([]api.OutputFile, len(cr.Outputs))
+	for i, o := range cr.Outputs {
+		files[i] = api.OutputFile{Path: o.Path, Data: o.Data}
+	}
+	archive, err := api.PackOutput(api.ContainerOutput{ExitCode: cr.ExitCode, Files: files})
+	if err != nil {
+		return runtime.Result{}, 0, string(cr.LogTail), err
+	}
+	ms := uint64(max(cr.Elapsed.Milliseconds(), 1)) * uint64(rsc.Slots())
+	return runtime.Result{Output: archive, GPUMillis: ms}, cr.ExitCode, string(cr.LogTail), nil
 }
