@@ -45,8 +45,19 @@ func (v ChainViews) Job(ctx context.Context, id string) (api.Job, error) {
 	if err != nil {
 		return api.Job{}, err
 	}
-	j := api.Job{ID: cj.ID, Consumer: string(cj.Consumer), Node: string(cj.Node), ResultDigest: cj.ResultDigest}
+	j := api.Job{ID: cj.ID, Consumer: string(cj.Consumer), Node: string(cj.Node), ResultDigest: cj.ResultDigest, Verification: cj.Verification}
 	j.Status = apiStatus[cj.Status]
+	for _, rp := range cj.Replicas {
+		v := api.Replica{Node: string(rp.Node), ResultDigest: rp.ResultDigest}
+		if s := cj.Settlement; s != nil {
+			for _, sh := range s.Shares {
+				if sh.Node == rp.Node {
+					v.Paid = sh.Paid + sh.Reward
+				}
+			}
+		}
+		j.Replicas = append(j.Replicas, v)
+	}
 	j.Verified = cj.Status == ledger.JobSettled
 	if s := cj.Settlement; s != nil {
 		j.Payment = &api.Payment{

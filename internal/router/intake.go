@@ -210,6 +210,9 @@ func checkInputs(spec api.JobSpec, data map[string][]byte) ([][]byte, error) {
 			return nil, &api.FieldError{Field: fmt.Sprintf("input_data[%q]", name), Msg: "not declared in spec.inputs"}
 		}
 	}
+	if spec.Workload.Kind != api.WorkloadTensor {
+		return out, nil
+	}
 	if !slices.Contains(tensor.Kernels(), spec.Workload.Kernel) {
 		return nil, &api.FieldError{Field: "spec.workload.kernel", Msg: fmt.Sprintf("unknown kernel %q (known: %v)", spec.Workload.Kernel, tensor.Kernels())}
 	}
@@ -249,7 +252,7 @@ func checkCreateTx(spec api.JobSpec, raw []byte) (ledger.Tx, error) {
 // schedulerJob translates a spec into the scheduler's terms.
 func schedulerJob(spec api.JobSpec, exclude []string) scheduler.Job {
 	return scheduler.Job{
-		GPUs: spec.Resources.GPUs, VRAMMiB: spec.Resources.VRAMMiB,
+		GPUs: spec.Resources.Slots(), VRAMMiB: spec.Resources.VRAMMiB,
 		MaxPricePerHourUomni: spec.MaxPricePerHour, Region: spec.Placement.Region,
 		Origin:           scheduler.Location{LatE6: spec.Placement.LatE6, LonE6: spec.Placement.LonE6},
 		MaxLatencyMicros: spec.Placement.MaxLatencyMs * 1000,

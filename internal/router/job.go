@@ -21,7 +21,6 @@ type job struct {
 	owner    keys.Address
 	consumer keys.Address
 	spec     api.JobSpec
-	results  chan protocol.Result
 	started  time.Time
 	persist  func(j *job, record []byte) // saves the job's record (Router.saveJob)
 	resumed  bool                        // a previous router saved it: ask the chain where it stands
@@ -35,8 +34,9 @@ type job struct {
 	storeRev uint64 // the record's revision in the job store; 0 before the first write
 
 	mu        sync.Mutex
-	rev       uint64   // bumped by every change
-	tried     []string // nodes that failed the job, not asked again
+	inbox     map[string]chan protocol.Result // by node: the attempts awaiting its report
+	rev       uint64                          // bumped by every change
+	tried     []string                        // nodes that failed the job, not asked again
 	finished  time.Time
 	escrowed  bool          // create_job committed: its bytes may now be stored
 	stored    []bool        // per input: in the store
@@ -53,7 +53,7 @@ type job struct {
 }
 
 func newJob(id string, consumer keys.Address, spec api.JobSpec, started time.Time) *job {
-	j := &job{id: id, consumer: consumer, spec: spec, results: make(chan protocol.Result, 4),
+	j := &job{id: id, consumer: consumer, spec: spec,
 		started: started, txs: map[string]string{}, ready: make(chan struct{}),
 		stored: make([]bool, len(spec.Inputs)), uploading: make([]bool, len(spec.Inputs))}
 	if len(spec.Inputs) == 0 {
@@ -207,4 +207,35 @@ func (j *job) set(f func(j *job)) {
 	j.rev++
 	j.mu.Unlock()
 	j.save()
+}
+
+// listen opens the inbox for node's report on the job, for one attempt, until stop.
+func (j *job) listen(node string) (reports <-chan protocol.Result, stop func()) {
+	ch := make(chan protocol.Result, 2)
+	j.mu.Lock()
+	if j.inbox == nil {
+		j.inbox = map[string]chan protocol.Result{}
+	}
+	j.inbox[node] = ch
+	j.mu.Unlock()
+	return ch, func() {
+		j.mu.Lock()
+		if j.inbox[node] == ch {
+			delete(j.inbox, node)
+		}
+		j.mu.Unlock()
+	}
+}
+
+// deliver hands a node's report to the attempt awaiting it; false when none is (a late
+// report from an attempt already given up, or a duplicate).
+func (j *job) deliver(res protocol.Result) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	select {
+	case j.inbox[res.NodeID] <- res:
+		return true
+	default:
+		return false
+	}
 }

@@ -28,12 +28,18 @@ func (r *Router) run(j *job) {
 	var res protocol.Result
 	var running string // a node the chain says holds the job and that still runs it
 	computed := false
+	var cj ledger.Job
 	if j.resumed {
-		var cj ledger.Job
 		if err := r.opts.Chain.Query(ctx, "job/"+j.id, &cj); err != nil {
 			r.log.Warn("resumed job not found on chain; dropping it", "job", j.id, "err", err)
 			return
 		}
+	}
+	if j.spec.Verification == api.VerifyRedundant {
+		r.runRedundant(ctx, j, cj)
+		return
+	}
+	if j.resumed {
 		switch cj.Status {
 		case ledger.JobComputed:
 			res, computed = protocol.Result{JobID: j.id, NodeID: string(cj.Node), Digest: cj.ResultDigest, GPUMillis: cj.GPUMillis}, true
@@ -57,7 +63,7 @@ func (r *Router) run(j *job) {
 			return
 		}
 		var err error
-		if res, err = r.compute(ctx, j, running); err != nil {
+		if res, err = r.compute(ctx, j, running, nil); err != nil {
 			r.release(j, err)
 			return
 		}
@@ -68,13 +74,24 @@ func (r *Router) run(j *job) {
 		j.record("failed", "", "", "%v", err)
 		return
 	}
+	r.recordOutcome(ctx, j)
+}
+
+// recordOutcome records how the chain decided the job: what it paid and refunded.
+func (r *Router) recordOutcome(ctx context.Context, j *job) {
 	var cj ledger.Job
 	if err := r.opts.Chain.Query(ctx, "job/"+j.id, &cj); err == nil && cj.Settlement != nil {
 		s := cj.Settlement
-		if cj.Status == ledger.JobSettled {
+		switch {
+		case cj.Status == ledger.JobSettled && len(s.Shares) > 0:
+			j.record("settled", "", "", "%d of %d replicas agreed on %s: paid %s OMNI to them, burned %s, fee %s, refunded %s",
+				len(s.Shares), len(cj.Replicas), cj.ResultDigest, ledger.FormatOMNI(s.Paid), ledger.FormatOMNI(s.Burned), ledger.FormatOMNI(s.Fee), ledger.FormatOMNI(s.Refunded))
+		case cj.Status == ledger.JobSettled:
 			j.record("settled", "", "", "paid %s OMNI to the node, burned %s, fee %s, refunded %s",
 				ledger.FormatOMNI(s.Paid), ledger.FormatOMNI(s.Burned), ledger.FormatOMNI(s.Fee), ledger.FormatOMNI(s.Refunded))
-		} else {
+		case cj.Verification == ledger.VerifyRedundant:
+			j.record("refunded", "", "", "no two replicas agreed; %s OMNI refunded to the consumer", ledger.FormatOMNI(s.Refunded))
+		default:
 			j.record("refunded", "", "", "verification failed; %s OMNI refunded to the consumer", ledger.FormatOMNI(s.Refunded))
 		}
 	}
@@ -144,14 +161,20 @@ var errAllBusy = errors.New("every node that fits the job is busy")
 //
 // running names a node that already runs the job (a restarted router found it so): it is
 // watched first, as the first attempt.
-func (r *Router) compute(ctx context.Context, j *job, running string) (protocol.Result, error) {
+//
+// rep is the replica this computes of a redundant job, nil for a job run once: its
+// placements avoid the nodes its sibling replicas hold, and its assignments replace its
+// own node that failed.
+func (r *Router) compute(ctx context.Context, j *job, running string, rep *replica) (protocol.Result, error) {
 	var lastErr error
 	if running != "" {
 		r.mu.Lock()
-		release := r.reserveLocked(running, j.spec.Resources.GPUs)
+		release := r.reserveLocked(running, j.spec.Resources.Slots())
 		r.mu.Unlock()
 		revoke := r.grant(j, running)
-		res, err := r.await(ctx, j, running)
+		reports, stop := j.listen(running)
+		res, err := r.await(ctx, j, running, reports)
+		stop()
 		revoke()
 		release()
 		if err == nil {
@@ -165,7 +188,7 @@ func (r *Router) compute(ctx context.Context, j *job, running string) (protocol.
 		j.mu.Lock()
 		tried := slices.Clone(j.tried)
 		j.mu.Unlock()
-		p, release, err := r.place(ctx, j.spec, tried)
+		p, release, err := r.placeReplica(ctx, j, tried, rep)
 		if errors.Is(err, errAllBusy) {
 			if !waiting {
 				j.record("queued", "", "", "%v; waiting for a free gpu", err)
@@ -184,7 +207,7 @@ func (r *Router) compute(ctx context.Context, j *job, running string) (protocol.
 		}
 		waiting = false
 		j.set(func(j *job) { j.attempts = attempt })
-		res, err := r.attempt(ctx, j, p)
+		res, err := r.attempt(ctx, j, p, rep)
 		release()
 		if err == nil {
 			return res, nil
@@ -203,13 +226,17 @@ func (r *Router) compute(ctx context.Context, j *job, running string) (protocol.
 			}
 			continue
 		}
-		if res, ok := r.resultOnChain(ctx, j, "", fmt.Sprintf("the attempt on %s failed (%v)", keys.Address(p.NodeID).Short(), err)); ok {
+		onChain := ""
+		if rep != nil {
+			onChain = p.NodeID // another replica's commit is not this one's
+		}
+		if res, ok := r.resultOnChain(ctx, j, onChain, fmt.Sprintf("the attempt on %s failed (%v)", keys.Address(p.NodeID).Short(), err)); ok {
 			return res, nil // the node's commit landed though it (or the router) never heard
 		}
 		j.set(func(j *job) { j.tried = append(j.tried, p.NodeID) })
 		lastErr = err
 		r.log.Warn("attempt failed; re-placing", "job", j.id, "node", keys.Address(p.NodeID).Short(), "attempt", attempt, "err", err)
-		j.record("retry", "", "", "attempt %d on %s failed: %v", attempt, keys.Address(p.NodeID).Short(), err)
+		j.record("retry", "", "", "%sattempt %d on %s failed: %v", rep.label(), attempt, keys.Address(p.NodeID).Short(), err)
 		attempt++
 	}
 	return protocol.Result{}, fmt.Errorf("gave up after %d attempts: %w", r.opts.MaxAttempts, lastErr)
@@ -252,7 +279,7 @@ func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) 
 	for _, n := range chainNodes {
 		id := string(n.Address)
 		hb, ok := live[id]
-		if !ok || n.Status != ledger.NodeActive {
+		if !ok || n.Status != ledger.NodeActive || (spec.Workload.Kind == api.WorkloadContainer && hb.Containers == "") {
 			continue
 		}
 		free := hb.GPUs - r.reserved[id] - r.peerHeld[id]
@@ -271,6 +298,9 @@ func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) 
 		})
 	}
 	if len(snapshot) == 0 {
+		if spec.Workload.Kind == api.WorkloadContainer {
+			return scheduler.Placement{}, nil, fmt.Errorf("%w: no registered node that runs containers is online", scheduler.ErrNoFeasibleNode)
+		}
 		return scheduler.Placement{}, nil, fmt.Errorf("%w: no registered node is online", scheduler.ErrNoFeasibleNode)
 	}
 	job := schedulerJob(spec, exclude)
@@ -287,7 +317,7 @@ func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) 
 		return scheduler.Placement{}, nil, err
 	}
 	p := plan.Placements[0]
-	return p, r.reserveLocked(p.NodeID, spec.Resources.GPUs), nil
+	return p, r.reserveLocked(p.NodeID, spec.Resources.Slots()), nil
 }
 
 // placementViewTTL is how long the chain's nodes and router weights are reused between
@@ -341,20 +371,30 @@ func (r *Router) reserveLocked(node string, gpus int) (release func()) {
 // errNodeBusy means the node declined the job for want of a free GPU.
 var errNodeBusy = errors.New("node declined: " + protocol.DeclineNoFreeGPU)
 
-// attempt assigns the job to one node on chain, dispatches it and waits for the result.
-func (r *Router) attempt(ctx context.Context, j *job, p scheduler.Placement) (protocol.Result, error) {
+// attempt assigns the job (or one replica of it) to one node on chain, dispatches it and
+// waits for the result.
+func (r *Router) attempt(ctx context.Context, j *job, p scheduler.Placement, rep *replica) (protocol.Result, error) {
 	sc := api.Scores(p.Scores)
 	j.set(func(j *job) { j.node, j.scores, j.running = p.NodeID, &sc, false })
-	j.record("placed", "", "", "node %s scored %d.%02d%% (compute %d, latency %d, reliability %d, price %d bp)",
-		keys.Address(p.NodeID).Short(), sc.Total/100, sc.Total%100, sc.Compute, sc.Latency, sc.Reliability, sc.Price)
-	tx, err := r.opts.Chain.Send(ctx, ledger.Msg{AssignJob: &ledger.MsgAssignJob{JobID: j.id, Node: keys.Address(p.NodeID), ScoreBP: p.Scores.Total}})
+	j.record("placed", "", "", "%snode %s scored %d.%02d%% (compute %d, latency %d, reliability %d, price %d bp)",
+		rep.label(), keys.Address(p.NodeID).Short(), sc.Total/100, sc.Total%100, sc.Compute, sc.Latency, sc.Reliability, sc.Price)
+	assign := &ledger.MsgAssignJob{JobID: j.id, Node: keys.Address(p.NodeID), ScoreBP: p.Scores.Total}
+	if rep != nil {
+		assign.Replaces = keys.Address(rep.onChain())
+	}
+	tx, err := r.opts.Chain.Send(ctx, ledger.Msg{AssignJob: assign})
 	if err != nil {
 		return protocol.Result{}, fmt.Errorf("record assignment: %w", err)
 	}
-	j.record("assigned", "assign", tx, "assignment recorded on chain")
+	if rep != nil {
+		rep.assigned(p.NodeID)
+	}
+	j.record("assigned", rep.txKey("assign"), tx, "%sassignment recorded on chain", rep.label())
 
 	revoke := r.grant(j, p.NodeID)
 	defer revoke()
+	reports, stop := j.listen(p.NodeID)
+	defer stop()
 
 	dctx, cancel := context.WithTimeout(ctx, r.opts.DispatchTimeout)
 	msg, err := r.conn.RequestWithContext(dctx, protocol.DispatchSubject(p.NodeID),
@@ -374,8 +414,8 @@ func (r *Router) attempt(ctx context.Context, j *job, p scheduler.Placement) (pr
 		return protocol.Result{}, fmt.Errorf("node declined: %s", ack.Error)
 	}
 	j.set(func(j *job) { j.running = true })
-	j.record("running", "", "", "node accepted the job")
-	return r.await(ctx, j, p.NodeID)
+	j.record("running", "", "", "%snode accepted the job", rep.label())
+	return r.await(ctx, j, p.NodeID, reports)
 }
 
 // grant lets node read the job's inputs and store its one output until revoke is called:
@@ -390,7 +430,7 @@ func (r *Router) grant(j *job, node string) (revoke func()) {
 // heartbeating is presumed gone, and one whose heartbeats no longer list the job (it
 // restarted and lost it) has dropped it: either way the job is re-placed, unless its
 // result already reached the chain.
-func (r *Router) await(ctx context.Context, j *job, node string) (protocol.Result, error) {
+func (r *Router) await(ctx context.Context, j *job, node string, reports <-chan protocol.Result) (protocol.Result, error) {
 	r.mu.Lock()
 	startBeats := r.beats[node]
 	r.mu.Unlock()
@@ -406,7 +446,7 @@ func (r *Router) await(ctx context.Context, j *job, node string) (protocol.Resul
 				continue
 			}
 			select {
-			case res := <-j.results: // the result overtook the heartbeat that shows it done
+			case res := <-reports: // the result overtook the heartbeat that shows it done
 				if res, ok, err := r.report(j, node, res); ok {
 					return res, err
 				}
@@ -416,7 +456,7 @@ func (r *Router) await(ctx context.Context, j *job, node string) (protocol.Resul
 				return res, nil
 			}
 			return protocol.Result{}, fmt.Errorf("node %s", lost)
-		case res := <-j.results:
+		case res := <-reports:
 			if res, ok, err := r.report(j, node, res); ok {
 				return res, err
 			}
@@ -428,11 +468,28 @@ func (r *Router) await(ctx context.Context, j *job, node string) (protocol.Resul
 // when node is "") committed one, recording that it was found there after what happened.
 func (r *Router) resultOnChain(ctx context.Context, j *job, node, after string) (protocol.Result, bool) {
 	var cj ledger.Job
-	if err := r.opts.Chain.Query(ctx, "job/"+j.id, &cj); err != nil || cj.Status != ledger.JobComputed || (node != "" && string(cj.Node) != node) {
+	if err := r.opts.Chain.Query(ctx, "job/"+j.id, &cj); err != nil {
 		return protocol.Result{}, false
 	}
-	j.record("computed", "", "", "result %s found on chain after %s", cj.ResultDigest, after)
-	return protocol.Result{JobID: j.id, NodeID: string(cj.Node), Digest: cj.ResultDigest, GPUMillis: cj.GPUMillis}, true
+	res, ok := committed(cj, node)
+	if ok {
+		j.record("computed", "", "", "result %s of %s found on chain after %s", res.Digest, keys.Address(res.NodeID).Short(), after)
+	}
+	return res, ok
+}
+
+// committed returns the result node committed for the job on chain (any node's when node
+// is ""): a single node's committed result, or a replica's.
+func committed(cj ledger.Job, node string) (protocol.Result, bool) {
+	for _, rp := range cj.Replicas {
+		if rp.ResultDigest != "" && (node == "" || string(rp.Node) == node) {
+			return protocol.Result{JobID: cj.ID, NodeID: string(rp.Node), Digest: rp.ResultDigest, GPUMillis: rp.GPUMillis}, true
+		}
+	}
+	if cj.Status != ledger.JobComputed || (node != "" && string(cj.Node) != node) {
+		return protocol.Result{}, false
+	}
+	return protocol.Result{JobID: cj.ID, NodeID: string(cj.Node), Digest: cj.ResultDigest, GPUMillis: cj.GPUMillis}, true
 }
 
 // dropped says how node let the job go ("stopped heartbeating for 10s", "restarted and no
@@ -456,10 +513,21 @@ func (r *Router) report(j *job, node string, res protocol.Result) (protocol.Resu
 	if res.NodeID != node {
 		return protocol.Result{}, false, nil
 	}
+	short := keys.Address(node).Short()
+	if res.LogTail != "" {
+		j.record("logs", "", "", "%s's log tail:\n%s", short, res.LogTail)
+	}
 	if res.Error != "" {
 		return protocol.Result{}, true, errors.New(res.Error)
 	}
-	j.record("computed", "result", res.CommitTx, "result %s committed on chain (%d GPU-ms)", res.Digest, res.GPUMillis)
+	exit, txKey := "", "result"
+	if res.ExitCode != nil {
+		exit = fmt.Sprintf(", exit code %d", *res.ExitCode)
+	}
+	if j.spec.Verification == api.VerifyRedundant {
+		txKey = "result " + short
+	}
+	j.record("computed", txKey, res.CommitTx, "%s committed result %s on chain (%d GPU-ms%s)", short, res.Digest, res.GPUMillis, exit)
 	return res, true, nil
 }
 

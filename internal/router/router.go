@@ -380,9 +380,7 @@ func (r *Router) onResult(m *nats.Msg) {
 		r.log.Debug("result for a job this router does not run", "job", res.JobID, "node", res.NodeID)
 		return
 	}
-	select {
-	case j.results <- res:
-	default:
-		r.log.Warn("dropped duplicate result", "job", res.JobID)
+	if !j.deliver(res) {
+		r.log.Debug("result no attempt awaits", "job", res.JobID, "node", res.NodeID)
 	}
 }

@@ -108,6 +108,7 @@ func (r *Router) Nodes(ctx context.Context) ([]api.Node, error) {
 			// The router's clock, not the one the node stamped: a node's may be wrong.
 			nodes[i].Online, nodes[i].FreeGPUs, nodes[i].LastHeartbeat = true, hb.FreeGPUs, r.when[n.ID].UTC()
 			nodes[i].Running = slices.Clone(hb.Running)
+			nodes[i].Containers, nodes[i].Unsandboxed = hb.Containers, hb.Unsandboxed
 		}
 	}
 	return nodes, nil
