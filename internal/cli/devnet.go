@@ -27,6 +27,7 @@ type devnetFlags struct {
 	p2p       string
 	nodesPort int
 	blockTime time.Duration
+	docker    string
 }
 
 func newDevnetCmd(g *globals) *cobra.Command {
@@ -36,11 +37,14 @@ func newDevnetCmd(g *globals) *cobra.Command {
 		Short: "Run a whole OmniSync network in this process",
 		Long: `Runs a single-validator CometBFT chain with the OMNI ledger, an OmniRouter with an embedded
 NATS/JetStream server (nodes connect over WebSocket + TLS), three node daemons on the native
-tensor runtime, a validator and the REST API, all on loopback. State lives in --home; running
-again with the same home resumes the same chain.
+tensor runtime, a validator and the REST API, all on loopback. Where a Docker engine answers
+(--docker auto), the nodes also run container jobs, each in its own hardened container. State
+lives in --home; running again with the same home resumes the same chain.
 
 With --demo it submits a verified job (C = A·B for two 512×512 int8 matrices) through the REST
-API and prints who ran it, the verification verdict and how the payment was split.`,
+API and prints who ran it, the verification verdict and how the payment was split. With Docker
+it then builds a small static program into an image FROM scratch and runs it as a container job
+on all three nodes, paid when two of their output archives agree (verification "redundant").`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDevnet(cmd.Context(), g, f) },
 	}
@@ -50,9 +54,10 @@ API and prints who ran it, the verification verdict and how the payment was spli
 	fl.BoolVar(&f.demo, "demo", false, "submit a demo job and report its settlement")
 	fl.BoolVar(&f.demoExit, "demo-exit", false, "exit after the demo: status 0 only if the job settled verified (implies --demo)")
 	fl.StringVar(&f.rest, "rest-addr", "127.0.0.1:7070", "REST API listen address (port 0 picks a free port)")
-	fl.StringVar(&f.rpc, "rpc-addr", "127.0.0.1:26657", "CometBFT RPC listen address")
-	fl.StringVar(&f.p2p, "p2p-addr", "127.0.0.1:26656", "CometBFT P2P listen address")
-	fl.IntVar(&f.nodesPort, "nodes-port", 7422, "WebSocket+TLS port nodes connect to")
+	fl.StringVar(&f.rpc, "rpc-addr", "127.0.0.1:26657", "CometBFT RPC listen address (port 0 picks a free port)")
+	fl.StringVar(&f.p2p, "p2p-addr", "127.0.0.1:26656", "CometBFT P2P listen address (port 0 picks a free port)")
+	fl.IntVar(&f.nodesPort, "nodes-port", 7422, "WebSocket+TLS port nodes connect to (0 picks a free port)")
+	fl.StringVar(&f.docker, "docker", "auto", "container jobs on the local Docker engine: auto (when one answers), on (required) or off")
 	fl.DurationVar(&f.blockTime, "block-time", 250*time.Millisecond, "pause between blocks")
 	return cmd
 }
@@ -73,9 +78,16 @@ func runDevnet(ctx context.Context, g *globals, f *devnetFlags) error {
 	say := func(format string, args ...any) { fmt.Fprintf(progressOut, format+"\n", args...) }
 	say("OmniSync devnet: chain, router, %d nodes and a validator in this process (home %s)", 3, f.home)
 	started := time.Now()
+	withDocker, noDocker, err := devnetDocker(ctx, f.docker)
+	if err != nil {
+		return err
+	}
+	if noDocker != "" {
+		say("  · %s", noDocker)
+	}
 	d, err := devnet.Start(ctx, devnet.Options{
 		Home: f.home, RESTListen: f.rest, RPCListen: f.rpc, P2PListen: f.p2p, NodesPort: f.nodesPort,
-		BlockTime: f.blockTime, Logger: log, Progress: func(s string) { say("  ✓ %s", s) },
+		BlockTime: f.blockTime, Docker: withDocker, Logger: log, Progress: func(s string) { say("  ✓ %s", s) },
 	})
 	if err != nil {
 		return explainStartError(err)
@@ -93,15 +105,29 @@ func runDevnet(ctx context.Context, g *globals, f *devnetFlags) error {
 			fmt.Fprintln(g.stderr, "demo failed:", err)
 			code = 1
 		default:
-			if g.json() {
-				if err := writeJSON(g.stdout, o); err != nil {
-					return err
-				}
-			} else {
+			if !g.json() {
 				printOutcome(g, d, o)
 			}
 			if o.Status != api.StatusSettled || !o.Verified {
 				code = 1
+			}
+			if code == 0 {
+				c, err := runContainerDemo(ctx, g, d, say, noDocker)
+				switch {
+				case err != nil:
+					fmt.Fprintln(g.stderr, "container demo failed:", err)
+					code = 1
+				case c == nil:
+					o.ContainerSkipped = noDocker
+				case c.Status != api.StatusSettled || !c.Verified:
+					code = 1
+				}
+				o.Container = c
+			}
+			if g.json() {
+				if err := writeJSON(g.stdout, o); err != nil {
+					return err
+				}
 			}
 		}
 		if f.demoExit {
@@ -116,6 +142,90 @@ func runDevnet(ctx context.Context, g *globals, f *devnetFlags) error {
 	<-ctx.Done()
 	say("\nstopping…")
 	return nil
+}
+
+// devnetDocker decides whether the devnet's nodes run containers: mode auto probes the
+// engine and, when none answers, says why in skip.
+func devnetDocker(ctx context.Context, mode string) (use bool, skip string, err error) {
+	switch mode {
+	case "off":
+		return false, "container jobs off (--docker off): the nodes run tensor jobs only", nil
+	case "auto", "on":
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		perr := devnet.ProbeDocker(pctx)
+		if perr == nil {
+			return true, "", nil
+		}
+		if mode == "on" {
+			return false, "", fmt.Errorf("--docker on: %w", perr)
+		}
+		return false, fmt.Sprintf("no Docker engine (%v): the nodes run tensor jobs only, and the container demo is skipped", perr), nil
+	}
+	return false, "", fmt.Errorf("--docker %q: want auto, on or off", mode)
+}
+
+// runContainerDemo runs the container demo when the nodes run containers, printing its
+// progress and outcome; nil, nil when it was skipped (the reason is printed).
+func runContainerDemo(ctx context.Context, g *globals, d *devnet.Devnet, say func(string, ...any), skipped string) (*devnet.ContainerOutcome, error) {
+	if skipped != "" {
+		say("\nContainer job skipped: %s", skipped)
+		return nil, nil
+	}
+	say("\nContainer job: a wordcount program in an image FROM scratch, run on three nodes, paid when two outputs agree")
+	start := time.Now()
+	printed := 0
+	o, err := d.RunContainerDemo(ctx, func(j api.Job) {
+		for _, e := range j.Events[min(printed, len(j.Events)):] {
+			say("  [%5.2fs] %-10s %s", time.Since(start).Seconds(), e.Stage, e.Message)
+		}
+		printed = max(printed, len(j.Events))
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !g.json() {
+		printContainerOutcome(g, o)
+	}
+	return &o, nil
+}
+
+func printContainerOutcome(g *globals, o devnet.ContainerOutcome) {
+	w := g.stdout
+	omni := ledger.FormatOMNI
+	verdict := "✗ NOT verified"
+	if o.Verified {
+		verdict = "✓ verified (2 of 3 replicas agreed on the output archive)"
+	}
+	fmt.Fprintf(w, "\nContainer result\n")
+	fmt.Fprintf(w, "  job            %s (%s)\n", o.JobID, o.Status)
+	fmt.Fprintf(w, "  image          %s (%s)\n", o.Image, o.ImageID)
+	fmt.Fprintf(w, "  result digest  %s\n", o.ResultDigest)
+	fmt.Fprintf(w, "  verification   %s\n", verdict)
+	for _, r := range o.Replicas {
+		fmt.Fprintf(w, "    replica %s  digest %s  paid %s OMNI (network reward included)\n", keys.Address(r.Node).Short(), shortDigest(r.ResultDigest), omni(r.Paid))
+	}
+	if p := o.Payment; p != nil {
+		fmt.Fprintf(w, "  payment        budget %s OMNI, billed %.1f s per replica; cost %s, refunded %s\n",
+			omni(p.Budget), float64(p.BilledMillis)/1000, omni(p.Cost), omni(p.Refunded))
+	}
+	fmt.Fprintf(w, "  exit code      %d\n", o.ExitCode)
+	fmt.Fprintf(w, "  outputs/summary.txt\n")
+	for _, line := range strings.Split(strings.TrimRight(o.Summary, "\n"), "\n") {
+		fmt.Fprintf(w, "    %s\n", line)
+	}
+	fmt.Fprintf(w, "  took           %.2fs from submit to %s\n", o.Seconds, o.Status)
+}
+
+// shortDigest abbreviates sha256:<hex> to its first 12 hex digits; "-" for none.
+func shortDigest(d string) string {
+	if h, ok := strings.CutPrefix(d, "sha256:"); ok && len(h) >= 12 {
+		return h[:12]
+	}
+	if d == "" {
+		return "-"
+	}
+	return d
 }
 
 func explainStartError(err error) error {

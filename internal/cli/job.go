@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -38,31 +39,57 @@ numpy.save("A.npy", a.astype(np.int8)), read the result with numpy.load("ID.npy"
 
 // jobSubmitFlags are job submit's settings.
 type jobSubmitFlags struct {
-	kernel   string
-	inputs   []string
-	budget   string
-	maxPrice string
-	timeout  time.Duration
-	verify   string
-	wait     bool
-	region   string
-	from     string
-	maxLatMs uint32
+	kernel string
+	inputs []string
+	// container jobs
+	image        string
+	imageID      string
+	imageArchive string
+	command      []string
+	env          []string
+	gpus         int
+	vramGB       float64
+	cpus         float64
+	memoryGB     float64
+	budget       string
+	maxPrice     string
+	timeout      time.Duration
+	verify       string
+	wait         bool
+	region       string
+	from         string
+	maxLatMs     uint32
 }
 
 func newJobSubmitCmd(g *globals, f *remoteFlags) *cobra.Command {
 	var s jobSubmitFlags
 	cmd := &cobra.Command{
-		Use:   "submit --kernel matmul-int8 --input a=A.npy --input b=B.npy",
-		Short: "Submit a tensor job: escrow its budget and send its inputs",
+		Use:   "submit (--kernel matmul-int8 --input a=A.npy --input b=B.npy | --image IMG [flags] -- COMMAND ARGS...)",
+		Short: "Submit a tensor or container job: escrow its budget and send its inputs",
 		Long: `Signs a create_job transaction that locks --budget OMNI in escrow, and submits the job
-with its inputs to the router, which places it on the best node and has validators check
-the result (--verify). It prints the job id; with --wait it follows the job to its end.
-Nothing is escrowed unless the router accepts the job.`,
+with its inputs to the router, which places it and has it verified (--verify). It prints the
+job id; with --wait it follows the job to its end. Nothing is escrowed unless the router
+accepts the job.
+
+A tensor job (--kernel) takes NumPy .npy operands and is checked with Freivalds' algorithm.
+
+A container job (--image) runs the image on three nodes of distinct operators, with no
+network, a read-only root filesystem and no capabilities; each --input FILE (or NAME=FILE) is
+mounted read-only at /inputs/NAME, and everything the command writes to /outputs comes back
+as the job's result. The nodes are paid when two of the three outputs agree (--verify
+redundant), so the command must be deterministic. No node pulls from a registry: the image
+must be on the nodes, or sent with --image-archive (a docker save tarball, up to 64 MiB).`,
 		Example: `  omnisync job submit --kernel matmul-int8 --input a=A.npy --input b=B.npy --wait
-  omnisync job submit --kernel matmul-int8 --input a=A.npy --input b=B.npy --budget 2 --max-price 3 -o json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+  omnisync job submit --kernel matmul-int8 --input a=A.npy --input b=B.npy --budget 2 --max-price 3 -o json
+  omnisync job submit --image-archive train.tar --image train:v1 --gpus 1 --input data.csv --wait -- /train --epochs 3`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if dash := cmd.ArgsLenAtDash(); dash != 0 && len(args) > 0 {
+				return fmt.Errorf("unexpected argument %q: a container's command goes after --", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s.command = args
 			spec, data, err := s.spec()
 			if err != nil {
 				return err
@@ -78,8 +105,12 @@ Nothing is escrowed unless the router accepts the job.`,
 			if err != nil {
 				return f.explain(err)
 			}
-			job, err := devnet.SubmitSigned(ctx, c, key, health["chain_id"], spec, data)
+			inline, later := splitInputs(spec, data)
+			job, err := devnet.SubmitSigned(ctx, c, key, health["chain_id"], spec, inline)
 			if err != nil {
+				return f.explain(err)
+			}
+			if err := g.uploadInputs(cmd.Context(), c, job.ID, spec, later); err != nil {
 				return f.explain(err)
 			}
 			if !s.wait {
@@ -95,11 +126,19 @@ Nothing is escrowed unless the router accepts the job.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&s.kernel, "kernel", tensor.KernelMatMulInt8, "built-in verifiable kernel: "+strings.Join(tensor.Kernels(), ", "))
-	fl.StringArrayVar(&s.inputs, "input", nil, "NAME=FILE.npy, an operand in the kernel's order (repeatable; matmul-int8: a and b, int8 matrices)")
+	fl.StringArrayVar(&s.inputs, "input", nil, "tensor jobs: NAME=FILE.npy, an operand in the kernel's order (matmul-int8: a and b, int8 matrices); container jobs: FILE or NAME=FILE, mounted at /inputs/NAME (repeatable)")
+	fl.StringVar(&s.image, "image", "", "container job: the image to run, name:tag")
+	fl.StringVar(&s.imageID, "image-id", "", "container job: the image id (sha256:...) every node must run; strongly advised without --image-archive")
+	fl.StringVar(&s.imageArchive, "image-archive", "", "container job: a docker save tarball of the image, sent as an input and loaded by each node after checking its digest")
+	fl.StringArrayVar(&s.env, "env", nil, "container job: KEY=VALUE in its environment (repeatable)")
+	fl.IntVar(&s.gpus, "gpus", -1, "GPUs the job needs on one node (default: 1 for tensor jobs, 0 for containers)")
+	fl.Float64Var(&s.vramGB, "vram", 0, "GiB of memory each GPU must have (0: any)")
+	fl.Float64Var(&s.cpus, "cpu", 0, "container job: CPUs it may use (0: the node's default, 1)")
+	fl.Float64Var(&s.memoryGB, "memory", 0, "container job: GiB of memory it may use (0: the node's default, 2)")
 	fl.StringVar(&s.budget, "budget", "1", "OMNI locked in escrow; what the job does not cost is refunded")
 	fl.StringVar(&s.maxPrice, "max-price", "3", "highest bid per GPU-hour a node may have, OMNI")
 	fl.DurationVar(&s.timeout, "timeout", 5*time.Minute, "the job's deadline: unfinished by then, it is refunded")
-	fl.StringVar(&s.verify, "verify", api.VerifyFreivald, "verification level: freivalds")
+	fl.StringVar(&s.verify, "verify", "", "verification level: freivalds (tensor jobs, the default for them) or redundant (three nodes, paid on two matching outputs; the only level for containers)")
 	fl.BoolVar(&s.wait, "wait", false, "follow the job until it ends, with a status line")
 	fl.StringVar(&s.region, "region", "", "only nodes in this region (as nodes declare it, e.g. eu-central)")
 	fl.StringVar(&s.from, "from", "", "where you are, LAT,LON in degrees (e.g. 52.52,13.40): nodes nearer score higher on latency")
@@ -109,7 +148,11 @@ Nothing is escrowed unless the router accepts the job.`,
 
 // spec reads the inputs and builds the job's spec.
 func (s jobSubmitFlags) spec() (api.JobSpec, map[string][]byte, error) {
-	if len(s.inputs) == 0 {
+	container := s.image != "" || s.imageID != "" || s.imageArchive != ""
+	if !container && len(s.command) > 0 {
+		return api.JobSpec{}, nil, errors.New("a command after -- is for container jobs: name the image with --image")
+	}
+	if !container && len(s.inputs) == 0 {
 		return api.JobSpec{}, nil, fmt.Errorf("no inputs: give each operand as --input NAME=FILE.npy (matmul-int8: --input a=A.npy --input b=B.npy)")
 	}
 	budget, err := parseOMNI(s.budget)
@@ -127,39 +170,111 @@ func (s jobSubmitFlags) spec() (api.JobSpec, map[string][]byte, error) {
 	if err != nil {
 		return api.JobSpec{}, nil, err
 	}
-	data := map[string][]byte{}
 	spec := api.JobSpec{
-		Workload:  api.Workload{Kind: api.WorkloadTensor, Kernel: s.kernel},
-		Resources: api.Resources{GPUs: 1}, Placement: placement, MaxPricePerHour: maxPrice, Budget: budget,
+		Placement: placement, MaxPricePerHour: maxPrice, Budget: budget,
 		TimeoutSeconds: uint64(s.timeout / time.Second), Verification: s.verify,
+		Resources: api.Resources{GPUs: s.gpus, VRAMMiB: uint64(s.vramGB * 1024)},
 	}
-	for _, in := range s.inputs {
-		name, file, ok := strings.Cut(in, "=")
-		if !ok || name == "" || file == "" {
-			return api.JobSpec{}, nil, fmt.Errorf("--input %q: want NAME=FILE.npy", in)
-		}
-		if _, dup := data[name]; dup {
-			return api.JobSpec{}, nil, fmt.Errorf("--input %s given twice", name)
-		}
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			return api.JobSpec{}, nil, fmt.Errorf("--input %s: %w", name, err)
-		}
-		m, err := tensor.ParseNPYInt8(raw)
-		if err != nil {
-			return api.JobSpec{}, nil, fmt.Errorf("--input %s (%s): %w", name, file, err)
-		}
-		b, err := m.MarshalBinary()
-		if err != nil {
-			return api.JobSpec{}, nil, err
-		}
-		data[name] = b
-		spec.Inputs = append(spec.Inputs, api.Input{Name: name, Digest: api.DigestOf(b), Size: int64(len(b))})
+	var data map[string][]byte
+	if container {
+		data, err = s.containerSpec(&spec)
+	} else {
+		data, err = s.tensorSpec(&spec)
+	}
+	if err != nil {
+		return api.JobSpec{}, nil, err
 	}
 	if err := spec.Validate(); err != nil {
 		return api.JobSpec{}, nil, err
 	}
 	return spec, data, nil
+}
+
+// containerSpec fills in a container job: its workload, inputs and limits.
+func (s jobSubmitFlags) containerSpec(spec *api.JobSpec) (map[string][]byte, error) {
+	if spec.Resources.GPUs < 0 {
+		spec.Resources.GPUs = 0
+	}
+	if spec.Verification == "" {
+		spec.Verification = api.VerifyRedundant
+	}
+	if s.cpus < 0 || s.memoryGB < 0 {
+		return nil, errors.New("--cpu and --memory must not be negative")
+	}
+	spec.Resources.CPUMilli, spec.Resources.MemoryMiB = uint64(s.cpus*1000), uint64(s.memoryGB*1024)
+	spec.Workload = api.Workload{Kind: api.WorkloadContainer, Image: s.image, ImageID: s.imageID, Command: s.command, Env: s.env}
+	data := map[string][]byte{}
+	add := func(flag, name, file string) error {
+		if _, dup := data[name]; dup {
+			return fmt.Errorf("%s: an input named %s is given twice", flag, name)
+		}
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("%s: %w", flag, err)
+		}
+		data[name] = raw
+		spec.Inputs = append(spec.Inputs, api.Input{Name: name, Digest: api.DigestOf(raw), Size: int64(len(raw))})
+		return nil
+	}
+	for _, in := range s.inputs {
+		name, file, ok := strings.Cut(in, "=")
+		if !ok {
+			name, file = filepath.Base(in), in
+		}
+		if err := add("--input "+in, name, file); err != nil {
+			return nil, err
+		}
+	}
+	if s.imageArchive != "" {
+		name := "image.tar"
+		for i := 2; data[name] != nil; i++ {
+			name = fmt.Sprintf("image-%d.tar", i)
+		}
+		if err := add("--image-archive", name, s.imageArchive); err != nil {
+			return nil, err
+		}
+		spec.Workload.ImageArchive = name
+	}
+	return data, nil
+}
+
+// tensorSpec fills in a tensor job: its kernel and .npy operands.
+func (s jobSubmitFlags) tensorSpec(spec *api.JobSpec) (map[string][]byte, error) {
+	if s.cpus != 0 || s.memoryGB != 0 || len(s.env) > 0 {
+		return nil, errors.New("--cpu, --memory and --env are for container jobs (--image)")
+	}
+	if spec.Resources.GPUs <= 0 {
+		spec.Resources.GPUs = 1 // a kernel runs on one GPU at least
+	}
+	if spec.Verification == "" {
+		spec.Verification = api.VerifyFreivald
+	}
+	spec.Workload = api.Workload{Kind: api.WorkloadTensor, Kernel: s.kernel}
+	data := map[string][]byte{}
+	for _, in := range s.inputs {
+		name, file, ok := strings.Cut(in, "=")
+		if !ok || name == "" || file == "" {
+			return nil, fmt.Errorf("--input %q: want NAME=FILE.npy", in)
+		}
+		if _, dup := data[name]; dup {
+			return nil, fmt.Errorf("--input %s given twice", name)
+		}
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--input %s: %w", name, err)
+		}
+		m, err := tensor.ParseNPYInt8(raw)
+		if err != nil {
+			return nil, fmt.Errorf("--input %s (%s): %w", name, file, err)
+		}
+		b, err := m.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		data[name] = b
+		spec.Inputs = append(spec.Inputs, api.Input{Name: name, Digest: api.DigestOf(b), Size: int64(len(b))})
+	}
+	return data, nil
 }
 
 // placement reads --region, --from and --max-latency-ms.
@@ -256,6 +371,13 @@ func (g *globals) printJob(j api.Job) {
 	if j.Node != "" {
 		fmt.Fprintf(o, "Node:     %s\n", j.Node)
 	}
+	for _, r := range j.Replicas {
+		paid := "not paid"
+		if r.Paid > 0 {
+			paid = "paid " + omni(r.Paid)
+		}
+		fmt.Fprintf(o, "Replica:  %s  result %s  %s\n", r.Node, shortDigest(r.ResultDigest), paid)
+	}
 	if j.ResultDigest != "" {
 		fmt.Fprintf(o, "Result:   %s (fetch it with `omnisync job result %s`)\n", j.ResultDigest, j.ID)
 	}
@@ -263,7 +385,7 @@ func (g *globals) printJob(j api.Job) {
 		fmt.Fprintf(o, "Verdict:  %s\n", j.Verdict)
 	}
 	if p := j.Payment; p != nil {
-		fmt.Fprintf(o, "Payment:  node %s, burned %s, fee %s, refunded %s of a %s budget\n",
+		fmt.Fprintf(o, "Payment:  nodes %s, burned %s, fee %s, refunded %s of a %s budget\n",
 			omni(p.PaidToNode), omni(p.Burned), omni(p.ProtocolFee), omni(p.Refunded), omni(p.Budget))
 	}
 	if j.Error != "" {
@@ -277,20 +399,26 @@ type jobResult struct {
 	Status   string `json:"status"`
 	Verified bool   `json:"verified"` // the chain settled the job: its validators checked the result
 	Digest   string `json:"digest"`
-	File     string `json:"file"`
-	Rows     int    `json:"rows"`
-	Cols     int    `json:"cols"`
+	File     string `json:"file,omitempty"` // a tensor job's JOB_ID.npy
+	Rows     int    `json:"rows,omitempty"`
+	Cols     int    `json:"cols,omitempty"`
+	// A container job's output is unpacked into Dir: exit_code and outputs/<Files>.
+	Dir      string   `json:"dir,omitempty"`
+	ExitCode *int     `json:"exit_code,omitempty"`
+	Files    []string `json:"files,omitempty"`
 }
 
 func newJobResultCmd(g *globals, f *remoteFlags) *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
 		Use:   "result JOB_ID",
-		Short: "Download a job's output, check it against its digest, and save it as .npy",
+		Short: "Download a job's output, check it against its digest, and save it",
 		Long: `Downloads the job's output with a request signed by the wallet (only the job's consumer may
-read it), checks every byte against the digest the node committed on chain, and writes it to
--o DIR as JOB_ID.npy. It says whether the job is settled, that is verified by the chain's
-validators, or still only the node's word.`,
+read it) and checks every byte against the digest committed on chain. A tensor job's output
+is written to DIR as JOB_ID.npy; a container job's archive is unpacked into DIR/JOB_ID/ (its
+exit_code, and outputs/ as the job left it; no file is overwritten). It says whether the job
+is settled, that is verified (by the validators, or by two matching replicas), or still only
+a node's word.`,
 		Args: namedArgs("JOB_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := f.loadKey()
@@ -305,16 +433,24 @@ validators, or still only the node's word.`,
 				if g.json() {
 					return writeJSON(g.stdout, r)
 				}
-				state := "VERIFIED: the chain settled the job after its validators checked the result"
+				state := "VERIFIED: the chain settled the job on its checked result"
 				if !r.Verified {
-					state = "NOT YET VERIFIED (" + r.Status + "): this is the node's word only"
+					state = "NOT YET VERIFIED (" + r.Status + "): this is a node's word only"
+				}
+				if r.ExitCode != nil {
+					fmt.Fprintf(g.stdout, "%s: exit code %d, %d output files, digest %s matches\n", r.Dir, *r.ExitCode, len(r.Files), r.Digest)
+					for _, f := range r.Files {
+						fmt.Fprintf(g.stdout, "  outputs/%s\n", f)
+					}
+					fmt.Fprintln(g.stdout, state)
+					return nil
 				}
 				fmt.Fprintf(g.stdout, "%s: %d×%d int32 matrix, digest %s matches\n%s\n", r.File, r.Rows, r.Cols, r.Digest, state)
 				return nil
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&dir, "out", "O", ".", "directory to write JOB_ID.npy to")
+	cmd.Flags().StringVarP(&dir, "out", "O", ".", "directory to write JOB_ID.npy, or a container job's JOB_ID/ directory, to")
 	return cmd
 }
 
@@ -327,15 +463,30 @@ func fetchResult(ctx context.Context, c *api.Client, key ed25519.PrivateKey, id,
 	if got := api.DigestOf(out.Data); got != out.Digest {
 		return jobResult{}, fmt.Errorf("job %s: the output downloaded hashes to %s, not the committed %s: nothing written", id, got, out.Digest)
 	}
+	r := jobResult{JobID: id, Status: out.Status, Verified: out.Verified, Digest: out.Digest}
+	if co, err := api.UnpackOutput(out.Data, 1<<16, 1<<40); err == nil {
+		r.Dir = filepath.Join(dir, id)
+		if err := api.WriteOutput(r.Dir, co); errors.Is(err, fs.ErrExist) {
+			return jobResult{}, fmt.Errorf("job %s: %s holds this job's output already; nothing was overwritten (remove it, or pick another directory with -O)", id, r.Dir)
+		} else if err != nil {
+			return jobResult{}, fmt.Errorf("job %s: %w", id, err)
+		}
+		r.ExitCode = &co.ExitCode
+		for _, f := range co.Files {
+			r.Files = append(r.Files, f.Path)
+		}
+		return r, nil
+	}
 	m, err := tensor.DecodeInt32(out.Data)
 	if err != nil {
-		return jobResult{}, fmt.Errorf("job %s: the output is not an int32 matrix: %w", id, err)
+		return jobResult{}, fmt.Errorf("job %s: the output is neither a container's archive nor an int32 matrix: %w", id, err)
 	}
 	file := filepath.Join(dir, id+".npy")
 	if err := os.WriteFile(file, m.NPY(), 0o644); err != nil {
 		return jobResult{}, err
 	}
-	return jobResult{JobID: id, Status: out.Status, Verified: out.Verified, Digest: out.Digest, File: file, Rows: m.Rows, Cols: m.Cols}, nil
+	r.File, r.Rows, r.Cols = file, m.Rows, m.Cols
+	return r, nil
 }
 
 func newJobCancelCmd(g *globals, f *remoteFlags) *cobra.Command {

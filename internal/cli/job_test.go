@@ -3,6 +3,7 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,59 @@ func TestJobSubmitFlagsMakeTheSpec(t *testing.T) {
 		{func(s *jobSubmitFlags) { s.inputs = []string{"a=" + a, "a=" + b} }, "given twice"},
 		{func(s *jobSubmitFlags) { s.budget = "lots" }, "--budget"},
 		{func(s *jobSubmitFlags) { s.timeout = time.Millisecond }, "--timeout"},
+	} {
+		bad := s
+		tt.change(&bad)
+		if _, _, err := bad.spec(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("err = %v, want it to say %q", err, tt.want)
+		}
+	}
+}
+
+func TestJobSubmitContainerFlagsMakeTheSpec(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data.csv")
+	archive := filepath.Join(dir, "img.tar")
+	if err := os.WriteFile(data, []byte("x,y\n1,2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(archive, []byte("not really a tarball"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := jobSubmitFlags{image: "train:v1", imageArchive: archive, inputs: []string{data, "cfg=" + data},
+		command: []string{"/train", "--epochs", "3"}, env: []string{"SEED=7"}, gpus: -1, cpus: 1.5, memoryGB: 0.5,
+		budget: "2", maxPrice: "3", timeout: time.Minute}
+	spec, got, err := s.spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := spec.Workload
+	if w.Kind != api.WorkloadContainer || w.Image != "train:v1" || w.ImageArchive != "image.tar" ||
+		!slices.Equal(w.Command, []string{"/train", "--epochs", "3"}) || !slices.Equal(w.Env, []string{"SEED=7"}) {
+		t.Fatalf("workload %+v", w)
+	}
+	if spec.Verification != api.VerifyRedundant || spec.Resources != (api.Resources{GPUs: 0, CPUMilli: 1500, MemoryMiB: 512}) {
+		t.Fatalf("spec %+v", spec)
+	}
+	var names []string
+	for _, in := range spec.Inputs {
+		names = append(names, in.Name)
+		if api.DigestOf(got[in.Name]) != in.Digest {
+			t.Errorf("input %s: digest does not match its bytes", in.Name)
+		}
+	}
+	if !slices.Equal(names, []string{"data.csv", "cfg", "image.tar"}) {
+		t.Fatalf("inputs %v", names)
+	}
+	for _, tt := range []struct {
+		change func(*jobSubmitFlags)
+		want   string
+	}{
+		{func(s *jobSubmitFlags) { s.verify = api.VerifyFreivald }, "container job needs"},
+		{func(s *jobSubmitFlags) { s.inputs = []string{data, data} }, "given twice"},
+		{func(s *jobSubmitFlags) { s.env = []string{"NVIDIA_VISIBLE_DEVICES=all"} }, "reserved"},
+		{func(s *jobSubmitFlags) { s.image, s.imageArchive = "", "" }, "for container jobs"},
+		{func(s *jobSubmitFlags) { s.cpus = -1 }, "must not be negative"},
 	} {
 		bad := s
 		tt.change(&bad)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,9 @@ import (
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/node"
 	"github.com/omnisync/omnisync/internal/node/hw"
+	"github.com/omnisync/omnisync/internal/runtime"
+	"github.com/omnisync/omnisync/internal/runtime/docker"
+	"github.com/omnisync/omnisync/internal/runtime/process"
 )
 
 const nodeSettingsHelp = `
@@ -71,31 +75,68 @@ func nodeDaemon(ctx context.Context, g *globals, nc config.Node) (*node.Daemon, 
 		return nil, nil, "", err
 	}
 	opts := nc.Options()
+	var gpus []string // the GPUs found, for container jobs
 	if nc.GPUTier == config.GPUTierAuto {
-		if opts.Hardware, err = detectHardware(ctx, g, nc); err != nil {
+		if opts.Hardware, gpus, err = detectHardware(ctx, g, nc); err != nil {
 			return nil, nil, "", err
 		}
+	}
+	if opts.Containers, err = containerRuntime(ctx, g, nc, gpus); err != nil {
+		return nil, nil, "", err
 	}
 	opts.Key, opts.Chain, opts.RootCAs, opts.Logger = key, chain.NewWallet(client, key, chainID), roots, log
 	n, err := node.New(opts)
 	return n, client, chainID, err
 }
 
+// containerRuntime starts the container runtime the configuration names, or none. Docker
+// jobs may be given the configured gpu_devices, else the GPUs discovery found.
+func containerRuntime(ctx context.Context, g *globals, nc config.Node, found []string) (runtime.Container, error) {
+	switch nc.Containers {
+	case config.ContainersDocker:
+		devices := nc.GPUDevices
+		if len(devices) == 0 {
+			devices = found
+		}
+		r, err := docker.New(ctx, docker.Options{Host: nc.DockerHost, Instance: "node", GPUs: devices})
+		if err != nil {
+			return nil, fmt.Errorf("%w\n(containers = docker needs a Docker engine this user may use; or set containers = none)", err)
+		}
+		fmt.Fprintf(g.stderr, "container jobs: docker (engine API %s), GPUs for jobs: %v\n", r.APIVersion(), devices)
+		return runtime.Docker(r), nil
+	case config.ContainersProcess:
+		r, err := process.New(process.Options{Enabled: true, AllowedConsumers: nc.ProcessConsumers})
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(g.stderr, "warning: container jobs run UNSANDBOXED as child processes of this daemon, for %v only\n", nc.ProcessConsumers)
+		return runtime.Process(r), nil
+	}
+	return nil, nil
+}
+
 // detectHardware finds this machine's hardware and what the node declares of it: the
-// discovered GPUs (or the CPU), at the configured region and location.
-func detectHardware(ctx context.Context, g *globals, nc config.Node) (ledger.Hardware, error) {
+// discovered GPUs (or the CPU), at the configured region and location. gpus are the
+// GPUs' ids as nvidia-smi prints them (UUIDs where known, else indices).
+func detectHardware(ctx context.Context, g *globals, nc config.Node) (h ledger.Hardware, gpus []string, err error) {
 	rep, err := hw.Discover(ctx, hw.Options{DiskDir: nc.WalletDir})
 	if err != nil {
 		fmt.Fprintf(g.stderr, "warning: hardware discovery: %v\n", err)
 	}
 	fmt.Fprintf(g.stderr, "detected: %s\n", rep.Summary())
-	h, err := rep.LedgerHardware()
-	if err != nil {
-		return ledger.Hardware{}, fmt.Errorf("%w\n(declare the hardware instead: --gpu-tier declared --gpu-model M --gpus N --vram-mib V --tflops T)", err)
+	if h, err = rep.LedgerHardware(); err != nil {
+		return ledger.Hardware{}, nil, fmt.Errorf("%w\n(declare the hardware instead: --gpu-tier declared --gpu-model M --gpus N --vram-mib V --tflops T)", err)
 	}
 	declared := nc.Hardware()
 	h.Region, h.LatE6, h.LonE6 = declared.Region, declared.LatE6, declared.LonE6
-	return h, nil
+	for _, gpu := range rep.GPUs {
+		id := gpu.UUID
+		if id == "" {
+			id = strconv.Itoa(gpu.Index)
+		}
+		gpus = append(gpus, id)
+	}
+	return h, gpus, nil
 }
 
 // nodeRegistration is what node register reports (--output json), amounts in uomni.

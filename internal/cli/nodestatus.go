@@ -103,6 +103,15 @@ func (g *globals) printNodeStatus(st nodeStatus, now time.Time) {
 	default:
 		fmt.Fprintf(o, "Running:     %s (%d of %d GPUs free)\n", strings.Join(n.Running, ", "), n.FreeGPUs, n.GPUs)
 	}
+	switch {
+	case !n.Online:
+	case n.Containers == "":
+		fmt.Fprintf(o, "Containers:  none (tensor kernels only)\n")
+	case n.Unsandboxed:
+		fmt.Fprintf(o, "Containers:  %s — NOT SANDBOXED: jobs run as child processes on the host, for trusted consumers only\n", n.Containers)
+	default:
+		fmt.Fprintf(o, "Containers:  %s (sandboxed: no network, read-only root, no capabilities)\n", n.Containers)
+	}
 	rel := "no job decided yet"
 	if st.ReliabilityBP >= 0 {
 		rel = fmt.Sprintf("%d.%02d%%", st.ReliabilityBP/100, st.ReliabilityBP%100)

@@ -168,6 +168,11 @@ type Node struct {
 	RouterCA  string `toml:"router_ca" help:"PEM file of the CA that signed the router's certificate (its tls_dir/ca.pem); empty trusts the system roots"`
 	Runtime   string `toml:"runtime" help:"workload runtime: native (built-in tensor kernels)"`
 
+	Containers       string   `toml:"containers" help:"container jobs: none; docker (each job in a hardened container on the local engine); or process (jobs run UNSANDBOXED as child processes, only for the consumers in process_consumers)"`
+	DockerHost       string   `toml:"docker_host" help:"the Docker engine's socket, unix:///PATH; empty: $DOCKER_HOST, else unix:///var/run/docker.sock"`
+	GPUDevices       []string `toml:"gpu_devices" help:"GPUs container jobs may be given (indices or UUIDs as nvidia-smi prints them), each to one job at a time; empty: the GPUs auto-detect found"`
+	ProcessConsumers []string `toml:"process_consumers" help:"consumer addresses the process runtime runs jobs for"`
+
 	GPUTier   string   `toml:"gpu_tier" help:"auto-detect (find the GPUs through NVML or nvidia-smi; a machine without them is a CPU node) or declared (what gpu_model, gpus, vram_mib and tflops say)"`
 	GPUModel  string   `toml:"gpu_model" help:"declared GPU model"`
 	GPUs      int      `toml:"gpus" help:"declared number of GPUs"`
@@ -183,6 +188,13 @@ type Node struct {
 	ClockOffset Duration `toml:"clock_offset" help:"testing aid: run the node's clock this far ahead (negative: behind), as on a host whose clock is wrong"`
 }
 
+// The containers values.
+const (
+	ContainersNone    = "none"
+	ContainersDocker  = "docker"
+	ContainersProcess = "process"
+)
+
 // The gpu_tier values.
 const (
 	GPUTierAuto     = "auto-detect"
@@ -193,7 +205,7 @@ func defaultNode() Node {
 	hw, price := devnet.SimulatedProfile(0)
 	return Node{
 		Wallet: RoleNode, WalletDir: defaultWalletDir(), ChainRPC: DefaultChainRPC, Runtime: "native",
-		GPUTier: GPUTierAuto, GPUModel: hw.GPUModel, GPUs: int(hw.GPUs), VRAMMiB: int64(hw.VRAMMiB),
+		Containers: ContainersNone, GPUTier: GPUTierAuto, GPUModel: hw.GPUModel, GPUs: int(hw.GPUs), VRAMMiB: int64(hw.VRAMMiB),
 		TFLOPS: float64(hw.TFLOPSMilli) / 1000, Region: hw.Region,
 		Latitude: float64(hw.LatE6) / 1e6, Longitude: float64(hw.LonE6) / 1e6,
 		MinPrice: OMNI(price), Stake: OMNI(500 * ledger.UomniPerOMNI), Heartbeat: D(2 * time.Second),
@@ -206,6 +218,13 @@ func (n Node) validate() []error {
 	ck.url("chain_rpc", n.ChainRPC, "http", "https", "tcp")
 	ck.urls("router", n.Router, "wss")
 	ck.oneOf("runtime", n.Runtime, "native")
+	ck.oneOf("containers", n.Containers, ContainersNone, ContainersDocker, ContainersProcess)
+	if n.Containers == ContainersProcess && len(n.ProcessConsumers) == 0 {
+		ck.fail("process_consumers", "the process runtime runs jobs unsandboxed: list the consumer addresses it may run jobs for")
+	}
+	if n.DockerHost != "" && !strings.HasPrefix(n.DockerHost, "unix://") {
+		ck.fail("docker_host", "%q: want unix:///PATH", n.DockerHost)
+	}
 	ck.oneOf("gpu_tier", n.GPUTier, GPUTierAuto, GPUTierDeclared)
 	ck.nonEmpty("gpu_model", n.GPUModel, `"RTX 4090"`)
 	if n.GPUs < 1 || n.GPUs > 1<<16 {

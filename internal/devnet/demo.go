@@ -42,6 +42,10 @@ type Outcome struct {
 	// (GET /v1/jobs/{id}/output, signed); its digest is ResultDigest. Zero if it did not settle.
 	OutputBytes    int64 `json:"output_bytes"`
 	OutputVerified bool  `json:"output_verified"`
+	// Container is the container demo's outcome, when the devnet ran it; ContainerSkipped
+	// says why it did not.
+	Container        *ContainerOutcome `json:"container_job,omitempty"`
+	ContainerSkipped string            `json:"container_job_skipped,omitempty"`
 }
 
 // DemoSpec builds the demo job: C = A·B for two seeded 512×512 int8 matrices, verified by

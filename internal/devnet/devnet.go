@@ -29,6 +29,7 @@ import (
 	"github.com/omnisync/omnisync/internal/node"
 	"github.com/omnisync/omnisync/internal/router"
 	"github.com/omnisync/omnisync/internal/runtime"
+	"github.com/omnisync/omnisync/internal/runtime/docker"
 	"github.com/omnisync/omnisync/internal/transport"
 	"github.com/omnisync/omnisync/internal/validator"
 )
@@ -48,7 +49,10 @@ type Options struct {
 	// NodeRuntime chooses each node's runtime (index from 0); nil means native. Tests use
 	// it to plant a dishonest node.
 	NodeRuntime func(i int) runtime.Runtime
-	Logger      *slog.Logger
+	// Docker gives every node a Docker runtime for container jobs, each its own instance
+	// on the local engine; Start fails if none answers (ProbeDocker tells beforehand).
+	Docker bool
+	Logger *slog.Logger
 	// Progress receives one line per start-up step; nil discards them.
 	Progress func(string)
 }
@@ -84,6 +88,7 @@ type Devnet struct {
 	chain     *chain.Node
 	router    *RouterStack
 	nodes     []*node.Daemon
+	docker    *docker.Runtime // the first node's, when nodes run containers: builds demo images
 	validator *validator.Daemon
 	closers   []func() error
 }
@@ -198,10 +203,23 @@ func (d *Devnet) startNode(ctx context.Context, i int, wallet func([]byte) *chai
 		}
 	}
 	p := profileFor(i)
-	n, err := node.New(node.Options{
+	opts := node.Options{
 		Key: d.Keys.Nodes[i], RouterURL: d.router.Router.NodesURL(), RootCAs: roots, Chain: wallet(d.Keys.Nodes[i]),
 		Runtime: rt, Hardware: p.hw, PricePerHour: p.price, Stake: nodeStake, Heartbeat: time.Second, Logger: d.opts.Logger,
-	})
+	}
+	containers := ""
+	if d.opts.Docker {
+		dr, err := d.dockerFor(ctx, string(keys.AddressOfKey(d.Keys.Nodes[i])))
+		if err != nil {
+			return fmt.Errorf("node %d: %w", i+1, err)
+		}
+		d.closers = append(d.closers, dr.Close)
+		if d.docker == nil {
+			d.docker = dr
+		}
+		opts.Containers, containers = runtime.Docker(dr), ", docker containers"
+	}
+	n, err := node.New(opts)
 	if err != nil {
 		return err
 	}
@@ -210,8 +228,8 @@ func (d *Devnet) startNode(ctx context.Context, i int, wallet func([]byte) *chai
 	}
 	d.nodes = append(d.nodes, n)
 	d.closers = append(d.closers, n.Close)
-	d.opts.Progress(fmt.Sprintf("node %d %s online: %s, %s, bids %s OMNI/GPU-hour (%s runtime)",
-		i+1, keys.Address(n.ID()).Short(), p.hw.GPUModel, p.hw.Region, ledger.FormatOMNI(p.price), rt.Name()))
+	d.opts.Progress(fmt.Sprintf("node %d %s online: %s, %s, bids %s OMNI/GPU-hour (%s runtime%s)",
+		i+1, keys.Address(n.ID()).Short(), p.hw.GPUModel, p.hw.Region, ledger.FormatOMNI(p.price), rt.Name(), containers))
 	return nil
 }
 
