@@ -1,0 +1,633 @@
+"""The REST client: submit jobs, follow them, fetch their verified output.
+
+:class:`Client` speaks the API the Go client (``api/client.go``) and the ``omnisync`` CLI
+speak, with the same signing: a job is submitted with the consumer's signed
+``create_job`` transaction, which escrows its budget and commits to the spec's hash, and
+its output is read with a short-lived signed request only the consumer can make.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import ssl
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+from . import _gojson
+from ._http import STREAM_IDLE_TIMEOUT, StreamBroken, Transport, path_escape, read_events
+from .archive import DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, unpack_output, write_output
+from .errors import (
+    DigestMismatch,
+    InputUploadError,
+    JobFailed,
+    NotFound,
+    NotSupportedByServer,
+    OmniSyncError,
+    SpecError,
+    TransportError,
+    Unavailable,
+    UnverifiedResult,
+    WaitTimeout,
+)
+from .keys import SigningKey
+from .models import (
+    Account,
+    ContainerResult,
+    Event,
+    Job,
+    JobOutput,
+    Node,
+    TensorResult,
+    TxReceipt,
+    is_final,
+)
+from .npy import OMT_MAGIC, Int32Matrix, MatrixLike, as_int8_matrix
+from .signing import MAX_OUTPUT_AUTH_TTL, sign_cancel_job, sign_create_job, sign_output_auth
+from .signing import job_id as derive_job_id
+from .spec import (
+    KERNEL_MATMUL_INT8,
+    MAX_INPUT_BYTES,
+    UOMNI_PER_OMNI,
+    VERIFY_FREIVALDS,
+    Input,
+    JobSpec,
+    Placement,
+    container_spec,
+    digest_of,
+    tensor_spec,
+    valid_input_name,
+)
+
+PathLike = Union[str, "os.PathLike[str]"]
+#: An input's content: its bytes, or the path of a file holding them (streamed when large).
+InputData = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]"]
+
+#: Inputs up to this many bytes in all travel inline in the JSON body of POST /v1/jobs
+#: (16 MiB at most by default, and base64 adds a third); the rest are streamed with
+#: PUT /v1/jobs/{id}/inputs/{name} once the escrow has committed.
+DEFAULT_INLINE_LIMIT = 8 << 20
+
+# How far job list looks back through the account's transactions (as `omnisync job list`).
+_LIST_SCAN = 1000
+_HEADER_DIGEST = "omni-digest"
+_HEADER_VERIFIED = "omni-verified"
+_HEADER_STATUS = "omni-job-status"
+
+
+@dataclass(frozen=True)
+class _Blob:
+    """An input ready to send: its bytes in memory, or a file to stream."""
+
+    name: str
+    size: int
+    digest: str
+    data: Optional[bytes] = None
+    path: Optional[Path] = None
+
+    def input(self) -> Input:
+        return Input(name=self.name, digest=self.digest, size=self.size)
+
+    def read(self) -> bytes:
+        return self.data if self.data is not None else self.path.read_bytes()  # type: ignore[union-attr]
+
+
+def _blob(name: str, value: InputData) -> _Blob:
+    """Size and digest an input, reading a file once (and holding it only if small)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        b = bytes(value)
+        return _Blob(name, len(b), digest_of(b), data=b)
+    if isinstance(value, (str, os.PathLike)):
+        p = Path(value)
+        h, size = hashlib.sha256(), 0
+        try:
+            with open(p, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+                    size += len(chunk)
+        except OSError as e:
+            raise SpecError(f'input_data["{name}"]', f"{p}: {e.strerror or e}") from e
+        return _Blob(name, size, "sha256:" + h.hexdigest(), path=p)
+    raise TypeError(f"input {name!r}: give bytes or a file path, not {type(value).__name__}")
+
+
+def _named_inputs(inputs: Union[None, Mapping[str, InputData], Sequence[PathLike]]) -> Dict[str, InputData]:
+    """Inputs as {name: content}; a list of paths is named by each file's base name."""
+    if inputs is None:
+        return {}
+    if isinstance(inputs, Mapping):
+        return dict(inputs)
+    if isinstance(inputs, (str, bytes, os.PathLike)):
+        raise TypeError("inputs must be a mapping {name: bytes or path} or a list of paths")
+    out: Dict[str, InputData] = {}
+    for p in inputs:
+        name = Path(p).name
+        if name in out:
+            raise SpecError("inputs", f'two files are named "{name}": give them as a mapping with distinct names')
+        out[name] = p
+    return out
+
+
+class Client:
+    """A consumer's client for one OmniSync REST API (a router, or any chain node for reads).
+
+    ``url`` is the API's base URL as the daemons print it (``http://127.0.0.1:7070/v1``,
+    with or without ``/v1``). ``key_file`` is the consumer's wallet, a Solana CLI keypair
+    file; ``key`` may be given instead. Reading jobs needs no key; submitting, cancelling,
+    listing and downloading outputs do.
+
+    Each call opens its own connection, so one client may serve several threads; but
+    transactions from one key must go one at a time (each takes the account's next
+    sequence number).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        key_file: Optional[PathLike] = None,
+        *,
+        key: Optional[SigningKey] = None,
+        timeout: float = 30.0,
+        chain_id: Optional[str] = None,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        inline_limit: int = DEFAULT_INLINE_LIMIT,
+    ) -> None:
+        if key is not None and key_file is not None:
+            raise ValueError("give key_file or key, not both")
+        self._key = SigningKey.from_key_file(key_file) if key_file is not None else key
+        self._t = Transport(url, timeout=timeout, ssl_context=ssl_context)
+        self._chain_id = chain_id
+        self.inline_limit = inline_limit
+
+    def __repr__(self) -> str:
+        who = f", address={self._key.address!r}" if self._key else ""
+        return f"Client({self.url!r}{who})"
+
+    @property
+    def url(self) -> str:
+        """The API's base URL, without ``/v1``."""
+        return self._t.url
+
+    @property
+    def key(self) -> Optional[SigningKey]:
+        """The consumer's key, if the client has one."""
+        return self._key
+
+    @property
+    def address(self) -> str:
+        """The consumer's account address."""
+        return self._require_key().address
+
+    def _require_key(self) -> SigningKey:
+        if self._key is None:
+            raise OmniSyncError("this client has no key: create it with Client(url, key_file) to sign")
+        return self._key
+
+    # Reads.
+
+    def health(self) -> Dict[str, str]:
+        """GET /v1/health: ``{"status": "ok", "chain_id": …}`` and what the daemon shows."""
+        return dict(self._t.call("GET", "/v1/health"))
+
+    def chain_id(self) -> str:
+        """The chain the API serves (from /v1/health, asked once), which transactions name."""
+        if self._chain_id is None:
+            cid = self.health().get("chain_id", "")
+            if not cid:
+                raise OmniSyncError(f"the API at {self.url} does not say which chain it serves (no chain_id in /v1/health)")
+            self._chain_id = cid
+        return self._chain_id
+
+    def account(self, address: Optional[str] = None) -> Account:
+        """GET /v1/accounts/{address} (the client's own by default)."""
+        addr = address or self.address
+        return Account.from_dict(self._t.call("GET", "/v1/accounts/" + path_escape(addr)))
+
+    def nodes(self) -> List[Node]:
+        """GET /v1/nodes: every registered node with its live state."""
+        return [Node.from_dict(n) for n in self._t.call("GET", "/v1/nodes") or []]
+
+    def get(self, job_id: str) -> Job:
+        """GET /v1/jobs/{id}: the job's status, node, verdict, payment and events."""
+        return Job.from_dict(self._t.call("GET", _job_path(job_id)))
+
+    # Submission.
+
+    def submit(self, spec: JobSpec, data: Mapping[str, InputData]) -> Job:
+        """Submit spec with its inputs' content (bytes or file paths, by input name).
+
+        Signs the ``create_job`` transaction that escrows ``spec.budget``, posts it with the
+        inputs that fit inline, and uploads the others once the escrow has committed.
+        Nothing is escrowed unless the router accepts the job.
+        """
+        spec.validate()
+        declared = {i.name for i in spec.inputs}
+        for name in data:
+            if name not in declared:
+                raise SpecError(f'input_data["{name}"]', "not declared in spec.inputs")
+        blobs = []
+        for i, inp in enumerate(spec.inputs):
+            if inp.name not in data:
+                raise SpecError(f"inputs[{i}]", f'no content given for input "{inp.name}"')
+            b = _blob(inp.name, data[inp.name])
+            if b.size != inp.size or b.digest != inp.digest:
+                raise SpecError(f'input_data["{inp.name}"]', f"{b.size} bytes {b.digest}, spec declares {inp.size} bytes {inp.digest}")
+            blobs.append(b)
+        return self._submit(spec, blobs)
+
+    def _submit(self, spec: JobSpec, blobs: Sequence[_Blob]) -> Job:
+        key = self._require_key()
+        inline: Dict[str, bytes] = {}
+        uploads: List[_Blob] = []
+        room = self.inline_limit
+        for b in blobs:
+            if b.size <= room:
+                inline[b.name] = b.read()
+                room -= b.size
+            else:
+                uploads.append(b)
+        seq = self.account(key.address).seq
+        tx = sign_create_job(key, self.chain_id(), seq, spec)
+        body: Dict[str, Any] = {"spec": spec.to_dict()}
+        if inline:
+            body["input_data"] = _gojson.go_map(inline)
+        body["tx"] = tx
+        job = Job.from_dict(self._t.call("POST", "/v1/jobs", _gojson.dumps(body)))
+        for b in uploads:
+            try:
+                self.upload_input(job.id, b.name, b.path if b.path is not None else b.data)  # type: ignore[arg-type]
+            except OmniSyncError as e:
+                raise InputUploadError(job.id, b.name, e) from e
+        return self.get(job.id) if uploads else job
+
+    def upload_input(self, job_id: str, name: str, data: InputData) -> None:
+        """PUT /v1/jobs/{id}/inputs/{name}: stream one declared input of an escrowed job
+        (bytes, or a file path, streamed from disk). The server checks size and digest."""
+        path = f"{_job_path(job_id)}/inputs/{path_escape(name)}"
+        headers = {"Content-Type": "application/octet-stream", "Accept": "application/json"}
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            self._t.request("PUT", path, body=bytes(data), headers=headers)
+            return
+        p = Path(data)
+        with open(p, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            # A body streamed from disk may take far longer than one request's timeout.
+            self._t.request("PUT", path, body=f, content_length=size, headers=headers, timeout=max(self._t.timeout, 300.0))
+
+    def submit_tensor(
+        self,
+        inputs: Union[Mapping[str, MatrixLike], Sequence[Tuple[str, MatrixLike]]],
+        *,
+        kernel: str = KERNEL_MATMUL_INT8,
+        budget_uomni: int = UOMNI_PER_OMNI,
+        max_price_per_hour_uomni: int = 3 * UOMNI_PER_OMNI,
+        timeout_seconds: int = 300,
+        verification: str = VERIFY_FREIVALDS,
+        gpus: int = 1,
+        vram_mib: int = 0,
+        placement: Optional[Placement] = None,
+    ) -> Job:
+        """Submit a tensor job: the kernel's operands by name, in order (matmul-int8: a, b).
+
+        Each operand may be a ``.npy`` path or its bytes, a NumPy integer array, rows of
+        ints, or an :class:`~omnisync.Int8Matrix`; it is sent as an OMT1 int8 matrix.
+        Defaults are the CLI's: 1 OMNI budget, at most 3 OMNI per GPU-hour, 5 minutes,
+        Freivalds' check.
+        """
+        pairs = list(inputs.items()) if isinstance(inputs, Mapping) else list(inputs)
+        mats = [(name, as_int8_matrix(v)) for name, v in pairs]
+        if kernel == KERNEL_MATMUL_INT8:
+            if len(mats) != 2:
+                raise SpecError("inputs", f"matmul-int8 takes 2 inputs [A, B], got {len(mats)}")
+            (_, a), (_, b) = mats
+            if a.cols != b.rows:
+                raise SpecError("inputs", f"cannot multiply {a.rows}x{a.cols} by {b.rows}x{b.cols}")
+        blobs = [_blob(name, m.to_omt()) for name, m in mats]
+        spec = tensor_spec(
+            [b.input() for b in blobs],
+            kernel=kernel,
+            gpus=gpus,
+            vram_mib=vram_mib,
+            budget=budget_uomni,
+            max_price_per_hour=max_price_per_hour_uomni,
+            timeout_seconds=timeout_seconds,
+            verification=verification,
+            placement=placement,
+        )
+        return self._submit(spec, blobs)
+
+    def container_job(
+        self,
+        image: str,
+        *,
+        command: Sequence[str] = (),
+        env: Union[None, Mapping[str, str], Sequence[str]] = None,
+        inputs: Union[None, Mapping[str, InputData], Sequence[PathLike]] = None,
+        image_id: str = "",
+        image_archive: Optional[InputData] = None,
+        image_archive_name: str = "image.tar",
+        gpus: int = 0,
+        vram_mib: int = 0,
+        cpu_milli: int = 0,
+        memory_mib: int = 0,
+        budget_uomni: int = UOMNI_PER_OMNI,
+        max_price_per_hour_uomni: int = 3 * UOMNI_PER_OMNI,
+        timeout_seconds: int = 600,
+        placement: Optional[Placement] = None,
+    ) -> Tuple[JobSpec, Dict[str, InputData]]:
+        """Build (without sending) a container job's spec and its inputs' content; see
+        :meth:`submit_container`. Needs no server: it is what that method signs."""
+        data = _named_inputs(inputs)
+        archive = ""
+        if image_archive is not None:
+            if image_archive_name in data:
+                raise SpecError("workload.image_archive", f'"{image_archive_name}" is also the name of an input')
+            data[image_archive_name] = image_archive
+            archive = image_archive_name
+        blobs = []
+        for name, value in data.items():
+            if not valid_input_name(name):
+                raise SpecError(f'inputs["{name}"]', "must be 1-128 letters, digits, '.', '_' or '-', not starting with '.'")
+            b = _blob(name, value)
+            if b.size > MAX_INPUT_BYTES:
+                raise SpecError(f'inputs["{name}"]', f"{b.size} bytes is more than an input may hold ({MAX_INPUT_BYTES})")
+            blobs.append(b)
+        spec = container_spec(
+            image,
+            inputs=[b.input() for b in blobs],
+            command=command,
+            env=env if not isinstance(env, Mapping) else dict(env),
+            image_id=image_id,
+            image_archive=archive,
+            gpus=gpus,
+            vram_mib=vram_mib,
+            cpu_milli=cpu_milli,
+            memory_mib=memory_mib,
+            budget=budget_uomni,
+            max_price_per_hour=max_price_per_hour_uomni,
+            timeout_seconds=timeout_seconds,
+            placement=placement,
+        )
+        return spec, {b.name: (b.data if b.data is not None else b.path) for b in blobs}  # type: ignore[misc]
+
+    def submit_container(self, image: str, **kwargs: Any) -> Job:
+        """Submit a container job: ``image`` runs ``command`` (its own entrypoint when empty)
+        with ``env``, its ``inputs`` mounted read-only as ``/inputs/<name>``, no network,
+        and everything it writes to ``/outputs`` returned as its output.
+
+        Keyword arguments: ``command`` (list), ``env`` (dict or ``["K=V"]``), ``inputs``
+        (``{name: bytes or path}`` or a list of paths, named by base name), ``image_id``
+        (``sha256:…``, pins the image), ``image_archive`` (a ``docker save`` tarball, bytes
+        or path, sent as input ``image_archive_name``), ``gpus`` (default 0),
+        ``vram_mib``, ``cpu_milli``, ``memory_mib``, ``budget_uomni``,
+        ``max_price_per_hour_uomni``, ``timeout_seconds`` (default 600), ``placement``.
+        Verification is ``redundant``: three nodes of distinct operators run it and two
+        matching outputs are paid.
+        """
+        spec, data = self.container_job(image, **kwargs)
+        return self.submit(spec, data)
+
+    # Following.
+
+    def wait(
+        self,
+        job_id: str,
+        on_update: Optional[Callable[[Job], None]] = None,
+        *,
+        timeout: Optional[float] = None,
+        poll_interval: float = 1.0,
+        check: bool = False,
+    ) -> Job:
+        """Follow a job until it reaches a final status, and return it.
+
+        ``on_update`` is called once for each distinct state, in order (see
+        :class:`EventPrinter` for a ready-made one). The job's event stream is followed;
+        if it breaks, the job is polled every ``poll_interval`` seconds, riding out network
+        errors and 503s. ``timeout`` (seconds) bounds the wait with :class:`WaitTimeout`
+        (the job goes on). With ``check=True``, a job that did not settle verified raises
+        :class:`JobFailed`.
+        """
+        job = None
+        for job in self._snapshots(job_id, timeout, poll_interval):
+            if on_update is not None:
+                on_update(job)
+        assert job is not None
+        if check and not job.succeeded:
+            raise JobFailed(job)
+        return job
+
+    def events(self, job_id: str, *, follow: bool = False, timeout: Optional[float] = None) -> Iterator[Event]:
+        """Yield the job's progress events (escrowed, placed, computed, settled, …).
+
+        Without ``follow``, those so far; with it, each new one as it happens, until the
+        job reaches a final status (or ``timeout`` seconds pass: :class:`WaitTimeout`).
+        """
+        if not follow:
+            yield from self.get(job_id).events
+            return
+        seen = 0
+        for job in self._snapshots(job_id, timeout, 1.0):
+            yield from job.events[seen:]
+            seen = max(seen, len(job.events))
+
+    def _snapshots(self, job_id: str, timeout: Optional[float], poll_interval: float) -> Iterator[Job]:
+        """Yield each distinct state of the job until a final one: from its event stream,
+        then by polling if the stream breaks."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last: Dict[str, Any] = {"raw": None, "job": None}
+
+        def fresh(raw: Dict[str, Any]) -> Optional[Job]:
+            if raw == last["raw"]:
+                return None
+            last["raw"], last["job"] = raw, Job.from_dict(raw)
+            return last["job"]
+
+        def timed_out() -> WaitTimeout:
+            return WaitTimeout(job_id, timeout or 0.0, last["job"])
+
+        path = _job_path(job_id)
+        try:
+            first = STREAM_IDLE_TIMEOUT if deadline is None else max(0.1, min(STREAM_IDLE_TIMEOUT, deadline - time.monotonic()))
+            conn, resp = self._t.open("GET", path + "/events", headers={"Accept": "text/event-stream"}, timeout=first)
+        except (TransportError, Unavailable, NotSupportedByServer):
+            conn = None  # poll instead; an unknown job and the like are raised
+        if conn is not None:
+            try:
+                for name, data in read_events(conn, resp, deadline):
+                    if name == "error":
+                        break  # the server gave up on the stream; polling reports a lasting error
+                    if name != "job":
+                        continue
+                    try:
+                        raw = json.loads(data)
+                    except ValueError:
+                        break
+                    job = fresh(raw)
+                    if job is not None:
+                        yield job
+                    if is_final(raw.get("status", "")):
+                        return
+            except StreamBroken:
+                pass
+            except socket.timeout:
+                raise timed_out() from None
+            finally:
+                conn.close()
+        while True:
+            try:
+                raw = self._t.call("GET", path)
+            except (TransportError, Unavailable):
+                raw = None
+            if raw is not None:
+                job = fresh(raw)
+                if job is not None:
+                    yield job
+                if is_final(raw.get("status", "")):
+                    return
+            pause = poll_interval
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise timed_out()
+                pause = min(pause, left)
+            time.sleep(pause)
+
+    def logs(self, job_id: str) -> str:
+        """GET /v1/jobs/{id}/logs: the job's container logs, as text.
+
+        Current servers have no such route and answer :class:`NotSupportedByServer`.
+        """
+        r = self._t.request("GET", _job_path(job_id) + "/logs", headers={"Accept": "text/plain"})
+        return r.data.decode("utf-8", "replace")
+
+    def list(self, limit: int = 20, status: Optional[str] = None) -> List[Job]:
+        """The client's jobs, newest first (at most ``limit``, only ``status`` if given).
+
+        As ``omnisync job list`` does, it reads them by the account's sequence numbers (a
+        job's id derives from its consumer and its create_job's sequence) through the
+        last 1000 transactions: the API has no job listing route.
+        """
+        if limit < 1:
+            raise ValueError(f"limit {limit}: want at least 1")
+        addr = self.address
+        seq = self.account(addr).seq
+        jobs: List[Job] = []
+        scanned = 0
+        while seq > 0 and scanned < _LIST_SCAN and len(jobs) < limit:
+            seq -= 1
+            scanned += 1
+            try:
+                j = self.get(derive_job_id(addr, seq))
+            except NotFound:
+                continue  # that transaction was not a create_job
+            if status is None or j.status == status:
+                jobs.append(j)
+        return jobs
+
+    # Outputs.
+
+    def output(self, job_id: str, *, ttl: float = 60) -> JobOutput:
+        """GET /v1/jobs/{id}/output with a request signed by the consumer's key, good for
+        ``ttl`` seconds. The bytes are checked against the digest the server names."""
+        key = self._require_key()
+        auth = sign_output_auth(key, job_id, min(ttl, MAX_OUTPUT_AUTH_TTL))
+        path = _job_path(job_id) + "/output"
+        r = self._t.request("GET", path, headers={"Authorization": auth, "Accept": "application/octet-stream"})
+        verified = r.headers.get(_HEADER_VERIFIED, "")
+        if verified not in ("true", "false"):
+            raise OmniSyncError(f"GET {path}: Omni-Verified header is {verified!r}, want true or false")
+        digest = r.headers.get(_HEADER_DIGEST, "")
+        got = digest_of(r.data)
+        if got != digest:
+            raise DigestMismatch(f"GET {path}: output of {len(r.data)} bytes has digest {got}, server says {digest!r}")
+        return JobOutput(job_id=job_id, digest=digest, verified=verified == "true", status=r.headers.get(_HEADER_STATUS, ""), data=r.data)
+
+    def result(
+        self,
+        job_id: str,
+        download_to: Optional[PathLike] = None,
+        *,
+        allow_unverified: bool = False,
+        kind: Optional[str] = None,
+        ttl: float = 60,
+        max_files: int = DEFAULT_MAX_FILES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> Union[TensorResult, ContainerResult]:
+        """Download a job's output, check it, decode it and, with ``download_to``, save it.
+
+        The bytes must match the digest the server serves them under and the result digest
+        committed on chain. Unless ``allow_unverified``, the job must have settled verified
+        (:class:`UnverifiedResult` otherwise). A tensor job's output (``kind="tensor"``) is
+        an int32 matrix, saved as ``DIR/<job id>.npy``; a container job's
+        (``kind="container"``) an archive, unpacked safely under ``DIR`` as
+        ``DIR/exit_code`` and ``DIR/outputs/<path>``. ``kind=None`` tells them apart by
+        content.
+        """
+        out = self.output(job_id, ttl=ttl)
+        job = self.get(job_id)
+        if job.result_digest and job.result_digest != out.digest:
+            raise DigestMismatch(f"job {job_id}: the output served is {out.digest}, the chain committed {job.result_digest}")
+        if not out.verified and not allow_unverified:
+            raise UnverifiedResult(job_id, out.status or job.status)
+        if kind is None:
+            kind = "tensor" if out.data[:4] == OMT_MAGIC else "container"
+        if kind == "tensor":
+            m = Int32Matrix.from_omt(out.data)
+            path = None
+            if download_to is not None:
+                d = Path(download_to)
+                d.mkdir(parents=True, exist_ok=True)
+                path = m.save_npy(d / f"{job_id}.npy")
+            return TensorResult(job_id, out.digest, out.verified, out.status, m, path)
+        if kind != "container":
+            raise ValueError(f"kind {kind!r}: want 'tensor', 'container' or None")
+        co = unpack_output(out.data, max_files=max_files, max_bytes=max_bytes)
+        directory = None
+        if download_to is not None:
+            write_output(download_to, co)
+            directory = Path(download_to)
+        return ContainerResult(job_id, out.digest, out.verified, out.status, co.exit_code, co.files, directory)
+
+    # Transactions.
+
+    def cancel(self, job_id: str) -> TxReceipt:
+        """Cancel a job no node has committed a result for: its budget is refunded in full.
+
+        Signs a ``cancel_job`` transaction and waits for it to commit. A job past that
+        point is refused with :class:`~omnisync.errors.BadRequest` (field ``tx``, the
+        ledger's reason).
+        """
+        key = self._require_key()
+        acct = self._t.call("GET", "/v1/chain/accounts/" + path_escape(key.address))
+        tx = sign_cancel_job(key, self.chain_id(), int(acct.get("seq", 0)), job_id)
+        return self.broadcast_tx(tx)
+
+    def broadcast_tx(self, tx: bytes) -> TxReceipt:
+        """POST /v1/chain/txs: submit a signed transaction and wait for it to commit."""
+        r = self._t.call("POST", "/v1/chain/txs", _gojson.dumps({"tx": tx}))
+        sender = self._key.address if self._key else ""
+        return TxReceipt(sender=sender, hash=str(r.get("hash", "")), height=int(r.get("height", 0)))
+
+
+def _job_path(job_id: str) -> str:
+    return "/v1/jobs/" + path_escape(job_id)
+
+
+class EventPrinter:
+    """An ``on_update`` callback that prints each new event of a job once, as
+    ``omnisync job wait`` does: ``06:08:55  placed     node Fb5p… scored 48.00% …``."""
+
+    def __init__(self, file: Optional[IO[str]] = None) -> None:
+        self.file = file
+        self.printed = 0
+
+    def __call__(self, job: Job) -> None:
+        out = self.file if self.file is not None else sys.stderr
+        for e in job.events[self.printed :]:
+            print(f"  {e}", file=out, flush=True)
+        self.printed = max(self.printed, len(job.events))

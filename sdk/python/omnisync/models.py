@@ -1,0 +1,306 @@
+"""What the REST API answers, as typed, read-only records.
+
+Each mirrors an ``api`` Go type (``api/job.go``) field for field, amounts in uomni.
+Unknown fields are ignored, so a newer server does not break an older SDK; ``raw`` keeps
+the JSON object as received.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+from .archive import OutputFile
+from .npy import Int32Matrix
+
+# Job statuses (api/job.go).
+STATUS_AWAITING_INPUTS = "awaiting_inputs"
+STATUS_QUEUED = "queued"
+STATUS_ASSIGNED = "assigned"
+STATUS_RUNNING = "running"
+STATUS_COMPUTED = "computed"
+STATUS_SETTLED = "settled"
+STATUS_FAILED = "failed"
+STATUS_CANCELLED = "cancelled"
+STATUS_EXPIRED = "expired"
+FINAL_STATUSES = frozenset({STATUS_SETTLED, STATUS_FAILED, STATUS_CANCELLED, STATUS_EXPIRED})
+
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
+
+
+def parse_time(text: str) -> Optional[datetime]:
+    """Parse Go's RFC 3339 time (nanoseconds are cut to microseconds); None if unreadable."""
+    m = _RFC3339.match(text or "")
+    if not m:
+        return None
+    frac = (m.group(2) or "").ljust(6, "0")[:6]
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    try:
+        return datetime.fromisoformat(f"{m.group(1)}.{frac}{zone}")
+    except ValueError:
+        return None
+
+
+def is_final(status: str) -> bool:
+    """Report whether a job status is terminal (``api.Final``)."""
+    return status in FINAL_STATUSES
+
+
+def _u(d: Mapping[str, Any], k: str) -> int:
+    v = d.get(k)
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0
+
+
+def _s(d: Mapping[str, Any], k: str) -> str:
+    v = d.get(k)
+    return v if isinstance(v, str) else ""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One step of a job's progress: ``escrowed``, ``placed``, ``computed``, ``settled``, …"""
+
+    time: Optional[datetime]
+    stage: str
+    message: str
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Event":
+        return cls(time=parse_time(_s(d, "time")), stage=_s(d, "stage"), message=_s(d, "message"))
+
+    def __str__(self) -> str:
+        t = self.time.astimezone().strftime("%H:%M:%S") if self.time else "--:--:--"
+        return f"{t}  {self.stage:<10} {self.message}"
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Placement score components in basis points (0..10000)."""
+
+    compute: int
+    latency: int
+    reliability: int
+    price: int
+    total: int
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Scores":
+        return cls(*(_u(d, k) for k in ("compute", "latency", "reliability", "price", "total")))
+
+
+@dataclass(frozen=True)
+class Payment:
+    """How the escrow was divided at settlement, in uomni."""
+
+    budget: int
+    cost: int
+    paid_to_node: int
+    burned: int
+    protocol_fee: int
+    refunded: int
+    billed_millis: int
+    network_reward: int
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Payment":
+        names = ("budget", "cost", "paid_to_node", "burned", "protocol_fee", "refunded", "billed_millis", "network_reward")
+        return cls(*(_u(d, k) for k in names))
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One run of a redundant job: its node, the digest it committed, what it was paid."""
+
+    node: str
+    result_digest: str = ""
+    paid: int = 0
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Replica":
+        return cls(node=_s(d, "node"), result_digest=_s(d, "result_digest"), paid=_u(d, "paid"))
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as GET /v1/jobs/{id} reports it (``api.Job``)."""
+
+    id: str
+    consumer: str
+    status: str
+    node: str = ""
+    scores: Optional[Scores] = None
+    result_digest: str = ""
+    verified: bool = False
+    verdict: str = ""
+    payment: Optional[Payment] = None
+    txs: Dict[str, str] = field(default_factory=dict)
+    verification: str = ""
+    replicas: List[Replica] = field(default_factory=list)
+    attempts: int = 0
+    error: str = ""
+    events: List[Event] = field(default_factory=list)
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Job":
+        txs = d.get("txs")
+        return cls(
+            id=_s(d, "id"),
+            consumer=_s(d, "consumer"),
+            status=_s(d, "status"),
+            node=_s(d, "node"),
+            scores=Scores.from_dict(d["scores"]) if isinstance(d.get("scores"), dict) else None,
+            result_digest=_s(d, "result_digest"),
+            verified=d.get("verified") is True,
+            verdict=_s(d, "verdict"),
+            payment=Payment.from_dict(d["payment"]) if isinstance(d.get("payment"), dict) else None,
+            txs=dict(txs) if isinstance(txs, dict) else {},
+            verification=_s(d, "verification"),
+            replicas=[Replica.from_dict(r) for r in d.get("replicas") or [] if isinstance(r, dict)],
+            attempts=_u(d, "attempts"),
+            error=_s(d, "error"),
+            events=[Event.from_dict(e) for e in d.get("events") or [] if isinstance(e, dict)],
+            raw=dict(d),
+        )
+
+    @property
+    def final(self) -> bool:
+        """Whether the job has reached a terminal status."""
+        return is_final(self.status)
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the job settled and the chain verified its result."""
+        return self.status == STATUS_SETTLED and self.verified
+
+
+@dataclass(frozen=True)
+class Node:
+    """One entry of GET /v1/nodes: a node's chain record joined with live router state."""
+
+    id: str
+    gpu_model: str
+    gpus: int
+    free_gpus: int
+    vram_mib: int
+    tflops: float
+    region: str
+    price_per_hour: int
+    stake: int
+    status: str
+    online: bool
+    last_heartbeat: Optional[datetime]
+    running: List[str]
+    jobs_verified: int
+    jobs_failed: int
+    containers: str = ""
+    unsandboxed: bool = False
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Node":
+        tf = d.get("tflops")
+        return cls(
+            id=_s(d, "id"),
+            gpu_model=_s(d, "gpu_model"),
+            gpus=_u(d, "gpus"),
+            free_gpus=_u(d, "free_gpus"),
+            vram_mib=_u(d, "vram_mib"),
+            tflops=float(tf) if isinstance(tf, (int, float)) else 0.0,
+            region=_s(d, "region"),
+            price_per_hour=_u(d, "price_per_hour"),
+            stake=_u(d, "stake"),
+            status=_s(d, "status"),
+            online=d.get("online") is True,
+            last_heartbeat=parse_time(_s(d, "last_heartbeat")),
+            running=[r for r in d.get("running") or [] if isinstance(r, str)],
+            jobs_verified=_u(d, "jobs_verified"),
+            jobs_failed=_u(d, "jobs_failed"),
+            containers=_s(d, "containers"),
+            unsandboxed=d.get("unsandboxed") is True,
+        )
+
+
+@dataclass(frozen=True)
+class Account:
+    """GET /v1/accounts/{address}: balance in uomni and the next transaction sequence."""
+
+    address: str
+    balance: int
+    seq: int
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Account":
+        return cls(address=_s(d, "address"), balance=_u(d, "balance"), seq=_u(d, "seq"))
+
+
+@dataclass(frozen=True)
+class TxReceipt:
+    """A committed transaction: who sent it, its hash and the block that committed it."""
+
+    sender: str
+    hash: str
+    height: int
+
+
+@dataclass(frozen=True)
+class JobOutput:
+    """GET /v1/jobs/{id}/output: the bytes a node returned, checked against ``digest``.
+
+    Until ``verified`` (the chain settled the job), nothing vouches for them but the node.
+    """
+
+    job_id: str
+    digest: str
+    verified: bool
+    status: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class TensorResult:
+    """A tensor job's output: the int32 matrix, and where it was saved as ``.npy``."""
+
+    job_id: str
+    digest: str
+    verified: bool
+    status: str
+    matrix: Int32Matrix
+    path: Optional[Path] = None
+
+
+@dataclass(frozen=True)
+class ContainerResult:
+    """A container job's output: exit code and files, and where they were unpacked.
+
+    With ``download_to=DIR`` the files are at ``DIR/outputs/<path>`` and the exit code in
+    ``DIR/exit_code`` (the layout ``omnisync`` and ``api.WriteOutput`` use).
+    """
+
+    job_id: str
+    digest: str
+    verified: bool
+    status: str
+    exit_code: int
+    files: List[OutputFile] = field(repr=False)
+    directory: Optional[Path] = None
+
+    def as_dict(self) -> Dict[str, bytes]:
+        """The files as {path relative to /outputs: bytes}."""
+        return {f.path: f.data for f in self.files}
+
+    def read(self, path: str) -> bytes:
+        """The bytes of one output file (path relative to ``/outputs``)."""
+        for f in self.files:
+            if f.path == path:
+                return f.data
+        raise KeyError(path)
+
+    @property
+    def paths(self) -> List[Path]:
+        """Where each output file was written (empty unless downloaded to a directory)."""
+        if self.directory is None:
+            return []
+        return [self.directory.joinpath("outputs", *f.path.split("/")) for f in self.files]

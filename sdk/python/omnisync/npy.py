@@ -1,0 +1,328 @@
+"""Matrices for tensor jobs: NumPy ``.npy`` files in and out, and the OMT1 wire format.
+
+A tensor job's inputs travel in the OMT1 format (``internal/tensor/encoding.go``):
+``b"OMT1"``, a dtype byte (1 int8, 2 int32), three zero bytes, uint32 rows and cols
+(little-endian), then the elements row-major. Consumers hold matrices as ``.npy`` files
+(int8 in, int32 out, C order, ``internal/tensor/npy.go``). Everything here is standard
+library; NumPy is used only when the caller hands over a NumPy array or asks for one
+(:meth:`Int32Matrix.to_numpy`).
+"""
+
+from __future__ import annotations
+
+import array
+import ast
+import os
+import struct
+import sys
+from pathlib import Path
+from typing import Any, Iterable, List, Sequence, Tuple, Union
+
+from .errors import EncodingError
+
+NPY_MAGIC = b"\x93NUMPY"
+OMT_MAGIC = b"OMT1"
+OMT_HEADER = 16
+DTYPE_INT8 = 1
+DTYPE_INT32 = 2
+# MAX_ELEMENTS bounds rows*cols of any matrix, as tensor.MaxElements does.
+MAX_ELEMENTS = 1 << 26
+_MAX_NPY_HEADER = 4096
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
+def _int32_array(data: Iterable[int] = ()) -> "array.array[int]":
+    for code in ("i", "l"):
+        if array.array(code).itemsize == 4:
+            return array.array(code, data)
+    raise RuntimeError("this platform has no 4-byte C integer type")  # pragma: no cover
+
+
+def _check_dims(rows: int, cols: int) -> None:
+    if rows <= 0 or cols <= 0:
+        raise EncodingError(f"dimensions {rows}x{cols} must be positive")
+    if rows * cols > MAX_ELEMENTS:
+        raise EncodingError(f"{rows}x{cols} exceeds {MAX_ELEMENTS} elements")
+
+
+class _Matrix:
+    """Shared behaviour of the two matrix types: a dense row-major ``array.array``."""
+
+    _omt_dtype = 0
+    _npy_descr = ""
+    _itemsize = 0
+
+    def __init__(self, rows: int, cols: int, data: "array.array[int]") -> None:
+        _check_dims(rows, cols)
+        if len(data) != rows * cols:
+            raise EncodingError(f"{rows}x{cols} needs {rows * cols} elements, got {len(data)}")
+        self.rows = rows
+        self.cols = cols
+        self.data = data
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        """(rows, cols)."""
+        return (self.rows, self.cols)
+
+    def __getitem__(self, ij: Tuple[int, int]) -> int:
+        i, j = ij
+        if not (0 <= i < self.rows and 0 <= j < self.cols):
+            raise IndexError(f"({i}, {j}) is outside a {self.rows}x{self.cols} matrix")
+        return self.data[i * self.cols + j]
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.shape == other.shape and self.data == other.data  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.rows}x{self.cols})"
+
+    def tolist(self) -> List[List[int]]:
+        """The rows as lists of ints."""
+        c = self.cols
+        return [list(self.data[r * c : (r + 1) * c]) for r in range(self.rows)]
+
+    def _le_bytes(self) -> bytes:
+        if _BIG_ENDIAN and self._itemsize > 1:
+            a = array.array(self.data.typecode, self.data)
+            a.byteswap()
+            return a.tobytes()
+        return self.data.tobytes()
+
+    def to_omt(self) -> bytes:
+        """The OMT1 encoding (``MarshalBinary``): what a tensor job's inputs and output are."""
+        return OMT_MAGIC + bytes([self._omt_dtype, 0, 0, 0]) + struct.pack("<II", self.rows, self.cols) + self._le_bytes()
+
+    def to_npy(self) -> bytes:
+        """A NumPy ``.npy`` file (version 1.0, C order), written as the Go CLI writes it."""
+        return _npy_header(self._npy_descr, self.rows, self.cols) + self._le_bytes()
+
+    def save_npy(self, path: Union[str, "os.PathLike[str]"]) -> Path:
+        """Write :meth:`to_npy` to path; ``numpy.load`` reads it."""
+        p = Path(path)
+        p.write_bytes(self.to_npy())
+        return p
+
+    def to_numpy(self) -> Any:
+        """The matrix as a NumPy array (needs NumPy)."""
+        try:
+            import numpy as np
+        except ImportError:
+            raise ImportError("to_numpy needs NumPy (pip install numpy); tolist() does not") from None
+        dtype = np.int8 if self._itemsize == 1 else np.dtype("<i4")
+        return np.frombuffer(self._le_bytes(), dtype=dtype).reshape(self.rows, self.cols).copy()
+
+
+class Int8Matrix(_Matrix):
+    """An int8 matrix: a tensor job's operand."""
+
+    _omt_dtype = DTYPE_INT8
+    _npy_descr = "|i1"
+    _itemsize = 1
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Sequence[int]]) -> "Int8Matrix":
+        """Build from rows of ints, each in -128..127."""
+        r = len(rows)
+        c = len(rows[0]) if r else 0
+        flat = array.array("b")
+        for i, row in enumerate(rows):
+            if len(row) != c:
+                raise EncodingError(f"row {i} has {len(row)} elements, row 0 has {c}")
+            for v in row:
+                if isinstance(v, bool) or not isinstance(v, int) or not -128 <= v <= 127:
+                    raise EncodingError(f"row {i} holds {v!r}, outside int8 (-128..127)")
+            flat.extend(row)
+        return cls(r, c, flat)
+
+    @classmethod
+    def from_npy(cls, data: bytes) -> "Int8Matrix":
+        """Decode a ``.npy`` file holding a 2-D int8 array in C order (as ``ParseNPYInt8``)."""
+        descr, fortran, shape, body = parse_npy(data)
+        if descr not in ("|i1", "<i1", "i1"):
+            raise EncodingError(f"npy dtype '{descr}': want int8 ('|i1'; numpy: a.astype(np.int8))")
+        if fortran:
+            raise EncodingError("npy array is in Fortran order: save np.ascontiguousarray(a)")
+        if len(shape) != 2:
+            raise EncodingError(f"npy array has {len(shape)} dimensions, want a 2-D matrix")
+        rows, cols = shape
+        _check_dims(rows, cols)
+        if len(body) != rows * cols:
+            raise EncodingError(
+                f"npy shape ({rows}, {cols}) needs {rows * cols} bytes of data, the file has {len(body)}"
+            )
+        return cls(rows, cols, array.array("b", body))
+
+    @classmethod
+    def from_omt(cls, data: bytes) -> "Int8Matrix":
+        """Decode an OMT1 int8 matrix (``tensor.DecodeInt8``)."""
+        rows, cols, body = _omt_parts(data, DTYPE_INT8, 1)
+        return cls(rows, cols, array.array("b", body))
+
+
+class Int32Matrix(_Matrix):
+    """An int32 matrix: a tensor job's output (matmul-int8 writes A·B)."""
+
+    _omt_dtype = DTYPE_INT32
+    _npy_descr = "<i4"
+    _itemsize = 4
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Sequence[int]]) -> "Int32Matrix":
+        """Build from rows of ints, each within int32."""
+        r = len(rows)
+        c = len(rows[0]) if r else 0
+        flat = _int32_array()
+        for i, row in enumerate(rows):
+            if len(row) != c:
+                raise EncodingError(f"row {i} has {len(row)} elements, row 0 has {c}")
+            try:
+                flat.extend(row)
+            except (OverflowError, TypeError):
+                raise EncodingError(f"row {i} holds a value outside int32") from None
+        return cls(r, c, flat)
+
+    @classmethod
+    def from_omt(cls, data: bytes) -> "Int32Matrix":
+        """Decode an OMT1 int32 matrix (``tensor.DecodeInt32``): a tensor job's output."""
+        rows, cols, body = _omt_parts(data, DTYPE_INT32, 4)
+        a = _int32_array()
+        a.frombytes(body)
+        if _BIG_ENDIAN:
+            a.byteswap()
+        return cls(rows, cols, a)
+
+    @classmethod
+    def from_npy(cls, data: bytes) -> "Int32Matrix":
+        """Decode a ``.npy`` file holding a 2-D int32 array in C order (``'<i4'`` or ``'>i4'``)."""
+        descr, fortran, shape, body = parse_npy(data)
+        if descr not in ("<i4", ">i4") or fortran or len(shape) != 2:
+            raise EncodingError(f"npy holds '{descr}' {shape}{' in Fortran order' if fortran else ''}: want a 2-D int32 matrix in C order")
+        rows, cols = shape
+        _check_dims(rows, cols)
+        if len(body) != 4 * rows * cols:
+            raise EncodingError(f"npy shape ({rows}, {cols}) needs {4 * rows * cols} bytes of data, the file has {len(body)}")
+        a = _int32_array()
+        a.frombytes(body)
+        if (descr == ">i4") != _BIG_ENDIAN:
+            a.byteswap()
+        return cls(rows, cols, a)
+
+
+def _omt_parts(b: bytes, dtype: int, elem: int) -> Tuple[int, int, bytes]:
+    names = {DTYPE_INT8: "int8", DTYPE_INT32: "int32"}
+    if len(b) < OMT_HEADER:
+        raise EncodingError(f"{len(b)} bytes is shorter than the {OMT_HEADER}-byte header")
+    if b[:4] != OMT_MAGIC:
+        raise EncodingError(f"bad magic {bytes(b[:4])!r}, want {OMT_MAGIC!r}")
+    if b[4] != dtype:
+        raise EncodingError(f"dtype {b[4]} ({names.get(b[4], 'unknown')}), want {dtype} ({names[dtype]})")
+    if b[5:8] != b"\0\0\0":
+        raise EncodingError("reserved header bytes are not zero")
+    rows, cols = struct.unpack_from("<II", b, 8)
+    if rows == 0 or cols == 0:
+        raise EncodingError(f"dimensions {rows}x{cols} must be positive")
+    if rows * cols > MAX_ELEMENTS:
+        raise EncodingError(f"{rows}x{cols} is too large, limit {MAX_ELEMENTS} elements")
+    want = OMT_HEADER + rows * cols * elem
+    if len(b) != want:
+        raise EncodingError(f"size mismatch: {rows}x{cols} {names[dtype]} needs {want} bytes, got {len(b)}")
+    return rows, cols, bytes(b[OMT_HEADER:])
+
+
+def _npy_header(descr: str, rows: int, cols: int) -> bytes:
+    d = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}"
+    pad = (64 - (10 + len(d) + 1) % 64) % 64
+    header = (d + " " * pad + "\n").encode("latin-1")
+    return NPY_MAGIC + b"\x01\x00" + struct.pack("<H", len(header)) + header
+
+
+def parse_npy(b: bytes) -> Tuple[str, bool, Tuple[int, ...], bytes]:
+    """Split a ``.npy`` file (versions 1.0 to 3.0) into descr, fortran_order, shape and data."""
+    if len(b) < 10 or b[:6] != NPY_MAGIC:
+        raise EncodingError("not a NumPy .npy file (no \\x93NUMPY magic)")
+    if b[6] == 1:
+        (hlen,), start = struct.unpack_from("<H", b, 8), 10
+    elif b[6] in (2, 3):
+        if len(b) < 12:
+            raise EncodingError("npy header truncated")
+        (hlen,), start = struct.unpack_from("<I", b, 8), 12
+    else:
+        raise EncodingError(f"npy version {b[6]}.{b[7]} is not supported")
+    if hlen > _MAX_NPY_HEADER or start + hlen > len(b):
+        raise EncodingError(f"npy header of {hlen} bytes does not fit the file")
+    text = bytes(b[start : start + hlen]).decode("latin-1")
+    try:
+        header = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        header = None
+    if (
+        not isinstance(header, dict)
+        or not isinstance(header.get("descr"), str)
+        or not isinstance(header.get("fortran_order"), bool)
+        or not isinstance(header.get("shape"), tuple)
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in header["shape"])
+    ):
+        raise EncodingError(f"npy header {text.strip()!r} lacks descr, fortran_order or shape")
+    return header["descr"], header["fortran_order"], tuple(header["shape"]), bytes(b[start + hlen :])
+
+
+MatrixLike = Union[Int8Matrix, bytes, str, "os.PathLike[str]", Sequence[Sequence[int]], Any]
+
+
+def as_int8_matrix(x: MatrixLike) -> Int8Matrix:
+    """Turn what a caller has into an operand.
+
+    Takes an :class:`Int8Matrix`; the bytes of a ``.npy`` file or of an OMT1 int8 matrix;
+    the path of a ``.npy`` file; a 2-D NumPy array of any integer dtype whose values fit
+    int8; or rows of ints.
+    """
+    if isinstance(x, Int8Matrix):
+        return x
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        b = bytes(x)
+        if b[:4] == OMT_MAGIC:
+            return Int8Matrix.from_omt(b)
+        return Int8Matrix.from_npy(b)
+    if isinstance(x, (str, os.PathLike)):
+        p = Path(x)
+        try:
+            data = p.read_bytes()
+        except OSError as e:
+            raise EncodingError(f"{p}: {e.strerror or e}") from e
+        try:
+            return Int8Matrix.from_npy(data)
+        except EncodingError as e:
+            raise EncodingError(f"{p}: {e}") from None
+    if hasattr(x, "dtype") and hasattr(x, "shape") and hasattr(x, "tobytes"):
+        return _from_numpy(x)
+    if isinstance(x, Sequence):
+        return Int8Matrix.from_rows(x)
+    raise TypeError(f"cannot make an int8 matrix of a {type(x).__name__}")
+
+
+def _from_numpy(a: Any) -> Int8Matrix:
+    if len(a.shape) != 2:
+        raise EncodingError(f"array has {len(a.shape)} dimensions, want a 2-D matrix")
+    if a.dtype.kind not in "iu":
+        raise EncodingError(f"array dtype {a.dtype}: want integers in -128..127 (numpy: a.astype(np.int8))")
+    rows, cols = int(a.shape[0]), int(a.shape[1])
+    if a.dtype.itemsize == 1 and a.dtype.kind == "i":
+        return Int8Matrix(rows, cols, array.array("b", a.tobytes(order="C")))
+    return Int8Matrix.from_rows(a.tolist())
+
+
+def matmul(a: Int8Matrix, b: Int8Matrix) -> Int32Matrix:
+    """A·B in int32, as the matmul-int8 kernel computes it (pure Python: for checking
+    results and small matrices, not for speed)."""
+    if a.cols != b.rows:
+        raise EncodingError(f"cannot multiply {a.rows}x{a.cols} by {b.rows}x{b.cols}")
+    n, k, m = a.rows, a.cols, b.cols
+    bcols = [b.data[j::m] for j in range(m)]
+    out = _int32_array()
+    for i in range(n):
+        row = a.data[i * k : (i + 1) * k]
+        for col in bcols:
+            s = sum(x * y for x, y in zip(row, col))
+            out.append((s + (1 << 31)) % (1 << 32) - (1 << 31))
+    return Int32Matrix(n, m, out)

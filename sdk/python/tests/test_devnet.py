@@ -1,0 +1,206 @@
+"""End to end against a real devnet: the omnisync binary built from this tree, started on
+free ports in a temporary home, driven only through the SDK, stopped with Ctrl-C.
+
+Container jobs stop at the router accepting the job (HTTP 2xx): the devnet runs with
+``--docker off``, so no node runs them and the job is refunded.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+from typing import List, Optional
+
+import support
+
+from omnisync import (
+    BadRequest,
+    Client,
+    Forbidden,
+    InsufficientFunds,
+    Input,
+    Int8Matrix,
+    Int32Matrix,
+    Job,
+    NotSupportedByServer,
+    SigningKey,
+    TensorResult,
+    _gojson,
+    matmul,
+    sign_create_job,
+    tensor_spec,
+)
+
+_devnet: Optional[support.Devnet] = None
+_work: Optional[Path] = None
+
+
+def setUpModule() -> None:
+    global _devnet, _work
+    if not support.have_go() and not os.environ.get("OMNISYNC_BIN"):
+        raise unittest.SkipTest("needs the Go toolchain to build the omnisync binary")
+    _work = support.temp_dir("omnisync-sdk-devnet-")
+    binary = support.build_omnisync(_work)
+    _devnet = support.Devnet(binary, _work / "home")
+    try:
+        _devnet.start()
+    except BaseException:
+        _devnet.stop()
+        raise
+
+
+def tearDownModule() -> None:
+    if _devnet is not None:
+        code = _devnet.stop()
+        if code != 0:
+            raise AssertionError(f"the devnet did not stop cleanly on Ctrl-C (status {code}):\n{_devnet.logs()}")
+    if _work is not None:
+        shutil.rmtree(_work, ignore_errors=True)
+
+
+def _matrix(rng: random.Random, rows: int, cols: int) -> Int8Matrix:
+    return Int8Matrix.from_rows([[rng.randint(-128, 127) for _ in range(cols)] for _ in range(rows)])
+
+
+class DevnetTest(unittest.TestCase):
+    """One consumer's view of the network. Tests run in name order and share its account."""
+
+    client: Client
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        assert _devnet is not None
+        cls.client = Client(_devnet.rest_url, _devnet.consumer_key_file, timeout=30)
+        cls.tmp = Path(tempfile.mkdtemp(prefix="omnisync-sdk-out-"))
+        cls.rng = random.Random(7)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def _run_matmul(self, client: Client, rows: int, inner: int, cols: int) -> None:
+        a, b = _matrix(self.rng, rows, inner), _matrix(self.rng, inner, cols)
+        a_path = a.save_npy(self.tmp / f"A-{rows}.npy")  # .npy files in, as a user has them
+        job = client.submit_tensor({"a": a_path, "b": b.to_npy()})
+        self.assertTrue(job.id.startswith("job-"))
+        updates: List[Job] = []
+        job = client.wait(job.id, updates.append, timeout=90)
+        self.assertTrue(job.succeeded, f"{job.status} {job.error} {job.verdict}")
+        self.assertGreaterEqual(len(updates), 2, "the progress callback saw the job move")
+        self.assertEqual(updates[-1].status, "settled")
+        self.assertIn("settled", [e.stage for e in job.events])
+        self.assertIsNotNone(job.payment)
+
+        out = self.tmp / job.id
+        r = client.result(job.id, download_to=out)
+        assert isinstance(r, TensorResult)
+        self.assertTrue(r.verified)
+        self.assertEqual(r.digest, job.result_digest)
+        self.assertEqual(r.path, out / f"{job.id}.npy")
+        self.assertEqual(Int32Matrix.from_npy(r.path.read_bytes()), matmul(a, b))
+        self.assertEqual(r.matrix.shape, (rows, cols))
+
+    def test_1_tensor_job_end_to_end(self) -> None:
+        self._run_matmul(self.client, 48, 32, 24)
+
+    def test_2_inputs_streamed_with_put(self) -> None:
+        streaming = Client(self.client.url, key=self.client.key, inline_limit=0)
+        self._run_matmul(streaming, 20, 10, 5)
+
+    def test_3_list_and_events(self) -> None:
+        jobs = self.client.list(limit=5)
+        self.assertGreaterEqual(len(jobs), 2)
+        self.assertTrue(all(j.consumer == self.client.address for j in jobs))
+        settled = self.client.list(limit=1, status="settled")
+        self.assertEqual(len(settled), 1)
+        stages = [e.stage for e in self.client.events(jobs[0].id)]
+        self.assertEqual(stages[0], "escrowed")
+        self.assertEqual(list(self.client.events(jobs[0].id, follow=True))[-1].stage, "settled")
+
+    def test_4_cancel_a_job_waiting_for_inputs(self) -> None:
+        c = self.client
+        a = _matrix(self.rng, 4, 4).to_omt()
+        spec = tensor_spec([Input.of("a", a), Input.of("b", a)])
+        tx = sign_create_job(c.key, c.chain_id(), c.account().seq, spec)  # type: ignore[arg-type]
+        body = _gojson.dumps({"spec": spec.to_dict(), "tx": tx})  # no inputs: the job waits for uploads
+        job = Job.from_dict(c._t.call("POST", "/v1/jobs", body))
+        self.assertEqual(c.get(job.id).status, "awaiting_inputs")
+        before = c.account().balance
+        receipt = c.cancel(job.id)
+        self.assertEqual(len(receipt.hash), 64)
+        self.assertGreater(receipt.height, 0)
+        done = c.wait(job.id, timeout=30)
+        self.assertEqual(done.status, "cancelled")
+        self.assertEqual(c.account().balance, before + spec.budget, "the escrow came back in full")
+        with self.assertRaises(BadRequest) as cm:
+            c.cancel(job.id)
+        self.assertEqual(cm.exception.field, "tx")
+
+    def test_5_trust_boundaries(self) -> None:
+        c = self.client
+        job_id = c.list(limit=1, status="settled")[0].id
+        stranger = Client(c.url, key=SigningKey.generate())
+        with self.assertRaises(Forbidden):
+            stranger.result(job_id)  # only the consumer may read its output
+        with self.assertRaises(InsufficientFunds):
+            stranger.submit_tensor({"a": [[1]], "b": [[2]]})  # nothing is escrowed
+        # A transaction committing to one spec cannot carry another.
+        a = _matrix(self.rng, 2, 2).to_omt()
+        signed = tensor_spec([Input.of("a", a), Input.of("b", a)])
+        sent = tensor_spec([Input.of("a", a), Input.of("b", a)], budget=signed.budget + 1)
+        tx = sign_create_job(c.key, c.chain_id(), c.account().seq, signed)  # type: ignore[arg-type]
+        body = _gojson.dumps({"spec": sent.to_dict(), "input_data": {"a": a, "b": a}, "tx": tx})
+        with self.assertRaises(BadRequest) as cm:
+            c._t.call("POST", "/v1/jobs", body)
+        self.assertEqual(cm.exception.field, "tx")
+
+    def test_6_missing_routes(self) -> None:
+        job_id = self.client.list(limit=1)[0].id
+        with self.assertRaises(NotSupportedByServer):
+            self.client.logs(job_id)
+        with self.assertRaises(NotSupportedByServer):
+            self.client._t.call("GET", "/v1/jobs")  # no listing route: list() scans instead
+
+    def test_7_container_job_is_accepted(self) -> None:
+        c = self.client
+        script = self.tmp / "hello.py"
+        script.write_text("open('/outputs/hello.txt', 'w').write('hi')\n")
+        spec, _ = c.container_job(
+            "python:3.12-slim", command=["python3", "/inputs/hello.py"], inputs=[script], cpu_milli=500, memory_mib=256
+        )
+        self.assertEqual(spec.verification, "redundant")
+        try:
+            job = c.submit_container(
+                "python:3.12-slim", command=["python3", "/inputs/hello.py"], inputs=[script], cpu_milli=500, memory_mib=256
+            )
+        except BadRequest as e:
+            if e.field.startswith("spec.workload"):
+                self.skipTest(f"this router does not take container jobs yet: {e}")
+            raise
+        self.assertTrue(job.id.startswith("job-"))
+        try:
+            c.cancel(job.id)  # no node here runs containers: take the budget back
+        except BadRequest:
+            pass  # the router refunded it first
+        self.assertEqual(c.wait(job.id, timeout=30).status, "cancelled")
+
+    def test_8_matmul_example_runs(self) -> None:
+        assert _devnet is not None
+        p = subprocess.run(
+            [sys.executable, str(support.SDK / "examples" / "matmul.py"), "--api", _devnet.rest_url,
+             "--wallet", str(_devnet.consumer_key_file), "--size", "16", "--out", str(self.tmp)],
+            capture_output=True,
+            timeout=120,
+        )
+        self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
+        self.assertIn(b"matches the local product: True", p.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
