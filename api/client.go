@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -163,6 +164,40 @@ func (c *Client) JobOutput(ctx context.Context, jobID string, auth OutputAuth) (
 		return JobOutput{}, fmt.Errorf("GET %s: output of %d bytes has digest %s, server says %q", path, len(data), got, out.Digest)
 	}
 	out.Data, out.Size = data, int64(len(data))
+	return out, nil
+}
+
+// Jobs lists the signer's jobs (GET /v1/jobs), newest first; auth is SignJobListAuth's.
+func (c *Client) Jobs(ctx context.Context, auth OutputAuth, q JobQuery) (JobList, error) {
+	v := url.Values{}
+	if q.Status != "" {
+		v.Set("status", q.Status)
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.After != "" {
+		v.Set("after", q.After)
+	}
+	path := "/v1/jobs"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+path, nil)
+	if err != nil {
+		return JobList{}, err
+	}
+	req.Header.Set("Authorization", auth.Header())
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.do(req)
+	if err != nil {
+		return JobList{}, err
+	}
+	defer closeBody(resp.Body)
+	var out JobList
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&out); err != nil {
+		return JobList{}, fmt.Errorf("GET %s: %w", path, err)
+	}
 	return out, nil
 }
 

@@ -299,6 +299,10 @@ const (
 	StatusExpired        = "expired"
 )
 
+// Statuses lists every status, in a job's order.
+var Statuses = []string{StatusAwaitingInputs, StatusQueued, StatusAssigned, StatusRunning, StatusComputed,
+	StatusSettled, StatusFailed, StatusCancelled, StatusExpired}
+
 // Final reports whether a status is terminal.
 func Final(status string) bool {
 	switch status {
@@ -350,12 +354,36 @@ type Job struct {
 	Verdict      string            `json:"verdict,omitempty"`
 	Payment      *Payment          `json:"payment,omitempty"`
 	Txs          map[string]string `json:"txs,omitempty"` // stage -> tx hash
+	// Kind is the workload's kind (tensor or container), where the router knows the spec.
+	Kind string `json:"kind,omitempty"`
 	// Verification is the job's level; a redundant job's runs are its Replicas.
 	Verification string    `json:"verification,omitempty"`
 	Replicas     []Replica `json:"replicas,omitempty"`
 	Attempts     int       `json:"attempts"`
 	Error        string    `json:"error,omitempty"`
 	Events       []Event   `json:"events,omitempty"`
+}
+
+// JobQuery filters and pages GET /v1/jobs: jobs in Status (any when empty), newest first,
+// at most Limit (DefaultJobListLimit when 0, at most MaxJobListLimit), after the job id
+// After (the Next of the previous page).
+type JobQuery struct {
+	Status string
+	Limit  int
+	After  string
+}
+
+// Limits of GET /v1/jobs.
+const (
+	DefaultJobListLimit = 50
+	MaxJobListLimit     = 500
+)
+
+// JobList is GET /v1/jobs: the signer's jobs, without their events. Next, when set, is
+// the After of the next page.
+type JobList struct {
+	Jobs []Job  `json:"jobs"`
+	Next string `json:"next,omitempty"`
 }
 
 // Replica is one run of a redundant job: its node, the output digest it committed, and

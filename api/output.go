@@ -69,16 +69,38 @@ func SignOutputAuth(key ed25519.PrivateKey, address, jobID string, ttl time.Dura
 // check that auth.Address is pub's address or the job's consumer: the caller knows both.
 // Errors wrap ErrUnauthorized.
 func VerifyOutputAuth(pub ed25519.PublicKey, jobID string, auth OutputAuth, now time.Time, maxTTL time.Duration) error {
+	return verifyAuth(pub, OutputAuthMessage(jobID, auth.Expires), "output", "job "+jobID, auth, now, maxTTL)
+}
+
+// JobListAuthMessage is what a consumer signs to list its own jobs until expires: the
+// same header as an OutputAuth, over a message no output request can be mistaken for.
+func JobListAuthMessage(address string, expires int64) []byte {
+	return []byte("omnisync job list v1\n" + address + "\n" + strconv.FormatInt(expires, 10))
+}
+
+// SignJobListAuth signs a request to list address's jobs, good for ttl from now.
+func SignJobListAuth(key ed25519.PrivateKey, address string, ttl time.Duration, now time.Time) OutputAuth {
+	expires := now.Add(ttl).Unix()
+	return OutputAuth{Address: address, Expires: expires, Signature: ed25519.Sign(key, JobListAuthMessage(address, expires))}
+}
+
+// VerifyJobListAuth checks a job-list request as VerifyOutputAuth checks an output request.
+func VerifyJobListAuth(pub ed25519.PublicKey, auth OutputAuth, now time.Time, maxTTL time.Duration) error {
+	return verifyAuth(pub, JobListAuthMessage(auth.Address, auth.Expires), "job list", "the jobs of "+auth.Address, auth, now, maxTTL)
+}
+
+// verifyAuth checks a signed, time-bounded request for what msg names.
+func verifyAuth(pub ed25519.PublicKey, msg []byte, kind, what string, auth OutputAuth, now time.Time, maxTTL time.Duration) error {
 	expires := time.Unix(auth.Expires, 0)
 	switch {
 	case !now.Before(expires):
-		return fmt.Errorf("%w: output authorization expired at %s", ErrUnauthorized, expires.UTC().Format(time.RFC3339))
+		return fmt.Errorf("%w: %s authorization expired at %s", ErrUnauthorized, kind, expires.UTC().Format(time.RFC3339))
 	case expires.After(now.Add(maxTTL)):
-		return fmt.Errorf("%w: output authorization expires more than %s ahead", ErrUnauthorized, maxTTL)
+		return fmt.Errorf("%w: %s authorization expires more than %s ahead", ErrUnauthorized, kind, maxTTL)
 	case len(pub) != ed25519.PublicKeySize:
 		return fmt.Errorf("%w: no ed25519 public key for %s", ErrUnauthorized, auth.Address)
-	case len(auth.Signature) != ed25519.SignatureSize || !ed25519.Verify(pub, OutputAuthMessage(jobID, auth.Expires), auth.Signature):
-		return fmt.Errorf("%w: output authorization signature does not verify for %s and job %s", ErrUnauthorized, auth.Address, jobID)
+	case len(auth.Signature) != ed25519.SignatureSize || !ed25519.Verify(pub, msg, auth.Signature):
+		return fmt.Errorf("%w: %s authorization signature does not verify for %s and %s", ErrUnauthorized, kind, auth.Address, what)
 	}
 	return nil
 }

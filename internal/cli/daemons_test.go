@@ -249,9 +249,18 @@ func TestDaemonsOnSeparateCommandsSettleAJob(t *testing.T) {
 	if out := runOK(t, append([]string{"job", "status", done.ID}, consumerFlags...)...); !strings.Contains(out, "settled (verified)") {
 		t.Errorf("job status:\n%s", out)
 	}
-	list := decodeJSON[[]api.Job](t, runOK(t, append([]string{"job", "list", "--limit", "5", "-o", "json"}, consumerFlags...)...))
-	if len(list) != 2 || list[0].ID != done.ID || list[1].ID != job.ID || list[0].Status != api.StatusSettled {
-		t.Errorf("job list: %+v, want the CLI's job then the first, newest first", list)
+	for _, how := range [][]string{nil, {"--chain"}} { // the router's signed list, and the chain's
+		list := decodeJSON[api.JobList](t, runOK(t, append(append([]string{"job", "list", "--limit", "5", "-o", "json"}, how...), consumerFlags...)...)).Jobs
+		if len(list) != 2 || list[0].ID != done.ID || list[1].ID != job.ID || list[0].Status != api.StatusSettled {
+			t.Errorf("job list %v: %+v, want the CLI's job then the first, newest first", how, list)
+		}
+	}
+	page := decodeJSON[api.JobList](t, runOK(t, append([]string{"job", "list", "--limit", "1", "-o", "json"}, consumerFlags...)...))
+	if len(page.Jobs) != 1 || page.Next != done.ID {
+		t.Errorf("first page of one: %+v", page)
+	}
+	if rest := decodeJSON[api.JobList](t, runOK(t, append([]string{"job", "list", "--after", page.Next, "-o", "json"}, consumerFlags...)...)); len(rest.Jobs) != 1 || rest.Jobs[0].ID != job.ID || rest.Next != "" {
+		t.Errorf("the page after %s: %+v", page.Next, rest)
 	}
 	var out, errOut bytes.Buffer
 	if code := Run(t.Context(), append([]string{"job", "cancel", done.ID}, consumerFlags...), &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "can no longer be cancelled") {

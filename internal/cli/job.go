@@ -517,15 +517,21 @@ func newJobListCmd(g *globals, f *remoteFlags) *cobra.Command {
 	var (
 		limit  int
 		status string
+		after  string
+		chain  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the wallet's jobs, newest first",
-		Long: fmt.Sprintf(`Lists the jobs the wallet submitted, newest first. A job's id is derived from its
-consumer and the sequence of its create_job transaction, so the list is read from the chain
-by the account's sequences; it looks through the last %d transactions at most.`, jobListScan),
+		Long: fmt.Sprintf(`Lists the jobs the wallet submitted, newest first, with a request signed by the wallet
+(GET /v1/jobs: nobody lists another account's jobs). The routers remember finished jobs
+for a while (a day by default); --chain reads older ones from the chain instead: a job's
+id is derived from its consumer and the sequence of its create_job transaction, so that
+list is read by the account's sequences, through the last %d transactions at most. A
+REST API without a router (a chain node's) is read that way too.`, jobListScan),
 		Example: `  omnisync job list -w consumer --limit 5
-  omnisync job list --status failed -o json`,
+  omnisync job list --status failed -o json
+  omnisync job list --limit 20 --after job-1978304546b1edf8   # the next page`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			key, err := f.loadKey()
@@ -533,12 +539,29 @@ by the account's sequences; it looks through the last %d transactions at most.`,
 				return err
 			}
 			return f.run(cmd, func(ctx context.Context, c *api.Client) error {
-				jobs, err := listJobs(ctx, c, keys.AddressOfKey(key), limit, status)
-				if err != nil {
-					return err
+				var list api.JobList
+				var err error
+				if !chain {
+					auth := api.SignJobListAuth(key, string(keys.AddressOfKey(key)), time.Minute, time.Now())
+					list, err = c.Jobs(ctx, auth, api.JobQuery{Status: status, Limit: limit, After: after})
+					if errors.Is(err, api.ErrUnavailable) || errors.Is(err, api.ErrNotFound) {
+						fmt.Fprintf(g.stderr, "note: %s keeps no job list (%v); reading the chain instead\n", f.api, err)
+						chain = true
+					} else if err != nil {
+						return err
+					}
 				}
+				if chain {
+					if after != "" {
+						return errors.New("--after pages the router's list; with --chain, use --limit")
+					}
+					if list.Jobs, err = listJobs(ctx, c, keys.AddressOfKey(key), limit, status); err != nil {
+						return err
+					}
+				}
+				jobs := list.Jobs
 				if g.json() {
-					return writeJSON(g.stdout, jobs)
+					return writeJSON(g.stdout, list)
 				}
 				if len(jobs) == 0 {
 					fmt.Fprintln(g.stdout, "no jobs")
@@ -549,13 +572,18 @@ by the account's sequences; it looks through the last %d transactions at most.`,
 					if j.Verified {
 						verified = "verified"
 					}
-					fmt.Fprintf(g.stdout, "%s  %-10s %-8s %s\n", j.ID, j.Status, verified, j.Node)
+					fmt.Fprintf(g.stdout, "%s  %-10s %-8s %-9s %s\n", j.ID, j.Status, verified, j.Kind, j.Node)
+				}
+				if list.Next != "" {
+					fmt.Fprintf(g.stderr, "more: omnisync job list --after %s\n", list.Next)
 				}
 				return nil
 			})
 		},
 	}
-	cmd.Flags().IntVar(&limit, "limit", 20, "at most this many jobs")
+	cmd.Flags().IntVar(&limit, "limit", 20, "at most this many jobs (up to 500)")
+	cmd.Flags().StringVar(&after, "after", "", "list the jobs after this one (the previous page's last)")
+	cmd.Flags().BoolVar(&chain, "chain", false, "read the jobs from the chain, by the account's transactions, not from the routers")
 	cmd.Flags().StringVar(&status, "status", "", "only jobs in this status: queued, assigned, running, computed, settled, failed, cancelled, expired")
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -219,5 +220,71 @@ func TestJobOutputNotServedUnderWrongDigest(t *testing.T) {
 	rec := serveRequest(h, r)
 	if rec.Code != 500 || strings.Contains(rec.Body.String(), "C = A") {
 		t.Errorf("%d %s", rec.Code, rec.Body)
+	}
+}
+
+// GET /v1/jobs lists the signer's own jobs, filtered and paged, and nobody else's; a
+// signature made for something else (an output) does not list anything.
+func TestListJobsIsSignedAndPaged(t *testing.T) {
+	svc := newFake()
+	for _, j := range []api.Job{
+		{ID: "j1", Consumer: fakeConsumer, Status: api.StatusSettled},
+		{ID: "j2", Consumer: fakeConsumer, Status: api.StatusFailed},
+		{ID: "j3", Consumer: fakeConsumer, Status: api.StatusSettled},
+		{ID: "s1", Consumer: fakeStranger, Status: api.StatusSettled},
+	} {
+		svc.put(j)
+	}
+	c := newTestClient(t, newTestHandler(t, svc))
+	ids := func(l api.JobList) []string {
+		var out []string
+		for _, j := range l.Jobs {
+			out = append(out, j.ID)
+		}
+		return out
+	}
+	mine := api.SignJobListAuth(consumerKey, fakeConsumer, 5*time.Minute, fakeNow)
+
+	page, err := c.Jobs(t.Context(), mine, api.JobQuery{Limit: 2})
+	if err != nil || !slices.Equal(ids(page), []string{"j3", "j2"}) || page.Next != "j2" {
+		t.Fatalf("first page %v next %q, %v", ids(page), page.Next, err)
+	}
+	page, err = c.Jobs(t.Context(), mine, api.JobQuery{Limit: 2, After: page.Next})
+	if err != nil || !slices.Equal(ids(page), []string{"j1"}) || page.Next != "" {
+		t.Fatalf("second page %v next %q, %v", ids(page), page.Next, err)
+	}
+	if page, err = c.Jobs(t.Context(), mine, api.JobQuery{Status: api.StatusSettled}); err != nil || !slices.Equal(ids(page), []string{"j3", "j1"}) {
+		t.Fatalf("settled: %v, %v", ids(page), err)
+	}
+	theirs := api.SignJobListAuth(strangerKey, fakeStranger, 5*time.Minute, fakeNow)
+	if page, err = c.Jobs(t.Context(), theirs, api.JobQuery{}); err != nil || !slices.Equal(ids(page), []string{"s1"}) {
+		t.Fatalf("the stranger sees %v, %v", ids(page), err)
+	}
+
+	for _, tt := range []struct {
+		name     string
+		auth     api.OutputAuth
+		q        api.JobQuery
+		sentinel error
+		msg      string
+	}{
+		{"stranger signing as the consumer", api.SignJobListAuth(strangerKey, fakeConsumer, time.Minute, fakeNow), api.JobQuery{}, api.ErrUnauthorized, "does not verify"},
+		{"an output signature", api.SignOutputAuth(consumerKey, fakeConsumer, "j1", time.Minute, fakeNow), api.JobQuery{}, api.ErrUnauthorized, "does not verify"},
+		{"expired", api.SignJobListAuth(consumerKey, fakeConsumer, time.Minute, fakeNow.Add(-2*time.Minute)), api.JobQuery{}, api.ErrUnauthorized, "expired"},
+		{"limit too large", mine, api.JobQuery{Limit: api.MaxJobListLimit + 1}, api.ErrBadRequest, "limit"},
+		{"unknown status", mine, api.JobQuery{Status: "done"}, api.ErrBadRequest, "status"},
+	} {
+		if _, err := c.Jobs(t.Context(), tt.auth, tt.q); !errors.Is(err, tt.sentinel) || !strings.Contains(err.Error(), tt.msg) {
+			t.Errorf("%s: got %v, want %v saying %q", tt.name, err, tt.sentinel, tt.msg)
+		}
+	}
+	// No header at all is refused before the service is asked.
+	resp, err := http.Get(c.BaseURL + "/v1/jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unsigned list: %s", resp.Status)
 	}
 }

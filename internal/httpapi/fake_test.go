@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -341,4 +342,32 @@ func validRequest() api.SubmitJobRequest {
 		InputData: map[string][]byte{"a": a, "b": b},
 		Tx:        []byte("signed create_job tx"),
 	}
+}
+
+// Jobs checks auth the way the router does and lists the signer's jobs by id, newest
+// (highest id) first.
+func (f *fakeService) Jobs(_ context.Context, auth api.OutputAuth, q api.JobQuery) (api.JobList, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastAuth = &auth
+	pub, ok := f.keys[auth.Address]
+	if !ok {
+		return api.JobList{}, fmt.Errorf("%w: unknown account %s", api.ErrUnauthorized, auth.Address)
+	}
+	if err := api.VerifyJobListAuth(pub, auth, f.now, api.MaxOutputAuthTTL); err != nil {
+		return api.JobList{}, err
+	}
+	list := api.JobList{Jobs: []api.Job{}}
+	ids := slices.Sorted(maps.Keys(f.jobs))
+	slices.Reverse(ids)
+	for _, id := range ids {
+		j := f.jobs[id]
+		if j.Consumer == auth.Address && (q.Status == "" || j.Status == q.Status) && (q.After == "" || id < q.After) {
+			list.Jobs = append(list.Jobs, j)
+		}
+	}
+	if q.Limit > 0 && len(list.Jobs) > q.Limit {
+		list.Jobs, list.Next = list.Jobs[:q.Limit], list.Jobs[q.Limit-1].ID
+	}
+	return list, nil
 }

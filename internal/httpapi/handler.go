@@ -49,6 +49,10 @@ type Service interface {
 	// if not) and that its signature and expiry hold (api.VerifyOutputAuth with
 	// api.MaxOutputAuthTTL; api.ErrUnauthorized if not).
 	JobOutput(ctx context.Context, jobID string, auth api.OutputAuth) (api.JobOutput, error)
+	// Jobs lists auth.Address's jobs. auth has been parsed but not checked: the service
+	// checks it with api.VerifyJobListAuth and api.MaxOutputAuthTTL (api.ErrUnauthorized).
+	// q has been checked for its form (limit in range).
+	Jobs(ctx context.Context, auth api.OutputAuth, q api.JobQuery) (api.JobList, error)
 }
 
 // Options configures NewHandler.
@@ -140,6 +144,7 @@ type route struct {
 func (s *server) routeTable() []route {
 	return []route{
 		{"POST /v1/jobs", s.submitJob},
+		{"GET /v1/jobs", s.listJobs},
 		{"GET /v1/jobs/{id}", s.getJob},
 		{"GET /v1/jobs/{id}/events", s.jobEvents},
 		{"PUT /v1/jobs/{id}/inputs/{name}", s.uploadInput},

@@ -103,7 +103,7 @@ func TestUnroutedRequestsGetJSONErrors(t *testing.T) {
 		allow        string
 	}{
 		{http.MethodGet, "/v2/jobs", http.StatusNotFound, ""},
-		{http.MethodGet, "/v1/jobs", http.StatusMethodNotAllowed, "POST"},
+		{http.MethodPatch, "/v1/jobs", http.StatusMethodNotAllowed, "GET, HEAD, POST"},
 		{http.MethodDelete, "/v1/jobs/j1", http.StatusMethodNotAllowed, "GET, HEAD"},
 	}
 	for _, tt := range tests {

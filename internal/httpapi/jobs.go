@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/omnisync/omnisync/api"
@@ -81,6 +83,33 @@ func inputField(name string) string { return fmt.Sprintf("input_data[%q]", name)
 func (s *server) getJob(w http.ResponseWriter, r *http.Request) {
 	job, err := s.svc.Job(r.Context(), r.PathValue("id"))
 	s.reply(w, r, job, err)
+}
+
+// listJobs is GET /v1/jobs?status=&limit=&after=, signed by the account whose jobs it lists.
+func (s *server) listJobs(w http.ResponseWriter, r *http.Request) {
+	if len(r.Header.Values("Authorization")) > 1 {
+		s.writeError(w, r, fmt.Errorf("%w: authorization header given more than once", api.ErrUnauthorized))
+		return
+	}
+	auth, err := api.ParseOutputAuth(r.Header.Get("Authorization"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	qv := r.URL.Query()
+	q := api.JobQuery{Status: qv.Get("status"), After: qv.Get("after")}
+	if l := qv.Get("limit"); l != "" {
+		if q.Limit, err = strconv.Atoi(l); err != nil || q.Limit < 1 || q.Limit > api.MaxJobListLimit {
+			s.writeError(w, r, &api.FieldError{Field: "limit", Msg: fmt.Sprintf("%q: want 1 to %d", l, api.MaxJobListLimit)})
+			return
+		}
+	}
+	if q.Status != "" && !slices.Contains(api.Statuses, q.Status) {
+		s.writeError(w, r, &api.FieldError{Field: "status", Msg: fmt.Sprintf("%q: want one of %s", q.Status, strings.Join(api.Statuses, ", "))})
+		return
+	}
+	list, err := s.svc.Jobs(r.Context(), auth, q)
+	s.reply(w, r, list, err)
 }
 
 // jobEvents streams the job as server-sent events (see api.EventJob): its current state at

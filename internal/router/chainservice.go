@@ -32,3 +32,8 @@ func (ChainService) UploadInput(context.Context, string, string, io.Reader) erro
 func (ChainService) JobOutput(context.Context, string, api.OutputAuth) (api.JobOutput, error) {
 	return api.JobOutput{}, fmt.Errorf("%w (outputs are kept by the router that ran the job: fetch them from its REST API)", errNoRouter)
 }
+
+// Jobs is refused: a job's progress is kept by the routers, not the chain.
+func (ChainService) Jobs(context.Context, api.OutputAuth, api.JobQuery) (api.JobList, error) {
+	return api.JobList{}, fmt.Errorf("%w (job lists are kept by the routers: ask a router's REST API, or read the chain with `omnisync job list`)", errNoRouter)
+}

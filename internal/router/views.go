@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/keys"
@@ -35,6 +36,7 @@ func (r *Router) Job(ctx context.Context, id string) (api.Job, error) {
 			v.Status = api.StatusAwaitingInputs
 		}
 		v.Scores, v.Attempts, v.Verdict, v.Error = j.scores, j.attempts, j.verdict, j.errMsg
+		v.Kind = j.spec.Workload.Kind
 		v.Txs = make(map[string]string, len(j.txs))
 		for k, h := range j.txs {
 			v.Txs[k] = h
@@ -112,4 +114,79 @@ func (r *Router) Nodes(ctx context.Context) ([]api.Node, error) {
 		}
 	}
 	return nodes, nil
+}
+
+// jobListScan bounds how many of the signer's newest jobs one listing reads from the
+// chain while it filters by status.
+const jobListScan = 2000
+
+// Jobs lists the signer's jobs that the routers' shared store remembers (finished ones for
+// FinishedRetention), newest first, joined with the chain's view. The signature proves the
+// signer asked; nobody lists another account's jobs.
+func (r *Router) Jobs(ctx context.Context, auth api.OutputAuth, q api.JobQuery) (api.JobList, error) {
+	pub, err := keys.Address(auth.Address).PublicKey()
+	if err != nil {
+		return api.JobList{}, fmt.Errorf("%w: %v", api.ErrUnauthorized, err)
+	}
+	if err := api.VerifyJobListAuth(pub, auth, r.opts.Now(), api.MaxOutputAuthTTL); err != nil {
+		return api.JobList{}, err
+	}
+	if q.Limit <= 0 {
+		q.Limit = api.DefaultJobListLimit
+	}
+	mine, err := r.storedJobsOf(ctx, keys.Address(auth.Address))
+	if err != nil {
+		return api.JobList{}, err
+	}
+	start := 0
+	if q.After != "" {
+		i := slices.IndexFunc(mine, func(j *job) bool { return j.id == q.After })
+		if i < 0 {
+			return api.JobList{}, &api.FieldError{Field: "after", Msg: fmt.Sprintf("%q is none of your jobs this router remembers", q.After)}
+		}
+		start = i + 1
+	}
+	list := api.JobList{Jobs: []api.Job{}}
+	for i := start; i < len(mine) && i-start < jobListScan; i++ {
+		if len(list.Jobs) == q.Limit {
+			list.Next = list.Jobs[len(list.Jobs)-1].ID
+			break
+		}
+		v, err := r.Job(ctx, mine[i].id)
+		if err != nil {
+			return api.JobList{}, err
+		}
+		if q.Status == "" || v.Status == q.Status {
+			v.Events = nil
+			list.Jobs = append(list.Jobs, v)
+		}
+	}
+	return list, nil
+}
+
+// storedJobsOf reads every job record of consumer from the shared store, newest first.
+func (r *Router) storedJobsOf(ctx context.Context, consumer keys.Address) ([]*job, error) {
+	lister, err := r.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: list the job store: %v", api.ErrUnavailable, err)
+	}
+	var mine []*job
+	for id := range lister.Keys() {
+		entry, err := r.kv.Get(ctx, id)
+		if err != nil {
+			continue // removed since it was listed
+		}
+		j, err := jobFromRecord(entry.Value())
+		if err != nil || j.consumer != consumer {
+			continue
+		}
+		mine = append(mine, j)
+	}
+	slices.SortFunc(mine, func(a, b *job) int {
+		if c := b.started.Compare(a.started); c != 0 {
+			return c
+		}
+		return strings.Compare(b.id, a.id)
+	})
+	return mine, nil
 }
