@@ -135,3 +135,36 @@ func (c *Client) WaitForHeight(ctx context.Context, h int64) error {
 		}
 	}
 }
+
+// Status is where the chain stands, as its RPC node sees it.
+type Status struct {
+	ChainID    string        `json:"chain_id"`
+	Height     int64         `json:"height"`
+	Time       time.Time     `json:"time"`       // of the latest block
+	BlockTime  time.Duration `json:"block_time"` // average interval over the last blocks
+	CatchingUp bool          `json:"catching_up"`
+	Node       string        `json:"node"` // the RPC node's moniker
+}
+
+// blockTimeWindow is how many recent blocks Status averages the block interval over.
+const blockTimeWindow = 20
+
+// Status reads the chain's height and latest block time, and the average interval of the
+// last blockTimeWindow blocks.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	st, err := c.rpc.Status(ctx)
+	if err != nil {
+		return Status{}, fmt.Errorf("chain status: %w", err)
+	}
+	s := Status{
+		ChainID: st.NodeInfo.Network, Height: st.SyncInfo.LatestBlockHeight, Time: st.SyncInfo.LatestBlockTime,
+		CatchingUp: st.SyncInfo.CatchingUp, Node: st.NodeInfo.Moniker,
+	}
+	if back := min(s.Height-1, blockTimeWindow); back > 0 {
+		h := s.Height - back
+		if b, err := c.rpc.Block(ctx, &h); err == nil {
+			s.BlockTime = s.Time.Sub(b.Block.Time) / time.Duration(back)
+		}
+	}
+	return s, nil
+}

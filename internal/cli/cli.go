@@ -88,7 +88,7 @@ func newRoot(stdout, stderr io.Writer) (*cobra.Command, *globals) {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn, error")
 	root.AddCommand(newDevnetCmd(g), newChainCmd(g), newVersionCmd(g),
 		newWalletCmd(g), newStakeCmd(g), newGovCmd(g), newTokenCmd(g), newValidatorCmd(g), newJobCmd(g),
-		newRouterCmd(g), newNodeCmd(g), newConfigCmd(g))
+		newRouterCmd(g), newNodeCmd(g), newConfigCmd(g), newStatusCmd(g))
 	_ = root.RegisterFlagCompletionFunc("output", fixedCompletions("text", "json"))
 	root.InitDefaultCompletionCmd()
 	rejectUnknownSubcommands(root)

@@ -1,0 +1,45 @@
+package cli
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/chain"
+	"github.com/omnisync/omnisync/internal/ledger"
+)
+
+// status turns a proposal's closing height into a time, from the chain's block time.
+func TestStatusReadsVotingEndsAsATime(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	st := networkStatus{
+		Chain:  &chain.Status{ChainID: "omnisync-x", Height: 100, Time: now.Add(-300 * time.Millisecond), BlockTime: 250 * time.Millisecond},
+		Router: map[string]string{"chain_id": "omnisync-x", "cluster_peers": "router-2,router-3"}, Routers: []string{"a", "b", "c"},
+		Nodes: 5, NodesOnline: 4, GPUsOnline: map[string]int{"H200": 8, "RTX 4090": 1}, GPUsFree: 6,
+		Validators: 4, Staked: 40_000 * ledger.UomniPerOMNI,
+		Supply: api.Supply{Total: 1e9 * ledger.UomniPerOMNI, Burned: 12 * ledger.UomniPerOMNI},
+		Voting: []api.Proposal{{ID: 3, Title: "burn 1.5%", VotingEnd: 145, Yes: 30_000 * ledger.UomniPerOMNI}},
+	}
+	var out bytes.Buffer
+	printStatus(&out, st, now)
+	for _, want := range []string{
+		"omnisync-x at height 100, latest block 300ms ago, lately a block every 250ms",
+		"3 on chain; this one's cluster peers: router-2,router-3",
+		"4 online of 5 registered; GPUs online: 1× RTX 4090, 8× H200 (6 free)",
+		"4 active, 40000 OMNI staked",
+		"12 OMNI burned",
+		`#3 "burn 1.5%": voting ends at height 145 (in 45 blocks, about 11s)`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
+	st.Chain, st.ChainError = nil, "chain RPC http://x: refused"
+	out.Reset()
+	printStatus(&out, st, now)
+	if !strings.Contains(out.String(), "omnisync-x — chain RPC http://x: refused") || !strings.Contains(out.String(), "ends at height 145 —") {
+		t.Errorf("without the chain RPC:\n%s", out.String())
+	}
+}
