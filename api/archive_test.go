@@ -90,7 +90,9 @@ func TestUnpackOutputRefusesWhatPackWouldNotWrite(t *testing.T) {
 		return b.Bytes()
 	}
 	exit := &tar.Header{Typeflag: tar.TypeReg, Name: "exit_code", Size: 0}
-	reg := func(name string) *tar.Header { return &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: 1} }
+	reg := func(name string) *tar.Header {
+		return &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: 1}
+	}
 	for name, archive := range map[string][]byte{
 		"escape":        build(exitCode(t), reg("outputs/../../etc/passwd")),
 		"outside":       build(exitCode(t), reg("elsewhere")),

@@ -201,6 +201,32 @@ func (c *Client) Jobs(ctx context.Context, auth OutputAuth, q JobQuery) (JobList
 	return out, nil
 }
 
+// JobLogs reads a job's logs from position from (GET /v1/jobs/{id}/logs), of node, or of the
+// job's node when node is ""; auth is the consumer's SignOutputAuth for the job.
+func (c *Client) JobLogs(ctx context.Context, jobID string, auth OutputAuth, node string, from int64) (JobLogs, error) {
+	v := url.Values{"from": {strconv.FormatInt(from, 10)}}
+	if node != "" {
+		v.Set("node", node)
+	}
+	path := jobPath(jobID) + "/logs?" + v.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+path, nil)
+	if err != nil {
+		return JobLogs{}, err
+	}
+	req.Header.Set("Authorization", auth.Header())
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.do(req)
+	if err != nil {
+		return JobLogs{}, err
+	}
+	defer closeBody(resp.Body)
+	var out JobLogs
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&out); err != nil {
+		return JobLogs{}, fmt.Errorf("GET %s: %w", path, err)
+	}
+	return out, nil
+}
+
 // call sends in (when non-nil) as JSON and decodes a 2xx response into out.
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
 	resp, err := c.send(ctx, method, path, in, "application/json")

@@ -386,6 +386,23 @@ type JobList struct {
 	Next string `json:"next,omitempty"`
 }
 
+// JobLogs is GET /v1/jobs/{id}/logs: what Node wrote to stdout and stderr while it ran the
+// job, from position From to Next (ask again from Next for more). Nodes lists the nodes
+// that logged (a redundant job's replicas each do). Truncated means the router no longer
+// holds the start asked for (it keeps the last MiB of each); EOF that the node's log is
+// complete; Final that the job has ended.
+type JobLogs struct {
+	JobID     string   `json:"job_id"`
+	Node      string   `json:"node,omitempty"`
+	Nodes     []string `json:"nodes,omitempty"`
+	From      int64    `json:"from"`
+	Next      int64    `json:"next"`
+	Data      []byte   `json:"data,omitempty"`
+	Truncated bool     `json:"truncated,omitempty"`
+	EOF       bool     `json:"eof,omitempty"`
+	Final     bool     `json:"final,omitempty"`
+}
+
 // Replica is one run of a redundant job: its node, the output digest it committed, and
 // what it was paid once the job settled (nothing for a replica outvoted or too late).
 type Replica struct {

@@ -33,7 +33,8 @@ Tensor jobs take NumPy .npy files and give one back: make the inputs with
 numpy.save("A.npy", a.astype(np.int8)), read the result with numpy.load("ID.npy").`,
 	}
 	f.addWalletFlags(cmd)
-	cmd.AddCommand(newJobSubmitCmd(g, f), newJobStatusCmd(g, f), newJobWaitCmd(g, f), newJobResultCmd(g, f), newJobCancelCmd(g, f), newJobListCmd(g, f))
+	cmd.AddCommand(newJobSubmitCmd(g, f), newJobStatusCmd(g, f), newJobWaitCmd(g, f), newJobEventsCmd(g, f), newJobLogsCmd(g, f),
+		newJobResultCmd(g, f), newJobCancelCmd(g, f), newJobListCmd(g, f))
 	return cmd
 }
 

@@ -101,3 +101,28 @@ func (s *server) jobOutput(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out.Data)
 }
+
+// jobLogs is GET /v1/jobs/{id}/logs?node=&from=, signed as an output request is.
+func (s *server) jobLogs(w http.ResponseWriter, r *http.Request) {
+	if len(r.Header.Values("Authorization")) > 1 {
+		s.writeError(w, r, fmt.Errorf("%w: authorization header given more than once", api.ErrUnauthorized))
+		return
+	}
+	auth, err := api.ParseOutputAuth(r.Header.Get("Authorization"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var from int64
+	if f := r.URL.Query().Get("from"); f != "" {
+		if from, err = strconv.ParseInt(f, 10, 64); err != nil || from < 0 {
+			s.writeError(w, r, &api.FieldError{Field: "from", Msg: fmt.Sprintf("%q: want a position in the log, 0 or more", f)})
+			return
+		}
+	}
+	logs, err := s.svc.JobLogs(r.Context(), r.PathValue("id"), auth, r.URL.Query().Get("node"), from)
+	if err == nil {
+		w.Header().Set("Cache-Control", "no-store") // the consumer's data
+	}
+	s.reply(w, r, logs, err)
+}

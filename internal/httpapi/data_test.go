@@ -288,3 +288,33 @@ func TestListJobsIsSignedAndPaged(t *testing.T) {
 		t.Fatalf("unsigned list: %s", resp.Status)
 	}
 }
+
+// A job's logs are its consumer's, read with the same signed request as its output, from
+// any position; a bad position never reaches the service.
+func TestJobLogsAreTheConsumers(t *testing.T) {
+	svc := newFake()
+	jobWithOutput(svc, "j1", false)
+	svc.mu.Lock()
+	svc.logs = map[string][]byte{"j1": []byte("epoch 1\nepoch 2\n")}
+	svc.mu.Unlock()
+	c := newTestClient(t, newTestHandler(t, svc))
+	auth := api.SignOutputAuth(consumerKey, fakeConsumer, "j1", time.Minute, fakeNow)
+	logs, err := c.JobLogs(t.Context(), "j1", auth, "", 8)
+	if err != nil || string(logs.Data) != "epoch 2\n" || logs.From != 8 || logs.Next != 16 || !logs.EOF {
+		t.Fatalf("logs from 8: %+v %v", logs, err)
+	}
+	for name, a := range map[string]api.OutputAuth{
+		"stranger":               api.SignOutputAuth(strangerKey, fakeStranger, "j1", time.Minute, fakeNow),
+		"another job's":          api.SignOutputAuth(consumerKey, fakeConsumer, "j2", time.Minute, fakeNow),
+		"a list signature":       api.SignJobListAuth(consumerKey, fakeConsumer, time.Minute, fakeNow),
+		"forged as the consumer": api.SignOutputAuth(strangerKey, fakeConsumer, "j1", time.Minute, fakeNow),
+	} {
+		if _, err := c.JobLogs(t.Context(), "j1", a, "", 0); !errors.Is(err, api.ErrUnauthorized) && !errors.Is(err, api.ErrForbidden) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	rec := serve(newTestHandler(t, svc), http.MethodGet, "/v1/jobs/j1/logs?from=-1", nil)
+	if rec.Code != http.StatusUnauthorized && rec.Code != http.StatusBadRequest {
+		t.Fatalf("a negative position: %d", rec.Code)
+	}
+}

@@ -42,6 +42,7 @@ type fakeService struct {
 	specs     map[string]api.JobSpec
 	inputs    map[string]map[string][]byte
 	outputs   map[string][]byte
+	logs      map[string][]byte
 	keys      map[string]ed25519.PublicKey
 	now       time.Time
 	onChunk   func(jobID, name string, chunk []byte) // sees each read of an upload as it happens
@@ -370,4 +371,27 @@ func (f *fakeService) Jobs(_ context.Context, auth api.OutputAuth, q api.JobQuer
 		list.Jobs, list.Next = list.Jobs[:q.Limit], list.Jobs[q.Limit-1].ID
 	}
 	return list, nil
+}
+
+// JobLogs checks auth as JobOutput does and serves logs[jobID] from position from.
+func (f *fakeService) JobLogs(_ context.Context, jobID string, auth api.OutputAuth, node string, from int64) (api.JobLogs, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	job, ok := f.jobs[jobID]
+	if !ok {
+		return api.JobLogs{}, fmt.Errorf("%w: job %q", api.ErrNotFound, jobID)
+	}
+	pub, ok := f.keys[auth.Address]
+	if !ok {
+		return api.JobLogs{}, fmt.Errorf("%w: unknown account %s", api.ErrUnauthorized, auth.Address)
+	}
+	if err := api.VerifyOutputAuth(pub, jobID, auth, f.now, api.MaxOutputAuthTTL); err != nil {
+		return api.JobLogs{}, err
+	}
+	if auth.Address != job.Consumer {
+		return api.JobLogs{}, fmt.Errorf("%w: %s is not the consumer of job %s", api.ErrForbidden, auth.Address, jobID)
+	}
+	data := f.logs[jobID]
+	from = min(from, int64(len(data)))
+	return api.JobLogs{JobID: jobID, Node: node, From: from, Next: int64(len(data)), Data: data[from:], EOF: true}, nil
 }

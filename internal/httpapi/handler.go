@@ -53,6 +53,9 @@ type Service interface {
 	// checks it with api.VerifyJobListAuth and api.MaxOutputAuthTTL (api.ErrUnauthorized).
 	// q has been checked for its form (limit in range).
 	Jobs(ctx context.Context, auth api.OutputAuth, q api.JobQuery) (api.JobList, error)
+	// JobLogs returns a job's logs from position from to its consumer, checking auth as
+	// JobOutput does (the same signed request reads a job's output and its logs).
+	JobLogs(ctx context.Context, jobID string, auth api.OutputAuth, node string, from int64) (api.JobLogs, error)
 }
 
 // Options configures NewHandler.
@@ -149,6 +152,7 @@ func (s *server) routeTable() []route {
 		{"GET /v1/jobs/{id}/events", s.jobEvents},
 		{"PUT /v1/jobs/{id}/inputs/{name}", s.uploadInput},
 		{"GET /v1/jobs/{id}/output", s.jobOutput},
+		{"GET /v1/jobs/{id}/logs", s.jobLogs},
 		{"GET /v1/nodes", s.getNodes},
 		{"GET /v1/accounts/{address}", s.getAccount},
 		{"GET /v1/chain/supply", s.getSupply},

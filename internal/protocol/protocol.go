@@ -28,6 +28,7 @@ const nodePrefix = "omni.node."
 const (
 	AllHeartbeats = nodePrefix + "*.heartbeat"
 	AllResults    = nodePrefix + "*.result"
+	AllLogs       = nodePrefix + "*.logs"
 )
 
 // HeartbeatSubject is where a participant announces itself.
@@ -35,6 +36,9 @@ func HeartbeatSubject(id string) string { return nodePrefix + id + ".heartbeat" 
 
 // ResultSubject is where a node reports a finished job.
 func ResultSubject(id string) string { return nodePrefix + id + ".result" }
+
+// LogSubject is where a node streams the logs of the jobs it runs.
+func LogSubject(id string) string { return nodePrefix + id + ".logs" }
 
 // SenderOf returns the participant id in a subject of the form omni.node.<id>.<verb>.
 func SenderOf(subject string) (string, bool) {
@@ -107,8 +111,19 @@ type Result struct {
 	Error     string `json:"error,omitempty"`
 	// ExitCode is a container job's exit status (also in its output archive).
 	ExitCode *int `json:"exit_code,omitempty"`
-	// LogTail is the end of a container job's stdout and stderr, for its events.
-	LogTail string `json:"log_tail,omitempty"`
+}
+
+// MaxLogChunk bounds the bytes one LogChunk carries.
+const MaxLogChunk = 64 << 10
+
+// LogChunk is the next piece of a job's stdout and stderr, as a node streams it: Offset is
+// where Data starts in the job's log, and EOF marks the last chunk.
+type LogChunk struct {
+	JobID  string `json:"job_id"`
+	NodeID string `json:"node_id"`
+	Offset int64  `json:"offset"`
+	Data   []byte `json:"data,omitempty"`
+	EOF    bool   `json:"eof,omitempty"`
 }
 
 // VerifyRequest asks a validator to check a committed result.
@@ -132,7 +147,7 @@ var ErrMalformed = errors.New("malformed message")
 
 // Decode parses a message strictly: unknown fields and trailing data are errors, and a
 // message without its job id or participant id is rejected.
-func Decode[T Heartbeat | Dispatch | Ack | Result | VerifyRequest | Verdict](data []byte) (T, error) {
+func Decode[T Heartbeat | Dispatch | Ack | Result | LogChunk | VerifyRequest | Verdict](data []byte) (T, error) {
 	var v T
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -155,6 +170,13 @@ func Decode[T Heartbeat | Dispatch | Ack | Result | VerifyRequest | Verdict](dat
 	case *Result:
 		if m.JobID == "" || m.NodeID == "" {
 			missing = "job_id/node_id"
+		}
+	case *LogChunk:
+		switch {
+		case m.JobID == "" || m.NodeID == "":
+			missing = "job_id/node_id"
+		case m.Offset < 0 || len(m.Data) > MaxLogChunk:
+			return v, fmt.Errorf("%w: log chunk at offset %d of %d bytes (at most %d)", ErrMalformed, m.Offset, len(m.Data), MaxLogChunk)
 		}
 	case *VerifyRequest:
 		if m.JobID == "" || m.Router == "" {

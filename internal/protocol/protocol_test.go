@@ -25,6 +25,7 @@ func FuzzDecode(f *testing.F) {
 		_, _ = Decode[Heartbeat](data)
 		_, _ = Decode[Dispatch](data)
 		_, _ = Decode[Result](data)
+		_, _ = Decode[LogChunk](data)
 		_, _ = Decode[VerifyRequest](data)
 		_, _ = Decode[Verdict](data)
 		_, _ = Decode[Ack](data)
@@ -38,6 +39,22 @@ func TestSenderOf(t *testing.T) {
 		got, ok := SenderOf(subject)
 		if got != want || ok != (want != "") {
 			t.Errorf("SenderOf(%q) = %q, %v; want %q", subject, got, ok, want)
+		}
+	}
+}
+
+func TestLogChunkBounds(t *testing.T) {
+	ok := LogChunk{JobID: "j", NodeID: "n", Offset: 10, Data: make([]byte, MaxLogChunk), EOF: true}
+	if got, err := Decode[LogChunk](Encode(ok)); err != nil || got.Offset != 10 || !got.EOF || len(got.Data) != MaxLogChunk {
+		t.Fatalf("a full chunk: %+v %v", got, err)
+	}
+	for name, bad := range map[string]LogChunk{
+		"too large":       {JobID: "j", NodeID: "n", Data: make([]byte, MaxLogChunk+1)},
+		"negative offset": {JobID: "j", NodeID: "n", Offset: -1},
+		"no node":         {JobID: "j"},
+	} {
+		if _, err := Decode[LogChunk](Encode(bad)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }

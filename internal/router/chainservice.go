@@ -37,3 +37,8 @@ func (ChainService) JobOutput(context.Context, string, api.OutputAuth) (api.JobO
 func (ChainService) Jobs(context.Context, api.OutputAuth, api.JobQuery) (api.JobList, error) {
 	return api.JobList{}, fmt.Errorf("%w (job lists are kept by the routers: ask a router's REST API, or read the chain with `omnisync job list`)", errNoRouter)
 }
+
+// JobLogs is refused: logs are kept by the router running the job.
+func (ChainService) JobLogs(context.Context, string, api.OutputAuth, string, int64) (api.JobLogs, error) {
+	return api.JobLogs{}, fmt.Errorf("%w (logs are kept by the router that runs the job: ask its REST API)", errNoRouter)
+}
