@@ -35,6 +35,7 @@ type job struct {
 
 	mu        sync.Mutex
 	inbox     map[string]chan protocol.Result // by node: the attempts awaiting its report
+	logs      map[string]*jobLog              // by node: what it logged of the job (not saved)
 	rev       uint64                          // bumped by every change
 	tried     []string                        // nodes that failed the job, not asked again
 	finished  time.Time

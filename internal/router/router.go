@@ -226,6 +226,7 @@ func (r *Router) Start(ctx context.Context) error {
 	for subject, handler := range map[string]nats.MsgHandler{
 		protocol.AllHeartbeats: r.onHeartbeat,
 		protocol.AllResults:    r.onResult,
+		protocol.AllLogs:       r.onLog,
 	} {
 		if _, err := conn.Subscribe(subject, handler); err != nil {
 			_ = r.Close()
