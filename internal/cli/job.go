@@ -526,8 +526,8 @@ func newJobListCmd(g *globals, f *remoteFlags) *cobra.Command {
 		Short: "List the wallet's jobs, newest first",
 		Long: fmt.Sprintf(`Lists the jobs the wallet submitted, newest first, with a request signed by the wallet
 (GET /v1/jobs: nobody lists another account's jobs). The routers remember finished jobs
-for a while (a day by default); --chain reads older ones from the chain instead: a job's
-id is derived from its consumer and the sequence of its create_job transaction, so that
+for ten minutes; --chain reads older ones from the chain instead: a job's id is derived
+from its consumer and the sequence of its create_job transaction, so that
 list is read by the account's sequences, through the last %d transactions at most. A
 REST API without a router (a chain node's) is read that way too.`, jobListScan),
 		Example: `  omnisync job list -w consumer --limit 5

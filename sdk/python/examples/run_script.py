@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Run a local Python script (here scripts/train_tiny.py, PyTorch) as a container job.
 
-The script and data.csv are mounted read-only under /inputs; whatever the script writes
-under /outputs comes back, verified by three nodes agreeing, into ./job-output/outputs.
+The script and data.csv are mounted read-only under /inputs; what it prints is shown as a
+node runs it (the job's logs, followed); whatever it writes under /outputs comes back,
+verified by three nodes agreeing, into ./job-output/outputs. (`run_script` does the same
+in one call, without the logs.)
 
     python3 sdk/python/examples/run_script.py --dry-run          # show the job, send nothing
     python3 sdk/python/examples/run_script.py --image pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime
@@ -23,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout
 
-from omnisync import Client, EventPrinter, omni, run_script, script_job  # noqa: E402
+from omnisync import Client, ContainerResult, EventPrinter, JobFailed, omni, script_job, submit_script  # noqa: E402
 
 
 def main() -> int:
@@ -50,19 +52,29 @@ def main() -> int:
         return 0
 
     extra = {"image_archive": args.image_archive} if args.image_archive else {}
-    result = run_script(
-        Client(args.api, args.wallet),
+    client = Client(args.api, args.wallet)
+    job = submit_script(
+        client,
         script,
         image=args.image,
         data=data,
         args=script_args,
         gpus=args.gpus,
         budget_uomni=omni(args.budget),
-        download_to=args.out,
-        on_update=EventPrinter(sys.stdout),
         **extra,
     )
-    print(f"exit code {result.exit_code}; verified {result.verified}; digest {result.digest}")
+    print(f"submitted {job.id}; the script's output as a node runs it:")
+    for piece in client.logs(job.id, follow=True):  # ends when the job does
+        print(piece, end="", flush=True)
+    try:
+        job = client.wait(job.id, EventPrinter(sys.stdout), check=True)
+    except JobFailed as e:
+        print(f"job {job.id} ended {e.job.status}: {e.job.error or e.job.verdict}", file=sys.stderr)
+        return 1
+    result = client.result(job.id, download_to=args.out)  # verified: two replicas agreed
+    assert isinstance(result, ContainerResult)
+    agreed = ", ".join(r.node[:6] for r in job.agreed)
+    print(f"exit code {result.exit_code}; verified {result.verified} (replicas {agreed} agreed); digest {result.digest}")
     for path in result.paths:
         print(" ", path)
     if "metrics.json" in result.as_dict():

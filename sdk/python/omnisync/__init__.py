@@ -5,12 +5,13 @@
     job = c.submit_tensor({"a": "A.npy", "b": "B.npy"})
     job = c.wait(job.id, EventPrinter())
     c.result(job.id, download_to=".").matrix      # A·B as int32, verified on chain
+    c.list(limit=5)                               # the key's newest jobs
 
 Standard library plus ``cryptography`` (ed25519); NumPy is optional.
 """
 
 from .archive import ContainerOutput, OutputFile, check_output_path, unpack_output, write_output
-from .client import DEFAULT_INLINE_LIMIT, Client, EventPrinter
+from .client import DEFAULT_INLINE_LIMIT, LOG_POLL_INTERVAL, MAX_JOB_LIST_LIMIT, Client, EventPrinter
 from .errors import (
     ApiError,
     ArchiveError,
@@ -37,10 +38,15 @@ from .errors import (
 from .keys import SigningKey, address_of, public_key_of
 from .models import (
     FINAL_STATUSES,
+    KIND_CONTAINER,
+    KIND_TENSOR,
+    STATUSES,
     Account,
     ContainerResult,
     Event,
     Job,
+    JobList,
+    JobLogs,
     JobOutput,
     Node,
     Payment,
@@ -52,7 +58,15 @@ from .models import (
 )
 from .npy import Int8Matrix, Int32Matrix, as_int8_matrix, matmul
 from .script import ScriptJob, run_script, script_job, submit_script
-from .signing import job_id, sign_cancel_job, sign_create_job, sign_output_auth, sign_tx, tx_hash
+from .signing import (
+    job_id,
+    sign_cancel_job,
+    sign_create_job,
+    sign_job_list_auth,
+    sign_output_auth,
+    sign_tx,
+    tx_hash,
+)
 from .spec import (
     Input,
     JobSpec,
@@ -91,9 +105,15 @@ __all__ = [
     "Int8Matrix",
     "Job",
     "JobFailed",
+    "JobList",
+    "JobLogs",
     "JobOutput",
     "JobSpec",
+    "KIND_CONTAINER",
+    "KIND_TENSOR",
     "KeyFileError",
+    "LOG_POLL_INTERVAL",
+    "MAX_JOB_LIST_LIMIT",
     "Node",
     "NotFound",
     "NotSupportedByServer",
@@ -103,6 +123,7 @@ __all__ = [
     "Placement",
     "Replica",
     "Resources",
+    "STATUSES",
     "Scores",
     "ScriptJob",
     "ServerError",
@@ -131,6 +152,7 @@ __all__ = [
     "script_job",
     "sign_cancel_job",
     "sign_create_job",
+    "sign_job_list_auth",
     "sign_output_auth",
     "sign_tx",
     "submit_script",

@@ -3,11 +3,14 @@
 :class:`Client` speaks the API the Go client (``api/client.go``) and the ``omnisync`` CLI
 speak, with the same signing: a job is submitted with the consumer's signed
 ``create_job`` transaction, which escrows its budget and commits to the spec's hash, and
-its output is read with a short-lived signed request only the consumer can make.
+its output and logs, and the consumer's list of jobs, are read with short-lived signed
+requests only the consumer can make.
 """
 
 from __future__ import annotations
 
+import codecs
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from urllib.parse import urlencode
 
 from . import _gojson
 from ._http import STREAM_IDLE_TIMEOUT, StreamBroken, Transport, path_escape, read_events
@@ -41,6 +45,8 @@ from .models import (
     ContainerResult,
     Event,
     Job,
+    JobList,
+    JobLogs,
     JobOutput,
     Node,
     TensorResult,
@@ -48,7 +54,7 @@ from .models import (
     is_final,
 )
 from .npy import OMT_MAGIC, Int32Matrix, MatrixLike, as_int8_matrix
-from .signing import MAX_OUTPUT_AUTH_TTL, sign_cancel_job, sign_create_job, sign_output_auth
+from .signing import MAX_OUTPUT_AUTH_TTL, sign_cancel_job, sign_create_job, sign_job_list_auth, sign_output_auth
 from .signing import job_id as derive_job_id
 from .spec import (
     KERNEL_MATMUL_INT8,
@@ -73,7 +79,12 @@ InputData = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]"]
 #: PUT /v1/jobs/{id}/inputs/{name} once the escrow has committed.
 DEFAULT_INLINE_LIMIT = 8 << 20
 
-# How far job list looks back through the account's transactions (as `omnisync job list`).
+#: The most jobs one page of GET /v1/jobs holds (``api.MaxJobListLimit``).
+MAX_JOB_LIST_LIMIT = 500
+#: How often following a job's logs asks for more, in seconds (as ``omnisync job logs -f``).
+LOG_POLL_INTERVAL = 0.5
+
+# How far a job list read from the chain looks back through the account's transactions.
 _LIST_SCAN = 1000
 _HEADER_DIGEST = "omni-digest"
 _HEADER_VERIFIED = "omni-verified"
@@ -138,8 +149,8 @@ class Client:
 
     ``url`` is the API's base URL as the daemons print it (``http://127.0.0.1:7070/v1``,
     with or without ``/v1``). ``key_file`` is the consumer's wallet, a Solana CLI keypair
-    file; ``key`` may be given instead. Reading jobs needs no key; submitting, cancelling,
-    listing and downloading outputs do.
+    file; ``key`` may be given instead. Reading a job needs no key; submitting, cancelling,
+    listing jobs and reading outputs and logs do.
 
     Each call opens its own connection, so one client may serve several threads; but
     transactions from one key must go one at a time (each takes the account's next
@@ -497,37 +508,207 @@ class Client:
                 pause = min(pause, left)
             time.sleep(pause)
 
-    def logs(self, job_id: str) -> str:
-        """GET /v1/jobs/{id}/logs: the job's container logs, as text.
+    def log_reads(
+        self,
+        job_id: str,
+        *,
+        node: Optional[str] = None,
+        since: int = 0,
+        follow: bool = False,
+        poll_interval: float = LOG_POLL_INTERVAL,
+        timeout: Optional[float] = None,
+        ttl: float = 60,
+    ) -> Iterator[JobLogs]:
+        """Yield reads of GET /v1/jobs/{id}/logs as :class:`JobLogs` (bytes, positions and
+        flags); :meth:`logs` is the convenient form.
 
-        Current servers have no such route and answer :class:`NotSupportedByServer`.
+        Each request is signed as an output request is (only the job's consumer reads its
+        logs). Without ``follow``, one read from position ``since``. With it, reads from
+        each read's ``next`` every ``poll_interval`` seconds until the job has ended and the
+        node's log is complete (or a read brings nothing more), riding out network errors
+        and 503s once the first read succeeded; ``timeout`` bounds it with
+        :class:`WaitTimeout`. The first read picks the node when ``node`` is None (the job's
+        node, or its first replica with logs); later reads stay with it.
         """
-        r = self._t.request("GET", _job_path(job_id) + "/logs", headers={"Accept": "text/plain"})
-        return r.data.decode("utf-8", "replace")
+        if since < 0:
+            raise ValueError(f"since {since}: want a position in the log, 0 or more")
+        key = self._require_key()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        base = _job_path(job_id) + "/logs"
+        pos, who, read_once = since, node or "", False
+        while True:
+            query = [("from", str(pos))]
+            if who:
+                query.append(("node", who))
+            try:
+                chunk: Optional[JobLogs] = self._read_logs(key, job_id, base + "?" + urlencode(query), ttl)
+            except (TransportError, Unavailable):
+                if not (follow and read_once):
+                    raise
+                chunk = None  # a passing failure while following: try again
+            if chunk is not None:
+                read_once = True
+                who = who or chunk.node
+                yield chunk
+                if not follow or chunk.done:
+                    return
+                pos = max(pos, chunk.next)
+            pause = poll_interval
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WaitTimeout(job_id, timeout or 0.0, None)
+                pause = min(pause, left)
+            time.sleep(pause)
 
-    def list(self, limit: int = 20, status: Optional[str] = None) -> List[Job]:
-        """The client's jobs, newest first (at most ``limit``, only ``status`` if given).
+    def _read_logs(self, key: SigningKey, job_id: str, path: str, ttl: float) -> JobLogs:
+        auth = sign_output_auth(key, job_id, min(ttl, MAX_OUTPUT_AUTH_TTL))
+        r = self._t.request("GET", path, headers={"Authorization": auth, "Accept": "application/json"})
+        try:
+            raw = r.json()
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
+            return JobLogs.from_dict(raw)
+        except ValueError as e:
+            raise TransportError(f"GET {path}: unreadable answer: {e}") from None
 
-        As ``omnisync job list`` does, it reads them by the account's sequence numbers (a
-        job's id derives from its consumer and its create_job's sequence) through the
-        last 1000 transactions: the API has no job listing route.
+    def logs(
+        self,
+        job_id: str,
+        *,
+        node: Optional[str] = None,
+        follow: bool = False,
+        since: int = 0,
+        text: bool = True,
+        poll_interval: float = LOG_POLL_INTERVAL,
+        timeout: Optional[float] = None,
+    ) -> Union[str, bytes, Iterator[str], Iterator[bytes]]:
+        """A container job's stdout and stderr (GET /v1/jobs/{id}/logs), for its consumer.
+
+        Without ``follow``: the log from position ``since`` as it stands, as text (UTF-8,
+        undecodable bytes replaced) or, with ``text=False``, bytes. With ``follow=True``: a
+        generator of each new piece as the job runs, polled every ``poll_interval`` (0.5)
+        seconds, that ends once the job has ended and the log is complete. ``node`` picks
+        whose log, for a redundant job (see :meth:`log_reads` for ``nodes``, the replicas
+        that logged); by default the job's node or its first replica with logs.
+
+        The router running the job keeps the last MiB of each node's log while it holds the
+        job (finished jobs for a while): an older start is cut (``JobLogs.truncated``). A
+        job no node has logged for gives an empty log. A chain node's REST API keeps no logs
+        (:class:`~omnisync.errors.Unavailable`); a server without the route answers
+        :class:`~omnisync.errors.NotSupportedByServer`.
         """
-        if limit < 1:
-            raise ValueError(f"limit {limit}: want at least 1")
+        reads = self.log_reads(job_id, node=node, since=since, follow=follow, poll_interval=poll_interval, timeout=timeout)
+        if follow:
+            return _follow_logs(reads, text)
+        data = b"".join(c.data for c in reads)
+        return data.decode("utf-8", "replace") if text else data
+
+    def list(
+        self,
+        limit: int = 20,
+        status: Optional[str] = None,
+        *,
+        after: Optional[str] = None,
+        chain: bool = False,
+    ) -> JobList:
+        """One page of the client's own jobs, newest first: at most ``limit`` (1 to 500),
+        only those in ``status`` if given, after the job id ``after`` (the previous page's
+        ``next``). Returns a :class:`JobList`: a list of :class:`Job` (without events) with
+        ``.next`` set when there are more (see :meth:`iter_jobs` to follow it).
+
+        It asks GET /v1/jobs with a request signed by the client's key (nobody lists
+        another's jobs); the routers remember finished jobs for a while. A REST API that
+        keeps no job list (a chain node's, which answers 503 ``unavailable``), or
+        ``chain=True``, reads them from the chain instead, as ``omnisync job list --chain``
+        does: by the account's sequence numbers (a job's id derives from its consumer and
+        its create_job's sequence), through the last 1000 transactions. Such a page has
+        ``from_chain`` set. Any other error is raised.
+        """
+        if not 1 <= limit <= MAX_JOB_LIST_LIMIT:
+            raise ValueError(f"limit {limit}: want 1 to {MAX_JOB_LIST_LIMIT}")
+        if not chain:
+            try:
+                return self._list_page(limit, status, after)
+            except Unavailable as e:
+                if not _keeps_no_list(e):
+                    raise
+        return self._scan_page(limit, status, after)
+
+    def iter_jobs(
+        self,
+        status: Optional[str] = None,
+        *,
+        page_size: int = 100,
+        after: Optional[str] = None,
+        chain: bool = False,
+    ) -> Iterator[Job]:
+        """Every one of the client's jobs (only ``status`` if given), newest first, fetched
+        ``page_size`` at a time by following each page's ``next`` (see :meth:`list`, whose
+        fallback to the chain applies here too)."""
+        if not 1 <= page_size <= MAX_JOB_LIST_LIMIT:
+            raise ValueError(f"page_size {page_size}: want 1 to {MAX_JOB_LIST_LIMIT}")
+        if not chain:
+            try:
+                page = self._list_page(page_size, status, after)
+            except Unavailable as e:
+                if not _keeps_no_list(e):
+                    raise
+            else:
+                while True:
+                    yield from page
+                    if not page.next:
+                        return
+                    page = self._list_page(page_size, status, page.next)
+        yield from self._scan(status, after)
+
+    def _list_page(self, limit: int, status: Optional[str], after: Optional[str]) -> JobList:
+        """GET /v1/jobs, signed."""
+        key = self._require_key()
+        query = {"limit": str(limit)}
+        if status:
+            query["status"] = status
+        if after:
+            query["after"] = after
+        auth = sign_job_list_auth(key, 60)
+        r = self._t.request("GET", "/v1/jobs?" + urlencode(query), headers={"Authorization": auth, "Accept": "application/json"})
+        try:
+            raw = r.json()
+        except ValueError as e:
+            raise TransportError(f"GET /v1/jobs: the answer is not JSON: {e}") from None
+        if not isinstance(raw, dict):
+            raise TransportError("GET /v1/jobs: the answer is not a JSON object")
+        return JobList.from_dict(raw)
+
+    def _scan_page(self, limit: int, status: Optional[str], after: Optional[str]) -> JobList:
+        jobs: List[Job] = []
+        more = False
+        for j in self._scan(status, after):
+            if len(jobs) == limit:
+                more = True
+                break
+            jobs.append(j)
+        return JobList(jobs, next=jobs[-1].id if more else "", from_chain=True)
+
+    def _scan(self, status: Optional[str], after: Optional[str]) -> Iterator[Job]:
+        """The client's jobs read from the chain by its transaction sequences, newest first,
+        through the last 1000 transactions (after the job ``after`` when given)."""
         addr = self.address
         seq = self.account(addr).seq
-        jobs: List[Job] = []
-        scanned = 0
-        while seq > 0 and scanned < _LIST_SCAN and len(jobs) < limit:
-            seq -= 1
-            scanned += 1
+        skipping = bool(after)
+        for s in range(seq - 1, max(seq - _LIST_SCAN, 0) - 1, -1):
+            jid = derive_job_id(addr, s)
+            if skipping:
+                skipping = jid != after
+                continue
             try:
-                j = self.get(derive_job_id(addr, seq))
+                j = self.get(jid)
             except NotFound:
                 continue  # that transaction was not a create_job
             if status is None or j.status == status:
-                jobs.append(j)
-        return jobs
+                yield dataclasses.replace(j, events=[])
+        if skipping:
+            raise ValueError(f"after {after!r}: not one of this account's jobs in its last {_LIST_SCAN} transactions")
 
     # Outputs.
 
@@ -565,8 +746,9 @@ class Client:
         (:class:`UnverifiedResult` otherwise). A tensor job's output (``kind="tensor"``) is
         an int32 matrix, saved as ``DIR/<job id>.npy``; a container job's
         (``kind="container"``) an archive, unpacked safely under ``DIR`` as
-        ``DIR/exit_code`` and ``DIR/outputs/<path>``. ``kind=None`` tells them apart by
-        content.
+        ``DIR/exit_code`` and ``DIR/outputs/<path>``. ``kind=None`` takes the job's kind
+        from the server (``Job.kind``), or, from a server that does not report it, tells
+        them apart by content.
         """
         out = self.output(job_id, ttl=ttl)
         job = self.get(job_id)
@@ -575,7 +757,7 @@ class Client:
         if not out.verified and not allow_unverified:
             raise UnverifiedResult(job_id, out.status or job.status)
         if kind is None:
-            kind = "tensor" if out.data[:4] == OMT_MAGIC else "container"
+            kind = job.kind or ("tensor" if out.data[:4] == OMT_MAGIC else "container")
         if kind == "tensor":
             m = Int32Matrix.from_omt(out.data)
             path = None
@@ -585,7 +767,7 @@ class Client:
                 path = m.save_npy(d / f"{job_id}.npy")
             return TensorResult(job_id, out.digest, out.verified, out.status, m, path)
         if kind != "container":
-            raise ValueError(f"kind {kind!r}: want 'tensor', 'container' or None")
+            raise ValueError(f"kind {kind!r}: want 'tensor', 'container' or None (the job is {job.kind or 'of unknown kind'})")
         co = unpack_output(out.data, max_files=max_files, max_bytes=max_bytes)
         directory = None
         if download_to is not None:
@@ -616,6 +798,30 @@ class Client:
 
 def _job_path(job_id: str) -> str:
     return "/v1/jobs/" + path_escape(job_id)
+
+
+def _keeps_no_list(e: Unavailable) -> bool:
+    """Whether GET /v1/jobs was refused because the API keeps no job list: a chain node's
+    REST API (no router) answers 503 with code "unavailable"."""
+    return e.status == 503 and e.code == "unavailable"
+
+
+def _follow_logs(reads: Iterator[JobLogs], text: bool) -> Iterator[Any]:
+    """Each new piece of a followed log, as bytes or as text decoded across reads (a
+    character split between two reads comes out whole)."""
+    dec = codecs.getincrementaldecoder("utf-8")("replace") if text else None
+    for c in reads:
+        if dec is None:
+            if c.data:
+                yield c.data
+            continue
+        piece = dec.decode(c.data)
+        if piece:
+            yield piece
+    if dec is not None:
+        tail = dec.decode(b"", final=True)
+        if tail:
+            yield tail
 
 
 class EventPrinter:

@@ -7,11 +7,13 @@ the JSON object as received.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from .archive import OutputFile
 from .npy import Int32Matrix
@@ -27,6 +29,22 @@ STATUS_FAILED = "failed"
 STATUS_CANCELLED = "cancelled"
 STATUS_EXPIRED = "expired"
 FINAL_STATUSES = frozenset({STATUS_SETTLED, STATUS_FAILED, STATUS_CANCELLED, STATUS_EXPIRED})
+#: Every status, in a job's order (``api.Statuses``).
+STATUSES = (
+    STATUS_AWAITING_INPUTS,
+    STATUS_QUEUED,
+    STATUS_ASSIGNED,
+    STATUS_RUNNING,
+    STATUS_COMPUTED,
+    STATUS_SETTLED,
+    STATUS_FAILED,
+    STATUS_CANCELLED,
+    STATUS_EXPIRED,
+)
+
+# Workload kinds (``api.WorkloadTensor``, ``api.WorkloadContainer``): ``Job.kind``.
+KIND_TENSOR = "tensor"
+KIND_CONTAINER = "container"
 
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
 
@@ -112,7 +130,14 @@ class Payment:
 
 @dataclass(frozen=True)
 class Replica:
-    """One run of a redundant job: its node, the digest it committed, what it was paid."""
+    """One run of a redundant job: its node, the output digest it revealed, and what it
+    was paid once the job settled (in uomni).
+
+    Replicas commit sealed digests: a replica's ``result_digest`` shows only once all three
+    have sealed and it has revealed its own, so it is empty while the job runs, and stays
+    empty for a replica that failed, never revealed, or came too late. ``paid`` is 0 for a
+    replica that was outvoted or not paid.
+    """
 
     node: str
     result_digest: str = ""
@@ -121,6 +146,12 @@ class Replica:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Replica":
         return cls(node=_s(d, "node"), result_digest=_s(d, "result_digest"), paid=_u(d, "paid"))
+
+    @property
+    def revealed(self) -> bool:
+        """Whether the replica's digest is known (it sealed, and every replica did, and it
+        revealed)."""
+        return self.result_digest != ""
 
 
 @dataclass(frozen=True)
@@ -137,6 +168,7 @@ class Job:
     verdict: str = ""
     payment: Optional[Payment] = None
     txs: Dict[str, str] = field(default_factory=dict)
+    kind: str = ""
     verification: str = ""
     replicas: List[Replica] = field(default_factory=list)
     attempts: int = 0
@@ -158,6 +190,7 @@ class Job:
             verdict=_s(d, "verdict"),
             payment=Payment.from_dict(d["payment"]) if isinstance(d.get("payment"), dict) else None,
             txs=dict(txs) if isinstance(txs, dict) else {},
+            kind=_s(d, "kind"),
             verification=_s(d, "verification"),
             replicas=[Replica.from_dict(r) for r in d.get("replicas") or [] if isinstance(r, dict)],
             attempts=_u(d, "attempts"),
@@ -175,6 +208,85 @@ class Job:
     def succeeded(self) -> bool:
         """Whether the job settled and the chain verified its result."""
         return self.status == STATUS_SETTLED and self.verified
+
+    @property
+    def agreed(self) -> List[Replica]:
+        """A redundant job's replicas whose revealed digest is the job's settled result."""
+        return [r for r in self.replicas if self.result_digest and r.result_digest == self.result_digest]
+
+
+class JobList(List[Job]):
+    """A page of GET /v1/jobs: the jobs (it is a list of :class:`Job`, newest first,
+    without their events) and ``next``, the ``after`` of the next page ("" on the last).
+
+    ``from_chain`` is True when the page was read from the chain by the account's
+    transaction sequences instead (a REST API that keeps no job list, or ``chain=True``).
+    """
+
+    def __init__(self, jobs: Iterable[Job] = (), next: str = "", from_chain: bool = False) -> None:
+        super().__init__(jobs)
+        self.next = next
+        self.from_chain = from_chain
+
+    @property
+    def jobs(self) -> List[Job]:
+        """The page's jobs as a plain list."""
+        return list(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "JobList":
+        return cls([Job.from_dict(j) for j in d.get("jobs") or [] if isinstance(j, dict)], next=_s(d, "next"))
+
+    def __repr__(self) -> str:
+        return f"JobList({list.__repr__(self)}, next={self.next!r}, from_chain={self.from_chain!r})"
+
+
+@dataclass(frozen=True)
+class JobLogs:
+    """One read of GET /v1/jobs/{id}/logs (``api.JobLogs``): what ``node`` wrote to stdout
+    and stderr while it ran the job, the bytes of its log from position ``start`` (the JSON
+    ``from``) to ``next``; read again from ``next`` for more.
+
+    ``nodes`` lists every node that logged (each replica of a redundant job does).
+    ``truncated``: the router no longer holds the start asked for (it keeps the last MiB
+    of each node's log), so ``start`` is later than asked. ``eof``: the node's log is
+    complete. ``final``: the job has ended.
+    """
+
+    job_id: str
+    node: str
+    nodes: List[str]
+    start: int
+    next: int
+    data: bytes = field(repr=False)
+    truncated: bool = False
+    eof: bool = False
+    final: bool = False
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "JobLogs":
+        raw = d.get("data")
+        try:
+            data = base64.b64decode(raw, validate=True) if isinstance(raw, str) else b""
+        except (ValueError, binascii.Error) as e:
+            raise ValueError(f"logs: data is not base64: {e}") from None
+        return cls(
+            job_id=_s(d, "job_id"),
+            node=_s(d, "node"),
+            nodes=[n for n in d.get("nodes") or [] if isinstance(n, str)],
+            start=_u(d, "from"),
+            next=_u(d, "next"),
+            data=data,
+            truncated=d.get("truncated") is True,
+            eof=d.get("eof") is True,
+            final=d.get("final") is True,
+        )
+
+    @property
+    def done(self) -> bool:
+        """Whether following the log can stop: the job has ended and the node's log is
+        complete, or this read brought nothing new."""
+        return self.final and (self.eof or not self.data)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,10 @@ A transaction (``internal/ledger/tx.go``, version 1) is::
 
 The signature covers the body bytes exactly as sent. An output request
 (``api/output.go``) is an ``Authorization: OmniSig address="…", expires="…",
-signature="…"`` header over ``"omnisync job output v1\\n<job id>\\n<expires>"``.
+signature="…"`` header over ``"omnisync job output v1\\n<job id>\\n<expires>"``; the
+same header reads the job's logs. A job-list request (GET /v1/jobs) carries the same header
+over ``"omnisync job list v1\\n<address>\\n<expires>"``, which no output request can be
+mistaken for.
 """
 
 from __future__ import annotations
@@ -118,3 +121,23 @@ def sign_output_auth(key: SigningKey, job_id: str, ttl: float = 60, now: Optiona
         raise ValueError(f"ttl {ttl}s: want more than 0 and at most {MAX_OUTPUT_AUTH_TTL}s")
     t = time.time() if now is None else now
     return output_auth_header(key, job_id, int(t + ttl))
+
+
+def job_list_auth_message(address: str, expires: int) -> bytes:
+    """What a consumer signs to list its own jobs until expires (``api.JobListAuthMessage``)."""
+    return f"omnisync job list v1\n{address}\n{int(expires)}".encode("utf-8")
+
+
+def job_list_auth_header(key: SigningKey, expires: int) -> str:
+    """The Authorization header value for GET /v1/jobs (key's own jobs), good until expires."""
+    sig = base64.b64encode(key.sign(job_list_auth_message(key.address, expires))).decode("ascii")
+    return f'{OUTPUT_AUTH_SCHEME} address="{key.address}", expires="{int(expires)}", signature="{sig}"'
+
+
+def sign_job_list_auth(key: SigningKey, ttl: float = 60, now: Optional[float] = None) -> str:
+    """A request to list key's jobs, good for ttl seconds from now (at most 15 minutes), as
+    ``api.SignJobListAuth`` makes it."""
+    if not 0 < ttl <= MAX_OUTPUT_AUTH_TTL:
+        raise ValueError(f"ttl {ttl}s: want more than 0 and at most {MAX_OUTPUT_AUTH_TTL}s")
+    t = time.time() if now is None else now
+    return job_list_auth_header(key, int(t + ttl))

@@ -1,5 +1,5 @@
 """Shared test support: puts the SDK on sys.path and runs the Go side (the gosign helper,
-the omnisync binary and a devnet on free ports in a temporary home).
+the omnisync binary, built once per run, and a devnet on free ports in a temporary home).
 
 Every test module imports this first, so ``python3 -m unittest discover -s
 sdk/python/tests`` works from the repository root as well as from ``sdk/python``.
@@ -7,6 +7,7 @@ sdk/python/tests`` works from the repository root as well as from ``sdk/python``
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 TESTS = Path(__file__).resolve().parent
 SDK = TESTS.parent
@@ -46,26 +47,55 @@ def run_gosign(request: Dict[str, Any]) -> Dict[str, Any]:
     return json.loads(p.stdout)
 
 
-def build_omnisync(out_dir: Path) -> Path:
-    """Build the omnisync binary into out_dir (or use $OMNISYNC_BIN) and return its path."""
+_binary: Optional[Path] = None
+
+
+def build_omnisync() -> Path:
+    """The omnisync binary: $OMNISYNC_BIN, or built from this tree once per test run (into
+    a temporary directory removed when the run ends) and shared by the test modules."""
+    global _binary
     prebuilt = os.environ.get("OMNISYNC_BIN")
     if prebuilt:
         return Path(prebuilt)
+    if _binary is not None:
+        return _binary
+    out_dir = temp_dir("omnisync-sdk-bin-")
+    atexit.register(shutil.rmtree, out_dir, ignore_errors=True)
     binary = out_dir / "omnisync"
     p = subprocess.run(
         ["go", "build", "-o", str(binary), "./cmd/omnisync"], cwd=REPO, capture_output=True, timeout=900
     )
     if p.returncode != 0:
         raise RuntimeError(f"go build ./cmd/omnisync failed:\n{p.stderr.decode(errors='replace')}")
+    _binary = binary
     return binary
 
 
-class Devnet:
-    """``omnisync devnet`` in a temporary home, every port picked free, stopped with Ctrl-C."""
+def docker_answers() -> Tuple[bool, str]:
+    """Whether a Docker engine answers ``docker info`` here, and if not, why not."""
+    if shutil.which("docker") is None:
+        return False, "no docker CLI on PATH"
+    try:
+        p = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"docker info: {e}"
+    if p.returncode != 0:
+        why = p.stderr.decode(errors="replace").strip().splitlines()
+        return False, "docker info failed: " + (why[-1] if why else f"status {p.returncode}")
+    return True, ""
 
-    def __init__(self, binary: Path, home: Path) -> None:
+
+class Devnet:
+    """``omnisync devnet`` in a temporary home, every port picked free, stopped with Ctrl-C.
+
+    ``docker`` is its --docker flag: "off" (the default) never touches this machine's
+    Docker engine, so container jobs are accepted but run nowhere; "on" runs them there.
+    """
+
+    def __init__(self, binary: Path, home: Path, docker: str = "off") -> None:
         self.binary = binary
         self.home = home
+        self.docker = docker
         self.proc: Optional[subprocess.Popen] = None
         self.rest_url = ""
         self._stdout = home.parent / "devnet.stdout"
@@ -82,9 +112,7 @@ class Devnet:
         for flag in ("--rest-addr", "--rpc-addr", "--p2p-addr"):
             args += [flag, "127.0.0.1:0"]
         args += ["--nodes-port", "0"]
-        help_text = subprocess.run([str(self.binary), "devnet", "--help"], capture_output=True, timeout=60).stdout
-        if b"--docker" in help_text:
-            args += ["--docker", "off"]  # never touch this machine's Docker engine
+        args += ["--docker", self.docker]
         with open(self._stdout, "wb") as out, open(self._stderr, "wb") as err:
             self.proc = subprocess.Popen(args, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout

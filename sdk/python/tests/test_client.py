@@ -11,30 +11,39 @@ import time
 import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.parse import parse_qs, urlsplit
 
 import support  # noqa: F401  (puts the SDK on sys.path)
+from test_archive import tar_of
 
 from omnisync import (
+    ArchiveError,
     BadRequest,
     Client,
     Conflict,
+    ContainerResult,
     DigestMismatch,
     Forbidden,
     InsufficientFunds,
     Int32Matrix,
+    Job,
+    JobList,
+    JobLogs,
     NotFound,
     NotSupportedByServer,
     OmniSyncError,
     ServerError,
     SigningKey,
+    TensorResult,
     TransportError,
     Unauthorized,
     Unavailable,
     UnverifiedResult,
     WaitTimeout,
+    job_id,
 )
 from omnisync.keys import verify
-from omnisync.signing import output_auth_message
+from omnisync.signing import job_list_auth_message, output_auth_message
 
 Reply = Tuple[int, Dict[str, str], bytes]
 Route = Callable[["Handler"], Optional[Reply]]
@@ -59,7 +68,9 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         self.body = self.rfile.read(n) if n else b""
         self.server.requests.append((self.command, self.path, dict(self.headers), self.body))
-        route = self.server.routes.get(f"{self.command} {self.path}")
+        # A route is keyed by method and path, with or without the query.
+        routes = self.server.routes
+        route = routes.get(f"{self.command} {self.path}") or routes.get(f"{self.command} {self.path.split('?')[0]}")
         if route is None:
             status, headers, body = js(404, {"error": f"{self.command} {self.path}: not found", "code": "not_found"})
         else:
@@ -160,9 +171,6 @@ class ClientTest(unittest.TestCase):
         self.srv.routes["GET /v1/jobs/job-1/logs"] = lambda h: js(404, {"error": "not found: job job-1", "code": "not_found"})
         with self.assertRaises(NotFound):
             self.c.logs("job-1")  # a route that exists, for a job that does not
-        self.srv.routes["GET /v1/jobs/job-1/logs"] = lambda h: (200, {"Content-Type": "text/plain"}, "line 1\né\n".encode())
-        self.assertEqual(self.c.logs("job-1"), "line 1\né\n")
-
     def test_unreachable(self) -> None:
         port = self.srv.server_address[1]
         self.srv.shutdown()
@@ -211,14 +219,17 @@ class ClientTest(unittest.TestCase):
         self.srv.routes["GET /v1/jobs/job-1/events"] = sse([("job", job("running", 2)), ("job", job("settled", 4))])
         self.assertEqual([e.stage for e in self.c.events("job-1", follow=True)], ["s0", "s1", "s2", "s3"])
 
-    def _serve_output(self, data: bytes, digest: Optional[str] = None, verified: str = "true", committed: Optional[str] = None) -> None:
+    def _serve_output(
+        self, data: bytes, digest: Optional[str] = None, verified: str = "true", committed: Optional[str] = None, kind: str = ""
+    ) -> None:
         digest = digest or "sha256:" + hashlib.sha256(data).hexdigest()
 
         def output(h: Handler) -> Reply:
             return 200, {"Omni-Digest": digest, "Omni-Verified": verified, "Omni-Job-Status": "settled"}, data
 
+        extra = {"kind": kind} if kind else {}
         self.srv.routes["GET /v1/jobs/job-1/output"] = output
-        self.srv.routes["GET /v1/jobs/job-1"] = lambda h: js(200, job("settled", result_digest=committed or digest))
+        self.srv.routes["GET /v1/jobs/job-1"] = lambda h: js(200, job("settled", result_digest=committed or digest, **extra))
 
     def test_result_signs_checks_and_decodes(self) -> None:
         m = Int32Matrix.from_rows([[1, -2], [3, 4]])
@@ -248,9 +259,203 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(OmniSyncError):
             self.c.output("job-1")
 
+    def test_result_takes_the_kind_the_server_reports(self) -> None:
+        archive = tar_of([("exit_code", b"3\n", None), ("outputs/out.txt", b"hi", None)])
+        omt = Int32Matrix.from_rows([[7]]).to_omt()
+        for data, kind, want in ((archive, "container", ContainerResult), (archive, "", ContainerResult), (omt, "tensor", TensorResult), (omt, "", TensorResult)):
+            with self.subTest(kind=kind, want=want.__name__):
+                self._serve_output(data, kind=kind)
+                self.assertIsInstance(self.c.result("job-1"), want)
+        r = self.c.result("job-1", kind="tensor")  # the caller's kind wins
+        self.assertEqual(r.matrix.tolist(), [[7]])
+        self._serve_output(omt, kind="container")  # the server's kind wins over the content
+        with self.assertRaises(ArchiveError):
+            self.c.result("job-1")
+        self._serve_output(archive, kind="container")
+        r = self.c.result("job-1")
+        self.assertEqual((r.exit_code, r.read("out.txt")), (3, b"hi"))
+
     def test_no_key(self) -> None:
         with self.assertRaises(OmniSyncError):
             Client(self.srv.url).cancel("job-1")
+        with self.assertRaises(OmniSyncError):
+            Client(self.srv.url).list()
+        with self.assertRaises(OmniSyncError):
+            Client(self.srv.url).logs("job-1")
+
+    # Logs.
+
+    def _auth_ok(self, header: str, message: bytes) -> bool:
+        expires = int(header.split('expires="')[1].split('"')[0])
+        sig = base64.b64decode(header.split('signature="')[1].rstrip('"'))
+        self.assertIn(f'address="{self.key.address}"', header)
+        self.assertLessEqual(expires - time.time(), 61)
+        return verify(self.key.address, message(expires), sig)  # type: ignore[operator]
+
+    def _serve_logs(self, answers: List[Any]) -> List[Dict[str, List[str]]]:
+        """Serve GET /v1/jobs/job-1/logs from answers in turn (each a JobLogs dict, or a
+        Reply), checking every request's signature; returns each request's query."""
+        queries: List[Dict[str, List[str]]] = []
+        it = iter(answers)
+
+        def route(h: Handler) -> Reply:
+            self.assertTrue(self._auth_ok(h.headers["Authorization"], lambda e: output_auth_message("job-1", e)))
+            queries.append(parse_qs(urlsplit(h.path).query))
+            a = next(it)
+            if isinstance(a, tuple):
+                return a
+            if "data" in a:
+                a = {**a, "data": base64.b64encode(a["data"]).decode()}
+            return js(200, {"job_id": "job-1", **a})
+
+        self.srv.routes["GET /v1/jobs/job-1/logs"] = route
+        return queries
+
+    def test_logs_read_once(self) -> None:
+        q = self._serve_logs([{"node": "n1", "from": 0, "next": 7, "data": b"h\xc3\xa9llo\n\xff"}])
+        self.assertEqual(self.c.logs("job-1"), "héllo\n\ufffd")
+        self.assertEqual(q, [{"from": ["0"]}])
+        q = self._serve_logs([{"node": "n2", "nodes": ["n1", "n2"], "from": 5, "next": 7, "data": b"o\n", "eof": True}])
+        self.assertEqual(self.c.logs("job-1", node="n2", since=5, text=False), b"o\n")
+        self.assertEqual(q, [{"from": ["5"], "node": ["n2"]}])
+        self._serve_logs([{"from": 0, "next": 0, "final": True}])
+        self.assertEqual(self.c.logs("job-1"), "")  # nobody logged, or forgotten
+        self._serve_logs([{"node": "n1", "nodes": ["n1", "n2"], "from": 9, "next": 10, "data": b"x", "truncated": True}])
+        reads = list(self.c.log_reads("job-1", since=3))
+        self.assertEqual(len(reads), 1)
+        self.assertEqual((reads[0].node, reads[0].nodes, reads[0].start, reads[0].next, reads[0].truncated), ("n1", ["n1", "n2"], 9, 10, True))
+        with self.assertRaises(ValueError):
+            self.c.logs("job-1", since=-1)
+
+    def test_logs_follow(self) -> None:
+        text = "héllo wörld\n"
+        raw = text.encode()
+        q = self._serve_logs(
+            [
+                {"node": "n1", "nodes": ["n1", "n2"], "from": 0, "next": 2, "data": raw[:2]},  # splits the é
+                js(503, {"error": "busy", "code": "unavailable"}),  # ridden out while following
+                {"node": "n1", "from": 2, "next": 2},
+                {"node": "n1", "from": 2, "next": len(raw), "data": raw[2:], "final": True},  # new data: ask once more
+                {"node": "n1", "from": len(raw), "next": len(raw), "final": True},
+            ]
+        )
+        pieces = list(self.c.logs("job-1", follow=True, poll_interval=0.01))
+        self.assertEqual("".join(pieces), text)
+        self.assertEqual(pieces[0], "h")  # the split character came out whole, later
+        self.assertEqual([x.get("from") for x in q], [["0"], ["2"], ["2"], ["2"], [str(len(raw))]])
+        self.assertEqual([x.get("node") for x in q], [None] + [["n1"]] * 4)  # stays with the first read's node
+        self._serve_logs([{"node": "n1", "from": 0, "next": 3, "data": b"abc", "final": True, "eof": True}])
+        self.assertEqual(list(self.c.logs("job-1", follow=True, text=False, poll_interval=0.01)), [b"abc"])
+
+    def test_logs_follow_fails_fast_and_times_out(self) -> None:
+        self._serve_logs([js(503, {"error": "this is a chain node's REST API", "code": "unavailable"})])
+        with self.assertRaises(Unavailable):
+            list(self.c.logs("job-1", follow=True))  # the first read's error is not passing
+        self._serve_logs([{"from": 0, "next": 0}] * 1000)  # the job never ends
+        with self.assertRaises(WaitTimeout):
+            list(self.c.logs("job-1", follow=True, poll_interval=0.01, timeout=0.2))
+
+    # Job lists.
+
+    def _serve_list(self, pages: Dict[str, Dict[str, Any]]) -> List[Dict[str, List[str]]]:
+        queries: List[Dict[str, List[str]]] = []
+
+        def route(h: Handler) -> Reply:
+            self.assertTrue(self._auth_ok(h.headers["Authorization"], lambda e: job_list_auth_message(self.key.address, e)))
+            q = parse_qs(urlsplit(h.path).query)
+            queries.append(q)
+            return js(200, pages[q.get("after", [""])[0]])
+
+        self.srv.routes["GET /v1/jobs"] = route
+        return queries
+
+    def test_list_pages(self) -> None:
+        j = lambda i, st="settled": job(st, id=f"job-{i}", kind="tensor")  # noqa: E731
+        q = self._serve_list({"": {"jobs": [j(3), j(2)], "next": "job-2"}, "job-2": {"jobs": [j(1, "failed")]}})
+        page = self.c.list(limit=2)
+        self.assertEqual([x.id for x in page], ["job-3", "job-2"])
+        self.assertEqual((page.next, page.from_chain, page[0].kind), ("job-2", False, "tensor"))
+        last = self.c.list(limit=2, status="failed", after=page.next)
+        self.assertEqual(([x.status for x in last], last.next), (["failed"], ""))
+        self.assertEqual(q, [{"limit": ["2"]}, {"limit": ["2"], "status": ["failed"], "after": ["job-2"]}])
+        self.assertEqual([x.id for x in self.c.iter_jobs(page_size=2)], ["job-3", "job-2", "job-1"])
+        for bad in (0, 501):
+            with self.assertRaises(ValueError):
+                self.c.list(limit=bad)
+
+    def _serve_chain(self, statuses: Dict[int, str]) -> None:
+        """An account whose transactions 0..4 created jobs with these statuses (the others
+        were not create_jobs)."""
+        addr = self.key.address
+        self.srv.routes[f"GET /v1/accounts/{addr}"] = lambda h: js(200, {"address": addr, "balance": 1, "seq": 5})
+        for seq in range(5):
+            jid = job_id(addr, seq)
+            if seq in statuses:
+                self.srv.routes[f"GET /v1/jobs/{jid}"] = lambda h, jid=jid, st=statuses[seq]: js(200, job(st, 2, id=jid))
+            else:
+                self.srv.routes[f"GET /v1/jobs/{jid}"] = lambda h, jid=jid: js(404, {"error": f"not found: job {jid}", "code": "not_found"})
+
+    def test_list_falls_back_to_the_chain_only_where_no_list_is_kept(self) -> None:
+        addr = self.key.address
+        self._serve_chain({4: "running", 2: "settled", 0: "settled"})
+        newest = [job_id(addr, s) for s in (4, 2, 0)]
+        self.srv.routes["GET /v1/jobs"] = lambda h: js(503, {"error": "this is a chain node's REST API, which runs no router", "code": "unavailable"})
+        page = self.c.list(limit=2)
+        self.assertTrue(page.from_chain)
+        self.assertEqual(([x.id for x in page], page.next), (newest[:2], newest[1]))
+        self.assertEqual(page[0].events, [])  # as the route lists them
+        self.assertEqual([x.id for x in self.c.list(limit=2, after=page.next)], newest[2:])
+        self.assertEqual([x.id for x in self.c.list(status="settled")], newest[1:])
+        self.assertEqual([x.id for x in self.c.iter_jobs(page_size=1)], newest)
+        with self.assertRaises(ValueError):
+            self.c.list(after="job-nope")
+        for reply, cls in (
+            (js(503, {"error": "busy", "code": "internal"}), Unavailable),
+            ((503, {"Content-Type": "text/html"}, b"<html>busy</html>"), Unavailable),
+            (js(401, {"error": "expired", "code": "unauthorized"}), Unauthorized),
+        ):
+            with self.subTest(status=reply[0], body=reply[2][:20]):
+                self.srv.routes["GET /v1/jobs"] = lambda h, r=reply: r
+                with self.assertRaises(cls):
+                    self.c.list()
+                with self.assertRaises(cls):
+                    next(self.c.iter_jobs())
+        # chain=True reads the chain even where the route answers.
+        self._serve_list({"": {"jobs": []}})
+        self.assertEqual([x.id for x in self.c.list(chain=True)], newest)
+        self.assertEqual(list(self.c.list()), [])
+
+
+class ModelsTest(unittest.TestCase):
+    def test_replicas_without_digests(self) -> None:
+        d = "sha256:" + "ab" * 32
+        j = Job.from_dict(
+            job(
+                "settled",
+                kind="container",
+                verification="redundant",
+                result_digest=d,
+                replicas=[{"node": "a"}, {"node": "b", "result_digest": d, "paid": 603}, {"node": "c", "result_digest": None, "paid": None}],
+            )
+        )
+        self.assertEqual(j.kind, "container")
+        self.assertEqual([(r.node, r.result_digest, r.paid, r.revealed) for r in j.replicas], [("a", "", 0, False), ("b", d, 603, True), ("c", "", 0, False)])
+        self.assertEqual([r.node for r in j.agreed], ["b"])
+        running = Job.from_dict(job("running", verification="redundant", replicas=[{"node": "a"}, {"node": "b"}, {"node": "c"}]))
+        self.assertEqual(running.agreed, [])  # sealed digests are not shown yet
+        self.assertFalse(any(r.revealed for r in running.replicas))
+        self.assertEqual(Job.from_dict(job("queued", replicas=None)).replicas, [])
+        self.assertEqual(Job.from_dict(job("queued")).kind, "")  # an older server
+
+    def test_job_list_and_logs(self) -> None:
+        jl = JobList.from_dict({"jobs": [job("settled"), "junk"], "next": "job-1"})
+        self.assertEqual((len(jl), jl.next, jl.from_chain, jl.jobs[0].id), (1, "job-1", False, "job-1"))
+        self.assertEqual(JobList.from_dict({"jobs": None}), [])
+        logs = JobLogs.from_dict({"job_id": "job-1", "from": 3, "next": 5, "data": "aGk=", "final": True})
+        self.assertEqual((logs.start, logs.next, logs.data, logs.eof, logs.done), (3, 5, b"hi", False, False))
+        self.assertTrue(JobLogs.from_dict({"from": 5, "next": 5, "final": True}).done)
+        with self.assertRaises(ValueError):
+            JobLogs.from_dict({"data": "not base64!"})
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """End to end against a real devnet: the omnisync binary built from this tree, started on
 free ports in a temporary home, driven only through the SDK, stopped with Ctrl-C.
 
-Container jobs stop at the router accepting the job (HTTP 2xx): the devnet runs with
-``--docker off``, so no node runs them and the job is refunded.
+Container jobs stop at the router accepting the job (HTTP 2xx): this devnet runs with
+``--docker off``, so no node runs them and the job is refunded. test_containers.py runs
+one end to end where a Docker engine answers.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from omnisync import (
     Int8Matrix,
     Int32Matrix,
     Job,
-    NotSupportedByServer,
     SigningKey,
     TensorResult,
+    Unauthorized,
     _gojson,
     matmul,
     sign_create_job,
@@ -45,9 +46,9 @@ def setUpModule() -> None:
     global _devnet, _work
     if not support.have_go() and not os.environ.get("OMNISYNC_BIN"):
         raise unittest.SkipTest("needs the Go toolchain to build the omnisync binary")
+    binary = support.build_omnisync()
     _work = support.temp_dir("omnisync-sdk-devnet-")
-    binary = support.build_omnisync(_work)
-    _devnet = support.Devnet(binary, _work / "home")
+    _devnet = support.Devnet(binary, _work / "home", docker="off")
     try:
         _devnet.start()
     except BaseException:
@@ -114,14 +115,34 @@ class DevnetTest(unittest.TestCase):
         self._run_matmul(streaming, 20, 10, 5)
 
     def test_3_list_and_events(self) -> None:
-        jobs = self.client.list(limit=5)
+        c = self.client
+        jobs = c.list(limit=5)
+        self.assertFalse(jobs.from_chain, "a router keeps a job list")
         self.assertGreaterEqual(len(jobs), 2)
-        self.assertTrue(all(j.consumer == self.client.address for j in jobs))
-        settled = self.client.list(limit=1, status="settled")
+        self.assertTrue(all(j.consumer == c.address for j in jobs))
+        self.assertTrue(all(j.kind == "tensor" and not j.events for j in jobs))
+        settled = c.list(limit=1, status="settled")
         self.assertEqual(len(settled), 1)
-        stages = [e.stage for e in self.client.events(jobs[0].id)]
+        self.assertEqual(settled.next, settled[0].id, "another job follows")
+        # Pages, one job each, follow next to the end.
+        first = c.list(limit=1)
+        self.assertEqual(first.next, first[0].id)
+        second = c.list(limit=1, after=first.next)
+        self.assertEqual(second[0].id, jobs[1].id)
+        every = [j.id for j in c.iter_jobs(page_size=1)]
+        self.assertEqual(every, [j.id for j in c.list(limit=500)])
+        self.assertEqual(every[: len(jobs)], [j.id for j in jobs])
+        # The chain, read by the account's transactions, knows the same jobs.
+        from_chain = c.list(limit=50, chain=True)
+        self.assertTrue(from_chain.from_chain)
+        self.assertEqual(sorted(j.id for j in from_chain), sorted(every))
+        with self.assertRaises(BadRequest) as cm:
+            c.list(after="job-0000000000000000")
+        self.assertEqual(cm.exception.field, "after")
+
+        stages = [e.stage for e in c.events(jobs[0].id)]
         self.assertEqual(stages[0], "escrowed")
-        self.assertEqual(list(self.client.events(jobs[0].id, follow=True))[-1].stage, "settled")
+        self.assertEqual(list(c.events(jobs[0].id, follow=True))[-1].stage, "settled")
 
     def test_4_cancel_a_job_waiting_for_inputs(self) -> None:
         c = self.client
@@ -148,6 +169,11 @@ class DevnetTest(unittest.TestCase):
         stranger = Client(c.url, key=SigningKey.generate())
         with self.assertRaises(Forbidden):
             stranger.result(job_id)  # only the consumer may read its output
+        with self.assertRaises(Forbidden):
+            stranger.logs(job_id)  # and its logs
+        self.assertEqual(list(stranger.list()), [])  # a key lists its own jobs only
+        with self.assertRaises(Unauthorized):
+            c._t.call("GET", "/v1/jobs")  # unsigned
         with self.assertRaises(InsufficientFunds):
             stranger.submit_tensor({"a": [[1]], "b": [[2]]})  # nothing is escrowed
         # A transaction committing to one spec cannot carry another.
@@ -160,12 +186,13 @@ class DevnetTest(unittest.TestCase):
             c._t.call("POST", "/v1/jobs", body)
         self.assertEqual(cm.exception.field, "tx")
 
-    def test_6_missing_routes(self) -> None:
-        job_id = self.client.list(limit=1)[0].id
-        with self.assertRaises(NotSupportedByServer):
-            self.client.logs(job_id)
-        with self.assertRaises(NotSupportedByServer):
-            self.client._t.call("GET", "/v1/jobs")  # no listing route: list() scans instead
+    def test_6_tensor_jobs_log_nothing(self) -> None:
+        job = self.client.list(limit=1, status="settled")[0]
+        self.assertEqual(self.client.logs(job.id), "")
+        self.assertEqual(list(self.client.logs(job.id, follow=True, timeout=10)), [])
+        read = next(self.client.log_reads(job.id))
+        self.assertTrue(read.final)
+        self.assertEqual((read.data, read.nodes), (b"", []))
 
     def test_7_container_job_is_accepted(self) -> None:
         c = self.client
@@ -184,6 +211,8 @@ class DevnetTest(unittest.TestCase):
                 self.skipTest(f"this router does not take container jobs yet: {e}")
             raise
         self.assertTrue(job.id.startswith("job-"))
+        self.assertEqual(c.get(job.id).kind, "container")
+        self.assertEqual(c.list(limit=1)[0].id, job.id)
         try:
             c.cancel(job.id)  # no node here runs containers: take the budget back
         except BadRequest:
@@ -200,6 +229,18 @@ class DevnetTest(unittest.TestCase):
         )
         self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
         self.assertIn(b"matches the local product: True", p.stdout)
+
+    def test_9_jobs_example_runs(self) -> None:
+        assert _devnet is not None
+        base = [sys.executable, str(support.SDK / "examples" / "jobs.py"), "--api", _devnet.rest_url, "--wallet", str(_devnet.consumer_key_file)]
+        every = [j.id for j in self.client.iter_jobs()]
+        for extra, want_ids in ((["--limit", "2"], every[:2]), (["--all", "--limit", "1"], every), (["--chain", "--limit", "500"], every)):
+            with self.subTest(args=extra):
+                p = subprocess.run(base + extra, capture_output=True, timeout=60)
+                self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
+                self.assertEqual([line.split()[0] for line in p.stdout.decode().splitlines()], want_ids)
+        p = subprocess.run(base + ["--logs", every[-1], "-f"], capture_output=True, timeout=60)
+        self.assertEqual((p.returncode, p.stdout), (0, b""), p.stderr.decode())  # a tensor job logs nothing
 
 
 if __name__ == "__main__":

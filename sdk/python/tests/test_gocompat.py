@@ -39,7 +39,7 @@ from omnisync import (
     unpack_output,
     write_output,
 )
-from omnisync.signing import output_auth_header
+from omnisync.signing import job_list_auth_header, output_auth_header, sign_job_list_auth
 from omnisync.spec import digest_of
 
 SEED = bytes(range(7, 39))
@@ -219,6 +219,11 @@ class GoCompatTest(unittest.TestCase):
 
     def test_output_auth_header_matches_go(self) -> None:
         self.assertEqual(output_auth_header(self.key, AUTH_JOB, AUTH_EXPIRES), self.go["output_auth"])
+
+    def test_job_list_auth_header_matches_go(self) -> None:
+        self.assertEqual(job_list_auth_header(self.key, AUTH_EXPIRES), self.go["job_list_auth"])
+        self.assertEqual(sign_job_list_auth(self.key, 60, now=AUTH_EXPIRES - 60), self.go["job_list_auth"])
+        self.assertNotEqual(self.go["job_list_auth"], self.go["output_auth"])
 
     def test_validation_names_the_field_go_names(self) -> None:
         results = self.go["specs"][len(self.specs) :]

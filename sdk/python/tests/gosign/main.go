@@ -1,10 +1,10 @@
 // Command gosign is the Go half of the Python SDK's byte-compatibility test
 // (sdk/python/tests/test_gocompat.py). It reads one JSON request on stdin, does with the
 // project's own packages what the SDK does in Python (encode and hash job specs, sign
-// transactions and output requests, derive addresses and job ids, encode matrices, pack a
-// container output archive), and prints the results as JSON on stdout for the test to
-// compare byte for byte. Ed25519 signatures are deterministic, so the same seed signs
-// the same bytes identically in both languages.
+// transactions, output requests and job-list requests, derive addresses and job ids,
+// encode matrices, pack a container output archive), and prints the results as JSON on
+// stdout for the test to compare byte for byte. Ed25519 signatures are deterministic, so
+// the same seed signs the same bytes identically in both languages.
 package main
 
 import (
@@ -72,6 +72,7 @@ type response struct {
 	Specs        []specResult `json:"specs"`
 	CancelJobTx  []byte       `json:"cancel_job_tx"`
 	OutputAuth   string       `json:"output_auth"`
+	JobListAuth  string       `json:"job_list_auth"` // expiring at AuthExpires too
 	NPYInt8      []npyResult  `json:"npy_int8"`
 	MatMulOMT    []byte       `json:"matmul_omt"`
 	MatMulNPY    []byte       `json:"matmul_npy"`
@@ -112,6 +113,11 @@ func run(in io.Reader, out io.Writer) error {
 		return fmt.Errorf("own output auth does not verify: %w", err)
 	}
 	resp.OutputAuth = auth.Header()
+	list := api.SignJobListAuth(key, string(addr), time.Minute, time.Unix(req.AuthExpires-60, 0))
+	if err := api.VerifyJobListAuth(key.Public().(ed25519.PublicKey), list, time.Unix(req.AuthExpires-1, 0), api.MaxOutputAuthTTL); err != nil {
+		return fmt.Errorf("own job list auth does not verify: %w", err)
+	}
+	resp.JobListAuth = list.Header()
 
 	for _, f := range req.NPYInt8 {
 		resp.NPYInt8 = append(resp.NPYInt8, npyOf(f))
