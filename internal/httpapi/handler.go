@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/explorer"
 )
 
 // Service is what the API serves; the router implements it. Errors should wrap the api
@@ -96,7 +97,8 @@ type server struct {
 	metrics   *metrics
 }
 
-// NewHandler returns the API's handler: the /v1 routes and /metrics.
+// NewHandler returns the API's handler: the /v1 routes, /metrics and, at /, the web
+// explorer (package explorer), whose pages read these routes from the browser.
 func NewHandler(opts Options) (http.Handler, error) {
 	if opts.Service == nil {
 		return nil, errors.New("httpapi: Options.Service is required")
@@ -135,6 +137,13 @@ func NewHandler(opts Options) (http.Handler, error) {
 		s.mux.HandleFunc(rt.pattern, rt.handler)
 		s.routes[rt.pattern] = true
 	}
+	// The explorer is a client of the API, not part of it: its pages and files stay out of
+	// routeTable and so out of openapi.json, and none of its patterns is under /v1.
+	ex := explorer.Handler()
+	for _, pattern := range explorer.Patterns {
+		s.mux.Handle(pattern, ex)
+		s.routes[pattern] = true
+	}
 	return s, nil
 }
 
@@ -143,7 +152,8 @@ type route struct {
 	handler http.HandlerFunc
 }
 
-// routeTable lists every route; openapi.json must describe exactly these (a test checks).
+// routeTable lists every API route; openapi.json must describe exactly these (a test
+// checks). The explorer's pages are mounted beside them in NewHandler.
 func (s *server) routeTable() []route {
 	return []route{
 		{"POST /v1/jobs", s.submitJob},

@@ -1,0 +1,128 @@
+package explorer
+
+import (
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func get(t *testing.T, h http.Handler, method, path string, header ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(method, path, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	return rec
+}
+
+func TestServesPagesAndAssets(t *testing.T) {
+	h := Handler()
+	tests := []struct {
+		path, contentType, contains string
+	}{
+		{"/", "text/html; charset=utf-8", `<script type="module" src="/explorer/js/main.js">`},
+		{"/jobs/job-0123456789abcdef", "text/html; charset=utf-8", "<main"},
+		{"/nodes/AM8of1MrGLTut7bJKNqEAiqsXJdbiYgeVD1JeWgpdeCE", "text/html; charset=utf-8", "<main"},
+		{"/accounts/AM8of1MrGLTut7bJKNqEAiqsXJdbiYgeVD1JeWgpdeCE", "text/html; charset=utf-8", "<main"},
+		{"/explorer/style.css", "text/css; charset=utf-8", ":root"},
+		{"/explorer/js/main.js", "text/javascript; charset=utf-8", "import"},
+		{"/explorer/favicon.svg", "image/svg+xml", "<svg"},
+	}
+	for _, tt := range tests {
+		rec := get(t, h, http.MethodGet, tt.path)
+		if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != tt.contentType {
+			t.Errorf("GET %s: %d, Content-Type %q; want 200, %q", tt.path, rec.Code, rec.Header().Get("Content-Type"), tt.contentType)
+		}
+		if !strings.Contains(rec.Body.String(), tt.contains) {
+			t.Errorf("GET %s: body lacks %q", tt.path, tt.contains)
+		}
+		if got := rec.Header().Get("Content-Security-Policy"); got != ContentSecurityPolicy {
+			t.Errorf("GET %s: Content-Security-Policy %q", tt.path, got)
+		}
+		if rec.Header().Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: no nosniff", tt.path)
+		}
+	}
+	for _, path := range []string{"/explorer/nope.js", "/explorer/", "/jobs/", "/jobs/a/b", "/v1/health", "/other"} {
+		if rec := get(t, h, http.MethodGet, path); rec.Code != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", path, rec.Code)
+		}
+	}
+	if rec := get(t, h, http.MethodPost, "/"); rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST /: %d, Allow %q", rec.Code, rec.Header().Get("Allow"))
+	}
+}
+
+// The policy names no source but the page's own origin ('none' forbids outright).
+func TestContentSecurityPolicyAllowsOnlySelf(t *testing.T) {
+	seen := map[string]bool{}
+	for _, directive := range strings.Split(ContentSecurityPolicy, ";") {
+		fields := strings.Fields(directive)
+		if len(fields) < 2 {
+			t.Fatalf("directive %q has no sources", directive)
+		}
+		seen[fields[0]] = true
+		for _, src := range fields[1:] {
+			if src != "'self'" && src != "'none'" {
+				t.Errorf("%s allows %s", fields[0], src)
+			}
+		}
+	}
+	for _, d := range []string{"default-src", "script-src", "style-src", "connect-src", "frame-ancestors", "base-uri"} {
+		if !seen[d] {
+			t.Errorf("no %s directive", d)
+		}
+	}
+}
+
+func TestRevalidatesWithETag(t *testing.T) {
+	h := Handler()
+	first := get(t, h, http.MethodGet, "/explorer/js/main.js")
+	etag := first.Header().Get("ETag")
+	if etag == "" || first.Header().Get("Cache-Control") != "no-cache" {
+		t.Fatalf("ETag %q, Cache-Control %q", etag, first.Header().Get("Cache-Control"))
+	}
+	if rec := get(t, h, http.MethodGet, "/explorer/js/main.js", "If-None-Match", etag); rec.Code != http.StatusNotModified {
+		t.Errorf("If-None-Match: %d, want 304", rec.Code)
+	}
+}
+
+// Every file the page or a module names is embedded, so nothing is fetched from elsewhere.
+func TestEveryReferenceIsEmbedded(t *testing.T) {
+	root, _ := fs.Sub(static, "static")
+	exists := func(p string) bool { _, err := fs.Stat(root, p); return err == nil }
+	index, _ := fs.ReadFile(root, "index.html")
+	refs := regexp.MustCompile(`(?:src|href)="(/[^"]*)"`).FindAllStringSubmatch(string(index), -1)
+	for _, m := range refs {
+		if name, ok := strings.CutPrefix(m[1], AssetPrefix); ok && !exists(name) {
+			t.Errorf("index.html names %s, which is not embedded", m[1])
+		}
+	}
+	css, _ := fs.ReadFile(root, "style.css")
+	if m := regexp.MustCompile(`@import|url\(`).FindString(string(css)); m != "" {
+		t.Errorf("style.css loads something (%s)", m)
+	}
+	external := regexp.MustCompile(`https?://[^'"\s]+`)
+	imports := regexp.MustCompile(`(?m)^\s*(?:import|export)\s[^'"]*from\s+'([^']+)'|^import\s+'([^']+)'`)
+	modules, _ := fs.Glob(root, "js/*.js")
+	if len(modules) == 0 {
+		t.Fatal("no modules embedded")
+	}
+	for _, mod := range modules {
+		src, _ := fs.ReadFile(root, mod)
+		if m := external.FindString(strings.ReplaceAll(string(src), "http://www.w3.org/2000/svg", "")); m != "" {
+			t.Errorf("%s names an outside address %q", mod, m)
+		}
+		for _, m := range imports.FindAllStringSubmatch(string(src), -1) {
+			target := m[1] + m[2]
+			if !strings.HasPrefix(target, "./") || !exists("js/"+strings.TrimPrefix(target, "./")) {
+				t.Errorf("%s imports %q: not an embedded module", mod, target)
+			}
+		}
+	}
+}
