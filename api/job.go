@@ -420,6 +420,8 @@ type Node struct {
 	VRAMMiB       uint64    `json:"vram_mib"`
 	TFLOPS        float64   `json:"tflops"`
 	Region        string    `json:"region"`
+	LatE6         int32     `json:"lat_e6,omitempty"` // where it declared it is, millionths of a degree
+	LonE6         int32     `json:"lon_e6,omitempty"`
 	PricePerHour  uint64    `json:"price_per_hour"`
 	Stake         uint64    `json:"stake"`
 	Status        string    `json:"status"` // on chain: active, or inactive (stake below the minimum)

@@ -92,6 +92,7 @@ func (v ChainViews) Nodes(ctx context.Context) ([]api.Node, error) {
 		out = append(out, api.Node{
 			ID: string(n.Address), GPUModel: n.Hardware.GPUModel, GPUs: n.Hardware.GPUs, VRAMMiB: n.Hardware.VRAMMiB,
 			TFLOPS: float64(n.Hardware.TFLOPSMilli) / 1000, Region: n.Hardware.Region, PricePerHour: n.PricePerHour,
+			LatE6: n.Hardware.LatE6, LonE6: n.Hardware.LonE6,
 			Stake: n.Stake, Status: n.Status, JobsVerified: n.JobsVerified, JobsFailed: n.JobsFailed,
 		})
 	}
