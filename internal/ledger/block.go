@@ -234,9 +234,11 @@ func matureUnbondings(st state, blk *blockCtx) ([]Event, error) {
 	return events, nil
 }
 
-// expireJobs refunds, in full, every open job whose deadline has passed by block time. It
-// leaves the nodes alone: a node, or a redundant job's replica, that did not finish in time
-// is simply not paid.
+// expireJobs closes every open job whose deadline has passed by block time. A redundant job
+// whose revealed digests already make a quorum settles on them (expireRedundant): the
+// replicas that agree are paid, and one that sealed and never revealed is marked as having
+// withheld its reveal. Every other job is refunded in full, and its nodes left alone: a
+// node, or a redundant job's replica, that did not finish in time is simply not paid.
 func expireJobs(st state, blk *blockCtx) ([]Event, error) {
 	list, err := due(st, prefixJobExp, uint64(blk.now))
 	if err != nil {
@@ -254,6 +256,16 @@ func expireJobs(st state, blk *blockCtx) ([]Event, error) {
 		}
 		if !j.Open() {
 			continue
+		}
+		if j.Verification == VerifyRedundant {
+			ev, settled, err := expireRedundant(st, blk, &j)
+			if err != nil {
+				return nil, err
+			}
+			if settled {
+				events = append(events, ev...)
+				continue
+			}
 		}
 		if err := refundEscrow(st, &blk.supply, &j, JobExpired, blk.height); err != nil {
 			return nil, err

@@ -267,7 +267,8 @@ func (j Job) appendBinary(b []byte) []byte {
 // appendRedundant writes a redundant job's replicas and settlement shares. They came after
 // jobs were first stored, so they follow the older fields as a tail that is written only
 // when one of them is there: a freivalds job encodes as it always did, and the records
-// already stored read back unchanged.
+// already stored read back unchanged. The replicas' seals came later still, and follow as
+// a tail of this tail (appendSeals).
 func (j Job) appendRedundant(e encoder) encoder {
 	var shares []Share
 	if j.Settlement != nil {
@@ -284,6 +285,18 @@ func (j Job) appendRedundant(e encoder) encoder {
 	e = e.u64(uint64(len(shares)))
 	for _, s := range shares {
 		e = e.addr(s.Node).u64(s.Cost).u64(s.Paid).u64(s.Burned).u64(s.Fee).u64(s.Reward)
+	}
+	return j.appendSeals(e)
+}
+
+// appendSeals writes the replicas' seals, one for each replica in order (empty for one
+// that has not sealed), only when at least one has sealed.
+func (j Job) appendSeals(e encoder) encoder {
+	if countReplicas(j, Replica.Committed) == 0 {
+		return e
+	}
+	for _, r := range j.Replicas {
+		e = e.str(r.Seal)
 	}
 	return e
 }
@@ -306,7 +319,7 @@ func (j Job) binarySize() int {
 		}
 	}
 	for _, r := range j.Replicas {
-		n += 2 + len(r.Node) + len(r.ResultDigest) + 5*binary.MaxVarintLen32
+		n += 3 + len(r.Node) + len(r.Seal) + len(r.ResultDigest) + 5*binary.MaxVarintLen32
 	}
 	return n
 }
@@ -344,8 +357,9 @@ func (j *Job) decodeBinary(b []byte) error {
 	return d.done()
 }
 
-// decodeRedundant reads the tail appendRedundant writes. A tail with nothing in it, or
-// with shares but no settlement to hold them, is not what the encoder writes: refused.
+// decodeRedundant reads the tail appendRedundant writes. A tail with nothing in it, with
+// shares but no settlement to hold them, or with seals of which none is set, is not what
+// the encoder writes: refused.
 func (j *Job) decodeRedundant(d *decoder) {
 	if n := d.count(7); n > 0 {
 		j.Replicas = make([]Replica, n)
@@ -364,6 +378,14 @@ func (j *Job) decodeRedundant(d *decoder) {
 		j.Settlement.Shares = make([]Share, n)
 		for i := range j.Settlement.Shares {
 			j.Settlement.Shares[i] = Share{Node: d.addr(), Cost: d.u64(), Paid: d.u64(), Burned: d.u64(), Fee: d.u64(), Reward: d.u64()}
+		}
+	}
+	if len(d.b) > 0 {
+		for i := range j.Replicas {
+			j.Replicas[i].Seal = d.str()
+		}
+		if countReplicas(*j, Replica.Committed) == 0 {
+			d.fail("empty seal tail")
 		}
 	}
 }

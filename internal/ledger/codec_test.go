@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -27,17 +28,19 @@ func sampleFreivaldsJobs() []Job {
 }
 
 // sampleRedundantJobs are a settled redundant job (two agreeing replicas, one outvoted),
-// an assigned one whose replicas have not all committed, and a settlement with shares but
-// no replicas (the codec need not know that the ledger never writes one).
+// one settled by all three, one settled at its deadline with a replica that never
+// revealed, an assigned one whose replicas have not all sealed, one with sealed replicas
+// and no reveal, one stored before replicas had seals, and a settlement with shares but no
+// replicas (the codec need not know that the ledger never writes one).
 func sampleRedundantJobs() []Job {
 	settled := Job{
 		ID: JobID(addr(consumerKey), 8), Consumer: addr(consumerKey), SpecHash: digestA, Budget: omni,
 		MaxPricePerHour: 3 * omni, Verification: VerifyRedundant, TimeoutSeconds: 600, Status: JobSettled,
 		CreatedHeight: 10, DeadlineUnix: genesisUnix + 600, ResultDigest: digestA, GPUMillis: 45_005, ResultHeight: 15,
 		Replicas: []Replica{
-			{Node: addr(node3Key), PricePerHour: 2_999_999, ScoreBP: 7000, AssignedHeight: 11, ResultDigest: digestB, GPUMillis: 90_000, ResultHeight: 13},
-			{Node: addr(node1Key), PricePerHour: 2 * omni, ScoreBP: 9000, AssignedHeight: 11, ResultDigest: digestA, GPUMillis: 90_001, ResultHeight: 14},
-			{Node: addr(node2Key), PricePerHour: 1_234_567, AssignedHeight: 12, ResultDigest: digestA, GPUMillis: 45_005, ResultHeight: 15},
+			{Node: addr(node3Key), PricePerHour: 2_999_999, ScoreBP: 7000, AssignedHeight: 11, Seal: digestC, ResultDigest: digestB, GPUMillis: 90_000, ResultHeight: 13},
+			{Node: addr(node1Key), PricePerHour: 2 * omni, ScoreBP: 9000, AssignedHeight: 11, Seal: digestB, ResultDigest: digestA, GPUMillis: 90_001, ResultHeight: 14},
+			{Node: addr(node2Key), PricePerHour: 1_234_567, AssignedHeight: 12, Seal: digestA, ResultDigest: digestA, GPUMillis: 45_005, ResultHeight: 15},
 		},
 		Settlement: &Settlement{BilledMillis: 45_005, Cost: 40_437, Paid: 37_606, Burned: 810, Fee: 2_021, Refunded: 959_563, Reward: 12_500, Height: 15,
 			Shares: []Share{
@@ -45,11 +48,29 @@ func sampleRedundantJobs() []Job {
 				{Node: addr(node2Key), Cost: 15_434, Paid: 14_354, Burned: 309, Fee: 771, Reward: 6_250},
 			}},
 	}
+	allAgree := settled
+	allAgree.GPUMillis, allAgree.Replicas = 60_000, slices.Clone(settled.Replicas)
+	allAgree.Replicas[0].ResultDigest, allAgree.Replicas[0].GPUMillis = digestA, 60_000
+	allAgree.Settlement = &Settlement{BilledMillis: 60_000, Cost: 103_911, Paid: 96_638, Burned: 2_079, Fee: 5_194, Refunded: 896_089, Reward: 16_665, Height: 15,
+		Shares: []Share{
+			{Node: addr(node3Key), Cost: 50_000, Burned: 1_000, Fee: 2_500, Paid: 46_500, Reward: 5_555},
+			{Node: addr(node1Key), Cost: 33_334, Burned: 667, Fee: 1_666, Paid: 31_001, Reward: 5_555},
+			{Node: addr(node2Key), Cost: 20_577, Burned: 412, Fee: 1_028, Paid: 19_137, Reward: 5_555},
+		}}
+	atDeadline := settled
+	atDeadline.Replicas = slices.Clone(settled.Replicas)
+	atDeadline.Replicas[0].ResultDigest = "" // sealed, never revealed
 	assigned := Job{ID: settled.ID, Verification: VerifyRedundant, Status: JobAssigned, Replicas: []Replica{
-		{Node: addr(node1Key), PricePerHour: 1, AssignedHeight: 3, ResultDigest: digestA, ResultHeight: 4}, {Node: addr(node2Key)},
+		{Node: addr(node1Key), PricePerHour: 1, AssignedHeight: 3, Seal: digestC, ResultDigest: digestA, ResultHeight: 4}, {Node: addr(node2Key)},
+	}}
+	sealed := Job{ID: settled.ID, Verification: VerifyRedundant, Status: JobAssigned, Replicas: []Replica{
+		{Node: addr(node1Key)}, {Node: addr(node2Key), Seal: digestB, GPUMillis: 7, ResultHeight: 5}, {Node: addr(node3Key), Seal: digestC, ResultHeight: 6},
+	}}
+	unsealed := Job{ID: settled.ID, Verification: VerifyRedundant, Status: JobAssigned, Replicas: []Replica{
+		{Node: addr(node1Key), ResultDigest: digestA, ResultHeight: 4},
 	}}
 	sharesOnly := Job{ID: settled.ID, Status: JobSettled, Settlement: &Settlement{Shares: []Share{{Node: addr(node1Key)}}}}
-	return []Job{settled, assigned, sharesOnly}
+	return []Job{settled, allAgree, atDeadline, assigned, sealed, unsealed, sharesOnly}
 }
 
 // sampleRecords are records of every binary kind with every optional part set and unset.
@@ -136,9 +157,10 @@ func TestFreivaldsJobEncodingUnchanged(t *testing.T) {
 	}
 }
 
-// TestRedundantTailIsCanonical: the tail that carries replicas and shares is there only
-// when it holds something, so a job has one encoding: an empty tail, or shares with no
-// settlement to hold them, is refused.
+// TestRedundantTailIsCanonical: the tail that carries replicas and shares, and the one
+// after it that carries their seals, are there only when they hold something, so a job has
+// one encoding: an empty tail, shares with no settlement to hold them, or seals none of
+// which is set, is refused. A record written before seals existed still reads.
 func TestRedundantTailIsCanonical(t *testing.T) {
 	base, _ := encodeRecord(sampleFreivaldsJobs()[1]) // ends with no settlement
 	for _, c := range []struct {
@@ -148,14 +170,28 @@ func TestRedundantTailIsCanonical(t *testing.T) {
 		{"empty tail", []byte{0, 0}},
 		{"shares without a settlement", []byte{0, 1, 1, 'x', 0, 0, 0, 0, 0}},
 		{"replicas but no share count", []byte{1, 1, 'x', 0, 0, 0, 0, 0, 0}},
+		{"a seal tail of empty seals", []byte{1, 1, 'x', 0, 0, 0, 0, 0, 0, 0, 0}},
+		{"a seal tail cut short", []byte{2, 1, 'x', 0, 0, 0, 0, 0, 0, 1, 'y', 0, 0, 0, 0, 0, 0, 0, 1, 's'}},
 	} {
 		if err := decodeRecord(append(append([]byte{}, base...), c.tail...), &Job{}); err == nil {
 			t.Errorf("%s: accepted", c.name)
 		}
 	}
+	settled, _ := encodeRecord(sampleFreivaldsJobs()[0]) // ends with a settlement
+	sharesOnly := append(append([]byte{}, settled...), 0, 1, 1, 'x', 0, 0, 0, 0, 0)
+	if err := decodeRecord(sharesOnly, &Job{}); err != nil {
+		t.Fatalf("shares with no replicas: %v", err)
+	}
+	if err := decodeRecord(append(sharesOnly, 1, 's'), &Job{}); err == nil {
+		t.Error("a seal tail with no replicas: accepted")
+	}
 	ok := append(append([]byte{}, base...), 1, 1, 'x', 0, 0, 0, 0, 0, 0, 0)
 	var j Job
-	if err := decodeRecord(ok, &j); err != nil || len(j.Replicas) != 1 || j.Replicas[0].Node != "x" {
-		t.Fatalf("one replica decodes as %+v (%v)", j.Replicas, err)
+	if err := decodeRecord(ok, &j); err != nil || len(j.Replicas) != 1 || j.Replicas[0].Node != "x" || j.Replicas[0].Committed() {
+		t.Fatalf("one replica, stored before seals, decodes as %+v (%v)", j.Replicas, err)
+	}
+	j = Job{}
+	if err := decodeRecord(append(ok, 1, 's'), &j); err != nil || len(j.Replicas) != 1 || j.Replicas[0].Seal != "s" {
+		t.Fatalf("one sealed replica decodes as %+v (%v)", j.Replicas, err)
 	}
 }

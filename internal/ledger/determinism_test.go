@@ -55,7 +55,7 @@ func TestSameBlocksSameAppHash(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"transfer", "job_settled", "job_failed", "staked", "unbonded", "proposal_passed:params", "slashed", "buyback_settled",
-		"settlement_share", "replica_outvoted"} {
+		"settlement_share", "replica_outvoted", "result_revealed", "replica_withheld", "job_settled:deadline"} {
 		if outcomes[want] == 0 {
 			t.Errorf("the random blocks never produced %q: %v", want, outcomes)
 		}

@@ -3,9 +3,14 @@
 //
 // A job is verified at one of two levels. Freivalds: one node computes, commits its result
 // and a committee of validators attests it; a rejected result fails the job and slashes
-// the node. Redundant: the router places the job on three distinct nodes, and the first
-// two matching results settle it, each agreeing node paid at its own price for the lower
-// of their GPU times; three different results fail it, refunded, with no slash.
+// the node. Redundant: the router places the job on three distinct nodes (replacing one
+// whose node fails before it seals), each commits a seal of its result (so none can copy
+// another's) and reveals it once all three have sealed. Once all three have revealed, two
+// or three matching results settle it, every agreeing node paid at its own price for the
+// median of their GPU times (the lower of two), and three different results fail it,
+// refunded, with no slash. At the deadline a job still waiting on a reveal settles the
+// same way if two revealed results already match, the silent node marked failed, and
+// otherwise expires, refunded.
 //
 // It is a deterministic core. It imports nothing that does I/O, reads no wall clock (block
 // time arrives in Block), iterates no maps where order matters, starts no goroutines and

@@ -80,6 +80,8 @@ func (c *execCtx) run(tx Tx, chainID string) ([]Event, error) {
 		events, err = c.assignJob(p, m.AssignJob)
 	case m.CommitResult != nil:
 		events, err = c.commitResult(p, m.CommitResult)
+	case m.RevealResult != nil:
+		events, err = c.revealResult(p, m.RevealResult)
 	case m.Attest != nil:
 		events, err = c.attest(p, m.Attest)
 	case m.CancelJob != nil:
@@ -346,8 +348,10 @@ func (c *execCtx) createJob(m *MsgCreateJob) ([]Event, error) {
 
 // The job handlers below serve both verification levels. A freivalds job runs on one node
 // (assignJob, commitResult) and settles or fails on its committee's attestations (attest,
-// settle, failJob). A redundant job runs on up to RedundantReplicas nodes and settles when
-// RedundantQuorum of them commit the same digest, with no attestation (redundant.go).
+// settle, failJob). A redundant job runs on up to RedundantReplicas nodes, each of which
+// commits a seal of its result (commitResult) and reveals it once all have sealed
+// (revealResult); it settles on a digest RedundantQuorum of them reveal, once all have
+// revealed or at its deadline, with no attestation (redundant.go).
 
 func (c *execCtx) assignJob(p Params, m *MsgAssignJob) ([]Event, error) {
 	if !contains(p.Routers, c.signer) {
@@ -405,7 +409,10 @@ func (c *execCtx) commitResult(p Params, m *MsgCommitResult) ([]Event, error) {
 		return nil, fmt.Errorf("%w: job %s is %s, not awaiting a result", ErrBadState, j.ID, j.Status)
 	}
 	if j.Verification == VerifyRedundant {
-		return c.commitReplica(p, j, m)
+		return c.commitReplica(j, m)
+	}
+	if m.Seal != "" {
+		return nil, fmt.Errorf("%w: job %s is a %s job: commit its result_digest, not a seal", ErrInvalidMsg, j.ID, j.Verification)
 	}
 	if j.Node != c.signer {
 		return nil, fmt.Errorf("%w: job %s is assigned to %s, not %s", ErrUnauthorized, j.ID, j.Node, c.signer)
@@ -714,9 +721,9 @@ func (c *execCtx) bumpNode(addr keys.Address, verified bool) error {
 }
 
 // cancelJob refunds a job that no node has committed a result for (for a redundant job: no
-// replica). The consumer may cancel its own job; a router may release one it cannot place,
-// so the consumer gets the budget back at once instead of at the deadline. Neither can
-// take back work already committed.
+// replica has sealed one). The consumer may cancel its own job; a router may release one it
+// cannot place, so the consumer gets the budget back at once instead of at the deadline.
+// Neither can take back work already committed.
 func (c *execCtx) cancelJob(p Params, m *MsgCancelJob) ([]Event, error) {
 	j, err := c.st.job(m.JobID)
 	if err != nil {
@@ -733,7 +740,7 @@ func (c *execCtx) cancelJob(p Params, m *MsgCancelJob) ([]Event, error) {
 		return nil, fmt.Errorf("%w: job %s is %s and can no longer be cancelled", ErrBadState, j.ID, j.Status)
 	}
 	if r, ok := firstCommitted(j); ok {
-		return nil, fmt.Errorf("%w: replica %s of job %s has committed a result; the job can no longer be cancelled", ErrBadState, r.Node, j.ID)
+		return nil, fmt.Errorf("%w: replica %s of job %s has sealed its result; the job can no longer be cancelled", ErrBadState, r.Node, j.ID)
 	}
 	if err := refundEscrow(c.st, &c.sp, &j, JobCancelled, c.blk.height); err != nil {
 		return nil, err

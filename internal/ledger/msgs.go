@@ -35,15 +35,16 @@ type MsgRegisterNode struct {
 
 // Verification levels a job may ask for. Freivalds: one node computes and a committee of
 // validators checks its result with Freivalds' algorithm. Redundant: the router places the
-// job on RedundantReplicas nodes and the ledger pays the first RedundantQuorum of them that
-// commit the same result; it is the level for work nothing else can check.
+// job on RedundantReplicas nodes, each seals its result and reveals it once all have
+// sealed, and the ledger pays every replica that reveals the result at least
+// RedundantQuorum of them agree on; it is the level for work nothing else can check.
 const (
 	VerifyFreivalds = "freivalds"
 	VerifyRedundant = "redundant"
 )
 
-// A redundant job runs on RedundantReplicas distinct nodes and settles when
-// RedundantQuorum of them commit the same result digest.
+// A redundant job runs on RedundantReplicas distinct nodes and settles on the result digest
+// RedundantQuorum or more of them reveal: once all have revealed, or at its deadline.
 const (
 	RedundantReplicas = 3
 	RedundantQuorum   = 2
@@ -60,8 +61,9 @@ type MsgCreateJob struct {
 
 // MsgAssignJob records the router's placement of a job on a node. For a freivalds job the
 // node replaces any earlier one. For a redundant job it is one more replica, or, with
-// Replaces, the replacement of a replica that has not committed a result (the router
-// re-placing work whose node failed); Replaces must be empty for a freivalds job.
+// Replaces, the replacement of a replica that has not sealed a result (the router
+// re-placing work whose node failed); once all have sealed the replicas are fixed. Replaces
+// must be empty for a freivalds job.
 type MsgAssignJob struct {
 	JobID    string       `json:"job_id"`
 	Node     keys.Address `json:"node"`
@@ -69,12 +71,25 @@ type MsgAssignJob struct {
 	Replaces keys.Address `json:"replaces,omitempty"`
 }
 
-// MsgCommitResult is an assigned node's commitment to its output and the GPU time it used:
-// the node's of a freivalds job, or one replica's of a redundant job.
+// MsgCommitResult is an assigned node's commitment to its output and the GPU time it used.
+// The node of a freivalds job commits its ResultDigest. A replica of a redundant job
+// commits only a Seal, ResultSeal of its digest, and reveals the digest later
+// (MsgRevealResult): commits are public, and a digest committed in the open could be
+// copied by a replica that never ran the job. Exactly one of the two is set.
 type MsgCommitResult struct {
 	JobID        string `json:"job_id"`
-	ResultDigest string `json:"result_digest"`
+	ResultDigest string `json:"result_digest,omitempty"`
+	Seal         string `json:"seal,omitempty"`
 	GPUMillis    uint64 `json:"gpu_millis"`
+}
+
+// MsgRevealResult opens a redundant job's replica's seal: ResultDigest is the digest it
+// sealed. Reveals open once all RedundantReplicas replicas have sealed (RevealsOpen), so no
+// replica can seal a digest it has seen revealed, and the job is decided once all have
+// revealed, or at its deadline on the reveals it has.
+type MsgRevealResult struct {
+	JobID        string `json:"job_id"`
+	ResultDigest string `json:"result_digest"`
 }
 
 // MsgAttest is a validator's verdict on a committed result.
@@ -86,7 +101,7 @@ type MsgAttest struct {
 }
 
 // MsgCancelJob lets the consumer withdraw a job whose result has not been committed (for a
-// redundant job: no replica's).
+// redundant job: no replica has sealed one).
 type MsgCancelJob struct {
 	JobID string `json:"job_id"`
 }
@@ -171,10 +186,22 @@ func (m Msg) ValidateBasic() error {
 			}
 		}
 	case m.CommitResult != nil:
-		if err := validateJobID(m.CommitResult.JobID); err != nil {
+		c := m.CommitResult
+		if err := validateJobID(c.JobID); err != nil {
 			return err
 		}
-		return validateDigest("result_digest", m.CommitResult.ResultDigest)
+		if (c.ResultDigest == "") == (c.Seal == "") {
+			return fmt.Errorf("%w: a commit carries result_digest (freivalds) or seal (redundant), exactly one", ErrInvalidMsg)
+		}
+		if c.Seal != "" {
+			return validateDigest("seal", c.Seal)
+		}
+		return validateDigest("result_digest", c.ResultDigest)
+	case m.RevealResult != nil:
+		if err := validateJobID(m.RevealResult.JobID); err != nil {
+			return err
+		}
+		return validateDigest("result_digest", m.RevealResult.ResultDigest)
 	case m.Attest != nil:
 		if err := validateJobID(m.Attest.JobID); err != nil {
 			return err

@@ -39,7 +39,8 @@ func TestSupplyIdentityUnderRandomTxs(t *testing.T) {
 	for _, want := range []string{
 		"transfer", "node_registered", "job_created", "job_assigned", "result_committed", "attested",
 		"job_settled", "job_failed", "job_cancelled", "job_expired",
-		"settlement_share", "replica_outvoted", "replica_replaced", "job_failed:inconclusive",
+		"result_revealed", "settlement_share", "replica_outvoted", "replica_replaced", "job_failed:inconclusive",
+		"replica_withheld", "job_settled:deadline",
 		"staked:node", "staked:validator", "unstaked:node", "unstaked:validator", "unbonded",
 		"validator_joined", "validator_removed", "staked_locked_tokens",
 		"slashed", "double_sign_jailed",
@@ -68,6 +69,10 @@ func FuzzDecodeTx(f *testing.F) {
 	f.Add(redundant)
 	replace, _ := SignTx(routerKey, testChain, 0, Msg{AssignJob: &MsgAssignJob{JobID: JobID(addr(consumerKey), 4), Node: addr(node3Key), Replaces: addr(node1Key)}})
 	f.Add(replace)
+	sealed, _ := SignTx(node1Key, testChain, 1, seal(JobID(addr(consumerKey), 4), node1Key, digestA, 1000))
+	f.Add(sealed)
+	revealed, _ := SignTx(node1Key, testChain, 2, reveal(JobID(addr(consumerKey), 4), digestA))
+	f.Add(revealed)
 	f.Add([]byte{1})
 	f.Add(append([]byte{1}, make([]byte, 120)...))
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -81,6 +86,9 @@ func FuzzDecodeTx(f *testing.F) {
 		// Anything accepted carries a valid signature by its signer and one message.
 		if tx.Body.Kind() == "" {
 			t.Fatal("accepted tx without a message")
+		}
+		if c := tx.Body.CommitResult; c != nil && tx.Body.ValidateBasic() == nil && (c.Seal == "") == (c.ResultDigest == "") {
+			t.Fatalf("a commit with seal %q and digest %q passed ValidateBasic", c.Seal, c.ResultDigest)
 		}
 		_ = tx.Body.ValidateBasic()
 	})

@@ -1,24 +1,66 @@
 package ledger
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/omnisync/omnisync/internal/keys"
 )
 
 // Redundant verification: the router places a job on RedundantReplicas distinct nodes, each
-// commits its own result, and the ledger pays the first RedundantQuorum that commit the
-// same digest. No validator checks the work, so nothing here slashes: disagreement alone is
-// not evidence of who was wrong, and a slash would need more (a validator re-executing the
-// job), which is future work. What a wrong node loses here is its pay and its reliability.
+// runs it and commits a seal of its result, and once all of them have sealed they reveal
+// their digests; the ledger pays every replica that revealed the digest at least
+// RedundantQuorum of them agree on.
+//
+// Commits are public, so a digest committed in the open could be copied by a replica that
+// never ran the job, and it would be paid for agreeing. A seal (ResultSeal) hides the
+// digest and binds the sealer's address, so a copied seal is worthless: it opens only for
+// the replica that made it, with the digest it hid. Reveals open only once every replica
+// has sealed (RevealsOpen), so none can seal a digest it has seen revealed, and one fast
+// wrong replica cannot shut an honest third out: the router replaces a replica whose node
+// fails before it seals.
+//
+// From then on the job waits until every replica has revealed, so that no honest replica
+// races another for its pay: then a digest revealed by RedundantQuorum or more settles it,
+// paying all of them, and with no such digest it fails as inconclusive, refunded. A
+// replica that never reveals cannot hold the others' pay hostage: at the job's deadline a
+// quorum of revealed digests settles it just the same (expireRedundant), and the replica
+// that withheld its reveal is marked failed; without such a quorum the job expires,
+// refunded. The agreeing replicas are billed the median of the GPU times they reported (the
+// lower of two), each at its own price (RedundantSettlementFor).
+//
+// No validator checks the work, so nothing here slashes: disagreement alone is not
+// evidence of who was wrong, and a slash would need more (a validator re-executing the
+// job), which is future work. What a wrong or silent node loses here is its pay and its
+// reliability.
+
+// A quorum is more than half the replicas, so at most one digest can have one
+// (quorumDigest). This does not compile if the constants stop saying so.
+const _ = uint(2*RedundantQuorum - RedundantReplicas - 1)
+
+// ResultSeal is what a redundant job's replica commits in place of its result digest:
+// "sha256:" and the lower-case hex sha256 of "omnisync result seal v1\n", the job id, "\n",
+// the replica's address, "\n" and the digest. The address is what makes a copied seal
+// useless: no digest opens it for anyone but the replica that made it.
+func ResultSeal(jobID string, node keys.Address, digest string) string {
+	h := sha256.Sum256([]byte("omnisync result seal v1\n" + jobID + "\n" + string(node) + "\n" + digest))
+	return "sha256:" + hex.EncodeToString(h[:])
+}
 
 // assignReplica adds node n to a redundant job as a replica, or, with m.Replaces, puts it
-// in the place of a replica that has not committed. Replicas must be distinct nodes: each
+// in the place of a replica that has not sealed. Replicas must be distinct nodes: each
 // node is its own staked account, and that is all "distinct operators" can mean on chain
 // (the ledger cannot see who runs a node; keeping an operator's nodes apart is placement's
-// job, off chain).
+// job, off chain). Once reveals have begun the replicas are final: a new one could seal a
+// digest it has seen revealed.
 func (c *execCtx) assignReplica(j Job, n Node, m *MsgAssignJob) ([]Event, error) {
+	if revealsBegun(j) {
+		return nil, fmt.Errorf("%w: reveals have begun on job %s; its replicas can no longer change", ErrBadState, j.ID)
+	}
 	slot := len(j.Replicas)
 	if m.Replaces != "" {
 		i := replicaIndex(j, m.Replaces)
@@ -26,7 +68,7 @@ func (c *execCtx) assignReplica(j Job, n Node, m *MsgAssignJob) ([]Event, error)
 			return nil, fmt.Errorf("%w: %s is not a replica of job %s", ErrNotFound, m.Replaces, j.ID)
 		}
 		if j.Replicas[i].Committed() {
-			return nil, fmt.Errorf("%w: replica %s of job %s has committed its result and cannot be replaced", ErrBadState, m.Replaces, j.ID)
+			return nil, fmt.Errorf("%w: replica %s of job %s has sealed its result and cannot be replaced", ErrBadState, m.Replaces, j.ID)
 		}
 		slot = i
 	} else if len(j.Replicas) >= RedundantReplicas {
@@ -52,64 +94,146 @@ func (c *execCtx) assignReplica(j Job, n Node, m *MsgAssignJob) ([]Event, error)
 	return []Event{{Type: "job_assigned", Attrs: attrs}}, nil
 }
 
-// commitReplica records a replica's result on an assigned redundant job, then settles the
-// job if RedundantQuorum replicas agree, fails it as inconclusive if all RedundantReplicas
-// have committed and no two agree, and otherwise waits for more.
-func (c *execCtx) commitReplica(p Params, j Job, m *MsgCommitResult) ([]Event, error) {
+// commitReplica records a replica's sealed result, and the GPU time it reports, on an
+// assigned redundant job. Nothing is decided until the seals are opened (revealReplica).
+func (c *execCtx) commitReplica(j Job, m *MsgCommitResult) ([]Event, error) {
+	if m.Seal == "" {
+		return nil, fmt.Errorf("%w: job %s is redundant: commit a seal of the result (ResultSeal), not its digest, and reveal the digest once every replica has sealed", ErrInvalidMsg, j.ID)
+	}
+	i := replicaIndex(j, c.signer)
+	if i < 0 {
+		return nil, fmt.Errorf("%w: %s is not a replica of job %s", ErrUnauthorized, c.signer, j.ID)
+	}
+	if revealsBegun(j) {
+		return nil, fmt.Errorf("%w: reveals have begun on job %s; it takes no more seals", ErrBadState, j.ID)
+	}
+	r := &j.Replicas[i]
+	if r.Committed() {
+		return nil, fmt.Errorf("%w: replica %s already committed its sealed result for job %s", ErrDuplicate, c.signer, j.ID)
+	}
+	r.Seal, r.GPUMillis, r.ResultHeight = m.Seal, m.GPUMillis, c.blk.height
+	if err := c.st.put(jobKey(j.ID), j); err != nil {
+		return nil, err
+	}
+	return []Event{{Type: "result_committed", Attrs: []Attr{{"job_id", j.ID}, {"node", string(c.signer)}, {"seal", m.Seal}}}}, nil
+}
+
+// revealResult opens the signer's seal on a redundant job; a freivalds job has none.
+func (c *execCtx) revealResult(p Params, m *MsgRevealResult) ([]Event, error) {
+	j, err := c.st.job(m.JobID)
+	if err != nil {
+		return nil, err
+	}
+	if j.Verification != VerifyRedundant {
+		return nil, fmt.Errorf("%w: job %s is a %s job: only a redundant job's replicas seal and reveal", ErrBadState, j.ID, j.Verification)
+	}
+	if j.Status != JobAssigned {
+		return nil, fmt.Errorf("%w: job %s is %s, not awaiting a result", ErrBadState, j.ID, j.Status)
+	}
+	return c.revealReplica(p, j, m)
+}
+
+// RevealsOpen reports whether a redundant job's replicas may reveal their digests: once all
+// RedundantReplicas have sealed, so no digest is public while a replica may still seal.
+func RevealsOpen(j Job) bool { return countReplicas(j, Replica.Committed) >= RedundantReplicas }
+
+// revealReplica records the digest that opens a replica's seal, once every replica has
+// sealed, and decides the job once every replica has revealed: it settles on the digest
+// RedundantQuorum or more of them revealed, paying each replica that revealed it, and with
+// no such digest it fails as inconclusive. Until then it waits, since a replica still to
+// reveal could make a quorum, or join one and be paid with it.
+func (c *execCtx) revealReplica(p Params, j Job, m *MsgRevealResult) ([]Event, error) {
 	i := replicaIndex(j, c.signer)
 	if i < 0 {
 		return nil, fmt.Errorf("%w: %s is not a replica of job %s", ErrUnauthorized, c.signer, j.ID)
 	}
 	r := &j.Replicas[i]
-	if r.Committed() {
-		return nil, fmt.Errorf("%w: replica %s already committed a result for job %s", ErrDuplicate, c.signer, j.ID)
+	switch {
+	case !r.Committed():
+		return nil, fmt.Errorf("%w: replica %s of job %s has sealed no result to reveal", ErrUnauthorized, c.signer, j.ID)
+	case r.Revealed():
+		return nil, fmt.Errorf("%w: replica %s already revealed its result for job %s", ErrDuplicate, c.signer, j.ID)
 	}
-	r.ResultDigest, r.GPUMillis, r.ResultHeight = m.ResultDigest, m.GPUMillis, c.blk.height
-	events := []Event{{Type: "result_committed", Attrs: []Attr{{"job_id", j.ID}, {"node", string(c.signer)}, {"digest", m.ResultDigest}}}}
-	// Before this commit no digest had a quorum (the job would have settled), so only this
-	// one can have reached it.
-	if agreeing(j, m.ResultDigest) >= RedundantQuorum {
-		ev, err := c.settleRedundant(p, &j, m.ResultDigest)
+	if !RevealsOpen(j) {
+		return nil, fmt.Errorf("%w: %d of job %s's %d replicas have sealed; reveals open once all have", ErrBadState, countReplicas(j, Replica.Committed), j.ID, RedundantReplicas)
+	}
+	if ResultSeal(j.ID, c.signer, m.ResultDigest) != r.Seal {
+		return nil, fmt.Errorf("%w: the revealed digest does not open the seal replica %s committed for job %s", ErrInvalidMsg, c.signer, j.ID)
+	}
+	r.ResultDigest = m.ResultDigest
+	events := []Event{{Type: "result_revealed", Attrs: []Attr{{"job_id", j.ID}, {"node", string(c.signer)}, {"digest", m.ResultDigest}}}}
+	if countReplicas(j, Replica.Revealed) < RedundantReplicas {
+		return events, c.st.put(jobKey(j.ID), j)
+	}
+	if digest, ok := quorumDigest(j); ok {
+		s, err := c.redundantSettlement(p, j, digest)
+		if err != nil {
+			return nil, err
+		}
+		ev, err := c.settleRedundant(p, &j, digest, s, false)
 		if err != nil {
 			return nil, err
 		}
 		return append(events, ev...), nil
 	}
-	if committedCount(j) == RedundantReplicas {
-		// No two agree. Disagreement alone does not say who was wrong, so no node loses
-		// stake or reliability, and the consumer pays for nothing it can trust.
-		if err := refundEscrow(c.st, &c.sp, &j, JobFailed, c.blk.height); err != nil {
-			return nil, err
-		}
-		return append(events, Event{Type: "job_failed", Attrs: []Attr{
-			{"job_id", j.ID}, {"refunded", u(j.Budget)}, {"reason", "inconclusive: no two replicas agree"},
-		}}), nil
+	// No two agree. Disagreement alone does not say who was wrong, so no node loses stake or
+	// reliability, and the consumer pays for nothing it can trust.
+	if err := refundEscrow(c.st, &c.sp, &j, JobFailed, c.blk.height); err != nil {
+		return nil, err
 	}
-	return events, c.st.put(jobKey(j.ID), j)
+	return append(events, Event{Type: "job_failed", Attrs: []Attr{
+		{"job_id", j.ID}, {"refunded", u(j.Budget)}, {"reason", "inconclusive: no two replicas agree"},
+	}}), nil
+}
+
+// expireRedundant decides a redundant job whose deadline has passed with a replica yet to
+// reveal, on the digests revealed so far: when RedundantQuorum or more of them agree it
+// settles the job as revealReplica would have (settleRedundant), marking the replicas that
+// sealed and never revealed as withheld, and reports true. Otherwise it changes nothing and
+// reports false, and the job expires, refunded, no node marked: with no quorum no one can
+// tell who was right. A settlement too large to compute (an absurd price overflowing it,
+// which refused the reveal that would have settled it too) is refunded the same way.
+func expireRedundant(st state, blk *blockCtx, j *Job) ([]Event, bool, error) {
+	digest, ok := quorumDigest(*j)
+	if !ok {
+		return nil, false, nil
+	}
+	c := &execCtx{st: st, blk: blk, sp: blk.supply}
+	s, err := c.redundantSettlement(blk.params, *j, digest)
+	if errors.Is(err, ErrOverflow) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	events, err := c.settleRedundant(blk.params, j, digest, s, true)
+	if err != nil {
+		return nil, false, err
+	}
+	blk.supply = c.sp
+	return events, true, nil
 }
 
 // RedundantSettlementFor divides a redundant job's escrow between the replicas that
-// committed digest. They are billed the least GPU time any of them reported (so no one node
-// inflates the bill), at least MinBilledMillis and at most the timeout, each at its own
-// price; each one's cost (rounded up) is capped at the budget's 1/RedundantReplicas
-// (rounded down) and divided into burn, fee and pay as SettlementFor divides a node's.
-// The totals are the shares' sums, and the consumer gets back what their costs did not
-// use. Rewards are not included: they depend on the pool when the job settles.
+// revealed digest. They are billed the median of the GPU times they reported (the middle
+// one of three, the lower of two: no one replica can raise the bill by overstating its
+// time, nor, among three, lower it by understating), at least MinBilledMillis and at most
+// the timeout, each at its own price; each one's cost (rounded up) is capped at the budget's
+// 1/RedundantReplicas (rounded down) and divided into burn, fee and pay as SettlementFor
+// divides a node's. The totals are the shares' sums, and the consumer gets back what their
+// costs did not use. Rewards are not included: they depend on the pool when the job
+// settles.
 func RedundantSettlementFor(p Params, j Job, digest string) (Settlement, error) {
 	var agreed []Replica
 	for _, r := range j.Replicas {
-		if r.Committed() && r.ResultDigest == digest {
+		if r.Revealed() && r.ResultDigest == digest {
 			agreed = append(agreed, r)
 		}
 	}
 	if len(agreed) == 0 {
-		return Settlement{}, fmt.Errorf("%w: no replica of job %s committed %s", ErrInvalidMsg, j.ID, digest)
+		return Settlement{}, fmt.Errorf("%w: no replica of job %s revealed %s", ErrInvalidMsg, j.ID, digest)
 	}
-	used := agreed[0].GPUMillis
-	for _, r := range agreed[1:] {
-		used = min(used, r.GPUMillis)
-	}
-	s := Settlement{BilledMillis: billedMillis(p, j, used)}
+	s := Settlement{BilledMillis: billedMillis(p, j, medianMillis(agreed))}
 	for _, r := range agreed {
 		sh, err := chargeFor(p, r.PricePerHour, s.BilledMillis, j.Budget/RedundantReplicas)
 		if err != nil {
@@ -124,25 +248,43 @@ func RedundantSettlementFor(p Params, j Job, digest string) (Settlement, error) 
 	return s, nil
 }
 
-// settleRedundant pays the replicas that agree on digest as RedundantSettlementFor says,
-// plus the network reward for the billed time, split equally between them (what does not
-// divide stays in the pool). Each agreeing node gains a verified job; a replica that
-// committed something else gains a failed one and is not paid; one that had not committed
-// is untouched.
-func (c *execCtx) settleRedundant(p Params, j *Job, digest string) ([]Event, error) {
-	s, err := RedundantSettlementFor(p, *j, digest)
+// medianMillis is the median of the GPU times rs reported, the lower middle one of an even
+// number.
+func medianMillis(rs []Replica) uint64 {
+	millis := make([]uint64, len(rs))
+	for i, r := range rs {
+		millis[i] = r.GPUMillis
+	}
+	slices.Sort(millis)
+	return millis[(len(millis)-1)/2]
+}
+
+// redundantSettlement is RedundantSettlementFor with the network reward for the billed
+// time, split equally between the paid replicas (what does not divide stays in the pool).
+// It only computes, so an error leaves everything as it was.
+func (c *execCtx) redundantSettlement(p Params, j Job, digest string) (Settlement, error) {
+	s, err := RedundantSettlementFor(p, j, digest)
 	if err != nil {
-		return nil, err
+		return Settlement{}, err
 	}
 	reward, err := c.networkReward(p, s.BilledMillis)
 	if err != nil {
-		return nil, err
+		return Settlement{}, err
 	}
 	each := reward / uint64(len(s.Shares))
 	for i := range s.Shares {
 		s.Shares[i].Reward = each
 	}
 	s.Reward = each * uint64(len(s.Shares))
+	return s, nil
+}
+
+// settleRedundant settles j on digest, paying out s (redundantSettlement): each replica
+// that revealed digest gains a verified job; one that revealed another digest is outvoted,
+// and one that sealed and never revealed (possible only at the deadline, which atDeadline
+// says this is) withheld its reveal: both gain a failed job and are not paid. Both ways of
+// deciding a redundant job settle it here, so they pay and report alike.
+func (c *execCtx) settleRedundant(p Params, j *Job, digest string, s Settlement, atDeadline bool) ([]Event, error) {
 	j.ResultDigest, j.GPUMillis, j.ResultHeight = digest, s.BilledMillis, c.blk.height
 	if err := c.payOut(p, j, &s, s.Shares); err != nil {
 		return nil, err
@@ -151,7 +293,11 @@ func (c *execCtx) settleRedundant(p Params, j *Job, digest string) ([]Event, err
 	for i, sh := range s.Shares {
 		paid[i] = string(sh.Node)
 	}
-	events := []Event{settledEvent(j, strings.Join(paid, ","))}
+	settled := settledEvent(j, strings.Join(paid, ","))
+	if atDeadline {
+		settled.Attrs = append(settled.Attrs, Attr{"at", "deadline"})
+	}
+	events := []Event{settled}
 	for _, sh := range s.Shares {
 		if err := c.bumpNode(sh.Node, true); err != nil {
 			return nil, err
@@ -162,15 +308,19 @@ func (c *execCtx) settleRedundant(p Params, j *Job, digest string) ([]Event, err
 		}})
 	}
 	for _, r := range j.Replicas {
-		if !r.Committed() || r.ResultDigest == digest {
+		var e Event
+		switch {
+		case r.ResultDigest == digest:
 			continue
+		case r.Revealed():
+			e = Event{Type: "replica_outvoted", Attrs: []Attr{{"job_id", j.ID}, {"node", string(r.Node)}, {"digest", r.ResultDigest}, {"agreed", digest}}}
+		default:
+			e = Event{Type: "replica_withheld", Attrs: []Attr{{"job_id", j.ID}, {"node", string(r.Node)}, {"agreed", digest}}}
 		}
 		if err := c.bumpNode(r.Node, false); err != nil {
 			return nil, err
 		}
-		events = append(events, Event{Type: "replica_outvoted", Attrs: []Attr{
-			{"job_id", j.ID}, {"node", string(r.Node)}, {"digest", r.ResultDigest}, {"agreed", digest},
-		}})
+		events = append(events, e)
 	}
 	return events, nil
 }
@@ -185,29 +335,37 @@ func replicaIndex(j Job, a keys.Address) int {
 	return -1
 }
 
-// agreeing counts j's replicas that committed digest.
+// agreeing counts j's replicas that revealed digest.
 func agreeing(j Job, digest string) int {
+	return countReplicas(j, func(r Replica) bool { return r.Revealed() && r.ResultDigest == digest })
+}
+
+// quorumDigest is the digest RedundantQuorum or more of j's replicas revealed, if any.
+func quorumDigest(j Job) (string, bool) {
+	for _, r := range j.Replicas {
+		if r.Revealed() && agreeing(j, r.ResultDigest) >= RedundantQuorum {
+			return r.ResultDigest, true
+		}
+	}
+	return "", false
+}
+
+// countReplicas counts j's replicas for which is holds.
+func countReplicas(j Job, is func(Replica) bool) int {
 	n := 0
 	for _, r := range j.Replicas {
-		if r.Committed() && r.ResultDigest == digest {
+		if is(r) {
 			n++
 		}
 	}
 	return n
 }
 
-// committedCount counts j's replicas that have committed a result.
-func committedCount(j Job) int {
-	n := 0
-	for _, r := range j.Replicas {
-		if r.Committed() {
-			n++
-		}
-	}
-	return n
-}
+// revealsBegun reports whether a replica of j has revealed its result, which closes
+// sealing and fixes the replicas.
+func revealsBegun(j Job) bool { return countReplicas(j, Replica.Revealed) > 0 }
 
-// firstCommitted is the first replica of j that has committed a result, if any.
+// firstCommitted is the first replica of j that has sealed its result, if any.
 func firstCommitted(j Job) (Replica, bool) {
 	for _, r := range j.Replicas {
 		if r.Committed() {

@@ -18,16 +18,18 @@ import (
 // many are not (wrong signer, too much, too late), so the accepted and the rejected paths
 // both run. It records what happened so a test can insist that every outcome occurred.
 //
-// Redundant jobs (redundantStep) draw from a stream of their own, red: the rest of a run
-// makes the same choices it made before they existed, and the outcomes it was tuned to
-// reach still come.
+// Redundant jobs (redundantStep: placements, seals and reveals, up to two a block) draw
+// from a stream of their own, red: the rest of a run makes the same choices it made before
+// they existed, and the outcomes it was tuned to reach still come.
 type sim struct {
 	h         *harness
 	rng       *rand.Rand
 	red       *rand.Rand
 	actors    []ed25519.PrivateKey
 	jobs      []string
-	redundant []string // the redundant jobs, in the order they were created
+	redundant []string          // the redundant jobs, in the order they were created
+	sealed    map[string]string // job id + "/" + node -> the digest its seal hides, "" for a copied seal
+	withholds map[string]bool   // job id + "/" + node -> the replica will never reveal
 	props     []uint64
 	propKind  map[uint64]string // proposal id -> "params" or "spend"
 
@@ -46,6 +48,7 @@ func newSim(h *harness, seed uint64) *sim {
 		h: h, rng: rand.New(rand.NewPCG(seed, 99)), red: rand.New(rand.NewPCG(seed, 77)),
 		actors:   []ed25519.PrivateKey{consumerKey, node1Key, node2Key, strangerKey, routerKey, validatorKey, validator2Key, vesterKey},
 		propKind: map[uint64]string{}, outcomes: map[string]int{}, codes: map[Code]int{},
+		sealed: map[string]string{}, withholds: map[string]bool{},
 	}
 }
 
@@ -221,7 +224,12 @@ func (s *sim) msg() (ed25519.PrivateKey, Msg, string) {
 
 // redundantStep returns a transaction for a redundant job, drawn from the red stream:
 // registering the third node they need, creating a job, or taking one of the two latest a
-// step further (usually the step it waits for, now and then one it does not).
+// step further: placing a replica (or replacing one that has not sealed), sealing a result
+// or, once all three have sealed, revealing one (usually a step the job can take, now and
+// then one it cannot). Now and then a replica copies another's seal, which it can never
+// open, withholds its reveal, reveals a digest that does not open its seal, or commits its
+// digest in the open. A job left waiting on reveals that will not come is left to its
+// deadline.
 func (s *sim) redundantStep() (ed25519.PrivateKey, Msg) {
 	main := s.rng
 	s.rng = s.red // pick, usually and amount draw from s.rng
@@ -233,52 +241,133 @@ func (s *sim) redundantStep() (ed25519.PrivateKey, Msg) {
 		return node3Key, m
 	}
 	view, _ := s.h.store.Committed()
+	// One of the two latest jobs, usually one that can take a step if either can: a job
+	// needs all three replicas to seal before any reveals, and one left behind for a newer
+	// one would only expire.
 	var j Job
+	var js redundantSteps
 	if n := len(s.redundant); n > 0 {
-		j, _, _ = getRecord[Job](view, jobKey(s.redundant[n-1-rng.IntN(min(2, n))]))
+		i := rng.IntN(min(2, n))
+		j, _, _ = getRecord[Job](view, jobKey(s.redundant[n-1-i]))
+		js = s.stepsOf(j)
+		if len(js.steps) == 0 && n > 1 && rng.IntN(4) > 0 {
+			other, _, _ := getRecord[Job](view, jobKey(s.redundant[n-2+i]))
+			if os := s.stepsOf(other); len(os.steps) > 0 {
+				j, js = other, os
+			}
+		}
 	}
-	if j.ID == "" || !j.Open() && rng.IntN(2) == 0 {
+	if j.ID == "" || len(js.steps) == 0 && rng.IntN(2) == 0 {
 		// Any ceiling a node bids under, and long enough for three nodes to commit.
 		m = createMsg(s.amount())
 		m.CreateJob.Verification, m.CreateJob.MaxPricePerHour = VerifyRedundant, 5*omni
 		m.CreateJob.TimeoutSeconds = uint64(300 + rng.IntN(900))
 		return s.usually(consumerKey), m
 	}
-	var placed, waiting, free []ed25519.PrivateKey
-	for _, k := range []ed25519.PrivateKey{node1Key, node2Key, node3Key} {
-		switch i := replicaIndex(j, addr(k)); {
-		case i < 0:
-			free = append(free, k)
-		case j.Replicas[i].Committed():
-			placed = append(placed, k)
-		default:
-			placed, waiting = append(placed, k), append(waiting, k)
-		}
+	// Mostly the earliest, so that jobs get three replicas, then three seals, then reveals;
+	// sometimes a later one, and now and then any.
+	step := redundantStep(rng.IntN(3))
+	switch r := rng.IntN(8); {
+	case len(js.steps) == 0 || r == 0:
+	case r < 6:
+		step = js.steps[0]
+	default:
+		step = js.steps[rng.IntN(len(js.steps))]
 	}
-	place := j.Status == JobCreated || j.Status == JobAssigned && len(j.Replicas) < RedundantReplicas && (len(waiting) == 0 || rng.IntN(2) == 0)
-	if !j.Open() {
-		place = rng.IntN(2) == 0
-	}
-	if place {
-		a := &MsgAssignJob{JobID: j.ID, Node: addr(s.usually(append(free, node1Key)...))}
+	switch step {
+	case stepPlace:
+		a := &MsgAssignJob{JobID: j.ID, Node: addr(s.usually(append(js.free, node1Key)...))}
 		switch {
-		case len(waiting) > 0 && (len(free) == 0 || rng.IntN(3) == 0):
-			a.Replaces = addr(waiting[rng.IntN(len(waiting))])
-		case len(placed) > 0 && rng.IntN(8) == 0:
-			a.Replaces = addr(placed[rng.IntN(len(placed))]) // perhaps one that committed
+		case len(js.waiting) > 0 && (len(js.free) == 0 || rng.IntN(3) == 0):
+			a.Replaces = addr(js.waiting[rng.IntN(len(js.waiting))])
+		case len(js.placed) > 0 && rng.IntN(8) == 0:
+			a.Replaces = addr(js.placed[rng.IntN(len(js.placed))]) // perhaps one that sealed
 		}
 		m.AssignJob = a
 		return s.usually(routerKey), m
+	case stepSeal:
+		k := s.usually(node1Key, node2Key, node3Key)
+		if len(js.waiting) > 0 && rng.IntN(4) > 0 {
+			k = js.waiting[rng.IntN(len(js.waiting))]
+		}
+		// Mostly the same digest, so that jobs settle; sometimes another, so that replicas
+		// are outvoted and some jobs are inconclusive.
+		digest := []string{digestA, digestA, digestB, digestC}[rng.IntN(4)]
+		c := &MsgCommitResult{JobID: j.ID, Seal: ResultSeal(j.ID, addr(k), digest), GPUMillis: rng.Uint64N(10_000_000)}
+		switch rng.IntN(12) {
+		case 0: // a copycat: another replica's seal, which no digest it knows opens
+			for _, r := range j.Replicas {
+				if r.Committed() {
+					c.Seal = r.Seal
+				}
+			}
+		case 1: // the digest in the open, which a redundant job refuses
+			c.Seal, c.ResultDigest = "", digest
+		}
+		s.withholds[j.ID+"/"+string(addr(k))] = rng.IntN(8) == 0 // it will never reveal
+		m.CommitResult = c
+		return k, m
 	}
-	// Mostly the same digest, so that jobs settle; sometimes another, so that replicas
-	// are outvoted and some jobs are inconclusive.
 	k := s.usually(node1Key, node2Key, node3Key)
-	if len(waiting) > 0 && rng.IntN(4) > 0 {
-		k = waiting[rng.IntN(len(waiting))]
+	if len(js.revealers) > 0 && rng.IntN(4) > 0 {
+		k = js.revealers[rng.IntN(len(js.revealers))]
 	}
-	digest := []string{digestA, digestA, digestB, digestC}[rng.IntN(4)]
-	m.CommitResult = &MsgCommitResult{JobID: j.ID, ResultDigest: digest, GPUMillis: rng.Uint64N(10_000_000)}
+	digest := s.sealed[j.ID+"/"+string(addr(k))]
+	if digest == "" || rng.IntN(16) == 0 {
+		digest = []string{digestA, digestB, digestC}[rng.IntN(3)] // perhaps not what it sealed
+	}
+	m.RevealResult = &MsgRevealResult{JobID: j.ID, ResultDigest: digest}
 	return k, m
+}
+
+// redundantStep is a step a redundant job takes.
+type redundantStep int
+
+const (
+	stepPlace redundantStep = iota
+	stepSeal
+	stepReveal
+)
+
+// redundantSteps sorts the nodes by what they are to a redundant job, and lists the steps
+// the job can take, the earliest first.
+type redundantSteps struct {
+	free      []ed25519.PrivateKey // not replicas
+	placed    []ed25519.PrivateKey // replicas
+	waiting   []ed25519.PrivateKey // replicas that have not sealed
+	revealers []ed25519.PrivateKey // replicas that sealed, have not revealed and will
+	steps     []redundantStep
+}
+
+// stepsOf is what j's nodes are to it and which steps it can take. A replica that copied
+// its seal, or chose to withhold its reveal, is no revealer.
+func (s *sim) stepsOf(j Job) redundantSteps {
+	var rs redundantSteps
+	for _, k := range []ed25519.PrivateKey{node1Key, node2Key, node3Key} {
+		i := replicaIndex(j, addr(k))
+		if i < 0 {
+			rs.free = append(rs.free, k)
+			continue
+		}
+		rs.placed = append(rs.placed, k)
+		who := j.ID + "/" + string(addr(k))
+		switch r := j.Replicas[i]; {
+		case !r.Committed():
+			rs.waiting = append(rs.waiting, k)
+		case !r.Revealed() && s.sealed[who] != "" && !s.withholds[who]:
+			rs.revealers = append(rs.revealers, k)
+		}
+	}
+	if j.Status == JobCreated || j.Status == JobAssigned && len(j.Replicas) < RedundantReplicas {
+		rs.steps = append(rs.steps, stepPlace)
+	}
+	if j.Status == JobAssigned && len(rs.waiting) > 0 {
+		rs.steps = append(rs.steps, stepSeal)
+	}
+	if j.Status == JobAssigned && RevealsOpen(j) && len(rs.revealers) > 0 {
+		rs.steps = append(rs.steps, stepReveal)
+	}
+	return rs
 }
 
 // paramChange proposes a change that keeps the chain usable (or, now and then, an invalid one).
@@ -329,8 +418,10 @@ func (s *sim) next() Block {
 			add(k, m, tag)
 		}
 	}
-	if k, m := s.redundantStep(); s.red.IntN(3) > 0 {
-		add(k, m, "redundant")
+	for range 2 { // a job takes at least nine: three placements, three seals, three reveals
+		if k, m := s.redundantStep(); s.red.IntN(8) > 0 {
+			add(k, m, "redundant")
+		}
 	}
 	b := h.next(time.Duration(1+rng.IntN(15))*time.Second, txs...)
 	if rng.IntN(40) == 0 {
@@ -381,6 +472,20 @@ func (s *sim) apply(b Block) BlockResult {
 		case "job_failed":
 			if strings.HasPrefix(attr["reason"], "inconclusive") {
 				s.outcomes["job_failed:inconclusive"]++
+			}
+		case "job_settled":
+			if attr["at"] == "deadline" {
+				s.outcomes["job_settled:deadline"]++
+			}
+		case "result_committed":
+			if attr["seal"] != "" { // which digest the seal hides, if it is the signer's own
+				id, node := attr["job_id"], keys.Address(attr["node"])
+				s.sealed[id+"/"+string(node)] = ""
+				for _, d := range []string{digestA, digestB, digestC} {
+					if ResultSeal(id, node, d) == attr["seal"] {
+						s.sealed[id+"/"+string(node)] = d
+					}
+				}
 			}
 		case "staked", "unstaked":
 			s.outcomes[e.Type+":"+attr["role"]]++

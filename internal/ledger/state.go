@@ -136,24 +136,30 @@ type Share struct {
 }
 
 // Replica is one node's placement on a redundant job and, once the node commits, its
-// result. PricePerHour is the node's bid when it was placed, which is what it is paid at.
+// sealed result: Seal, GPUMillis and ResultHeight (the commit's height) come with the
+// commit, ResultDigest only with the reveal that opens the seal. PricePerHour is the
+// node's bid when it was placed, which is what it is paid at.
 type Replica struct {
 	Node           keys.Address `json:"node"`
 	PricePerHour   uint64       `json:"price_per_hour"`
 	ScoreBP        uint32       `json:"score_bp"`
 	AssignedHeight int64        `json:"assigned_height"`
+	Seal           string       `json:"seal,omitempty"`
 	ResultDigest   string       `json:"result_digest,omitempty"`
 	GPUMillis      uint64       `json:"gpu_millis,omitempty"`
 	ResultHeight   int64        `json:"result_height,omitempty"`
 }
 
-// Committed reports whether the replica's node has committed its result.
-func (r Replica) Committed() bool { return r.ResultDigest != "" }
+// Committed reports whether the replica's node has committed (sealed) its result.
+func (r Replica) Committed() bool { return r.Seal != "" }
+
+// Revealed reports whether the replica's node has opened its seal with its digest.
+func (r Replica) Revealed() bool { return r.ResultDigest != "" }
 
 // Job is the on-chain record of one job from escrow to settlement. A freivalds job runs on
 // Node, which commits ResultDigest for its Committee to attest. A redundant job leaves Node
-// empty and runs on its Replicas; once enough of them agree, ResultDigest is the agreed
-// digest and GPUMillis the GPU time billed.
+// empty and runs on its Replicas; once it settles on the digest enough of them agree on,
+// ResultDigest is that digest and GPUMillis the GPU time billed.
 type Job struct {
 	ID              string         `json:"id"`
 	Consumer        keys.Address   `json:"consumer"`

@@ -42,6 +42,7 @@ type Msg struct {
 	CreateJob    *MsgCreateJob    `json:"create_job,omitempty"`
 	AssignJob    *MsgAssignJob    `json:"assign_job,omitempty"`
 	CommitResult *MsgCommitResult `json:"commit_result,omitempty"`
+	RevealResult *MsgRevealResult `json:"reveal_result,omitempty"`
 	Attest       *MsgAttest       `json:"attest,omitempty"`
 	CancelJob    *MsgCancelJob    `json:"cancel_job,omitempty"`
 	Stake        *MsgStake        `json:"stake,omitempty"`
@@ -59,8 +60,8 @@ func (m Msg) Kind() string {
 	}{
 		{m.Transfer != nil, "transfer"}, {m.RegisterNode != nil, "register_node"},
 		{m.CreateJob != nil, "create_job"}, {m.AssignJob != nil, "assign_job"},
-		{m.CommitResult != nil, "commit_result"}, {m.Attest != nil, "attest"},
-		{m.CancelJob != nil, "cancel_job"}, {m.Stake != nil, "stake"},
+		{m.CommitResult != nil, "commit_result"}, {m.RevealResult != nil, "reveal_result"},
+		{m.Attest != nil, "attest"}, {m.CancelJob != nil, "cancel_job"}, {m.Stake != nil, "stake"},
 		{m.Unstake != nil, "unstake"}, {m.Propose != nil, "propose"}, {m.Vote != nil, "vote"},
 	} {
 		if c.set {
