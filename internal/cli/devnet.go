@@ -195,7 +195,13 @@ func printContainerOutcome(g *globals, o devnet.ContainerOutcome) {
 	omni := ledger.FormatOMNI
 	verdict := "✗ NOT verified"
 	if o.Verified {
-		verdict = "✓ verified (2 of 3 replicas agreed on the output archive)"
+		agreed := 0
+		for _, r := range o.Replicas {
+			if r.ResultDigest == o.ResultDigest {
+				agreed++
+			}
+		}
+		verdict = fmt.Sprintf("✓ verified (%d of %d replicas sealed, then revealed the same output archive)", agreed, len(o.Replicas))
 	}
 	fmt.Fprintf(w, "\nContainer result\n")
 	fmt.Fprintf(w, "  job            %s (%s)\n", o.JobID, o.Status)

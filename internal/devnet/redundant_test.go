@@ -2,6 +2,7 @@ package devnet
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -164,11 +165,23 @@ func TestContainerJobSettlesOnMatchingReplicas(t *testing.T) {
 			}
 		}
 	}
-	if len(o.Replicas) != ledger.RedundantReplicas || paid != ledger.RedundantQuorum {
+	if len(o.Replicas) != ledger.RedundantReplicas || paid != ledger.RedundantReplicas { // all three honest: all paid
 		t.Fatalf("replicas %+v: %d paid", o.Replicas, paid)
 	}
 	after := snapshot(t, ctx, d)
 	if p := o.Payment; p == nil || before.consumer-after.consumer != p.Cost || p.Refunded != p.Budget-p.Cost {
 		t.Fatalf("payment %+v; consumer paid %d", o.Payment, before.consumer-after.consumer)
+	}
+
+	// The nodes streamed their logs; the consumer reads them, nobody else does.
+	c := api.NewClient(d.RESTURL())
+	consumer := string(keys.AddressOfKey(d.Keys.Consumer))
+	logs, err := c.JobLogs(ctx, o.JobID, api.SignOutputAuth(d.Keys.Consumer, consumer, o.JobID, time.Minute, time.Now()), "", 0)
+	if err != nil || !strings.Contains(string(logs.Data), "counted /inputs/text.txt") || !logs.EOF || !logs.Final || len(logs.Nodes) < ledger.RedundantQuorum {
+		t.Fatalf("logs %+v (%q): %v", logs, logs.Data, err)
+	}
+	node := d.Keys.Nodes[0]
+	if _, err := c.JobLogs(ctx, o.JobID, api.SignOutputAuth(node, string(keys.AddressOfKey(node)), o.JobID, time.Minute, time.Now()), "", 0); !errors.Is(err, api.ErrForbidden) {
+		t.Fatalf("a node read the consumer's logs: %v", err)
 	}
 }

@@ -253,17 +253,56 @@ func (d *Daemon) onDispatch(ctx context.Context, m *nats.Msg) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		defer func() {
-			cancel()
-			d.mu.Lock()
-			delete(d.running, req.JobID)
-			d.mu.Unlock()
-		}()
 		res := d.runJob(jobCtx, req)
 		if err := d.conn.Publish(protocol.ResultSubject(d.id), protocol.Encode(res)); err != nil {
 			d.log.Warn("report result", "job", req.JobID, "err", err)
 		}
+		cancel()
+		d.mu.Lock()
+		delete(d.running, req.JobID)
+		d.mu.Unlock()
+		if res.Error == "" && req.Spec.Verification == api.VerifyRedundant {
+			// The slot is free; the reveal only waits on the chain.
+			rctx, rcancel := context.WithTimeout(ctx, time.Duration(req.TimeoutSeconds)*time.Second)
+			d.reveal(rctx, req.JobID, res.Digest)
+			rcancel()
+		}
 	}()
+}
+
+// revealPoll is how often a node that sealed a redundant job's result looks whether every
+// replica has sealed, which opens the reveals.
+const revealPoll = 200 * time.Millisecond
+
+// reveal opens this node's sealed result once every replica has sealed (ledger.RevealsOpen),
+// so that the chain can compare the digests; until then the digest stays with the node, and
+// no replica can copy another's. It gives up when the job is decided or ctx ends.
+func (d *Daemon) reveal(ctx context.Context, jobID, digest string) {
+	t := time.NewTicker(revealPoll)
+	defer t.Stop()
+	for {
+		var cj ledger.Job
+		if err := d.opts.Chain.Query(ctx, "job/"+jobID, &cj); err == nil {
+			if !cj.Open() {
+				return
+			}
+			if ledger.RevealsOpen(cj) {
+				tx, err := d.opts.Chain.Send(ctx, ledger.Msg{RevealResult: &ledger.MsgRevealResult{JobID: jobID, ResultDigest: digest}})
+				if err != nil {
+					d.log.Warn("reveal result", "job", jobID, "err", err)
+					return
+				}
+				d.log.Info("result revealed", "job", jobID, "digest", digest, "tx", tx)
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			d.log.Warn("result never revealed: not every replica sealed before the deadline", "job", jobID)
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // runJob fetches inputs, runs the workload, stores the output and commits its digest.
@@ -294,7 +333,7 @@ func (d *Daemon) runJob(ctx context.Context, req protocol.Dispatch) protocol.Res
 		out, err = d.opts.Runtime.Run(ctx, runtime.Task{JobID: req.JobID, Kernel: req.Spec.Workload.Kernel, Inputs: inputs})
 	case api.WorkloadContainer:
 		var exit int
-		out, exit, res.LogTail, err = d.runContainer(ctx, req, inputs)
+		out, exit, err = d.runContainer(ctx, req, inputs)
 		if err == nil {
 			res.ExitCode = &exit
 		}
@@ -308,7 +347,13 @@ func (d *Daemon) runJob(ctx context.Context, req protocol.Dispatch) protocol.Res
 	if err != nil {
 		return fail("store output", err)
 	}
-	tx, err := d.opts.Chain.Send(ctx, ledger.Msg{CommitResult: &ledger.MsgCommitResult{JobID: req.JobID, ResultDigest: digest, GPUMillis: out.GPUMillis}})
+	commit := &ledger.MsgCommitResult{JobID: req.JobID, ResultDigest: digest, GPUMillis: out.GPUMillis}
+	if req.Spec.Verification == api.VerifyRedundant {
+		// A replica commits a seal of its digest, bound to its own address: the digest
+		// would let a lazy replica commit the same without computing (see reveal).
+		commit.ResultDigest, commit.Seal = "", ledger.ResultSeal(req.JobID, keys.Address(d.id), digest)
+	}
+	tx, err := d.opts.Chain.Send(ctx, ledger.Msg{CommitResult: commit})
 	if err != nil {
 		return fail("commit result", err)
 	}
@@ -319,7 +364,7 @@ func (d *Daemon) runJob(ctx context.Context, req protocol.Dispatch) protocol.Res
 
 // runContainer runs a container job in the node's container runtime and packs what it
 // left into the job's output archive. It is billed by wall time on every slot it held.
-func (d *Daemon) runContainer(ctx context.Context, req protocol.Dispatch, inputs [][]byte) (runtime.Result, int, string, error) {
+func (d *Daemon) runContainer(ctx context.Context, req protocol.Dispatch, inputs [][]byte) (runtime.Result, int, error) {
 	w, rsc := req.Spec.Workload, req.Spec.Resources
 	task := runtime.ContainerTask{
 		JobID: req.JobID, Image: w.Image, ImageID: w.ImageID, Command: w.Command, Env: w.Env,
@@ -330,7 +375,7 @@ func (d *Daemon) runContainer(ctx context.Context, req protocol.Dispatch, inputs
 	// router: the process runtime runs only the consumers its operator trusts.
 	var cj ledger.Job
 	if err := d.opts.Chain.Query(ctx, "job/"+req.JobID, &cj); err != nil {
-		return runtime.Result{}, 0, "", fmt.Errorf("read the job's consumer from the chain: %w", err)
+		return runtime.Result{}, 0, fmt.Errorf("read the job's consumer from the chain: %w", err)
 	}
 	task.Consumer = string(cj.Consumer)
 	for i, in := range req.Spec.Inputs {
@@ -340,9 +385,12 @@ func (d *Daemon) runContainer(ctx context.Context, req protocol.Dispatch, inputs
 		}
 		task.Inputs = append(task.Inputs, jobio.File{Path: in.Name, Data: inputs[i]})
 	}
+	logs := d.newLogStream(req.JobID)
+	task.Logs = logs
 	cr, err := d.opts.Containers.RunContainer(ctx, task)
+	logs.Close()
 	if err != nil {
-		return runtime.Result{}, 0, string(cr.LogTail), err
+		return runtime.Result{}, 0, err
 	}
 	files := make([]api.OutputFile, len(cr.Outputs))
 	for i, o := range cr.Outputs {
@@ -350,8 +398,8 @@ func (d *Daemon) runContainer(ctx context.Context, req protocol.Dispatch, inputs
 	}
 	archive, err := api.PackOutput(api.ContainerOutput{ExitCode: cr.ExitCode, Files: files})
 	if err != nil {
-		return runtime.Result{}, 0, string(cr.LogTail), err
+		return runtime.Result{}, 0, err
 	}
 	ms := uint64(max(cr.Elapsed.Milliseconds(), 1)) * uint64(rsc.Slots())
-	return runtime.Result{Output: archive, GPUMillis: ms}, cr.ExitCode, string(cr.LogTail), nil
+	return runtime.Result{Output: archive, GPUMillis: ms}, cr.ExitCode, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -473,7 +474,7 @@ func (r *Router) resultOnChain(ctx context.Context, j *job, node, after string) 
 	}
 	res, ok := committed(cj, node)
 	if ok {
-		j.record("computed", "", "", "result %s of %s found on chain after %s", res.Digest, keys.Address(res.NodeID).Short(), after)
+		j.record("computed", "", "", "the result of %s was found on chain after %s", keys.Address(res.NodeID).Short(), after)
 	}
 	return res, ok
 }
@@ -482,7 +483,7 @@ func (r *Router) resultOnChain(ctx context.Context, j *job, node, after string) 
 // is ""): a single node's committed result, or a replica's.
 func committed(cj ledger.Job, node string) (protocol.Result, bool) {
 	for _, rp := range cj.Replicas {
-		if rp.ResultDigest != "" && (node == "" || string(rp.Node) == node) {
+		if rp.Committed() && (node == "" || string(rp.Node) == node) {
 			return protocol.Result{JobID: cj.ID, NodeID: string(rp.Node), Digest: rp.ResultDigest, GPUMillis: rp.GPUMillis}, true
 		}
 	}
@@ -513,21 +514,23 @@ func (r *Router) report(j *job, node string, res protocol.Result) (protocol.Resu
 	if res.NodeID != node {
 		return protocol.Result{}, false, nil
 	}
-	short := keys.Address(node).Short()
-	if res.LogTail != "" {
-		j.record("logs", "", "", "%s's log tail:\n%s", short, res.LogTail)
-	}
 	if res.Error != "" {
-		return protocol.Result{}, true, errors.New(res.Error)
+		// A job's logs are its consumer's: the end of them that a runtime's error carries
+		// stays out of the job's events, which anyone may read.
+		msg, _, _ := strings.Cut(res.Error, "; log tail:")
+		return protocol.Result{}, true, errors.New(msg)
 	}
-	exit, txKey := "", "result"
+	short, exit := keys.Address(node).Short(), ""
 	if res.ExitCode != nil {
 		exit = fmt.Sprintf(", exit code %d", *res.ExitCode)
 	}
 	if j.spec.Verification == api.VerifyRedundant {
-		txKey = "result " + short
+		// The digest stays off the public record until the chain opens the seals.
+		j.record("computed", "result "+short, res.CommitTx, "%s sealed its result on chain (%d GPU-ms%s); it reveals the digest once all %d replicas have sealed",
+			short, res.GPUMillis, exit, ledger.RedundantReplicas)
+		return res, true, nil
 	}
-	j.record("computed", txKey, res.CommitTx, "%s committed result %s on chain (%d GPU-ms%s)", short, res.Digest, res.GPUMillis, exit)
+	j.record("computed", "result", res.CommitTx, "%s committed result %s on chain (%d GPU-ms%s)", short, res.Digest, res.GPUMillis, exit)
 	return res, true, nil
 }
 

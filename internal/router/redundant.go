@@ -14,9 +14,11 @@ import (
 )
 
 // A redundant job runs on ledger.RedundantReplicas nodes at once, each a replica with its
-// own placement and retries. The chain settles it as soon as ledger.RedundantQuorum of
-// the committed outputs agree (no validator is involved), pays the agreeing nodes and not
-// the others; the router then stops the replicas still running.
+// own placement and retries. Each node commits a seal of its output's digest; once every
+// replica has sealed, the nodes reveal their digests on their own and the chain pays the
+// replicas whose digests agree (no validator is involved), at the latest at the job's
+// deadline. A replica whose node fails before it seals is placed again elsewhere, in its
+// place on chain; once the chain has decided, the router stops any replica still running.
 
 // replicaSet orders the placements of one job's replicas, so no two choose the same node.
 type replicaSet struct {
@@ -112,7 +114,7 @@ func (r *Router) runRedundant(ctx context.Context, j *job, cj ledger.Job) {
 		}
 		node := string(rp.Node)
 		set.reps[i].node, set.reps[i].chain = node, node
-		if rp.ResultDigest != "" {
+		if rp.Committed() {
 			done[i] = true
 		} else if hb, ok := r.nextHeartbeat(ctx, node); ok && slices.Contains(hb.Running, j.id) {
 			running[i] = node
@@ -154,10 +156,8 @@ func (r *Router) runRedundant(ctx context.Context, j *job, cj ledger.Job) {
 		}
 		decided = r.decided(ctx, j.id)
 	}
-	// The last replica's commit may be a block ahead of the chain node this router reads.
-	for grace := 0; !decided && len(pending) == 0 && grace < 4 && ctx.Err() == nil; grace++ {
-		time.Sleep(decidedPoll)
-		decided = r.decided(ctx, j.id)
+	if !decided && len(pending) == 0 && ctx.Err() == nil {
+		decided = r.awaitReveals(ctx, j, lastErr)
 	}
 	cancel()
 	if decided {
@@ -168,24 +168,45 @@ func (r *Router) runRedundant(ctx context.Context, j *job, cj ledger.Job) {
 	}
 	if decided {
 		r.recordOutcome(ctx, j)
-		return
 	}
-	if ctx.Err() != nil && j.ctx.Err() != nil {
-		return // the router left the job
+}
+
+// awaitReveals follows a redundant job whose replicas have all ended: once every replica
+// has sealed, the nodes reveal and the chain decides (at the latest at the job's deadline,
+// which settles a revealed quorum or refunds); a job no replica sealed is released at once;
+// one that some replica could not seal waits for its deadline's refund. It reports whether
+// the chain decided while it watched.
+func (r *Router) awaitReveals(ctx context.Context, j *job, lastErr error) bool {
+	var cj ledger.Job
+	if err := r.opts.Chain.Query(ctx, "job/"+j.id, &cj); err != nil {
+		return false
 	}
-	var now ledger.Job
-	if err := r.opts.Chain.Query(j.ctx, "job/"+j.id, &now); err == nil {
-		if _, any := committed(now, ""); !any {
-			if lastErr == nil {
-				lastErr = ctx.Err()
+	if !cj.Open() {
+		return true
+	}
+	if _, any := committed(cj, ""); !any {
+		r.release(j, lastErr)
+		return false
+	}
+	if !ledger.RevealsOpen(cj) {
+		msg := fmt.Sprintf("a replica could not be computed (%v), so the sealed results cannot be revealed; the escrow is refunded at the job's deadline", lastErr)
+		j.set(func(j *job) { j.errMsg = msg })
+		j.record("failed", "", "", "%s", msg)
+		return false
+	}
+	j.record("revealing", "", "", "all %d replicas sealed their results; the nodes reveal them now, and the chain pays the replicas whose digests agree", ledger.RedundantReplicas)
+	poll := time.NewTicker(decidedPoll)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false // the chain decides at the deadline
+		case <-poll.C:
+			if r.decided(ctx, j.id) {
+				return true
 			}
-			r.release(j, lastErr)
-			return
 		}
 	}
-	msg := fmt.Sprintf("no %d replicas agreed before every replica ended (last error: %v); the escrow is refunded at the job's deadline", ledger.RedundantQuorum, lastErr)
-	j.set(func(j *job) { j.errMsg = msg })
-	j.record("failed", "", "", "%s", msg)
 }
 
 // decided reports whether the chain has settled, failed or otherwise closed the job.
