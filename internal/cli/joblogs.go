@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -93,7 +94,7 @@ The router running the job keeps the last MiB of each node's log while it holds 
 					fmt.Fprintf(g.stderr, "[the log's first %d bytes are no longer kept]\n", l.From)
 				}
 				if !listed && len(l.Nodes) > 1 {
-					fmt.Fprintf(g.stderr, "logs of %s (also logged: %v; pick with --node)\n", l.Node, l.Nodes)
+					fmt.Fprintf(g.stderr, "logs of %s (%d nodes logged this job: %s; pick one with --node)\n", l.Node, len(l.Nodes), strings.Join(l.Nodes, ", "))
 					listed = true
 				}
 				node = l.Node
