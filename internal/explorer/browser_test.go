@@ -55,6 +55,11 @@ func TestExplorerInChromium(t *testing.T) {
 		if n := strings.Count(dom, `class="node on"`); n != len(d.NodeIDs()) {
 			t.Errorf("the map shows %d online nodes, want %d", n, len(d.NodeIDs()))
 		}
+		// The devnet's nodes declare their coordinates: none is placed by its region.
+		requireAll(t, dom, "Each node is placed where it declared it is.")
+		if strings.Contains(dom, "declared no coordinates") {
+			t.Error("the map places a devnet node by its region, not by its coordinates")
+		}
 	})
 	t.Run("job", func(t *testing.T) {
 		dom := b.dumpDOM(ctx, t, base+"/jobs/"+demo.JobID)
@@ -63,7 +68,24 @@ func TestExplorerInChromium(t *testing.T) {
 	})
 	t.Run("node", func(t *testing.T) {
 		dom := b.dumpDOM(ctx, t, base+"/nodes/"+demo.NodeID)
-		requireAll(t, dom, `data-ready="true"`, demo.NodeID, "1 verified, 0 failed", "Hardware", "Slashes")
+		requireAll(t, dom, `data-ready="true"`, demo.NodeID, "1 verified, 0 failed", "Hardware", "Slashes", "where the node declared it is")
+	})
+	t.Run("api reference", func(t *testing.T) {
+		dom := b.dumpDOM(ctx, t, base+"/docs/api")
+		requireAll(t, dom, `data-ready="true"`, "OmniSync API", "Contents",
+			// operations by tag, with anchors the contents link to
+			`id="tag-jobs"`, `id="tag-chain"`, `id="op-listJobs"`, `href="#op-listJobs"`, `aria-label="Link to GET /v1/jobs"`,
+			`id="op-jobLogs"`, `href="#op-jobLogs"`, "Read a job's logs", `id="op-submitJob"`, `id="op-listNodes"`,
+			// parameters, request body and responses, with their schemas resolved and nested
+			`<code class="pname">limit</code>`, "default 50", `<code class="mtype">application/json</code>`,
+			`href="#schema-SubmitJobRequest"`, "Fields of JobSpec", `<code class="pname">max_price_per_hour</code>`,
+			`<code class="pname">lat_e6</code>`, `"awaiting_inputs"`, `<span class="req">required</span>`,
+			`<span class="rcode rc-ok">200</span>`, `<span class="rcode rc-err">401</span>`, `id="schema-JobLogs"`,
+			// the security requirement, explained from the security scheme
+			`id="auth-OmniSig"`, `href="#auth-OmniSig"`, "Authorization: OmniSig address=", "ed25519 signature")
+		if strings.Count(dom, `href="#auth-OmniSig"`) < 3 {
+			t.Error("listJobs, jobLogs and getJobOutput should each link to the OmniSig scheme")
+		}
 	})
 	t.Run("account", func(t *testing.T) {
 		consumer := string(keys.AddressOfKey(d.Keys.Consumer))
@@ -88,6 +110,7 @@ func TestExplorerInChromium(t *testing.T) {
 			{"explorer-network.png", "/", 1280, 900},
 			{"explorer-job.png", "/jobs/" + demo.JobID, 1280, 900},
 			{"explorer-phone.png", "/", 390, 844},
+			{"explorer-api.png", "/docs/api", 1280, 2000},
 		} {
 			file := filepath.Join(dir, s.file)
 			b.run(ctx, t, fmt.Sprintf("--window-size=%d,%d", s.width, s.height), "--screenshot="+file, base+s.path)

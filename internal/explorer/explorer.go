@@ -24,8 +24,13 @@ var Patterns = []string{
 	"GET /jobs/{id}",
 	"GET /nodes/{id}",
 	"GET /accounts/{address}",
+	"GET " + APIDocsPath,
 	"GET " + AssetPrefix,
 }
+
+// APIDocsPath is the page that renders the API's OpenAPI document (/v1/openapi.json)
+// readably: its operations by tag, their parameters, bodies, responses and schemas.
+const APIDocsPath = "/docs/api"
 
 // AssetPrefix is where the explorer's files are served.
 const AssetPrefix = "/explorer/"
@@ -120,10 +125,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
 }
 
-// isPage reports whether p is one of the pages the browser routes: /, or /jobs/{id},
-// /nodes/{id} or /accounts/{address} with one non-empty segment.
+// isPage reports whether p is one of the pages the browser routes: / and APIDocsPath, or
+// /jobs/{id}, /nodes/{id} or /accounts/{address} with one non-empty segment.
 func isPage(p string) bool {
-	if p == "/" {
+	if p == "/" || p == APIDocsPath {
 		return true
 	}
 	for _, prefix := range []string{"/jobs/", "/nodes/", "/accounts/"} {

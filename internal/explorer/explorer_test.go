@@ -29,6 +29,8 @@ func TestServesPagesAndAssets(t *testing.T) {
 		{"/jobs/job-0123456789abcdef", "text/html; charset=utf-8", "<main"},
 		{"/nodes/AM8of1MrGLTut7bJKNqEAiqsXJdbiYgeVD1JeWgpdeCE", "text/html; charset=utf-8", "<main"},
 		{"/accounts/AM8of1MrGLTut7bJKNqEAiqsXJdbiYgeVD1JeWgpdeCE", "text/html; charset=utf-8", "<main"},
+		{APIDocsPath, "text/html; charset=utf-8", `href="/docs/api"`},
+		{"/explorer/js/apidoc.js", "text/javascript; charset=utf-8", "/v1/openapi.json"},
 		{"/explorer/style.css", "text/css; charset=utf-8", ":root"},
 		{"/explorer/js/main.js", "text/javascript; charset=utf-8", "import"},
 		{"/explorer/favicon.svg", "image/svg+xml", "<svg"},
@@ -48,13 +50,31 @@ func TestServesPagesAndAssets(t *testing.T) {
 			t.Errorf("GET %s: no nosniff", tt.path)
 		}
 	}
-	for _, path := range []string{"/explorer/nope.js", "/explorer/", "/jobs/", "/jobs/a/b", "/v1/health", "/other"} {
+	for _, path := range []string{"/explorer/nope.js", "/explorer/", "/jobs/", "/jobs/a/b", "/v1/health", "/other", "/docs", "/docs/", "/docs/api/", "/docs/api/x"} {
 		if rec := get(t, h, http.MethodGet, path); rec.Code != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", path, rec.Code)
 		}
 	}
 	if rec := get(t, h, http.MethodPost, "/"); rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "GET, HEAD" {
 		t.Errorf("POST /: %d, Allow %q", rec.Code, rec.Header().Get("Allow"))
+	}
+}
+
+// Mounted on a ServeMux by Patterns, as the REST server mounts it, every page and asset is
+// served with the policy, the API reference included.
+func TestPatternsServeEveryPage(t *testing.T) {
+	mux := http.NewServeMux()
+	for _, p := range Patterns {
+		mux.Handle(p, Handler())
+	}
+	for _, path := range []string{"/", "/jobs/job-1", "/nodes/n", "/accounts/a", APIDocsPath, "/explorer/js/apidoc.js"} {
+		rec := get(t, mux, http.MethodGet, path)
+		if rec.Code != http.StatusOK || rec.Header().Get("Content-Security-Policy") != ContentSecurityPolicy {
+			t.Errorf("GET %s through Patterns: %d, Content-Security-Policy %q", path, rec.Code, rec.Header().Get("Content-Security-Policy"))
+		}
+	}
+	if rec := get(t, mux, http.MethodGet, APIDocsPath+"/more"); rec.Code != http.StatusNotFound {
+		t.Errorf("GET %s/more: %d, want 404", APIDocsPath, rec.Code)
 	}
 }
 

@@ -6,19 +6,27 @@ import { networkPage } from './network.js';
 import { jobPage } from './job.js';
 import { nodePage } from './node.js';
 import { accountPage } from './account.js';
+import { apiPage } from './apidoc.js';
 
 const routes = [
   [/^\/$/, networkPage],
   [/^\/jobs\/([^/]+)$/, jobPage],
   [/^\/nodes\/([^/]+)$/, nodePage],
   [/^\/accounts\/([^/]+)$/, accountPage],
+  [/^\/docs\/api$/, apiPage],
 ];
 
 let current = null; // the AbortController of the page on screen
+let shown = null; // the path and query of the page on screen
 
 function show() {
   if (current) current.abort();
   current = new AbortController();
+  shown = location.pathname + location.search;
+  for (const a of document.querySelectorAll('.nav a')) {
+    if (a.getAttribute('href') === location.pathname) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
   const main = document.getElementById('main');
   main.replaceChildren();
   for (const k of Object.keys(main.dataset)) delete main.dataset[k];
@@ -41,7 +49,7 @@ function show() {
 }
 
 export function go(path) {
-  if (path !== location.pathname + location.search) history.pushState(null, '', path);
+  if (path !== location.pathname + location.search + location.hash) history.pushState(null, '', path);
   show();
   window.scrollTo(0, 0);
   document.getElementById('main').focus({ preventScroll: true });
@@ -75,7 +83,11 @@ document.getElementById('search').addEventListener('submit', (e) => {
   search(input.value).then(() => input.blur());
 });
 
-window.addEventListener('popstate', show);
+// A link to an anchor on the page (#…) moves within it and fires popstate too: only a
+// change of page renders anew.
+window.addEventListener('popstate', () => {
+  if (location.pathname + location.search !== shown) show();
+});
 
 // /?q=… is where the search form goes without JavaScript's help, or from a bookmark.
 const q = new URLSearchParams(location.search).get('q');

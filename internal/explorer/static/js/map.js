@@ -22,11 +22,22 @@ function pathOf(rings) {
 let landPath;
 let seaPath;
 
-// locate returns a node's [lat, lon]: its own coordinates where the API gives them, else
-// its region's; null when neither is known.
+// declared reports whether a node declared its coordinates. GET /v1/nodes gives them as
+// lat_e6 and lon_e6 (millionths of a degree) and leaves out a zero, so a node on the
+// equator or the prime meridian has one of the two; one that declared none has neither.
+export const declared = (node) => Number.isFinite(node.lat_e6) || Number.isFinite(node.lon_e6);
+
+// locate returns a node's [lat, lon]: the coordinates it declared where it did (an absent
+// one is 0), else its region's usual data-centre city; null when neither is known.
 export function locate(node) {
-  if (typeof node.lat_e6 === 'number' && typeof node.lon_e6 === 'number') return [node.lat_e6 / 1e6, node.lon_e6 / 1e6];
+  if (declared(node)) return [(node.lat_e6 || 0) / 1e6, (node.lon_e6 || 0) / 1e6];
   return REGIONS[node.region] || null;
+}
+
+// latLon formats a place as "50.11° N, 8.68° E".
+export function latLon([lat, lon]) {
+  const f = (v, pos, neg) => `${Math.abs(v).toFixed(2)}° ${v < 0 ? neg : pos}`;
+  return `${f(lat, 'N', 'S')}, ${f(lon, 'E', 'W')}`;
 }
 
 // worldMap draws points ({lat, lon, online, title, href}) as markers of radius degrees;

@@ -3,7 +3,7 @@ import { getAll, enc } from './api.js';
 import {
   h, fill, link, section, table, dl, tiles, omni, omniNum, omniShort, int, bp, pctText, short, badge, unavailable, failed, bar, swatch, ago, seconds,
 } from './dom.js';
-import { worldMap, locate } from './map.js';
+import { worldMap, locate, declared } from './map.js';
 import { poll, live, title, ready } from './page.js';
 
 export function networkPage(main, _arg, signal) {
@@ -38,12 +38,14 @@ function nodesPart(d, health) {
   const sum = (list, f) => list.reduce((a, n) => a + (f(n) || 0), 0);
   const points = [];
   const unplaced = [];
+  let byRegion = 0;
   for (const n of nodes) {
     const at = locate(n);
     if (!at) {
       unplaced.push(n);
       continue;
     }
+    if (!declared(n)) byRegion += 1;
     points.push({
       lat: at[0], lon: at[1], online: n.online, href: `/nodes/${enc(n.id)}`,
       title: `${n.gpu_model} ×${n.gpus} · ${n.region || 'no region'} · ${n.online ? 'online' : 'offline'} · ${short(n.id)}`,
@@ -70,8 +72,9 @@ function nodesPart(d, health) {
         worldMap(points, `World map of ${nodes.length} nodes, ${online.length} online`),
         h('figcaption', null,
           h('span', { class: 'key on' }, 'online'), h('span', { class: 'key off' }, 'offline'),
-          ' Nodes are placed by region: the API gives no node coordinates yet.',
-          unplaced.length ? ` ${unplaced.length} with an unknown region are not on the map.` : '')),
+          ' Each node is placed where it declared it is.',
+          byRegion ? ` ${byRegion} that declared no coordinates ${byRegion === 1 ? 'is' : 'are'} placed at ${byRegion === 1 ? 'its' : 'their'} region\u2019s usual data-centre city.` : '',
+          unplaced.length ? ` ${unplaced.length} with neither coordinates nor a known region ${unplaced.length === 1 ? 'is' : 'are'} not on the map.` : '')),
       h('div', null,
         h('h3', { class: 'first' }, 'GPUs online by model'),
         table('GPUs online by model', ['Model', '#Nodes', '#GPUs', '#Free'],

@@ -3,7 +3,7 @@ import { getAll, enc } from './api.js';
 import {
   h, fill, link, section, dl, tiles, omni, int, mib, short, badge, unavailable, failed, ago, when, pctText,
 } from './dom.js';
-import { worldMap, locate } from './map.js';
+import { worldMap, locate, declared, latLon } from './map.js';
 import { poll, live, title, ready } from './page.js';
 
 export function nodePage(main, id, signal) {
@@ -51,9 +51,11 @@ function nodeView(n, account) {
           ['Last heartbeat', n.online ? [when(n.last_heartbeat), ` (${ago(n.last_heartbeat)})`] : ago(n.last_heartbeat)],
         ])),
       section('where-h', 'Location',
-        at ? worldMap([{ lat: at[0], lon: at[1], online: n.online, title: `${n.gpu_model} · ${n.region}` }], `Map: node in region ${n.region}`, 4)
-          : h('p', { class: 'muted' }, `Region ${n.region || '(none)'} has no known place.`),
-        h('p', { class: 'muted' }, 'Placed at its region\u2019s usual data-centre city: the API gives no node coordinates yet.'))),
+        at ? worldMap([{ lat: at[0], lon: at[1], online: n.online, title: `${n.gpu_model} · ${latLon(at)}` }], `Map: node at ${latLon(at)}`, 4)
+          : h('p', { class: 'muted' }, `Region ${n.region || '(none)'} has no known place, and the node declared no coordinates.`),
+        at ? h('p', { class: 'muted' }, declared(n)
+          ? `At ${latLon(at)}, where the node declared it is.`
+          : `At ${latLon(at)}, its region\u2019s usual data-centre city: the node declared no coordinates.`) : null)),
     section('work-h', 'Work',
       n.running && n.running.length
         ? [h('p', null, 'Running now:'), h('ul', { class: 'plain' }, n.running.map((j) => h('li', null, link(`/jobs/${enc(j)}`, h('code', null, j)))))]

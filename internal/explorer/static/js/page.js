@@ -39,6 +39,7 @@ export const live = {
   streaming: () => setLive('live', `Live · following the job's events · updated ${clock.format(new Date())}`),
   final: (status) => setLive('final', `Final: ${status} · updated ${clock.format(new Date())}`),
   error: (err) => setLive('error', `Not updating: ${err && err.message ? err.message : err}`),
+  note: (text) => setLive('final', text), // a page that does not refresh
 };
 
 // title sets the document title.

@@ -123,8 +123,8 @@ export const SEAS = [
     49, 38.4, 49.5, 40.3, 47.5, 42.5],
 ];
 
-// REGIONS places a node that reports only its region (the API gives no coordinates):
-// each at a large data-centre city of that region.
+// REGIONS places a node that declared only its region, no coordinates: each at a large
+// data-centre city of that region.
 export const REGIONS = {
   'us-east': [38.9, -77.5], 'us-west': [37.4, -122.0], 'us-central': [41.6, -93.6],
   'ca-central': [45.5, -73.6], 'sa-east': [-23.5, -46.6], 'eu-central': [50.1, 8.7],
