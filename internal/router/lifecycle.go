@@ -628,6 +628,11 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 		case <-decided.C:
 			var now ledger.Job
 			if err := r.opts.Chain.Query(ctx, "job/"+j.id, &now); err == nil && now.Status != ledger.JobComputed {
+				// The validators' answers may still be on their way; their attestations are
+				// on chain, and the verdict is read from there.
+				if v := chainVerdict(now.Attestations); v != "" {
+					j.set(func(j *job) { j.verdict = v })
+				}
 				j.record("decided", "", "", "the chain decided the job (%s) with %d of %d answers in", now.Status, len(candidates)-pending, len(candidates))
 				return nil
 			}
@@ -656,6 +661,20 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 		return fmt.Errorf("%d of the job's %d committee validators attested, too few for the chain to decide", attested, len(cj.Committee))
 	}
 	return nil
+}
+
+// chainVerdict is the verdict the chain's attestations give, as verify words it: "pass",
+// or the first failing one's "fail: reason" (a failing verdict is the one to show); ""
+// when there are none.
+func chainVerdict(atts []ledger.Attestation) string {
+	verdict := ""
+	for _, a := range atts {
+		if !a.Pass {
+			return "fail: " + a.Reason
+		}
+		verdict = "pass"
+	}
+	return verdict
 }
 
 // computedRecord reads the job until the chain node the router reads shows its result

@@ -148,3 +148,20 @@ func TestRouterStopsWaitingOnceTheChainDecided(t *testing.T) {
 		return !j.finished.IsZero()
 	})
 }
+
+// A job the chain decided before the validators' answers reached the router still shows
+// the verdict, read from the attestations on chain.
+func TestChainVerdictReadsTheAttestations(t *testing.T) {
+	for _, tt := range []struct {
+		atts []ledger.Attestation
+		want string
+	}{
+		{nil, ""},
+		{[]ledger.Attestation{{Pass: true}, {Pass: true}}, "pass"},
+		{[]ledger.Attestation{{Pass: true}, {Pass: false, Reason: "row 7 differs"}}, "fail: row 7 differs"},
+	} {
+		if got := chainVerdict(tt.atts); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.atts, got, tt.want)
+		}
+	}
+}
