@@ -43,3 +43,19 @@ func TestStatusReadsVotingEndsAsATime(t *testing.T) {
 		t.Errorf("without the chain RPC:\n%s", out.String())
 	}
 }
+
+func TestNodeListShowsStateHardwareAndReliability(t *testing.T) {
+	var out bytes.Buffer
+	printNodeList(&out, []api.Node{
+		{ID: "4TWLMELZShDxz41cjJwL3nWxCUtd2h1vgR3WS2b2MXqM", GPUModel: "H200", GPUs: 8, FreeGPUs: 6, VRAMMiB: 143_771, TFLOPS: 989.5,
+			Region: "eu-central", PricePerHour: 2_400_000, Status: "active", Online: true, JobsVerified: 9, JobsFailed: 1, Containers: "docker"},
+		{ID: "Fb5ppDxbfyT8sYFRkCobpb2yxrnS6D4MBAoDBKRYy9vs", GPUModel: "RTX 4090", GPUs: 1, VRAMMiB: 24_576, TFLOPS: 82.6,
+			Region: "us-east", PricePerHour: 400_000, Status: "inactive", Containers: "process", Unsandboxed: true},
+	})
+	for _, want := range []string{"NODE", "4TWLME…MXqM", "online", "8× H200", "140GB", "989.5", "90% of 10", "docker",
+		"offline, inactive", "process (unsandboxed)", "2.4 OMNI"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("node list lacks %q:\n%s", want, out.String())
+		}
+	}
+}
