@@ -271,7 +271,8 @@ func runChainStart(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 	if cc.RESTAddr != "" {
 		addr, stop, err := devnet.ServeREST(cc.RESTAddr, httpapi.Options{
 			Service: router.ChainService{ChainViews: router.ChainViews{Chain: chainRPC{n.Client()}}}, Logger: log,
-			Info: map[string]string{"chain_id": n.ChainID(), "chain_rpc": n.RPCURL(), "role": config.RoleChain},
+			Info:   map[string]string{"chain_id": n.ChainID(), "chain_rpc": n.RPCURL(), "role": config.RoleChain},
+			Blocks: n.Client().RecentBlocks,
 		})
 		if err != nil {
 			return explainChainStartError(cc.Home, err)

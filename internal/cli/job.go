@@ -349,6 +349,19 @@ func (g *globals) waitJob(cmd *cobra.Command, f *remoteFlags, id string, limit t
 	if err != nil {
 		return f.explain(fmt.Errorf("job %s: %w", id, err))
 	}
+	// The router records how the chain decided a moment after the chain shows it: give
+	// that last event a moment to arrive.
+	for try := 0; try < 4 && !endsWithOutcome(j); try++ {
+		time.Sleep(250 * time.Millisecond)
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+		if again, err := f.client().Job(rctx, id); err == nil {
+			j = again
+		}
+		rcancel()
+	}
+	for _, e := range j.Events[min(printed, len(j.Events)):] {
+		fmt.Fprintf(out, "  %s  %-10s %s\n", e.Time.Local().Format("15:04:05"), e.Stage, e.Message)
+	}
 	if g.json() {
 		if err := writeJSON(g.stdout, j); err != nil {
 			return err
@@ -357,9 +370,25 @@ func (g *globals) waitJob(cmd *cobra.Command, f *remoteFlags, id string, limit t
 		g.printJob(j)
 	}
 	if j.Status != api.StatusSettled || !j.Verified {
-		return fmt.Errorf("job %s ended %s, not settled verified: %s", id, j.Status, strings.TrimSpace(j.Error+" "+j.Verdict))
+		why := strings.TrimSpace(j.Error + " " + j.Verdict)
+		if why == "" && len(j.Events) > 0 {
+			why = j.Events[len(j.Events)-1].Message
+		}
+		return fmt.Errorf("job %s ended %s, not settled verified: %s", id, j.Status, why)
 	}
 	return nil
+}
+
+// endsWithOutcome reports whether a job's events end with how it was decided.
+func endsWithOutcome(j api.Job) bool {
+	if len(j.Events) == 0 {
+		return false
+	}
+	switch j.Events[len(j.Events)-1].Stage {
+	case "settled", "refunded", "failed":
+		return true
+	}
+	return false
 }
 
 func (g *globals) printJob(j api.Job) {
@@ -410,16 +439,19 @@ type jobResult struct {
 }
 
 func newJobResultCmd(g *globals, f *remoteFlags) *cobra.Command {
-	var dir string
+	var (
+		dir        string
+		unverified bool
+	)
 	cmd := &cobra.Command{
 		Use:   "result JOB_ID",
 		Short: "Download a job's output, check it against its digest, and save it",
 		Long: `Downloads the job's output with a request signed by the wallet (only the job's consumer may
 read it) and checks every byte against the digest committed on chain. A tensor job's output
 is written to DIR as JOB_ID.npy; a container job's archive is unpacked into DIR/JOB_ID/ (its
-exit_code, and outputs/ as the job left it; no file is overwritten). It says whether the job
-is settled, that is verified (by the validators, or by two matching replicas), or still only
-a node's word.`,
+exit_code, and outputs/ as the job left it; no file is overwritten). An output the chain has
+not settled as verified (by the validators, or by matching replicas) is a node's word only:
+it is saved only with --allow-unverified, and marked so.`,
 		Args: namedArgs("JOB_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := f.loadKey()
@@ -427,7 +459,7 @@ a node's word.`,
 				return err
 			}
 			return f.run(cmd, func(ctx context.Context, c *api.Client) error {
-				r, err := fetchResult(ctx, c, key, args[0], dir)
+				r, err := fetchResult(ctx, c, key, args[0], dir, unverified)
 				if err != nil {
 					return err
 				}
@@ -451,11 +483,12 @@ a node's word.`,
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&dir, "out", "O", ".", "directory to write JOB_ID.npy, or a container job's JOB_ID/ directory, to")
+	cmd.Flags().StringVarP(&dir, "out", "O", ".", "directory to write JOB_ID.npy, or a container job's JOB_ID/ directory, to (made if missing)")
+	cmd.Flags().BoolVar(&unverified, "allow-unverified", false, "save the output even though the chain has not settled it as verified yet")
 	return cmd
 }
 
-func fetchResult(ctx context.Context, c *api.Client, key ed25519.PrivateKey, id, dir string) (jobResult, error) {
+func fetchResult(ctx context.Context, c *api.Client, key ed25519.PrivateKey, id, dir string, allowUnverified bool) (jobResult, error) {
 	auth := api.SignOutputAuth(key, string(keys.AddressOfKey(key)), id, time.Minute, time.Now())
 	out, err := c.JobOutput(ctx, id, auth)
 	if err != nil {
@@ -463,6 +496,12 @@ func fetchResult(ctx context.Context, c *api.Client, key ed25519.PrivateKey, id,
 	}
 	if got := api.DigestOf(out.Data); got != out.Digest {
 		return jobResult{}, fmt.Errorf("job %s: the output downloaded hashes to %s, not the committed %s: nothing written", id, got, out.Digest)
+	}
+	if !out.Verified && !allowUnverified {
+		return jobResult{}, fmt.Errorf("job %s is %s: its output is not verified yet, only a node's word; nothing written (wait for it with `omnisync job wait %s`, or pass --allow-unverified)", id, out.Status, id)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return jobResult{}, err
 	}
 	r := jobResult{JobID: id, Status: out.Status, Verified: out.Verified, Digest: out.Digest}
 	if co, err := api.UnpackOutput(out.Data, 1<<16, 1<<40); err == nil {

@@ -24,7 +24,10 @@ Hardware: --gpu-tier auto-detect (the default) finds this machine's NVIDIA GPUs 
 (or nvidia-smi), and declares them with their published TFLOPS; a machine without a driver
 is a CPU node and declares its measured int8 rate. --gpu-tier declared declares what
 --gpu-model, --gpus, --vram-mib and --tflops say instead. --region, --latitude and
---longitude are declared either way. Jobs run with the native tensor runtime.
+--longitude are declared either way. Tensor jobs run with the native runtime; container
+jobs run where --containers says: none (the default), docker (each in a hardened container on
+the local engine, GPUs from --gpu-devices or those detected) or process (unsandboxed child
+processes, only for the consumers in --process-consumers).
 
 Settings come from flags, then OMNISYNC_NODE_* variables, then the [node] table of --config,
 then the defaults; "omnisync config print --role node" shows the result.`
@@ -102,14 +105,14 @@ func containerRuntime(ctx context.Context, g *globals, nc config.Node, found []s
 		if err != nil {
 			return nil, fmt.Errorf("%w\n(containers = docker needs a Docker engine this user may use; or set containers = none)", err)
 		}
-		fmt.Fprintf(g.stderr, "container jobs: docker (engine API %s), GPUs for jobs: %v\n", r.APIVersion(), devices)
+		fmt.Fprintf(g.stderr, "container jobs: docker (engine API %s), GPUs for jobs: %s\n", r.APIVersion(), orNone(strings.Join(devices, ", ")))
 		return runtime.Docker(r), nil
 	case config.ContainersProcess:
 		r, err := process.New(process.Options{Enabled: true, AllowedConsumers: nc.ProcessConsumers})
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(g.stderr, "warning: container jobs run UNSANDBOXED as child processes of this daemon, for %v only\n", nc.ProcessConsumers)
+		fmt.Fprintf(g.stderr, "warning: container jobs run UNSANDBOXED as child processes of this daemon, for %s only\n", strings.Join(nc.ProcessConsumers, ", "))
 		return runtime.Process(r), nil
 	}
 	return nil, nil
@@ -213,6 +216,10 @@ func explainRegisterError(err error, stake config.Amount) error {
 
 // hardwareLine renders hardware as the whitepaper does: "RTX 4090 (24GB VRAM, 82.6 TFLOPS)".
 func hardwareLine(hw ledger.Hardware) string {
+	if strings.HasPrefix(hw.GPUModel, "cpu: ") {
+		// A CPU node declares its memory and measured rate in the GPU fields (see hw).
+		return fmt.Sprintf("%s (%dGB RAM, %.1f GOPS int8 measured)", hw.GPUModel, hw.VRAMMiB/1024, float64(hw.TFLOPSMilli))
+	}
 	gpus := ""
 	if hw.GPUs > 1 {
 		gpus = fmt.Sprintf("%d× ", hw.GPUs)
@@ -260,16 +267,23 @@ func runNode(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 		_ = n.Close()
 		return fmt.Errorf("read the node's registration: %w", err)
 	}
-	if rec.PricePerHour != nc.MinPrice.Uomni || rec.Hardware != nc.Hardware() {
-		fmt.Fprintf(g.stderr, "note: the chain records this node's registration from height %d (%s, %s per GPU-hour), not the configured %s at %s: a registered node keeps its registration\n",
-			rec.RegisteredHeight, hardwareLine(rec.Hardware), omni(rec.PricePerHour), hardwareLine(nc.Hardware()), omni(nc.MinPrice.Uomni))
+	if rec.PricePerHour != nc.MinPrice.Uomni || rec.Hardware != n.Hardware() {
+		fmt.Fprintf(g.stderr, "note: the chain records this node's registration from height %d (%s, %s per GPU-hour), not %s at %s as configured now: a registered node keeps its registration\n",
+			rec.RegisteredHeight, hardwareLine(rec.Hardware), omni(rec.PricePerHour), hardwareLine(n.Hardware()), omni(nc.MinPrice.Uomni))
 	}
 	started := daemonEvent{Event: "started", Role: config.RoleNode, ID: n.ID(), ChainID: chainID, ChainRPC: nc.ChainRPC,
 		Router: nc.Router, Runtime: nc.Runtime}
+	runtimes := nc.Runtime + " runtime for tensor jobs, no container jobs"
+	if name, sandboxed := n.Containers(); name != "" {
+		runtimes = fmt.Sprintf("%s runtime for tensor jobs, %s for containers", nc.Runtime, name)
+		if !sandboxed {
+			runtimes += " (NOT sandboxed)"
+		}
+	}
 	return g.serve(ctx, started, func() {
 		fmt.Fprintf(g.stdout, "node %s is serving jobs from %s (chain %s)\n", n.ID(), nc.Router, chainID)
-		fmt.Fprintf(g.stdout, "  hardware  %s, declared · bid %s per GPU-hour · stake %s · %s runtime\n",
-			hardwareLine(rec.Hardware), omni(rec.PricePerHour), omni(rec.Stake), nc.Runtime)
+		fmt.Fprintf(g.stdout, "  hardware  %s, on chain · bid %s per GPU-hour · stake %s · %s\n",
+			hardwareLine(rec.Hardware), omni(rec.PricePerHour), omni(rec.Stake), runtimes)
 	}, n.Close)
 }
 

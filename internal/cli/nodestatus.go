@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/config"
 	"github.com/omnisync/omnisync/internal/ledger"
 )
 
@@ -35,6 +36,10 @@ is the wallet's (--wallet), or ADDRESS.`,
 		RunE: addressView(g, f, readNodeStatus, func(st nodeStatus) { g.printNodeStatus(st, time.Now()) }),
 	}
 	f.addWalletFlags(cmd)
+	// The node's wallet is "node" wherever the node daemon's is (config's default).
+	if w := cmd.PersistentFlags().Lookup("wallet"); w != nil {
+		w.DefValue, f.wallet = config.RoleNode, config.RoleNode
+	}
 	return cmd
 }
 

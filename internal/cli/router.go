@@ -88,7 +88,8 @@ func runRouter(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 	}
 	rs, err := devnet.StartRouter(ctx, devnet.RouterOptions{
 		Router: opts, TLSDir: rc.TLSDir, TLSHosts: hosts, RESTListen: rc.RESTAddr, Logger: log,
-		Info: map[string]string{"chain_id": chainID, "chain_rpc": rc.ChainRPC, "role": config.RoleRouter},
+		Info:   map[string]string{"chain_id": chainID, "chain_rpc": rc.ChainRPC, "role": config.RoleRouter},
+		Blocks: client.RecentBlocks,
 	})
 	if err != nil {
 		return explainRouterStartError(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -92,8 +93,18 @@ func (f *remoteFlags) explain(err error) error {
 		re *api.ResponseError
 		ue *url.Error
 	)
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
 	switch {
-	case err == nil, errors.As(err, &re): // the daemon answered; its message says what is wrong
+	case err == nil:
+		return nil
+	case errors.As(err, &re) && re.Body.Error == "" && re.Body.Code == "",
+		errors.As(err, &syntax), errors.As(err, &typ):
+		// Something answered, but not as an OmniSync REST API does: an error without our JSON
+		// body, or a body that is not ours (a CometBFT RPC, say).
+		return fmt.Errorf("%v\n(is %s an OmniSync REST API? A router's or the devnet's is http://HOST:7070 by default; the chain's CometBFT RPC, :26657, is another thing: point --api or %s at the REST API)",
+			err, f.api, envAPIURL)
+	case errors.As(err, &re): // the daemon answered; its message says what is wrong
 		return err
 	case errors.As(err, &ue) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("cannot reach the OmniSync REST API at %s: %v\n(start a network with `omnisync devnet`, or point --api or %s at a running daemon)",

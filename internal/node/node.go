@@ -116,6 +116,18 @@ func New(opts Options) (*Daemon, error) {
 // ID is the node's id: its wallet address.
 func (d *Daemon) ID() string { return d.id }
 
+// Hardware is what the node declares at registration (detected or configured).
+func (d *Daemon) Hardware() ledger.Hardware { return d.opts.Hardware }
+
+// Containers names the node's container runtime and whether it sandboxes jobs; "" when
+// it runs tensor kernels only.
+func (d *Daemon) Containers() (name string, sandboxed bool) {
+	if c := d.opts.Containers; c != nil {
+		return c.Name(), c.Sandboxed()
+	}
+	return "", false
+}
+
 // Register stakes and registers the node on chain unless it already is. It returns the
 // registration tx hash, or "" when the node was registered before.
 func (d *Daemon) Register(ctx context.Context) (string, error) {

@@ -201,6 +201,18 @@ func (j *job) record(stage, txKey, txHash, format string, args ...any) {
 	})
 }
 
+// lastEvent is the message of the job's latest event of stage, or "".
+func (j *job) lastEvent(stage string) string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for i := len(j.events) - 1; i >= 0; i-- {
+		if j.events[i].Stage == stage {
+			return j.events[i].Message
+		}
+	}
+	return ""
+}
+
 // set applies a change and saves the job.
 func (j *job) set(f func(j *job)) {
 	j.mu.Lock()

@@ -84,6 +84,10 @@ func (r *Router) recordOutcome(ctx context.Context, j *job) {
 	if err := r.opts.Chain.Query(ctx, "job/"+j.id, &cj); err == nil && cj.Settlement != nil {
 		s := cj.Settlement
 		switch {
+		case cj.Status == ledger.JobCancelled:
+			j.record("refunded", "", "", "cancelled; %s OMNI refunded to the consumer", ledger.FormatOMNI(s.Refunded))
+		case cj.Status == ledger.JobExpired:
+			j.record("refunded", "", "", "the deadline passed; %s OMNI refunded to the consumer", ledger.FormatOMNI(s.Refunded))
 		case cj.Status == ledger.JobSettled && len(s.Shares) > 0:
 			j.record("settled", "", "", "%d of %d replicas agreed on %s: paid %s OMNI to them, burned %s, fee %s, refunded %s",
 				len(s.Shares), len(cj.Replicas), cj.ResultDigest, ledger.FormatOMNI(s.Paid), ledger.FormatOMNI(s.Burned), ledger.FormatOMNI(s.Fee), ledger.FormatOMNI(s.Refunded))
@@ -591,7 +595,12 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 		revoke := r.grants.AllowRead(v, append(inputDigests(j.spec), cj.ResultDigest)...)
 		defer revoke()
 	}
-	j.record("verifying", "", "", "%d of %d committee validators check the result with %s", len(candidates), len(cj.Committee), j.spec.Verification)
+	// Asked again (too few answered before), the same members make no new event: a job
+	// waiting for a verifier to come back would otherwise grow one every verifyRetry.
+	asked := fmt.Sprintf("%d of %d committee validators check the result with %s", len(candidates), len(cj.Committee), j.spec.Verification)
+	if j.lastEvent("verifying") != asked {
+		j.record("verifying", "", "", "%s", asked)
+	}
 	type answer struct {
 		validator string
 		verdict   protocol.Verdict

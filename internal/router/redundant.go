@@ -235,6 +235,6 @@ func (r *Router) stopReplicas(j *job, set *replicaSet, pending map[*replica]bool
 			r.log.Debug("stop a replica", "job", j.id, "node", keys.Address(node).Short(), "err", err)
 			continue
 		}
-		j.record("stopped", "", "", "the job was decided without %s's replica; it was asked to stop", keys.Address(node).Short())
+		j.record("stopped", "", "", "the job has ended; %s's replica was asked to stop", keys.Address(node).Short())
 	}
 }

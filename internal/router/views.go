@@ -81,6 +81,9 @@ func (r *Router) JobOutput(ctx context.Context, jobID string, auth api.OutputAut
 		return api.JobOutput{}, fmt.Errorf("%w: only the consumer of job %s may read its output", api.ErrForbidden, jobID)
 	}
 	if cj.ResultDigest == "" {
+		if !cj.Open() {
+			return api.JobOutput{}, fmt.Errorf("%w: job %s ended %s without an output", api.ErrNotFound, jobID, apiStatus[cj.Status])
+		}
 		return api.JobOutput{}, fmt.Errorf("%w: job %s has no output yet (it is %s)", api.ErrNotFound, jobID, apiStatus[cj.Status])
 	}
 	data, err := transport.GetBlob(ctx, r.js, protocol.BlobBucket, cj.ResultDigest)
