@@ -220,3 +220,78 @@ func followBlocks(ctx context.Context, b *testing.B, c *Client, h0 int64, want i
 	}
 	return r
 }
+
+// BenchmarkSignerOneKey sends txs from one key, each through its own Submit call at once
+// (as the router's jobs do), on a single-validator chain with 250 ms blocks, and reports
+// how many blocks they took and how many shared a block. The baseline, in the same run, is
+// the strict signer: one tx per key per block.
+//
+//	go test ./internal/chain -run '^$' -bench SignerOneKey -benchtime 1x
+func BenchmarkSignerOneKey(b *testing.B) {
+	const txs = 48
+	for _, mode := range []struct {
+		name   string
+		strict bool
+	}{{"strict", true}, {"pipelined", false}} {
+		b.Run(mode.name, func(b *testing.B) {
+			alice, bob := testKey(1), testKey(2)
+			home := b.TempDir()
+			vk, err := InitHome(home)
+			if err != nil {
+				b.Fatal(err)
+			}
+			g := ledger.Genesis{
+				Supply:     11_000 * ledger.UomniPerOMNI,
+				Params:     ledger.DefaultParams(),
+				Accounts:   []ledger.GenesisAccount{{Address: keys.AddressOfKey(alice), Balance: 1_000 * ledger.UomniPerOMNI}},
+				Validators: []ledger.Validator{{Address: keys.AddressOfKey(testKey(9)), PubKey: vk.PubKey, Stake: 10_000 * ledger.UomniPerOMNI}},
+			}
+			if err := WriteGenesis([]string{home}, benchChainID, time.Now(), []ValidatorKey{vk}, g); err != nil {
+				b.Fatal(err)
+			}
+			n, err := New(Options{Home: home, BlockTime: 250 * time.Millisecond, EmptyBlockInterval: time.Second})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			if err := n.Start(ctx); err != nil {
+				b.Fatal(err)
+			}
+			defer n.Close()
+			s := NewSignerWith(n.Client(), alice, benchChainID, SignerOptions{Strict: mode.strict})
+			heights := map[int64]int{}
+			var took time.Duration
+			b.ResetTimer()
+			for range b.N {
+				out := make([]Committed, txs)
+				errs := make([]error, txs)
+				var wg sync.WaitGroup
+				start := time.Now()
+				for i := range txs {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						out[i], errs[i] = s.Submit(ctx, ledger.Msg{Transfer: &ledger.MsgTransfer{To: keys.AddressOfKey(bob), Amount: uint64(i + 1)}})
+					}()
+				}
+				wg.Wait()
+				took += time.Since(start)
+				for i, err := range errs {
+					if err != nil {
+						b.Fatalf("tx %d: %v", i, err)
+					}
+					heights[out[i].Height]++
+				}
+			}
+			b.StopTimer()
+			most := 0
+			for _, c := range heights {
+				most = max(most, c)
+			}
+			b.ReportMetric(float64(txs*b.N)/float64(len(heights)), "tx/block")
+			b.ReportMetric(float64(most), "max-tx/block")
+			b.ReportMetric(float64(txs*b.N)/took.Seconds(), "committed-tx/s")
+		})
+	}
+}

@@ -1,11 +1,6 @@
 package chain
 
-import (
-	"context"
-	"fmt"
-
-	"github.com/omnisync/omnisync/internal/ledger"
-)
+import "context"
 
 // BroadcastAsync hands a signed tx to the mempool without waiting for a block, for clients
 // that stream many transactions and learn the outcome from blocks or queries. In process,
@@ -14,10 +9,7 @@ import (
 // errors and a full mempool surface here.
 func (c *Client) BroadcastAsync(ctx context.Context, tx []byte) error {
 	if _, err := c.rpc.BroadcastTxAsync(ctx, tx); err != nil {
-		if code, log, ok := rejection(err); ok {
-			return fmt.Errorf("rejected by mempool: %w", ledger.ErrorFor(code, log))
-		}
-		return fmt.Errorf("broadcast: %w", err)
+		return broadcastError(err)
 	}
 	return nil
 }

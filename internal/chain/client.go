@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
+	cmtbytes "github.com/cometbft/cometbft/libs/bytes"
 	"github.com/cometbft/cometbft/mempool"
 	rpcclient "github.com/cometbft/cometbft/rpc/client"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
@@ -43,18 +46,59 @@ type Committed struct {
 func (c *Client) Broadcast(ctx context.Context, tx []byte) (Committed, error) {
 	res, err := c.rpc.BroadcastTxCommit(ctx, tx)
 	if err != nil {
-		if code, log, ok := rejection(err); ok {
-			return Committed{}, fmt.Errorf("rejected by mempool: %w", ledger.ErrorFor(code, log))
-		}
-		return Committed{}, fmt.Errorf("broadcast: %w", err)
+		return Committed{}, broadcastError(err)
 	}
 	if res.CheckTx.Code != 0 {
 		return Committed{}, fmt.Errorf("rejected by mempool: %w", ledger.ErrorFor(ledger.Code(res.CheckTx.Code), res.CheckTx.Log))
 	}
-	if res.TxResult.Code != 0 {
-		return Committed{}, fmt.Errorf("rejected in block %d: %w", res.Height, ledger.ErrorFor(ledger.Code(res.TxResult.Code), res.TxResult.Log))
+	return committed(res.Hash, res.Height, res.TxResult)
+}
+
+// BroadcastSync submits a signed tx and returns its hash once the mempool has admitted it
+// (CheckTx passed), without waiting for a block. A rejection wraps the ledger sentinel for
+// its code.
+func (c *Client) BroadcastSync(ctx context.Context, tx []byte) ([]byte, error) {
+	res, err := c.rpc.BroadcastTxSync(ctx, tx)
+	if err != nil {
+		return nil, broadcastError(err)
 	}
-	return Committed{Hash: res.Hash.String(), Height: res.Height}, nil
+	if res.Code != 0 {
+		return nil, fmt.Errorf("rejected by mempool: %w", ledger.ErrorFor(ledger.Code(res.Code), res.Log))
+	}
+	return res.Hash, nil
+}
+
+// TxResult looks a tx up by hash in the chain's tx index: ok is false while no block has
+// carried it (or while the index has not caught up with the latest block). A tx a block
+// carried but the ledger rejected returns its block's height and an error wrapping the
+// ledger sentinel. (Identical bytes sent twice share a hash: the index holds the latest.)
+func (c *Client) TxResult(ctx context.Context, hash []byte) (_ Committed, ok bool, err error) {
+	res, err := c.rpc.Tx(ctx, hash, false)
+	if err != nil {
+		if strings.Contains(err.Error(), "not found") {
+			return Committed{}, false, nil
+		}
+		return Committed{}, false, fmt.Errorf("tx %X: %w", hash, err)
+	}
+	_, err = committed(res.Hash, res.Height, res.TxResult)
+	return Committed{Hash: res.Hash.String(), Height: res.Height}, true, err
+}
+
+func committed(hash cmtbytes.HexBytes, height int64, r abci.ExecTxResult) (Committed, error) {
+	if r.Code != 0 {
+		return Committed{}, fmt.Errorf("rejected in block %d: %w", height, ledger.ErrorFor(ledger.Code(r.Code), r.Log))
+	}
+	return Committed{Hash: hash.String(), Height: height}, nil
+}
+
+func broadcastError(err error) error {
+	if !errors.Is(err, mempool.ErrTxInCache) && strings.Contains(err.Error(), mempool.ErrTxInCache.Error()) {
+		return fmt.Errorf("broadcast: %w", mempool.ErrTxInCache) // flattened to text over HTTP
+	}
+	if code, log, ok := rejection(err); ok {
+		return fmt.Errorf("rejected by mempool: %w", ledger.ErrorFor(code, log))
+	}
+	return fmt.Errorf("broadcast: %w", err)
 }
 
 var invalidTxText = regexp.MustCompile(`code=(\d+), data=[0-9A-Fa-f]*, log='(.*)', codespace=`)
@@ -96,6 +140,13 @@ func (c *Client) Query(ctx context.Context, path string, v any) error {
 func (c *Client) Account(ctx context.Context, a keys.Address) (ledger.Account, error) {
 	var acc ledger.Account
 	return acc, c.Query(ctx, "account/"+string(a), &acc)
+}
+
+// NextSequence returns the sequence the chain node's mempool admits next for a: the
+// committed sequence plus the txs it has admitted since the last block.
+func (c *Client) NextSequence(ctx context.Context, a keys.Address) (uint64, error) {
+	var seq uint64
+	return seq, c.Query(ctx, "sequence/"+string(a), &seq)
 }
 
 // Job returns a job's on-chain record.

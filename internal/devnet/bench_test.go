@@ -2,11 +2,84 @@ package devnet
 
 import (
 	"context"
+	"sort"
 	"testing"
 	"time"
 
 	"github.com/omnisync/omnisync/api"
 )
+
+// BenchmarkSettledJobsPerSecond is issue #12's scenario: a devnet with 250 ms blocks and
+// three nodes, 16 consumers each submitting small 64×64 jobs one after another (each
+// waiting for its job to end before the next), measured as settled jobs per second and
+// submit→settled p50/p90. The baseline, in the same run, is the strict signer (one tx per
+// key per block, as before pipelining) for the router, validator and nodes. The devnet's
+// nodes have one GPU each, so with three nodes the GPUs, not the chain, bound the rate;
+// the run with twelve nodes shows the signer's own ceiling.
+//
+//	go test ./internal/devnet -run '^$' -bench SettledJobsPerSecond -benchtime 1x
+func BenchmarkSettledJobsPerSecond(b *testing.B) {
+	const consumers, perConsumer, size = 16, 5, 64
+	for _, mode := range []struct {
+		name   string
+		nodes  int
+		strict bool
+	}{
+		{"nodes=3/strict", 3, true}, {"nodes=3/pipelined", 3, false},
+		{"nodes=12/strict", 12, true}, {"nodes=12/pipelined", 12, false},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			d, err := Start(ctx, Options{Home: b.TempDir(), BlockTime: 250 * time.Millisecond, Nodes: mode.nodes, StrictSigning: mode.strict})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer d.Close()
+			keys, err := d.FundConsumers(ctx, consumers, 100)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			var all LoadResult
+			for range b.N {
+				res, err := RunLoadWaiting(ctx, api.NewClient(d.RESTURL()), ChainID, keys, perConsumer, size, 2*time.Minute)
+				if err != nil {
+					b.Fatal(err)
+				}
+				all = merge(all, res)
+			}
+			b.StopTimer()
+			lost := all.Submitted - all.ByStatus[api.StatusSettled]
+			b.ReportMetric(all.SettledPerSecond(), "settled-jobs/s")
+			b.ReportMetric(all.Percentile(0.5).Seconds(), "p50-s")
+			b.ReportMetric(all.Percentile(0.9).Seconds(), "p90-s")
+			b.ReportMetric(float64(lost), "unsettled")
+			b.Logf("%s: %d jobs, %v in %s; %.2f settled/s, p50 %s, p90 %s", mode.name, all.Submitted, all.ByStatus,
+				all.Took.Round(time.Millisecond), all.SettledPerSecond(), all.Percentile(0.5).Round(time.Millisecond),
+				all.Percentile(0.9).Round(time.Millisecond))
+			if lost > 0 {
+				b.Errorf("%d jobs did not settle: %v", lost, all.Unsettled)
+			}
+		})
+	}
+}
+
+// merge adds one load run's result to another's.
+func merge(a, b LoadResult) LoadResult {
+	if a.ByStatus == nil {
+		a.ByStatus = map[string]int{}
+	}
+	a.Submitted += b.Submitted
+	for k, v := range b.ByStatus {
+		a.ByStatus[k] += v
+	}
+	a.Unsettled = append(a.Unsettled, b.Unsettled...)
+	a.Latencies = append(a.Latencies, b.Latencies...)
+	sort.Slice(a.Latencies, func(i, j int) bool { return a.Latencies[i] < a.Latencies[j] })
+	a.Took += b.Took
+	return a
+}
 
 // BenchmarkDemoSubmitToSettled runs the demo job end to end (REST submit, escrow, place,
 // assign, compute, commit, Freivalds, attest, settle) on a devnet with the default 250 ms

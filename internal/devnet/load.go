@@ -26,21 +26,28 @@ type LoadResult struct {
 }
 
 // FundConsumers makes n fresh consumer keys and gives each omniEach OMNI from the devnet's
-// consumer.
+// consumer (the transfers share blocks: the signer pipelines).
 func (d *Devnet) FundConsumers(ctx context.Context, n int, omniEach uint64) ([]ed25519.PrivateKey, error) {
 	w := chain.NewWallet(d.Chain(), d.Keys.Consumer, ChainID)
 	out := make([]ed25519.PrivateKey, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
 	for i := range out {
 		_, k, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
 			return nil, err
 		}
 		out[i] = k
-		if _, err := w.Send(ctx, ledger.Msg{Transfer: &ledger.MsgTransfer{To: keys.AddressOfKey(k), Amount: omniEach * omni}}); err != nil {
-			return nil, fmt.Errorf("fund consumer %d: %w", i, err)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := w.Send(ctx, ledger.Msg{Transfer: &ledger.MsgTransfer{To: keys.AddressOfKey(k), Amount: omniEach * omni}}); err != nil {
+				errs[i] = fmt.Errorf("fund consumer %d: %w", i, err)
+			}
+		}()
 	}
-	return out, nil
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 // RunLoad has every consumer submit perConsumer n×n matmul jobs back to back through REST,
@@ -63,6 +70,17 @@ func RunLoad(ctx context.Context, c *api.Client, chainID string, consumers []ed2
 // other, as are the rest of that consumer's; one the first router escrowed before it
 // went silent is not counted here (its sequence was used: the caller can follow it).
 func RunLoadVia(ctx context.Context, c, follow *api.Client, chainID string, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
+	return runLoad(ctx, c, follow, chainID, consumers, perConsumer, n, timeout, false)
+}
+
+// RunLoadWaiting has every consumer submit perConsumer n×n matmul jobs, each only once
+// the previous one has ended: a closed loop, so the rate is what the network sustains and
+// the latency is a job's own, not time spent behind the consumer's other jobs.
+func RunLoadWaiting(ctx context.Context, c *api.Client, chainID string, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
+	return runLoad(ctx, c, c, chainID, consumers, perConsumer, n, timeout, true)
+}
+
+func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration, wait bool) (LoadResult, error) {
 	var mu sync.Mutex
 	res := LoadResult{ByStatus: map[string]int{}}
 	var errs []error
@@ -77,6 +95,26 @@ func RunLoadVia(ctx context.Context, c, follow *api.Client, chainID string, cons
 				at time.Time
 			}
 			var subs []sub
+			followed := 0 // subs already followed to their end
+			followNext := func() {
+				s := subs[followed]
+				followed++
+				j, ferr := FollowToEnd(ctx, follow, s.id)
+				mu.Lock()
+				defer mu.Unlock()
+				res.Submitted++
+				switch {
+				case ferr != nil:
+					res.ByStatus["open"]++
+					res.Unsettled = append(res.Unsettled, fmt.Sprintf("%s: still %s when the run ended", s.id, j.Status))
+				case j.Status == api.StatusSettled:
+					res.ByStatus[j.Status]++
+					res.Latencies = append(res.Latencies, time.Since(s.at))
+				default:
+					res.ByStatus[j.Status]++
+					res.Unsettled = append(res.Unsettled, fmt.Sprintf("%s: %s (%s)", s.id, j.Status, j.Error))
+				}
+			}
 			submit := c
 			err := func() error {
 				acc, err := c.Account(ctx, string(keys.AddressOfKey(key)))
@@ -113,25 +151,14 @@ func RunLoadVia(ctx context.Context, c, follow *api.Client, chainID string, cons
 						return fmt.Errorf("consumer %d job %d: %w", ci, j, err)
 					}
 					subs = append(subs, sub{job.ID, at})
+					if wait {
+						followNext()
+					}
 				}
 				return nil
 			}()
-			for _, s := range subs {
-				j, ferr := FollowToEnd(ctx, follow, s.id)
-				mu.Lock()
-				res.Submitted++
-				switch {
-				case ferr != nil:
-					res.ByStatus["open"]++
-					res.Unsettled = append(res.Unsettled, fmt.Sprintf("%s: still %s when the run ended", s.id, j.Status))
-				case j.Status == api.StatusSettled:
-					res.ByStatus[j.Status]++
-					res.Latencies = append(res.Latencies, time.Since(s.at))
-				default:
-					res.ByStatus[j.Status]++
-					res.Unsettled = append(res.Unsettled, fmt.Sprintf("%s: %s (%s)", s.id, j.Status, j.Error))
-				}
-				mu.Unlock()
+			for followed < len(subs) {
+				followNext()
 			}
 			if err != nil {
 				mu.Lock()
@@ -144,6 +171,21 @@ func RunLoadVia(ctx context.Context, c, follow *api.Client, chainID string, cons
 	sort.Slice(res.Latencies, func(a, b int) bool { return res.Latencies[a] < res.Latencies[b] })
 	res.Took = time.Since(start)
 	return res, errors.Join(errs...)
+}
+
+// Percentile is the submit→settled latency below which a fraction q of the settled jobs
+// fall (q in [0,1]); zero when none settled.
+func (r LoadResult) Percentile(q float64) time.Duration {
+	if len(r.Latencies) == 0 {
+		return 0
+	}
+	i := int(q * float64(len(r.Latencies)-1))
+	return r.Latencies[i]
+}
+
+// SettledPerSecond is the settled jobs over the run's wall time.
+func (r LoadResult) SettledPerSecond() float64 {
+	return float64(r.ByStatus[api.StatusSettled]) / r.Took.Seconds()
 }
 
 // FollowToEnd polls a job until it has ended: settled, failed, cancelled or expired. A

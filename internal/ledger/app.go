@@ -120,8 +120,23 @@ func (a *App) decode(raw []byte) (tx Tx, wellFormed bool, err error) {
 	return tx, false, err
 }
 
+// MaxPending is how many txs one account may have in the mempool beyond its committed
+// sequence. It bounds what one key can queue (and what a block that fails one of its txs
+// throws away); a signer that pipelines stays below it.
+const MaxPending = 64
+
 // CheckTx decides whether a tx may enter the mempool: it runs the tx against committed
-// state plus the sequences already admitted, and writes nothing.
+// state, and writes nothing but the account's next mempool sequence.
+//
+// The sequence rule: a tx must carry the account's next mempool sequence, which is its
+// committed sequence until CheckTx admits a tx, and one past the last admitted tx after
+// that. So a client may send seq, seq+1, … without waiting for blocks; a gap, a reused
+// sequence or a tx beyond MaxPending is rejected. Commit forgets the mempool sequences:
+// CometBFT then re-checks the txs left in the mempool in the order they were admitted,
+// which rebuilds them from the new committed state and drops the txs that no longer fit
+// (those after a tx of the same account that failed in the block: a failed tx does not
+// use up its sequence). FinalizeBlock keeps the strict rule: seq must equal the account's
+// sequence at that point of the block.
 func (a *App) CheckTx(raw []byte) TxResult {
 	tx, wellFormed, err := a.decode(raw)
 	if err != nil {
@@ -136,6 +151,10 @@ func (a *App) CheckTx(raw []byte) TxResult {
 		return failure(err)
 	}
 	if next, ok := a.checkSeq[tx.Signer]; ok {
+		if tx.Body.Seq == next && next-acc.Seq >= MaxPending {
+			return failure(fmt.Errorf("%w: account %s has %d txs in the mempool, the most it may have; wait for a block",
+				ErrTooManyPending, tx.Signer, next-acc.Seq))
+		}
 		acc.Seq = next
 		if err := st.setAccount(acc); err != nil {
 			return failure(err)
@@ -147,6 +166,20 @@ func (a *App) CheckTx(raw []byte) TxResult {
 	a.checkSeq[tx.Signer] = tx.Body.Seq + 1
 	a.verified.put(tx.Hash, tx)
 	return TxResult{Code: CodeOK}
+}
+
+// NextSequence is the sequence CheckTx admits next for addr: the committed sequence, or
+// one past the last tx admitted to the mempool since the last commit.
+func (a *App) NextSequence(addr keys.Address) (uint64, error) {
+	if next, ok := a.checkSeq[addr]; ok {
+		return next, nil
+	}
+	st, _, err := a.checkState()
+	if err != nil {
+		return 0, err
+	}
+	acc, err := st.account(addr)
+	return acc.Seq, err
 }
 
 // checkState is an empty scratch view over the committed state, and the block context
@@ -341,7 +374,7 @@ func DecodeAccount(a keys.Address, record []byte) (Account, error) {
 }
 
 // Query answers read-only requests against the last committed state. Paths:
-// account/<addr>, node/<addr>, nodes, validator/<addr>, validators, job/<id>, supply,
+// account/<addr>, sequence/<addr> (the mempool's next sequence, see NextSequence), node/<addr>, nodes, validator/<addr>, validators, job/<id>, supply,
 // params, proposal/<id>, proposals, unbonding/<addr>, chain_id.
 func (a *App) Query(path string) ([]byte, error) {
 	view, err := a.store.Committed()
@@ -371,6 +404,14 @@ func (a *App) Query(path string) ([]byte, error) {
 			return nil, err
 		}
 		v = AccountView{Account: acc, Spendable: acc.Balance - locked, Locked: locked, Bonded: bonded}
+	case "sequence":
+		addr := keys.Address(arg)
+		if err := addr.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidMsg, err)
+		}
+		if v, err = a.NextSequence(addr); err != nil {
+			return nil, err
+		}
 	case "node":
 		n, ok, err := st.node(keys.Address(arg))
 		if err != nil {

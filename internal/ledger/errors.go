@@ -27,6 +27,7 @@ const (
 	CodeDuplicate
 	CodeInternal
 	CodeLocked
+	CodeTooManyPending
 )
 
 // Sentinel errors; every rejection wraps exactly one of these.
@@ -45,6 +46,7 @@ var (
 	ErrInvalidMsg        = errors.New("invalid message")
 	ErrDuplicate         = errors.New("duplicate")
 	ErrLocked            = errors.New("tokens locked by vesting")
+	ErrTooManyPending    = errors.New("too many pending transactions")
 )
 
 var codeOf = []struct {
@@ -56,6 +58,7 @@ var codeOf = []struct {
 	{ErrInvalidAmount, CodeInvalidAmount}, {ErrUnauthorized, CodeUnauthorized},
 	{ErrNotFound, CodeNotFound}, {ErrBadState, CodeBadState}, {ErrStakeTooLow, CodeStakeTooLow},
 	{ErrOverflow, CodeOverflow}, {ErrInvalidMsg, CodeInvalidMsg}, {ErrDuplicate, CodeDuplicate}, {ErrLocked, CodeLocked},
+	{ErrTooManyPending, CodeTooManyPending},
 }
 
 // CodeFor maps an error to its result code; unknown errors are CodeInternal.
