@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 )
 
 // The chain types below mirror the ledger's query results field for field (amounts in
@@ -176,4 +177,28 @@ func (c *Client) BroadcastTx(ctx context.Context, tx []byte) (BroadcastTxRespons
 	var r BroadcastTxResponse
 	err := c.call(ctx, http.MethodPost, "/v1/chain/txs", BroadcastTxRequest{Tx: tx}, &r)
 	return r, err
+}
+
+// Block is one entry of GET /v1/chain/blocks: a committed block and its transactions.
+type Block struct {
+	Height   int64     `json:"height"`
+	Time     time.Time `json:"time"`
+	Hash     string    `json:"hash"`
+	Proposer string    `json:"proposer"` // the proposing validator's consensus address
+	Txs      []BlockTx `json:"txs"`
+}
+
+// BlockTx is a transaction in a block: its hash, message kind (create_job, transfer, …),
+// signer, and the ledger's result code (0: applied).
+type BlockTx struct {
+	Hash   string `json:"hash"`
+	Kind   string `json:"kind"`
+	Signer string `json:"signer,omitempty"`
+	Code   uint32 `json:"code"`
+}
+
+// Blocks reads the chain's latest blocks, newest first (GET /v1/chain/blocks).
+func (c *Client) Blocks(ctx context.Context, limit int) ([]Block, error) {
+	var out []Block
+	return out, c.call(ctx, http.MethodGet, "/v1/chain/blocks?limit="+strconv.Itoa(limit), nil, &out)
 }

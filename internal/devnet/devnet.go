@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/chain"
 	"github.com/omnisync/omnisync/internal/httpapi"
 	"github.com/omnisync/omnisync/internal/keys"
@@ -52,7 +53,10 @@ type Options struct {
 	// Docker gives every node a Docker runtime for container jobs, each its own instance
 	// on the local engine; Start fails if none answers (ProbeDocker tells beforehand).
 	Docker bool
-	Logger *slog.Logger
+	// StrictSigning has the router, validator and nodes send one tx per key per block,
+	// as before pipelined signing (a benchmark's baseline).
+	StrictSigning bool
+	Logger        *slog.Logger
 	// Progress receives one line per start-up step; nil discards them.
 	Progress func(string)
 }
@@ -147,7 +151,9 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 	} else {
 		opts.Progress(fmt.Sprintf("chain %s started from a new genesis (CometBFT RPC %s)", ChainID, d.chain.RPCURL()))
 	}
-	wallet := func(k []byte) *chain.Wallet { return chain.NewWallet(d.chain.Client(), k, ChainID) }
+	wallet := func(k []byte) *chain.Wallet {
+		return chain.NewWalletWith(d.chain.Client(), k, ChainID, chain.SignerOptions{Strict: opts.StrictSigning})
+	}
 
 	rs, err := StartRouter(ctx, RouterOptions{
 		Router: router.Options{
@@ -158,6 +164,7 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 		},
 		TLSDir: filepath.Join(opts.Home, "tls"), RESTListen: opts.RESTListen,
 		Info: map[string]string{"chain_id": ChainID, "chain_rpc": d.chain.RPCURL()}, Logger: log,
+		Blocks: d.chain.Client().RecentBlocks,
 	})
 	if err != nil {
 		return nil, err
@@ -287,7 +294,9 @@ type RouterOptions struct {
 	// /v1/health beside the nodes URL.
 	RESTListen string
 	Info       map[string]string
-	Logger     *slog.Logger
+	// Blocks, when set, serves the chain's latest blocks at GET /v1/chain/blocks.
+	Blocks func(ctx context.Context, limit int) ([]api.Block, error)
+	Logger *slog.Logger
 }
 
 // RouterStack is a running router with its REST API.
@@ -350,7 +359,7 @@ func StartRouter(ctx context.Context, o RouterOptions) (_ *RouterStack, err erro
 		info = map[string]string{}
 	}
 	info["nodes_url"] = s.Router.NodesURL()
-	if err := rest.serve(httpapi.Options{Service: s.Router, Logger: o.Logger, Info: info, Live: s.Router.Health}, o.Logger); err != nil {
+	if err := rest.serve(httpapi.Options{Service: s.Router, Logger: o.Logger, Info: info, Live: s.Router.Health, Blocks: o.Blocks}, o.Logger); err != nil {
 		return nil, err
 	}
 	s.rest = rest

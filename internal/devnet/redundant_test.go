@@ -118,6 +118,23 @@ func TestRedundantJobPaysOnlyTheAgreeingReplicas(t *testing.T) {
 		t.Fatalf("liar after being outvoted: %+v", n)
 	}
 
+	// The chain's recent blocks show the replicas' seals and reveals, each applied.
+	blocks, err := c.Blocks(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, b := range blocks {
+		for _, tx := range b.Txs {
+			if tx.Code == 0 {
+				kinds[tx.Kind]++
+			}
+		}
+	}
+	if kinds["commit_result"] < ledger.RedundantReplicas || kinds["reveal_result"] < ledger.RedundantReplicas || kinds["create_job"] < 1 {
+		t.Fatalf("transactions in the recent blocks: %v", kinds)
+	}
+
 	// The consumer reads the agreed output, and the REST view shows every replica.
 	out, err := c.JobOutput(ctx, job.ID, api.SignOutputAuth(d.Keys.Consumer, string(keys.AddressOfKey(d.Keys.Consumer)), job.ID, time.Minute, time.Now()))
 	if err != nil || !out.Verified || out.Digest != cj.ResultDigest {

@@ -111,3 +111,25 @@ type rejectedTx struct {
 
 func (e *rejectedTx) Error() string   { return e.err.Error() }
 func (e *rejectedTx) Unwrap() []error { return []error{e.kind, e.err} }
+
+// getBlocks is GET /v1/chain/blocks?limit=N: the latest blocks, newest first.
+func (s *server) getBlocks(w http.ResponseWriter, r *http.Request) {
+	if s.blocks == nil {
+		s.writeError(w, r, fmt.Errorf("%w: this server reads no blocks", api.ErrUnavailable))
+		return
+	}
+	limit := 20
+	if l := r.URL.Query().Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 100 {
+			s.writeError(w, r, &api.FieldError{Field: "limit", Msg: fmt.Sprintf("%q: want 1 to 100", l)})
+			return
+		}
+		limit = n
+	}
+	blocks, err := s.blocks(r.Context(), limit)
+	if err != nil {
+		err = fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+	}
+	s.reply(w, r, blocks, err)
+}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -151,5 +152,28 @@ func TestBroadcastTxRejections(t *testing.T) {
 				t.Errorf("client error %v does not wrap %v", err, tt.sentinel)
 			}
 		})
+	}
+}
+
+// GET /v1/chain/blocks passes the limit on, checks it, and says so where no chain RPC is read.
+func TestBlocksRoute(t *testing.T) {
+	var asked int
+	h, err := NewHandler(Options{Service: newFake(), Blocks: func(_ context.Context, limit int) ([]api.Block, error) {
+		asked = limit
+		return []api.Block{{Height: 7, Txs: []api.BlockTx{{Hash: "AB", Kind: "create_job"}}}}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := serve(h.(*server), http.MethodGet, "/v1/chain/blocks?limit=5", nil)
+	var got []api.Block
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &got) != nil || asked != 5 || len(got) != 1 || got[0].Txs[0].Kind != "create_job" {
+		t.Fatalf("blocks: %d %s (limit asked %d)", rec.Code, rec.Body, asked)
+	}
+	if rec := serve(h.(*server), http.MethodGet, "/v1/chain/blocks?limit=1000", nil); rec.Code != http.StatusBadRequest {
+		t.Fatalf("limit 1000: %d", rec.Code)
+	}
+	if rec := serve(newTestHandler(t, newFake()), http.MethodGet, "/v1/chain/blocks", nil); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("without a block reader: %d", rec.Code)
 	}
 }

@@ -67,6 +67,9 @@ type Options struct {
 	Info map[string]string
 	// Live, when set, adds what changes to GET /v1/health (a router's cluster peers, say).
 	Live func() map[string]string
+	// Blocks, when set, reads the chain's latest blocks for GET /v1/chain/blocks (a
+	// chain.Client's RecentBlocks); without it that route answers 503.
+	Blocks func(ctx context.Context, limit int) ([]api.Block, error)
 	// PollInterval is how often an event stream asks Service.Job for changes; default 250ms.
 	PollInterval time.Duration
 	// Metrics is the registry /metrics serves; nil means a fresh one with Go and process
@@ -88,6 +91,7 @@ type server struct {
 	log       *slog.Logger
 	info      map[string]string
 	live      func() map[string]string
+	blocks    func(ctx context.Context, limit int) ([]api.Block, error)
 	poll      time.Duration
 	keepAlive time.Duration
 	limits    Limits
@@ -115,6 +119,7 @@ func NewHandler(opts Options) (http.Handler, error) {
 		log:       opts.Logger,
 		info:      maps.Clone(opts.Info),
 		live:      opts.Live,
+		blocks:    opts.Blocks,
 		poll:      opts.PollInterval,
 		keepAlive: keepAliveInterval,
 		limits:    limits,
@@ -168,6 +173,7 @@ func (s *server) routeTable() []route {
 		{"GET /v1/chain/supply", s.getSupply},
 		{"GET /v1/chain/accounts/{address}", s.getChainAccount},
 		{"GET /v1/chain/params", s.getParams},
+		{"GET /v1/chain/blocks", s.getBlocks},
 		{"GET /v1/chain/validators", s.getValidators},
 		{"GET /v1/chain/nodes", s.getNodes}, // the same list as /v1/nodes
 		{"GET /v1/chain/proposals", s.getProposals},
