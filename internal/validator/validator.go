@@ -17,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -41,18 +43,33 @@ type Options struct {
 	RootCAs   *x509.CertPool
 	Chain     Chain
 	// Rounds of Freivalds' check; each errs with probability below 2^-60.
-	Rounds    int
+	Rounds int
+	// Parallel bounds the checks that run at once (they are CPU-bound); default the
+	// number of CPUs the process may use.
+	Parallel  int
 	Heartbeat time.Duration
 	Logger    *slog.Logger
 }
 
-// Daemon is a running validator.
+// Daemon is a running validator. It checks several jobs at once, up to Options.Parallel:
+// one request at a time held a whole network to one attested job per block.
 type Daemon struct {
 	opts    Options
 	id      string
 	log     *slog.Logger
 	session *transport.Session
 	blobs   transport.Blobs
+
+	slots    chan struct{}  // one per check that may run
+	checks   sync.WaitGroup // running checks, drained at Close
+	mu       sync.Mutex
+	inFlight map[string]*check // by job id: a request asked again joins the check under way
+}
+
+// check is one job's verification under way; done closes when verdict is set.
+type check struct {
+	done    chan struct{}
+	verdict protocol.Verdict
 }
 
 // New validates options.
@@ -66,11 +83,15 @@ func New(opts Options) (*Daemon, error) {
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = 2 * time.Second
 	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = runtime.GOMAXPROCS(0)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	id := string(keys.AddressOfKey(opts.Key))
-	return &Daemon{opts: opts, id: id, log: opts.Logger.With("validator", keys.Address(id).Short())}, nil
+	return &Daemon{opts: opts, id: id, log: opts.Logger.With("validator", keys.Address(id).Short()),
+		slots: make(chan struct{}, opts.Parallel), inFlight: map[string]*check{}}, nil
 }
 
 // ID is the validator's account address.
@@ -84,12 +105,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 			OnError: func(err error) { d.log.Warn("router connection", "err", err) },
 			Logger:  d.opts.Logger,
 		},
-		Inbox: protocol.VerifySubject(d.id),
-		Handle: func(ctx context.Context, m *nats.Msg) {
-			if err := m.Respond(protocol.Encode(d.handle(ctx, m.Data))); err != nil {
-				d.log.Warn("reply to verify request", "err", err)
-			}
-		},
+		Inbox:     protocol.VerifySubject(d.id),
+		Handle:    d.serve,
+		Drain:     d.checks.Wait,
 		Heartbeat: d.opts.Heartbeat,
 		Beat: func() (string, []byte) {
 			return protocol.HeartbeatSubject(d.id), protocol.Encode(protocol.Heartbeat{ID: d.id, Role: protocol.RoleValidator, Sent: time.Now().UTC()})
@@ -111,11 +129,60 @@ func (d *Daemon) Close() error {
 	return nil
 }
 
+// serve answers a verify request on its own goroutine, so the session's next request is
+// not held behind this one's check.
+func (d *Daemon) serve(ctx context.Context, m *nats.Msg) {
+	d.checks.Add(1)
+	go func() {
+		defer d.checks.Done()
+		if err := m.Respond(protocol.Encode(d.handle(ctx, m.Data))); err != nil {
+			d.log.Warn("reply to verify request", "err", err)
+		}
+	}()
+}
+
+// handle checks the requested job once, however often it is asked while the check runs:
+// a request repeated (the router asks again when answers are slow) gets the same verdict
+// rather than a second attestation the chain would refuse.
 func (d *Daemon) handle(ctx context.Context, data []byte) protocol.Verdict {
 	req, err := protocol.Decode[protocol.VerifyRequest](data)
 	if err != nil {
 		return protocol.Verdict{JobID: "?", Error: err.Error()}
 	}
+	d.mu.Lock()
+	c, joined := d.inFlight[req.JobID]
+	if !joined {
+		c = &check{done: make(chan struct{})}
+		d.inFlight[req.JobID] = c
+	}
+	d.mu.Unlock()
+	if joined {
+		select {
+		case <-c.done:
+			return c.verdict
+		case <-ctx.Done():
+			return protocol.Verdict{JobID: req.JobID, Error: ctx.Err().Error()}
+		}
+	}
+	defer func() {
+		d.mu.Lock()
+		delete(d.inFlight, req.JobID)
+		d.mu.Unlock()
+		close(c.done)
+	}()
+	select {
+	case d.slots <- struct{}{}:
+		defer func() { <-d.slots }()
+	case <-ctx.Done():
+		c.verdict = protocol.Verdict{JobID: req.JobID, Error: ctx.Err().Error()}
+		return c.verdict
+	}
+	c.verdict = d.verifyRequest(ctx, req)
+	return c.verdict
+}
+
+// verifyRequest verifies one decoded request and words the outcome as a Verdict.
+func (d *Daemon) verifyRequest(ctx context.Context, req protocol.VerifyRequest) protocol.Verdict {
 	v, err := d.Verify(ctx, req)
 	if err != nil {
 		d.log.Warn("verification not attested", "job", req.JobID, "err", err)

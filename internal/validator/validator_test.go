@@ -26,9 +26,11 @@ type fakeChain struct {
 	mu      sync.Mutex
 	job     ledger.Job
 	attests []ledger.MsgAttest
+	delay   time.Duration // how long an attestation takes to commit
 }
 
 func (f *fakeChain) Send(_ context.Context, m ledger.Msg) (string, error) {
+	time.Sleep(f.delay)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if m.Attest == nil {
@@ -207,5 +209,37 @@ func TestValidatorOutsideTheCommitteeReadsNothing(t *testing.T) {
 	v := r.verify(t, r.spec)
 	if v.Error == "" || !strings.Contains(v.Error, "forbidden") || len(r.chain.attests) != 0 {
 		t.Fatalf("verdict %+v: a validator without a grant must not attest", v)
+	}
+}
+
+// Requests repeated while a check runs (the router asks again when answers are slow) get
+// the one verdict, from one attestation: a second would be refused by the chain.
+func TestRepeatedRequestsJoinTheCheckUnderWay(t *testing.T) {
+	r := newRig(t)
+	c, _ := tensor.MatMulInt8(r.a, r.b)
+	r.commitOutput(t, c)
+	r.chain.delay = 500 * time.Millisecond // every request arrives while the first attests
+	var wg sync.WaitGroup
+	verdicts := make([]protocol.Verdict, 4)
+	for i := range verdicts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg, err := r.router.Request(protocol.VerifySubject(r.id), protocol.Encode(protocol.VerifyRequest{JobID: r.chain.job.ID, Router: "router", Spec: r.spec}), 10*time.Second)
+			if err == nil {
+				verdicts[i], _ = protocol.Decode[protocol.Verdict](msg.Data)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, v := range verdicts {
+		if !v.Pass || v.AttestTx != "ATTEST" {
+			t.Fatalf("request %d: %+v", i, v)
+		}
+	}
+	r.chain.mu.Lock()
+	defer r.chain.mu.Unlock()
+	if n := len(r.chain.attests); n != 1 {
+		t.Fatalf("%d attestations for one job", n)
 	}
 }
