@@ -227,6 +227,12 @@ func (c *Client) JobLogs(ctx context.Context, jobID string, auth OutputAuth, nod
 	return out, nil
 }
 
+// Stats reads a router's recent work (GET /v1/stats).
+func (c *Client) Stats(ctx context.Context) (RouterStats, error) {
+	var out RouterStats
+	return out, c.call(ctx, http.MethodGet, "/v1/stats", nil, &out)
+}
+
 // call sends in (when non-nil) as JSON and decodes a 2xx response into out.
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
 	resp, err := c.send(ctx, method, path, in, "application/json")

@@ -403,6 +403,23 @@ type JobLogs struct {
 	Final     bool     `json:"final,omitempty"`
 }
 
+// RouterStats is GET /v1/stats: one router's recent work, from the jobs it holds. Jobs
+// counts them by status; the window counts are over the last WindowSeconds; Waiting jobs
+// have no node yet; placement latency is from escrow to the first node chosen.
+type RouterStats struct {
+	Router           string         `json:"router"`
+	WindowSeconds    int64          `json:"window_seconds"`
+	Jobs             map[string]int `json:"jobs"`
+	FinishedInWindow int            `json:"finished_in_window"`
+	SettledInWindow  int            `json:"settled_in_window"`
+	SettledPerMinute float64        `json:"settled_per_minute"`
+	Waiting          int            `json:"waiting"`
+	Running          int            `json:"running"`
+	Placements       int            `json:"placements_in_window"`
+	PlacementP50Ms   float64        `json:"placement_p50_ms"`
+	PlacementP90Ms   float64        `json:"placement_p90_ms"`
+}
+
 // Replica is one run of a redundant job: its node, the output digest it committed, and
 // what it was paid once the job settled (nothing for a replica outvoted or too late).
 type Replica struct {

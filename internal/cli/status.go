@@ -30,6 +30,7 @@ type networkStatus struct {
 	Staked      uint64            `json:"validator_stake"`
 	Supply      api.Supply        `json:"supply"`
 	Voting      []api.Proposal    `json:"proposals_voting"`
+	Work        *api.RouterStats  `json:"router_stats,omitempty"`
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -98,6 +99,9 @@ func readStatus(ctx context.Context, c *api.Client, rpc string) (networkStatus, 
 		return st, err
 	}
 	st.Routers = p.Routers
+	if work, err := c.Stats(ctx); err == nil {
+		st.Work = &work // a chain node's REST API has none
+	}
 	props, err := c.Proposals(ctx)
 	if err != nil {
 		return st, err
@@ -146,6 +150,10 @@ func printStatus(w io.Writer, st networkStatus, now time.Time) {
 	sort.Strings(models)
 	fmt.Fprintf(w, "Nodes:       %d online of %d registered; GPUs online: %s (%d free)\n",
 		st.NodesOnline, st.Nodes, orNone(strings.Join(models, ", ")), st.GPUsFree)
+	if s := st.Work; s != nil {
+		fmt.Fprintf(w, "Jobs:        %d settled in the last %s (%.1f a minute), %d waiting for a node, %d running; placement p50 %.0f ms, p90 %.0f ms\n",
+			s.SettledInWindow, time.Duration(s.WindowSeconds)*time.Second, s.SettledPerMinute, s.Waiting, s.Running, s.PlacementP50Ms, s.PlacementP90Ms)
+	}
 	fmt.Fprintf(w, "Validators:  %d active, %s staked\n", st.Validators, omni(st.Staked))
 	s := st.Supply
 	fmt.Fprintf(w, "Supply:      %s total · %s staked · %s in escrow · %s burned\n", omni(s.Total), omni(s.Staked), omni(s.Escrowed), omni(s.Burned))

@@ -21,6 +21,8 @@ func TestStatusReadsVotingEndsAsATime(t *testing.T) {
 		Validators: 4, Staked: 40_000 * ledger.UomniPerOMNI,
 		Supply: api.Supply{Total: 1e9 * ledger.UomniPerOMNI, Burned: 12 * ledger.UomniPerOMNI},
 		Voting: []api.Proposal{{ID: 3, Title: "burn 1.5%", VotingEnd: 145, Yes: 30_000 * ledger.UomniPerOMNI}},
+		Work: &api.RouterStats{WindowSeconds: 600, SettledInWindow: 42, SettledPerMinute: 4.2, Waiting: 3, Running: 5,
+			PlacementP50Ms: 2.4, PlacementP90Ms: 9.6},
 	}
 	var out bytes.Buffer
 	printStatus(&out, st, now)
@@ -31,6 +33,7 @@ func TestStatusReadsVotingEndsAsATime(t *testing.T) {
 		"4 active, 40000 OMNI staked",
 		"12 OMNI burned",
 		`#3 "burn 1.5%": voting ends at height 145 (in 45 blocks, about 11s)`,
+		"42 settled in the last 10m0s (4.2 a minute), 3 waiting for a node, 5 running; placement p50 2 ms, p90 10 ms",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, out.String())

@@ -135,6 +135,12 @@ func TestRedundantJobPaysOnlyTheAgreeingReplicas(t *testing.T) {
 		t.Fatalf("transactions in the recent blocks: %v", kinds)
 	}
 
+	// The router's stats count the job and its placements.
+	st, err := c.Stats(ctx)
+	if err != nil || st.Jobs[api.StatusSettled] != 1 || st.SettledInWindow != 1 || st.Placements != 1 || st.PlacementP50Ms <= 0 || st.Waiting != 0 {
+		t.Fatalf("stats %+v, %v", st, err)
+	}
+
 	// The consumer reads the agreed output, and the REST view shows every replica.
 	out, err := c.JobOutput(ctx, job.ID, api.SignOutputAuth(d.Keys.Consumer, string(keys.AddressOfKey(d.Keys.Consumer)), job.ID, time.Minute, time.Now()))
 	if err != nil || !out.Verified || out.Digest != cj.ResultDigest {

@@ -395,3 +395,14 @@ func (f *fakeService) JobLogs(_ context.Context, jobID string, auth api.OutputAu
 	from = min(from, int64(len(data)))
 	return api.JobLogs{JobID: jobID, Node: node, From: from, Next: int64(len(data)), Data: data[from:], EOF: true}, nil
 }
+
+// Stats counts the fake's jobs by status.
+func (f *fakeService) Stats(context.Context) (api.RouterStats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := api.RouterStats{Router: "fake", Jobs: map[string]int{}}
+	for _, j := range f.jobs {
+		st.Jobs[j.Status]++
+	}
+	return st, nil
+}

@@ -57,6 +57,8 @@ type Service interface {
 	// JobLogs returns a job's logs from position from to its consumer, checking auth as
 	// JobOutput does (the same signed request reads a job's output and its logs).
 	JobLogs(ctx context.Context, jobID string, auth api.OutputAuth, node string, from int64) (api.JobLogs, error)
+	// Stats reports the router's recent work (api.RouterStats).
+	Stats(ctx context.Context) (api.RouterStats, error)
 }
 
 // Options configures NewHandler.
@@ -181,6 +183,7 @@ func (s *server) routeTable() []route {
 		{"GET /v1/chain/unbonding/{address}", s.getUnbonding},
 		{"POST /v1/chain/txs", s.broadcastTx},
 		{"GET /v1/health", s.getHealth},
+		{"GET /v1/stats", s.getStats},
 		{"GET /v1/openapi.json", s.getOpenAPI},
 		{"GET /metrics", s.metrics.handler.ServeHTTP},
 	}

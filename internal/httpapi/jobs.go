@@ -214,3 +214,9 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, v any, err error)
 	}
 	writeJSON(w, http.StatusOK, v)
 }
+
+// getStats is GET /v1/stats: the router's recent work.
+func (s *server) getStats(w http.ResponseWriter, r *http.Request) {
+	st, err := s.svc.Stats(r.Context())
+	s.reply(w, r, st, err)
+}

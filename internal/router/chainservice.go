@@ -42,3 +42,8 @@ func (ChainService) Jobs(context.Context, api.OutputAuth, api.JobQuery) (api.Job
 func (ChainService) JobLogs(context.Context, string, api.OutputAuth, string, int64) (api.JobLogs, error) {
 	return api.JobLogs{}, fmt.Errorf("%w (logs are kept by the router that runs the job: ask its REST API)", errNoRouter)
 }
+
+// Stats is refused: only a router knows its work.
+func (ChainService) Stats(context.Context) (api.RouterStats, error) {
+	return api.RouterStats{}, errNoRouter
+}
