@@ -65,14 +65,8 @@ func (r *readErr) Read(p []byte) (int, error) {
 // has verified them.
 func (s *server) jobOutput(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	headers := r.Header.Values("Authorization")
-	if len(headers) > 1 {
-		s.writeError(w, r, fmt.Errorf("%w: authorization header given %d times", api.ErrUnauthorized, len(headers)))
-		return
-	}
-	auth, err := api.ParseOutputAuth(r.Header.Get("Authorization"))
-	if err != nil {
-		s.writeError(w, r, err)
+	auth, ok := s.signedBy(w, r)
+	if !ok {
 		return
 	}
 	out, err := s.svc.JobOutput(r.Context(), id, auth)
@@ -104,16 +98,12 @@ func (s *server) jobOutput(w http.ResponseWriter, r *http.Request) {
 
 // jobLogs is GET /v1/jobs/{id}/logs?node=&from=, signed as an output request is.
 func (s *server) jobLogs(w http.ResponseWriter, r *http.Request) {
-	if len(r.Header.Values("Authorization")) > 1 {
-		s.writeError(w, r, fmt.Errorf("%w: authorization header given more than once", api.ErrUnauthorized))
-		return
-	}
-	auth, err := api.ParseOutputAuth(r.Header.Get("Authorization"))
-	if err != nil {
-		s.writeError(w, r, err)
+	auth, ok := s.signedBy(w, r)
+	if !ok {
 		return
 	}
 	var from int64
+	var err error
 	if f := r.URL.Query().Get("from"); f != "" {
 		if from, err = strconv.ParseInt(f, 10, 64); err != nil || from < 0 {
 			s.writeError(w, r, &api.FieldError{Field: "from", Msg: fmt.Sprintf("%q: want a position in the log, 0 or more", f)})
@@ -125,4 +115,20 @@ func (s *server) jobLogs(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store") // the consumer's data
 	}
 	s.reply(w, r, logs, err)
+}
+
+// signedBy reads a request's one OmniSig Authorization header (its signature is the
+// service's to check); on a missing, repeated or malformed one it writes the 401 and
+// reports false.
+func (s *server) signedBy(w http.ResponseWriter, r *http.Request) (api.OutputAuth, bool) {
+	if headers := r.Header.Values("Authorization"); len(headers) > 1 {
+		s.writeError(w, r, fmt.Errorf("%w: authorization header given %d times", api.ErrUnauthorized, len(headers)))
+		return api.OutputAuth{}, false
+	}
+	auth, err := api.ParseOutputAuth(r.Header.Get("Authorization"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return api.OutputAuth{}, false
+	}
+	return auth, true
 }

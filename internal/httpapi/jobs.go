@@ -87,15 +87,11 @@ func (s *server) getJob(w http.ResponseWriter, r *http.Request) {
 
 // listJobs is GET /v1/jobs?status=&limit=&after=, signed by the account whose jobs it lists.
 func (s *server) listJobs(w http.ResponseWriter, r *http.Request) {
-	if len(r.Header.Values("Authorization")) > 1 {
-		s.writeError(w, r, fmt.Errorf("%w: authorization header given more than once", api.ErrUnauthorized))
+	auth, ok := s.signedBy(w, r)
+	if !ok {
 		return
 	}
-	auth, err := api.ParseOutputAuth(r.Header.Get("Authorization"))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+	var err error
 	qv := r.URL.Query()
 	q := api.JobQuery{Status: qv.Get("status"), After: qv.Get("after")}
 	if l := qv.Get("limit"); l != "" {

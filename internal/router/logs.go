@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"slices"
 	"strconv"
@@ -9,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/omnisync/omnisync/api"
-	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/protocol"
 )
 
@@ -80,11 +80,9 @@ func (r *Router) onLog(m *nats.Msg) {
 // logged of the job from position from on, to its consumer, whose signed output request
 // proves it asked. Logs are kept in memory by the router running the job.
 func (r *Router) JobLogs(ctx context.Context, jobID string, auth api.OutputAuth, node string, from int64) (api.JobLogs, error) {
-	pub, err := keys.Address(auth.Address).PublicKey()
-	if err != nil {
-		return api.JobLogs{}, fmt.Errorf("%w: %v", api.ErrUnauthorized, err)
-	}
-	if err := api.VerifyOutputAuth(pub, jobID, auth, r.opts.Now(), api.MaxOutputAuthTTL); err != nil {
+	if err := r.checkSigned(auth, func(pub ed25519.PublicKey) error {
+		return api.VerifyOutputAuth(pub, jobID, auth, r.opts.Now(), api.MaxOutputAuthTTL)
+	}); err != nil {
 		return api.JobLogs{}, err
 	}
 	v, err := r.Job(ctx, jobID)

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"slices"
@@ -66,11 +67,9 @@ func (r *Router) storedJob(ctx context.Context, id string) *job {
 // REST. The output says whether the chain has settled the job as verified; until then it
 // is only the node's word.
 func (r *Router) JobOutput(ctx context.Context, jobID string, auth api.OutputAuth) (api.JobOutput, error) {
-	pub, err := keys.Address(auth.Address).PublicKey()
-	if err != nil {
-		return api.JobOutput{}, fmt.Errorf("%w: %v", api.ErrUnauthorized, err)
-	}
-	if err := api.VerifyOutputAuth(pub, jobID, auth, r.opts.Now(), api.MaxOutputAuthTTL); err != nil {
+	if err := r.checkSigned(auth, func(pub ed25519.PublicKey) error {
+		return api.VerifyOutputAuth(pub, jobID, auth, r.opts.Now(), api.MaxOutputAuthTTL)
+	}); err != nil {
 		return api.JobOutput{}, err
 	}
 	cj, err := r.views().chainJob(ctx, jobID)
@@ -127,11 +126,9 @@ const jobListScan = 2000
 // FinishedRetention), newest first, joined with the chain's view. The signature proves the
 // signer asked; nobody lists another account's jobs.
 func (r *Router) Jobs(ctx context.Context, auth api.OutputAuth, q api.JobQuery) (api.JobList, error) {
-	pub, err := keys.Address(auth.Address).PublicKey()
-	if err != nil {
-		return api.JobList{}, fmt.Errorf("%w: %v", api.ErrUnauthorized, err)
-	}
-	if err := api.VerifyJobListAuth(pub, auth, r.opts.Now(), api.MaxOutputAuthTTL); err != nil {
+	if err := r.checkSigned(auth, func(pub ed25519.PublicKey) error {
+		return api.VerifyJobListAuth(pub, auth, r.opts.Now(), api.MaxOutputAuthTTL)
+	}); err != nil {
 		return api.JobList{}, err
 	}
 	if q.Limit <= 0 {
@@ -192,4 +189,14 @@ func (r *Router) storedJobsOf(ctx context.Context, consumer keys.Address) ([]*jo
 		return strings.Compare(b.id, a.id)
 	})
 	return mine, nil
+}
+
+// checkSigned checks a consumer's signed request with verify, given the public key its
+// address stands for (an address is its key); errors wrap api.ErrUnauthorized.
+func (r *Router) checkSigned(auth api.OutputAuth, verify func(ed25519.PublicKey) error) error {
+	pub, err := keys.Address(auth.Address).PublicKey()
+	if err != nil {
+		return fmt.Errorf("%w: %v", api.ErrUnauthorized, err)
+	}
+	return verify(pub)
 }
