@@ -47,11 +47,21 @@ func TestExplorerInChromium(t *testing.T) {
 
 	t.Run("network", func(t *testing.T) {
 		dom := b.dumpDOM(ctx, t, base+"/")
-		want := []string{`data-ready="true"`, devnet.ChainID, "Supply breakdown", "Governance", "not available yet"}
+		want := []string{`data-ready="true"`, devnet.ChainID, "Supply breakdown", "Governance", "Realised APY: </strong>not available yet",
+			// the latest blocks, the demo's job created in one of them, and their transactions
+			"Recent blocks", `class="badge tx-kind">create_job<`, "Recent transactions", `class="badge b-settled">ok<`,
+			// this router's recent work: the demo settled a job and placed it
+			"Jobs on this router", "Settled per minute", "Waiting", "Running", "Placement p50 / p90", "placed in 10 min",
+			"Figures from this router"}
 		for _, id := range d.NodeIDs() {
 			want = append(want, `title="`+id+`"`) // each node's row
 		}
 		requireAll(t, dom, want...)
+		for _, gone := range []string{"Jobs per minute: </strong>", "Placement latency: </strong>", "Recent blocks and transactions: </strong>"} {
+			if strings.Contains(dom, gone) {
+				t.Errorf("the network page still says %q is missing", gone)
+			}
+		}
 		if n := strings.Count(dom, `class="node on"`); n != len(d.NodeIDs()) {
 			t.Errorf("the map shows %d online nodes, want %d", n, len(d.NodeIDs()))
 		}
@@ -62,9 +72,14 @@ func TestExplorerInChromium(t *testing.T) {
 		}
 	})
 	t.Run("job", func(t *testing.T) {
+		job, err := client.Job(ctx, demo.JobID)
+		if err != nil || job.Kind != api.WorkloadTensor {
+			t.Fatalf("the demo job: kind %q, %v", job.Kind, err)
+		}
 		dom := b.dumpDOM(ctx, t, base+"/jobs/"+demo.JobID)
 		requireAll(t, dom, `data-ready="true"`, demo.JobID, `b-settled">settled<`, demo.NodeID, demo.Verdict,
-			"Paid to the node", omniText(demo.PaidUomni)+" OMNI", omniText(demo.RefundedUomni)+" OMNI", demo.Txs["create"], demo.Txs["attest"])
+			"<dt>Kind</dt><dd>tensor<", "Paid to the node", omniText(demo.PaidUomni)+" OMNI", omniText(demo.RefundedUomni)+" OMNI",
+			demo.Txs["create"], demo.Txs["attest"])
 	})
 	t.Run("node", func(t *testing.T) {
 		dom := b.dumpDOM(ctx, t, base+"/nodes/"+demo.NodeID)

@@ -1,9 +1,12 @@
 package explorer
 
 import (
+	"encoding/json"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -145,4 +148,74 @@ func TestEveryReferenceIsEmbedded(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Every API path a module reads is one the API's OpenAPI document describes, with the
+// query parameters it declares: the pages ask for nothing the REST servers do not serve.
+func TestModulesReadDocumentedRoutes(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "httpapi", "openapi.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct {
+				Name string `json:"name"`
+				In   string `json:"in"`
+			} `json:"parameters"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	root, _ := fs.Sub(static, "static")
+	modules, _ := fs.Glob(root, "js/*.js")
+	literal := regexp.MustCompile("['`](/v1/[^'`]*)['`]")
+	seen := map[string]bool{}
+	for _, mod := range modules {
+		src, _ := fs.ReadFile(root, mod)
+		for _, m := range literal.FindAllStringSubmatch(string(src), -1) {
+			p, query, _ := strings.Cut(m[1], "?")
+			p = regexp.MustCompile(`\$\{[^}]*\}`).ReplaceAllString(p, "{}")
+			op, ok := documented(doc.Paths, p)
+			if !ok {
+				t.Errorf("%s reads %s, which the OpenAPI document does not describe", mod, m[1])
+				continue
+			}
+			seen[p] = true
+			for _, kv := range strings.Split(query, "&") {
+				name, _, _ := strings.Cut(kv, "=")
+				if name == "" {
+					continue
+				}
+				declared := false
+				for _, prm := range op.Parameters {
+					declared = declared || prm.In == "query" && prm.Name == name
+				}
+				if !declared {
+					t.Errorf("%s reads %s with ?%s, which GET %s does not declare", mod, m[1], name, p)
+				}
+			}
+		}
+	}
+	// The network page reads the latest blocks and the router's stats.
+	for _, p := range []string{"/v1/chain/blocks", "/v1/stats"} {
+		if !seen[p] {
+			t.Errorf("no module reads %s", p)
+		}
+	}
+}
+
+// documented finds the GET operation of the OpenAPI path matching p, where p has {} in
+// place of each value and the document names its parameters ({id}).
+func documented[Op any](paths map[string]map[string]Op, p string) (Op, bool) {
+	for tmpl, ops := range paths {
+		pattern := "^" + regexp.MustCompile(`\\\{[^}]*\\\}`).ReplaceAllString(regexp.QuoteMeta(tmpl), `(\{\}|[^/]+)`) + "$"
+		if regexp.MustCompile(pattern).MatchString(p) {
+			op, ok := ops["get"]
+			return op, ok
+		}
+	}
+	var zero Op
+	return zero, false
 }

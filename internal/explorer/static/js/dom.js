@@ -54,6 +54,9 @@ export function omniShort(uomni) {
 
 export const int = (n) => (typeof n === 'number' ? intFmt.format(n) : '—');
 
+// decimal formats a number with up to two decimals.
+export const decimal = (n) => (typeof n === 'number' ? compactFmt.format(n) : '—');
+
 // bp formats basis points as a percentage.
 export const bp = (n) => (typeof n === 'number' ? `${compactFmt.format(n / 100)}%` : '—');
 
@@ -78,7 +81,7 @@ export function short(id) {
 
 export function millis(ms) {
   if (typeof ms !== 'number') return '—';
-  if (ms < 1000) return `${ms} ms`;
+  if (ms < 1000) return `${ms < 10 ? compactFmt.format(ms) : intFmt.format(Math.round(ms))} ms`;
   if (ms < 120_000) return `${compactFmt.format(ms / 1000)} s`;
   return `${compactFmt.format(ms / 60_000)} min`;
 }

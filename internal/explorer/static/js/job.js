@@ -8,6 +8,9 @@ import { poll, live, title, ready, isFinal } from './page.js';
 
 const STEPS = ['queued', 'assigned', 'running', 'computed', 'settled'];
 
+// KINDS says what each workload kind (api.Workload.Kind) runs.
+const KINDS = { tensor: 'a tensor kernel', container: 'a container image' };
+
 export function jobPage(main, id, signal) {
   title(`Job ${id}`);
   const body = h('div');
@@ -85,8 +88,8 @@ function jobView(job, health) {
       ['Submitted', events.length ? when(events[0].time) : null],
       ['Consumer', job.consumer ? link(`/accounts/${enc(job.consumer)}`, h('code', null, job.consumer)) : null],
       ['Node', job.node ? link(`/nodes/${enc(job.node)}`, h('code', null, job.node)) : null],
-      ['Workload', job.kind || null],
-      ['Verification', job.verification || null],
+      ['Kind', job.kind ? [job.kind, KINDS[job.kind] ? h('span', { class: 'muted' }, ` · ${KINDS[job.kind]}`) : null] : null],
+      ['Verification', job.verification ? [job.verification, job.replicas && job.replicas.length ? h('span', { class: 'muted' }, ` · ${job.replicas.length} replicas`) : null] : null],
       ['Attempts', job.attempts ? int(job.attempts) : null],
       ['Error', job.error || null],
     ], 'facts two'),
@@ -155,14 +158,51 @@ function verification(job, events) {
     ['Result digest', job.result_digest ? h('code', { class: 'wrap' }, job.result_digest) : null],
   ])];
   if (verdicts.length) out.push(h('ul', { class: 'verdicts' }, verdicts.map((e) => h('li', null, when(e.time), ' ', e.message))));
-  if (job.replicas && job.replicas.length) {
-    out.push(h('h3', null, 'Replicas'), table('Replicas', ['Node', 'Output digest', '#Paid'], job.replicas.map((r) => [
-      link(`/nodes/${enc(r.node)}`, h('code', { title: r.node }, short(r.node))),
-      r.result_digest ? h('code', { title: r.result_digest }, short(r.result_digest)) : '—',
-      r.paid ? omni(r.paid) : '—',
-    ])));
-  }
+  if (job.replicas && job.replicas.length) out.push(h('h3', null, 'Replicas'), replicas(job, events));
   return out;
+}
+
+// replicas shows each run of a redundant job: its node, the digest it revealed (the chain
+// shows digests once every replica has sealed and revealed), what it was paid, and whether
+// it agreed with the job's result digest.
+function replicas(job, events) {
+  const final = isFinal(job.status);
+  const allSealed = events.some((e) => e.stage === 'revealing');
+  const rows = job.replicas.map((r) => {
+    let digest;
+    if (r.result_digest) digest = h('code', { title: r.result_digest }, shortDigest(r.result_digest));
+    else if (!final && allSealed) digest = h('span', { class: 'muted' }, 'sealed, not revealed yet');
+    else digest = h('span', { class: 'muted', title: final ? 'never revealed' : 'not revealed yet' }, '—');
+    return [
+      link(`/nodes/${enc(r.node)}`, h('code', { title: r.node }, short(r.node))),
+      replicaOutcome(job, r, final),
+      digest,
+      r.paid ? omni(r.paid) : h('span', { class: 'muted' }, '—'),
+    ];
+  });
+  return [
+    table('Replicas', ['Node', 'Outcome', 'Revealed digest', '#Paid'], rows, '', true),
+    h('p', { class: 'muted small' }, job.result_digest
+      ? 'A replica agreed when its digest is the job’s result digest; the chain pays the replicas that agreed.'
+      : 'Each replica seals its result first; the digests show once every replica has sealed and revealed, and the chain pays those that agree.'),
+  ];
+}
+
+// shortDigest abbreviates a digest after its algorithm ("sha256:7de304ef…1e9a" → "7de304ef…1e9a").
+function shortDigest(d) {
+  const hex = d.slice(d.indexOf(':') + 1);
+  return hex.length > 14 ? `${hex.slice(0, 8)}…${hex.slice(-4)}` : hex;
+}
+
+// replicaOutcome is a replica's badge: outvoted when the digest it revealed is not the
+// job's, not paid when the job settled without paying it (it revealed too late, or not at
+// all), agreed when its digest is the job's; nothing to say before the chain decides.
+function replicaOutcome(job, r, final) {
+  const decided = Boolean(job.result_digest);
+  if (decided && r.result_digest && r.result_digest !== job.result_digest) return badge('outvoted');
+  if (job.payment && !r.paid) return badge('not paid', 'unpaid');
+  if (decided && r.result_digest === job.result_digest) return badge('agreed');
+  return h('span', { class: 'muted' }, final ? '—' : 'pending');
 }
 
 // txOrder sorts a job's transactions in the order its life produces them.

@@ -1,7 +1,9 @@
-// The network page (/): nodes and GPUs, the token, blocks, and governance.
-import { getAll, enc } from './api.js';
+// The network page (/): nodes and GPUs, this router's recent work, the token, blocks and
+// transactions, and governance.
+import { getAll, enc, txURL } from './api.js';
 import {
   h, fill, link, section, table, dl, tiles, omni, omniNum, omniShort, int, bp, pctText, short, badge, unavailable, failed, bar, swatch, ago, seconds,
+  decimal, millis,
 } from './dom.js';
 import { worldMap, locate, declared } from './map.js';
 import { poll, live, title, ready } from './page.js';
@@ -12,19 +14,22 @@ export function networkPage(main, _arg, signal) {
   main.append(
     h('h1', null, 'Network'),
     section('nodes-h', 'Nodes and GPUs', parts.nodes),
+    section('chain-h', 'Blocks and transactions', parts.chain),
     section('token-h', 'Token', parts.token),
-    section('gov-h', 'Governance', parts.gov),
-    section('chain-h', 'Blocks and transactions', parts.chain));
+    section('gov-h', 'Governance', parts.gov));
   poll(signal, async () => {
     const d = await getAll({
       health: '/v1/health', nodes: '/v1/nodes', supply: '/v1/chain/supply', params: '/v1/chain/params',
       validators: '/v1/chain/validators', proposals: '/v1/chain/proposals',
+      blocks: `/v1/chain/blocks?limit=${BLOCKS}`, stats: '/v1/stats',
     }, signal);
     const health = d.health.value || {};
+    const proposers = await proposerAccounts(d.validators.value);
+    if (signal.aborted) return;
     fill(parts.nodes, nodesPart(d, health));
     fill(parts.token, tokenPart(d));
     fill(parts.gov, govPart(d));
-    fill(parts.chain, chainPart(health));
+    fill(parts.chain, chainPart(d, health, proposers));
     if (d.health.error && d.nodes.error && d.supply.error) live.error(d.health.error);
     else live.polling();
     ready(main);
@@ -78,10 +83,9 @@ function nodesPart(d, health) {
       h('div', null,
         h('h3', { class: 'first' }, 'GPUs online by model'),
         table('GPUs online by model', ['Model', '#Nodes', '#GPUs', '#Free'],
-          models.map(([model, m]) => [model, int(m.nodes), int(m.gpus), int(m.free)]), 'No node is online.'),
-        h('h3', null, 'Jobs and placement'),
-        unavailable('Jobs per minute', 'The API lists jobs only to their signed consumer and reports no job rate.'),
-        unavailable('Placement latency', 'No endpoint reports how long the router takes to place a job.'))),
+          models.map(([model, m]) => [model, int(m.nodes), int(m.gpus), int(m.free)]), 'No node is online.'))),
+    h('h3', null, 'Jobs on this router'),
+    statsPart(d.stats),
     h('h3', null, 'Nodes'),
     table('Nodes', ['Node', 'GPU', 'Region', 'State', '#Price / GPU-h', '#Stake', '#Verified', '#Failed', 'Heartbeat'],
       nodes.map((n) => [
@@ -189,14 +193,130 @@ function proposal(p, params, sp) {
     ], 'facts inline'));
 }
 
-function chainPart(health) {
-  const rpc = health.chain_rpc;
+// statsPart shows this router's recent work (/v1/stats). Each router reports the jobs it
+// holds, so the figures are this router's, not the network's.
+function statsPart(stats) {
+  if (stats.error) {
+    if (stats.error.status === 503) {
+      return h('p', { class: 'na' }, h('strong', null, 'Jobs per minute and placement latency: '),
+        'only a router reports them, from the jobs it holds, and this server is not one (its /v1/stats answers 503). Open the explorer on a router to see them.');
+    }
+    return failed('This router\u2019s stats', stats.error);
+  }
+  const st = stats.value || {};
+  const span = seconds(st.window_seconds);
+  const placed = st.placements_in_window > 0;
   return [
-    unavailable('Recent blocks and transactions', 'The REST API has no block or transaction listing yet.'),
-    rpc && /^https?:\/\//.test(rpc)
-      ? h('p', null, 'The chain\u2019s CometBFT RPC serves them meanwhile: ',
-        h('a', { href: `${rpc.replace(/\/$/, '')}/blockchain`, rel: 'noreferrer' }, 'latest blocks'), ' · ',
-        h('a', { href: `${rpc.replace(/\/$/, '')}/status`, rel: 'noreferrer' }, 'chain status'), '.')
-      : null,
+    tiles([
+      ['Settled per minute', decimal(st.settled_per_minute), `${int(st.settled_in_window)} settled in the last ${span}`],
+      ['Waiting', int(st.waiting), 'jobs not placed on a node yet'],
+      ['Running', int(st.running), 'jobs on nodes now'],
+      ['Placement p50 / p90', placed ? pair(millis(st.placement_p50_ms), millis(st.placement_p90_ms)) : '—',
+        placed ? `escrow to node, ${int(st.placements_in_window)} placed in ${span}` : `no job placed in the last ${span}`],
+    ]),
+    h('p', { class: 'muted small' }, 'Figures from this router (', h('code', { title: st.router }, short(st.router)),
+      ') alone: each router counts the jobs it holds.'),
+  ];
+}
+
+// pair joins two durations, naming a unit they share once: "6.2 / 9 ms".
+function pair(a, b) {
+  const unit = b.slice(b.lastIndexOf(' '));
+  return a.endsWith(unit) ? `${a.slice(0, -unit.length)} / ${b}` : `${a} / ${b}`;
+}
+
+// BLOCKS is how many of the latest blocks the page shows; TXS how many transactions.
+const BLOCKS = 20;
+const TXS = 20;
+
+// proposerAccounts maps a block's proposer (a CometBFT consensus address: the first 20
+// bytes of the SHA-256 of the validator's consensus key, in hex) to the validator's account.
+// Browsers hash only in secure contexts (https or localhost); elsewhere the map is empty.
+const hashed = new Map(); // pub_key (base64) → consensus address
+async function proposerAccounts(validators) {
+  const out = new Map();
+  if (!Array.isArray(validators) || !(globalThis.crypto && crypto.subtle)) return out;
+  for (const v of validators) {
+    if (typeof v.pub_key !== 'string') continue;
+    let addr = hashed.get(v.pub_key);
+    if (!addr) {
+      try {
+        const key = Uint8Array.from(atob(v.pub_key), (c) => c.charCodeAt(0));
+        const sum = new Uint8Array(await crypto.subtle.digest('SHA-256', key));
+        addr = [...sum.slice(0, 20)].map((b) => b.toString(16).padStart(2, '0')).join('').toUpperCase();
+        hashed.set(v.pub_key, addr);
+      } catch {
+        continue;
+      }
+    }
+    out.set(addr, v.address);
+  }
+  return out;
+}
+
+// kinds counts a block's transactions by kind, in the order they first appear.
+function kinds(txs) {
+  const n = new Map();
+  for (const tx of txs || []) n.set(tx.kind, (n.get(tx.kind) || 0) + 1);
+  return [...n.entries()];
+}
+
+const kindBadge = (kind, count = 1) => h('span', { class: 'badge tx-kind', title: count > 1 ? `${count} ${kind} transactions` : null },
+  count > 1 ? `${kind} ×${count}` : kind);
+
+function proposer(addr, proposers) {
+  const acct = proposers.get(addr);
+  if (acct) return link(`/accounts/${enc(acct)}`, h('code', { title: `validator ${acct} (consensus address ${addr})` }, short(acct)));
+  return h('code', { title: addr }, short(addr));
+}
+
+function txResult(tx) {
+  return tx.code === 0 ? badge('ok', 'settled') : badge(`failed, code ${tx.code}`, 'failed');
+}
+
+function chainPart(d, health, proposers) {
+  const rpc = health.chain_rpc;
+  const rpcLinks = rpc && /^https?:\/\//.test(rpc)
+    ? h('p', null, 'The chain\u2019s CometBFT RPC serves them: ',
+      h('a', { href: `${rpc.replace(/\/$/, '')}/blockchain`, rel: 'noreferrer' }, 'latest blocks'), ' · ',
+      h('a', { href: `${rpc.replace(/\/$/, '')}/status`, rel: 'noreferrer' }, 'chain status'), '.')
+    : null;
+  if (d.blocks.error) {
+    if (d.blocks.error.status === 503) {
+      return [h('p', { class: 'na' }, h('strong', null, 'Recent blocks and transactions: '),
+        'this server reads no chain RPC, so it lists no blocks (its /v1/chain/blocks answers 503).'), rpcLinks];
+    }
+    return [failed('The recent blocks', d.blocks.error), rpcLinks];
+  }
+  const blocks = d.blocks.value || [];
+  const now = Date.now();
+  const txs = [];
+  for (const b of blocks) {
+    for (const tx of b.txs || []) if (txs.length < TXS) txs.push([tx, b.height]);
+  }
+  return [
+    h('h3', { class: 'first' }, 'Recent blocks'),
+    table('Recent blocks', ['#Height', 'Age', '#Txs', 'Kinds', 'Proposer'], blocks.map((b) => [
+      int(b.height),
+      h('span', { class: 'nowrap', title: b.time }, ago(b.time, now)),
+      int((b.txs || []).length),
+      (b.txs || []).length ? h('span', { class: 'badges wrap-badges' }, kinds(b.txs).map(([k, n]) => kindBadge(k, n))) : h('span', { class: 'muted' }, 'empty'),
+      proposer(b.proposer, proposers),
+    ]), 'The chain has no blocks yet.', true),
+    h('h3', null, 'Recent transactions'),
+    table('Recent transactions', ['Kind', 'Signer', 'Result', '#Block', 'Hash'], txs.map(([tx, height]) => {
+      const url = txURL(health, tx.hash);
+      const hash = h('code', { title: tx.hash }, short(tx.hash));
+      return [
+        kindBadge(tx.kind),
+        tx.signer ? link(`/accounts/${enc(tx.signer)}`, h('code', { title: tx.signer }, short(tx.signer))) : h('span', { class: 'muted' }, '—'),
+        txResult(tx),
+        int(height),
+        url ? h('a', { href: url, rel: 'noreferrer' }, hash) : hash,
+      ];
+    }), `No transactions in the last ${blocks.length} blocks.`, true),
+    h('p', { class: 'muted small' },
+      `The latest ${blocks.length} blocks, newest first, and the newest ${txs.length} transactions in them. `,
+      txURL(health, '0'.repeat(64)) ? 'A hash opens the transaction in the chain\u2019s CometBFT RPC.' : 'This server names no chain RPC to open a transaction in.'),
   ];
 }
