@@ -30,6 +30,7 @@ const (
 	rejectPrice
 	rejectLatencyUnknown
 	rejectLatency
+	numReasons
 )
 
 func (r reason) String() string {

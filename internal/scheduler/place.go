@@ -1,10 +1,8 @@
 package scheduler
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
-	"strings"
 )
 
 // request is a validated job with what the checkers look up per node.
@@ -37,40 +35,25 @@ func Place(job Job, nodes []Node, w Weights) (Plan, error) {
 	fits, rejected, bestTFLOPS := filter(req, nodes)
 	plan := Plan{Rejected: rejected}
 	if len(fits) == 0 {
-		return plan, noFeasibleNode(len(nodes), rejected)
+		return plan, tallyMisfits(req, nodes).err(&job)
 	}
 	top := rank(&job, nodes, fits, bestTFLOPS, w)
-	plan.Placements = make([]Placement, len(top))
-	for i, c := range top {
-		plan.Placements[i] = Placement{NodeID: c.node.ID, Scores: c.scores}
-	}
+	plan.Placements = placements(top)
 	if len(top) < job.Replicas {
-		return plan, fmt.Errorf("%w: need %d distinct operators, found %d among %d feasible nodes",
-			ErrNotEnoughOperators, job.Replicas, len(top), len(fits))
+		return plan, notEnoughOperators(&job, len(top), len(fits))
 	}
 	return plan, nil
 }
 
-// noFeasibleNode builds the error that counts why nodes were rejected, most
-// common reason first.
-func noFeasibleNode(total int, rejected []Rejection) error {
-	if total == 0 {
-		return fmt.Errorf("%w: the snapshot has no nodes", ErrNoFeasibleNode)
+func placements(top []ranked) []Placement {
+	out := make([]Placement, len(top))
+	for i, c := range top {
+		out[i] = Placement{NodeID: c.node.ID, Scores: c.scores}
 	}
-	counts := map[string]int{}
-	for _, r := range rejected {
-		counts[r.Reason]++
-	}
-	reasons := make([]string, 0, len(counts))
-	for reason := range counts {
-		reasons = append(reasons, reason)
-	}
-	slices.SortFunc(reasons, func(a, b string) int {
-		return cmp.Or(cmp.Compare(counts[b], counts[a]), strings.Compare(a, b))
-	})
-	parts := make([]string, len(reasons))
-	for i, reason := range reasons {
-		parts[i] = fmt.Sprintf("%d %s", counts[reason], reason)
-	}
-	return fmt.Errorf("%w: all %d nodes rejected: %s", ErrNoFeasibleNode, total, strings.Join(parts, ", "))
+	return out
+}
+
+func notEnoughOperators(job *Job, placed, feasible int) error {
+	return fmt.Errorf("%w: need %d distinct operators, found %d among %d feasible nodes",
+		ErrNotEnoughOperators, job.Replicas, placed, feasible)
 }

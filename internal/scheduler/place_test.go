@@ -188,7 +188,7 @@ func TestNoFeasibleNodeSummarisesReasons(t *testing.T) {
 	job := testJob()
 	job.Exclude = []string{"d"}
 	_, err := Place(job, nodes, DefaultWeights())
-	want := "no feasible node: all 4 nodes rejected: 2 not enough free gpus, 1 bid above the price ceiling, 1 excluded by the job"
+	want := "no feasible node: all 4 nodes rejected: 2 have too few free GPUs (need 1), 1 is excluded by the job, 1 bids above the price ceiling (1 OMNI per GPU-hour)"
 	if !errors.Is(err, ErrNoFeasibleNode) || err.Error() != want {
 		t.Fatalf("error = %v\nwant    %s", err, want)
 	}

@@ -31,38 +31,57 @@ func (a *ranked) better(b *ranked) bool {
 
 // rank scores the feasible candidates and returns the best of each
 // operator, up to job.Replicas of them, best first.
-//
-// It keeps a sorted top list in one pass rather than sorting every
-// candidate: top is always the best Replicas of the per-operator bests seen
-// so far. A candidate whose operator is already listed replaces that entry
-// if better; otherwise it enters only by beating the last entry, because an
-// operator that was dropped had its best below everything listed.
 func rank(job *Job, nodes []Node, fits []feasible, bestTFLOPS uint64, w Weights) []ranked {
-	top := make([]ranked, 0, job.Replicas)
+	top := topList{want: job.Replicas, entries: make([]ranked, 0, job.Replicas)}
 	for _, f := range fits {
 		x := ranked{node: &nodes[f.index], index: f.index}
 		x.scores = score(job, x.node, f, bestTFLOPS, w)
-		if len(top) == job.Replicas && !x.better(&top[len(top)-1]) {
-			continue
-		}
-		pos := slices.IndexFunc(top, func(r ranked) bool { return r.node.Operator == x.node.Operator })
-		switch {
-		case pos >= 0 && !x.better(&top[pos]):
-			continue
-		case pos >= 0:
-			top[pos] = x
-		case len(top) < job.Replicas:
-			top = append(top, x)
-			pos = len(top) - 1
-		default:
-			pos = len(top) - 1
-			top[pos] = x
-		}
-		for ; pos > 0 && top[pos].better(&top[pos-1]); pos-- {
-			top[pos], top[pos-1] = top[pos-1], top[pos]
-		}
+		top.offer(x)
 	}
-	return top
+	return top.entries
+}
+
+// topList keeps a sorted list rather than sorting every candidate: entries
+// is always the best want of the per-operator bests offered so far, best
+// first. The scan (rank) and the index (Index.Place) both select through it,
+// so they agree on ties and on operators by construction.
+type topList struct {
+	entries []ranked
+	want    int
+}
+
+// full reports whether a candidate must beat last() to enter.
+func (t *topList) full() bool { return len(t.entries) == t.want }
+
+func (t *topList) last() *ranked { return &t.entries[len(t.entries)-1] }
+
+// offer considers x. A candidate whose operator is already listed replaces
+// that entry if better; otherwise it enters only by beating the last entry,
+// because an operator that was dropped had its best below everything
+// listed. So the last entry, once the list is full, only ever improves: a
+// candidate that cannot beat it now can never be placed.
+func (t *topList) offer(x ranked) {
+	top := t.entries
+	if t.full() && !x.better(t.last()) {
+		return
+	}
+	pos := slices.IndexFunc(top, func(r ranked) bool { return r.node.Operator == x.node.Operator })
+	switch {
+	case pos >= 0 && !x.better(&top[pos]):
+		return
+	case pos >= 0:
+		top[pos] = x
+	case len(top) < t.want:
+		top = append(top, x)
+		pos = len(top) - 1
+	default:
+		pos = len(top) - 1
+		top[pos] = x
+	}
+	for ; pos > 0 && top[pos].better(&top[pos-1]); pos-- {
+		top[pos], top[pos-1] = top[pos-1], top[pos]
+	}
+	t.entries = top
 }
 
 // The scorers. Each maps one criterion to 0..10000 bp with integer

@@ -1,0 +1,336 @@
+package scheduler
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Index answers Place for a snapshot that changes one node at a time,
+// without visiting every node. Index.Place(job) returns exactly what
+// Place(job, x.Snapshot(), weights) returns: the same placements in the
+// same order with the same scores, and the same error with the same
+// message. Only Plan.Rejected differs: it is left empty, since listing a
+// million rejections would be the full scan.
+//
+// When nothing fits, the error counts how many nodes fail each of the
+// job's limits ("812 have too little VRAM (need 24 GiB per GPU), ..."),
+// each limit on its own (see misfits). These counts are exact, but they
+// are not Plan.Rejected's first failing checker per node: keeping that
+// partition would mean visiting every node, because free GPUs change with
+// every reservation. The index keeps one counter per criterion instead
+// (multiset, and geoTree for distance), and Place's message gives the same
+// counts from its scan.
+//
+// Nodes live in a tree of boxes (index_tree.go, cut as index_build.go
+// says). Every box holds, for its available nodes, bounds on each
+// attribute that decides feasibility or a score: the most free GPUs, VRAM
+// and TFLOPS, the lowest bid, the best reliability, the least RTT, and a
+// circle on the sphere holding their positions. Place searches the tree
+// best first twice (index_search.go): for the fastest feasible node, which
+// the compute score is relative to, and then for the best Replicas nodes
+// of distinct operators, skipping every box whose bound cannot beat the
+// list. The bounds are upper bounds, never estimates, so nothing that
+// could be placed is skipped; how the tree is cut decides only the speed.
+//
+// The index takes a node's ID as its identity: NewIndex refuses two nodes
+// with one ID, and Set replaces by ID. Updates (Set, SetFreeGPUs, Remove)
+// refresh the bounds on one path of the tree, a microsecond or so. An
+// Index is not safe for concurrent use, and Place writes scratch space in
+// it: guard it with the caller's lock.
+type Index struct {
+	w        Weights
+	checkers []checker
+
+	// A node has a slot for life: nodes and hot are indexed by it, and a
+	// node that leaves the snapshot keeps its slot, marked offline.
+	nodes  []Node
+	hot    []hotNode
+	slotOf map[string]int32
+	leafOf []int32 // slot → the leaf box holding it
+
+	tree  []box
+	spans []span  // by box
+	up    []int32 // by box: its parent, or -1
+	// Slots [0, mainEnd) are under box 0, built with the index. Nodes
+	// added since are in slots [mainEnd, len(nodes)), under their own
+	// small tree (boxes [mainBoxes, len(tree)), root overflowRoot), which
+	// is rebuilt on every addition; when it outgrows maxOverflow the whole
+	// index is rebuilt.
+	mainEnd, mainBoxes, overflowRoot int32
+	overflowLimit                    int // maxOverflow, but for tests
+	// The same slots again, cut by position alone, for counting nodes
+	// beyond a latency ceiling.
+	geo, geoOverflow geoTree
+
+	regions     map[string]uint32
+	regionCount []int // online nodes by region code
+	// The no-fit counters, over online nodes: free GPUs (below 0 as 0),
+	// VRAM, TFLOPS, bids, and measured RTTs; nodes without an RTT and
+	// without a known position.
+	free, vram, tflops, price, rtt multiset
+	unplaced                       int
+	online                         int
+
+	// scratch for Place
+	q        query
+	heap     heap
+	top      []ranked
+	cand     candidate
+	rootList [2]int32
+}
+
+// hotNode is what the search reads of a node, packed into 40 bytes: a
+// leaf's nodes are adjacent in memory and nothing in it is a pointer. The
+// uint64 attributes are saturated at MaxUint32 and the region code at
+// manyRegions, which keeps every comparison the search makes with them
+// conservative (a saturated bid is no higher than the real one; see
+// widen); the checkers decide on the Node itself.
+type hotNode struct {
+	free                int32 // clamped
+	vram, tflops, price uint32
+	rtt                 uint32
+	v                   [3]float32 // unit vector, when located
+	rel                 uint16     // min(ReliabilityBP, 10000), all the scorer uses
+	region              uint16
+	online              bool
+	located             bool // no RTT, so latency is estimated from v
+}
+
+// manyRegions stands for every region code from it up.
+const manyRegions = math.MaxUint16
+
+func saturate(v uint64) uint32 { return uint32(min(v, math.MaxUint32)) }
+
+// widen undoes saturate for an upper bound: a saturated value may have
+// been anything.
+func widen(v uint32) uint64 {
+	if v == math.MaxUint32 {
+		return math.MaxUint64
+	}
+	return uint64(v)
+}
+
+func clamp32(v int) int32 { return int32(min(max(v, math.MinInt32), math.MaxInt32)) }
+
+// maxOverflow is how many added nodes the index holds outside its main
+// tree before it rebuilds: each addition rebuilds the overflow tree, in
+// O(maxOverflow·log maxOverflow), and a rebuild of a million nodes takes
+// a second or two, so the rebuild costs each addition a few hundred µs.
+const maxOverflow = 4096
+
+// NewIndex builds an index over nodes, all of them in the snapshot, with
+// the weights every Place will score by.
+func NewIndex(nodes []Node, w Weights) (*Index, error) {
+	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(nodes))
+	for i := range nodes {
+		if seen[nodes[i].ID] {
+			return nil, fmt.Errorf("%w: %q", ErrDuplicateNode, nodes[i].ID)
+		}
+		seen[nodes[i].ID] = true
+	}
+	x := &Index{w: w, checkers: feasibilityCheckers(), overflowLimit: maxOverflow}
+	x.rebuild(slices.Clone(nodes), nil)
+	return x, nil
+}
+
+// rebuild makes the index anew over nodes; online[i] says whether nodes[i]
+// is in the snapshot (all are when online is nil).
+func (x *Index) rebuild(nodes []Node, online []bool) {
+	x.nodes = nodes
+	x.hot = make([]hotNode, len(nodes))
+	x.slotOf = make(map[string]int32, len(nodes))
+	x.regions = map[string]uint32{}
+	x.regionCount = nil
+	x.online = 0
+	x.unplaced = 0
+	var free, vram, tflops, price, rtt []uint64
+	for i := range nodes {
+		x.slotOf[nodes[i].ID] = int32(i)
+		x.hot[i] = x.hotOf(&nodes[i])
+		if online == nil || online[i] {
+			x.hot[i].online = true
+			n := &nodes[i]
+			free, vram, tflops, price = append(free, freeKey(n.FreeGPUs)), append(vram, n.VRAMMiB), append(tflops, n.TFLOPSMilli), append(price, n.PricePerHourUomni)
+			if n.RTTMicros > 0 {
+				rtt = append(rtt, uint64(n.RTTMicros))
+			}
+			x.countOnline(n, 1)
+		}
+	}
+	x.free, x.vram, x.tflops, x.price, x.rtt = newMultiset(free), newMultiset(vram), newMultiset(tflops), newMultiset(price), newMultiset(rtt)
+	x.leafOf = make([]int32, len(nodes))
+	x.tree, x.spans, x.up = x.tree[:0], x.spans[:0], x.up[:0]
+	x.mainEnd, x.overflowRoot = int32(len(nodes)), -1
+	if len(nodes) > 0 {
+		x.buildTree(0, int32(len(nodes)))
+	}
+	x.mainBoxes = int32(len(x.tree))
+	x.geo, x.geoOverflow = newGeoTree(x, 0, x.mainEnd), geoTree{}
+}
+
+// countOnline adds (d = 1) or removes (d = -1) a node's share of the
+// counters that are plain counts.
+func (x *Index) countOnline(n *Node, d int) {
+	x.online += d
+	x.regionCount[x.regions[n.Region]] += d
+	if n.RTTMicros == 0 && !n.Location.Known() {
+		x.unplaced += d
+	}
+}
+
+func freeKey(free int) uint64 { return uint64(max(free, 0)) }
+
+func (x *Index) hotOf(n *Node) hotNode {
+	code, ok := x.regions[n.Region]
+	if !ok {
+		code = uint32(len(x.regions))
+		x.regions[n.Region] = code
+		x.regionCount = append(x.regionCount, 0)
+	}
+	h := hotNode{
+		tflops: saturate(n.TFLOPSMilli), vram: saturate(n.VRAMMiB), price: saturate(n.PricePerHourUomni),
+		free: clamp32(n.FreeGPUs), rel: uint16(reliabilityScore(n.ReliabilityBP)), rtt: n.RTTMicros,
+		region: uint16(min(code, manyRegions)),
+	}
+	if n.RTTMicros == 0 && n.Location.Known() {
+		h.located = true
+		v := unitVector(n.Location)
+		h.v = [3]float32{float32(v[0]), float32(v[1]), float32(v[2])}
+	}
+	return h
+}
+
+// Len is the number of nodes in the snapshot.
+func (x *Index) Len() int { return x.online }
+
+// Node returns the node with this ID if it is in the snapshot.
+func (x *Index) Node(id string) (Node, bool) {
+	s, ok := x.slotOf[id]
+	if !ok || !x.hot[s].online {
+		return Node{}, false
+	}
+	return x.nodes[s], true
+}
+
+// Snapshot returns the nodes in the snapshot, in the index's order:
+// Place(job, x.Snapshot(), weights) is what Index.Place answers.
+func (x *Index) Snapshot() []Node {
+	out := make([]Node, 0, x.online)
+	for s := range x.nodes {
+		if x.hot[s].online {
+			out = append(out, x.nodes[s])
+		}
+	}
+	return out
+}
+
+// Set puts n in the snapshot, replacing the node with its ID if there is
+// one (online or not): a heartbeat, a changed bid, a node coming back. A
+// node the index has not seen is added, which costs more (see
+// maxOverflow).
+func (x *Index) Set(n Node) {
+	s, ok := x.slotOf[n.ID]
+	if !ok {
+		x.add(n)
+		return
+	}
+	x.leave(s)
+	old := x.hot[s]
+	x.nodes[s] = n
+	x.hot[s] = x.hotOf(&n)
+	x.join(s)
+	x.refresh(s, old.located != x.hot[s].located || old.v != x.hot[s].v, false)
+}
+
+// SetFreeGPUs changes a node's free GPUs, for reservations and their
+// release; it reports whether the node is in the snapshot.
+func (x *Index) SetFreeGPUs(id string, free int) bool {
+	s, ok := x.slotOf[id]
+	if !ok || !x.hot[s].online {
+		return false
+	}
+	if old := x.nodes[s].FreeGPUs; old != free {
+		x.free.remove(freeKey(old))
+		x.free.add(freeKey(free))
+		x.nodes[s].FreeGPUs, x.hot[s].free = free, clamp32(free)
+		x.refresh(s, false, true)
+	}
+	return true
+}
+
+// Remove takes a node out of the snapshot (offline, or gone from the
+// chain) and reports whether it was in it. Its slot stays, for Set to
+// bring it back cheaply.
+func (x *Index) Remove(id string) bool {
+	s, ok := x.slotOf[id]
+	if !ok || !x.hot[s].online {
+		return false
+	}
+	x.leave(s)
+	x.refresh(s, false, false)
+	return true
+}
+
+// leave takes slot s's node out of the snapshot's counters, if it is in.
+func (x *Index) leave(s int32) {
+	h, n := &x.hot[s], &x.nodes[s]
+	if !h.online {
+		return
+	}
+	h.online = false
+	x.countOnline(n, -1)
+	x.free.remove(freeKey(n.FreeGPUs))
+	x.vram.remove(n.VRAMMiB)
+	x.tflops.remove(n.TFLOPSMilli)
+	x.price.remove(n.PricePerHourUomni)
+	if n.RTTMicros > 0 {
+		x.rtt.remove(uint64(n.RTTMicros))
+	}
+}
+
+// join puts slot s's node into the snapshot's counters.
+func (x *Index) join(s int32) {
+	x.hot[s].online = true
+	n := &x.nodes[s]
+	x.countOnline(n, 1)
+	x.free.add(freeKey(n.FreeGPUs))
+	x.vram.add(n.VRAMMiB)
+	x.tflops.add(n.TFLOPSMilli)
+	x.price.add(n.PricePerHourUomni)
+	if n.RTTMicros > 0 {
+		x.rtt.add(uint64(n.RTTMicros))
+	}
+}
+
+// add gives a new node a slot in the overflow tree, or rebuilds the index
+// when the overflow is full.
+func (x *Index) add(n Node) {
+	if len(x.nodes)-int(x.mainEnd) >= x.overflowLimit {
+		online := make([]bool, len(x.nodes), len(x.nodes)+1)
+		for s := range online {
+			online[s] = x.hot[s].online
+		}
+		x.rebuild(append(x.nodes, n), append(online, true))
+		return
+	}
+	s := int32(len(x.nodes))
+	x.nodes = append(x.nodes, n)
+	x.hot = append(x.hot, x.hotOf(&n))
+	x.leafOf = append(x.leafOf, 0)
+	x.slotOf[n.ID] = s
+	x.join(s)
+	x.tree, x.spans, x.up = x.tree[:x.mainBoxes], x.spans[:x.mainBoxes], x.up[:x.mainBoxes]
+	x.overflowRoot = int32(len(x.tree))
+	x.buildTree(x.mainEnd, int32(len(x.nodes)))
+	x.geoOverflow = newGeoTree(x, x.mainEnd, int32(len(x.nodes)))
+}
+
+// unitVector is l on the unit sphere, where the index bounds positions.
+func unitVector(l Location) [3]float64 {
+	lat, lon := radians(int64(l.LatE6)), radians(int64(l.LonE6))
+	return [3]float64{math.Cos(lat) * math.Cos(lon), math.Cos(lat) * math.Sin(lon), math.Sin(lat)}
+}

@@ -1,0 +1,206 @@
+package scheduler
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+)
+
+// The benchmarks, each with the full scan (Place) as its baseline
+// in the same run:
+//
+//	go test -run XXX -bench Index -benchtime 10000x ./internal/scheduler/
+//
+// Every one builds 1,000,000 synthetic nodes of each kind (market and
+// uniform, see synthetic_test.go) and 10,000 random jobs for them.
+
+const benchNodes, benchJobs = 1_000_000, 10_000
+
+type benchSet struct {
+	nodes []Node
+	jobs  []Job
+	index *Index
+}
+
+var benchSets = map[string]*benchSet{}
+
+// benchSetOf builds a kind's nodes, jobs and index once per process.
+func benchSetOf(b *testing.B, kind snapshotKind) *benchSet {
+	if s, ok := benchSets[kind.name]; ok {
+		return s
+	}
+	rng := rand.New(rand.NewPCG(2026, 12))
+	s := &benchSet{nodes: kind.nodes(rng, benchNodes)}
+	s.jobs = make([]Job, benchJobs)
+	for i := range s.jobs {
+		s.jobs[i] = kind.job(rng, s.nodes)
+	}
+	var err error
+	if s.index, err = NewIndex(s.nodes, DefaultWeights()); err != nil {
+		b.Fatal(err)
+	}
+	benchSets[kind.name] = s
+	return s
+}
+
+// BenchmarkIndexPlace places the 10,000 jobs in turn through the index,
+// timing each, and reports the p50, p99 and worst placement, and the p99 of
+// those that placed (a job that fits nowhere also costs the counting of
+// why). Its baseline is the full scan of the same snapshot for every 200th
+// job (50 jobs), whose answers must be identical; speedup is the scan's
+// mean over the index's.
+func BenchmarkIndexPlace(b *testing.B) {
+	for _, kind := range snapshotKinds[:2] {
+		b.Run(kind.name, func(b *testing.B) {
+			s := benchSetOf(b, kind)
+			var scan time.Duration
+			scanned := 0
+			for i := 0; i < len(s.jobs); i += 200 {
+				start := time.Now()
+				want, wantErr := Place(s.jobs[i], s.nodes, DefaultWeights())
+				scan += time.Since(start)
+				scanned++
+				got, gotErr := s.index.Place(s.jobs[i])
+				if diff := samePlan(got, gotErr, want, wantErr); diff != "" {
+					b.Fatalf("job %d: %s", i, diff)
+				}
+			}
+			// Latencies of all placements, and of those that placed.
+			all := make([]time.Duration, 0, b.N)
+			var placed []time.Duration
+			i := 0
+			for b.Loop() {
+				start := time.Now()
+				_, err := s.index.Place(s.jobs[i%len(s.jobs)])
+				d := time.Since(start)
+				all = append(all, d)
+				if err == nil {
+					placed = append(placed, d)
+				}
+				i++
+			}
+			mean := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			scanMean := float64(scan.Nanoseconds()) / float64(scanned)
+			b.ReportMetric(quantile(all, 0.5), "p50-µs")
+			b.ReportMetric(quantile(all, 0.99), "p99-µs")
+			b.ReportMetric(quantile(placed, 0.99), "p99-placed-µs")
+			b.ReportMetric(quantile(all, 1), "max-µs")
+			b.ReportMetric(scanMean/1e6, "scan-ms/op")
+			b.ReportMetric(scanMean/mean, "speedup")
+		})
+	}
+}
+
+// quantile returns the q-quantile of ds in µs.
+func quantile(ds []time.Duration, q float64) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return float64(ds[min(int(q*float64(len(ds))), len(ds)-1)].Nanoseconds()) / 1000
+}
+
+// BenchmarkIndexReserve is the router's loop: place a job, reserve its
+// GPUs on the chosen nodes (SetFreeGPUs), and release the reservation of
+// the job placed 1,000 placements earlier. It reports placements per
+// second; the baseline is the same loop over the full scan, 20 jobs long.
+func BenchmarkIndexReserve(b *testing.B) {
+	for _, kind := range snapshotKinds[:2] {
+		b.Run(kind.name, func(b *testing.B) {
+			s := benchSetOf(b, kind)
+			x, err := NewIndex(s.nodes, DefaultWeights()) // its own: reservations change it
+			if err != nil {
+				b.Fatal(err)
+			}
+			type hold struct {
+				ids  []string
+				gpus int
+			}
+			loop := func(place func(Job) (Plan, error), reserve func(id string, gpus int), n int) time.Duration {
+				var held []hold
+				start := time.Now()
+				for i := range n {
+					job := s.jobs[i%len(s.jobs)]
+					plan, err := place(job)
+					if err != nil {
+						continue
+					}
+					h := hold{gpus: job.GPUs}
+					for _, p := range plan.Placements {
+						reserve(p.NodeID, -job.GPUs)
+						h.ids = append(h.ids, p.NodeID)
+					}
+					if held = append(held, h); len(held) > 1000 {
+						for _, id := range held[0].ids {
+							reserve(id, held[0].gpus)
+						}
+						held = held[1:]
+					}
+				}
+				return time.Since(start)
+			}
+			// The scan's snapshot is a copy, reserved in place.
+			nodes := slices.Clone(s.nodes)
+			pos := make(map[string]int, len(nodes))
+			for i := range nodes {
+				pos[nodes[i].ID] = i
+			}
+			const scanJobs = 20
+			scan := loop(func(j Job) (Plan, error) { return Place(j, nodes, DefaultWeights()) },
+				func(id string, gpus int) { nodes[pos[id]].FreeGPUs += gpus }, scanJobs)
+
+			reserve := func(id string, gpus int) {
+				n, _ := x.Node(id)
+				x.SetFreeGPUs(id, n.FreeGPUs+gpus)
+			}
+			b.ResetTimer()
+			elapsed := loop(x.Place, reserve, b.N)
+			perSecond := float64(b.N) / elapsed.Seconds()
+			scanPerSecond := scanJobs / scan.Seconds()
+			b.ReportMetric(perSecond, "placements/s")
+			b.ReportMetric(scanPerSecond, "scan-placements/s")
+			b.ReportMetric(perSecond/scanPerSecond, "speedup")
+		})
+	}
+}
+
+// BenchmarkIndexMemory measures what an index of 1,000,000 nodes holds
+// beyond the snapshot it was built from (runtime.MemStats after a GC,
+// before and after NewIndex), against the snapshot itself, and how long
+// the build takes.
+func BenchmarkIndexMemory(b *testing.B) {
+	for _, kind := range snapshotKinds[:2] {
+		b.Run(kind.name, func(b *testing.B) {
+			heapNow := func() uint64 {
+				var m runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&m)
+				return m.HeapAlloc
+			}
+			base := heapNow()
+			nodes := kind.nodes(rand.New(rand.NewPCG(2026, 12)), benchNodes)
+			snapshot := heapNow() - base
+			var x *Index
+			var build time.Duration
+			for b.Loop() {
+				x = nil
+				before := heapNow()
+				start := time.Now()
+				var err error
+				if x, err = NewIndex(nodes, DefaultWeights()); err != nil {
+					b.Fatal(err)
+				}
+				build = time.Since(start)
+				index := heapNow() - before
+				b.ReportMetric(float64(index)/benchNodes, "B/node")
+				b.ReportMetric(float64(index)/(1<<20), "index-MiB")
+				b.ReportMetric(float64(snapshot)/(1<<20), "snapshot-MiB")
+				b.ReportMetric(float64(index)/float64(snapshot), "index/snapshot")
+				b.ReportMetric(build.Seconds(), "build-s")
+			}
+			runtime.KeepAlive(x)
+		})
+	}
+}

@@ -1,0 +1,314 @@
+package scheduler
+
+import "math"
+
+// The Index bounds the estimated latency of a box of nodes by a circle on
+// the sphere holding them all: no node is nearer the origin than the
+// circle's nearest point. These bounds must hold exactly, for any node, so
+// they are taken with margins far larger than their arithmetic's error:
+//
+//   - a unit vector stored as float32 is off by under 2⁻²⁴ per
+//     coordinate, so its cosine with the origin by under 1.1·10⁻⁷
+//     (cosMargin is 10⁻⁶), and its direction by under 10⁻⁷ rad (a circle's
+//     radius has angleMargin added);
+//   - acos below is off by under 3·10⁻⁸ rad, and the haversine in
+//     EstimateLatencyMicros by well under 10⁻⁸ rad even near the
+//     antipode (angleMargin is 10⁻⁶ rad, 6.4 m).
+//
+// The margins cost a bound a few hundredths of a microsecond of latency,
+// up to a tenth of a millisecond for a node at the origin itself (acos is
+// steep near 1).
+const (
+	cosMargin   = 1e-6
+	angleMargin = 1e-6
+)
+
+// acos is Abramowitz and Stegun's 4.4.46, off by under 3·10⁻⁸: a square root
+// and a polynomial, three times faster than math.Acos, which the bounds
+// call for every box they open.
+func acos(x float64) float64 {
+	neg := x < 0
+	x = math.Abs(x)
+	p := -0.0012624911
+	for _, c := range [...]float64{0.0066700901, -0.0170881256, 0.0308918810, -0.0501743046, 0.0889789874, -0.2145988016, 1.5707963050} {
+		p = p*x + c
+	}
+	r := math.Sqrt(max(1-x, 0)) * p
+	if neg {
+		return math.Pi - r
+	}
+	return r
+}
+
+// angleAtLeast and angleAtMost bound the angle between two directions
+// whose computed cosine is cos.
+func angleAtLeast(cos float64) float64 { return acos(min(cos+cosMargin, 1)) - angleMargin }
+func angleAtMost(cos float64) float64  { return acos(max(cos-cosMargin, -1)) + angleMargin }
+
+// latencyAtLeast bounds from below the estimate for every point at least
+// angle from the origin.
+func latencyAtLeast(angle float64) uint32 {
+	if angle <= 0 {
+		return LastMileMicros
+	}
+	return uint32(earthRadiusKm*angle*microsPerKm) + LastMileMicros // truncation rounds down
+}
+
+func dot(a [3]float64, b [3]float32) float64 {
+	return a[0]*float64(b[0]) + a[1]*float64(b[1]) + a[2]*float64(b[2])
+}
+
+// circle is a cap of the sphere: every unit vector it holds is within
+// radius (radians) of center. An empty circle has a negative radius. It is
+// stored in float32, the radius rounded up.
+type circle struct {
+	center [3]float32
+	radius float32
+}
+
+var noCircle = circle{radius: -1}
+
+// circleOf returns a circle holding the unit vectors vs yields: about
+// their mean, out to the farthest.
+func circleOf(vs func(yield func([3]float32) bool)) circle {
+	var sum [3]float64
+	n := 0
+	for v := range vs {
+		for k := range 3 {
+			sum[k] += float64(v[k])
+		}
+		n++
+	}
+	if n == 0 {
+		return noCircle
+	}
+	center, ok := normalised(sum)
+	if !ok {
+		return circle{center: [3]float32{1, 0, 0}, radius: math.Pi}
+	}
+	var r float64
+	for v := range vs {
+		r = max(r, angle(widen3(center), widen3(v)))
+	}
+	return circle{center: center, radius: roundUp(r + angleMargin)}
+}
+
+// merge returns a circle holding a and b: about the middle of their
+// centres, out to the farther rim.
+func (a circle) merge(b circle) circle {
+	switch {
+	case a.radius < 0:
+		return b
+	case b.radius < 0:
+		return a
+	}
+	ac, bc := widen3(a.center), widen3(b.center)
+	center, ok := normalised([3]float64{ac[0] + bc[0], ac[1] + bc[1], ac[2] + bc[2]})
+	if !ok {
+		return circle{center: a.center, radius: math.Pi}
+	}
+	c := widen3(center)
+	r := max(angle(c, ac)+float64(a.radius), angle(c, bc)+float64(b.radius))
+	return circle{center: center, radius: roundUp(r + 1e-9)}
+}
+
+// roundUp returns r as a float32 no smaller, and at most π.
+func roundUp(r float64) float32 {
+	f := float32(min(r, math.Pi))
+	if float64(f) < r {
+		f = math.Nextafter32(f, float32(math.Inf(1)))
+	}
+	return f
+}
+
+func widen3(v [3]float32) [3]float64 { return [3]float64{float64(v[0]), float64(v[1]), float64(v[2])} }
+
+// normalised returns v scaled to a unit vector, in float32, and false when
+// v is too short to have a direction.
+func normalised(v [3]float64) ([3]float32, bool) {
+	n := math.Sqrt(v[0]*v[0] + v[1]*v[1] + v[2]*v[2])
+	if n < 1e-9 {
+		return [3]float32{}, false
+	}
+	return [3]float32{float32(v[0] / n), float32(v[1] / n), float32(v[2] / n)}, true
+}
+
+// angle is the angle between a and b, which need not be unit vectors:
+// atan2 of the cross and dot products, which unlike acos of the cosine is
+// precise for small angles too. The circles are built with it; the
+// searches, which must be fast, use acos with margins.
+func angle(a, b [3]float64) float64 {
+	cross := [3]float64{a[1]*b[2] - a[2]*b[1], a[2]*b[0] - a[0]*b[2], a[0]*b[1] - a[1]*b[0]}
+	return math.Atan2(math.Sqrt(cross[0]*cross[0]+cross[1]*cross[1]+cross[2]*cross[2]), a[0]*b[0]+a[1]*b[1]+a[2]*b[2])
+}
+
+// nearest and farthest bound the angle from the job's origin to the points
+// of c.
+func (q *query) nearest(c *circle) float64 {
+	return angleAtLeast(dot(q.origin, c.center)) - float64(c.radius)
+}
+
+func (q *query) farthest(c *circle) float64 {
+	return angleAtMost(dot(q.origin, c.center)) + float64(c.radius)
+}
+
+// ring is the angle from the job's origin at which EstimateLatencyMicros
+// passes a latency ceiling: a point surely farther is beyond the ceiling,
+// one surely nearer within it, and only one within the margins of the
+// angle (a band a few metres wide) needs the estimate itself.
+type ring struct {
+	ceiling uint32
+	angle   float64
+}
+
+func (q *query) ring(ceiling uint32) ring {
+	if ceiling < LastMileMicros {
+		return ring{ceiling: ceiling, angle: -1} // every point beyond
+	}
+	// The estimate rounds to the nearest µs: it exceeds the ceiling from
+	// this many km on.
+	km := (float64(ceiling-LastMileMicros) + 0.5) / microsPerKm
+	return ring{ceiling: ceiling, angle: km / earthRadiusKm}
+}
+
+// geoTree counts the nodes beyond a job's latency ceiling, for the no-fit
+// explanation. The Index's main tree is cut by much besides position, so
+// its boxes are wide on the map; this one is cut by position alone, so
+// only the boxes the ceiling's circle passes through are opened. It holds
+// slots [base, base+len(leafOf)) in an order of its own (perm) and counts
+// the online nodes whose latency is estimated from their position.
+type geoTree struct {
+	base   int32
+	perm   []int32 // slots, in the tree's order
+	boxes  []geoBox
+	leafOf []int32 // by slot - base
+}
+
+type geoBox struct {
+	lo, hi int32 // into perm
+	right  int32 // the right child; the left is the next box; -1 for a leaf
+	parent int32
+	n      int32  // online located nodes
+	spot   circle // holds every located node, online or not
+}
+
+// geoLeafSize is small: the leaves the circle cuts are checked node by
+// node, with the distance estimate.
+const geoLeafSize = 8
+
+func newGeoTree(x *Index, lo, hi int32) geoTree {
+	g := geoTree{base: lo, perm: make([]int32, hi-lo), leafOf: make([]int32, hi-lo)}
+	for i := range g.perm {
+		g.perm[i] = lo + int32(i)
+	}
+	if hi > lo {
+		g.split(x, 0, hi-lo, -1)
+	}
+	for i := int32(len(g.boxes)) - 1; i >= 0; i-- {
+		if b := &g.boxes[i]; b.right < 0 {
+			for _, s := range g.perm[b.lo:b.hi] {
+				g.leafOf[s-g.base] = i
+			}
+		}
+		g.recompute(x, i, true)
+	}
+	return g
+}
+
+func (g *geoTree) split(x *Index, lo, hi, parent int32) {
+	i := int32(len(g.boxes))
+	g.boxes = append(g.boxes, geoBox{lo: lo, hi: hi, right: -1, parent: parent})
+	if hi-lo <= geoLeafSize {
+		return
+	}
+	var low, high [3]float32
+	for k := range 3 {
+		low[k], high[k] = float32(math.Inf(1)), float32(math.Inf(-1))
+	}
+	for _, s := range g.perm[lo:hi] {
+		for k, v := range x.hot[s].v {
+			low[k], high[k] = min(low[k], v), max(high[k], v)
+		}
+	}
+	d := 0
+	for k := range 3 {
+		if high[k]-low[k] > high[d]-low[d] {
+			d = k
+		}
+	}
+	mid := (lo + hi) / 2
+	nthElement(g.perm[lo:hi], int(mid-lo), func(p, q int32) bool { return x.hot[p].v[d] < x.hot[q].v[d] })
+	g.split(x, lo, mid, i)
+	g.boxes[i].right = int32(len(g.boxes))
+	g.split(x, mid, hi, i)
+}
+
+func (g *geoTree) recompute(x *Index, i int32, moved bool) {
+	b := &g.boxes[i]
+	if b.right >= 0 {
+		l, r := &g.boxes[i+1], &g.boxes[b.right]
+		b.n = l.n + r.n
+		if moved {
+			b.spot = l.spot.merge(r.spot)
+		}
+		return
+	}
+	b.n = 0
+	located := func(yield func([3]float32) bool) {
+		for _, s := range g.perm[b.lo:b.hi] {
+			if h := &x.hot[s]; h.located && !yield(h.v) {
+				return
+			}
+		}
+	}
+	for _, s := range g.perm[b.lo:b.hi] {
+		if h := &x.hot[s]; h.online && h.located {
+			b.n++
+		}
+	}
+	if moved {
+		b.spot = circleOf(located)
+	}
+}
+
+// holds reports whether slot s is in g.
+func (g *geoTree) holds(s int32) bool { return s >= g.base && s-g.base < int32(len(g.leafOf)) }
+
+func (g *geoTree) refresh(x *Index, s int32, moved bool) {
+	for i := g.leafOf[s-g.base]; i >= 0; i = g.boxes[i].parent {
+		g.recompute(x, i, moved)
+	}
+}
+
+// beyond counts the online located nodes under box i whose estimated
+// latency from the job's origin exceeds the ring's ceiling.
+func (g *geoTree) beyond(x *Index, q *query, r *ring, i int32) int {
+	if len(g.boxes) == 0 {
+		return 0
+	}
+	b := &g.boxes[i]
+	switch {
+	case b.n == 0 || q.farthest(&b.spot) < r.angle:
+		return 0
+	case q.nearest(&b.spot) >= r.angle:
+		return int(b.n)
+	case b.right >= 0:
+		return g.beyond(x, q, r, i+1) + g.beyond(x, q, r, b.right)
+	}
+	n := 0
+	for _, s := range g.perm[b.lo:b.hi] {
+		h := &x.hot[s]
+		if !h.online || !h.located {
+			continue
+		}
+		switch cos := dot(q.origin, h.v); {
+		case angleAtLeast(cos) >= r.angle:
+			n++
+		case angleAtMost(cos) >= r.angle:
+			if EstimateLatencyMicros(q.job.Origin, x.nodes[s].Location) > r.ceiling {
+				n++
+			}
+		}
+	}
+	return n
+}

@@ -1,0 +1,455 @@
+package scheduler
+
+import (
+	"math"
+	"slices"
+)
+
+// Place chooses nodes for job from the index's snapshot, exactly as Place
+// would (see Index); Plan.Rejected is always empty.
+//
+// The search runs twice over the tree, best box first, pruning by bounds
+// that no node in a box can exceed:
+//
+//  1. The compute score is a share of the fastest feasible node's TFLOPS,
+//     so that node is found first: boxes in order of their most TFLOPS,
+//     stopping at the first box that cannot hold a faster feasible node.
+//
+//  2. Then the placements. Every scorer is monotone in one attribute
+//     (compute rises with TFLOPS, latency falls with RTT or distance,
+//     reliability rises with the record, price falls with the bid) and the
+//     Total is their weighted sum rounded down, so scoring a box's best
+//     attribute values — most TFLOPS, least latency, best record, lowest
+//     bid, even when no one node has them all — bounds the Total of every
+//     node in it. Boxes are visited in order of that bound; once the top
+//     list is full, a box whose bound is below its last entry's Total, or
+//     equal to it with no ID before that entry's, cannot place a node
+//     (topList.offer would refuse it), and the search stops at the first
+//     box below. The same bound, per node, spares most nodes the
+//     feasibility checks and the distance estimate.
+//
+// A box's latency bound is its least measured RTT, and for the nodes whose
+// latency is estimated from their position, the estimate at the nearest
+// point of a circle on the sphere that holds them all (index_geo.go), less
+// margins far larger than the rounding of that computation or of
+// EstimateLatencyMicros. The scores are bounded in float64 from their
+// unrounded fractions (setFastest says why that is safe); the scores and
+// Totals placed are the scorers' own.
+func (x *Index) Place(job Job) (Plan, error) {
+	if err := job.Validate(); err != nil {
+		return Plan{}, err
+	}
+	q := x.prepare(job)
+	fastest, ok := x.fastest(q)
+	if !ok {
+		return Plan{}, x.misfits(q).err(&job)
+	}
+	top, feasible := x.best(q, fastest)
+	plan := Plan{Placements: placements(top)}
+	if len(top) < job.Replicas {
+		return plan, notEnoughOperators(&job, len(top), feasible)
+	}
+	return plan, nil
+}
+
+// query is a job prepared for the search.
+type query struct {
+	job      *Job // &copy
+	copy     Job
+	req      request
+	region   uint32
+	anyWhere bool // the job names no region
+	nowhere  bool // the job names a region no node is in
+	origin   [3]float64
+	located  bool    // the job's origin is known
+	excluded []int32 // online slots the job excludes, sorted
+
+	// The job's limits as the hot data holds them (see hotNode).
+	gpus                  int32
+	vram, tflops, ceiling uint32
+	region16              uint16
+
+	// For totalAtMost, set by best: each scorer's share of the Total as a
+	// float64 function of the attribute, per unit.
+	perTFLOPS, perRel, perBid, perLatency float64
+	fastest                               uint64
+	scoreCeiling                          uint32 // where the latency score reaches 0
+}
+
+// prepare readies the index's one query (Place is not reentrant) for job.
+func (x *Index) prepare(j Job) *query {
+	q := &x.q
+	*q = query{copy: j, excluded: q.excluded[:0], anyWhere: j.Region == "", gpus: clamp32(j.GPUs),
+		vram: saturate(j.VRAMMiB), tflops: saturate(j.MinTFLOPSMilli), ceiling: saturate(j.MaxPricePerHourUomni)}
+	job := &q.copy
+	q.job, q.req = job, request{job: job}
+	if len(job.Exclude) > 0 {
+		q.req.exclude = slices.Compact(slices.Sorted(slices.Values(job.Exclude)))
+		for _, id := range q.req.exclude {
+			if s, ok := x.slotOf[id]; ok && x.hot[s].online {
+				q.excluded = append(q.excluded, s)
+			}
+		}
+		slices.Sort(q.excluded)
+	}
+	if !q.anyWhere {
+		var known bool
+		q.region, known = x.regions[job.Region]
+		q.nowhere = !known
+		q.region16 = uint16(min(q.region, manyRegions))
+	}
+	if job.Origin.Known() {
+		q.origin, q.located = unitVector(job.Origin), true
+	}
+	return q
+}
+
+// admits reports whether box b may hold a node that meets the job's
+// limits other than latency.
+func (q *query) admits(b *box) bool {
+	if b.has&hasNodes == 0 || b.maxFree < q.gpus || b.maxVRAM < q.vram || b.maxT < q.tflops || b.minPrice > q.ceiling {
+		return false
+	}
+	return q.anyWhere || (!q.nowhere && q.region16 >= b.minRegion && q.region16 <= b.maxRegion)
+}
+
+// reaches reports whether a node with this least latency may meet the
+// job's latency ceiling.
+func (q *query) reaches(latency uint32, known bool) bool {
+	c := q.job.MaxLatencyMicros
+	return c == 0 || (known && latency <= c)
+}
+
+// latencyFloor returns the least latency a node in b may have, and false
+// when no node in b has a latency the job can know.
+func (q *query) latencyFloor(b *box) (uint32, bool) {
+	lat, known := uint32(math.MaxUint32), false
+	if b.has&hasRTT != 0 {
+		lat, known = b.minRTT, true
+	}
+	if q.located && b.has&hasLocated != 0 {
+		lat, known = min(lat, latencyAtLeast(q.nearest(&b.spot))), true
+	}
+	return lat, known
+}
+
+// fits is admits for one node: the checkers make the final call.
+func (q *query) fits(h *hotNode) bool {
+	return h.online && h.free >= q.gpus && h.vram >= q.vram && h.tflops >= q.tflops && h.price <= q.ceiling &&
+		(q.anyWhere || (!q.nowhere && (h.region == q.region16 || h.region == manyRegions)))
+}
+
+// latencyAtLeast is a lower bound on the estimated latency from the job's
+// origin to the point whose unit vector is v.
+func (q *query) latencyAtLeast(v [3]float32) uint32 {
+	return latencyAtLeast(angleAtLeast(dot(q.origin, v)))
+}
+
+// setFastest prepares totalAtMost for the fastest feasible node's TFLOPS.
+//
+// A node's Total is Σ wᵢ·sᵢ/10000 rounded down, each score sᵢ itself a
+// share rounded down: at most Σ wᵢ·fᵢ, fᵢ the unrounded fraction (TFLOPS
+// over the fastest's, the unspent share of the price ceiling, ...). That
+// sum, in float64, is off by far less than the 10⁻⁶ totalAtMost adds before
+// rounding down, so totalAtMost is never below the Total the scorers give.
+func (q *query) setFastest(fastest uint64, w Weights) {
+	q.fastest = fastest
+	if fastest > 0 {
+		q.perTFLOPS = float64(w.Compute) / float64(fastest)
+	}
+	q.perRel = float64(w.Reliability) / BasisPoints
+	q.perBid = float64(w.Price) / float64(q.job.MaxPricePerHourUomni)
+	q.scoreCeiling = q.job.MaxLatencyMicros
+	if q.scoreCeiling == 0 {
+		q.scoreCeiling = DefaultLatencyCeilingMicros
+	}
+	q.perLatency = float64(w.Latency) / float64(q.scoreCeiling)
+}
+
+// totalAtMost bounds the Total of a node with at most these (saturated)
+// TFLOPS and reliability score, at least this (saturated) bid and this
+// latency (when known).
+func (q *query) totalAtMost(tflops uint32, rel uint16, bid uint32, latency uint32, latencyKnown bool) uint32 {
+	ceiling := q.job.MaxPricePerHourUomni
+	f := q.perTFLOPS*float64(min(widen(tflops), q.fastest)) +
+		q.perRel*float64(rel) +
+		q.perBid*float64(ceiling-min(uint64(bid), ceiling))
+	if latencyKnown && latency < q.scoreCeiling {
+		f += q.perLatency * float64(q.scoreCeiling-latency)
+	}
+	return uint32(f + 1e-6)
+}
+
+// verdict runs the checkers on slot s, as Place's filter does.
+func (x *Index) verdict(q *query, s int32) (feasible, bool) {
+	c := &x.cand
+	*c = candidate{node: &x.nodes[s]}
+	for _, check := range x.checkers {
+		if check(&q.req, c) != feasibleNode {
+			return feasible{}, false
+		}
+	}
+	return feasible{index: int(s), latency: c.latency, latencyKnown: c.latencyKnown}, true
+}
+
+// roots returns the main tree's root and the overflow tree's, where they
+// exist.
+func (x *Index) roots() []int32 {
+	r := x.rootList[:0]
+	if x.mainEnd > 0 {
+		r = append(r, 0)
+	}
+	if x.overflowRoot >= 0 {
+		r = append(r, x.overflowRoot)
+	}
+	return r
+}
+
+// fastest returns the most TFLOPS of a feasible node, if any is.
+func (x *Index) fastest(q *query) (best uint64, found bool) {
+	// faster reports whether box c may hold a feasible node faster than
+	// any found.
+	faster := func(c int32) bool {
+		b := &x.tree[c]
+		if (found && widen(b.maxT) <= best) || !q.admits(b) {
+			return false
+		}
+		return q.job.MaxLatencyMicros == 0 || q.reaches(q.latencyFloor(b))
+	}
+	h := &x.heap
+	h.reset()
+	for _, r := range x.roots() {
+		if faster(r) {
+			h.push(r, widen(x.tree[r].maxT))
+		}
+	}
+	for h.len() > 0 {
+		i, key := h.pop()
+		if found && key <= best {
+			break
+		}
+		// Go down the faster side while it is the best box there is,
+		// leaving the other in the heap.
+		for !x.tree[i].leaf() {
+			l, r := x.tree[i].kids, x.tree[i].kids+1
+			if x.tree[r].maxT > x.tree[l].maxT {
+				l, r = r, l
+			}
+			if faster(r) {
+				h.push(r, widen(x.tree[r].maxT))
+			}
+			if !faster(l) {
+				i = -1
+				break
+			}
+			if k := widen(x.tree[l].maxT); h.len() > 0 && h.top() > k {
+				h.push(l, k)
+				i = -1
+				break
+			}
+			i = l
+		}
+		if i < 0 {
+			continue
+		}
+		sp := x.spans[i]
+		for s := sp.lo; s < sp.hi; s++ {
+			if n := &x.hot[s]; (!found || widen(n.tflops) > best) && q.fits(n) {
+				if _, ok := x.verdict(q, s); ok && (!found || x.nodes[s].TFLOPSMilli > best) {
+					best, found = x.nodes[s].TFLOPSMilli, true
+				}
+			}
+		}
+	}
+	return best, found
+}
+
+// best returns the placements and, when there are fewer than the job's
+// replicas, how many nodes are feasible. (Only then is it needed, for the
+// error; and only then is it exact: until the list is full nothing is
+// pruned but boxes without a feasible node.)
+func (x *Index) best(q *query, fastest uint64) (placed []ranked, feasibleNodes int) {
+	q.setFastest(fastest, x.w)
+	top := topList{want: q.job.Replicas, entries: x.top[:0]}
+	defer func() { x.top = top.entries[:0] }()
+	// beaten reports whether nothing with a Total of at most bound, and
+	// no ID before slot minID's, can enter the list.
+	beaten := func(bound uint32, minID int32) bool {
+		if !top.full() {
+			return false
+		}
+		last := top.last()
+		return bound < last.scores.Total || (bound == last.scores.Total && x.nodes[minID].ID >= last.node.ID)
+	}
+	// bound returns the most a node in box i may score, and false when no
+	// node in it can be placed.
+	bound := func(i int32) (uint32, bool) {
+		b := &x.tree[i]
+		if !q.admits(b) {
+			return 0, false
+		}
+		lat, known := q.latencyFloor(b)
+		if !q.reaches(lat, known) {
+			return 0, false
+		}
+		t := q.totalAtMost(b.maxT, b.maxRel, b.minPrice, lat, known)
+		return t, !beaten(t, b.minID)
+	}
+	h := &x.heap
+	h.reset()
+	for _, r := range x.roots() {
+		if t, ok := bound(r); ok {
+			h.push(r, uint64(t))
+		}
+	}
+	for h.len() > 0 {
+		i, key := h.pop()
+		if beaten(uint32(key), x.tree[i].minID) {
+			if uint32(key) < top.last().scores.Total {
+				break // every box left is bounded by key
+			}
+			continue
+		}
+		// Go down the better side while it is the best box there is.
+		for !x.tree[i].leaf() {
+			l, r := x.tree[i].kids, x.tree[i].kids+1
+			lt, lok := bound(l)
+			rt, rok := bound(r)
+			if !lok || (rok && rt > lt) {
+				l, r, lt, lok, rt, rok = r, l, rt, rok, lt, lok
+			}
+			if rok {
+				h.push(r, uint64(rt))
+			}
+			if !lok {
+				i = -1
+				break
+			}
+			if h.len() > 0 && h.top() > uint64(lt) {
+				h.push(l, uint64(lt))
+				i = -1
+				break
+			}
+			i = l
+		}
+		if i < 0 {
+			continue
+		}
+		x.bestInLeaf(q, i, &top, &feasibleNodes, beaten)
+	}
+	return top.entries, feasibleNodes
+}
+
+// bestInLeaf offers the feasible nodes of leaf i to top. Each node is
+// first bounded as a box of one, which leaves only a located node's
+// latency to a bound (the estimate is trigonometry, and the checkers
+// compute it exactly for the few nodes that pass).
+func (x *Index) bestInLeaf(q *query, i int32, top *topList, feasibleNodes *int, beaten func(uint32, int32) bool) {
+	sp := x.spans[i]
+	for s := sp.lo; s < sp.hi; s++ {
+		n := &x.hot[s]
+		if !q.fits(n) {
+			continue
+		}
+		if top.full() {
+			var t uint32
+			switch {
+			case n.rtt > 0:
+				t = q.totalAtMost(n.tflops, n.rel, n.price, n.rtt, true)
+			case n.located && q.located:
+				t = q.totalAtMost(n.tflops, n.rel, n.price, q.latencyAtLeast(n.v), true)
+			default:
+				t = q.totalAtMost(n.tflops, n.rel, n.price, 0, false)
+			}
+			if beaten(t, s) {
+				continue
+			}
+		}
+		f, ok := x.verdict(q, s)
+		if !ok {
+			continue
+		}
+		*feasibleNodes++
+		node := &x.nodes[s]
+		top.offer(ranked{node: node, index: int(s), scores: score(q.job, node, f, q.fastest, x.w)})
+	}
+}
+
+// misfits counts, for a job that fits nowhere, the nodes failing each
+// criterion, from the index's counters; only nodes beyond a latency
+// ceiling by the distance estimate need a tree (geoTree).
+func (x *Index) misfits(q *query) *misfits {
+	j := q.job
+	m := &misfits{nodes: x.online}
+	m.counts[rejectExcluded] = len(q.excluded)
+	m.counts[rejectFreeGPUs] = x.free.below(uint64(j.GPUs))
+	m.counts[rejectVRAM] = x.vram.below(j.VRAMMiB)
+	m.counts[rejectTFLOPS] = x.tflops.below(j.MinTFLOPSMilli)
+	m.counts[rejectPrice] = x.price.above(j.MaxPricePerHourUomni)
+	if !q.anyWhere {
+		m.counts[rejectRegion] = x.online
+		if !q.nowhere {
+			m.counts[rejectRegion] -= x.regionCount[q.region]
+		}
+	}
+	if c := j.MaxLatencyMicros; c > 0 {
+		m.counts[rejectLatency] = x.rtt.above(uint64(c))
+		if q.located {
+			m.counts[rejectLatencyUnknown] = x.unplaced
+			r := q.ring(c)
+			m.counts[rejectLatency] += x.geo.beyond(x, q, &r, 0) + x.geoOverflow.beyond(x, q, &r, 0)
+		} else {
+			m.counts[rejectLatencyUnknown] = x.online - x.rtt.n
+		}
+	}
+	return m
+}
+
+// heap is a max-heap of boxes by key, kept between searches.
+type heap struct{ items []heapItem }
+
+type heapItem struct {
+	key uint64
+	box int32
+}
+
+func (h *heap) reset()      { h.items = h.items[:0] }
+func (h *heap) top() uint64 { return h.items[0].key }
+func (h *heap) len() int    { return len(h.items) }
+
+func (h *heap) push(box int32, key uint64) {
+	h.items = append(h.items, heapItem{key, box})
+	a := h.items
+	for i := len(a) - 1; i > 0; {
+		p := (i - 1) / 2
+		if a[p].key >= a[i].key {
+			break
+		}
+		a[p], a[i] = a[i], a[p]
+		i = p
+	}
+}
+
+func (h *heap) pop() (box int32, key uint64) {
+	a := h.items
+	top := a[0]
+	last := len(a) - 1
+	a[0] = a[last]
+	a = a[:last]
+	for i := 0; ; {
+		c := 2*i + 1
+		if c >= len(a) {
+			break
+		}
+		if c+1 < len(a) && a[c+1].key > a[c].key {
+			c++
+		}
+		if a[i].key >= a[c].key {
+			break
+		}
+		a[i], a[c] = a[c], a[i]
+		i = c
+	}
+	h.items = a
+	return top.box, top.key
+}

@@ -1,0 +1,516 @@
+package scheduler
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// samePlan reports how Index.Place's answer differs from Place's, or "".
+func samePlan(got Plan, gotErr error, want Plan, wantErr error) string {
+	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+		return fmt.Sprintf("error %v\nwant  %v", gotErr, wantErr)
+	}
+	if !slices.Equal(got.Placements, want.Placements) {
+		return fmt.Sprintf("placements %v\nwant       %v", got.Placements, want.Placements)
+	}
+	if len(got.Rejected) != 0 {
+		return "the index listed rejections"
+	}
+	return ""
+}
+
+// checkJobs compares Index.Place with Place over the index's snapshot for
+// every job, and returns how many of each outcome it saw.
+func checkJobs(t *testing.T, x *Index, jobs []Job) map[string]int {
+	t.Helper()
+	snapshot := x.Snapshot()
+	outcomes := map[string]int{}
+	for i, job := range jobs {
+		want, wantErr := Place(job, snapshot, x.w)
+		got, gotErr := x.Place(job)
+		if diff := samePlan(got, gotErr, want, wantErr); diff != "" {
+			t.Fatalf("job %d %+v over %d nodes:\n%s", i, job, len(snapshot), diff)
+		}
+		switch {
+		case wantErr == nil:
+			outcomes["placed"]++
+		case errors.Is(wantErr, ErrNoFeasibleNode):
+			outcomes["no feasible node"]++
+		case errors.Is(wantErr, ErrNotEnoughOperators):
+			outcomes["not enough operators"]++
+		default:
+			outcomes["invalid"]++
+		}
+	}
+	return outcomes
+}
+
+type snapshotKind struct {
+	name  string
+	nodes func(rng *rand.Rand, n int) []Node
+	job   func(rng *rand.Rand, nodes []Node) Job
+}
+
+var snapshotKinds = []snapshotKind{
+	{"uniform", func(rng *rand.Rand, n int) []Node { return syntheticNodes(rng, n, 1+rng.IntN(n)) }, uniformJob},
+	{"market", marketNodes, marketJob},
+	{"ties", func(rng *rand.Rand, n int) []Node { return tiedNodes(rng, n, 1+rng.IntN(8)) }, tiedJob},
+}
+
+// TestIndexMatchesPlace is the index's proof of exactness: random
+// snapshots of every kind (ties, exclusions, regions, latency ceilings,
+// few operators, busy nodes, unknown positions and origins), random
+// weights, random jobs, and random changes to the snapshot between them.
+func TestIndexMatchesPlace(t *testing.T) {
+	rng := rand.New(rand.NewPCG(12, 1))
+	total := map[string]int{}
+	for trial := range scaled(120) {
+		kind := snapshotKinds[trial%len(snapshotKinds)]
+		nodes := kind.nodes(rng, 1+rng.IntN(2000))
+		w := DefaultWeights()
+		if trial%4 == 3 {
+			w = randomWeights(rng)
+		}
+		x, err := NewIndex(nodes, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for round := range 4 {
+			jobs := make([]Job, 10)
+			for i := range jobs {
+				jobs[i] = kind.job(rng, nodes)
+			}
+			t.Run(fmt.Sprintf("%s/%d/%d", kind.name, trial, round), func(t *testing.T) {
+				for k, v := range checkJobs(t, x, jobs) {
+					total[k] += v
+				}
+			})
+			changeSnapshot(rng, x, kind, 1+rng.IntN(200))
+		}
+	}
+	t.Logf("outcomes: %v", total)
+	for _, outcome := range []string{"placed", "no feasible node", "not enough operators"} {
+		if total[outcome] < scaled(20) {
+			t.Errorf("only %d jobs ended %q: the test does not cover it", total[outcome], outcome)
+		}
+	}
+}
+
+func randomWeights(rng *rand.Rand) Weights {
+	cuts := []uint32{uint32(rng.IntN(10_001)), uint32(rng.IntN(10_001)), uint32(rng.IntN(10_001))}
+	slices.Sort(cuts)
+	return Weights{Compute: cuts[0], Latency: cuts[1] - cuts[0], Reliability: cuts[2] - cuts[1], Price: 10_000 - cuts[2]}
+}
+
+// changeSnapshot makes n random changes of the kinds a router makes:
+// reservations and releases, nodes going offline and coming back, new
+// bids, new nodes, and whole new records for known nodes.
+func changeSnapshot(rng *rand.Rand, x *Index, kind snapshotKind, n int) {
+	fresh := kind.nodes(rng, n)
+	for i := range n {
+		all := x.nodes // every slot, online or not
+		old := all[rng.IntN(len(all))]
+		switch rng.IntN(6) {
+		case 0:
+			x.SetFreeGPUs(old.ID, old.FreeGPUs-1-rng.IntN(2))
+		case 1:
+			x.SetFreeGPUs(old.ID, old.FreeGPUs+1)
+		case 2:
+			x.Remove(old.ID)
+		case 3:
+			old.PricePerHourUomni = fresh[i%len(fresh)].PricePerHourUomni
+			x.Set(old)
+		case 4:
+			n := fresh[i%len(fresh)]
+			n.ID = fmt.Sprintf("new-%d-%d", rng.Uint64(), i)
+			x.Set(n)
+		default:
+			n := fresh[i%len(fresh)]
+			n.ID = old.ID
+			x.Set(n)
+		}
+	}
+}
+
+// scaled returns n, or a fifth of it under the race detector.
+func scaled(n int) int {
+	if raceEnabled {
+		return max(n/5, 1)
+	}
+	return n
+}
+
+// TestIndexMatchesPlaceAtSize places 2,000 jobs over 20,000 nodes, half of
+// them on each kind of snapshot (400 under the race detector);
+// TestIndexMatchesPlaceAtScale does the 10,000 over 1,000,000.
+func TestIndexMatchesPlaceAtSize(t *testing.T) {
+	const nodes, jobs = 20_000, 2_000
+	for _, kind := range snapshotKinds[:2] {
+		t.Run(kind.name, func(t *testing.T) {
+			checkAtScale(t, kind, nodes, scaled(jobs)/2)
+		})
+	}
+}
+
+// TestIndexMatchesPlaceAtScale is the equivalence: 10,000 random
+// jobs over 1,000,000 synthetic nodes, each placed by the index and by the
+// full scan, of both kinds. It takes about 0.1 s of full scan per job per
+// core, so it runs only when asked:
+//
+//	OMNISYNC_PLACEMENT_1M=1 go test -run AtScale -timeout 2h ./internal/scheduler/
+func TestIndexMatchesPlaceAtScale(t *testing.T) {
+	if testing.Short() || os.Getenv("OMNISYNC_PLACEMENT_1M") == "" {
+		t.Skip("set OMNISYNC_PLACEMENT_1M=1 (and not -short) to place 10,000 jobs over 1,000,000 nodes both ways")
+	}
+	for _, kind := range snapshotKinds[:2] {
+		t.Run(kind.name, func(t *testing.T) {
+			checkAtScale(t, kind, 1_000_000, 10_000)
+		})
+	}
+}
+
+// checkAtScale compares the index with the scan for jobs random jobs over
+// nodes random nodes, scanning on every core: the index's answers come
+// first, one at a time, since an Index is not safe for concurrent use.
+func checkAtScale(t *testing.T, kind snapshotKind, nodes, jobs int) {
+	rng := rand.New(rand.NewPCG(uint64(nodes), uint64(jobs)))
+	snapshot := kind.nodes(rng, nodes)
+	w := DefaultWeights()
+	x, err := NewIndex(snapshot, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		plan Plan
+		err  error
+	}
+	js := make([]Job, jobs)
+	got := make([]answer, jobs)
+	for i := range js {
+		js[i] = kind.job(rng, snapshot)
+		got[i].plan, got[i].err = x.Place(js[i])
+	}
+	var (
+		mu       sync.Mutex
+		failures []string
+		outcomes = map[string]int{}
+		next     = make(chan int)
+		wg       sync.WaitGroup
+	)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := range next {
+				want, wantErr := Place(js[i], snapshot, w)
+				diff := samePlan(got[i].plan, got[i].err, want, wantErr)
+				mu.Lock()
+				if diff != "" {
+					failures = append(failures, fmt.Sprintf("job %d %+v:\n%s", i, js[i], diff))
+				}
+				outcomes[outcomeOf(wantErr)]++
+				mu.Unlock()
+			}
+		})
+	}
+	for i := range js {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, f := range failures[:min(len(failures), 5)] {
+		t.Error(f)
+	}
+	if len(failures) > 0 {
+		t.Fatalf("%d of %d jobs placed differently", len(failures), jobs)
+	}
+	t.Logf("%d jobs over %d %s nodes, all identical: %v", jobs, nodes, kind.name, outcomes)
+}
+
+func outcomeOf(err error) string {
+	switch {
+	case err == nil:
+		return "placed"
+	case errors.Is(err, ErrNoFeasibleNode):
+		return "no feasible node"
+	case errors.Is(err, ErrNotEnoughOperators):
+		return "not enough operators"
+	}
+	return "invalid"
+}
+
+// TestIndexExtremeValues places jobs whose limits, like the nodes'
+// attributes, sit about the values the index saturates (2³² for VRAM,
+// TFLOPS and bids, int32 for free GPUs, 2¹⁶ region codes).
+func TestIndexExtremeValues(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	big := func() uint64 {
+		return []uint64{0, 1, 1<<32 - 2, 1<<32 - 1, 1 << 32, 1<<32 + 1, 1 << 40, 1<<64 - 1}[rng.IntN(8)]
+	}
+	var nodes []Node
+	for i := range 300 {
+		n := testNode(fmt.Sprintf("x-%03d", i), fmt.Sprintf("op-%d", i%7))
+		n.VRAMMiB, n.TFLOPSMilli, n.PricePerHourUomni = big(), big(), big()
+		n.FreeGPUs = []int{-5, 0, 1, 2, 1<<31 - 1, 1 << 31, 1 << 40}[rng.IntN(7)]
+		n.Region = fmt.Sprintf("r%d", rng.IntN(3))
+		nodes = append(nodes, n)
+	}
+	// Enough regions that codes pass 2¹⁶ (the hot data's saturation).
+	for i := range 1 << 16 {
+		nodes = append(nodes, Node{ID: fmt.Sprintf("y-%05d", i), Operator: "filler", Region: fmt.Sprintf("filler-%d", i), PricePerHourUomni: 1 << 63})
+	}
+	for i := range 100 {
+		n := testNode(fmt.Sprintf("z-%03d", i), fmt.Sprintf("op-%d", i%5))
+		n.Region = fmt.Sprintf("late-%d", i%3)
+		nodes = append(nodes, n)
+	}
+	x, err := NewIndex(nodes, DefaultWeights())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jobs []Job
+	for range scaled(150) {
+		job := testJob()
+		job.VRAMMiB, job.MinTFLOPSMilli = big(), big()
+		if job.MaxPricePerHourUomni = big(); job.MaxPricePerHourUomni == 0 {
+			job.MaxPricePerHourUomni = 1
+		}
+		job.GPUs = []int{1, 2, 1<<31 - 1, 1 << 31, 1 << 41}[rng.IntN(5)]
+		job.Region = []string{"", "r1", "late-2", "filler-65535"}[rng.IntN(4)]
+		job.Replicas = 1 + rng.IntN(3)
+		jobs = append(jobs, job)
+	}
+	outcomes := checkJobs(t, x, jobs)
+	t.Logf("outcomes: %v", outcomes)
+	if outcomes["placed"] < scaled(10) {
+		t.Fatalf("outcomes %v: too few placed to test anything", outcomes)
+	}
+}
+
+func TestIndexUpdates(t *testing.T) {
+	a, b := testNode("a", "x"), testNode("b", "y")
+	b.TFLOPSMilli = 50_000
+	x, err := NewIndex([]Node{a, b}, DefaultWeights())
+	if err != nil {
+		t.Fatal(err)
+	}
+	place := func() string {
+		plan, err := x.Place(testJob())
+		if err != nil {
+			return err.Error()
+		}
+		return plan.Placements[0].NodeID
+	}
+	steps := []struct {
+		name   string
+		change func()
+		want   string
+	}{
+		{"the faster node wins", func() {}, "a"},
+		{"a reservation takes its GPUs", func() { x.SetFreeGPUs("a", 0) }, "b"},
+		{"the release gives them back", func() { x.SetFreeGPUs("a", 2) }, "a"},
+		{"offline", func() { x.Remove("a") }, "b"},
+		{"both offline", func() { x.Remove("b") }, "no feasible node: the snapshot has no nodes"},
+		{"back with a bid over the ceiling", func() { a.PricePerHourUomni = 2_000_000; x.Set(a) },
+			"no feasible node: all 1 nodes rejected: 1 bids above the price ceiling (1 OMNI per GPU-hour)"},
+		{"a new node", func() { x.Set(testNode("c", "z")) }, "c"},
+	}
+	for _, s := range steps {
+		s.change()
+		if got := place(); got != s.want {
+			t.Fatalf("%s: placed %q, want %q", s.name, got, s.want)
+		}
+	}
+	if x.Len() != 2 || x.SetFreeGPUs("b", 1) || x.Remove("b") || x.Remove("nobody") {
+		t.Fatalf("Len %d; offline nodes must not take updates", x.Len())
+	}
+	if _, err := NewIndex([]Node{a, a}, DefaultWeights()); !errors.Is(err, ErrDuplicateNode) {
+		t.Fatalf("duplicate IDs: %v", err)
+	}
+	if _, err := NewIndex(nil, Weights{}); !errors.Is(err, ErrInvalidWeights) {
+		t.Fatalf("bad weights: %v", err)
+	}
+}
+
+// TestIndexOverflowRebuild adds more nodes than the overflow holds, so the
+// index rebuilds itself, and checks it still agrees with Place.
+func TestIndexOverflowRebuild(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	x, err := NewIndex(marketNodes(rng, 100), DefaultWeights())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.overflowLimit = 64
+	more := marketNodes(rng, 150)
+	for i, n := range more {
+		n.ID = fmt.Sprintf("added-%d", i)
+		x.Set(n)
+		if i%10 == 0 || i == len(more)-1 {
+			jobs := make([]Job, 10)
+			for k := range jobs {
+				jobs[k] = marketJob(rng, more)
+			}
+			checkJobs(t, x, jobs)
+		}
+	}
+	// Rebuilt at the 65th and the 130th addition.
+	if x.mainEnd != 100+130 || x.Len() != 100+len(more) {
+		t.Fatalf("main tree holds %d slots, index %d nodes", x.mainEnd, x.Len())
+	}
+}
+
+func TestNoFitExplanation(t *testing.T) {
+	far := Location{LatE6: 35_676_200, LonE6: 139_650_300} // Tokyo
+	var nodes []Node
+	add := func(n int, change func(*Node)) {
+		for range n {
+			nd := testNode(fmt.Sprintf("n%03d", len(nodes)), "op")
+			change(&nd)
+			nodes = append(nodes, nd)
+		}
+	}
+	add(12, func(n *Node) { n.VRAMMiB = 16 * gib })
+	add(5, func(n *Node) { n.PricePerHourUomni = 1_500_000 })
+	add(3, func(n *Node) { n.Location = far })
+	add(1, func(n *Node) { n.Location, n.VRAMMiB = far, 8*gib })
+	job := testJob()
+	job.MaxLatencyMicros = 50_000
+	want := "no feasible node: all 21 nodes rejected: 13 have too little VRAM (need 24 GiB per GPU), " +
+		"5 bid above the price ceiling (1 OMNI per GPU-hour), 4 are beyond the latency ceiling (50 ms)"
+	_, err := Place(job, nodes, DefaultWeights())
+	if !errors.Is(err, ErrNoFeasibleNode) || err.Error() != want {
+		t.Fatalf("Place: %v\nwant   %s", err, want)
+	}
+	x, _ := NewIndex(nodes, DefaultWeights())
+	if _, err := x.Place(job); fmt.Sprint(err) != want {
+		t.Fatalf("Index.Place: %v\nwant         %s", err, want)
+	}
+	// Every criterion, each with its limit.
+	job = Job{GPUs: 3, VRAMMiB: 80*gib + 512, MinTFLOPSMilli: 200_500, MaxPricePerHourUomni: 1,
+		Region: "mars", MaxLatencyMicros: 1_500, Replicas: 1, Exclude: []string{"n000"}}
+	_, err = Place(job, nodes, DefaultWeights())
+	for _, part := range []string{
+		"21 have too few free GPUs (need 3)", "21 have too little VRAM (need 82432 MiB per GPU)",
+		"21 are too slow (need 200.5 TFLOPS per GPU)", "21 are outside region mars",
+		"21 bid above the price ceiling (0.000001 OMNI per GPU-hour)", "21 have no known latency, and the job has a ceiling",
+		"1 is excluded by the job",
+	} {
+		if !strings.Contains(fmt.Sprint(err), part) {
+			t.Errorf("%v\nlacks %q", err, part)
+		}
+	}
+	if _, xerr := x.Place(job); fmt.Sprint(xerr) != fmt.Sprint(err) {
+		t.Fatalf("Index.Place: %v\nPlace:       %v", xerr, err)
+	}
+}
+
+// TestLatencyBoundsHold checks the geometry the index prunes and counts
+// by against EstimateLatencyMicros itself, where it is least precise too:
+// points close together and near the antipode.
+func TestLatencyBoundsHold(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	randomPlace := func() Location {
+		return Location{LatE6: int32(rng.IntN(180_000_001) - 90_000_000), LonE6: int32(rng.IntN(360_000_001) - 180_000_000)}
+	}
+	for range scaled(100_000) {
+		a, b := randomPlace(), randomPlace()
+		switch rng.IntN(4) {
+		case 0: // close together
+			b = Location{LatE6: a.LatE6 + int32(rng.IntN(2001)-1000), LonE6: a.LonE6 + int32(rng.IntN(2001)-1000)}
+		case 1: // near the antipode
+			b = Location{LatE6: -a.LatE6 + int32(rng.IntN(2001)-1000), LonE6: a.LonE6 + 180_000_000 + int32(rng.IntN(2001)-1000)}
+			if b.LonE6 > 180_000_000 {
+				b.LonE6 -= 360_000_000
+			}
+		}
+		if !a.Known() || !b.Known() {
+			continue
+		}
+		q := &query{job: &Job{Origin: a}, origin: unitVector(a), located: true}
+		v := unitVector(b)
+		v32 := [3]float32{float32(v[0]), float32(v[1]), float32(v[2])}
+		cos := dot(q.origin, v32)
+		est := EstimateLatencyMicros(a, b)
+		if lo := q.latencyAtLeast(v32); lo > est {
+			t.Fatalf("%v to %v: estimate %d µs below the bound %d", a, b, est, lo)
+		}
+		// A ceiling at the estimate, or a microsecond either side.
+		ceiling := est - 1 + uint32(rng.IntN(3))
+		r := q.ring(ceiling)
+		if (angleAtLeast(cos) >= r.angle && est <= ceiling) || (angleAtMost(cos) < r.angle && est > ceiling) {
+			t.Fatalf("%v to %v: estimate %d µs, ceiling %d: angle %v..%v on the wrong side of the ring's %v",
+				a, b, est, ceiling, angleAtLeast(cos), angleAtMost(cos), r.angle)
+		}
+		// A circle around b, from which a's nearest and farthest points
+		// bound the estimate to b.
+		var around []Location
+		for range 1 + rng.IntN(5) {
+			around = append(around, Location{LatE6: clamp(b.LatE6+int32(rng.IntN(4_000_001)-2_000_000), 90_000_000), LonE6: clamp(b.LonE6+int32(rng.IntN(4_000_001)-2_000_000), 180_000_000)})
+		}
+		c := circleOf(func(yield func([3]float32) bool) {
+			for _, l := range append(around, b) {
+				u := unitVector(l)
+				if !yield([3]float32{float32(u[0]), float32(u[1]), float32(u[2])}) {
+					return
+				}
+			}
+		})
+		if rng.IntN(2) == 0 {
+			c = c.merge(circleOf(func(yield func([3]float32) bool) { yield(v32) }))
+		}
+		for _, l := range append(around, b) {
+			est := EstimateLatencyMicros(a, l)
+			if lo := latencyAtLeast(q.nearest(&c)); lo > est {
+				t.Fatalf("%v to %v: estimate %d µs below its circle's bound %d", a, l, est, lo)
+			}
+			if r := q.ring(est - 1); est > LastMileMicros && q.farthest(&c) < r.angle {
+				u := unitVector(l)
+				t.Fatalf("%v to %v: estimate %d µs beyond its circle's farthest point %v < %v; circle %+v, point at %v from its centre",
+					a, l, est, q.farthest(&c), r.angle, c, angle(widen3(c.center), u))
+			}
+		}
+	}
+	for x := -1.0; x <= 1; x += 1e-6 {
+		if d := math.Abs(acos(x) - math.Acos(x)); d > 3e-8 {
+			t.Fatalf("acos(%v) off by %v", x, d)
+		}
+	}
+}
+
+func clamp(v, limit int32) int32 { return min(max(v, -limit), limit) }
+
+func TestMultiset(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	m := newMultiset([]uint64{5, 1, 5})
+	var held []uint64 = []uint64{1, 5, 5}
+	for range 20_000 {
+		if len(held) > 0 && rng.IntN(2) == 0 {
+			i := rng.IntN(len(held))
+			m.remove(held[i])
+			held = slices.Delete(held, i, i+1)
+		} else {
+			v := uint64(rng.IntN(3000))
+			m.add(v)
+			held = append(held, v)
+		}
+		probe := uint64(rng.IntN(3100))
+		want := 0
+		for _, v := range held {
+			if v < probe {
+				want++
+			}
+		}
+		if got := m.below(probe); got != want || m.n != len(held) {
+			t.Fatalf("below(%d) = %d, want %d (n %d of %d)", probe, got, want, m.n, len(held))
+		}
+	}
+	if m.above(^uint64(0)) != 0 {
+		t.Fatal("above the largest value")
+	}
+}

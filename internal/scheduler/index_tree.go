@@ -1,0 +1,120 @@
+package scheduler
+
+import "math"
+
+// box is a node of the Index's tree: bounds on the available nodes under
+// it (online, with a free GPU: a node without one fits no job, every job
+// needing a GPU, so its attributes would only loosen the bounds). The
+// bounds are computed from a leaf's nodes or a box's two children, never
+// estimated, so they hold whatever the tree's shape; a box fits a cache
+// line, as the search reads a few hundred of them per placement.
+type box struct {
+	kids          int32 // its children are boxes kids and kids+1; -1 for a leaf
+	minID         int32 // the slot with the smallest ID under it, online or not
+	maxFree       int32 // clamped to int32
+	minRTT        uint32
+	maxVRAM, maxT uint32 // saturated, see hotNode
+	minPrice      uint32
+	maxRel        uint16
+	minRegion     uint16
+	maxRegion     uint16
+	has           uint8  // hasNodes, hasRTT, hasLocated
+	spot          circle // holds every located node under it, available or not
+}
+
+// What a box has, available.
+const (
+	hasNodes   = 1 << iota
+	hasRTT     // a node with a measured RTT
+	hasLocated // a node whose latency is estimated from its position
+)
+
+// span is a box's slots, [lo, hi).
+type span struct{ lo, hi int32 }
+
+// leafSize is the most nodes a leaf holds.
+const leafSize = 16
+
+func (b *box) leaf() bool { return b.kids < 0 }
+
+// clear empties b's bounds.
+func (b *box) clear() {
+	*b = box{kids: b.kids, minID: b.minID, spot: b.spot,
+		maxFree: math.MinInt32, minRTT: math.MaxUint32, minPrice: math.MaxUint32, minRegion: math.MaxUint16}
+}
+
+func (b *box) include(h *hotNode) {
+	if !h.online || h.free < 1 {
+		return
+	}
+	b.has |= hasNodes
+	b.maxFree = max(b.maxFree, h.free)
+	b.minRegion, b.maxRegion = min(b.minRegion, h.region), max(b.maxRegion, h.region)
+	b.maxRel = max(b.maxRel, h.rel)
+	b.maxVRAM, b.maxT, b.minPrice = max(b.maxVRAM, h.vram), max(b.maxT, h.tflops), min(b.minPrice, h.price)
+	if h.rtt > 0 {
+		b.has |= hasRTT
+		b.minRTT = min(b.minRTT, h.rtt)
+	}
+	if h.located {
+		b.has |= hasLocated
+	}
+}
+
+func (b *box) merge(c *box) {
+	b.has |= c.has
+	b.maxFree = max(b.maxFree, c.maxFree)
+	b.minRegion, b.maxRegion = min(b.minRegion, c.minRegion), max(b.maxRegion, c.maxRegion)
+	b.maxRel = max(b.maxRel, c.maxRel)
+	b.minRTT = min(b.minRTT, c.minRTT)
+	b.maxVRAM, b.maxT, b.minPrice = max(b.maxVRAM, c.maxVRAM), max(b.maxT, c.maxT), min(b.minPrice, c.minPrice)
+}
+
+// recompute sets box i's bounds from its nodes or its children; its
+// circle too when a node under it moved (or became located or not).
+func (x *Index) recompute(i int32, moved bool) {
+	b := &x.tree[i]
+	b.clear()
+	if !b.leaf() {
+		l, r := &x.tree[b.kids], &x.tree[b.kids+1]
+		b.merge(l)
+		b.merge(r)
+		if moved {
+			b.spot = l.spot.merge(r.spot)
+		}
+		return
+	}
+	sp := x.spans[i]
+	for s := sp.lo; s < sp.hi; s++ {
+		b.include(&x.hot[s])
+	}
+	if moved {
+		b.spot = circleOf(func(yield func([3]float32) bool) {
+			for s := sp.lo; s < sp.hi; s++ {
+				if h := &x.hot[s]; h.located && !yield(h.v) {
+					return
+				}
+			}
+		})
+	}
+}
+
+// refresh recomputes the bounds on the path from slot s's leaf to the
+// root after s changed, as far as they change; the position tree's too
+// unless only its free GPUs did (which that tree does not count).
+func (x *Index) refresh(s int32, moved, freeOnly bool) {
+	for i := x.leafOf[s]; i >= 0; i = x.up[i] {
+		old := x.tree[i]
+		if x.recompute(i, moved); x.tree[i] == old {
+			break
+		}
+	}
+	if freeOnly {
+		return
+	}
+	if x.geo.holds(s) {
+		x.geo.refresh(x, s, moved)
+	} else {
+		x.geoOverflow.refresh(x, s, moved)
+	}
+}
