@@ -116,7 +116,8 @@ func clamp32(v int) int32 { return int32(min(max(v, math.MinInt32), math.MaxInt3
 // maxOverflow is how many added nodes the index holds outside its main
 // tree before it rebuilds: each addition rebuilds the overflow tree, in
 // O(maxOverflow·log maxOverflow), and a rebuild of a million nodes takes
-// a second or two, so the rebuild costs each addition a few hundred µs.
+// about five seconds on a 2-core host, so the rebuild costs each addition
+// about a millisecond. The chain registers nodes far more slowly.
 const maxOverflow = 4096
 
 // NewIndex builds an index over nodes, all of them in the snapshot, with
@@ -125,31 +126,33 @@ func NewIndex(nodes []Node, w Weights) (*Index, error) {
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
-	seen := make(map[string]bool, len(nodes))
-	for i := range nodes {
-		if seen[nodes[i].ID] {
-			return nil, fmt.Errorf("%w: %q", ErrDuplicateNode, nodes[i].ID)
-		}
-		seen[nodes[i].ID] = true
-	}
 	x := &Index{w: w, checkers: feasibilityCheckers(), overflowLimit: maxOverflow}
-	x.rebuild(slices.Clone(nodes), nil)
+	if err := x.rebuild(slices.Clone(nodes), nil); err != nil {
+		return nil, err
+	}
 	return x, nil
 }
 
 // rebuild makes the index anew over nodes; online[i] says whether nodes[i]
 // is in the snapshot (all are when online is nil).
-func (x *Index) rebuild(nodes []Node, online []bool) {
+func (x *Index) rebuild(nodes []Node, online []bool) error {
+	x.slotOf = make(map[string]int32, len(nodes))
+	for i := range nodes {
+		if _, dup := x.slotOf[nodes[i].ID]; dup {
+			return fmt.Errorf("%w: %q", ErrDuplicateNode, nodes[i].ID)
+		}
+		x.slotOf[nodes[i].ID] = int32(i)
+	}
 	x.nodes = nodes
 	x.hot = make([]hotNode, len(nodes))
-	x.slotOf = make(map[string]int32, len(nodes))
-	x.regions = map[string]uint32{}
-	x.regionCount = nil
+	if x.regions == nil {
+		x.regions = map[string]uint32{} // codes stay the same across rebuilds
+	}
+	x.regionCount = make([]int, len(x.regions))
 	x.online = 0
 	x.unplaced = 0
 	var free, vram, tflops, price, rtt []uint64
 	for i := range nodes {
-		x.slotOf[nodes[i].ID] = int32(i)
 		x.hot[i] = x.hotOf(&nodes[i])
 		if online == nil || online[i] {
 			x.hot[i].online = true
@@ -170,6 +173,7 @@ func (x *Index) rebuild(nodes []Node, online []bool) {
 	}
 	x.mainBoxes = int32(len(x.tree))
 	x.geo, x.geoOverflow = newGeoTree(x, 0, x.mainEnd), geoTree{}
+	return nil
 }
 
 // countOnline adds (d = 1) or removes (d = -1) a node's share of the
@@ -314,7 +318,7 @@ func (x *Index) add(n Node) {
 		for s := range online {
 			online[s] = x.hot[s].online
 		}
-		x.rebuild(append(x.nodes, n), append(online, true))
+		_ = x.rebuild(append(x.nodes, n), append(online, true)) // n's ID is new
 		return
 	}
 	s := int32(len(x.nodes))

@@ -151,15 +151,21 @@ func BenchmarkIndexReserve(b *testing.B) {
 			scan := loop(func(j Job) (Plan, error) { return Place(j, nodes, DefaultWeights()) },
 				func(id string, gpus int) { nodes[pos[id]].FreeGPUs += gpus }, scanJobs)
 
+			var updating time.Duration
+			updates := 0
 			reserve := func(id string, gpus int) {
+				start := time.Now()
 				n, _ := x.Node(id)
 				x.SetFreeGPUs(id, n.FreeGPUs+gpus)
+				updating += time.Since(start)
+				updates++
 			}
 			b.ResetTimer()
 			elapsed := loop(x.Place, reserve, b.N)
 			perSecond := float64(b.N) / elapsed.Seconds()
 			scanPerSecond := scanJobs / scan.Seconds()
 			b.ReportMetric(perSecond, "placements/s")
+			b.ReportMetric(float64(updating.Nanoseconds())/float64(updates)/1000, "update-µs")
 			b.ReportMetric(scanPerSecond, "scan-placements/s")
 			b.ReportMetric(perSecond/scanPerSecond, "speedup")
 		})

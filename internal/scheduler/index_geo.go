@@ -40,10 +40,9 @@ func acos(x float64) float64 {
 	return r
 }
 
-// angleAtLeast and angleAtMost bound the angle between two directions
-// whose computed cosine is cos.
+// angleAtLeast bounds from below the angle between the job's origin and a
+// node whose float32 unit vector has cosine cos with it.
 func angleAtLeast(cos float64) float64 { return acos(min(cos+cosMargin, 1)) - angleMargin }
-func angleAtMost(cos float64) float64  { return acos(max(cos-cosMargin, -1)) + angleMargin }
 
 // latencyAtLeast bounds from below the estimate for every point at least
 // angle from the origin.
@@ -142,33 +141,69 @@ func angle(a, b [3]float64) float64 {
 	return math.Atan2(math.Sqrt(cross[0]*cross[0]+cross[1]*cross[1]+cross[2]*cross[2]), a[0]*b[0]+a[1]*b[1]+a[2]*b[2])
 }
 
-// nearest and farthest bound the angle from the job's origin to the points
-// of c.
+// nearest bounds from below the angle from the job's origin to the points
+// of c. The float32 centre is a unit vector only to 6·10⁻⁸, which cosMargin
+// covers as it does for a node's vector.
 func (q *query) nearest(c *circle) float64 {
 	return angleAtLeast(dot(q.origin, c.center)) - float64(c.radius)
 }
 
-func (q *query) farthest(c *circle) float64 {
-	return angleAtMost(dot(q.origin, c.center)) + float64(c.radius)
-}
-
-// ring is the angle from the job's origin at which EstimateLatencyMicros
-// passes a latency ceiling: a point surely farther is beyond the ceiling,
-// one surely nearer within it, and only one within the margins of the
-// angle (a band a few metres wide) needs the estimate itself.
+// ring is where EstimateLatencyMicros passes a latency ceiling, about the
+// job's origin: a point surely farther than angle is beyond the ceiling,
+// one surely nearer within it. For a node whose unit vector's cosine with
+// the origin is cos, surely beyond is cos ≤ beyond and surely within is
+// cos > within; only a node between (a band a few metres wide) needs the
+// estimate itself.
 type ring struct {
-	ceiling uint32
-	angle   float64
+	ceiling        uint32
+	angle          float64
+	cos, sin       float64 // of angle
+	beyond, within float64 // cosines
 }
 
 func (q *query) ring(ceiling uint32) ring {
 	if ceiling < LastMileMicros {
-		return ring{ceiling: ceiling, angle: -1} // every point beyond
+		return ring{ceiling: ceiling, angle: -1, beyond: 2, within: 2} // every point beyond
 	}
 	// The estimate rounds to the nearest µs: it exceeds the ceiling from
 	// this many km on.
 	km := (float64(ceiling-LastMileMicros) + 0.5) / microsPerKm
-	return ring{ceiling: ceiling, angle: km / earthRadiusKm}
+	r := ring{ceiling: ceiling, angle: km / earthRadiusKm, beyond: -2, within: 2}
+	r.cos, r.sin = math.Cos(r.angle), math.Sin(r.angle)
+	// A node is surely beyond when acos(cos+cosMargin)-angleMargin ≥
+	// angle, surely within when acos(cos-cosMargin)+angleMargin < angle:
+	// solved for cos.
+	if a := r.angle + angleMargin; a < math.Pi {
+		r.beyond = math.Cos(a) - cosMargin
+	}
+	if a := r.angle - angleMargin; a > 0 {
+		r.within = math.Cos(a) + cosMargin
+	}
+	return r
+}
+
+// Where a box lies about a ring.
+const (
+	across = iota
+	within
+	outside
+)
+
+// side says whether box b's circle lies within the ring, outside it, or
+// across it. Within, when the angle to its centre plus its rim is less
+// than the ring's; outside, when that angle less the rim is at least the
+// ring's. In cosines, by the cosine of a sum, as cos falls over [0, π]:
+// the rim's margin is far more than the rounding of these products, even
+// where cos is flat.
+func (r *ring) side(q *query, b *geoBox) int {
+	cos := q.origin[0]*b.centre[0] + q.origin[1]*b.centre[1] + q.origin[2]*b.centre[2]
+	switch {
+	case b.rim < r.angle && cos > r.cos*b.cosRim+r.sin*b.sinRim:
+		return within
+	case b.rim <= math.Pi-r.angle && cos <= r.cos*b.cosRim-r.sin*b.sinRim:
+		return outside
+	}
+	return across
 }
 
 // geoTree counts the nodes beyond a job's latency ceiling, for the no-fit
@@ -190,6 +225,23 @@ type geoBox struct {
 	parent int32
 	n      int32  // online located nodes
 	spot   circle // holds every located node, online or not
+	// spot again, for the count to need no trigonometry: its centre as a
+	// float64 unit vector, and its radius with angleMargin added (rim),
+	// with the rim's cosine and sine.
+	centre              [3]float64
+	rim, cosRim, sinRim float64
+}
+
+// setSpot sets b's circle and what the count derives from it.
+func (b *geoBox) setSpot(c circle) {
+	b.spot = c
+	v := widen3(c.center)
+	n := math.Sqrt(v[0]*v[0] + v[1]*v[1] + v[2]*v[2])
+	if n > 0 {
+		b.centre = [3]float64{v[0] / n, v[1] / n, v[2] / n}
+	}
+	b.rim = float64(c.radius) + angleMargin
+	b.cosRim, b.sinRim = math.Cos(b.rim), math.Sin(b.rim)
 }
 
 // geoLeafSize is small: the leaves the circle cuts are checked node by
@@ -249,7 +301,7 @@ func (g *geoTree) recompute(x *Index, i int32, moved bool) {
 		l, r := &g.boxes[i+1], &g.boxes[b.right]
 		b.n = l.n + r.n
 		if moved {
-			b.spot = l.spot.merge(r.spot)
+			b.setSpot(l.spot.merge(r.spot))
 		}
 		return
 	}
@@ -267,7 +319,7 @@ func (g *geoTree) recompute(x *Index, i int32, moved bool) {
 		}
 	}
 	if moved {
-		b.spot = circleOf(located)
+		b.setSpot(circleOf(located))
 	}
 }
 
@@ -287,12 +339,16 @@ func (g *geoTree) beyond(x *Index, q *query, r *ring, i int32) int {
 		return 0
 	}
 	b := &g.boxes[i]
-	switch {
-	case b.n == 0 || q.farthest(&b.spot) < r.angle:
+	if b.n == 0 || r.angle < 0 {
+		return int(b.n) // none, or all: every estimate exceeds a ceiling below the last mile
+	}
+	switch r.side(q, b) {
+	case within:
 		return 0
-	case q.nearest(&b.spot) >= r.angle:
+	case outside:
 		return int(b.n)
-	case b.right >= 0:
+	}
+	if b.right >= 0 {
 		return g.beyond(x, q, r, i+1) + g.beyond(x, q, r, b.right)
 	}
 	n := 0
@@ -302,9 +358,9 @@ func (g *geoTree) beyond(x *Index, q *query, r *ring, i int32) int {
 			continue
 		}
 		switch cos := dot(q.origin, h.v); {
-		case angleAtLeast(cos) >= r.angle:
+		case cos <= r.beyond:
 			n++
-		case angleAtMost(cos) >= r.angle:
+		case cos <= r.within:
 			if EstimateLatencyMicros(q.job.Origin, x.nodes[s].Location) > r.ceiling {
 				n++
 			}
