@@ -183,22 +183,8 @@ func (c *Client) Jobs(ctx context.Context, auth OutputAuth, q JobQuery) (JobList
 	if len(v) > 0 {
 		path += "?" + v.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+path, nil)
-	if err != nil {
-		return JobList{}, err
-	}
-	req.Header.Set("Authorization", auth.Header())
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.do(req)
-	if err != nil {
-		return JobList{}, err
-	}
-	defer closeBody(resp.Body)
 	var out JobList
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&out); err != nil {
-		return JobList{}, fmt.Errorf("GET %s: %w", path, err)
-	}
-	return out, nil
+	return out, c.getSigned(ctx, path, auth, 64<<20, &out)
 }
 
 // JobLogs reads a job's logs from position from (GET /v1/jobs/{id}/logs), of node, or of the
@@ -208,23 +194,28 @@ func (c *Client) JobLogs(ctx context.Context, jobID string, auth OutputAuth, nod
 	if node != "" {
 		v.Set("node", node)
 	}
-	path := jobPath(jobID) + "/logs?" + v.Encode()
+	var out JobLogs
+	return out, c.getSigned(ctx, jobPath(jobID)+"/logs?"+v.Encode(), auth, 16<<20, &out)
+}
+
+// getSigned GETs path with auth's OmniSig header and decodes at most limit bytes of the
+// JSON answer into out.
+func (c *Client) getSigned(ctx context.Context, path string, auth OutputAuth, limit int64, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+path, nil)
 	if err != nil {
-		return JobLogs{}, err
+		return err
 	}
 	req.Header.Set("Authorization", auth.Header())
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.do(req)
 	if err != nil {
-		return JobLogs{}, err
+		return err
 	}
 	defer closeBody(resp.Body)
-	var out JobLogs
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&out); err != nil {
-		return JobLogs{}, fmt.Errorf("GET %s: %w", path, err)
+	if err := json.NewDecoder(io.LimitReader(resp.Body, limit)).Decode(out); err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
 	}
-	return out, nil
+	return nil
 }
 
 // Stats reads a router's recent work (GET /v1/stats).
