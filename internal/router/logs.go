@@ -46,19 +46,9 @@ func (l *jobLog) add(c protocol.LogChunk) {
 // onLog keeps a chunk of a job's log from a node that runs an attempt of it.
 func (r *Router) onLog(m *nats.Msg) {
 	c, err := protocol.Decode[protocol.LogChunk](m.Data)
-	if err != nil {
-		r.log.Debug("bad log chunk", "err", err)
-		return
-	}
-	if sender, ok := protocol.SenderOf(m.Subject); !ok || sender != c.NodeID {
-		r.log.Warn("log chunk claims another identity", "subject", m.Subject, "claims", c.NodeID)
-		return
-	}
-	r.mu.Lock()
-	j := r.jobs[c.JobID]
-	r.mu.Unlock()
+	j := r.jobOfReport(m.Subject, "log chunk", c.JobID, c.NodeID, err)
 	if j == nil {
-		return // another router's job
+		return
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()

@@ -366,22 +366,29 @@ func (r *Router) online(role string) map[string]protocol.Heartbeat {
 
 func (r *Router) onResult(m *nats.Msg) {
 	res, err := protocol.Decode[protocol.Result](m.Data)
-	if err != nil {
-		r.log.Debug("bad result", "err", err)
-		return
-	}
-	if sender, ok := protocol.SenderOf(m.Subject); !ok || sender != res.NodeID {
-		r.log.Warn("result claims another identity", "subject", m.Subject, "claims", res.NodeID)
-		return
-	}
-	r.mu.Lock()
-	j := r.jobs[res.JobID]
-	r.mu.Unlock()
-	if j == nil { // another router's job, or one this router has left
-		r.log.Debug("result for a job this router does not run", "job", res.JobID, "node", res.NodeID)
-		return
-	}
-	if !j.deliver(res) {
+	j := r.jobOfReport(m.Subject, "result", res.JobID, res.NodeID, err)
+	if j != nil && !j.deliver(res) {
 		r.log.Debug("result no attempt awaits", "job", res.JobID, "node", res.NodeID)
 	}
+}
+
+// jobOfReport is the job a node's report (a result, a log chunk) is about: nil when the
+// report did not decode, names a node other than its sender, or is about a job this
+// router does not run (another router's, or one this router has left).
+func (r *Router) jobOfReport(subject, what, jobID, nodeID string, decodeErr error) *job {
+	if decodeErr != nil {
+		r.log.Debug("bad "+what, "err", decodeErr)
+		return nil
+	}
+	if sender, ok := protocol.SenderOf(subject); !ok || sender != nodeID {
+		r.log.Warn(what+" claims another identity", "subject", subject, "claims", nodeID)
+		return nil
+	}
+	r.mu.Lock()
+	j := r.jobs[jobID]
+	r.mu.Unlock()
+	if j == nil {
+		r.log.Debug(what+" for a job this router does not run", "job", jobID, "node", nodeID)
+	}
+	return j
 }
