@@ -295,3 +295,52 @@ func TestOnlyTheConsumerReadsTheOutput(t *testing.T) {
 		t.Fatalf("after settlement: %+v, %v", out, err)
 	}
 }
+
+// A registered node that does not run a job cannot write into its logs, which only its
+// consumer reads: the router keeps log chunks only from a node it awaits for that job.
+func TestOnlyTheRunningNodeWritesAJobsLogs(t *testing.T) {
+	chain := newFakeChain()
+	assigned, bystander := newKey(t), newKey(t)
+	chain.addNode(keys.AddressOfKey(assigned), ledger.UomniPerOMNI, 150_000) // scores higher
+	chain.addNode(keys.AddressOfKey(bystander), 4*ledger.UomniPerOMNI, 10_000)
+	r, roots := startRouter(t, chain)
+	bystanderConn := scriptedNode(t, r, roots, bystander, func(*nats.Conn, protocol.Dispatch) protocol.Ack { return protocol.Ack{Error: "busy"} })
+	bystanderID := string(keys.AddressOfKey(bystander))
+	assignedID := string(keys.AddressOfKey(assigned))
+	scriptedNode(t, r, roots, assigned, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		go func() {
+			// The bystander forges a chunk for the job under its own name first.
+			forged := protocol.LogChunk{JobID: d.JobID, NodeID: bystanderID, Data: []byte("forged\n"), EOF: true}
+			_ = bystanderConn.Publish(protocol.LogSubject(bystanderID), protocol.Encode(forged))
+			_ = bystanderConn.Flush()
+			// Under the running node's name it has no right to publish at all.
+			_ = bystanderConn.Publish(protocol.LogSubject(assignedID), protocol.Encode(protocol.LogChunk{JobID: d.JobID, NodeID: assignedID, Data: []byte("impostor\n")}))
+			_ = bystanderConn.Flush()
+			honest := protocol.LogChunk{JobID: d.JobID, NodeID: assignedID, Data: []byte("epoch 1\n"), EOF: true}
+			_ = nc.Publish(protocol.LogSubject(assignedID), protocol.Encode(honest))
+			_ = nc.Flush()
+		}()
+		return protocol.Ack{Accepted: true}
+	})
+	waitFor(t, "both nodes online", func() bool { return len(r.online(protocol.RoleNode)) == 2 })
+	id := submit(t, r, chain)
+	logsOf := func() map[string]string {
+		r.mu.Lock()
+		j := r.jobs[id]
+		r.mu.Unlock()
+		out := map[string]string{}
+		if j == nil {
+			return out
+		}
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		for n, l := range j.logs {
+			out[n] = string(l.data)
+		}
+		return out
+	}
+	waitFor(t, "the running node's log", func() bool { return logsOf()[assignedID] != "" })
+	if got := logsOf(); len(got) != 1 || got[assignedID] != "epoch 1\n" {
+		t.Fatalf("the job's logs: %q", got)
+	}
+}
