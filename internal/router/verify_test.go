@@ -165,3 +165,68 @@ func TestChainVerdictReadsTheAttestations(t *testing.T) {
 		}
 	}
 }
+
+// The block that settles a job commits before the validators' answers (the verdict, the
+// attestation's tx) reach the router: a client that stops reading at "settled" must still
+// find them, so the router shows the job as settled only once it recorded them.
+func TestSettledIsShownOnlyWithTheVerdict(t *testing.T) {
+	chain, nodeKey, nodeID, vals := committeeChain(t)
+	r, roots := startRouter(t, chain)
+	digest := api.DigestOf([]byte("out"))
+	scriptedNode(t, r, roots, nodeKey, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		chain.mu.Lock()
+		j := chain.jobs[d.JobID]
+		j.Status, j.ResultDigest = ledger.JobComputed, digest
+		for _, v := range vals {
+			j.Committee = append(j.Committee, keys.AddressOfKey(v))
+		}
+		chain.mu.Unlock()
+		go func() {
+			_ = nc.Publish(protocol.ResultSubject(nodeID), protocol.Encode(protocol.Result{JobID: d.JobID, NodeID: nodeID, Digest: digest, CommitTx: "C"}))
+		}()
+		return protocol.Ack{Accepted: true}
+	})
+	var mu sync.Mutex
+	passed := 0
+	for _, v := range vals {
+		scriptedValidator(t, r, roots, v, func(req protocol.VerifyRequest) protocol.Verdict {
+			mu.Lock()
+			passed++
+			if passed == 2 {
+				chain.mu.Lock()
+				chain.jobs[req.JobID].Status = ledger.JobSettled
+				chain.mu.Unlock()
+			}
+			mu.Unlock()
+			time.Sleep(300 * time.Millisecond) // the answers travel slower than the block
+			return protocol.Verdict{JobID: req.JobID, Pass: true, AttestTx: "A"}
+		})
+	}
+	waitFor(t, "nodes and validators online", func() bool {
+		return len(r.online(protocol.RoleNode)) == 1 && len(r.online(protocol.RoleValidator)) == 3
+	})
+	id := submit(t, r, chain)
+	sawComputed := false
+	waitFor(t, "the job settled", func() bool {
+		j, err := r.Job(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status == api.StatusComputed {
+			sawComputed = true
+		}
+		if j.Status != api.StatusSettled {
+			return false
+		}
+		if j.Verdict != "pass" || j.Txs["attest"] != "A" || !j.Verified {
+			t.Fatalf("shown settled without the validators' verdict: verdict %q, txs %v, verified %t", j.Verdict, j.Txs, j.Verified)
+		}
+		return true
+	})
+	chain.mu.Lock()
+	settled := chain.jobs[id].Status == ledger.JobSettled
+	chain.mu.Unlock()
+	if !sawComputed || !settled {
+		t.Fatalf("the job never showed as computed while the chain had settled it (saw computed %t)", sawComputed)
+	}
+}

@@ -25,11 +25,22 @@ func (r *Router) Job(ctx context.Context, id string) (api.Job, error) {
 	r.mu.Lock()
 	j := r.jobs[id]
 	r.mu.Unlock()
+	live := j != nil
 	if j == nil {
 		j = r.storedJob(ctx, id)
 	}
 	if j != nil {
 		j.mu.Lock()
+		if live && j.finished.IsZero() && j.ctx.Err() == nil && (v.Status == api.StatusSettled || v.Status == api.StatusFailed) {
+			// The block that decided the job is committed, but this router has not yet
+			// recorded how (the verdict and attestation it is handed, the outcome): it
+			// does within milliseconds. Until then the job reads as computed, so that a
+			// client that stops at the final status has the whole story.
+			v.Status, v.Verified, v.Payment = api.StatusComputed, false, nil
+			for i := range v.Replicas {
+				v.Replicas[i].Paid = 0
+			}
+		}
 		if j.running && v.Status == api.StatusAssigned {
 			v.Status = api.StatusRunning
 		}
