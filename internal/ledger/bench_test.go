@@ -182,7 +182,7 @@ func (c *chainBench) computedJobs(n int) [][]byte {
 		node := c.nodes[i%len(c.nodes)]
 		assign = append(assign, c.sign(c.router, ledger.Msg{AssignJob: &ledger.MsgAssignJob{JobID: id, Node: keys.AddressOfKey(node), ScoreBP: 8000}}))
 		result = append(result, c.sign(node, ledger.Msg{CommitResult: &ledger.MsgCommitResult{JobID: id, ResultDigest: digest, GPUMillis: 90_000}}))
-		attest = append(attest, c.sign(c.validator, ledger.Msg{Attest: &ledger.MsgAttest{JobID: id, ResultDigest: digest, Pass: true}}))
+		attest = append(attest, c.sign(c.validator, ledger.Msg{Attest: &ledger.MsgAttest{JobID: id, ResultDigest: digest, Pass: true, Ops: 1 << 60}}))
 	}
 	c.commit(create)
 	c.commit(assign)

@@ -18,7 +18,8 @@ import (
 // booleans as 0 or 1. Decoders accept exactly what the encoders write (every value has one
 // encoding; FuzzDecodeRecords checks it) and still read records stored as JSON. Fields
 // added to a record later follow its old ones as a tail written only when not empty (see
-// Job.appendRedundant), so records already stored keep their bytes and their hash.
+// Job.appendRedundant), or follow a flag byte whose spare bit says they are there (see
+// flagPair), so records already stored keep their bytes and their hash.
 const binaryMarker = 0x00
 
 const (
@@ -73,6 +74,17 @@ func (e encoder) flag(v bool) encoder {
 		return append(e, 1)
 	}
 	return append(e, 0)
+}
+
+// flagPair writes two booleans in one byte: v as a flag writes it (0 or 1), and more as
+// the bit above. A field added after a flag byte was first stored says it is there with
+// more, so a record without it keeps the byte it always had.
+func (e encoder) flagPair(v, more bool) encoder {
+	e = e.flag(v)
+	if more {
+		e[len(e)-1] |= 2
+	}
+	return e
 }
 
 // decoder reads fields in order; the first error sticks and later reads return zeros.
@@ -192,6 +204,27 @@ func (d *decoder) flag() bool {
 	return v
 }
 
+// flagPair reads what encoder.flagPair writes.
+func (d *decoder) flagPair() (v, more bool) {
+	if len(d.b) == 0 || d.b[0] > 3 {
+		d.fail("flags")
+		return false, false
+	}
+	v, more = d.b[0]&1 == 1, d.b[0]&2 == 2
+	d.b = d.b[1:]
+	return v, more
+}
+
+// nonzero reads a uint64 that a flag said is there, so it cannot be 0: a 0 would be
+// written by leaving the flag unset.
+func (d *decoder) nonzero() uint64 {
+	v := d.u64()
+	if v == 0 {
+		d.fail("zero after a flag")
+	}
+	return v
+}
+
 func (d *decoder) done() error {
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("trailing bytes")
@@ -252,11 +285,20 @@ func (j Job) appendBinary(b []byte) []byte {
 	for _, a := range j.Committee {
 		e = e.addr(a)
 	}
+	// An attestation's op count and the node's rate came with billing by operation count;
+	// each follows the flag byte before it, in its spare bit (flagPair).
 	e = e.u64(uint64(len(j.Attestations)))
 	for _, a := range j.Attestations {
-		e = e.addr(a.Validator).flag(a.Pass).str(a.Reason).i64(a.Height)
+		e = e.addr(a.Validator).flagPair(a.Pass, a.Ops != 0)
+		if a.Ops != 0 {
+			e = e.u64(a.Ops)
+		}
+		e = e.str(a.Reason).i64(a.Height)
 	}
-	e = e.flag(j.Settlement != nil)
+	e = e.flagPair(j.Settlement != nil, j.TFLOPSMilli != 0)
+	if j.TFLOPSMilli != 0 {
+		e = e.u64(j.TFLOPSMilli)
+	}
 	if s := j.Settlement; s != nil {
 		e = e.u64(s.BilledMillis).u64(s.Cost).u64(s.Paid).u64(s.Burned).u64(s.Fee).
 			u64(s.Refunded).u64(s.Reward).i64(s.Height)
@@ -311,6 +353,12 @@ func (j Job) binarySize() int {
 	}
 	for _, a := range j.Attestations {
 		n += 2 + len(a.Validator) + len(a.Reason) + binary.MaxVarintLen32
+		if a.Ops != 0 {
+			n += binary.MaxVarintLen64
+		}
+	}
+	if j.TFLOPSMilli != 0 {
+		n += binary.MaxVarintLen64
 	}
 	if j.Settlement != nil {
 		n += 8 * binary.MaxVarintLen32
@@ -342,10 +390,20 @@ func (j *Job) decodeBinary(b []byte) error {
 	if n := d.count(3); n > 0 {
 		j.Attestations = make([]Attestation, n)
 		for i := range j.Attestations {
-			j.Attestations[i] = Attestation{Validator: d.addr(), Pass: d.flag(), Reason: d.str(), Height: d.i64()}
+			a := &j.Attestations[i]
+			var hasOps bool
+			a.Validator = d.addr()
+			if a.Pass, hasOps = d.flagPair(); hasOps {
+				a.Ops = d.nonzero()
+			}
+			a.Reason, a.Height = d.str(), d.i64()
 		}
 	}
-	if d.flag() {
+	settled, hasRate := d.flagPair()
+	if hasRate {
+		j.TFLOPSMilli = d.nonzero()
+	}
+	if settled {
 		j.Settlement = &Settlement{
 			BilledMillis: d.u64(), Cost: d.u64(), Paid: d.u64(), Burned: d.u64(), Fee: d.u64(),
 			Refunded: d.u64(), Reward: d.u64(), Height: d.i64(),

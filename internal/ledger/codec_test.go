@@ -73,6 +73,20 @@ func sampleRedundantJobs() []Job {
 	return []Job{settled, allAgree, atDeadline, assigned, sealed, unsealed, sharesOnly}
 }
 
+// sampleBilledJobs are freivalds jobs billed by operation count: one settled, with the
+// node's rate and its attesters' counts (a failing attester need state none), and one
+// placed, with only the rate.
+func sampleBilledJobs() []Job {
+	settled := sampleFreivaldsJobs()[0]
+	settled.TFLOPSMilli = 82_600
+	settled.Attestations = []Attestation{
+		{Validator: addr(validatorKey), Pass: true, Height: 13, Ops: 524_288},
+		{Validator: addr(validator2Key), Reason: "row 3", Height: 14},
+		{Validator: addr(vesterKey), Reason: "row 4", Height: 14, Ops: 1<<64 - 1},
+	}
+	return []Job{settled, {ID: settled.ID, Status: JobAssigned, Node: settled.Node, TFLOPSMilli: 1}}
+}
+
 // sampleRecords are records of every binary kind with every optional part set and unset.
 func sampleRecords() []any {
 	out := []any{
@@ -83,7 +97,7 @@ func sampleRecords() []any {
 		Validator{Address: addr(validatorKey), PubKey: pub(validatorKey), Stake: 10_000 * omni, Jailed: true},
 		Validator{},
 	}
-	for _, j := range append(sampleFreivaldsJobs(), sampleRedundantJobs()...) {
+	for _, j := range slices.Concat(sampleFreivaldsJobs(), sampleRedundantJobs(), sampleBilledJobs()) {
 		out = append(out, j)
 	}
 	return out
@@ -193,5 +207,44 @@ func TestRedundantTailIsCanonical(t *testing.T) {
 	j = Job{}
 	if err := decodeRecord(append(ok, 1, 's'), &j); err != nil || len(j.Replicas) != 1 || j.Replicas[0].Seal != "s" {
 		t.Fatalf("one sealed replica decodes as %+v (%v)", j.Replicas, err)
+	}
+}
+
+// TestBillingFieldsAreCanonical: an attestation's op count and a job's rate follow the
+// flag byte before them when its second bit is set, and only then: a job without them
+// encodes as before (TestFreivaldsJobEncodingUnchanged), and a set bit with a zero after
+// it, or a flag byte with bits beyond the two, is refused.
+func TestBillingFieldsAreCanonical(t *testing.T) {
+	base := Job{ID: "j", Status: JobComputed, Attestations: []Attestation{{Validator: "v", Pass: true, Height: 1}}}
+	withOps, withRate := base, base
+	withOps.Attestations = []Attestation{{Validator: "v", Pass: true, Height: 1, Ops: 1}}
+	withRate.TFLOPSMilli = 1
+	for _, c := range []struct {
+		name string
+		set  Job
+	}{{"an attestation's ops", withOps}, {"a job's rate", withRate}} {
+		without, _ := encodeRecord(base)
+		with, _ := encodeRecord(c.set)
+		i := 0
+		for without[i] == with[i] {
+			i++
+		}
+		if len(with) != len(without)+1 || with[i] != without[i]|2 || with[i+1] != 1 {
+			t.Fatalf("%s: encodes as %x, without it %x: want the flag's second bit and the value after it", c.name, with, without)
+		}
+		zero := slices.Clone(with)
+		zero[i+1] = 0
+		if err := decodeRecord(zero, &Job{}); err == nil {
+			t.Errorf("%s: a set bit with 0 after it accepted", c.name)
+		}
+		wide := slices.Clone(with)
+		wide[i] |= 4
+		if err := decodeRecord(wide, &Job{}); err == nil {
+			t.Errorf("%s: a flag byte with a third bit accepted", c.name)
+		}
+		var back Job
+		if err := decodeRecord(with, &back); err != nil || !reflect.DeepEqual(back, c.set) {
+			t.Errorf("%s: reads back as %+v (%v)", c.name, back, err)
+		}
 	}
 }

@@ -375,6 +375,7 @@ func (c *execCtx) assignJob(p Params, m *MsgAssignJob) ([]Event, error) {
 		return c.assignReplica(j, n, m)
 	}
 	j.Status, j.Node, j.PricePerHour, j.ScoreBP, j.AssignedHeight = JobAssigned, m.Node, n.PricePerHour, m.ScoreBP, c.blk.height
+	j.TFLOPSMilli = n.Hardware.TFLOPSMilli
 	if err := c.st.put(jobKey(j.ID), j); err != nil {
 		return nil, err
 	}
@@ -491,7 +492,7 @@ func (c *execCtx) attest(p Params, m *MsgAttest) ([]Event, error) {
 			fails++
 		}
 	}
-	j.Attestations = append(j.Attestations, Attestation{Validator: c.signer, Pass: m.Pass, Reason: m.Reason, Height: c.blk.height})
+	j.Attestations = append(j.Attestations, Attestation{Validator: c.signer, Pass: m.Pass, Reason: m.Reason, Height: c.blk.height, Ops: m.Ops})
 	if m.Pass {
 		passes++
 	} else {
@@ -519,11 +520,13 @@ func (c *execCtx) attest(p Params, m *MsgAttest) ([]Event, error) {
 }
 
 // SettlementFor divides a verified job's escrow: the node's price times the GPU time it
-// used (at least MinBilledMillis, at most the timeout), capped at the budget; of that cost
-// BurnBP is burned (rounded up) and FeeBP taken as protocol fee, the node gets the rest, and
-// the consumer gets back whatever the cost did not use.
+// is billed, capped at the budget; of that cost BurnBP is burned (rounded up) and FeeBP
+// taken as protocol fee, the node gets the rest, and the consumer gets back whatever the
+// cost did not use. The billed time is the GPU time the node reported, but no more than
+// its attesters' operation count takes at its registered rate (verifiedMillis), at least
+// MinBilledMillis and at most the timeout.
 func SettlementFor(p Params, j Job) (Settlement, error) {
-	billed := billedMillis(p, j, j.GPUMillis)
+	billed := billedMillis(p, j, min(j.GPUMillis, verifiedMillis(j)))
 	sh, err := chargeFor(p, j.PricePerHour, billed, j.Budget)
 	if err != nil {
 		return Settlement{}, err

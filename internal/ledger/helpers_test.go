@@ -374,6 +374,11 @@ var registerMsg = Msg{RegisterNode: &MsgRegisterNode{
 	Hardware: Hardware{GPUModel: "RTX 4090", GPUs: 1, VRAMMiB: 24576, TFLOPSMilli: 82_600, Region: "eu"},
 }}
 
+// ampleOps is an operation count that bounds the billing of no test job that does not mean
+// it to: 2^60 operations take 3.9 hours at registerMsg's 82.6 TFLOPS, past any test
+// job's timeout.
+const ampleOps = 1 << 60
+
 func createMsg(budget uint64) Msg {
 	return Msg{CreateJob: &MsgCreateJob{
 		SpecHash: "sha256:" + fmt.Sprintf("%064x", budget), Budget: budget,

@@ -92,12 +92,17 @@ type MsgRevealResult struct {
 	ResultDigest string `json:"result_digest"`
 }
 
-// MsgAttest is a validator's verdict on a committed result.
+// MsgAttest is a validator's verdict on a committed result. Ops is the kernel's operation
+// count the validator computed from the job's spec and inputs (tensor.MatMulOps for a
+// matrix product): the node is billed for that work at its registered rate, not for the
+// GPU time it reports (SettlementFor). A passing attestation must state it; a failing
+// one may, and it is not used.
 type MsgAttest struct {
 	JobID        string `json:"job_id"`
 	ResultDigest string `json:"result_digest"`
 	Pass         bool   `json:"pass"`
 	Reason       string `json:"reason,omitempty"`
+	Ops          uint64 `json:"ops,omitempty"`
 }
 
 // MsgCancelJob lets the consumer withdraw a job whose result has not been committed (for a
@@ -208,6 +213,9 @@ func (m Msg) ValidateBasic() error {
 		}
 		if len(m.Attest.Reason) > 256 {
 			return fmt.Errorf("%w: reason longer than 256 bytes", ErrInvalidMsg)
+		}
+		if m.Attest.Pass && m.Attest.Ops == 0 {
+			return fmt.Errorf("%w: a passing attestation states the operation count it verified (ops)", ErrInvalidMsg)
 		}
 		return validateDigest("result_digest", m.Attest.ResultDigest)
 	case m.CancelJob != nil:

@@ -73,6 +73,10 @@ func FuzzDecodeTx(f *testing.F) {
 	f.Add(sealed)
 	revealed, _ := SignTx(node1Key, testChain, 2, reveal(JobID(addr(consumerKey), 4), digestA))
 	f.Add(revealed)
+	attested, _ := SignTx(validatorKey, testChain, 0, Msg{Attest: &MsgAttest{JobID: JobID(addr(consumerKey), 3), ResultDigest: digestA, Pass: true, Ops: 524_288}})
+	f.Add(attested)
+	unCounted, _ := SignTx(validatorKey, testChain, 0, Msg{Attest: &MsgAttest{JobID: JobID(addr(consumerKey), 3), ResultDigest: digestA, Pass: true}})
+	f.Add(unCounted)
 	f.Add([]byte{1})
 	f.Add(append([]byte{1}, make([]byte, 120)...))
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -89,6 +93,9 @@ func FuzzDecodeTx(f *testing.F) {
 		}
 		if c := tx.Body.CommitResult; c != nil && tx.Body.ValidateBasic() == nil && (c.Seal == "") == (c.ResultDigest == "") {
 			t.Fatalf("a commit with seal %q and digest %q passed ValidateBasic", c.Seal, c.ResultDigest)
+		}
+		if a := tx.Body.Attest; a != nil && tx.Body.ValidateBasic() == nil && a.Pass && a.Ops == 0 {
+			t.Fatal("a passing attestation without an operation count passed ValidateBasic")
 		}
 		_ = tx.Body.ValidateBasic()
 	})

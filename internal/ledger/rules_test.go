@@ -114,7 +114,8 @@ func TestBurnRoundsUpSharesRoundDown(t *testing.T) {
 // TestSettlementForPinsEveryRule: cost is price × billed GPU time rounded up, billed time
 // is at least MinBilledMillis and at most the timeout, cost is capped at the budget; 2% of
 // the cost burns (rounded up), 5% is the fee (rounded down), the node gets the rest and
-// the consumer gets back what the cost did not use.
+// the consumer gets back what the cost did not use. The jobs here are verified to have
+// done more work than they report (TestSettlementBillsVerifiedWork bounds the report).
 func TestSettlementForPinsEveryRule(t *testing.T) {
 	p := DefaultParams()
 	for _, c := range []struct {
@@ -146,7 +147,8 @@ func TestSettlementForPinsEveryRule(t *testing.T) {
 			Settlement{BilledMillis: 50_000, Cost: 50_000, Burned: 1000, Fee: 2500, Paid: 46_500, Refunded: 950_000}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := SettlementFor(p, Job{PricePerHour: c.price, GPUMillis: c.millis, Budget: c.budget, TimeoutSeconds: c.timeout})
+			got, err := SettlementFor(p, Job{PricePerHour: c.price, GPUMillis: c.millis, Budget: c.budget, TimeoutSeconds: c.timeout,
+				TFLOPSMilli: 1, Attestations: []Attestation{{Pass: true, Ops: ampleOps}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -387,12 +389,17 @@ func TestSettlementPropertyRandom(t *testing.T) {
 		j := Job{
 			PricePerHour: rng.Uint64N(1 << uint(rng.IntN(40))), GPUMillis: rng.Uint64N(1 << uint(rng.IntN(32))),
 			Budget: 1 + rng.Uint64N(1<<uint(rng.IntN(50))), TimeoutSeconds: 1 + rng.Uint64N(100_000),
+			TFLOPSMilli: rng.Uint64N(1 << uint(rng.IntN(64))), Attestations: randomAttestations(rng),
 		}
 		s, err := SettlementFor(p, j)
 		if err != nil {
 			t.Fatalf("%+v: %v", j, err)
 		}
-		billed := min(max(j.GPUMillis, p.MinBilledMillis), j.TimeoutSeconds*1000)
+		work := verifiedWorkOracle(j)
+		billed := min(max(min(j.GPUMillis, work), p.MinBilledMillis), j.TimeoutSeconds*1000)
+		if s.BilledMillis > max(work, p.MinBilledMillis) || s.BilledMillis > max(j.GPUMillis, p.MinBilledMillis) {
+			t.Fatalf("case %d, %+v: billed %d ms, more than the verified work %d ms or the report", i, j, s.BilledMillis, work)
+		}
 		cost := min(ratio(j.PricePerHour, billed, 3_600_000, true), j.Budget)
 		burn := ratio(cost, p.BurnBP, BasisPoints, true)
 		fee := ratio(cost, p.FeeBP, BasisPoints, false)

@@ -162,7 +162,7 @@ func (s *sim) msg() (ed25519.PrivateKey, Msg, string) {
 			if len(j.Committee) > 0 && rng.IntN(4) > 0 {
 				k = s.keyOf(j.Committee[rng.IntN(len(j.Committee))])
 			}
-			m.Attest = &MsgAttest{JobID: id, ResultDigest: digestA, Pass: rng.IntN(3) > 0}
+			m.Attest = &MsgAttest{JobID: id, ResultDigest: digestA, Pass: rng.IntN(3) > 0, Ops: ampleOps}
 		default:
 			k = s.usually(consumerKey, vesterKey)
 			m.CancelJob = &MsgCancelJob{JobID: id}

@@ -100,12 +100,14 @@ const (
 	JobExpired   = "expired"
 )
 
-// Attestation is one validator's recorded verdict.
+// Attestation is one validator's recorded verdict, with the operation count it computed
+// for the job (MsgAttest.Ops).
 type Attestation struct {
 	Validator keys.Address `json:"validator"`
 	Pass      bool         `json:"pass"`
 	Reason    string       `json:"reason,omitempty"`
 	Height    int64        `json:"height"`
+	Ops       uint64       `json:"ops,omitempty"`
 }
 
 // Settlement is how a job's escrow was divided. Paid+Burned+Fee+Refunded == Budget.
@@ -157,7 +159,9 @@ func (r Replica) Committed() bool { return r.Seal != "" }
 func (r Replica) Revealed() bool { return r.ResultDigest != "" }
 
 // Job is the on-chain record of one job from escrow to settlement. A freivalds job runs on
-// Node, which commits ResultDigest for its Committee to attest. A redundant job leaves Node
+// Node, which commits ResultDigest for its Committee to attest; PricePerHour and
+// TFLOPSMilli are the node's bid and registered rate when it was placed, what the work
+// its attesters counted is billed at (SettlementFor). A redundant job leaves Node
 // empty and runs on its Replicas; once it settles on the digest enough of them agree on,
 // ResultDigest is that digest and GPUMillis the GPU time billed.
 type Job struct {
@@ -173,6 +177,7 @@ type Job struct {
 	DeadlineUnix    int64          `json:"deadline_unix"`
 	Node            keys.Address   `json:"node,omitempty"`
 	PricePerHour    uint64         `json:"price_per_hour,omitempty"`
+	TFLOPSMilli     uint64         `json:"tflops_milli,omitempty"`
 	ScoreBP         uint32         `json:"score_bp,omitempty"`
 	AssignedHeight  int64          `json:"assigned_height,omitempty"`
 	ResultDigest    string         `json:"result_digest,omitempty"`

@@ -1,6 +1,9 @@
 package tensor
 
-import "fmt"
+import (
+	"fmt"
+	"math/bits"
+)
 
 // KernelMatMulInt8 multiplies two OMT1 int8 matrices [A, B] and returns the
 // OMT1 int32 product A·B.
@@ -52,4 +55,24 @@ func DecodeMatMulInt8Inputs(inputs [][]byte) (a, b *Int8Matrix, err error) {
 		return nil, nil, fmt.Errorf("%w: inner dimension %d exceeds %d (int32 accumulation could overflow)", ErrShape, a.Cols, MaxInner)
 	}
 	return a, b, nil
+}
+
+// MatMulOps is the operation count of an n×k by k×m matrix product: a multiply and an add
+// for each of its n·k·m terms, 2·n·k·m. A node is billed for a product by this count at its
+// registered rate, not by the time it says it took (ledger.SettlementFor). The shapes this
+// package decodes keep it below 2^54; past 2^64 it saturates, and a dimension that is not
+// positive gives 0.
+func MatMulOps(n, k, m int) uint64 {
+	if n <= 0 || k <= 0 || m <= 0 {
+		return 0
+	}
+	ops := uint64(2)
+	for _, d := range []int{n, k, m} {
+		hi, lo := bits.Mul64(ops, uint64(d))
+		if hi != 0 {
+			return ^uint64(0)
+		}
+		ops = lo
+	}
+	return ops
 }

@@ -74,3 +74,24 @@ func TestDecodeMatMulInputsRejectsShapesThatDoNotMultiply(t *testing.T) {
 		t.Fatalf("err = %v, want ErrShape", err)
 	}
 }
+
+// TestMatMulOps pins the count a product is billed by: 2·n·k·m, saturating, 0 for an
+// empty shape.
+func TestMatMulOps(t *testing.T) {
+	for _, c := range []struct {
+		n, k, m int
+		want    uint64
+	}{
+		{64, 64, 64, 524_288},
+		{5, 4, 3, 120},
+		{1, 1, 1, 2},
+		{8192, MaxInner, 8192, 2 * 8192 * MaxInner * 8192},
+		{0, 4, 3, 0},
+		{-1, 4, 3, 0},
+		{1 << 31, 1 << 31, 1 << 31, ^uint64(0)},
+	} {
+		if got := MatMulOps(c.n, c.k, c.m); got != c.want {
+			t.Errorf("MatMulOps(%d, %d, %d) = %d, want %d", c.n, c.k, c.m, got, c.want)
+		}
+	}
+}

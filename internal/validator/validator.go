@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
@@ -49,6 +50,9 @@ type Options struct {
 	Parallel  int
 	Heartbeat time.Duration
 	Logger    *slog.Logger
+	// Metrics is where the daemon's Prometheus series are registered (metrics.go); nil
+	// counts them in a registry nothing serves.
+	Metrics prometheus.Registerer
 }
 
 // Daemon is a running validator. It checks several jobs at once, up to Options.Parallel:
@@ -64,6 +68,7 @@ type Daemon struct {
 	checks   sync.WaitGroup // running checks, drained at Close
 	mu       sync.Mutex
 	inFlight map[string]*check // by job id: a request asked again joins the check under way
+	metrics  *validatorMetrics
 }
 
 // check is one job's verification under way; done closes when verdict is set.
@@ -90,8 +95,12 @@ func New(opts Options) (*Daemon, error) {
 		opts.Logger = slog.Default()
 	}
 	id := string(keys.AddressOfKey(opts.Key))
-	return &Daemon{opts: opts, id: id, log: opts.Logger.With("validator", keys.Address(id).Short()),
-		slots: make(chan struct{}, opts.Parallel), inFlight: map[string]*check{}}, nil
+	d := &Daemon{opts: opts, id: id, log: opts.Logger.With("validator", keys.Address(id).Short()),
+		slots: make(chan struct{}, opts.Parallel), inFlight: map[string]*check{}}
+	if err := d.registerMetrics(opts.Metrics); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // ID is the validator's account address.
@@ -183,7 +192,9 @@ func (d *Daemon) handle(ctx context.Context, data []byte) protocol.Verdict {
 
 // verifyRequest verifies one decoded request and words the outcome as a Verdict.
 func (d *Daemon) verifyRequest(ctx context.Context, req protocol.VerifyRequest) protocol.Verdict {
+	began := time.Now()
 	v, err := d.Verify(ctx, req)
+	d.metrics.checked(v, err, time.Since(began))
 	if err != nil {
 		d.log.Warn("verification not attested", "job", req.JobID, "err", err)
 		return protocol.Verdict{JobID: req.JobID, Error: err.Error()}
@@ -212,7 +223,7 @@ func (d *Daemon) Verify(ctx context.Context, req protocol.VerifyRequest) (protoc
 	var seed [32]byte
 	copy(seed[:], seedBytes)
 
-	pass, reason := true, ""
+	pass, reason, ops := true, "", uint64(0)
 	blobs := d.blobs.Via(req.Router)
 	inputs := make([][]byte, len(req.Spec.Inputs))
 	for i, in := range req.Spec.Inputs {
@@ -235,15 +246,17 @@ func (d *Daemon) Verify(ctx context.Context, req protocol.VerifyRequest) (protoc
 		if err != nil {
 			return protocol.Verdict{}, fmt.Errorf("check: %w", err)
 		}
-		pass, reason = verdict.OK, verdict.Reason
+		pass, reason, ops = verdict.OK, verdict.Reason, verdict.Ops
 	}
+	// The operation count is the work the node is billed for, computed here from inputs
+	// the spec commits to rather than taken from the node's report of its GPU time.
 	tx, err := d.opts.Chain.Send(ctx, ledger.Msg{Attest: &ledger.MsgAttest{
-		JobID: job.ID, ResultDigest: job.ResultDigest, Pass: pass, Reason: truncate(reason, 256),
+		JobID: job.ID, ResultDigest: job.ResultDigest, Pass: pass, Reason: truncate(reason, 256), Ops: ops,
 	}})
 	if err != nil {
 		return protocol.Verdict{}, fmt.Errorf("attest: %w", err)
 	}
-	d.log.Info("attested", "job", job.ID, "pass", pass, "reason", reason)
+	d.log.Info("attested", "job", job.ID, "pass", pass, "reason", reason, "ops", ops)
 	return protocol.Verdict{JobID: job.ID, Pass: pass, Reason: reason, AttestTx: tx}, nil
 }
 

@@ -11,17 +11,20 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/metrics"
 	"github.com/omnisync/omnisync/internal/protocol"
 	"github.com/omnisync/omnisync/internal/tensor"
 	"github.com/omnisync/omnisync/internal/transport"
 	"github.com/omnisync/omnisync/internal/transport/transporttest"
 )
 
-// fakeChain serves one job record and records attestations.
+// fakeChain serves one job record and records attestations, refusing those the ledger
+// would refuse without state.
 type fakeChain struct {
 	mu      sync.Mutex
 	job     ledger.Job
@@ -35,6 +38,9 @@ func (f *fakeChain) Send(_ context.Context, m ledger.Msg) (string, error) {
 	defer f.mu.Unlock()
 	if m.Attest == nil {
 		return "", fmt.Errorf("unexpected %s", m.Kind())
+	}
+	if err := m.ValidateBasic(); err != nil {
+		return "", err
 	}
 	f.attests = append(f.attests, *m.Attest)
 	return "ATTEST", nil
@@ -58,6 +64,7 @@ type rig struct {
 	grants *transport.Grants
 	spec   api.JobSpec
 	a, b   *tensor.Int8Matrix
+	reg    *prometheus.Registry // the validator's metrics
 }
 
 // newRig starts a NATS server, a validator, and stores a job's inputs; the job's
@@ -70,7 +77,7 @@ func newRig(t *testing.T) *rig {
 	n := transporttest.Start(t, valKey)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	r := &rig{router: n.Admin, js: n.JS, grants: n.Grants, chain: &fakeChain{}, id: valID}
+	r := &rig{router: n.Admin, js: n.JS, grants: n.Grants, chain: &fakeChain{}, id: valID, reg: metrics.NewRegistry()}
 	r.a, _ = tensor.RandomInt8(32, 16, 1)
 	r.b, _ = tensor.RandomInt8(16, 8, 2)
 	var inputs []api.Input
@@ -81,7 +88,7 @@ func newRig(t *testing.T) *rig {
 	}
 	r.spec = api.JobSpec{Workload: api.Workload{Kind: api.WorkloadTensor, Kernel: tensor.KernelMatMulInt8}, Inputs: inputs}
 	r.chain.job = ledger.Job{ID: "job-00000000000000aa", Status: ledger.JobComputed, SpecHash: r.spec.Hash(), Seed: strings.Repeat("ab", 32)}
-	v, err := New(Options{Key: valKey, RouterURL: n.Server.WebSocketURL(), RootCAs: n.Roots, Chain: r.chain, Heartbeat: time.Second})
+	v, err := New(Options{Key: valKey, RouterURL: n.Server.WebSocketURL(), RootCAs: n.Roots, Chain: r.chain, Heartbeat: time.Second, Metrics: r.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +140,10 @@ func TestHonestProductPasses(t *testing.T) {
 	}
 	if r.chain.attests[0].ResultDigest != r.chain.job.ResultDigest {
 		t.Fatal("attested a digest other than the committed one")
+	}
+	// The 32×16 by 16×8 product is 2·32·16·8 operations: what the node is billed for.
+	if got := r.chain.attests[0].Ops; got != 8192 {
+		t.Fatalf("attested %d operations, want 8192", got)
 	}
 }
 

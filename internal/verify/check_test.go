@@ -51,6 +51,9 @@ func TestCheckKernelVerdicts(t *testing.T) {
 			if v.OK != tt.ok || v.Reason == "" {
 				t.Fatalf("verdict %+v, want OK=%v with a reason", v, tt.ok)
 			}
+			if v.Ops != 2*5*4*3 { // a 5×4 by 4×3 product, whatever the output
+				t.Fatalf("verdict counts %d operations, want 120", v.Ops)
+			}
 		})
 	}
 }

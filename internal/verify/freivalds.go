@@ -19,6 +19,10 @@ type Verdict struct {
 	BadRow int
 	// Reason says in words why the output passed or failed.
 	Reason string
+	// Ops is the kernel's operation count for the inputs checked (tensor.MatMulOps), set by
+	// CheckKernel whatever the verdict: what a passing attestation states the node is
+	// billed for.
+	Ops uint64
 }
 
 func failed(rounds, row int, format string, args ...any) Verdict {

@@ -1,0 +1,60 @@
+package validator
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/omnisync/omnisync/internal/metrics"
+	"github.com/omnisync/omnisync/internal/protocol"
+)
+
+// validatorMetrics are the daemon's Prometheus series (Options.Metrics).
+type validatorMetrics struct {
+	checks       *prometheus.CounterVec // by verdict
+	checkSeconds *prometheus.HistogramVec
+}
+
+func (d *Daemon) registerMetrics(reg prometheus.Registerer) error {
+	m := &validatorMetrics{
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omnisync_validator_checks_total",
+			Help: "Results this validator checked, by verdict: pass and fail were attested on chain; error means nothing was (a bad request, a store fault, the chain unreachable). A request repeated while its check runs is counted once.",
+		}, []string{"verdict"}),
+		checkSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "omnisync_validator_check_seconds",
+			Help:    "Time to check one result, from the request to its attestation committed (fetching inputs and output included), by verdict.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14), // 10ms to 80s
+		}, []string{"verdict"}),
+	}
+	for _, v := range []string{"pass", "fail", "error"} {
+		m.checks.WithLabelValues(v)
+	}
+	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "omnisync_validator_checks_in_flight",
+		Help: "Checks under way (at most the parallel setting run at once; the rest wait).",
+	}, func() float64 {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return float64(len(d.inFlight))
+	})
+	if err := metrics.Register(reg, m.checks, m.checkSeconds, inFlight); err != nil {
+		return fmt.Errorf("validator: %w", err)
+	}
+	d.metrics = m
+	return nil
+}
+
+// checked counts one check that took elapsed and ended in v, or in err.
+func (m *validatorMetrics) checked(v protocol.Verdict, err error, elapsed time.Duration) {
+	verdict := "pass"
+	switch {
+	case err != nil:
+		verdict = "error"
+	case !v.Pass:
+		verdict = "fail"
+	}
+	m.checks.WithLabelValues(verdict).Inc()
+	m.checkSeconds.WithLabelValues(verdict).Observe(elapsed.Seconds())
+}
