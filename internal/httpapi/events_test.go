@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -204,5 +205,62 @@ func TestWaitJobUnknownJob(t *testing.T) {
 	c := newTestClient(t, newTestHandler(t, newFake()))
 	if _, err := c.WaitJob(t.Context(), "nope", nil); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("WaitJob = %v, want ErrNotFound", err)
+	}
+}
+
+// watchingFake is a service that tells when a job changes (JobWatcher), as the router does.
+type watchingFake struct {
+	*fakeService
+	mu      sync.Mutex
+	changed chan struct{}
+}
+
+func (f *watchingFake) JobChanges(string) <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.changed == nil {
+		f.changed = make(chan struct{})
+	}
+	return f.changed
+}
+
+func (f *watchingFake) setStatus(id, status string) {
+	f.fakeService.setStatus(id, status)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.changed != nil {
+		close(f.changed)
+		f.changed = nil
+	}
+}
+
+// A service that tells when a job changes is not polled: each change reaches the stream
+// at once though the poll interval is an hour.
+func TestJobEventsArePushedWhenTheServiceTellsOfChanges(t *testing.T) {
+	svc := &watchingFake{fakeService: newFake()}
+	svc.put(api.Job{ID: "j1", Status: api.StatusQueued})
+	h, err := NewHandler(Options{Service: svc, PollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	br := bufio.NewReader(openEvents(t, t.Context(), srv.URL+"/v1/jobs/j1/events").Body)
+	for i, want := range lifecycle {
+		if i > 0 {
+			svc.setStatus("j1", want)
+		}
+		start := time.Now()
+		name, data, err := readEvent(br)
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		var job api.Job
+		if name != api.EventJob || json.Unmarshal([]byte(data), &job) != nil || job.Status != want {
+			t.Fatalf("event %d = %s %s, want a job %s", i, name, data, want)
+		}
+		if took := time.Since(start); i > 0 && took > time.Second {
+			t.Fatalf("the change to %s took %s to reach the stream", want, took)
+		}
 	}
 }

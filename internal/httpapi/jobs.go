@@ -108,11 +108,34 @@ func (s *server) listJobs(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, r, list, err)
 }
 
+// JobWatcher is a Service that can tell when a job changes (the router, for the jobs it
+// runs): an event stream then waits for the change instead of asking every PollInterval.
+type JobWatcher interface {
+	// JobChanges returns a channel closed at the job's next change, or nil when the
+	// service cannot tell for this job.
+	JobChanges(id string) <-chan struct{}
+}
+
+// watchedPoll is how often an event stream asks for a job it is told the changes of
+// (at least PollInterval): the chain's record changes without the service's word when
+// another party acts (validators attest, the deadline passes).
+const watchedPoll = 2 * time.Second
+
 // jobEvents streams the job as server-sent events (see api.EventJob): its current state at
-// once, then every change seen by polling Service.Job, until a final status, an error, or the
-// client leaving. Comments keep idle streams alive through proxies.
+// once, then every change, until a final status, an error, or the client leaving. Where
+// the service is a JobWatcher the stream wakes when the job changes, and asks anyway every
+// watchedPoll; otherwise it polls Service.Job every s.poll. Comments keep idle streams
+// alive through proxies.
 func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
 	ctx, id := r.Context(), r.PathValue("id")
+	watcher, _ := s.svc.(JobWatcher)
+	changes := func() <-chan struct{} {
+		if watcher == nil {
+			return nil
+		}
+		return watcher.JobChanges(id) // before reading the job, so no change falls between
+	}
+	changed := changes()
 	job, err := s.svc.Job(ctx, id)
 	if err != nil {
 		s.writeError(w, r, err) // before the stream starts, so a plain error response
@@ -140,8 +163,8 @@ func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
 		b, _ := json.Marshal(v) // plain data
 		return write("event: %s\ndata: %s\n\n", event, b)
 	}
-	tick := time.NewTicker(s.poll)
-	defer tick.Stop()
+	wait := time.NewTimer(s.poll)
+	defer wait.Stop()
 	var last []byte
 	lastWrite := time.Now()
 	for {
@@ -159,11 +182,18 @@ func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
 		if api.Final(job.Status) {
 			return
 		}
+		interval := s.poll
+		if changed != nil {
+			interval = max(s.poll, watchedPoll)
+		}
+		wait.Reset(min(interval, s.keepAlive))
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-wait.C:
+		case <-changed:
 		}
+		changed = changes()
 		if job, err = s.svc.Job(ctx, id); err != nil {
 			if ctx.Err() == nil {
 				_, body := s.errorBody(r, err)

@@ -234,7 +234,14 @@ func (r *Router) setPeers(leases []lease) map[keys.Address]bool {
 		}
 	}
 	r.mu.Lock()
+	old := r.peerHeld
 	r.peerHeld = held
+	for n := range old {
+		r.freeChangedLocked(n)
+	}
+	for n := range held {
+		r.freeChangedLocked(n)
+	}
 	r.mu.Unlock()
 	return r.liveOf(leases)
 }

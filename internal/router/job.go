@@ -37,6 +37,7 @@ type job struct {
 	inbox     map[string]chan protocol.Result // by node: the attempts awaiting its report
 	logs      map[string]*jobLog              // by node: what it logged of the job (not saved)
 	rev       uint64                          // bumped by every change
+	changed   chan struct{}                   // closed by the next change, when someone waits for one
 	tried     []string                        // nodes that failed the job, not asked again
 	finished  time.Time
 	escrowed  bool          // create_job committed: its bytes may now be stored
@@ -213,13 +214,42 @@ func (j *job) lastEvent(stage string) string {
 	return ""
 }
 
-// set applies a change and saves the job.
+// set applies a change, tells whoever waits for one, and saves the job.
 func (j *job) set(f func(j *job)) {
 	j.mu.Lock()
 	f(j)
 	j.rev++
+	if j.changed != nil {
+		close(j.changed)
+		j.changed = nil
+	}
 	j.mu.Unlock()
 	j.save()
+}
+
+// changes returns a channel closed at the job's next change.
+func (j *job) changes() <-chan struct{} {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.changed == nil {
+		j.changed = make(chan struct{})
+	}
+	return j.changed
+}
+
+// JobChanges returns a channel closed at the next change this router makes to the job (an
+// event, a placement, a verdict: what Job shows), or nil when the router does not run the
+// job (a peer does, or it is forgotten). The event stream of GET /v1/jobs/{id}/events
+// waits on it rather than polling (httpapi.JobWatcher). A change another party makes on
+// chain closes nothing until this router records it.
+func (r *Router) JobChanges(id string) <-chan struct{} {
+	r.mu.Lock()
+	j := r.jobs[id]
+	r.mu.Unlock()
+	if j == nil {
+		return nil
+	}
+	return j.changes()
 }
 
 // listen opens the inbox for node's report on the job, for one attempt, until stop.

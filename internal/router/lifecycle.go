@@ -193,7 +193,9 @@ func (r *Router) compute(ctx context.Context, j *job, running string, rep *repli
 		j.mu.Lock()
 		tried := slices.Clone(j.tried)
 		j.mu.Unlock()
+		began := time.Now()
 		p, release, err := r.placeReplica(ctx, j, tried, rep)
+		r.metrics.placement(time.Since(began), err)
 		if errors.Is(err, errAllBusy) {
 			if !waiting {
 				j.record("queued", "", "", "%v; waiting for a free gpu", err)
@@ -223,8 +225,10 @@ func (r *Router) compute(ctx context.Context, j *job, running string, rep *repli
 		if errors.Is(err, errNodeBusy) {
 			r.log.Debug("node busy; placing again", "job", j.id, "node", keys.Address(p.NodeID).Short())
 			j.record("retry", "", "", "%s has no free gpu; placing again (not counted as an attempt)", keys.Address(p.NodeID).Short())
+			r.metrics.replaced("declined")
 			r.mu.Lock()
 			r.declined[p.NodeID] = r.when[p.NodeID]
+			r.freeChangedLocked(p.NodeID)
 			r.mu.Unlock()
 			if err := r.waitForCapacity(ctx); err != nil {
 				return protocol.Result{}, err
@@ -242,6 +246,9 @@ func (r *Router) compute(ctx context.Context, j *job, running string, rep *repli
 		lastErr = err
 		r.log.Warn("attempt failed; re-placing", "job", j.id, "node", keys.Address(p.NodeID).Short(), "attempt", attempt, "err", err)
 		j.record("retry", "", "", "%sattempt %d on %s failed: %v", rep.label(), attempt, keys.Address(p.NodeID).Short(), err)
+		if attempt < r.opts.MaxAttempts {
+			r.metrics.replaced("failed")
+		}
 		attempt++
 	}
 	return protocol.Result{}, fmt.Errorf("gave up after %d attempts: %w", r.opts.MaxAttempts, lastErr)
@@ -268,53 +275,35 @@ func (r *Router) waitForCapacity(ctx context.Context) error {
 const capacityPoll = 250 * time.Millisecond
 
 // place scores the online, registered nodes and returns the best feasible one with the
-// job's GPUs reserved on it until release is called. A node's free GPUs are its GPUs less
-// what this router's own attempts hold: heartbeats lag, and counting from them booked one
-// GPU to several jobs, which the node then declined. errAllBusy means the job fits a node
-// whose GPUs are all held.
+// job's GPUs reserved on it until release is called. It asks the placement index
+// (placement.go), which answers what a scan of every such node would. A node's free GPUs
+// are its GPUs less what this router's own attempts hold (freeLocked). errAllBusy means
+// the job fits a node whose GPUs are all held.
 func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) (scheduler.Placement, func(), error) {
-	chainNodes, weights, err := r.placementView(ctx)
+	view, err := r.placementView(ctx)
 	if err != nil {
 		return scheduler.Placement{}, nil, err
 	}
-	live := r.online(protocol.RoleNode)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	snapshot := make([]scheduler.Node, 0, len(chainNodes))
-	for _, n := range chainNodes {
-		id := string(n.Address)
-		hb, ok := live[id]
-		if !ok || n.Status != ledger.NodeActive || (spec.Workload.Kind == api.WorkloadContainer && hb.Containers == "") {
-			continue
-		}
-		free := hb.GPUs - r.reserved[id] - r.peerHeld[id]
-		if at, ok := r.declined[id]; ok {
-			if !r.when[id].After(at) {
-				free = 0 // it said it was full; believe it until it says otherwise
-			} else {
-				delete(r.declined, id)
-			}
-		}
-		snapshot = append(snapshot, scheduler.Node{
-			ID: id, Operator: id, FreeGPUs: free,
-			VRAMMiB: n.Hardware.VRAMMiB, TFLOPSMilli: n.Hardware.TFLOPSMilli, Region: n.Hardware.Region,
-			Location:      scheduler.Location{LatE6: n.Hardware.LatE6, LonE6: n.Hardware.LonE6},
-			ReliabilityBP: reliabilityBP(n), PricePerHourUomni: n.PricePerHour,
-		})
+	x, err := r.indexLocked(view, spec.Workload.Kind == api.WorkloadContainer)
+	if err != nil {
+		return scheduler.Placement{}, nil, err
 	}
-	if len(snapshot) == 0 {
+	if x.Len() == 0 {
 		if spec.Workload.Kind == api.WorkloadContainer {
 			return scheduler.Placement{}, nil, fmt.Errorf("%w: no registered node that runs containers is online", scheduler.ErrNoFeasibleNode)
 		}
 		return scheduler.Placement{}, nil, fmt.Errorf("%w: no registered node is online", scheduler.ErrNoFeasibleNode)
 	}
 	job := schedulerJob(spec, exclude)
-	plan, err := scheduler.Place(job, snapshot, weights)
+	plan, err := x.Place(job)
 	if errors.Is(err, scheduler.ErrNoFeasibleNode) {
+		snapshot := x.Snapshot()
 		for i := range snapshot {
 			snapshot[i].FreeGPUs += r.reserved[snapshot[i].ID]
 		}
-		if _, idle := scheduler.Place(job, snapshot, weights); idle == nil {
+		if _, idle := scheduler.Place(job, snapshot, view.weights); idle == nil {
 			return scheduler.Placement{}, nil, fmt.Errorf("%w (%v)", errAllBusy, err)
 		}
 	}
@@ -333,32 +322,33 @@ const placementViewTTL = 250 * time.Millisecond
 
 // placementView returns the chain's registered nodes and the router weights, read at
 // most once per placementViewTTL however many jobs ask.
-func (r *Router) placementView(ctx context.Context) ([]ledger.Node, scheduler.Weights, error) {
+func (r *Router) placementView(ctx context.Context) (placementSnapshot, error) {
 	r.viewMu.Lock()
 	defer r.viewMu.Unlock()
-	if v := &r.view; !v.at.IsZero() && time.Since(v.at) < placementViewTTL {
-		return v.nodes, v.weights, nil
+	if v := r.view; !v.at.IsZero() && time.Since(v.at) < placementViewTTL {
+		return v, nil
 	}
 	var nodes []ledger.Node
 	if err := r.opts.Chain.Query(ctx, "nodes", &nodes); err != nil {
-		return nil, scheduler.Weights{}, fmt.Errorf("read nodes from chain: %w", err)
+		return placementSnapshot{}, fmt.Errorf("read nodes from chain: %w", err)
 	}
 	weights := r.opts.Weights
 	if weights == (scheduler.Weights{}) {
 		var p ledger.Params
 		if err := r.opts.Chain.Query(ctx, "params", &p); err != nil {
-			return nil, scheduler.Weights{}, fmt.Errorf("read router weights from chain: %w", err)
+			return placementSnapshot{}, fmt.Errorf("read router weights from chain: %w", err)
 		}
 		weights = scheduler.Weights(p.RouterWeights)
 	}
-	r.view.at, r.view.nodes, r.view.weights = time.Now(), nodes, weights
-	return nodes, weights, nil
+	r.view = placementSnapshot{at: time.Now(), gen: r.view.gen + 1, nodes: nodes, weights: weights}
+	return r.view, nil
 }
 
 // reserveLocked holds gpus of node for one attempt until the returned func is called
 // (once); waiting jobs then hear of it. r.mu must be held.
 func (r *Router) reserveLocked(node string, gpus int) (release func()) {
 	r.reserved[node] += gpus
+	r.freeChangedLocked(node)
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -367,6 +357,7 @@ func (r *Router) reserveLocked(node string, gpus int) (release func()) {
 			if r.reserved[node] -= gpus; r.reserved[node] <= 0 {
 				delete(r.reserved, node)
 			}
+			r.freeChangedLocked(node)
 			close(r.freed)
 			r.freed = make(chan struct{})
 		})

@@ -20,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
@@ -77,6 +78,9 @@ type Options struct {
 	// consumer's signed output request expires and when finished jobs are forgotten.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Metrics is where the router's Prometheus series are registered (metrics.go); nil
+	// counts them in a registry nothing serves.
+	Metrics prometheus.Registerer
 }
 
 func (o *Options) setDefaults() error {
@@ -164,12 +168,12 @@ type Router struct {
 	declined map[string]time.Time // node id -> its last heartbeat when it declined for want of a GPU
 	freed    chan struct{}        // closed, and replaced, whenever a reservation is released
 
+	metrics *routerMetrics
+
+	px *placementIndex // the online registered nodes, indexed (placement.go); nil before the first placement
+
 	viewMu sync.Mutex // one chain read at a time refreshes view
-	view   struct {
-		at      time.Time
-		nodes   []ledger.Node
-		weights scheduler.Weights
-	}
+	view   placementSnapshot
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -181,11 +185,15 @@ func New(opts Options) (*Router, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	return &Router{
+	r := &Router{
 		opts: opts, id: keys.AddressOfKey(opts.Key), log: opts.Logger.With("component", "router"),
 		seen: map[string]protocol.Heartbeat{}, when: map[string]time.Time{}, beats: map[string]uint64{}, jobs: map[string]*job{},
 		reserved: map[string]int{}, peerHeld: map[string]int{}, declined: map[string]time.Time{}, freed: make(chan struct{}), grants: transport.NewGrants(),
-	}, nil
+	}
+	if err := r.registerMetrics(opts.Metrics); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	return r, nil
 }
 
 // Start runs the embedded NATS server and subscribes to heartbeats and results.
@@ -348,6 +356,7 @@ func (r *Router) onHeartbeat(m *nats.Msg) {
 	r.mu.Lock()
 	r.seen[hb.ID], r.when[hb.ID] = hb, time.Now()
 	r.beats[hb.ID]++
+	r.heardLocked(hb.ID)
 	r.mu.Unlock()
 }
 
