@@ -20,8 +20,9 @@ type abciApp struct {
 	app *ledger.App
 	// store is the ledger's store, which proves what it holds: proofs are served here
 	// because the ledger cannot import the package that implements its Store.
-	store *store.Store
-	log   *slog.Logger
+	store   *store.Store
+	log     *slog.Logger
+	metrics *chainMetrics // nil counts nothing
 }
 
 var _ abci.Application = (*abciApp)(nil)
@@ -62,6 +63,7 @@ func (a *abciApp) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockReques
 	if err != nil {
 		return nil, err
 	}
+	a.metrics.finalized(res.TxResults)
 	out := &abci.FinalizeBlockResponse{
 		AppHash: res.AppHash, Events: toABCIEvents(res.Events), ValidatorUpdates: toABCIValidators(res.ValidatorUpdates),
 	}
@@ -72,9 +74,11 @@ func (a *abciApp) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockReques
 }
 
 func (a *abciApp) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse, error) {
-	if _, _, err := a.app.Commit(); err != nil {
+	height, _, err := a.app.Commit()
+	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
+	a.metrics.committed(height)
 	return &abci.CommitResponse{}, nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/cometbft/cometbft/privval"
 	"github.com/cometbft/cometbft/proxy"
 	rpclocal "github.com/cometbft/cometbft/rpc/client/local"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/store"
@@ -47,6 +48,13 @@ type Options struct {
 	// validators with more than 2/3 of the voting power are online.
 	SkipFirstBlockWait bool
 	Logger             *slog.Logger
+	// Metrics is where the ledger's Prometheus series are registered (metrics.go); nil
+	// counts them in a registry nothing serves.
+	Metrics prometheus.Registerer
+	// PrometheusListen, when set (host:port; port 0 picks a free one), switches CometBFT's
+	// own instrumentation on and serves it there at /metrics. Only one node of a process
+	// can have it (see cometMetricsTaken); "" leaves it off.
+	PrometheusListen string
 }
 
 func (o *Options) setDefaults() error {
@@ -79,6 +87,8 @@ type Node struct {
 	client   *Client
 	rpcAddr  string
 	dbs      *dbTracker
+	metrics  *chainMetrics
+	promAddr string // where CometBFT serves its metrics; "" when it does not
 	once     sync.Once
 	stopping atomic.Bool
 }
@@ -91,7 +101,11 @@ func New(opts Options) (*Node, error) {
 	if !HasGenesis(opts.Home) {
 		return nil, fmt.Errorf("chain: no genesis in %s: initialise the home first", opts.Home)
 	}
-	return &Node{opts: opts}, nil
+	m, err := newChainMetrics(opts.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	return &Node{opts: opts, metrics: m}, nil
 }
 
 // Start opens the state, starts consensus and the RPC server, and returns once the node
@@ -136,7 +150,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	c.Consensus.CreateEmptyBlocks = true
 	c.Consensus.CreateEmptyBlocksInterval = n.opts.EmptyBlockInterval
 	c.Mempool.Size = 50_000
-	c.Instrumentation.Prometheus = false
+	n.instrument(c)
 	// goleveldb, like the ledger state: pebble logs WAL replays to stderr through the std logger.
 	c.DBBackend = "goleveldb"
 	cfg.EnsureRoot(n.opts.Home)
@@ -147,7 +161,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("node key: %w", err)
 	}
 	n.dbs = &dbTracker{}
-	gate := stoppingGate{&abciApp{app: app, store: st, log: n.opts.Logger}, &n.stopping}
+	gate := stoppingGate{&abciApp{app: app, store: st, log: n.opts.Logger, metrics: n.metrics}, &n.stopping}
 	node, err := newNodeRecovering(ctx, c, pv, nodeKey, gate, n.dbs, newLogger(n.opts.Logger, &n.stopping))
 	if err != nil {
 		n.dbs.closeAll()

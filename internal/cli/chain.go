@@ -20,6 +20,7 @@ import (
 	"github.com/omnisync/omnisync/internal/httpapi"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/metrics"
 	"github.com/omnisync/omnisync/internal/router"
 )
 
@@ -229,8 +230,11 @@ type chainEvent struct {
 	P2PListen string `json:"p2p_listen,omitempty"`
 	NodeID    string `json:"node_id,omitempty"`
 	RESTURL   string `json:"rest_url,omitempty"`
-	Height    int64  `json:"height"`
-	Peers     int    `json:"peers"`
+	// CometBFTMetricsURL is where CometBFT serves its own metrics; the ledger's are at the
+	// REST API's /metrics.
+	CometBFTMetricsURL string `json:"cometbft_metrics_url,omitempty"`
+	Height             int64  `json:"height"`
+	Peers              int    `json:"peers"`
 }
 
 func runChainStart(cmd *cobra.Command, g *globals, d *daemonFlags) error {
@@ -258,6 +262,8 @@ func runChainStart(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 	opts.Logger = log
 	// The first block needs the others; report while waiting instead of blocking silently.
 	opts.SkipFirstBlockWait = true
+	reg := metrics.NewRegistry() // served with the REST API
+	opts.Metrics, opts.PrometheusListen = reg, cc.CometBFTMetricsListen(opts.RPCListen)
 	n, err := chain.New(opts)
 	if err != nil {
 		return err
@@ -272,7 +278,7 @@ func runChainStart(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 		addr, stop, err := devnet.ServeREST(cc.RESTAddr, httpapi.Options{
 			Service: router.ChainService{ChainViews: router.ChainViews{Chain: chainRPC{n.Client()}}}, Logger: log,
 			Info:   map[string]string{"chain_id": n.ChainID(), "chain_rpc": n.RPCURL(), "role": config.RoleChain},
-			Blocks: n.Client().RecentBlocks,
+			Blocks: n.Client().RecentBlocks, Metrics: reg,
 		})
 		if err != nil {
 			return explainChainStartError(cc.Home, err)
@@ -291,7 +297,7 @@ func runChainStart(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 	st := status()
 	if g.json() {
 		started := chainEvent{Event: "started", Validator: name, ChainID: n.ChainID(), Home: cc.Home, RPCURL: n.RPCURL(),
-			P2PListen: opts.P2PListen, NodeID: n.P2PID(), RESTURL: restURL, Height: st.Height, Peers: st.Peers}
+			P2PListen: opts.P2PListen, NodeID: n.P2PID(), RESTURL: restURL, CometBFTMetricsURL: n.PrometheusURL(), Height: st.Height, Peers: st.Peers}
 		if err := emit(started); err != nil {
 			return err
 		}
@@ -350,6 +356,10 @@ func printChainStarted(g *globals, n *chain.Node, opts chain.Options, restURL st
 	fmt.Fprintf(w, "  P2P    %s (node id %s)\n", opts.P2PListen, n.P2PID())
 	if restURL != "" {
 		fmt.Fprintf(w, "  REST   %s (chain views and transactions; jobs go to a router)\n", restURL)
+		fmt.Fprintf(w, "  metrics %s/metrics (the ledger's)\n", strings.TrimSuffix(restURL, "/v1"))
+	}
+	if u := n.PrometheusURL(); u != "" {
+		fmt.Fprintf(w, "  metrics %s (CometBFT's)\n", u)
 	}
 	fmt.Fprintf(w, "  peers  %d other validator(s), dialled until they answer\n", validators-1)
 	if height == 0 && validators > 1 {

@@ -118,6 +118,7 @@ type daemonEvent struct {
 	Cluster     string   `json:"cluster,omitempty"`      // a router's cluster name
 	ClusterAddr string   `json:"cluster_addr,omitempty"` // where its peers route to it
 	Peers       []string `json:"peers,omitempty"`        // the peer routers it is routed to at start
+	MetricsURL  string   `json:"metrics_url,omitempty"`  // where its Prometheus metrics are served
 }
 
 // serve reports that a daemon runs, waits for Ctrl-C or SIGTERM (cancelling ctx; see

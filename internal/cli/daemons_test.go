@@ -166,11 +166,11 @@ func TestDaemonsOnSeparateCommandsSettleAJob(t *testing.T) {
 	}
 
 	valD := startDaemon(t, "validator", "validator", "run", "--wallet", val.KeyFile, "--router", re.NodesURL,
-		"--router-ca", re.CAFile, "--chain-rpc", rpc, "--heartbeat", "300ms")
+		"--router-ca", re.CAFile, "--chain-rpc", rpc, "--heartbeat", "300ms", "--metrics-addr", "127.0.0.1:0")
 	var ve daemonEvent
 	valD.event(t, "started", &ve, nil)
 	nodeD := startDaemon(t, "node", "node", "run", "--wallet", "node", "--wallet-dir", wallets, "--router", re.NodesURL,
-		"--router-ca", re.CAFile, "--chain-rpc", rpc, "--gpu-tier", "declared", "--heartbeat", "300ms")
+		"--router-ca", re.CAFile, "--chain-rpc", rpc, "--gpu-tier", "declared", "--heartbeat", "300ms", "--metrics-addr", "127.0.0.1:0")
 	var ne daemonEvent
 	nodeD.event(t, "started", &ne, nil)
 
@@ -207,6 +207,7 @@ func TestDaemonsOnSeparateCommandsSettleAJob(t *testing.T) {
 		t.Fatalf("job ended %s (verified %t, node %s): %s %s\nevents %+v", job.Status, job.Verified, job.Node, job.Error, job.Verdict, job.Events)
 	}
 	settled := time.Since(submitted)
+	wantDaemonMetrics(t, ce, re, ne, ve)
 	// The chain node shows the same settlement from its own REST API.
 	if cj, err := chainAPI.Job(ctx, job.ID); err != nil || cj.Status != api.StatusSettled || cj.Payment == nil {
 		t.Errorf("the chain node's view of job %s: %+v, %v", job.ID, cj, err)

@@ -66,6 +66,12 @@ func runValidator(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 	}
 	opts := vc.Options()
 	opts.Key, opts.Chain, opts.RootCAs, opts.Logger = key, chain.NewWallet(client, key, chainID), roots, log
+	var metricsURL string
+	var stopMetrics func() error
+	if opts.Metrics, metricsURL, stopMetrics, err = g.serveMetrics(vc.MetricsAddr); err != nil {
+		return err
+	}
+	defer func() { _ = stopMetrics() }()
 	v, err := validator.New(opts)
 	if err != nil {
 		return err
@@ -73,9 +79,10 @@ func runValidator(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 	if err := v.Start(ctx); err != nil {
 		return explainDialError(err, vc.Router)
 	}
-	started := daemonEvent{Event: "started", Role: config.RoleValidator, ID: v.ID(), ChainID: chainID, ChainRPC: vc.ChainRPC, Router: vc.Router}
+	started := daemonEvent{Event: "started", Role: config.RoleValidator, ID: v.ID(), ChainID: chainID, ChainRPC: vc.ChainRPC, Router: vc.Router, MetricsURL: metricsURL}
 	return g.serve(ctx, started, func() {
 		fmt.Fprintf(g.stdout, "validator %s is verifying for %s (chain %s); Freivalds' check, %d rounds\n", v.ID(), vc.Router, chainID, vc.Rounds)
+		g.printMetrics(metricsURL)
 	}, v.Close)
 }
 

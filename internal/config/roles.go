@@ -40,13 +40,32 @@ const (
 // Chain configures `omnisync chain start`: one validator (or full node) of a network made
 // by `chain init`, whose ports and peers are in its home, plus the REST API it serves.
 type Chain struct {
-	Home           string   `toml:"home" help:"the validator's home, DIR/validator-K from chain init"`
-	RESTAddr       string   `toml:"rest_addr" help:"REST API listen address (\"\" serves none; port 0 picks a free one)"`
-	StatusInterval Duration `toml:"status_interval" help:"how often to report height and peers"`
+	Home                string   `toml:"home" help:"the validator's home, DIR/validator-K from chain init"`
+	RESTAddr            string   `toml:"rest_addr" help:"REST API listen address (\"\" serves none; port 0 picks a free one); it serves the ledger's metrics at /metrics"`
+	StatusInterval      Duration `toml:"status_interval" help:"how often to report height and peers"`
+	CometBFTMetricsAddr string   `toml:"cometbft_metrics_addr" help:"where CometBFT serves its own metrics (consensus, p2p, mempool) at /metrics: host:port, \"auto\" (127.0.0.1 at the RPC port + 3: 26660 for validator-1, CometBFT's usual port) or \"\" for none"`
 }
 
+// MetricsAuto is cometbft_metrics_addr's default: see Chain.CometBFTMetricsListen.
+const MetricsAuto = "auto"
+
 func defaultChain() Chain {
-	return Chain{RESTAddr: DefaultREST, StatusInterval: D(10 * time.Second)}
+	return Chain{RESTAddr: DefaultREST, StatusInterval: D(10 * time.Second), CometBFTMetricsAddr: MetricsAuto}
+}
+
+// CometBFTMetricsListen is the address CometBFT's metrics are served on, for a node whose
+// RPC listens on rpcListen: "auto" puts them on 127.0.0.1 at the RPC port + 3, so each
+// validator of a network on one machine (RPC ports PortStride apart) has its own, and
+// validator-1's is CometBFT's usual 26660; an RPC port 0 gives port 0 (a free one).
+func (c Chain) CometBFTMetricsListen(rpcListen string) string {
+	if c.CometBFTMetricsAddr != MetricsAuto {
+		return c.CometBFTMetricsAddr
+	}
+	_, port, err := splitHostPort(rpcListen)
+	if err != nil || port == 0 || port+3 > 65535 {
+		return "127.0.0.1:0"
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port+3))
 }
 
 func (c Chain) validate() []error {
@@ -55,6 +74,9 @@ func (c Chain) validate() []error {
 		ck.hostPort("rest_addr", c.RESTAddr)
 	}
 	ck.positive("status_interval", c.StatusInterval)
+	if c.CometBFTMetricsAddr != "" && c.CometBFTMetricsAddr != MetricsAuto {
+		ck.hostPort("cometbft_metrics_addr", c.CometBFTMetricsAddr)
+	}
 	return ck.errs
 }
 
@@ -173,17 +195,18 @@ type Node struct {
 	GPUDevices       []string `toml:"gpu_devices" help:"GPUs container jobs may be given (indices or UUIDs as nvidia-smi prints them), each to one job at a time; empty: the GPUs auto-detect found"`
 	ProcessConsumers []string `toml:"process_consumers" help:"consumer addresses the process runtime runs jobs for"`
 
-	GPUTier   string   `toml:"gpu_tier" help:"auto-detect (find the GPUs through NVML or nvidia-smi; a machine without them is a CPU node) or declared (what gpu_model, gpus, vram_mib and tflops say)"`
-	GPUModel  string   `toml:"gpu_model" help:"declared GPU model"`
-	GPUs      int      `toml:"gpus" help:"declared number of GPUs"`
-	VRAMMiB   int64    `toml:"vram_mib" help:"declared memory per GPU, MiB"`
-	TFLOPS    float64  `toml:"tflops" help:"declared compute per GPU, TFLOPS"`
-	Region    string   `toml:"region" help:"region label shown to consumers"`
-	Latitude  float64  `toml:"latitude" help:"where the node is, for latency estimates (degrees)"`
-	Longitude float64  `toml:"longitude" help:"where the node is, for latency estimates (degrees)"`
-	MinPrice  Amount   `toml:"min_price" help:"bid in OMNI per GPU-hour"`
-	Stake     Amount   `toml:"stake" help:"OMNI staked at registration (the chain's minimum is 500)"`
-	Heartbeat Duration `toml:"heartbeat" help:"how often the node reports its load to the router"`
+	GPUTier     string   `toml:"gpu_tier" help:"auto-detect (find the GPUs through NVML or nvidia-smi; a machine without them is a CPU node) or declared (what gpu_model, gpus, vram_mib and tflops say)"`
+	GPUModel    string   `toml:"gpu_model" help:"declared GPU model"`
+	GPUs        int      `toml:"gpus" help:"declared number of GPUs"`
+	VRAMMiB     int64    `toml:"vram_mib" help:"declared memory per GPU, MiB"`
+	TFLOPS      float64  `toml:"tflops" help:"declared compute per GPU, TFLOPS"`
+	Region      string   `toml:"region" help:"region label shown to consumers"`
+	Latitude    float64  `toml:"latitude" help:"where the node is, for latency estimates (degrees)"`
+	Longitude   float64  `toml:"longitude" help:"where the node is, for latency estimates (degrees)"`
+	MinPrice    Amount   `toml:"min_price" help:"bid in OMNI per GPU-hour"`
+	Stake       Amount   `toml:"stake" help:"OMNI staked at registration (the chain's minimum is 500)"`
+	Heartbeat   Duration `toml:"heartbeat" help:"how often the node reports its load to the router"`
+	MetricsAddr string   `toml:"metrics_addr" help:"serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (\"\", the default, serves none)"`
 	// ClockOffset exists for chaos runs (deploy/chaos): a container cannot set its clock.
 	ClockOffset Duration `toml:"clock_offset" help:"testing aid: run the node's clock this far ahead (negative: behind), as on a host whose clock is wrong"`
 }
@@ -246,6 +269,7 @@ func (n Node) validate() []error {
 		ck.fail("min_price", "must be positive, e.g. \"0.04\" OMNI per GPU-hour")
 	}
 	ck.positive("heartbeat", n.Heartbeat)
+	ck.optionalHostPort("metrics_addr", n.MetricsAddr)
 	return ck.errs
 }
 
@@ -278,13 +302,14 @@ func offsetClock(d time.Duration) func() time.Time {
 // Validator configures `omnisync validator run`: the verifier daemon. Its wallet must be a
 // validator's account (in chain init networks, DIR/validator-K/account.json).
 type Validator struct {
-	Wallet    string   `toml:"wallet" short:"w" help:"wallet name in the wallet directory, or a keypair file path: a validator's account"`
-	WalletDir string   `toml:"wallet_dir" env:"OMNISYNC_WALLET_DIR" help:"directory of wallet key files"`
-	ChainRPC  string   `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node"`
-	Router    string   `toml:"router" help:"the router's nodes URL, wss://HOST:PORT; the routers of a cluster separated by commas"`
-	RouterCA  string   `toml:"router_ca" help:"PEM file of the CA that signed the router's certificate; empty trusts the system roots"`
-	Rounds    int      `toml:"rounds" help:"rounds of Freivalds' check per product (each errs with probability below 2^-60)"`
-	Heartbeat Duration `toml:"heartbeat" help:"how often the validator tells the router it is online"`
+	Wallet      string   `toml:"wallet" short:"w" help:"wallet name in the wallet directory, or a keypair file path: a validator's account"`
+	WalletDir   string   `toml:"wallet_dir" env:"OMNISYNC_WALLET_DIR" help:"directory of wallet key files"`
+	ChainRPC    string   `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node"`
+	Router      string   `toml:"router" help:"the router's nodes URL, wss://HOST:PORT; the routers of a cluster separated by commas"`
+	RouterCA    string   `toml:"router_ca" help:"PEM file of the CA that signed the router's certificate; empty trusts the system roots"`
+	Rounds      int      `toml:"rounds" help:"rounds of Freivalds' check per product (each errs with probability below 2^-60)"`
+	Heartbeat   Duration `toml:"heartbeat" help:"how often the validator tells the router it is online"`
+	MetricsAddr string   `toml:"metrics_addr" help:"serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9465 (\"\", the default, serves none)"`
 }
 
 func defaultValidator() Validator {
@@ -300,6 +325,7 @@ func (v Validator) validate() []error {
 		ck.fail("rounds", "%d: want between 1 and 64", v.Rounds)
 	}
 	ck.positive("heartbeat", v.Heartbeat)
+	ck.optionalHostPort("metrics_addr", v.MetricsAddr)
 	return ck.errs
 }
 
@@ -340,6 +366,13 @@ func (c *check) urls(key, list string, schemes ...string) {
 func (c *check) hostPort(key, addr string) {
 	if _, _, err := splitHostPort(addr); err != nil {
 		c.fail(key, "%v", err)
+	}
+}
+
+// optionalHostPort checks addr unless it is "" (the setting is off).
+func (c *check) optionalHostPort(key, addr string) {
+	if addr != "" {
+		c.hostPort(key, addr)
 	}
 }
 

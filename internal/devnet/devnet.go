@@ -10,6 +10,7 @@ package devnet
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -22,11 +23,14 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/chain"
 	"github.com/omnisync/omnisync/internal/httpapi"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/metrics"
 	"github.com/omnisync/omnisync/internal/node"
 	"github.com/omnisync/omnisync/internal/router"
 	"github.com/omnisync/omnisync/internal/runtime"
@@ -95,6 +99,10 @@ type Devnet struct {
 	docker    *docker.Runtime // the first node's, when nodes run containers: builds demo images
 	validator *validator.Daemon
 	closers   []func() error
+	// metrics holds every daemon's series, served with the REST API at /metrics: the
+	// chain's and the router's as they are, each node's labelled node=ID and the
+	// validator's validator=ID.
+	metrics *prometheus.Registry
 }
 
 // Start brings the whole network up; on failure it tears down what it started.
@@ -102,7 +110,7 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	d := &Devnet{opts: opts}
+	d := &Devnet{opts: opts, metrics: metrics.NewRegistry()}
 	defer func() {
 		if err != nil {
 			_ = d.Close()
@@ -136,7 +144,7 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 	}
 	d.chain, err = chain.New(chain.Options{
 		Home: chainHome, RPCListen: opts.RPCListen, P2PListen: opts.P2PListen,
-		BlockTime: opts.BlockTime, EmptyBlockInterval: 2 * time.Second, Logger: log,
+		BlockTime: opts.BlockTime, EmptyBlockInterval: 2 * time.Second, Logger: log, Metrics: d.metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -164,7 +172,7 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 		},
 		TLSDir: filepath.Join(opts.Home, "tls"), RESTListen: opts.RESTListen,
 		Info: map[string]string{"chain_id": ChainID, "chain_rpc": d.chain.RPCURL()}, Logger: log,
-		Blocks: d.chain.Client().RecentBlocks,
+		Blocks: d.chain.Client().RecentBlocks, Metrics: d.metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -189,6 +197,7 @@ func (d *Devnet) startValidator(ctx context.Context, wallet func([]byte) *chain.
 	v, err := validator.New(validator.Options{
 		Key: d.Keys.Validator, RouterURL: d.router.Router.NodesURL(), RootCAs: roots,
 		Chain: wallet(d.Keys.Validator), Heartbeat: time.Second, Logger: d.opts.Logger,
+		Metrics: d.labelled("validator", d.Keys.Validator),
 	})
 	if err != nil {
 		return err
@@ -213,6 +222,7 @@ func (d *Devnet) startNode(ctx context.Context, i int, wallet func([]byte) *chai
 	opts := node.Options{
 		Key: d.Keys.Nodes[i], RouterURL: d.router.Router.NodesURL(), RootCAs: roots, Chain: wallet(d.Keys.Nodes[i]),
 		Runtime: rt, Hardware: p.hw, PricePerHour: p.price, Stake: nodeStake, Heartbeat: time.Second, Logger: d.opts.Logger,
+		Metrics: d.labelled("node", d.Keys.Nodes[i]),
 	}
 	containers := ""
 	if d.opts.Docker {
@@ -238,6 +248,12 @@ func (d *Devnet) startNode(ctx context.Context, i int, wallet func([]byte) *chai
 	d.opts.Progress(fmt.Sprintf("node %d %s online: %s, %s, bids %s OMNI/GPU-hour (%s runtime%s)",
 		i+1, keys.Address(n.ID()).Short(), p.hw.GPUModel, p.hw.Region, ledger.FormatOMNI(p.price), rt.Name(), containers))
 	return nil
+}
+
+// labelled registers a daemon's series in the devnet's registry under label=its address,
+// so that several daemons of a kind can share it.
+func (d *Devnet) labelled(label string, key ed25519.PrivateKey) prometheus.Registerer {
+	return prometheus.WrapRegistererWith(prometheus.Labels{label: string(keys.AddressOfKey(key))}, d.metrics)
 }
 
 // SimulatedProfile is the hardware the devnet's i-th node declares and its bid in uomni per
@@ -297,6 +313,9 @@ type RouterOptions struct {
 	// Blocks, when set, serves the chain's latest blocks at GET /v1/chain/blocks.
 	Blocks func(ctx context.Context, limit int) ([]api.Block, error)
 	Logger *slog.Logger
+	// Metrics is the registry the router's series go in and the REST API serves at
+	// /metrics; nil makes one (metrics.NewRegistry).
+	Metrics *prometheus.Registry
 }
 
 // RouterStack is a running router with its REST API.
@@ -347,6 +366,10 @@ func StartRouter(ctx context.Context, o RouterOptions) (_ *RouterStack, err erro
 	if s.RootCAs, err = s.TLS.ClientRootCAs(); err != nil {
 		return nil, err
 	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewRegistry()
+	}
+	o.Router.Metrics = o.Metrics
 	if s.Router, err = router.New(o.Router); err != nil {
 		return nil, err
 	}
@@ -359,7 +382,7 @@ func StartRouter(ctx context.Context, o RouterOptions) (_ *RouterStack, err erro
 		info = map[string]string{}
 	}
 	info["nodes_url"] = s.Router.NodesURL()
-	if err := rest.serve(httpapi.Options{Service: s.Router, Logger: o.Logger, Info: info, Live: s.Router.Health, Blocks: o.Blocks}, o.Logger); err != nil {
+	if err := rest.serve(httpapi.Options{Service: s.Router, Logger: o.Logger, Info: info, Live: s.Router.Health, Blocks: o.Blocks, Metrics: o.Metrics}, o.Logger); err != nil {
 		return nil, err
 	}
 	s.rest = rest

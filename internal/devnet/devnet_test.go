@@ -78,6 +78,7 @@ func TestDemoJobSettlesWithExactBalanceChanges(t *testing.T) {
 	if o.Status != api.StatusSettled || !o.Verified || o.Verdict != "pass" {
 		t.Fatalf("demo outcome %+v", o)
 	}
+	wantDemoMetrics(t, d)
 	for _, k := range []string{"create", "assign", "result", "attest"} {
 		if len(o.Txs[k]) != 64 {
 			t.Errorf("tx hash for %s missing: %v", k, o.Txs)

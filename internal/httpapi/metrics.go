@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	omnimetrics "github.com/omnisync/omnisync/internal/metrics"
 )
 
 // metrics are the handler's own; each handler has its own registry (unless given one), so
@@ -21,13 +21,7 @@ type metrics struct {
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 	if reg == nil {
-		reg = prometheus.NewRegistry()
-		if err := registerAll(reg,
-			collectors.NewGoCollector(),
-			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		); err != nil {
-			return nil, err
-		}
+		reg = omnimetrics.NewRegistry()
 	}
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -40,20 +34,11 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
 	}
-	if err := registerAll(reg, m.requests, m.duration); err != nil {
-		return nil, err
+	if err := omnimetrics.Register(reg, m.requests, m.duration); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
 	}
-	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	m.handler = omnimetrics.Handler(reg)
 	return m, nil
-}
-
-func registerAll(reg *prometheus.Registry, cs ...prometheus.Collector) error {
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			return fmt.Errorf("httpapi: registering metrics: %w", err)
-		}
-	}
-	return nil
 }
 
 func (m *metrics) observe(route string, status int, elapsed time.Duration) {
