@@ -58,6 +58,8 @@ func TestChainTypesMirrorLedger(t *testing.T) {
 		{&ledger.Proposal{}, &Proposal{}},
 		{&ledger.Spend{}, &Spend{}},
 		{&ledger.Unbonding{}, &Unbonding{}},
+		{&ledger.NodeHistory{}, &NodeHistory{}},
+		{&ledger.RewardWindow{}, &RewardWindow{}},
 	}
 	for _, p := range pairs {
 		name := reflect.TypeOf(p.api).Elem().Name()

@@ -23,7 +23,19 @@ type Client struct {
 	// PollInterval is how often WaitJob asks for the job once its event stream has broken;
 	// zero means one second.
 	PollInterval time.Duration
+
+	// Retries429 is how many times a request answered 429 Too Many Requests (the signer
+	// has too many transactions waiting for a block) is sent again, after the wait its
+	// Retry-After asks for; zero means DefaultRetries429, negative never. Such a request
+	// changed nothing, so sending it again is safe.
+	Retries429 int
 }
+
+// DefaultRetries429 is Client.Retries429's default, and maxRetryAfter caps one wait.
+const (
+	DefaultRetries429 = 3
+	maxRetryAfter     = 10 * time.Second
+)
 
 // NewClient returns a client for the daemon at baseURL. The URL may end in /v1, as the
 // daemons print it ("http://127.0.0.1:7070/v1"), or not: every call adds /v1 once.
@@ -38,7 +50,8 @@ func NewClient(baseURL string) *Client {
 // work on the client as they do inside the server.
 type ResponseError struct {
 	StatusCode int
-	Body       Error // as sent by the server; Body.Error is the message
+	Body       Error         // as sent by the server; Body.Error is the message
+	RetryAfter time.Duration // from the Retry-After header, in seconds; 0 when absent
 }
 
 func (e *ResponseError) Error() string {
@@ -259,21 +272,55 @@ func (c *Client) send(ctx context.Context, method, path string, in any, accept s
 	return c.do(req)
 }
 
-// do sends req and returns a 2xx response, or a *ResponseError.
+// do sends req and returns a 2xx response, or a *ResponseError. A 429 is sent again, up
+// to Retries429 times, when the request's body can be replayed.
 func (c *Client) do(req *http.Request) (*http.Response, error) {
 	hc := c.HTTP
 	if hc == nil {
 		hc = &http.Client{}
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err // a *url.Error naming the method and URL
+	retries := c.Retries429
+	if retries == 0 {
+		retries = DefaultRetries429
 	}
-	if resp.StatusCode/100 != 2 {
-		defer closeBody(resp.Body)
-		return nil, readResponseError(resp)
+	for attempt := 0; ; attempt++ {
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err // a *url.Error naming the method and URL
+		}
+		if resp.StatusCode/100 == 2 {
+			return resp, nil
+		}
+		rerr := readResponseError(resp)
+		closeBody(resp.Body)
+		wait, ok := RetryAfter(rerr)
+		if !ok || resp.StatusCode != http.StatusTooManyRequests || attempt >= retries || (req.Body != nil && req.GetBody == nil) {
+			return nil, rerr
+		}
+		if req.GetBody != nil {
+			if req.Body, err = req.GetBody(); err != nil {
+				return nil, rerr
+			}
+		}
+		t := time.NewTimer(max(wait, 100*time.Millisecond))
+		select {
+		case <-req.Context().Done():
+			t.Stop()
+			return nil, rerr
+		case <-t.C:
+		}
 	}
-	return resp, nil
+}
+
+// RetryAfter reports whether err is a response that says to try again later (429 Too
+// Many Requests, or 503 Service Unavailable) and how long the server asked to wait, at
+// most ten seconds; 0 when it did not say.
+func RetryAfter(err error) (time.Duration, bool) {
+	var re *ResponseError
+	if !errors.As(err, &re) || (re.StatusCode != http.StatusTooManyRequests && re.StatusCode != http.StatusServiceUnavailable) {
+		return 0, false
+	}
+	return min(re.RetryAfter, maxRetryAfter), true
 }
 
 // maxErrorBytes bounds how much of an error response is read.
@@ -281,6 +328,9 @@ const maxErrorBytes = 1 << 20
 
 func readResponseError(resp *http.Response) error {
 	e := &ResponseError{StatusCode: resp.StatusCode}
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+		e.RetryAfter = time.Duration(min(secs, 3600)) * time.Second
+	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
 	if json.Unmarshal(b, &e.Body) != nil {
 		e.Body = Error{} // not ours, e.g. a proxy's HTML page: the status says enough
@@ -401,7 +451,7 @@ func (c *Client) pollJob(ctx context.Context, id string, w *jobWatch) (Job, erro
 // unless the server (or a gateway before it) said it is unavailable.
 func transient(err error) bool {
 	var re *ResponseError
-	return !errors.As(err, &re) || errors.Is(err, ErrUnavailable)
+	return !errors.As(err, &re) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTooManyRequests)
 }
 
 // idleReader pushes back timer on every read that returns data.

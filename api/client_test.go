@@ -28,6 +28,7 @@ func TestHTTPStatus(t *testing.T) {
 		{fmt.Errorf("job j: %w", ErrNotFound), 404, CodeNotFound},
 		{ErrConflict, 409, CodeConflict},
 		{ErrUnavailable, 503, CodeUnavailable},
+		{fmt.Errorf("%w: 64 txs pending", ErrTooManyRequests), 429, CodeTooManyRequests},
 		{errors.New("disk on fire"), 500, CodeInternal},
 	}
 	for _, tt := range tests {

@@ -11,5 +11,6 @@ var (
 	ErrUnauthorized      = errors.New("unauthorized")        // 401: missing, malformed, expired or badly signed credentials
 	ErrForbidden         = errors.New("forbidden")           // 403: a known signer that may not do this
 	ErrUnavailable       = errors.New("service unavailable") // 503
+	ErrTooManyRequests   = errors.New("too many requests")   // 429: retry after the Retry-After header
 	ErrBadRequest        = errors.New("bad request")         // 400 (ErrInvalidSpec too)
 )

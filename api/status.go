@@ -14,6 +14,7 @@ const (
 	CodeNotFound          = "not_found"
 	CodeConflict          = "conflict"
 	CodeUnavailable       = "unavailable"
+	CodeTooManyRequests   = "too_many_requests"
 	CodeInternal          = "internal"
 )
 
@@ -33,6 +34,7 @@ var statuses = []struct {
 	{ErrNotFound, http.StatusNotFound, CodeNotFound},
 	{ErrConflict, http.StatusConflict, CodeConflict},
 	{ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
+	{ErrTooManyRequests, http.StatusTooManyRequests, CodeTooManyRequests},
 }
 
 // HTTPStatus returns the HTTP status and Error.Code that err travels as: those of the first

@@ -40,9 +40,11 @@ settled…) with their times and reasons. With -f it follows the job until it en
 						return err
 					}
 					if g.json() {
-						return writeJSON(g.stdout, j.Events)
+						return writeJSON(g.stdout, append([]api.Event{}, j.Events...))
 					}
-					print(j, 0)
+					if print(j, 0) == 0 {
+						fmt.Fprintln(g.stdout, noEvents(j))
+					}
 					return nil
 				})
 			}
@@ -52,13 +54,36 @@ settled…) with their times and reasons. With -f it follows the job until it en
 				return f.explain(fmt.Errorf("job %s: %w", args[0], err))
 			}
 			if g.json() {
-				return writeJSON(g.stdout, j.Events)
+				return writeJSON(g.stdout, append([]api.Event{}, j.Events...))
+			}
+			if printed == 0 {
+				fmt.Fprintln(g.stdout, noEvents(j))
 			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the job until it ends")
 	return cmd
+}
+
+// noEvents says why a job has no timeline and what the chain records instead: a router
+// keeps a job's events only while it holds the job, and one that restarted, or another
+// router, knows only the chain's record.
+func noEvents(j api.Job) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "No events for job %s: the router no longer holds its timeline (a router keeps a job's events only while it runs the job); ", j.ID)
+	fmt.Fprintf(&b, "the chain records it as %s", j.Status)
+	if api.Final(j.Status) {
+		b.WriteString(" (final)")
+	}
+	if j.Node != "" {
+		fmt.Fprintf(&b, ", on node %s", j.Node)
+	}
+	if p := j.Payment; p != nil && j.Status == api.StatusSettled {
+		fmt.Fprintf(&b, ", %s paid to the node, %s refunded", omni(p.PaidToNode), omni(p.Refunded))
+	}
+	b.WriteString(". `omnisync job status " + j.ID + "` shows the whole record.")
+	return b.String()
 }
 
 func newJobLogsCmd(g *globals, f *remoteFlags) *cobra.Command {

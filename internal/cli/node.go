@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/omnisync/omnisync/internal/chain"
@@ -60,7 +61,7 @@ is left as it is. It needs only the chain (--chain-rpc), no router.
 
 // nodeDaemon builds the node daemon from the merged settings: the one place register and
 // run turn them into node.Options.
-func nodeDaemon(ctx context.Context, g *globals, nc config.Node) (*node.Daemon, *chain.Client, string, error) {
+func nodeDaemon(ctx context.Context, g *globals, nc config.Node, reg prometheus.Registerer) (*node.Daemon, *chain.Client, string, error) {
 	log, err := g.logger()
 	if err != nil {
 		return nil, nil, "", err
@@ -88,6 +89,7 @@ func nodeDaemon(ctx context.Context, g *globals, nc config.Node) (*node.Daemon, 
 		return nil, nil, "", err
 	}
 	opts.Key, opts.Chain, opts.RootCAs, opts.Logger = key, chain.NewWallet(client, key, chainID), roots, log
+	opts.Metrics = reg
 	n, err := node.New(opts)
 	return n, client, chainID, err
 }
@@ -161,7 +163,7 @@ func runNodeRegister(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 	if err != nil {
 		return err
 	}
-	n, client, chainID, err := nodeDaemon(ctx, g, c.Node)
+	n, client, chainID, err := nodeDaemon(ctx, g, c.Node, nil)
 	if err != nil {
 		return err
 	}
@@ -244,7 +246,7 @@ the jobs it is given, committing each result's digest on chain.
 	return cmd
 }
 
-func runNode(cmd *cobra.Command, g *globals, d *daemonFlags) error {
+func runNode(cmd *cobra.Command, g *globals, d *daemonFlags) (err error) {
 	ctx := cmd.Context()
 	c, err := d.load(cmd)
 	if err != nil {
@@ -253,7 +255,12 @@ func runNode(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 	if err := c.Require(config.RoleNode, "router"); err != nil {
 		return err
 	}
-	n, client, chainID, err := nodeDaemon(ctx, g, c.Node)
+	reg, metricsURL, stopMetrics, err := g.serveMetrics(c.Node.MetricsAddr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopMetrics() }()
+	n, client, chainID, err := nodeDaemon(ctx, g, c.Node, reg)
 	if err != nil {
 		return err
 	}
@@ -272,7 +279,7 @@ func runNode(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 			rec.RegisteredHeight, hardwareLine(rec.Hardware), omni(rec.PricePerHour), hardwareLine(n.Hardware()), omni(nc.MinPrice.Uomni))
 	}
 	started := daemonEvent{Event: "started", Role: config.RoleNode, ID: n.ID(), ChainID: chainID, ChainRPC: nc.ChainRPC,
-		Router: nc.Router, Runtime: nc.Runtime}
+		Router: nc.Router, Runtime: nc.Runtime, MetricsURL: metricsURL}
 	runtimes := nc.Runtime + " runtime for tensor jobs, no container jobs"
 	if name, sandboxed := n.Containers(); name != "" {
 		runtimes = fmt.Sprintf("%s runtime for tensor jobs, %s for containers", nc.Runtime, name)
@@ -280,10 +287,27 @@ func runNode(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 			runtimes += " (NOT sandboxed)"
 		}
 	}
+	// A node the chain no longer lists as active is refused by its router: stop then with
+	// what to do, rather than reconnect forever.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-n.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	defer func() {
+		if n.Err() != nil {
+			err = n.Err()
+		}
+	}()
 	return g.serve(ctx, started, func() {
 		fmt.Fprintf(g.stdout, "node %s is serving jobs from %s (chain %s)\n", n.ID(), nc.Router, chainID)
 		fmt.Fprintf(g.stdout, "  hardware  %s, on chain · bid %s per GPU-hour · stake %s · %s\n",
 			hardwareLine(rec.Hardware), omni(rec.PricePerHour), omni(rec.Stake), runtimes)
+		g.printMetrics(metricsURL)
 	}, n.Close)
 }
 

@@ -47,7 +47,7 @@ func TestExplorerInChromium(t *testing.T) {
 
 	t.Run("network", func(t *testing.T) {
 		dom := b.dumpDOM(ctx, t, base+"/")
-		want := []string{`data-ready="true"`, devnet.ChainID, "Supply breakdown", "Governance", "Realised APY: </strong>not available yet",
+		want := []string{`data-ready="true"`, devnet.ChainID, "Supply breakdown", "Governance", "Realised APY: </strong>", "blocks (heights", "annualised",
 			// the latest blocks, the demo's job created in one of them, and their transactions
 			"Recent blocks", `class="badge tx-kind">create_job<`, "Recent transactions", `class="badge b-settled">ok<`,
 			// this router's recent work: the demo settled a job and placed it
@@ -83,7 +83,15 @@ func TestExplorerInChromium(t *testing.T) {
 	})
 	t.Run("node", func(t *testing.T) {
 		dom := b.dumpDOM(ctx, t, base+"/nodes/"+demo.NodeID)
-		requireAll(t, dom, `data-ready="true"`, demo.NodeID, "1 verified, 0 failed", "Hardware", "Slashes", "where the node declared it is")
+		requireAll(t, dom, `data-ready="true"`, demo.NodeID, "1 verified, 0 failed", "Hardware", "where the node declared it is",
+			// its chain history: the demo's job on the reliability chart and in its earnings
+			"Reliability history", `class="spark"`, "1 settled and 0 failed in all", "Earned in all",
+			`href="/jobs/`+demo.JobID+`"`, omniText(demo.PaidUomni)+" OMNI", "Slashes and failures", "No slash and no failed job.")
+		for _, gone := range []string{"Reliability history: </strong>", "Earnings: </strong>", "Slashes: </strong>"} {
+			if strings.Contains(dom, gone) {
+				t.Errorf("the node page still says %q is missing", gone)
+			}
+		}
 	})
 	t.Run("api reference", func(t *testing.T) {
 		dom := b.dumpDOM(ctx, t, base+"/docs/api")
@@ -124,6 +132,7 @@ func TestExplorerInChromium(t *testing.T) {
 		}{
 			{"explorer-network.png", "/", 1280, 900},
 			{"explorer-job.png", "/jobs/" + demo.JobID, 1280, 900},
+			{"explorer-node.png", "/nodes/" + demo.NodeID, 1280, 1400},
 			{"explorer-phone.png", "/", 390, 844},
 			{"explorer-api.png", "/docs/api", 1280, 2000},
 		} {

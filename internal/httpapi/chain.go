@@ -93,6 +93,9 @@ func txError(err error) error {
 		return &rejectedTx{err: err, kind: api.ErrInsufficientFunds}
 	case ledger.CodeWrongSequence, ledger.CodeDuplicate:
 		return &rejectedTx{err: err, kind: api.ErrConflict}
+	case ledger.CodeTooManyPending:
+		// the signer's earlier txs fill its queue: this one is fine once a block takes them
+		return &rejectedTx{err: err, kind: api.ErrTooManyRequests}
 	case ledger.CodeUnauthorized:
 		// the signer is known (its signature verified) but may not do this
 		return &rejectedTx{err: err, kind: api.ErrForbidden}

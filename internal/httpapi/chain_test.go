@@ -119,6 +119,7 @@ func TestBroadcastTxRejections(t *testing.T) {
 		{rejected(ledger.CodeInsufficientFunds, "insufficient funds: A has 1 OMNI, needs 2 OMNI"), 402, api.CodeInsufficientFunds, api.ErrInsufficientFunds, ""},
 		{rejected(ledger.CodeWrongSequence, "wrong sequence: got 3, want 4"), 409, api.CodeConflict, api.ErrConflict, ""},
 		{rejected(ledger.CodeDuplicate, "duplicate: already voted"), 409, api.CodeConflict, api.ErrConflict, ""},
+		{rejected(ledger.CodeTooManyPending, "too many pending transactions: 64 from A"), 429, api.CodeTooManyRequests, api.ErrTooManyRequests, ""},
 		{rejected(ledger.CodeUnauthorized, "unauthorized: only stakers may propose"), 403, api.CodeForbidden, api.ErrForbidden, ""},
 		{rejected(ledger.CodeBadSignature, "bad signature: signature does not match"), 400, api.CodeBadRequest, api.ErrBadRequest, "tx"},
 		{rejected(ledger.CodeWrongChain, "wrong chain id: tx for x, chain is y"), 400, api.CodeBadRequest, api.ErrBadRequest, "tx"},
@@ -141,13 +142,18 @@ func TestBroadcastTxRejections(t *testing.T) {
 			if rec.Code != tt.status || body.Code != tt.code || body.Field != tt.field {
 				t.Errorf("got %d %+v, want %d %s field %q", rec.Code, body, tt.status, tt.code, tt.field)
 			}
+			if retry := rec.Header().Get("Retry-After"); (tt.status == 429) != (retry != "") {
+				t.Errorf("Retry-After %q with status %d", retry, rec.Code)
+			}
 			if tt.status < 500 && !strings.HasSuffix(body.Error, tt.err.Error()) {
 				t.Errorf("message %q does not carry the ledger's %q", body.Error, tt.err)
 			}
 			if tt.sentinel == nil {
 				return
 			}
-			_, err := newTestClient(t, h).BroadcastTx(t.Context(), []byte{1})
+			c := newTestClient(t, h)
+			c.Retries429 = -1 // the fake refuses every time
+			_, err := c.BroadcastTx(t.Context(), []byte{1})
 			if !errors.Is(err, tt.sentinel) {
 				t.Errorf("client error %v does not wrap %v", err, tt.sentinel)
 			}

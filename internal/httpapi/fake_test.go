@@ -53,6 +53,7 @@ type fakeService struct {
 // Accounts the fake knows: jobs are submitted by fakeConsumer; fakeStranger has a key too.
 const (
 	fakeConsumer = "omni1consumer"
+	fakeNode     = "omni1node"
 	fakeStranger = "omni1stranger"
 )
 
@@ -405,4 +406,32 @@ func (f *fakeService) Stats(context.Context) (api.RouterStats, error) {
 		st.Jobs[j.Status]++
 	}
 	return st, nil
+}
+
+// NodeHistory answers for fakeNode only: a settled job and, before it, a slash.
+func (f *fakeService) NodeHistory(_ context.Context, node string, before int64, limit int) (api.NodeHistory, error) {
+	if node != fakeNode {
+		return api.NodeHistory{}, fmt.Errorf("%w: node %s", api.ErrNotFound, node)
+	}
+	all := []api.NodeHistoryEntry{
+		{Height: 9, Kind: "settled", JobID: "job-2", Paid: 46_500, Reward: 25_000},
+		{Height: 5, Kind: "slashed", JobID: "job-1", Amount: 50_000_000, Reason: "wrong result for job-1"},
+	}
+	h := api.NodeHistory{Node: node, Record: api.NodeRecord{Settled: 1, Failed: 1, Slashes: 1, Earned: 71_500, Slashed: 50_000_000}}
+	for _, e := range all {
+		if before > 0 && e.Height >= before {
+			continue
+		}
+		if limit > 0 && len(h.Entries) == limit {
+			h.NextBefore = h.Entries[len(h.Entries)-1].Height
+			break
+		}
+		h.Entries = append(h.Entries, e)
+	}
+	return h, nil
+}
+
+// ValidatorRewards answers a fixed window: 1 OMNI paid on 10,000 bonded over a day.
+func (f *fakeService) ValidatorRewards(context.Context) (api.RewardWindow, error) {
+	return api.RewardWindow{FromHeight: 1, FromUnix: 1_700_000_000, ToHeight: 1000, ToUnix: 1_700_086_400, Paid: 1_000_000, Bonded: 10_000_000_000}, nil
 }

@@ -59,6 +59,11 @@ type Service interface {
 	JobLogs(ctx context.Context, jobID string, auth api.OutputAuth, node string, from int64) (api.JobLogs, error)
 	// Stats reports the router's recent work (api.RouterStats).
 	Stats(ctx context.Context) (api.RouterStats, error)
+	// NodeHistory reads a page of a node's settled jobs, failures and slashes, newest
+	// first, below height before (0: the newest), at most limit (0: the ledger's default).
+	NodeHistory(ctx context.Context, node string, before int64, limit int) (api.NodeHistory, error)
+	// ValidatorRewards reads what the validator reward pool paid over recent blocks.
+	ValidatorRewards(ctx context.Context) (api.RewardWindow, error)
 }
 
 // Options configures NewHandler.
@@ -73,6 +78,8 @@ type Options struct {
 	// chain.Client's RecentBlocks); without it that route answers 503.
 	Blocks func(ctx context.Context, limit int) ([]api.Block, error)
 	// PollInterval is how often an event stream asks Service.Job for changes; default 250ms.
+	// A Service that is a JobWatcher wakes the stream instead, which then asks only every
+	// PollInterval or 2s, whichever is longer.
 	PollInterval time.Duration
 	// Metrics is the registry /metrics serves; nil means a fresh one with Go and process
 	// collectors. Pass one to serve the daemon's own collectors beside the HTTP ones.
@@ -171,6 +178,7 @@ func (s *server) routeTable() []route {
 		{"GET /v1/jobs/{id}/output", s.jobOutput},
 		{"GET /v1/jobs/{id}/logs", s.jobLogs},
 		{"GET /v1/nodes", s.getNodes},
+		{"GET /v1/nodes/{id}/history", s.getNodeHistory},
 		{"GET /v1/accounts/{address}", s.getAccount},
 		{"GET /v1/chain/supply", s.getSupply},
 		{"GET /v1/chain/accounts/{address}", s.getChainAccount},
@@ -181,6 +189,7 @@ func (s *server) routeTable() []route {
 		{"GET /v1/chain/proposals", s.getProposals},
 		{"GET /v1/chain/proposals/{id}", s.getProposal},
 		{"GET /v1/chain/unbonding/{address}", s.getUnbonding},
+		{"GET /v1/chain/validator-rewards", s.getValidatorRewards},
 		{"POST /v1/chain/txs", s.broadcastTx},
 		{"GET /v1/health", s.getHealth},
 		{"GET /v1/stats", s.getStats},

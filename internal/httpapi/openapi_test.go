@@ -114,7 +114,8 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		api.Supply{}, api.Error{},
 		// the chain mirrors
 		api.ChainAccount{}, api.Vesting{}, api.Params{}, api.RouterWeights{}, api.Validator{},
-		api.Spend{}, api.Proposal{}, api.Unbonding{}, api.BroadcastTxRequest{}, api.BroadcastTxResponse{}}
+		api.Spend{}, api.Proposal{}, api.Unbonding{}, api.BroadcastTxRequest{}, api.BroadcastTxResponse{},
+		api.NodeHistory{}, api.NodeRecord{}, api.NodeHistoryEntry{}, api.RewardWindow{}}
 	for _, v := range types {
 		typ := reflect.TypeOf(v)
 		schema, ok := doc.Components.Schemas[typ.Name()]

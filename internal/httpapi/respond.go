@@ -32,8 +32,8 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case status == http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", api.OutputAuthScheme) // required with 401 (RFC 9110)
-	case errors.Is(err, errBusy):
-		w.Header().Set("Retry-After", "1")
+	case errors.Is(err, errBusy), status == http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", "1") // about a block
 	}
 	writeJSON(w, status, body)
 }

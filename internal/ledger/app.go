@@ -36,6 +36,9 @@ type TxResult struct {
 	Code   Code
 	Log    string
 	Events []Event
+	// Kind is the tx's message kind (Msg.Kind) when it decoded, "" when it did not; it is
+	// reported (metrics), not hashed.
+	Kind string
 }
 
 // BlockResult is the outcome of a block.
@@ -254,11 +257,12 @@ func (a *App) FinalizeBlock(b Block) (BlockResult, error) {
 		if err != nil {
 			txWrites.rollback()
 			res.TxResults[i] = failure(err)
+			res.TxResults[i].Kind = tx.Body.Kind()
 			continue
 		}
 		txWrites.keep()
 		ctx.commit()
-		res.TxResults[i] = TxResult{Code: CodeOK, Events: events}
+		res.TxResults[i] = TxResult{Code: CodeOK, Events: events, Kind: tx.Body.Kind()}
 		if (i+1)%flushEvery == 0 {
 			if err := blockView.flush(); err != nil {
 				return BlockResult{}, fmt.Errorf("stage txs up to %d: %w", i, err)
@@ -270,6 +274,9 @@ func (a *App) FinalizeBlock(b Block) (BlockResult, error) {
 		return BlockResult{}, fmt.Errorf("end block: %w", err)
 	}
 	res.Events = append(res.Events, ev...)
+	if err := recordHistory(st, blk, &res); err != nil {
+		return BlockResult{}, fmt.Errorf("history: %w", err)
+	}
 	if res.ValidatorUpdates, err = validatorUpdates(st, blk); err != nil {
 		return BlockResult{}, err
 	}
@@ -375,7 +382,8 @@ func DecodeAccount(a keys.Address, record []byte) (Account, error) {
 
 // Query answers read-only requests against the last committed state. Paths:
 // account/<addr>, sequence/<addr> (the mempool's next sequence, see NextSequence), node/<addr>, nodes, validator/<addr>, validators, job/<id>, supply,
-// params, proposal/<id>, proposals, unbonding/<addr>, chain_id.
+// params, proposal/<id>, proposals, unbonding/<addr>, chain_id, node_history/<addr>[/<before>[/<limit>]]
+// (history.go) and validator_rewards.
 func (a *App) Query(path string) ([]byte, error) {
 	view, err := a.store.Committed()
 	if err != nil {
@@ -486,6 +494,15 @@ func (a *App) Query(path string) ([]byte, error) {
 		v = list
 	case "chain_id":
 		v = a.chainID
+	case "node_history":
+		if v, err = queryNodeHistory(view, arg); err != nil {
+			return nil, err
+		}
+	case "validator_rewards":
+		height, _ := a.store.LastCommit()
+		if v, err = queryRewardWindow(st, height, now); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("%w: unknown query path %q", ErrNotFound, path)
 	}

@@ -19,9 +19,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/keys"
@@ -57,6 +59,9 @@ type Options struct {
 	// rests on it (the router times nodes by its own clock).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Metrics is where the daemon's Prometheus series are registered (metrics.go); nil
+	// counts them in a registry nothing serves.
+	Metrics prometheus.Registerer
 }
 
 func (o *Options) validate() error {
@@ -95,6 +100,12 @@ type Daemon struct {
 	mu      sync.Mutex
 	running map[string]runningJob // by job id
 	wg      sync.WaitGroup        // running jobs
+	metrics *nodeMetrics
+
+	judging  atomic.Bool // a refusal is being checked against the chain (standing.go)
+	stopOnce sync.Once
+	stopped  chan struct{} // closed when the node stops on its own
+	stopErr  error         // why; under mu
 }
 
 // runningJob is one accepted job: it holds its slots (one per GPU it asked for, at least
@@ -110,7 +121,11 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	id := string(keys.AddressOfKey(opts.Key))
-	return &Daemon{opts: opts, id: id, log: opts.Logger.With("node", keys.Address(id).Short()), running: map[string]runningJob{}}, nil
+	d := &Daemon{opts: opts, id: id, log: opts.Logger.With("node", keys.Address(id).Short()), running: map[string]runningJob{}, stopped: make(chan struct{})}
+	if err := d.registerMetrics(opts.Metrics); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // ID is the node's id: its wallet address.
@@ -160,7 +175,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	sess, err := transport.StartSession(ctx, transport.SessionOptions{
 		Dial: transport.DialOptions{
 			URL: d.opts.RouterURL, Key: d.opts.Key, RootCAs: d.opts.RootCAs, Name: "node-" + d.id, Now: d.opts.Now,
-			OnError: func(err error) { d.log.Warn("router connection", "err", err) },
+			OnError: d.onConnError,
 			Logger:  d.opts.Logger,
 		},
 		Inbox: protocol.DispatchSubject(d.id), Handle: d.onDispatch,
@@ -170,7 +185,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.mu.Lock()
 	d.session, d.conn = sess, sess.Conn
+	d.mu.Unlock()
 	d.blobs = transport.Blobs{Conn: sess.Conn, ID: d.id, Bucket: protocol.BlobBucket}
 	containers := "none"
 	if d.opts.Containers != nil {
@@ -218,6 +235,7 @@ func (d *Daemon) heldLocked() int {
 
 func (d *Daemon) onDispatch(ctx context.Context, m *nats.Msg) {
 	reply := func(a protocol.Ack) {
+		d.metrics.answered(a)
 		if err := m.Respond(protocol.Encode(a)); err != nil {
 			d.log.Warn("reply to dispatch", "err", err)
 		}
@@ -265,7 +283,9 @@ func (d *Daemon) onDispatch(ctx context.Context, m *nats.Msg) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		began := time.Now()
 		res := d.runJob(jobCtx, req)
+		d.metrics.finished(jobCtx, res, time.Since(began))
 		if err := d.conn.Publish(protocol.ResultSubject(d.id), protocol.Encode(res)); err != nil {
 			d.log.Warn("report result", "job", req.JobID, "err", err)
 		}

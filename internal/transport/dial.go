@@ -85,8 +85,11 @@ func dial(ctx context.Context, o DialOptions, headers http.Header) (*nats.Conn, 
 		nats.IgnoreDiscoveredServers(),   // peers advertise addresses only their own network reaches
 		nats.PingInterval(5*time.Second), // a router cut off is left within about 15 s (MaxPingsOut 2)
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			if errors.Is(err, nats.ErrPermissionViolation) {
+			switch {
+			case errors.Is(err, nats.ErrPermissionViolation):
 				err = fmt.Errorf("%w: %w", ErrPermissionDenied, err)
+			case errors.Is(err, nats.ErrAuthorization): // refused on reconnecting
+				err = fmt.Errorf("%w: %w", ErrUnauthorized, err)
 			}
 			log.Warn("nats async error", "subject", subjectOf(sub), "err", err)
 			onError(err)

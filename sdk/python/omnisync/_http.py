@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Dict, Iterator, Mapping, Optional, Tuple, Union
 from urllib.parse import quote, urlsplit
 
-from .errors import TransportError, error_for_response
+from .errors import TooManyRequests, TransportError, error_for_response
 
 Body = Union[bytes, IO[bytes], None]
 
@@ -34,6 +34,9 @@ def normalize_base_url(url: str) -> Tuple[str, str, str]:
     if path.endswith("/v1"):
         path = path[: -len("/v1")].rstrip("/")
     return u.scheme, u.netloc, path
+
+
+_MAX_RETRY_AFTER = 10.0  # seconds: the longest wait a Retry-After is honoured for
 
 
 def path_escape(segment: str) -> str:
@@ -62,6 +65,8 @@ class Transport:
         self.url = f"{self.scheme}://{self.netloc}{self.base_path}"
         self.timeout = timeout
         self.ssl_context = ssl_context
+        self.retries_429 = 3  # how many times a 429 is sent again (see open)
+        self.sleep = time.sleep  # a seam for tests
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
         if self.scheme == "https":
@@ -79,7 +84,31 @@ class Transport:
         timeout: Optional[float] = None,
     ) -> Tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """Send a request and return the open connection and a 2xx response (whose body the
-        caller reads, then closes the connection), or raise the typed error."""
+        caller reads, then closes the connection), or raise the typed error.
+
+        A 429 (the signer's transactions fill its queue until the next block; nothing was
+        done) is sent again after its Retry-After, up to ``retries_429`` times, when the
+        body can be sent again (none, or bytes)."""
+        replayable = body is None or isinstance(body, (bytes, bytearray))
+        attempt = 0
+        while True:
+            try:
+                return self._open_once(method, path, body, content_length, headers, timeout)
+            except TooManyRequests as e:
+                if not replayable or attempt >= self.retries_429:
+                    raise
+                attempt += 1
+                self.sleep(min(max(e.retry_after or 1.0, 0.1), _MAX_RETRY_AFTER))
+
+    def _open_once(
+        self,
+        method: str,
+        path: str,
+        body: Body,
+        content_length: Optional[int],
+        headers: Optional[Mapping[str, str]],
+        timeout: Optional[float],
+    ) -> Tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         conn = self._connection(self.timeout if timeout is None else timeout)
         hdrs = {"User-Agent": "omnisync-python"}
         hdrs.update(headers or {})
@@ -101,7 +130,7 @@ class Transport:
                 raw = b""
             finally:
                 conn.close()
-            raise error_for_response(resp.status, _error_body(raw), method, path)
+            raise error_for_response(resp.status, _error_body(raw), method, path, resp.getheader("Retry-After"))
         return conn, resp
 
     def request(

@@ -4,7 +4,8 @@ Every exception the SDK raises on purpose is an :class:`OmniSyncError`. Errors t
 API answers are :class:`ApiError` subclasses chosen by HTTP status, the same mapping the
 Go client makes (``api/status.go``): 400 and other 4xx :class:`BadRequest`, 401
 :class:`Unauthorized`, 402 :class:`InsufficientFunds`, 403 :class:`Forbidden`, 404
-:class:`NotFound`, 409 :class:`Conflict`, 502/503/504 :class:`Unavailable`, other 5xx
+:class:`NotFound`, 409 :class:`Conflict`, 429 :class:`TooManyRequests`, 502/503/504
+:class:`Unavailable`, other 5xx
 :class:`ServerError`. A route the server does not have (yet) is
 :class:`NotSupportedByServer`, never :class:`NotFound`.
 """
@@ -129,6 +130,12 @@ class ApiError(OmniSyncError):
         self.field = field
         self.method = method
         self.path = path
+        self.retry_after: Optional[float] = None  # seconds, from a Retry-After header
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same request may succeed later (429, 502, 503, 504)."""
+        return isinstance(self, (TooManyRequests, Unavailable))
 
 
 class BadRequest(ApiError):
@@ -159,6 +166,14 @@ class Unavailable(ApiError):
     """503 (or a gateway's 502/504): try again later."""
 
 
+class TooManyRequests(ApiError):
+    """429: the signer has as many transactions waiting for a block as the chain takes.
+
+    Nothing was done; the client sends the request again after ``retry_after`` seconds
+    (a block, about) a few times before raising this.
+    """
+
+
 class ServerError(ApiError):
     """500 or another 5xx: the server failed; its log says why."""
 
@@ -178,6 +193,7 @@ _BY_STATUS = {
     403: Forbidden,
     404: NotFound,
     409: Conflict,
+    429: TooManyRequests,
     502: Unavailable,
     503: Unavailable,
     504: Unavailable,
@@ -188,7 +204,9 @@ _BY_STATUS = {
 _UNROUTED = re.compile(r"^[A-Z]+ /\S*: not found$")
 
 
-def error_for_response(status: int, body: Optional[Mapping[str, Any]], method: str, path: str) -> ApiError:
+def error_for_response(
+    status: int, body: Optional[Mapping[str, Any]], method: str, path: str, retry_after: Optional[str] = None
+) -> ApiError:
     """Return the exception for a non-2xx answer.
 
     ``body`` is the decoded JSON error body, or None when the server sent something else
@@ -211,4 +229,9 @@ def error_for_response(status: int, body: Optional[Mapping[str, Any]], method: s
     cls = _BY_STATUS.get(status)
     if cls is None:
         cls = BadRequest if 400 <= status < 500 else ServerError
-    return cls(status, message or f"HTTP {status} from {method} {path}", **kw)
+    err = cls(status, message or f"HTTP {status} from {method} {path}", **kw)
+    try:
+        err.retry_after = float(retry_after) if retry_after else None
+    except ValueError:
+        err.retry_after = None  # an HTTP date: not sent by OmniSync servers
+    return err

@@ -2,7 +2,7 @@
 // transactions, and governance.
 import { getAll, enc, txURL } from './api.js';
 import {
-  h, fill, link, section, table, dl, tiles, omni, omniNum, omniShort, int, bp, pctText, short, badge, unavailable, failed, bar, swatch, ago, seconds,
+  h, fill, link, section, table, dl, tiles, omni, omniNum, omniShort, int, bp, pctText, short, badge, failed, bar, swatch, ago, seconds,
   decimal, millis,
 } from './dom.js';
 import { worldMap, locate, declared } from './map.js';
@@ -19,7 +19,7 @@ export function networkPage(main, _arg, signal) {
     section('gov-h', 'Governance', parts.gov));
   poll(signal, async () => {
     const d = await getAll({
-      health: '/v1/health', nodes: '/v1/nodes', supply: '/v1/chain/supply', params: '/v1/chain/params',
+      health: '/v1/health', nodes: '/v1/nodes', supply: '/v1/chain/supply', params: '/v1/chain/params', rewards: '/v1/chain/validator-rewards',
       validators: '/v1/chain/validators', proposals: '/v1/chain/proposals',
       blocks: `/v1/chain/blocks?limit=${BLOCKS}`, stats: '/v1/stats',
     }, signal);
@@ -140,7 +140,7 @@ function tokenPart(d) {
               link(`/accounts/${enc(v.address)}`, h('code', { title: v.address }, short(v.address))),
               omni(v.stake), int(v.power), v.jailed ? badge('jailed', 'failed') : badge('active', 'online'),
             ]), 'No validators.'),
-        unavailable('Realised APY', 'The API reports stakes and the undistributed reward pool, but no history of rewards paid to validators, from which a realised yield would follow.'),
+        realisedAPY(d.rewards),
         h('h3', null, 'Economics'),
         params ? dl([
           ['Burned from every payment', bp(params.burn_bp)],
@@ -153,6 +153,24 @@ function tokenPart(d) {
           ['Unbonding period', seconds(params.unbonding_seconds)],
         ]) : failed('The chain parameters', d.params.error))),
   ];
+}
+
+const YEAR_SECONDS = 365 * 24 * 3600;
+
+// realisedAPY annualises what the validator reward pool paid over the chain's recent
+// window (GET /v1/chain/validator-rewards) against the stake bonded now.
+function realisedAPY(rewards) {
+  if (rewards.error) return failed('The validators\u2019 rewards', rewards.error);
+  const w = rewards.value;
+  const span = w.to_unix - w.from_unix;
+  const blocks = w.to_height - w.from_height + 1;
+  const how = `Rewards paid to validators over the last ${int(blocks)} blocks (heights ${int(w.from_height)}\u2013${int(w.to_height)}, ${seconds(span)}), ` +
+    `${omni(w.paid)} on ${omni(w.bonded)} bonded, annualised: paid \u00f7 bonded \u00d7 (one year \u00f7 ${seconds(span)}).`;
+  if (!(w.bonded > 0) || !(span > 0)) {
+    return h('p', { class: 'apy' }, h('strong', null, 'Realised APY: '), '\u2014 (no bonded stake or no time elapsed yet). ', how);
+  }
+  const apy = (100 * w.paid * YEAR_SECONDS) / (w.bonded * span);
+  return h('p', { class: 'apy' }, h('strong', null, 'Realised APY: '), h('span', { class: 'apy-value' }, apy > 0 && apy < 0.01 ? '<0.01%' : `${decimal(apy)}%`), '. ', how);
 }
 
 function govPart(d) {
