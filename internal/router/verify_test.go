@@ -46,6 +46,26 @@ func committeeChain(t *testing.T) (chain *fakeChain, nodeKey ed25519.PrivateKey,
 	return chain, nodeKey, string(keys.AddressOfKey(nodeKey)), vals
 }
 
+// computingNode connects a node that accepts every job and commits a result at once, the
+// chain recording it computed with vals as the committee.
+func computingNode(t *testing.T, r *Router, roots *x509.CertPool, chain *fakeChain, nodeKey ed25519.PrivateKey, nodeID string, vals []ed25519.PrivateKey) {
+	t.Helper()
+	digest := api.DigestOf([]byte("out"))
+	scriptedNode(t, r, roots, nodeKey, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		chain.mu.Lock()
+		j := chain.jobs[d.JobID]
+		j.Status, j.ResultDigest = ledger.JobComputed, digest
+		for _, v := range vals {
+			j.Committee = append(j.Committee, keys.AddressOfKey(v))
+		}
+		chain.mu.Unlock()
+		go func() {
+			_ = nc.Publish(protocol.ResultSubject(nodeID), protocol.Encode(protocol.Result{JobID: d.JobID, NodeID: nodeID, Digest: digest, CommitTx: "C"}))
+		}()
+		return protocol.Ack{Accepted: true}
+	})
+}
+
 func TestEveryOnlineCommitteeMemberIsAsked(t *testing.T) {
 	chain, nodeKey, nodeID, vals := committeeChain(t)
 	r, roots := startRouter(t, chain)
@@ -103,20 +123,7 @@ func TestEveryOnlineCommitteeMemberIsAsked(t *testing.T) {
 func TestRouterStopsWaitingOnceTheChainDecided(t *testing.T) {
 	chain, nodeKey, nodeID, vals := committeeChain(t)
 	r, roots := startRouterWith(t, Options{Chain: chain, VerifyTimeout: time.Hour})
-	digest := api.DigestOf([]byte("out"))
-	scriptedNode(t, r, roots, nodeKey, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
-		chain.mu.Lock()
-		j := chain.jobs[d.JobID]
-		j.Status, j.ResultDigest = ledger.JobComputed, digest
-		for _, v := range vals {
-			j.Committee = append(j.Committee, keys.AddressOfKey(v))
-		}
-		chain.mu.Unlock()
-		go func() {
-			_ = nc.Publish(protocol.ResultSubject(nodeID), protocol.Encode(protocol.Result{JobID: d.JobID, NodeID: nodeID, Digest: digest, CommitTx: "C"}))
-		}()
-		return protocol.Ack{Accepted: true}
-	})
+	computingNode(t, r, roots, chain, nodeKey, nodeID, vals)
 	var mu sync.Mutex
 	passed := 0
 	for _, v := range vals[:2] {
@@ -172,20 +179,7 @@ func TestChainVerdictReadsTheAttestations(t *testing.T) {
 func TestSettledIsShownOnlyWithTheVerdict(t *testing.T) {
 	chain, nodeKey, nodeID, vals := committeeChain(t)
 	r, roots := startRouter(t, chain)
-	digest := api.DigestOf([]byte("out"))
-	scriptedNode(t, r, roots, nodeKey, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
-		chain.mu.Lock()
-		j := chain.jobs[d.JobID]
-		j.Status, j.ResultDigest = ledger.JobComputed, digest
-		for _, v := range vals {
-			j.Committee = append(j.Committee, keys.AddressOfKey(v))
-		}
-		chain.mu.Unlock()
-		go func() {
-			_ = nc.Publish(protocol.ResultSubject(nodeID), protocol.Encode(protocol.Result{JobID: d.JobID, NodeID: nodeID, Digest: digest, CommitTx: "C"}))
-		}()
-		return protocol.Ack{Accepted: true}
-	})
+	computingNode(t, r, roots, chain, nodeKey, nodeID, vals)
 	var mu sync.Mutex
 	passed := 0
 	for _, v := range vals {
