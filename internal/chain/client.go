@@ -39,6 +39,10 @@ func NewHTTPClient(url string) (*Client, error) {
 type Committed struct {
 	Hash   string
 	Height int64
+	// Items are a batch's per-item outcomes, in item order: nil for an item that applied,
+	// an error wrapping the ledger's sentinel for one that failed (ledger.BatchResults).
+	// Nil for a tx that is not a batch.
+	Items []error
 }
 
 // Broadcast submits a signed tx and waits until it is committed. A tx the ledger rejects
@@ -80,15 +84,36 @@ func (c *Client) TxResult(ctx context.Context, hash []byte) (_ Committed, ok boo
 		}
 		return Committed{}, false, fmt.Errorf("tx %X: %w", hash, err)
 	}
-	_, err = committed(res.Hash, res.Height, res.TxResult)
-	return Committed{Hash: res.Hash.String(), Height: res.Height}, true, err
+	got, err := committed(res.Hash, res.Height, res.TxResult)
+	got.Hash, got.Height = res.Hash.String(), res.Height
+	return got, true, err
 }
 
 func committed(hash cmtbytes.HexBytes, height int64, r abci.ExecTxResult) (Committed, error) {
 	if r.Code != 0 {
 		return Committed{}, fmt.Errorf("rejected in block %d: %w", height, ledger.ErrorFor(ledger.Code(r.Code), r.Log))
 	}
-	return Committed{Hash: hash.String(), Height: height}, nil
+	items, err := ledger.BatchResults(batchEvents(r.Events))
+	if err != nil {
+		return Committed{}, fmt.Errorf("tx %s in block %d: %w", hash, height, err)
+	}
+	return Committed{Hash: hash.String(), Height: height, Items: items}, nil
+}
+
+// batchEvents are a tx's batch_item events as the ledger wrote them.
+func batchEvents(events []abci.Event) []ledger.Event {
+	var out []ledger.Event
+	for _, e := range events {
+		if e.Type != ledger.EventBatchItem {
+			continue
+		}
+		le := ledger.Event{Type: e.Type}
+		for _, a := range e.Attributes {
+			le.Attrs = append(le.Attrs, ledger.Attr{Key: a.Key, Value: a.Value})
+		}
+		out = append(out, le)
+	}
+	return out
 }
 
 func broadcastError(err error) error {

@@ -295,6 +295,14 @@ func (w *Wallet) Send(ctx context.Context, msg ledger.Msg) (string, error) {
 	return c.Hash, err
 }
 
+// SendBatch signs a batch message (ledger.MsgAssignJobs, …), submits it and waits for it
+// to commit; it returns the tx hash and each item's outcome (see Committed.Items). An
+// error means no item applied.
+func (w *Wallet) SendBatch(ctx context.Context, msg ledger.Msg) (string, []error, error) {
+	c, err := w.signer.Submit(ctx, msg)
+	return c.Hash, c.Items, err
+}
+
 // BroadcastTx submits a tx someone else signed and waits for it to commit; it returns the
 // tx hash and the height of the block that committed it.
 func (w *Wallet) BroadcastTx(ctx context.Context, tx []byte) (string, int64, error) {

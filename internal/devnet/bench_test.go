@@ -15,7 +15,8 @@ import (
 // submit→settled p50/p90. The baseline, in the same run, is the strict signer (one tx per
 // key per block, as before pipelining) for the router, validator and nodes. The devnet's
 // nodes have one GPU each, so with three nodes the GPUs, not the chain, bound the rate;
-// the run with twelve nodes shows the signer's own ceiling.
+// the run with twelve nodes shows the signer's own ceiling, and the last run adds batched
+// assignments (router.Options.AssignWindow), against the one before it as baseline.
 //
 //	go test ./internal/devnet -run '^$' -bench SettledJobsPerSecond -benchtime 1x
 func BenchmarkSettledJobsPerSecond(b *testing.B) {
@@ -24,14 +25,17 @@ func BenchmarkSettledJobsPerSecond(b *testing.B) {
 		name   string
 		nodes  int
 		strict bool
+		window time.Duration // the router's AssignWindow: negative, one assignment per tx
 	}{
-		{"nodes=3/strict", 3, true}, {"nodes=3/pipelined", 3, false},
-		{"nodes=12/strict", 12, true}, {"nodes=12/pipelined", 12, false},
+		{"nodes=3/strict", 3, true, -1}, {"nodes=3/pipelined", 3, false, -1},
+		{"nodes=12/strict", 12, true, -1}, {"nodes=12/pipelined", 12, false, -1},
+		{"nodes=12/pipelined/batched-assign", 12, false, 0},
 	} {
 		b.Run(mode.name, func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
-			d, err := Start(ctx, Options{Home: b.TempDir(), BlockTime: 250 * time.Millisecond, Nodes: mode.nodes, StrictSigning: mode.strict})
+			d, err := Start(ctx, Options{Home: b.TempDir(), BlockTime: 250 * time.Millisecond, Nodes: mode.nodes,
+				StrictSigning: mode.strict, AssignWindow: mode.window})
 			if err != nil {
 				b.Fatal(err)
 			}

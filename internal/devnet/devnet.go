@@ -60,7 +60,10 @@ type Options struct {
 	// StrictSigning has the router, validator and nodes send one tx per key per block,
 	// as before pipelined signing (a benchmark's baseline).
 	StrictSigning bool
-	Logger        *slog.Logger
+	// AssignWindow is the router's (router.Options.AssignWindow): negative sends every
+	// assignment in its own tx (a benchmark's baseline for batched assignments).
+	AssignWindow time.Duration
+	Logger       *slog.Logger
 	// Progress receives one line per start-up step; nil discards them.
 	Progress func(string)
 }
@@ -168,6 +171,7 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 			Key: d.Keys.Router, Chain: wallet(d.Keys.Router), Host: "127.0.0.1", WSPort: opts.NodesPort,
 			StoreDir: filepath.Join(opts.Home, "router"), HeartbeatTTL: 5 * time.Second,
 			RightsInterval: opts.BlockTime, // a participant the chain withdraws is dropped within a block
+			AssignWindow:   opts.AssignWindow,
 			Logger:         log,
 		},
 		TLSDir: filepath.Join(opts.Home, "tls"), RESTListen: opts.RESTListen,

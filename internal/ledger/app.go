@@ -61,10 +61,12 @@ type App struct {
 	verified *txCache
 	// checkView and checkBlk are the committed state and the block context CheckTx runs
 	// against, loaded once per commit rather than once per tx; scratch takes a CheckTx's
-	// writes, which are then dropped.
+	// writes, which are then dropped, through a journal as in FinalizeBlock (a batch's
+	// items roll back alone).
 	checkView Reader
 	checkBlk  *blockCtx
 	scratch   *overlay
+	checkTx   journal
 }
 
 // New opens the ledger over a store (which may already hold committed state).
@@ -203,7 +205,8 @@ func (a *App) checkState() (state, *blockCtx, error) {
 		a.scratch = newOverlay(readOnly{a.checkView})
 	}
 	a.scratch.reset(readOnly{a.checkView})
-	return state{kv: a.scratch}, a.checkBlk, nil
+	a.checkTx = journal{o: a.scratch, undo: a.checkTx.undo[:0]}
+	return state{kv: &a.checkTx}, a.checkBlk, nil
 }
 
 // loadBlockCtx reads the parameters and supply a block starts from. A zero height means a

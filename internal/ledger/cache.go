@@ -282,15 +282,21 @@ func (j *journal) put(k string, value []byte) {
 func (j *journal) keep() { j.undo = j.undo[:0] }
 
 // rollback undoes the transaction's writes, newest first.
-func (j *journal) rollback() {
-	for i := len(j.undo) - 1; i >= 0; i-- {
+func (j *journal) rollback() { j.rollbackTo(0) }
+
+// savepoint marks the writes so far; rollbackTo(mark) undoes those made since, newest
+// first, so one item of a batch can fail without the others (batch.go).
+func (j *journal) savepoint() int { return len(j.undo) }
+
+func (j *journal) rollbackTo(mark int) {
+	for i := len(j.undo) - 1; i >= mark; i-- {
 		if u := j.undo[i]; u.had {
 			j.o.put(u.key, u.prev)
 		} else {
 			j.o.unput(u.key)
 		}
 	}
-	j.undo = j.undo[:0]
+	j.undo = j.undo[:mark]
 }
 
 // unput forgets the write of a key the overlay did not hold before the current

@@ -66,10 +66,14 @@ func (c *execCtx) run(tx Tx, chainID string) ([]Event, error) {
 		return nil, err
 	}
 	c.borrowSupply()
-	var events []Event
-	p := c.blk.params
-	m := tx.Body.Msg
+	return c.apply(c.blk.params, tx.Body.Msg)
+}
+
+// apply runs one message for the signer: a single one, or each item of a batch (batch.go).
+func (c *execCtx) apply(p Params, m Msg) (events []Event, err error) {
 	switch {
+	case m.AssignJobs != nil || m.AttestJobs != nil || m.CommitResults != nil:
+		events, err = c.batch(p, m)
 	case m.Transfer != nil:
 		events, err = c.transfer(p, m.Transfer)
 	case m.RegisterNode != nil:

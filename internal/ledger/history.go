@@ -117,6 +117,9 @@ func recordHistory(st state, blk *blockCtx, res *BlockResult) error {
 	var paid uint64
 	visit := func(events []Event) error {
 		for i, e := range events {
+			if e.Type == EventBatchItem {
+				continue // so a batch's entries are numbered as its items' single txs would be
+			}
 			ordinal++
 			if e.Type == "validator_rewards" {
 				amt, err := attrUint(e, "amount")

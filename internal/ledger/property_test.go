@@ -77,6 +77,15 @@ func FuzzDecodeTx(f *testing.F) {
 	f.Add(attested)
 	unCounted, _ := SignTx(validatorKey, testChain, 0, Msg{Attest: &MsgAttest{JobID: JobID(addr(consumerKey), 3), ResultDigest: digestA, Pass: true}})
 	f.Add(unCounted)
+	for _, m := range []Msg{
+		assignAll([]string{JobID(addr(consumerKey), 3), JobID(addr(consumerKey), 4)}, node1Key),
+		{AttestJobs: &MsgAttestJobs{Attestations: []MsgAttest{{JobID: JobID(addr(consumerKey), 3), ResultDigest: digestA, Pass: true, Ops: 524_288}, {JobID: JobID(addr(consumerKey), 4), ResultDigest: digestB, Reason: "mismatch"}}}},
+		{CommitResults: &MsgCommitResults{Results: commits([]string{JobID(addr(consumerKey), 3)}, digestA)}},
+		{AssignJobs: &MsgAssignJobs{}},
+	} {
+		batch, _ := SignTx(routerKey, testChain, 1, m)
+		f.Add(batch)
+	}
 	f.Add([]byte{1})
 	f.Add(append([]byte{1}, make([]byte, 120)...))
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -96,6 +105,16 @@ func FuzzDecodeTx(f *testing.F) {
 		}
 		if a := tx.Body.Attest; a != nil && tx.Body.ValidateBasic() == nil && a.Pass && a.Ops == 0 {
 			t.Fatal("a passing attestation without an operation count passed ValidateBasic")
+		}
+		if items := tx.Body.batchItems(); tx.Body.ValidateBasic() == nil && items != nil {
+			if len(items) == 0 || len(items) > MaxBatchItems {
+				t.Fatalf("a batch of %d items passed ValidateBasic", len(items))
+			}
+			for i, it := range items {
+				if err := it.ValidateBasic(); err != nil {
+					t.Fatalf("batch passed ValidateBasic with item %d malformed: %v", i, err)
+				}
+			}
 		}
 		_ = tx.Body.ValidateBasic()
 	})

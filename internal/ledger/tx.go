@@ -49,6 +49,10 @@ type Msg struct {
 	Unstake      *MsgUnstake      `json:"unstake,omitempty"`
 	Propose      *MsgPropose      `json:"propose,omitempty"`
 	Vote         *MsgVote         `json:"vote,omitempty"`
+	// Batches (batch.go): one party acting on many jobs in one tx.
+	AssignJobs    *MsgAssignJobs    `json:"assign_jobs,omitempty"`
+	AttestJobs    *MsgAttestJobs    `json:"attest_jobs,omitempty"`
+	CommitResults *MsgCommitResults `json:"commit_results,omitempty"`
 }
 
 // Kind names the message set in m, or "" when none or several are.
@@ -63,6 +67,8 @@ func (m Msg) Kind() string {
 		{m.CommitResult != nil, "commit_result"}, {m.RevealResult != nil, "reveal_result"},
 		{m.Attest != nil, "attest"}, {m.CancelJob != nil, "cancel_job"}, {m.Stake != nil, "stake"},
 		{m.Unstake != nil, "unstake"}, {m.Propose != nil, "propose"}, {m.Vote != nil, "vote"},
+		{m.AssignJobs != nil, "assign_jobs"}, {m.AttestJobs != nil, "attest_jobs"},
+		{m.CommitResults != nil, "commit_results"},
 	} {
 		if c.set {
 			kind, n = c.name, n+1

@@ -22,6 +22,7 @@ type fakeChain struct {
 	jobs     map[string]*ledger.Job
 	balances map[keys.Address]uint64
 	assigned []keys.Address // every node an AssignJob named, in order
+	batches  []int          // the size of every assign_jobs batch, in order
 	// rejectCreate, when set, is the ledger's answer to every create_job.
 	rejectCreate error
 	// loseCreateAnswer commits every create_job but answers the broadcast with a
@@ -49,12 +50,9 @@ func (f *fakeChain) Send(_ context.Context, msg ledger.Msg) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if a := msg.AssignJob; a != nil {
-		j, ok := f.jobs[a.JobID]
-		if !ok {
-			return "", fmt.Errorf("%w: job %s", ledger.ErrNotFound, a.JobID)
+		if err := f.assignLocked(a); err != nil {
+			return "", err
 		}
-		j.Status, j.Node = ledger.JobAssigned, a.Node
-		f.assigned = append(f.assigned, a.Node)
 		return fmt.Sprintf("ASSIGN-%d", len(f.assigned)), nil
 	}
 	if c := msg.CancelJob; c != nil {
@@ -66,6 +64,34 @@ func (f *fakeChain) Send(_ context.Context, msg ledger.Msg) (string, error) {
 		return "CANCEL-" + c.JobID, nil
 	}
 	return "", fmt.Errorf("fake chain: unexpected %s", msg.Kind())
+}
+
+func (f *fakeChain) assignLocked(a *ledger.MsgAssignJob) error {
+	j, ok := f.jobs[a.JobID]
+	if !ok {
+		return fmt.Errorf("%w: job %s", ledger.ErrNotFound, a.JobID)
+	}
+	if j.Status != ledger.JobCreated && j.Status != ledger.JobAssigned {
+		return fmt.Errorf("%w: job %s is %s, cannot be assigned", ledger.ErrBadState, j.ID, j.Status)
+	}
+	j.Status, j.Node = ledger.JobAssigned, a.Node
+	f.assigned = append(f.assigned, a.Node)
+	return nil
+}
+
+// SendBatch applies a batch as the ledger does: each item alone, in order.
+func (f *fakeChain) SendBatch(_ context.Context, msg ledger.Msg) (string, []error, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if msg.AssignJobs == nil {
+		return "", nil, fmt.Errorf("fake chain: unexpected %s", msg.Kind())
+	}
+	f.batches = append(f.batches, len(msg.AssignJobs.Assignments))
+	var items []error
+	for i := range msg.AssignJobs.Assignments {
+		items = append(items, f.assignLocked(&msg.AssignJobs.Assignments[i]))
+	}
+	return fmt.Sprintf("ASSIGN-BATCH-%d", len(f.batches)), items, nil
 }
 
 func (f *fakeChain) BroadcastTx(_ context.Context, raw []byte) (string, int64, error) {

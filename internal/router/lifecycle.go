@@ -378,7 +378,7 @@ func (r *Router) attempt(ctx context.Context, j *job, p scheduler.Placement, rep
 	if rep != nil {
 		assign.Replaces = keys.Address(rep.onChain())
 	}
-	tx, err := r.opts.Chain.Send(ctx, ledger.Msg{AssignJob: assign})
+	tx, err := r.assign(ctx, *assign)
 	if err != nil {
 		return protocol.Result{}, fmt.Errorf("record assignment: %w", err)
 	}
