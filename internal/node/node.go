@@ -189,6 +189,14 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.session, d.conn = sess, sess.Conn
 	d.mu.Unlock()
 	d.blobs = transport.Blobs{Conn: sess.Conn, ID: d.id, Bucket: protocol.BlobBucket}
+	_, err = sess.Conn.Subscribe(protocol.PaceSubject, d.onPace)
+	if err == nil {
+		err = sess.Conn.Flush()
+	}
+	if err != nil {
+		sess.Close()
+		return fmt.Errorf("node: subscribe to the router's pace: %w", err)
+	}
 	containers := "none"
 	if d.opts.Containers != nil {
 		containers = d.opts.Containers.Name()
@@ -222,6 +230,42 @@ func (d *Daemon) heartbeat() (string, []byte) {
 		hb.Containers, hb.Unsandboxed = c.Name(), !c.Sandboxed()
 	}
 	return protocol.HeartbeatSubject(d.id), protocol.Encode(hb)
+}
+
+// maxHeartbeat bounds the interval a router's pace may set: a node heartbeats at least
+// this often whatever it is told.
+const maxHeartbeat = time.Minute
+
+// heartbeatInterval is how often a node whose own interval is own heartbeats when the
+// router's pace is pace: the slower of the two, at most maxHeartbeat. Changes of state are
+// sent at once (beatNow), so a slow pace delays only the news that nothing changed.
+func heartbeatInterval(own, pace time.Duration) time.Duration {
+	return min(max(own, pace), max(own, maxHeartbeat))
+}
+
+// onPace takes up the router's pace (protocol.Pace).
+func (d *Daemon) onPace(m *nats.Msg) {
+	p, err := protocol.Decode[protocol.Pace](m.Data)
+	if err != nil {
+		d.log.Debug("bad pace", "err", err)
+		return
+	}
+	d.mu.Lock()
+	sess := d.session
+	d.mu.Unlock()
+	if sess != nil {
+		sess.SetHeartbeat(heartbeatInterval(d.opts.Heartbeat, p.Interval()))
+	}
+}
+
+// beatNow heartbeats at once: the node's free GPUs or running jobs changed.
+func (d *Daemon) beatNow() {
+	d.mu.Lock()
+	sess := d.session
+	d.mu.Unlock()
+	if sess != nil {
+		sess.BeatNow()
+	}
 }
 
 // heldLocked counts the slots the running jobs hold; d.mu must be held.
@@ -280,6 +324,7 @@ func (d *Daemon) onDispatch(ctx context.Context, m *nats.Msg) {
 		return
 	}
 	reply(protocol.Ack{Accepted: true})
+	d.beatNow()
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -293,6 +338,7 @@ func (d *Daemon) onDispatch(ctx context.Context, m *nats.Msg) {
 		d.mu.Lock()
 		delete(d.running, req.JobID)
 		d.mu.Unlock()
+		d.beatNow()
 		if res.Error == "" && req.Spec.Verification == api.VerifyRedundant {
 			// The slot is free; the reveal only waits on the chain.
 			rctx, rcancel := context.WithTimeout(ctx, time.Duration(req.TimeoutSeconds)*time.Second)

@@ -56,6 +56,23 @@ func DispatchSubject(nodeID string) string { return nodePrefix + nodeID + ".job"
 // VerifySubject is where a validator receives verification requests.
 func VerifySubject(validatorID string) string { return nodePrefix + validatorID + ".verify" }
 
+// PaceSubject is where routers tell every participant how often to heartbeat (Pace). Only
+// a router publishes there: participants may publish in their own namespace and to
+// omni.router.>, never here (the transport package enforces this).
+const PaceSubject = "omni.pace"
+
+// Pace is a router's heartbeat interval for its participants: as more participants are
+// online it grows, so that the router receives a bounded number of heartbeats a second,
+// and it never exceeds a third of the router's heartbeat TTL, so a participant that keeps
+// the pace is not counted offline. A participant heartbeats at the slower of the pace
+// and its own interval, and at once whenever its state changes.
+type Pace struct {
+	HeartbeatMillis int64 `json:"heartbeat_ms"`
+}
+
+// Interval is the pace as a duration.
+func (p Pace) Interval() time.Duration { return time.Duration(p.HeartbeatMillis) * time.Millisecond }
+
 // Roles a participant announces in its heartbeat.
 const (
 	RoleNode      = "node"
@@ -147,7 +164,7 @@ var ErrMalformed = errors.New("malformed message")
 
 // Decode parses a message strictly: unknown fields and trailing data are errors, and a
 // message without its job id or participant id is rejected.
-func Decode[T Heartbeat | Dispatch | Ack | Result | LogChunk | VerifyRequest | Verdict](data []byte) (T, error) {
+func Decode[T Heartbeat | Dispatch | Ack | Result | LogChunk | VerifyRequest | Verdict | Pace](data []byte) (T, error) {
 	var v T
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -185,6 +202,10 @@ func Decode[T Heartbeat | Dispatch | Ack | Result | LogChunk | VerifyRequest | V
 	case *Verdict:
 		if m.JobID == "" {
 			missing = "job_id"
+		}
+	case *Pace:
+		if m.HeartbeatMillis <= 0 {
+			return v, fmt.Errorf("%w: pace of %d ms (must be positive)", ErrMalformed, m.HeartbeatMillis)
 		}
 	}
 	if missing != "" {

@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestDecodeRejectsMalformed(t *testing.T) {
@@ -29,6 +30,7 @@ func FuzzDecode(f *testing.F) {
 		_, _ = Decode[VerifyRequest](data)
 		_, _ = Decode[Verdict](data)
 		_, _ = Decode[Ack](data)
+		_, _ = Decode[Pace](data)
 	})
 }
 
@@ -55,6 +57,17 @@ func TestLogChunkBounds(t *testing.T) {
 	} {
 		if _, err := Decode[LogChunk](Encode(bad)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestPaceMustBePositive(t *testing.T) {
+	if got, err := Decode[Pace](Encode(Pace{HeartbeatMillis: 2500})); err != nil || got.Interval() != 2500*time.Millisecond {
+		t.Fatalf("a pace of 2.5 s: %+v %v", got, err)
+	}
+	for _, bad := range []string{`{"heartbeat_ms":0}`, `{"heartbeat_ms":-5}`, `{}`} {
+		if _, err := Decode[Pace]([]byte(bad)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", bad, err)
 		}
 	}
 }

@@ -344,3 +344,39 @@ func TestOnlyTheRunningNodeWritesAJobsLogs(t *testing.T) {
 		t.Fatalf("the job's logs: %q", got)
 	}
 }
+
+// The chain's node list the router last read may predate a node that registered and
+// connected since: it keeps its connection, and loses it only when the chain says so.
+func TestANodeNewerThanTheRoutersViewKeepsItsConnection(t *testing.T) {
+	chain := newFakeChain()
+	old, newer := newKey(t), newKey(t)
+	chain.addNode(keys.AddressOfKey(old), ledger.UomniPerOMNI, 10_000)
+	r, roots := startRouterWith(t, Options{Chain: chain, RightsInterval: time.Hour})
+	ctx := context.Background()
+	view, err := r.placementView(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain.addNode(keys.AddressOfKey(newer), ledger.UomniPerOMNI, 10_000)
+	nc := scriptedNode(t, r, roots, newer, func(*nats.Conn, protocol.Dispatch) protocol.Ack { return protocol.Ack{} })
+	dropped := make(chan struct{}, 1)
+	nc.SetDisconnectErrHandler(func(*nats.Conn, error) {
+		select {
+		case dropped <- struct{}{}:
+		default:
+		}
+	})
+	r.checkRights(ctx, view.nodes)
+	select {
+	case <-dropped:
+		t.Fatal("a node registered after the router's view was read was disconnected")
+	case <-time.After(300 * time.Millisecond):
+	}
+	chain.setNodeStatus(keys.AddressOfKey(newer), ledger.NodeInactive)
+	r.checkRights(ctx, view.nodes)
+	select {
+	case <-dropped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the node the chain deactivated is still connected")
+	}
+}

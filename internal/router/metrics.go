@@ -18,6 +18,7 @@ type routerMetrics struct {
 	placements   *prometheus.CounterVec // by outcome: placed, busy, infeasible, error
 	placeSeconds prometheus.Histogram
 	replacements *prometheus.CounterVec // by reason: failed, declined
+	heartbeats   prometheus.Histogram   // a node's heartbeat, from its Sent to the index
 }
 
 // jobStates are the values of omnisync_router_jobs' state label, in lifecycle order.
@@ -39,13 +40,18 @@ func (r *Router) registerMetrics(reg prometheus.Registerer) error {
 			Help: "Jobs placed again after their node failed the attempt (failed) or declined it for want of a free GPU (declined).",
 		}, []string{"reason"}),
 	}
+	r.metrics.heartbeats = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "omnisync_router_heartbeat_index_seconds",
+		Help:    "From a node's heartbeat being sent (its own timestamp, so a node's clock skew shows here) to the placement index holding it.",
+		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .3, .5, .75, 1, 1.5, 2, 3, 5, 10},
+	})
 	for _, o := range []string{"placed", "busy", "infeasible", "error"} {
 		r.metrics.placements.WithLabelValues(o)
 	}
 	for _, why := range []string{"failed", "declined"} {
 		r.metrics.replacements.WithLabelValues(why)
 	}
-	return metrics.Register(reg, r.metrics.placements, r.metrics.placeSeconds, r.metrics.replacements, stateCollector{r})
+	return metrics.Register(reg, r.metrics.placements, r.metrics.placeSeconds, r.metrics.replacements, r.metrics.heartbeats, stateCollector{r})
 }
 
 // placement counts one placement decision that took elapsed.
@@ -61,6 +67,12 @@ func (m *routerMetrics) placement(elapsed time.Duration, err error) {
 	}
 	m.placements.WithLabelValues(outcome).Inc()
 	m.placeSeconds.Observe(elapsed.Seconds())
+}
+
+// heartbeatIndexed observes a node heartbeat sent at sent that the index now holds; a
+// timestamp ahead of the router's clock counts as no delay.
+func (m *routerMetrics) heartbeatIndexed(sent time.Time) {
+	m.heartbeats.Observe(max(time.Since(sent), 0).Seconds())
 }
 
 // replaced counts a job placed again, and why.

@@ -96,28 +96,24 @@ func (r *Router) indexLocked(view placementSnapshot, containers bool) (*schedule
 	return px.all, nil
 }
 
-// buildIndexLocked indexes the nodes of view that are online now.
+// buildIndexLocked indexes the nodes of view, and takes those that are not online now
+// out again: each keeps its slot, so that its heartbeat brings it back cheaply. Adding a
+// node the index has no slot for rebuilds part of it, and a router that started before
+// its nodes connected rebuilt it for every one (100,000 nodes: minutes of CPU).
 func (r *Router) buildIndexLocked(view placementSnapshot) (*placementIndex, error) {
 	px := &placementIndex{gen: view.gen, weights: view.weights, registered: make(map[string]scheduler.Node, len(view.nodes))}
+	all := make([]scheduler.Node, 0, len(view.nodes))
 	for _, n := range view.nodes {
 		if n.Status == ledger.NodeActive {
-			px.registered[string(n.Address)] = schedulerNode(n)
+			sn := schedulerNode(n)
+			px.registered[sn.ID] = sn
+			sn.FreeGPUs = r.freeLocked(sn.ID)
+			all = append(all, sn)
 		}
 	}
-	var all, containers []scheduler.Node
 	for id, hb := range r.seen {
-		if hb.Role != protocol.RoleNode {
-			continue
-		}
-		px.heard = append(px.heard, heartbeatAt{id, r.when[id]})
-		n, ok := px.registered[id]
-		if !ok || time.Since(r.when[id]) > r.opts.HeartbeatTTL {
-			continue
-		}
-		n.FreeGPUs = r.freeLocked(id)
-		all = append(all, n)
-		if hb.Containers != "" {
-			containers = append(containers, n)
+		if hb.Role == protocol.RoleNode {
+			px.heard = append(px.heard, heartbeatAt{id, r.when[id]})
 		}
 	}
 	slices.SortFunc(px.heard, func(a, b heartbeatAt) int { return a.at.Compare(b.at) })
@@ -125,8 +121,17 @@ func (r *Router) buildIndexLocked(view placementSnapshot) (*placementIndex, erro
 	if px.all, err = scheduler.NewIndex(all, view.weights); err != nil {
 		return nil, err
 	}
-	if px.containers, err = scheduler.NewIndex(containers, view.weights); err != nil {
+	if px.containers, err = scheduler.NewIndex(all, view.weights); err != nil {
 		return nil, err
+	}
+	for _, n := range all {
+		hb, heard := r.seen[n.ID]
+		if !heard || hb.Role != protocol.RoleNode || time.Since(r.when[n.ID]) > r.opts.HeartbeatTTL {
+			px.all.Remove(n.ID)
+			px.containers.Remove(n.ID)
+		} else if hb.Containers == "" {
+			px.containers.Remove(n.ID)
+		}
 	}
 	return px, nil
 }

@@ -32,6 +32,8 @@ import (
 // Chain is what the router needs from the settlement layer (chain.Wallet implements it).
 type Chain interface {
 	Send(ctx context.Context, msg ledger.Msg) (txHash string, err error)
+	// SendBatch sends a batch message and returns each item's outcome (nil: applied).
+	SendBatch(ctx context.Context, msg ledger.Msg) (txHash string, items []error, err error)
 	BroadcastTx(ctx context.Context, tx []byte) (txHash string, height int64, err error)
 	Query(ctx context.Context, path string, v any) error
 }
@@ -58,10 +60,23 @@ type Options struct {
 	// Weights override the chain's router_weights parameter (zero: use the chain's).
 	Weights scheduler.Weights
 	// HeartbeatTTL is how long a participant counts as online after its last heartbeat.
-	HeartbeatTTL    time.Duration
+	HeartbeatTTL time.Duration
+	// HeartbeatRate is how many heartbeats a second the router asks for from all its
+	// participants together: it broadcasts a pace (protocol.Pace) that grows with the
+	// participants online, up to HeartbeatTTL/3 (pace.go). Default DefaultHeartbeatRate.
+	HeartbeatRate int
+	// SimulatedFleet is for load simulation only (transport.ServerOptions.SimulatedFleet):
+	// it lets one connection publish the heartbeats of many nodes. Nil in the product; no
+	// configuration sets it.
+	SimulatedFleet  func(pub ed25519.PublicKey) (nodeIDs []string)
 	DispatchTimeout time.Duration
 	VerifyTimeout   time.Duration
 	MaxAttempts     int
+	// AssignWindow is how long an assignment waits for others to share its tx, and
+	// AssignBatchMax how many may (assign.go). Default DefaultAssignWindow and
+	// ledger.MaxBatchItems; a negative window sends every assignment alone.
+	AssignWindow   time.Duration
+	AssignBatchMax int
 	// MaxOutputBytes bounds the one output a node may store for a job it runs.
 	MaxOutputBytes int64
 	// MaxActiveJobs bounds the jobs this router holds unfinished. Past it a submission is
@@ -97,6 +112,9 @@ func (o *Options) setDefaults() error {
 	if o.HeartbeatTTL <= 0 {
 		o.HeartbeatTTL = 10 * time.Second
 	}
+	if o.HeartbeatRate <= 0 {
+		o.HeartbeatRate = DefaultHeartbeatRate
+	}
 	if o.DispatchTimeout <= 0 {
 		o.DispatchTimeout = 5 * time.Second
 	}
@@ -105,6 +123,12 @@ func (o *Options) setDefaults() error {
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 3
+	}
+	if o.AssignWindow == 0 {
+		o.AssignWindow = DefaultAssignWindow
+	}
+	if o.AssignBatchMax <= 0 || o.AssignBatchMax > ledger.MaxBatchItems {
+		o.AssignBatchMax = ledger.MaxBatchItems
 	}
 	if o.MaxOutputBytes <= 0 {
 		o.MaxOutputBytes = DefaultMaxOutputBytes
@@ -175,6 +199,8 @@ type Router struct {
 	viewMu sync.Mutex // one chain read at a time refreshes view
 	view   placementSnapshot
 
+	assigns chan assignRequest // to the batch being collected (assign.go)
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -189,6 +215,7 @@ func New(opts Options) (*Router, error) {
 		opts: opts, id: keys.AddressOfKey(opts.Key), log: opts.Logger.With("component", "router"),
 		seen: map[string]protocol.Heartbeat{}, when: map[string]time.Time{}, beats: map[string]uint64{}, jobs: map[string]*job{},
 		reserved: map[string]int{}, peerHeld: map[string]int{}, declined: map[string]time.Time{}, freed: make(chan struct{}), grants: transport.NewGrants(),
+		assigns: make(chan assignRequest),
 	}
 	if err := r.registerMetrics(opts.Metrics); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
@@ -203,6 +230,7 @@ func (r *Router) Start(ctx context.Context) error {
 		Admin: r.opts.Key.Public().(ed25519.PublicKey), Authorize: r.authorize,
 		IDOf:    func(pub ed25519.PublicKey) string { return string(keys.AddressOf(pub)) },
 		Buckets: []string{protocol.BlobBucket}, Access: r.grants, Cluster: r.opts.Cluster, Logger: r.opts.Logger,
+		SimulatedFleet: r.opts.SimulatedFleet,
 	})
 	if err != nil {
 		return err
@@ -223,6 +251,8 @@ func (r *Router) Start(ctx context.Context) error {
 	}
 	r.nats, r.conn, r.js = srv, conn, js
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.wg.Add(1)
+	go r.batchAssignments(r.ctx)
 	if err := r.openJobs(ctx); err != nil {
 		_ = r.Close()
 		return err
@@ -298,35 +328,48 @@ func (r *Router) authorize(pub ed25519.PublicKey) (string, bool) {
 	return "", false
 }
 
-// housekeeping, every RightsInterval, disconnects each participant the chain no longer
-// admits (rights are otherwise fixed when a connection is made) and forgets jobs that
-// finished long enough ago.
+// housekeeping, every RightsInterval, reads the chain's nodes once: it disconnects each
+// participant the chain no longer admits (rights are otherwise fixed when a connection is
+// made) and brings the placement index up to the chain and the clock, so that no
+// placement waits to build it. It also forgets jobs that finished long enough ago, and
+// tells the participants how often to heartbeat.
 func (r *Router) housekeeping(ctx context.Context) {
 	defer r.wg.Done()
 	t := time.NewTicker(r.opts.RightsInterval)
 	defer t.Stop()
+	var pace paceState
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			r.checkRights(ctx)
+			qctx, cancel := context.WithTimeout(ctx, r.opts.RightsInterval)
+			if view, err := r.placementView(qctx); err != nil {
+				r.log.Debug("rights check skipped", "err", err)
+			} else {
+				r.checkRights(qctx, view.nodes)
+				r.refreshIndex(view)
+			}
+			cancel()
 			r.forgetFinished()
+			r.broadcastPace(&pace, time.Now())
 		}
 	}
 }
 
-// checkRights reads the chain's nodes and validators once and disconnects every
-// connected participant that is neither an active node nor a validator.
-func (r *Router) checkRights(ctx context.Context) {
-	qctx, cancel := context.WithTimeout(ctx, r.opts.RightsInterval)
-	defer cancel()
-	var nodes []ledger.Node
-	var vals []ledger.Validator
-	if err := r.opts.Chain.Query(qctx, "nodes", &nodes); err != nil {
-		r.log.Debug("rights check skipped", "err", err)
-		return
+// refreshIndex brings the placement index up to view.
+func (r *Router) refreshIndex(view placementSnapshot) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, err := r.indexLocked(view, false); err != nil {
+		r.log.Debug("placement index not refreshed", "err", err)
 	}
+}
+
+// checkRights reads the chain's validators and disconnects every connected participant
+// that is neither an active node (of nodes, the chain's) nor a validator.
+func (r *Router) checkRights(qctx context.Context, nodes []ledger.Node) {
+	var vals []ledger.Validator
 	if err := r.opts.Chain.Query(qctx, "validators", &vals); err != nil {
 		r.log.Debug("rights check skipped", "err", err)
 		return
@@ -338,7 +381,17 @@ func (r *Router) checkRights(ctx context.Context) {
 	for _, v := range vals {
 		admitted[string(v.Address)] = true
 	}
-	for _, id := range r.nats.Reauthorize(func(id string, _ ed25519.PublicKey) bool { return admitted[id] }) {
+	// nodes may predate a participant that registered and connected since: the view's
+	// word alone never withdraws a standing, the chain's current one (read as at connect)
+	// must agree. Withdrawals are rare, so the second read is too.
+	keep := func(id string, pub ed25519.PublicKey) bool {
+		if admitted[id] {
+			return true
+		}
+		_, ok := r.authorize(pub)
+		return ok
+	}
+	for _, id := range r.nats.Reauthorize(keep) {
 		r.log.Warn("participant disconnected: the chain withdrew its standing", "id", keys.Address(id).Short())
 	}
 }
@@ -358,6 +411,9 @@ func (r *Router) onHeartbeat(m *nats.Msg) {
 	r.beats[hb.ID]++
 	r.heardLocked(hb.ID)
 	r.mu.Unlock()
+	if hb.Role == protocol.RoleNode {
+		r.metrics.heartbeatIndexed(hb.Sent)
+	}
 }
 
 // online returns the participants of a role heard from within the TTL.

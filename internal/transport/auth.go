@@ -19,6 +19,9 @@ const (
 	NodeSubjectPrefix = "omni.node."
 	// RouterSubjectPrefix + … is where nodes publish to the router.
 	RouterSubjectPrefix = "omni.router."
+	// PaceSubject is where routers broadcast the heartbeat interval: participants may
+	// listen, only the router may publish.
+	PaceSubject = "omni.pace"
 )
 
 // rejectDelay is how long a rejected client waits for its error.
@@ -62,6 +65,7 @@ type nkeyRegistrar interface {
 type authenticator struct {
 	admins    []ed25519.PublicKey // full rights, in-process connections only
 	authorize func(ed25519.PublicKey) (string, bool)
+	fleet     func(ed25519.PublicKey) []string // ServerOptions.SimulatedFleet
 	log       *slog.Logger
 
 	mu    sync.Mutex
@@ -113,6 +117,10 @@ func (a *authenticator) allow(c server.ClientAuthentication) bool {
 			a.log.Warn("nats client rejected: admin key used over the network", "remote", c.RemoteAddress())
 			return false
 		}
+	} else if ids := a.fleetOf(pub); len(ids) > 0 {
+		// A simulator's connection: heartbeats only, so it is not a participant (no
+		// blob rights, nothing for Reauthorize to withdraw).
+		user.Permissions = fleetPermissions(ids, opts.Nkey)
 	} else {
 		id, ok := a.authorize(pub)
 		if !ok || !validNodeID(id) {
@@ -134,6 +142,19 @@ func (a *authenticator) allow(c server.ClientAuthentication) bool {
 		return false
 	}
 	return true
+}
+
+func (a *authenticator) fleetOf(pub ed25519.PublicKey) []string {
+	if a.fleet == nil {
+		return nil
+	}
+	ids := a.fleet(pub)
+	for _, id := range ids {
+		if !validNodeID(id) {
+			return nil
+		}
+	}
+	return ids
 }
 
 // owns reports whether reply lies in the inbox of a connection admitted as id: only then
@@ -227,8 +248,21 @@ func nodePermissions(id, nkey string) *server.Permissions {
 	own := NodeSubjectPrefix + id + ".>"
 	return &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: []string{own, RouterSubjectPrefix + ">"}},
-		Subscribe: &server.SubjectPermission{Allow: []string{own, "_INBOX." + nkey + ".>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{own, "_INBOX." + nkey + ".>", PaceSubject}},
 		Response:  &server.ResponsePermission{MaxMsgs: 1, Expires: replyWindow},
+	}
+}
+
+// fleetPermissions let a simulator's connection publish the heartbeats of the nodes it
+// simulates, and nothing else of theirs; it hears the pace and its own replies.
+func fleetPermissions(ids []string, nkey string) *server.Permissions {
+	pub := make([]string, len(ids))
+	for i, id := range ids {
+		pub[i] = NodeSubjectPrefix + id + ".heartbeat"
+	}
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: pub},
+		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX." + nkey + ".>", PaceSubject}},
 	}
 }
 

@@ -59,8 +59,16 @@ type ServerOptions struct {
 	// in a cluster a participant connected to another server asks this one's blob
 	// service, whose own connections do not include it. Nil: only this server's
 	// participants are served.
-	IDOf   func(pub ed25519.PublicKey) string
-	Logger *slog.Logger // default slog.Default()
+	IDOf func(pub ed25519.PublicKey) string
+	// SimulatedFleet is for load simulation only (bench/livescale): a connection whose key
+	// it maps to node ids may publish those nodes' heartbeats — omni.node.<id>.heartbeat,
+	// nothing else of theirs — so that a simulator drives 100,000 nodes through a few
+	// connections instead of one each. In the product every connection speaks for the one
+	// key that signed its nonce; this widens that, so it is a func, which no config file,
+	// environment variable, flag or network peer can set: only code that embeds the
+	// server. Nil (always, outside the simulator): no such connections.
+	SimulatedFleet func(pub ed25519.PublicKey) (nodeIDs []string)
+	Logger         *slog.Logger // default slog.Default()
 }
 
 // DefaultBucketMaxBytes is the size of a blob bucket unless ServerOptions say otherwise.
@@ -131,6 +139,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	s.auth = &authenticator{
 		admins:    []ed25519.PublicKey{opts.Admin, internal.Public().(ed25519.PublicKey)},
 		authorize: opts.Authorize,
+		fleet:     opts.SimulatedFleet,
 		log:       opts.Logger,
 		conns:     map[uint64]participant{},
 		byID:      map[string]map[uint64]bool{},

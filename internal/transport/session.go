@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,7 +18,7 @@ type SessionOptions struct {
 	Inbox  string
 	Handle func(ctx context.Context, m *nats.Msg)
 	// Beat returns the heartbeat to publish (subject and payload), once at start and
-	// then every Heartbeat.
+	// then every Heartbeat, or every interval SetHeartbeat sets, and at BeatNow.
 	Heartbeat time.Duration
 	Beat      func() (subject string, payload []byte)
 	// Drain, if set, runs at Close after the session's context ends and before the
@@ -34,6 +35,10 @@ type Session struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	interval atomic.Int64  // nanoseconds between heartbeats
+	now      chan struct{} // BeatNow asks the loop for a heartbeat at once
+	retime   chan struct{} // SetHeartbeat tells the loop its interval changed
 }
 
 // StartSession dials the router, subscribes the inbox and starts heartbeating. The inbox
@@ -47,7 +52,8 @@ func StartSession(ctx context.Context, o SessionOptions) (*Session, error) {
 		return nil, fmt.Errorf("connect to router %s: %w", o.Dial.URL, err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	s := &Session{Conn: conn, opts: o, cancel: cancel}
+	s := &Session{Conn: conn, opts: o, cancel: cancel, now: make(chan struct{}, 1), retime: make(chan struct{}, 1)}
+	s.interval.Store(int64(o.Heartbeat))
 	if _, err := conn.Subscribe(o.Inbox, func(m *nats.Msg) { o.Handle(runCtx, m) }); err != nil {
 		cancel()
 		conn.Close()
@@ -64,17 +70,45 @@ func StartSession(ctx context.Context, o SessionOptions) (*Session, error) {
 	return s, nil
 }
 
+// SetHeartbeat changes the interval between heartbeats (a router's pace); the next one
+// is due that long after the last.
+func (s *Session) SetHeartbeat(d time.Duration) {
+	if d <= 0 || s.interval.Swap(int64(d)) == int64(d) {
+		return
+	}
+	select {
+	case s.retime <- struct{}{}:
+	default:
+	}
+}
+
+// BeatNow heartbeats at once, from the session's loop, because the participant's state
+// changed; the interval starts again from it.
+func (s *Session) BeatNow() {
+	select {
+	case s.now <- struct{}{}:
+	default: // one is already due
+	}
+}
+
 func (s *Session) heartbeatLoop(ctx context.Context) {
 	defer s.wg.Done()
-	t := time.NewTicker(s.opts.Heartbeat)
+	last := time.Now()
+	t := time.NewTimer(s.opts.Heartbeat)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-s.retime:
+			t.Reset(time.Until(last.Add(time.Duration(s.interval.Load()))))
+			continue
+		case <-s.now:
 		case <-t.C:
-			s.beat()
 		}
+		s.beat()
+		last = time.Now()
+		t.Reset(time.Duration(s.interval.Load()))
 	}
 }
 
