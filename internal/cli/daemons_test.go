@@ -16,6 +16,7 @@ import (
 	"github.com/omnisync/omnisync/internal/chain"
 	"github.com/omnisync/omnisync/internal/devnet"
 	"github.com/omnisync/omnisync/internal/keyfile"
+	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/tensor"
 )
 
@@ -221,6 +222,12 @@ func TestDaemonsOnSeparateCommandsSettleAJob(t *testing.T) {
 	}
 	if text := runOK(t, "node", "status", addr["node"], "--api", re.RESTURL); !strings.Contains(text, "ONLINE") || !strings.Contains(text, "100.00% (1 verified, 0 failed)") {
 		t.Errorf("node status text:\n%s", text)
+	}
+	// Its earnings entry by entry, as the chain recorded them.
+	hist := decodeJSON[api.NodeHistory](t, runOK(t, "node", "history", addr["node"], "--api", re.RESTURL, "-o", "json"))
+	if hist.Record.Settled != 1 || hist.Record.Earned == 0 || len(hist.Entries) != 1 || hist.Entries[0].JobID != job.ID ||
+		hist.Entries[0].Kind != ledger.HistorySettled || hist.Entries[0].Paid+hist.Entries[0].Reward != hist.Record.Earned {
+		t.Errorf("node history: %+v", hist)
 	}
 
 	// The consumer's journey from the CLI: .npy in, a verified .npy out.

@@ -38,7 +38,7 @@ func newNodeCmd(g *globals) *cobra.Command {
 		Use:   "node",
 		Short: "Register a compute node on chain and serve jobs",
 	}
-	cmd.AddCommand(newNodeRegisterCmd(g), newNodeRunCmd(g), newNodeStatusCmd(g), newNodeListCmd(g))
+	cmd.AddCommand(newNodeRegisterCmd(g), newNodeRunCmd(g), newNodeStatusCmd(g), newNodeListCmd(g), newNodeHistoryCmd(g))
 	return cmd
 }
 

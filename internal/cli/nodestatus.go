@@ -32,8 +32,9 @@ against jobs failed), its stake and bid, and the balance its earnings are paid i
 is the wallet's (--wallet), or ADDRESS.`,
 		Example: `  omnisync node status --wallet node --api http://router.example.org:7070
   omnisync node status 4TWLMELZShDxz41cjJwL3nWxCUtd2h1vgR3WS2b2MXqM -o json`,
-		Args: optionalArg("ADDRESS"),
-		RunE: addressView(g, f, readNodeStatus, func(st nodeStatus) { g.printNodeStatus(st, time.Now()) }),
+		Args:              optionalArg("ADDRESS"),
+		ValidArgsFunction: f.completeNodeIDs,
+		RunE:              addressView(g, f, readNodeStatus, func(st nodeStatus) { g.printNodeStatus(st, time.Now()) }),
 	}
 	f.addWalletFlags(cmd)
 	// The node's wallet is "node" wherever the node daemon's is (config's default).

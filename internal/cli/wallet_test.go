@@ -45,6 +45,8 @@ type fakeDaemon struct {
 	nodes      []api.Node
 	proposals  []api.Proposal
 	unbonding  map[string][]api.Unbonding
+	history    map[string]api.NodeHistory // by node, served whatever page is asked for
+	asked      [2]int64                   // the last history page asked for: before, limit
 	txs        []ledger.Tx
 	txErr      error // rejects the next transaction
 }
@@ -81,6 +83,12 @@ func (d *fakeDaemon) Params(context.Context) (p api.Params, _ error) {
 func (d *fakeDaemon) Nodes(context.Context) (n []api.Node, _ error) {
 	d.with(func(d *fakeDaemon) { n = d.nodes })
 	return n, nil
+}
+
+func (d *fakeDaemon) NodeHistory(_ context.Context, node string, before int64, limit int) (h api.NodeHistory, _ error) {
+	d.with(func(d *fakeDaemon) { h, d.asked = d.history[node], [2]int64{before, int64(limit)} })
+	h.Node = node
+	return h, nil
 }
 
 func (d *fakeDaemon) Validators(context.Context) (v []api.Validator, _ error) {
@@ -284,6 +292,8 @@ func TestGolden(t *testing.T) {
 		{golden: "gov_show_spend", args: []string{"gov", "show", "2"}},
 		{golden: "gov_params", args: []string{"gov", "params"}},
 		{golden: "stake_show", args: []string{"stake", "show"}},
+		{golden: "node_history", args: []string{"node", "history", testAddr(4), "--limit", "3"}, setup: withNodeHistory},
+		{golden: "node_history_empty", args: []string{"node", "history", "--wallet", "default"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {

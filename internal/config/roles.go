@@ -19,6 +19,7 @@ import (
 	"github.com/omnisync/omnisync/internal/runtime"
 	"github.com/omnisync/omnisync/internal/transport"
 	"github.com/omnisync/omnisync/internal/validator"
+	"github.com/omnisync/omnisync/internal/verify"
 )
 
 // The defaults every role shares with the wallet and chain commands, and the names
@@ -313,7 +314,7 @@ type Validator struct {
 }
 
 func defaultValidator() Validator {
-	return Validator{Wallet: RoleValidator, WalletDir: defaultWalletDir(), ChainRPC: DefaultChainRPC, Rounds: 2, Heartbeat: D(2 * time.Second)}
+	return Validator{Wallet: RoleValidator, WalletDir: defaultWalletDir(), ChainRPC: DefaultChainRPC, Rounds: verify.DefaultRounds, Heartbeat: D(2 * time.Second)}
 }
 
 func (v Validator) validate() []error {

@@ -83,7 +83,7 @@ func New(opts Options) (*Daemon, error) {
 		return nil, errors.New("validator: key, chain and router url are required")
 	}
 	if opts.Rounds <= 0 {
-		opts.Rounds = 2
+		opts.Rounds = verify.DefaultRounds
 	}
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = 2 * time.Second

@@ -29,6 +29,11 @@ func failed(rounds, row int, format string, args ...any) Verdict {
 	return Verdict{Rounds: rounds, BadRow: row, Reason: fmt.Sprintf(format, args...)}
 }
 
+// DefaultRounds is how many rounds of FreivaldsInt8 a validator runs unless configured
+// otherwise: each round passes a wrong product with probability at most 1/p, so two miss
+// one with probability at most p^-2 < 2^-121.
+const DefaultRounds = 2
+
 // FreivaldsInt8 checks c == a·b with Freivalds' algorithm over F_p,
 // p = 2^61 − 1: each round draws r uniformly from F_p^n and compares
 // A·(B·r) with C·r, in O(mk + kn + mn) time instead of O(mkn).

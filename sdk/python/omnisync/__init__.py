@@ -11,7 +11,7 @@ Standard library plus ``cryptography`` (ed25519); NumPy is optional.
 """
 
 from .archive import ContainerOutput, OutputFile, check_output_path, unpack_output, write_output
-from .client import DEFAULT_INLINE_LIMIT, LOG_POLL_INTERVAL, MAX_JOB_LIST_LIMIT, Client, EventPrinter
+from .client import DEFAULT_INLINE_LIMIT, LOG_POLL_INTERVAL, MAX_JOB_LIST_LIMIT, MAX_NODE_HISTORY_LIMIT, Client, EventPrinter
 from .errors import (
     ApiError,
     ArchiveError,
@@ -50,6 +50,9 @@ from .models import (
     JobLogs,
     JobOutput,
     Node,
+    NodeHistory,
+    NodeHistoryEntry,
+    NodeRecord,
     Payment,
     Replica,
     Scores,
@@ -115,7 +118,11 @@ __all__ = [
     "KeyFileError",
     "LOG_POLL_INTERVAL",
     "MAX_JOB_LIST_LIMIT",
+    "MAX_NODE_HISTORY_LIMIT",
     "Node",
+    "NodeHistory",
+    "NodeHistoryEntry",
+    "NodeRecord",
     "NotFound",
     "NotSupportedByServer",
     "OmniSyncError",

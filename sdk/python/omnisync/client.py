@@ -49,6 +49,7 @@ from .models import (
     JobLogs,
     JobOutput,
     Node,
+    NodeHistory,
     TensorResult,
     TxReceipt,
     is_final,
@@ -81,6 +82,8 @@ DEFAULT_INLINE_LIMIT = 8 << 20
 
 #: The most jobs one page of GET /v1/jobs holds (``api.MaxJobListLimit``).
 MAX_JOB_LIST_LIMIT = 500
+#: The most entries one page of GET /v1/nodes/{id}/history holds (``ledger.MaxHistoryLimit``).
+MAX_NODE_HISTORY_LIMIT = 200
 #: How often following a job's logs asks for more, in seconds (as ``omnisync job logs -f``).
 LOG_POLL_INTERVAL = 0.5
 
@@ -222,6 +225,26 @@ class Client:
     def nodes(self) -> List[Node]:
         """GET /v1/nodes: every registered node with its live state."""
         return [Node.from_dict(n) for n in self._t.call("GET", "/v1/nodes") or []]
+
+    def node_history(self, node_id: str, before: Optional[int] = None, limit: Optional[int] = None) -> NodeHistory:
+        """GET /v1/nodes/{id}/history: a node's earnings and slashes. Returns its totals
+        (``record``) and a page of its settled jobs, failures and slashes, newest first:
+        those below block height ``before`` (default the newest), at most ``limit`` of them
+        (1 to 200; default the server's, 50). A page with more below it has
+        ``next_before`` set: pass it as ``before`` to read on."""
+        query: Dict[str, str] = {}
+        if before is not None:
+            if before < 1:
+                raise ValueError(f"before {before}: want a block height, 1 or more")
+            query["before"] = str(before)
+        if limit is not None:
+            if not 1 <= limit <= MAX_NODE_HISTORY_LIMIT:
+                raise ValueError(f"limit {limit}: want 1 to {MAX_NODE_HISTORY_LIMIT}")
+            query["limit"] = str(limit)
+        path = "/v1/nodes/" + path_escape(node_id) + "/history"
+        if query:
+            path += "?" + urlencode(query)
+        return NodeHistory.from_dict(self._t.call("GET", path))
 
     def get(self, job_id: str) -> Job:
         """GET /v1/jobs/{id}: the job's status, node, verdict, payment and events."""

@@ -335,6 +335,89 @@ class Node:
         )
 
 
+# Node history entry kinds (``ledger.HistorySettled`` and the others): ``NodeHistoryEntry.kind``.
+HISTORY_SETTLED = "settled"
+HISTORY_FAILED = "failed"
+HISTORY_SLASHED = "slashed"
+
+
+@dataclass(frozen=True)
+class NodeHistoryEntry:
+    """One outcome in a node's record (``api.NodeHistoryEntry``): a settled job with what the
+    node was ``paid`` from its escrow and its ``reward`` from the network-rewards pool, a
+    failure (a redundant replica outvoted, or a result never revealed) with its ``reason``,
+    or a slash with the stake it cost (``amount``). Amounts in uomni; ``time_unix`` is the
+    block time."""
+
+    height: int
+    time_unix: int
+    kind: str
+    job_id: str = ""
+    paid: int = 0
+    reward: int = 0
+    amount: int = 0
+    reason: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "NodeHistoryEntry":
+        return cls(
+            height=_u(d, "height"),
+            time_unix=_u(d, "time_unix"),
+            kind=_s(d, "kind"),
+            job_id=_s(d, "job_id"),
+            paid=_u(d, "paid"),
+            reward=_u(d, "reward"),
+            amount=_u(d, "amount"),
+            reason=_s(d, "reason"),
+        )
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """A node's whole history summed (``api.NodeRecord``): jobs settled and failed (slashes
+    among the failures), uomni earned (paid plus rewards) and slashed."""
+
+    settled: int
+    failed: int
+    slashes: int
+    earned: int
+    slashed: int
+    last_unix: int = 0
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "NodeRecord":
+        return cls(
+            settled=_u(d, "settled"),
+            failed=_u(d, "failed"),
+            slashes=_u(d, "slashes"),
+            earned=_u(d, "earned"),
+            slashed=_u(d, "slashed"),
+            last_unix=_u(d, "last_unix"),
+        )
+
+
+@dataclass(frozen=True)
+class NodeHistory:
+    """GET /v1/nodes/{id}/history (``api.NodeHistory``): the node's totals and a page of its
+    entries, newest first. ``next_before``, when not 0, is the ``before`` that reads the
+    next (older) page."""
+
+    node: str
+    record: NodeRecord
+    entries: List[NodeHistoryEntry]
+    next_before: int = 0
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "NodeHistory":
+        rec = d.get("record")
+        return cls(
+            node=_s(d, "node"),
+            record=NodeRecord.from_dict(rec if isinstance(rec, dict) else {}),
+            entries=[NodeHistoryEntry.from_dict(e) for e in d.get("entries") or [] if isinstance(e, dict)],
+            next_before=_u(d, "next_before"),
+        )
+
+
 @dataclass(frozen=True)
 class Account:
     """GET /v1/accounts/{address}: balance in uomni and the next transaction sequence."""

@@ -383,6 +383,40 @@ class ClientTest(unittest.TestCase):
             with self.assertRaises(ValueError):
                 self.c.list(limit=bad)
 
+    # Node history.
+
+    def test_node_history(self) -> None:
+        node = SigningKey(bytes([4] * 32)).address
+        queries: List[Dict[str, List[str]]] = []
+
+        def route(h: Handler) -> Reply:
+            queries.append(parse_qs(urlsplit(h.path).query))
+            return js(200, {
+                "node": node,
+                "record": {"settled": 41, "failed": 2, "slashes": 1, "earned": 12345678, "slashed": 50000000, "last_unix": 1767225900},
+                "entries": [
+                    {"height": 1207, "time_unix": 1767225900, "kind": "slashed", "job_id": "job-9", "amount": 50000000, "reason": "wrong result for job-9"},
+                    {"height": 1181, "time_unix": 1767225700, "kind": "settled", "job_id": "job-7", "paid": 294000, "reward": 15000},
+                ],
+                "next_before": 1181,
+            })
+
+        self.srv.routes[f"GET /v1/nodes/{node}/history"] = route
+        h = self.c.node_history(node)
+        self.assertEqual((h.node, h.record.settled, h.record.slashes, h.record.earned, h.next_before), (node, 41, 1, 12345678, 1181))
+        self.assertEqual([(e.kind, e.job_id, e.paid + e.reward, e.amount) for e in h.entries],
+                         [("slashed", "job-9", 0, 50000000), ("settled", "job-7", 309000, 0)])
+        self.c.node_history(node, before=h.next_before, limit=2)
+        self.assertEqual(queries, [{}, {"before": ["1181"], "limit": ["2"]}])
+        for bad in ({"limit": 0}, {"limit": 201}, {"before": 0}):
+            with self.assertRaises(ValueError):
+                self.c.node_history(node, **bad)
+        # The server refuses an id that is not an address (a node never heard of is an
+        # empty history, not an error).
+        self.srv.routes["GET /v1/nodes/nobody/history"] = lambda h: js(400, {"error": "id: invalid address", "code": "invalid"})
+        with self.assertRaises(BadRequest):
+            self.c.node_history("nobody")
+
     def _serve_chain(self, statuses: Dict[int, str]) -> None:
         """An account whose transactions 0..4 created jobs with these statuses (the others
         were not create_jobs)."""
