@@ -120,14 +120,18 @@ var owners = []struct {
 	{"github.com/cosmos/iavl", []string{"internal/store"}},
 	{"github.com/nats-io/nats-server", []string{"internal/transport"}},
 	// The daemons hold client connections; the server and auth stay in transport.
-	{"github.com/nats-io/", []string{"internal/transport", "internal/transport/transporttest", "internal/router", "internal/node", "internal/validator"}},
+	// The live-scale simulator (bench/livescale) is a fleet of heartbeating nodes and the
+	// router it measures, so it holds connections and a metrics registry too.
+	{"github.com/nats-io/", []string{"internal/transport", "internal/transport/transporttest", "internal/router", "internal/node", "internal/validator", "bench/livescale"}},
 	{"github.com/docker/", []string{"internal/runtime"}},
 	{"github.com/moby/", []string{"internal/runtime"}},
+	// The Groth16 prover (gnark, gnark-crypto) is large and slow to build: only zk links it.
+	{"github.com/consensys/", []string{"internal/zk"}},
 	// NVML needs cgo: only hardware discovery touches it, behind a build constraint.
 	{"github.com/NVIDIA/go-nvml", []string{"internal/node/hw"}},
 	// Metrics are counted by the daemons, never by the deterministic cores they run.
 	{"github.com/prometheus/", []string{"internal/metrics", "internal/metrics/metricstest", "internal/httpapi",
-		"internal/chain", "internal/router", "internal/node", "internal/validator", "internal/devnet", "internal/cli"}},
+		"internal/chain", "internal/router", "internal/node", "internal/validator", "internal/devnet", "internal/cli", "bench/livescale"}},
 }
 
 func TestHeavyImportsStayWithTheirOwners(t *testing.T) {

@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"fmt"
-	"maps"
 	"strconv"
 )
 
@@ -72,6 +71,42 @@ func (m Msg) batchItems() []Msg {
 		}
 	}
 	return items
+}
+
+// Batch is the batch message that carries items, the inverse of batchItems: ok is false
+// unless every item is a single message of one kind that batches (assign_job, attest,
+// commit_result), so a sender learns here which of its messages may share a tx.
+func Batch(items []Msg) (batch Msg, ok bool) {
+	if len(items) == 0 {
+		return Msg{}, false
+	}
+	kind := items[0].Kind()
+	for _, it := range items {
+		if it.Kind() != kind {
+			return Msg{}, false
+		}
+	}
+	switch kind {
+	case "assign_job":
+		m := &MsgAssignJobs{Assignments: make([]MsgAssignJob, len(items))}
+		for i, it := range items {
+			m.Assignments[i] = *it.AssignJob
+		}
+		return Msg{AssignJobs: m}, true
+	case "attest":
+		m := &MsgAttestJobs{Attestations: make([]MsgAttest, len(items))}
+		for i, it := range items {
+			m.Attestations[i] = *it.Attest
+		}
+		return Msg{AttestJobs: m}, true
+	case "commit_result":
+		m := &MsgCommitResults{Results: make([]MsgCommitResult, len(items))}
+		for i, it := range items {
+			m.Results[i] = *it.CommitResult
+		}
+		return Msg{CommitResults: m}, true
+	}
+	return Msg{}, false
 }
 
 // jobID is the job a single job message names.
@@ -155,7 +190,11 @@ func (c *execCtx) mayBatch(p Params, m Msg) error {
 // transaction has its own (a borrowed one is copied before it changes).
 func (s Supply) savepoint() Supply {
 	if !s.poolsShared {
-		s.Pools = maps.Clone(s.Pools)
+		pools := make(map[string]uint64, len(s.Pools))
+		for k, v := range s.Pools { // a copy: the order it is made in does not matter
+			pools[k] = v
+		}
+		s.Pools = pools
 	}
 	return s
 }
