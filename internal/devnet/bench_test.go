@@ -15,8 +15,10 @@ import (
 // submit→settled p50/p90. The baseline, in the same run, is the strict signer (one tx per
 // key per block, as before pipelining) for the router, validator and nodes. The devnet's
 // nodes have one GPU each, so with three nodes the GPUs, not the chain, bound the rate;
-// the run with twelve nodes shows the signer's own ceiling, and the last run adds batched
-// assignments (router.Options.AssignWindow), against the one before it as baseline.
+// the run with twelve nodes shows the signer's own ceiling, the run after it adds batched
+// assignments (router.Options.AssignWindow), and the last batched attestations and result
+// commitments too (validator.Options.AttestWindow, node.Options.CommitWindow), each against
+// the one before it as baseline.
 //
 //	go test ./internal/devnet -run '^$' -bench SettledJobsPerSecond -benchtime 1x
 func BenchmarkSettledJobsPerSecond(b *testing.B) {
@@ -26,16 +28,20 @@ func BenchmarkSettledJobsPerSecond(b *testing.B) {
 		nodes  int
 		strict bool
 		window time.Duration // the router's AssignWindow: negative, one assignment per tx
+		// results is the validator's AttestWindow and the nodes' CommitWindow: negative,
+		// one attestation or commitment per tx
+		results time.Duration
 	}{
-		{"nodes=3/strict", 3, true, -1}, {"nodes=3/pipelined", 3, false, -1},
-		{"nodes=12/strict", 12, true, -1}, {"nodes=12/pipelined", 12, false, -1},
-		{"nodes=12/pipelined/batched-assign", 12, false, 0},
+		{"nodes=3/strict", 3, true, -1, -1}, {"nodes=3/pipelined", 3, false, -1, -1},
+		{"nodes=12/strict", 12, true, -1, -1}, {"nodes=12/pipelined", 12, false, -1, -1},
+		{"nodes=12/pipelined/batched-assign", 12, false, 0, -1},
+		{"nodes=12/pipelined/batched-all", 12, false, 0, 0},
 	} {
 		b.Run(mode.name, func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
 			d, err := Start(ctx, Options{Home: b.TempDir(), BlockTime: 250 * time.Millisecond, Nodes: mode.nodes,
-				StrictSigning: mode.strict, AssignWindow: mode.window})
+				StrictSigning: mode.strict, AssignWindow: mode.window, AttestWindow: mode.results, CommitWindow: mode.results})
 			if err != nil {
 				b.Fatal(err)
 			}

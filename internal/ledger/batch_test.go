@@ -308,3 +308,24 @@ func TestBatchTxEncoding(t *testing.T) {
 		t.Fatalf("decoded %+v, %v", decoded.Body, err)
 	}
 }
+
+// TestBatchOfSingles: Batch carries a run of one batchable kind, item for item, and
+// refuses anything else, so a sender never builds a batch the ledger would read back
+// differently.
+func TestBatchOfSingles(t *testing.T) {
+	assign := Msg{AssignJob: &MsgAssignJob{JobID: "job-1", ScoreBP: 3}}
+	attest := Msg{Attest: &MsgAttest{JobID: "job-2", Pass: true}}
+	commit := Msg{CommitResult: &MsgCommitResult{JobID: "job-3", Seal: "s"}}
+	for _, items := range [][]Msg{{assign}, {attest, attest}, {commit, commit, commit}} {
+		batch, ok := Batch(items)
+		if !ok || !reflect.DeepEqual(batch.batchItems(), items) {
+			t.Errorf("Batch(%s ×%d) = %+v, %v", items[0].Kind(), len(items), batch, ok)
+		}
+	}
+	reveal := Msg{RevealResult: &MsgRevealResult{JobID: "job-4"}}
+	for _, items := range [][]Msg{nil, {assign, attest}, {reveal}, {{}}} {
+		if _, ok := Batch(items); ok {
+			t.Errorf("Batch(%v) made a batch", items)
+		}
+	}
+}

@@ -32,11 +32,14 @@ import (
 	"github.com/omnisync/omnisync/internal/runtime"
 	"github.com/omnisync/omnisync/internal/runtime/jobio"
 	"github.com/omnisync/omnisync/internal/transport"
+	"github.com/omnisync/omnisync/internal/txbatch"
 )
 
 // Chain is what the daemon needs from the settlement layer (chain.Wallet implements it).
 type Chain interface {
 	Send(ctx context.Context, msg ledger.Msg) (txHash string, err error)
+	// SendBatch sends a batch message and returns each item's outcome (nil: applied).
+	SendBatch(ctx context.Context, msg ledger.Msg) (txHash string, items []error, err error)
 	Query(ctx context.Context, path string, v any) error
 }
 
@@ -54,6 +57,13 @@ type Options struct {
 	PricePerHour uint64 // uomni per GPU-hour
 	Stake        uint64 // uomni to stake at registration if not yet registered
 	Heartbeat    time.Duration
+	// CommitWindow is how long a result's commitment (or a replica's seal) waits for
+	// others to share its tx, and CommitBatchMax how many may: jobs that end close
+	// together on a many-GPU node commit in one ledger.MsgCommitResults. Default
+	// txbatch.DefaultWindow and ledger.MaxBatchItems; a negative window commits every
+	// result alone. Reveals always go alone: the ledger has no batch of them.
+	CommitWindow   time.Duration
+	CommitBatchMax int
 	// Now is the node's clock (default time.Now): it stamps heartbeats and judges the
 	// router's certificate. A host's clock may be wrong; nothing the network decides
 	// rests on it (the router times nodes by its own clock).
@@ -102,6 +112,10 @@ type Daemon struct {
 	wg      sync.WaitGroup        // running jobs
 	metrics *nodeMetrics
 
+	committer     *txbatch.Batcher   // collects result commitments into batches; runs from Start to Close
+	stopCommitter context.CancelFunc // nil until Start
+	committerDone chan struct{}      // closed when the committer has stopped
+
 	judging  atomic.Bool // a refusal is being checked against the chain (standing.go)
 	stopOnce sync.Once
 	stopped  chan struct{} // closed when the node stops on its own
@@ -121,7 +135,8 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	id := string(keys.AddressOfKey(opts.Key))
-	d := &Daemon{opts: opts, id: id, log: opts.Logger.With("node", keys.Address(id).Short()), running: map[string]runningJob{}, stopped: make(chan struct{})}
+	d := &Daemon{opts: opts, id: id, log: opts.Logger.With("node", keys.Address(id).Short()), running: map[string]runningJob{}, stopped: make(chan struct{}),
+		committer: txbatch.New(opts.Chain, opts.CommitWindow, opts.CommitBatchMax), committerDone: make(chan struct{})}
 	if err := d.registerMetrics(opts.Metrics); err != nil {
 		return nil, err
 	}
@@ -172,6 +187,14 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if _, err := d.Register(ctx); err != nil {
 		return err
 	}
+	// The committer outlives the session: Close lets the running jobs commit and report
+	// before it stops the committer.
+	cctx, stop := context.WithCancel(context.Background())
+	d.stopCommitter = stop
+	go func() {
+		defer close(d.committerDone)
+		d.committer.Run(cctx)
+	}()
 	sess, err := transport.StartSession(ctx, transport.SessionOptions{
 		Dial: transport.DialOptions{
 			URL: d.opts.RouterURL, Key: d.opts.Key, RootCAs: d.opts.RootCAs, Name: "node-" + d.id, Now: d.opts.Now,
@@ -183,6 +206,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		Drain: d.wg.Wait, // running jobs end with the session's context; let them report
 	})
 	if err != nil {
+		d.stopCommitting()
 		return err
 	}
 	d.mu.Lock()
@@ -195,6 +219,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	if err != nil {
 		sess.Close()
+		d.stopCommitting()
 		return fmt.Errorf("node: subscribe to the router's pace: %w", err)
 	}
 	containers := "none"
@@ -210,7 +235,17 @@ func (d *Daemon) Close() error {
 	if d.session != nil {
 		d.session.Close()
 	}
+	d.stopCommitting()
 	return nil
+}
+
+// stopCommitting ends the committer and waits for the batches it sent.
+func (d *Daemon) stopCommitting() {
+	if d.stopCommitter != nil {
+		d.stopCommitter()
+		<-d.committerDone
+		d.stopCommitter = nil
+	}
 }
 
 func (d *Daemon) heartbeat() (string, []byte) {
@@ -431,7 +466,7 @@ func (d *Daemon) runJob(ctx context.Context, req protocol.Dispatch) protocol.Res
 		// would let a lazy replica commit the same without computing (see reveal).
 		commit.ResultDigest, commit.Seal = "", ledger.ResultSeal(req.JobID, keys.Address(d.id), digest)
 	}
-	tx, err := d.opts.Chain.Send(ctx, ledger.Msg{CommitResult: commit})
+	tx, err := d.committer.Send(ctx, ledger.Msg{CommitResult: commit})
 	if err != nil {
 		return fail("commit result", err)
 	}

@@ -29,6 +29,7 @@ type fakeChain struct {
 	mu         sync.Mutex
 	registered bool
 	sent       []ledger.Msg
+	refuse     map[string]bool // jobs whose result commitment the chain refuses
 }
 
 func (f *fakeChain) Send(_ context.Context, m ledger.Msg) (string, error) {
@@ -38,7 +39,29 @@ func (f *fakeChain) Send(_ context.Context, m ledger.Msg) (string, error) {
 	if m.RegisterNode != nil {
 		f.registered = true
 	}
+	if c := m.CommitResult; c != nil && f.refuse[c.JobID] {
+		return "", fmt.Errorf("%w: job %s is cancelled", ledger.ErrBadState, c.JobID)
+	}
 	return fmt.Sprintf("TX%d", len(f.sent)), nil
+}
+
+// SendBatch records a commit_results batch and refuses the items the ledger would.
+func (f *fakeChain) SendBatch(_ context.Context, m ledger.Msg) (string, []error, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m.CommitResults == nil {
+		return "", nil, fmt.Errorf("unexpected %s", m.Kind())
+	}
+	f.sent = append(f.sent, m)
+	var items []error
+	for _, c := range m.CommitResults.Results {
+		var err error
+		if f.refuse[c.JobID] {
+			err = fmt.Errorf("%w: job %s is cancelled", ledger.ErrBadState, c.JobID)
+		}
+		items = append(items, err)
+	}
+	return fmt.Sprintf("BATCH%d", len(f.sent)), items, nil
 }
 
 func (f *fakeChain) Query(_ context.Context, path string, v any) error {
@@ -57,6 +80,22 @@ func (f *fakeChain) commits() []ledger.MsgCommitResult {
 	for _, m := range f.sent {
 		if m.CommitResult != nil {
 			out = append(out, *m.CommitResult)
+		}
+		if m.CommitResults != nil {
+			out = append(out, m.CommitResults.Results...)
+		}
+	}
+	return out
+}
+
+// batches is the size of every commit_results batch sent, in order.
+func (f *fakeChain) batches() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []int
+	for _, m := range f.sent {
+		if m.CommitResults != nil {
+			out = append(out, len(m.CommitResults.Results))
 		}
 	}
 	return out
@@ -93,11 +132,21 @@ func newRig(t *testing.T, nodeKey ed25519.PrivateKey) *rig {
 
 func (r *rig) startNode(t *testing.T, key ed25519.PrivateKey, chain Chain, rt runtime.Runtime) *Daemon {
 	t.Helper()
-	d, err := New(Options{
+	return r.startNodeWith(t, key, chain, rt, nil)
+}
+
+// startNodeWith is startNode with the node's options changed by set.
+func (r *rig) startNodeWith(t *testing.T, key ed25519.PrivateKey, chain Chain, rt runtime.Runtime, set func(*Options)) *Daemon {
+	t.Helper()
+	opts := Options{
 		Key: key, RouterURL: r.srv.WebSocketURL(), RootCAs: r.roots, Chain: chain, Runtime: rt,
 		Hardware: ledger.Hardware{GPUModel: "test", GPUs: 1, VRAMMiB: 1024, TFLOPSMilli: 1000}, PricePerHour: 1, Stake: 500,
 		Heartbeat: 50 * time.Millisecond,
-	})
+	}
+	if set != nil {
+		set(&opts)
+	}
+	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,8 +221,8 @@ func TestNodeRunsJobStoresOutputAndCommitsDigest(t *testing.T) {
 	if string(out) != string(wantBytes) {
 		t.Fatal("stored output is not A·B")
 	}
-	if c := chain.commits(); len(c) != 1 || c[0].ResultDigest != res.Digest {
-		t.Fatalf("commits %+v, want one for %s", c, res.Digest)
+	if c := chain.commits(); len(c) != 1 || c[0].ResultDigest != res.Digest || len(chain.batches()) != 0 {
+		t.Fatalf("commits %+v, want one for %s, alone in its tx", c, res.Digest)
 	}
 }
 
@@ -217,6 +266,51 @@ func TestNodeReportsFailures(t *testing.T) {
 	}
 	if len(chain.commits()) != 0 {
 		t.Fatal("a failed job committed a result")
+	}
+}
+
+// Jobs that end together on a many-GPU node commit their results in one commit_results
+// tx, and each job's result carries its own item's outcome: the one the chain refuses
+// fails alone.
+func TestResultsEndingTogetherShareACommitTx(t *testing.T) {
+	const n = 4
+	key := newKey(t)
+	r := newRig(t, key)
+	id := string(keys.AddressOfKey(key))
+	results := make(chan protocol.Result, n)
+	if _, err := r.router.Subscribe(protocol.ResultSubject(id), func(m *nats.Msg) {
+		res, _ := protocol.Decode[protocol.Result](m.Data)
+		results <- res
+	}); err != nil {
+		t.Fatal(err)
+	}
+	refused := fmt.Sprintf("job-%016x", 2)
+	chain := &fakeChain{refuse: map[string]bool{refused: true}}
+	rt := slowRuntime{release: make(chan struct{})}
+	d := r.startNodeWith(t, key, chain, rt, func(o *Options) {
+		o.Hardware.GPUs, o.CommitWindow, o.CommitBatchMax = n, time.Minute, n
+	})
+	a, _ := tensor.RandomInt8(4, 4, 1)
+	for i := range n {
+		if ack := r.dispatch(t, d.ID(), fmt.Sprintf("job-%016x", i), a, a); !ack.Accepted {
+			t.Fatalf("job %d declined: %s", i, ack.Error)
+		}
+	}
+	close(rt.release) // every job ends at once
+	for range n {
+		res := <-results
+		if res.JobID == refused {
+			if !strings.HasPrefix(res.Error, "commit result:") || !strings.Contains(res.Error, "cancelled") || res.CommitTx != "" {
+				t.Errorf("refused job: %+v, want the chain's refusal", res)
+			}
+			continue
+		}
+		if res.Error != "" || res.CommitTx != "BATCH2" {
+			t.Errorf("job %s: %+v, want committed by the batch", res.JobID, res)
+		}
+	}
+	if b := chain.batches(); len(b) != 1 || b[0] != n {
+		t.Fatalf("batches %v, want one of %d", b, n)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/txbatch"
 )
 
 // TestAssignmentsShareATx: assignments made together reach the chain as one batch, each
@@ -32,8 +33,7 @@ func TestAssignmentsShareATx(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer func() { cancel(); r.wg.Wait() }()
-	r.wg.Add(1)
-	go r.batchAssignments(ctx)
+	runAssigner(ctx, r)
 
 	errs := make([]error, len(ids))
 	txs := make([]string, len(ids))
@@ -62,9 +62,19 @@ func TestAssignmentsShareATx(t *testing.T) {
 	}
 
 	// A lone assignment goes as a plain assign_job once its window ends.
-	r.opts.AssignWindow = 5 * time.Millisecond
+	r.assigner = txbatch.New(chain, 5*time.Millisecond, 0)
+	runAssigner(ctx, r)
 	chain.jobs[ids[3]].Status = ledger.JobCreated
 	if tx, err := r.assign(ctx, ledger.MsgAssignJob{JobID: ids[3], Node: node}); err != nil || tx != fmt.Sprintf("ASSIGN-%d", len(ids)) {
 		t.Fatalf("lone assignment: %q, %v", tx, err)
 	}
+}
+
+// runAssigner runs the router's assigner until ctx ends, as Start does.
+func runAssigner(ctx context.Context, r *Router) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.assigner.Run(ctx)
+	}()
 }

@@ -321,11 +321,12 @@ func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) 
 const placementViewTTL = 250 * time.Millisecond
 
 // placementView returns the chain's registered nodes and the router weights, read at
-// most once per placementViewTTL however many jobs ask.
+// most once per placementViewTTL however many jobs ask, and again at once after a node
+// the last read did not know heartbeated.
 func (r *Router) placementView(ctx context.Context) (placementSnapshot, error) {
 	r.viewMu.Lock()
 	defer r.viewMu.Unlock()
-	if v := r.view; !v.at.IsZero() && time.Since(v.at) < placementViewTTL {
+	if v := r.view; !v.at.IsZero() && time.Since(v.at) < placementViewTTL && !r.viewStale.Swap(false) {
 		return v, nil
 	}
 	var nodes []ledger.Node
@@ -616,6 +617,19 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 	}
 	attested := 0
 	var lastErr error
+	recordAnswer := func(a answer) {
+		attested++
+		text := "pass"
+		if !a.verdict.Pass {
+			text = "fail: " + a.verdict.Reason
+		}
+		j.set(func(j *job) {
+			if j.verdict == "" || !a.verdict.Pass {
+				j.verdict = text // a failing verdict is the one to show
+			}
+		})
+		j.record("attested", "attest", a.verdict.AttestTx, "validator %s attested: %s", keys.Address(a.validator).Short(), text)
+	}
 	// Two thirds passing decide the job: stop waiting then for a member whose answer is
 	// slow or lost (it may have reconnected to another router of the cluster).
 	decided := time.NewTicker(decidedPoll)
@@ -628,8 +642,21 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 		case <-decided.C:
 			var now ledger.Job
 			if err := r.opts.Chain.Query(ctx, "job/"+j.id, &now); err == nil && now.Status != ledger.JobComputed {
-				// The validators' answers may still be on their way; their attestations are
-				// on chain, and the verdict is read from there.
+				// The validators' answers may still be on their way: those that come within
+				// one more poll are recorded with their attestation txs (the chain's record
+				// has none). The others' attestations are on chain, and the verdict is read
+				// from there.
+				for late := time.After(decidedPoll); pending > 0; pending-- {
+					select {
+					case a := <-answers:
+						if a.err == nil {
+							recordAnswer(a)
+						}
+						continue
+					case <-late:
+					}
+					break
+				}
 				if v := chainVerdict(now.Attestations); v != "" {
 					j.set(func(j *job) { j.verdict = v })
 				}
@@ -642,17 +669,7 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 			lastErr = a.err
 			continue
 		}
-		attested++
-		text := "pass"
-		if !a.verdict.Pass {
-			text = "fail: " + a.verdict.Reason
-		}
-		j.set(func(j *job) {
-			if j.verdict == "" || !a.verdict.Pass {
-				j.verdict = text // a failing verdict is the one to show
-			}
-		})
-		j.record("attested", "attest", a.verdict.AttestTx, "validator %s attested: %s", keys.Address(a.validator).Short(), text)
+		recordAnswer(a)
 	}
 	if attested == 0 {
 		return fmt.Errorf("no validator attested: %w", lastErr)

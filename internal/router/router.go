@@ -27,6 +27,7 @@ import (
 	"github.com/omnisync/omnisync/internal/protocol"
 	"github.com/omnisync/omnisync/internal/scheduler"
 	"github.com/omnisync/omnisync/internal/transport"
+	"github.com/omnisync/omnisync/internal/txbatch"
 )
 
 // Chain is what the router needs from the settlement layer (chain.Wallet implements it).
@@ -197,9 +198,12 @@ type Router struct {
 	px *placementIndex // the online registered nodes, indexed (placement.go); nil before the first placement
 
 	viewMu sync.Mutex // one chain read at a time refreshes view
+	// viewStale is set when a node the view does not know heartbeats: it registered
+	// since the view was read, and the next placement reads the chain again.
+	viewStale atomic.Bool
 	view   placementSnapshot
 
-	assigns chan assignRequest // to the batch being collected (assign.go)
+	assigner *txbatch.Batcher // collects assignments into batches (assign.go); runs on ctx
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -215,7 +219,7 @@ func New(opts Options) (*Router, error) {
 		opts: opts, id: keys.AddressOfKey(opts.Key), log: opts.Logger.With("component", "router"),
 		seen: map[string]protocol.Heartbeat{}, when: map[string]time.Time{}, beats: map[string]uint64{}, jobs: map[string]*job{},
 		reserved: map[string]int{}, peerHeld: map[string]int{}, declined: map[string]time.Time{}, freed: make(chan struct{}), grants: transport.NewGrants(),
-		assigns: make(chan assignRequest),
+		assigner: txbatch.New(opts.Chain, opts.AssignWindow, opts.AssignBatchMax),
 	}
 	if err := r.registerMetrics(opts.Metrics); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
@@ -252,7 +256,10 @@ func (r *Router) Start(ctx context.Context) error {
 	r.nats, r.conn, r.js = srv, conn, js
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.wg.Add(1)
-	go r.batchAssignments(r.ctx)
+	go func() {
+		defer r.wg.Done()
+		r.assigner.Run(r.ctx)
+	}()
 	if err := r.openJobs(ctx); err != nil {
 		_ = r.Close()
 		return err

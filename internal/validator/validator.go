@@ -28,12 +28,15 @@ import (
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/protocol"
 	"github.com/omnisync/omnisync/internal/transport"
+	"github.com/omnisync/omnisync/internal/txbatch"
 	"github.com/omnisync/omnisync/internal/verify"
 )
 
 // Chain is what the validator needs from the settlement layer (chain.Wallet implements it).
 type Chain interface {
 	Send(ctx context.Context, msg ledger.Msg) (txHash string, err error)
+	// SendBatch sends a batch message and returns each item's outcome (nil: applied).
+	SendBatch(ctx context.Context, msg ledger.Msg) (txHash string, items []error, err error)
 	Query(ctx context.Context, path string, v any) error
 }
 
@@ -47,9 +50,15 @@ type Options struct {
 	Rounds int
 	// Parallel bounds the checks that run at once (they are CPU-bound); default the
 	// number of CPUs the process may use.
-	Parallel  int
-	Heartbeat time.Duration
-	Logger    *slog.Logger
+	Parallel int
+	// AttestWindow is how long an attestation waits for others to share its tx, and
+	// AttestBatchMax how many may: checks that end close together attest in one
+	// ledger.MsgAttestJobs. Default txbatch.DefaultWindow and ledger.MaxBatchItems; a
+	// negative window sends every attestation alone.
+	AttestWindow   time.Duration
+	AttestBatchMax int
+	Heartbeat      time.Duration
+	Logger         *slog.Logger
 	// Metrics is where the daemon's Prometheus series are registered (metrics.go); nil
 	// counts them in a registry nothing serves.
 	Metrics prometheus.Registerer
@@ -69,6 +78,10 @@ type Daemon struct {
 	mu       sync.Mutex
 	inFlight map[string]*check // by job id: a request asked again joins the check under way
 	metrics  *validatorMetrics
+
+	attester     *txbatch.Batcher   // collects attestations into batches; runs from Start to Close
+	stopAttester context.CancelFunc // nil until Start
+	attesterDone chan struct{}      // closed when the attester has stopped
 }
 
 // check is one job's verification under way; done closes when verdict is set.
@@ -96,7 +109,8 @@ func New(opts Options) (*Daemon, error) {
 	}
 	id := string(keys.AddressOfKey(opts.Key))
 	d := &Daemon{opts: opts, id: id, log: opts.Logger.With("validator", keys.Address(id).Short()),
-		slots: make(chan struct{}, opts.Parallel), inFlight: map[string]*check{}}
+		slots: make(chan struct{}, opts.Parallel), inFlight: map[string]*check{},
+		attester: txbatch.New(opts.Chain, opts.AttestWindow, opts.AttestBatchMax), attesterDone: make(chan struct{})}
 	if err := d.registerMetrics(opts.Metrics); err != nil {
 		return nil, err
 	}
@@ -108,6 +122,14 @@ func (d *Daemon) ID() string { return d.id }
 
 // Start connects to the router and serves verification requests.
 func (d *Daemon) Start(ctx context.Context) error {
+	// The attester outlives the session: Close drains the checks, which wait for their
+	// attestations, before it stops the attester.
+	actx, stop := context.WithCancel(context.Background())
+	d.stopAttester = stop
+	go func() {
+		defer close(d.attesterDone)
+		d.attester.Run(actx)
+	}()
 	sess, err := transport.StartSession(ctx, transport.SessionOptions{
 		Dial: transport.DialOptions{
 			URL: d.opts.RouterURL, Key: d.opts.Key, RootCAs: d.opts.RootCAs, Name: "validator-" + d.id,
@@ -123,6 +145,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		},
 	})
 	if err != nil {
+		d.stop()
 		return err
 	}
 	d.session = sess
@@ -130,12 +153,23 @@ func (d *Daemon) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the daemon.
+// Close stops the daemon: it stops taking requests, lets the checks under way attest and
+// answer, then stops the attester.
 func (d *Daemon) Close() error {
 	if d.session != nil {
 		d.session.Close()
 	}
+	d.stop()
 	return nil
+}
+
+// stop ends the attester and waits for the batches it sent.
+func (d *Daemon) stop() {
+	if d.stopAttester != nil {
+		d.stopAttester()
+		<-d.attesterDone
+		d.stopAttester = nil
+	}
 }
 
 // serve answers a verify request on its own goroutine, so the session's next request is
@@ -202,9 +236,10 @@ func (d *Daemon) verifyRequest(ctx context.Context, req protocol.VerifyRequest) 
 	return v
 }
 
-// Verify checks one committed job and attests the verdict on chain. An error means no
-// attestation was made (the request was bad or the chain unreachable); a wrong result is
-// not an error but a failing verdict.
+// Verify checks one committed job and attests the verdict on chain, in one tx with the
+// other attestations decided within AttestWindow. An error means no attestation was made
+// (the request was bad, the chain refused this job's item or was unreachable); a wrong
+// result is not an error but a failing verdict.
 func (d *Daemon) Verify(ctx context.Context, req protocol.VerifyRequest) (protocol.Verdict, error) {
 	job, err := d.committedJob(ctx, req.JobID)
 	if err != nil {
@@ -250,7 +285,7 @@ func (d *Daemon) Verify(ctx context.Context, req protocol.VerifyRequest) (protoc
 	}
 	// The operation count is the work the node is billed for, computed here from inputs
 	// the spec commits to rather than taken from the node's report of its GPU time.
-	tx, err := d.opts.Chain.Send(ctx, ledger.Msg{Attest: &ledger.MsgAttest{
+	tx, err := d.attester.Send(ctx, ledger.Msg{Attest: &ledger.MsgAttest{
 		JobID: job.ID, ResultDigest: job.ResultDigest, Pass: pass, Reason: truncate(reason, 256), Ops: ops,
 	}})
 	if err != nil {

@@ -23,12 +23,15 @@ import (
 	"github.com/omnisync/omnisync/internal/transport/transporttest"
 )
 
-// fakeChain serves one job record and records attestations, refusing those the ledger
-// would refuse without state.
+// fakeChain serves job records and records attestations, refusing those the ledger
+// would refuse without state and those of the jobs in refuse.
 type fakeChain struct {
 	mu      sync.Mutex
 	job     ledger.Job
+	others  map[string]ledger.Job // more jobs, by id, for the batching test
+	refuse  map[string]bool       // jobs whose attestation the chain refuses (settled meanwhile)
 	attests []ledger.MsgAttest
+	batches []int         // the size of every attest_jobs batch, in order
 	delay   time.Duration // how long an attestation takes to commit
 }
 
@@ -39,20 +42,50 @@ func (f *fakeChain) Send(_ context.Context, m ledger.Msg) (string, error) {
 	if m.Attest == nil {
 		return "", fmt.Errorf("unexpected %s", m.Kind())
 	}
-	if err := m.ValidateBasic(); err != nil {
+	if err := f.attestLocked(m); err != nil {
 		return "", err
 	}
-	f.attests = append(f.attests, *m.Attest)
 	return "ATTEST", nil
+}
+
+// SendBatch applies a batch as the ledger does: each item alone, in order.
+func (f *fakeChain) SendBatch(_ context.Context, m ledger.Msg) (string, []error, error) {
+	time.Sleep(f.delay)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m.AttestJobs == nil {
+		return "", nil, fmt.Errorf("unexpected %s", m.Kind())
+	}
+	f.batches = append(f.batches, len(m.AttestJobs.Attestations))
+	var items []error
+	for i := range m.AttestJobs.Attestations {
+		items = append(items, f.attestLocked(ledger.Msg{Attest: &m.AttestJobs.Attestations[i]}))
+	}
+	return fmt.Sprintf("ATTEST-BATCH-%d", len(f.batches)), items, nil
+}
+
+func (f *fakeChain) attestLocked(m ledger.Msg) error {
+	if err := m.ValidateBasic(); err != nil {
+		return err
+	}
+	if f.refuse[m.Attest.JobID] {
+		return fmt.Errorf("%w: job %s is settled, not awaiting verification", ledger.ErrBadState, m.Attest.JobID)
+	}
+	f.attests = append(f.attests, *m.Attest)
+	return nil
 }
 
 func (f *fakeChain) Query(_ context.Context, path string, v any) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if path != "job/"+f.job.ID {
+	job, ok := f.others[strings.TrimPrefix(path, "job/")]
+	if path == "job/"+f.job.ID {
+		job, ok = f.job, true
+	}
+	if !ok {
 		return fmt.Errorf("%w: %s", ledger.ErrNotFound, path)
 	}
-	b, _ := json.Marshal(f.job)
+	b, _ := json.Marshal(job)
 	return json.Unmarshal(b, v)
 }
 
@@ -72,6 +105,12 @@ type rig struct {
 // as the router grants a job's inputs and output to its committee.
 func newRig(t *testing.T) *rig {
 	t.Helper()
+	return newRigWith(t, nil)
+}
+
+// newRigWith is newRig with the validator's options changed by set.
+func newRigWith(t *testing.T, set func(*Options)) *rig {
+	t.Helper()
 	valKey := transporttest.Key(t)
 	valID := string(keys.AddressOfKey(valKey))
 	n := transporttest.Start(t, valKey)
@@ -88,7 +127,11 @@ func newRig(t *testing.T) *rig {
 	}
 	r.spec = api.JobSpec{Workload: api.Workload{Kind: api.WorkloadTensor, Kernel: tensor.KernelMatMulInt8}, Inputs: inputs}
 	r.chain.job = ledger.Job{ID: "job-00000000000000aa", Status: ledger.JobComputed, SpecHash: r.spec.Hash(), Seed: strings.Repeat("ab", 32)}
-	v, err := New(Options{Key: valKey, RouterURL: n.Server.WebSocketURL(), RootCAs: n.Roots, Chain: r.chain, Heartbeat: time.Second, Metrics: r.reg})
+	opts := Options{Key: valKey, RouterURL: n.Server.WebSocketURL(), RootCAs: n.Roots, Chain: r.chain, Heartbeat: time.Second, Metrics: r.reg}
+	if set != nil {
+		set(&opts)
+	}
+	v, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,15 +162,20 @@ func (r *rig) commitOutput(t *testing.T, c *tensor.Int32Matrix) {
 
 func (r *rig) verify(t *testing.T, spec api.JobSpec) protocol.Verdict {
 	t.Helper()
-	msg, err := r.router.Request(protocol.VerifySubject(r.id), protocol.Encode(protocol.VerifyRequest{JobID: r.chain.job.ID, Router: "router", Spec: spec}), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := protocol.Decode[protocol.Verdict](msg.Data)
+	v, err := r.request(r.chain.job.ID, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// request asks the validator to verify a job, as the router does.
+func (r *rig) request(jobID string, spec api.JobSpec) (protocol.Verdict, error) {
+	msg, err := r.router.Request(protocol.VerifySubject(r.id), protocol.Encode(protocol.VerifyRequest{JobID: jobID, Router: "router", Spec: spec}), 10*time.Second)
+	if err != nil {
+		return protocol.Verdict{}, err
+	}
+	return protocol.Decode[protocol.Verdict](msg.Data)
 }
 
 func TestHonestProductPasses(t *testing.T) {
@@ -252,5 +300,62 @@ func TestRepeatedRequestsJoinTheCheckUnderWay(t *testing.T) {
 	defer r.chain.mu.Unlock()
 	if n := len(r.chain.attests); n != 1 {
 		t.Fatalf("%d attestations for one job", n)
+	}
+}
+
+// Checks that end close together attest in one attest_jobs tx, and each request hears its
+// own item's outcome: the one job the chain refuses (settled meanwhile) is not attested,
+// and the others are, by the batch. A lone check attests alone.
+func TestAttestationsShareATx(t *testing.T) {
+	const n = 4
+	r := newRigWith(t, func(o *Options) { o.AttestWindow, o.AttestBatchMax, o.Parallel = time.Minute, n, n })
+	c, _ := tensor.MatMulInt8(r.a, r.b)
+	r.commitOutput(t, c)
+	ids := make([]string, n)
+	r.chain.mu.Lock()
+	r.chain.others, r.chain.refuse = map[string]ledger.Job{}, map[string]bool{}
+	for i := range ids {
+		job := r.chain.job
+		job.ID = fmt.Sprintf("job-%016x", 0xb0+i)
+		ids[i], r.chain.others[job.ID] = job.ID, job
+	}
+	r.chain.refuse[ids[2]] = true
+	r.chain.mu.Unlock()
+
+	verdicts, errs := make([]protocol.Verdict, n), make([]error, n)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			verdicts[i], errs[i] = r.request(id, r.spec)
+		}()
+	}
+	wg.Wait()
+	for i, v := range verdicts {
+		if errs[i] != nil {
+			t.Fatalf("request %d: %v", i, errs[i])
+		}
+		refused := i == 2
+		if refused && (v.Error == "" || !strings.Contains(v.Error, "settled") || v.AttestTx != "") {
+			t.Errorf("refused job: verdict %+v, want the chain's refusal", v)
+		}
+		if !refused && (!v.Pass || v.AttestTx != "ATTEST-BATCH-1") {
+			t.Errorf("job %d: verdict %+v, want a pass attested by the batch", i, v)
+		}
+	}
+	r.chain.mu.Lock()
+	if len(r.chain.batches) != 1 || r.chain.batches[0] != n || len(r.chain.attests) != n-1 {
+		t.Errorf("batches %v, %d attestations: want one batch of %d, all but the refused one attested", r.chain.batches, len(r.chain.attests), n)
+	}
+	r.chain.mu.Unlock()
+}
+
+func TestALoneAttestationGoesAlone(t *testing.T) {
+	r := newRigWith(t, func(o *Options) { o.AttestWindow = 5 * time.Millisecond })
+	c, _ := tensor.MatMulInt8(r.a, r.b)
+	r.commitOutput(t, c)
+	if v := r.verify(t, r.spec); !v.Pass || v.AttestTx != "ATTEST" || len(r.chain.batches) != 0 {
+		t.Fatalf("verdict %+v, batches %v: want one plain attest", v, r.chain.batches)
 	}
 }
