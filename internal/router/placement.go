@@ -208,6 +208,9 @@ func (r *Router) heardLocked(id string) {
 	}
 	if r.seen[id].Role == protocol.RoleNode {
 		px.heard = append(px.heard, heartbeatAt{id, r.when[id]})
+		if _, known := px.registered[id]; !known {
+			r.viewStale.Store(true) // it registered since the view was read
+		}
 	}
 	r.indexNodeLocked(id)
 	r.expireLocked(r.when[id])

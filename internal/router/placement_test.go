@@ -136,6 +136,9 @@ func (w *placementWorld) heartbeat(i int) {
 		hb.Role = protocol.RoleValidator
 	}
 	w.r.onHeartbeat(&nats.Msg{Subject: protocol.HeartbeatSubject(id), Data: protocol.Encode(hb)})
+	// The world's view is the chain: a node it lists inactive heartbeating asks for no
+	// new read (which would replace the view with the fake chain's).
+	w.r.viewStale.Store(false)
 }
 
 func (w *placementWorld) randomSpec() api.JobSpec {
@@ -358,5 +361,35 @@ func TestRouterIndexForgetsNodesThatStopHeartbeating(t *testing.T) {
 	w.r.mu.Unlock()
 	if online == 0 || online > len(w.nodes)/3+1 {
 		t.Fatalf("%d nodes indexed online, want those of the %d that heartbeat again", online, len(w.nodes)/3+1)
+	}
+}
+
+// A node that registered after the router last read the chain's nodes is placeable as soon
+// as it heartbeats: its heartbeat makes the next placement read the chain again instead of
+// reusing the cached view for up to placementViewTTL.
+func TestANewlyRegisteredNodeIsPlaceableAtItsFirstHeartbeat(t *testing.T) {
+	chain := newFakeChain()
+	first, newer := newKey(t), newKey(t)
+	chain.addNode(keys.AddressOfKey(first), ledger.UomniPerOMNI, 10_000)
+	r, roots := startRouterWith(t, Options{Chain: chain, RightsInterval: time.Hour})
+	ctx := context.Background()
+	view, err := r.placementView(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	_, err = r.indexLocked(view, false)
+	r.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain.addNode(keys.AddressOfKey(newer), ledger.UomniPerOMNI, 10_000)
+	scriptedNode(t, r, roots, newer, func(*nats.Conn, protocol.Dispatch) protocol.Ack { return protocol.Ack{} })
+	waitFor(t, "the new node online", func() bool { _, ok := r.online(protocol.RoleNode)[string(keys.AddressOfKey(newer))]; return ok })
+	if view, err = r.placementView(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(view.nodes) != 2 {
+		t.Fatalf("the placement view after the new node's heartbeat holds %d nodes, want 2", len(view.nodes))
 	}
 }

@@ -224,3 +224,18 @@ func TestSettledIsShownOnlyWithTheVerdict(t *testing.T) {
 		t.Fatalf("the job never showed as computed while the chain had settled it (saw computed %t)", sawComputed)
 	}
 }
+
+// A router slow to record a decided job's outcome holds the chain's decision back from
+// readers for decidedHold at most, counted from the first reader that found it.
+func TestADecidedJobIsHeldBackForAtMostTheHold(t *testing.T) {
+	var j job
+	t0 := time.Unix(1_800_000_000, 0)
+	for _, tt := range []struct {
+		at   time.Duration
+		hold bool
+	}{{0, true}, {decidedHold - time.Millisecond, true}, {decidedHold, false}, {time.Hour, false}} {
+		if got := j.holdDecided(t0.Add(tt.at)); got != tt.hold {
+			t.Errorf("%v after the chain decided: held %t, want %t", tt.at, got, tt.hold)
+		}
+	}
+}

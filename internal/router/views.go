@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/keys"
@@ -31,11 +32,12 @@ func (r *Router) Job(ctx context.Context, id string) (api.Job, error) {
 	}
 	if j != nil {
 		j.mu.Lock()
-		if live && j.finished.IsZero() && j.ctx.Err() == nil && (v.Status == api.StatusSettled || v.Status == api.StatusFailed) {
+		if live && j.finished.IsZero() && j.ctx.Err() == nil && (v.Status == api.StatusSettled || v.Status == api.StatusFailed) && j.holdDecided(r.opts.Now()) {
 			// The block that decided the job is committed, but this router has not yet
 			// recorded how (the verdict and attestation it is handed, the outcome): it
-			// does within milliseconds. Until then the job reads as computed, so that a
-			// client that stops at the final status has the whole story.
+			// does within milliseconds. Until then, for at most decidedHold, the job
+			// reads as computed, so that a client that stops at the final status has the
+			// whole story.
 			v.Status, v.Verified, v.Payment = api.StatusComputed, false, nil
 			for i := range v.Replicas {
 				v.Replicas[i].Paid = 0
@@ -57,6 +59,20 @@ func (r *Router) Job(ctx context.Context, id string) (api.Job, error) {
 		j.mu.Unlock()
 	}
 	return v, nil
+}
+
+// decidedHold bounds how long a job the chain decided reads as computed while its router
+// records the outcome: a router slow to finish (stopping replicas, a lost answer) never
+// keeps the chain's decision from a client for longer.
+const decidedHold = 2 * time.Second
+
+// holdDecided reports whether the job, which the chain has decided and this router has
+// not finished, should still read as computed at now; j.mu must be held.
+func (j *job) holdDecided(now time.Time) bool {
+	if j.decidedAt.IsZero() {
+		j.decidedAt = now
+	}
+	return now.Sub(j.decidedAt) < decidedHold
 }
 
 // storedJob reads a job's record from the store, where a peer router keeps the jobs it
