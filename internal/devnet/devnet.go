@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -54,6 +55,10 @@ type Options struct {
 	// NodeRuntime chooses each node's runtime (index from 0); nil means native. Tests use
 	// it to plant a dishonest node.
 	NodeRuntime func(i int) runtime.Runtime
+	// NodeOptions, when set, edits node i's options last, before its daemon is made: a
+	// test's seam to plant a participant that lies in any way a node's operator could (its
+	// declared hardware, its container runtime, what it sends the chain).
+	NodeOptions func(i int, o *node.Options)
 	// Docker gives every node a Docker runtime for container jobs, each its own instance
 	// on the local engine; Start fails if none answers (ProbeDocker tells beforehand).
 	Docker bool
@@ -63,6 +68,11 @@ type Options struct {
 	// AssignWindow is the router's (router.Options.AssignWindow): negative sends every
 	// assignment in its own tx (a benchmark's baseline for batched assignments).
 	AssignWindow time.Duration
+	// AttestWindow is the validator's (validator.Options.AttestWindow) and CommitWindow
+	// every node's (node.Options.CommitWindow): negative sends every attestation or
+	// result commitment in its own tx (a benchmark's baseline for batching them).
+	AttestWindow time.Duration
+	CommitWindow time.Duration
 	Logger       *slog.Logger
 	// Progress receives one line per start-up step; nil discards them.
 	Progress func(string)
@@ -194,13 +204,41 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 			return nil, err
 		}
 	}
+	if err := d.awaitNodesOnline(ctx); err != nil {
+		return nil, err
+	}
 	return d, nil
+}
+
+// awaitNodesOnline waits until the router has heard every node's heartbeat: a node's
+// Start returns once its first heartbeat is sent, and a job submitted before the router
+// took it in would find fewer nodes than the devnet runs.
+func (d *Devnet) awaitNodesOnline(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		nodes, err := d.router.Router.Nodes(ctx)
+		online := 0
+		for _, n := range nodes {
+			if n.Online && slices.Contains(d.NodeIDs(), n.ID) {
+				online++
+			}
+		}
+		if err == nil && online == len(d.nodes) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d nodes online in the router: %w", online, len(d.nodes), ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func (d *Devnet) startValidator(ctx context.Context, wallet func([]byte) *chain.Wallet, roots *x509.CertPool) error {
 	v, err := validator.New(validator.Options{
 		Key: d.Keys.Validator, RouterURL: d.router.Router.NodesURL(), RootCAs: roots,
-		Chain: wallet(d.Keys.Validator), Heartbeat: time.Second, Logger: d.opts.Logger,
+		Chain: wallet(d.Keys.Validator), AttestWindow: d.opts.AttestWindow, Heartbeat: time.Second, Logger: d.opts.Logger,
 		Metrics: d.labelled("validator", d.Keys.Validator),
 	})
 	if err != nil {
@@ -226,7 +264,7 @@ func (d *Devnet) startNode(ctx context.Context, i int, wallet func([]byte) *chai
 	opts := node.Options{
 		Key: d.Keys.Nodes[i], RouterURL: d.router.Router.NodesURL(), RootCAs: roots, Chain: wallet(d.Keys.Nodes[i]),
 		Runtime: rt, Hardware: p.hw, PricePerHour: p.price, Stake: nodeStake, Heartbeat: time.Second, Logger: d.opts.Logger,
-		Metrics: d.labelled("node", d.Keys.Nodes[i]),
+		Metrics: d.labelled("node", d.Keys.Nodes[i]), CommitWindow: d.opts.CommitWindow,
 	}
 	containers := ""
 	if d.opts.Docker {
@@ -240,6 +278,9 @@ func (d *Devnet) startNode(ctx context.Context, i int, wallet func([]byte) *chai
 		}
 		opts.Containers, containers = runtime.Docker(dr), ", docker containers"
 	}
+	if d.opts.NodeOptions != nil {
+		d.opts.NodeOptions(i, &opts)
+	}
 	n, err := node.New(opts)
 	if err != nil {
 		return err
@@ -250,7 +291,7 @@ func (d *Devnet) startNode(ctx context.Context, i int, wallet func([]byte) *chai
 	d.nodes = append(d.nodes, n)
 	d.closers = append(d.closers, n.Close)
 	d.opts.Progress(fmt.Sprintf("node %d %s online: %s, %s, bids %s OMNI/GPU-hour (%s runtime%s)",
-		i+1, keys.Address(n.ID()).Short(), p.hw.GPUModel, p.hw.Region, ledger.FormatOMNI(p.price), rt.Name(), containers))
+		i+1, keys.Address(n.ID()).Short(), opts.Hardware.GPUModel, opts.Hardware.Region, ledger.FormatOMNI(opts.PricePerHour), opts.Runtime.Name(), containers))
 	return nil
 }
 

@@ -55,8 +55,11 @@ func TestRedundantJobPaysOnlyTheAgreeingReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if job, err = c.WaitJob(ctx, job.ID, nil); err != nil {
-		t.Fatal(err)
+	id := job.ID
+	if job, err = c.WaitJob(ctx, id, nil); err != nil {
+		now, _ := c.Job(context.Background(), id)
+		cj, _ := d.Chain().Job(context.Background(), id)
+		t.Fatalf("%v\nrouter's view: %+v\nchain's record: %+v", err, now, cj)
 	}
 	if job.Status != api.StatusSettled || !job.Verified {
 		t.Fatalf("redundant job %s: %s (%s); events %+v", job.ID, job.Status, job.Error, job.Events)
