@@ -201,7 +201,7 @@ type Router struct {
 	// viewStale is set when a node the view does not know heartbeats: it registered
 	// since the view was read, and the next placement reads the chain again.
 	viewStale atomic.Bool
-	view   placementSnapshot
+	view      placementSnapshot
 
 	assigner *txbatch.Batcher // collects assignments into batches (assign.go); runs on ctx
 
