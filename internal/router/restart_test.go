@@ -82,6 +82,20 @@ func TestRestartedRouterResumesItsJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the job resumed", func() bool { return jobHas(second, id, "resumed") })
+	// A result sent before the new router listens for it is found later, from the chain,
+	// once heartbeats show the node done (HeartbeatTTL/2 here: 30 s); this test is about
+	// the report itself.
+	waitFor(t, "the new router listening for the node's report", func() bool {
+		second.mu.Lock()
+		j := second.jobs[id]
+		second.mu.Unlock()
+		if j == nil {
+			return false
+		}
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		return j.inbox[nodeID] != nil
+	})
 	close(finish)
 	waitFor(t, "the result, through the new router", func() bool { return jobHas(second, id, "computed") })
 	if a := chain.assignments(); len(a) != 1 {
