@@ -73,25 +73,7 @@ func assignment(t testing.TB, m *Model, in Input, out []int8) *mlpCircuit {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newCircuit(m.Shape())
-	a.ModelCommitment, a.Salt = mc[:], in.Salt[:]
-	ic := InputCommitment(in.Values, in.Salt)
-	a.InputCommitment = ic[:]
-	for i, v := range out {
-		a.Output[i] = int64(v)
-	}
-	for i, v := range in.Values {
-		a.Input[i] = int64(v)
-	}
-	for li, l := range m.Layers {
-		for i, w := range l.Weights {
-			a.Weights[li][i] = int64(w)
-		}
-		for i, b := range l.Biases {
-			a.Biases[li][i] = int64(b)
-		}
-	}
-	return a
+	return witness(m.Shape(), mc, m, in, out)
 }
 
 // The circuit accepts Forward's output and nothing else, on random models and inputs of

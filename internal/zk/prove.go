@@ -47,25 +47,7 @@ func Prove(k *Keys, m *Model, in Input) (output []int8, proof []byte, err error)
 	if err != nil {
 		return nil, nil, err
 	}
-	a := newCircuit(k.shape)
-	a.ModelCommitment = new(big.Int).SetBytes(mc[:])
-	ic := InputCommitment(in.Values, in.Salt)
-	a.InputCommitment = new(big.Int).SetBytes(ic[:])
-	a.Salt = new(big.Int).SetBytes(in.Salt[:])
-	for i, v := range output {
-		a.Output[i] = int64(v)
-	}
-	for i, v := range in.Values {
-		a.Input[i] = int64(v)
-	}
-	for li, l := range m.Layers {
-		for i, w := range l.Weights {
-			a.Weights[li][i] = int64(w)
-		}
-		for i, b := range l.Biases {
-			a.Biases[li][i] = int64(b)
-		}
-	}
+	a := witness(k.shape, mc, m, in, output)
 	proof, err = proveAssignment(k, a)
 	if err != nil {
 		return nil, nil, err
@@ -129,4 +111,29 @@ func publicWitness(st Statement) (fr.Vector, error) {
 		v[2+i].SetInt64(int64(y))
 	}
 	return v, nil
+}
+
+// witness is the circuit's full assignment: the model (committed to by mc) applied to in,
+// claiming output.
+func witness(shape Shape, mc Commitment, m *Model, in Input, output []int8) *mlpCircuit {
+	a := newCircuit(shape)
+	a.ModelCommitment = new(big.Int).SetBytes(mc[:])
+	ic := InputCommitment(in.Values, in.Salt)
+	a.InputCommitment = new(big.Int).SetBytes(ic[:])
+	a.Salt = new(big.Int).SetBytes(in.Salt[:])
+	for i, v := range output {
+		a.Output[i] = int64(v)
+	}
+	for i, v := range in.Values {
+		a.Input[i] = int64(v)
+	}
+	for li, l := range m.Layers {
+		for i, w := range l.Weights {
+			a.Weights[li][i] = int64(w)
+		}
+		for i, b := range l.Biases {
+			a.Biases[li][i] = int64(b)
+		}
+	}
+	return a
 }
