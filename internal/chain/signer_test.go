@@ -2,6 +2,7 @@ package chain
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"sync"
@@ -43,16 +44,24 @@ func perHeight(cs []Committed) map[int64]int {
 	return n
 }
 
+// aliceAndBob starts a one-validator chain on which alice is funded and bob is not, with
+// a context good for a minute; both end with the test.
+func aliceAndBob(t *testing.T) (n *Node, alice, bob ed25519.PrivateKey, ctx context.Context) {
+	t.Helper()
+	home := t.TempDir()
+	alice, bob = testKey(1), testKey(2)
+	initSingle(t, home, alice)
+	n = startNode(t, home)
+	t.Cleanup(func() { n.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return n, alice, bob, ctx
+}
+
 // One key's txs share blocks: Submit returns when its tx is committed, as before, but the
 // next Submit does not wait for that.
 func TestSignerPipelinesManyTxsPerBlock(t *testing.T) {
-	home := t.TempDir()
-	alice, bob := testKey(1), testKey(2)
-	initSingle(t, home, alice)
-	n := startNode(t, home)
-	defer n.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	n, alice, bob, ctx := aliceAndBob(t)
 
 	const txs = 40
 	msgs := make([]ledger.Msg, txs)
@@ -83,13 +92,7 @@ func TestSignerPipelinesManyTxsPerBlock(t *testing.T) {
 // signer sent after it fail or are dropped, and are signed again; only the failed one
 // reports an error, wrapping the ledger's sentinel.
 func TestSignerResendsTxsBehindOneThatFailedInItsBlock(t *testing.T) {
-	home := t.TempDir()
-	alice, bob := testKey(1), testKey(2)
-	initSingle(t, home, alice)
-	n := startNode(t, home)
-	defer n.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	n, alice, bob, ctx := aliceAndBob(t)
 
 	// Alice has 1,000 OMNI: either 600 alone passes CheckTx (committed balances), but
 	// the second cannot be paid once the first has been.
@@ -125,13 +128,7 @@ func TestSignerResendsTxsBehindOneThatFailedInItsBlock(t *testing.T) {
 // Two signers for one key (a daemon and the CLI, say) take sequences from each other;
 // each resyncs from the mempool's rejection and every tx commits exactly once.
 func TestSignersSharingAKeyResync(t *testing.T) {
-	home := t.TempDir()
-	alice, bob := testKey(1), testKey(2)
-	initSingle(t, home, alice)
-	n := startNode(t, home)
-	defer n.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	n, alice, bob, ctx := aliceAndBob(t)
 
 	hc, err := NewHTTPClient(n.RPCURL())
 	if err != nil {
@@ -165,13 +162,7 @@ func TestSignersSharingAKeyResync(t *testing.T) {
 
 // The strict signer, the baseline, still works: one tx per key per block.
 func TestStrictSignerOneTxPerBlock(t *testing.T) {
-	home := t.TempDir()
-	alice, bob := testKey(1), testKey(2)
-	initSingle(t, home, alice)
-	n := startNode(t, home)
-	defer n.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	n, alice, bob, ctx := aliceAndBob(t)
 
 	msgs := []ledger.Msg{transfer(keys.AddressOfKey(bob), 1), transfer(keys.AddressOfKey(bob), 1), transfer(keys.AddressOfKey(bob), 1)}
 	cs, errs := submitAll(ctx, NewSignerWith(n.Client(), alice, testChainID, SignerOptions{Strict: true}), msgs)

@@ -315,15 +315,7 @@ func TestRedundantJobSettlesWithExactSplit(t *testing.T) {
 			t.Errorf("%s: %d, want %d", c.what, c.got, c.want)
 		}
 	}
-	for _, c := range []struct {
-		node             ed25519.PrivateKey
-		verified, failed uint64
-	}{{node1Key, 1, 0}, {node2Key, 1, 0}, {node3Key, 0, 1}} {
-		n := query[Node](h, "node/"+string(addr(c.node)))
-		if n.JobsVerified != c.verified || n.JobsFailed != c.failed || n.Stake != 500*omni {
-			t.Errorf("node %s: verified %d failed %d stake %d, want %d, %d and no slash", n.Address, n.JobsVerified, n.JobsFailed, n.Stake, c.verified, c.failed)
-		}
-	}
+	twoVerifiedOneFailedNoSlash(t, h)
 	var types []string
 	for _, e := range r.Events {
 		types = append(types, e.Type)
@@ -494,15 +486,7 @@ func TestRedundantDeadlineSettlesARevealedQuorum(t *testing.T) {
 			t.Errorf("%s: %d, want %d", c.what, c.got, c.want)
 		}
 	}
-	for _, c := range []struct {
-		node             ed25519.PrivateKey
-		verified, failed uint64
-	}{{node1Key, 1, 0}, {node2Key, 1, 0}, {node3Key, 0, 1}} {
-		n := query[Node](h, "node/"+string(addr(c.node)))
-		if n.JobsVerified != c.verified || n.JobsFailed != c.failed || n.Stake != 500*omni {
-			t.Errorf("node %s: verified %d failed %d stake %d, want %d, %d and no slash", n.Address, n.JobsVerified, n.JobsFailed, n.Stake, c.verified, c.failed)
-		}
-	}
+	twoVerifiedOneFailedNoSlash(t, h)
 	var types []string
 	for _, e := range res.Events {
 		if attrOf(e, "job_id") != id {
@@ -1059,4 +1043,20 @@ func nodeAddrs(rs []Replica) []keys.Address {
 		out[i] = r.Node
 	}
 	return out
+}
+
+// twoVerifiedOneFailedNoSlash checks the records of a redundant job's replicas after
+// node1 and node2 were paid and node3 was not: one verified job each for the pair, one
+// failed for node3, and every stake whole.
+func twoVerifiedOneFailedNoSlash(t *testing.T, h *harness) {
+	t.Helper()
+	for _, c := range []struct {
+		node             ed25519.PrivateKey
+		verified, failed uint64
+	}{{node1Key, 1, 0}, {node2Key, 1, 0}, {node3Key, 0, 1}} {
+		n := query[Node](h, "node/"+string(addr(c.node)))
+		if n.JobsVerified != c.verified || n.JobsFailed != c.failed || n.Stake != 500*omni {
+			t.Errorf("node %s: verified %d failed %d stake %d, want %d, %d and no slash", n.Address, n.JobsVerified, n.JobsFailed, n.Stake, c.verified, c.failed)
+		}
+	}
 }

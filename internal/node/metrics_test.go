@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/metrics"
@@ -19,12 +17,7 @@ func TestMetricsCountJobsAndRejects(t *testing.T) {
 	key := newKey(t)
 	r := newRig(t, key)
 	results := make(chan protocol.Result, 2)
-	if _, err := r.router.Subscribe(protocol.ResultSubject(string(keys.AddressOfKey(key))), func(m *nats.Msg) {
-		res, _ := protocol.Decode[protocol.Result](m.Data)
-		results <- res
-	}); err != nil {
-		t.Fatal(err)
-	}
+	r.collectResults(t, string(keys.AddressOfKey(key)), results)
 	reg := metrics.NewRegistry()
 	rt := slowRuntime{release: make(chan struct{})}
 	d, err := New(Options{

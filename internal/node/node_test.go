@@ -161,6 +161,18 @@ func (r *rig) startNodeWith(t *testing.T, key ed25519.PrivateKey, chain Chain, r
 
 // dispatch stores a job's inputs, grants the node what the router would (its inputs to
 // read, its output to write) and sends it the job, returning the node's answer.
+// collectResults passes every result the node with id reports to results, as the router
+// would receive it.
+func (r *rig) collectResults(t *testing.T, id string, results chan<- protocol.Result) {
+	t.Helper()
+	if _, err := r.router.Subscribe(protocol.ResultSubject(id), func(m *nats.Msg) {
+		res, _ := protocol.Decode[protocol.Result](m.Data)
+		results <- res
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (r *rig) dispatch(t *testing.T, nodeID, jobID string, a, b *tensor.Int8Matrix) protocol.Ack {
 	t.Helper()
 	ctx := context.Background()
@@ -193,12 +205,7 @@ func TestNodeRunsJobStoresOutputAndCommitsDigest(t *testing.T) {
 	chain := &fakeChain{}
 	results := make(chan protocol.Result, 1)
 	id := string(keys.AddressOfKey(key))
-	if _, err := r.router.Subscribe(protocol.ResultSubject(id), func(m *nats.Msg) {
-		res, _ := protocol.Decode[protocol.Result](m.Data)
-		results <- res
-	}); err != nil {
-		t.Fatal(err)
-	}
+	r.collectResults(t, id, results)
 	d := r.startNode(t, key, chain, runtime.Native{})
 	if chain.sent[0].RegisterNode == nil {
 		t.Fatal("the node did not register before serving")
@@ -248,12 +255,7 @@ func TestNodeReportsFailures(t *testing.T) {
 	key := newKey(t)
 	r := newRig(t, key)
 	results := make(chan protocol.Result, 1)
-	if _, err := r.router.Subscribe(protocol.ResultSubject(string(keys.AddressOfKey(key))), func(m *nats.Msg) {
-		res, _ := protocol.Decode[protocol.Result](m.Data)
-		results <- res
-	}); err != nil {
-		t.Fatal(err)
-	}
+	r.collectResults(t, string(keys.AddressOfKey(key)), results)
 	chain := &fakeChain{}
 	d := r.startNode(t, key, chain, runtime.Native{})
 	a, _ := tensor.RandomInt8(4, 5, 1) // 4×5 · 4×5 does not multiply
@@ -278,12 +280,7 @@ func TestResultsEndingTogetherShareACommitTx(t *testing.T) {
 	r := newRig(t, key)
 	id := string(keys.AddressOfKey(key))
 	results := make(chan protocol.Result, n)
-	if _, err := r.router.Subscribe(protocol.ResultSubject(id), func(m *nats.Msg) {
-		res, _ := protocol.Decode[protocol.Result](m.Data)
-		results <- res
-	}); err != nil {
-		t.Fatal(err)
-	}
+	r.collectResults(t, id, results)
 	refused := fmt.Sprintf("job-%016x", 2)
 	chain := &fakeChain{refuse: map[string]bool{refused: true}}
 	rt := slowRuntime{release: make(chan struct{})}
