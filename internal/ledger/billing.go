@@ -17,30 +17,50 @@ const opsPerMilliPerTFLOPSMilli = 1_000_000
 // stated. One validator that overstates the count cannot raise it: to move the median up,
 // more than half of the passing attesters must. It is 0 when none passed.
 func verifiedOps(j Job) uint64 {
+	return lowerMedian(j, func(a Attestation) uint64 { return a.Ops })
+}
+
+// lowerMedian is the lower median of a figure the job's passing attesters stated, 0 when
+// none passed.
+func lowerMedian(j Job, figure func(Attestation) uint64) uint64 {
 	var counts [8]uint64 // a committee's worth without allocating
-	ops := counts[:0]
+	xs := counts[:0]
 	for _, a := range j.Attestations {
 		if a.Pass {
-			ops = append(ops, a.Ops)
+			xs = append(xs, figure(a))
 		}
 	}
-	if len(ops) == 0 {
+	if len(xs) == 0 {
 		return 0
 	}
-	slices.Sort(ops)
-	return ops[(len(ops)-1)/2]
+	slices.Sort(xs)
+	return xs[(len(xs)-1)/2]
+}
+
+// billableMillis is the GPU time a single-node job may be billed, before the minimum and
+// the timeout apply (billedMillis): the time its node reported, but no more than what was
+// verified. An audit job the draw did not audit had nobody check it: it is billed what
+// its node reported, which the timeout and budget bound.
+func billableMillis(j Job) uint64 {
+	if j.Verification == VerifyAudit && !j.Audited {
+		return j.GPUMillis
+	}
+	return min(j.GPUMillis, verifiedMillis(j))
 }
 
 // verifiedMillis is the time the job's verified operation count takes at its node's
 // registered rate, rounded up: ceil(ops / (TFLOPSMilli·10^6)). It is computed as
 // ceil(ceil(ops/10^6) / TFLOPSMilli), which is the same number and cannot overflow. A job
 // with no rate recorded (one placed before billing by operation count) has nothing
-// verified to bill: 0, so it is billed the minimum.
+// verified to bill: 0, so it is billed the minimum. A container's audit has no operation
+// count: it is the lower median of the milliseconds the passing auditors' runs took.
 func verifiedMillis(j Job) uint64 {
-	if j.TFLOPSMilli == 0 {
-		return 0
+	if ops := verifiedOps(j); ops == 0 {
+		return lowerMedian(j, func(a Attestation) uint64 { return a.Millis })
+	} else if j.TFLOPSMilli != 0 {
+		return ceilDiv(ceilDiv(ops, opsPerMilliPerTFLOPSMilli), j.TFLOPSMilli)
 	}
-	return ceilDiv(ceilDiv(verifiedOps(j), opsPerMilliPerTFLOPSMilli), j.TFLOPSMilli)
+	return 0
 }
 
 // ceilDiv is a/b rounded up, for b > 0.

@@ -293,6 +293,9 @@ func (j Job) appendBinary(b []byte) []byte {
 		if a.Ops != 0 {
 			e = e.u64(a.Ops)
 		}
+		if levelFields(j.Verification) {
+			e = e.u64(a.Millis)
+		}
 		e = e.str(a.Reason).i64(a.Height)
 	}
 	e = e.flagPair(j.Settlement != nil, j.TFLOPSMilli != 0)
@@ -303,8 +306,20 @@ func (j Job) appendBinary(b []byte) []byte {
 		e = e.u64(s.BilledMillis).u64(s.Cost).u64(s.Paid).u64(s.Burned).u64(s.Fee).
 			u64(s.Refunded).u64(s.Reward).i64(s.Height)
 	}
+	if levelFields(j.Verification) {
+		e = e.flagPair(j.Audited, j.ChallengeReveal != nil).str(j.Challenge)
+		if r := j.ChallengeReveal; r != nil {
+			e = e.str(r.Salt).str(r.Input).str(r.Rows).str(r.Expected).i64(r.Height)
+		}
+	}
 	return j.appendRedundant(e)
 }
+
+// levelFields reports whether a job of this level stores the fields the challenge and
+// audit levels brought (Audited, Challenge, ChallengeReveal, Attestation.Millis). Those
+// levels came after jobs were first stored, so their records always carry them, in
+// place, and the older levels' records keep their bytes.
+func levelFields(level string) bool { return level == VerifyChallenge || level == VerifyAudit }
 
 // appendRedundant writes a redundant job's replicas and settlement shares. They came after
 // jobs were first stored, so they follow the older fields as a tail that is written only
@@ -369,6 +384,12 @@ func (j Job) binarySize() int {
 	for _, r := range j.Replicas {
 		n += 3 + len(r.Node) + len(r.Seal) + len(r.ResultDigest) + 5*binary.MaxVarintLen32
 	}
+	if levelFields(j.Verification) {
+		n += 2 + len(j.Challenge) + len(j.Attestations)*binary.MaxVarintLen32
+		if r := j.ChallengeReveal; r != nil {
+			n += 4 + len(r.Salt) + len(r.Input) + len(r.Rows) + len(r.Expected) + binary.MaxVarintLen64
+		}
+	}
 	return n
 }
 
@@ -396,6 +417,9 @@ func (j *Job) decodeBinary(b []byte) error {
 			if a.Pass, hasOps = d.flagPair(); hasOps {
 				a.Ops = d.nonzero()
 			}
+			if levelFields(j.Verification) {
+				a.Millis = d.u64()
+			}
 			a.Reason, a.Height = d.str(), d.i64()
 		}
 	}
@@ -407,6 +431,14 @@ func (j *Job) decodeBinary(b []byte) error {
 		j.Settlement = &Settlement{
 			BilledMillis: d.u64(), Cost: d.u64(), Paid: d.u64(), Burned: d.u64(), Fee: d.u64(),
 			Refunded: d.u64(), Reward: d.u64(), Height: d.i64(),
+		}
+	}
+	if levelFields(j.Verification) {
+		var revealed bool
+		j.Audited, revealed = d.flagPair()
+		j.Challenge = d.str()
+		if revealed {
+			j.ChallengeReveal = &ChallengeReveal{Salt: d.str(), Input: d.str(), Rows: d.str(), Expected: d.str(), Height: d.i64()}
 		}
 	}
 	if len(d.b) > 0 {

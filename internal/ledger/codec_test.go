@@ -87,6 +87,21 @@ func sampleBilledJobs() []Job {
 	return []Job{settled, {ID: settled.ID, Status: JobAssigned, Node: settled.Node, TFLOPSMilli: 1}}
 }
 
+// sampleLevelJobs are challenge and audit jobs: a challenge job revealed, audited and
+// settled; one assigned with only its commitment; an audit job failed by an auditor's
+// re-run (millis, no ops); and one that settled unaudited.
+func sampleLevelJobs() []Job {
+	revealed := sampleBilledJobs()[0]
+	revealed.Verification, revealed.Audited, revealed.Challenge = VerifyChallenge, true, digestC
+	revealed.ChallengeReveal = &ChallengeReveal{Salt: strings.Repeat("ab", 32), Input: digestB, Rows: "AAAAAQ", Expected: digestA, Height: 13}
+	assigned := Job{ID: revealed.ID, Verification: VerifyChallenge, Status: JobAssigned, Node: revealed.Node, Challenge: digestC}
+	failed := sampleFreivaldsJobs()[0]
+	failed.Verification, failed.Audited, failed.Status, failed.Settlement = VerifyAudit, true, JobFailed, nil
+	failed.Attestations = []Attestation{{Validator: addr(validatorKey), Reason: "digest differs", Height: 13, Millis: 4_000}}
+	unaudited := Job{ID: revealed.ID, Verification: VerifyAudit, Status: JobSettled, GPUMillis: 9, Settlement: &Settlement{BilledMillis: 1000}}
+	return []Job{revealed, assigned, failed, unaudited}
+}
+
 // sampleRecords are records of every binary kind with every optional part set and unset.
 func sampleRecords() []any {
 	out := []any{
@@ -97,7 +112,7 @@ func sampleRecords() []any {
 		Validator{Address: addr(validatorKey), PubKey: pub(validatorKey), Stake: 10_000 * omni, Jailed: true},
 		Validator{},
 	}
-	for _, j := range slices.Concat(sampleFreivaldsJobs(), sampleRedundantJobs(), sampleBilledJobs()) {
+	for _, j := range slices.Concat(sampleFreivaldsJobs(), sampleRedundantJobs(), sampleBilledJobs(), sampleLevelJobs()) {
 		out = append(out, j)
 	}
 	return out

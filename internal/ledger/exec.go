@@ -86,6 +86,8 @@ func (c *execCtx) apply(p Params, m Msg) (events []Event, err error) {
 		events, err = c.commitResult(p, m.CommitResult)
 	case m.RevealResult != nil:
 		events, err = c.revealResult(p, m.RevealResult)
+	case m.RevealChallenge != nil:
+		events, err = c.revealChallenge(p, m.RevealChallenge)
 	case m.Attest != nil:
 		events, err = c.attest(p, m.Attest)
 	case m.CancelJob != nil:
@@ -350,9 +352,11 @@ func (c *execCtx) createJob(m *MsgCreateJob) ([]Event, error) {
 	return []Event{{Type: "job_created", Attrs: []Attr{{"job_id", id}, {"consumer", string(c.signer)}, {"escrowed", u(m.Budget)}}}}, nil
 }
 
-// The job handlers below serve both verification levels. A freivalds job runs on one node
+// The job handlers below serve every verification level. A freivalds job runs on one node
 // (assignJob, commitResult) and settles or fails on its committee's attestations (attest,
-// settle, failJob). A redundant job runs on up to RedundantReplicas nodes, each of which
+// settle, failJob). A challenge job does too, once its router has revealed the challenge
+// rows (revealChallenge); an audit job only when the block that records its result draws
+// it for audit, and otherwise settles in that block (levels.go). A redundant job runs on up to RedundantReplicas nodes, each of which
 // commits a seal of its result (commitResult) and reveals it once all have sealed
 // (revealResult); it settles on a digest RedundantQuorum of them reveal, once all have
 // revealed or at its deadline, with no attestation (redundant.go).
@@ -371,6 +375,12 @@ func (c *execCtx) assignJob(p Params, m *MsgAssignJob) ([]Event, error) {
 	if m.Replaces != "" && j.Verification != VerifyRedundant {
 		return nil, fmt.Errorf("%w: job %s is a %s job, which has no replicas to replace", ErrInvalidMsg, j.ID, j.Verification)
 	}
+	if m.Challenge != "" && j.Verification != VerifyChallenge {
+		return nil, fmt.Errorf("%w: job %s is a %s job: only a challenge job's assignment carries a challenge", ErrInvalidMsg, j.ID, j.Verification)
+	}
+	if m.Challenge == "" && j.Verification == VerifyChallenge && j.Challenge == "" {
+		return nil, fmt.Errorf("%w: job %s is a challenge job: its assignment must commit to its challenge rows", ErrInvalidMsg, j.ID)
+	}
 	n, err := c.placeable(p, j, m.Node)
 	if err != nil {
 		return nil, err
@@ -380,6 +390,9 @@ func (c *execCtx) assignJob(p Params, m *MsgAssignJob) ([]Event, error) {
 	}
 	j.Status, j.Node, j.PricePerHour, j.ScoreBP, j.AssignedHeight = JobAssigned, m.Node, n.PricePerHour, m.ScoreBP, c.blk.height
 	j.TFLOPSMilli = n.Hardware.TFLOPSMilli
+	if m.Challenge != "" {
+		j.Challenge = m.Challenge
+	}
 	if err := c.st.put(jobKey(j.ID), j); err != nil {
 		return nil, err
 	}
@@ -426,13 +439,19 @@ func (c *execCtx) commitResult(p Params, m *MsgCommitResult) ([]Event, error) {
 	// The verification seed and the committee come from this block's hash, which the
 	// node could not know when it fixed its result.
 	j.Seed = jobSeed(c.blk.hash, j.ID)
+	events := []Event{{Type: "result_committed", Attrs: []Attr{{"job_id", j.ID}, {"digest", m.ResultDigest}}}}
+	if levelFields(j.Verification) {
+		j.Audited = auditDrawn(p, j.Seed)
+		events[0].Attrs = append(events[0].Attrs, Attr{"audited", strconv.FormatBool(j.Audited)})
+		if j.Verification == VerifyAudit && !j.Audited {
+			ev, err := c.settle(p, &j)
+			return append(events, ev...), err
+		}
+	}
 	if j.Committee, err = c.drawCommittee(p, j.Seed); err != nil {
 		return nil, err
 	}
-	if err := c.st.put(jobKey(j.ID), j); err != nil {
-		return nil, err
-	}
-	return []Event{{Type: "result_committed", Attrs: []Attr{{"job_id", j.ID}, {"digest", m.ResultDigest}}}}, nil
+	return events, c.st.put(jobKey(j.ID), j)
 }
 
 // drawCommittee picks CommitteeSize active validators (all when 0 or too few), ordered by
@@ -482,6 +501,12 @@ func (c *execCtx) attest(p Params, m *MsgAttest) ([]Event, error) {
 	if j.Status != JobComputed {
 		return nil, fmt.Errorf("%w: job %s is %s, not awaiting verification", ErrBadState, j.ID, j.Status)
 	}
+	if m.Millis != 0 && j.Verification != VerifyAudit {
+		return nil, fmt.Errorf("%w: millis is an audited container's run time; job %s is a %s job", ErrInvalidMsg, j.ID, j.Verification)
+	}
+	if j.Verification == VerifyChallenge && j.ChallengeReveal == nil {
+		return nil, fmt.Errorf("%w: job %s's challenge rows are not revealed yet", ErrBadState, j.ID)
+	}
 	if m.ResultDigest != j.ResultDigest {
 		return nil, fmt.Errorf("%w: attested digest %s is not the committed %s", ErrInvalidMsg, m.ResultDigest, j.ResultDigest)
 	}
@@ -496,7 +521,7 @@ func (c *execCtx) attest(p Params, m *MsgAttest) ([]Event, error) {
 			fails++
 		}
 	}
-	j.Attestations = append(j.Attestations, Attestation{Validator: c.signer, Pass: m.Pass, Reason: m.Reason, Height: c.blk.height, Ops: m.Ops})
+	j.Attestations = append(j.Attestations, Attestation{Validator: c.signer, Pass: m.Pass, Reason: m.Reason, Height: c.blk.height, Ops: m.Ops, Millis: m.Millis})
 	if m.Pass {
 		passes++
 	} else {
@@ -530,7 +555,7 @@ func (c *execCtx) attest(p Params, m *MsgAttest) ([]Event, error) {
 // its attesters' operation count takes at its registered rate (verifiedMillis), at least
 // MinBilledMillis and at most the timeout.
 func SettlementFor(p Params, j Job) (Settlement, error) {
-	billed := billedMillis(p, j, min(j.GPUMillis, verifiedMillis(j)))
+	billed := billedMillis(p, j, billableMillis(j))
 	sh, err := chargeFor(p, j.PricePerHour, billed, j.Budget)
 	if err != nil {
 		return Settlement{}, err
@@ -666,7 +691,8 @@ func (c *execCtx) splitFee(p Params, fee uint64) error {
 
 // failJob refunds a job whose result the committee rejected, slashes the node that
 // returned it (part of the slash rewards the validators who caught it, the rest burns)
-// and slashes the validators who attested the wrong result as right.
+// and slashes the validators who attested the wrong result as right. A rejection that is
+// no proof (provenWrong) only refunds the job and counts against the node's reliability.
 func (c *execCtx) failJob(p Params, j *Job) ([]Event, error) {
 	if err := refundEscrow(c.st, &c.sp, j, JobFailed, c.blk.height); err != nil {
 		return nil, err
@@ -675,6 +701,10 @@ func (c *execCtx) failJob(p Params, j *Job) ([]Event, error) {
 		return nil, err
 	}
 	events := []Event{{Type: "job_failed", Attrs: []Attr{{"job_id", j.ID}, {"refunded", u(j.Budget)}}}}
+	if !provenWrong(*j) {
+		events[0].Attrs = append(events[0].Attrs, Attr{"slash", "none: a container's re-run differing is no proof"})
+		return events, nil
+	}
 	slashed, err := slash(c.st, &c.sp, j.Node, RoleNode, p.FraudSlashBP, p)
 	if err != nil {
 		return nil, err

@@ -1,7 +1,9 @@
 package ledger
 
 import (
+	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/omnisync/omnisync/internal/keys"
@@ -38,10 +40,24 @@ type MsgRegisterNode struct {
 // job on RedundantReplicas nodes, each seals its result and reveals it once all have
 // sealed, and the ledger pays every replica that reveals the result at least
 // RedundantQuorum of them agree on; it is the level for work nothing else can check.
+// Challenge: the router hides challenge rows in a tensor job's input and commits to them
+// when it assigns the job (MsgAssignJob.Challenge); after the node commits its result the
+// router reveals them (MsgRevealChallenge) and the committee checks those rows, and the
+// whole product too when the job is audited. Audit: one node computes; the block that
+// records its result decides, by its hash, whether the job is audited (AuditRateBP of
+// jobs): an audited job's committee re-executes it, any other settles at once.
 const (
 	VerifyFreivalds = "freivalds"
 	VerifyRedundant = "redundant"
+	VerifyChallenge = "challenge"
+	VerifyAudit     = "audit"
 )
+
+// verificationLevels are the levels MsgCreateJob accepts.
+var verificationLevels = []string{VerifyChallenge, VerifyFreivalds, VerifyAudit, VerifyRedundant}
+
+// singleNode reports whether a level runs its job on one node (every level but redundant).
+func singleNode(level string) bool { return level != VerifyRedundant }
 
 // A redundant job runs on RedundantReplicas distinct nodes and settles on the result digest
 // RedundantQuorum or more of them reveal: once all have revealed, or at its deadline.
@@ -64,11 +80,17 @@ type MsgCreateJob struct {
 // Replaces, the replacement of a replica that has not sealed a result (the router
 // re-placing work whose node failed); once all have sealed the replicas are fixed. Replaces
 // must be empty for a freivalds job.
+//
+// A challenge job's assignment carries Challenge, the router's commitment to the challenge
+// rows it hid in the input it dispatches (ChallengeCommitment); every other level's
+// carries none. A challenge job assigned again keeps its first commitment unless the new
+// assignment brings another.
 type MsgAssignJob struct {
-	JobID    string       `json:"job_id"`
-	Node     keys.Address `json:"node"`
-	ScoreBP  uint32       `json:"score_bp"`
-	Replaces keys.Address `json:"replaces,omitempty"`
+	JobID     string       `json:"job_id"`
+	Node      keys.Address `json:"node"`
+	ScoreBP   uint32       `json:"score_bp"`
+	Replaces  keys.Address `json:"replaces,omitempty"`
+	Challenge string       `json:"challenge,omitempty"`
 }
 
 // MsgCommitResult is an assigned node's commitment to its output and the GPU time it used.
@@ -92,17 +114,37 @@ type MsgRevealResult struct {
 	ResultDigest string `json:"result_digest"`
 }
 
+// MsgRevealChallenge opens a challenge job's commitment once its node has committed a
+// result: Salt (64 hex digits), Input (the digest of the matrix the node was given, the
+// consumer's with the challenge rows in it), Rows (the challenge rows' indexes in it,
+// as the verify package encodes them) and Expected (the digest of their expected output
+// rows). The ledger checks that they hash to the commitment (ChallengeCommitment); the
+// committee checks the rows. Only a router may reveal.
+type MsgRevealChallenge struct {
+	JobID    string `json:"job_id"`
+	Salt     string `json:"salt"`
+	Input    string `json:"input"`
+	Rows     string `json:"rows"`
+	Expected string `json:"expected"`
+}
+
+// MaxChallengeRowsText bounds MsgRevealChallenge.Rows.
+const MaxChallengeRowsText = 16 << 10
+
 // MsgAttest is a validator's verdict on a committed result. Ops is the kernel's operation
 // count the validator computed from the job's spec and inputs (tensor.MatMulOps for a
 // matrix product): the node is billed for that work at its registered rate, not for the
 // GPU time it reports (SettlementFor). A passing attestation must state it; a failing
-// one may, and it is not used.
+// one may, and it is not used. A container job has no operation count: a validator that
+// audited one by running it again states instead the milliseconds its run took (Millis),
+// and an audited container job is billed no more than the passing attesters' median.
 type MsgAttest struct {
 	JobID        string `json:"job_id"`
 	ResultDigest string `json:"result_digest"`
 	Pass         bool   `json:"pass"`
 	Reason       string `json:"reason,omitempty"`
 	Ops          uint64 `json:"ops,omitempty"`
+	Millis       uint64 `json:"millis,omitempty"`
 }
 
 // MsgCancelJob lets the consumer withdraw a job whose result has not been committed (for a
@@ -166,8 +208,8 @@ func (m Msg) ValidateBasic() error {
 		if c.MaxPricePerHour == 0 {
 			return fmt.Errorf("%w: max_price_per_hour must be positive", ErrInvalidMsg)
 		}
-		if c.Verification != VerifyFreivalds && c.Verification != VerifyRedundant {
-			return fmt.Errorf("%w: verification %q is not supported (want %q or %q)", ErrInvalidMsg, c.Verification, VerifyFreivalds, VerifyRedundant)
+		if !slices.Contains(verificationLevels, c.Verification) {
+			return fmt.Errorf("%w: verification %q is not supported (want one of %s)", ErrInvalidMsg, c.Verification, strings.Join(verificationLevels, ", "))
 		}
 		if c.TimeoutSeconds == 0 || c.TimeoutSeconds > 7*24*3600 {
 			return fmt.Errorf("%w: timeout_seconds must be between 1 and 604800", ErrInvalidMsg)
@@ -188,6 +230,11 @@ func (m Msg) ValidateBasic() error {
 			}
 			if r == m.AssignJob.Node {
 				return fmt.Errorf("%w: a replica cannot replace itself", ErrInvalidMsg)
+			}
+		}
+		if c := m.AssignJob.Challenge; c != "" {
+			if err := validateDigest("challenge", c); err != nil {
+				return err
 			}
 		}
 	case m.CommitResult != nil:
@@ -214,10 +261,12 @@ func (m Msg) ValidateBasic() error {
 		if len(m.Attest.Reason) > 256 {
 			return fmt.Errorf("%w: reason longer than 256 bytes", ErrInvalidMsg)
 		}
-		if m.Attest.Pass && m.Attest.Ops == 0 {
-			return fmt.Errorf("%w: a passing attestation states the operation count it verified (ops)", ErrInvalidMsg)
+		if m.Attest.Pass && m.Attest.Ops == 0 && m.Attest.Millis == 0 {
+			return fmt.Errorf("%w: a passing attestation states the operation count it verified (ops), or for a container the milliseconds its run took (millis)", ErrInvalidMsg)
 		}
 		return validateDigest("result_digest", m.Attest.ResultDigest)
+	case m.RevealChallenge != nil:
+		return m.RevealChallenge.validate()
 	case m.CancelJob != nil:
 		return validateJobID(m.CancelJob.JobID)
 	case m.Stake != nil:
@@ -234,4 +283,20 @@ func (m Msg) ValidateBasic() error {
 		return fmt.Errorf("%w: no message", ErrInvalidMsg)
 	}
 	return nil
+}
+
+func (m *MsgRevealChallenge) validate() error {
+	if err := validateJobID(m.JobID); err != nil {
+		return err
+	}
+	if b, err := hex.DecodeString(m.Salt); err != nil || len(b) != 32 || hex.EncodeToString(b) != m.Salt {
+		return fmt.Errorf("%w: salt must be 64 lower-case hex digits", ErrInvalidMsg)
+	}
+	if m.Rows == "" || len(m.Rows) > MaxChallengeRowsText {
+		return fmt.Errorf("%w: rows must be set and at most %d bytes", ErrInvalidMsg, MaxChallengeRowsText)
+	}
+	if err := validateDigest("input", m.Input); err != nil {
+		return err
+	}
+	return validateDigest("expected", m.Expected)
 }

@@ -40,7 +40,7 @@ func TestSupplyIdentityUnderRandomTxs(t *testing.T) {
 		"transfer", "node_registered", "job_created", "job_assigned", "result_committed", "attested",
 		"job_settled", "job_failed", "job_cancelled", "job_expired",
 		"result_revealed", "settlement_share", "replica_outvoted", "replica_replaced", "job_failed:inconclusive",
-		"replica_withheld", "job_settled:deadline",
+		"replica_withheld", "job_settled:deadline", "challenge_revealed",
 		"staked:node", "staked:validator", "unstaked:node", "unstaked:validator", "unbonded",
 		"validator_joined", "validator_removed", "staked_locked_tokens",
 		"slashed", "double_sign_jailed",

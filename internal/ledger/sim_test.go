@@ -20,11 +20,14 @@ import (
 //
 // Redundant jobs (redundantStep: placements, seals and reveals, up to two a block) draw
 // from a stream of their own, red: the rest of a run makes the same choices it made before
-// they existed, and the outcomes it was tuned to reach still come.
+// they existed, and the outcomes it was tuned to reach still come. So do the choices of
+// the challenge and audit levels (lvl): which level a job asks for, whether a challenge
+// job's assignment commits, its reveal and whether it opens, an audit's run time.
 type sim struct {
 	h         *harness
 	rng       *rand.Rand
 	red       *rand.Rand
+	lvl       *rand.Rand // the challenge and audit levels' choices, a stream of their own too
 	actors    []ed25519.PrivateKey
 	jobs      []string
 	redundant []string          // the redundant jobs, in the order they were created
@@ -46,6 +49,7 @@ type sim struct {
 func newSim(h *harness, seed uint64) *sim {
 	return &sim{
 		h: h, rng: rand.New(rand.NewPCG(seed, 99)), red: rand.New(rand.NewPCG(seed, 77)),
+		lvl:      rand.New(rand.NewPCG(seed, 55)),
 		actors:   []ed25519.PrivateKey{consumerKey, node1Key, node2Key, strangerKey, routerKey, validatorKey, validator2Key, vesterKey},
 		propKind: map[uint64]string{}, outcomes: map[string]int{}, codes: map[Code]int{},
 		sealed: map[string]string{}, withholds: map[string]bool{},
@@ -108,6 +112,13 @@ func consensusKey(k ed25519.PrivateKey) []byte {
 	return pub(key(byte(30 + k.Seed()[0])))
 }
 
+// simSalt opens simChallenge, the commitment the simulation's router assigns challenge
+// jobs with.
+var (
+	simSalt      = strings.Repeat("5a", 32)
+	simChallenge = ChallengeCommitment(simSalt, digestB, "AAAAAQ", digestC)
+)
+
 var stakers = []ed25519.PrivateKey{validatorKey, validator2Key, vesterKey, node1Key, node2Key}
 
 // msg returns a random transaction's signer and message, and a tag for the ones whose
@@ -132,6 +143,7 @@ func (s *sim) msg() (ed25519.PrivateKey, Msg, string) {
 	case op < 8:
 		k = s.usually(consumerKey, consumerKey, vesterKey)
 		m = createMsg(s.amount())
+		m.CreateJob.Verification = []string{VerifyFreivalds, VerifyFreivalds, VerifyChallenge, VerifyAudit}[s.lvl.IntN(4)]
 		m.CreateJob.TimeoutSeconds = uint64(60 + rng.IntN(600))
 		if rng.IntN(3) == 0 {
 			m.CreateJob.TimeoutSeconds = uint64(1 + rng.IntN(30)) // expires before it is done
@@ -147,10 +159,16 @@ func (s *sim) msg() (ed25519.PrivateKey, Msg, string) {
 		if rng.IntN(5) > 0 { // usually the step the job is waiting for
 			step = map[string]int{JobCreated: 0, JobAssigned: 1, JobComputed: 2}[j.Status]
 		}
+		if j.Verification == VerifyChallenge && j.Status == JobComputed && j.ChallengeReveal == nil && s.lvl.IntN(5) > 0 {
+			step = 4 // usually its reveal
+		}
 		switch step {
 		case 0:
 			k = s.usually(routerKey)
 			m.AssignJob = &MsgAssignJob{JobID: id, Node: addr(s.usually(node1Key, node2Key))}
+			if j.Verification == VerifyChallenge && s.lvl.IntN(6) > 0 {
+				m.AssignJob.Challenge = simChallenge
+			}
 		case 1:
 			k = s.usually(node1Key, node2Key)
 			if j.Node != "" && rng.IntN(4) > 0 {
@@ -163,6 +181,16 @@ func (s *sim) msg() (ed25519.PrivateKey, Msg, string) {
 				k = s.keyOf(j.Committee[rng.IntN(len(j.Committee))])
 			}
 			m.Attest = &MsgAttest{JobID: id, ResultDigest: digestA, Pass: rng.IntN(3) > 0, Ops: ampleOps}
+			if j.Verification == VerifyAudit && s.lvl.IntN(2) == 0 { // an audited container's re-run
+				m.Attest.Ops, m.Attest.Millis = 0, s.lvl.Uint64N(10_000_000)
+			}
+		case 4:
+			k = s.usually(routerKey)
+			salt := simSalt
+			if s.lvl.IntN(6) == 0 {
+				salt = strings.Repeat("00", 32) // opens nothing
+			}
+			m.RevealChallenge = &MsgRevealChallenge{JobID: id, Salt: salt, Input: digestB, Rows: "AAAAAQ", Expected: digestC}
 		default:
 			k = s.usually(consumerKey, vesterKey)
 			m.CancelJob = &MsgCancelJob{JobID: id}

@@ -108,6 +108,7 @@ type Attestation struct {
 	Reason    string       `json:"reason,omitempty"`
 	Height    int64        `json:"height"`
 	Ops       uint64       `json:"ops,omitempty"`
+	Millis    uint64       `json:"millis,omitempty"`
 }
 
 // Settlement is how a job's escrow was divided. Paid+Burned+Fee+Refunded == Budget.
@@ -158,8 +159,8 @@ func (r Replica) Committed() bool { return r.Seal != "" }
 // Revealed reports whether the replica's node has opened its seal with its digest.
 func (r Replica) Revealed() bool { return r.ResultDigest != "" }
 
-// Job is the on-chain record of one job from escrow to settlement. A freivalds job runs on
-// Node, which commits ResultDigest for its Committee to attest; PricePerHour and
+// Job is the on-chain record of one job from escrow to settlement. A freivalds job (and a
+// challenge or audit job) runs on Node, which commits ResultDigest for its Committee to attest; PricePerHour and
 // TFLOPSMilli are the node's bid and registered rate when it was placed, what the work
 // its attesters counted is billed at (SettlementFor). A redundant job leaves Node
 // empty and runs on its Replicas; once it settles on the digest enough of them agree on,
@@ -188,6 +189,22 @@ type Job struct {
 	Attestations    []Attestation  `json:"attestations,omitempty"`
 	Settlement      *Settlement    `json:"settlement,omitempty"`
 	Replicas        []Replica      `json:"replicas,omitempty"`
+	// Challenge and audit jobs only. Audited says the block that recorded the result
+	// drew the job for a full check (AuditRateBP). Challenge is the router's commitment to
+	// the challenge rows it hid in the input; ChallengeReveal opens it after the result.
+	Audited         bool             `json:"audited,omitempty"`
+	Challenge       string           `json:"challenge,omitempty"`
+	ChallengeReveal *ChallengeReveal `json:"challenge_reveal,omitempty"`
+}
+
+// ChallengeReveal is an opened challenge commitment (MsgRevealChallenge), with the height
+// it was revealed at.
+type ChallengeReveal struct {
+	Salt     string `json:"salt"`
+	Input    string `json:"input"`
+	Rows     string `json:"rows"`
+	Expected string `json:"expected"`
+	Height   int64  `json:"height"`
 }
 
 // Open reports whether the job still holds escrow.

@@ -43,12 +43,14 @@ type Msg struct {
 	AssignJob    *MsgAssignJob    `json:"assign_job,omitempty"`
 	CommitResult *MsgCommitResult `json:"commit_result,omitempty"`
 	RevealResult *MsgRevealResult `json:"reveal_result,omitempty"`
-	Attest       *MsgAttest       `json:"attest,omitempty"`
-	CancelJob    *MsgCancelJob    `json:"cancel_job,omitempty"`
-	Stake        *MsgStake        `json:"stake,omitempty"`
-	Unstake      *MsgUnstake      `json:"unstake,omitempty"`
-	Propose      *MsgPropose      `json:"propose,omitempty"`
-	Vote         *MsgVote         `json:"vote,omitempty"`
+	// RevealChallenge opens a challenge job's commitment (the router, after the result).
+	RevealChallenge *MsgRevealChallenge `json:"reveal_challenge,omitempty"`
+	Attest          *MsgAttest          `json:"attest,omitempty"`
+	CancelJob       *MsgCancelJob       `json:"cancel_job,omitempty"`
+	Stake           *MsgStake           `json:"stake,omitempty"`
+	Unstake         *MsgUnstake         `json:"unstake,omitempty"`
+	Propose         *MsgPropose         `json:"propose,omitempty"`
+	Vote            *MsgVote            `json:"vote,omitempty"`
 	// Batches (batch.go): one party acting on many jobs in one tx.
 	AssignJobs    *MsgAssignJobs    `json:"assign_jobs,omitempty"`
 	AttestJobs    *MsgAttestJobs    `json:"attest_jobs,omitempty"`
@@ -68,7 +70,7 @@ func (m Msg) Kind() string {
 		{m.Attest != nil, "attest"}, {m.CancelJob != nil, "cancel_job"}, {m.Stake != nil, "stake"},
 		{m.Unstake != nil, "unstake"}, {m.Propose != nil, "propose"}, {m.Vote != nil, "vote"},
 		{m.AssignJobs != nil, "assign_jobs"}, {m.AttestJobs != nil, "attest_jobs"},
-		{m.CommitResults != nil, "commit_results"},
+		{m.CommitResults != nil, "commit_results"}, {m.RevealChallenge != nil, "reveal_challenge"},
 	} {
 		if c.set {
 			kind, n = c.name, n+1
