@@ -56,9 +56,6 @@ const (
 // verificationLevels are the levels MsgCreateJob accepts.
 var verificationLevels = []string{VerifyChallenge, VerifyFreivalds, VerifyAudit, VerifyRedundant}
 
-// singleNode reports whether a level runs its job on one node (every level but redundant).
-func singleNode(level string) bool { return level != VerifyRedundant }
-
 // A redundant job runs on RedundantReplicas distinct nodes and settles on the result digest
 // RedundantQuorum or more of them reveal: once all have revealed, or at its deadline.
 const (

@@ -1,7 +1,11 @@
 // Package verify owns Proof-of-Computation checks: given a kernel's inputs
 // and a node's claimed output, it decides whether the output is right,
 // without trusting the node and, where possible, without redoing the work
-// (Freivalds' check costs O(n²) against the kernel's O(n³)).
+// (Freivalds' check costs O(n²) against the kernel's O(n³)). For the challenge level
+// it also builds challenge rows to hide among a product's input rows
+// (BuildChallenge), commits to them (Challenge.Commitment) and checks a node's output
+// at them (CheckChallenge), recomputing the expected rows rather than trusting the
+// router that hid them.
 //
 // It is a deterministic core: validators on different machines must reach
 // the same verdict from the same inputs and seed. It must not do I/O, read
