@@ -210,31 +210,39 @@ func (r *ring) side(q *query, b *geoBox) int {
 // explanation. The Index's main tree is cut by much besides position, so
 // its boxes are wide on the map; this one is cut by position alone, so
 // only the boxes the ceiling's circle passes through are opened. It holds
-// slots [base, base+len(leafOf)) in an order of its own (perm) and counts
-// the online nodes whose latency is estimated from their position.
+// slots [base, base+len(leafOf)) in an order of its own (perm), their
+// unit vectors in that order (points, so that a leaf is read in one
+// sweep), and counts the online nodes whose latency is estimated from
+// their position.
 type geoTree struct {
 	base   int32
-	perm   []int32 // slots, in the tree's order
+	perm   []int32    // slots, in the tree's order
+	points []geoPoint // by position in perm
 	boxes  []geoBox
-	leafOf []int32 // by slot - base
+	spans  []geoSpan // by box
+	spots  []circle  // by box: holds every located node under it, online or not
+	leafOf []int32   // by slot - base
 }
 
+// geoPoint is a node's position as the count reads it.
+type geoPoint struct {
+	v               [3]float32
+	located, online bool
+}
+
+// geoBox is what the count reads of a box: its circle (spots[i]) as a
+// float64 unit vector and a radius with angleMargin added (rim), with the
+// rim's cosine and sine, so that placing it about a ring takes no
+// trigonometry.
 type geoBox struct {
-	lo, hi int32 // into perm
-	right  int32 // the right child; the left is the next box; -1 for a leaf
-	parent int32
-	n      int32  // online located nodes
-	spot   circle // holds every located node, online or not
-	// spot again, for the count to need no trigonometry: its centre as a
-	// float64 unit vector, and its radius with angleMargin added (rim),
-	// with the rim's cosine and sine.
 	centre              [3]float64
 	rim, cosRim, sinRim float64
+	n                   int32 // online located nodes
+	right               int32 // the right child; the left is the next box; -1 for a leaf
 }
 
-// setSpot sets b's circle and what the count derives from it.
+// setSpot sets what the count derives from b's circle.
 func (b *geoBox) setSpot(c circle) {
-	b.spot = c
 	v := widen3(c.center)
 	n := math.Sqrt(v[0]*v[0] + v[1]*v[1] + v[2]*v[2])
 	if n > 0 {
@@ -244,32 +252,45 @@ func (b *geoBox) setSpot(c circle) {
 	b.cosRim, b.sinRim = math.Cos(b.rim), math.Sin(b.rim)
 }
 
-// geoLeafSize is small: the leaves the circle cuts are checked node by
-// node, with the distance estimate.
-const geoLeafSize = 8
+// geoSpan is what a box's refresh needs and its count does not.
+type geoSpan struct{ lo, hi, parent int32 } // lo, hi into perm
+
+// geoLeafSize is how many nodes a leaf holds. The leaves the ring cuts are
+// checked node by node, but their points are adjacent, so a larger leaf
+// costs less than the boxes a smaller one would open (each a cache miss,
+// as the tree is far larger than the cache).
+const geoLeafSize = 32
 
 func newGeoTree(x *Index, lo, hi int32) geoTree {
-	g := geoTree{base: lo, perm: make([]int32, hi-lo), leafOf: make([]int32, hi-lo)}
+	g := geoTree{base: lo, perm: make([]int32, hi-lo), points: make([]geoPoint, hi-lo), leafOf: make([]int32, hi-lo)}
 	for i := range g.perm {
 		g.perm[i] = lo + int32(i)
 	}
 	if hi > lo {
 		g.split(x, 0, hi-lo, -1)
 	}
+	for k, s := range g.perm {
+		g.points[k] = pointOf(&x.hot[s])
+	}
 	for i := int32(len(g.boxes)) - 1; i >= 0; i-- {
 		if b := &g.boxes[i]; b.right < 0 {
-			for _, s := range g.perm[b.lo:b.hi] {
+			sp := g.spans[i]
+			for _, s := range g.perm[sp.lo:sp.hi] {
 				g.leafOf[s-g.base] = i
 			}
 		}
-		g.recompute(x, i, true)
+		g.recompute(i, true)
 	}
 	return g
 }
 
+func pointOf(h *hotNode) geoPoint { return geoPoint{v: h.v, located: h.located, online: h.online} }
+
 func (g *geoTree) split(x *Index, lo, hi, parent int32) {
 	i := int32(len(g.boxes))
-	g.boxes = append(g.boxes, geoBox{lo: lo, hi: hi, right: -1, parent: parent})
+	g.boxes = append(g.boxes, geoBox{right: -1})
+	g.spans = append(g.spans, geoSpan{lo, hi, parent})
+	g.spots = append(g.spots, noCircle)
 	if hi-lo <= geoLeafSize {
 		return
 	}
@@ -295,40 +316,53 @@ func (g *geoTree) split(x *Index, lo, hi, parent int32) {
 	g.split(x, mid, hi, i)
 }
 
-func (g *geoTree) recompute(x *Index, i int32, moved bool) {
+// recompute sets box i's count from its points or children; its circle
+// too when a node under it moved.
+func (g *geoTree) recompute(i int32, moved bool) {
 	b := &g.boxes[i]
 	if b.right >= 0 {
-		l, r := &g.boxes[i+1], &g.boxes[b.right]
-		b.n = l.n + r.n
+		l, r := i+1, b.right
+		b.n = g.boxes[l].n + g.boxes[r].n
 		if moved {
-			b.setSpot(l.spot.merge(r.spot))
+			g.spots[i] = g.spots[l].merge(g.spots[r])
+			b.setSpot(g.spots[i])
 		}
 		return
 	}
+	sp := g.spans[i]
 	b.n = 0
-	located := func(yield func([3]float32) bool) {
-		for _, s := range g.perm[b.lo:b.hi] {
-			if h := &x.hot[s]; h.located && !yield(h.v) {
-				return
-			}
-		}
-	}
-	for _, s := range g.perm[b.lo:b.hi] {
-		if h := &x.hot[s]; h.online && h.located {
+	for _, pt := range g.points[sp.lo:sp.hi] {
+		if pt.online && pt.located {
 			b.n++
 		}
 	}
 	if moved {
-		b.setSpot(circleOf(located))
+		g.spots[i] = circleOf(func(yield func([3]float32) bool) {
+			for _, pt := range g.points[sp.lo:sp.hi] {
+				if pt.located && !yield(pt.v) {
+					return
+				}
+			}
+		})
+		b.setSpot(g.spots[i])
 	}
 }
 
 // holds reports whether slot s is in g.
 func (g *geoTree) holds(s int32) bool { return s >= g.base && s-g.base < int32(len(g.leafOf)) }
 
+// refresh takes slot s's node as it now is, and recomputes the boxes above
+// it.
 func (g *geoTree) refresh(x *Index, s int32, moved bool) {
-	for i := g.leafOf[s-g.base]; i >= 0; i = g.boxes[i].parent {
-		g.recompute(x, i, moved)
+	leaf := g.leafOf[s-g.base]
+	sp := g.spans[leaf]
+	for k := sp.lo; k < sp.hi; k++ {
+		if g.perm[k] == s {
+			g.points[k] = pointOf(&x.hot[s])
+		}
+	}
+	for i := leaf; i >= 0; i = g.spans[i].parent {
+		g.recompute(i, moved)
 	}
 }
 
@@ -352,16 +386,16 @@ func (g *geoTree) beyond(x *Index, q *query, r *ring, i int32) int {
 		return g.beyond(x, q, r, i+1) + g.beyond(x, q, r, b.right)
 	}
 	n := 0
-	for _, s := range g.perm[b.lo:b.hi] {
-		h := &x.hot[s]
-		if !h.online || !h.located {
+	sp := g.spans[i]
+	for k, pt := range g.points[sp.lo:sp.hi] {
+		if !pt.online || !pt.located {
 			continue
 		}
-		switch cos := dot(q.origin, h.v); {
+		switch cos := dot(q.origin, pt.v); {
 		case cos <= r.beyond:
 			n++
 		case cos <= r.within:
-			if EstimateLatencyMicros(q.job.Origin, x.nodes[s].Location) > r.ceiling {
+			if EstimateLatencyMicros(q.job.Origin, x.nodes[g.perm[int(sp.lo)+k]].Location) > r.ceiling {
 				n++
 			}
 		}

@@ -133,6 +133,19 @@ func (q *query) latencyFloor(b *box) (uint32, bool) {
 	return lat, known
 }
 
+// latencyFloorCheap is latencyFloor with every located node taken to be
+// at the job's origin: no more than latencyFloor, and no trigonometry.
+func (q *query) latencyFloorCheap(b *box) (uint32, bool) {
+	lat, known := uint32(math.MaxUint32), false
+	if b.has&hasRTT != 0 {
+		lat, known = b.minRTT, true
+	}
+	if q.located && b.has&hasLocated != 0 {
+		lat, known = min(lat, LastMileMicros), true
+	}
+	return lat, known
+}
+
 // fits is admits for one node: the checkers make the final call.
 func (q *query) fits(h *hotNode) bool {
 	return h.online && h.free >= q.gpus && h.vram >= q.vram && h.tflops >= q.tflops && h.price <= q.ceiling &&
@@ -286,6 +299,11 @@ func (x *Index) best(q *query, fastest uint64) (placed []ranked, feasibleNodes i
 	bound := func(i int32) (uint32, bool) {
 		b := &x.tree[i]
 		if !q.admits(b) {
+			return 0, false
+		}
+		// Bounded first by the least latency a node in it may have, the
+		// box is often beaten without the trigonometry of its circle.
+		if lat, known := q.latencyFloorCheap(b); top.full() && beaten(q.totalAtMost(b.maxT, b.maxRel, b.minPrice, lat, known), b.minID) {
 			return 0, false
 		}
 		lat, known := q.latencyFloor(b)
