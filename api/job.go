@@ -116,10 +116,16 @@ const (
 
 // Verification levels. Freivalds' check applies to matrix products only; redundant runs
 // the job on three nodes of distinct operators and pays on two matching outputs, so it
-// is the level for containers, whose work nothing else can check.
+// is the level for containers, whose work nothing else can check. Challenge (matrix
+// products) hides challenge rows among the first input's rows, which the router commits
+// to before dispatch and reveals after the result, and audits a share of jobs in full.
+// Audit (any job) has a validator re-execute a governable share of jobs, drawn after the
+// result is committed; the others settle unchecked.
 const (
 	VerifyFreivald  = "freivalds"
 	VerifyRedundant = "redundant"
+	VerifyChallenge = "challenge"
+	VerifyAudit     = "audit"
 )
 
 // Validate checks a spec and names the first field that is wrong.
@@ -188,12 +194,12 @@ func (s JobSpec) Validate() error {
 		return fieldErr("timeout_seconds", "must be between 1 and %d", MaxTimeout)
 	}
 	switch {
-	case s.Verification == VerifyRedundant:
-	case s.Verification == VerifyFreivald && w.Kind == WorkloadTensor:
-	case s.Verification == VerifyFreivald:
-		return fieldErr("verification", "freivalds checks matrix products only; a container job needs %q", VerifyRedundant)
+	case s.Verification == VerifyRedundant || s.Verification == VerifyAudit:
+	case (s.Verification == VerifyFreivald || s.Verification == VerifyChallenge) && w.Kind == WorkloadTensor:
+	case s.Verification == VerifyFreivald || s.Verification == VerifyChallenge:
+		return fieldErr("verification", "%s checks matrix products only; a container job needs %q or %q", s.Verification, VerifyRedundant, VerifyAudit)
 	default:
-		return fieldErr("verification", "%q is not supported (one of: %s, %s)", s.Verification, VerifyFreivald, VerifyRedundant)
+		return fieldErr("verification", "%q is not supported (one of: %s, %s, %s, %s)", s.Verification, VerifyChallenge, VerifyFreivald, VerifyAudit, VerifyRedundant)
 	}
 	return nil
 }
@@ -356,8 +362,11 @@ type Job struct {
 	Txs          map[string]string `json:"txs,omitempty"` // stage -> tx hash
 	// Kind is the workload's kind (tensor or container), where the router knows the spec.
 	Kind string `json:"kind,omitempty"`
-	// Verification is the job's level; a redundant job's runs are its Replicas.
+	// Verification is the job's level; a redundant job's runs are its Replicas. Audited
+	// says the chain drew a challenge or audit job for a full check; an audit job that was
+	// not drawn settles unchecked, and is not Verified.
 	Verification string    `json:"verification,omitempty"`
+	Audited      bool      `json:"audited,omitempty"`
 	Replicas     []Replica `json:"replicas,omitempty"`
 	Attempts     int       `json:"attempts"`
 	Error        string    `json:"error,omitempty"`

@@ -139,7 +139,7 @@ must be on the nodes, or sent with --image-archive (a docker save tarball, up to
 	fl.StringVar(&s.budget, "budget", "1", "OMNI locked in escrow; what the job does not cost is refunded")
 	fl.StringVar(&s.maxPrice, "max-price", "3", "highest bid per GPU-hour a node may have, OMNI")
 	fl.DurationVar(&s.timeout, "timeout", 5*time.Minute, "the job's deadline: unfinished by then, it is refunded")
-	fl.StringVar(&s.verify, "verify", "", "verification level: freivalds (tensor jobs, the default for them) or redundant (three nodes, paid on two matching outputs; the only level for containers)")
+	fl.StringVar(&s.verify, "verify", "", "verification level: freivalds (tensor jobs, the default for them: every product checked), challenge (tensor jobs: hidden challenge rows checked, a share of jobs audited in full), audit (any job: a share re-executed by a validator, the rest paid unchecked) or redundant (three nodes, paid on two matching outputs; the default for containers)")
 	fl.BoolVar(&s.wait, "wait", false, "follow the job until it ends, with a status line")
 	fl.StringVar(&s.region, "region", "", "only nodes in this region (as nodes declare it, e.g. eu-central)")
 	fl.StringVar(&s.from, "from", "", "where you are, LAT,LON in degrees (e.g. 52.52,13.40): nodes nearer score higher on latency")

@@ -58,7 +58,7 @@ func (v ChainViews) Job(ctx context.Context, id string) (api.Job, error) {
 		}
 		j.Replicas = append(j.Replicas, v)
 	}
-	j.Verified = cj.Status == ledger.JobSettled
+	j.Verified, j.Audited = verified(cj), cj.Audited
 	if s := cj.Settlement; s != nil {
 		j.Payment = &api.Payment{
 			Budget: cj.Budget, Cost: s.Cost, PaidToNode: s.Paid, Burned: s.Burned,
@@ -66,6 +66,12 @@ func (v ChainViews) Job(ctx context.Context, id string) (api.Job, error) {
 		}
 	}
 	return j, nil
+}
+
+// verified reports whether the chain settled the job on a check: every settled job but an
+// audit job the draw passed over, which settled on its node's word.
+func verified(cj ledger.Job) bool {
+	return cj.Status == ledger.JobSettled && (cj.Verification != ledger.VerifyAudit || cj.Audited)
 }
 
 // chainJob reads a job's ledger record.

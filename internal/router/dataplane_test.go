@@ -25,6 +25,12 @@ import (
 // consumerJob builds a funded consumer's signed matmul job over two random 8×8 inputs.
 func consumerJob(t *testing.T, chain *fakeChain) (api.SubmitJobRequest, map[string][]byte) {
 	t.Helper()
+	return consumerJobAt(t, chain, api.VerifyFreivald)
+}
+
+// consumerJobAt is consumerJob at a verification level.
+func consumerJobAt(t *testing.T, chain *fakeChain, level string) (api.SubmitJobRequest, map[string][]byte) {
+	t.Helper()
 	consumer := newKey(t)
 	chain.mu.Lock()
 	chain.balances[keys.AddressOfKey(consumer)] = 10 * ledger.UomniPerOMNI
@@ -40,7 +46,7 @@ func consumerJob(t *testing.T, chain *fakeChain) (api.SubmitJobRequest, map[stri
 	spec := api.JobSpec{
 		Workload: api.Workload{Kind: api.WorkloadTensor, Kernel: tensor.KernelMatMulInt8}, Inputs: inputs,
 		Resources: api.Resources{GPUs: 1}, MaxPricePerHour: 5 * ledger.UomniPerOMNI, Budget: ledger.UomniPerOMNI,
-		TimeoutSeconds: 30, Verification: api.VerifyFreivald,
+		TimeoutSeconds: 30, Verification: level,
 	}
 	tx, err := ledger.SignTx(consumer, "test", 0, ledger.Msg{CreateJob: &ledger.MsgCreateJob{
 		SpecHash: spec.Hash(), Budget: spec.Budget, MaxPricePerHour: spec.MaxPricePerHour,

@@ -75,6 +75,9 @@ func (f *fakeChain) assignLocked(a *ledger.MsgAssignJob) error {
 		return fmt.Errorf("%w: job %s is %s, cannot be assigned", ledger.ErrBadState, j.ID, j.Status)
 	}
 	j.Status, j.Node = ledger.JobAssigned, a.Node
+	if a.Challenge != "" {
+		j.Challenge = a.Challenge
+	}
 	f.assigned = append(f.assigned, a.Node)
 	return nil
 }

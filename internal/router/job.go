@@ -53,6 +53,7 @@ type job struct {
 	running   bool
 	verdict   string
 	errMsg    string
+	challenge *challengeState // a challenge job's hidden rows, once built (challenge.go)
 }
 
 func newJob(id string, consumer keys.Address, spec api.JobSpec, started time.Time) *job {
@@ -86,6 +87,9 @@ type jobRecord struct {
 	Verdict  string            `json:"verdict,omitempty"`
 	Error    string            `json:"error,omitempty"`
 	Finished time.Time         `json:"finished,omitzero"`
+	// Challenge is a challenge job's hidden rows: a secret until the router reveals them,
+	// kept here so that a restarted router can.
+	Challenge *challengeState `json:"challenge,omitempty"`
 }
 
 // snapshot encodes the job's record and the revision it reflects.
@@ -96,6 +100,7 @@ func (j *job) snapshot() ([]byte, uint64) {
 		ID: j.id, Owner: j.owner, Consumer: j.consumer, Spec: j.spec, Started: j.started, Escrowed: j.escrowed,
 		Stored: j.stored, Tried: j.tried, Node: j.node, Scores: j.scores, Txs: j.txs, Events: j.events,
 		Attempts: j.attempts, Verdict: j.verdict, Error: j.errMsg, Finished: j.finished,
+		Challenge: j.challenge,
 	})
 	if err != nil {
 		panic(fmt.Sprintf("router: encode job %s: %v", j.id, err)) // plain types: cannot fail
@@ -115,6 +120,7 @@ func jobFromRecord(data []byte) (*job, error) {
 	j := newJob(rec.ID, rec.Consumer, rec.Spec, rec.Started)
 	j.owner, j.escrowed, j.tried, j.node, j.scores = rec.Owner, rec.Escrowed, rec.Tried, rec.Node, rec.Scores
 	j.events, j.attempts, j.verdict, j.errMsg, j.finished = rec.Events, rec.Attempts, rec.Verdict, rec.Error, rec.Finished
+	j.challenge = rec.Challenge
 	if rec.Txs != nil {
 		j.txs = rec.Txs
 	}

@@ -63,6 +63,10 @@ func (r *Router) run(j *job) {
 			r.release(j, fmt.Errorf("inputs %v never arrived", j.missingInputs()))
 			return
 		}
+		if err := r.prepareChallenge(ctx, j); err != nil {
+			r.release(j, err)
+			return
+		}
 		var err error
 		if res, err = r.compute(ctx, j, running, nil); err != nil {
 			r.release(j, err)
@@ -91,6 +95,9 @@ func (r *Router) recordOutcome(ctx context.Context, j *job) {
 		case cj.Status == ledger.JobSettled && len(s.Shares) > 0:
 			j.record("settled", "", "", "%d of %d replicas agreed on %s: paid %s OMNI to them, burned %s, fee %s, refunded %s",
 				len(s.Shares), len(cj.Replicas), cj.ResultDigest, ledger.FormatOMNI(s.Paid), ledger.FormatOMNI(s.Burned), ledger.FormatOMNI(s.Fee), ledger.FormatOMNI(s.Refunded))
+		case cj.Status == ledger.JobSettled && !verified(cj):
+			j.record("settled", "", "", "not drawn for audit: paid %s OMNI to the node on its word, burned %s, fee %s, refunded %s",
+				ledger.FormatOMNI(s.Paid), ledger.FormatOMNI(s.Burned), ledger.FormatOMNI(s.Fee), ledger.FormatOMNI(s.Refunded))
 		case cj.Status == ledger.JobSettled:
 			j.record("settled", "", "", "paid %s OMNI to the node, burned %s, fee %s, refunded %s",
 				ledger.FormatOMNI(s.Paid), ledger.FormatOMNI(s.Burned), ledger.FormatOMNI(s.Fee), ledger.FormatOMNI(s.Refunded))
@@ -379,6 +386,9 @@ func (r *Router) attempt(ctx context.Context, j *job, p scheduler.Placement, rep
 	if rep != nil {
 		assign.Replaces = keys.Address(rep.onChain())
 	}
+	if c := j.challengeState(); c != nil {
+		assign.Challenge = c.commitment()
+	}
 	tx, err := r.assign(ctx, *assign)
 	if err != nil {
 		return protocol.Result{}, fmt.Errorf("record assignment: %w", err)
@@ -395,7 +405,7 @@ func (r *Router) attempt(ctx context.Context, j *job, p scheduler.Placement, rep
 
 	dctx, cancel := context.WithTimeout(ctx, r.opts.DispatchTimeout)
 	msg, err := r.conn.RequestWithContext(dctx, protocol.DispatchSubject(p.NodeID),
-		protocol.Encode(protocol.Dispatch{JobID: j.id, Router: string(r.id), Spec: j.spec, TimeoutSeconds: j.spec.TimeoutSeconds}))
+		protocol.Encode(protocol.Dispatch{JobID: j.id, Router: string(r.id), Spec: j.dispatched(), TimeoutSeconds: j.spec.TimeoutSeconds}))
 	cancel()
 	if err != nil {
 		return protocol.Result{}, fmt.Errorf("dispatch: %w", err)
@@ -418,7 +428,7 @@ func (r *Router) attempt(ctx context.Context, j *job, p scheduler.Placement, rep
 // grant lets node read the job's inputs and store its one output until revoke is called:
 // for as long as one attempt lasts, and not a moment longer.
 func (r *Router) grant(j *job, node string) (revoke func()) {
-	revokeRead := r.grants.AllowRead(node, inputDigests(j.spec)...)
+	revokeRead := r.grants.AllowRead(node, inputDigests(j.dispatched())...)
 	revokeWrite := r.grants.AllowWrite(node, j.id, r.opts.MaxOutputBytes)
 	return func() { revokeRead(); revokeWrite() }
 }
@@ -568,7 +578,10 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 		return err
 	}
 	if cj.Status != ledger.JobComputed {
-		return nil // decided already (a resumed job)
+		return nil // decided already (a resumed job, or an audit job the draw passed over)
+	}
+	if err := r.revealChallenge(ctx, j, cj); err != nil {
+		return err
 	}
 	live := r.online(protocol.RoleValidator)
 	var candidates []string
@@ -581,10 +594,14 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 	if len(candidates) == 0 {
 		return fmt.Errorf("none of the job's %d committee validators is online", len(cj.Committee))
 	}
-	// The committee may read the inputs and the output the chain recorded (not what the
-	// node reported) while the check lasts.
+	// The committee may read the inputs (as the consumer gave them and as dispatched) and
+	// the output the chain recorded (not what the node reported) while the check lasts.
+	readable := append(inputDigests(j.spec), cj.ResultDigest)
+	if c := j.challengeState(); c != nil {
+		readable = append(readable, c.Input.Digest)
+	}
 	for _, v := range candidates {
-		revoke := r.grants.AllowRead(v, append(inputDigests(j.spec), cj.ResultDigest)...)
+		revoke := r.grants.AllowRead(v, readable...)
 		defer revoke()
 	}
 	// Asked again (too few answered before), the same members make no new event: a job

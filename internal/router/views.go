@@ -112,6 +112,9 @@ func (r *Router) JobOutput(ctx context.Context, jobID string, auth api.OutputAut
 		}
 		return api.JobOutput{}, fmt.Errorf("%w: job %s has no output yet (it is %s)", api.ErrNotFound, jobID, apiStatus[cj.Status])
 	}
+	if cj.Verification == ledger.VerifyChallenge && cj.ChallengeReveal == nil {
+		return api.JobOutput{}, fmt.Errorf("%w: job %s's output holds challenge rows until they are revealed, moments after its result (it is %s)", api.ErrNotFound, jobID, apiStatus[cj.Status])
+	}
 	data, err := transport.GetBlob(ctx, r.js, protocol.BlobBucket, cj.ResultDigest)
 	switch {
 	case errors.Is(err, transport.ErrNotFound):
@@ -119,9 +122,18 @@ func (r *Router) JobOutput(ctx context.Context, jobID string, auth api.OutputAut
 	case err != nil:
 		return api.JobOutput{}, fmt.Errorf("%w: read output: %v", api.ErrUnavailable, err)
 	}
+	digest := cj.ResultDigest
+	if cj.ChallengeReveal != nil {
+		// The node computed the product with the challenge rows in it: the consumer gets
+		// its own rows, named by their own digest.
+		if data, err = stripChallenge(cj, data); err != nil {
+			return api.JobOutput{}, fmt.Errorf("%w: job %s's output: %v", api.ErrUnavailable, jobID, err)
+		}
+		digest = transport.Digest(data)
+	}
 	return api.JobOutput{
-		JobID: jobID, Digest: cj.ResultDigest, Size: int64(len(data)), Data: data,
-		Verified: cj.Status == ledger.JobSettled, Status: apiStatus[cj.Status],
+		JobID: jobID, Digest: digest, Size: int64(len(data)), Data: data,
+		Verified: verified(cj), Status: apiStatus[cj.Status],
 	}, nil
 }
 
