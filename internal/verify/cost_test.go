@@ -99,3 +99,96 @@ func encodedOperands(b *testing.B, n int) (x, y *tensor.Int8Matrix, inputs [][]b
 	}
 	return x, y, inputs
 }
+
+// budgetJobs and budgetCheatShare are the yardstick for detection: a node that
+// cheats on 1% of its jobs, over 1,000 jobs, so on 10 of them.
+const (
+	budgetJobs       = 1000
+	budgetCheatShare = 0.01
+)
+
+// defaultAuditShare is the chain's default audit_rate_bp (100) as a share.
+const defaultAuditShare = 0.01
+
+// caught is the probability of catching a node on at least one of its cheated jobs, when
+// each is caught with probability p on its own.
+func caught(p float64) float64 {
+	return 1 - math.Pow(1-p, budgetJobs*budgetCheatShare)
+}
+
+// BenchmarkVerificationBudget prices every tensor level per second of the node's work and
+// states its chance of catching a node that cheats on 1% of 1,000 jobs, at the default
+// audit rate, all from one run's measurements: the product A'·B (the node's work, with
+// DefaultChallengeRows challenge rows in it), Freivalds' check of all of it (CheckKernel,
+// DefaultRounds) and the check of the challenge rows alone (CheckChallenge). Costs are
+// validator-seconds per second of the node's work on like hardware (both on this CPU); a
+// cheat is "lazy" (any wrong output on the challenge rows: a random or copied product) or
+// "subtle" (one wrong element in a random row). The table is logged; the metrics are the
+// challenge level's, the cheapest that catches a lazy node surely.
+//
+//	go test ./internal/verify -run '^$' -bench VerificationBudget -benchtime 1x -v
+func BenchmarkVerificationBudget(b *testing.B) {
+	sizes := []int{1024}
+	if !testing.Short() {
+		sizes = append(sizes, 2048)
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			x, y, _ := encodedOperands(b, n)
+			rows := ChallengeRowsFor(n, n, n)
+			aPrime, ch, _, err := BuildChallenge(x, y, rows, seedOf(n))
+			if err != nil {
+				b.Fatal(err)
+			}
+			encA, _ := aPrime.MarshalBinary()
+			encB, _ := y.MarshalBinary()
+			inputs := [][]byte{encA, encB}
+			var product, full, rowsOnly time.Duration
+			for b.Loop() {
+				start := time.Now()
+				out, err := tensor.RunKernel(tensor.KernelMatMulInt8, inputs)
+				if err != nil {
+					b.Fatal(err)
+				}
+				product += time.Since(start)
+				start = time.Now()
+				if v, err := CheckKernel(tensor.KernelMatMulInt8, inputs, out, seedOf(n), DefaultRounds); err != nil || !v.OK {
+					b.Fatal(v, err)
+				}
+				full += time.Since(start)
+				start = time.Now()
+				if v, err := CheckChallenge(aPrime, y, out, ch.Positions); err != nil || !v.OK {
+					b.Fatal(v, err)
+				}
+				rowsOnly += time.Since(start)
+			}
+			f := float64(full) / float64(product)     // Freivalds per second of work
+			c := float64(rowsOnly) / float64(product) // challenge rows per second of work
+			hit := float64(rows) / float64(n+rows)    // a random row is a challenge row
+			a := defaultAuditShare
+			type level struct {
+				name         string
+				cost         float64
+				lazy, subtle float64 // per cheated job
+			}
+			levels := []level{
+				{"freivalds (every job)", f, 1, 1},
+				{"challenge (rows every job, 1% audited)", c + a*f, 1, hit + (1-hit)*a},
+				{"audit (1% re-checked)", a * f, a, a},
+				{"redundant (3 runs, one cheater)", 2, 1, 1},
+			}
+			b.Logf("n=%d, %d challenge rows; Freivalds %.2f%%, challenge rows %.2f%% of the product", n, rows, 100*f, 100*c)
+			b.Logf("| level | validator s per node s | caught, 1%% lazy of 1,000 | caught, 1%% subtle of 1,000 |")
+			for _, l := range levels {
+				b.Logf("| %s | %.3f%% | %.4f | %.4f |", l.name, 100*l.cost, caught(l.lazy), caught(l.subtle))
+			}
+			// The audit share a subtle cheat needs for 99.9% over its 10 cheated jobs, and
+			// what checking that share costs.
+			need := 1 - math.Pow(0.001, 1/(budgetJobs*budgetCheatShare))
+			b.Logf("99.9%% against a subtle cheat needs an audit share of %.1f%%: %.2f%% of the work in Freivalds checks", 100*need, 100*need*f)
+			b.ReportMetric(100*(c+a*f), "challenge-cost-%")
+			b.ReportMetric(caught(1), "challenge-lazy-caught")
+			b.ReportMetric(caught(hit+(1-hit)*a), "challenge-subtle-caught")
+		})
+	}
+}
