@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -10,6 +11,8 @@ import (
 	"github.com/omnisync/omnisync/internal/config"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/runtime"
+	"github.com/omnisync/omnisync/internal/runtime/docker"
 	"github.com/omnisync/omnisync/internal/validator"
 )
 
@@ -22,6 +25,11 @@ func newValidatorRunCmd(g *globals) *cobra.Command {
 verification requests it is sent, re-derives what it checks from the chain (--chain-rpc) and
 attests the verdict on chain. Its wallet must be a validator's account: in a network from
 "chain init", DIR/validator-K/account.json.
+
+Container jobs the chain draws for audit are checked by running them again: that needs
+--containers docker (a Docker engine this user may use, --docker-host; --gpu-devices for
+jobs that ask for GPUs). With --containers none, the default, such audits are refused and
+left to other validators; tensor jobs are checked either way.
 
 Settings come from flags, then OMNISYNC_VALIDATOR_* variables, then the [validator] table of
 --config, then the defaults; "omnisync config print --role validator" shows the result.`,
@@ -66,6 +74,15 @@ func runValidator(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 	}
 	opts := vc.Options()
 	opts.Key, opts.Chain, opts.RootCAs, opts.Logger = key, chain.NewWallet(client, key, chainID), roots, log
+	if vc.Containers == config.ContainersDocker {
+		r, err := docker.New(ctx, docker.Options{Host: vc.DockerHost, Instance: "validator", GPUs: vc.GPUDevices})
+		if err != nil {
+			return fmt.Errorf("%w\n(containers = docker needs a Docker engine this user may use; or set containers = none)", err)
+		}
+		defer func() { _ = r.Close() }()
+		fmt.Fprintf(g.stderr, "container audits: docker (engine API %s), GPUs for jobs: %s\n", r.APIVersion(), orNone(strings.Join(vc.GPUDevices, ", ")))
+		opts.Containers = runtime.Docker(r)
+	}
 	var metricsURL string
 	var stopMetrics func() error
 	if opts.Metrics, metricsURL, stopMetrics, err = g.serveMetrics(vc.MetricsAddr); err != nil {

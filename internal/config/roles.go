@@ -311,10 +311,15 @@ type Validator struct {
 	Rounds      int      `toml:"rounds" help:"rounds of Freivalds' check per product (each errs with probability below 2^-60)"`
 	Heartbeat   Duration `toml:"heartbeat" help:"how often the validator tells the router it is online"`
 	MetricsAddr string   `toml:"metrics_addr" help:"serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9465 (\"\", the default, serves none)"`
+
+	Containers string   `toml:"containers" help:"container jobs drawn for audit: none (audit tensor jobs only; a container audit is refused, never attested) or docker (run each again in a hardened container on the local engine, as nodes run them)"`
+	DockerHost string   `toml:"docker_host" help:"the Docker engine's socket, unix:///PATH; empty: $DOCKER_HOST, else unix:///var/run/docker.sock"`
+	GPUDevices []string `toml:"gpu_devices" help:"GPUs audited containers may be given (indices or UUIDs as nvidia-smi prints them), each to one job at a time; empty: none, so audits of jobs that ask for GPUs are refused"`
 }
 
 func defaultValidator() Validator {
-	return Validator{Wallet: RoleValidator, WalletDir: defaultWalletDir(), ChainRPC: DefaultChainRPC, Rounds: verify.DefaultRounds, Heartbeat: D(2 * time.Second)}
+	return Validator{Wallet: RoleValidator, WalletDir: defaultWalletDir(), ChainRPC: DefaultChainRPC, Rounds: verify.DefaultRounds, Heartbeat: D(2 * time.Second),
+		Containers: ContainersNone}
 }
 
 func (v Validator) validate() []error {
@@ -327,10 +332,15 @@ func (v Validator) validate() []error {
 	}
 	ck.positive("heartbeat", v.Heartbeat)
 	ck.optionalHostPort("metrics_addr", v.MetricsAddr)
+	ck.oneOf("containers", v.Containers, ContainersNone, ContainersDocker)
+	if v.DockerHost != "" && !strings.HasPrefix(v.DockerHost, "unix://") {
+		ck.fail("docker_host", "%q: want unix:///PATH", v.DockerHost)
+	}
 	return ck.errs
 }
 
-// Options is the validator's Options but for what the cli supplies: Key, Chain, RootCAs, Logger.
+// Options is the validator's Options but for what the cli supplies: Key, Chain, RootCAs,
+// Logger, and the container runtime containers names.
 func (v Validator) Options() validator.Options {
 	return validator.Options{RouterURL: v.Router, Rounds: v.Rounds, Heartbeat: v.Heartbeat.Duration}
 }

@@ -29,10 +29,11 @@ func ProbeDocker(ctx context.Context) error {
 	return r.Close()
 }
 
-// dockerFor starts node i's Docker runtime: its own instance (so no node removes another's
-// containers when it starts) in a work directory under the devnet's home.
-func (d *Devnet) dockerFor(ctx context.Context, nodeID string) (*docker.Runtime, error) {
-	short := keys.Address(nodeID).Short()
+// dockerFor starts the Docker runtime of the node or validator id: its own instance (so no
+// daemon removes another's containers when it starts) in a work directory under the
+// devnet's home.
+func (d *Devnet) dockerFor(ctx context.Context, id string) (*docker.Runtime, error) {
+	short := keys.Address(id).Short()
 	return docker.New(ctx, docker.Options{
 		Instance: "devnet-" + short,
 		WorkDir:  filepath.Join(d.opts.Home, "docker", short),

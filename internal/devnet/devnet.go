@@ -73,7 +73,10 @@ type Options struct {
 	// result commitment in its own tx (a benchmark's baseline for batching them).
 	AttestWindow time.Duration
 	CommitWindow time.Duration
-	Logger       *slog.Logger
+	// Params, when set, edits the chain's parameters in a new devnet's genesis (a test's
+	// seam for the audit rate, say); a devnet resumed from its home keeps its chain's.
+	Params func(*ledger.Params)
+	Logger *slog.Logger
 	// Progress receives one line per start-up step; nil discards them.
 	Progress func(string)
 }
@@ -150,6 +153,9 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 		g, err := devnetGenesis(d.Keys, vk.PubKey, start.Unix())
 		if err != nil {
 			return nil, err
+		}
+		if opts.Params != nil {
+			opts.Params(&g.Params)
 		}
 		if err := chain.WriteGenesis([]string{chainHome}, ChainID, start, []chain.ValidatorKey{vk}, g); err != nil {
 			return nil, err
@@ -236,11 +242,22 @@ func (d *Devnet) awaitNodesOnline(ctx context.Context) error {
 }
 
 func (d *Devnet) startValidator(ctx context.Context, wallet func([]byte) *chain.Wallet, roots *x509.CertPool) error {
-	v, err := validator.New(validator.Options{
+	opts := validator.Options{
 		Key: d.Keys.Validator, RouterURL: d.router.Router.NodesURL(), RootCAs: roots,
 		Chain: wallet(d.Keys.Validator), AttestWindow: d.opts.AttestWindow, Heartbeat: time.Second, Logger: d.opts.Logger,
 		Metrics: d.labelled("validator", d.Keys.Validator),
-	})
+	}
+	checks := "Freivalds checks"
+	if d.opts.Docker {
+		// The same runtime as the nodes', so that it can audit the container jobs they run.
+		dr, err := d.dockerFor(ctx, string(keys.AddressOfKey(d.Keys.Validator)))
+		if err != nil {
+			return fmt.Errorf("validator: %w", err)
+		}
+		d.closers = append(d.closers, dr.Close)
+		opts.Containers, checks = runtime.Docker(dr), "Freivalds checks, container audits in docker"
+	}
+	v, err := validator.New(opts)
 	if err != nil {
 		return err
 	}
@@ -249,7 +266,7 @@ func (d *Devnet) startValidator(ctx context.Context, wallet func([]byte) *chain.
 	}
 	d.validator = v
 	d.closers = append(d.closers, v.Close)
-	d.opts.Progress("validator " + keys.Address(v.ID()).Short() + " connected (Freivalds checks)")
+	d.opts.Progress("validator " + keys.Address(v.ID()).Short() + " connected (" + checks + ")")
 	return nil
 }
 

@@ -30,7 +30,6 @@ import (
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/protocol"
 	"github.com/omnisync/omnisync/internal/runtime"
-	"github.com/omnisync/omnisync/internal/runtime/jobio"
 	"github.com/omnisync/omnisync/internal/transport"
 	"github.com/omnisync/omnisync/internal/txbatch"
 )
@@ -478,41 +477,16 @@ func (d *Daemon) runJob(ctx context.Context, req protocol.Dispatch) protocol.Res
 // runContainer runs a container job in the node's container runtime and packs what it
 // left into the job's output archive. It is billed by wall time on every slot it held.
 func (d *Daemon) runContainer(ctx context.Context, req protocol.Dispatch, inputs [][]byte) (runtime.Result, int, error) {
-	w, rsc := req.Spec.Workload, req.Spec.Resources
-	task := runtime.ContainerTask{
-		JobID: req.JobID, Image: w.Image, ImageID: w.ImageID, Command: w.Command, Env: w.Env,
-		GPUs: rsc.GPUs, CPUMilli: rsc.CPUMilli, MemoryMiB: rsc.MemoryMiB,
-		Timeout: time.Duration(req.TimeoutSeconds) * time.Second,
-	}
 	// The consumer is read from the chain, where its signature put it, not taken from the
 	// router: the process runtime runs only the consumers its operator trusts.
 	var cj ledger.Job
 	if err := d.opts.Chain.Query(ctx, "job/"+req.JobID, &cj); err != nil {
 		return runtime.Result{}, 0, fmt.Errorf("read the job's consumer from the chain: %w", err)
 	}
-	task.Consumer = string(cj.Consumer)
-	for i, in := range req.Spec.Inputs {
-		if in.Name == w.ImageArchive {
-			task.ImageArchive = inputs[i]
-			continue
-		}
-		task.Inputs = append(task.Inputs, jobio.File{Path: in.Name, Data: inputs[i]})
-	}
+	task := runtime.NewContainerTask(req.JobID, string(cj.Consumer), req.Spec, time.Duration(req.TimeoutSeconds)*time.Second, inputs)
 	logs := d.newLogStream(req.JobID)
 	task.Logs = logs
-	cr, err := d.opts.Containers.RunContainer(ctx, task)
+	out, exit, err := runtime.RunContainerJob(ctx, d.opts.Containers, task)
 	logs.Close()
-	if err != nil {
-		return runtime.Result{}, 0, err
-	}
-	files := make([]api.OutputFile, len(cr.Outputs))
-	for i, o := range cr.Outputs {
-		files[i] = api.OutputFile{Path: o.Path, Data: o.Data}
-	}
-	archive, err := api.PackOutput(api.ContainerOutput{ExitCode: cr.ExitCode, Files: files})
-	if err != nil {
-		return runtime.Result{}, 0, err
-	}
-	ms := uint64(max(cr.Elapsed.Milliseconds(), 1)) * uint64(rsc.Slots())
-	return runtime.Result{Output: archive, GPUMillis: ms}, cr.ExitCode, nil
+	return out, exit, err
 }

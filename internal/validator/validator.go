@@ -2,11 +2,15 @@
 // requests from a router, re-derives everything it checks from the chain (the spec
 // commitment, the committed result digest and the seed drawn from the block that recorded
 // the result), fetches inputs and output from the object store (integrity-checked by
-// hash), runs the check (Freivalds for matrix products) and posts its attestation on
-// chain, where the ledger settles or refunds.
+// hash), runs the check its job's level asks for and posts its attestation on chain,
+// where the ledger settles or refunds. The levels: freivalds (Freivalds' check of a
+// matrix product), challenge (the rows the router hid in the input, and the whole product
+// when the job is audited; challenge.go) and audit (a job the chain drew for audit,
+// checked as freivalds does, or, for a container, run again; audit.go).
 //
 // It trusts neither the router nor the node: a request whose spec does not hash to the
-// on-chain commitment is refused.
+// on-chain commitment is refused, and so is a challenge the router revealed falsely.
+// What goes wrong on the router's side or its own is never attested against the node.
 package validator
 
 import (
@@ -17,7 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
+	goruntime "runtime"
 	"sync"
 	"time"
 
@@ -27,6 +31,7 @@ import (
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/protocol"
+	"github.com/omnisync/omnisync/internal/runtime"
 	"github.com/omnisync/omnisync/internal/transport"
 	"github.com/omnisync/omnisync/internal/txbatch"
 	"github.com/omnisync/omnisync/internal/verify"
@@ -48,6 +53,10 @@ type Options struct {
 	Chain     Chain
 	// Rounds of Freivalds' check; each errs with probability below 2^-60.
 	Rounds int
+	// Containers re-runs the container jobs drawn for audit, as a node runs them (docker);
+	// nil means this validator audits tensor jobs only, and a container audit it is asked
+	// for is an error, never a failing attestation.
+	Containers runtime.Container
 	// Parallel bounds the checks that run at once (they are CPU-bound); default the
 	// number of CPUs the process may use.
 	Parallel int
@@ -102,7 +111,7 @@ func New(opts Options) (*Daemon, error) {
 		opts.Heartbeat = 2 * time.Second
 	}
 	if opts.Parallel <= 0 {
-		opts.Parallel = runtime.GOMAXPROCS(0)
+		opts.Parallel = goruntime.GOMAXPROCS(0)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -236,63 +245,134 @@ func (d *Daemon) verifyRequest(ctx context.Context, req protocol.VerifyRequest) 
 	return v
 }
 
-// Verify checks one committed job and attests the verdict on chain, in one tx with the
-// other attestations decided within AttestWindow. An error means no attestation was made
-// (the request was bad, the chain refused this job's item or was unreachable); a wrong
-// result is not an error but a failing verdict.
+// Verify checks one committed job at its verification level and attests the verdict on
+// chain, in one tx with the other attestations decided within AttestWindow. An error
+// means no attestation was made (the request was bad, the router or this validator was
+// at fault, the chain refused this job's item or was unreachable); a wrong result is not
+// an error but a failing verdict.
 func (d *Daemon) Verify(ctx context.Context, req protocol.VerifyRequest) (protocol.Verdict, error) {
-	job, err := d.committedJob(ctx, req.JobID)
+	c, err := d.jobToCheck(ctx, req)
 	if err != nil {
 		return protocol.Verdict{}, err
 	}
+	var f finding
+	switch c.job.Verification {
+	case ledger.VerifyChallenge:
+		f, err = d.checkChallenge(ctx, c)
+	case ledger.VerifyAudit:
+		f, err = d.audit(ctx, c)
+	default:
+		f, err = d.checkFreivalds(ctx, c)
+	}
+	if err != nil {
+		return protocol.Verdict{}, err
+	}
+	return d.attest(ctx, c.job, f)
+}
+
+// jobCheck is one job under check: the request, the job as the chain records it, the
+// seed drawn for it and the blob client that reads through the request's router.
+type jobCheck struct {
+	req   protocol.VerifyRequest
+	job   ledger.Job
+	seed  [32]byte
+	blobs transport.Blobs
+}
+
+// finding is a check's verdict on the node's result, as its attestation states it. Ops
+// is the tensor work the node is billed for, computed here from inputs the spec commits
+// to rather than taken from the node's report of its GPU time; Millis is the time a
+// container took when this validator ran it again.
+type finding struct {
+	pass   bool
+	reason string
+	ops    uint64
+	millis uint64
+}
+
+func fromVerdict(v verify.Verdict) finding {
+	return finding{pass: v.OK, reason: v.Reason, ops: v.Ops}
+}
+
+// jobToCheck reads the job from the chain and refuses a request it cannot be checked for:
+// a job not awaiting verification, a spec the consumer did not commit to, no seed.
+func (d *Daemon) jobToCheck(ctx context.Context, req protocol.VerifyRequest) (jobCheck, error) {
+	job, err := d.committedJob(ctx, req.JobID)
+	if err != nil {
+		return jobCheck{}, err
+	}
 	if job.Status != ledger.JobComputed {
-		return protocol.Verdict{}, fmt.Errorf("job %s is %s, not awaiting verification", job.ID, job.Status)
+		return jobCheck{}, fmt.Errorf("job %s is %s, not awaiting verification", job.ID, job.Status)
 	}
 	if got := req.Spec.Hash(); got != job.SpecHash {
-		return protocol.Verdict{}, fmt.Errorf("spec hashes to %s but the consumer committed %s", got, job.SpecHash)
+		return jobCheck{}, fmt.Errorf("spec hashes to %s but the consumer committed %s", got, job.SpecHash)
 	}
 	seedBytes, err := hex.DecodeString(job.Seed)
 	if err != nil || len(seedBytes) != 32 {
-		return protocol.Verdict{}, fmt.Errorf("job %s has no usable seed", job.ID)
+		return jobCheck{}, fmt.Errorf("job %s has no usable seed", job.ID)
 	}
-	var seed [32]byte
-	copy(seed[:], seedBytes)
+	c := jobCheck{req: req, job: job, blobs: d.blobs.Via(req.Router)}
+	copy(c.seed[:], seedBytes)
+	return c, nil
+}
 
-	pass, reason, ops := true, "", uint64(0)
-	blobs := d.blobs.Via(req.Router)
-	inputs := make([][]byte, len(req.Spec.Inputs))
-	for i, in := range req.Spec.Inputs {
-		if inputs[i], err = blobs.Get(ctx, in.Digest); err != nil {
-			return protocol.Verdict{}, fmt.Errorf("fetch input %s: %w", in.Name, err)
+// inputs fetches the job's inputs by the digests its spec commits to.
+func (c jobCheck) inputs(ctx context.Context) ([][]byte, error) {
+	inputs := make([][]byte, len(c.req.Spec.Inputs))
+	for i, in := range c.req.Spec.Inputs {
+		var err error
+		if inputs[i], err = c.blobs.Get(ctx, in.Digest); err != nil {
+			return nil, fmt.Errorf("fetch input %s: %w", in.Name, err)
 		}
 	}
-	output, err := blobs.Get(ctx, job.ResultDigest)
-	switch {
-	case errors.Is(err, transport.ErrNotFound):
-		// The store files an upload only after checking its bytes against the digest, so
-		// a committed digest that names nothing was never uploaded: the node's fault.
-		// A mismatch, by contrast, is the store's own fault and never evidence against
-		// the node: it falls through to the error below and nothing is attested.
-		pass, reason = false, "committed output was never uploaded: "+err.Error()
-	case err != nil:
-		return protocol.Verdict{}, fmt.Errorf("fetch output: %w", err)
-	default:
-		verdict, err := verify.CheckKernel(req.Spec.Workload.Kernel, inputs, output, seed, d.opts.Rounds)
-		if err != nil {
-			return protocol.Verdict{}, fmt.Errorf("check: %w", err)
-		}
-		pass, reason, ops = verdict.OK, verdict.Reason, verdict.Ops
+	return inputs, nil
+}
+
+// output fetches the node's committed output; neverUploaded reads its error.
+func (c jobCheck) output(ctx context.Context) ([]byte, error) {
+	return c.blobs.Get(ctx, c.job.ResultDigest)
+}
+
+// neverUploaded words a failed fetch of the committed output. The store files an upload
+// only after checking its bytes against the digest, so a committed digest that names
+// nothing was never uploaded: the node's fault, a failing finding. A mismatch, by
+// contrast, is the store's own fault and never evidence against the node: an error, and
+// nothing is attested.
+func neverUploaded(err error) (finding, error) {
+	if errors.Is(err, transport.ErrNotFound) {
+		return finding{reason: "committed output was never uploaded: " + err.Error()}, nil
 	}
-	// The operation count is the work the node is billed for, computed here from inputs
-	// the spec commits to rather than taken from the node's report of its GPU time.
+	return finding{}, fmt.Errorf("fetch output: %w", err)
+}
+
+// checkFreivalds checks a tensor job's whole output with Freivalds' algorithm
+// (verify.CheckKernel), seeded by the block that recorded the result.
+func (d *Daemon) checkFreivalds(ctx context.Context, c jobCheck) (finding, error) {
+	inputs, err := c.inputs(ctx)
+	if err != nil {
+		return finding{}, err
+	}
+	output, err := c.output(ctx)
+	if err != nil {
+		return neverUploaded(err)
+	}
+	v, err := verify.CheckKernel(c.req.Spec.Workload.Kernel, inputs, output, c.seed, d.opts.Rounds)
+	if err != nil {
+		return finding{}, fmt.Errorf("check: %w", err)
+	}
+	return fromVerdict(v), nil
+}
+
+// attest sends the finding on the committed result as this validator's attestation.
+func (d *Daemon) attest(ctx context.Context, job ledger.Job, f finding) (protocol.Verdict, error) {
 	tx, err := d.attester.Send(ctx, ledger.Msg{Attest: &ledger.MsgAttest{
-		JobID: job.ID, ResultDigest: job.ResultDigest, Pass: pass, Reason: truncate(reason, 256), Ops: ops,
+		JobID: job.ID, ResultDigest: job.ResultDigest, Pass: f.pass, Reason: truncate(f.reason, 256), Ops: f.ops, Millis: f.millis,
 	}})
 	if err != nil {
 		return protocol.Verdict{}, fmt.Errorf("attest: %w", err)
 	}
-	d.log.Info("attested", "job", job.ID, "pass", pass, "reason", reason, "ops", ops)
-	return protocol.Verdict{JobID: job.ID, Pass: pass, Reason: reason, AttestTx: tx}, nil
+	d.log.Info("attested", "job", job.ID, "level", job.Verification, "pass", f.pass, "reason", f.reason, "ops", f.ops, "millis", f.millis)
+	return protocol.Verdict{JobID: job.ID, Pass: f.pass, Reason: f.reason, AttestTx: tx}, nil
 }
 
 // resultWait bounds how long Verify waits for the chain node it reads to show a result

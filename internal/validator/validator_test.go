@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,9 +19,12 @@ import (
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/metrics"
 	"github.com/omnisync/omnisync/internal/protocol"
+	"github.com/omnisync/omnisync/internal/runtime"
+	"github.com/omnisync/omnisync/internal/runtime/jobio"
 	"github.com/omnisync/omnisync/internal/tensor"
 	"github.com/omnisync/omnisync/internal/transport"
 	"github.com/omnisync/omnisync/internal/transport/transporttest"
+	"github.com/omnisync/omnisync/internal/verify"
 )
 
 // fakeChain serves job records and records attestations, refusing those the ledger
@@ -357,5 +361,362 @@ func TestALoneAttestationGoesAlone(t *testing.T) {
 	r.commitOutput(t, c)
 	if v := r.verify(t, r.spec); !v.Pass || v.AttestTx != "ATTEST" || len(r.chain.batches) != 0 {
 		t.Fatalf("verdict %+v, batches %v: want one plain attest", v, r.chain.batches)
+	}
+}
+
+// setJob changes the job the chain records.
+func (r *rig) setJob(change func(*ledger.Job)) {
+	r.chain.mu.Lock()
+	defer r.chain.mu.Unlock()
+	change(&r.chain.job)
+}
+
+// putMatrix stores an encoded matrix, granted to the validator, and returns its digest.
+func (r *rig) putMatrix(t *testing.T, m interface{ MarshalBinary() ([]byte, error) }) string {
+	t.Helper()
+	data, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.put(t, data)
+}
+
+// assertNothingAttested fails unless no attestation reached the chain, alone or batched.
+func (r *rig) assertNothingAttested(t *testing.T, v protocol.Verdict) {
+	t.Helper()
+	r.chain.mu.Lock()
+	defer r.chain.mu.Unlock()
+	if v.Error == "" || v.AttestTx != "" || len(r.chain.attests) != 0 || len(r.chain.batches) != 0 {
+		t.Fatalf("verdict %+v, attests %+v: want an error and nothing attested", v, r.chain.attests)
+	}
+}
+
+// onlyAttestation returns the one attestation the chain received.
+func (r *rig) onlyAttestation(t *testing.T) ledger.MsgAttest {
+	t.Helper()
+	r.chain.mu.Lock()
+	defer r.chain.mu.Unlock()
+	if len(r.chain.attests) != 1 {
+		t.Fatalf("%d attestations, want 1: %+v", len(r.chain.attests), r.chain.attests)
+	}
+	return r.chain.attests[0]
+}
+
+// challenge is a challenge job as an honest router sets it up: the consumer's A with
+// challenge rows hidden in it (A', stored and granted to the committee) and the reveal
+// on chain.
+type challenge struct {
+	aPrime    *tensor.Int8Matrix
+	positions []uint32
+	reveal    ledger.ChallengeReveal
+}
+
+// challengeJob makes the rig's job a challenge job, audited or not, and reveals it.
+func (r *rig) challengeJob(t *testing.T, audited bool) *challenge {
+	t.Helper()
+	rows := verify.ChallengeRowsFor(r.a.Rows, r.a.Cols, r.b.Cols)
+	aPrime, ch, _, err := verify.BuildChallenge(r.a, r.b, rows, [32]byte{7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &challenge{aPrime: aPrime, positions: ch.Positions, reveal: ledger.ChallengeReveal{Salt: ch.SaltText(), Rows: ch.RowsText()}}
+	r.storeAPrime(t, c)
+	r.setJob(func(j *ledger.Job) { j.Verification, j.Audited = ledger.VerifyChallenge, audited })
+	return c
+}
+
+// storeAPrime stores c's A', reveals it with the digest of its challenge rows' expected
+// output, and puts the reveal on chain.
+func (r *rig) storeAPrime(t *testing.T, c *challenge) {
+	t.Helper()
+	expected, err := verify.ExpectedRows(c.aPrime, r.b, c.positions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := expected.MarshalBinary()
+	c.reveal.Input, c.reveal.Expected = r.putMatrix(t, c.aPrime), transport.Digest(data)
+	reveal := c.reveal
+	r.setJob(func(j *ledger.Job) { j.ChallengeReveal = &reveal })
+}
+
+// honestOutput is C' = A'·B, what an honest node given A' computes.
+func (r *rig) honestOutput(t *testing.T, aPrime *tensor.Int8Matrix) *tensor.Int32Matrix {
+	t.Helper()
+	c, err := tensor.MatMulInt8(aPrime, r.b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// realRow is the first row of A' that is not a challenge row.
+func (c *challenge) realRow() int {
+	for i := range c.aPrime.Rows {
+		if !slices.Contains(c.positions, uint32(i)) {
+			return i
+		}
+	}
+	panic("no real row")
+}
+
+func TestHonestChallengeOutputPassesWithTheNodesWork(t *testing.T) {
+	for _, audited := range []bool{false, true} {
+		t.Run(fmt.Sprintf("audited=%v", audited), func(t *testing.T) {
+			r := newRig(t)
+			c := r.challengeJob(t, audited)
+			r.commitOutput(t, r.honestOutput(t, c.aPrime))
+			v := r.verify(t, r.spec)
+			att := r.onlyAttestation(t)
+			if !v.Pass || !att.Pass || att.Millis != 0 {
+				t.Fatalf("verdict %+v, attestation %+v: want a pass", v, att)
+			}
+			// The node computed n+c rows: 2·(32+32)·16·8 operations, not the consumer's 32.
+			if n := len(c.positions); n != 32 || att.Ops != 2*(32+32)*16*8 {
+				t.Fatalf("%d challenge rows, %d operations attested: want 32 and %d", n, att.Ops, 2*(32+32)*16*8)
+			}
+		})
+	}
+}
+
+func TestWrongChallengeRowFails(t *testing.T) {
+	r := newRig(t)
+	c := r.challengeJob(t, false)
+	out := r.honestOutput(t, c.aPrime)
+	out.Data[int(c.positions[0])*out.Cols] ^= 1
+	r.commitOutput(t, out)
+	v := r.verify(t, r.spec)
+	att := r.onlyAttestation(t)
+	if v.Pass || att.Pass || v.Error != "" || !strings.Contains(v.Reason, "challenge row") || att.Ops == 0 {
+		t.Fatalf("verdict %+v, attestation %+v: want a failing attestation naming the challenge row", v, att)
+	}
+}
+
+// Challenge rows miss a wrong element in a real row; the full check of an audited job
+// does not.
+func TestWrongRealRowFailsOnlyWhenAudited(t *testing.T) {
+	for _, audited := range []bool{false, true} {
+		t.Run(fmt.Sprintf("audited=%v", audited), func(t *testing.T) {
+			r := newRig(t)
+			c := r.challengeJob(t, audited)
+			out := r.honestOutput(t, c.aPrime)
+			out.Data[c.realRow()*out.Cols] ^= 1
+			r.commitOutput(t, out)
+			v := r.verify(t, r.spec)
+			if att := r.onlyAttestation(t); v.Pass != !audited || att.Pass != !audited {
+				t.Fatalf("audited %v: verdict %+v, attestation %+v", audited, v, att)
+			}
+		})
+	}
+}
+
+func TestChallengeOutputNeverUploadedFails(t *testing.T) {
+	r := newRig(t)
+	r.challengeJob(t, false)
+	r.setJob(func(j *ledger.Job) { j.ResultDigest = api.DigestOf([]byte("never stored")) })
+	r.grants.AllowRead(r.id, r.chain.job.ResultDigest)
+	v := r.verify(t, r.spec)
+	if att := r.onlyAttestation(t); v.Pass || att.Pass || !strings.Contains(v.Reason, "never uploaded") {
+		t.Fatalf("verdict %+v: an output nobody can fetch cannot pass", v)
+	}
+}
+
+// A router that reveals a false challenge cannot get an honest node failed: the validator
+// checks what the router revealed first, and blames the router, attesting nothing.
+func TestFalseChallengeIsTheRoutersFaultNotTheNodes(t *testing.T) {
+	cases := []struct {
+		name  string
+		lie   func(t *testing.T, r *rig, c *challenge)
+		cause string
+	}{
+		{"expected rows are not A'·B's", func(t *testing.T, r *rig, c *challenge) {
+			c.reveal.Expected = api.DigestOf([]byte("some other rows"))
+			r.setJob(func(j *ledger.Job) { j.ChallengeReveal = &c.reveal })
+		}, "expected output"},
+		{"A' changes a real row of A", func(t *testing.T, r *rig, c *challenge) {
+			c.aPrime.Data[c.realRow()*c.aPrime.Cols] ^= 1
+			r.storeAPrime(t, c) // its expected rows are right: only the real row is false
+		}, "not the consumer's A"},
+		{"rows that are no positions", func(t *testing.T, r *rig, c *challenge) {
+			c.reveal.Rows = "zz"
+			r.setJob(func(j *ledger.Job) { j.ChallengeReveal = &c.reveal })
+		}, "revealed rows"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			c := r.challengeJob(t, true)
+			tc.lie(t, r, c)
+			r.commitOutput(t, r.honestOutput(t, c.aPrime)) // the node computed what it was given
+			v := r.verify(t, r.spec)
+			r.assertNothingAttested(t, v)
+			if !strings.Contains(v.Error, ErrRouterAtFault.Error()) || !strings.Contains(v.Error, tc.cause) {
+				t.Fatalf("error %q: want the router blamed for %q", v.Error, tc.cause)
+			}
+		})
+	}
+}
+
+func TestUnrevealedChallengeIsRefused(t *testing.T) {
+	r := newRig(t)
+	r.challengeJob(t, false)
+	r.setJob(func(j *ledger.Job) { j.ChallengeReveal = nil })
+	c, _ := tensor.MatMulInt8(r.a, r.b)
+	r.commitOutput(t, c)
+	v := r.verify(t, r.spec)
+	r.assertNothingAttested(t, v)
+	if !strings.Contains(v.Error, "not revealed") {
+		t.Fatalf("error %q", v.Error)
+	}
+}
+
+func TestAuditedTensorJobIsCheckedAsFreivalds(t *testing.T) {
+	for _, honest := range []bool{true, false} {
+		t.Run(fmt.Sprintf("honest=%v", honest), func(t *testing.T) {
+			r := newRig(t)
+			r.setJob(func(j *ledger.Job) { j.Verification, j.Audited = ledger.VerifyAudit, true })
+			c, _ := tensor.MatMulInt8(r.a, r.b)
+			if !honest {
+				c.Data[7] ^= 1
+			}
+			r.commitOutput(t, c)
+			v := r.verify(t, r.spec)
+			att := r.onlyAttestation(t)
+			if v.Pass != honest || att.Pass != honest || att.Ops != 8192 || att.Millis != 0 {
+				t.Fatalf("verdict %+v, attestation %+v", v, att)
+			}
+		})
+	}
+}
+
+// The chain settles an audit job the draw passed over without its committee: a request
+// to check one is refused.
+func TestUnauditedJobIsRefused(t *testing.T) {
+	r := newRig(t)
+	r.setJob(func(j *ledger.Job) { j.Verification = ledger.VerifyAudit })
+	c, _ := tensor.MatMulInt8(r.a, r.b)
+	r.commitOutput(t, c)
+	v := r.verify(t, r.spec)
+	r.assertNothingAttested(t, v)
+	if !strings.Contains(v.Error, "not drawn for audit") {
+		t.Fatalf("error %q", v.Error)
+	}
+}
+
+// fakeContainer counts the bytes of each input file, as a container job would, and
+// records the tasks it is given.
+type fakeContainer struct {
+	mu    sync.Mutex
+	tasks []runtime.ContainerTask
+	err   error // every run fails with it, when set
+}
+
+func (*fakeContainer) Name() string    { return "fake" }
+func (*fakeContainer) Sandboxed() bool { return true }
+
+func (f *fakeContainer) RunContainer(_ context.Context, t runtime.ContainerTask) (runtime.ContainerResult, error) {
+	f.mu.Lock()
+	f.tasks = append(f.tasks, t)
+	f.mu.Unlock()
+	if f.err != nil {
+		return runtime.ContainerResult{}, f.err
+	}
+	return runtime.ContainerResult{Outputs: countOutputs(t.Inputs), Elapsed: 1500 * time.Millisecond}, nil
+}
+
+func countOutputs(inputs []jobio.File) []jobio.Output {
+	var out []jobio.Output
+	for _, in := range inputs {
+		out = append(out, jobio.Output{Path: in.Path + ".count", Data: fmt.Appendf(nil, "%d", len(in.Data))})
+	}
+	return out
+}
+
+// containerAudit makes the rig's job an audited container job whose image comes as an
+// image_archive input; its node committed the output of its run, honest or not.
+func (r *rig) containerAudit(t *testing.T, honest bool) api.JobSpec {
+	t.Helper()
+	text, image := []byte("idle GPUs anywhere"), []byte("a docker save tarball")
+	spec := api.JobSpec{
+		Workload: api.Workload{Kind: api.WorkloadContainer, Image: "wordcount:1", ImageArchive: "image.tar", Command: []string{"/wc"}},
+		Inputs: []api.Input{
+			{Name: "text", Digest: r.put(t, text), Size: int64(len(text))},
+			{Name: "image.tar", Digest: r.put(t, image), Size: int64(len(image))},
+		},
+		Verification: api.VerifyAudit, TimeoutSeconds: 60,
+	}
+	files := []api.OutputFile{{Path: "text.count", Data: fmt.Appendf(nil, "%d", len(text))}}
+	if !honest {
+		files[0].Data = []byte("0")
+	}
+	archive, err := api.PackOutput(api.ContainerOutput{Files: files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := r.put(t, archive)
+	r.setJob(func(j *ledger.Job) {
+		j.SpecHash, j.Verification, j.Audited, j.ResultDigest = spec.Hash(), ledger.VerifyAudit, true, digest
+		j.Consumer, j.TimeoutSeconds = "consumer", spec.TimeoutSeconds
+	})
+	return spec
+}
+
+func TestContainerAuditRunsTheJobAgain(t *testing.T) {
+	for _, honest := range []bool{true, false} {
+		t.Run(fmt.Sprintf("honest=%v", honest), func(t *testing.T) {
+			fake := &fakeContainer{}
+			r := newRigWith(t, func(o *Options) { o.Containers = fake })
+			v := r.verify(t, r.containerAudit(t, honest))
+			att := r.onlyAttestation(t)
+			// A re-run states its time, never operations: a container's different output
+			// may be its own nondeterminism, which must not read as proof for a slash.
+			if v.Pass != honest || att.Pass != honest || att.Millis != 1500 || att.Ops != 0 {
+				t.Fatalf("verdict %+v, attestation %+v", v, att)
+			}
+			if !honest && (!strings.Contains(v.Reason, r.chain.job.ResultDigest) || strings.Count(v.Reason, "sha256:") != 2) {
+				t.Fatalf("reason %q: want both digests", v.Reason)
+			}
+			task := fake.tasks[0]
+			if string(task.ImageArchive) != "a docker save tarball" || len(task.Inputs) != 1 || task.Inputs[0].Path != "text" ||
+				task.Consumer != "consumer" || task.Timeout != time.Minute || task.Image != "wordcount:1" {
+				t.Fatalf("the container ran %+v: want the node's task, its image loaded from the archive", task)
+			}
+		})
+	}
+}
+
+// A node that commits the right digest and never uploads the output would leave its
+// consumer paying for nothing: the audit fails it before running anything.
+func TestContainerAuditOfAnOutputNeverUploadedFails(t *testing.T) {
+	fake := &fakeContainer{}
+	r := newRigWith(t, func(o *Options) { o.Containers = fake })
+	spec := r.containerAudit(t, true)
+	missing := api.DigestOf([]byte("never uploaded"))
+	r.grants.AllowRead(r.id, missing) // as the router grants the committed digest
+	r.setJob(func(j *ledger.Job) { j.ResultDigest = missing })
+	v := r.verify(t, spec)
+	if att := r.onlyAttestation(t); v.Pass || att.Pass || !strings.Contains(v.Reason, "never uploaded") || len(fake.tasks) != 0 {
+		t.Fatalf("verdict %+v, attestation %+v, %d runs", v, att, len(fake.tasks))
+	}
+}
+
+// The validator's own trouble is never evidence against the node.
+func TestContainerAuditThatCannotRunAttestsNothing(t *testing.T) {
+	cases := []struct {
+		name       string
+		containers runtime.Container
+		want       string
+	}{
+		{"no container runtime", nil, "this validator cannot re-run containers"},
+		{"the run fails", &fakeContainer{err: fmt.Errorf("%w: after 60s", jobio.ErrTimedOut)}, "re-run the container"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRigWith(t, func(o *Options) { o.Containers = tc.containers })
+			v := r.verify(t, r.containerAudit(t, true))
+			r.assertNothingAttested(t, v)
+			if !strings.Contains(v.Error, tc.want) {
+				t.Fatalf("error %q: want %q", v.Error, tc.want)
+			}
+		})
 	}
 }
