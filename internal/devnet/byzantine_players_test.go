@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/node"
@@ -31,14 +33,59 @@ const (
 	playCopycat           // copies another node's result instead of computing
 	playOverbill          // computes honestly and reports 2^62 ms of GPU time
 	playColluder          // the subtle lie, identical to its partner's: two replicas agree on it
+	// playSubtleRow0 computes, then changes the first element of row 0. Of a challenge
+	// job's output C' that row is a challenge row or a real one, as the router drew.
+	playSubtleRow0
 )
 
 // board is what the players share: the last output an honest player computed (the
-// copycat's source) and the GPU time an over-biller really used, by job.
+// copycat's source), the GPU time an over-biller really used and the truth of every run,
+// by job.
 type board struct {
 	mu         sync.Mutex
 	latest     []byte
 	realMillis map[string]uint64
+	truths     map[string]truth
+}
+
+// truth is what a player's run of a job should have returned, and how what it returned
+// differs from that.
+type truth struct {
+	digest string // of the product of the inputs the node was given: C' for a challenge job
+	// wrongRows are the rows of the returned output that differ from the product: all of
+	// them when its shape differs.
+	wrongRows []uint32
+}
+
+func (b *board) recordTruth(jobID string, right, returned []byte) {
+	tr := truth{digest: api.DigestOf(right), wrongRows: differingRows(right, returned)}
+	b.mu.Lock()
+	b.truths[jobID] = tr
+	b.mu.Unlock()
+}
+
+func (b *board) truth(jobID string) (truth, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	tr, ok := b.truths[jobID]
+	return tr, ok
+}
+
+// differingRows lists the rows in which returned, a product's output, differs from right.
+func differingRows(right, returned []byte) []uint32 {
+	want, err := tensor.DecodeInt32(right)
+	if err != nil {
+		return nil
+	}
+	got, err := tensor.DecodeInt32(returned)
+	var rows []uint32
+	for i := range want.Rows {
+		row := want.Data[i*want.Cols:][:want.Cols]
+		if err != nil || got.Rows != want.Rows || got.Cols != want.Cols || !slices.Equal(got.Data[i*got.Cols:][:got.Cols], row) {
+			rows = append(rows, uint32(i))
+		}
+	}
+	return rows
 }
 
 func (b *board) post(out []byte) {
@@ -96,7 +143,21 @@ type playerRuntime struct {
 
 func (playerRuntime) Name() string { return "byzantine" }
 
+// Run computes the task, as every player does so that the board holds the truth, and
+// returns what the player's strategy makes of it.
 func (r playerRuntime) Run(ctx context.Context, t runtime.Task) (runtime.Result, error) {
+	honest, err := r.native.Run(ctx, t)
+	if err != nil {
+		return honest, err
+	}
+	res, err := r.play(t, honest)
+	if err == nil {
+		r.p.board.recordTruth(t.JobID, honest.Output, res.Output)
+	}
+	return res, err
+}
+
+func (r playerRuntime) play(t runtime.Task, honest runtime.Result) (runtime.Result, error) {
 	switch r.p.strategy() {
 	case playLazy:
 		return randomProduct(t)
@@ -106,17 +167,27 @@ func (r playerRuntime) Run(ctx context.Context, t runtime.Task) (runtime.Result,
 		}
 		return randomProduct(t)
 	case playSubtle, playColluder:
-		return tamperer{}.Run(ctx, t)
+		return changeElement(honest, func(n int) int { return n/2 + 7 })
+	case playSubtleRow0:
+		return changeElement(honest, func(int) int { return 0 })
 	case playOverbill:
-		res, err := r.native.Run(ctx, t)
-		r.p.board.recordMillis(t.JobID, res.GPUMillis)
-		res.GPUMillis = 1 << 62
+		r.p.board.recordMillis(t.JobID, honest.GPUMillis)
+		honest.GPUMillis = 1 << 62
+		return honest, nil
+	}
+	r.p.board.post(honest.Output)
+	return honest, nil
+}
+
+// changeElement adds one to an element of a product's output: the one at index(n) of its
+// n elements, row-major.
+func changeElement(res runtime.Result, index func(n int) int) (runtime.Result, error) {
+	c, err := tensor.DecodeInt32(res.Output)
+	if err != nil {
 		return res, err
 	}
-	res, err := r.native.Run(ctx, t)
-	if err == nil {
-		r.p.board.post(res.Output)
-	}
+	c.Data[index(len(c.Data))]++
+	res.Output, err = c.MarshalBinary()
 	return res, err
 }
 
