@@ -76,6 +76,21 @@ type JobSpec struct {
 	Budget          uint64    `json:"budget"`             // uomni locked in escrow
 	TimeoutSeconds  uint64    `json:"timeout_seconds"`
 	Verification    string    `json:"verification"`
+	// ZK is the public statement of a zk job (and only of one); absent, a spec hashes as
+	// it did before the level existed.
+	ZK *ZKStatement `json:"zk,omitempty"`
+}
+
+// ZKStatement is what a zk job's proof is checked against, committed by the consumer with
+// the spec: the model's shape (a zk.Shape ID such as "64x32s7-32x10s6"), the model's
+// commitment and the salted commitment of the input, each 64 lower-case hex digits
+// (zk.ModelCommitment, zk.InputCommitment). The node proves that its output is the
+// committed model applied to the committed input; a validator checks that from this and
+// the output alone, without reading the model or the input.
+type ZKStatement struct {
+	Shape           string `json:"shape"`
+	ModelCommitment string `json:"model_commitment"`
+	InputCommitment string `json:"input_commitment"`
 }
 
 // Hash is the spec's commitment: sha256 over its JSON encoding (Go's encoder writes struct
@@ -120,12 +135,25 @@ const (
 // products) hides challenge rows among the first input's rows, which the router commits
 // to before dispatch and reveals after the result, and audits a share of jobs in full.
 // Audit (any job) has a validator re-execute a governable share of jobs, drawn after the
-// result is committed; the others settle unchecked.
+// result is committed; the others settle unchecked. ZK is for the mlp-int8 kernel only:
+// its node returns a Groth16 proof that its output is the committed model applied to the
+// committed input (JobSpec.ZK), and validators verify the proof.
 const (
 	VerifyFreivald  = "freivalds"
 	VerifyRedundant = "redundant"
 	VerifyChallenge = "challenge"
 	VerifyAudit     = "audit"
+	VerifyZK        = "zk"
+)
+
+// KernelMLPInt8 is the one kernel the zk level proves, inputs [model, input]; it is
+// tensor.KernelMLPInt8 (this package imports nothing internal).
+const KernelMLPInt8 = "mlp-int8"
+
+// zkHex is the length of a commitment's hex, and maxZKShape bounds a shape's name.
+const (
+	zkHex      = 64
+	maxZKShape = 256
 )
 
 // Validate checks a spec and names the first field that is wrong.
@@ -194,12 +222,43 @@ func (s JobSpec) Validate() error {
 		return fieldErr("timeout_seconds", "must be between 1 and %d", MaxTimeout)
 	}
 	switch {
+	case s.Verification == VerifyZK:
+		return s.validateZK()
+	case w.Kernel == KernelMLPInt8:
+		return fieldErr("verification", "the %s kernel is checked by its proof: it needs %q", KernelMLPInt8, VerifyZK)
+	case s.ZK != nil:
+		return fieldErr("zk", "is for verification %q only", VerifyZK)
 	case s.Verification == VerifyRedundant || s.Verification == VerifyAudit:
 	case (s.Verification == VerifyFreivald || s.Verification == VerifyChallenge) && w.Kind == WorkloadTensor:
 	case s.Verification == VerifyFreivald || s.Verification == VerifyChallenge:
 		return fieldErr("verification", "%s checks matrix products only; a container job needs %q or %q", s.Verification, VerifyRedundant, VerifyAudit)
 	default:
-		return fieldErr("verification", "%q is not supported (one of: %s, %s, %s, %s)", s.Verification, VerifyChallenge, VerifyFreivald, VerifyAudit, VerifyRedundant)
+		return fieldErr("verification", "%q is not supported (one of: %s, %s, %s, %s, %s)", s.Verification, VerifyChallenge, VerifyFreivald, VerifyAudit, VerifyRedundant, VerifyZK)
+	}
+	return nil
+}
+
+// validateZK checks a zk job: the mlp-int8 kernel on [model, input], and a statement whose
+// fields are well formed (the node and the validators parse the shape and check that the
+// commitments are field elements).
+func (s JobSpec) validateZK() error {
+	if s.Workload.Kind != WorkloadTensor || s.Workload.Kernel != KernelMLPInt8 {
+		return fieldErr("verification", "%q proves the %s kernel only", VerifyZK, KernelMLPInt8)
+	}
+	if len(s.Inputs) != 2 {
+		return fieldErr("inputs", "%s takes 2 inputs [model, input], got %d", KernelMLPInt8, len(s.Inputs))
+	}
+	z := s.ZK
+	if z == nil {
+		return fieldErr("zk", "required for verification %q: the shape and the model and input commitments", VerifyZK)
+	}
+	if z.Shape == "" || len(z.Shape) > maxZKShape || strings.Trim(z.Shape, "0123456789xs-") != "" {
+		return fieldErr("zk.shape", "must name the model's shape, e.g. 64x32s7-32x10s6")
+	}
+	for _, c := range []struct{ field, hex string }{{"zk.model_commitment", z.ModelCommitment}, {"zk.input_commitment", z.InputCommitment}} {
+		if len(c.hex) != zkHex || strings.Trim(c.hex, "0123456789abcdef") != "" {
+			return fieldErr(c.field, "must be %d lower-case hex digits", zkHex)
+		}
 	}
 	return nil
 }

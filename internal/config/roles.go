@@ -20,6 +20,7 @@ import (
 	"github.com/omnisync/omnisync/internal/transport"
 	"github.com/omnisync/omnisync/internal/validator"
 	"github.com/omnisync/omnisync/internal/verify"
+	"github.com/omnisync/omnisync/internal/zk"
 )
 
 // The defaults every role shares with the wallet and chain commands, and the names
@@ -195,6 +196,7 @@ type Node struct {
 	DockerHost       string   `toml:"docker_host" help:"the Docker engine's socket, unix:///PATH; empty: $DOCKER_HOST, else unix:///var/run/docker.sock"`
 	GPUDevices       []string `toml:"gpu_devices" help:"GPUs container jobs may be given (indices or UUIDs as nvidia-smi prints them), each to one job at a time; empty: the GPUs auto-detect found"`
 	ProcessConsumers []string `toml:"process_consumers" help:"consumer addresses the process runtime runs jobs for"`
+	ZKDir            string   `toml:"zk_dir" help:"directory of the deployment's zk keys, one file per model shape, shared with its validators (a shape missing is set up here, once: a single-party setup, for devnets); empty: zk jobs are refused"`
 
 	GPUTier     string   `toml:"gpu_tier" help:"auto-detect (find the GPUs through NVML or nvidia-smi; a machine without them is a CPU node) or declared (what gpu_model, gpus, vram_mib and tflops say)"`
 	GPUModel    string   `toml:"gpu_model" help:"declared GPU model"`
@@ -286,7 +288,7 @@ func (n Node) Hardware() ledger.Hardware {
 // Options is the node's Options but for what the cli supplies: Key, Chain, RootCAs, Logger.
 func (n Node) Options() node.Options {
 	return node.Options{
-		RouterURL: n.Router, Runtime: runtime.Native{}, Hardware: n.Hardware(),
+		RouterURL: n.Router, Runtime: runtime.Native{ZK: zkKeys(n.ZKDir)}, Hardware: n.Hardware(),
 		PricePerHour: n.MinPrice.Uomni, Stake: n.Stake.Uomni, Heartbeat: n.Heartbeat.Duration,
 		Now: offsetClock(n.ClockOffset.Duration),
 	}
@@ -315,6 +317,7 @@ type Validator struct {
 	Containers string   `toml:"containers" help:"container jobs drawn for audit: none (audit tensor jobs only; a container audit is refused, never attested) or docker (run each again in a hardened container on the local engine, as nodes run them)"`
 	DockerHost string   `toml:"docker_host" help:"the Docker engine's socket, unix:///PATH; empty: $DOCKER_HOST, else unix:///var/run/docker.sock"`
 	GPUDevices []string `toml:"gpu_devices" help:"GPUs audited containers may be given (indices or UUIDs as nvidia-smi prints them), each to one job at a time; empty: none, so audits of jobs that ask for GPUs are refused"`
+	ZKDir      string   `toml:"zk_dir" help:"directory of the deployment's zk keys, as its nodes prove with (read only: a validator never sets keys up); empty: zk jobs are refused, never attested"`
 }
 
 func defaultValidator() Validator {
@@ -342,7 +345,15 @@ func (v Validator) validate() []error {
 // Options is the validator's Options but for what the cli supplies: Key, Chain, RootCAs,
 // Logger, and the container runtime containers names.
 func (v Validator) Options() validator.Options {
-	return validator.Options{RouterURL: v.Router, Rounds: v.Rounds, Heartbeat: v.Heartbeat.Duration}
+	return validator.Options{RouterURL: v.Router, Rounds: v.Rounds, Heartbeat: v.Heartbeat.Duration, ZKKeys: zkKeys(v.ZKDir)}
+}
+
+// zkKeys is the key cache on dir, nil for none.
+func zkKeys(dir string) *zk.KeyCache {
+	if dir == "" {
+		return nil
+	}
+	return zk.NewKeyCache(dir)
 }
 
 func (c *check) wallet(name, dir string) {

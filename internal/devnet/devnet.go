@@ -38,6 +38,7 @@ import (
 	"github.com/omnisync/omnisync/internal/runtime/docker"
 	"github.com/omnisync/omnisync/internal/transport"
 	"github.com/omnisync/omnisync/internal/validator"
+	"github.com/omnisync/omnisync/internal/zk"
 )
 
 // ChainID of every devnet.
@@ -114,7 +115,11 @@ type Devnet struct {
 	nodes     []*node.Daemon
 	docker    *docker.Runtime // the first node's, when nodes run containers: builds demo images
 	validator *validator.Daemon
-	closers   []func() error
+	// zkKeys are the Groth16 keys every node proves zk jobs with, made on first use of a
+	// shape and kept under Home/zk-keys, the directory the validator reads verifying keys
+	// from: the devnet's single-party setup (see zk.Keys on trust).
+	zkKeys  *zk.KeyCache
+	closers []func() error
 	// metrics holds every daemon's series, served with the REST API at /metrics: the
 	// chain's and the router's as they are, each node's labelled node=ID and the
 	// validator's validator=ID.
@@ -126,7 +131,7 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	d := &Devnet{opts: opts, metrics: metrics.NewRegistry()}
+	d := &Devnet{opts: opts, metrics: metrics.NewRegistry(), zkKeys: zk.NewKeyCache(zkKeyDir(opts.Home))}
 	defer func() {
 		if err != nil {
 			_ = d.Close()
@@ -246,6 +251,9 @@ func (d *Devnet) startValidator(ctx context.Context, wallet func([]byte) *chain.
 		Key: d.Keys.Validator, RouterURL: d.router.Router.NodesURL(), RootCAs: roots,
 		Chain: wallet(d.Keys.Validator), AttestWindow: d.opts.AttestWindow, Heartbeat: time.Second, Logger: d.opts.Logger,
 		Metrics: d.labelled("validator", d.Keys.Validator),
+		// Its own cache on the nodes' directory: it reads the verifying keys they stored,
+		// as a validator on another machine reads the ones distributed to it.
+		ZKKeys: zk.NewKeyCache(zkKeyDir(d.opts.Home)),
 	}
 	checks := "Freivalds checks"
 	if d.opts.Docker {
@@ -271,7 +279,7 @@ func (d *Devnet) startValidator(ctx context.Context, wallet func([]byte) *chain.
 }
 
 func (d *Devnet) startNode(ctx context.Context, i int, wallet func([]byte) *chain.Wallet, roots *x509.CertPool) error {
-	var rt runtime.Runtime = runtime.Native{}
+	var rt runtime.Runtime = runtime.Native{ZK: d.zkKeys}
 	if d.opts.NodeRuntime != nil {
 		if custom := d.opts.NodeRuntime(i); custom != nil {
 			rt = custom
@@ -311,6 +319,9 @@ func (d *Devnet) startNode(ctx context.Context, i int, wallet func([]byte) *chai
 		i+1, keys.Address(n.ID()).Short(), opts.Hardware.GPUModel, opts.Hardware.Region, ledger.FormatOMNI(opts.PricePerHour), opts.Runtime.Name(), containers))
 	return nil
 }
+
+// zkKeyDir is where a devnet keeps its zk keys.
+func zkKeyDir(home string) string { return filepath.Join(home, "zk-keys") }
 
 // labelled registers a daemon's series in the devnet's registry under label=its address,
 // so that several daemons of a kind can share it.

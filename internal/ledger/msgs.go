@@ -45,16 +45,20 @@ type MsgRegisterNode struct {
 // router reveals them (MsgRevealChallenge) and the committee checks those rows, and the
 // whole product too when the job is audited. Audit: one node computes; the block that
 // records its result decides, by its hash, whether the job is audited (AuditRateBP of
-// jobs): an audited job's committee re-executes it, any other settles at once.
+// jobs): an audited job's committee re-executes it, any other settles at once. ZK: on
+// chain a zk job is a freivalds job (one node, a committee attests, a failure slashes);
+// its committee verifies the Groth16 proof the node returned with its output instead of
+// recomputing anything, and states the model's operations.
 const (
 	VerifyFreivalds = "freivalds"
 	VerifyRedundant = "redundant"
 	VerifyChallenge = "challenge"
 	VerifyAudit     = "audit"
+	VerifyZK        = "zk"
 )
 
 // verificationLevels are the levels MsgCreateJob accepts.
-var verificationLevels = []string{VerifyChallenge, VerifyFreivalds, VerifyAudit, VerifyRedundant}
+var verificationLevels = []string{VerifyChallenge, VerifyFreivalds, VerifyAudit, VerifyRedundant, VerifyZK}
 
 // A redundant job runs on RedundantReplicas distinct nodes and settles on the result digest
 // RedundantQuorum or more of them reveal: once all have revealed, or at its deadline.

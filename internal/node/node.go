@@ -442,7 +442,7 @@ func (d *Daemon) runJob(ctx context.Context, req protocol.Dispatch) protocol.Res
 	var err error
 	switch req.Spec.Workload.Kind {
 	case api.WorkloadTensor:
-		out, err = d.opts.Runtime.Run(ctx, runtime.Task{JobID: req.JobID, Kernel: req.Spec.Workload.Kernel, Inputs: inputs})
+		out, err = d.opts.Runtime.Run(ctx, runtime.Task{JobID: req.JobID, Kernel: req.Spec.Workload.Kernel, Inputs: inputs, ZK: req.Spec.ZK})
 	case api.WorkloadContainer:
 		var exit int
 		out, exit, err = d.runContainer(ctx, req, inputs)

@@ -1,6 +1,6 @@
 // Package runtime runs workloads for the node daemon behind one small interface. The
 // native runtime executes the built-in verifiable tensor kernels in-process, for hosts
-// without Docker and for tests; a Docker runtime (the only code allowed to import the
+// without Docker and for tests, and proves the zk level's MLPs (internal/zk); a Docker runtime (the only code allowed to import the
 // Docker client) joins it behind the same interface.
 package runtime
 
@@ -10,15 +10,18 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/tensor"
+	"github.com/omnisync/omnisync/internal/zk"
 )
 
 // Task is one workload to run: a kernel name and its input blobs, already fetched and
-// integrity-checked.
+// integrity-checked. ZK is the statement a zk job's proof must match (its spec's).
 type Task struct {
 	JobID  string
 	Kernel string
 	Inputs [][]byte
+	ZK     *api.ZKStatement
 }
 
 // Result is a workload's output and the accelerator time it used.
@@ -40,6 +43,9 @@ var ErrUnsupported = errors.New("unsupported workload")
 type Native struct {
 	// Now is the clock used to measure run time; nil means time.Now.
 	Now func() time.Time
+	// ZK holds the Groth16 keys the mlp-int8 kernel proves with (zk.go); nil means this
+	// runtime does not take zk jobs.
+	ZK *zk.KeyCache
 }
 
 // Name identifies the runtime in logs and heartbeats.
@@ -61,8 +67,12 @@ func (n Native) Run(ctx context.Context, t Task) (Result, error) {
 	}
 	done := make(chan outcome, 1)
 	start := now()
+	run := func() ([]byte, error) { return tensor.RunKernel(t.Kernel, t.Inputs) }
+	if t.Kernel == tensor.KernelMLPInt8 && n.ZK != nil {
+		run = func() ([]byte, error) { return proveMLP(n.ZK, t) }
+	}
 	go func() {
-		out, err := tensor.RunKernel(t.Kernel, t.Inputs)
+		out, err := run()
 		done <- outcome{out, err}
 	}()
 	select {

@@ -9,9 +9,15 @@ import (
 // OMT1 int32 product A·B.
 const KernelMatMulInt8 = "matmul-int8"
 
+// KernelMLPInt8 runs a committed int8 MLP on a private input and proves the result with
+// Groth16 (the zk verification level): inputs [model, input], output the model's output
+// vector and the proof. The prover lives in internal/zk, which this package may not
+// import, so RunKernel does not run it: the node's runtime does (runtime.Native with keys).
+const KernelMLPInt8 = "mlp-int8"
+
 // Kernels lists the registered kernel names in sorted order.
 func Kernels() []string {
-	return []string{KernelMatMulInt8}
+	return []string{KernelMatMulInt8, KernelMLPInt8}
 }
 
 // RunKernel runs a named kernel over encoded inputs and returns the encoded
@@ -20,6 +26,8 @@ func RunKernel(name string, inputs [][]byte) ([]byte, error) {
 	switch name {
 	case KernelMatMulInt8:
 		return runMatMulInt8(inputs)
+	case KernelMLPInt8:
+		return nil, fmt.Errorf("%w: %s is proved by a runtime with zk keys, not run here", ErrUnknownKernel, name)
 	default:
 		return nil, fmt.Errorf("%w: %q (known: %v)", ErrUnknownKernel, name, Kernels())
 	}

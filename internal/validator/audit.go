@@ -50,6 +50,11 @@ func (d *Daemon) rerunContainer(ctx context.Context, c jobCheck) (finding, error
 	}
 	timeout := time.Duration(c.job.TimeoutSeconds) * time.Second
 	task := runtime.NewContainerTask(c.job.ID, string(c.job.Consumer), c.req.Spec, timeout, inputs)
+	release, err := d.busy(ctx)
+	if err != nil {
+		return finding{}, err
+	}
+	defer release()
 	out, _, err := runtime.RunContainerJob(ctx, d.opts.Containers, task)
 	if err != nil {
 		return finding{}, fmt.Errorf("re-run the container in %s: %w", d.opts.Containers.Name(), err)

@@ -49,6 +49,11 @@ func (d *Daemon) checkChallenge(ctx context.Context, c jobCheck) (finding, error
 	if err != nil {
 		return finding{}, fmt.Errorf("%w: A' %s: %w", ErrRouterAtFault, reveal.Input, err)
 	}
+	release, err := d.busy(ctx)
+	if err != nil {
+		return finding{}, err
+	}
+	defer release()
 	positions, err := challengeRows(a, aPrime, b, reveal)
 	if err != nil {
 		return finding{}, err

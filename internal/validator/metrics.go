@@ -33,7 +33,7 @@ func (d *Daemon) registerMetrics(reg prometheus.Registerer) error {
 	}
 	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "omnisync_validator_checks_in_flight",
-		Help: "Checks under way (at most the parallel setting run at once; the rest wait).",
+		Help: "Checks under way; their CPU-bound parts run at most the parallel setting at once, the rest wait.",
 	}, func() float64 {
 		d.mu.Lock()
 		defer d.mu.Unlock()

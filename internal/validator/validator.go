@@ -6,7 +6,8 @@
 // where the ledger settles or refunds. The levels: freivalds (Freivalds' check of a
 // matrix product), challenge (the rows the router hid in the input, and the whole product
 // when the job is audited; challenge.go) and audit (a job the chain drew for audit,
-// checked as freivalds does, or, for a container, run again; audit.go).
+// checked as freivalds does, or, for a container, run again; audit.go) and zk (the node's
+// Groth16 proof of an int8 MLP, verified against the spec's commitments; zk.go).
 //
 // It trusts neither the router nor the node: a request whose spec does not hash to the
 // on-chain commitment is refused, and so is a challenge the router revealed falsely.
@@ -35,6 +36,7 @@ import (
 	"github.com/omnisync/omnisync/internal/transport"
 	"github.com/omnisync/omnisync/internal/txbatch"
 	"github.com/omnisync/omnisync/internal/verify"
+	"github.com/omnisync/omnisync/internal/zk"
 )
 
 // Chain is what the validator needs from the settlement layer (chain.Wallet implements it).
@@ -57,8 +59,14 @@ type Options struct {
 	// nil means this validator audits tensor jobs only, and a container audit it is asked
 	// for is an error, never a failing attestation.
 	Containers runtime.Container
-	// Parallel bounds the checks that run at once (they are CPU-bound); default the
-	// number of CPUs the process may use.
+	// ZKKeys holds the verifying keys of the deployment's zk setup (the directory its
+	// nodes prove with); this validator only reads them, never makes keys. Nil means zk
+	// jobs are an error, never a failing attestation.
+	ZKKeys *zk.KeyCache
+	// Parallel bounds the checks whose CPU-bound part (a product's check, a container's
+	// run, a proof's verification) runs at once; default the number of CPUs the process
+	// may use. Reading the chain, fetching blobs and waiting for attestations' blocks
+	// happen outside it, for any number of checks.
 	Parallel int
 	// AttestWindow is how long an attestation waits for others to share its tx, and
 	// AttestBatchMax how many may: checks that end close together attest in one
@@ -222,13 +230,6 @@ func (d *Daemon) handle(ctx context.Context, data []byte) protocol.Verdict {
 		d.mu.Unlock()
 		close(c.done)
 	}()
-	select {
-	case d.slots <- struct{}{}:
-		defer func() { <-d.slots }()
-	case <-ctx.Done():
-		c.verdict = protocol.Verdict{JobID: req.JobID, Error: ctx.Err().Error()}
-		return c.verdict
-	}
 	c.verdict = d.verifyRequest(ctx, req)
 	return c.verdict
 }
@@ -251,9 +252,18 @@ func (d *Daemon) verifyRequest(ctx context.Context, req protocol.VerifyRequest) 
 // at fault, the chain refused this job's item or was unreachable); a wrong result is not
 // an error but a failing verdict.
 func (d *Daemon) Verify(ctx context.Context, req protocol.VerifyRequest) (protocol.Verdict, error) {
-	c, err := d.jobToCheck(ctx, req)
+	c, f, err := d.check(ctx, req)
 	if err != nil {
 		return protocol.Verdict{}, err
+	}
+	return d.attest(ctx, c.job, f)
+}
+
+// check reads the job and checks its result as its level says.
+func (d *Daemon) check(ctx context.Context, req protocol.VerifyRequest) (jobCheck, finding, error) {
+	c, err := d.jobToCheck(ctx, req)
+	if err != nil {
+		return c, finding{}, err
 	}
 	var f finding
 	switch c.job.Verification {
@@ -261,13 +271,24 @@ func (d *Daemon) Verify(ctx context.Context, req protocol.VerifyRequest) (protoc
 		f, err = d.checkChallenge(ctx, c)
 	case ledger.VerifyAudit:
 		f, err = d.audit(ctx, c)
+	case ledger.VerifyZK:
+		f, err = d.checkZK(ctx, c)
 	default:
 		f, err = d.checkFreivalds(ctx, c)
 	}
-	if err != nil {
-		return protocol.Verdict{}, err
+	return c, f, err
+}
+
+// busy takes one of the Parallel slots for a check's CPU-bound part: a validator that
+// held one while it fetched blobs checked a few jobs at a time whatever its cores (with a
+// store slow under load, 150 ms of fetching to a microsecond of checking).
+func (d *Daemon) busy(ctx context.Context) (release func(), err error) {
+	select {
+	case d.slots <- struct{}{}:
+		return func() { <-d.slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return d.attest(ctx, c.job, f)
 }
 
 // jobCheck is one job under check: the request, the job as the chain records it, the
@@ -356,6 +377,11 @@ func (d *Daemon) checkFreivalds(ctx context.Context, c jobCheck) (finding, error
 	if err != nil {
 		return neverUploaded(err)
 	}
+	release, err := d.busy(ctx)
+	if err != nil {
+		return finding{}, err
+	}
+	defer release()
 	v, err := verify.CheckKernel(c.req.Spec.Workload.Kernel, inputs, output, c.seed, d.opts.Rounds)
 	if err != nil {
 		return finding{}, fmt.Errorf("check: %w", err)

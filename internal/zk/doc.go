@@ -14,7 +14,12 @@
 // Keys. A circuit depends on the model's [Shape] only, so one setup serves every model of
 // that shape; the model commitment (which also hashes the shape) pins the model.
 // [KeyCache] makes keys once per shape and keeps them in memory and, optionally, in a
-// directory.
+// directory shared by a deployment's nodes and validators; verifiers read verifying keys
+// only ([KeyCache.VerifyingKey]) and never make them.
+//
+// Jobs. The mlp-int8 kernel's blobs are encoded here (blob.go): the model
+// ([Model.MarshalBinary]), the salted input ([Input.MarshalBinary]) and the node's output,
+// a [Result] of the output vector and the proof; the decoders are fuzzed.
 //
 // What it must not do: this is the only package that imports gnark or gnark-crypto (an
 // architecture test enforces it), so the ledger, scheduler and other cores never link a

@@ -57,3 +57,66 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// The job blobs: what decodes re-encodes to the same bytes (the encodings are canonical).
+
+func FuzzDecodeModel(f *testing.F) {
+	m, _, _, _ := honestProof(f, 1)
+	b, err := m.MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add(b[:10])
+	f.Add([]byte("OMZM\x01\x01\xff\xff\xff\xff\xff\xff\xff\xff\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := DecodeModel(b)
+		if err != nil {
+			return
+		}
+		again, err := m.MarshalBinary()
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("re-encoded %x, %v; want %x", again, err, b)
+		}
+	})
+}
+
+func FuzzDecodeInput(f *testing.F) {
+	_, in, _, _ := honestProof(f, 1)
+	b, err := in.MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add(b[:len(b)-1])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		in, err := DecodeInput(b)
+		if err != nil {
+			return
+		}
+		again, err := in.MarshalBinary()
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("re-encoded %x, %v; want %x", again, err, b)
+		}
+	})
+}
+
+func FuzzDecodeResult(f *testing.F) {
+	_, _, st, proof := honestProof(f, 1)
+	b, err := Result{Output: st.Output, Proof: proof}.MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add(b[:20])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		res, err := DecodeResult(b)
+		if err != nil {
+			return
+		}
+		again, err := res.MarshalBinary()
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("re-encoded %x, %v; want %x", again, err, b)
+		}
+	})
+}

@@ -170,6 +170,9 @@ class Job:
     txs: Dict[str, str] = field(default_factory=dict)
     kind: str = ""
     verification: str = ""
+    # audited: the chain drew this challenge or audit job for a full check; an audit job
+    # not drawn settles unchecked and is not verified.
+    audited: bool = False
     replicas: List[Replica] = field(default_factory=list)
     attempts: int = 0
     error: str = ""
@@ -192,6 +195,7 @@ class Job:
             txs=dict(txs) if isinstance(txs, dict) else {},
             kind=_s(d, "kind"),
             verification=_s(d, "verification"),
+            audited=d.get("audited") is True,
             replicas=[Replica.from_dict(r) for r in d.get("replicas") or [] if isinstance(r, dict)],
             attempts=_u(d, "attempts"),
             error=_s(d, "error"),

@@ -1,0 +1,288 @@
+package zk
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
+)
+
+// A zk job's blobs: the model and the input the consumer uploads, and the result the node
+// returns. Each is a 4-byte magic and a version byte, then big-endian fields, with nothing
+// left over; decoders check every length against the bytes that remain before they
+// allocate, so the encoding of a value is unique and four hostile bytes ask for nothing.
+//
+//	model:  "OMZM" 1, layers u8, per layer (in u32, out u32, shift u8),
+//	        then per layer its out·in weights (int8, row-major) and out biases (int32)
+//	input:  "OMZI" 1, salt [16], n u32, n values (int8)
+//	result: "OMZR" 1, n u32, n outputs (int8), proof length u32, proof
+
+const blobVersion = 1
+
+var (
+	modelMagic  = []byte("OMZM")
+	inputMagic  = []byte("OMZI")
+	resultMagic = []byte("OMZR")
+)
+
+// reader walks a blob; its first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+	}
+}
+
+func (r *reader) bytes(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n < 0 || n > len(r.b) {
+		r.fail("%d bytes wanted, %d left", n, len(r.b))
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *reader) u32() uint32 {
+	if b := r.bytes(4); b != nil {
+		return binary.BigEndian.Uint32(b)
+	}
+	return 0
+}
+
+func (r *reader) u8() uint8 {
+	if b := r.bytes(1); b != nil {
+		return b[0]
+	}
+	return 0
+}
+
+// header checks the magic and version.
+func (r *reader) header(magic []byte, what string) {
+	if b := r.bytes(len(magic) + 1); r.err == nil && (!bytes.Equal(b[:len(magic)], magic) || b[len(magic)] != blobVersion) {
+		r.fail("not a %s (magic %q, version %d)", what, b[:len(magic)], b[len(magic)])
+	}
+}
+
+// dim reads a u32 size and checks it lies in 1..MaxDim.
+func (r *reader) dim(what string) int {
+	n := r.u32()
+	if r.err == nil && (n < 1 || n > MaxDim) {
+		r.fail("%s %d, want 1..%d", what, n, MaxDim)
+	}
+	return int(n)
+}
+
+func (r *reader) int8s(n int) []int8 {
+	b := r.bytes(n)
+	if b == nil {
+		return nil
+	}
+	out := make([]int8, n)
+	for i, v := range b {
+		out[i] = int8(v)
+	}
+	return out
+}
+
+func (r *reader) end() error {
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("%d trailing bytes", len(r.b))
+	}
+	return r.err
+}
+
+func appendInt8s(b []byte, v []int8) []byte {
+	for _, x := range v {
+		b = append(b, byte(x))
+	}
+	return b
+}
+
+// MarshalBinary encodes the model for a job's `model` input.
+func (m *Model) MarshalBinary() ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	s := m.Shape()
+	b := make([]byte, 0, len(modelMagic)+2+9*len(s)+4*s.Weights())
+	b = append(append(b, modelMagic...), blobVersion, byte(len(s)))
+	for _, l := range s {
+		b = binary.BigEndian.AppendUint32(b, uint32(l.In))
+		b = binary.BigEndian.AppendUint32(b, uint32(l.Out))
+		b = append(b, l.Shift)
+	}
+	for _, l := range m.Layers {
+		b = appendInt8s(b, l.Weights)
+		for _, x := range l.Biases {
+			b = binary.BigEndian.AppendUint32(b, uint32(x))
+		}
+	}
+	return b, nil
+}
+
+// DecodeModel decodes a model that MarshalBinary encoded; the model it returns is valid.
+func DecodeModel(b []byte) (*Model, error) {
+	r := reader{b: b}
+	r.header(modelMagic, "model")
+	n := int(r.u8())
+	if r.err == nil && (n < 1 || n > MaxLayers) {
+		r.fail("%d layers, want 1..%d", n, MaxLayers)
+	}
+	s := make(Shape, 0, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		s = append(s, LayerShape{In: r.dim("layer inputs"), Out: r.dim("layer outputs"), Shift: r.u8()})
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	// Every size is now bounded: check the parameters' length before allocating them.
+	if want := s.Weights() + 3*s.outputs(); len(r.b) != want {
+		return nil, fmt.Errorf("%w: %d bytes of parameters for shape %s, want %d", ErrMalformed, len(r.b), s.ID(), want)
+	}
+	m := &Model{Layers: make([]Layer, n)}
+	for i, ls := range s {
+		l := Layer{LayerShape: ls, Weights: r.int8s(ls.In * ls.Out), Biases: make([]int32, ls.Out)}
+		for j := range l.Biases {
+			l.Biases[j] = int32(r.u32())
+		}
+		m.Layers[i] = l
+	}
+	return m, r.end()
+}
+
+// outputs is the number of biases: Weights counts each as one, its encoding takes four bytes.
+func (s Shape) outputs() int {
+	n := 0
+	for _, l := range s {
+		n += l.Out
+	}
+	return n
+}
+
+// MarshalBinary encodes the input and its salt for a job's `input` input: only the node
+// that runs the job reads it.
+func (in Input) MarshalBinary() ([]byte, error) {
+	if len(in.Values) < 1 || len(in.Values) > MaxDim {
+		return nil, fmt.Errorf("%w: %d values, want 1..%d", ErrInvalidInput, len(in.Values), MaxDim)
+	}
+	b := append(append([]byte(nil), inputMagic...), blobVersion)
+	b = append(b, in.Salt[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(in.Values)))
+	return appendInt8s(b, in.Values), nil
+}
+
+// DecodeInput decodes an input that Input.MarshalBinary encoded.
+func DecodeInput(b []byte) (Input, error) {
+	r := reader{b: b}
+	r.header(inputMagic, "zk input")
+	var in Input
+	copy(in.Salt[:], r.bytes(len(in.Salt)))
+	n := r.dim("input length")
+	in.Values = r.int8s(n)
+	return in, r.end()
+}
+
+// Result is a zk job's output: the model's output vector and the proof that it is the
+// committed model applied to the committed input.
+type Result struct {
+	Output []int8
+	Proof  []byte
+}
+
+// MarshalBinary encodes the result as the job's output blob.
+func (res Result) MarshalBinary() ([]byte, error) {
+	if len(res.Output) < 1 || len(res.Output) > MaxDim || len(res.Proof) > MaxProofBytes {
+		return nil, fmt.Errorf("%w: %d outputs and a proof of %d bytes", ErrMalformed, len(res.Output), len(res.Proof))
+	}
+	b := append(append([]byte(nil), resultMagic...), blobVersion)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(res.Output)))
+	b = appendInt8s(b, res.Output)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(res.Proof)))
+	return append(b, res.Proof...), nil
+}
+
+// DecodeResult decodes a job's output blob; it does not verify the proof.
+func DecodeResult(b []byte) (Result, error) {
+	r := reader{b: b}
+	r.header(resultMagic, "zk result")
+	var res Result
+	res.Output = r.int8s(r.dim("output length"))
+	n := r.u32()
+	if r.err == nil && n > MaxProofBytes {
+		r.fail("proof of %d bytes", n)
+	}
+	res.Proof = bytes.Clone(r.bytes(int(n)))
+	return res, r.end()
+}
+
+// ParseShape parses a Shape.ID such as "64x32s7-32x10s6"; only the canonical spelling
+// (what ID returns) is accepted, so a shape has one name.
+func ParseShape(id string) (Shape, error) {
+	bad := func() (Shape, error) {
+		return nil, fmt.Errorf("%w: shape %q is not LAYER[-LAYER...], LAYER = INxOUTsSHIFT", ErrInvalidModel, id)
+	}
+	if len(id) > 16*MaxLayers {
+		return bad()
+	}
+	var s Shape
+	for _, part := range strings.Split(id, "-") {
+		in, rest, ok1 := strings.Cut(part, "x")
+		out, shift, ok2 := strings.Cut(rest, "s")
+		a, err1 := strconv.Atoi(in)
+		b, err2 := strconv.Atoi(out)
+		c, err3 := strconv.ParseUint(shift, 10, 8)
+		if !ok1 || !ok2 || err1 != nil || err2 != nil || err3 != nil {
+			return bad()
+		}
+		s = append(s, LayerShape{In: a, Out: b, Shift: uint8(c)})
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if s.ID() != id {
+		return bad()
+	}
+	return s, nil
+}
+
+// Ops is the model's arithmetic as a node is billed for it: a multiply and an add per
+// weight, 2·Σ in·out.
+func (s Shape) Ops() uint64 {
+	var n uint64
+	for _, l := range s {
+		n += 2 * uint64(l.In) * uint64(l.Out)
+	}
+	return n
+}
+
+// ParseCommitment parses a commitment's hex (Commitment.String): 64 lower-case digits of
+// a BN254 scalar.
+func ParseCommitment(s string) (Commitment, error) {
+	var c Commitment
+	if len(s) != 2*len(c) || strings.ToLower(s) != s {
+		return c, fmt.Errorf("%w: commitment %q is not %d lower-case hex digits", ErrMalformed, s, 2*len(c))
+	}
+	if _, err := hex.Decode(c[:], []byte(s)); err != nil {
+		return c, fmt.Errorf("%w: commitment %q: %v", ErrMalformed, s, err)
+	}
+	var e fr.Element
+	if err := e.SetBytesCanonical(c[:]); err != nil {
+		return c, fmt.Errorf("%w: commitment %s is not a BN254 scalar", ErrMalformed, s)
+	}
+	return c, nil
+}
