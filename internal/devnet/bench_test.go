@@ -2,11 +2,15 @@ package devnet
 
 import (
 	"context"
+	"crypto/ed25519"
 	"sort"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/keys"
+	"github.com/omnisync/omnisync/internal/node"
 )
 
 // BenchmarkSettledJobsPerSecond is issue #12's scenario: a devnet with 250 ms blocks and
@@ -152,4 +156,99 @@ func measureBlockInterval(ctx context.Context, b *testing.B, d *Devnet) time.Dur
 	interval := time.Since(start) / n
 	<-done
 	return interval
+}
+
+// BenchmarkJobsInFlight is issue #12's throughput with hundreds of jobs in flight: a devnet
+// with 250 ms blocks and twelve nodes of 32 (simulated) GPUs each, where 64 consumers each
+// submit 8 small (64×64) jobs back to back, signing with sequences they count themselves,
+// and then follow them: 512 jobs in flight at once. The baseline, in the same run and on
+// the same devnet, is the closed loop of BenchmarkSettledJobsPerSecond: 16 consumers each
+// waiting for its job before the next. Both report settled jobs/s, p50/p90 submit→settled
+// and the CPU the whole process (chain, router, NATS, nodes, validator and the consumers'
+// clients) spent per settled job; the in-flight run also logs the mean time each stage of
+// a job took (its events, from 128 of its jobs), which says where the latency goes.
+//
+//	go test ./internal/devnet -run '^$' -bench JobsInFlight -benchtime 1x -v
+func BenchmarkJobsInFlight(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	d, err := Start(ctx, Options{Home: b.TempDir(), BlockTime: 250 * time.Millisecond, Nodes: 12,
+		NodeOptions: func(_ int, o *node.Options) { o.Hardware.GPUs = 32 }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	keys, err := d.FundConsumers(ctx, 64, 100)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := api.NewClient(d.RESTURL())
+	b.ResetTimer()
+	for range b.N {
+		for _, load := range []struct {
+			name string
+			run  func() (LoadResult, error)
+		}{
+			{"waiting (baseline)", func() (LoadResult, error) { return RunLoadWaiting(ctx, c, ChainID, keys[:16], 5, 64, 2*time.Minute) }},
+			{"in flight", func() (LoadResult, error) { return d.RunLoad(ctx, keys, 8, 64, 2*time.Minute) }},
+		} {
+			cpu0 := processCPU()
+			res, err := load.run()
+			if err != nil {
+				b.Fatal(err)
+			}
+			settled := res.ByStatus[api.StatusSettled]
+			b.Logf("%-18s %d jobs, %v in %s: %.1f settled/s, p50 %s, p90 %s, %.1f ms of CPU per settled job",
+				load.name, res.Submitted, res.ByStatus, res.Took.Round(time.Millisecond), res.SettledPerSecond(),
+				res.Percentile(0.5).Round(time.Millisecond), res.Percentile(0.9).Round(time.Millisecond),
+				float64((processCPU()-cpu0).Milliseconds())/float64(max(settled, 1)))
+			if settled != res.Submitted {
+				b.Errorf("%s: %d of %d jobs did not settle: %v", load.name, res.Submitted-settled, res.Submitted, res.Unsettled)
+			}
+			if load.name == "in flight" {
+				b.ReportMetric(res.SettledPerSecond(), "settled-jobs/s")
+				b.ReportMetric(res.Percentile(0.5).Seconds(), "p50-s")
+				logStages(ctx, b, c, keys[:16])
+			}
+		}
+	}
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// logStages logs the mean time between each of a job's events and the one before it, over
+// the latest 8 jobs of each consumer.
+func logStages(ctx context.Context, b *testing.B, c *api.Client, consumers []ed25519.PrivateKey) {
+	sum, n := map[string]time.Duration{}, map[string]int{}
+	var order []string
+	for _, k := range consumers {
+		list, err := c.Jobs(ctx, api.SignJobListAuth(k, string(keys.AddressOfKey(k)), time.Minute, time.Now()), api.JobQuery{Limit: 8})
+		if err != nil {
+			b.Logf("list jobs: %v", err)
+			return
+		}
+		for _, lj := range list.Jobs {
+			j, err := c.Job(ctx, lj.ID)
+			if err != nil || len(j.Events) == 0 {
+				continue
+			}
+			for i, e := range j.Events[1:] {
+				if n[e.Stage] == 0 {
+					order = append(order, e.Stage)
+				}
+				sum[e.Stage] += e.Time.Sub(j.Events[i].Time)
+				n[e.Stage]++
+			}
+		}
+	}
+	for _, st := range order {
+		b.Logf("  stage %-10s mean %s after the event before it (%d jobs)", st, (sum[st] / time.Duration(n[st])).Round(time.Millisecond), n[st])
+	}
 }
