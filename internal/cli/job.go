@@ -369,6 +369,10 @@ func (g *globals) waitJob(cmd *cobra.Command, f *remoteFlags, id string, limit t
 	} else {
 		g.printJob(j)
 	}
+	if settledUnaudited(j.Status, j.Verified, j.Verification) {
+		fmt.Fprintf(g.stderr, "job %s settled unaudited: the chain did not draw it for audit, so its result is its node's word (level %s)\n", id, j.Verification)
+		return nil
+	}
 	if j.Status != api.StatusSettled || !j.Verified {
 		why := strings.TrimSpace(j.Error + " " + j.Verdict)
 		if why == "" && len(j.Events) > 0 {
@@ -377,6 +381,12 @@ func (g *globals) waitJob(cmd *cobra.Command, f *remoteFlags, id string, limit t
 		return fmt.Errorf("job %s ended %s, not settled verified: %s", id, j.Status, why)
 	}
 	return nil
+}
+
+// settledUnaudited reports whether a job is an audit job that settled without a check: the
+// level's normal outcome for most jobs, which will never read as verified.
+func settledUnaudited(status string, verified bool, level string) bool {
+	return status == api.StatusSettled && !verified && level == api.VerifyAudit
 }
 
 // endsWithOutcome reports whether a job's events end with how it was decided.
@@ -496,6 +506,9 @@ func fetchResult(ctx context.Context, c *api.Client, key ed25519.PrivateKey, id,
 	}
 	if got := api.DigestOf(out.Data); got != out.Digest {
 		return jobResult{}, fmt.Errorf("job %s: the output downloaded hashes to %s, not the committed %s: nothing written", id, got, out.Digest)
+	}
+	if !out.Verified && !allowUnverified && out.Status == api.StatusSettled {
+		return jobResult{}, fmt.Errorf("job %s settled without a check (an audit job the chain did not draw for audit): its output is its node's word and stays so; nothing written (pass --allow-unverified to save it)", id)
 	}
 	if !out.Verified && !allowUnverified {
 		return jobResult{}, fmt.Errorf("job %s is %s: its output is not verified yet, only a node's word; nothing written (wait for it with `omnisync job wait %s`, or pass --allow-unverified)", id, out.Status, id)

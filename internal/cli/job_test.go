@@ -115,3 +115,24 @@ func TestJobSubmitContainerFlagsMakeTheSpec(t *testing.T) {
 		}
 	}
 }
+
+// An audit job the chain did not draw settles unchecked: that is the level working, not a
+// failure, and it never becomes verified; every other unverified ending is a failure.
+func TestSettledUnauditedIsAnAuditJobsOutcome(t *testing.T) {
+	for _, c := range []struct {
+		status   string
+		verified bool
+		level    string
+		want     bool
+	}{
+		{api.StatusSettled, false, api.VerifyAudit, true},
+		{api.StatusSettled, true, api.VerifyAudit, false},
+		{api.StatusFailed, false, api.VerifyAudit, false},
+		{api.StatusSettled, false, api.VerifyFreivald, false},
+		{api.StatusComputed, false, api.VerifyAudit, false},
+	} {
+		if got := settledUnaudited(c.status, c.verified, c.level); got != c.want {
+			t.Errorf("%s verified=%v at %s: %v, want %v", c.status, c.verified, c.level, got, c.want)
+		}
+	}
+}
