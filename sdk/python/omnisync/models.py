@@ -210,8 +210,15 @@ class Job:
 
     @property
     def succeeded(self) -> bool:
-        """Whether the job settled and the chain verified its result."""
-        return self.status == STATUS_SETTLED and self.verified
+        """Whether the job settled as its level promises: with its result verified, or, for
+        an ``audit`` job the chain did not draw for audit, unchecked (``settled_unaudited``)."""
+        return self.status == STATUS_SETTLED and (self.verified or self.settled_unaudited)
+
+    @property
+    def settled_unaudited(self) -> bool:
+        """Whether this is an ``audit`` job that settled without a check: its result is its
+        node's word, and stays so (the level's normal outcome for most jobs)."""
+        return self.status == STATUS_SETTLED and not self.verified and self.verification == "audit"
 
     @property
     def agreed(self) -> List[Replica]:

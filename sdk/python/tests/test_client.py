@@ -461,6 +461,15 @@ class ClientTest(unittest.TestCase):
 
 
 class ModelsTest(unittest.TestCase):
+    def test_an_unaudited_audit_job_succeeds_unverified(self) -> None:
+        unaudited = Job.from_dict(job("settled", verification="audit", verified=False))
+        self.assertTrue(unaudited.succeeded and unaudited.settled_unaudited)
+        audited = Job.from_dict(job("settled", verification="audit", audited=True))
+        self.assertTrue(audited.succeeded and audited.audited and not audited.settled_unaudited)
+        # Any other settled job must be verified to have succeeded.
+        self.assertFalse(Job.from_dict(job("settled", verification="freivalds", verified=False)).succeeded)
+        self.assertFalse(Job.from_dict(job("failed", verification="audit")).succeeded)
+
     def test_replicas_without_digests(self) -> None:
         d = "sha256:" + "ab" * 32
         j = Job.from_dict(
