@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -77,7 +78,10 @@ type Options struct {
 	// Params, when set, edits the chain's parameters in a new devnet's genesis (a test's
 	// seam for the audit rate, say); a devnet resumed from its home keeps its chain's.
 	Params func(*ledger.Params)
-	Logger *slog.Logger
+	// Capacity is the validator's proof-of-capacity checker (validator.Options.Capacity):
+	// off unless Capacity.Every > 0. Its seeds mix in the chain's latest block hash.
+	Capacity validator.CapacityOptions
+	Logger   *slog.Logger
 	// Progress receives one line per start-up step; nil discards them.
 	Progress func(string)
 }
@@ -253,7 +257,11 @@ func (d *Devnet) startValidator(ctx context.Context, wallet func([]byte) *chain.
 		Metrics: d.labelled("validator", d.Keys.Validator),
 		// Its own cache on the nodes' directory: it reads the verifying keys they stored,
 		// as a validator on another machine reads the ones distributed to it.
-		ZKKeys: zk.NewKeyCache(zkKeyDir(d.opts.Home)),
+		ZKKeys:   zk.NewKeyCache(zkKeyDir(d.opts.Home)),
+		Capacity: d.opts.Capacity,
+	}
+	if opts.Capacity.BlockHash == nil {
+		opts.Capacity.BlockHash = d.latestBlockHash
 	}
 	checks := "Freivalds checks"
 	if d.opts.Docker {
@@ -318,6 +326,15 @@ func (d *Devnet) startNode(ctx context.Context, i int, wallet func([]byte) *chai
 	d.opts.Progress(fmt.Sprintf("node %d %s online: %s, %s, bids %s OMNI/GPU-hour (%s runtime%s)",
 		i+1, keys.Address(n.ID()).Short(), opts.Hardware.GPUModel, opts.Hardware.Region, ledger.FormatOMNI(opts.PricePerHour), opts.Runtime.Name(), containers))
 	return nil
+}
+
+// latestBlockHash is the hash of the chain's latest block.
+func (d *Devnet) latestBlockHash(ctx context.Context) ([]byte, error) {
+	blocks, err := d.chain.Client().RecentBlocks(ctx, 1)
+	if err != nil || len(blocks) == 0 {
+		return nil, fmt.Errorf("latest block: %v", err)
+	}
+	return hex.DecodeString(blocks[0].Hash)
 }
 
 // zkKeyDir is where a devnet keeps its zk keys.

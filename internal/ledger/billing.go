@@ -6,8 +6,9 @@ import "slices"
 // node reports: a node once reported 2^62 ms for 2 ms of work and, capped only by the
 // timeout, was paid for all of it. Each passing validator states the operation count it
 // computed from the job's spec and inputs (MsgAttest.Ops); the job is billed the lower
-// median of those counts at the rate its node registered when it was placed
-// (Job.TFLOPSMilli), or the reported time when that is less.
+// median of those counts at its node's rate when it was placed (Job.TFLOPSMilli: the
+// declared rate, or the proven one when a capacity check recorded less; see
+// Node.BillingTFLOPSMilli), or the reported time when that is less.
 
 // opsPerMilliPerTFLOPSMilli is how many operations one milli-TFLOPS does in a millisecond:
 // 10^12/1000 per second, 10^6 per millisecond.

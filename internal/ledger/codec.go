@@ -255,7 +255,17 @@ func (n Node) appendBinary(b []byte) []byte {
 	return header(b, kindNode).addr(n.Address).u64(n.Stake).u64(n.PricePerHour).
 		str(h.GPUModel).u64(uint64(h.GPUs)).u64(h.VRAMMiB).u64(h.TFLOPSMilli).str(h.Region).
 		i64(int64(h.LatE6)).i64(int64(h.LonE6)).
-		str(n.Status).i64(n.RegisteredHeight).u64(n.JobsVerified).u64(n.JobsFailed)
+		str(n.Status).i64(n.RegisteredHeight).u64(n.JobsVerified).u64(n.JobsFailed).capacity(n)
+}
+
+// capacity writes a node's proof-of-capacity record, which came after nodes were first
+// stored: a tail written only once a check has recorded one (ProvenHeight set), so a
+// node never checked encodes as it always did.
+func (e encoder) capacity(n Node) encoder {
+	if n.ProvenHeight == 0 {
+		return e
+	}
+	return e.u64(n.ProvenTFLOPSMilli).i64(n.ProvenHeight)
 }
 
 func (n *Node) decodeBinary(b []byte) error {
@@ -263,6 +273,12 @@ func (n *Node) decodeBinary(b []byte) error {
 	*n = Node{Address: d.addr(), Stake: d.u64(), PricePerHour: d.u64()}
 	n.Hardware = Hardware{GPUModel: d.str(), GPUs: d.u32(), VRAMMiB: d.u64(), TFLOPSMilli: d.u64(), Region: d.str(), LatE6: d.i32(), LonE6: d.i32()}
 	n.Status, n.RegisteredHeight, n.JobsVerified, n.JobsFailed = d.str(), d.i64(), d.u64(), d.u64()
+	if len(d.b) > 0 {
+		// The capacity tail: written only with a height, so a zero one is refused.
+		if n.ProvenTFLOPSMilli, n.ProvenHeight = d.u64(), d.i64(); n.ProvenHeight == 0 {
+			d.fail("capacity tail without a height")
+		}
+	}
 	return d.done()
 }
 

@@ -109,6 +109,8 @@ func sampleRecords() []any {
 		Account{Balance: 50_000 * omni, Seq: 1 << 40, Vesting: &Vesting{Total: 40_000 * omni, CliffUnix: -5, EndUnix: genesisUnix}},
 		Node{Address: addr(node1Key), Stake: 500 * omni, PricePerHour: 2 * omni, Hardware: Hardware{GPUModel: "RTX 4090", GPUs: 8, VRAMMiB: 24576, TFLOPSMilli: 82_600, Region: "eu", LatE6: -33_000_000, LonE6: 151_000_000}, Status: NodeActive, RegisteredHeight: 3, JobsVerified: 9, JobsFailed: 1},
 		Node{},
+		Node{Address: addr(node2Key), Stake: 1, Hardware: Hardware{TFLOPSMilli: 82_600}, Status: NodeInactive, JobsFailed: 2, ProvenTFLOPSMilli: 2, ProvenHeight: 40},
+		Node{ProvenHeight: -1},
 		Validator{Address: addr(validatorKey), PubKey: pub(validatorKey), Stake: 10_000 * omni, Jailed: true},
 		Validator{},
 	}
@@ -261,5 +263,25 @@ func TestBillingFieldsAreCanonical(t *testing.T) {
 		if err := decodeRecord(with, &back); err != nil || !reflect.DeepEqual(back, c.set) {
 			t.Errorf("%s: reads back as %+v (%v)", c.name, back, err)
 		}
+	}
+}
+
+// TestNodeCapacityTailIsCanonical: a node's proof-of-capacity record follows its old
+// fields only once a check has recorded one, so a node never checked encodes as before,
+// and a tail with a zero height (which the encoder never writes) is refused.
+func TestNodeCapacityTailIsCanonical(t *testing.T) {
+	old := Node{Address: addr(node1Key), Stake: 5, Status: NodeActive, JobsFailed: 1}
+	before, _ := encodeRecord(old)
+	checked := old
+	checked.ProvenTFLOPSMilli, checked.ProvenHeight = 7, 9
+	after, _ := encodeRecord(checked)
+	if !bytes.Equal(after[:len(before)], before) || !bytes.Equal(after[len(before):], []byte{7, 18}) {
+		t.Fatalf("checked node encodes as %x, unchecked %x: want the old bytes and the tail", after, before)
+	}
+	if err := decodeRecord(append(append([]byte{}, before...), 7, 0), &Node{}); err == nil {
+		t.Error("a tail with a zero height accepted")
+	}
+	if err := decodeRecord(append(append([]byte{}, before...), 7), &Node{}); err == nil {
+		t.Error("a tail cut short accepted")
 	}
 }

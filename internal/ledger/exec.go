@@ -100,6 +100,8 @@ func (c *execCtx) apply(p Params, m Msg) (events []Event, err error) {
 		events, err = c.propose(p, m.Propose)
 	case m.Vote != nil:
 		events, err = c.vote(m.Vote)
+	case m.CapacityReport != nil:
+		events, err = c.capacityReport(p, m.CapacityReport)
 	}
 	if err != nil {
 		return nil, err
@@ -389,7 +391,7 @@ func (c *execCtx) assignJob(p Params, m *MsgAssignJob) ([]Event, error) {
 		return c.assignReplica(j, n, m)
 	}
 	j.Status, j.Node, j.PricePerHour, j.ScoreBP, j.AssignedHeight = JobAssigned, m.Node, n.PricePerHour, m.ScoreBP, c.blk.height
-	j.TFLOPSMilli = n.Hardware.TFLOPSMilli
+	j.TFLOPSMilli = n.BillingTFLOPSMilli()
 	if m.Challenge != "" {
 		j.Challenge = m.Challenge
 	}

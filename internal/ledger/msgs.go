@@ -278,6 +278,8 @@ func (m Msg) ValidateBasic() error {
 		return m.Propose.validate()
 	case m.Vote != nil:
 		return m.Vote.validate()
+	case m.CapacityReport != nil:
+		return m.CapacityReport.validate()
 	case m.AssignJobs != nil || m.AttestJobs != nil || m.CommitResults != nil:
 		return validateBatch(m.batchItems())
 	default:

@@ -47,6 +47,7 @@ func TestSupplyIdentityUnderRandomTxs(t *testing.T) {
 		"proposal_submitted", "voted", "proposal_closed", "proposal_passed:params",
 		"proposal_passed:spend", "proposal_rejected:params", "proposal_rejected:spend",
 		"buyback_settled", "buyback_burned", "buyback_moved_to_ecosystem",
+		"capacity_reported:proven", "capacity_reported:slow", "capacity_reported:wrong",
 	} {
 		if outcomes[want] == 0 {
 			t.Errorf("random run never produced %q; outcomes %v", want, outcomes)

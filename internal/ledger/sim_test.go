@@ -28,6 +28,7 @@ type sim struct {
 	rng       *rand.Rand
 	red       *rand.Rand
 	lvl       *rand.Rand // the challenge and audit levels' choices, a stream of their own too
+	capa      *rand.Rand // capacity reports (capacityStep), a stream of their own as well
 	actors    []ed25519.PrivateKey
 	jobs      []string
 	redundant []string          // the redundant jobs, in the order they were created
@@ -49,7 +50,7 @@ type sim struct {
 func newSim(h *harness, seed uint64) *sim {
 	return &sim{
 		h: h, rng: rand.New(rand.NewPCG(seed, 99)), red: rand.New(rand.NewPCG(seed, 77)),
-		lvl:      rand.New(rand.NewPCG(seed, 55)),
+		lvl: rand.New(rand.NewPCG(seed, 55)), capa: rand.New(rand.NewPCG(seed, 33)),
 		actors:   []ed25519.PrivateKey{consumerKey, node1Key, node2Key, strangerKey, routerKey, validatorKey, validator2Key, vesterKey},
 		propKind: map[uint64]string{}, outcomes: map[string]int{}, codes: map[Code]int{},
 		sealed: map[string]string{}, withholds: map[string]bool{},
@@ -398,6 +399,19 @@ func (s *sim) stepsOf(j Job) redundantSteps {
 	return rs
 }
 
+// capacityStep is a validator's proof-of-capacity report, drawn from the capa stream:
+// usually a validator's about a node, now and then anyone's about anyone, with an outcome
+// that is mostly proven or slow and now and then wrong (a slash), and now and then
+// without the figures a report needs.
+func (s *sim) capacityStep() (ed25519.PrivateKey, Msg) {
+	rng := s.capa
+	signer := []ed25519.PrivateKey{validatorKey, validator2Key, validatorKey, strangerKey, node1Key}[rng.IntN(5)]
+	target := []ed25519.PrivateKey{node1Key, node2Key, node1Key, node2Key, strangerKey}[rng.IntN(5)]
+	m := &MsgCapacityReport{Node: addr(target), Ops: rng.Uint64N(1 << 40), Millis: rng.Uint64N(100_000),
+		Outcome: []string{CapacityProven, CapacityProven, CapacitySlow, CapacitySlow, CapacitySlow, CapacityWrong, "lazy"}[rng.IntN(7)]}
+	return signer, Msg{CapacityReport: m}
+}
+
 // paramChange proposes a change that keeps the chain usable (or, now and then, an invalid one).
 func (s *sim) paramChange() map[string]json.RawMessage {
 	n := func(lo, hi int) json.RawMessage { return json.RawMessage(strconv.Itoa(lo + s.rng.IntN(hi-lo+1))) }
@@ -451,6 +465,10 @@ func (s *sim) next() Block {
 			add(k, m, "redundant")
 		}
 	}
+	if s.capa.IntN(5) == 0 {
+		k, m := s.capacityStep()
+		add(k, m, "")
+	}
 	b := h.next(time.Duration(1+rng.IntN(15))*time.Second, txs...)
 	if rng.IntN(40) == 0 {
 		cons := [][]byte{pub(cons2Key), pub(consVestKey), pub(key(99))}[rng.IntN(3)]
@@ -483,6 +501,8 @@ func (s *sim) apply(b Block) BlockResult {
 		case "proposal_closed":
 			id, _ := strconv.ParseUint(attr["proposal_id"], 10, 64)
 			s.outcomes["proposal_"+attr["status"]+":"+s.propKind[id]]++
+		case "capacity_reported":
+			s.outcomes[e.Type+":"+attr["outcome"]]++
 		case "slashed":
 			if attr["account"] == string(addr(vesterKey)) {
 				amt, _ := strconv.ParseUint(attr["amount"], 10, 64)

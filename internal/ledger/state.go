@@ -28,6 +28,10 @@ type Node struct {
 	RegisteredHeight int64        `json:"registered_height"`
 	JobsVerified     uint64       `json:"jobs_verified"`
 	JobsFailed       uint64       `json:"jobs_failed"`
+	// ProvenTFLOPSMilli is the rate the last proof-of-capacity check credited, recorded at
+	// ProvenHeight (0: never checked); jobs are billed at no more (BillingTFLOPSMilli).
+	ProvenTFLOPSMilli uint64 `json:"proven_tflops_milli,omitempty"`
+	ProvenHeight      int64  `json:"proven_height,omitempty"`
 }
 
 // Node statuses: an active node may be assigned work; an inactive one has too little stake

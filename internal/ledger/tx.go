@@ -55,6 +55,8 @@ type Msg struct {
 	AssignJobs    *MsgAssignJobs    `json:"assign_jobs,omitempty"`
 	AttestJobs    *MsgAttestJobs    `json:"attest_jobs,omitempty"`
 	CommitResults *MsgCommitResults `json:"commit_results,omitempty"`
+	// CapacityReport is a validator's report of a proof-of-capacity challenge (capacity.go).
+	CapacityReport *MsgCapacityReport `json:"capacity_report,omitempty"`
 }
 
 // Kind names the message set in m, or "" when none or several are.
@@ -71,6 +73,7 @@ func (m Msg) Kind() string {
 		{m.Unstake != nil, "unstake"}, {m.Propose != nil, "propose"}, {m.Vote != nil, "vote"},
 		{m.AssignJobs != nil, "assign_jobs"}, {m.AttestJobs != nil, "attest_jobs"},
 		{m.CommitResults != nil, "commit_results"}, {m.RevealChallenge != nil, "reveal_challenge"},
+		{m.CapacityReport != nil, "capacity_report"},
 	} {
 		if c.set {
 			kind, n = c.name, n+1

@@ -63,6 +63,10 @@ type Options struct {
 	// result alone. Reveals always go alone: the ledger has no batch of them.
 	CommitWindow   time.Duration
 	CommitBatchMax int
+	// Capacity solves the proof-of-capacity challenges validators send (capacity.go);
+	// default the CPU (verify.SolveCapacityWhile). A node with a faster runtime plugs it
+	// in here, and a test plants a liar.
+	Capacity CapacitySolver
 	// Now is the node's clock (default time.Now): it stamps heartbeats and judges the
 	// router's certificate. A host's clock may be wrong; nothing the network decides
 	// rests on it (the router times nodes by its own clock).
@@ -93,6 +97,9 @@ func (o *Options) validate() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Capacity == nil {
+		o.Capacity = defaultCapacitySolver
+	}
 	return nil
 }
 
@@ -115,6 +122,8 @@ type Daemon struct {
 	stopCommitter context.CancelFunc // nil until Start
 	committerDone chan struct{}      // closed when the committer has stopped
 
+	capacity capacityState // proof-of-capacity challenges (capacity.go)
+
 	judging  atomic.Bool // a refusal is being checked against the chain (standing.go)
 	stopOnce sync.Once
 	stopped  chan struct{} // closed when the node stops on its own
@@ -134,7 +143,7 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	id := string(keys.AddressOfKey(opts.Key))
-	d := &Daemon{opts: opts, id: id, log: opts.Logger.With("node", keys.Address(id).Short()), running: map[string]runningJob{}, stopped: make(chan struct{}),
+	d := &Daemon{opts: opts, id: id, log: opts.Logger.With("node", keys.Address(id).Short()), running: map[string]runningJob{}, stopped: make(chan struct{}), capacity: capacityState{solved: map[string]solvedChallenge{}},
 		committer: txbatch.New(opts.Chain, opts.CommitWindow, opts.CommitBatchMax), committerDone: make(chan struct{})}
 	if err := d.registerMetrics(opts.Metrics); err != nil {
 		return nil, err
@@ -214,6 +223,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.blobs = transport.Blobs{Conn: sess.Conn, ID: d.id, Bucket: protocol.BlobBucket}
 	_, err = sess.Conn.Subscribe(protocol.PaceSubject, d.onPace)
 	if err == nil {
+		err = d.serveCapacity(cctx, sess.Conn) // challenges end when the committer does, at Close
+	}
+	if err == nil {
 		err = sess.Conn.Flush()
 	}
 	if err != nil {
@@ -235,6 +247,7 @@ func (d *Daemon) Close() error {
 		d.session.Close()
 	}
 	d.stopCommitting()
+	d.capacity.wg.Wait()
 	return nil
 }
 

@@ -56,6 +56,18 @@ func DispatchSubject(nodeID string) string { return nodePrefix + nodeID + ".job"
 // VerifySubject is where a validator receives verification requests.
 func VerifySubject(validatorID string) string { return nodePrefix + validatorID + ".verify" }
 
+// CapacitySubject is where a validator asks a node to prove its capacity (CapacityRequest,
+// then SpotRequest). It lies in the node's namespace, where the node alone subscribes,
+// and ends in the asking validator's id: every participant may publish to
+// omni.node.*.capacity.<its own id> and nothing else of another's (the transport package
+// enforces this), so the node reads who asks from the subject, never from the payload.
+func CapacitySubject(node, validator string) string {
+	return nodePrefix + node + ".capacity." + validator
+}
+
+// AllCapacity is the subject a node serves its capacity challenges on.
+func AllCapacity(node string) string { return CapacitySubject(node, "*") }
+
 // PaceSubject is where routers tell every participant how often to heartbeat (Pace). Only
 // a router publishes there: participants may publish in their own namespace and to
 // omni.router.>, never here (the transport package enforces this).
@@ -159,12 +171,67 @@ type Verdict struct {
 	Error    string `json:"error,omitempty"`
 }
 
+// Bounds on a capacity challenge sent inline over NATS: a spot answer carries two N×N
+// int32 products (OMT1-encoded, 16 bytes of header each), which for N = 256 is 512 KiB, a
+// little under 700 KiB as JSON, within NATS's 1 MiB default payload.
+const (
+	MaxCapacityN       = 256
+	MaxCapacityLinks   = 4096
+	MaxCapacityProduct = 16 + 4*MaxCapacityN*MaxCapacityN
+)
+
+// CapacityRequest challenges a node to prove its declared rate (verify.CapacityChallenge):
+// Seed (64 hex digits), N and Links define the chain of products, DeadlineMillis is how
+// long the validator waits for the digests.
+type CapacityRequest struct {
+	Node           string `json:"node"`
+	Seed           string `json:"seed"`
+	N              int    `json:"n"`
+	Links          int    `json:"links"`
+	DeadlineMillis int64  `json:"deadline_ms"`
+}
+
+// CapacityAnswer is a node's answer: the digest of every link's product, in order, or why
+// it has none.
+type CapacityAnswer struct {
+	Seed    string   `json:"seed"`
+	Digests []string `json:"digests,omitempty"`
+	Error   string   `json:"error,omitempty"`
+}
+
+// SpotRequest asks a node that answered a challenge (by its seed) for the products a
+// spot check of Link needs: C_{Link-1} and C_Link.
+type SpotRequest struct {
+	Seed string `json:"seed"`
+	Link int    `json:"link"`
+}
+
+// SpotAnswer carries the OMT1 encodings of C_{Link-1} (empty for link 1) and C_Link.
+type SpotAnswer struct {
+	Prev  []byte `json:"prev,omitempty"`
+	Cur   []byte `json:"cur,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// validSeed reports whether s is 64 lower-case hex digits.
+func validSeed(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // ErrMalformed is wrapped by every decode error.
 var ErrMalformed = errors.New("malformed message")
 
 // Decode parses a message strictly: unknown fields and trailing data are errors, and a
 // message without its job id or participant id is rejected.
-func Decode[T Heartbeat | Dispatch | Ack | Result | LogChunk | VerifyRequest | Verdict | Pace](data []byte) (T, error) {
+func Decode[T Heartbeat | Dispatch | Ack | Result | LogChunk | VerifyRequest | Verdict | Pace | CapacityRequest | CapacityAnswer | SpotRequest | SpotAnswer](data []byte) (T, error) {
 	var v T
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -206,6 +273,22 @@ func Decode[T Heartbeat | Dispatch | Ack | Result | LogChunk | VerifyRequest | V
 	case *Pace:
 		if m.HeartbeatMillis <= 0 {
 			return v, fmt.Errorf("%w: pace of %d ms (must be positive)", ErrMalformed, m.HeartbeatMillis)
+		}
+	case *CapacityRequest:
+		if m.Node == "" || !validSeed(m.Seed) || m.N < 1 || m.N > MaxCapacityN || m.Links < 1 || m.Links > MaxCapacityLinks || m.DeadlineMillis <= 0 {
+			return v, fmt.Errorf("%w: capacity request needs a node, a 64-hex-digit seed, n in 1..%d, links in 1..%d and a positive deadline", ErrMalformed, MaxCapacityN, MaxCapacityLinks)
+		}
+	case *CapacityAnswer:
+		if !validSeed(m.Seed) || len(m.Digests) > MaxCapacityLinks || (len(m.Digests) == 0) == (m.Error == "") {
+			return v, fmt.Errorf("%w: capacity answer needs its seed and digests (at most %d) or an error, not both", ErrMalformed, MaxCapacityLinks)
+		}
+	case *SpotRequest:
+		if !validSeed(m.Seed) || m.Link < 1 || m.Link > MaxCapacityLinks {
+			return v, fmt.Errorf("%w: spot request needs a seed and a link in 1..%d", ErrMalformed, MaxCapacityLinks)
+		}
+	case *SpotAnswer:
+		if len(m.Prev) > MaxCapacityProduct || len(m.Cur) > MaxCapacityProduct || (len(m.Cur) == 0) == (m.Error == "") {
+			return v, fmt.Errorf("%w: spot answer needs products of at most %d bytes or an error, not both", ErrMalformed, MaxCapacityProduct)
 		}
 	}
 	if missing != "" {

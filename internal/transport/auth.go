@@ -247,11 +247,18 @@ func validNodeID(id string) bool {
 func nodePermissions(id, nkey string) *server.Permissions {
 	own := NodeSubjectPrefix + id + ".>"
 	return &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: []string{own, RouterSubjectPrefix + ">"}},
+		Publish:   &server.SubjectPermission{Allow: []string{own, RouterSubjectPrefix + ">", capacityAsk(id)}},
 		Subscribe: &server.SubjectPermission{Allow: []string{own, "_INBOX." + nkey + ".>", PaceSubject}},
 		Response:  &server.ResponsePermission{MaxMsgs: 1, Expires: replyWindow},
 	}
 }
+
+// capacityAsk is the one subject of other participants' namespaces a participant may
+// publish to: a capacity challenge to any node, under a subject that ends in its own id
+// (protocol.CapacitySubject), so that the node reads who asks from the subject. A
+// validator needs it to time a node directly; a node that asks another is refused by
+// that node, which answers validators only.
+func capacityAsk(id string) string { return NodeSubjectPrefix + "*.capacity." + id }
 
 // fleetPermissions let a simulator's connection publish the heartbeats of the nodes it
 // simulates, and nothing else of theirs; it hears the pace and its own replies.

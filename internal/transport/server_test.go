@@ -256,3 +256,52 @@ func TestBurstOverWSSArrivesIntact(t *testing.T) {
 		t.Fatalf("%d reconnects during the burst", r)
 	}
 }
+
+// TestCapacityAskNamesTheAsker: a participant may send a capacity challenge to another
+// node's namespace under its own id, which the node receives, and under no other id; it
+// still may not publish anything else there.
+func TestCapacityAskNamesTheAsker(t *testing.T) {
+	n := startTestNet(t, "a", "b", "c")
+	errs := make(chan error, 8)
+	a := n.dialNode(t, "a", func(err error) { errs <- err })
+	b := n.dialNode(t, "b", nil)
+	received := make(chan string, 8)
+	if _, err := b.Subscribe("omni.node.b.>", func(m *nats.Msg) { received <- m.Subject }); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish("omni.node.b.capacity.a", []byte("challenge")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-received:
+		if s != "omni.node.b.capacity.a" {
+			t.Fatalf("b received %s", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("b never received a's challenge")
+	}
+	for _, forged := range []string{"omni.node.b.capacity.c", "omni.node.b.capacity.a.x", "omni.node.b.capacity", "omni.node.b.job", "omni.node.b.result"} {
+		if err := a.Publish(forged, []byte("forged")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-errs:
+			if !errors.Is(err, ErrPermissionDenied) || !strings.Contains(err.Error(), forged) {
+				t.Fatalf("%s: OnError got %v", forged, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no permission violation", forged)
+		}
+	}
+	if err := a.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-received:
+		t.Fatalf("b received forged %s", s)
+	case <-time.After(100 * time.Millisecond):
+	}
+}

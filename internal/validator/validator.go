@@ -75,7 +75,10 @@ type Options struct {
 	AttestWindow   time.Duration
 	AttestBatchMax int
 	Heartbeat      time.Duration
-	Logger         *slog.Logger
+	// Capacity configures the proof-of-capacity checker (capacity.go); it runs only
+	// when Capacity.Every > 0.
+	Capacity CapacityOptions
+	Logger   *slog.Logger
 	// Metrics is where the daemon's Prometheus series are registered (metrics.go); nil
 	// counts them in a registry nothing serves.
 	Metrics prometheus.Registerer
@@ -99,6 +102,10 @@ type Daemon struct {
 	attester     *txbatch.Batcher   // collects attestations into batches; runs from Start to Close
 	stopAttester context.CancelFunc // nil until Start
 	attesterDone chan struct{}      // closed when the attester has stopped
+
+	prover         capacityProver     // reaches nodes for capacity challenges; set at Start
+	stopCapacity   context.CancelFunc // nil unless the capacity checker runs
+	capacityChecks sync.WaitGroup     // the checker's loop and its challenges
 }
 
 // check is one job's verification under way; done closes when verdict is set.
@@ -123,6 +130,9 @@ func New(opts Options) (*Daemon, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Capacity.Every > 0 {
+		opts.Capacity.setDefaults()
 	}
 	id := string(keys.AddressOfKey(opts.Key))
 	d := &Daemon{opts: opts, id: id, log: opts.Logger.With("validator", keys.Address(id).Short()),
@@ -167,12 +177,28 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	d.session = sess
 	d.blobs = transport.Blobs{Conn: sess.Conn, ID: d.id, Bucket: protocol.BlobBucket}
+	if d.opts.Capacity.Every > 0 {
+		if d.prover == nil {
+			d.prover = natsProver{conn: sess.Conn, id: d.id}
+		}
+		cctx, stop := context.WithCancel(context.Background())
+		d.stopCapacity = stop
+		d.capacityChecks.Add(1)
+		go func() {
+			defer d.capacityChecks.Done()
+			d.runCapacity(cctx)
+		}()
+	}
 	return nil
 }
 
 // Close stops the daemon: it stops taking requests, lets the checks under way attest and
 // answer, then stops the attester.
 func (d *Daemon) Close() error {
+	if d.stopCapacity != nil {
+		d.stopCapacity()
+		d.capacityChecks.Wait()
+	}
 	if d.session != nil {
 		d.session.Close()
 	}
