@@ -150,6 +150,12 @@ const (
 // tensor.KernelMLPInt8 (this package imports nothing internal).
 const KernelMLPInt8 = "mlp-int8"
 
+// KernelMatMulFP32 is the float32 matrix product, tensor.KernelMatMulFloat32. Its output
+// depends on the order of the node's sums, so it is checked within a rounding bound at the
+// freivalds and audit levels; the challenge level (exact int8 rows) and the redundant level
+// (outputs compared bit for bit) refuse it.
+const KernelMatMulFP32 = "matmul-fp32"
+
 // zkHex is the length of a commitment's hex, and maxZKShape bounds a shape's name.
 const (
 	zkHex      = 64
@@ -228,6 +234,10 @@ func (s JobSpec) Validate() error {
 		return fieldErr("verification", "the %s kernel is checked by its proof: it needs %q", KernelMLPInt8, VerifyZK)
 	case s.ZK != nil:
 		return fieldErr("zk", "is for verification %q only", VerifyZK)
+	case w.Kernel == KernelMatMulFP32 && s.Verification == VerifyChallenge:
+		return fieldErr("verification", "%q hides exact int8 rows and cannot check %s: use %q or %q", VerifyChallenge, KernelMatMulFP32, VerifyFreivald, VerifyAudit)
+	case w.Kernel == KernelMatMulFP32 && s.Verification == VerifyRedundant:
+		return fieldErr("verification", "%q compares outputs bit for bit, and honest GPUs sum %s in different orders: use %q or %q", VerifyRedundant, KernelMatMulFP32, VerifyFreivald, VerifyAudit)
 	case s.Verification == VerifyRedundant || s.Verification == VerifyAudit:
 	case (s.Verification == VerifyFreivald || s.Verification == VerifyChallenge) && w.Kind == WorkloadTensor:
 	case s.Verification == VerifyFreivald || s.Verification == VerifyChallenge:

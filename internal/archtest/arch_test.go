@@ -71,7 +71,7 @@ var cores = map[string][]string{
 	"internal/ledger":    {module + "internal/keys", "time"},
 	"internal/scheduler": {"math"},
 	"internal/verify":    {module + "internal/tensor", "crypto/sha256"},
-	"internal/tensor":    {},
+	"internal/tensor":    {"math"}, // float32 bits (Float32bits, Float32frombits, MaxFloat32): pure functions
 	"internal/keys":      {"crypto/ed25519", "io", "github.com/mr-tron/base58"},
 }
 

@@ -50,18 +50,7 @@ func runLevelJob(t *testing.T, ctx context.Context, d *Devnet, level, region str
 		t.Fatal(err)
 	}
 	spec.Verification, spec.Placement.Region = level, region
-	c := api.NewClient(d.RESTURL())
-	job, err := SubmitSigned(ctx, c, d.Keys.Consumer, ChainID, spec, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if job, err = c.WaitJob(ctx, job.ID, nil); err != nil {
-		t.Fatal(err)
-	}
-	var cj ledger.Job
-	if err := d.Chain().Query(ctx, "job/"+job.ID, &cj); err != nil {
-		t.Fatal(err)
-	}
+	job, cj := submitAndWait(t, ctx, d, spec, data)
 	return job, cj, data
 }
 

@@ -104,6 +104,8 @@ func runZKJob(t *testing.T, ctx context.Context, d *Devnet, m *zk.Model, x []int
 	return submitAndWait(t, ctx, d, spec, data)
 }
 
+// submitAndWait submits spec as the devnet's consumer, waits for the job's final status and
+// returns it as the router and as the chain show it.
 func submitAndWait(t *testing.T, ctx context.Context, d *Devnet, spec api.JobSpec, data map[string][]byte) (api.Job, ledger.Job) {
 	t.Helper()
 	c := api.NewClient(d.RESTURL())

@@ -3,7 +3,9 @@
 // lets a runtime run a kernel by name.
 //
 // It is a deterministic core. It must not do I/O, read the clock, start
-// goroutines or keep mutable package state, and every kernel result is exact
-// integer arithmetic, so an honest node, a validator and a test all compute
-// bit-identical outputs that package verify can check.
+// goroutines or keep mutable package state. Integer kernel results are exact, so an
+// honest node, a validator and a test all compute bit-identical outputs that package
+// verify can check. The float32 kernel is deterministic here (one summation order, no
+// fused multiply-add), but a node's GPU sums in another order, so verify checks it within
+// a bound on the rounding error instead.
 package tensor

@@ -8,7 +8,7 @@ import (
 // The OMT1 wire format, little-endian:
 //
 //	offset 0  "OMT1"
-//	offset 4  dtype (1 = int8, 2 = int32)
+//	offset 4  dtype (1 = int8, 2 = int32, 3 = float32, IEEE 754 binary32)
 //	offset 5  three zero bytes
 //	offset 8  uint32 rows
 //	offset 12 uint32 cols
@@ -23,6 +23,9 @@ const (
 
 	dtypeInt8  byte = 1
 	dtypeInt32 byte = 2
+	// dtypeFloat32 elements are IEEE 754 bits; decoders refuse NaN and ±Inf, so the
+	// many encodings of NaN cannot name one matrix by several digests.
+	dtypeFloat32 byte = 3
 )
 
 // MarshalBinary encodes m in the OMT1 format.
@@ -118,6 +121,8 @@ func dtypeName(d byte) string {
 		return "int8"
 	case dtypeInt32:
 		return "int32"
+	case dtypeFloat32:
+		return "float32"
 	default:
 		return "unknown"
 	}

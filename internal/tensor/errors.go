@@ -10,6 +10,9 @@ var (
 	ErrEncoding = errors.New("tensor encoding")
 	// ErrUnknownKernel reports a kernel name that is not registered.
 	ErrUnknownKernel = errors.New("unknown kernel")
+	// ErrRange reports float32 values a kernel refuses: NaN, ±Inf, subnormals, or
+	// magnitudes whose product could overflow.
+	ErrRange = errors.New("tensor values out of range")
 	// ErrKernelInputs reports the wrong number of inputs for a kernel.
 	ErrKernelInputs = errors.New("kernel inputs")
 )

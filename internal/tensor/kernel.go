@@ -9,6 +9,11 @@ import (
 // OMT1 int32 product A·B.
 const KernelMatMulInt8 = "matmul-int8"
 
+// KernelMatMulFloat32 multiplies two OMT1 float32 matrices [A, B] and returns the OMT1
+// float32 product A·B (MatMulFloat32). Unlike the int8 kernel its bits depend on the order
+// of the sums, so it is checked within a rounding-error bound (verify.FreivaldsFloat32).
+const KernelMatMulFloat32 = "matmul-fp32"
+
 // KernelMLPInt8 runs a committed int8 MLP on a private input and proves the result with
 // Groth16 (the zk verification level): inputs [model, input], output the model's output
 // vector and the proof. The prover lives in internal/zk, which this package may not
@@ -17,7 +22,7 @@ const KernelMLPInt8 = "mlp-int8"
 
 // Kernels lists the registered kernel names in sorted order.
 func Kernels() []string {
-	return []string{KernelMatMulInt8, KernelMLPInt8}
+	return []string{KernelMatMulFloat32, KernelMatMulInt8, KernelMLPInt8}
 }
 
 // RunKernel runs a named kernel over encoded inputs and returns the encoded
@@ -26,6 +31,8 @@ func RunKernel(name string, inputs [][]byte) ([]byte, error) {
 	switch name {
 	case KernelMatMulInt8:
 		return runMatMulInt8(inputs)
+	case KernelMatMulFloat32:
+		return runMatMulFloat32(inputs)
 	case KernelMLPInt8:
 		return nil, fmt.Errorf("%w: %s is proved by a runtime with zk keys, not run here", ErrUnknownKernel, name)
 	default:
@@ -61,6 +68,36 @@ func DecodeMatMulInt8Inputs(inputs [][]byte) (a, b *Int8Matrix, err error) {
 	}
 	if a.Cols > MaxInner {
 		return nil, nil, fmt.Errorf("%w: inner dimension %d exceeds %d (int32 accumulation could overflow)", ErrShape, a.Cols, MaxInner)
+	}
+	return a, b, nil
+}
+
+func runMatMulFloat32(inputs [][]byte) ([]byte, error) {
+	a, b, err := DecodeMatMulFloat32Inputs(inputs)
+	if err != nil {
+		return nil, err
+	}
+	c, err := MatMulFloat32(a, b)
+	if err != nil {
+		return nil, err
+	}
+	return c.MarshalBinary()
+}
+
+// DecodeMatMulFloat32Inputs decodes the [A, B] inputs of KernelMatMulFloat32 and checks
+// that the kernel takes them (CheckMatMulFloat32).
+func DecodeMatMulFloat32Inputs(inputs [][]byte) (a, b *Float32Matrix, err error) {
+	if len(inputs) != 2 {
+		return nil, nil, fmt.Errorf("%w: %s takes 2 inputs [A, B], got %d", ErrKernelInputs, KernelMatMulFloat32, len(inputs))
+	}
+	if a, err = DecodeFloat32(inputs[0]); err != nil {
+		return nil, nil, fmt.Errorf("input A: %w", err)
+	}
+	if b, err = DecodeFloat32(inputs[1]); err != nil {
+		return nil, nil, fmt.Errorf("input B: %w", err)
+	}
+	if err := CheckMatMulFloat32(a, b); err != nil {
+		return nil, nil, err
 	}
 	return a, b, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -59,29 +60,40 @@ func npyHeaderFields(header string) (descr, fortran, shape string, ok bool) {
 // ParseNPYInt8 decodes a NumPy .npy file holding a two-dimensional int8 array (dtype
 // int8, '|i1') in C order, as numpy.save writes np.int8 matrices.
 func ParseNPYInt8(b []byte) (*Int8Matrix, error) {
-	descr, fortran, shape, data, err := parseNPY(b)
+	rows, cols, data, err := parseNPYMatrix(b, []string{"|i1", "<i1", "i1"}, 1, "int8 ('|i1'; numpy: a.astype(np.int8))")
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case descr != "|i1" && descr != "<i1" && descr != "i1":
-		return nil, fmt.Errorf("%w: npy dtype %q: want int8 ('|i1'; numpy: a.astype(np.int8))", ErrEncoding, descr)
-	case fortran:
-		return nil, fmt.Errorf("%w: npy array is in Fortran order: save np.ascontiguousarray(a)", ErrEncoding)
-	case len(shape) != 2:
-		return nil, fmt.Errorf("%w: npy array has %d dimensions, want a 2-D matrix", ErrEncoding, len(shape))
-	}
-	if err := checkDims(shape[0], shape[1]); err != nil {
-		return nil, err
-	}
-	if len(data) != shape[0]*shape[1] {
-		return nil, fmt.Errorf("%w: npy shape (%d, %d) needs %d bytes of data, the file has %d", ErrEncoding, shape[0], shape[1], shape[0]*shape[1], len(data))
-	}
-	m := &Int8Matrix{Rows: shape[0], Cols: shape[1], Data: make([]int8, len(data))}
+	m := &Int8Matrix{Rows: rows, Cols: cols, Data: make([]int8, len(data))}
 	for i, v := range data {
 		m.Data[i] = int8(v)
 	}
 	return m, nil
+}
+
+// parseNPYMatrix checks that a .npy file holds a C-order matrix of one of the dtypes
+// descrs, elemSize bytes an element, and returns its shape and element bytes; want names
+// the dtype in errors.
+func parseNPYMatrix(b []byte, descrs []string, elemSize int, want string) (rows, cols int, data []byte, err error) {
+	descr, fortran, shape, data, err := parseNPY(b)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	switch {
+	case !slices.Contains(descrs, descr):
+		return 0, 0, nil, fmt.Errorf("%w: npy dtype %q: want %s", ErrEncoding, descr, want)
+	case fortran:
+		return 0, 0, nil, fmt.Errorf("%w: npy array is in Fortran order: save np.ascontiguousarray(a)", ErrEncoding)
+	case len(shape) != 2:
+		return 0, 0, nil, fmt.Errorf("%w: npy array has %d dimensions, want a 2-D matrix", ErrEncoding, len(shape))
+	}
+	if err := checkDims(shape[0], shape[1]); err != nil {
+		return 0, 0, nil, err
+	}
+	if need := shape[0] * shape[1] * elemSize; len(data) != need {
+		return 0, 0, nil, fmt.Errorf("%w: npy shape (%d, %d) needs %d bytes of data, the file has %d", ErrEncoding, shape[0], shape[1], need, len(data))
+	}
+	return shape[0], shape[1], data, nil
 }
 
 // NPY encodes m as a NumPy .npy file (version 1.0): dtype int8, C order.

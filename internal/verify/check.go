@@ -11,6 +11,9 @@ import (
 // shape or is wrong is a failed Verdict; an unknown kernel, malformed inputs
 // or rounds < 1 are caller errors. Every Verdict carries the kernel's
 // operation count for the inputs (Verdict.Ops).
+//
+// matmul-int8 is checked exactly (FreivaldsInt8); matmul-fp32 within a rounding-error
+// bound (FreivaldsFloat32), which sees only errors above the rounding noise.
 func CheckKernel(kernel string, inputs [][]byte, output []byte, seed [32]byte, rounds int) (Verdict, error) {
 	if err := checkRounds(rounds); err != nil {
 		return Verdict{}, err
@@ -21,20 +24,33 @@ func CheckKernel(kernel string, inputs [][]byte, output []byte, seed [32]byte, r
 		if err != nil {
 			return Verdict{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 		}
-		ops := tensor.MatMulOps(a.Rows, a.Cols, b.Cols)
-		c, err := tensor.DecodeInt32(output)
+		return checkProduct(tensor.MatMulOps(a.Rows, a.Cols, b.Cols), output, tensor.DecodeInt32,
+			func(c *tensor.Int32Matrix) (Verdict, error) { return FreivaldsInt8(a, b, c, seed, rounds) })
+	case tensor.KernelMatMulFloat32:
+		a, b, err := tensor.DecodeMatMulFloat32Inputs(inputs)
 		if err != nil {
-			v := failed(0, -1, "output does not decode: %v", err)
-			v.Ops = ops
-			return v, nil
+			return Verdict{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 		}
-		v, err := FreivaldsInt8(a, b, c, seed, rounds)
-		if err != nil {
-			return Verdict{}, err
-		}
-		v.Ops = ops
-		return v, nil
+		return checkProduct(tensor.MatMulOps(a.Rows, a.Cols, b.Cols), output, tensor.DecodeFloat32,
+			func(c *tensor.Float32Matrix) (Verdict, error) { return FreivaldsFloat32(a, b, c, seed, rounds) })
 	default:
 		return Verdict{}, fmt.Errorf("%w: %q", ErrUnknownKernel, kernel)
 	}
+}
+
+// checkProduct decodes a product's output and checks it, setting the Verdict's Ops
+// whatever the outcome.
+func checkProduct[M any](ops uint64, output []byte, decode func([]byte) (M, error), check func(M) (Verdict, error)) (Verdict, error) {
+	c, err := decode(output)
+	if err != nil {
+		v := failed(0, -1, "output does not decode: %v", err)
+		v.Ops = ops
+		return v, nil
+	}
+	v, err := check(c)
+	if err != nil {
+		return Verdict{}, err
+	}
+	v.Ops = ops
+	return v, nil
 }

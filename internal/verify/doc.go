@@ -9,7 +9,8 @@
 //
 // It is a deterministic core: validators on different machines must reach
 // the same verdict from the same inputs and seed. It must not do I/O, read
-// the clock, start goroutines, keep mutable package state or use floating
-// point; randomness comes only from the caller's seed (a block hash the
-// prover could not predict when it committed its result).
+// the clock, start goroutines or keep mutable package state, and it uses floating
+// point only to check the fp32 kernel, with every rounding explicit (no fused
+// multiply-add) so that validators agree bit for bit; randomness comes only from the
+// caller's seed (a block hash the prover could not predict when it committed its result).
 package verify
