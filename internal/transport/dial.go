@@ -132,8 +132,15 @@ func identity(key ed25519.PrivateKey) ([]nats.Option, error) {
 	}, nil
 }
 
+// syncQueueLen bounds the messages a synchronous subscription buffers. nats.go's default,
+// 65,536, makes every SubscribeSync allocate and zero a 512 KiB channel, and every blob
+// read and upload makes one: 6% of a busy devnet's CPU. Ours hold a batch of chunks (at
+// most batchBytes of them and a status) or an upload window of acks.
+const syncQueueLen = 4096
+
 // connect is nats.Connect bounded by ctx, with errors mapped to sentinels.
 func connect(ctx context.Context, url string, opts ...nats.Option) (*nats.Conn, error) {
+	opts = append([]nats.Option{nats.SyncQueueLen(syncQueueLen)}, opts...)
 	if deadline, ok := ctx.Deadline(); ok {
 		opts = append(opts, nats.Timeout(max(time.Until(deadline), time.Millisecond)))
 	}
