@@ -373,6 +373,7 @@ class Client:
         max_price_per_hour_uomni: int = 3 * UOMNI_PER_OMNI,
         timeout_seconds: int = 600,
         placement: Optional[Placement] = None,
+        verification: str = "redundant",
     ) -> Tuple[JobSpec, Dict[str, InputData]]:
         """Build (without sending) a container job's spec and its inputs' content; see
         :meth:`submit_container`. Needs no server: it is what that method signs."""
@@ -406,6 +407,7 @@ class Client:
             max_price_per_hour=max_price_per_hour_uomni,
             timeout_seconds=timeout_seconds,
             placement=placement,
+            verification=verification,
         )
         return spec, {b.name: (b.data if b.data is not None else b.path) for b in blobs}  # type: ignore[misc]
 
@@ -419,9 +421,10 @@ class Client:
         (``sha256:…``, pins the image), ``image_archive`` (a ``docker save`` tarball, bytes
         or path, sent as input ``image_archive_name``), ``gpus`` (default 0),
         ``vram_mib``, ``cpu_milli``, ``memory_mib``, ``budget_uomni``,
-        ``max_price_per_hour_uomni``, ``timeout_seconds`` (default 600), ``placement``.
-        Verification is ``redundant``: three nodes of distinct operators run it and two
-        matching outputs are paid.
+        ``max_price_per_hour_uomni``, ``timeout_seconds`` (default 600), ``placement``,
+        ``verification``: ``redundant`` (the default: three nodes of distinct operators run
+        it and two matching outputs are paid) or ``audit`` (one node runs it; the chain draws
+        a share of jobs for a validator to run again, and the rest settle unchecked).
         """
         spec, data = self.container_job(image, **kwargs)
         return self.submit(spec, data)

@@ -27,6 +27,8 @@ WORKLOAD_TENSOR = "tensor"
 WORKLOAD_CONTAINER = "container"
 VERIFY_FREIVALDS = "freivalds"
 VERIFY_REDUNDANT = "redundant"
+VERIFY_CHALLENGE = "challenge"  # matrix products: hidden challenge rows, a share audited in full
+VERIFY_AUDIT = "audit"  # any job: a share re-executed by a validator, the rest settled unchecked
 KERNEL_MATMUL_INT8 = "matmul-int8"
 
 # Limits, as api/job.go declares them.
@@ -271,15 +273,21 @@ def _validate(s: JobSpec) -> None:
     _check_int("max_price_per_hour", s.max_price_per_hour, 1, _U64, "must be positive (uomni per GPU-hour)")
     _check_int("budget", s.budget, 1, _U64, "must be positive (uomni)")
     _check_int("timeout_seconds", s.timeout_seconds, 1, MAX_TIMEOUT, f"must be between 1 and {MAX_TIMEOUT}")
-    if s.verification == VERIFY_REDUNDANT:
+    # As api.JobSpec.Validate, for the kernels this SDK builds (matmul-int8 and containers);
+    # the zk level and the mlp-int8 and matmul-fp32 kernels are built in Go.
+    if s.verification in (VERIFY_REDUNDANT, VERIFY_AUDIT):
         pass
-    elif s.verification == VERIFY_FREIVALDS and w.kind == WORKLOAD_TENSOR:
+    elif s.verification in (VERIFY_FREIVALDS, VERIFY_CHALLENGE) and w.kind == WORKLOAD_TENSOR:
         pass
-    elif s.verification == VERIFY_FREIVALDS:
-        raise _err("verification", f'freivalds checks matrix products only; a container job needs "{VERIFY_REDUNDANT}"')
+    elif s.verification in (VERIFY_FREIVALDS, VERIFY_CHALLENGE):
+        raise _err(
+            "verification",
+            f'{s.verification} checks matrix products only; a container job needs "{VERIFY_REDUNDANT}" or "{VERIFY_AUDIT}"',
+        )
     else:
         raise _err(
-            "verification", f'"{s.verification}" is not supported (one of: {VERIFY_FREIVALDS}, {VERIFY_REDUNDANT})'
+            "verification",
+            f'"{s.verification}" is not supported (one of: {VERIFY_CHALLENGE}, {VERIFY_FREIVALDS}, {VERIFY_AUDIT}, {VERIFY_REDUNDANT})',
         )
 
 
@@ -342,8 +350,10 @@ def container_spec(
     max_price_per_hour: int = 3 * UOMNI_PER_OMNI,
     timeout_seconds: int = 600,
     placement: Optional[Placement] = None,
+    verification: str = VERIFY_REDUNDANT,
 ) -> JobSpec:
-    """Build and validate a container job's spec (verification is always ``redundant``)."""
+    """Build and validate a container job's spec: ``redundant`` (three nodes, the default)
+    or ``audit`` (one node; a share of jobs re-executed by a validator)."""
     if isinstance(command, str):
         raise TypeError("command must be a list of arguments, not a str")
     spec = JobSpec(
@@ -361,7 +371,7 @@ def container_spec(
         max_price_per_hour=max_price_per_hour,
         budget=budget,
         timeout_seconds=timeout_seconds,
-        verification=VERIFY_REDUNDANT,
+        verification=verification,
     )
     spec.validate()
     return spec

@@ -73,6 +73,19 @@ class SpecTest(unittest.TestCase):
         with self.assertRaises(TypeError):
             container_spec("busybox", command="echo hi")  # type: ignore[arg-type]
 
+    def test_levels_as_go_validates_them(self) -> None:
+        a = [Input.of("a", b"x"), Input.of("b", b"y")]
+        for level in ("freivalds", "challenge", "audit", "redundant"):
+            self.assertEqual(tensor_spec(a, verification=level).verification, level)
+        for level in ("freivalds", "challenge"):
+            with self.assertRaises(SpecError) as cm:
+                container_spec("busybox", verification=level)
+            self.assertIn("matrix products only", str(cm.exception))
+        self.assertEqual(container_spec("busybox", verification="audit").verification, "audit")
+        with self.assertRaises(SpecError) as cm:
+            tensor_spec(a, verification="zk")
+        self.assertEqual(cm.exception.field, "verification")
+
     def test_placement_near_rounds_to_millionths(self) -> None:
         p = Placement.near(52.52, 13.40, max_latency_ms=80)
         self.assertEqual((p.lat_e6, p.lon_e6, p.max_latency_ms), (52_520_000, 13_400_000, 80))
