@@ -137,7 +137,9 @@ const (
 // Audit (any job) has a validator re-execute a governable share of jobs, drawn after the
 // result is committed; the others settle unchecked. ZK is for the mlp-int8 kernel only:
 // its node returns a Groth16 proof that its output is the committed model applied to the
-// committed input (JobSpec.ZK), and validators verify the proof.
+// committed input (JobSpec.ZK), and validators verify the proof. The mlp-int8 kernel also
+// runs at freivalds and audit on [model, X], a batch: its node returns every layer's
+// accumulators, which validators check layer by layer.
 const (
 	VerifyFreivald  = "freivalds"
 	VerifyRedundant = "redundant"
@@ -146,8 +148,9 @@ const (
 	VerifyZK        = "zk"
 )
 
-// KernelMLPInt8 is the one kernel the zk level proves, inputs [model, input]; it is
-// tensor.KernelMLPInt8 (this package imports nothing internal).
+// KernelMLPInt8 is the int8 MLP kernel, tensor.KernelMLPInt8 (this package imports nothing
+// internal): the one kernel the zk level proves, inputs [model, salted input], and at
+// freivalds and audit a batch inference, inputs [model, X].
 const KernelMLPInt8 = "mlp-int8"
 
 // KernelMatMulFP32 is the float32 matrix product, tensor.KernelMatMulFloat32. Its output
@@ -230,10 +233,14 @@ func (s JobSpec) Validate() error {
 	switch {
 	case s.Verification == VerifyZK:
 		return s.validateZK()
-	case w.Kernel == KernelMLPInt8:
-		return fieldErr("verification", "the %s kernel is checked by its proof: it needs %q", KernelMLPInt8, VerifyZK)
 	case s.ZK != nil:
 		return fieldErr("zk", "is for verification %q only", VerifyZK)
+	case w.Kernel == KernelMLPInt8 && (s.Verification == VerifyFreivald || s.Verification == VerifyAudit):
+		if len(s.Inputs) != 2 {
+			return fieldErr("inputs", "%s takes 2 inputs [model, X], got %d", KernelMLPInt8, len(s.Inputs))
+		}
+	case w.Kernel == KernelMLPInt8:
+		return fieldErr("verification", "the %s kernel is checked layer by layer (%q, or %q for a share of jobs) or by its proof (%q)", KernelMLPInt8, VerifyFreivald, VerifyAudit, VerifyZK)
 	case w.Kernel == KernelMatMulFP32 && s.Verification == VerifyChallenge:
 		return fieldErr("verification", "%q hides exact int8 rows and cannot check %s: use %q or %q", VerifyChallenge, KernelMatMulFP32, VerifyFreivald, VerifyAudit)
 	case w.Kernel == KernelMatMulFP32 && s.Verification == VerifyRedundant:

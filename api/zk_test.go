@@ -32,7 +32,10 @@ func TestValidateZK(t *testing.T) {
 	}{
 		{"no statement", func(s *JobSpec) { s.ZK = nil }, "zk"},
 		{"another kernel", func(s *JobSpec) { s.Workload.Kernel = "matmul-int8" }, "verification"},
-		{"mlp at another level", func(s *JobSpec) { s.Verification, s.ZK = VerifyFreivald, nil }, "verification"},
+		{"mlp at challenge", func(s *JobSpec) { s.Verification, s.ZK = VerifyChallenge, nil }, "verification"},
+		{"mlp at redundant", func(s *JobSpec) { s.Verification, s.ZK = VerifyRedundant, nil }, "verification"},
+		{"statement at freivalds", func(s *JobSpec) { s.Verification = VerifyFreivald }, "zk"},
+		{"mlp at freivalds, one input", func(s *JobSpec) { s.Verification, s.ZK, s.Inputs = VerifyFreivald, nil, s.Inputs[:1] }, "inputs"},
 		{"statement at another level", func(s *JobSpec) { s.Workload.Kernel, s.Verification = "matmul-int8", VerifyFreivald }, "zk"},
 		{"one input", func(s *JobSpec) { s.Inputs = s.Inputs[:1] }, "inputs"},
 		{"no shape", func(s *JobSpec) { s.ZK.Shape = "" }, "zk.shape"},
@@ -51,6 +54,14 @@ func TestValidateZK(t *testing.T) {
 				t.Fatalf("err = %v, want a FieldError on %s", err, c.field)
 			}
 		})
+	}
+	// Batch inference, checked layer by layer, at freivalds and audit.
+	for _, level := range []string{VerifyFreivald, VerifyAudit} {
+		s := zkSpec()
+		s.Verification, s.ZK = level, nil
+		if err := s.Validate(); err != nil {
+			t.Fatalf("mlp-int8 at %s: %v", level, err)
+		}
 	}
 	// Without a statement the encoding, and so every existing spec's hash, is unchanged.
 	plain := zkSpec()

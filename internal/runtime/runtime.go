@@ -16,7 +16,10 @@ import (
 )
 
 // Task is one workload to run: a kernel name and its input blobs, already fetched and
-// integrity-checked. ZK is the statement a zk job's proof must match (its spec's).
+// integrity-checked. ZK is the statement a zk job's proof must match (its spec's). It is
+// also how Native tells the mlp-int8 kernel's two forms apart: a spec carries a statement
+// exactly when its level is zk (api.JobSpec.Validate), so a task with one is proved and a
+// task without one runs the freivalds form, [model, X] to a tensor.MLPTrace.
 type Task struct {
 	JobID  string
 	Kernel string
@@ -39,12 +42,13 @@ type Runtime interface {
 // ErrUnsupported is returned for a task the runtime cannot run.
 var ErrUnsupported = errors.New("unsupported workload")
 
-// Native runs tensor kernels in-process.
+// Native runs tensor kernels in-process, the mlp-int8 kernel's freivalds form among them;
+// its zk form needs ZK.
 type Native struct {
 	// Now is the clock used to measure run time; nil means time.Now.
 	Now func() time.Time
 	// ZK holds the Groth16 keys the mlp-int8 kernel proves with (zk.go); nil means this
-	// runtime does not take zk jobs.
+	// runtime does not take zk jobs (it still runs mlp-int8 at the freivalds level).
 	ZK *zk.KeyCache
 }
 
@@ -68,7 +72,10 @@ func (n Native) Run(ctx context.Context, t Task) (Result, error) {
 	done := make(chan outcome, 1)
 	start := now()
 	run := func() ([]byte, error) { return tensor.RunKernel(t.Kernel, t.Inputs) }
-	if t.Kernel == tensor.KernelMLPInt8 && n.ZK != nil {
+	if t.Kernel == tensor.KernelMLPInt8 && t.ZK != nil {
+		if n.ZK == nil {
+			return Result{}, fmt.Errorf("%w: job %s is a zk job and this runtime has no zk keys", ErrUnsupported, t.JobID)
+		}
 		run = func() ([]byte, error) { return proveMLP(n.ZK, t) }
 	}
 	go func() {

@@ -15,4 +15,7 @@ var (
 	ErrRange = errors.New("tensor values out of range")
 	// ErrKernelInputs reports the wrong number of inputs for a kernel.
 	ErrKernelInputs = errors.New("kernel inputs")
+	// ErrModel reports an MLP outside this package's definition: too many or too few
+	// layers, sizes out of range or that do not chain, parameters of the wrong count.
+	ErrModel = errors.New("invalid mlp model")
 )

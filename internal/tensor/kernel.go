@@ -14,10 +14,12 @@ const KernelMatMulInt8 = "matmul-int8"
 // of the sums, so it is checked within a rounding-error bound (verify.FreivaldsFloat32).
 const KernelMatMulFloat32 = "matmul-fp32"
 
-// KernelMLPInt8 runs a committed int8 MLP on a private input and proves the result with
-// Groth16 (the zk verification level): inputs [model, input], output the model's output
-// vector and the proof. The prover lives in internal/zk, which this package may not
-// import, so RunKernel does not run it: the node's runtime does (runtime.Native with keys).
+// KernelMLPInt8 runs an int8 MLP (MLP). At the freivalds level its inputs are [model, X]
+// (DecodeMLPInt8Inputs: the OMZM model and an OMT1 int8 batch B×In) and RunKernel returns
+// the MLPTrace, every layer's accumulators and the output, which verify.CheckMLP checks
+// layer by layer. At the zk level its inputs are [model, salted input] and its output the
+// model's output vector with a Groth16 proof; the prover lives in internal/zk, which this
+// package may not import, so the node's runtime runs that form (runtime.Native with keys).
 const KernelMLPInt8 = "mlp-int8"
 
 // Kernels lists the registered kernel names in sorted order.
@@ -34,7 +36,7 @@ func RunKernel(name string, inputs [][]byte) ([]byte, error) {
 	case KernelMatMulFloat32:
 		return runMatMulFloat32(inputs)
 	case KernelMLPInt8:
-		return nil, fmt.Errorf("%w: %s is proved by a runtime with zk keys, not run here", ErrUnknownKernel, name)
+		return runMLPInt8(inputs)
 	default:
 		return nil, fmt.Errorf("%w: %q (known: %v)", ErrUnknownKernel, name, Kernels())
 	}

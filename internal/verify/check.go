@@ -13,7 +13,9 @@ import (
 // operation count for the inputs (Verdict.Ops).
 //
 // matmul-int8 is checked exactly (FreivaldsInt8); matmul-fp32 within a rounding-error
-// bound (FreivaldsFloat32), which sees only errors above the rounding noise.
+// bound (FreivaldsFloat32), which sees only errors above the rounding noise; mlp-int8 (its
+// freivalds form: inputs [model, X], output a tensor.MLPTrace) exactly, layer by layer
+// (CheckMLP).
 func CheckKernel(kernel string, inputs [][]byte, output []byte, seed [32]byte, rounds int) (Verdict, error) {
 	if err := checkRounds(rounds); err != nil {
 		return Verdict{}, err
@@ -33,6 +35,13 @@ func CheckKernel(kernel string, inputs [][]byte, output []byte, seed [32]byte, r
 		}
 		return checkProduct(tensor.MatMulOps(a.Rows, a.Cols, b.Cols), output, tensor.DecodeFloat32,
 			func(c *tensor.Float32Matrix) (Verdict, error) { return FreivaldsFloat32(a, b, c, seed, rounds) })
+	case tensor.KernelMLPInt8:
+		m, x, err := tensor.DecodeMLPInt8Inputs(inputs)
+		if err != nil {
+			return Verdict{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+		}
+		return checkProduct(MLPOps(m, x.Rows), output, tensor.DecodeMLPTrace,
+			func(t *tensor.MLPTrace) (Verdict, error) { return CheckMLP(m, x, t, seed, rounds) })
 	default:
 		return Verdict{}, fmt.Errorf("%w: %q", ErrUnknownKernel, kernel)
 	}

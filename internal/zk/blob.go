@@ -16,15 +16,13 @@ import (
 // left over; decoders check every length against the bytes that remain before they
 // allocate, so the encoding of a value is unique and four hostile bytes ask for nothing.
 //
-//	model:  "OMZM" 1, layers u8, per layer (in u32, out u32, shift u8),
-//	        then per layer its out·in weights (int8, row-major) and out biases (int32)
+//	model:  "OMZM", tensor's (MLP.MarshalBinary, tensor.DecodeMLP; DecodeModel here)
 //	input:  "OMZI" 1, salt [16], n u32, n values (int8)
 //	result: "OMZR" 1, n u32, n outputs (int8), proof length u32, proof
 
 const blobVersion = 1
 
 var (
-	modelMagic  = []byte("OMZM")
 	inputMagic  = []byte("OMZI")
 	resultMagic = []byte("OMZR")
 )
@@ -57,13 +55,6 @@ func (r *reader) bytes(n int) []byte {
 func (r *reader) u32() uint32 {
 	if b := r.bytes(4); b != nil {
 		return binary.BigEndian.Uint32(b)
-	}
-	return 0
-}
-
-func (r *reader) u8() uint8 {
-	if b := r.bytes(1); b != nil {
-		return b[0]
 	}
 	return 0
 }
@@ -108,70 +99,6 @@ func appendInt8s(b []byte, v []int8) []byte {
 		b = append(b, byte(x))
 	}
 	return b
-}
-
-// MarshalBinary encodes the model for a job's `model` input.
-func (m *Model) MarshalBinary() ([]byte, error) {
-	if err := m.Validate(); err != nil {
-		return nil, err
-	}
-	s := m.Shape()
-	b := make([]byte, 0, len(modelMagic)+2+9*len(s)+4*s.Weights())
-	b = append(append(b, modelMagic...), blobVersion, byte(len(s)))
-	for _, l := range s {
-		b = binary.BigEndian.AppendUint32(b, uint32(l.In))
-		b = binary.BigEndian.AppendUint32(b, uint32(l.Out))
-		b = append(b, l.Shift)
-	}
-	for _, l := range m.Layers {
-		b = appendInt8s(b, l.Weights)
-		for _, x := range l.Biases {
-			b = binary.BigEndian.AppendUint32(b, uint32(x))
-		}
-	}
-	return b, nil
-}
-
-// DecodeModel decodes a model that MarshalBinary encoded; the model it returns is valid.
-func DecodeModel(b []byte) (*Model, error) {
-	r := reader{b: b}
-	r.header(modelMagic, "model")
-	n := int(r.u8())
-	if r.err == nil && (n < 1 || n > MaxLayers) {
-		r.fail("%d layers, want 1..%d", n, MaxLayers)
-	}
-	s := make(Shape, 0, n)
-	for i := 0; i < n && r.err == nil; i++ {
-		s = append(s, LayerShape{In: r.dim("layer inputs"), Out: r.dim("layer outputs"), Shift: r.u8()})
-	}
-	if r.err != nil {
-		return nil, r.err
-	}
-	if err := s.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	// Every size is now bounded: check the parameters' length before allocating them.
-	if want := s.Weights() + 3*s.outputs(); len(r.b) != want {
-		return nil, fmt.Errorf("%w: %d bytes of parameters for shape %s, want %d", ErrMalformed, len(r.b), s.ID(), want)
-	}
-	m := &Model{Layers: make([]Layer, n)}
-	for i, ls := range s {
-		l := Layer{LayerShape: ls, Weights: r.int8s(ls.In * ls.Out), Biases: make([]int32, ls.Out)}
-		for j := range l.Biases {
-			l.Biases[j] = int32(r.u32())
-		}
-		m.Layers[i] = l
-	}
-	return m, r.end()
-}
-
-// outputs is the number of biases: Weights counts each as one, its encoding takes four bytes.
-func (s Shape) outputs() int {
-	n := 0
-	for _, l := range s {
-		n += l.Out
-	}
-	return n
 }
 
 // MarshalBinary encodes the input and its salt for a job's `input` input: only the node
@@ -258,16 +185,6 @@ func ParseShape(id string) (Shape, error) {
 		return bad()
 	}
 	return s, nil
-}
-
-// Ops is the model's arithmetic as a node is billed for it: a multiply and an add per
-// weight, 2·Σ in·out.
-func (s Shape) Ops() uint64 {
-	var n uint64
-	for _, l := range s {
-		n += 2 * uint64(l.In) * uint64(l.Out)
-	}
-	return n
 }
 
 // ParseCommitment parses a commitment's hex (Commitment.String): 64 lower-case digits of

@@ -17,9 +17,10 @@
 // directory shared by a deployment's nodes and validators; verifiers read verifying keys
 // only ([KeyCache.VerifyingKey]) and never make them.
 //
-// Jobs. The mlp-int8 kernel's blobs are encoded here (blob.go): the model
-// ([Model.MarshalBinary]), the salted input ([Input.MarshalBinary]) and the node's output,
-// a [Result] of the output vector and the proof; the decoders are fuzzed.
+// Jobs. The model and its encoding are tensor's ([Model] is tensor.MLP, shared with the
+// freivalds level, which checks the kernel layer by layer without a proof); the zk level's
+// own blobs are encoded here (blob.go): the salted input ([Input.MarshalBinary]) and the
+// node's output, a [Result] of the output vector and the proof; the decoders are fuzzed.
 //
 // What it must not do: this is the only package that imports gnark or gnark-crypto (an
 // architecture test enforces it), so the ledger, scheduler and other cores never link a
