@@ -31,6 +31,12 @@ func consumerJob(t *testing.T, chain *fakeChain) (api.SubmitJobRequest, map[stri
 // consumerJobAt is consumerJob at a verification level.
 func consumerJobAt(t *testing.T, chain *fakeChain, level string) (api.SubmitJobRequest, map[string][]byte) {
 	t.Helper()
+	return consumerJobWith(t, chain, func(s *api.JobSpec) { s.Verification = level })
+}
+
+// consumerJobWith is consumerJob with its spec edited before it is signed.
+func consumerJobWith(t *testing.T, chain *fakeChain, edit func(*api.JobSpec)) (api.SubmitJobRequest, map[string][]byte) {
+	t.Helper()
 	consumer := newKey(t)
 	chain.mu.Lock()
 	chain.balances[keys.AddressOfKey(consumer)] = 10 * ledger.UomniPerOMNI
@@ -46,8 +52,9 @@ func consumerJobAt(t *testing.T, chain *fakeChain, level string) (api.SubmitJobR
 	spec := api.JobSpec{
 		Workload: api.Workload{Kind: api.WorkloadTensor, Kernel: tensor.KernelMatMulInt8}, Inputs: inputs,
 		Resources: api.Resources{GPUs: 1}, MaxPricePerHour: 5 * ledger.UomniPerOMNI, Budget: ledger.UomniPerOMNI,
-		TimeoutSeconds: 30, Verification: level,
+		TimeoutSeconds: 30, Verification: api.VerifyFreivald,
 	}
+	edit(&spec)
 	tx, err := ledger.SignTx(consumer, "test", 0, ledger.Msg{CreateJob: &ledger.MsgCreateJob{
 		SpecHash: spec.Hash(), Budget: spec.Budget, MaxPricePerHour: spec.MaxPricePerHour,
 		Verification: spec.Verification, TimeoutSeconds: spec.TimeoutSeconds,

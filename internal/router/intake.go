@@ -216,12 +216,29 @@ func checkInputs(spec api.JobSpec, data map[string][]byte) ([][]byte, error) {
 	if !slices.Contains(tensor.Kernels(), spec.Workload.Kernel) {
 		return nil, &api.FieldError{Field: "spec.workload.kernel", Msg: fmt.Sprintf("unknown kernel %q (known: %v)", spec.Workload.Kernel, tensor.Kernels())}
 	}
-	if spec.Workload.Kernel == tensor.KernelMatMulInt8 && all {
-		if _, _, err := tensor.DecodeMatMulInt8Inputs(out); err != nil {
+	if all {
+		if err := checkKernelInputs(spec, out); err != nil {
 			return nil, &api.FieldError{Field: "spec.inputs", Msg: err.Error()}
 		}
 	}
 	return out, nil
+}
+
+// checkKernelInputs decodes a tensor job's inputs as its kernel will, so that data the
+// kernel cannot take is refused before anything is escrowed rather than by the node the job
+// is placed on. A zk job's inputs are the zk package's own (a salted input); its node checks
+// them against the job's statement.
+func checkKernelInputs(spec api.JobSpec, inputs [][]byte) error {
+	var err error
+	switch k := spec.Workload.Kernel; {
+	case k == tensor.KernelMatMulInt8:
+		_, _, err = tensor.DecodeMatMulInt8Inputs(inputs)
+	case k == tensor.KernelMatMulFloat32:
+		_, _, err = tensor.DecodeMatMulFloat32Inputs(inputs)
+	case k == tensor.KernelMLPInt8 && spec.Verification != api.VerifyZK:
+		_, _, err = tensor.DecodeMLPInt8Inputs(inputs)
+	}
+	return err
 }
 
 // checkCreateTx checks that the signed transaction escrows exactly this spec.

@@ -230,6 +230,29 @@ func TestSubmitRejectsWhatCannotBeEscrowed(t *testing.T) {
 	}
 }
 
+// TestSubmitRefusesInputsTheKernelCannotTake: every tensor kernel's inputs are decoded at
+// intake, so data its node would refuse is refused before anything is escrowed. The
+// consumer job's inputs are int8 matrices: right for matmul-int8, wrong for the others.
+func TestSubmitRefusesInputsTheKernelCannotTake(t *testing.T) {
+	chain := newFakeChain()
+	r, _ := startRouter(t, chain)
+	for _, kernel := range []string{tensor.KernelMatMulFloat32, tensor.KernelMLPInt8} {
+		req, _ := consumerJobWith(t, chain, func(s *api.JobSpec) { s.Workload.Kernel = kernel })
+		_, err := r.SubmitJob(context.Background(), req)
+		var fe *api.FieldError
+		if !errors.As(err, &fe) || fe.Field != "spec.inputs" {
+			t.Errorf("%s on int8 matrices: %v, want a spec.inputs error", kernel, err)
+		}
+	}
+	if len(chain.jobs) != 0 {
+		t.Fatalf("%d jobs escrowed with inputs their kernel cannot take", len(chain.jobs))
+	}
+	req, _ := consumerJob(t, chain)
+	if _, err := r.SubmitJob(context.Background(), req); err != nil {
+		t.Fatalf("the int8 product itself: %v", err)
+	}
+}
+
 // acceptingNode connects a node that accepts every job and keeps heartbeating; the ids of
 // the jobs dispatched to it arrive on the channel it returns.
 func acceptingNode(t *testing.T, r *Router, roots *x509.CertPool, key ed25519.PrivateKey) <-chan string {
