@@ -36,6 +36,7 @@ var byzRegions = []string{regionTrio, regionTrio, regionTrio, "byz-lazy", "byz-l
 type byzRow struct {
 	kind, level string
 	jobs        int
+	jobIDs      []string // on chain, in the order of the row's jobs
 	// wrong counts the wrong results cheaters returned (a redundant replica's, or a sealed
 	// result it could not open); caught, those of them the consumer did not pay for.
 	wrong, caught                  int
@@ -197,7 +198,7 @@ func TestByzantineTable(t *testing.T) {
 	rows = append(rows,
 		byzRow{kind: "slow liar (overstates TFLOPS)", level: "—", notBuilt: true, note: "not covered: needs proof of capacity (not built)"},
 		byzRow{kind: "lazy validator", level: api.VerifyFreivald, notBuilt: true,
-			note: "not covered: the devnet runs one validator, so every committee, an audit's too, is that one and its pass alone settles"})
+			note: "on a devnet of its own with a committee of three: TestLazyValidator (lazyvalidator_test.go)"})
 
 	t.Log("Byzantine table\n" + byzTable(rows))
 	for _, r := range rows {
@@ -384,6 +385,7 @@ func (s *byzSim) row(ctx context.Context, kind, level string, cheaters []*player
 		}
 	}
 	wg.Wait()
+	r.jobIDs = ids
 
 	var spent uint64
 	for i, id := range ids {

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +62,18 @@ type Options struct {
 	// test's seam to plant a participant that lies in any way a node's operator could (its
 	// declared hardware, its container runtime, what it sends the chain).
 	NodeOptions func(i int, o *node.Options)
+	// Verifiers runs that many validator daemons besides the devnet's own, each with its own
+	// key, funded in a new devnet's genesis and staked at the minimum validator stake once
+	// the chain is up, so that a committee can have members that disagree. They run no
+	// consensus node: with Verifiers > 0 the devnet's consensus validator holds 100 times
+	// their stake together (consensusStake), and their CometBFT power stays far below the
+	// third that would halt the chain (a home made without them cannot add them: nothing
+	// funds their stake). Zero, the default, runs the one validator.
+	Verifiers int
+	// ValidatorOptions, when set, edits validator i's options last, before its daemon is
+	// made (0 is the consensus validator, 1 to Verifiers the others): a test's seam to plant
+	// a validator that lies as its operator could, in what it sends the chain.
+	ValidatorOptions func(i int, o *validator.Options)
 	// Docker gives every node a Docker runtime for container jobs, each its own instance
 	// on the local engine; Start fails if none answers (ProbeDocker tells beforehand).
 	Docker bool
@@ -112,13 +125,13 @@ func (o *Options) setDefaults() error {
 
 // Devnet is a running network.
 type Devnet struct {
-	opts      Options
-	Keys      Keys
-	chain     *chain.Node
-	router    *RouterStack
-	nodes     []*node.Daemon
-	docker    *docker.Runtime // the first node's, when nodes run containers: builds demo images
-	validator *validator.Daemon
+	opts       Options
+	Keys       Keys
+	chain      *chain.Node
+	router     *RouterStack
+	nodes      []*node.Daemon
+	docker     *docker.Runtime     // the first node's, when nodes run containers: builds demo images
+	validators []*validator.Daemon // the consensus validator's first, then the verifiers'
 	// zkKeys are the Groth16 keys every node proves zk jobs with, made on first use of a
 	// shape and kept under Home/zk-keys, the directory the validator reads verifying keys
 	// from: the devnet's single-party setup (see zk.Keys on trust).
@@ -145,7 +158,7 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 	if err := os.MkdirAll(opts.Home, 0o700); err != nil {
 		return nil, fmt.Errorf("devnet home: %w", err)
 	}
-	if d.Keys, err = loadOrCreateKeys(filepath.Join(opts.Home, "keys"), opts.Nodes); err != nil {
+	if d.Keys, err = loadOrCreateKeys(filepath.Join(opts.Home, "keys"), opts.Nodes, opts.Verifiers); err != nil {
 		return nil, fmt.Errorf("devnet keys: %w", err)
 	}
 
@@ -157,7 +170,7 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 			return nil, err
 		}
 		vk.Name = "devnet-validator"
-		vk.Power = int64(validatorStake / ledger.UomniPerOMNI)
+		vk.Power = int64(consensusStake(opts.Verifiers) / ledger.UomniPerOMNI)
 		start := time.Now()
 		g, err := devnetGenesis(d.Keys, vk.PubKey, start.Unix())
 		if err != nil {
@@ -190,6 +203,10 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 	wallet := func(k []byte) *chain.Wallet {
 		return chain.NewWalletWith(d.chain.Client(), k, ChainID, chain.SignerOptions{Strict: opts.StrictSigning})
 	}
+	// The router admits only staked validators.
+	if err := d.stakeVerifiers(ctx, wallet); err != nil {
+		return nil, err
+	}
 
 	rs, err := StartRouter(ctx, RouterOptions{
 		Router: router.Options{
@@ -211,8 +228,10 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 	opts.Progress("router listening for nodes at " + rs.Router.NodesURL() + " (WebSocket + TLS 1.3)")
 	opts.Progress("REST API at " + d.RESTURL() + "/v1")
 
-	if err := d.startValidator(ctx, wallet, rs.RootCAs); err != nil {
-		return nil, err
+	for i, k := range append([]ed25519.PrivateKey{d.Keys.Validator}, d.Keys.Verifiers...) {
+		if err := d.startValidator(ctx, i, k, wallet, rs.RootCAs); err != nil {
+			return nil, err
+		}
 	}
 	for i := range d.Keys.Nodes {
 		if err := d.startNode(ctx, i, wallet, rs.RootCAs); err != nil {
@@ -250,11 +269,42 @@ func (d *Devnet) awaitNodesOnline(ctx context.Context) error {
 	}
 }
 
-func (d *Devnet) startValidator(ctx context.Context, wallet func([]byte) *chain.Wallet, roots *x509.CertPool) error {
+// stakeVerifiers stakes each extra validator (Options.Verifiers) not yet staked, together,
+// with a consensus key no node runs; a resumed devnet's are staked already.
+func (d *Devnet) stakeVerifiers(ctx context.Context, wallet func([]byte) *chain.Wallet) error {
+	if len(d.Keys.Verifiers) == 0 {
+		return nil
+	}
+	var vals []ledger.Validator
+	if err := d.chain.Client().Query(ctx, "validators", &vals); err != nil {
+		return fmt.Errorf("verifiers: %w", err)
+	}
+	errs := make([]error, len(d.Keys.Verifiers))
+	var wg sync.WaitGroup
+	for i, k := range d.Keys.Verifiers {
+		if slices.ContainsFunc(vals, func(v ledger.Validator) bool { return v.Address == keys.AddressOfKey(k) }) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stake := &ledger.MsgStake{Role: ledger.RoleValidator, Amount: validatorStake, PubKey: verifierConsensusKey(k)}
+			if _, err := wallet(k).Send(ctx, ledger.Msg{Stake: stake}); err != nil {
+				errs[i] = fmt.Errorf("verifier %d: stake: %w", i+1, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// startValidator starts validator i with key: the consensus validator's (i = 0) or a
+// verifier's.
+func (d *Devnet) startValidator(ctx context.Context, i int, key ed25519.PrivateKey, wallet func([]byte) *chain.Wallet, roots *x509.CertPool) error {
 	opts := validator.Options{
-		Key: d.Keys.Validator, RouterURL: d.router.Router.NodesURL(), RootCAs: roots,
-		Chain: wallet(d.Keys.Validator), AttestWindow: d.opts.AttestWindow, Heartbeat: time.Second, Logger: d.opts.Logger,
-		Metrics: d.labelled("validator", d.Keys.Validator),
+		Key: key, RouterURL: d.router.Router.NodesURL(), RootCAs: roots,
+		Chain: wallet(key), AttestWindow: d.opts.AttestWindow, Heartbeat: time.Second, Logger: d.opts.Logger,
+		Metrics: d.labelled("validator", key),
 		// Its own cache on the nodes' directory: it reads the verifying keys they stored,
 		// as a validator on another machine reads the ones distributed to it.
 		ZKKeys:   zk.NewKeyCache(zkKeyDir(d.opts.Home)),
@@ -266,12 +316,15 @@ func (d *Devnet) startValidator(ctx context.Context, wallet func([]byte) *chain.
 	checks := "Freivalds checks"
 	if d.opts.Docker {
 		// The same runtime as the nodes', so that it can audit the container jobs they run.
-		dr, err := d.dockerFor(ctx, string(keys.AddressOfKey(d.Keys.Validator)))
+		dr, err := d.dockerFor(ctx, string(keys.AddressOfKey(key)))
 		if err != nil {
 			return fmt.Errorf("validator: %w", err)
 		}
 		d.closers = append(d.closers, dr.Close)
 		opts.Containers, checks = runtime.Docker(dr), "Freivalds checks, container audits in docker"
+	}
+	if d.opts.ValidatorOptions != nil {
+		d.opts.ValidatorOptions(i, &opts)
 	}
 	v, err := validator.New(opts)
 	if err != nil {
@@ -280,9 +333,13 @@ func (d *Devnet) startValidator(ctx context.Context, wallet func([]byte) *chain.
 	if err := v.Start(ctx); err != nil {
 		return err
 	}
-	d.validator = v
+	d.validators = append(d.validators, v)
 	d.closers = append(d.closers, v.Close)
-	d.opts.Progress("validator " + keys.Address(v.ID()).Short() + " connected (" + checks + ")")
+	name := "validator"
+	if i > 0 {
+		name = fmt.Sprintf("verifier %d", i)
+	}
+	d.opts.Progress(name + " " + keys.Address(v.ID()).Short() + " connected (" + checks + ")")
 	return nil
 }
 

@@ -15,10 +15,23 @@ const (
 	nodeStake      = 500 * omni
 )
 
+// consensusStake is the genesis stake of the devnet's consensus validator when it runs
+// verifiers extra validators (Options.Verifiers), each funded with validatorStake to stake
+// once the chain is up. They run no consensus node, so their CometBFT power must stay far
+// below the third that would halt the chain: the consensus validator holds 100 times
+// theirs together, about 99% of the voting power. Without verifiers it is validatorStake,
+// as it always was.
+func consensusStake(verifiers int) uint64 {
+	if verifiers <= 0 {
+		return validatorStake
+	}
+	return 100 * uint64(verifiers) * validatorStake
+}
+
 // devnetGenesis lays out the whitepaper's tokenomics (ledger.Tokenomics) with the devnet's
 // own beneficiaries: team and investor keys under their vesting schedules, the demo
-// consumer and node operators carved out of the public sale, and one validator whose
-// consensus key is the CometBFT key of the devnet's chain.
+// consumer, node operators and extra validators carved out of the public sale, and one
+// validator whose consensus key is the CometBFT key of the devnet's chain.
 func devnetGenesis(k Keys, consensusKey []byte, start int64) (ledger.Genesis, error) {
 	p := ledger.DefaultParams()
 	p.Routers = []keys.Address{keys.AddressOfKey(k.Router)}
@@ -32,10 +45,13 @@ func devnetGenesis(k Keys, consensusKey []byte, start int64) (ledger.Genesis, er
 		PublicSale: []keys.Address{addr(k.PublicSale)},
 		Liquidity:  []keys.Address{addr(k.Liquidity)},
 		Carve:      []ledger.GenesisAccount{{Address: addr(k.Consumer), Balance: consumerFunds}},
-		Validators: []ledger.Validator{{Address: addr(k.Validator), PubKey: consensusKey, Stake: validatorStake}},
+		Validators: []ledger.Validator{{Address: addr(k.Validator), PubKey: consensusKey, Stake: consensusStake(len(k.Verifiers))}},
 	}
 	for _, n := range k.Nodes {
 		b.Carve = append(b.Carve, ledger.GenesisAccount{Address: addr(n), Balance: nodeFunds})
+	}
+	for _, v := range k.Verifiers {
+		b.Carve = append(b.Carve, ledger.GenesisAccount{Address: addr(v), Balance: validatorStake})
 	}
 	return ledger.Tokenomics(start, p, b)
 }
