@@ -49,12 +49,15 @@ type placementSnapshot struct {
 	weights scheduler.Weights
 }
 
-// schedulerNode is a registered node as placement scores it, FreeGPUs unset.
+// schedulerNode is a registered node as placement scores it, FreeGPUs unset. Its compute
+// is the rate the chain bills it at: the declared rate, or less where a capacity check
+// found less (ledger.Node.BillingTFLOPSMilli), so overstating its hardware wins a node no
+// placement once a validator has timed it.
 func schedulerNode(n ledger.Node) scheduler.Node {
 	id := string(n.Address)
 	return scheduler.Node{
 		ID: id, Operator: id,
-		VRAMMiB: n.Hardware.VRAMMiB, TFLOPSMilli: n.Hardware.TFLOPSMilli, Region: n.Hardware.Region,
+		VRAMMiB: n.Hardware.VRAMMiB, TFLOPSMilli: n.BillingTFLOPSMilli(), Region: n.Hardware.Region,
 		Location:      scheduler.Location{LatE6: n.Hardware.LatE6, LonE6: n.Hardware.LonE6},
 		ReliabilityBP: reliabilityBP(n), PricePerHourUomni: n.PricePerHour,
 	}

@@ -393,3 +393,20 @@ func TestANewlyRegisteredNodeIsPlaceableAtItsFirstHeartbeat(t *testing.T) {
 		t.Fatalf("the placement view after the new node's heartbeat holds %d nodes, want 2", len(view.nodes))
 	}
 }
+
+// A node a capacity check found slower than it declared is scored at what it showed, the
+// rate the chain bills it at; one never checked, or proven, at what it declared.
+func TestSchedulerNodeScoresTheProvenRate(t *testing.T) {
+	n := ledger.Node{Address: "n", Hardware: ledger.Hardware{TFLOPSMilli: 82_600}}
+	if got := schedulerNode(n).TFLOPSMilli; got != 82_600 {
+		t.Fatalf("never checked: scored at %d, want the declared 82600", got)
+	}
+	n.ProvenTFLOPSMilli, n.ProvenHeight = 34, 9
+	if got := schedulerNode(n).TFLOPSMilli; got != 34 {
+		t.Fatalf("found slow: scored at %d, want the proven 34", got)
+	}
+	n.ProvenTFLOPSMilli = 82_600
+	if got := schedulerNode(n).TFLOPSMilli; got != 82_600 {
+		t.Fatalf("proven: scored at %d, want 82600", got)
+	}
+}
