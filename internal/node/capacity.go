@@ -33,11 +33,21 @@ const capacityKeep = time.Minute
 
 // capacityState is the challenges a node is solving or has answered; one owner, mu.
 type capacityState struct {
-	mu     sync.Mutex
-	busy   bool
-	solved map[string]solvedChallenge // by seed
-	wg     sync.WaitGroup             // challenges being solved
+	mu      sync.Mutex
+	busy    bool
+	solved  map[string]solvedChallenge // by seed
+	refused map[string]time.Time       // challengers the chain did not list as validators, until when
+	wg      sync.WaitGroup             // challenges being solved
 }
+
+// A challenger the chain does not list as an active validator is refused for refusedFor
+// without asking the chain again: anyone may publish a challenge to any node, and a stream
+// of them must not cost the node (and its chain node) a query each. At most maxRefused are
+// remembered; beyond that the oldest memory is dropped whole.
+const (
+	refusedFor = time.Minute
+	maxRefused = 1024
+)
 
 type solvedChallenge struct {
 	validator string
@@ -103,12 +113,27 @@ func (d *Daemon) onCapacity(ctx context.Context, m *nats.Msg) {
 // isValidator refuses a challenger that is not an active validator on chain: a node may
 // publish to another's capacity subject, and must not make it work.
 func (d *Daemon) isValidator(ctx context.Context, id string) error {
-	var v ledger.Validator
-	if err := d.opts.Chain.Query(ctx, "validator/"+id, &v); err != nil {
-		return fmt.Errorf("challenger %s: %w", id, err)
+	c := &d.capacity
+	now := d.opts.Now()
+	c.mu.Lock()
+	until, refused := c.refused[id]
+	c.mu.Unlock()
+	if refused && now.Before(until) {
+		return fmt.Errorf("challenger %s is not an active validator (asked the chain %s ago)", id, refusedFor-until.Sub(now).Round(time.Second))
 	}
-	if v.Power() == 0 {
+	var v ledger.Validator
+	err := d.opts.Chain.Query(ctx, "validator/"+id, &v)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound) || err == nil && v.Power() == 0:
+		c.mu.Lock()
+		if len(c.refused) >= maxRefused {
+			c.refused = map[string]time.Time{}
+		}
+		c.refused[id] = now.Add(refusedFor)
+		c.mu.Unlock()
 		return fmt.Errorf("challenger %s is not an active validator", id)
+	case err != nil:
+		return fmt.Errorf("challenger %s: %w", id, err)
 	}
 	return nil
 }

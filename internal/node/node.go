@@ -143,7 +143,7 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	id := string(keys.AddressOfKey(opts.Key))
-	d := &Daemon{opts: opts, id: id, log: opts.Logger.With("node", keys.Address(id).Short()), running: map[string]runningJob{}, stopped: make(chan struct{}), capacity: capacityState{solved: map[string]solvedChallenge{}},
+	d := &Daemon{opts: opts, id: id, log: opts.Logger.With("node", keys.Address(id).Short()), running: map[string]runningJob{}, stopped: make(chan struct{}), capacity: capacityState{solved: map[string]solvedChallenge{}, refused: map[string]time.Time{}},
 		committer: txbatch.New(opts.Chain, opts.CommitWindow, opts.CommitBatchMax), committerDone: make(chan struct{})}
 	if err := d.registerMetrics(opts.Metrics); err != nil {
 		return nil, err
