@@ -106,3 +106,53 @@ func TestProvenRateBills(t *testing.T) {
 		t.Fatalf("after a proven report: rate %d, billed %d ms", rate, ms)
 	}
 }
+
+// committeeGenesis is testGenesis with three active validators of equal stake.
+func committeeGenesis() Genesis {
+	g := testGenesis()
+	for _, k := range []ed25519.PrivateKey{validator2Key, vesterKey} {
+		g.Validators = append(g.Validators, Validator{Address: addr(k), PubKey: pub(key(byte(40 + k.Seed()[0]))), Stake: 10_000 * omni})
+	}
+	return withSupply(g)
+}
+
+// An attacker test: the evidence behind a capacity report stays off chain, so one
+// validator of three cannot harm a node alone. Its wrong report is held, the node keeps its
+// stake and record; a second validator's agreeing report (two of three, more than a third)
+// slashes it. Two slow reports decide at the lower median of their rates; a report older
+// than the window no longer counts; one validator reporting twice counts once.
+func TestCapacityReportsNeedMoreThanAThird(t *testing.T) {
+	h := newHarness(t, committeeGenesis())
+	h.mustDo(node1Key, registerMsg)
+	node := func() Node { return query[Node](h, "node/"+string(addr(node1Key))) }
+	h.mustDo(validatorKey, capacityMsg(CapacityWrong, 0, 0))
+	h.mustDo(validatorKey, capacityMsg(CapacityWrong, 0, 0))
+	if n := node(); n.Stake != 500*omni || n.JobsFailed != 0 || n.ProvenHeight != 0 {
+		t.Fatalf("one validator's wrong report (sent twice) acted alone: %+v", n)
+	}
+	h.mustDo(validator2Key, capacityMsg(CapacityWrong, 0, 0))
+	if n := node(); n.Stake != 450*omni || n.JobsFailed != 1 {
+		t.Fatalf("two of three said wrong: %+v, want slashed 10%%", n)
+	}
+
+	// Slow: 5 and 9 milli-TFLOPS measured, decided at the lower median, 5.
+	h.mustDo(validatorKey, capacityMsg(CapacitySlow, 5_000_000_000, 1000))
+	if n := node(); n.ProvenHeight != 0 {
+		t.Fatalf("one slow report acted alone: %+v", n)
+	}
+	h.mustDo(vesterKey, capacityMsg(CapacitySlow, 9_000_000_000, 1000))
+	if n := node(); n.ProvenTFLOPSMilli != 5 || n.JobsFailed != 2 || n.Stake != 450*omni {
+		t.Fatalf("two slow reports: %+v, want proven at 5, a failure more, no slash", n)
+	}
+
+	// A report waits at most the window for another.
+	h.mustDo(validatorKey, capacityMsg(CapacityWrong, 0, 0))
+	for range CapacityReportWindow {
+		h.block()
+	}
+	h.mustDo(validator2Key, capacityMsg(CapacityWrong, 0, 0))
+	if n := node(); n.Stake != 450*omni {
+		t.Fatalf("a report older than the window counted: %+v", n)
+	}
+	h.checkBooks()
+}
