@@ -86,9 +86,9 @@ func runFP32Job(t *testing.T, ctx context.Context, d *Devnet, region string, see
 func TestFP32JobsAreCheckedWithinTheRoundingBound(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
-	d := startAuditDevnet(t, 0, perturber{jobs: new(atomic.Int32)})
+	d := startAuditDevnet(t, 0, func(runtime.Runtime) runtime.Runtime { return perturber{jobs: new(atomic.Int32)} })
 
-	job, cj, data := runFP32Job(t, ctx, d, "us-east", 61) // an honest node's region
+	job, cj, data := runFP32Job(t, ctx, d, regionHonest, 61)
 	if job.Status != api.StatusSettled || !job.Verified || len(cj.Attestations) == 0 || cj.Attestations[0].Ops != tensor.MatMulOps(64, 64, 64) {
 		t.Fatalf("honest fp32 job %s verified=%v verdict %q attestations %+v; events %+v", job.Status, job.Verified, job.Verdict, cj.Attestations, job.Events)
 	}

@@ -14,13 +14,17 @@ import (
 	"github.com/omnisync/omnisync/internal/tensor"
 )
 
-// regionCheat is where a level test's cheating first node declares it is, so that a job
-// asking for that region goes to it.
-const regionCheat = "cheat"
+// A level test's cheating first node declares it is in regionCheat and the others in
+// regionHonest, so that a job asking for one region goes to the cheat or to an honest node.
+const (
+	regionCheat  = "cheat"
+	regionHonest = "honest"
+)
 
 // startAuditDevnet is startDevnet with the chain's audit rate set to rateBP and, unless
-// cheat is nil, a first node in regionCheat that runs products with it.
-func startAuditDevnet(t *testing.T, rateBP uint64, cheat runtime.Runtime) *Devnet {
+// cheat is nil, a first node in regionCheat that runs its workloads with cheat(the runtime
+// it would have had), the others in regionHonest.
+func startAuditDevnet(t *testing.T, rateBP uint64, cheat func(honest runtime.Runtime) runtime.Runtime) *Devnet {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -28,8 +32,9 @@ func startAuditDevnet(t *testing.T, rateBP uint64, cheat runtime.Runtime) *Devne
 		Params: func(p *ledger.Params) { p.AuditRateBP = rateBP }}
 	if cheat != nil {
 		opts.NodeOptions = func(i int, o *node.Options) {
+			o.Hardware.Region = regionHonest
 			if i == 0 {
-				o.Runtime, o.Hardware.Region = cheat, regionCheat
+				o.Runtime, o.Hardware.Region = cheat(o.Runtime), regionCheat
 			}
 		}
 	}
@@ -63,9 +68,9 @@ func runLevelJob(t *testing.T, ctx context.Context, d *Devnet, level, region str
 func TestChallengeAndAuditLevelsEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
-	d := startAuditDevnet(t, 0, lazy{})
+	d := startAuditDevnet(t, 0, func(runtime.Runtime) runtime.Runtime { return lazy{} })
 
-	job, cj, data := runLevelJob(t, ctx, d, api.VerifyChallenge, "", 41)
+	job, cj, data := runLevelJob(t, ctx, d, api.VerifyChallenge, regionHonest, 41)
 	if job.Status != api.StatusSettled || !job.Verified || cj.Challenge == "" || cj.ChallengeReveal == nil || cj.Audited {
 		t.Fatalf("challenge job %s verified=%v verdict %q, chain: challenge %q reveal %+v audited %v; events %+v",
 			job.Status, job.Verified, job.Verdict, cj.Challenge, cj.ChallengeReveal, cj.Audited, job.Events)
@@ -89,7 +94,7 @@ func TestChallengeAndAuditLevelsEndToEnd(t *testing.T) {
 		t.Fatalf("attestations %+v: want the node's work, more than the consumer's 64 rows", cj.Attestations)
 	}
 
-	job, cj, _ = runLevelJob(t, ctx, d, api.VerifyAudit, "", 43)
+	job, cj, _ = runLevelJob(t, ctx, d, api.VerifyAudit, regionHonest, 43)
 	if job.Status != api.StatusSettled || job.Verified || cj.Audited || len(cj.Attestations) != 0 || cj.Settlement == nil || cj.Settlement.Paid == 0 {
 		t.Fatalf("unaudited audit job %s verified=%v audited=%v attestations %d settlement %+v", job.Status, job.Verified, cj.Audited, len(cj.Attestations), cj.Settlement)
 	}
@@ -123,13 +128,13 @@ func nodeRecord(t *testing.T, ctx context.Context, d *Devnet, id string) ledger.
 func TestEveryJobAuditedCatchesATamperer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
-	d := startAuditDevnet(t, ledger.BasisPoints, tamperer{})
+	d := startAuditDevnet(t, ledger.BasisPoints, func(runtime.Runtime) runtime.Runtime { return tamperer{} })
 	job, cj, _ := runLevelJob(t, ctx, d, api.VerifyAudit, regionCheat, 51)
 	n := nodeRecord(t, ctx, d, job.Node)
 	if !cj.Audited || job.Status != api.StatusFailed || cj.Settlement == nil || cj.Settlement.Refunded != cj.Budget || n.Stake >= nodeStake {
 		t.Fatalf("tamperer's audit job audited=%v %s, settlement %+v, node stake %d of %d; events %+v", cj.Audited, job.Status, cj.Settlement, n.Stake, nodeStake, job.Events)
 	}
-	job, cj, _ = runLevelJob(t, ctx, d, api.VerifyChallenge, "", 71)
+	job, cj, _ = runLevelJob(t, ctx, d, api.VerifyChallenge, regionHonest, 71)
 	if job.Status != api.StatusSettled || !job.Verified || !cj.Audited {
 		t.Fatalf("audited challenge job %s verified=%v audited=%v verdict %q", job.Status, job.Verified, cj.Audited, job.Verdict)
 	}

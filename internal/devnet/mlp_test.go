@@ -10,7 +10,6 @@ import (
 	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
-	"github.com/omnisync/omnisync/internal/node"
 	"github.com/omnisync/omnisync/internal/runtime"
 	"github.com/omnisync/omnisync/internal/tensor"
 )
@@ -27,17 +26,7 @@ var mlpTestShape = tensor.MLPShape{{In: 64, Out: 32, Shift: 9}, {In: 32, Out: 10
 func TestMLPInferenceAtFreivalds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	d, err := Start(ctx, Options{Home: t.TempDir(), BlockTime: 100 * time.Millisecond,
-		NodeOptions: func(i int, o *node.Options) {
-			o.Hardware.Region = regionHonest
-			if i == 0 {
-				o.Runtime, o.Hardware.Region = hiddenLayerLiar{o.Runtime}, regionCheat
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Close() })
+	d := startAuditDevnet(t, ledger.DefaultParams().AuditRateBP, func(rt runtime.Runtime) runtime.Runtime { return hiddenLayerLiar{rt} })
 
 	m := RandomMLP(mlpTestShape, 3)
 	x, err := tensor.RandomInt8(16, mlpTestShape[0].In, 4)
@@ -86,7 +75,7 @@ func TestMLPInferenceAtFreivalds(t *testing.T) {
 func TestMLPInferenceAudited(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	d := startAuditDevnet(t, ledger.BasisPoints, hiddenLayerLiar{runtime.Native{}})
+	d := startAuditDevnet(t, ledger.BasisPoints, func(rt runtime.Runtime) runtime.Runtime { return hiddenLayerLiar{rt} })
 	m := RandomMLP(mlpTestShape, 5)
 	x, err := tensor.RandomInt8(16, mlpTestShape[0].In, 6)
 	if err != nil {

@@ -9,15 +9,12 @@ import (
 	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
-	"github.com/omnisync/omnisync/internal/node"
 	"github.com/omnisync/omnisync/internal/runtime"
 	"github.com/omnisync/omnisync/internal/zk"
 )
 
 // zkTestShape is the small shape the zk tests prove (a setup takes milliseconds).
 var zkTestShape = zk.Shape{{In: 8, Out: 4, Shift: 7}, {In: 4, Out: 2, Shift: 6}}
-
-const regionHonest = "honest"
 
 // TestZKJobEndToEnd runs zk jobs through the devnet's real router, nodes and validator: an
 // honest node's output is the committed model applied to the consumer's input, its proof
@@ -27,17 +24,7 @@ const regionHonest = "honest"
 func TestZKJobEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
-	d, err := Start(ctx, Options{Home: t.TempDir(), BlockTime: 100 * time.Millisecond,
-		NodeOptions: func(i int, o *node.Options) {
-			o.Hardware.Region = regionHonest
-			if i == 0 {
-				o.Runtime, o.Hardware.Region = zkLiar{o.Runtime}, regionCheat
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Close() })
+	d := startAuditDevnet(t, ledger.DefaultParams().AuditRateBP, func(rt runtime.Runtime) runtime.Runtime { return zkLiar{rt} })
 
 	m, x := RandomMLP(zkTestShape, 1), RandomMLPInput(zkTestShape[0].In, 1)
 	want, err := m.Forward(x)
