@@ -78,7 +78,9 @@ A container job (--image) runs the image on three nodes of distinct operators, w
 network, a read-only root filesystem and no capabilities; each --input FILE (or NAME=FILE) is
 mounted read-only at /inputs/NAME, and everything the command writes to /outputs comes back
 as the job's result. The nodes are paid when two of the three outputs agree (--verify
-redundant), so the command must be deterministic. No node pulls from a registry: the image
+redundant, the default), so the command must be deterministic; with --verify audit one node
+runs it and the chain draws a share of jobs for a validator to run again, the rest paid
+unchecked. No node pulls from a registry: the image
 must be on the nodes, or sent with --image-archive (a docker save tarball, up to 64 MiB).`,
 		Example: `  omnisync job submit --kernel matmul-int8 --input a=A.npy --input b=B.npy --wait
   omnisync job submit --kernel matmul-int8 --input a=A.npy --input b=B.npy --budget 2 --max-price 3 -o json
