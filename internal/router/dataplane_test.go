@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,21 +24,26 @@ import (
 )
 
 // consumerJob builds a funded consumer's signed matmul job over two random 8×8 inputs.
-func consumerJob(t *testing.T, chain *fakeChain) (api.SubmitJobRequest, map[string][]byte) {
+func consumerJob(t testing.TB, chain *fakeChain) (api.SubmitJobRequest, map[string][]byte) {
 	t.Helper()
 	return consumerJobAt(t, chain, api.VerifyFreivald)
 }
 
 // consumerJobAt is consumerJob at a verification level.
-func consumerJobAt(t *testing.T, chain *fakeChain, level string) (api.SubmitJobRequest, map[string][]byte) {
+func consumerJobAt(t testing.TB, chain *fakeChain, level string) (api.SubmitJobRequest, map[string][]byte) {
 	t.Helper()
 	return consumerJobWith(t, chain, func(s *api.JobSpec) { s.Verification = level })
 }
 
 // consumerJobWith is consumerJob with its spec edited before it is signed.
-func consumerJobWith(t *testing.T, chain *fakeChain, edit func(*api.JobSpec)) (api.SubmitJobRequest, map[string][]byte) {
+func consumerJobWith(t testing.TB, chain *fakeChain, edit func(*api.JobSpec)) (api.SubmitJobRequest, map[string][]byte) {
 	t.Helper()
-	consumer := newKey(t)
+	return consumerJobFor(t, chain, newKey(t), 0, edit)
+}
+
+// consumerJobFor is consumerJobWith signed by consumer with sequence seq.
+func consumerJobFor(t testing.TB, chain *fakeChain, consumer ed25519.PrivateKey, seq uint64, edit func(*api.JobSpec)) (api.SubmitJobRequest, map[string][]byte) {
+	t.Helper()
 	chain.mu.Lock()
 	chain.balances[keys.AddressOfKey(consumer)] = 10 * ledger.UomniPerOMNI
 	chain.mu.Unlock()
@@ -55,7 +61,7 @@ func consumerJobWith(t *testing.T, chain *fakeChain, edit func(*api.JobSpec)) (a
 		TimeoutSeconds: 30, Verification: api.VerifyFreivald,
 	}
 	edit(&spec)
-	tx, err := ledger.SignTx(consumer, "test", 0, ledger.Msg{CreateJob: &ledger.MsgCreateJob{
+	tx, err := ledger.SignTx(consumer, "test", seq, ledger.Msg{CreateJob: &ledger.MsgCreateJob{
 		SpecHash: spec.Hash(), Budget: spec.Budget, MaxPricePerHour: spec.MaxPricePerHour,
 		Verification: spec.Verification, TimeoutSeconds: spec.TimeoutSeconds,
 	}})
@@ -391,5 +397,44 @@ func TestANodeNewerThanTheRoutersViewKeepsItsConnection(t *testing.T) {
 	case <-dropped:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the node the chain deactivated is still connected")
+	}
+}
+
+// GET /v1/jobs lists the signer's own jobs, newest first, from the shared store: whatever
+// other consumers' records the store holds, and a record added after a listing shows up in
+// the next (the router remembers whose each record is, never which records exist).
+func TestJobListingShowsOnlyTheSignersJobs(t *testing.T) {
+	chain := newFakeChain()
+	r, _ := startRouter(t, chain)
+	alice, bob := newKey(t), newKey(t)
+	submit := func(k ed25519.PrivateKey, seq uint64) string {
+		req, _ := consumerJobFor(t, chain, k, seq, func(*api.JobSpec) {})
+		j, err := r.SubmitJob(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j.ID
+	}
+	list := func(k ed25519.PrivateKey) []string {
+		l, err := r.Jobs(context.Background(), api.SignJobListAuth(k, string(keys.AddressOfKey(k)), time.Minute, time.Now()), api.JobQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, j := range l.Jobs {
+			ids = append(ids, j.ID)
+		}
+		return ids
+	}
+	a0, b0 := submit(alice, 0), submit(bob, 0)
+	if got := list(alice); !slices.Equal(got, []string{a0}) {
+		t.Fatalf("alice's jobs: %v, want [%s]", got, a0)
+	}
+	a1, b1 := submit(alice, 1), submit(bob, 1)
+	if got := list(alice); !slices.Equal(got, []string{a1, a0}) {
+		t.Fatalf("alice's jobs after two more records: %v, want [%s %s]", got, a1, a0)
+	}
+	if got := list(bob); !slices.Equal(got, []string{b1, b0}) {
+		t.Fatalf("bob's jobs: %v, want [%s %s]", got, b1, b0)
 	}
 }

@@ -21,8 +21,9 @@ type fakeChain struct {
 	vals     []ledger.Validator
 	jobs     map[string]*ledger.Job
 	balances map[keys.Address]uint64
-	assigned []keys.Address // every node an AssignJob named, in order
-	batches  []int          // the size of every assign_jobs batch, in order
+	seqs     map[keys.Address]uint64 // the next sequence of each account: one past its create_jobs
+	assigned []keys.Address          // every node an AssignJob named, in order
+	batches  []int                   // the size of every assign_jobs batch, in order
 	// rejectCreate, when set, is the ledger's answer to every create_job.
 	rejectCreate error
 	// loseCreateAnswer commits every create_job but answers the broadcast with a
@@ -33,7 +34,7 @@ type fakeChain struct {
 func newFakeChain() *fakeChain {
 	return &fakeChain{
 		params: ledger.DefaultParams(), nodes: map[keys.Address]ledger.Node{},
-		jobs: map[string]*ledger.Job{}, balances: map[keys.Address]uint64{},
+		jobs: map[string]*ledger.Job{}, balances: map[keys.Address]uint64{}, seqs: map[keys.Address]uint64{},
 	}
 }
 
@@ -113,6 +114,7 @@ func (f *fakeChain) BroadcastTx(_ context.Context, raw []byte) (string, int64, e
 	}
 	id := ledger.JobID(tx.Signer, tx.Body.Seq)
 	f.jobs[id] = &ledger.Job{ID: id, Consumer: tx.Signer, SpecHash: c.SpecHash, Budget: c.Budget, Status: ledger.JobCreated}
+	f.seqs[tx.Signer] = tx.Body.Seq + 1
 	if f.loseCreateAnswer {
 		return "", 0, errors.New("post failed: connection reset by peer")
 	}
@@ -126,7 +128,7 @@ func (f *fakeChain) Query(_ context.Context, path string, v any) error {
 	var out any
 	switch kind {
 	case "account":
-		out = ledger.Account{Address: keys.Address(arg), Balance: f.balances[keys.Address(arg)]}
+		out = ledger.Account{Address: keys.Address(arg), Balance: f.balances[keys.Address(arg)], Seq: f.seqs[keys.Address(arg)]}
 	case "node":
 		n, ok := f.nodes[keys.Address(arg)]
 		if !ok {

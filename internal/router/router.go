@@ -177,6 +177,12 @@ type Router struct {
 	kv     jetstream.KeyValue // job records (state.go)
 	grants *transport.Grants  // who may read and write which blob, per job step
 
+	// consumerOf remembers whose each job record in the store is, which never changes, so
+	// that listing a consumer's jobs decodes only its own records after the first listing
+	// (views.go storedJobsOf). Guarded by listMu.
+	listMu     sync.Mutex
+	consumerOf map[string]keys.Address
+
 	leases    jetstream.KeyValue // live routers (cluster.go)
 	instance  string             // this process's lease
 	leaseRev  uint64             // written by keepLease only

@@ -19,21 +19,21 @@ import (
 	"github.com/omnisync/omnisync/internal/transport/transporttest"
 )
 
-func newKey(t *testing.T) ed25519.PrivateKey { return transporttest.Key(t) }
+func newKey(t testing.TB) ed25519.PrivateKey { return transporttest.Key(t) }
 
 // startRouter runs a router over the fake chain with a real embedded NATS server.
-func startRouter(t *testing.T, chain *fakeChain) (*Router, *x509.CertPool) {
+func startRouter(t testing.TB, chain *fakeChain) (*Router, *x509.CertPool) {
 	return startRouterTTL(t, chain, time.Minute)
 }
 
-func startRouterTTL(t *testing.T, chain *fakeChain, ttl time.Duration) (*Router, *x509.CertPool) {
+func startRouterTTL(t testing.TB, chain *fakeChain, ttl time.Duration) (*Router, *x509.CertPool) {
 	t.Helper()
 	return startRouterWith(t, Options{Chain: chain, DispatchTimeout: 2 * time.Second, HeartbeatTTL: ttl, MaxAttempts: 3})
 }
 
 // startRouterWith runs a router with opts, filling in a fresh key, TLS material and store
 // where opts leave them out; it closes when the test ends.
-func startRouterWith(t *testing.T, opts Options) (*Router, *x509.CertPool) {
+func startRouterWith(t testing.TB, opts Options) (*Router, *x509.CertPool) {
 	t.Helper()
 	serverTLS, roots := transporttest.TLS(t)
 	if opts.Key == nil {

@@ -204,23 +204,44 @@ func (r *Router) Jobs(ctx context.Context, auth api.OutputAuth, q api.JobQuery) 
 }
 
 // storedJobsOf reads every job record of consumer from the shared store, newest first.
+// It lists the store's keys and reads the records whose consumer it does not yet know or
+// knows to be consumer's: a router whose store holds many consumers' jobs decoded every
+// record for every listing.
 func (r *Router) storedJobsOf(ctx context.Context, consumer keys.Address) ([]*job, error) {
 	lister, err := r.kv.ListKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: list the job store: %v", api.ErrUnavailable, err)
 	}
-	var mine []*job
+	var ids []string
 	for id := range lister.Keys() {
+		ids = append(ids, id)
+	}
+	r.listMu.Lock()
+	known := r.consumerOf
+	r.listMu.Unlock()
+	seen := make(map[string]keys.Address, len(ids)) // what the store holds now: forgotten records drop out
+	var mine []*job
+	for _, id := range ids {
+		if c, ok := known[id]; ok && c != consumer {
+			seen[id] = c
+			continue
+		}
 		entry, err := r.kv.Get(ctx, id)
 		if err != nil {
 			continue // removed since it was listed
 		}
 		j, err := jobFromRecord(entry.Value())
-		if err != nil || j.consumer != consumer {
+		if err != nil {
 			continue
 		}
-		mine = append(mine, j)
+		seen[id] = j.consumer
+		if j.consumer == consumer {
+			mine = append(mine, j)
+		}
 	}
+	r.listMu.Lock()
+	r.consumerOf = seen
+	r.listMu.Unlock()
 	slices.SortFunc(mine, func(a, b *job) int {
 		if c := b.started.Compare(a.started); c != 0 {
 			return c
