@@ -21,13 +21,14 @@ import (
 )
 
 // Proof of capacity, the validator's side: a node's declared rate (Hardware.TFLOPSMilli)
-// is what its jobs are billed at and what the scheduler ranks it by, so the validator
-// checks it. When it first sees a node on chain, and then at random times (exponential,
+// is what its jobs are billed at and what the router scores it by until a check finds it
+// slower, so the validator checks it. When it first sees a node on chain, and then at random times (exponential,
 // mean CapacityOptions.Every), it sends the node a chain of dense products
 // (verify.CapacityChallenge) sized to take Target at the declared rate, times the answer
 // against verify.CapacityDeadline (Slack × that time + Allowance), spot-checks Spots
 // links of it and reports the outcome on chain (ledger.MsgCapacityReport): proven, slow
-// (late, unanswered or unopened: no slash) or wrong (a spot check failed: slashed).
+// (late, unanswered or unopened: no slash) or wrong (a spot check failed: a slash). The
+// chain acts on a slow or wrong report once more than a third of the validators agree.
 
 // CapacityOptions configure the capacity checker; it is off unless Every > 0.
 type CapacityOptions struct {
