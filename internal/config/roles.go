@@ -318,6 +318,8 @@ type Validator struct {
 	DockerHost string   `toml:"docker_host" help:"the Docker engine's socket, unix:///PATH; empty: $DOCKER_HOST, else unix:///var/run/docker.sock"`
 	GPUDevices []string `toml:"gpu_devices" help:"GPUs audited containers may be given (indices or UUIDs as nvidia-smi prints them), each to one job at a time; empty: none, so audits of jobs that ask for GPUs are refused"`
 	ZKDir      string   `toml:"zk_dir" help:"directory of the deployment's zk keys, as its nodes prove with (read only: a validator never sets keys up); empty: zk jobs are refused, never attested"`
+	// CapacityEvery turns the proof-of-capacity checker on (validator.CapacityOptions).
+	CapacityEvery Duration `toml:"capacity_every" help:"challenge each node's declared TFLOPS when first seen and then about this often (a random time of this mean), reporting on chain; 0, the default, checks none"`
 }
 
 func defaultValidator() Validator {
@@ -345,7 +347,8 @@ func (v Validator) validate() []error {
 // Options is the validator's Options but for what the cli supplies: Key, Chain, RootCAs,
 // Logger, and the container runtime containers names.
 func (v Validator) Options() validator.Options {
-	return validator.Options{RouterURL: v.Router, Rounds: v.Rounds, Heartbeat: v.Heartbeat.Duration, ZKKeys: zkKeys(v.ZKDir)}
+	return validator.Options{RouterURL: v.Router, Rounds: v.Rounds, Heartbeat: v.Heartbeat.Duration, ZKKeys: zkKeys(v.ZKDir),
+		Capacity: validator.CapacityOptions{Every: v.CapacityEvery.Duration}}
 }
 
 // zkKeys is the key cache on dir, nil for none.
