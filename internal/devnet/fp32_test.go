@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/omnisync/omnisync/api"
-	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/runtime"
 	"github.com/omnisync/omnisync/internal/tensor"
@@ -101,10 +100,8 @@ func TestFP32JobsAreCheckedWithinTheRoundingBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := product.MarshalBinary()
-	consumer := string(keys.AddressOfKey(d.Keys.Consumer))
-	out, err := api.NewClient(d.RESTURL()).JobOutput(ctx, job.ID, api.SignOutputAuth(d.Keys.Consumer, consumer, job.ID, time.Minute, time.Now()))
-	if err != nil || !bytes.Equal(out.Data, want) || !out.Verified {
-		t.Fatalf("the consumer read %d bytes (verified %v, %v), want the kernel's %d", len(out.Data), out.Verified, err, len(want))
+	if out := consumerOutput(t, ctx, d, job.ID); !bytes.Equal(out.Data, want) || !out.Verified {
+		t.Fatalf("the consumer read %d bytes (verified %v), want the kernel's %d", len(out.Data), out.Verified, len(want))
 	}
 
 	job, _, _ = runFP32Job(t, ctx, d, regionCheat, 62)

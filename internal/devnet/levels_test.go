@@ -84,10 +84,8 @@ func TestChallengeAndAuditLevelsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := product.MarshalBinary()
-	consumer := string(keys.AddressOfKey(d.Keys.Consumer))
-	out, err := api.NewClient(d.RESTURL()).JobOutput(ctx, job.ID, api.SignOutputAuth(d.Keys.Consumer, consumer, job.ID, time.Minute, time.Now()))
-	if err != nil || !bytes.Equal(out.Data, want) || !out.Verified {
-		t.Fatalf("the consumer read %d bytes (verified %v, %v), want its own 64×64 product of %d bytes", len(out.Data), out.Verified, err, len(want))
+	if out := consumerOutput(t, ctx, d, job.ID); !bytes.Equal(out.Data, want) || !out.Verified {
+		t.Fatalf("the consumer read %d bytes (verified %v), want its own 64×64 product of %d bytes", len(out.Data), out.Verified, len(want))
 	}
 	// The node computed the challenge rows too, and is billed for them.
 	if len(cj.Attestations) == 0 || cj.Attestations[0].Ops <= tensor.MatMulOps(64, 64, 64) {
@@ -106,6 +104,17 @@ func TestChallengeAndAuditLevelsEndToEnd(t *testing.T) {
 	if n := nodeRecord(t, ctx, d, job.Node); n.Stake >= nodeStake {
 		t.Fatalf("lazy node kept its stake: %d", n.Stake)
 	}
+}
+
+// consumerOutput reads a job's output as the devnet's consumer, with a signed request.
+func consumerOutput(t *testing.T, ctx context.Context, d *Devnet, jobID string) api.JobOutput {
+	t.Helper()
+	consumer := string(keys.AddressOfKey(d.Keys.Consumer))
+	out, err := api.NewClient(d.RESTURL()).JobOutput(ctx, jobID, api.SignOutputAuth(d.Keys.Consumer, consumer, jobID, time.Minute, time.Now()))
+	if err != nil {
+		t.Fatalf("the consumer's output of %s: %v", jobID, err)
+	}
+	return out
 }
 
 // lazy returns a random product of the right shape without computing it.

@@ -145,9 +145,8 @@ func TestRedundantJobPaysOnlyTheAgreeingReplicas(t *testing.T) {
 	}
 
 	// The consumer reads the agreed output, and the REST view shows every replica.
-	out, err := c.JobOutput(ctx, job.ID, api.SignOutputAuth(d.Keys.Consumer, string(keys.AddressOfKey(d.Keys.Consumer)), job.ID, time.Minute, time.Now()))
-	if err != nil || !out.Verified || out.Digest != cj.ResultDigest {
-		t.Fatalf("output %+v %v", out.Digest, err)
+	if out := consumerOutput(t, ctx, d, job.ID); !out.Verified || out.Digest != cj.ResultDigest {
+		t.Fatalf("output %+v", out.Digest)
 	}
 	if job.Verification != api.VerifyRedundant || len(job.Replicas) != ledger.RedundantReplicas ||
 		!slices.ContainsFunc(job.Replicas, func(r api.Replica) bool { return r.Node == liar && r.Paid == 0 }) {
