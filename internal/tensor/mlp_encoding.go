@@ -1,7 +1,6 @@
 package tensor
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 )
@@ -27,100 +26,13 @@ var (
 	traceMagic = []byte("OMLT")
 )
 
-// blobReader walks a blob; its first error sticks.
-type blobReader struct {
-	b     []byte
-	order binary.ByteOrder
-	err   error
-}
-
-func (r *blobReader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: %s", ErrEncoding, fmt.Sprintf(format, args...))
-	}
-}
-
-func (r *blobReader) bytes(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if n < 0 || n > len(r.b) {
-		r.fail("%d bytes wanted, %d left", n, len(r.b))
-		return nil
-	}
-	out := r.b[:n]
-	r.b = r.b[n:]
-	return out
-}
-
-func (r *blobReader) u32() uint32 {
-	if b := r.bytes(4); b != nil {
-		return r.order.Uint32(b)
-	}
-	return 0
-}
-
-func (r *blobReader) u8() uint8 {
-	if b := r.bytes(1); b != nil {
-		return b[0]
-	}
-	return 0
-}
-
-// header checks the magic and version.
-func (r *blobReader) header(magic []byte, what string) {
-	if b := r.bytes(len(magic) + 1); r.err == nil && (!bytes.Equal(b[:len(magic)], magic) || b[len(magic)] != mlpBlobVersion) {
-		r.fail("not a %s (magic %q, version %d)", what, b[:len(magic)], b[len(magic)])
-	}
-}
-
-// dim reads a u32 size and checks it lies in 1..limit.
-func (r *blobReader) dim(what string, limit int) int {
-	n := r.u32()
-	if r.err == nil && (n < 1 || uint64(n) > uint64(limit)) {
-		r.fail("%s %d, want 1..%d", what, n, limit)
-	}
-	return int(n)
-}
-
-// layers reads a layer count and checks it lies in 1..MLPMaxLayers.
-func (r *blobReader) layers() int {
-	n := int(r.u8())
-	if r.err == nil && (n < 1 || n > MLPMaxLayers) {
-		r.fail("%d layers, want 1..%d", n, MLPMaxLayers)
+// readLayers reads a layer count and checks it lies in 1..MLPMaxLayers.
+func readLayers(r *BlobReader) int {
+	n := int(r.U8())
+	if r.Err() == nil && (n < 1 || n > MLPMaxLayers) {
+		r.Fail("%d layers, want 1..%d", n, MLPMaxLayers)
 	}
 	return n
-}
-
-func (r *blobReader) int8s(n int) []int8 {
-	b := r.bytes(n)
-	if b == nil {
-		return nil
-	}
-	out := make([]int8, n)
-	for i, v := range b {
-		out[i] = int8(v)
-	}
-	return out
-}
-
-func (r *blobReader) int32s(n int) []int32 {
-	b := r.bytes(4 * n)
-	if b == nil {
-		return nil
-	}
-	out := make([]int32, n)
-	for i := range out {
-		out[i] = int32(r.order.Uint32(b[4*i:]))
-	}
-	return out
-}
-
-func (r *blobReader) end() error {
-	if r.err == nil && len(r.b) != 0 {
-		r.fail("%d trailing bytes", len(r.b))
-	}
-	return r.err
 }
 
 func appendInt8s(b []byte, v []int8) []byte {
@@ -160,15 +72,15 @@ func (m *MLP) MarshalBinary() ([]byte, error) {
 // DecodeMLP decodes a model that MLP.MarshalBinary encoded; the model it returns is valid.
 // It fails with ErrEncoding only.
 func DecodeMLP(b []byte) (*MLP, error) {
-	r := blobReader{b: b, order: binary.BigEndian}
-	r.header(modelMagic, "model")
-	n := r.layers()
+	r := NewBlobReader(b, binary.BigEndian)
+	r.Header(modelMagic, mlpBlobVersion, "model")
+	n := readLayers(r)
 	s := make(MLPShape, 0, n)
-	for i := 0; i < n && r.err == nil; i++ {
-		s = append(s, LayerShape{In: r.dim("layer inputs", MLPMaxDim), Out: r.dim("layer outputs", MLPMaxDim), Shift: r.u8()})
+	for i := 0; i < n && r.Err() == nil; i++ {
+		s = append(s, LayerShape{In: r.Dim("layer inputs", MLPMaxDim), Out: r.Dim("layer outputs", MLPMaxDim), Shift: r.U8()})
 	}
-	if r.err != nil {
-		return nil, r.err
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrEncoding, err)
@@ -179,9 +91,9 @@ func DecodeMLP(b []byte) (*MLP, error) {
 	}
 	m := &MLP{Layers: make([]MLPLayer, n)}
 	for i, ls := range s {
-		m.Layers[i] = MLPLayer{LayerShape: ls, Weights: r.int8s(ls.In * ls.Out), Biases: r.int32s(ls.Out)}
+		m.Layers[i] = MLPLayer{LayerShape: ls, Weights: r.Int8s(ls.In * ls.Out), Biases: r.Int32s(ls.Out)}
 	}
-	return m, r.end()
+	return m, r.End()
 }
 
 // MarshalBinary encodes the trace as the job's output blob.
@@ -237,16 +149,16 @@ func (t *MLPTrace) Validate() error {
 // DecodeMLPTrace decodes a trace that MLPTrace.MarshalBinary encoded; the trace it returns
 // is valid. It fails with ErrEncoding only.
 func DecodeMLPTrace(b []byte) (*MLPTrace, error) {
-	r := blobReader{b: b, order: binary.LittleEndian}
-	r.header(traceMagic, "mlp trace")
-	n := r.layers()
-	rows := r.dim("rows", MaxElements)
+	r := NewBlobReader(b, binary.LittleEndian)
+	r.Header(traceMagic, mlpBlobVersion, "mlp trace")
+	n := readLayers(r)
+	rows := r.Dim("rows", MaxElements)
 	cols := make([]int, 0, n)
-	for i := 0; i < n && r.err == nil; i++ {
-		cols = append(cols, r.dim("layer outputs", MLPMaxDim))
+	for i := 0; i < n && r.Err() == nil; i++ {
+		cols = append(cols, r.Dim("layer outputs", MLPMaxDim))
 	}
-	if r.err != nil {
-		return nil, r.err
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	// Every size is now bounded (rows < 2^27, cols ≤ 2^12): check the data's length before
 	// allocating it.
@@ -263,8 +175,8 @@ func DecodeMLPTrace(b []byte) (*MLPTrace, error) {
 	}
 	t := &MLPTrace{Acc: make([]*Int32Matrix, n)}
 	for i, c := range cols {
-		t.Acc[i] = &Int32Matrix{Rows: rows, Cols: c, Data: r.int32s(rows * c)}
+		t.Acc[i] = &Int32Matrix{Rows: rows, Cols: c, Data: r.Int32s(rows * c)}
 	}
-	t.Output = &Int8Matrix{Rows: rows, Cols: last, Data: r.int8s(rows * last)}
-	return t, r.end()
+	t.Output = &Int8Matrix{Rows: rows, Cols: last, Data: r.Int8s(rows * last)}
+	return t, r.End()
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
+
+	"github.com/omnisync/omnisync/internal/tensor"
 )
 
 // A zk job's blobs: the model and the input the consumer uploads, and the result the node
@@ -27,71 +29,12 @@ var (
 	resultMagic = []byte("OMZR")
 )
 
-// reader walks a blob; its first error sticks.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+// malformed reads a tensor.BlobReader's outcome as this package's error.
+func malformed(err error) error {
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-}
-
-func (r *reader) bytes(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if n < 0 || n > len(r.b) {
-		r.fail("%d bytes wanted, %d left", n, len(r.b))
-		return nil
-	}
-	out := r.b[:n]
-	r.b = r.b[n:]
-	return out
-}
-
-func (r *reader) u32() uint32 {
-	if b := r.bytes(4); b != nil {
-		return binary.BigEndian.Uint32(b)
-	}
-	return 0
-}
-
-// header checks the magic and version.
-func (r *reader) header(magic []byte, what string) {
-	if b := r.bytes(len(magic) + 1); r.err == nil && (!bytes.Equal(b[:len(magic)], magic) || b[len(magic)] != blobVersion) {
-		r.fail("not a %s (magic %q, version %d)", what, b[:len(magic)], b[len(magic)])
-	}
-}
-
-// dim reads a u32 size and checks it lies in 1..MaxDim.
-func (r *reader) dim(what string) int {
-	n := r.u32()
-	if r.err == nil && (n < 1 || n > MaxDim) {
-		r.fail("%s %d, want 1..%d", what, n, MaxDim)
-	}
-	return int(n)
-}
-
-func (r *reader) int8s(n int) []int8 {
-	b := r.bytes(n)
-	if b == nil {
-		return nil
-	}
-	out := make([]int8, n)
-	for i, v := range b {
-		out[i] = int8(v)
-	}
-	return out
-}
-
-func (r *reader) end() error {
-	if r.err == nil && len(r.b) != 0 {
-		r.fail("%d trailing bytes", len(r.b))
-	}
-	return r.err
+	return nil
 }
 
 func appendInt8s(b []byte, v []int8) []byte {
@@ -115,13 +58,13 @@ func (in Input) MarshalBinary() ([]byte, error) {
 
 // DecodeInput decodes an input that Input.MarshalBinary encoded.
 func DecodeInput(b []byte) (Input, error) {
-	r := reader{b: b}
-	r.header(inputMagic, "zk input")
+	r := tensor.NewBlobReader(b, binary.BigEndian)
+	r.Header(inputMagic, blobVersion, "zk input")
 	var in Input
-	copy(in.Salt[:], r.bytes(len(in.Salt)))
-	n := r.dim("input length")
-	in.Values = r.int8s(n)
-	return in, r.end()
+	copy(in.Salt[:], r.Bytes(len(in.Salt)))
+	n := r.Dim("input length", MaxDim)
+	in.Values = r.Int8s(n)
+	return in, malformed(r.End())
 }
 
 // Result is a zk job's output: the model's output vector and the proof that it is the
@@ -145,16 +88,16 @@ func (res Result) MarshalBinary() ([]byte, error) {
 
 // DecodeResult decodes a job's output blob; it does not verify the proof.
 func DecodeResult(b []byte) (Result, error) {
-	r := reader{b: b}
-	r.header(resultMagic, "zk result")
+	r := tensor.NewBlobReader(b, binary.BigEndian)
+	r.Header(resultMagic, blobVersion, "zk result")
 	var res Result
-	res.Output = r.int8s(r.dim("output length"))
-	n := r.u32()
-	if r.err == nil && n > MaxProofBytes {
-		r.fail("proof of %d bytes", n)
+	res.Output = r.Int8s(r.Dim("output length", MaxDim))
+	n := r.U32()
+	if r.Err() == nil && n > MaxProofBytes {
+		r.Fail("proof of %d bytes", n)
 	}
-	res.Proof = bytes.Clone(r.bytes(int(n)))
-	return res, r.end()
+	res.Proof = bytes.Clone(r.Bytes(int(n)))
+	return res, malformed(r.End())
 }
 
 // ParseShape parses a Shape.ID such as "64x32s7-32x10s6"; only the canonical spelling

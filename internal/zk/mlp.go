@@ -1,10 +1,6 @@
 package zk
 
-import (
-	"fmt"
-
-	"github.com/omnisync/omnisync/internal/tensor"
-)
+import "github.com/omnisync/omnisync/internal/tensor"
 
 // The model is tensor's (tensor.MLP): one definition and one encoding serve the zk level,
 // which proves it, and the freivalds level, which checks it layer by layer. These names
@@ -44,8 +40,5 @@ func clampLow(i, n int) int64 { return tensor.ClampLow(i, n) }
 // model it returns is valid.
 func DecodeModel(b []byte) (*Model, error) {
 	m, err := tensor.DecodeMLP(b)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	return m, nil
+	return m, malformed(err)
 }
