@@ -168,3 +168,53 @@ func parseNPY(b []byte) (descr string, fortran bool, shape []int, data []byte, e
 	}
 	return d, f == "True", shape, b[start+hlen:], nil
 }
+
+// npyInts are the integer dtypes ParseNPYInts reads, with their sizes and signedness;
+// NumPy writes np.array([7, 6]) as '<i8' and np.int32 arrays as '<i4'.
+var npyInts = map[string]struct {
+	size   int
+	signed bool
+}{
+	"|i1": {1, true}, "<i1": {1, true}, "i1": {1, true}, "|u1": {1, false}, "<u1": {1, false}, "u1": {1, false},
+	"<i2": {2, true}, "<u2": {2, false}, "<i4": {4, true}, "<u4": {4, false}, "<i8": {8, true},
+}
+
+// ParseNPYInts decodes a NumPy .npy file holding a C-order array of any little-endian
+// integer dtype but uint64, of any number of dimensions (a scalar has none), as int64s
+// in C order with its shape.
+func ParseNPYInts(b []byte) (shape []int, values []int64, err error) {
+	descr, fortran, shape, data, err := parseNPY(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	dt, ok := npyInts[descr]
+	switch {
+	case !ok:
+		return nil, nil, fmt.Errorf("%w: npy dtype %q: want an integer array (int8 to int64, or uint8 to uint32)", ErrEncoding, descr)
+	case fortran && len(shape) > 1:
+		return nil, nil, fmt.Errorf("%w: npy array is in Fortran order: save np.ascontiguousarray(a)", ErrEncoding)
+	}
+	n := 1
+	for _, d := range shape {
+		// n ≤ MaxElements before, so n·d can overflow only when d > MaxElements, tested first.
+		if n *= d; d > MaxElements || n > MaxElements {
+			return nil, nil, fmt.Errorf("%w: npy shape %v has over %d elements", ErrShape, shape, MaxElements)
+		}
+	}
+	if len(data) != n*dt.size {
+		return nil, nil, fmt.Errorf("%w: npy shape %v needs %d bytes of data, the file has %d", ErrEncoding, shape, n*dt.size, len(data))
+	}
+	values = make([]int64, n)
+	for i := range values {
+		var u uint64
+		for k := dt.size - 1; k >= 0; k-- {
+			u = u<<8 | uint64(data[i*dt.size+k])
+		}
+		if shift := 64 - 8*dt.size; dt.signed && shift > 0 {
+			values[i] = int64(u<<shift) >> shift
+		} else {
+			values[i] = int64(u)
+		}
+	}
+	return shape, values, nil
+}

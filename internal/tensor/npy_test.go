@@ -99,3 +99,53 @@ func FuzzParseNPYInt8(f *testing.F) {
 		}
 	})
 }
+
+func TestParseNPYIntsReadsEveryIntegerDtype(t *testing.T) {
+	for _, tt := range []struct {
+		dict string
+		data []byte
+		want []int64
+	}{
+		{"{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", []byte{7, 0, 0, 0, 0, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, []int64{7, -2}},
+		{"{'descr': '<i4', 'fortran_order': False, 'shape': (1, 2), }", []byte{0, 0, 0, 0x80, 0xff, 0xff, 0xff, 0x7f}, []int64{-1 << 31, 1<<31 - 1}},
+		{"{'descr': '<u4', 'fortran_order': False, 'shape': (1,), }", []byte{0xff, 0xff, 0xff, 0xff}, []int64{1<<32 - 1}},
+		{"{'descr': '<i2', 'fortran_order': False, 'shape': (1,), }", []byte{0x00, 0x80}, []int64{-1 << 15}},
+		{"{'descr': '|u1', 'fortran_order': False, 'shape': (), }", []byte{200}, []int64{200}},
+		{"{'descr': '|i1', 'fortran_order': False, 'shape': (0,), }", nil, []int64{}},
+	} {
+		_, got, err := ParseNPYInts(numpyFile(1, tt.dict, tt.data))
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("%s: %v %v, want %v", tt.dict, got, err, tt.want)
+		}
+	}
+	for name, f := range map[string][]byte{
+		"float":       numpyFile(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", []byte{0, 0, 0, 0}),
+		"uint64":      numpyFile(1, "{'descr': '<u8', 'fortran_order': False, 'shape': (1,), }", make([]byte, 8)),
+		"big-endian":  numpyFile(1, "{'descr': '>i4', 'fortran_order': False, 'shape': (1,), }", make([]byte, 4)),
+		"short data":  numpyFile(1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }", make([]byte, 7)),
+		"fortran 2-D": numpyFile(1, "{'descr': '<i4', 'fortran_order': True, 'shape': (2, 2), }", make([]byte, 16)),
+		"huge":        numpyFile(1, "{'descr': '<i4', 'fortran_order': False, 'shape': (67108864, 67108864, 67108864), }", nil),
+	} {
+		if _, _, err := ParseNPYInts(f); !errors.Is(err, ErrEncoding) && !errors.Is(err, ErrShape) {
+			t.Errorf("%s: err = %v, want a clear encoding or shape error", name, err)
+		}
+	}
+}
+
+func FuzzParseNPYInts(f *testing.F) {
+	f.Add(numpyFile(1, "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", make([]byte, 16)))
+	f.Add(numpyFile(1, "{'descr': '|u1', 'fortran_order': False, 'shape': (), }", []byte{3}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		shape, v, err := ParseNPYInts(b)
+		if err != nil {
+			return
+		}
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		if n != len(v) {
+			t.Fatalf("shape %v holds %d elements, parsed %d", shape, n, len(v))
+		}
+	})
+}
