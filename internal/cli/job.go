@@ -20,6 +20,7 @@ import (
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/tensor"
+	"github.com/omnisync/omnisync/internal/zk"
 )
 
 func newJobCmd(g *globals) *cobra.Command {
@@ -30,7 +31,9 @@ func newJobCmd(g *globals) *cobra.Command {
 		Long: `A consumer's jobs, through a router's REST API (--api), signed with the wallet (--wallet).
 
 Tensor jobs take NumPy .npy files and give one back: make the inputs with
-numpy.save("A.npy", a.astype(np.int8)), read the result with numpy.load("ID.npy").`,
+numpy.save("A.npy", a.astype(np.int8)), read the result with numpy.load("ID.npy").
+An mlp-int8 model is an .npz: numpy.savez("model.npz", w0=W0, b0=b0, w1=W1, b1=b1,
+shifts=[7, 6]).`,
 	}
 	f.addWalletFlags(cmd)
 	cmd.AddCommand(newJobSubmitCmd(g, f), newJobStatusCmd(g, f), newJobWaitCmd(g, f), newJobEventsCmd(g, f), newJobLogsCmd(g, f),
@@ -42,6 +45,7 @@ numpy.save("A.npy", a.astype(np.int8)), read the result with numpy.load("ID.npy"
 type jobSubmitFlags struct {
 	kernel string
 	inputs []string
+	model  string // mlp-int8: the model, an .npz
 	// container jobs
 	image        string
 	imageID      string
@@ -72,7 +76,12 @@ with its inputs to the router, which places it and has it verified (--verify). I
 job id; with --wait it follows the job to its end. Nothing is escrowed unless the router
 accepts the job.
 
-A tensor job (--kernel) takes NumPy .npy operands and is checked with Freivalds' algorithm.
+A tensor job (--kernel) takes NumPy .npy operands and is checked with Freivalds' algorithm:
+matmul-int8 multiplies int8 matrices exactly, matmul-fp32 float32 ones (checked within a
+rounding bound), and mlp-int8 runs an int8 model (--model, an .npz) on a batch of inputs,
+checked layer by layer. With --verify zk, mlp-int8 runs on one input row and the node proves
+the output with a Groth16 proof: the spec commits to the model and to the salted input, and
+no validator sees either.
 
 A container job (--image) runs the image on three nodes of distinct operators, with no
 network, a read-only root filesystem and no capabilities; each --input FILE (or NAME=FILE) is
@@ -83,6 +92,8 @@ runs it and the chain draws a share of jobs for a validator to run again, the re
 unchecked. No node pulls from a registry: the image
 must be on the nodes, or sent with --image-archive (a docker save tarball, up to 64 MiB).`,
 		Example: `  omnisync job submit --kernel matmul-int8 --input a=A.npy --input b=B.npy --wait
+  omnisync job submit --kernel mlp-int8 --model model.npz --input x=X.npy --wait
+  omnisync job submit --kernel mlp-int8 --model model.npz --input x=x1.npy --verify zk --wait
   omnisync job submit --kernel matmul-int8 --input a=A.npy --input b=B.npy --budget 2 --max-price 3 -o json
   omnisync job submit --image-archive train.tar --image train:v1 --gpus 1 --input data.csv --wait -- /train --epochs 3`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -129,7 +140,8 @@ must be on the nodes, or sent with --image-archive (a docker save tarball, up to
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&s.kernel, "kernel", tensor.KernelMatMulInt8, "built-in verifiable kernel: "+strings.Join(tensor.Kernels(), ", "))
-	fl.StringArrayVar(&s.inputs, "input", nil, "tensor jobs: NAME=FILE.npy, an operand in the kernel's order (matmul-int8: a and b, int8 matrices); container jobs: FILE or NAME=FILE, mounted at /inputs/NAME (repeatable)")
+	fl.StringArrayVar(&s.inputs, "input", nil, "tensor jobs: NAME=FILE.npy, an operand in the kernel's order (matmul-int8: a and b, int8 matrices; matmul-fp32: a and b, float32; mlp-int8: x, an int8 batch, one input per row, a single row with --verify zk); container jobs: FILE or NAME=FILE, mounted at /inputs/NAME (repeatable)")
+	fl.StringVar(&s.model, "model", "", "mlp-int8 jobs: the model, "+modelFormat)
 	fl.StringVar(&s.image, "image", "", "container job: the image to run, name:tag")
 	fl.StringVar(&s.imageID, "image-id", "", "container job: the image id (sha256:...) every node must run; strongly advised without --image-archive")
 	fl.StringVar(&s.imageArchive, "image-archive", "", "container job: a docker save tarball of the image, sent as an input and loaded by each node after checking its digest")
@@ -141,7 +153,7 @@ must be on the nodes, or sent with --image-archive (a docker save tarball, up to
 	fl.StringVar(&s.budget, "budget", "1", "OMNI locked in escrow; what the job does not cost is refunded")
 	fl.StringVar(&s.maxPrice, "max-price", "3", "highest bid per GPU-hour a node may have, OMNI")
 	fl.DurationVar(&s.timeout, "timeout", 5*time.Minute, "the job's deadline: unfinished by then, it is refunded")
-	fl.StringVar(&s.verify, "verify", "", "verification level: freivalds (tensor jobs, the default for them: every product checked), challenge (tensor jobs: hidden challenge rows checked, a share of jobs audited in full), audit (any job: a share re-executed by a validator, the rest paid unchecked) or redundant (three nodes, paid on two matching outputs; the default for containers)")
+	fl.StringVar(&s.verify, "verify", "", "verification level: freivalds (tensor jobs, the default for them: every product checked), challenge (tensor jobs: hidden challenge rows checked, a share of jobs audited in full), audit (any job: a share re-executed by a validator, the rest paid unchecked), redundant (three nodes, paid on two matching outputs; the default for containers) or zk (mlp-int8 on one input row: the node proves its output, no validator sees the model or the input)")
 	fl.BoolVar(&s.wait, "wait", false, "follow the job until it ends, with a status line")
 	fl.StringVar(&s.region, "region", "", "only nodes in this region (as nodes declare it, e.g. eu-central)")
 	fl.StringVar(&s.from, "from", "", "where you are, LAT,LON in degrees (e.g. 52.52,13.40): nodes nearer score higher on latency")
@@ -241,7 +253,8 @@ func (s jobSubmitFlags) containerSpec(spec *api.JobSpec) (map[string][]byte, err
 	return data, nil
 }
 
-// tensorSpec fills in a tensor job: its kernel and .npy operands.
+// tensorSpec fills in a tensor job: its kernel and operands (.npy files, and for
+// mlp-int8 the --model .npz), encoded as the kernel takes them.
 func (s jobSubmitFlags) tensorSpec(spec *api.JobSpec) (map[string][]byte, error) {
 	if s.cpus != 0 || s.memoryGB != 0 || len(s.env) > 0 {
 		return nil, errors.New("--cpu, --memory and --env are for container jobs (--image)")
@@ -252,32 +265,93 @@ func (s jobSubmitFlags) tensorSpec(spec *api.JobSpec) (map[string][]byte, error)
 	if spec.Verification == "" {
 		spec.Verification = api.VerifyFreivald
 	}
+	if (s.model != "") != (s.kernel == tensor.KernelMLPInt8) {
+		return nil, fmt.Errorf("--model is the %s kernel's model, and that kernel needs one (--kernel %s --model MODEL.npz --input x=X.npy)", tensor.KernelMLPInt8, tensor.KernelMLPInt8)
+	}
+	if spec.Verification == api.VerifyZK && s.kernel != tensor.KernelMLPInt8 {
+		return nil, fmt.Errorf("--verify zk proves the %s kernel only", tensor.KernelMLPInt8)
+	}
 	spec.Workload = api.Workload{Kind: api.WorkloadTensor, Kernel: s.kernel}
 	data := map[string][]byte{}
+	add := func(name string, b []byte) {
+		data[name] = b
+		spec.Inputs = append(spec.Inputs, api.Input{Name: name, Digest: api.DigestOf(b), Size: int64(len(b))})
+	}
+	var model *tensor.MLP
+	if s.model != "" {
+		m, err := readMLPNPZ(s.model)
+		if err != nil {
+			return nil, fmt.Errorf("--model: %w", err)
+		}
+		if model = m; spec.Verification != api.VerifyZK {
+			b, err := m.MarshalBinary()
+			if err != nil {
+				return nil, fmt.Errorf("--model: %w", err)
+			}
+			add("model", b)
+		}
+	}
 	for _, in := range s.inputs {
 		name, file, ok := strings.Cut(in, "=")
 		if !ok || name == "" || file == "" {
 			return nil, fmt.Errorf("--input %q: want NAME=FILE.npy", in)
 		}
 		if _, dup := data[name]; dup {
-			return nil, fmt.Errorf("--input %s given twice", name)
+			return nil, fmt.Errorf("--input %s given twice, or named as the model is", name)
 		}
 		raw, err := os.ReadFile(file)
 		if err != nil {
 			return nil, fmt.Errorf("--input %s: %w", name, err)
 		}
-		m, err := tensor.ParseNPYInt8(raw)
+		b, err := s.operand(raw)
 		if err != nil {
 			return nil, fmt.Errorf("--input %s (%s): %w", name, file, err)
 		}
-		b, err := m.MarshalBinary()
+		add(name, b)
+	}
+	if spec.Verification == api.VerifyZK {
+		return zkSpec(spec, model, data)
+	}
+	return data, nil
+}
+
+// operand decodes one .npy operand as the kernel takes it: int8 matrices for matmul-int8
+// and mlp-int8 (its batch X, one input per row), float32 ones for matmul-fp32.
+func (s jobSubmitFlags) operand(raw []byte) ([]byte, error) {
+	if s.kernel == tensor.KernelMatMulFloat32 {
+		m, err := tensor.ParseNPYFloat32(raw)
 		if err != nil {
 			return nil, err
 		}
-		data[name] = b
-		spec.Inputs = append(spec.Inputs, api.Input{Name: name, Digest: api.DigestOf(b), Size: int64(len(b))})
+		return m.MarshalBinary()
 	}
-	return data, nil
+	m, err := tensor.ParseNPYInt8(raw)
+	if err != nil {
+		return nil, err
+	}
+	return m.MarshalBinary()
+}
+
+// zkSpec turns an mlp-int8 job into a zk one: its one input row x is salted and, with
+// the model, committed to in the spec (devnet.ZKSpec), and the model and the salted input
+// become its two inputs, seen by the node that proves and by no validator.
+func zkSpec(spec *api.JobSpec, model *tensor.MLP, data map[string][]byte) (map[string][]byte, error) {
+	if len(spec.Inputs) != 1 {
+		return nil, errors.New("--verify zk proves one input: give it as --input x=X.npy, a 1×inputs int8 matrix")
+	}
+	x, err := tensor.DecodeInt8(data[spec.Inputs[0].Name])
+	if err != nil {
+		return nil, err
+	}
+	if x.Rows != 1 {
+		return nil, fmt.Errorf("--verify zk proves one input row; --input %s has %d (submit one job per row, or use --verify freivalds for a batch)", spec.Inputs[0].Name, x.Rows)
+	}
+	zs, zdata, err := devnet.ZKSpec(model, x.Data)
+	if err != nil {
+		return nil, err
+	}
+	spec.Workload, spec.Inputs, spec.ZK = zs.Workload, zs.Inputs, zs.ZK
+	return zdata, nil
 }
 
 // placement reads --region, --from and --max-latency-ms.
@@ -442,6 +516,7 @@ type jobResult struct {
 	Verified bool   `json:"verified"` // the chain settled the job: its validators checked the result
 	Digest   string `json:"digest"`
 	File     string `json:"file,omitempty"` // a tensor job's JOB_ID.npy
+	Kind     string `json:"kind,omitempty"` // what File holds (tensorOutput)
 	Rows     int    `json:"rows,omitempty"`
 	Cols     int    `json:"cols,omitempty"`
 	// A container job's output is unpacked into Dir: exit_code and outputs/<Files>.
@@ -460,7 +535,8 @@ func newJobResultCmd(g *globals, f *remoteFlags) *cobra.Command {
 		Short: "Download a job's output, check it against its digest, and save it",
 		Long: `Downloads the job's output with a request signed by the wallet (only the job's consumer may
 read it) and checks every byte against the digest committed on chain. A tensor job's output
-is written to DIR as JOB_ID.npy; a container job's archive is unpacked into DIR/JOB_ID/ (its
+is written to DIR as JOB_ID.npy (the product; for mlp-int8 the model's output rows, without
+the accumulators or the proof the validators checked); a container job's archive is unpacked into DIR/JOB_ID/ (its
 exit_code, and outputs/ as the job left it; no file is overwritten). An output the chain has
 not settled as verified (by the validators, or by matching replicas) is a node's word only:
 it is saved only with --allow-unverified, and marked so.`,
@@ -490,7 +566,7 @@ it is saved only with --allow-unverified, and marked so.`,
 					fmt.Fprintln(g.stdout, state)
 					return nil
 				}
-				fmt.Fprintf(g.stdout, "%s: %d×%d int32 matrix, digest %s matches\n%s\n", r.File, r.Rows, r.Cols, r.Digest, state)
+				fmt.Fprintf(g.stdout, "%s: %d×%d %s, digest %s matches\n%s\n", r.File, r.Rows, r.Cols, r.Kind, r.Digest, state)
 				return nil
 			})
 		},
@@ -532,16 +608,37 @@ func fetchResult(ctx context.Context, c *api.Client, key ed25519.PrivateKey, id,
 		}
 		return r, nil
 	}
-	m, err := tensor.DecodeInt32(out.Data)
+	npy, kind, rows, cols, err := tensorOutput(out.Data)
 	if err != nil {
-		return jobResult{}, fmt.Errorf("job %s: the output is neither a container's archive nor an int32 matrix: %w", id, err)
+		return jobResult{}, fmt.Errorf("job %s: %w", id, err)
 	}
 	file := filepath.Join(dir, id+".npy")
-	if err := os.WriteFile(file, m.NPY(), 0o644); err != nil {
+	if err := os.WriteFile(file, npy, 0o644); err != nil {
 		return jobResult{}, err
 	}
-	r.File, r.Rows, r.Cols = file, m.Rows, m.Cols
+	r.File, r.Kind, r.Rows, r.Cols = file, kind, rows, cols
 	return r, nil
+}
+
+// tensorOutput turns a tensor job's output into the .npy file job result saves: the
+// product of matmul-int8 (int32) or matmul-fp32 (float32), or the output rows of an
+// mlp-int8 batch (its accumulators, which the validators checked, are left out) or of a
+// zk job (its proof, which the committee verified, is left out). kind says which.
+func tensorOutput(data []byte) (npy []byte, kind string, rows, cols int, err error) {
+	if m, err := tensor.DecodeInt32(data); err == nil {
+		return m.NPY(), "int32 matrix", m.Rows, m.Cols, nil
+	}
+	if m, err := tensor.DecodeFloat32(data); err == nil {
+		return m.NPY(), "float32 matrix", m.Rows, m.Cols, nil
+	}
+	if t, err := tensor.DecodeMLPTrace(data); err == nil {
+		return t.Output.NPY(), "int8 MLP output", t.Output.Rows, t.Output.Cols, nil
+	}
+	if res, err := zk.DecodeResult(data); err == nil {
+		m := &tensor.Int8Matrix{Rows: 1, Cols: len(res.Output), Data: res.Output}
+		return m.NPY(), "int8 MLP output, proved", 1, m.Cols, nil
+	}
+	return nil, "", 0, 0, errors.New("the output is neither a container's archive nor a tensor kernel's output (int32 or float32 matrix, MLP trace, zk result)")
 }
 
 func newJobCancelCmd(g *globals, f *remoteFlags) *cobra.Command {
