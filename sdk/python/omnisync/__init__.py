@@ -5,6 +5,8 @@
     job = c.submit_tensor({"a": "A.npy", "b": "B.npy"})
     job = c.wait(job.id, EventPrinter())
     c.result(job.id, download_to=".").matrix      # A·B as int32, verified on chain
+    c.submit_tensor({"a": a32, "b": b32}, kernel="matmul-fp32")   # float32 operands
+    c.submit_mlp(MLP.from_npz("model.npz"), "X.npy")              # an int8 MLP on a batch
     c.list(limit=5)                               # the key's newest jobs
 
 Standard library plus ``cryptography`` (ed25519); NumPy is optional.
@@ -60,7 +62,8 @@ from .models import (
     TxReceipt,
     is_final,
 )
-from .npy import Int8Matrix, Int32Matrix, as_int8_matrix, matmul
+from .mlp import MLP, MLPLayer, MLPTrace, as_mlp
+from .npy import Float32Matrix, Int8Matrix, Int32Matrix, as_float32_matrix, as_int8_matrix, matmul
 from .script import ScriptJob, run_script, script_job, submit_script
 from .signing import (
     job_id,
@@ -72,6 +75,10 @@ from .signing import (
     tx_hash,
 )
 from .spec import (
+    KERNEL_MATMUL_FP32,
+    KERNEL_MATMUL_INT8,
+    KERNEL_MLP_INT8,
+    KERNELS,
     Input,
     JobSpec,
     Placement,
@@ -101,6 +108,7 @@ __all__ = [
     "Event",
     "EventPrinter",
     "FINAL_STATUSES",
+    "Float32Matrix",
     "Forbidden",
     "Input",
     "InputUploadError",
@@ -113,10 +121,17 @@ __all__ = [
     "JobLogs",
     "JobOutput",
     "JobSpec",
+    "KERNELS",
+    "KERNEL_MATMUL_FP32",
+    "KERNEL_MATMUL_INT8",
+    "KERNEL_MLP_INT8",
     "KIND_CONTAINER",
     "KIND_TENSOR",
     "KeyFileError",
     "LOG_POLL_INTERVAL",
+    "MLP",
+    "MLPLayer",
+    "MLPTrace",
     "MAX_JOB_LIST_LIMIT",
     "MAX_NODE_HISTORY_LIMIT",
     "Node",
@@ -147,7 +162,9 @@ __all__ = [
     "WaitTimeout",
     "Workload",
     "address_of",
+    "as_float32_matrix",
     "as_int8_matrix",
+    "as_mlp",
     "check_output_path",
     "container_spec",
     "digest_of",

@@ -28,6 +28,7 @@ from ._http import STREAM_IDLE_TIMEOUT, StreamBroken, Transport, path_escape, re
 from .archive import DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, unpack_output, write_output
 from .errors import (
     DigestMismatch,
+    EncodingError,
     InputUploadError,
     JobFailed,
     NotFound,
@@ -54,11 +55,26 @@ from .models import (
     TxReceipt,
     is_final,
 )
-from .npy import OMT_MAGIC, Int32Matrix, MatrixLike, as_int8_matrix
+from .mlp import TRACE_MAGIC, ZK_RESULT_MAGIC, ModelLike, MLPTrace, as_mlp, zk_output
+from .npy import (
+    DTYPE_FLOAT32,
+    DTYPE_INT32,
+    MAX_INNER,
+    OMT_MAGIC,
+    Float32Matrix,
+    Int32Matrix,
+    MatrixLike,
+    _check_matmul_float32,
+    as_float32_matrix,
+    as_int8_matrix,
+)
 from .signing import MAX_OUTPUT_AUTH_TTL, sign_cancel_job, sign_create_job, sign_job_list_auth, sign_output_auth
 from .signing import job_id as derive_job_id
 from .spec import (
+    KERNEL_MATMUL_FP32,
     KERNEL_MATMUL_INT8,
+    KERNEL_MLP_INT8,
+    KERNELS,
     MAX_INPUT_BYTES,
     UOMNI_PER_OMNI,
     VERIFY_FREIVALDS,
@@ -145,6 +161,51 @@ def _named_inputs(inputs: Union[None, Mapping[str, InputData], Sequence[PathLike
             raise SpecError("inputs", f'two files are named "{name}": give them as a mapping with distinct names')
         out[name] = p
     return out
+
+
+def _tensor_inputs(kernel: str, pairs: Sequence[Tuple[str, Any]]) -> List[Tuple[str, bytes]]:
+    """A tensor job's inputs checked as the router's intake decodes them
+    (``checkKernelInputs``) and encoded as the kernel takes them."""
+    if kernel not in KERNELS:
+        raise SpecError("workload.kernel", f"unknown kernel {kernel!r} (known: {', '.join(KERNELS)}); submit(spec, data) sends any spec")
+    want = {KERNEL_MLP_INT8: "[model, x]"}.get(kernel, "[a, b]")
+    if len(pairs) != 2:
+        raise SpecError("inputs", f"{kernel} takes 2 inputs {want}, got {len(pairs)}")
+    (na, va), (nb, vb) = pairs
+    # An operand that is not what the kernel takes raises EncodingError (naming it); the
+    # kernel's checks across operands raise SpecError on "inputs", as the router would.
+    if kernel == KERNEL_MATMUL_FP32:
+        fa, fb = _operand(na, as_float32_matrix, va), _operand(nb, as_float32_matrix, vb)
+        _kernel_check(_check_matmul_float32, fa, fb)
+        return [(na, fa.to_omt()), (nb, fb.to_omt())]
+    if kernel == KERNEL_MLP_INT8:
+        model, x = _operand(na, as_mlp, va), _operand(nb, as_int8_matrix, vb)
+        _kernel_check(model.check_batch, x)
+        return [(na, model.to_omzm()), (nb, x.to_omt())]
+    a, b = _operand(na, as_int8_matrix, va), _operand(nb, as_int8_matrix, vb)
+    _kernel_check(_check_matmul_int8, a, b)
+    return [(na, a.to_omt()), (nb, b.to_omt())]
+
+
+def _check_matmul_int8(a: Any, b: Any) -> None:
+    if a.cols != b.rows:
+        raise EncodingError(f"cannot multiply {a.rows}x{a.cols} by {b.rows}x{b.cols}")
+    if a.cols > MAX_INNER:
+        raise EncodingError(f"inner dimension {a.cols} exceeds {MAX_INNER} (int32 accumulation could overflow)")
+
+
+def _kernel_check(check: Callable[..., None], *args: Any) -> None:
+    try:
+        check(*args)
+    except EncodingError as e:
+        raise SpecError("inputs", str(e)) from None
+
+
+def _operand(name: str, convert: Callable[[Any], Any], value: Any) -> Any:
+    try:
+        return convert(value)
+    except EncodingError as e:
+        raise EncodingError(f"input {name}: {e}") from None
 
 
 class Client:
@@ -315,7 +376,7 @@ class Client:
 
     def submit_tensor(
         self,
-        inputs: Union[Mapping[str, MatrixLike], Sequence[Tuple[str, MatrixLike]]],
+        inputs: Union[Mapping[str, Any], Sequence[Tuple[str, Any]]],
         *,
         kernel: str = KERNEL_MATMUL_INT8,
         budget_uomni: int = UOMNI_PER_OMNI,
@@ -326,22 +387,24 @@ class Client:
         vram_mib: int = 0,
         placement: Optional[Placement] = None,
     ) -> Job:
-        """Submit a tensor job: the kernel's operands by name, in order (matmul-int8: a, b).
+        """Submit a tensor job: the kernel's inputs by name, in its order.
 
-        Each operand may be a ``.npy`` path or its bytes, a NumPy integer array, rows of
-        ints, or an :class:`~omnisync.Int8Matrix`; it is sent as an OMT1 int8 matrix.
-        Defaults are the CLI's: 1 OMNI budget, at most 3 OMNI per GPU-hour, 5 minutes,
-        Freivalds' check.
+        * ``matmul-int8``: ``a``, ``b``, int8 matrices (a ``.npy`` path or its bytes, a
+          NumPy integer array, rows of ints, an :class:`~omnisync.Int8Matrix`); A·B in int32.
+        * ``matmul-fp32``: ``a``, ``b``, float32 matrices (a ``'<f4'`` ``.npy`` path or its
+          bytes, a NumPy float32 array, rows of numbers, a :class:`~omnisync.Float32Matrix`;
+          finite, no subnormals); A·B in float32, checked within a rounding bound, so at
+          ``freivalds`` or ``audit`` only.
+        * ``mlp-int8``: ``model`` (an :class:`~omnisync.MLP`, the CLI's ``.npz`` path or
+          bytes, or ``[(weights, biases, shift), …]``), then ``x``, an int8 batch, one input
+          per row; the model's output rows, at ``freivalds`` or ``audit`` (see :meth:`submit_mlp`).
+
+        Inputs are checked as the router will check them, then encoded as the kernel takes
+        them (OMT1 matrices, the OMZM model). Defaults are the CLI's: 1 OMNI budget, at
+        most 3 OMNI per GPU-hour, 5 minutes, Freivalds' check.
         """
         pairs = list(inputs.items()) if isinstance(inputs, Mapping) else list(inputs)
-        mats = [(name, as_int8_matrix(v)) for name, v in pairs]
-        if kernel == KERNEL_MATMUL_INT8:
-            if len(mats) != 2:
-                raise SpecError("inputs", f"matmul-int8 takes 2 inputs [A, B], got {len(mats)}")
-            (_, a), (_, b) = mats
-            if a.cols != b.rows:
-                raise SpecError("inputs", f"cannot multiply {a.rows}x{a.cols} by {b.rows}x{b.cols}")
-        blobs = [_blob(name, m.to_omt()) for name, m in mats]
+        blobs = [_blob(name, data) for name, data in _tensor_inputs(kernel, pairs)]
         spec = tensor_spec(
             [b.input() for b in blobs],
             kernel=kernel,
@@ -354,6 +417,17 @@ class Client:
             placement=placement,
         )
         return self._submit(spec, blobs)
+
+    def submit_mlp(self, model: ModelLike, x: MatrixLike, *, verification: str = VERIFY_FREIVALDS, **kw: Any) -> Job:
+        """Submit an mlp-int8 job: ``model`` run on each row of ``x``, an int8 batch.
+
+        The same as ``submit_tensor({"model": model, "x": x}, kernel="mlp-int8", …)``, the
+        inputs named as ``omnisync job submit --model`` names them. ``verification`` is
+        ``freivalds`` (every job's trace checked layer by layer) or ``audit`` (a share of
+        jobs); the zk level is built by the Go CLI only. Its result's ``matrix`` is the
+        int8 output rows (:meth:`result`).
+        """
+        return self.submit_tensor([("model", model), ("x", x)], kernel=KERNEL_MLP_INT8, verification=verification, **kw)
 
     def container_job(
         self,
@@ -770,7 +844,10 @@ class Client:
         The bytes must match the digest the server serves them under and the result digest
         committed on chain. Unless ``allow_unverified``, the job must have settled verified
         (:class:`UnverifiedResult` otherwise). A tensor job's output (``kind="tensor"``) is
-        an int32 matrix, saved as ``DIR/<job id>.npy``; a container job's
+        decoded by its kernel: ``matrix`` is A·B as an :class:`Int32Matrix` (matmul-int8)
+        or a :class:`Float32Matrix` (matmul-fp32), or an mlp-int8 job's output rows as an
+        :class:`Int8Matrix` (the checked accumulators in ``trace``), saved as
+        ``DIR/<job id>.npy`` as ``omnisync job result`` saves it; a container job's
         (``kind="container"``) an archive, unpacked safely under ``DIR`` as
         ``DIR/exit_code`` and ``DIR/outputs/<path>``. ``kind=None`` takes the job's kind
         from the server (``Job.kind``), or, from a server that does not report it, tells
@@ -783,15 +860,14 @@ class Client:
         if not out.verified and not allow_unverified:
             raise UnverifiedResult(job_id, out.status or job.status)
         if kind is None:
-            kind = job.kind or ("tensor" if out.data[:4] == OMT_MAGIC else "container")
+            kind = job.kind or ("tensor" if out.data[:4] in _TENSOR_MAGICS else "container")
         if kind == "tensor":
-            m = Int32Matrix.from_omt(out.data)
-            path = None
+            r = _tensor_result(out)
             if download_to is not None:
                 d = Path(download_to)
                 d.mkdir(parents=True, exist_ok=True)
-                path = m.save_npy(d / f"{job_id}.npy")
-            return TensorResult(job_id, out.digest, out.verified, out.status, m, path)
+                r = dataclasses.replace(r, path=r.matrix.save_npy(d / f"{job_id}.npy"))
+            return r
         if kind != "container":
             raise ValueError(f"kind {kind!r}: want 'tensor', 'container' or None (the job is {job.kind or 'of unknown kind'})")
         co = unpack_output(out.data, max_files=max_files, max_bytes=max_bytes)
@@ -820,6 +896,30 @@ class Client:
         r = self._t.call("POST", "/v1/chain/txs", _gojson.dumps({"tx": tx}))
         sender = self._key.address if self._key else ""
         return TxReceipt(sender=sender, hash=str(r.get("hash", "")), height=int(r.get("height", 0)))
+
+
+# The first bytes of each tensor kernel's output: an OMT1 matrix, an MLP trace, a zk result.
+_TENSOR_MAGICS = (OMT_MAGIC, TRACE_MAGIC, ZK_RESULT_MAGIC)
+
+
+def _tensor_result(out: JobOutput) -> TensorResult:
+    """Decode a tensor job's output by its content, as ``omnisync job result`` does: A·B
+    of matmul-int8 (int32) or matmul-fp32 (float32), or the int8 output rows of an
+    mlp-int8 batch (its trace's accumulators kept in ``trace``) or of a zk job (its proof,
+    which the chain's committee verified, kept in ``proof``)."""
+    b = out.data
+    base = (out.job_id, out.digest, out.verified, out.status)
+    if b[:4] == OMT_MAGIC and len(b) > 4 and b[4] == DTYPE_FLOAT32:
+        return TensorResult(*base, Float32Matrix.from_omt(b), kernel=KERNEL_MATMUL_FP32)
+    if b[:4] == TRACE_MAGIC:
+        t = MLPTrace.from_omlt(b)
+        return TensorResult(*base, t.output, kernel=KERNEL_MLP_INT8, trace=t)
+    if b[:4] == ZK_RESULT_MAGIC:
+        row, proof = zk_output(b)
+        return TensorResult(*base, row, kernel=KERNEL_MLP_INT8, proof=proof)
+    if b[:4] == OMT_MAGIC and len(b) > 4 and b[4] != DTYPE_INT32:
+        raise EncodingError(f"job {out.job_id}: an OMT1 matrix of dtype {b[4]} is no kernel's output (int32 or float32)")
+    return TensorResult(*base, Int32Matrix.from_omt(b), kernel=KERNEL_MATMUL_INT8)
 
 
 def _job_path(job_id: str) -> str:

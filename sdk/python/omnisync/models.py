@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
 from .archive import OutputFile
-from .npy import Int32Matrix
+from .mlp import MLPTrace
+from .npy import Float32Matrix, Int8Matrix, Int32Matrix
 
 # Job statuses (api/job.go).
 STATUS_AWAITING_INPUTS = "awaiting_inputs"
@@ -467,14 +468,24 @@ class JobOutput:
 
 @dataclass(frozen=True)
 class TensorResult:
-    """A tensor job's output: the int32 matrix, and where it was saved as ``.npy``."""
+    """A tensor job's output, and where it was saved as ``.npy``.
+
+    ``matrix`` is what ``omnisync job result`` saves: A·B as an :class:`Int32Matrix`
+    (matmul-int8) or a :class:`Float32Matrix` (matmul-fp32), or an mlp-int8 job's output
+    rows as an :class:`Int8Matrix`. ``kernel`` says which (read from the output's
+    encoding); for mlp-int8, ``trace`` holds every layer's accumulators, which the
+    validators checked, and a zk job's ``proof`` the proof the chain's committee verified.
+    """
 
     job_id: str
     digest: str
     verified: bool
     status: str
-    matrix: Int32Matrix
+    matrix: Union[Int32Matrix, Float32Matrix, Int8Matrix]
     path: Optional[Path] = None
+    kernel: str = "matmul-int8"
+    trace: Optional[MLPTrace] = field(default=None, repr=False)
+    proof: Optional[bytes] = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,11 @@ VERIFY_FREIVALDS = "freivalds"
 VERIFY_REDUNDANT = "redundant"
 VERIFY_CHALLENGE = "challenge"  # matrix products: hidden challenge rows, a share audited in full
 VERIFY_AUDIT = "audit"  # any job: a share re-executed by a validator, the rest settled unchecked
-KERNEL_MATMUL_INT8 = "matmul-int8"
+VERIFY_ZK = "zk"  # mlp-int8 on one input row, proved; built by the Go CLI only (see _validate)
+KERNEL_MATMUL_INT8 = "matmul-int8"  # [A, B] int8 → A·B int32, exact
+KERNEL_MATMUL_FP32 = "matmul-fp32"  # [A, B] float32 → A·B float32, checked within a rounding bound
+KERNEL_MLP_INT8 = "mlp-int8"  # [model, X] → the trace: accumulators and int8 output rows
+KERNELS = (KERNEL_MATMUL_FP32, KERNEL_MATMUL_INT8, KERNEL_MLP_INT8)  # tensor.Kernels()
 
 # Limits, as api/job.go declares them.
 MAX_INPUTS = 16
@@ -273,21 +277,63 @@ def _validate(s: JobSpec) -> None:
     _check_int("max_price_per_hour", s.max_price_per_hour, 1, _U64, "must be positive (uomni per GPU-hour)")
     _check_int("budget", s.budget, 1, _U64, "must be positive (uomni)")
     _check_int("timeout_seconds", s.timeout_seconds, 1, MAX_TIMEOUT, f"must be between 1 and {MAX_TIMEOUT}")
-    # As api.JobSpec.Validate, for the kernels this SDK builds (matmul-int8 and containers);
-    # the zk level and the mlp-int8 and matmul-fp32 kernels are built in Go.
-    if s.verification in (VERIFY_REDUNDANT, VERIFY_AUDIT):
-        pass
-    elif s.verification in (VERIFY_FREIVALDS, VERIFY_CHALLENGE) and w.kind == WORKLOAD_TENSOR:
-        pass
-    elif s.verification in (VERIFY_FREIVALDS, VERIFY_CHALLENGE):
+    _validate_level(s)
+
+
+def _validate_level(s: JobSpec) -> None:
+    """The verification level against the workload, as the switch ending
+    ``api.JobSpec.Validate`` checks it, case for case and field for field.
+
+    The zk level is built by the Go CLI only (``omnisync job submit --kernel mlp-int8
+    --verify zk``): its spec carries commitments to the model and the salted input that are
+    Poseidon2 hashes over BN254, which this SDK does not compute, so a zk spec made here
+    lacks them and is refused where Go would refuse it for that reason ("zk").
+    """
+    w, v = s.workload, s.verification
+    if v == VERIFY_ZK:
+        if w.kind != WORKLOAD_TENSOR or w.kernel != KERNEL_MLP_INT8:
+            raise _err("verification", f'"{VERIFY_ZK}" proves the {KERNEL_MLP_INT8} kernel only')
+        if len(s.inputs) != 2:
+            raise _err("inputs", f"{KERNEL_MLP_INT8} takes 2 inputs [model, input], got {len(s.inputs)}")
+        raise _err(
+            "zk",
+            f'required for verification "{VERIFY_ZK}": its commitments are Poseidon2 over BN254, which only the Go CLI '
+            f"computes (omnisync job submit --kernel {KERNEL_MLP_INT8} --verify zk); this SDK runs {KERNEL_MLP_INT8} "
+            f'at "{VERIFY_FREIVALDS}" or "{VERIFY_AUDIT}"',
+        )
+    if w.kernel == KERNEL_MLP_INT8 and v in (VERIFY_FREIVALDS, VERIFY_AUDIT):
+        if len(s.inputs) != 2:
+            raise _err("inputs", f"{KERNEL_MLP_INT8} takes 2 inputs [model, X], got {len(s.inputs)}")
+    elif w.kernel == KERNEL_MLP_INT8:
         raise _err(
             "verification",
-            f'{s.verification} checks matrix products only; a container job needs "{VERIFY_REDUNDANT}" or "{VERIFY_AUDIT}"',
+            f'the {KERNEL_MLP_INT8} kernel is checked layer by layer ("{VERIFY_FREIVALDS}", or "{VERIFY_AUDIT}" for a share '
+            f'of jobs) or by its proof ("{VERIFY_ZK}")',
+        )
+    elif w.kernel == KERNEL_MATMUL_FP32 and v == VERIFY_CHALLENGE:
+        raise _err(
+            "verification",
+            f'"{VERIFY_CHALLENGE}" hides exact int8 rows and cannot check {KERNEL_MATMUL_FP32}: use "{VERIFY_FREIVALDS}" or "{VERIFY_AUDIT}"',
+        )
+    elif w.kernel == KERNEL_MATMUL_FP32 and v == VERIFY_REDUNDANT:
+        raise _err(
+            "verification",
+            f'"{VERIFY_REDUNDANT}" compares outputs bit for bit, and honest GPUs sum {KERNEL_MATMUL_FP32} in different orders: '
+            f'use "{VERIFY_FREIVALDS}" or "{VERIFY_AUDIT}"',
+        )
+    elif v in (VERIFY_REDUNDANT, VERIFY_AUDIT):
+        pass
+    elif v in (VERIFY_FREIVALDS, VERIFY_CHALLENGE) and w.kind == WORKLOAD_TENSOR:
+        pass
+    elif v in (VERIFY_FREIVALDS, VERIFY_CHALLENGE):
+        raise _err(
+            "verification",
+            f'{v} checks matrix products only; a container job needs "{VERIFY_REDUNDANT}" or "{VERIFY_AUDIT}"',
         )
     else:
         raise _err(
             "verification",
-            f'"{s.verification}" is not supported (one of: {VERIFY_CHALLENGE}, {VERIFY_FREIVALDS}, {VERIFY_AUDIT}, {VERIFY_REDUNDANT})',
+            f'"{v}" is not supported (one of: {VERIFY_CHALLENGE}, {VERIFY_FREIVALDS}, {VERIFY_AUDIT}, {VERIFY_REDUNDANT}, {VERIFY_ZK})',
         )
 
 
@@ -390,7 +436,8 @@ def tensor_spec(
     placement: Optional[Placement] = None,
 ) -> JobSpec:
     """Build and validate a tensor job's spec (the Go CLI's defaults: 1 OMNI budget, at most
-    3 OMNI per GPU-hour, 5 minutes, Freivalds' check)."""
+    3 OMNI per GPU-hour, 5 minutes, Freivalds' check). ``kernel`` is one of ``KERNELS``;
+    each allows the levels ``api.JobSpec.Validate`` allows it (see ``_validate_level``)."""
     spec = JobSpec(
         workload=Workload(kind=WORKLOAD_TENSOR, kernel=kernel),
         inputs=tuple(inputs),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import struct
+import tempfile
 import threading
 import time
 import unittest
@@ -23,17 +25,22 @@ from omnisync import (
     Conflict,
     ContainerResult,
     DigestMismatch,
+    EncodingError,
+    Float32Matrix,
     Forbidden,
     InsufficientFunds,
+    Int8Matrix,
     Int32Matrix,
     Job,
     JobList,
     JobLogs,
+    MLP,
     NotFound,
     NotSupportedByServer,
     OmniSyncError,
     ServerError,
     SigningKey,
+    SpecError,
     TensorResult,
     TransportError,
     Unauthorized,
@@ -274,6 +281,100 @@ class ClientTest(unittest.TestCase):
         self._serve_output(archive, kind="container")
         r = self.c.result("job-1")
         self.assertEqual((r.exit_code, r.read("out.txt")), (3, b"hi"))
+
+    def test_result_decodes_each_kernel(self) -> None:
+        f = Float32Matrix.from_rows([[1.5, -2.0]])
+        self._serve_output(f.to_omt(), kind="tensor")
+        with tempfile.TemporaryDirectory() as d:
+            r = self.c.result("job-1", download_to=d)
+            assert isinstance(r, TensorResult)
+            self.assertEqual((r.kernel, r.matrix), ("matmul-fp32", f))
+            self.assertEqual(Float32Matrix.from_npy(r.path.read_bytes()), f)  # type: ignore[union-attr]
+
+        model = MLP.from_layers([([[1, 2, 3], [4, 5, -6]], [10, -20], 3), ([[7, 8]], [1], 0)])
+        x = Int8Matrix.from_rows([[1, 2, 3], [-4, 5, 100]])
+        t = model.trace(x)
+        trace = b"OMLT\x01\x02" + struct.pack("<III", 2, 2, 1)
+        trace += b"".join(a.to_omt()[16:] for a in t.accumulators) + t.output.to_omt()[16:]
+        self._serve_output(trace)  # the kind from the content
+        with tempfile.TemporaryDirectory() as d:
+            r = self.c.result("job-1", download_to=d)
+            assert isinstance(r, TensorResult)
+            self.assertEqual((r.kernel, r.matrix, r.trace), ("mlp-int8", model.forward(x), t))
+            self.assertEqual(Int8Matrix.from_npy(r.path.read_bytes()).tolist(), [[22], [127]])  # type: ignore[union-attr]
+
+        zk = b"OMZR\x01" + struct.pack(">I", 2) + bytes([5, 0xFB]) + struct.pack(">I", 3) + b"prf"
+        self._serve_output(zk)
+        r = self.c.result("job-1")
+        self.assertEqual((r.kernel, r.matrix.tolist(), r.proof), ("mlp-int8", [[5, -5]], b"prf"))  # type: ignore[union-attr]
+
+        self._serve_output(Int32Matrix.from_rows([[1]]).to_omt())
+        self.assertEqual(self.c.result("job-1").kernel, "matmul-int8")  # type: ignore[union-attr]
+        self._serve_output(Int8Matrix.from_rows([[1]]).to_omt(), kind="tensor")
+        with self.assertRaises(EncodingError):
+            self.c.result("job-1")
+
+    def _accept_jobs(self) -> List[Dict[str, Any]]:
+        """Routes taking a job submission; returns the list the posted bodies go to."""
+        posted: List[Dict[str, Any]] = []
+        addr = self.key.address
+        self.srv.routes[f"GET /v1/accounts/{addr}"] = lambda h: js(200, {"address": addr, "balance": 10**9, "seq": 5})
+
+        def post(h: Handler) -> Reply:
+            posted.append(json.loads(h.body))
+            return js(200, job("placed"))
+
+        self.srv.routes["POST /v1/jobs"] = post
+        return posted
+
+    def test_submit_matmul_fp32(self) -> None:
+        posted = self._accept_jobs()
+        a, b = [[1.0, 0.5], [-2.0, 0.1]], Float32Matrix.from_rows([[3.0], [4.0]])
+        self.c.submit_tensor({"a": a, "b": b.to_npy()}, kernel="matmul-fp32", verification="audit")
+        spec, data = posted[0]["spec"], posted[0]["input_data"]
+        self.assertEqual(spec["workload"], {"kind": "tensor", "kernel": "matmul-fp32"})
+        self.assertEqual(spec["verification"], "audit")
+        self.assertEqual([i["name"] for i in spec["inputs"]], ["a", "b"])
+        self.assertEqual(Float32Matrix.from_omt(base64.b64decode(data["a"])), Float32Matrix.from_rows(a))
+        self.assertEqual(base64.b64decode(data["b"]), b.to_omt())
+
+    def test_submit_mlp(self) -> None:
+        posted = self._accept_jobs()
+        layers = [([[1, 2, 3], [4, 5, -6]], [10, -20], 3), ([[7, 8]], [1], 0)]
+        x = [[1, 2, 3], [-4, 5, 100]]
+        self.c.submit_mlp(layers, x, budget_uomni=2_000_000)
+        self.c.submit_tensor({"model": MLP.from_layers(layers).to_npz(), "x": x}, kernel="mlp-int8")
+        for body in posted:
+            spec, data = body["spec"], body["input_data"]
+            self.assertEqual(spec["workload"], {"kind": "tensor", "kernel": "mlp-int8"})
+            self.assertEqual([i["name"] for i in spec["inputs"]], ["model", "x"])
+            self.assertEqual(base64.b64decode(data["model"]), MLP.from_layers(layers).to_omzm())
+            self.assertEqual(base64.b64decode(data["x"]), Int8Matrix.from_rows(x).to_omt())
+        self.assertEqual(posted[0]["spec"]["budget"], 2_000_000)
+
+    def test_tensor_inputs_refused_before_anything_is_sent(self) -> None:
+        posted = self._accept_jobs()
+        layers = [([[1, 2, 3]], [0], 0)]
+        f = [[1.0, 2.0]]
+        cases = [
+            (lambda: self.c.submit_tensor({"a": f, "b": [[1.0], [2.0]]}, kernel="matmul-fp32", verification="challenge"), SpecError, "hides exact int8 rows"),
+            (lambda: self.c.submit_tensor({"a": f, "b": [[float("nan")], [2.0]]}, kernel="matmul-fp32"), EncodingError, "input b: row 0 holds nan"),
+            (lambda: self.c.submit_tensor({"a": f, "b": Int8Matrix.from_rows([[1], [2]]).to_npy()}, kernel="matmul-fp32"), EncodingError, "input b: npy dtype '|i1': want float32"),
+            (lambda: self.c.submit_tensor({"a": f, "b": f}, kernel="matmul-fp32"), SpecError, "cannot multiply 1x2 by 1x2"),
+            (lambda: self.c.submit_tensor({"a": f, "b": [[1e-40], [1.0]]}, kernel="matmul-fp32"), SpecError, "subnormal"),
+            (lambda: self.c.submit_mlp(layers, [[1, 2]]), SpecError, "X is 1x2, the model takes 3 inputs"),
+            (lambda: self.c.submit_mlp([([[1, 2, 3]], [0], 32)], [[1, 2, 3]]), EncodingError, "input model: layer 0 shift 32"),
+            (lambda: self.c.submit_mlp(layers, [[1, 2, 3]], verification="zk"), SpecError, "Poseidon2 over BN254"),
+            (lambda: self.c.submit_mlp(layers, [[1, 2, 3]], verification="redundant"), SpecError, "layer by layer"),
+            (lambda: self.c.submit_tensor({"model": layers}, kernel="mlp-int8"), SpecError, "takes 2 inputs [model, x], got 1"),
+            (lambda: self.c.submit_tensor({"a": [[1]], "b": [[1]]}, kernel="conv-int8"), SpecError, "unknown kernel 'conv-int8'"),
+        ]
+        for call, exc, words in cases:
+            with self.subTest(words), self.assertRaises(exc) as cm:
+                call()
+            self.assertIn(words, str(cm.exception))
+        self.assertEqual(posted, [])
+        self.assertEqual([r for r in self.srv.requests if r[0] == "POST"], [])
 
     def test_no_key(self) -> None:
         with self.assertRaises(OmniSyncError):

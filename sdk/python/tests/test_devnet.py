@@ -21,8 +21,10 @@ from typing import List, Optional
 import support
 
 from omnisync import (
+    MLP,
     BadRequest,
     Client,
+    Float32Matrix,
     Forbidden,
     InsufficientFunds,
     Input,
@@ -113,6 +115,43 @@ class DevnetTest(unittest.TestCase):
     def test_2_inputs_streamed_with_put(self) -> None:
         streaming = Client(self.client.url, key=self.client.key, inline_limit=0)
         self._run_matmul(streaming, 20, 10, 5)
+
+    def _settle(self, job: Job) -> TensorResult:
+        job = self.client.wait(job.id, timeout=90)
+        self.assertTrue(job.succeeded, f"{job.status} {job.error} {job.verdict}")
+        r = self.client.result(job.id, download_to=self.tmp / job.id)
+        assert isinstance(r, TensorResult)
+        self.assertTrue(r.verified)
+        return r
+
+    def test_2b_float32_product(self) -> None:
+        rng = self.rng
+        a = Float32Matrix.from_rows([[rng.uniform(-1, 1) for _ in range(24)] for _ in range(16)])
+        b = Float32Matrix.from_rows([[rng.uniform(-1, 1) for _ in range(8)] for _ in range(24)])
+        r = self._settle(self.client.submit_tensor({"a": a, "b": b.to_npy()}, kernel="matmul-fp32"))
+        self.assertEqual(r.kernel, "matmul-fp32")
+        self.assertEqual(Float32Matrix.from_npy(r.path.read_bytes()), r.matrix)  # type: ignore[union-attr]
+        for i in range(a.rows):  # within float32 rounding of the product, whatever order the node summed in
+            for j in range(b.cols):
+                terms = [a[i, k] * b[k, j] for k in range(a.cols)]
+                bound = a.cols * 2.0**-23 * sum(map(abs, terms)) + 1e-30
+                self.assertLessEqual(abs(r.matrix[i, j] - sum(terms)), bound, (i, j))
+
+    def test_2c_mlp_batch(self) -> None:
+        rng = self.rng
+        dims, shifts = [12, 8, 5], [6, 4]
+        model = MLP.from_layers(
+            [
+                ([[rng.randint(-128, 127) for _ in range(dims[i])] for _ in range(dims[i + 1])], [rng.randint(-500, 500) for _ in range(dims[i + 1])], shifts[i])
+                for i in range(len(shifts))
+            ]
+        )
+        x = _matrix(rng, 6, 12)
+        model_file = model.save_npz(self.tmp / "model.npz")  # as the CLI's --model takes it
+        r = self._settle(self.client.submit_mlp(model_file, x.save_npy(self.tmp / "X.npy")))
+        self.assertEqual((r.kernel, r.matrix), ("mlp-int8", model.forward(x)))
+        self.assertEqual(r.trace, model.trace(x))
+        self.assertEqual(Int8Matrix.from_npy(r.path.read_bytes()), model.forward(x))  # type: ignore[union-attr]
 
     def test_3_list_and_events(self) -> None:
         c = self.client

@@ -2,15 +2,20 @@
 requests, key files, matrices; and reads the archives Go writes.
 
 One run of the Go helper tests/gosign does, with the project's own packages, everything
-the SDK does here; the test compares the results byte for byte. The helper decodes each
+the SDK does here; the test compares the results byte for byte. For float32 matrices and
+int8 MLP models it goes both ways: Go decodes the SDK's bytes (and refuses the same broken
+ones), Go encodes from plain numbers what the SDK encodes, and the SDK decodes what Go's
+kernels write (a float32 product, an MLP trace). The helper decodes each
 spec from the SDK's JSON exactly as the REST API does (unknown fields refused), so an
 equal re-encoding means the server hashes the spec to the hash the SDK signed.
 """
 
 from __future__ import annotations
 
+import array
 import base64
 import random
+import struct
 import tempfile
 import unittest
 from pathlib import Path
@@ -19,7 +24,10 @@ from typing import Any, Dict, List, Optional, Tuple
 import support
 
 from omnisync import (
+    MLP,
     Client,
+    EncodingError,
+    Float32Matrix,
     Input,
     Int8Matrix,
     Int32Matrix,
@@ -40,6 +48,7 @@ from omnisync import (
     write_output,
 )
 from omnisync.signing import job_list_auth_header, output_auth_header, sign_job_list_auth
+from omnisync.mlp import MLPTrace
 from omnisync.spec import digest_of
 
 SEED = bytes(range(7, 39))
@@ -52,6 +61,10 @@ TRICKY = 'q"uote\\ <b>&amp;</b> tab\t nl\n cr\r bs\b ff\f ctl\x01\x1f del\x7f é
 
 def _d(b64: Optional[str]) -> bytes:
     return base64.b64decode(b64 or "")
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode()
 
 
 def _inputs(*names: str) -> Tuple[Input, ...]:
@@ -96,6 +109,10 @@ def valid_specs() -> List[JobSpec]:
         ),
         container_spec("busybox", command=[], inputs=()),  # no inputs: "inputs":[]
         script_spec,
+        tensor_spec(_inputs("a", "b"), kernel="matmul-fp32"),
+        tensor_spec(_inputs("a", "b"), kernel="matmul-fp32", verification="audit"),
+        tensor_spec(_inputs("model", "x"), kernel="mlp-int8"),
+        tensor_spec(_inputs("model", "x"), kernel="mlp-int8", verification="audit"),
     ]
 
 
@@ -153,11 +170,100 @@ INVALID = [
     _spec(timeout_seconds=0),
     _spec(timeout_seconds=604801),
     _spec(verification="none"),
+    _spec(workload=Workload(kind="tensor", kernel="matmul-fp32"), verification="challenge"),
+    _spec(workload=Workload(kind="tensor", kernel="matmul-fp32"), verification="redundant"),
+    _spec(workload=Workload(kind="tensor", kernel="mlp-int8"), verification="challenge"),
+    _spec(workload=Workload(kind="tensor", kernel="mlp-int8"), verification="redundant"),
+    _spec(workload=Workload(kind="tensor", kernel="mlp-int8"), inputs=_inputs("model")),
+    _spec(workload=Workload(kind="tensor", kernel="mlp-int8"), inputs=_inputs("model", "x", "y"), verification="audit"),
+    _spec(verification="zk"),
+    _spec(workload=Workload(kind="tensor", kernel="mlp-int8"), inputs=_inputs("model"), verification="zk"),
+    _spec(workload=Workload(kind="tensor", kernel="mlp-int8"), inputs=_inputs("model", "x"), verification="zk"),
+    _spec(workload=_box(), verification="zk"),
 ]
 
 
 def _matrix(rng: random.Random, rows: int, cols: int) -> Int8Matrix:
     return Int8Matrix.from_rows([[rng.randint(-128, 127) for _ in range(cols)] for _ in range(rows)])
+
+
+def _floats(rng: random.Random, rows: int, cols: int) -> Float32Matrix:
+    return Float32Matrix.from_rows([[rng.uniform(-1, 1) for _ in range(cols)] for _ in range(rows)])
+
+
+def _f32(x: float) -> float:
+    return array.array("f", [x])[0]
+
+
+def matmul_fp32_in_order(a: Float32Matrix, b: Float32Matrix) -> Float32Matrix:
+    """tensor.MatMulFloat32: each product and each running sum rounded to float32, in k
+    order. A float32 product is exact in a double, and a sum of two float32s rounded to
+    double then to float32 is the float32 sum, so this gives Go's bits."""
+    out = []
+    for i in range(a.rows):
+        row = []
+        for j in range(b.cols):
+            s = 0.0
+            for k in range(a.cols):
+                s = _f32(s + _f32(a[i, k] * b[k, j]))
+            row.append(s)
+        out.append(row)
+    return Float32Matrix.from_rows(out)
+
+
+def _model(rng: random.Random, dims: List[int], shifts: List[int], bias: int = 1000) -> MLP:
+    return MLP.from_layers(
+        [
+            (
+                [[rng.randint(-128, 127) for _ in range(dims[i])] for _ in range(dims[i + 1])],
+                [rng.randint(-bias, bias) for _ in range(dims[i + 1])],
+                shifts[i],
+            )
+            for i in range(len(dims) - 1)
+        ]
+    )
+
+
+def _layers_json(m: MLP) -> List[Dict[str, Any]]:
+    return [
+        {"in": l.inputs, "out": l.outputs, "shift": l.shift, "weights": list(l.weights.data), "biases": list(l.biases)}
+        for l in m.layers
+    ]
+
+
+def _raw_model(shapes: List[Tuple[int, int, int]], extra: bytes = b"", layers: Optional[int] = None) -> bytes:
+    """An OMZM blob built by hand, parameters zero: to feed both decoders broken models."""
+    head = b"OMZM\x01" + bytes([len(shapes) if layers is None else layers])
+    head += b"".join(struct.pack(">IIB", i, o, s) for i, o, s in shapes)
+    return head + bytes(sum(i * o + 4 * o for i, o, _ in shapes)) + extra
+
+
+def _omt_f32(rows: int, cols: int, words: List[int], dtype: int = 3) -> bytes:
+    return b"OMT1" + bytes([dtype, 0, 0, 0]) + struct.pack("<II", rows, cols) + struct.pack(f"<{len(words)}I", *words)
+
+
+# Blobs both decoders must refuse, each with why.
+BROKEN_FLOAT32 = {
+    "NaN": _omt_f32(1, 2, [0x3F800000, 0x7FC00000]),
+    "a NaN with a payload": _omt_f32(1, 1, [0xFF800001]),
+    "+Inf": _omt_f32(2, 1, [0, 0x7F800000]),
+    "-Inf": _omt_f32(1, 1, [0xFF800000]),
+    "int8 dtype": _omt_f32(1, 4, [0], dtype=1),
+    "trailing byte": _omt_f32(1, 1, [0]) + b"\0",
+    "zero rows": _omt_f32(0, 1, []),
+}
+BROKEN_MODELS = {
+    "shift 32": _raw_model([(3, 2, 32)]),
+    "layers that do not chain": _raw_model([(3, 2, 1), (3, 1, 1)]),
+    "no layers": _raw_model([]),
+    "17 layers": _raw_model([(1, 1, 0)] * 17),
+    "a layer of 0 inputs": _raw_model([(0, 2, 0)]),
+    "a layer of 4097 outputs": _raw_model([(1, 4097, 0)]),
+    "a trailing byte": _raw_model([(3, 2, 1)], extra=b"\0"),
+    "a missing byte": _raw_model([(3, 2, 1)])[:-1],
+    "more layers than shapes": _raw_model([(3, 2, 1)], layers=2),
+    "version 2": b"OMZM\x02" + _raw_model([(3, 2, 1)])[5:],
+}
 
 
 @unittest.skipUnless(support.have_go(), "needs the Go toolchain")
@@ -174,6 +280,20 @@ class GoCompatTest(unittest.TestCase):
         cls.npys = [_matrix(rng, 1, 1), _matrix(rng, 3, 70), _matrix(rng, 17, 5), _matrix(rng, 128, 128)]
         cls.a, cls.b = _matrix(rng, 9, 13), _matrix(rng, 13, 6)
         cls.archive_files = {"model.pt": bytes(range(256)) * 4, "logs/run 1/é.txt": "héllo\n".encode(), "empty": b""}
+        cls.floats = [
+            _floats(rng, 1, 1),
+            _floats(rng, 4, 7),
+            Float32Matrix.from_rows([[0.1, -0.0, 2.0**-126, 1e-45], [3.4028234663852886e38, -3.4028234663852886e38, 1, -1]]),
+        ]
+        cls.fa, cls.fb = _floats(rng, 9, 13), _floats(rng, 13, 6)
+        cls.random_floats = [(1, 1, 0), (3, 5, 7), (64, 33, 12345)]
+        cls.models = [
+            _model(rng, [1, 1], [0]),
+            _model(rng, [13, 8, 4], [5, 3]),
+            _model(rng, [6, 5, 7, 3], [31, 0, 9], bias=2**31 - 1),  # encodes; too wide a bias to run
+            MLP.from_layers([([[-128, 127]], [-(2**31)], 0), ([[1]], [2**31 - 1], 31)]),
+        ]
+        cls.runs = [(cls.models[1], _matrix(rng, 16, 13)), (cls.models[0], _matrix(rng, 3, 1))]
         cls.go = support.run_gosign(
             {
                 "seed": base64.b64encode(SEED).decode(),
@@ -189,6 +309,13 @@ class GoCompatTest(unittest.TestCase):
                     "exit_code": 3,
                     "files": [{"path": p, "data": base64.b64encode(d).decode()} for p, d in cls.archive_files.items()],
                 },
+                "float32_npy": [_b64(m.to_npy()) for m in cls.floats],
+                "float32_omt": [_b64(m.to_omt()) for m in cls.floats] + [_b64(b) for b in BROKEN_FLOAT32.values()],
+                "float32_random": [{"rows": r, "cols": c, "seed": seed} for r, c, seed in cls.random_floats],
+                "matmul_fp32": [_b64(cls.fa.to_omt()), _b64(cls.fb.to_omt())],
+                "models": [_b64(m.to_omzm()) for m in cls.models] + [_b64(b) for b in BROKEN_MODELS.values()],
+                "model_layers": [_layers_json(m) for m in cls.models],
+                "mlp_run": [[_b64(m.to_omzm()), _b64(x.to_omt())] for m, x in cls.runs],
             }
         )
 
@@ -249,6 +376,66 @@ class GoCompatTest(unittest.TestCase):
         self.assertEqual(out, matmul(self.a, self.b))
         self.assertEqual(out.to_npy(), _d(self.go["matmul_npy"]))
         self.assertEqual(out.to_omt(), _d(self.go["matmul_omt"]))
+
+    def test_float32_matrices_encode_as_go(self) -> None:
+        for m, g in zip(self.floats, self.go["float32_npy"]):
+            with self.subTest(shape=m.shape):
+                self.assertEqual(g.get("error", ""), "")
+                self.assertEqual(m.to_omt(), _d(g["omt"]), "Go parsed the SDK's .npy to other OMT1 bytes")
+                self.assertEqual(m.to_npy(), _d(g["npy"]))
+                self.assertEqual(Float32Matrix.from_npy(_d(g["npy"])), m)
+        for m, g in zip(self.floats, self.go["float32_omt"]):
+            with self.subTest(shape=m.shape):
+                self.assertEqual(g.get("error", ""), "")
+                self.assertEqual(_d(g["bytes"]), m.to_omt())
+
+    def test_float32_refusals_agree_with_go(self) -> None:
+        results = self.go["float32_omt"][len(self.floats) :]
+        for (why, blob), g in zip(BROKEN_FLOAT32.items(), results):
+            with self.subTest(why):
+                self.assertNotEqual(g.get("error", ""), "", "Go decoded a blob the test thinks broken")
+                with self.assertRaises(EncodingError):
+                    Float32Matrix.from_omt(blob)
+
+    def test_float32_matrices_go_draws_decode(self) -> None:
+        for (rows, cols, _), b in zip(self.random_floats, self.go["float32_random"]):
+            with self.subTest(shape=(rows, cols)):
+                m = Float32Matrix.from_omt(_d(b))
+                self.assertEqual(m.shape, (rows, cols))
+                self.assertEqual(m.to_omt(), _d(b))
+                self.assertTrue(all(-1 <= v < 1 for v in m.data))
+
+    def test_matmul_fp32_output_decodes_as_go_encodes(self) -> None:
+        out = Float32Matrix.from_omt(_d(self.go["matmul_fp32"]))
+        self.assertEqual(out, matmul_fp32_in_order(self.fa, self.fb))
+        self.assertEqual(out.to_omt(), _d(self.go["matmul_fp32"]))
+
+    def test_models_encode_as_go(self) -> None:
+        for m, dec, enc in zip(self.models, self.go["models"], self.go["model_layers"]):
+            with self.subTest(model=m.shape_id):
+                self.assertEqual(dec.get("error", ""), "")
+                self.assertEqual(dec["shape"], m.shape_id)
+                self.assertEqual(_d(dec["bytes"]), m.to_omzm(), "Go decoded the SDK's model to another")
+                self.assertEqual(enc.get("error", ""), "")
+                self.assertEqual(_d(enc["bytes"]), m.to_omzm(), "Go encodes these layers to other bytes")
+                self.assertEqual(MLP.from_omzm(_d(enc["bytes"])), m)
+
+    def test_model_refusals_agree_with_go(self) -> None:
+        results = self.go["models"][len(self.models) :]
+        for (why, blob), g in zip(BROKEN_MODELS.items(), results):
+            with self.subTest(why):
+                self.assertNotEqual(g.get("error", ""), "", "Go decoded a model the test thinks broken")
+                with self.assertRaises(EncodingError):
+                    MLP.from_omzm(blob)
+
+    def test_mlp_trace_decodes_as_go_encodes(self) -> None:
+        for (m, x), b in zip(self.runs, self.go["mlp_run"]):
+            with self.subTest(model=m.shape_id, rows=x.rows):
+                got = MLPTrace.from_omlt(_d(b))
+                want = m.trace(x)
+                self.assertEqual(got.output, want.output)
+                self.assertEqual(got.accumulators, want.accumulators)
+                self.assertEqual(got.output, m.forward(x))
 
     def test_archive_written_by_go_unpacks(self) -> None:
         out = unpack_output(_d(self.go["archive"]))

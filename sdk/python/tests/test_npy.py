@@ -9,8 +9,8 @@ from pathlib import Path
 
 import support  # noqa: F401  (puts the SDK on sys.path)
 
-from omnisync import EncodingError, Int8Matrix, Int32Matrix, as_int8_matrix, matmul
-from omnisync.npy import parse_npy
+from omnisync import EncodingError, Float32Matrix, Int8Matrix, Int32Matrix, as_float32_matrix, as_int8_matrix, matmul
+from omnisync.npy import _check_matmul_float32, parse_npy
 
 try:
     import numpy as np
@@ -84,6 +84,93 @@ class NpyTest(unittest.TestCase):
         with self.assertRaises(EncodingError):
             as_int8_matrix(np.array([[300]]))
         self.assertTrue((np.load(__import__("io").BytesIO(Int32Matrix.from_rows([[1, 2]]).to_npy())) == [[1, 2]]).all())
+
+
+class Float32Test(unittest.TestCase):
+    def test_encodings(self) -> None:
+        m = Float32Matrix.from_rows([[1.5, -2.0, 0.1], [0.0, -0.0, 3.4028234663852886e38]])
+        omt = m.to_omt()
+        self.assertEqual(omt[:16], b"OMT1\x03\x00\x00\x00" + struct.pack("<II", 2, 3))
+        self.assertEqual(omt[16:20], struct.pack("<f", 1.5))
+        self.assertEqual(omt[24:28], bytes.fromhex("cdcccc3d"), "0.1 rounds to the nearest float32")
+        self.assertEqual(omt[32:36], b"\x00\x00\x00\x80", "-0.0 keeps its sign bit")
+        self.assertEqual(Float32Matrix.from_omt(omt), m)
+        npy = m.to_npy()
+        self.assertEqual(parse_npy(npy)[:3], ("<f4", False, (2, 3)))
+        self.assertEqual(Float32Matrix.from_npy(npy), m)
+        self.assertEqual(m.tolist()[0], [1.5, -2.0, struct.unpack("<f", struct.pack("<f", 0.1))[0]])
+        big = npy.replace(b"'<f4'", b"'>f4'")[: -4 * 6] + b"".join(struct.pack(">f", v) for row in m.tolist() for v in row)
+        self.assertEqual(Float32Matrix.from_npy(big), m)
+        self.assertNotEqual(Float32Matrix.from_rows([[0.0]]), Float32Matrix.from_rows([[-0.0]]), "compared bit for bit")
+
+    def test_nan_and_inf_are_refused(self) -> None:
+        for bad in (float("nan"), float("inf"), -float("inf"), 1e39, -(10**400)):
+            with self.subTest(bad=bad), self.assertRaises(EncodingError) as cm:
+                Float32Matrix.from_rows([[1.0, bad]])
+            self.assertIn("finite", str(cm.exception))
+        nan = b"OMT1\x03\x00\x00\x00" + struct.pack("<II", 1, 2) + struct.pack("<f", 1) + bytes.fromhex("0000c07f")
+        with self.assertRaises(EncodingError) as cm:
+            Float32Matrix.from_omt(nan)
+        self.assertIn("element (0, 1) is nan", str(cm.exception))
+        npy = Float32Matrix.from_rows([[1.0, 2.0]]).to_npy()[:-4] + struct.pack("<f", float("inf"))
+        with self.assertRaises(EncodingError):
+            Float32Matrix.from_npy(npy)
+
+    def test_wrong_dtypes_are_refused(self) -> None:
+        m8 = Int8Matrix.from_rows([[1, 2]])
+        cases = {
+            "int8 npy": m8.to_npy(),
+            "int32 npy": Int32Matrix.from_rows([[1]]).to_npy(),
+            "float64 npy": Float32Matrix.from_rows([[1.0]]).to_npy().replace(b"'<f4'", b"'<f8'") + bytes(4),
+            "int8 OMT1": m8.to_omt(),
+        }
+        for name, data in cases.items():
+            with self.subTest(name), self.assertRaises(EncodingError) as cm:
+                as_float32_matrix(data)
+            self.assertRegex(str(cm.exception), "float32|dtype")
+        with self.assertRaises(EncodingError) as cm:
+            as_float32_matrix(m8)
+        self.assertIn("Int8Matrix is not a Float32Matrix", str(cm.exception))
+        for bad in ([[True]], [["1"]], [[1.0], [2.0, 3.0]]):
+            with self.subTest(bad=bad), self.assertRaises(EncodingError):
+                Float32Matrix.from_rows(bad)
+        with self.assertRaises(EncodingError):
+            Int32Matrix.from_omt(Float32Matrix.from_rows([[1.0]]).to_omt())
+
+    def test_as_float32_matrix_takes_what_callers_have(self) -> None:
+        m = Float32Matrix.from_rows([[1.0, 2.5], [-3.0, 4.0]])
+        with tempfile.TemporaryDirectory() as d:
+            path = m.save_npy(Path(d) / "m.npy")
+            for x in (m, m.to_npy(), m.to_omt(), str(path), path, [[1, 2.5], [-3, 4]]):
+                with self.subTest(x=type(x).__name__):
+                    self.assertEqual(as_float32_matrix(x), m)
+
+    def test_matmul_checks_as_go(self) -> None:
+        a = Float32Matrix.from_rows([[1.0, 2.0]])
+        _check_matmul_float32(a, Float32Matrix.from_rows([[1.0], [2.0]]))
+        cases = {
+            "cannot multiply": (a, a),
+            "subnormal": (a, Float32Matrix.from_rows([[1.0], [1e-40]])),
+            "overflow": (Float32Matrix.from_rows([[3e38, 0.0]]), Float32Matrix.from_rows([[1.0], [1.0]])),
+        }
+        for want, (x, y) in cases.items():
+            with self.subTest(want), self.assertRaises(EncodingError) as cm:
+                _check_matmul_float32(x, y)
+            self.assertIn(want, str(cm.exception))
+
+    @unittest.skipIf(np is None, "NumPy is not installed (it is optional)")
+    def test_numpy(self) -> None:  # pragma: no cover - runs only where NumPy is
+        a = np.array([[1.5, -2.0], [0.25, 8.0]], dtype=np.float32)
+        m = as_float32_matrix(a)
+        self.assertEqual(m.tolist(), a.tolist())
+        self.assertTrue((m.to_numpy() == a).all())
+        self.assertEqual(m.to_numpy().dtype, np.float32)
+        self.assertEqual(as_float32_matrix(a.astype(">f4")), m)
+        self.assertEqual(as_float32_matrix(np.asfortranarray(a)), m)
+        self.assertTrue((np.load(__import__("io").BytesIO(m.to_npy())) == a).all())
+        for bad in (a.astype(np.float64), a.astype(np.int32), np.array([[np.nan]], dtype=np.float32), a[0]):
+            with self.subTest(dtype=str(bad.dtype)), self.assertRaises(EncodingError):
+                as_float32_matrix(bad)
 
 
 if __name__ == "__main__":

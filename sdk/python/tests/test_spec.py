@@ -86,6 +86,31 @@ class SpecTest(unittest.TestCase):
             tensor_spec(a, verification="zk")
         self.assertEqual(cm.exception.field, "verification")
 
+    def test_kernel_levels_as_go_validates_them(self) -> None:
+        a = [Input.of("a", b"x"), Input.of("b", b"y")]
+        m = [Input.of("model", b"m"), Input.of("x", b"x")]
+        for level in ("freivalds", "audit"):
+            self.assertEqual(tensor_spec(a, kernel="matmul-fp32", verification=level).verification, level)
+            self.assertEqual(tensor_spec(m, kernel="mlp-int8", verification=level).verification, level)
+        refused = {
+            ("matmul-fp32", "challenge"): ("verification", "hides exact int8 rows"),
+            ("matmul-fp32", "redundant"): ("verification", "bit for bit"),
+            ("mlp-int8", "challenge"): ("verification", "layer by layer"),
+            ("mlp-int8", "redundant"): ("verification", "layer by layer"),
+            ("mlp-int8", "zk"): ("zk", "Poseidon2 over BN254"),
+            ("matmul-int8", "zk"): ("verification", "proves the mlp-int8 kernel only"),
+        }
+        for (kernel, level), (field, words) in refused.items():
+            with self.subTest(kernel=kernel, level=level), self.assertRaises(SpecError) as cm:
+                tensor_spec(m, kernel=kernel, verification=level)
+            self.assertEqual(cm.exception.field, field)
+            self.assertIn(words, str(cm.exception))
+        for level in ("freivalds", "zk"):
+            with self.subTest(level=level), self.assertRaises(SpecError) as cm:
+                tensor_spec(m[:1], kernel="mlp-int8", verification=level)
+            self.assertEqual(cm.exception.field, "inputs")
+            self.assertIn("takes 2 inputs [model, ", str(cm.exception))
+
     def test_placement_near_rounds_to_millionths(self) -> None:
         p = Placement.near(52.52, 13.40, max_latency_ms=80)
         self.assertEqual((p.lat_e6, p.lon_e6, p.max_latency_ms), (52_520_000, 13_400_000, 80))

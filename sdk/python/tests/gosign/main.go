@@ -2,7 +2,8 @@
 // (sdk/python/tests/test_gocompat.py). It reads one JSON request on stdin, does with the
 // project's own packages what the SDK does in Python (encode and hash job specs, sign
 // transactions, output requests and job-list requests, derive addresses and job ids,
-// encode matrices, pack a container output archive), and prints the results as JSON on
+// encode and decode int8, int32 and float32 matrices and int8 MLP models, run the tensor
+// kernels, pack a container output archive), and prints the results as JSON on
 // stdout for the test to compare byte for byte. Ed25519 signatures are deterministic, so
 // the same seed signs the same bytes identically in both languages.
 package main
@@ -36,6 +37,28 @@ type request struct {
 	NPYInt8     [][]byte      `json:"npy_int8"` // .npy files the SDK wrote
 	MatMul      [][]byte      `json:"matmul"`   // OMT1 operands [A, B] the SDK encoded
 	Archive     *archiveInput `json:"archive,omitempty"`
+
+	Float32NPY    [][]byte       `json:"float32_npy"`    // float32 .npy files the SDK wrote
+	Float32OMT    [][]byte       `json:"float32_omt"`    // OMT1 float32 blobs, the SDK's or broken ones
+	Float32Random []randomInput  `json:"float32_random"` // matrices Go draws (tensor.RandomFloat32)
+	MatMulFP32    [][]byte       `json:"matmul_fp32"`    // OMT1 float32 operands [A, B]
+	Models        [][]byte       `json:"models"`         // OMZM models, the SDK's or broken ones
+	ModelLayers   [][]layerInput `json:"model_layers"`   // models as plain numbers, for Go to encode
+	MLPRun        [][][]byte     `json:"mlp_run"`        // each [model, X] for the mlp-int8 kernel
+}
+
+type randomInput struct {
+	Rows int    `json:"rows"`
+	Cols int    `json:"cols"`
+	Seed uint64 `json:"seed"`
+}
+
+type layerInput struct {
+	In      int     `json:"in"`
+	Out     int     `json:"out"`
+	Shift   uint8   `json:"shift"`
+	Weights []int8  `json:"weights"`
+	Biases  []int32 `json:"biases"`
 }
 
 type archiveInput struct {
@@ -65,6 +88,13 @@ type npyResult struct {
 	Error string `json:"error,omitempty"`
 }
 
+// blobResult is Go's re-encoding of one blob it decoded, or why it refused it.
+type blobResult struct {
+	Bytes []byte `json:"bytes,omitempty"`
+	Shape string `json:"shape,omitempty"` // a model's MLPShape.ID
+	Error string `json:"error,omitempty"`
+}
+
 type response struct {
 	Address      string       `json:"address"`
 	KeyFile      string       `json:"key_file"`
@@ -77,6 +107,14 @@ type response struct {
 	MatMulOMT    []byte       `json:"matmul_omt"`
 	MatMulNPY    []byte       `json:"matmul_npy"`
 	ArchiveBytes []byte       `json:"archive"`
+
+	Float32NPY    []npyResult  `json:"float32_npy"`
+	Float32OMT    []blobResult `json:"float32_omt"`
+	Float32Random [][]byte     `json:"float32_random"`
+	MatMulFP32    []byte       `json:"matmul_fp32"`
+	Models        []blobResult `json:"models"`
+	ModelLayers   []blobResult `json:"model_layers"`
+	MLPRun        [][]byte     `json:"mlp_run"` // each run's OMLT trace
 }
 
 func main() {
@@ -141,7 +179,81 @@ func run(in io.Reader, out io.Writer) error {
 			return fmt.Errorf("pack output: %w", err)
 		}
 	}
+	if err := tensors(&req, &resp); err != nil {
+		return err
+	}
 	return json.NewEncoder(out).Encode(resp)
+}
+
+// tensors does the float32 and MLP half: decode what the SDK encoded and re-encode it,
+// encode what the SDK encodes from plain numbers, and run both kernels.
+func tensors(req *request, resp *response) error {
+	for _, f := range req.Float32NPY {
+		r := npyResult{}
+		if m, err := tensor.ParseNPYFloat32(f); err != nil {
+			r.Error = err.Error()
+		} else if r.OMT, err = m.MarshalBinary(); err != nil {
+			r.Error = err.Error()
+		} else {
+			r.NPY = m.NPY()
+		}
+		resp.Float32NPY = append(resp.Float32NPY, r)
+	}
+	for _, b := range req.Float32OMT {
+		resp.Float32OMT = append(resp.Float32OMT, reencode(tensor.DecodeFloat32(b)))
+	}
+	for _, r := range req.Float32Random {
+		m, err := tensor.RandomFloat32(r.Rows, r.Cols, r.Seed)
+		if err != nil {
+			return err
+		}
+		b, err := m.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		resp.Float32Random = append(resp.Float32Random, b)
+	}
+	if len(req.MatMulFP32) > 0 {
+		var err error
+		if resp.MatMulFP32, err = tensor.RunKernel(tensor.KernelMatMulFloat32, req.MatMulFP32); err != nil {
+			return fmt.Errorf("matmul-fp32: %w", err)
+		}
+	}
+	for _, b := range req.Models {
+		m, err := tensor.DecodeMLP(b)
+		r := reencode(m, err)
+		if err == nil {
+			r.Shape = m.Shape().ID()
+		}
+		resp.Models = append(resp.Models, r)
+	}
+	for _, layers := range req.ModelLayers {
+		m := &tensor.MLP{}
+		for _, l := range layers {
+			m.Layers = append(m.Layers, tensor.MLPLayer{LayerShape: tensor.LayerShape{In: l.In, Out: l.Out, Shift: l.Shift}, Weights: l.Weights, Biases: l.Biases})
+		}
+		resp.ModelLayers = append(resp.ModelLayers, reencode(m, m.Validate()))
+	}
+	for _, run := range req.MLPRun {
+		trace, err := tensor.RunKernel(tensor.KernelMLPInt8, run)
+		if err != nil {
+			return fmt.Errorf("mlp-int8: %w", err)
+		}
+		resp.MLPRun = append(resp.MLPRun, trace)
+	}
+	return nil
+}
+
+// reencode marshals what a decoder returned, or reports its error.
+func reencode(m interface{ MarshalBinary() ([]byte, error) }, err error) blobResult {
+	if err != nil {
+		return blobResult{Error: err.Error()}
+	}
+	b, err := m.MarshalBinary()
+	if err != nil {
+		return blobResult{Error: err.Error()}
+	}
+	return blobResult{Bytes: b}
 }
 
 // specOf decodes the SDK's encoding of a spec as the REST API does (unknown fields
