@@ -60,7 +60,11 @@ func (x *Index) buildTree(lo, hi int32) {
 				bx.minID = r
 			}
 		}
-		x.recompute(i, true)
+		x.recompute(i, -1)
+		bx.spot = circleOf(x.located(x.spans[i]))
+		if !bx.leaf() {
+			bx.spot = tighter(x.tree[bx.kids].spot.merge(x.tree[bx.kids+1].spot), bx.spot)
+		}
 	}
 }
 

@@ -68,7 +68,12 @@ type circle struct {
 var noCircle = circle{radius: -1}
 
 // circleOf returns a circle holding the unit vectors vs yields: about
-// their mean, out to the farthest.
+// their mean, out to the farthest. The farthest is found by the chord,
+// three products a vector, and only its angle is taken: the chord orders
+// the vectors by angle but for their lengths and the centre's, which
+// float32 leaves off 1 by under 10⁻⁷, and that misorders them by under
+// 5·10⁻⁷ rad, which a second angleMargin covers. (Every box of both trees
+// is drawn this way when they are built.)
 func circleOf(vs func(yield func([3]float32) bool)) circle {
 	var sum [3]float64
 	n := 0
@@ -85,11 +90,16 @@ func circleOf(vs func(yield func([3]float32) bool)) circle {
 	if !ok {
 		return circle{center: [3]float32{1, 0, 0}, radius: math.Pi}
 	}
-	var r float64
+	c := widen3(center)
+	var farthest [3]float32
+	chord := -1.0
 	for v := range vs {
-		r = max(r, angle(widen3(center), widen3(v)))
+		d0, d1, d2 := c[0]-float64(v[0]), c[1]-float64(v[1]), c[2]-float64(v[2])
+		if d := d0*d0 + d1*d1 + d2*d2; d > chord {
+			chord, farthest = d, v
+		}
 	}
-	return circle{center: center, radius: roundUp(r + angleMargin)}
+	return circle{center: center, radius: roundUp(angle(c, widen3(farthest)) + 2*angleMargin)}
 }
 
 // merge returns a circle holding a and b: about the middle of their
@@ -109,6 +119,28 @@ func (a circle) merge(b circle) circle {
 	c := widen3(center)
 	r := max(angle(c, ac)+float64(a.radius), angle(c, bc)+float64(b.radius))
 	return circle{center: center, radius: roundUp(r + 1e-9)}
+}
+
+// tighter returns the smaller of two circles that both hold a box's nodes.
+// A box's circle is drawn about its own nodes when its tree is built, which
+// is tighter than its children's merged (by a third at the top of a metro):
+// each merge adds the distance between the centres to the larger rim.
+func tighter(a, b circle) circle {
+	if b.radius < a.radius {
+		return b
+	}
+	return a
+}
+
+// keepOrMerge returns a box's circle after a node under it moved to v (or
+// became located, or not): the circle it has while that still holds every
+// located node under it, else its children's merged. (Its children's
+// circles need not lie inside it, so the merge is taken anew.)
+func keepOrMerge(c, l, r circle, v [3]float32, located bool) circle {
+	if !located || (c.radius >= 0 && angle(widen3(c.center), widen3(v))+angleMargin <= float64(c.radius)) {
+		return c
+	}
+	return l.merge(r)
 }
 
 // roundUp returns r as a float32 no smaller, and at most π.
@@ -279,9 +311,26 @@ func newGeoTree(x *Index, lo, hi int32) geoTree {
 				g.leafOf[s-g.base] = i
 			}
 		}
-		g.recompute(i, true)
+		g.recompute(i, nil)
+		b, sp := &g.boxes[i], g.spans[i]
+		g.spots[i] = circleOf(g.located(sp.lo, sp.hi))
+		if b.right >= 0 {
+			g.spots[i] = tighter(g.spots[i+1].merge(g.spots[b.right]), g.spots[i])
+		}
+		b.setSpot(g.spots[i])
 	}
 	return g
+}
+
+// located yields the positions of the located nodes in points[lo:hi].
+func (g *geoTree) located(lo, hi int32) func(yield func([3]float32) bool) {
+	return func(yield func([3]float32) bool) {
+		for _, pt := range g.points[lo:hi] {
+			if pt.located && !yield(pt.v) {
+				return
+			}
+		}
+	}
 }
 
 func pointOf(h *hotNode) geoPoint { return geoPoint{v: h.v, located: h.located, online: h.online} }
@@ -316,16 +365,18 @@ func (g *geoTree) split(x *Index, lo, hi, parent int32) {
 	g.split(x, mid, hi, i)
 }
 
-// recompute sets box i's count from its points or children; its circle
-// too when a node under it moved.
-func (g *geoTree) recompute(i int32, moved bool) {
+// recompute sets box i's count from its points or children, and its
+// circle when a node under it moved to pt (see keepOrMerge).
+func (g *geoTree) recompute(i int32, moved *geoPoint) {
 	b := &g.boxes[i]
 	if b.right >= 0 {
 		l, r := i+1, b.right
 		b.n = g.boxes[l].n + g.boxes[r].n
-		if moved {
-			g.spots[i] = g.spots[l].merge(g.spots[r])
-			b.setSpot(g.spots[i])
+		if moved != nil {
+			if c := keepOrMerge(g.spots[i], g.spots[l], g.spots[r], moved.v, moved.located); c != g.spots[i] {
+				g.spots[i] = c
+				b.setSpot(c)
+			}
 		}
 		return
 	}
@@ -336,14 +387,8 @@ func (g *geoTree) recompute(i int32, moved bool) {
 			b.n++
 		}
 	}
-	if moved {
-		g.spots[i] = circleOf(func(yield func([3]float32) bool) {
-			for _, pt := range g.points[sp.lo:sp.hi] {
-				if pt.located && !yield(pt.v) {
-					return
-				}
-			}
-		})
+	if moved != nil {
+		g.spots[i] = circleOf(g.located(sp.lo, sp.hi))
 		b.setSpot(g.spots[i])
 	}
 }
@@ -361,8 +406,13 @@ func (g *geoTree) refresh(x *Index, s int32, moved bool) {
 			g.points[k] = pointOf(&x.hot[s])
 		}
 	}
+	var pt *geoPoint
+	if moved {
+		p := pointOf(&x.hot[s])
+		pt = &p
+	}
 	for i := leaf; i >= 0; i = g.spans[i].parent {
-		g.recompute(i, moved)
+		g.recompute(i, pt)
 	}
 }
 

@@ -375,6 +375,11 @@ func (x *Index) bestInLeaf(q *query, i int32, top *topList, feasibleNodes *int, 
 			case n.rtt > 0:
 				t = q.totalAtMost(n.tflops, n.rel, n.price, n.rtt, true)
 			case n.located && q.located:
+				// At the origin first, as bound does a box: most
+				// nodes are beaten without the trigonometry.
+				if beaten(q.totalAtMost(n.tflops, n.rel, n.price, LastMileMicros, true), s) {
+					continue
+				}
 				t = q.totalAtMost(n.tflops, n.rel, n.price, q.latencyAtLeast(n.v), true)
 			default:
 				t = q.totalAtMost(n.tflops, n.rel, n.price, 0, false)

@@ -494,34 +494,99 @@ func TestLatencyBoundsHold(t *testing.T) {
 	}
 }
 
-func clamp(v, limit int32) int32 { return min(max(v, -limit), limit) }
-
-func TestMultiset(t *testing.T) {
-	rng := rand.New(rand.NewPCG(7, 8))
-	m := newMultiset([]uint64{5, 1, 5})
-	var held []uint64 = []uint64{1, 5, 5}
-	for range 20_000 {
-		if len(held) > 0 && rng.IntN(2) == 0 {
-			i := rng.IntN(len(held))
-			m.remove(held[i])
-			held = slices.Delete(held, i, i+1)
-		} else {
-			v := uint64(rng.IntN(3000))
-			m.add(v)
-			held = append(held, v)
-		}
-		probe := uint64(rng.IntN(3100))
-		want := 0
-		for _, v := range held {
-			if v < probe {
-				want++
+// TestCirclesHoldTheirNodes moves nodes a little (most stay inside their
+// boxes' circles, which are then kept), far, and off the map, and checks
+// that every box's circle, in both trees, still holds every located node
+// under it. A box's circle is drawn about its own nodes and need not hold
+// its children's, so this is not implied by the circles' own tests.
+func TestCirclesHoldTheirNodes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	x, err := NewIndex(marketNodes(rng, 3000), DefaultWeights())
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(c circle, vs func(yield func([3]float32) bool), what string) {
+		for v := range vs {
+			if c.radius < 0 || angle(widen3(c.center), widen3(v)) > float64(c.radius) {
+				t.Fatalf("%s: circle %v does not hold %v", what, c, v)
 			}
 		}
-		if got := m.below(probe); got != want || m.n != len(held) {
-			t.Fatalf("below(%d) = %d, want %d (n %d of %d)", probe, got, want, m.n, len(held))
+	}
+	for round := range 20 {
+		for range 100 {
+			n := x.nodes[rng.IntN(len(x.nodes))]
+			switch rng.IntN(3) {
+			case 0:
+				n.Location.LatE6 += int32(rng.IntN(20_001) - 10_000)
+				n.Location.LonE6 += int32(rng.IntN(20_001) - 10_000)
+			case 1:
+				n.Location = popularMetro(rng).near(rng)
+			default:
+				n.Location = Location{}
+			}
+			x.Set(n)
+		}
+		for i := range x.tree {
+			check(x.tree[i].spot, x.located(x.spans[i]), fmt.Sprintf("round %d, box %d", round, i))
+		}
+		for i := range x.geo.boxes {
+			sp := x.geo.spans[i]
+			check(x.geo.spots[i], x.geo.located(sp.lo, sp.hi), fmt.Sprintf("round %d, position box %d", round, i))
 		}
 	}
-	if m.above(^uint64(0)) != 0 {
-		t.Fatal("above the largest value")
+}
+
+func clamp(v, limit int32) int32 { return min(max(v, -limit), limit) }
+
+// TestMultiset grows multisets of values from a wide range (few
+// duplicates, chunks splitting), a narrow one (every value held many
+// times, as free-GPU counts are) and a middling one, then drains them,
+// checking every count against the values held.
+func TestMultiset(t *testing.T) {
+	for _, spread := range []int{8, 3000, 1 << 40} {
+		t.Run(fmt.Sprint(spread), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(7, uint64(spread)))
+			held := []uint64{1, 5, 5}
+			for range 1500 {
+				held = append(held, uint64(rng.IntN(spread)))
+			}
+			m := newMultiset(held)
+			check := func() {
+				probe := uint64(rng.IntN(spread + 100))
+				want := 0
+				for _, v := range held {
+					if v < probe {
+						want++
+					}
+				}
+				if got := m.below(probe); got != want || m.n != len(held) {
+					t.Fatalf("below(%d) = %d, want %d (n %d of %d)", probe, got, want, m.n, len(held))
+				}
+			}
+			for range 6_000 {
+				if rng.IntN(3) == 0 {
+					i := rng.IntN(len(held))
+					m.remove(held[i])
+					held = slices.Delete(held, i, i+1)
+				} else {
+					v := uint64(rng.IntN(spread))
+					m.add(v)
+					held = append(held, v)
+				}
+				check()
+			}
+			for len(held) > 0 {
+				i := rng.IntN(len(held))
+				m.remove(held[i])
+				held = slices.Delete(held, i, i+1)
+				check()
+			}
+			if m.above(^uint64(0)) != 0 || len(m.chunks) != 0 {
+				t.Fatal("values left")
+			}
+			m.add(3)
+			held = []uint64{3}
+			check()
+		})
 	}
 }

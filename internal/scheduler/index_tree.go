@@ -70,17 +70,20 @@ func (b *box) merge(c *box) {
 	b.maxVRAM, b.maxT, b.minPrice = max(b.maxVRAM, c.maxVRAM), max(b.maxT, c.maxT), min(b.minPrice, c.minPrice)
 }
 
-// recompute sets box i's bounds from its nodes or its children; its
-// circle too when a node under it moved (or became located or not).
-func (x *Index) recompute(i int32, moved bool) {
+// recompute sets box i's bounds from its nodes or its children, and its
+// circle when slot moved moved (or became located or not; -1 when none
+// did): a leaf's is drawn anew, a box's kept while it holds the node (see
+// keepOrMerge).
+func (x *Index) recompute(i, moved int32) {
 	b := &x.tree[i]
 	b.clear()
 	if !b.leaf() {
 		l, r := &x.tree[b.kids], &x.tree[b.kids+1]
 		b.merge(l)
 		b.merge(r)
-		if moved {
-			b.spot = l.spot.merge(r.spot)
+		if moved >= 0 {
+			h := &x.hot[moved]
+			b.spot = keepOrMerge(b.spot, l.spot, r.spot, h.v, h.located)
 		}
 		return
 	}
@@ -88,24 +91,37 @@ func (x *Index) recompute(i int32, moved bool) {
 	for s := sp.lo; s < sp.hi; s++ {
 		b.include(&x.hot[s])
 	}
-	if moved {
-		b.spot = circleOf(func(yield func([3]float32) bool) {
-			for s := sp.lo; s < sp.hi; s++ {
-				if h := &x.hot[s]; h.located && !yield(h.v) {
-					return
-				}
+	if moved >= 0 {
+		b.spot = circleOf(x.located(sp))
+	}
+}
+
+// located yields the positions of the located nodes in span sp.
+func (x *Index) located(sp span) func(yield func([3]float32) bool) {
+	return func(yield func([3]float32) bool) {
+		for s := sp.lo; s < sp.hi; s++ {
+			if h := &x.hot[s]; h.located && !yield(h.v) {
+				return
 			}
-		})
+		}
 	}
 }
 
 // refresh recomputes the bounds on the path from slot s's leaf to the
 // root after s changed, as far as they change; the position tree's too
 // unless only its free GPUs did (which that tree does not count).
+//
+// When s moved, every box on the path is looked at: a box's circle need not
+// hold its children's (see tighter), so one that is unchanged says nothing
+// of its parent's.
 func (x *Index) refresh(s int32, moved, freeOnly bool) {
+	m := int32(-1)
+	if moved {
+		m = s
+	}
 	for i := x.leafOf[s]; i >= 0; i = x.up[i] {
 		old := x.tree[i]
-		if x.recompute(i, moved); x.tree[i] == old {
+		if x.recompute(i, m); x.tree[i] == old && !moved {
 			break
 		}
 	}
