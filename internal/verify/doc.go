@@ -5,7 +5,9 @@
 // it also builds challenge rows to hide among a product's input rows
 // (BuildChallenge), commits to them (Challenge.Commitment) and checks a node's output
 // at them (CheckChallenge), recomputing the expected rows rather than trusting the
-// router that hid them.
+// router that hid them. A passing check carries a transcript of its first round
+// (transcript.go), which an attestation states so that audits of validators can tell a
+// validator that checked from one that did not.
 //
 // It is a deterministic core: validators on different machines must reach
 // the same verdict from the same inputs and seed. It must not do I/O, read

@@ -75,7 +75,11 @@ func FreivaldsFloat32(a, b, c *tensor.Float32Matrix, seed [32]byte, rounds int) 
 	}
 	worst := 0.0
 	var bad *Verdict
-	float32Rounds(a, b, c, seed, rounds, func(round, i int, residual, tol float64) bool {
+	t := newTranscript(tensor.KernelMatMulFloat32)
+	float32Rounds(a, b, c, seed, rounds, func(round, i int, y, residual, tol float64) bool {
+		if round == 1 {
+			t.float(y)
+		}
 		if !(residual <= tol) {
 			v := failed(round, i, "row %d of the output is wrong: |a·(b·r) − c·r| = %.6g exceeds its fp32 rounding bound %.6g (%.3g×) in round %d", i, residual, tol, residual/tol, round)
 			bad = &v
@@ -87,13 +91,13 @@ func FreivaldsFloat32(a, b, c *tensor.Float32Matrix, seed [32]byte, rounds int) 
 	if bad != nil {
 		return *bad, nil
 	}
-	return Verdict{OK: true, Rounds: rounds, BadRow: -1, Reason: fmt.Sprintf("a·(b·r) = c·r within the fp32 rounding bound in all %d rounds (largest residual %.3g of its row's bound)", rounds, worst)}, nil
+	return Verdict{OK: true, Rounds: rounds, BadRow: -1, Reason: fmt.Sprintf("a·(b·r) = c·r within the fp32 rounding bound in all %d rounds (largest residual %.3g of its row's bound)", rounds, worst), Transcript: t.sum()}, nil
 }
 
 // float32Rounds runs rounds of FreivaldsFloat32's check on conforming, valid operands and
-// calls visit with each row's residual |y_i − z_i| and bound tol_i, round by round,
+// calls visit with each row's y_i, residual |y_i − z_i| and bound tol_i, round by round,
 // until visit returns false.
-func float32Rounds(a, b, c *tensor.Float32Matrix, seed [32]byte, rounds int, visit func(round, row int, residual, tol float64) bool) {
+func float32Rounds(a, b, c *tensor.Float32Matrix, seed [32]byte, rounds int, visit func(round, row int, y, residual, tol float64) bool) {
 	k, n := a.Cols, b.Cols
 	eps := gamma(k, unitFloat32) + gamma(n+k, unitFloat64) + gamma(n, unitFloat64)*(1+gamma(k, unitFloat32))
 	rng := newXoshiro256(seed)
@@ -132,7 +136,7 @@ func float32Rounds(a, b, c *tensor.Float32Matrix, seed [32]byte, rounds int, vis
 				z += float64(x) * r[j]
 			}
 			tol := Float32Safety * (eps*bound + absTerm)
-			if !visit(round, i, abs(y-z), tol) {
+			if !visit(round, i, y, abs(y-z), tol) {
 				return
 			}
 		}

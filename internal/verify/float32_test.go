@@ -118,7 +118,7 @@ func residuals(a, b, c *tensor.Float32Matrix, seed [32]byte, rounds int) (share,
 	for i := range tolMin {
 		tolMin[i] = math.Inf(1)
 	}
-	float32Rounds(a, b, c, seed, rounds, func(_, i int, residual, tol float64) bool {
+	float32Rounds(a, b, c, seed, rounds, func(_, i int, _, residual, tol float64) bool {
 		share[i] = max(share[i], residual/tol)
 		tolMin[i], tolMax[i] = min(tolMin[i], tol), max(tolMax[i], tol)
 		return true

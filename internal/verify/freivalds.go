@@ -23,6 +23,10 @@ type Verdict struct {
 	// CheckKernel whatever the verdict: what a passing attestation states the node is
 	// billed for.
 	Ops uint64
+	// Transcript is the digest of the check's first round (transcript.go), set when OK by
+	// the product and MLP checks: what a passing attestation shows of the check, bound to
+	// its validator by AttestTranscript.
+	Transcript string
 }
 
 func failed(rounds, row int, format string, args ...any) Verdict {
@@ -66,6 +70,7 @@ func FreivaldsInt8(a, b *tensor.Int8Matrix, c *tensor.Int32Matrix, seed [32]byte
 	br := make([]uint64, b.Rows)
 	abr := make([]uint64, a.Rows)
 	cr := make([]uint64, c.Rows)
+	t := newTranscript(tensor.KernelMatMulInt8)
 	for round := 1; round <= rounds; round++ {
 		for j := range r {
 			r[j] = rng.fieldElement()
@@ -73,13 +78,16 @@ func FreivaldsInt8(a, b *tensor.Int8Matrix, c *tensor.Int32Matrix, seed [32]byte
 		mulVec(br, b.Data, r, int8Offset)
 		mulVec(abr, a.Data, br, int8Offset)
 		mulVec(cr, c.Data, r, int32Offset)
+		if round == 1 {
+			t.values(abr)
+		}
 		for i := range abr {
 			if abr[i] != cr[i] {
 				return failed(round, i, "row %d of the output is wrong: a·(b·r) != c·r in round %d", i, round), nil
 			}
 		}
 	}
-	return Verdict{OK: true, Rounds: rounds, BadRow: -1, Reason: fmt.Sprintf("a·(b·r) = c·r in all %d rounds", rounds)}, nil
+	return Verdict{OK: true, Rounds: rounds, BadRow: -1, Reason: fmt.Sprintf("a·(b·r) = c·r in all %d rounds", rounds), Transcript: t.sum()}, nil
 }
 
 func checkRounds(rounds int) error {

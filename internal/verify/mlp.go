@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"crypto/sha256"
 	"fmt"
 
 	"github.com/omnisync/omnisync/internal/tensor"
@@ -36,7 +37,10 @@ func CheckMLP(m *tensor.MLP, x *tensor.Int8Matrix, t *tensor.MLPTrace, seed [32]
 	if v, ok := checkTraceShape(m, x.Rows, t); !ok {
 		return v, nil
 	}
-	rng := newXoshiro256(seed)
+	// Every layer's first round draws from one stream and its later rounds from another,
+	// so the first rounds, the transcript's, are the same whatever the number of rounds.
+	first, more := newXoshiro256(seed), newXoshiro256(sha256.Sum256(append([]byte(mlpMoreRounds), seed[:]...)))
+	tr := newTranscript(tensor.KernelMLPInt8)
 	h := x
 	for li, l := range m.Layers {
 		acc := t.Acc[li]
@@ -46,6 +50,10 @@ func CheckMLP(m *tensor.MLP, x *tensor.Int8Matrix, t *tensor.MLPTrace, seed [32]
 		accr := make([]uint64, acc.Rows)
 		var br [1]uint64
 		for round := 1; round <= rounds; round++ {
+			rng := first
+			if round > 1 {
+				rng = more
+			}
 			for j := range r {
 				r[j] = rng.fieldElement()
 			}
@@ -54,9 +62,12 @@ func CheckMLP(m *tensor.MLP, x *tensor.Int8Matrix, t *tensor.MLPTrace, seed [32]
 			mulVec(br[:], l.Biases, r, int32Offset)
 			mulVec(accr, acc.Data, r, int32Offset)
 			for i := range accr {
-				if accr[i] != addMod(hwr[i], br[0]) {
+				if hwr[i] = addMod(hwr[i], br[0]); accr[i] != hwr[i] {
 					return failed(round, i, "layer %d accumulators, row %d, are wrong: acc·r != h·(wᵀ·r) + b·r in round %d", li, i, round), nil
 				}
+			}
+			if round == 1 {
+				tr.values(hwr)
 			}
 		}
 		h = tensor.RequantizeMatrix(acc, l.Shift, tensor.ClampLow(li, len(m.Layers)))
@@ -67,8 +78,11 @@ func CheckMLP(m *tensor.MLP, x *tensor.Int8Matrix, t *tensor.MLPTrace, seed [32]
 			return failed(rounds, i, "output row %d, column %d, is %d: the last layer's accumulators requantise to %d", i, j, y, h.Data[k]), nil
 		}
 	}
-	return Verdict{OK: true, Rounds: rounds, BadRow: -1, Reason: fmt.Sprintf("every layer's acc·r = h·(wᵀ·r) + b·r in all %d rounds, and the output is the last requantised", rounds)}, nil
+	return Verdict{OK: true, Rounds: rounds, BadRow: -1, Reason: fmt.Sprintf("every layer's acc·r = h·(wᵀ·r) + b·r in all %d rounds, and the output is the last requantised", rounds), Transcript: tr.sum()}, nil
 }
+
+// mlpMoreRounds separates the stream of CheckMLP's later rounds from its first.
+const mlpMoreRounds = "omnisync/verify/mlp/more-rounds"
 
 // checkTraceShape fails a trace that is not one accumulator matrix per layer, B×Out_l,
 // and a B×Out_L output.
