@@ -68,6 +68,7 @@ type Params struct {
 	AuditRateBP         uint64        `json:"audit_rate_bp"`
 	CommitteeSize       uint64        `json:"committee_size"`
 	Routers             []string      `json:"routers"`
+	ValidatorAuditBP    uint64        `json:"validator_audit_bp"`
 }
 
 // Validator is one entry of GET /v1/chain/validators. Power is its CometBFT voting power:

@@ -386,7 +386,8 @@ func DecodeAccount(a keys.Address, record []byte) (Account, error) {
 // Query answers read-only requests against the last committed state. Paths:
 // account/<addr>, sequence/<addr> (the mempool's next sequence, see NextSequence), node/<addr>, nodes, validator/<addr>, validators, job/<id>, supply,
 // params, proposal/<id>, proposals, unbonding/<addr>, chain_id, node_history/<addr>[/<before>[/<limit>]]
-// (history.go) and validator_rewards.
+// (history.go), validator_rewards and attestation_audits (the open audits of validators'
+// attestations, attestaudit.go).
 func (a *App) Query(path string) ([]byte, error) {
 	view, err := a.store.Committed()
 	if err != nil {
@@ -499,6 +500,10 @@ func (a *App) Query(path string) ([]byte, error) {
 		v = a.chainID
 	case "node_history":
 		if v, err = queryNodeHistory(view, arg); err != nil {
+			return nil, err
+		}
+	case "attestation_audits":
+		if v, err = attestationAudits(view); err != nil {
 			return nil, err
 		}
 	case "validator_rewards":

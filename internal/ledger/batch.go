@@ -179,9 +179,7 @@ func (c *execCtx) mayBatch(p Params, m Msg) error {
 			return fmt.Errorf("%w: %s is not a router", ErrUnauthorized, c.signer)
 		}
 	case m.AttestJobs != nil:
-		if v, ok, err := c.st.validator(c.signer); err != nil || !ok || v.Power() == 0 {
-			return fmt.Errorf("%w: %s is not an active validator", ErrUnauthorized, c.signer)
-		}
+		return c.eligibleSigner(p)
 	}
 	return nil
 }

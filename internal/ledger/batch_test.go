@@ -252,7 +252,7 @@ func TestBatchRule(t *testing.T) {
 	}{
 		{"not a router", strangerKey, func(ids []string) Msg { return assignAll(ids[:2], node1Key) }, CodeUnauthorized, "not a router"},
 		{"not a validator", node1Key, func(ids []string) Msg {
-			return Msg{AttestJobs: &MsgAttestJobs{Attestations: []MsgAttest{{JobID: ids[8], ResultDigest: digestA, Pass: true, Ops: 1}}}}
+			return Msg{AttestJobs: &MsgAttestJobs{Attestations: []MsgAttest{{JobID: ids[8], ResultDigest: digestA, Pass: true, Ops: 1, Transcript: aTranscript}}}}
 		}, CodeUnauthorized, "not an active validator"},
 		{"empty", routerKey, func([]string) Msg { return Msg{AssignJobs: &MsgAssignJobs{}} }, CodeInvalidMsg, "1 to 256 items"},
 		{"too many", routerKey, func([]string) Msg { return tooMany }, CodeInvalidMsg, "1 to 256 items, this one 257"},

@@ -24,7 +24,7 @@ func TestSettlementBillsVerifiedWork(t *testing.T) {
 	passes := func(ops ...uint64) []Attestation {
 		out := make([]Attestation, len(ops))
 		for i, o := range ops {
-			out[i] = Attestation{Pass: true, Ops: o}
+			out[i] = Attestation{Pass: true, Ops: o, Transcript: aTranscript}
 		}
 		return out
 	}
@@ -94,7 +94,7 @@ func TestVerifiedOpsIsTheLowerMedian(t *testing.T) {
 				j.Attestations = append(j.Attestations, Attestation{Ops: c.fail[i]})
 			}
 			if i < len(c.pass) {
-				j.Attestations = append(j.Attestations, Attestation{Pass: true, Ops: c.pass[i]})
+				j.Attestations = append(j.Attestations, Attestation{Pass: true, Ops: c.pass[i], Transcript: aTranscript})
 			}
 		}
 		before := slices.Clone(j.Attestations)
@@ -195,7 +195,7 @@ func TestOverbillingNodeIsPaidForItsWork(t *testing.T) {
 		t.Fatalf("verdict %+v (%v), want a pass counting 2·64³ operations", v, err)
 	}
 	consumer0, node0 := h.balance(consumerKey), h.balance(node1Key)
-	h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digest, Pass: true, Ops: v.Ops}})
+	h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digest, Pass: true, Ops: v.Ops, Transcript: aTranscript}})
 
 	j = query[Job](h, "job/"+id)
 	// 1 s at 2 OMNI/h is 555.5 → 556 uomni (12 burned, 27 fee, 517 paid), and the emission
@@ -224,7 +224,7 @@ func TestNodeRateIsFixedAtPlacement(t *testing.T) {
 	slow.Stake, slow.Hardware.TFLOPSMilli = 1, 1
 	h.mustDo(node1Key, Msg{RegisterNode: &slow})
 	// 8.26·10^15 operations are 100 s at 82.6 TFLOPS, and 8.26·10^6 s at 1 milli-TFLOPS.
-	h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: 8_260_000_000_000_000}})
+	h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: 8_260_000_000_000_000, Transcript: aTranscript}})
 	if j := query[Job](h, "job/"+id); j.Settlement == nil || j.Settlement.BilledMillis != 100_000 {
 		t.Fatalf("settled %+v, want 100,000 ms billed", j.Settlement)
 	}

@@ -130,10 +130,11 @@ func punishDoubleSigns(st state, blk *blockCtx, evidence []Misbehavior) ([]Event
 }
 
 // endBlock applies what the block's end decides: the validators' share of its fees, matured
-// unbondings, expired jobs, closed proposals and the quarterly buy-back.
+// unbondings, expired jobs, closed audits of attestations, closed proposals and the
+// quarterly buy-back.
 func endBlock(st state, blk *blockCtx) ([]Event, error) {
 	var events []Event
-	for _, step := range []func(state, *blockCtx) ([]Event, error){payValidators, matureUnbondings, expireJobs, tallyProposals, settleBuyback} {
+	for _, step := range []func(state, *blockCtx) ([]Event, error){payValidators, matureUnbondings, expireJobs, closeAttestationAudits, tallyProposals, settleBuyback} {
 		ev, err := step(st, blk)
 		if err != nil {
 			return nil, err

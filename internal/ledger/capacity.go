@@ -104,8 +104,8 @@ func (n Node) BillingTFLOPSMilli() uint64 {
 }
 
 func (c *execCtx) capacityReport(p Params, m *MsgCapacityReport) ([]Event, error) {
-	if v, ok, err := c.st.validator(c.signer); err != nil || !ok || v.Power() == 0 {
-		return nil, fmt.Errorf("%w: %s is not an active validator", ErrUnauthorized, c.signer)
+	if err := c.eligibleSigner(p); err != nil {
+		return nil, err
 	}
 	n, ok, err := c.st.node(m.Node)
 	if err != nil {
@@ -178,7 +178,7 @@ func (c *execCtx) holdCapacityReport(node keys.Address, r heldReport) (outcome s
 	}
 	var active []keys.Address
 	for _, v := range vals {
-		if v.Power() > 0 {
+		if v.Eligible(c.blk.params) {
 			active = append(active, v.Address)
 		}
 	}

@@ -83,7 +83,7 @@ func TestProvenRateBills(t *testing.T) {
 	h.mustDo(node1Key, registerMsg)
 	billed := func() (uint64, uint64) {
 		id := runJob(t, h, omni, 1<<62)
-		h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: 1e15}})
+		h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: 1e15, Transcript: aTranscript}})
 		j := query[Job](h, "job/"+id)
 		return j.TFLOPSMilli, j.Settlement.BilledMillis
 	}

@@ -87,6 +87,19 @@ func (e encoder) flagPair(v, more bool) encoder {
 	return e
 }
 
+// flags writes booleans as the bits of one byte, the first as bit 0, as flag and flagPair
+// write their one or two: a field added later takes the next bit, so a record without it
+// keeps the byte it always had.
+func (e encoder) flags(v ...bool) encoder {
+	var b byte
+	for i, x := range v {
+		if x {
+			b |= 1 << i
+		}
+	}
+	return append(e, b)
+}
+
 // decoder reads fields in order; the first error sticks and later reads return zeros.
 type decoder struct {
 	b    []byte // what is left to read
@@ -215,6 +228,17 @@ func (d *decoder) flagPair() (v, more bool) {
 	return v, more
 }
 
+// flags reads a byte of n flags that encoder.flags wrote; a bit at n or above is refused.
+func (d *decoder) flags(n int) byte {
+	if len(d.b) == 0 || d.b[0]>>n != 0 {
+		d.fail("flags")
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
 // nonzero reads a uint64 that a flag said is there, so it cannot be 0: a 0 would be
 // written by leaving the flag unset.
 func (d *decoder) nonzero() uint64 {
@@ -301,11 +325,12 @@ func (j Job) appendBinary(b []byte) []byte {
 	for _, a := range j.Committee {
 		e = e.addr(a)
 	}
-	// An attestation's op count and the node's rate came with billing by operation count;
-	// each follows the flag byte before it, in its spare bit (flagPair).
+	// An attestation's op count and the node's rate came with billing by operation count,
+	// its transcript and audit slash with audits of validators, and the job's draw for
+	// that audit too; each follows the flag byte before it, in a spare bit (flags).
 	e = e.u64(uint64(len(j.Attestations)))
 	for _, a := range j.Attestations {
-		e = e.addr(a.Validator).flagPair(a.Pass, a.Ops != 0)
+		e = e.addr(a.Validator).flags(a.Pass, a.Ops != 0, a.Transcript != "", a.AuditSlashed)
 		if a.Ops != 0 {
 			e = e.u64(a.Ops)
 		}
@@ -313,8 +338,11 @@ func (j Job) appendBinary(b []byte) []byte {
 			e = e.u64(a.Millis)
 		}
 		e = e.str(a.Reason).i64(a.Height)
+		if a.Transcript != "" {
+			e = e.str(a.Transcript)
+		}
 	}
-	e = e.flagPair(j.Settlement != nil, j.TFLOPSMilli != 0)
+	e = e.flags(j.Settlement != nil, j.TFLOPSMilli != 0, j.AttestationsAudited)
 	if j.TFLOPSMilli != 0 {
 		e = e.u64(j.TFLOPSMilli)
 	}
@@ -384,6 +412,9 @@ func (j Job) binarySize() int {
 	}
 	for _, a := range j.Attestations {
 		n += 2 + len(a.Validator) + len(a.Reason) + binary.MaxVarintLen32
+		if a.Transcript != "" {
+			n += 1 + len(a.Transcript)
+		}
 		if a.Ops != 0 {
 			n += binary.MaxVarintLen64
 		}
@@ -428,18 +459,26 @@ func (j *Job) decodeBinary(b []byte) error {
 		j.Attestations = make([]Attestation, n)
 		for i := range j.Attestations {
 			a := &j.Attestations[i]
-			var hasOps bool
 			a.Validator = d.addr()
-			if a.Pass, hasOps = d.flagPair(); hasOps {
+			f := d.flags(4)
+			a.Pass, a.AuditSlashed = f&1 != 0, f&8 != 0
+			if f&2 != 0 {
 				a.Ops = d.nonzero()
 			}
 			if levelFields(j.Verification) {
 				a.Millis = d.u64()
 			}
 			a.Reason, a.Height = d.str(), d.i64()
+			if f&4 != 0 {
+				if a.Transcript = d.str(); a.Transcript == "" {
+					d.fail("empty transcript after its flag")
+				}
+			}
 		}
 	}
-	settled, hasRate := d.flagPair()
+	f := d.flags(3)
+	settled, hasRate := f&1 != 0, f&2 != 0
+	j.AttestationsAudited = f&4 != 0
 	if hasRate {
 		j.TFLOPSMilli = d.nonzero()
 	}

@@ -87,6 +87,24 @@ func sampleBilledJobs() []Job {
 	return []Job{settled, {ID: settled.ID, Status: JobAssigned, Node: settled.Node, TFLOPSMilli: 1}}
 }
 
+// sampleAuditedJobs carry what audits of validators brought: transcripts, a job drawn for
+// the audit, an attestation found false, at the freivalds and challenge levels.
+func sampleAuditedJobs() []Job {
+	drawn := sampleBilledJobs()[0]
+	drawn.AttestationsAudited = true
+	drawn.Attestations = []Attestation{
+		{Validator: addr(validatorKey), Pass: true, Height: 13, Ops: 524_288, Transcript: digestA},
+		{Validator: addr(validator2Key), Pass: true, Height: 13, Ops: 524_288, Transcript: digestB, AuditSlashed: true},
+		{Validator: addr(vesterKey), Reason: "row 4", Height: 14},
+	}
+	challenge := sampleLevelJobs()[0]
+	challenge.AttestationsAudited = true
+	challenge.Attestations = drawn.Attestations
+	undrawn := drawn
+	undrawn.AttestationsAudited = false
+	return []Job{drawn, challenge, undrawn}
+}
+
 // sampleLevelJobs are challenge and audit jobs: a challenge job revealed, audited and
 // settled; one assigned with only its commitment; an audit job failed by an auditor's
 // re-run (millis, no ops); and one that settled unaudited.
@@ -114,7 +132,7 @@ func sampleRecords() []any {
 		Validator{Address: addr(validatorKey), PubKey: pub(validatorKey), Stake: 10_000 * omni, Jailed: true},
 		Validator{},
 	}
-	for _, j := range slices.Concat(sampleFreivaldsJobs(), sampleRedundantJobs(), sampleBilledJobs(), sampleLevelJobs()) {
+	for _, j := range slices.Concat(sampleFreivaldsJobs(), sampleRedundantJobs(), sampleBilledJobs(), sampleLevelJobs(), sampleAuditedJobs()) {
 		out = append(out, j)
 	}
 	return out
@@ -255,14 +273,59 @@ func TestBillingFieldsAreCanonical(t *testing.T) {
 			t.Errorf("%s: a set bit with 0 after it accepted", c.name)
 		}
 		wide := slices.Clone(with)
-		wide[i] |= 4
+		wide[i] |= 16
 		if err := decodeRecord(wide, &Job{}); err == nil {
-			t.Errorf("%s: a flag byte with a third bit accepted", c.name)
+			t.Errorf("%s: a flag byte with a bit beyond those it has accepted", c.name)
 		}
 		var back Job
 		if err := decodeRecord(with, &back); err != nil || !reflect.DeepEqual(back, c.set) {
 			t.Errorf("%s: reads back as %+v (%v)", c.name, back, err)
 		}
+	}
+}
+
+// TestAuditFieldsAreCanonical: an attestation's transcript and audit slash, and a job's
+// draw for an audit of validators, take spare bits of the flag bytes before them, so a
+// job without them keeps its bytes; a transcript flag with an empty transcript after it
+// is refused.
+func TestAuditFieldsAreCanonical(t *testing.T) {
+	base := sampleBilledJobs()[0]
+	before, _ := encodeRecord(base)
+	for _, c := range []struct {
+		name string
+		set  func(*Job)
+		bit  byte
+	}{
+		{"an attestation's audit slash", func(j *Job) { j.Attestations[0].AuditSlashed = true }, 8},
+		{"a job's draw", func(j *Job) { j.AttestationsAudited = true }, 4},
+	} {
+		j := base
+		j.Attestations = slices.Clone(base.Attestations)
+		c.set(&j)
+		with, _ := encodeRecord(j)
+		i := 0
+		for before[i] == with[i] {
+			i++
+		}
+		if len(with) != len(before) || with[i] != before[i]|c.bit || !bytes.Equal(with[i+1:], before[i+1:]) {
+			t.Errorf("%s: encodes as %x, without it %x: want bit %d of one flag byte set", c.name, with, before, c.bit)
+		}
+	}
+	j := base
+	j.Attestations = slices.Clone(base.Attestations)
+	j.Attestations[0].Transcript = "t"
+	with, _ := encodeRecord(j)
+	var back Job
+	if err := decodeRecord(with, &back); err != nil || back.Attestations[0].Transcript != "t" {
+		t.Fatalf("a transcript reads back as %+v (%v)", back.Attestations, err)
+	}
+	// The first attestation ends in its height (13) and then its transcript: "t" → "".
+	empty := bytes.Replace(with, []byte{26, 1, 't'}, []byte{26, 0}, 1)
+	if len(empty) != len(with)-1 {
+		t.Fatalf("transcript not found in %x", with)
+	}
+	if err := decodeRecord(empty, &Job{}); err == nil {
+		t.Error("a transcript flag with an empty transcript accepted")
 	}
 }
 

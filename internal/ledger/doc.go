@@ -12,6 +12,11 @@
 // same way if two revealed results already match, the silent node marked failed, and
 // otherwise expires, refunded.
 //
+// Validators are audited too (attestaudit.go): a pass of a Freivalds check carries the
+// check's transcript, a share of settled jobs have their attestations drawn for audit,
+// and a pass that validators holding more than a third of the eligible stake report false
+// is slashed. A validator below the minimum stake sits on no committee.
+//
 // It is a deterministic core. It imports nothing that does I/O, reads no wall clock (block
 // time arrives in Block), iterates no maps where order matters, starts no goroutines and
 // uses no floats: every amount is an integer count of uomni with overflow-checked

@@ -102,6 +102,8 @@ func (c *execCtx) apply(p Params, m Msg) (events []Event, err error) {
 		events, err = c.vote(m.Vote)
 	case m.CapacityReport != nil:
 		events, err = c.capacityReport(p, m.CapacityReport)
+	case m.ReportAttestation != nil:
+		events, err = c.reportAttestation(p, m.ReportAttestation)
 	}
 	if err != nil {
 		return nil, err
@@ -288,6 +290,22 @@ func (c *execCtx) unstake(p Params, m *MsgUnstake) ([]Event, error) {
 	return []Event{{Type: "unstaked", Attrs: []Attr{{"role", m.Role}, {"account", string(c.signer)}, {"amount", u(m.Amount)}, {"mature_unix", strconv.FormatInt(ub.MatureUnix, 10)}}}}, nil
 }
 
+// eligibleSigner refuses a signer that is not a validator eligible to check
+// (Validator.Eligible): not a validator, jailed, or slashed below the minimum stake.
+func (c *execCtx) eligibleSigner(p Params) error {
+	v, ok, err := c.st.validator(c.signer)
+	if err != nil {
+		return err
+	}
+	if !ok || v.Power() == 0 {
+		return fmt.Errorf("%w: %s is not an active validator", ErrUnauthorized, c.signer)
+	}
+	if !v.Eligible(p) {
+		return fmt.Errorf("%w: validator %s holds %s OMNI, below the %s OMNI minimum: it checks nothing until it stakes back up", ErrStakeTooLow, c.signer, FormatOMNI(v.Stake), FormatOMNI(p.MinValidatorStake))
+	}
+	return nil
+}
+
 // ensureAnotherValidator refuses to let the last validator with power leave: the chain
 // would stop.
 func (c *execCtx) ensureAnotherValidator(leaving keys.Address) error {
@@ -456,8 +474,9 @@ func (c *execCtx) commitResult(p Params, m *MsgCommitResult) ([]Event, error) {
 	return events, c.st.put(jobKey(j.ID), j)
 }
 
-// drawCommittee picks CommitteeSize active validators (all when 0 or too few), ordered by
-// sha256(seed || address), so nobody chooses who checks whom.
+// drawCommittee picks CommitteeSize eligible validators (all when 0 or too few: see
+// Validator.Eligible), ordered by sha256(seed || address), so nobody chooses who checks
+// whom.
 func (c *execCtx) drawCommittee(p Params, seed string) ([]keys.Address, error) {
 	vals, err := c.st.validators()
 	if err != nil {
@@ -469,7 +488,7 @@ func (c *execCtx) drawCommittee(p Params, seed string) ([]keys.Address, error) {
 	}
 	var active []ranked
 	for _, v := range vals {
-		if v.Power() > 0 {
+		if v.Eligible(p) {
 			active = append(active, ranked{v.Address, sha256.Sum256([]byte(seed + string(v.Address)))})
 		}
 	}
@@ -487,8 +506,8 @@ func (c *execCtx) drawCommittee(p Params, seed string) ([]keys.Address, error) {
 }
 
 func (c *execCtx) attest(p Params, m *MsgAttest) ([]Event, error) {
-	if v, ok, err := c.st.validator(c.signer); err != nil || !ok || v.Power() == 0 {
-		return nil, fmt.Errorf("%w: %s is not an active validator", ErrUnauthorized, c.signer)
+	if err := c.eligibleSigner(p); err != nil {
+		return nil, err
 	}
 	j, err := c.st.job(m.JobID)
 	if err != nil {
@@ -512,6 +531,9 @@ func (c *execCtx) attest(p Params, m *MsgAttest) ([]Event, error) {
 	if m.ResultDigest != j.ResultDigest {
 		return nil, fmt.Errorf("%w: attested digest %s is not the committed %s", ErrInvalidMsg, m.ResultDigest, j.ResultDigest)
 	}
+	if m.Transcript == "" && transcriptRequired(j, m) {
+		return nil, fmt.Errorf("%w: job %s's committee runs Freivalds' check: a passing attestation states its transcript", ErrInvalidMsg, j.ID)
+	}
 	passes, fails := 0, 0
 	for _, a := range j.Attestations {
 		if a.Validator == c.signer {
@@ -523,7 +545,7 @@ func (c *execCtx) attest(p Params, m *MsgAttest) ([]Event, error) {
 			fails++
 		}
 	}
-	j.Attestations = append(j.Attestations, Attestation{Validator: c.signer, Pass: m.Pass, Reason: m.Reason, Height: c.blk.height, Ops: m.Ops, Millis: m.Millis})
+	j.Attestations = append(j.Attestations, Attestation{Validator: c.signer, Pass: m.Pass, Reason: m.Reason, Height: c.blk.height, Ops: m.Ops, Millis: m.Millis, Transcript: m.Transcript})
 	if m.Pass {
 		passes++
 	} else {
@@ -610,13 +632,22 @@ func (c *execCtx) settle(p Params, j *Job) ([]Event, error) {
 	if s.Reward, err = c.networkReward(p, s.BilledMillis); err != nil {
 		return nil, err
 	}
+	j.AttestationsAudited = attestationAuditDrawn(p, c.blk.hash, *j)
 	if err := c.payOut(p, j, &s, []Share{{Node: j.Node, Paid: s.Paid, Reward: s.Reward}}); err != nil {
 		return nil, err
 	}
 	if err := c.bumpNode(j.Node, true); err != nil {
 		return nil, err
 	}
-	return []Event{settledEvent(j, string(j.Node))}, nil
+	events := []Event{settledEvent(j, string(j.Node))}
+	if j.AttestationsAudited {
+		ev, err := c.openAttestationAudit(j)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, ev)
+	}
+	return events, nil
 }
 
 // networkReward is the emission from the network-rewards pool for billed verified GPU

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -119,4 +120,43 @@ func canonical[T any](t *testing.T, b []byte) {
 	if _, err := json.Marshal(v); err != nil {
 		t.Fatalf("decoded %T does not marshal: %v", v, err)
 	}
+}
+
+// FuzzReportAttestation: any report_attestation a validator or stranger signs, about the
+// open audit's job or another, decodes and validates or is refused as invalid, and the
+// ledger applies or refuses it without panicking; a refused one changes nothing and the
+// books balance whatever it does. In the body, JOB stands for the audited job's id and
+// V0 to V3 for the four validators' addresses, so the fuzzer reaches the handler's rules.
+func FuzzReportAttestation(f *testing.F) {
+	f.Add([]byte(`{"job_id":"JOB","validator":"V1","reason":"transcript differs"}`), uint8(0))
+	f.Add([]byte(`{"job_id":"JOB","validator":"V1"}`), uint8(1))
+	f.Add([]byte(`{"job_id":"JOB","validator":"V3"}`), uint8(4))
+	f.Add([]byte(`{"job_id":"job-0000000000000000","validator":"V0","reason":""}`), uint8(2))
+	f.Add([]byte(`{"job_id":"JOB","validator":"x","reason":1}`), uint8(3))
+	signers := []ed25519.PrivateKey{validatorKey, validator2Key, vesterKey, strangerKey, consumerKey}
+	f.Fuzz(func(t *testing.T, body []byte, signer uint8) {
+		h := auditHarness(t)
+		id := settledAudited(t, h)
+		body = bytes.ReplaceAll(body, []byte("JOB"), []byte(id))
+		for i, k := range signers[:4] {
+			body = bytes.ReplaceAll(body, []byte(fmt.Sprintf("V%d", i)), []byte(addr(k)))
+		}
+		var m MsgReportAttestation
+		if json.Unmarshal(body, &m) != nil {
+			return
+		}
+		msg := Msg{ReportAttestation: &m}
+		if err := msg.ValidateBasic(); err != nil {
+			if !errors.Is(err, ErrInvalidMsg) {
+				t.Fatalf("%+v refused with %v, not ErrInvalidMsg", m, err)
+			}
+			return
+		}
+		k := signers[int(signer)%len(signers)]
+		before := h.stateHash()
+		if r := h.do(k, msg); r.Code != CodeOK && !bytes.Equal(before, h.stateHash()) {
+			t.Fatalf("refused report %+v (%s) changed state", m, r.Log)
+		}
+		h.checkBooks()
+	})
 }

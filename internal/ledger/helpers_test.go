@@ -14,6 +14,10 @@ import (
 
 const testChain = "omnisync-test"
 
+// aTranscript stands for a check's transcript (MsgAttest.Transcript) where a test's pass
+// needs one and nothing reads it.
+const aTranscript = "sha256:7777777777777777777777777777777777777777777777777777777777777777"
+
 func key(n byte) ed25519.PrivateKey {
 	seed := make([]byte, ed25519.SeedSize)
 	seed[0] = n

@@ -11,7 +11,7 @@ func TestNodeHistoryRecordsEarningsAndSlashes(t *testing.T) {
 	var settled []string
 	for range 3 {
 		id := runJob(t, h, 1*omni, 90_000)
-		h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps}})
+		h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps, Transcript: aTranscript}})
 		settled = append(settled, id)
 	}
 	bad := runJob(t, h, 1*omni, 1000)
@@ -78,7 +78,7 @@ func TestValidatorRewardWindow(t *testing.T) {
 	h.mustDo(node1Key, registerMsg)
 	for range 2 {
 		id := runJob(t, h, 1*omni, 90_000)
-		h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps}})
+		h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps, Transcript: aTranscript}})
 	}
 	w := query[RewardWindow](h, "validator_rewards")
 	// Each job's fee of 2,500 gives 10% to the validators, paid out when its block ends.

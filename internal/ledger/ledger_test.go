@@ -155,7 +155,7 @@ func TestRejectionsChangeNothing(t *testing.T) {
 		{"stake below minimum", node2Key, Msg{RegisterNode: &MsgRegisterNode{Stake: 499 * omni, PricePerHour: 1, Hardware: registerMsg.RegisterNode.Hardware}}, nil, CodeStakeTooLow, "at least 500 OMNI"},
 		{"job budget above balance", strangerKey, createMsg(5 * omni), nil, CodeInsufficientFunds, "needs 5 OMNI"},
 		{"assign by non-router", consumerKey, Msg{AssignJob: &MsgAssignJob{JobID: "job-0000000000000000", Node: addr(node1Key)}}, nil, CodeUnauthorized, "not a router"},
-		{"attest by non-validator", consumerKey, Msg{Attest: &MsgAttest{JobID: "job-0000000000000000", ResultDigest: digestA, Pass: true, Ops: ampleOps}}, nil, CodeUnauthorized, "not an active validator"},
+		{"attest by non-validator", consumerKey, Msg{Attest: &MsgAttest{JobID: "job-0000000000000000", ResultDigest: digestA, Pass: true, Ops: ampleOps, Transcript: aTranscript}}, nil, CodeUnauthorized, "not an active validator"},
 		{"cancel unknown job", consumerKey, Msg{CancelJob: &MsgCancelJob{JobID: "job-0000000000000000"}}, nil, CodeNotFound, "job-0000000000000000"},
 
 		{"bad signature", nil, Msg{}, func() []byte {
@@ -182,7 +182,7 @@ func TestRejectionsChangeNothing(t *testing.T) {
 		{"double vote", validatorKey, vote(2), nil, CodeDuplicate, "already voted"},
 		{"unknown proposal", validatorKey, vote(99), nil, CodeNotFound, "proposal 99"},
 		{"vote after close", validator2Key, vote(1), nil, CodeBadState, "has closed"},
-		{"attest outside the committee", outsider, Msg{Attest: &MsgAttest{JobID: job, ResultDigest: digestA, Pass: true, Ops: ampleOps}}, nil, CodeUnauthorized, "verification committee"},
+		{"attest outside the committee", outsider, Msg{Attest: &MsgAttest{JobID: job, ResultDigest: digestA, Pass: true, Ops: ampleOps, Transcript: aTranscript}}, nil, CodeUnauthorized, "verification committee"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -248,7 +248,7 @@ func TestJobSettlesWithExactSplit(t *testing.T) {
 	if got := h.balance(consumerKey); got != consumer0-1*omni {
 		t.Fatalf("escrow not locked: consumer has %d", got)
 	}
-	h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps}})
+	h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps, Transcript: aTranscript}})
 
 	j := query[Job](h, "job/"+id)
 	want := Settlement{BilledMillis: 90_000, Cost: 50_000, Burned: 1_000, Fee: 2_500, Paid: 46_500, Refunded: 950_000, Reward: 25_000, Height: j.Settlement.Height}
@@ -298,7 +298,7 @@ func TestFailedVerificationRefundsInFull(t *testing.T) {
 		t.Fatalf("node record %+v", n)
 	}
 	// A second verdict on a closed job is rejected.
-	if r := h.do(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps}}); r.Code != CodeBadState {
+	if r := h.do(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps, Transcript: aTranscript}}); r.Code != CodeBadState {
 		t.Fatalf("attest on closed job: code %d", r.Code)
 	}
 	h.checkBooks()
@@ -324,7 +324,7 @@ func TestJobRules(t *testing.T) {
 		t.Fatalf("cancel after result: code %d", r.Code)
 	}
 	other := "sha256:" + "b" + digestA[8:]
-	if r := h.do(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: other, Pass: true, Ops: ampleOps}}); r.Code != CodeInvalidMsg {
+	if r := h.do(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: other, Pass: true, Ops: ampleOps, Transcript: aTranscript}}); r.Code != CodeInvalidMsg {
 		t.Fatalf("attest of a different digest: code %d", r.Code)
 	}
 	h.checkBooks()

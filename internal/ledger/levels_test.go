@@ -64,7 +64,7 @@ func TestUnauditedAuditJobSettlesAtCommit(t *testing.T) {
 		t.Error("node not paid")
 	}
 	// Nothing is left to attest.
-	if r := h.do(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps}}); r.Code == CodeOK {
+	if r := h.do(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps, Transcript: aTranscript}}); r.Code == CodeOK {
 		t.Error("an attestation on a settled audit job was accepted")
 	}
 	h.checkBooks()
@@ -158,7 +158,7 @@ func TestChallengeLifecycle(t *testing.T) {
 	if j := query[Job](h, "job/"+id); j.Status != JobComputed || j.Audited || len(j.Committee) != 1 {
 		t.Fatalf("job %s audited=%v committee %v: a challenge job always has a committee", j.Status, j.Audited, j.Committee)
 	}
-	if r := h.do(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps}}); r.Code == CodeOK {
+	if r := h.do(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps, Transcript: aTranscript}}); r.Code == CodeOK {
 		t.Fatal("attested before the challenge was revealed")
 	}
 	if r := reveal(strangerKey, salt); r.Code != CodeUnauthorized {
@@ -173,7 +173,7 @@ func TestChallengeLifecycle(t *testing.T) {
 	if r := reveal(routerKey, salt); r.Code == CodeOK {
 		t.Fatal("revealed twice")
 	}
-	h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps}})
+	h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps, Transcript: aTranscript}})
 	j := query[Job](h, "job/"+id)
 	if j.Status != JobSettled || j.ChallengeReveal == nil || j.ChallengeReveal.Rows != "AAAAAQ" || j.Challenge != commitment {
 		t.Fatalf("job %s reveal %+v", j.Status, j.ChallengeReveal)

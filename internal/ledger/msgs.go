@@ -139,6 +139,11 @@ const MaxChallengeRowsText = 16 << 10
 // one may, and it is not used. A container job has no operation count: a validator that
 // audited one by running it again states instead the milliseconds its run took (Millis),
 // and an audited container job is billed no more than the passing attesters' median.
+//
+// Transcript shows the work behind a pass (verify.AttestTranscript: the digest of its
+// check's first round, bound to the validator's address). A pass that states Ops on a job
+// whose committee runs Freivalds' check (transcriptRequired) must carry one, so that an
+// audit of the job's attestations can tell whether this validator checked (attestaudit.go).
 type MsgAttest struct {
 	JobID        string `json:"job_id"`
 	ResultDigest string `json:"result_digest"`
@@ -146,6 +151,7 @@ type MsgAttest struct {
 	Reason       string `json:"reason,omitempty"`
 	Ops          uint64 `json:"ops,omitempty"`
 	Millis       uint64 `json:"millis,omitempty"`
+	Transcript   string `json:"transcript,omitempty"`
 }
 
 // MsgCancelJob lets the consumer withdraw a job whose result has not been committed (for a
@@ -265,6 +271,14 @@ func (m Msg) ValidateBasic() error {
 		if m.Attest.Pass && m.Attest.Ops == 0 && m.Attest.Millis == 0 {
 			return fmt.Errorf("%w: a passing attestation states the operation count it verified (ops), or for a container the milliseconds its run took (millis)", ErrInvalidMsg)
 		}
+		if t := m.Attest.Transcript; t != "" {
+			if !m.Attest.Pass {
+				return fmt.Errorf("%w: only a passing attestation carries a transcript", ErrInvalidMsg)
+			}
+			if err := validateDigest("transcript", t); err != nil {
+				return err
+			}
+		}
 		return validateDigest("result_digest", m.Attest.ResultDigest)
 	case m.RevealChallenge != nil:
 		return m.RevealChallenge.validate()
@@ -280,6 +294,8 @@ func (m Msg) ValidateBasic() error {
 		return m.Vote.validate()
 	case m.CapacityReport != nil:
 		return m.CapacityReport.validate()
+	case m.ReportAttestation != nil:
+		return m.ReportAttestation.validate()
 	case m.AssignJobs != nil || m.AttestJobs != nil || m.CommitResults != nil:
 		return validateBatch(m.batchItems())
 	default:

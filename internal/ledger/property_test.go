@@ -13,7 +13,9 @@ import (
 func TestSupplyIdentityUnderRandomTxs(t *testing.T) {
 	outcomes, codes := map[string]int{}, map[Code]int{}
 	for seed := uint64(1); seed <= 6; seed++ {
-		h := newHarness(t, richGenesis())
+		g := richGenesis()
+		g.Params.ValidatorAuditBP = 5000 // so that random runs see audits of validators decide
+		h := newHarness(t, g)
 		s := newSim(h, seed)
 		burned := h.supply().Burned
 		for range 200 {
@@ -48,6 +50,7 @@ func TestSupplyIdentityUnderRandomTxs(t *testing.T) {
 		"proposal_passed:spend", "proposal_rejected:params", "proposal_rejected:spend",
 		"buyback_settled", "buyback_burned", "buyback_moved_to_ecosystem",
 		"capacity_reported:proven", "capacity_reported:slow", "capacity_reported:wrong",
+		"attestations_audit_drawn", "attestation_reported", "attestation_found_false",
 	} {
 		if outcomes[want] == 0 {
 			t.Errorf("random run never produced %q; outcomes %v", want, outcomes)
@@ -74,13 +77,13 @@ func FuzzDecodeTx(f *testing.F) {
 	f.Add(sealed)
 	revealed, _ := SignTx(node1Key, testChain, 2, reveal(JobID(addr(consumerKey), 4), digestA))
 	f.Add(revealed)
-	attested, _ := SignTx(validatorKey, testChain, 0, Msg{Attest: &MsgAttest{JobID: JobID(addr(consumerKey), 3), ResultDigest: digestA, Pass: true, Ops: 524_288}})
+	attested, _ := SignTx(validatorKey, testChain, 0, Msg{Attest: &MsgAttest{JobID: JobID(addr(consumerKey), 3), ResultDigest: digestA, Pass: true, Ops: 524_288, Transcript: aTranscript}})
 	f.Add(attested)
 	unCounted, _ := SignTx(validatorKey, testChain, 0, Msg{Attest: &MsgAttest{JobID: JobID(addr(consumerKey), 3), ResultDigest: digestA, Pass: true}})
 	f.Add(unCounted)
 	for _, m := range []Msg{
 		assignAll([]string{JobID(addr(consumerKey), 3), JobID(addr(consumerKey), 4)}, node1Key),
-		{AttestJobs: &MsgAttestJobs{Attestations: []MsgAttest{{JobID: JobID(addr(consumerKey), 3), ResultDigest: digestA, Pass: true, Ops: 524_288}, {JobID: JobID(addr(consumerKey), 4), ResultDigest: digestB, Reason: "mismatch"}}}},
+		{AttestJobs: &MsgAttestJobs{Attestations: []MsgAttest{{JobID: JobID(addr(consumerKey), 3), ResultDigest: digestA, Pass: true, Ops: 524_288, Transcript: aTranscript}, {JobID: JobID(addr(consumerKey), 4), ResultDigest: digestB, Reason: "mismatch"}}}},
 		{CommitResults: &MsgCommitResults{Results: commits([]string{JobID(addr(consumerKey), 3)}, digestA)}},
 		{AssignJobs: &MsgAssignJobs{}},
 	} {

@@ -586,7 +586,7 @@ func TestRedundantCommitRules(t *testing.T) {
 		t.Fatalf("sealed replica %+v", r)
 	}
 	refused(t, h, node1Key, seal(id, node1Key, digestB, 2000), CodeDuplicate, "already committed")
-	refused(t, h, validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps}}, CodeBadState, "settle on agreement, not attestation")
+	refused(t, h, validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps, Transcript: aTranscript}}, CodeBadState, "settle on agreement, not attestation")
 	refused(t, h, consumerKey, Msg{CancelJob: &MsgCancelJob{JobID: id}}, CodeBadState, "can no longer be cancelled")
 	refused(t, h, routerKey, Msg{CancelJob: &MsgCancelJob{JobID: id}}, CodeBadState, "can no longer be cancelled")
 
@@ -736,7 +736,7 @@ func TestRedundantAttackersChangeNothing(t *testing.T) {
 		{"a node replaces a replica by itself", node3Key, replace(id, node3Key, node2Key), CodeUnauthorized, "not a router"},
 		{"a replica replaces the other by a friend", node1Key, replace(id, node3Key, node2Key), CodeUnauthorized, "not a router"},
 		{"the router replaces a replica whose result is sealed", routerKey, replace(id, node3Key, node1Key), CodeBadState, "has sealed its result"},
-		{"a validator settles by attestation", validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps}}, CodeBadState, "not attestation"},
+		{"a validator settles by attestation", validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps, Transcript: aTranscript}}, CodeBadState, "not attestation"},
 		{"the consumer cancels after a seal", consumerKey, Msg{CancelJob: &MsgCancelJob{JobID: id}}, CodeBadState, "can no longer be cancelled"},
 		{"the router cancels after a seal", routerKey, Msg{CancelJob: &MsgCancelJob{JobID: id}}, CodeBadState, "can no longer be cancelled"},
 		{"a node cancels", node2Key, Msg{CancelJob: &MsgCancelJob{JobID: id}}, CodeUnauthorized, "only the consumer or a router"},

@@ -62,8 +62,8 @@ func TestSettlementAndFeeSplitOnChain(t *testing.T) {
 	} {
 		consumer0, node0, sp0 := h.balance(consumerKey), h.balance(node1Key), h.supply()
 		id := runJob(t, h, omni, 1000)
-		h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps}})
-		h.mustDo(validator2Key, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps}})
+		h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps, Transcript: aTranscript}})
+		h.mustDo(validator2Key, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps, Transcript: aTranscript}})
 
 		j := query[Job](h, "job/"+id)
 		// 2 OMNI/h for 1 s is 555.5 → 556; burn 11.12 → 12; fee 27.8 → 27; the emission
@@ -127,7 +127,7 @@ func TestFraudSlashOnChain(t *testing.T) {
 	h := fraudHarness(t)
 	consumer0, burned0 := h.balance(consumerKey), h.supply().Burned
 	id := runJob(t, h, omni, 1000)
-	h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps}})
+	h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps, Transcript: aTranscript}})
 	h.mustDo(validator2Key, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: false}})
 	if j := query[Job](h, "job/"+id); j.Status != JobComputed {
 		t.Fatalf("one fail in three decided the job: %s", j.Status)
@@ -296,8 +296,8 @@ func TestSettlementConservesOnChainRandom(t *testing.T) {
 		h.mustDo(consumerKey, createMsg(budget))
 		h.mustDo(routerKey, Msg{AssignJob: &MsgAssignJob{JobID: id, Node: addr(nodeKey)}})
 		h.mustDo(nodeKey, Msg{CommitResult: &MsgCommitResult{JobID: id, ResultDigest: digestA, GPUMillis: millis}})
-		h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps}})
-		h.mustDo(validator2Key, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps}})
+		h.mustDo(validatorKey, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps, Transcript: aTranscript}})
+		h.mustDo(validator2Key, Msg{Attest: &MsgAttest{JobID: id, ResultDigest: digestA, Pass: true, Ops: ampleOps, Transcript: aTranscript}})
 
 		s := *query[Job](h, "job/"+id).Settlement
 		price := query[Node](h, "node/"+string(addr(nodeKey))).PricePerHour

@@ -148,7 +148,7 @@ func TestSettlementForPinsEveryRule(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, err := SettlementFor(p, Job{PricePerHour: c.price, GPUMillis: c.millis, Budget: c.budget, TimeoutSeconds: c.timeout,
-				TFLOPSMilli: 1, Attestations: []Attestation{{Pass: true, Ops: ampleOps}}})
+				TFLOPSMilli: 1, Attestations: []Attestation{{Pass: true, Ops: ampleOps, Transcript: aTranscript}}})
 			if err != nil {
 				t.Fatal(err)
 			}

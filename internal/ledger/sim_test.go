@@ -29,6 +29,7 @@ type sim struct {
 	red       *rand.Rand
 	lvl       *rand.Rand // the challenge and audit levels' choices, a stream of their own too
 	capa      *rand.Rand // capacity reports (capacityStep), a stream of their own as well
+	aud       *rand.Rand // attestations' transcripts and reports of them (attestationReportStep), another
 	actors    []ed25519.PrivateKey
 	jobs      []string
 	redundant []string          // the redundant jobs, in the order they were created
@@ -50,7 +51,7 @@ type sim struct {
 func newSim(h *harness, seed uint64) *sim {
 	return &sim{
 		h: h, rng: rand.New(rand.NewPCG(seed, 99)), red: rand.New(rand.NewPCG(seed, 77)),
-		lvl: rand.New(rand.NewPCG(seed, 55)), capa: rand.New(rand.NewPCG(seed, 33)),
+		lvl: rand.New(rand.NewPCG(seed, 55)), capa: rand.New(rand.NewPCG(seed, 33)), aud: rand.New(rand.NewPCG(seed, 11)),
 		actors:   []ed25519.PrivateKey{consumerKey, node1Key, node2Key, strangerKey, routerKey, validatorKey, validator2Key, vesterKey},
 		propKind: map[uint64]string{}, outcomes: map[string]int{}, codes: map[Code]int{},
 		sealed: map[string]string{}, withholds: map[string]bool{},
@@ -184,6 +185,9 @@ func (s *sim) msg() (ed25519.PrivateKey, Msg, string) {
 			m.Attest = &MsgAttest{JobID: id, ResultDigest: digestA, Pass: rng.IntN(3) > 0, Ops: ampleOps}
 			if j.Verification == VerifyAudit && s.lvl.IntN(2) == 0 { // an audited container's re-run
 				m.Attest.Ops, m.Attest.Millis = 0, s.lvl.Uint64N(10_000_000)
+			}
+			if m.Attest.Pass && m.Attest.Ops != 0 && s.aud.IntN(6) > 0 { // now and then a pass without one
+				m.Attest.Transcript = aTranscript
 			}
 		case 4:
 			k = s.usually(routerKey)
@@ -412,6 +416,17 @@ func (s *sim) capacityStep() (ed25519.PrivateKey, Msg) {
 	return signer, Msg{CapacityReport: m}
 }
 
+// attestationReportStep is a report that an attestation of a recent job is false, drawn
+// from the aud stream: usually a validator's about another, now and then about itself or
+// by a stranger; the job may not have been drawn for audit or may hold no such pass.
+func (s *sim) attestationReportStep() (ed25519.PrivateKey, Msg) {
+	rng := s.aud
+	signer := []ed25519.PrivateKey{validatorKey, validator2Key, vesterKey, validatorKey, strangerKey}[rng.IntN(5)]
+	target := []ed25519.PrivateKey{validatorKey, validator2Key, vesterKey}[rng.IntN(3)]
+	id := s.jobs[len(s.jobs)-1-rng.IntN(min(6, len(s.jobs)))]
+	return signer, Msg{ReportAttestation: &MsgReportAttestation{JobID: id, Validator: addr(target), Reason: "transcript differs"}}
+}
+
 // paramChange proposes a change that keeps the chain usable (or, now and then, an invalid one).
 func (s *sim) paramChange() map[string]json.RawMessage {
 	n := func(lo, hi int) json.RawMessage { return json.RawMessage(strconv.Itoa(lo + s.rng.IntN(hi-lo+1))) }
@@ -469,6 +484,10 @@ func (s *sim) next() Block {
 		k, m := s.capacityStep()
 		add(k, m, "")
 	}
+	if s.aud.IntN(3) == 0 && len(s.jobs) > 0 {
+		k, m := s.attestationReportStep()
+		add(k, m, "")
+	}
 	b := h.next(time.Duration(1+rng.IntN(15))*time.Second, txs...)
 	if rng.IntN(40) == 0 {
 		cons := [][]byte{pub(cons2Key), pub(consVestKey), pub(key(99))}[rng.IntN(3)]
@@ -503,6 +522,10 @@ func (s *sim) apply(b Block) BlockResult {
 			s.outcomes["proposal_"+attr["status"]+":"+s.propKind[id]]++
 		case "capacity_reported":
 			s.outcomes[e.Type+":"+attr["outcome"]]++
+		case "attestation_reported":
+			if attr["decided"] == "false attestation" {
+				s.outcomes["attestation_found_false"]++
+			}
 		case "slashed":
 			if attr["account"] == string(addr(vesterKey)) {
 				amt, _ := strconv.ParseUint(attr["amount"], 10, 64)

@@ -58,6 +58,15 @@ func (v Validator) Power() int64 {
 	return int64(v.Stake / UomniPerOMNI)
 }
 
+// Eligible reports whether the validator may sit on committees, attest and count toward
+// the thresholds of validators' reports (capacity, attestation audits): it has voting
+// power and at least MinValidatorStake, as a node below its minimum is inactive. One
+// slashed below the minimum keeps its consensus power (the ledger never removes the
+// last one that way) but checks nothing until it stakes back up.
+func (v Validator) Eligible(p Params) bool {
+	return v.Power() > 0 && v.Stake >= p.MinValidatorStake
+}
+
 // Unbonding is stake on its way back to a balance; it can still be slashed.
 type Unbonding struct {
 	ID         uint64       `json:"id"`
@@ -105,14 +114,18 @@ const (
 )
 
 // Attestation is one validator's recorded verdict, with the operation count it computed
-// for the job (MsgAttest.Ops).
+// for the job (MsgAttest.Ops) and the transcript of its check (MsgAttest.Transcript).
+// AuditSlashed says an audit of the job's attestations found this one false and its
+// validator was slashed for it (attestaudit.go).
 type Attestation struct {
-	Validator keys.Address `json:"validator"`
-	Pass      bool         `json:"pass"`
-	Reason    string       `json:"reason,omitempty"`
-	Height    int64        `json:"height"`
-	Ops       uint64       `json:"ops,omitempty"`
-	Millis    uint64       `json:"millis,omitempty"`
+	Validator    keys.Address `json:"validator"`
+	Pass         bool         `json:"pass"`
+	Reason       string       `json:"reason,omitempty"`
+	Height       int64        `json:"height"`
+	Ops          uint64       `json:"ops,omitempty"`
+	Millis       uint64       `json:"millis,omitempty"`
+	Transcript   string       `json:"transcript,omitempty"`
+	AuditSlashed bool         `json:"audit_slashed,omitempty"`
 }
 
 // Settlement is how a job's escrow was divided. Paid+Burned+Fee+Refunded == Budget.
@@ -199,6 +212,9 @@ type Job struct {
 	Audited         bool             `json:"audited,omitempty"`
 	Challenge       string           `json:"challenge,omitempty"`
 	ChallengeReveal *ChallengeReveal `json:"challenge_reveal,omitempty"`
+	// AttestationsAudited says the block that settled the job drew its attestations for
+	// an audit of validators (ValidatorAuditBP, attestaudit.go).
+	AttestationsAudited bool `json:"attestations_audited,omitempty"`
 }
 
 // ChallengeReveal is an opened challenge commitment (MsgRevealChallenge), with the height
@@ -342,12 +358,16 @@ type Params struct {
 	AuditRateBP   uint64         `json:"audit_rate_bp"`  // share of challenge-level jobs audited
 	CommitteeSize uint64         `json:"committee_size"` // validators drawn per verification; 0 = all
 	Routers       []keys.Address `json:"routers"`
+	// ValidatorAuditBP is the share of settled jobs whose passing attestations carry
+	// transcripts that are drawn for an audit of validators (attestaudit.go).
+	ValidatorAuditBP uint64 `json:"validator_audit_bp"`
 }
 
 // DefaultParams follow the whitepaper where it gives numbers (2% burn, 500 and 10,000
 // OMNI minimum stakes, 10% of fees to validators, 15% to buy-backs, quarterly). The rest
 // are our defaults until governance sets them: a 5% protocol fee, 21 days unbonding,
-// 10% fraud slash, 5% double-sign slash, 33.4% quorum and 50% threshold over ~1 day.
+// 10% fraud slash, 5% double-sign slash, 33.4% quorum and 50% threshold over ~1 day, and
+// 1% of checked jobs' attestations audited.
 func DefaultParams() Params {
 	return Params{
 		BurnBP: 200, FeeBP: 500,
@@ -359,7 +379,7 @@ func DefaultParams() Params {
 		FraudSlashBP: 1000, VerifierRewardBP: 5000, FalseAttestSlashBP: 500, DoubleSignSlashBP: 500,
 		GovQuorumBP: 3340, GovThresholdBP: 5000, GovVotingBlocks: 86_400,
 		RouterWeights: RouterWeights{Compute: 3500, Latency: 3000, Reliability: 2000, Price: 1500},
-		AuditRateBP:   100, CommitteeSize: 0,
+		AuditRateBP:   100, CommitteeSize: 0, ValidatorAuditBP: 100,
 	}
 }
 
@@ -374,6 +394,7 @@ func (p Params) Validate() error {
 		"fraud_slash_bp": p.FraudSlashBP, "verifier_reward_bp": p.VerifierRewardBP,
 		"false_attest_slash_bp": p.FalseAttestSlashBP, "double_sign_slash_bp": p.DoubleSignSlashBP,
 		"gov_quorum_bp": p.GovQuorumBP, "gov_threshold_bp": p.GovThresholdBP, "audit_rate_bp": p.AuditRateBP,
+		"validator_audit_bp": p.ValidatorAuditBP,
 	} {
 		if bp > BasisPoints {
 			return bad("%s is %d, above 10000 basis points", name, bp)

@@ -57,6 +57,9 @@ type Msg struct {
 	CommitResults *MsgCommitResults `json:"commit_results,omitempty"`
 	// CapacityReport is a validator's report of a proof-of-capacity challenge (capacity.go).
 	CapacityReport *MsgCapacityReport `json:"capacity_report,omitempty"`
+	// ReportAttestation is a validator's report that an audited attestation is false
+	// (attestaudit.go).
+	ReportAttestation *MsgReportAttestation `json:"report_attestation,omitempty"`
 }
 
 // Kind names the message set in m, or "" when none or several are.
@@ -73,7 +76,7 @@ func (m Msg) Kind() string {
 		{m.Unstake != nil, "unstake"}, {m.Propose != nil, "propose"}, {m.Vote != nil, "vote"},
 		{m.AssignJobs != nil, "assign_jobs"}, {m.AttestJobs != nil, "attest_jobs"},
 		{m.CommitResults != nil, "commit_results"}, {m.RevealChallenge != nil, "reveal_challenge"},
-		{m.CapacityReport != nil, "capacity_report"},
+		{m.CapacityReport != nil, "capacity_report"}, {m.ReportAttestation != nil, "report_attestation"},
 	} {
 		if c.set {
 			kind, n = c.name, n+1

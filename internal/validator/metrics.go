@@ -14,6 +14,7 @@ import (
 type validatorMetrics struct {
 	checks       *prometheus.CounterVec // by verdict
 	checkSeconds *prometheus.HistogramVec
+	reports      prometheus.Counter // false attestations reported (attestaudit.go)
 }
 
 func (d *Daemon) registerMetrics(reg prometheus.Registerer) error {
@@ -27,6 +28,10 @@ func (d *Daemon) registerMetrics(reg prometheus.Registerer) error {
 			Help:    "Time to check one result, from the request to its attestation committed (fetching inputs and output included), by verdict.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14), // 10ms to 80s
 		}, []string{"verdict"}),
+		reports: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "omnisync_validator_false_attestations_reported_total",
+			Help: "Other validators' passing attestations this validator's audits found false and reported on chain.",
+		}),
 	}
 	for _, v := range []string{"pass", "fail", "error"} {
 		m.checks.WithLabelValues(v)
@@ -39,7 +44,7 @@ func (d *Daemon) registerMetrics(reg prometheus.Registerer) error {
 		defer d.mu.Unlock()
 		return float64(len(d.inFlight))
 	})
-	if err := metrics.Register(reg, m.checks, m.checkSeconds, inFlight); err != nil {
+	if err := metrics.Register(reg, m.checks, m.checkSeconds, m.reports, inFlight); err != nil {
 		return fmt.Errorf("validator: %w", err)
 	}
 	d.metrics = m
@@ -58,3 +63,6 @@ func (m *validatorMetrics) checked(v protocol.Verdict, err error, elapsed time.D
 	m.checks.WithLabelValues(verdict).Inc()
 	m.checkSeconds.WithLabelValues(verdict).Observe(elapsed.Seconds())
 }
+
+// reported counts one false attestation reported.
+func (m *validatorMetrics) reported() { m.reports.Inc() }

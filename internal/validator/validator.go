@@ -7,7 +7,9 @@
 // matrix product), challenge (the rows the router hid in the input, and the whole product
 // when the job is audited; challenge.go) and audit (a job the chain drew for audit,
 // checked as freivalds does, or, for a container, run again; audit.go) and zk (the node's
-// Groth16 proof of an int8 MLP, verified against the spec's commitments; zk.go).
+// Groth16 proof of an int8 MLP, verified against the spec's commitments; zk.go). It also
+// audits other validators: when the chain draws a settled job's attestations for audit,
+// it reports the passes its own check contradicts (attestaudit.go).
 //
 // It trusts neither the router nor the node: a request whose spec does not hash to the
 // on-chain commitment is refused, and so is a challenge the router revealed falsely.
@@ -78,7 +80,10 @@ type Options struct {
 	// Capacity configures the proof-of-capacity checker (capacity.go); it runs only
 	// when Capacity.Every > 0.
 	Capacity CapacityOptions
-	Logger   *slog.Logger
+	// AuditEvery is how often the daemon reads the chain's open audits of attestations
+	// and audits those of jobs it checked (attestaudit.go); default 2 s, negative never.
+	AuditEvery time.Duration
+	Logger     *slog.Logger
 	// Metrics is where the daemon's Prometheus series are registered (metrics.go); nil
 	// counts them in a registry nothing serves.
 	Metrics prometheus.Registerer
@@ -106,6 +111,10 @@ type Daemon struct {
 	prover         capacityProver     // reaches nodes for capacity challenges; set at Start
 	stopCapacity   context.CancelFunc // nil unless the capacity checker runs
 	capacityChecks sync.WaitGroup     // the checker's loop and its challenges
+
+	findings   findings           // what its checks found, for audits of attestations
+	stopAudits context.CancelFunc // nil unless the audit loop runs
+	audits     sync.WaitGroup     // the audit loop
 }
 
 // check is one job's verification under way; done closes when verdict is set.
@@ -133,6 +142,9 @@ func New(opts Options) (*Daemon, error) {
 	}
 	if opts.Capacity.Every > 0 {
 		opts.Capacity.setDefaults()
+	}
+	if opts.AuditEvery == 0 {
+		opts.AuditEvery = 2 * time.Second
 	}
 	id := string(keys.AddressOfKey(opts.Key))
 	d := &Daemon{opts: opts, id: id, log: opts.Logger.With("validator", keys.Address(id).Short()),
@@ -189,6 +201,15 @@ func (d *Daemon) Start(ctx context.Context) error {
 			d.runCapacity(cctx)
 		}()
 	}
+	if d.opts.AuditEvery > 0 {
+		actx, stop := context.WithCancel(context.Background())
+		d.stopAudits = stop
+		d.audits.Add(1)
+		go func() {
+			defer d.audits.Done()
+			d.runAudits(actx)
+		}()
+	}
 	return nil
 }
 
@@ -198,6 +219,10 @@ func (d *Daemon) Close() error {
 	if d.stopCapacity != nil {
 		d.stopCapacity()
 		d.capacityChecks.Wait()
+	}
+	if d.stopAudits != nil {
+		d.stopAudits()
+		d.audits.Wait()
 	}
 	if d.session != nil {
 		d.session.Close()
@@ -277,10 +302,17 @@ func (d *Daemon) verifyRequest(ctx context.Context, req protocol.VerifyRequest) 
 // means no attestation was made (the request was bad, the router or this validator was
 // at fault, the chain refused this job's item or was unreachable); a wrong result is not
 // an error but a failing verdict.
+//
+// Its finding is kept for an audit of the job's attestations (attestaudit.go), even when
+// the job was settled by the others before this check ended and nothing is attested.
 func (d *Daemon) Verify(ctx context.Context, req protocol.VerifyRequest) (protocol.Verdict, error) {
 	c, f, err := d.check(ctx, req)
 	if err != nil {
 		return protocol.Verdict{}, err
+	}
+	d.remember(c.job, f)
+	if c.job.Status != ledger.JobComputed {
+		return protocol.Verdict{}, fmt.Errorf("job %s was %s before this check: its finding is kept for the audit of its attestations, not attested", c.job.ID, c.job.Status)
 	}
 	return d.attest(ctx, c.job, f)
 }
@@ -329,26 +361,31 @@ type jobCheck struct {
 // finding is a check's verdict on the node's result, as its attestation states it. Ops
 // is the tensor work the node is billed for, computed here from inputs the spec commits
 // to rather than taken from the node's report of its GPU time; Millis is the time a
-// container took when this validator ran it again.
+// container took when this validator ran it again; transcript is a passing Freivalds
+// check's (verify.Verdict.Transcript), which the attestation states bound to this
+// validator.
 type finding struct {
-	pass   bool
-	reason string
-	ops    uint64
-	millis uint64
+	pass       bool
+	reason     string
+	ops        uint64
+	millis     uint64
+	transcript string
 }
 
 func fromVerdict(v verify.Verdict) finding {
-	return finding{pass: v.OK, reason: v.Reason, ops: v.Ops}
+	return finding{pass: v.OK, reason: v.Reason, ops: v.Ops, transcript: v.Transcript}
 }
 
 // jobToCheck reads the job from the chain and refuses a request it cannot be checked for:
-// a job not awaiting verification, a spec the consumer did not commit to, no seed.
+// a job not awaiting verification, a spec the consumer did not commit to, no seed. A job
+// the others settled while this request was on its way is still checked when its
+// attestations were drawn for audit: the finding serves the audit (Verify).
 func (d *Daemon) jobToCheck(ctx context.Context, req protocol.VerifyRequest) (jobCheck, error) {
 	job, err := d.committedJob(ctx, req.JobID)
 	if err != nil {
 		return jobCheck{}, err
 	}
-	if job.Status != ledger.JobComputed {
+	if job.Status != ledger.JobComputed && !(job.Status == ledger.JobSettled && job.AttestationsAudited) {
 		return jobCheck{}, fmt.Errorf("job %s is %s, not awaiting verification", job.ID, job.Status)
 	}
 	if got := req.Spec.Hash(); got != job.SpecHash {
@@ -417,9 +454,11 @@ func (d *Daemon) checkFreivalds(ctx context.Context, c jobCheck) (finding, error
 
 // attest sends the finding on the committed result as this validator's attestation.
 func (d *Daemon) attest(ctx context.Context, job ledger.Job, f finding) (protocol.Verdict, error) {
-	tx, err := d.attester.Send(ctx, ledger.Msg{Attest: &ledger.MsgAttest{
-		JobID: job.ID, ResultDigest: job.ResultDigest, Pass: f.pass, Reason: truncate(f.reason, 256), Ops: f.ops, Millis: f.millis,
-	}})
+	m := &ledger.MsgAttest{JobID: job.ID, ResultDigest: job.ResultDigest, Pass: f.pass, Reason: truncate(f.reason, 256), Ops: f.ops, Millis: f.millis}
+	if f.pass && f.transcript != "" {
+		m.Transcript = verify.AttestTranscript(f.transcript, d.id)
+	}
+	tx, err := d.attester.Send(ctx, ledger.Msg{Attest: m})
 	if err != nil {
 		return protocol.Verdict{}, fmt.Errorf("attest: %w", err)
 	}

@@ -37,12 +37,21 @@ type fakeChain struct {
 	attests []ledger.MsgAttest
 	batches []int         // the size of every attest_jobs batch, in order
 	delay   time.Duration // how long an attestation takes to commit
+	audits  []ledger.AttestationAudit
+	reports []ledger.MsgReportAttestation
 }
 
 func (f *fakeChain) Send(_ context.Context, m ledger.Msg) (string, error) {
 	time.Sleep(f.delay)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if r := m.ReportAttestation; r != nil {
+		if err := m.ValidateBasic(); err != nil {
+			return "", err
+		}
+		f.reports = append(f.reports, *r)
+		return "REPORT", nil
+	}
 	if m.Attest == nil {
 		return "", fmt.Errorf("unexpected %s", m.Kind())
 	}
@@ -82,6 +91,10 @@ func (f *fakeChain) attestLocked(m ledger.Msg) error {
 func (f *fakeChain) Query(_ context.Context, path string, v any) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if path == "attestation_audits" {
+		b, _ := json.Marshal(f.audits)
+		return json.Unmarshal(b, v)
+	}
 	job, ok := f.others[strings.TrimPrefix(path, "job/")]
 	if path == "job/"+f.job.ID {
 		job, ok = f.job, true
@@ -102,6 +115,7 @@ type rig struct {
 	spec   api.JobSpec
 	a, b   *tensor.Int8Matrix
 	reg    *prometheus.Registry // the validator's metrics
+	daemon *Daemon
 }
 
 // newRig starts a NATS server, a validator, and stores a job's inputs; the job's
@@ -143,6 +157,7 @@ func newRigWith(t *testing.T, set func(*Options)) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = v.Close() })
+	r.daemon = v
 	return r
 }
 
