@@ -7,7 +7,6 @@ import (
 
 	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/ledger"
-	"github.com/omnisync/omnisync/internal/protocol"
 	"github.com/omnisync/omnisync/internal/tensor"
 	"github.com/omnisync/omnisync/internal/transport"
 	"github.com/omnisync/omnisync/internal/verify"
@@ -45,7 +44,7 @@ func (r *Router) prepareChallenge(ctx context.Context, j *job) error {
 	inputs := make([][]byte, len(j.spec.Inputs))
 	for i, in := range j.spec.Inputs {
 		var err error
-		if inputs[i], err = transport.GetBlob(ctx, r.js, protocol.BlobBucket, in.Digest); err != nil {
+		if inputs[i], err = r.blobs.Get(ctx, in.Digest); err != nil {
 			return fmt.Errorf("read input %s for its challenge rows: %w", in.Name, err)
 		}
 	}
@@ -73,7 +72,7 @@ func (r *Router) prepareChallenge(ctx context.Context, j *job) error {
 	if err != nil {
 		return err
 	}
-	digest, err := transport.PutBlob(ctx, r.js, protocol.BlobBucket, encoded)
+	digest, err := r.blobs.Put(ctx, encoded)
 	if err != nil {
 		return fmt.Errorf("store the input with its challenge rows: %w", err)
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/ledger"
-	"github.com/omnisync/omnisync/internal/protocol"
 	"github.com/omnisync/omnisync/internal/scheduler"
 	"github.com/omnisync/omnisync/internal/tensor"
 	"github.com/omnisync/omnisync/internal/transport"
@@ -69,11 +68,12 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	r.mu.Unlock()
 	r.track(j, 0)
 
-	// Saved before the escrow is broadcast, and with every change after, so that a router
+	// Saved before the escrow is broadcast, and after every change since, so that a router
 	// that dies in between still finds the job when it restarts (adoptJobs asks the chain
 	// whether the escrow committed). The first write creates the record: a job id another
 	// router already holds is refused here, before anything is escrowed.
 	j.set(func(*job) {})
+	j.save()
 	j.saveMu.Lock()
 	stored := j.storeRev != 0
 	j.saveMu.Unlock()
@@ -107,7 +107,7 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		if data == nil {
 			continue
 		}
-		if _, err := transport.PutBlob(ctx, r.js, protocol.BlobBucket, data); err != nil {
+		if _, err := r.blobs.Put(ctx, data); err != nil {
 			// The escrow stands: the consumer can still send this input with UploadInput.
 			r.log.Warn("inline input not stored", "job", id, "input", spec.Inputs[i].Name, "err", err)
 			j.record("awaiting_inputs", "", "", "input %s was not stored (%v); upload it again", spec.Inputs[i].Name, err)
@@ -118,6 +118,9 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	if missing := j.missingInputs(); len(missing) > 0 {
 		j.record("awaiting_inputs", "", "", "waiting for inputs %v to be uploaded", missing)
 	}
+	// The escrow and the inputs stored are saved before the consumer hears of them: a
+	// restarted router that found the escrow without them would refund the job.
+	j.save()
 	r.wg.Add(1)
 	go r.run(j)
 	// The escrow stands and the job runs: answer with its id even if the chain node is
@@ -171,7 +174,7 @@ func (r *Router) UploadInput(ctx context.Context, jobID, name string, body io.Re
 		return err
 	}
 	in := j.spec.Inputs[i]
-	err := transport.PutBlobFrom(ctx, r.js, protocol.BlobBucket, in.Digest, in.Size, body)
+	err := r.blobs.PutFrom(ctx, in.Digest, in.Size, body)
 	if err != nil {
 		j.endUpload(i, false)
 		if errors.Is(err, transport.ErrDigestMismatch) {
@@ -181,6 +184,7 @@ func (r *Router) UploadInput(ctx context.Context, jobID, name string, body io.Re
 	}
 	j.endUpload(i, true)
 	j.record("input", "", "", "input %s stored (%d bytes)", name, in.Size)
+	j.save() // before the consumer hears it: a restarted router would wait for the input again
 	return nil
 }
 

@@ -15,7 +15,9 @@ import (
 
 // job is the router's working record of one job. Only its lifecycle goroutine writes the
 // fields below mu's guard (uploads mark their input stored); readers copy them under mu.
-// Every change is saved through persist, so a restarted router resumes the job.
+// Every change is saved through persist, so a restarted router resumes the job: within
+// saveDelay, together with the changes after it, or at once where a restart or a peer
+// depends on it (job.save).
 type job struct {
 	id       string
 	owner    keys.Address
@@ -37,6 +39,7 @@ type job struct {
 	inbox     map[string]chan protocol.Result // by node: the attempts awaiting its report
 	logs      map[string]*jobLog              // by node: what it logged of the job (not saved)
 	rev       uint64                          // bumped by every change
+	saveDue   bool                            // a save is scheduled for the changes since the last
 	changed   chan struct{}                   // closed by the next change, when someone waits for one
 	tried     []string                        // nodes that failed the job, not asked again
 	finished  time.Time
@@ -96,6 +99,11 @@ type jobRecord struct {
 func (j *job) snapshot() ([]byte, uint64) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	return j.encodeLocked(), j.rev
+}
+
+// encodeLocked encodes the job's record; j.mu must be held.
+func (j *job) encodeLocked() []byte {
 	b, err := json.Marshal(jobRecord{
 		ID: j.id, Owner: j.owner, Consumer: j.consumer, Spec: j.spec, Started: j.started, Escrowed: j.escrowed,
 		Stored: j.stored, Tried: j.tried, Node: j.node, Scores: j.scores, Txs: j.txs, Events: j.events,
@@ -105,7 +113,7 @@ func (j *job) snapshot() ([]byte, uint64) {
 	if err != nil {
 		panic(fmt.Sprintf("router: encode job %s: %v", j.id, err)) // plain types: cannot fail
 	}
-	return b, j.rev
+	return b
 }
 
 // jobFromRecord rebuilds a job a router saved (this one before a restart, or another).
@@ -132,17 +140,34 @@ func jobFromRecord(data []byte) (*job, error) {
 	return j, nil
 }
 
-// save hands the job's latest state to persist, unless a newer one was saved already.
+// saveDelay is how long a change may wait to be saved, so that the changes a job makes
+// close together (a placement and its event, a verdict and its attestation, the last
+// events and the end) take one write of the record rather than one each: with hundreds
+// of jobs in flight, writing the whole record at every change cost more CPU than
+// anything else the router did. A router that dies loses at most this much of a job's
+// progress, which the chain holds anyway (a restarted router asks it where each job
+// stands); what a restart cannot rebuild from the chain is saved at once (job.save).
+// A peer answering for the job from the store is behind by as much.
+const saveDelay = 500 * time.Millisecond
+
+// save hands the job's latest state to persist now, unless it was saved already. The
+// lifecycle calls it where a restarted router or a peer must find a change before this
+// one acts on it; set schedules it for every other change.
 func (j *job) save() {
 	if j.persist == nil {
 		return
 	}
 	j.saveMu.Lock()
 	defer j.saveMu.Unlock()
-	data, rev := j.snapshot()
+	j.mu.Lock()
+	rev := j.rev
 	if rev <= j.savedRev {
+		j.mu.Unlock()
 		return
 	}
+	j.saveDue = false // this write carries every change so far
+	data := j.encodeLocked()
+	j.mu.Unlock()
 	j.savedRev = rev
 	j.persist(j, data)
 }
@@ -221,7 +246,8 @@ func (j *job) lastEvent(stage string) string {
 	return ""
 }
 
-// set applies a change, tells whoever waits for one, and saves the job.
+// set applies a change, tells whoever waits for one, and saves the job within
+// saveDelay, with whatever changes come meanwhile.
 func (j *job) set(f func(j *job)) {
 	j.mu.Lock()
 	f(j)
@@ -230,8 +256,12 @@ func (j *job) set(f func(j *job)) {
 		close(j.changed)
 		j.changed = nil
 	}
+	schedule := j.persist != nil && !j.saveDue
+	j.saveDue = j.saveDue || schedule
 	j.mu.Unlock()
-	j.save()
+	if schedule {
+		time.AfterFunc(saveDelay, j.save)
+	}
 }
 
 // changes returns a channel closed at the job's next change.

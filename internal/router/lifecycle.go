@@ -141,6 +141,7 @@ func (r *Router) finish(j *job) {
 		return
 	}
 	j.set(func(j *job) { j.finished = r.opts.Now() })
+	j.save()
 }
 
 // release gives up on a job that no node computed: it cancels the job on chain, which
@@ -382,6 +383,10 @@ func (r *Router) attempt(ctx context.Context, j *job, p scheduler.Placement, rep
 	j.set(func(j *job) { j.node, j.scores, j.running = p.NodeID, &sc, false })
 	j.record("placed", "", "", "%snode %s scored %d.%02d%% (compute %d, latency %d, reliability %d, price %d bp)",
 		rep.label(), keys.Address(p.NodeID).Short(), sc.Total/100, sc.Total%100, sc.Compute, sc.Latency, sc.Reliability, sc.Price)
+	// Saved before the assignment goes on chain: a router that lost the job to a peer
+	// learns it here, before it assigns anything, and a challenge's hidden rows, which
+	// the assignment commits to, are in the store for a restarted router to reveal.
+	j.save()
 	assign := &ledger.MsgAssignJob{JobID: j.id, Node: keys.Address(p.NodeID), ScoreBP: p.Scores.Total}
 	if rep != nil {
 		assign.Replaces = keys.Address(rep.onChain())

@@ -185,7 +185,8 @@ func TestJobSavedBeforeItsEscrowIsConfirmedOrForgotten(t *testing.T) {
 		ids = append(ids, id)
 		j := newJob(id, tx.Signer, req.Spec, time.Now())
 		first.track(j, 0)
-		j.set(func(*job) {}) // saved, as SubmitJob saves it before broadcasting
+		j.set(func(*job) {})
+		j.save() // as SubmitJob saves it before broadcasting
 	}
 	if _, _, err := chain.BroadcastTx(context.Background(), escrowed.Tx); err != nil { // committed while the router was down
 		t.Fatal(err)
@@ -237,5 +238,51 @@ func TestEscrowWhoseBroadcastWentUnansweredIsRefunded(t *testing.T) {
 	})
 	if !jobHas(r, id, "refunded") {
 		t.Fatal("the router did not record why it refunded the job")
+	}
+}
+
+// A job's changes close together take one write of its record, within saveDelay; save
+// writes at once what is not saved yet, and nothing when all is.
+func TestJobChangesCloseTogetherAreSavedOnce(t *testing.T) {
+	var mu sync.Mutex
+	var saved [][]byte
+	j := newJob("job-1", keys.Address("consumer"), api.JobSpec{}, time.Now())
+	j.persist = func(_ *job, record []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		saved = append(saved, record)
+	}
+	writes := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(saved)
+	}
+	j.set(func(j *job) { j.node = "n1" })
+	j.record("placed", "", "", "on n1")
+	j.record("assigned", "assign", "T1", "recorded on chain")
+	if n := writes(); n != 0 {
+		t.Fatalf("%d writes at once; want the changes held for saveDelay", n)
+	}
+	waitFor(t, "the changes saved", func() bool { return writes() == 1 })
+	time.Sleep(2 * saveDelay)
+	if n := writes(); n != 1 {
+		t.Fatalf("%d writes for three changes close together, want 1", n)
+	}
+	mu.Lock()
+	back, err := jobFromRecord(saved[0])
+	mu.Unlock()
+	if err != nil || back.node != "n1" || len(back.events) != 2 || back.txs["assign"] != "T1" {
+		t.Fatalf("the write lacks a change: %+v %v", back, err)
+	}
+
+	j.record("running", "", "", "accepted")
+	j.save()
+	if n := writes(); n != 2 {
+		t.Fatalf("%d writes after save, want 2: save writes at once", n)
+	}
+	j.save()
+	time.Sleep(2 * saveDelay)
+	if n := writes(); n != 2 {
+		t.Fatalf("%d writes, want 2: nothing changed since the last", n)
 	}
 }

@@ -175,6 +175,7 @@ type Router struct {
 	conn   *nats.Conn
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue // job records (state.go)
+	blobs  *transport.Bucket  // inputs and outputs (protocol.BlobBucket), opened once
 	grants *transport.Grants  // who may read and write which blob, per job step
 
 	// consumerOf remembers whose each job record in the store is, which never changes, so
@@ -259,7 +260,7 @@ func (r *Router) Start(ctx context.Context) error {
 		_ = srv.Close()
 		return err
 	}
-	r.nats, r.conn, r.js = srv, conn, js
+	r.nats, r.conn, r.js, r.blobs = srv, conn, js, transport.NewBucket(js, protocol.BlobBucket)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.wg.Add(1)
 	go func() {
@@ -304,8 +305,10 @@ func (r *Router) Start(ctx context.Context) error {
 // NodesURL is where nodes and validators connect (wss://…).
 func (r *Router) NodesURL() string { return r.nats.WebSocketURL() }
 
-// Close stops every job lifecycle, then the NATS server.
+// Close saves what its jobs changed since their last save, stops every job lifecycle,
+// then the NATS server.
 func (r *Router) Close() error {
+	r.savePending()
 	if r.cancel != nil {
 		r.cancel()
 	}

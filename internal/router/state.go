@@ -14,9 +14,9 @@ import (
 )
 
 // jobsBucket is the JetStream key-value bucket that holds one record per job (jobRecord),
-// written by the job's owner at every change, each write conditional on the revision it
-// last wrote: a router that lost a job to another (cluster.go) learns so at its next
-// write, and cannot overwrite the new owner's record. Participants have no JetStream
+// written by the job's owner after its changes (job.save), each write conditional on the
+// revision it last wrote: a router that lost a job to another (cluster.go) learns so at
+// its next write, and cannot overwrite the new owner's record. Participants have no JetStream
 // rights, so only routers read or write it.
 const jobsBucket = "router_jobs"
 
@@ -84,6 +84,20 @@ func (r *Router) saveJob(j *job, record []byte) {
 		return
 	}
 	j.storeRev = rev
+}
+
+// savePending saves every job's changes not yet saved (set delays them by up to
+// saveDelay), so that a router stopped in good order leaves nothing behind.
+func (r *Router) savePending() {
+	r.mu.Lock()
+	jobs := make([]*job, 0, len(r.jobs))
+	for _, j := range r.jobs {
+		jobs = append(jobs, j)
+	}
+	r.mu.Unlock()
+	for _, j := range jobs {
+		j.save()
+	}
 }
 
 // ownerOf reads a record's owner; "" when the record cannot be read.

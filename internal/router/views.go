@@ -115,7 +115,7 @@ func (r *Router) JobOutput(ctx context.Context, jobID string, auth api.OutputAut
 	if cj.Verification == ledger.VerifyChallenge && cj.ChallengeReveal == nil {
 		return api.JobOutput{}, fmt.Errorf("%w: job %s's output holds challenge rows until they are revealed, moments after its result (it is %s)", api.ErrNotFound, jobID, apiStatus[cj.Status])
 	}
-	data, err := transport.GetBlob(ctx, r.js, protocol.BlobBucket, cj.ResultDigest)
+	data, err := r.blobs.Get(ctx, cj.ResultDigest)
 	switch {
 	case errors.Is(err, transport.ErrNotFound):
 		return api.JobOutput{}, fmt.Errorf("%w: the output %s of job %s is not in this router's store", api.ErrNotFound, cj.ResultDigest, jobID)

@@ -14,6 +14,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -60,21 +61,66 @@ func ParseDigest(s string) ([32]byte, error) {
 	return sum, nil
 }
 
-// PutBlob stores data in the object-store bucket under its hex sha256 and returns its
-// digest. Content that is already stored intact is not sent again. It needs write rights
-// to the bucket: the router's, not a participant's (participants use Blobs).
-func PutBlob(ctx context.Context, js jetstream.JetStream, bucket string, data []byte) (string, error) {
-	digest := Digest(data)
-	return digest, PutBlobFrom(ctx, js, bucket, digest, int64(len(data)), bytes.NewReader(data))
+// Bucket is an object-store bucket of blobs, opened at its first use and kept: opening
+// one asks the server for its stream's info, which a router paid at every input it
+// stored. It needs the rights to the bucket that the router has, not a participant's
+// (participants use Blobs). It is safe for concurrent use.
+type Bucket struct {
+	js   jetstream.JetStream
+	name string
+	mu   sync.Mutex
+	obs  jetstream.ObjectStore // nil until opened
 }
 
-// PutBlobFrom streams size bytes from r into bucket under digest, hashing them on the
+// NewBucket returns the bucket of that name; nothing is asked of the server until it is
+// used.
+func NewBucket(js jetstream.JetStream, name string) *Bucket {
+	return &Bucket{js: js, name: name}
+}
+
+func (b *Bucket) open(ctx context.Context) (jetstream.ObjectStore, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.obs == nil {
+		obs, err := openBucket(ctx, b.js, b.name)
+		if err != nil {
+			return nil, err
+		}
+		b.obs = obs
+	}
+	return b.obs, nil
+}
+
+// PutBlob stores data in the object-store bucket under its hex sha256 and returns its
+// digest (Bucket.Put, opening the bucket for this one put).
+func PutBlob(ctx context.Context, js jetstream.JetStream, bucket string, data []byte) (string, error) {
+	return NewBucket(js, bucket).Put(ctx, data)
+}
+
+// PutBlobFrom is Bucket.PutFrom, opening the bucket for this one put.
+func PutBlobFrom(ctx context.Context, js jetstream.JetStream, bucket, digest string, size int64, r io.Reader) error {
+	return NewBucket(js, bucket).PutFrom(ctx, digest, size, r)
+}
+
+// GetBlob is Bucket.Get, opening the bucket for this one read.
+func GetBlob(ctx context.Context, js jetstream.JetStream, bucket, digest string) ([]byte, error) {
+	return NewBucket(js, bucket).Get(ctx, digest)
+}
+
+// Put stores data under its hex sha256 and returns its digest. Content that is already
+// stored intact is not sent again.
+func (b *Bucket) Put(ctx context.Context, data []byte) (string, error) {
+	digest := Digest(data)
+	return digest, b.PutFrom(ctx, digest, int64(len(data)), bytes.NewReader(data))
+}
+
+// PutFrom streams size bytes from r into the bucket under digest, hashing them on the
 // way, so memory stays at one chunk whatever the size. The name appears only once every
 // byte has arrived and matched: on a mismatch (ErrDigestMismatch), a short read or a
 // cancelled ctx nothing is kept. A name that already holds its content is left alone
 // and r is not read. Only the router and its blob service write, so the metadata it
 // checks for that can be trusted.
-func PutBlobFrom(ctx context.Context, js jetstream.JetStream, bucket, digest string, size int64, r io.Reader) error {
+func (b *Bucket) PutFrom(ctx context.Context, digest string, size int64, r io.Reader) error {
 	sum, err := ParseDigest(digest)
 	if err != nil {
 		return err
@@ -82,7 +128,7 @@ func PutBlobFrom(ctx context.Context, js jetstream.JetStream, bucket, digest str
 	if size < 0 {
 		return fmt.Errorf("%w: negative size %d", ErrBlob, size)
 	}
-	obs, err := openBucket(ctx, js, bucket)
+	obs, err := b.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -94,7 +140,7 @@ func PutBlobFrom(ctx context.Context, js jetstream.JetStream, bucket, digest str
 		if errors.Is(err, ErrDigestMismatch) {
 			return err
 		}
-		return fmt.Errorf("%w: put %s/%s: %w", ErrBlob, bucket, name, err)
+		return fmt.Errorf("%w: put %s/%s: %w", ErrBlob, b.name, name, err)
 	}
 	return nil
 }
@@ -143,20 +189,19 @@ func (c *checkedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// GetBlob fetches the blob with the given digest from bucket and checks that
-// it hashes to that digest (ErrDigestMismatch otherwise). A missing blob or
-// bucket is ErrNotFound.
+// Get fetches the blob with the given digest and checks that it hashes to that digest
+// (ErrDigestMismatch otherwise). A missing blob or bucket is ErrNotFound.
 //
-// It needs read rights to the bucket, which only the router has; participants read
-// through Blobs.Get. It reads chunks with batched direct gets, as the blob service
-// does for participants, rather than jetstream's ObjectStore.Get.
-func GetBlob(ctx context.Context, js jetstream.JetStream, bucket, digest string) ([]byte, error) {
+// It reads chunks with batched direct gets, as the blob service does for participants,
+// rather than jetstream's ObjectStore.Get.
+func (b *Bucket) Get(ctx context.Context, digest string) ([]byte, error) {
 	sum, err := ParseDigest(digest)
 	if err != nil {
 		return nil, err
 	}
 	name := hex.EncodeToString(sum[:])
-	obs, err := openBucket(ctx, js, bucket)
+	bucket := b.name
+	obs, err := b.open(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -170,8 +215,8 @@ func GetBlob(ctx context.Context, js jetstream.JetStream, bucket, digest string)
 	if info.Size > math.MaxInt || info.NUID == "" {
 		return nil, fmt.Errorf("%w: %s/%s: implausible metadata (size %d)", ErrBlob, bucket, name, info.Size)
 	}
-	api := apiPrefix(js) + "DIRECT.GET." + objectStream(bucket)
-	data, err := readChunks(ctx, js.Conn(), bucket+"/"+name, info.Size, info.Chunks, func(seq uint64, batch int) (string, []byte) {
+	api := apiPrefix(b.js) + "DIRECT.GET." + objectStream(bucket)
+	data, err := readChunks(ctx, b.js.Conn(), bucket+"/"+name, info.Size, info.Chunks, func(seq uint64, batch int) (string, []byte) {
 		body, _ := json.Marshal(directGetRequest{Seq: seq, NextFor: "$O." + bucket + ".C." + info.NUID, Batch: batch, MaxBytes: batchBytes})
 		return api, body
 	})

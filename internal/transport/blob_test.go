@@ -223,3 +223,38 @@ func TestFullBucketRefusesNewBlobs(t *testing.T) {
 		t.Fatalf("the earlier blob was evicted or damaged: %v", err)
 	}
 }
+
+// A read uses the metadata its stat found a moment before; the stat itself always asks
+// JetStream, so a blob deleted since is not found, whatever an earlier stat saw.
+func TestStatAsksAgainWhatReadsReuse(t *testing.T) {
+	n := startTestNet(t, "n1")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	adminJS, err := jetstream.New(n.adminConn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := n.blobs(n.dialNode(t, "n1", func(err error) { t.Errorf("async error: %v", err) }), "n1")
+	data := randomBytes(3*uploadChunk, 11)
+	digest, err := PutBlob(ctx, adminJS, testBucket, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.access.AllowRead("n1", digest)
+	for range 2 {
+		if got, err := node.Get(ctx, digest); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("get: %v", err)
+		}
+	}
+	obs, err := adminJS.ObjectStore(ctx, testBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, _ := ParseDigest(digest)
+	if err := obs.Delete(ctx, hex.EncodeToString(sum[:])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.Get(ctx, digest); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get after the blob was deleted: %v, want ErrNotFound", err)
+	}
+}

@@ -103,7 +103,25 @@ type blobService struct {
 	uploads map[string]*upload               // upload id → upload
 	writing map[string]bool                  // bucket/name being written, so one name has one writer
 	buckets map[string]jetstream.ObjectStore // opened once each: opening asks the server
+	stated  map[string]statedObject          // bucket/name → what its last stat found
 }
+
+// statedObject is an object's metadata as a stat read it, which the reads that follow
+// the stat use rather than ask JetStream again.
+type statedObject struct {
+	info *jetstream.ObjectInfo
+	at   time.Time
+}
+
+const (
+	// statReuse is how long a stat's metadata serves the reads after it. A blob's name is
+	// its digest and an intact one is never written again, so the metadata stays true;
+	// the bound only covers the rare rewrite of a name whose first upload was cut short.
+	statReuse = 10 * time.Second
+	// maxStated bounds the metadata kept for reads: a few jobs' worth of inputs and
+	// outputs per concurrent read is plenty.
+	maxStated = 4096
+)
 
 // maxConcurrentReads bounds the stats and reads the service answers at once. Each asks
 // JetStream for the object's metadata and waits for the answer; answered one at a time,
@@ -124,7 +142,8 @@ func (s *Server) startBlobService(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	b := &blobService{srv: s, nc: nc, js: js, log: s.log.With("component", "blob-service"),
 		ctx: runCtx, cancel: cancel, uploads: map[string]*upload{}, writing: map[string]bool{},
-		buckets: map[string]jetstream.ObjectStore{}, readers: make(chan struct{}, maxConcurrentReads)}
+		buckets: map[string]jetstream.ObjectStore{}, stated: map[string]statedObject{},
+		readers: make(chan struct{}, maxConcurrentReads)}
 	// Stats and reads are answered concurrently; puts and an upload's chunks stay in the
 	// order they came, one subscription each.
 	for verb, h := range map[string]func(id string, m *nats.Msg){
@@ -309,8 +328,11 @@ func (b *blobService) mayRead(id, digest string) error {
 	return nil
 }
 
-// readable checks a stat or read request and returns the object it may read.
-func (b *blobService) readable(id string, m *nats.Msg) (blobRequest, *jetstream.ObjectInfo, error) {
+// readable checks a stat or read request and returns the object it may read. A stat
+// reads the metadata from JetStream and keeps it; a read uses what a stat found within
+// statReuse: a participant stats a blob and reads it a moment later, and each lookup is
+// a JetStream request.
+func (b *blobService) readable(id string, m *nats.Msg, stat bool) (blobRequest, *jetstream.ObjectInfo, error) {
 	req, name, err := b.request(m)
 	if err != nil {
 		return req, nil, err
@@ -318,12 +340,38 @@ func (b *blobService) readable(id string, m *nats.Msg) (blobRequest, *jetstream.
 	if err := b.mayRead(id, req.Digest); err != nil {
 		return req, nil, err
 	}
+	key := req.Bucket + "/" + name
+	now := time.Now()
+	if !stat {
+		b.mu.Lock()
+		s, ok := b.stated[key]
+		b.mu.Unlock()
+		if ok && now.Sub(s.at) < statReuse {
+			return req, s.info, nil
+		}
+	}
 	info, err := b.lookup(req.Bucket, name)
-	return req, info, err
+	if err != nil {
+		return req, nil, err
+	}
+	b.mu.Lock()
+	if len(b.stated) >= maxStated {
+		for k, s := range b.stated {
+			if now.Sub(s.at) >= statReuse {
+				delete(b.stated, k)
+			}
+		}
+		if len(b.stated) >= maxStated {
+			clear(b.stated)
+		}
+	}
+	b.stated[key] = statedObject{info, now}
+	b.mu.Unlock()
+	return req, info, nil
 }
 
 func (b *blobService) stat(id string, m *nats.Msg) {
-	if _, info, err := b.readable(id, m); err != nil {
+	if _, info, err := b.readable(id, m, true); err != nil {
 		b.fail(m, err)
 	} else {
 		b.respond(m, blobReply{Size: info.Size, Chunks: info.Chunks})
@@ -334,7 +382,7 @@ func (b *blobService) stat(id string, m *nats.Msg) {
 // requester's inbox. The service names the chunk subject itself, so whatever sequence a
 // requester asks to start from, it can only receive chunks of the object it may read.
 func (b *blobService) read(id string, m *nats.Msg) {
-	req, info, err := b.readable(id, m)
+	req, info, err := b.readable(id, m, false)
 	if err != nil {
 		b.status(m, err)
 		return
@@ -482,6 +530,7 @@ func (b *blobService) write(u *upload, obs jetstream.ObjectStore, key, name stri
 	b.mu.Lock()
 	delete(b.uploads, u.id)
 	delete(b.writing, key)
+	delete(b.stated, key) // written anew: a read must not use metadata stated before
 	b.mu.Unlock()
 	if r.last == nil {
 		return // nobody is waiting for an answer
