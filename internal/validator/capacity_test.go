@@ -51,7 +51,8 @@ func (c *capacityChain) Query(_ context.Context, path string, v any) error {
 
 // fakeProver is a node that answers challenges as behave says.
 type fakeProver struct {
-	delay  time.Duration // before answering the digests
+	delay  time.Duration // how long it takes to answer the digests, on clock
+	clock  *fakeClock    // the checker's clock (capacityRig), moved on by delay
 	lie    bool          // answer made-up digests
 	refuse bool          // refuse to open any link
 	mu     sync.Mutex
@@ -70,11 +71,9 @@ func (p *fakeProver) Challenge(ctx context.Context, _ string, req protocol.Capac
 	if err != nil {
 		return protocol.CapacityAnswer{}, err
 	}
-	select {
-	case <-time.After(p.delay):
-	case <-ctx.Done():
-		return protocol.CapacityAnswer{}, ctx.Err()
-	}
+	// It answers when clock says, not when the solve ends on this machine's time: a
+	// loaded machine could run the solve past the real deadline.
+	p.clock.advance(p.delay)
 	p.mu.Lock()
 	p.sols[req.Seed] = sol
 	p.mu.Unlock()
@@ -102,6 +101,25 @@ func (p *fakeProver) Spot(_ context.Context, _ string, req protocol.SpotRequest)
 	return protocol.SpotAnswer{Prev: prev, Cur: cur}, nil
 }
 
+// fakeClock is a capacity checker's clock that moves only when told, so that how long
+// the fake prover takes to solve on a loaded machine cannot make it late or early.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
 // capacityRig is a validator with the capacity checker configured (not started) and a
 // node declaring 1 milli-TFLOPS: a challenge of N = 32 sized for 20 ms at that rate is 305
 // links, 2·10^7 operations, due in 4 × 20 ms + 200 ms = 280 ms.
@@ -111,8 +129,11 @@ func capacityRig(t *testing.T, p *fakeProver) (*Daemon, *capacityChain, ledger.N
 	_, nodeKey, _ := ed25519.GenerateKey(nil)
 	node := ledger.Node{Address: keys.AddressOfKey(nodeKey), Status: ledger.NodeActive, Hardware: ledger.Hardware{TFLOPSMilli: 1}}
 	c := &capacityChain{nodes: []ledger.Node{node}}
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	p.clock = clock
 	d, err := New(Options{Key: key, Chain: c, RouterURL: "wss://unused", Logger: slog.New(slog.DiscardHandler), Capacity: CapacityOptions{
 		Every: time.Hour, N: 32, Target: 20 * time.Millisecond, Slack: 4, Allowance: 200 * time.Millisecond, Poll: 10 * time.Millisecond,
+		Now: clock.Now,
 	}})
 	if err != nil {
 		t.Fatal(err)
