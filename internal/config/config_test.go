@@ -294,6 +294,38 @@ func TestDefaultsValidateAndMatchTheDaemons(t *testing.T) {
 	}
 }
 
+// audit_every paces the validator's audits of attestations: 2s by default, as the daemon's
+// own default; "0s" audits none, which the daemon's Options says with a negative; a
+// negative setting is refused.
+func TestValidatorAuditEvery(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want time.Duration
+	}{
+		{"default", nil, nil, 2 * time.Second},
+		{"flag", nil, []string{"--audit-every", "500ms"}, 500 * time.Millisecond},
+		{"off from env", map[string]string{"OMNISYNC_VALIDATOR_AUDIT_EVERY": "0s"}, nil, -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(t, "", tt.env, RoleValidator, tt.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Validate(RoleValidator); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Validator.Options().AuditEvery; got != tt.want {
+				t.Errorf("AuditEvery %s, want %s", got, tt.want)
+			}
+		})
+	}
+	if _, err := load(t, "[validator]\naudit_every = \"-1s\"\n", nil, RoleValidator); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "negative") {
+		t.Errorf("a negative audit_every: %v", err)
+	}
+}
+
 // The example file the systemd units read is a valid configuration for every role.
 func TestDeployExampleIsValid(t *testing.T) {
 	c, err := Load(Inputs{File: "../../deploy/systemd/omnisync.toml", LookupEnv: func(string) (string, bool) { return "", false }})

@@ -320,11 +320,13 @@ type Validator struct {
 	ZKDir      string   `toml:"zk_dir" help:"directory of the deployment's zk keys, as its nodes prove with (read only: a validator never sets keys up); empty: zk jobs are refused, never attested"`
 	// CapacityEvery turns the proof-of-capacity checker on (validator.CapacityOptions).
 	CapacityEvery Duration `toml:"capacity_every" help:"challenge each node's declared TFLOPS when first seen and then about this often (a random time of this mean), reporting on chain; 0, the default, checks none"`
+	// AuditEvery paces the audits of attestations (validator.Options.AuditEvery).
+	AuditEvery Duration `toml:"audit_every" help:"read the chain's open audits of attestations this often and report the false passes of jobs this validator checked; 0 audits none"`
 }
 
 func defaultValidator() Validator {
 	return Validator{Wallet: RoleValidator, WalletDir: defaultWalletDir(), ChainRPC: DefaultChainRPC, Rounds: verify.DefaultRounds, Heartbeat: D(2 * time.Second),
-		Containers: ContainersNone}
+		Containers: ContainersNone, AuditEvery: D(2 * time.Second)}
 }
 
 func (v Validator) validate() []error {
@@ -348,7 +350,16 @@ func (v Validator) validate() []error {
 // Logger, and the container runtime containers names.
 func (v Validator) Options() validator.Options {
 	return validator.Options{RouterURL: v.Router, Rounds: v.Rounds, Heartbeat: v.Heartbeat.Duration, ZKKeys: zkKeys(v.ZKDir),
-		Capacity: validator.CapacityOptions{Every: v.CapacityEvery.Duration}}
+		Capacity: validator.CapacityOptions{Every: v.CapacityEvery.Duration}, AuditEvery: auditEvery(v.AuditEvery.Duration)}
+}
+
+// auditEvery is validator.Options.AuditEvery for the setting d, where 0 audits none
+// (negative in Options, whose 0 is the default).
+func auditEvery(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // zkKeys is the key cache on dir, nil for none.

@@ -28,7 +28,13 @@ import (
 // outnumber; more than a third of the stake is the BFT assumption the chain itself rests
 // on. The validator is then slashed FalseAttestSlashBP, all of it burned (no reporter
 // profits), and the attestation is marked AuditSlashed so that nothing slashes it twice.
-// The job's settlement stands: the audit judges validators, not the job.
+//
+// A report also says whether the reporter's own check found the result wrong
+// (MsgReportAttestation.ResultWrong), not merely a transcript that is not the check's on
+// a result it passed. Once reporters holding more than a third of the eligible stake say
+// the result is wrong, the audit has found a fraud late: the node is slashed FraudSlashBP
+// as at settlement, the consumer gets back up to what it paid and the rest burns, once a
+// job (Job.FoundWrong, resultFoundWrong). The settlement itself stands, paid.
 
 // AttestationReportWindow is how many blocks after a job settles reports against its
 // audited attestations are taken, and so how long a held report waits for others.
@@ -39,6 +45,8 @@ var (
 	prefixAttAudit = []byte("attaudit/")
 	// attreport/<job id>/<attester>/<reporter>: a held report.
 	prefixAttReport = []byte("attreport/")
+	// attwrong/<job id>/<reporter>: a reporter's word that the job's result is wrong.
+	prefixResultWrong = []byte("attwrong/")
 )
 
 func attAuditKey(until int64, id string) []byte {
@@ -48,6 +56,10 @@ func attAuditKey(until int64, id string) []byte {
 
 func attReportPrefix(job string, attester keys.Address) []byte {
 	return []byte(fmt.Sprintf("%s%s/%s/", prefixAttReport, job, attester))
+}
+
+func resultWrongPrefix(job string) []byte {
+	return []byte(fmt.Sprintf("%s%s/", prefixResultWrong, job))
 }
 
 // transcriptRequired reports whether the attestation m of job j must carry a transcript:
@@ -121,7 +133,8 @@ func attestationAudits(r Reader) ([]AttestationAudit, error) {
 }
 
 // closeAttestationAudits ends the audits whose window closed with this block and drops
-// the reports they still held, which never reached the threshold.
+// the reports they still held, which never reached the threshold, against attestations
+// and toward the finding that a result is wrong.
 func closeAttestationAudits(st state, blk *blockCtx) ([]Event, error) {
 	list, err := due(st, prefixAttAudit, uint64(blk.height))
 	if err != nil {
@@ -135,18 +148,23 @@ func closeAttestationAudits(st state, blk *blockCtx) ([]Event, error) {
 		if err := eachKey(st.kv, []byte(fmt.Sprintf("%s%s/", prefixAttReport, id)), st.kv.Delete); err != nil {
 			return nil, err
 		}
+		if err := eachKey(st.kv, resultWrongPrefix(id), st.kv.Delete); err != nil {
+			return nil, err
+		}
 	}
 	return nil, nil
 }
 
 // MsgReportAttestation is an eligible validator's report that Validator's passing
-// attestation of job JobID, whose attestations were drawn for audit, is false: its
-// transcript is not the check's, or the reporter's own check found the result wrong
-// (Reason says which).
+// attestation of job JobID, whose attestations were drawn for audit, is false, and why
+// (Reason). ResultWrong says which finding it is: set, the reporter's own check found the
+// settled result wrong, which makes every pass of it false; unset, the result passed the
+// reporter's check but Validator's transcript is not the check's.
 type MsgReportAttestation struct {
-	JobID     string       `json:"job_id"`
-	Validator keys.Address `json:"validator"`
-	Reason    string       `json:"reason,omitempty"`
+	JobID       string       `json:"job_id"`
+	Validator   keys.Address `json:"validator"`
+	Reason      string       `json:"reason,omitempty"`
+	ResultWrong bool         `json:"result_wrong,omitempty"`
 }
 
 func (m *MsgReportAttestation) validate() error {
@@ -162,12 +180,20 @@ func (m *MsgReportAttestation) validate() error {
 	return nil
 }
 
-// heldAttestationReport is a report waiting for others, under attReportPrefix.
+// heldAttestationReport is a report waiting for others, under attReportPrefix, and a
+// reporter's word that a job's result is wrong, under resultWrongPrefix.
 type heldAttestationReport struct {
 	Reporter keys.Address `json:"reporter"`
 	Height   int64        `json:"height"`
 }
 
+// A report counts twice over. Against the attestation it names, whatever its finding: the
+// attester is slashed once the reports against that attestation decide (reportsDecide).
+// And, when ResultWrong, toward the finding that the job's result is wrong, once per
+// reporter whichever attestation it names: when the reporters who say so decide, the
+// node is slashed and the consumer compensated (resultFoundWrong). The second count has
+// its own record, so a report that names an attestation already found false (by reports
+// that spoke only of transcripts) still counts toward the finding.
 func (c *execCtx) reportAttestation(p Params, m *MsgReportAttestation) ([]Event, error) {
 	if err := c.eligibleSigner(p); err != nil {
 		return nil, err
@@ -185,53 +211,147 @@ func (c *execCtx) reportAttestation(p Params, m *MsgReportAttestation) ([]Event,
 	case c.blk.height > j.Settlement.Height+AttestationReportWindow:
 		return nil, fmt.Errorf("%w: the audit of job %s's attestations closed at height %d", ErrBadState, j.ID, j.Settlement.Height+AttestationReportWindow)
 	}
-	at := -1
+	at, passed := -1, false
 	for i, a := range j.Attestations {
 		if a.Validator == m.Validator && a.Pass && a.Transcript != "" {
 			at = i
 		}
+		passed = passed || a.Validator == c.signer && a.Pass
 	}
 	if at < 0 {
 		return nil, fmt.Errorf("%w: %s made no audited pass of job %s", ErrNotFound, m.Validator, j.ID)
 	}
-	if j.Attestations[at].AuditSlashed {
-		return nil, fmt.Errorf("%w: %s's attestation of job %s was already found false", ErrDuplicate, m.Validator, j.ID)
+	if m.ResultWrong && passed {
+		return nil, fmt.Errorf("%w: %s passed job %s: its own attestation says the result is right", ErrUnauthorized, c.signer, j.ID)
 	}
 	prefix := attReportPrefix(j.ID, m.Validator)
 	key := append(append([]byte(nil), prefix...), c.signer...)
-	if prev, err := c.st.kv.Get(key); err != nil || prev != nil {
-		return nil, fmt.Errorf("%w: %s already reported %s's attestation of job %s", ErrDuplicate, c.signer, m.Validator, j.ID)
+	wrongKey := append(resultWrongPrefix(j.ID), c.signer...)
+	held := func(k []byte) (bool, error) {
+		prev, err := c.st.kv.Get(k)
+		return prev != nil, err
 	}
-	if err := c.st.put(key, heldAttestationReport{Reporter: c.signer, Height: c.blk.height}); err != nil {
-		return nil, err
-	}
-	ev := Event{Type: "attestation_reported", Attrs: []Attr{{"job_id", j.ID}, {"validator", string(m.Validator)}, {"reporter", string(c.signer)}}}
-	decided, err := c.reportsDecide(p, prefix)
-	if err != nil || !decided {
-		ev.Attrs = append(ev.Attrs, Attr{"decided", "no: held until validators with more than a third of the eligible stake report it"})
-		return []Event{ev}, err
-	}
-	ev.Attrs = append(ev.Attrs, Attr{"decided", "false attestation"})
-	amt, err := slash(c.st, &c.sp, m.Validator, RoleValidator, p.FalseAttestSlashBP, p)
+	reported, err := held(key)
 	if err != nil {
 		return nil, err
 	}
-	if c.sp.Burned, err = add(c.sp.Burned, amt); err != nil {
+	saidWrong, err := held(wrongKey)
+	if err != nil {
 		return nil, err
 	}
-	if val, ok, err := c.st.validator(m.Validator); err != nil {
-		return nil, err
+	against := !j.Attestations[at].AuditSlashed && !reported
+	toward := m.ResultWrong && j.FoundWrong == nil && !saidWrong
+	switch {
+	case against || toward:
+	case j.Attestations[at].AuditSlashed:
+		return nil, fmt.Errorf("%w: %s's attestation of job %s was already found false", ErrDuplicate, m.Validator, j.ID)
+	default:
+		return nil, fmt.Errorf("%w: %s already reported %s's attestation of job %s", ErrDuplicate, c.signer, m.Validator, j.ID)
+	}
+	record := heldAttestationReport{Reporter: c.signer, Height: c.blk.height}
+	ev := Event{Type: "attestation_reported", Attrs: []Attr{{"job_id", j.ID}, {"validator", string(m.Validator)}, {"reporter", string(c.signer)}, {"result_wrong", strconv.FormatBool(m.ResultWrong)}}}
+	decided, slashed := "no: the attestation was already found false", []Event(nil)
+	if !j.Attestations[at].AuditSlashed && reported {
+		decided = "no: this reporter's report against it is already held"
+	}
+	if against {
+		if decided, slashed, err = c.reportAgainst(p, &j, at, prefix, key, record); err != nil {
+			return nil, err
+		}
+	}
+	ev.Attrs = append(ev.Attrs, Attr{"decided", decided})
+	events := append([]Event{ev}, slashed...)
+	if toward {
+		if err := c.st.put(wrongKey, record); err != nil {
+			return nil, err
+		}
+		decided, err := c.reportsDecide(p, resultWrongPrefix(j.ID))
+		if err != nil {
+			return nil, err
+		}
+		if decided {
+			found, err := c.resultFoundWrong(p, &j)
+			if err != nil {
+				return nil, err
+			}
+			events = append(events, found...)
+		}
+	}
+	return events, c.st.put(jobKey(j.ID), j)
+}
+
+// reportAgainst holds the report under key and, once the reports against attestation at
+// of j decide, slashes its validator FalseAttestSlashBP, all burned, and marks it found
+// false. It returns what was decided and the slash's event.
+func (c *execCtx) reportAgainst(p Params, j *Job, at int, prefix, key []byte, record heldAttestationReport) (string, []Event, error) {
+	if err := c.st.put(key, record); err != nil {
+		return "", nil, err
+	}
+	decided, err := c.reportsDecide(p, prefix)
+	if err != nil || !decided {
+		return "no: held until validators with more than a third of the eligible stake report it", nil, err
+	}
+	v := j.Attestations[at].Validator
+	amt, err := slash(c.st, &c.sp, v, RoleValidator, p.FalseAttestSlashBP, p)
+	if err != nil {
+		return "", nil, err
+	}
+	if c.sp.Burned, err = add(c.sp.Burned, amt); err != nil {
+		return "", nil, err
+	}
+	if val, ok, err := c.st.validator(v); err != nil {
+		return "", nil, err
 	} else if ok {
 		c.valChanged = append(c.valChanged, val)
 	}
 	j.Attestations[at].AuditSlashed = true
-	if err := c.st.put(jobKey(j.ID), j); err != nil {
-		return nil, err
-	}
 	if err := eachKey(c.st.kv, prefix, c.st.kv.Delete); err != nil {
+		return "", nil, err
+	}
+	return "false attestation", []Event{{Type: "slashed", Attrs: []Attr{{"account", string(v)}, {"role", RoleValidator}, {"amount", u(amt)}, {"reason", "false attestation of " + j.ID + ", found by audit"}}}}, nil
+}
+
+// resultFoundWrong treats a settled job whose result the audit found wrong as a fraud
+// proven late, once: the node is slashed FraudSlashBP as a wrong result is at settlement
+// (failJob), unbonding stake included, inactive below the minimum stake; the job counts
+// as failed, not verified, toward its reliability. Of the slash the consumer gets back up
+// to what it paid for the job, Settlement.Cost, and the rest burns. Nobody can profit:
+// the consumer is at most made whole, no reporter gets anything, and a node that colludes
+// with its consumer only moves its own stake to it (at most what the consumer paid, the
+// rest burned), on top of the burn and fee the settlement already took. The settlement
+// itself stands: the node keeps its pay and reward, and what the consumer gets back comes
+// out of the node's stake.
+func (c *execCtx) resultFoundWrong(p Params, j *Job) ([]Event, error) {
+	slashed, err := slash(c.st, &c.sp, j.Node, RoleNode, p.FraudSlashBP, p)
+	if err != nil {
 		return nil, err
 	}
-	return []Event{ev, {Type: "slashed", Attrs: []Attr{{"account", string(m.Validator)}, {"role", RoleValidator}, {"amount", u(amt)}, {"reason", "false attestation of " + j.ID + ", found by audit"}}}}, nil
+	back := min(slashed, j.Settlement.Cost)
+	if err := c.st.credit(&c.sp, j.Consumer, back); err != nil {
+		return nil, err
+	}
+	if c.sp.Burned, err = add(c.sp.Burned, slashed-back); err != nil {
+		return nil, err
+	}
+	n, ok, err := c.st.node(j.Node)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		n.JobsVerified -= min(n.JobsVerified, 1)
+		n.JobsFailed++
+		if err := c.st.put(nodeKey(j.Node), n); err != nil {
+			return nil, err
+		}
+	}
+	j.FoundWrong = &FoundWrong{Height: c.blk.height, Slashed: slashed, Compensated: back}
+	if err := eachKey(c.st.kv, resultWrongPrefix(j.ID), c.st.kv.Delete); err != nil {
+		return nil, err
+	}
+	return []Event{
+		{Type: "result_found_wrong", Attrs: []Attr{{"job_id", j.ID}, {"node", string(j.Node)}, {"consumer", string(j.Consumer)}, {"slashed", u(slashed)}, {"compensated", u(back)}, {"burned", u(slashed - back)}}},
+		{Type: "slashed", Attrs: []Attr{{"account", string(j.Node)}, {"role", RoleNode}, {"amount", u(slashed)}, {"reason", "wrong result for " + j.ID}, {"found_by", "audit of attestations"}}},
+	}, nil
 }
 
 // reportsDecide reports whether the reports held under prefix come from validators that

@@ -327,7 +327,8 @@ func (j Job) appendBinary(b []byte) []byte {
 	}
 	// An attestation's op count and the node's rate came with billing by operation count,
 	// its transcript and audit slash with audits of validators, and the job's draw for
-	// that audit too; each follows the flag byte before it, in a spare bit (flags).
+	// that audit and its result found wrong by it too; each follows the flag byte before
+	// it, in a spare bit (flags).
 	e = e.u64(uint64(len(j.Attestations)))
 	for _, a := range j.Attestations {
 		e = e.addr(a.Validator).flags(a.Pass, a.Ops != 0, a.Transcript != "", a.AuditSlashed)
@@ -342,13 +343,16 @@ func (j Job) appendBinary(b []byte) []byte {
 			e = e.str(a.Transcript)
 		}
 	}
-	e = e.flags(j.Settlement != nil, j.TFLOPSMilli != 0, j.AttestationsAudited)
+	e = e.flags(j.Settlement != nil, j.TFLOPSMilli != 0, j.AttestationsAudited, j.FoundWrong != nil)
 	if j.TFLOPSMilli != 0 {
 		e = e.u64(j.TFLOPSMilli)
 	}
 	if s := j.Settlement; s != nil {
 		e = e.u64(s.BilledMillis).u64(s.Cost).u64(s.Paid).u64(s.Burned).u64(s.Fee).
 			u64(s.Refunded).u64(s.Reward).i64(s.Height)
+	}
+	if w := j.FoundWrong; w != nil {
+		e = e.i64(w.Height).u64(w.Slashed).u64(w.Compensated)
 	}
 	if levelFields(j.Verification) {
 		e = e.flagPair(j.Audited, j.ChallengeReveal != nil).str(j.Challenge)
@@ -422,6 +426,9 @@ func (j Job) binarySize() int {
 	if j.TFLOPSMilli != 0 {
 		n += binary.MaxVarintLen64
 	}
+	if j.FoundWrong != nil {
+		n += 3 * binary.MaxVarintLen64
+	}
 	if j.Settlement != nil {
 		n += 8 * binary.MaxVarintLen32
 		for _, s := range j.Settlement.Shares {
@@ -476,7 +483,7 @@ func (j *Job) decodeBinary(b []byte) error {
 			}
 		}
 	}
-	f := d.flags(3)
+	f := d.flags(4)
 	settled, hasRate := f&1 != 0, f&2 != 0
 	j.AttestationsAudited = f&4 != 0
 	if hasRate {
@@ -487,6 +494,9 @@ func (j *Job) decodeBinary(b []byte) error {
 			BilledMillis: d.u64(), Cost: d.u64(), Paid: d.u64(), Burned: d.u64(), Fee: d.u64(),
 			Refunded: d.u64(), Reward: d.u64(), Height: d.i64(),
 		}
+	}
+	if f&8 != 0 {
+		j.FoundWrong = &FoundWrong{Height: d.i64(), Slashed: d.u64(), Compensated: d.u64()}
 	}
 	if levelFields(j.Verification) {
 		var revealed bool

@@ -88,7 +88,8 @@ func sampleBilledJobs() []Job {
 }
 
 // sampleAuditedJobs carry what audits of validators brought: transcripts, a job drawn for
-// the audit, an attestation found false, at the freivalds and challenge levels.
+// the audit, an attestation found false, a result found wrong (and one whose node had
+// nothing left to slash), at the freivalds and challenge levels.
 func sampleAuditedJobs() []Job {
 	drawn := sampleBilledJobs()[0]
 	drawn.AttestationsAudited = true
@@ -102,7 +103,11 @@ func sampleAuditedJobs() []Job {
 	challenge.Attestations = drawn.Attestations
 	undrawn := drawn
 	undrawn.AttestationsAudited = false
-	return []Job{drawn, challenge, undrawn}
+	found := drawn
+	found.FoundWrong = &FoundWrong{Height: 20, Slashed: 50 * omni, Compensated: 556}
+	nothing := challenge
+	nothing.FoundWrong = &FoundWrong{Height: 21}
+	return []Job{drawn, challenge, undrawn, found, nothing}
 }
 
 // sampleLevelJobs are challenge and audit jobs: a challenge job revealed, audited and
@@ -319,6 +324,24 @@ func TestAuditFieldsAreCanonical(t *testing.T) {
 	if err := decodeRecord(with, &back); err != nil || back.Attestations[0].Transcript != "t" {
 		t.Fatalf("a transcript reads back as %+v (%v)", back.Attestations, err)
 	}
+	// A result found wrong sets the fourth bit of the job's flag byte and follows the
+	// settlement; a fifth bit is refused.
+	found := base
+	found.FoundWrong = &FoundWrong{Height: 20, Slashed: 7, Compensated: 5}
+	foundBytes, _ := encodeRecord(found)
+	i := 0
+	for before[i] == foundBytes[i] {
+		i++
+	}
+	if foundBytes[i] != before[i]|8 || len(foundBytes) != len(before)+3 {
+		t.Errorf("a result found wrong encodes as %x, without it %x: want bit 8 of the job's flag byte and three varints", foundBytes, before)
+	}
+	wide := slices.Clone(foundBytes)
+	wide[i] |= 16
+	if err := decodeRecord(wide, &Job{}); err == nil {
+		t.Error("a job flag byte with a fifth bit accepted")
+	}
+
 	// The first attestation ends in its height (13) and then its transcript: "t" → "".
 	empty := bytes.Replace(with, []byte{26, 1, 't'}, []byte{26, 0}, 1)
 	if len(empty) != len(with)-1 {

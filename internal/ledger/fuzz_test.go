@@ -125,20 +125,24 @@ func canonical[T any](t *testing.T, b []byte) {
 // FuzzReportAttestation: any report_attestation a validator or stranger signs, about the
 // open audit's job or another, decodes and validates or is refused as invalid, and the
 // ledger applies or refuses it without panicking; a refused one changes nothing and the
-// books balance whatever it does. In the body, JOB stands for the audited job's id and
-// V0 to V3 for the four validators' addresses, so the fuzzer reaches the handler's rules.
+// books balance whatever it does. The job is wrongHarness's, which validator, with 40% of
+// the stake, did not pass: its report that the result is wrong finds it wrong alone. In
+// the body, JOB stands for the job's id and V0 to V5 for the six validators' addresses,
+// so the fuzzer reaches the handler's rules.
 func FuzzReportAttestation(f *testing.F) {
-	f.Add([]byte(`{"job_id":"JOB","validator":"V1","reason":"transcript differs"}`), uint8(0))
+	f.Add([]byte(`{"job_id":"JOB","validator":"V4","reason":"transcript differs"}`), uint8(0))
+	f.Add([]byte(`{"job_id":"JOB","validator":"V4","reason":"row 3","result_wrong":true}`), uint8(0))
+	f.Add([]byte(`{"job_id":"JOB","validator":"V5","result_wrong":true}`), uint8(2))
 	f.Add([]byte(`{"job_id":"JOB","validator":"V1"}`), uint8(1))
-	f.Add([]byte(`{"job_id":"JOB","validator":"V3"}`), uint8(4))
+	f.Add([]byte(`{"job_id":"JOB","validator":"V3"}`), uint8(6))
 	f.Add([]byte(`{"job_id":"job-0000000000000000","validator":"V0","reason":""}`), uint8(2))
 	f.Add([]byte(`{"job_id":"JOB","validator":"x","reason":1}`), uint8(3))
-	signers := []ed25519.PrivateKey{validatorKey, validator2Key, vesterKey, strangerKey, consumerKey}
+	f.Add([]byte(`{"job_id":"JOB","validator":"V2","result_wrong":"yes"}`), uint8(1))
+	signers := []ed25519.PrivateKey{validatorKey, validator2Key, vesterKey, strangerKey, lazy1Key, lazy2Key, consumerKey}
 	f.Fuzz(func(t *testing.T, body []byte, signer uint8) {
-		h := auditHarness(t)
-		id := settledAudited(t, h)
+		h, id := wrongHarness(t, [6]uint64{40_000, 10_000, 10_000, 10_000, 15_000, 15_000}, nil, nil, 1000)
 		body = bytes.ReplaceAll(body, []byte("JOB"), []byte(id))
-		for i, k := range signers[:4] {
+		for i, k := range signers[:6] {
 			body = bytes.ReplaceAll(body, []byte(fmt.Sprintf("V%d", i)), []byte(addr(k)))
 		}
 		var m MsgReportAttestation

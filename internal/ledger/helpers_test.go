@@ -337,6 +337,9 @@ func (h *harness) checkBooks() {
 		if err := decodeRecord(b, &j); err != nil {
 			return err
 		}
+		if w := j.FoundWrong; w != nil && (j.Settlement == nil || w.Compensated > w.Slashed || w.Compensated > j.Settlement.Cost) {
+			return fmt.Errorf("found wrong %+v gives back more than the node lost or the consumer paid (settlement %+v)", w, j.Settlement)
+		}
 		if j.Open() {
 			open++
 			escrowed += sane("budget of "+k, j.Budget)

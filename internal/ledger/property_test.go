@@ -1,7 +1,13 @@
 package ledger
 
 import (
+	"crypto/ed25519"
+	"math/rand/v2"
+	"reflect"
+	"slices"
 	"testing"
+
+	"github.com/omnisync/omnisync/internal/keys"
 )
 
 // TestSupplyIdentityUnderRandomTxs throws random, often invalid, transactions of every type
@@ -122,4 +128,110 @@ func FuzzDecodeTx(f *testing.F) {
 		}
 		_ = tx.Body.ValidateBasic()
 	})
+}
+
+// TestResultFoundWrongUnderRandomReports drives the audit's finding that a settled result
+// is wrong, which random runs seldom reach: wrongHarness's six validators with random
+// stakes, node1 with a random stake, some or all of it unbonding now and then, a job of
+// random length, and then random reports, by anyone about anyone, either finding. After
+// every report the books balance and the finding is what the rule says, computed here
+// from the validators' stakes: it comes with the report that brings the validators who
+// did not pass the job and said its result is wrong, eligible now, above a third of the
+// eligible stake, and never again; then node1 lost fraud_slash_bp of its stake and of each
+// unbonding entry, the consumer gained the lesser of that and what it paid, and the rest
+// of it burned with the validators' slashes.
+func TestResultFoundWrongUnderRandomReports(t *testing.T) {
+	signers := []ed25519.PrivateKey{validatorKey, validator2Key, vesterKey, strangerKey, lazy1Key, lazy2Key}
+	found, unfound := 0, 0
+	for seed := uint64(1); seed <= 30; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 13))
+		var stakes [6]uint64
+		for i := range stakes {
+			stakes[i] = 10_000 + rng.Uint64N(30_000)
+		}
+		stakes[0] += rng.Uint64N(40_000) // validator and validator2, who did not pass, may hold a third
+		stakes[1] += rng.Uint64N(40_000)
+		reg := *registerMsg.RegisterNode
+		reg.Stake = 500*omni + rng.Uint64N(500*omni)
+		h, id := wrongHarness(t, stakes, nil, &reg, 1+rng.Uint64N(600_000))
+		switch rng.IntN(3) {
+		case 0:
+			h.mustDo(node1Key, Msg{Unstake: &MsgUnstake{Role: RoleNode, Amount: reg.Stake}})
+		case 1:
+			h.mustDo(node1Key, Msg{Unstake: &MsgUnstake{Role: RoleNode, Amount: rng.Uint64N(reg.Stake - 500*omni + 1)}})
+		}
+		p := h.params()
+		cost := query[Job](h, "job/"+id).Settlement.Cost
+		saidWrong := map[keys.Address]bool{}
+		var was *FoundWrong
+		for range 20 {
+			signer, target := signers[rng.IntN(len(signers))], signers[rng.IntN(len(signers))]
+			m := report(id, target)
+			if rng.IntN(2) == 0 {
+				m = reportWrong(id, target)
+			}
+			consumer0, burned0 := h.balance(consumerKey), h.supply().Burned
+			node0, unbonding0 := query[Node](h, "node/"+string(addr(node1Key))).Stake, query[[]Unbonding](h, "unbonding/"+string(addr(node1Key)))
+			r := h.do(signer, m)
+			h.checkBooks()
+			j := query[Job](h, "job/"+id)
+			passed := slices.IndexFunc(j.Attestations, func(a Attestation) bool { return a.Validator == addr(signer) && a.Pass }) >= 0
+			if r.Code != CodeOK || was != nil {
+				if !reflect.DeepEqual(j.FoundWrong, was) {
+					t.Fatalf("seed %d: a refused report, or one after the finding, changed it from %+v to %+v", seed, was, j.FoundWrong)
+				}
+				continue
+			}
+			if m.ReportAttestation.ResultWrong && passed {
+				t.Fatalf("seed %d: %s passed the job and was let say its result is wrong", seed, addr(signer).Short())
+			}
+			if !m.ReportAttestation.ResultWrong || saidWrong[addr(signer)] {
+				if j.FoundWrong != nil {
+					t.Fatalf("seed %d: found wrong by a report that added nobody to those who say so", seed)
+				}
+				continue
+			}
+			saidWrong[addr(signer)] = true
+			var total, wrong uint64
+			for _, v := range query[[]Validator](h, "validators") {
+				if v.Eligible(p) {
+					total += v.Stake
+					if saidWrong[v.Address] {
+						wrong += v.Stake
+					}
+				}
+			}
+			if want := 3*wrong > total; want != (j.FoundWrong != nil) {
+				t.Fatalf("seed %d: validators saying wrong hold %d of %d eligible: found %+v", seed, wrong, total, j.FoundWrong)
+			}
+			if j.FoundWrong == nil {
+				continue
+			}
+			was = j.FoundWrong
+			slashed := shareOf(node0, p.FraudSlashBP)
+			for _, ub := range unbonding0 {
+				slashed += shareOf(ub.Amount, p.FraudSlashBP)
+			}
+			var slashes uint64
+			for _, e := range r.Events {
+				if e.Type == "slashed" {
+					amt, _ := attrUint(e, "amount")
+					slashes += amt
+				}
+			}
+			back := min(slashed, cost)
+			if *was != (FoundWrong{Height: h.height, Slashed: slashed, Compensated: back}) || h.balance(consumerKey) != consumer0+back || h.supply().Burned != burned0+slashes-back {
+				t.Fatalf("seed %d: found %+v, the consumer gained %d, %d more burned: want %d slashed of which %d back (the job cost %d)", seed, *was, h.balance(consumerKey)-consumer0, h.supply().Burned-burned0, slashed, back, cost)
+			}
+		}
+		if was != nil {
+			found++
+		} else {
+			unfound++
+		}
+	}
+	if found == 0 || unfound == 0 {
+		t.Fatalf("%d runs found the result wrong, %d did not: want both", found, unfound)
+	}
+	t.Logf("%d runs found the result wrong, %d did not", found, unfound)
 }

@@ -30,6 +30,7 @@ type sim struct {
 	lvl       *rand.Rand // the challenge and audit levels' choices, a stream of their own too
 	capa      *rand.Rand // capacity reports (capacityStep), a stream of their own as well
 	aud       *rand.Rand // attestations' transcripts and reports of them (attestationReportStep), another
+	wrong     *rand.Rand // which of those reports say the result is wrong, one more
 	actors    []ed25519.PrivateKey
 	jobs      []string
 	redundant []string          // the redundant jobs, in the order they were created
@@ -52,6 +53,7 @@ func newSim(h *harness, seed uint64) *sim {
 	return &sim{
 		h: h, rng: rand.New(rand.NewPCG(seed, 99)), red: rand.New(rand.NewPCG(seed, 77)),
 		lvl: rand.New(rand.NewPCG(seed, 55)), capa: rand.New(rand.NewPCG(seed, 33)), aud: rand.New(rand.NewPCG(seed, 11)),
+		wrong:    rand.New(rand.NewPCG(seed, 22)),
 		actors:   []ed25519.PrivateKey{consumerKey, node1Key, node2Key, strangerKey, routerKey, validatorKey, validator2Key, vesterKey},
 		propKind: map[uint64]string{}, outcomes: map[string]int{}, codes: map[Code]int{},
 		sealed: map[string]string{}, withholds: map[string]bool{},
@@ -418,13 +420,20 @@ func (s *sim) capacityStep() (ed25519.PrivateKey, Msg) {
 
 // attestationReportStep is a report that an attestation of a recent job is false, drawn
 // from the aud stream: usually a validator's about another, now and then about itself or
-// by a stranger; the job may not have been drawn for audit or may hold no such pass.
+// by a stranger; the job may not have been drawn for audit or may hold no such pass. Half,
+// drawn from a stream of their own, say the result itself is wrong (refused from a
+// validator that passed it). Random runs seldom settle a drawn job with a validator that
+// did not pass it, so TestResultFoundWrongUnderRandomReports drives that finding.
 func (s *sim) attestationReportStep() (ed25519.PrivateKey, Msg) {
 	rng := s.aud
 	signer := []ed25519.PrivateKey{validatorKey, validator2Key, vesterKey, validatorKey, strangerKey}[rng.IntN(5)]
 	target := []ed25519.PrivateKey{validatorKey, validator2Key, vesterKey}[rng.IntN(3)]
 	id := s.jobs[len(s.jobs)-1-rng.IntN(min(6, len(s.jobs)))]
-	return signer, Msg{ReportAttestation: &MsgReportAttestation{JobID: id, Validator: addr(target), Reason: "transcript differs"}}
+	m := &MsgReportAttestation{JobID: id, Validator: addr(target), Reason: "transcript differs"}
+	if s.wrong.IntN(2) == 0 {
+		m.Reason, m.ResultWrong = "row 3 differs", true
+	}
+	return signer, Msg{ReportAttestation: m}
 }
 
 // paramChange proposes a change that keeps the chain usable (or, now and then, an invalid one).

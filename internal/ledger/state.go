@@ -215,6 +215,19 @@ type Job struct {
 	// AttestationsAudited says the block that settled the job drew its attestations for
 	// an audit of validators (ValidatorAuditBP, attestaudit.go).
 	AttestationsAudited bool `json:"attestations_audited,omitempty"`
+	// FoundWrong says that audit found the settled result wrong (attestaudit.go): the node
+	// was slashed and the consumer compensated, once.
+	FoundWrong *FoundWrong `json:"found_wrong,omitempty"`
+}
+
+// FoundWrong records an audit of a settled job's attestations that found its result
+// wrong: at Height the node was slashed Slashed (fraud_slash_bp of its stake, unbonding
+// included), of which Compensated, at most what the consumer paid for the job
+// (Settlement.Cost), went to the consumer and the rest was burned.
+type FoundWrong struct {
+	Height      int64  `json:"height"`
+	Slashed     uint64 `json:"slashed"`
+	Compensated uint64 `json:"compensated"`
 }
 
 // ChallengeReveal is an opened challenge commitment (MsgRevealChallenge), with the height

@@ -16,8 +16,10 @@ import (
 // (verify.AttestTranscript). When the block that settles a job draws its attestations
 // for audit, every validator that checked the job recomputes each other attester's
 // transcript from its own check's and reports the passes that are false: a transcript
-// that is not the check's, or any pass of a result its own check found wrong. The chain
-// slashes once validators holding more than a third of the eligible stake agree.
+// that is not the check's, or any pass of a result its own check found wrong, saying
+// then that the result is wrong. The chain slashes a false pass once validators holding
+// more than a third of the eligible stake agree, and the node, compensating the consumer,
+// once as many say the result is wrong.
 //
 // The auditor works from what it kept of its own check (findings), not from the job's
 // inputs: the router lets a validator read a job's inputs only while its check lasts, so
@@ -112,9 +114,12 @@ func (d *Daemon) runAudits(ctx context.Context) {
 }
 
 // AuditAttestations reads a job drawn for an audit of its attestations and reports every
-// other validator's pass that its own check k contradicts. An error means the job could
-// not be read or a report not sent; a report the chain refuses because the attestation
-// was already found false, or this validator already reported it, is no error.
+// other validator's pass that its own check k contradicts: when k failed the result, every
+// pass, each report saying the result is wrong (MsgReportAttestation.ResultWrong), so that
+// the chain can slash the node and compensate the consumer; when k passed it, the passes
+// whose transcript is not the check's. An error means the job could not be read or a
+// report not sent; a report the chain refuses because the attestation was already found
+// false, or this validator already reported it, is no error.
 func (d *Daemon) AuditAttestations(ctx context.Context, id string, k kept) error {
 	var job ledger.Job
 	if err := d.opts.Chain.Query(ctx, "job/"+id, &job); err != nil {
@@ -125,19 +130,23 @@ func (d *Daemon) AuditAttestations(ctx context.Context, id string, k kept) error
 	}
 	var errs []error
 	for _, a := range job.Attestations {
-		if !a.Pass || a.Transcript == "" || a.AuditSlashed || string(a.Validator) == d.id {
+		if !a.Pass || a.Transcript == "" || string(a.Validator) == d.id {
 			continue
 		}
-		var reason string
+		m := ledger.MsgReportAttestation{JobID: id, Validator: a.Validator}
 		switch {
-		case !k.pass:
-			reason = "passed a result this validator's check failed: " + k.reason
-		case a.Transcript != verify.AttestTranscript(k.transcript, string(a.Validator)):
-			reason = "its transcript is not the check's"
+		case !k.pass && (!a.AuditSlashed || job.FoundWrong == nil):
+			// Its report also says the result is wrong, which the chain counts once for
+			// this validator, against whichever pass: one already found false still
+			// carries that word until the result is found wrong.
+			m.Reason, m.ResultWrong = "passed a result this validator's check failed: "+k.reason, true
+		case k.pass && !a.AuditSlashed && a.Transcript != verify.AttestTranscript(k.transcript, string(a.Validator)):
+			m.Reason = "its transcript is not the check's"
 		default:
 			continue
 		}
-		_, err := d.opts.Chain.Send(ctx, ledger.Msg{ReportAttestation: &ledger.MsgReportAttestation{JobID: id, Validator: a.Validator, Reason: truncate(reason, 256)}})
+		m.Reason = truncate(m.Reason, 256)
+		_, err := d.opts.Chain.Send(ctx, ledger.Msg{ReportAttestation: &m})
 		switch {
 		case errors.Is(err, ledger.ErrDuplicate):
 			d.log.Info("attestation already reported", "job", id, "validator", a.Validator.Short(), "err", err)
@@ -145,7 +154,7 @@ func (d *Daemon) AuditAttestations(ctx context.Context, id string, k kept) error
 			errs = append(errs, fmt.Errorf("report %s: %w", a.Validator.Short(), err))
 		default:
 			d.metrics.reported()
-			d.log.Info("reported a false attestation", "job", id, "validator", a.Validator.Short(), "reason", reason)
+			d.log.Info("reported a false attestation", "job", id, "validator", a.Validator.Short(), "reason", m.Reason, "result_wrong", m.ResultWrong)
 		}
 	}
 	return errors.Join(errs...)

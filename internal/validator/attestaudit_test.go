@@ -1,6 +1,7 @@
 package validator
 
 import (
+	"context"
 	"encoding/hex"
 	"slices"
 	"testing"
@@ -98,8 +99,9 @@ func compare(a, b keys.Address) int {
 func fastAudits(o *Options) { o.AuditEvery = 10 * time.Millisecond }
 
 // An audit of a right result's attestations reports the passes whose transcript is not
-// the check's (one made up, one copied from an honest attester), once each, and leaves
-// alone the honest attester's pass, a fail, one already found false and its own.
+// the check's (one made up, one copied from an honest attester), once each, not saying
+// the result is wrong, and leaves alone the honest attester's pass, a fail, one already
+// found false and its own.
 func TestAuditReportsATranscriptThatIsNotTheChecks(t *testing.T) {
 	r := newRigWith(t, fastAudits)
 	c, _ := tensor.MatMulInt8(r.a, r.b)
@@ -125,6 +127,9 @@ func TestAuditReportsATranscriptThatIsNotTheChecks(t *testing.T) {
 	if len(got) != 2 || got[0].Validator != want[0] || got[1].Validator != want[1] || got[0].JobID != r.chain.job.ID {
 		t.Fatalf("reports %+v, want one each against %v", got, want)
 	}
+	if got[0].ResultWrong || got[1].ResultWrong {
+		t.Errorf("reports %+v of a right result say it is wrong", got)
+	}
 	if _, ok := r.daemon.findings.get(r.chain.job.ID); !ok {
 		t.Error("the check's finding was not kept")
 	}
@@ -132,7 +137,9 @@ func TestAuditReportsATranscriptThatIsNotTheChecks(t *testing.T) {
 
 // A result the validator's check found wrong, settled by others' passes before its own
 // check ended (two lazy validators of three): nothing is attested, and the audit reports
-// every pass, whatever its transcript.
+// every pass, whatever its transcript, one already found false too, each report saying
+// the result is wrong; once the chain has found the result wrong, a pass already found
+// false is left alone.
 func TestAuditReportsEveryPassOfAResultTheCheckFoundWrong(t *testing.T) {
 	r := newRigWith(t, fastAudits)
 	wrong, _ := tensor.MatMulInt8(r.a, r.b)
@@ -140,21 +147,48 @@ func TestAuditReportsEveryPassOfAResultTheCheckFoundWrong(t *testing.T) {
 	r.commitOutput(t, wrong)
 	right, _ := tensor.MatMulInt8(r.a, r.b)
 	check := r.check(t, right)
-	lazy1, lazy2 := address(t), address(t)
-	r.drawn(
-		ledger.Attestation{Validator: lazy1, Pass: true, Ops: 1, Transcript: "sha256:" + "11111111111111111111111111111111111111111111111111111111111111aa"},
+	lazy1, lazy2, slashed := address(t), address(t), address(t)
+	atts := []ledger.Attestation{
+		{Validator: lazy1, Pass: true, Ops: 1, Transcript: "sha256:" + "11111111111111111111111111111111111111111111111111111111111111aa"},
 		// Even the transcript the right result would give.
-		ledger.Attestation{Validator: lazy2, Pass: true, Ops: 1, Transcript: verify.AttestTranscript(check.Transcript, string(lazy2))},
-	)
+		{Validator: lazy2, Pass: true, Ops: 1, Transcript: verify.AttestTranscript(check.Transcript, string(lazy2))},
+		{Validator: slashed, Pass: true, Ops: 1, Transcript: "sha256:" + "33333333333333333333333333333333333333333333333333333333333333cc", AuditSlashed: true},
+	}
+	r.drawn(atts...)
 	v, err := r.request(r.chain.job.ID, r.spec)
 	if err != nil || v.Error == "" || len(r.chain.attests) != 0 {
 		t.Fatalf("verdict %+v (%v), attests %+v: want an error and nothing attested", v, err, r.chain.attests)
 	}
-	got := r.reportsAfter(t, 2)
-	want := []keys.Address{lazy1, lazy2}
+	got := r.reportsAfter(t, 3)
+	want := []keys.Address{lazy1, lazy2, slashed}
 	slices.Sort(want)
-	if len(got) != 2 || got[0].Validator != want[0] || got[1].Validator != want[1] {
-		t.Fatalf("reports %+v, want both lazy validators", got)
+	if len(got) != 3 || got[0].Validator != want[0] || got[1].Validator != want[1] || got[2].Validator != want[2] {
+		t.Fatalf("reports %+v, want all three passes", got)
+	}
+	for _, m := range got {
+		if !m.ResultWrong {
+			t.Errorf("report %+v does not say the result is wrong", m)
+		}
+	}
+
+	// Found wrong, and the audit of a fresh daemon with the same finding: the pass
+	// already found false is not reported again.
+	r.chain.mu.Lock()
+	r.chain.reports, r.chain.job.FoundWrong = nil, &ledger.FoundWrong{Height: 6, Slashed: 1, Compensated: 1}
+	r.chain.mu.Unlock()
+	k, _ := r.daemon.findings.get(r.chain.job.ID)
+	if err := r.daemon.AuditAttestations(context.Background(), r.chain.job.ID, k); err != nil {
+		t.Fatal(err)
+	}
+	r.chain.mu.Lock()
+	defer r.chain.mu.Unlock()
+	for _, m := range r.chain.reports {
+		if m.Validator == slashed {
+			t.Errorf("reported %+v after the result was found wrong", m)
+		}
+	}
+	if len(r.chain.reports) != 2 {
+		t.Errorf("reports %+v after the finding: want the two passes not yet found false", r.chain.reports)
 	}
 }
 
