@@ -310,6 +310,10 @@ func (w *Wallet) BroadcastTx(ctx context.Context, tx []byte) (string, int64, err
 	return c.Hash, c.Height, err
 }
 
+// Height returns the last height the ledger has committed (Client.Height): a router
+// answers status polls from one read of each job per height.
+func (w *Wallet) Height(ctx context.Context) (int64, error) { return w.client.Height(ctx) }
+
 // Query reads ledger state (see ledger.App.Query for paths) into v.
 func (w *Wallet) Query(ctx context.Context, path string, v any) error {
 	return w.client.Query(ctx, path, v)

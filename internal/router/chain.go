@@ -29,6 +29,7 @@ type ChainReader interface {
 // in step) the ledger's JSON decodes straight into it.
 type ChainViews struct {
 	Chain ChainReader
+	jobs  *jobReads // a router's: job records read once a block; nil reads each time
 }
 
 // apiStatus maps a chain job status to the API's.
@@ -74,8 +75,12 @@ func verified(cj ledger.Job) bool {
 	return cj.Status == ledger.JobSettled && (cj.Verification != ledger.VerifyAudit || cj.Audited)
 }
 
-// chainJob reads a job's ledger record.
+// chainJob reads a job's ledger record; the caller must not change it (it may be shared,
+// see jobReads).
 func (v ChainViews) chainJob(ctx context.Context, id string) (ledger.Job, error) {
+	if v.jobs != nil {
+		return v.jobs.job(ctx, id)
+	}
 	var cj ledger.Job
 	if err := v.Chain.Query(ctx, "job/"+id, &cj); err != nil {
 		if errors.Is(err, ledger.ErrNotFound) {
@@ -205,7 +210,7 @@ func (v ChainViews) query(ctx context.Context, path string, out any) error {
 
 // The router serves the same chain views, from its own chain connection.
 
-func (r *Router) views() ChainViews { return ChainViews{Chain: r.opts.Chain} }
+func (r *Router) views() ChainViews { return ChainViews{Chain: r.opts.Chain, jobs: r.jobReads} }
 
 // ChainAccount returns an account with its spendable, vesting-locked and bonded amounts.
 func (r *Router) ChainAccount(ctx context.Context, address string) (api.ChainAccount, error) {

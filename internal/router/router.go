@@ -177,6 +177,9 @@ type Router struct {
 	kv     jetstream.KeyValue // job records (state.go)
 	blobs  *transport.Bucket  // inputs and outputs (protocol.BlobBucket), opened once
 	grants *transport.Grants  // who may read and write which blob, per job step
+	// jobReads answers status polls from one read of each job per block; nil when the
+	// chain cannot tell its height (HeightReader).
+	jobReads *jobReads
 
 	// consumerOf remembers whose each job record in the store is, which never changes, so
 	// that listing a consumer's jobs decodes only its own records after the first listing
@@ -227,6 +230,9 @@ func New(opts Options) (*Router, error) {
 		seen: map[string]protocol.Heartbeat{}, when: map[string]time.Time{}, beats: map[string]uint64{}, jobs: map[string]*job{},
 		reserved: map[string]int{}, peerHeld: map[string]int{}, declined: map[string]time.Time{}, freed: make(chan struct{}), grants: transport.NewGrants(),
 		assigner: txbatch.New(opts.Chain, opts.AssignWindow, opts.AssignBatchMax),
+	}
+	if h, ok := opts.Chain.(HeightReader); ok {
+		r.jobReads = newJobReads(opts.Chain, h)
 	}
 	if err := r.registerMetrics(opts.Metrics); err != nil {
 		return nil, fmt.Errorf("router: %w", err)

@@ -81,6 +81,20 @@ func TestBlobRoundTripAndErrors(t *testing.T) {
 			if !bytes.Equal(got, data) {
 				t.Fatalf("size %d: content differs", size)
 			}
+			// A small blob is one chunk of its own size: the store's Put buffers a chunk.
+			obs, err := adminJS.ObjectStore(ctx, testBucket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum, _ := ParseDigest(digest)
+			info, err := obs.GetInfo(ctx, hex.EncodeToString(sum[:]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantChunk := min(max(size, 1), objectChunk)
+			if info.Opts == nil || info.Opts.ChunkSize != uint32(wantChunk) || info.Chunks != uint32((size+wantChunk-1)/wantChunk) {
+				t.Fatalf("size %d: stored as %d chunks of %+v, want chunks of %d bytes", size, info.Chunks, info.Opts, wantChunk)
+			}
 			if again, err := node.Put(ctx, "job-1", data); err != nil || again != digest {
 				t.Fatalf("size %d: second put = %s, %v", size, again, err)
 			}

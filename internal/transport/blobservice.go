@@ -526,7 +526,7 @@ func (b *blobService) data(id string, m *nats.Msg) {
 func (b *blobService) write(u *upload, obs jetstream.ObjectStore, key, name string, last *nats.Msg) {
 	defer b.wg.Done()
 	r := &uploadReader{u: u, ctx: b.ctx, ack: func(m *nats.Msg) { b.respond(m, blobReply{}) }, last: last}
-	_, err := obs.Put(b.ctx, jetstream.ObjectMeta{Name: name}, &checkedReader{r: r, size: u.size, sum: u.sum, h: sha256.New()})
+	_, err := obs.Put(b.ctx, objectMeta(name, u.size), &checkedReader{r: r, size: u.size, sum: u.sum, h: sha256.New()})
 	b.mu.Lock()
 	delete(b.uploads, u.id)
 	delete(b.writing, key)
