@@ -227,6 +227,29 @@ func UntilClusterReady(ctx context.Context, f func(ctx context.Context) error) e
 	}
 }
 
+// errNoStreamLeader is a replicated stream that exists but has not elected its leader:
+// until it does, a put to it finds no responders.
+var errNoStreamLeader = errors.New("stream has no leader yet")
+
+// streamLed returns errNoStreamLeader until the stream name has a leader, so that a
+// server's Start does not return before a blob can be stored.
+func streamLed(ctx context.Context, js jetstream.JetStream, name string) error {
+	st, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return errNoStreamLeader // created through another server, not yet known to this one
+	} else if err != nil {
+		return err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if info.Cluster == nil || info.Cluster.Leader == "" {
+		return errNoStreamLeader
+	}
+	return nil
+}
+
 // forming reports errors that mean "not yet" while a JetStream cluster forms.
 func forming(err error) bool {
 	var apiErr *jetstream.APIError
@@ -240,7 +263,7 @@ func forming(err error) bool {
 			return true
 		}
 	}
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errNoStreamLeader) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount)
 }
 

@@ -158,7 +158,15 @@ func TestClusterReplicatesBlobsAndCarriesRequestsToTheGrantingServer(t *testing.
 	}
 	defer admin2.Close()
 	js2, _ := jetstream.New(admin2)
-	if got, err := GetBlob(ctx, js2, testBucket, digest); err != nil || string(got) != string(input) {
+	// Replicas catch up in their own time, and a direct get may be answered by one
+	// that has not yet: the copy must arrive, not at once.
+	var got []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if got, err = GetBlob(ctx, js2, testBucket, digest); (err == nil && string(got) == string(input)) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || string(got) != string(input) {
 		t.Fatalf("server 2 reads %q, %v; want the input server 0 stored", got, err)
 	}
 

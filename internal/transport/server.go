@@ -262,6 +262,9 @@ func (s *Server) createBuckets(ctx context.Context) error {
 					Replicas:    s.Replicas(),
 				})
 			}
+			if err == nil && s.Replicas() > 1 {
+				err = streamLed(ctx, js, objectStream(b))
+			}
 			return err
 		})
 		if err != nil {
