@@ -305,7 +305,7 @@ func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) 
 		return scheduler.Placement{}, nil, fmt.Errorf("%w: no registered node is online", scheduler.ErrNoFeasibleNode)
 	}
 	job := schedulerJob(spec, exclude)
-	plan, err := x.Place(job)
+	plan, err := x.PlaceWith(&r.px.scratch, job) // indexLocked made r.px, x's holder
 	if errors.Is(err, scheduler.ErrNoFeasibleNode) {
 		snapshot := x.Snapshot()
 		for i := range snapshot {

@@ -33,6 +33,9 @@ type placementIndex struct {
 	all        *scheduler.Index // the registered nodes online now
 	containers *scheduler.Index // those of them whose heartbeat says they run containers
 	heard      []heartbeatAt    // node heartbeats in the order they arrived, for expireLocked
+	// scratch is the placements' working space: one serves both indexes, since the
+	// router places under r.mu, one decision at a time.
+	scratch scheduler.Scratch
 }
 
 type heartbeatAt struct {

@@ -35,9 +35,16 @@ import (
 //
 // The index takes a node's ID as its identity: NewIndex refuses two nodes
 // with one ID, and Set replaces by ID. Updates (Set, SetFreeGPUs, Remove)
-// refresh the bounds on one path of the tree, a microsecond or so. An
-// Index is not safe for concurrent use, and Place writes scratch space in
-// it: guard it with the caller's lock.
+// refresh the bounds on one path of the tree, a microsecond or so.
+//
+// Concurrency: Place, PlaceWith (each goroutine with its own Scratch),
+// Node, Snapshot, Len and Version only read the index, and any number of
+// them may run at once. Set, SetFreeGPUs and Remove write it, and each
+// must run alone, with no reader beside it: for instance placements under
+// the read side of a sync.RWMutex the caller holds and updates under its
+// write side. A caller that places under the read lock and then reserves
+// under the write lock must check that the snapshot did not change in
+// between (Version), or re-place.
 type Index struct {
 	w        Weights
 	checkers []checker
@@ -72,12 +79,7 @@ type Index struct {
 	unplaced                       int
 	online                         int
 
-	// scratch for Place
-	q        query
-	heap     heap
-	top      []ranked
-	cand     candidate
-	rootList [2]int32
+	version uint64 // updates that changed the snapshot
 }
 
 // hotNode is what the search reads of a node, packed into 40 bytes: a
@@ -211,6 +213,10 @@ func (x *Index) hotOf(n *Node) hotNode {
 // Len is the number of nodes in the snapshot.
 func (x *Index) Len() int { return x.online }
 
+// Version counts the updates that changed the snapshot: Place answers the
+// same job the same way for as long as it stays the same.
+func (x *Index) Version() uint64 { return x.version }
+
 // Node returns the node with this ID if it is in the snapshot.
 func (x *Index) Node(id string) (Node, bool) {
 	s, ok := x.slotOf[id]
@@ -242,6 +248,7 @@ func (x *Index) Set(n Node) {
 		x.add(n)
 		return
 	}
+	x.version++
 	x.leave(s)
 	old := x.hot[s]
 	x.nodes[s] = n
@@ -258,6 +265,7 @@ func (x *Index) SetFreeGPUs(id string, free int) bool {
 		return false
 	}
 	if old := x.nodes[s].FreeGPUs; old != free {
+		x.version++
 		x.free.remove(freeKey(old))
 		x.free.add(freeKey(free))
 		x.nodes[s].FreeGPUs, x.hot[s].free = free, clamp32(free)
@@ -274,6 +282,7 @@ func (x *Index) Remove(id string) bool {
 	if !ok || !x.hot[s].online {
 		return false
 	}
+	x.version++
 	x.leave(s)
 	x.refresh(s, false, false)
 	return true
@@ -313,6 +322,7 @@ func (x *Index) join(s int32) {
 // add gives a new node a slot in the overflow tree, or rebuilds the index
 // when the overflow is full.
 func (x *Index) add(n Node) {
+	x.version++
 	if len(x.nodes)-int(x.mainEnd) >= x.overflowLimit {
 		online := make([]bool, len(x.nodes), len(x.nodes)+1)
 		for s := range online {

@@ -6,7 +6,9 @@ import (
 )
 
 // Place chooses nodes for job from the index's snapshot, exactly as Place
-// would (see Index); Plan.Rejected is always empty.
+// would (see Index); Plan.Rejected is always empty. It only reads the
+// index, so placements may run concurrently (see Index); each takes new
+// scratch space, which PlaceWith lets a caller keep.
 //
 // The search runs twice over the tree, best box first, pruning by bounds
 // that no node in a box can exceed:
@@ -35,11 +37,21 @@ import (
 // EstimateLatencyMicros. The scores are bounded in float64 from their
 // unrounded fractions (setFastest says why that is safe); the scores and
 // Totals placed are the scorers' own.
-func (x *Index) Place(job Job) (Plan, error) {
+func (x *Index) Place(job Job) (Plan, error) { return x.PlaceWith(new(Scratch), job) }
+
+// Scratch is a placement's working space (the query, the search's heap and
+// top list), kept between placements so that they allocate little. The
+// zero value is ready to use; a Scratch serves one placement at a time, so
+// concurrent placements each need their own, one per goroutine (or from
+// the caller's sync.Pool).
+type Scratch struct{ q query }
+
+// PlaceWith is Place with the caller's scratch space.
+func (x *Index) PlaceWith(s *Scratch, job Job) (Plan, error) {
 	if err := job.Validate(); err != nil {
 		return Plan{}, err
 	}
-	q := x.prepare(job)
+	q := x.prepare(&s.q, job)
 	fastest, ok := x.fastest(q)
 	if !ok {
 		return Plan{}, x.misfits(q).err(&job)
@@ -74,12 +86,17 @@ type query struct {
 	perTFLOPS, perRel, perBid, perLatency float64
 	fastest                               uint64
 	scoreCeiling                          uint32 // where the latency score reaches 0
+
+	// The search's working space, kept in the Scratch between placements.
+	heap  heap
+	top   []ranked
+	cand  candidate
+	roots [2]int32
 }
 
-// prepare readies the index's one query (Place is not reentrant) for job.
-func (x *Index) prepare(j Job) *query {
-	q := &x.q
-	*q = query{copy: j, excluded: q.excluded[:0], anyWhere: j.Region == "", gpus: clamp32(j.GPUs),
+// prepare readies q, a Scratch's, for job.
+func (x *Index) prepare(q *query, j Job) *query {
+	*q = query{copy: j, excluded: q.excluded[:0], heap: heap{q.heap.items[:0]}, top: q.top[:0], anyWhere: j.Region == "", gpus: clamp32(j.GPUs),
 		vram: saturate(j.VRAMMiB), tflops: saturate(j.MinTFLOPSMilli), ceiling: saturate(j.MaxPricePerHourUomni)}
 	job := &q.copy
 	q.job, q.req = job, request{job: job}
@@ -195,7 +212,7 @@ func (q *query) totalAtMost(tflops uint32, rel uint16, bid uint32, latency uint3
 
 // verdict runs the checkers on slot s, as Place's filter does.
 func (x *Index) verdict(q *query, s int32) (feasible, bool) {
-	c := &x.cand
+	c := &q.cand
 	*c = candidate{node: &x.nodes[s]}
 	for _, check := range x.checkers {
 		if check(&q.req, c) != feasibleNode {
@@ -207,8 +224,8 @@ func (x *Index) verdict(q *query, s int32) (feasible, bool) {
 
 // roots returns the main tree's root and the overflow tree's, where they
 // exist.
-func (x *Index) roots() []int32 {
-	r := x.rootList[:0]
+func (x *Index) roots(q *query) []int32 {
+	r := q.roots[:0]
 	if x.mainEnd > 0 {
 		r = append(r, 0)
 	}
@@ -229,9 +246,9 @@ func (x *Index) fastest(q *query) (best uint64, found bool) {
 		}
 		return q.job.MaxLatencyMicros == 0 || q.reaches(q.latencyFloor(b))
 	}
-	h := &x.heap
+	h := &q.heap
 	h.reset()
-	for _, r := range x.roots() {
+	for _, r := range x.roots(q) {
 		if faster(r) {
 			h.push(r, widen(x.tree[r].maxT))
 		}
@@ -283,8 +300,8 @@ func (x *Index) fastest(q *query) (best uint64, found bool) {
 // pruned but boxes without a feasible node.)
 func (x *Index) best(q *query, fastest uint64) (placed []ranked, feasibleNodes int) {
 	q.setFastest(fastest, x.w)
-	top := topList{want: q.job.Replicas, entries: x.top[:0]}
-	defer func() { x.top = top.entries[:0] }()
+	top := topList{want: q.job.Replicas, entries: q.top[:0]}
+	defer func() { q.top = top.entries[:0] }()
 	// beaten reports whether nothing with a Total of at most bound, and
 	// no ID before slot minID's, can enter the list.
 	beaten := func(bound uint32, minID int32) bool {
@@ -313,9 +330,9 @@ func (x *Index) best(q *query, fastest uint64) (placed []ranked, feasibleNodes i
 		t := q.totalAtMost(b.maxT, b.maxRel, b.minPrice, lat, known)
 		return t, !beaten(t, b.minID)
 	}
-	h := &x.heap
+	h := &q.heap
 	h.reset()
-	for _, r := range x.roots() {
+	for _, r := range x.roots(q) {
 		if t, ok := bound(r); ok {
 			h.push(r, uint64(t))
 		}
