@@ -186,7 +186,9 @@ func historyEntry(events []Event, i int) (keys.Address, NodeHistoryEntry, bool, 
 			return "", entry, false, nil
 		}
 		entry.Kind, entry.Reason = HistorySlashed, attr(e, "reason")
-		entry.JobID, _ = strings.CutPrefix(entry.Reason, "wrong result for ")
+		if id, ok := strings.CutPrefix(entry.Reason, "wrong result for "); ok {
+			entry.JobID = id // a capacity proof's slash names no job
+		}
 		entry.Amount, err = attrUint(e, "amount")
 		return keys.Address(attr(e, "account")), entry, err == nil, err
 	}

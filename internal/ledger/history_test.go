@@ -95,3 +95,18 @@ func TestValidatorRewardWindow(t *testing.T) {
 		t.Fatalf("window after %d empty blocks: %+v", RewardWindowBlocks, w)
 	}
 }
+
+// A slash that is not for a job's result (a wrong capacity proof) names no job in the
+// node's history; one for a result names that job.
+func TestHistorySlashNamesItsJobOnlyWhenItHasOne(t *testing.T) {
+	for reason, job := range map[string]string{
+		"wrong result for job-0123456789abcdef":  "job-0123456789abcdef",
+		"wrong capacity proof: link 3 is forged": "",
+	} {
+		events := []Event{{Type: "slashed", Attrs: []Attr{{"account", "n"}, {"role", RoleNode}, {"amount", "5"}, {"reason", reason}}}}
+		_, entry, ok, err := historyEntry(events, 0)
+		if err != nil || !ok || entry.JobID != job || entry.Reason != reason || entry.Kind != HistorySlashed {
+			t.Errorf("%q: entry %+v, %v %v; want job %q", reason, entry, ok, err, job)
+		}
+	}
+}
