@@ -17,6 +17,12 @@ import (
 // freivalds form: inputs [model, X], output a tensor.MLPTrace) exactly, layer by layer
 // (CheckMLP).
 func CheckKernel(kernel string, inputs [][]byte, output []byte, seed [32]byte, rounds int) (Verdict, error) {
+	return CheckKernelOn(nil, kernel, inputs, output, seed, rounds)
+}
+
+// CheckKernelOn is CheckKernel with matmul-int8's products computed by acc
+// (FreivaldsInt8On); nil, and every other kernel, use this process's CPU.
+func CheckKernelOn(acc Accelerator, kernel string, inputs [][]byte, output []byte, seed [32]byte, rounds int) (Verdict, error) {
 	if err := checkRounds(rounds); err != nil {
 		return Verdict{}, err
 	}
@@ -27,7 +33,7 @@ func CheckKernel(kernel string, inputs [][]byte, output []byte, seed [32]byte, r
 			return Verdict{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 		}
 		return checkProduct(tensor.MatMulOps(a.Rows, a.Cols, b.Cols), output, tensor.DecodeInt32,
-			func(c *tensor.Int32Matrix) (Verdict, error) { return FreivaldsInt8(a, b, c, seed, rounds) })
+			func(c *tensor.Int32Matrix) (Verdict, error) { return FreivaldsInt8On(acc, a, b, c, seed, rounds) })
 	case tensor.KernelMatMulFloat32:
 		a, b, err := tensor.DecodeMatMulFloat32Inputs(inputs)
 		if err != nil {

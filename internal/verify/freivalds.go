@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 
@@ -52,6 +53,35 @@ const DefaultRounds = 2
 // A c of the wrong shape or malformed is a failed Verdict; malformed or
 // non-conforming a and b, or rounds < 1, are caller errors.
 func FreivaldsInt8(a, b *tensor.Int8Matrix, c *tensor.Int32Matrix, seed [32]byte, rounds int) (Verdict, error) {
+	return FreivaldsInt8On(nil, a, b, c, seed, rounds)
+}
+
+// Accelerator computes the matrix-vector products of FreivaldsInt8's rounds somewhere
+// other than this process's CPU (a GPU). It only multiplies: the random vectors, the
+// transcript and the verdict stay here, so an accelerator's products are held to the same
+// rule as the CPU's, and a wrong product from it is a different transcript, not a quiet
+// pass.
+type Accelerator interface {
+	// LoadInt8 makes a, b and c (conforming, validated) ready for Int8Products.Round, and
+	// returns a release for what it holds.
+	LoadInt8(a, b *tensor.Int8Matrix, c *tensor.Int32Matrix) (Int8Products, func(), error)
+}
+
+// Int8Products are one loaded check's products.
+type Int8Products interface {
+	// Round sets abr = A·(B·r) and cr = C·r mod p, for r in F_p^n (len(r) = b.Cols,
+	// len(abr) = len(cr) = a.Rows).
+	Round(r, abr, cr []uint64) error
+}
+
+// ErrAccelerator wraps an Accelerator's failure: the check did not run, and running it
+// again without the accelerator gives the verdict.
+var ErrAccelerator = errors.New("accelerator failed")
+
+// FreivaldsInt8On is FreivaldsInt8 with its products computed by acc; nil means this
+// process's CPU. The verdict, transcript included, is the same for any accelerator that
+// multiplies correctly; an error from acc wraps ErrAccelerator.
+func FreivaldsInt8On(acc Accelerator, a, b *tensor.Int8Matrix, c *tensor.Int32Matrix, seed [32]byte, rounds int) (Verdict, error) {
 	if err := checkRounds(rounds); err != nil {
 		return Verdict{}, err
 	}
@@ -64,10 +94,18 @@ func FreivaldsInt8(a, b *tensor.Int8Matrix, c *tensor.Int32Matrix, seed [32]byte
 	if c.Rows != a.Rows || c.Cols != b.Cols {
 		return failed(0, -1, "output is %dx%d, want %dx%d", c.Rows, c.Cols, a.Rows, b.Cols), nil
 	}
+	var products Int8Products = cpuProducts{a, b, c, make([]uint64, b.Rows)}
+	if acc != nil {
+		p, release, err := acc.LoadInt8(a, b, c)
+		if err != nil {
+			return Verdict{}, fmt.Errorf("%w: %w", ErrAccelerator, err)
+		}
+		defer release()
+		products = p
+	}
 
 	rng := newXoshiro256(seed)
 	r := make([]uint64, b.Cols)
-	br := make([]uint64, b.Rows)
 	abr := make([]uint64, a.Rows)
 	cr := make([]uint64, c.Rows)
 	t := newTranscript(tensor.KernelMatMulInt8)
@@ -75,9 +113,9 @@ func FreivaldsInt8(a, b *tensor.Int8Matrix, c *tensor.Int32Matrix, seed [32]byte
 		for j := range r {
 			r[j] = rng.fieldElement()
 		}
-		mulVec(br, b.Data, r, int8Offset)
-		mulVec(abr, a.Data, br, int8Offset)
-		mulVec(cr, c.Data, r, int32Offset)
+		if err := products.Round(r, abr, cr); err != nil {
+			return Verdict{}, fmt.Errorf("%w: %w", ErrAccelerator, err)
+		}
 		if round == 1 {
 			t.values(abr)
 		}
@@ -88,6 +126,20 @@ func FreivaldsInt8(a, b *tensor.Int8Matrix, c *tensor.Int32Matrix, seed [32]byte
 		}
 	}
 	return Verdict{OK: true, Rounds: rounds, BadRow: -1, Reason: fmt.Sprintf("a·(b·r) = c·r in all %d rounds", rounds), Transcript: t.sum()}, nil
+}
+
+// cpuProducts are a round's products on this CPU; br is B·r's scratch.
+type cpuProducts struct {
+	a, b *tensor.Int8Matrix
+	c    *tensor.Int32Matrix
+	br   []uint64
+}
+
+func (p cpuProducts) Round(r, abr, cr []uint64) error {
+	mulVec(p.br, p.b.Data, r, int8Offset)
+	mulVec(abr, p.a.Data, p.br, int8Offset)
+	mulVec(cr, p.c.Data, r, int32Offset)
+	return nil
 }
 
 func checkRounds(rounds int) error {
