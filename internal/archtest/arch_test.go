@@ -129,6 +129,8 @@ var owners = []struct {
 	{"github.com/consensys/", []string{"internal/zk"}},
 	// NVML needs cgo: only hardware discovery touches it, behind a build constraint.
 	{"github.com/NVIDIA/go-nvml", []string{"internal/node/hw"}},
+	// cgo of our own: the CUDA driver, opened at run time, behind a build constraint.
+	{"C", []string{"internal/cuda"}},
 	// Metrics are counted by the daemons, never by the deterministic cores they run.
 	{"github.com/prometheus/", []string{"internal/metrics", "internal/metrics/metricstest", "internal/httpapi",
 		"internal/chain", "internal/router", "internal/node", "internal/validator", "internal/devnet", "internal/cli", "bench/livescale"}},

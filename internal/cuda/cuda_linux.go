@@ -1,0 +1,355 @@
+//go:build linux && cgo
+
+package cuda
+
+/*
+#cgo LDFLAGS: -ldl
+#include <dlfcn.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+// The few CUDA driver API types and entry points this package uses, declared here so that
+// it builds without the CUDA toolkit's headers; libcuda.so.1 is opened at run time.
+typedef int CUresult;
+typedef int CUdevice;
+typedef void *CUcontext;
+typedef void *CUmodule;
+typedef void *CUfunction;
+typedef unsigned long long CUdeviceptr;
+
+static CUresult (*p_cuInit)(unsigned int);
+static CUresult (*p_cuDeviceGetCount)(int *);
+static CUresult (*p_cuDeviceGet)(CUdevice *, int);
+static CUresult (*p_cuDeviceGetName)(char *, int, CUdevice);
+static CUresult (*p_cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice);
+static CUresult (*p_cuDevicePrimaryCtxRelease)(CUdevice);
+static CUresult (*p_cuCtxSetCurrent)(CUcontext);
+static CUresult (*p_cuModuleLoadData)(CUmodule *, const void *);
+static CUresult (*p_cuModuleUnload)(CUmodule);
+static CUresult (*p_cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
+static CUresult (*p_cuMemAlloc)(CUdeviceptr *, size_t);
+static CUresult (*p_cuMemFree)(CUdeviceptr);
+static CUresult (*p_cuMemcpyHtoD)(CUdeviceptr, const void *, size_t);
+static CUresult (*p_cuMemcpyDtoH)(void *, CUdeviceptr, size_t);
+static CUresult (*p_cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                                    unsigned, void *, void **, void **);
+static CUresult (*p_cuCtxSynchronize)(void);
+static CUresult (*p_cuGetErrorString)(CUresult, const char **);
+
+static void *lib;
+
+// omni_cuda_open loads libcuda.so.1 and its entry points once; it returns NULL or why not.
+static const char *omni_cuda_open(void) {
+	if (lib) return NULL;
+	void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+	if (!h) return dlerror();
+#define SYM(var, name) if (!(*(void **)&var = dlsym(h, name))) return "libcuda.so.1 has no " name;
+	SYM(p_cuInit, "cuInit")
+	SYM(p_cuDeviceGetCount, "cuDeviceGetCount")
+	SYM(p_cuDeviceGet, "cuDeviceGet")
+	SYM(p_cuDeviceGetName, "cuDeviceGetName")
+	SYM(p_cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain")
+	SYM(p_cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2")
+	SYM(p_cuCtxSetCurrent, "cuCtxSetCurrent")
+	SYM(p_cuModuleLoadData, "cuModuleLoadData")
+	SYM(p_cuModuleUnload, "cuModuleUnload")
+	SYM(p_cuModuleGetFunction, "cuModuleGetFunction")
+	SYM(p_cuMemAlloc, "cuMemAlloc_v2")
+	SYM(p_cuMemFree, "cuMemFree_v2")
+	SYM(p_cuMemcpyHtoD, "cuMemcpyHtoD_v2")
+	SYM(p_cuMemcpyDtoH, "cuMemcpyDtoH_v2")
+	SYM(p_cuLaunchKernel, "cuLaunchKernel")
+	SYM(p_cuCtxSynchronize, "cuCtxSynchronize")
+	SYM(p_cuGetErrorString, "cuGetErrorString")
+#undef SYM
+	lib = h;
+	return NULL;
+}
+
+static CUresult omni_init(void) { return p_cuInit(0); }
+static CUresult omni_device_count(int *n) { return p_cuDeviceGetCount(n); }
+static CUresult omni_device(CUdevice *d, int i) { return p_cuDeviceGet(d, i); }
+static CUresult omni_device_name(char *s, int n, CUdevice d) { return p_cuDeviceGetName(s, n, d); }
+static CUresult omni_ctx_retain(CUcontext *c, CUdevice d) { return p_cuDevicePrimaryCtxRetain(c, d); }
+static CUresult omni_ctx_release(CUdevice d) { return p_cuDevicePrimaryCtxRelease(d); }
+static CUresult omni_ctx_set(CUcontext c) { return p_cuCtxSetCurrent(c); }
+static CUresult omni_module_load(CUmodule *m, const void *image) { return p_cuModuleLoadData(m, image); }
+static CUresult omni_module_unload(CUmodule m) { return p_cuModuleUnload(m); }
+static CUresult omni_function(CUfunction *f, CUmodule m, const char *name) { return p_cuModuleGetFunction(f, m, name); }
+static CUresult omni_alloc(CUdeviceptr *p, size_t n) { return p_cuMemAlloc(p, n); }
+static CUresult omni_free(CUdeviceptr p) { return p_cuMemFree(p); }
+static CUresult omni_htod(CUdeviceptr dst, const void *src, size_t n) { return p_cuMemcpyHtoD(dst, src, n); }
+static CUresult omni_dtoh(void *dst, CUdeviceptr src, size_t n) { return p_cuMemcpyDtoH(dst, src, n); }
+static CUresult omni_sync(void) { return p_cuCtxSynchronize(); }
+
+// omni_matvec launches one of freivalds.cu's kernels: a warp per row, 8 warps a block.
+static CUresult omni_matvec(CUfunction f, CUdeviceptr m, CUdeviceptr v, CUdeviceptr out, int rows, int cols) {
+	void *args[] = {&m, &v, &out, &rows, &cols};
+	unsigned blocks = (unsigned)((rows + 7) / 8);
+	return p_cuLaunchKernel(f, blocks, 1, 1, 256, 1, 1, 0, NULL, args, NULL);
+}
+
+static const char *omni_error(CUresult r) {
+	const char *s = NULL;
+	if (p_cuGetErrorString == NULL || p_cuGetErrorString(r, &s) != 0 || s == NULL) return "unknown CUDA error";
+	return s;
+}
+*/
+import "C"
+
+import (
+	"bytes"
+	"fmt"
+	"runtime"
+	"sync"
+	"unsafe"
+
+	"github.com/omnisync/omnisync/internal/tensor"
+	"github.com/omnisync/omnisync/internal/verify"
+)
+
+// Device is one GPU with freivalds.cu's kernels loaded. Safe for concurrent use: calls
+// take turns, each on a locked OS thread with the device's context current.
+type Device struct {
+	mu      sync.Mutex
+	dev     C.CUdevice
+	ctx     C.CUcontext
+	mod     C.CUmodule
+	i8, i32 C.CUfunction
+	name    string
+	closed  bool
+}
+
+// open is Open with the kernels' PTX given, so that a test can load a freshly compiled one.
+func open(index int, ptx []byte) (*Device, error) {
+	if msg := C.omni_cuda_open(); msg != nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnavailable, C.GoString(msg))
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := check("cuInit", C.omni_init()); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	var n C.int
+	if err := check("cuDeviceGetCount", C.omni_device_count(&n)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if index < 0 || index >= int(n) {
+		return nil, fmt.Errorf("%w: GPU %d asked for, the driver sees %d", ErrUnavailable, index, int(n))
+	}
+	d := &Device{}
+	if err := check("cuDeviceGet", C.omni_device(&d.dev, C.int(index))); err != nil {
+		return nil, err
+	}
+	var name [256]C.char
+	if err := check("cuDeviceGetName", C.omni_device_name(&name[0], C.int(len(name)), d.dev)); err != nil {
+		return nil, err
+	}
+	d.name = C.GoString(&name[0])
+	// Out-parameters are C-typed locals: cgo refuses a pointer into a Go struct that holds
+	// Go pointers.
+	var ctx C.CUcontext
+	if err := check("cuDevicePrimaryCtxRetain", C.omni_ctx_retain(&ctx, d.dev)); err != nil {
+		return nil, err
+	}
+	d.ctx = ctx
+	if err := d.load(ptx); err != nil {
+		C.omni_ctx_release(d.dev)
+		return nil, err
+	}
+	return d, nil
+}
+
+// load makes d's context current and loads the PTX module and its two kernels.
+func (d *Device) load(ptx []byte) error {
+	if len(bytes.TrimSpace(ptx)) == 0 {
+		return fmt.Errorf("%w: no kernel image was built into this binary (freivalds.ptx is empty)", ErrUnavailable)
+	}
+	if err := check("cuCtxSetCurrent", C.omni_ctx_set(d.ctx)); err != nil {
+		return err
+	}
+	image := C.CString(string(ptx)) // NUL-terminated, as cuModuleLoadData reads PTX
+	defer C.free(unsafe.Pointer(image))
+	var mod C.CUmodule
+	if err := check("cuModuleLoadData", C.omni_module_load(&mod, unsafe.Pointer(image))); err != nil {
+		return err
+	}
+	d.mod = mod
+	for _, k := range []struct {
+		f    *C.CUfunction
+		name string
+	}{{&d.i8, "omni_matvec_i8"}, {&d.i32, "omni_matvec_i32"}} {
+		cname := C.CString(k.name)
+		var f C.CUfunction
+		err := check("cuModuleGetFunction "+k.name, C.omni_function(&f, d.mod, cname))
+		C.free(unsafe.Pointer(cname))
+		*k.f = f
+		if err != nil {
+			C.omni_module_unload(d.mod)
+			return err
+		}
+	}
+	return nil
+}
+
+// Name is the GPU's name as the driver reports it ("NVIDIA H200").
+func (d *Device) Name() string { return d.name }
+
+// Close unloads the kernels and releases the context. Checks loaded before must have been
+// released.
+func (d *Device) Close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	d.closed = true
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if C.omni_ctx_set(d.ctx) == 0 {
+		C.omni_module_unload(d.mod)
+	}
+	C.omni_ctx_release(d.dev)
+}
+
+// current locks the calling goroutine to its thread and makes d's context current there;
+// the returned func undoes both.
+func (d *Device) current() (func(), error) {
+	d.mu.Lock()
+	runtime.LockOSThread()
+	done := func() { runtime.UnlockOSThread(); d.mu.Unlock() }
+	if d.closed {
+		done()
+		return nil, fmt.Errorf("%w: device closed", ErrUnavailable)
+	}
+	if err := check("cuCtxSetCurrent", C.omni_ctx_set(d.ctx)); err != nil {
+		done()
+		return nil, err
+	}
+	return done, nil
+}
+
+// products are one check's operands and vectors in GPU memory.
+type products struct {
+	d              *Device
+	a, b, c        C.CUdeviceptr
+	r, br, abr, cr C.CUdeviceptr
+	m, k, n        int
+}
+
+// LoadInt8 copies a, b and c to the GPU (verify.Accelerator). The release frees them.
+func (d *Device) LoadInt8(a, b *tensor.Int8Matrix, c *tensor.Int32Matrix) (verify.Int8Products, func(), error) {
+	if a.Cols != b.Rows || c.Rows != a.Rows || c.Cols != b.Cols {
+		return nil, nil, fmt.Errorf("cuda: %dx%d · %dx%d = %dx%d do not conform", a.Rows, a.Cols, b.Rows, b.Cols, c.Rows, c.Cols)
+	}
+	done, err := d.current()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer done()
+	p := &products{d: d, m: a.Rows, k: a.Cols, n: b.Cols}
+	allocs := []struct {
+		ptr   *C.CUdeviceptr
+		bytes int
+		src   unsafe.Pointer
+	}{
+		{&p.a, len(a.Data), dataPtr(a.Data)},
+		{&p.b, len(b.Data), dataPtr(b.Data)},
+		{&p.c, 4 * len(c.Data), dataPtr(c.Data)},
+		{&p.r, 8 * p.n, nil}, {&p.br, 8 * p.k, nil}, {&p.abr, 8 * p.m, nil}, {&p.cr, 8 * p.m, nil},
+	}
+	for _, x := range allocs {
+		if err = check("cuMemAlloc", C.omni_alloc(x.ptr, C.size_t(max(x.bytes, 1)))); err != nil {
+			break
+		}
+		if x.src != nil && x.bytes > 0 {
+			if err = check("cuMemcpyHtoD", C.omni_htod(*x.ptr, x.src, C.size_t(x.bytes))); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		p.free()
+		return nil, nil, err
+	}
+	return p, func() {
+		if done, err := d.current(); err == nil {
+			p.free()
+			done()
+		}
+	}, nil
+}
+
+// free releases p's GPU memory; the caller holds the device with its context current.
+func (p *products) free() {
+	for _, ptr := range []*C.CUdeviceptr{&p.a, &p.b, &p.c, &p.r, &p.br, &p.abr, &p.cr} {
+		if *ptr != 0 {
+			C.omni_free(*ptr)
+			*ptr = 0
+		}
+	}
+}
+
+// Round computes A·(B·r) and C·r mod p on the GPU (verify.Int8Products).
+func (p *products) Round(r, abr, cr []uint64) error {
+	if len(r) != p.n || len(abr) != p.m || len(cr) != p.m {
+		return fmt.Errorf("cuda: vectors of %d, %d and %d for a %dx%d · %dx%d check", len(r), len(abr), len(cr), p.m, p.k, p.k, p.n)
+	}
+	done, err := p.d.current()
+	if err != nil {
+		return err
+	}
+	defer done()
+	if p.n > 0 {
+		if err := check("cuMemcpyHtoD", C.omni_htod(p.r, dataPtr(r), C.size_t(8*p.n))); err != nil {
+			return err
+		}
+	}
+	steps := []struct {
+		what      string
+		f         C.CUfunction
+		m, v, out C.CUdeviceptr
+		rows      int
+		cols      int
+	}{
+		{"B·r", p.d.i8, p.b, p.r, p.br, p.k, p.n},
+		{"A·(B·r)", p.d.i8, p.a, p.br, p.abr, p.m, p.k},
+		{"C·r", p.d.i32, p.c, p.r, p.cr, p.m, p.n},
+	}
+	for _, s := range steps {
+		if s.rows == 0 {
+			continue
+		}
+		if err := check("launch "+s.what, C.omni_matvec(s.f, s.m, s.v, s.out, C.int(s.rows), C.int(s.cols))); err != nil {
+			return err
+		}
+	}
+	if err := check("cuCtxSynchronize", C.omni_sync()); err != nil {
+		return err
+	}
+	if p.m > 0 {
+		if err := check("cuMemcpyDtoH", C.omni_dtoh(dataPtr(abr), p.abr, C.size_t(8*p.m))); err != nil {
+			return err
+		}
+		if err := check("cuMemcpyDtoH", C.omni_dtoh(dataPtr(cr), p.cr, C.size_t(8*p.m))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dataPtr is the address of s's first element, or nil for an empty s.
+func dataPtr[T any](s []T) unsafe.Pointer {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(&s[0])
+}
+
+// check turns a CUDA result into an error naming the call.
+func check(call string, r C.CUresult) error {
+	if r == 0 {
+		return nil
+	}
+	return fmt.Errorf("cuda: %s: %s (error %d)", call, C.GoString(C.omni_error(r)), int(r))
+}

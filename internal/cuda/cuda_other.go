@@ -1,0 +1,29 @@
+//go:build !(linux && cgo)
+
+package cuda
+
+import (
+	"fmt"
+
+	"github.com/omnisync/omnisync/internal/tensor"
+	"github.com/omnisync/omnisync/internal/verify"
+)
+
+// Device is a GPU; without cgo on Linux there is none.
+type Device struct{}
+
+// open fails: this binary was built without cgo, or not for Linux.
+func open(int, []byte) (*Device, error) {
+	return nil, fmt.Errorf("%w: this binary was built without cgo (CGO_ENABLED=0) or not for Linux", ErrUnavailable)
+}
+
+// Name is never called: Open never returns a Device here.
+func (*Device) Name() string { return "" }
+
+// LoadInt8 is never called: Open never returns a Device here.
+func (*Device) LoadInt8(*tensor.Int8Matrix, *tensor.Int8Matrix, *tensor.Int32Matrix) (verify.Int8Products, func(), error) {
+	return nil, nil, ErrUnavailable
+}
+
+// Close does nothing.
+func (*Device) Close() {}
