@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/config"
 	"github.com/omnisync/omnisync/internal/devnet"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
@@ -28,6 +29,7 @@ type devnetFlags struct {
 	nodesPort int
 	blockTime time.Duration
 	docker    string
+	checkGPU  string
 }
 
 func newDevnetCmd(g *globals) *cobra.Command {
@@ -58,6 +60,7 @@ on all three nodes, paid when two of their output archives agree (verification "
 	fl.StringVar(&f.p2p, "p2p-addr", "127.0.0.1:26656", "CometBFT P2P listen address (port 0 picks a free port)")
 	fl.IntVar(&f.nodesPort, "nodes-port", 7422, "WebSocket+TLS port nodes connect to (0 picks a free port)")
 	fl.StringVar(&f.docker, "docker", "auto", "container jobs on the local Docker engine: auto (when one answers), on (required) or off")
+	fl.StringVar(&f.checkGPU, "check-gpu", config.CheckGPUAuto, "where the validator's Freivalds checks of int8 products compute: auto (a CUDA GPU when one answers), off (the CPU) or a GPU index")
 	fl.DurationVar(&f.blockTime, "block-time", 250*time.Millisecond, "pause between blocks")
 	return cmd
 }
@@ -85,10 +88,21 @@ func runDevnet(ctx context.Context, g *globals, f *devnetFlags) error {
 	if noDocker != "" {
 		say("  · %s", noDocker)
 	}
-	d, err := devnet.Start(ctx, devnet.Options{
+	gpu, where, closeGPU, err := openCheckGPU(f.checkGPU)
+	if err != nil {
+		return err
+	}
+	defer closeGPU()
+	opts := devnet.Options{
 		Home: f.home, RESTListen: f.rest, RPCListen: f.rpc, P2PListen: f.p2p, NodesPort: f.nodesPort,
 		BlockTime: f.blockTime, Docker: withDocker, Logger: log, Progress: func(s string) { say("  ✓ %s", s) },
-	})
+	}
+	if gpu != nil {
+		opts.GPU = gpu
+	} else {
+		say("  · validator %s", where)
+	}
+	d, err := devnet.Start(ctx, opts)
 	if err != nil {
 		return explainStartError(err)
 	}

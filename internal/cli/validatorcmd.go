@@ -83,6 +83,15 @@ func runValidator(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 		fmt.Fprintf(g.stderr, "container audits: docker (engine API %s), GPUs for jobs: %s\n", r.APIVersion(), orNone(strings.Join(vc.GPUDevices, ", ")))
 		opts.Containers = runtime.Docker(r)
 	}
+	gpu, where, closeGPU, err := openCheckGPU(vc.CheckGPU)
+	if err != nil {
+		return err
+	}
+	defer closeGPU()
+	fmt.Fprintln(g.stderr, where)
+	if gpu != nil {
+		opts.GPU = gpu
+	}
 	var metricsURL string
 	var stopMetrics func() error
 	if opts.Metrics, metricsURL, stopMetrics, err = g.serveMetrics(vc.MetricsAddr); err != nil {

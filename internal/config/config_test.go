@@ -235,6 +235,7 @@ func TestValidateNamesTheSettingAndItsOrigin(t *testing.T) {
 		{"zero from a flag", RoleRouter, "", nil, []string{"--max-attempts", "0"}, []string{"router.max_attempts", "at least 1", "from --max-attempts"}},
 		{"zero duration", RoleValidator, "[validator]\nheartbeat = \"0s\"\n", nil, nil, []string{"validator.heartbeat", "must be positive"}},
 		{"validator containers", RoleValidator, "", nil, []string{"--containers", "process"}, []string{"validator.containers", `"process": want none or docker`, "from --containers"}},
+		{"validator check_gpu", RoleValidator, "", nil, []string{"--check-gpu", "-1"}, []string{"validator.check_gpu", `"-1": want auto, off or a GPU index`, "from --check-gpu"}},
 		{"latitude", RoleNode, "[node]\nlatitude = 91.0\n", nil, nil, []string{"node.latitude", "between -90 and 90"}},
 		{"runtime", RoleNode, "[node]\nruntime = \"docker\"\n", nil, nil, []string{"node.runtime", `"docker": want native`}},
 		{"gpu tier", RoleNode, "", map[string]string{"OMNISYNC_NODE_GPU_TIER": "h100"}, nil, []string{"node.gpu_tier", "auto-detect or declared"}},

@@ -317,6 +317,7 @@ type Validator struct {
 	Containers string   `toml:"containers" help:"container jobs drawn for audit: none (audit tensor jobs only; a container audit is refused, never attested) or docker (run each again in a hardened container on the local engine, as nodes run them)"`
 	DockerHost string   `toml:"docker_host" help:"the Docker engine's socket, unix:///PATH; empty: $DOCKER_HOST, else unix:///var/run/docker.sock"`
 	GPUDevices []string `toml:"gpu_devices" help:"GPUs audited containers may be given (indices or UUIDs as nvidia-smi prints them), each to one job at a time; empty: none, so audits of jobs that ask for GPUs are refused"`
+	CheckGPU   string   `toml:"check_gpu" help:"where Freivalds' checks of int8 products compute: auto (GPU 0 when a CUDA driver and GPU answer, else the CPU), off (the CPU), or a GPU's index as the CUDA driver counts them (required: the validator will not start without it)"`
 	ZKDir      string   `toml:"zk_dir" help:"directory of the deployment's zk keys, as its nodes prove with (read only: a validator never sets keys up); empty: zk jobs are refused, never attested"`
 	// CapacityEvery turns the proof-of-capacity checker on (validator.CapacityOptions).
 	CapacityEvery Duration `toml:"capacity_every" help:"challenge each node's declared TFLOPS when first seen and then about this often (a random time of this mean), reporting on chain; 0, the default, checks none"`
@@ -324,9 +325,15 @@ type Validator struct {
 	AuditEvery Duration `toml:"audit_every" help:"read the chain's open audits of attestations this often and report the false passes of jobs this validator checked; 0 audits none"`
 }
 
+// The check_gpu settings besides a GPU index.
+const (
+	CheckGPUAuto = "auto"
+	CheckGPUOff  = "off"
+)
+
 func defaultValidator() Validator {
 	return Validator{Wallet: RoleValidator, WalletDir: defaultWalletDir(), ChainRPC: DefaultChainRPC, Rounds: verify.DefaultRounds, Heartbeat: D(2 * time.Second),
-		Containers: ContainersNone, AuditEvery: D(2 * time.Second)}
+		Containers: ContainersNone, CheckGPU: CheckGPUAuto, AuditEvery: D(2 * time.Second)}
 }
 
 func (v Validator) validate() []error {
@@ -340,6 +347,11 @@ func (v Validator) validate() []error {
 	ck.positive("heartbeat", v.Heartbeat)
 	ck.optionalHostPort("metrics_addr", v.MetricsAddr)
 	ck.oneOf("containers", v.Containers, ContainersNone, ContainersDocker)
+	if v.CheckGPU != CheckGPUAuto && v.CheckGPU != CheckGPUOff {
+		if i, err := strconv.Atoi(v.CheckGPU); err != nil || i < 0 {
+			ck.fail("check_gpu", "%q: want auto, off or a GPU index (0, 1, …)", v.CheckGPU)
+		}
+	}
 	if v.DockerHost != "" && !strings.HasPrefix(v.DockerHost, "unix://") {
 		ck.fail("docker_host", "%q: want unix:///PATH", v.DockerHost)
 	}

@@ -40,6 +40,7 @@ import (
 	"github.com/omnisync/omnisync/internal/runtime/docker"
 	"github.com/omnisync/omnisync/internal/transport"
 	"github.com/omnisync/omnisync/internal/validator"
+	"github.com/omnisync/omnisync/internal/verify"
 	"github.com/omnisync/omnisync/internal/zk"
 )
 
@@ -94,7 +95,13 @@ type Options struct {
 	// Capacity is the validator's proof-of-capacity checker (validator.Options.Capacity):
 	// off unless Capacity.Every > 0. Its seeds mix in the chain's latest block hash.
 	Capacity validator.CapacityOptions
-	Logger   *slog.Logger
+	// GPU, when set, is where every validator computes the products of its int8 checks
+	// (validator.Options.GPU): a cuda.Device, say. Nil checks on the CPU.
+	GPU interface {
+		verify.Accelerator
+		Name() string
+	}
+	Logger *slog.Logger
 	// Progress receives one line per start-up step; nil discards them.
 	Progress func(string)
 }
@@ -314,6 +321,9 @@ func (d *Devnet) startValidator(ctx context.Context, i int, key ed25519.PrivateK
 		opts.Capacity.BlockHash = d.latestBlockHash
 	}
 	checks := "Freivalds checks"
+	if d.opts.GPU != nil {
+		opts.GPU, checks = d.opts.GPU, "Freivalds checks on "+d.opts.GPU.Name()
+	}
 	if d.opts.Docker {
 		// The same runtime as the nodes', so that it can audit the container jobs they run.
 		dr, err := d.dockerFor(ctx, string(keys.AddressOfKey(key)))
@@ -321,7 +331,7 @@ func (d *Devnet) startValidator(ctx context.Context, i int, key ed25519.PrivateK
 			return fmt.Errorf("validator: %w", err)
 		}
 		d.closers = append(d.closers, dr.Close)
-		opts.Containers, checks = runtime.Docker(dr), "Freivalds checks, container audits in docker"
+		opts.Containers, checks = runtime.Docker(dr), checks+", container audits in docker"
 	}
 	if d.opts.ValidatorOptions != nil {
 		d.opts.ValidatorOptions(i, &opts)

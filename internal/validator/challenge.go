@@ -70,7 +70,7 @@ func (d *Daemon) checkChallenge(ctx context.Context, c jobCheck) (finding, error
 	if !v.OK || !c.job.Audited {
 		return fromVerdict(v), nil
 	}
-	full, err := verify.CheckKernel(c.req.Spec.Workload.Kernel, dispatched, output, c.seed, d.opts.Rounds)
+	full, err := d.checkKernel(c.req.Spec.Workload.Kernel, dispatched, output, c.seed)
 	if err != nil {
 		return finding{}, fmt.Errorf("check: %w", err)
 	}

@@ -14,7 +14,8 @@ import (
 type validatorMetrics struct {
 	checks       *prometheus.CounterVec // by verdict
 	checkSeconds *prometheus.HistogramVec
-	reports      prometheus.Counter // false attestations reported (attestaudit.go)
+	reports      prometheus.Counter     // false attestations reported (attestaudit.go)
+	gpu          *prometheus.CounterVec // checks on the GPU, by outcome (gpucheck.go)
 }
 
 func (d *Daemon) registerMetrics(reg prometheus.Registerer) error {
@@ -36,6 +37,13 @@ func (d *Daemon) registerMetrics(reg prometheus.Registerer) error {
 	for _, v := range []string{"pass", "fail", "error"} {
 		m.checks.WithLabelValues(v)
 	}
+	m.gpu = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "omnisync_validator_gpu_checks_total",
+		Help: "Product checks run on the GPU, by outcome: done (its verdict stands), failed (it failed the result, so the CPU checked again), overruled (the CPU passed what the GPU failed: the GPU computes wrongly), error (the GPU did not finish; the CPU checked).",
+	}, []string{"outcome"})
+	for _, v := range []string{"done", "failed", "overruled", "error"} {
+		m.gpu.WithLabelValues(v)
+	}
 	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "omnisync_validator_checks_in_flight",
 		Help: "Checks under way; their CPU-bound parts run at most the parallel setting at once, the rest wait.",
@@ -44,7 +52,7 @@ func (d *Daemon) registerMetrics(reg prometheus.Registerer) error {
 		defer d.mu.Unlock()
 		return float64(len(d.inFlight))
 	})
-	if err := metrics.Register(reg, m.checks, m.checkSeconds, m.reports, inFlight); err != nil {
+	if err := metrics.Register(reg, m.checks, m.checkSeconds, m.reports, m.gpu, inFlight); err != nil {
 		return fmt.Errorf("validator: %w", err)
 	}
 	d.metrics = m
@@ -63,6 +71,9 @@ func (m *validatorMetrics) checked(v protocol.Verdict, err error, elapsed time.D
 	m.checks.WithLabelValues(verdict).Inc()
 	m.checkSeconds.WithLabelValues(verdict).Observe(elapsed.Seconds())
 }
+
+// gpuChecked counts one check on the GPU that ended in outcome.
+func (m *validatorMetrics) gpuChecked(outcome string) { m.gpu.WithLabelValues(outcome).Inc() }
 
 // reported counts one false attestation reported.
 func (m *validatorMetrics) reported() { m.reports.Inc() }

@@ -61,6 +61,9 @@ type Options struct {
 	// nil means this validator audits tensor jobs only, and a container audit it is asked
 	// for is an error, never a failing attestation.
 	Containers runtime.Container
+	// GPU, when set, computes the products of Freivalds' checks of int8 products
+	// (cuda.Device); nil checks on the CPU. gpucheck.go says what it is trusted with.
+	GPU verify.Accelerator
 	// ZKKeys holds the verifying keys of the deployment's zk setup (the directory its
 	// nodes prove with); this validator only reads them, never makes keys. Nil means zk
 	// jobs are an error, never a failing attestation.
@@ -430,7 +433,8 @@ func neverUploaded(err error) (finding, error) {
 }
 
 // checkFreivalds checks a tensor job's whole output with Freivalds' algorithm
-// (verify.CheckKernel), seeded by the block that recorded the result.
+// (verify.CheckKernel, on the GPU where there is one: checkKernel), seeded by the block that
+// recorded the result.
 func (d *Daemon) checkFreivalds(ctx context.Context, c jobCheck) (finding, error) {
 	inputs, err := c.inputs(ctx)
 	if err != nil {
@@ -445,7 +449,7 @@ func (d *Daemon) checkFreivalds(ctx context.Context, c jobCheck) (finding, error
 		return finding{}, err
 	}
 	defer release()
-	v, err := verify.CheckKernel(c.req.Spec.Workload.Kernel, inputs, output, c.seed, d.opts.Rounds)
+	v, err := d.checkKernel(c.req.Spec.Workload.Kernel, inputs, output, c.seed)
 	if err != nil {
 		return finding{}, fmt.Errorf("check: %w", err)
 	}
