@@ -8,10 +8,19 @@ import (
 // ErrUnavailable is returned by Open where no GPU can be used: no cgo, no driver, no device.
 var ErrUnavailable = errors.New("no CUDA GPU")
 
-//go:embed freivalds.ptx
-var kernelPTX []byte
+// images are the kernels' PTX, as the driver loads it.
+type images struct{ freivalds, mma []byte }
+
+var (
+	//go:embed freivalds.ptx
+	freivaldsPTX []byte
+	//go:embed mma.ptx
+	mmaPTX []byte
+)
 
 // Open opens GPU number index (as the CUDA driver counts them) and loads the kernels.
 // Where there is no driver or no such GPU, or this binary was built without cgo, it
 // returns an error wrapping ErrUnavailable that says why.
-func Open(index int) (*Device, error) { return open(index, kernelPTX) }
+func Open(index int) (*Device, error) {
+	return open(index, images{freivalds: freivaldsPTX, mma: mmaPTX})
+}

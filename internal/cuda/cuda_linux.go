@@ -21,6 +21,8 @@ static CUresult (*p_cuInit)(unsigned int);
 static CUresult (*p_cuDeviceGetCount)(int *);
 static CUresult (*p_cuDeviceGet)(CUdevice *, int);
 static CUresult (*p_cuDeviceGetName)(char *, int, CUdevice);
+static CUresult (*p_cuDeviceGetAttribute)(int *, int, CUdevice);
+static CUresult (*p_cuDeviceGetUuid)(unsigned char *, CUdevice);
 static CUresult (*p_cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice);
 static CUresult (*p_cuDevicePrimaryCtxRelease)(CUdevice);
 static CUresult (*p_cuCtxSetCurrent)(CUcontext);
@@ -48,6 +50,8 @@ static const char *omni_cuda_open(void) {
 	SYM(p_cuDeviceGetCount, "cuDeviceGetCount")
 	SYM(p_cuDeviceGet, "cuDeviceGet")
 	SYM(p_cuDeviceGetName, "cuDeviceGetName")
+	SYM(p_cuDeviceGetAttribute, "cuDeviceGetAttribute")
+	SYM(p_cuDeviceGetUuid, "cuDeviceGetUuid")
 	SYM(p_cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain")
 	SYM(p_cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2")
 	SYM(p_cuCtxSetCurrent, "cuCtxSetCurrent")
@@ -70,6 +74,8 @@ static CUresult omni_init(void) { return p_cuInit(0); }
 static CUresult omni_device_count(int *n) { return p_cuDeviceGetCount(n); }
 static CUresult omni_device(CUdevice *d, int i) { return p_cuDeviceGet(d, i); }
 static CUresult omni_device_name(char *s, int n, CUdevice d) { return p_cuDeviceGetName(s, n, d); }
+static CUresult omni_attribute(int *v, int attr, CUdevice d) { return p_cuDeviceGetAttribute(v, attr, d); }
+static CUresult omni_uuid(unsigned char *u, CUdevice d) { return p_cuDeviceGetUuid(u, d); }
 static CUresult omni_ctx_retain(CUcontext *c, CUdevice d) { return p_cuDevicePrimaryCtxRetain(c, d); }
 static CUresult omni_ctx_release(CUdevice d) { return p_cuDevicePrimaryCtxRelease(d); }
 static CUresult omni_ctx_set(CUcontext c) { return p_cuCtxSetCurrent(c); }
@@ -89,6 +95,12 @@ static CUresult omni_matvec(CUfunction f, CUdeviceptr m, CUdeviceptr v, CUdevice
 	return p_cuLaunchKernel(f, blocks, 1, 1, 256, 1, 1, 0, NULL, args, NULL);
 }
 
+// omni_mma launches mma.cu's benchmark: blocks of 256 threads.
+static CUresult omni_mma(CUfunction f, unsigned blocks, CUdeviceptr out, int iters) {
+	void *args[] = {&out, &iters};
+	return p_cuLaunchKernel(f, blocks, 1, 1, 256, 1, 1, 0, NULL, args, NULL);
+}
+
 static const char *omni_error(CUresult r) {
 	const char *s = NULL;
 	if (p_cuGetErrorString == NULL || p_cuGetErrorString(r, &s) != 0 || s == NULL) return "unknown CUDA error";
@@ -102,6 +114,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/omnisync/omnisync/internal/tensor"
@@ -111,17 +124,31 @@ import (
 // Device is one GPU with freivalds.cu's kernels loaded. Safe for concurrent use: calls
 // take turns, each on a locked OS thread with the device's context current.
 type Device struct {
-	mu      sync.Mutex
-	dev     C.CUdevice
-	ctx     C.CUcontext
-	mod     C.CUmodule
-	i8, i32 C.CUfunction
-	name    string
-	closed  bool
+	mu       sync.Mutex
+	dev      C.CUdevice
+	ctx      C.CUcontext
+	mod      C.CUmodule
+	i8, i32  C.CUfunction
+	mmaImage []byte     // mma.cu's PTX, loaded by the first MeasureBF16
+	mmaMod   C.CUmodule // nil until then
+	mma      C.CUfunction
+	name     string
+	uuid     string
+	sms      int // multiprocessors
+	ccMajor  int
+	ccMinor  int
+	closed   bool
 }
 
-// open is Open with the kernels' PTX given, so that a test can load a freshly compiled one.
-func open(index int, ptx []byte) (*Device, error) {
+// CUdevice_attribute values (cuda.h).
+const (
+	attrMultiprocessors = 16
+	attrCCMajor         = 75
+	attrCCMinor         = 76
+)
+
+// open is Open with the kernels' PTX given, so that a test can load freshly compiled ones.
+func open(index int, img images) (*Device, error) {
 	if msg := C.omni_cuda_open(); msg != nil {
 		return nil, fmt.Errorf("%w: %s", ErrUnavailable, C.GoString(msg))
 	}
@@ -146,6 +173,23 @@ func open(index int, ptx []byte) (*Device, error) {
 		return nil, err
 	}
 	d.name = C.GoString(&name[0])
+	var uuid [16]C.uchar
+	if err := check("cuDeviceGetUuid", C.omni_uuid(&uuid[0], d.dev)); err != nil {
+		return nil, err
+	}
+	u := C.GoBytes(unsafe.Pointer(&uuid[0]), 16)
+	d.uuid = fmt.Sprintf("GPU-%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+	for _, a := range []struct {
+		attr C.int
+		v    *int
+	}{{attrMultiprocessors, &d.sms}, {attrCCMajor, &d.ccMajor}, {attrCCMinor, &d.ccMinor}} {
+		var v C.int
+		if err := check("cuDeviceGetAttribute", C.omni_attribute(&v, a.attr, d.dev)); err != nil {
+			return nil, err
+		}
+		*a.v = int(v)
+	}
+	d.mmaImage = img.mma
 	// Out-parameters are C-typed locals: cgo refuses a pointer into a Go struct that holds
 	// Go pointers.
 	var ctx C.CUcontext
@@ -153,7 +197,7 @@ func open(index int, ptx []byte) (*Device, error) {
 		return nil, err
 	}
 	d.ctx = ctx
-	if err := d.load(ptx); err != nil {
+	if err := d.load(img.freivalds); err != nil {
 		C.omni_ctx_release(d.dev)
 		return nil, err
 	}
@@ -195,6 +239,9 @@ func (d *Device) load(ptx []byte) error {
 // Name is the GPU's name as the driver reports it ("NVIDIA H200").
 func (d *Device) Name() string { return d.name }
 
+// UUID is the GPU's UUID as nvidia-smi and NVML print it ("GPU-e56329fe-dde7-…").
+func (d *Device) UUID() string { return d.uuid }
+
 // Close unloads the kernels and releases the context. Checks loaded before must have been
 // released.
 func (d *Device) Close() {
@@ -208,6 +255,9 @@ func (d *Device) Close() {
 	defer runtime.UnlockOSThread()
 	if C.omni_ctx_set(d.ctx) == 0 {
 		C.omni_module_unload(d.mod)
+		if d.mmaMod != nil {
+			C.omni_module_unload(d.mmaMod)
+		}
 	}
 	C.omni_ctx_release(d.dev)
 }
@@ -336,6 +386,77 @@ func (p *products) Round(r, abr, cr []uint64) error {
 		}
 	}
 	return nil
+}
+
+// mmaOps is what one warp does per iteration of mma.cu's loop: CHAINS products of 4096
+// operations each.
+const mmaOps = 8 * 2 * 16 * 8 * 16
+
+// MeasureBF16 runs mma.cu's tensor-core benchmark for about d and returns the bf16 rate
+// it sustained, in TFLOPS (10^12 operations a second). It needs compute capability 8.0.
+func (d *Device) MeasureBF16(dur time.Duration) (float64, error) {
+	if d.ccMajor < 8 {
+		return 0, fmt.Errorf("cuda: bf16 tensor cores need compute capability 8.0; %s is %d.%d", d.name, d.ccMajor, d.ccMinor)
+	}
+	done, err := d.current()
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	if d.mmaMod == nil {
+		if len(bytes.TrimSpace(d.mmaImage)) == 0 {
+			return 0, fmt.Errorf("%w: no benchmark kernel was built into this binary (mma.ptx is empty)", ErrUnavailable)
+		}
+		image := C.CString(string(d.mmaImage))
+		var mod C.CUmodule
+		err := check("cuModuleLoadData mma", C.omni_module_load(&mod, unsafe.Pointer(image)))
+		C.free(unsafe.Pointer(image))
+		if err != nil {
+			return 0, err
+		}
+		cname := C.CString("omni_mma_bf16")
+		var f C.CUfunction
+		err = check("cuModuleGetFunction omni_mma_bf16", C.omni_function(&f, mod, cname))
+		C.free(unsafe.Pointer(cname))
+		if err != nil {
+			C.omni_module_unload(mod)
+			return 0, err
+		}
+		d.mmaMod, d.mma = mod, f
+	}
+	// Eight blocks of eight warps per multiprocessor keep every tensor core busy.
+	blocks := 8 * max(d.sms, 1)
+	var out C.CUdeviceptr
+	if err := check("cuMemAlloc", C.omni_alloc(&out, C.size_t(4*256*blocks))); err != nil {
+		return 0, err
+	}
+	defer C.omni_free(out)
+	run := func(iters int) (time.Duration, error) {
+		start := time.Now()
+		if err := check("launch mma", C.omni_mma(d.mma, C.uint(blocks), out, C.int(iters))); err != nil {
+			return 0, err
+		}
+		if err := check("cuCtxSynchronize", C.omni_sync()); err != nil {
+			return 0, err
+		}
+		return time.Since(start), nil
+	}
+	if _, err := run(16); err != nil { // warm-up: clocks up, the kernel compiled for this GPU
+		return 0, err
+	}
+	iters := 256
+	took, err := run(iters)
+	if err != nil {
+		return 0, err
+	}
+	if took < dur {
+		iters = int(min(float64(iters)*float64(dur)/float64(max(took, time.Microsecond)), 1<<22))
+		if took, err = run(iters); err != nil {
+			return 0, err
+		}
+	}
+	ops := float64(blocks*8) * float64(iters) * mmaOps
+	return ops / took.Seconds() / 1e12, nil
 }
 
 // dataPtr is the address of s's first element, or nil for an empty s.

@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/omnisync/omnisync/internal/tensor"
 	"github.com/omnisync/omnisync/internal/verify"
@@ -13,7 +14,7 @@ import (
 type Device struct{}
 
 // open fails: this binary was built without cgo, or not for Linux.
-func open(int, []byte) (*Device, error) {
+func open(int, images) (*Device, error) {
 	return nil, fmt.Errorf("%w: this binary was built without cgo (CGO_ENABLED=0) or not for Linux", ErrUnavailable)
 }
 
@@ -24,6 +25,12 @@ func (*Device) Name() string { return "" }
 func (*Device) LoadInt8(*tensor.Int8Matrix, *tensor.Int8Matrix, *tensor.Int32Matrix) (verify.Int8Products, func(), error) {
 	return nil, nil, ErrUnavailable
 }
+
+// UUID is never called: Open never returns a Device here.
+func (*Device) UUID() string { return "" }
+
+// MeasureBF16 is never called: Open never returns a Device here.
+func (*Device) MeasureBF16(time.Duration) (float64, error) { return 0, ErrUnavailable }
 
 // Close does nothing.
 func (*Device) Close() {}

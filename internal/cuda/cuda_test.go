@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -12,19 +14,25 @@ import (
 	"github.com/omnisync/omnisync/internal/verify"
 )
 
-// openForTest opens GPU 0 with the embedded kernels, or with the PTX file that
-// OMNISYNC_CUDA_PTX names (a freshly compiled freivalds.cu), and skips where there is no GPU.
+// openForTest opens GPU 0 with the embedded kernels, or with the freivalds.ptx and mma.ptx
+// in the directory OMNISYNC_CUDA_PTX_DIR names (freshly compiled), and skips where there is
+// no GPU.
 func openForTest(t testing.TB) *Device {
 	t.Helper()
-	ptx := kernelPTX
-	if f := os.Getenv("OMNISYNC_CUDA_PTX"); f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
+	img := images{freivalds: freivaldsPTX, mma: mmaPTX}
+	if dir := os.Getenv("OMNISYNC_CUDA_PTX_DIR"); dir != "" {
+		for _, f := range []struct {
+			name string
+			to   *[]byte
+		}{{"freivalds.ptx", &img.freivalds}, {"mma.ptx", &img.mma}} {
+			b, err := os.ReadFile(filepath.Join(dir, f.name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			*f.to = b
 		}
-		ptx = b
 	}
-	d, err := open(0, ptx)
+	d, err := open(0, img)
 	if errors.Is(err, ErrUnavailable) {
 		t.Skipf("skipped: %v", err)
 	}
@@ -43,6 +51,31 @@ func TestOpenWithoutAGPUSaysWhy(t *testing.T) {
 	}
 	if !errors.Is(err, ErrUnavailable) || err.Error() == ErrUnavailable.Error() {
 		t.Fatalf("Open: %v; want ErrUnavailable with the reason", err)
+	}
+}
+
+func TestDeviceIdentity(t *testing.T) {
+	d := openForTest(t)
+	if d.Name() == "" || !regexp.MustCompile(`^GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`).MatchString(d.UUID()) {
+		t.Fatalf("name %q, UUID %q", d.Name(), d.UUID())
+	}
+	t.Logf("%s %s", d.Name(), d.UUID())
+}
+
+// The tensor-core benchmark gives a rate, and about the same one twice.
+func TestMeasureBF16(t *testing.T) {
+	d := openForTest(t)
+	first, err := d.MeasureBF16(100 * time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := d.MeasureBF16(100 * time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: %.0f and %.0f TFLOPS bf16 (mma.sync)", d.Name(), first, second)
+	if first <= 0 || first > 10000 || second < first/2 || second > first*2 {
+		t.Fatalf("rates %v and %v", first, second)
 	}
 }
 
@@ -160,8 +193,8 @@ func identityProduct(n int) (a, b *tensor.Int8Matrix, c *tensor.Int32Matrix) {
 }
 
 // BenchmarkFreivaldsGPU times a whole two-round check on the GPU, copying A, B and C to it
-// included, and reports the CPU's time for the same check, measured in the same run, and
-// the ratio.
+// included, and reports the CPU's time for the same check, measured in the same run, the
+// ratio, and how much of the GPU's time the copies take (load-ms: LoadInt8 alone).
 func BenchmarkFreivaldsGPU(b *testing.B) {
 	d := openForTest(b)
 	for _, n := range []int{1024, 2048, 4096, 8192} {
@@ -176,6 +209,16 @@ func BenchmarkFreivaldsGPU(b *testing.B) {
 				}
 				cpu = min(cpu, time.Since(start))
 			}
+			load := time.Duration(1 << 62)
+			for range 3 {
+				start := time.Now()
+				_, release, err := d.LoadInt8(a, bm, c)
+				if err != nil {
+					b.Fatal(err)
+				}
+				load = min(load, time.Since(start))
+				release()
+			}
 			b.ResetTimer()
 			for range b.N {
 				if v, err := verify.FreivaldsInt8On(d, a, bm, c, seed, verify.DefaultRounds); err != nil || !v.OK {
@@ -184,6 +227,7 @@ func BenchmarkFreivaldsGPU(b *testing.B) {
 			}
 			gpu := b.Elapsed() / time.Duration(b.N)
 			b.ReportMetric(float64(cpu.Microseconds())/1e3, "cpu-ms")
+			b.ReportMetric(float64(load.Microseconds())/1e3, "load-ms")
 			b.ReportMetric(float64(cpu)/float64(gpu), "cpu/gpu")
 		})
 	}

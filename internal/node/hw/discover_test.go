@@ -37,13 +37,20 @@ var smiMissing = &fakeSMI{queryErr: &exec.Error{Name: "nvidia-smi", Err: exec.Er
 
 func noNVML() (nvmlLib, error) { return nil, errNVMLNoLibrary }
 
-// testOptions reads fixtures for everything but the GPU, which each test sets.
+// noGPUBench is a MeasureGPUFunc for hosts whose GPUs only fixtures describe.
+func noGPUBench(GPU, time.Duration) (float64, string, error) {
+	return 0, "", errors.New("no CUDA GPU (test)")
+}
+
+// testOptions reads fixtures for everything but the GPU, which each test sets; GPUs are
+// not measured unless a test says how.
 func testOptions(t *testing.T) Options {
 	return Options{
 		CPUInfoPath:   "testdata/cpuinfo-x86-epyc.txt",
 		MemInfoPath:   "testdata/meminfo-vm.txt",
 		DiskDir:       t.TempDir(),
 		BenchDuration: 2 * time.Millisecond,
+		MeasureGPU:    noGPUBench,
 	}
 }
 

@@ -86,6 +86,11 @@ type GPU struct {
 	TFLOPSBasis string `json:"tflops_basis,omitempty"`
 	// TFLOPSPrecision is "bf16", "fp16" or "fp32".
 	TFLOPSPrecision string `json:"tflops_precision,omitempty"`
+	// MeasuredTFLOPS is the bf16 rate a short tensor-core benchmark sustained (gpubench.go);
+	// zero when not measured.
+	MeasuredTFLOPS float64 `json:"measured_tflops,omitempty"`
+	// Bench says how MeasuredTFLOPS was measured, or why it was not.
+	Bench string `json:"bench,omitempty"`
 }
 
 // CPU describes the host's processors.
@@ -128,9 +133,12 @@ type Options struct {
 	MemInfoPath string
 	// DiskDir is the directory whose free space is reported; default ".".
 	DiskDir string
-	// BenchDuration is how long the CPU benchmark runs; 0 means
-	// DefaultBenchDuration, negative skips it.
+	// BenchDuration is how long the CPU benchmark, and each GPU's, runs; 0 means
+	// DefaultBenchDuration, negative skips them.
 	BenchDuration time.Duration
+	// MeasureGPU benchmarks one GPU; nil means internal/cuda's tensor-core benchmark
+	// (which fails, so that the GPU is not measured, without cgo or a CUDA driver).
+	MeasureGPU MeasureGPUFunc
 	// DisableNVML skips NVML and goes straight to nvidia-smi.
 	DisableNVML bool
 
@@ -164,6 +172,9 @@ func (o *Options) setDefaults() {
 	if o.openNVML == nil {
 		o.openNVML = openNVML
 	}
+	if o.MeasureGPU == nil {
+		o.MeasureGPU = measureCUDA
+	}
 }
 
 // Discover inspects the host. It always returns as full a Report as it
@@ -182,6 +193,7 @@ func Discover(ctx context.Context, opts Options) (Report, error) {
 	r.Disk = diskSpace(opts.DiskDir)
 	errs = append(errs, benchCPU(ctx, opts.BenchDuration, &r.CPU))
 	for i := range r.GPUs {
+		benchGPU(&r.GPUs[i], opts.BenchDuration, opts.MeasureGPU)
 		rateGPU(&r.GPUs[i], &r)
 	}
 	return r, errors.Join(errs...)

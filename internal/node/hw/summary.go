@@ -63,7 +63,12 @@ func gpuRate(g GPU, n int) string {
 		return "TFLOPS unknown"
 	}
 	s := formatRate(g.TFLOPS) + " TFLOPS " + g.TFLOPSPrecision
-	if g.Published == nil {
+	switch m := g.MeasuredTFLOPS; {
+	case m > 0 && g.TFLOPS == m:
+		s += " measured"
+	case m > 0:
+		s += " (" + formatRate(m) + " measured)"
+	case g.Published == nil:
 		s += " derived"
 	}
 	if n > 1 {
@@ -162,7 +167,7 @@ func (r Report) LedgerHardware() (ledger.Hardware, error) {
 			return ledger.Hardware{}, fmt.Errorf("%w: GPU %d (%s): memory unknown", ErrIncomplete, g.Index, g.Name)
 		}
 		if g.TFLOPS <= 0 {
-			return ledger.Hardware{}, fmt.Errorf("%w: GPU %d (%s): TFLOPS unknown (not in the table of known GPUs, and no NVML core count to derive it from); declare the hardware in configuration", ErrIncomplete, g.Index, g.Name)
+			return ledger.Hardware{}, fmt.Errorf("%w: GPU %d (%s): TFLOPS unknown (not in the table of known GPUs, not measured, and no NVML core count to derive it from); declare the hardware in configuration", ErrIncomplete, g.Index, g.Name)
 		}
 		hw.VRAMMiB = min(hw.VRAMMiB, g.MemoryTotalMiB)
 		hw.TFLOPSMilli = min(hw.TFLOPSMilli, uint64(math.Round(g.TFLOPS*1000)))

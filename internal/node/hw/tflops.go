@@ -117,9 +117,15 @@ func derivedFP32TFLOPS(cores int, smClockMaxMHz uint32) float64 {
 const derivedTolerance = 0.15
 
 // rateGPU sets g's published, derived and declared throughput, warning in r
-// when the table and NVML's readings disagree.
+// when the table, NVML's readings and the measured rate disagree. A known GPU is declared
+// at its table figure when its measured rate confirms it (or nothing was measured), else
+// at the measured rate; an unknown one at its measured rate, else its derived FP32 rate.
 func rateGPU(g *GPU, r *Report) {
 	g.DerivedFP32TFLOPS = round(derivedFP32TFLOPS(g.CUDACores, g.SMClockMaxMHz), 1)
+	measured := func(why string) {
+		g.TFLOPS, g.TFLOPSPrecision = g.MeasuredTFLOPS, "bf16"
+		g.TFLOPSBasis = fmt.Sprintf("measured: %.1f TFLOPS bf16 on its tensor cores%s", g.MeasuredTFLOPS, why)
+	}
 	if p, ok := KnownGPU(g.Name); ok {
 		g.Published = &p
 		g.TFLOPS, g.TFLOPSPrecision = p.TensorTFLOPS, p.TensorPrecision
@@ -129,6 +135,20 @@ func rateGPU(g *GPU, r *Report) {
 				"GPU %d (%s): derived FP32 %.1f TFLOPS (%d cores × %d MHz × 2) is more than %.0f%% below the published %.1f; is the card what its name says, or clocked down?",
 				g.Index, g.Name, d, g.CUDACores, g.SMClockMaxMHz, derivedTolerance*100, p.FP32TFLOPS))
 		}
+		switch m := g.MeasuredTFLOPS; {
+		case m <= 0:
+		case m >= confirmFraction*p.TensorTFLOPS:
+			g.TFLOPSBasis += fmt.Sprintf(", confirmed: %.1f measured", m)
+		default:
+			r.Warnings = append(r.Warnings, fmt.Sprintf(
+				"GPU %d (%s): measured %.1f TFLOPS bf16, less than a third of the published %.1f %s: declared at the measured rate; is the card what its name says, shared, or throttled?",
+				g.Index, g.Name, m, p.TensorTFLOPS, p.TensorPrecision))
+			measured(fmt.Sprintf(", below a third of the published %.1f for %s", p.TensorTFLOPS, p.Model))
+		}
+		return
+	}
+	if g.MeasuredTFLOPS > 0 {
+		measured(", not in the table")
 		return
 	}
 	if g.DerivedFP32TFLOPS > 0 {
@@ -137,7 +157,7 @@ func rateGPU(g *GPU, r *Report) {
 		return
 	}
 	r.Warnings = append(r.Warnings, fmt.Sprintf(
-		"GPU %d (%s): TFLOPS unknown: not in the table of known GPUs and no NVML core count to derive it from", g.Index, g.Name))
+		"GPU %d (%s): TFLOPS unknown: not in the table of known GPUs, not measured, and no NVML core count to derive it from", g.Index, g.Name))
 }
 
 func round(x float64, decimals int) float64 {
