@@ -7,10 +7,12 @@
 #      serve container jobs with the process runtime, for the devnet's consumer only;
 #   3. a consumer's PyTorch job on the GPU, verification "redundant": all three run it and
 #      are paid when their outputs agree; then node status, the job's logs and its output;
-#   4. what a Freivalds check of an int8 product costs on this GPU (freivalds.py).
+#   4. a 2048x2048 int8 product as a tensor job, which the devnet's validator checks on the
+#      GPU (check_gpu = auto);
+#   5. what a Freivalds check of an int8 product costs in PyTorch on this GPU (freivalds.py).
 # Usage: bench/gpu/run.sh BINDIR OUTDIR, BINDIR holding omnisync and omnisync-nocgo.
 # JOB_PY replaces bench/gpu/job.py (for a rehearsal on a machine without a GPU);
-# SKIP_FREIVALDS=1 skips step 4.
+# SKIP_FREIVALDS=1 skips step 5.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$1 out=$2
@@ -71,6 +73,22 @@ if [ -n "$id" ]; then
 fi
 run "$o" node status -w gpu1
 run "$o" node status -w gpu2
+
+step "a tensor job, checked by the validator on the GPU"
+python3 - "$HOME" <<'PY'
+import struct, sys, random
+def npy(path, n):  # a 2-D int8 array in NumPy's format, without NumPy
+    header = "{'descr': '|i1', 'fortran_order': False, 'shape': (%d, %d), }" % (n, n)
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    rnd = random.Random(path)
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
+        f.write(bytes(rnd.randrange(256) for _ in range(n * n)))
+for name in "AB":
+    npy(f"{sys.argv[1]}/{name}.npy", 2048)
+PY
+run "$o" job submit -w consumer --input "a=$HOME/A.npy" --input "b=$HOME/B.npy" --budget 5 --max-price 3 --wait
+grep -o 'validator [^ ]* connected ([^)]*)' "$out/devnet.log"
 
 if [ "${SKIP_FREIVALDS:-}" != 1 ]; then
   step "Freivalds' check of an int8 product on this GPU"
