@@ -7,9 +7,11 @@
 // Compute figures come in three kinds, and the Report always says which:
 // "table" figures are NVIDIA's published dense tensor and FP32 rates for GPUs
 // it recognises by name; "derived" figures are computed from NVML's readings
-// (CUDA cores × max SM clock × 2 for FP32), since Go cannot run a CUDA kernel
-// here; "measured" is the CPU's int8 throughput, timed on the node's own
-// tensor kernel. A host with no NVIDIA driver is a CPU node and says why.
+// (CUDA cores × max SM clock × 2 for FP32); "measured" figures are timed here:
+// the CPU's int8 throughput on the node's own tensor kernel, and each GPU's bf16
+// rate on its tensor cores through internal/cuda (gpubench.go), which confirms a
+// table figure or replaces it. A host with no NVIDIA driver is a CPU node and
+// says why.
 //
 // Only nvml_cgo.go imports go-nvml; everything else, including the mapping of
 // NVML readings onto a Report, builds and tests without cgo. The package reads
