@@ -274,9 +274,16 @@ func runNode(cmd *cobra.Command, g *globals, d *daemonFlags) (err error) {
 		_ = n.Close()
 		return fmt.Errorf("read the node's registration: %w", err)
 	}
-	if rec.PricePerHour != nc.MinPrice.Uomni || rec.Hardware != n.Hardware() {
-		fmt.Fprintf(g.stderr, "note: the chain records this node's registration from height %d (%s, %s per GPU-hour), not %s at %s as configured now: a registered node keeps its registration\n",
-			rec.RegisteredHeight, hardwareLine(rec.Hardware), omni(rec.PricePerHour), hardwareLine(n.Hardware()), omni(nc.MinPrice.Uomni))
+	// A bid nobody set is the default, not a change of mind: only a configured one is
+	// compared with the chain's.
+	priceSet := c.SourceOf(config.RoleNode, "min_price") != config.FromDefault
+	if (priceSet && rec.PricePerHour != nc.MinPrice.Uomni) || rec.Hardware != n.Hardware() {
+		now := hardwareLine(n.Hardware())
+		if priceSet {
+			now += " at " + omni(nc.MinPrice.Uomni)
+		}
+		fmt.Fprintf(g.stderr, "note: the chain records this node's registration from height %d (%s, %s per GPU-hour), not %s as configured now: a registered node keeps its registration\n",
+			rec.RegisteredHeight, hardwareLine(rec.Hardware), omni(rec.PricePerHour), now)
 	}
 	started := daemonEvent{Event: "started", Role: config.RoleNode, ID: n.ID(), ChainID: chainID, ChainRPC: nc.ChainRPC,
 		Router: nc.Router, Runtime: nc.Runtime, MetricsURL: metricsURL}

@@ -187,6 +187,9 @@ func (c *Config) Require(role, key string) error {
 	return fmt.Errorf("config: %s has no setting %q", role, key)
 }
 
+// SourceOf says where role's setting key (as in the file, "min_price") came from.
+func (c *Config) SourceOf(role, key string) Source { return c.sources[role+"."+key] }
+
 // origin says where a setting's value came from, for error messages.
 func (c *Config) origin(role, key string) string {
 	full := role + "." + key
