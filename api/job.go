@@ -510,7 +510,10 @@ type RouterStats struct {
 type Replica struct {
 	Node         string `json:"node"`
 	ResultDigest string `json:"result_digest,omitempty"`
-	Paid         uint64 `json:"paid,omitempty"`
+	// Paid is the replica's share of the job's payment, out of the budget; Reward is what
+	// the network-rewards pool emitted to it on top (Payment.NetworkReward's share).
+	Paid   uint64 `json:"paid,omitempty"`
+	Reward uint64 `json:"reward,omitempty"`
 }
 
 // Node is one entry of GET /v1/nodes: its chain record joined with live router state.

@@ -149,7 +149,7 @@ must be on the nodes, or sent with --image-archive (a docker save tarball, up to
 	fl.IntVar(&s.gpus, "gpus", -1, "GPUs the job needs on one node (default: 1 for tensor jobs, 0 for containers)")
 	fl.Float64Var(&s.vramGB, "vram", 0, "GiB of memory each GPU must have (0: any)")
 	fl.Float64Var(&s.cpus, "cpu", 0, "container job: CPUs it may use (0: the node's default, 1)")
-	fl.Float64Var(&s.memoryGB, "memory", 0, "container job: GiB of memory it may use (0: the node's default, 2)")
+	fl.Float64Var(&s.memoryGB, "memory", 0, "container job: GiB of memory it may use (0: the node's default, 2 in docker, 8 in the process runtime, which also caps it at 8)")
 	fl.StringVar(&s.budget, "budget", "1", "OMNI locked in escrow; what the job does not cost is refunded")
 	fl.StringVar(&s.maxPrice, "max-price", "3", "highest bid per GPU-hour a node may have, OMNI")
 	fl.DurationVar(&s.timeout, "timeout", 5*time.Minute, "the job's deadline: unfinished by then, it is refunded")
@@ -492,6 +492,9 @@ func (g *globals) printJob(j api.Job) {
 		if r.Paid > 0 {
 			paid = "paid " + omni(r.Paid)
 		}
+		if r.Reward > 0 {
+			paid += " + network reward " + omni(r.Reward)
+		}
 		fmt.Fprintf(o, "Replica:  %s  result %s  %s\n", r.Node, shortDigest(r.ResultDigest), paid)
 	}
 	if j.ResultDigest != "" {
@@ -503,6 +506,9 @@ func (g *globals) printJob(j api.Job) {
 	if p := j.Payment; p != nil {
 		fmt.Fprintf(o, "Payment:  nodes %s, burned %s, fee %s, refunded %s of a %s budget\n",
 			omni(p.PaidToNode), omni(p.Burned), omni(p.ProtocolFee), omni(p.Refunded), omni(p.Budget))
+		if p.NetworkReward > 0 {
+			fmt.Fprintf(o, "Reward:   %s to the nodes from the network-rewards pool, not from the budget\n", omni(p.NetworkReward))
+		}
 	}
 	if j.Error != "" {
 		fmt.Fprintf(o, "Error:    %s\n", j.Error)

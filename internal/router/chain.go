@@ -53,7 +53,7 @@ func (v ChainViews) Job(ctx context.Context, id string) (api.Job, error) {
 		if s := cj.Settlement; s != nil {
 			for _, sh := range s.Shares {
 				if sh.Node == rp.Node {
-					v.Paid = sh.Paid + sh.Reward
+					v.Paid, v.Reward = sh.Paid, sh.Reward
 				}
 			}
 		}

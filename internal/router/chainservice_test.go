@@ -28,8 +28,19 @@ func TestChainServiceAnswersChainViewsAndSendsJobsToARouter(t *testing.T) {
 	consumer := keys.AddressOfKey(newKey(t))
 	f.jobs["job-1"] = &ledger.Job{ID: "job-1", Consumer: consumer, Node: n1, Status: ledger.JobSettled, ResultDigest: "sha256:ab",
 		Budget: 100, Settlement: &ledger.Settlement{Cost: 40, Paid: 38, Burned: 1, Fee: 1, Refunded: 60}}
+	f.jobs["job-2"] = &ledger.Job{ID: "job-2", Consumer: consumer, Status: ledger.JobSettled, ResultDigest: "sha256:cd", Budget: 100,
+		Replicas: []ledger.Replica{{Node: n1, ResultDigest: "sha256:cd"}, {Node: n2, ResultDigest: "sha256:ef"}},
+		Settlement: &ledger.Settlement{Cost: 20, Paid: 19, Burned: 1, Refunded: 80, Reward: 7,
+			Shares: []ledger.Share{{Node: n1, Cost: 20, Paid: 19, Burned: 1, Reward: 7}}}}
 	svc := ChainService{ChainViews{Chain: f}}
 	ctx := context.Background()
+
+	// A replica's payment out of the budget and its reward from the pool are told apart.
+	if job, err := svc.Job(ctx, "job-2"); err != nil || len(job.Replicas) != 2 ||
+		job.Replicas[0] != (api.Replica{Node: string(n1), ResultDigest: "sha256:cd", Paid: 19, Reward: 7}) ||
+		job.Replicas[1] != (api.Replica{Node: string(n2), ResultDigest: "sha256:ef"}) || job.Payment.NetworkReward != 7 {
+		t.Errorf("Job(redundant) = %+v, %v", job, err)
+	}
 
 	nodes, err := svc.Nodes(ctx)
 	if err != nil || len(nodes) != 2 {

@@ -40,7 +40,7 @@ func (r *Router) Job(ctx context.Context, id string) (api.Job, error) {
 			// whole story.
 			v.Status, v.Verified, v.Payment = api.StatusComputed, false, nil
 			for i := range v.Replicas {
-				v.Replicas[i].Paid = 0
+				v.Replicas[i].Paid, v.Replicas[i].Reward = 0, 0
 			}
 		}
 		if j.running && v.Status == api.StatusAssigned {

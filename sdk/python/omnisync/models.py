@@ -132,7 +132,8 @@ class Payment:
 @dataclass(frozen=True)
 class Replica:
     """One run of a redundant job: its node, the output digest it revealed, and what it
-    was paid once the job settled (in uomni).
+    was paid once the job settled (in uomni): ``paid`` out of the job's budget, ``reward``
+    from the network-rewards pool on top.
 
     Replicas commit sealed digests: a replica's ``result_digest`` shows only once all three
     have sealed and it has revealed its own, so it is empty while the job runs, and stays
@@ -143,10 +144,11 @@ class Replica:
     node: str
     result_digest: str = ""
     paid: int = 0
+    reward: int = 0
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Replica":
-        return cls(node=_s(d, "node"), result_digest=_s(d, "result_digest"), paid=_u(d, "paid"))
+        return cls(node=_s(d, "node"), result_digest=_s(d, "result_digest"), paid=_u(d, "paid"), reward=_u(d, "reward"))
 
     @property
     def revealed(self) -> bool:

@@ -163,7 +163,8 @@ function verification(job, events) {
 }
 
 // replicas shows each run of a redundant job: its node, the digest it revealed (the chain
-// shows digests once every replica has sealed and revealed), what it was paid, and whether
+// shows digests once every replica has sealed and revealed), what it was paid from the
+// budget and rewarded from the pool, and whether
 // it agreed with the job's result digest.
 function replicas(job, events) {
   const final = isFinal(job.status);
@@ -178,10 +179,11 @@ function replicas(job, events) {
       replicaOutcome(job, r, final),
       digest,
       r.paid ? omni(r.paid) : h('span', { class: 'muted' }, '—'),
+      r.reward ? omni(r.reward) : h('span', { class: 'muted' }, '—'),
     ];
   });
   return [
-    table('Replicas', ['Node', 'Outcome', 'Revealed digest', '#Paid'], rows, '', true),
+    table('Replicas', ['Node', 'Outcome', 'Revealed digest', '#Paid', '#Network reward'], rows, '', true),
     h('p', { class: 'muted small' }, job.result_digest
       ? 'A replica agreed when its digest is the job’s result digest; the chain pays the replicas that agreed.'
       : 'Each replica seals its result first; the digests show once every replica has sealed and revealed, and the chain pays those that agree.'),
