@@ -579,11 +579,11 @@ class ModelsTest(unittest.TestCase):
                 kind="container",
                 verification="redundant",
                 result_digest=d,
-                replicas=[{"node": "a"}, {"node": "b", "result_digest": d, "paid": 603}, {"node": "c", "result_digest": None, "paid": None}],
+                replicas=[{"node": "a"}, {"node": "b", "result_digest": d, "paid": 603, "reward": 92}, {"node": "c", "result_digest": None, "paid": None}],
             )
         )
         self.assertEqual(j.kind, "container")
-        self.assertEqual([(r.node, r.result_digest, r.paid, r.revealed) for r in j.replicas], [("a", "", 0, False), ("b", d, 603, True), ("c", "", 0, False)])
+        self.assertEqual([(r.node, r.result_digest, r.paid, r.reward, r.revealed) for r in j.replicas], [("a", "", 0, 0, False), ("b", d, 603, 92, True), ("c", "", 0, 0, False)])
         self.assertEqual([r.node for r in j.agreed], ["b"])
         running = Job.from_dict(job("running", verification="redundant", replicas=[{"node": "a"}, {"node": "b"}, {"node": "c"}]))
         self.assertEqual(running.agreed, [])  # sealed digests are not shown yet
