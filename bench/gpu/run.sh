@@ -7,8 +7,8 @@
 #      serve container jobs with the process runtime, for the devnet's consumer only;
 #   3. a consumer's PyTorch job on the GPU, verification "redundant": all three run it and
 #      are paid when their outputs agree; then node status, the job's logs and its output;
-#   4. a 2048x2048 int8 product as a tensor job, which the devnet's validator checks on the
-#      GPU (check_gpu = auto);
+#   4. a 2048x2048 int8 product as a tensor job, which a GPU node computes on the GPU
+#      (compute_gpu = auto) and the devnet's validator checks on it (check_gpu = auto);
 #   5. what a Freivalds check of an int8 product costs in PyTorch on this GPU (freivalds.py).
 # Usage: bench/gpu/run.sh BINDIR OUTDIR, BINDIR holding omnisync and omnisync-nocgo.
 # JOB_PY replaces bench/gpu/job.py (for a rehearsal on a machine without a GPU);
@@ -47,7 +47,7 @@ for i in 1 2 3; do
   "$o" wallet send -w consumer "$addr" 1000 >/dev/null
   [ $i = 2 ] && echo "(gpu2 is the binary built with CGO_ENABLED=0: no NVML, nvidia-smi instead)"
   run "$bi" node register -w gpu$i --gpu-tier auto-detect --min-price 0.04 --region us-east --latitude 40.71 --longitude -74.01
-  "$bi" node run -w gpu$i --router wss://127.0.0.1:7422 --router-ca "$dn/tls/ca.pem" \
+  "$bi" --log-level info node run -w gpu$i --router wss://127.0.0.1:7422 --router-ca "$dn/tls/ca.pem" \
     --containers process --process-consumers "$consumer" >"$out/node$i.log" 2>&1 &
   pids+=($!)
 done
@@ -89,6 +89,7 @@ for name in "AB":
 PY
 run "$o" job submit -w consumer --input "a=$HOME/A.npy" --input "b=$HOME/B.npy" --budget 5 --max-price 3 --wait
 grep -o 'validator [^ ]* connected ([^)]*)' "$out/devnet.log"
+grep -h 'job computed' "$out"/node*.log
 
 if [ "${SKIP_FREIVALDS:-}" != 1 ]; then
   step "Freivalds' check of an int8 product on this GPU"

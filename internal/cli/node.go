@@ -88,6 +88,16 @@ func nodeDaemon(ctx context.Context, g *globals, nc config.Node, reg prometheus.
 	if opts.Containers, err = containerRuntime(ctx, g, nc, gpus); err != nil {
 		return nil, nil, "", err
 	}
+	// The GPU lives as long as this process: register exits, run serves until it stops.
+	gpu, where, _, err := openGPU("compute_gpu", nc.ComputeGPU)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if native, ok := opts.Runtime.(runtime.Native); ok && gpu != nil {
+		native.GPU = gpu
+		opts.Runtime = native
+		fmt.Fprintf(g.stderr, "tensor jobs: int8 products %s\n", where) // on a CPU, detected: said why
+	}
 	opts.Key, opts.Chain, opts.RootCAs, opts.Logger = key, chain.NewWallet(client, key, chainID), roots, log
 	opts.Metrics = reg
 	n, err := node.New(opts)
@@ -274,16 +284,29 @@ func runNode(cmd *cobra.Command, g *globals, d *daemonFlags) (err error) {
 		_ = n.Close()
 		return fmt.Errorf("read the node's registration: %w", err)
 	}
-	// A bid nobody set is the default, not a change of mind: only a configured one is
-	// compared with the chain's.
-	priceSet := c.SourceOf(config.RoleNode, "min_price") != config.FromDefault
-	if (priceSet && rec.PricePerHour != nc.MinPrice.Uomni) || rec.Hardware != n.Hardware() {
-		now := hardwareLine(n.Hardware())
-		if priceSet {
-			now += " at " + omni(nc.MinPrice.Uomni)
+	// A bid or a place nobody set is the default, not a change of mind: only configured
+	// ones are compared with the chain's.
+	set := func(key string) bool { return c.SourceOf(config.RoleNode, key) != config.FromDefault }
+	priceSet := set("min_price")
+	now := n.Hardware()
+	if !set("region") && !set("latitude") && !set("longitude") {
+		now.Region, now.LatE6, now.LonE6 = rec.Hardware.Region, rec.Hardware.LatE6, rec.Hardware.LonE6
+	}
+	if nc.GPUTier == config.GPUTierAuto && now.GPUModel == rec.Hardware.GPUModel && now.GPUs == rec.Hardware.GPUs {
+		// Measured figures (a CPU's rate, its free memory) move from run to run; the same
+		// model and count is the same hardware.
+		now.VRAMMiB, now.TFLOPSMilli = rec.Hardware.VRAMMiB, rec.Hardware.TFLOPSMilli
+	}
+	if (priceSet && rec.PricePerHour != nc.MinPrice.Uomni) || rec.Hardware != now {
+		configured := hardwareLine(now)
+		if now.Region != rec.Hardware.Region || now.LatE6 != rec.Hardware.LatE6 || now.LonE6 != rec.Hardware.LonE6 {
+			configured += fmt.Sprintf(" in %s (%.2f, %.2f)", now.Region, float64(now.LatE6)/1e6, float64(now.LonE6)/1e6)
 		}
-		fmt.Fprintf(g.stderr, "note: the chain records this node's registration from height %d (%s, %s per GPU-hour), not %s as configured now: a registered node keeps its registration\n",
-			rec.RegisteredHeight, hardwareLine(rec.Hardware), omni(rec.PricePerHour), now)
+		if priceSet {
+			configured += " at " + omni(nc.MinPrice.Uomni)
+		}
+		fmt.Fprintf(g.stderr, "note: the chain records this node's registration from height %d (%s in %s, %s per GPU-hour), not %s as configured now: a registered node keeps its registration\n",
+			rec.RegisteredHeight, hardwareLine(rec.Hardware), rec.Hardware.Region, omni(rec.PricePerHour), configured)
 	}
 	started := daemonEvent{Event: "started", Role: config.RoleNode, ID: n.ID(), ChainID: chainID, ChainRPC: nc.ChainRPC,
 		Router: nc.Router, Runtime: nc.Runtime, MetricsURL: metricsURL}

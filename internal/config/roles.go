@@ -196,6 +196,7 @@ type Node struct {
 	DockerHost       string   `toml:"docker_host" help:"the Docker engine's socket, unix:///PATH; empty: $DOCKER_HOST, else unix:///var/run/docker.sock"`
 	GPUDevices       []string `toml:"gpu_devices" help:"GPUs container jobs may be given (indices or UUIDs as nvidia-smi prints them), each to one job at a time; empty: the GPUs auto-detect found"`
 	ProcessConsumers []string `toml:"process_consumers" help:"consumer addresses the process runtime runs jobs for"`
+	ComputeGPU       string   `toml:"compute_gpu" help:"where the native runtime computes matmul-int8 products: auto (GPU 0 when a CUDA driver and GPU answer, else the CPU), off (the CPU), or a GPU's index as the CUDA driver counts them (required: the node will not start without it)"`
 	ZKDir            string   `toml:"zk_dir" help:"directory of the deployment's zk keys, one file per model shape, shared with its validators (a shape missing is set up here, once: a single-party setup, for devnets); empty: zk jobs are refused"`
 
 	GPUTier     string   `toml:"gpu_tier" help:"auto-detect (find the GPUs through NVML or nvidia-smi; a machine without them is a CPU node) or declared (what gpu_model, gpus, vram_mib and tflops say)"`
@@ -231,7 +232,7 @@ func defaultNode() Node {
 	hw, price := devnet.SimulatedProfile(0)
 	return Node{
 		Wallet: RoleNode, WalletDir: defaultWalletDir(), ChainRPC: DefaultChainRPC, Runtime: "native",
-		Containers: ContainersNone, GPUTier: GPUTierAuto, GPUModel: hw.GPUModel, GPUs: int(hw.GPUs), VRAMMiB: int64(hw.VRAMMiB),
+		Containers: ContainersNone, ComputeGPU: CheckGPUAuto, GPUTier: GPUTierAuto, GPUModel: hw.GPUModel, GPUs: int(hw.GPUs), VRAMMiB: int64(hw.VRAMMiB),
 		TFLOPS: float64(hw.TFLOPSMilli) / 1000, Region: hw.Region,
 		Latitude: float64(hw.LatE6) / 1e6, Longitude: float64(hw.LonE6) / 1e6,
 		MinPrice: OMNI(price), Stake: OMNI(500 * ledger.UomniPerOMNI), Heartbeat: D(2 * time.Second),
@@ -245,6 +246,7 @@ func (n Node) validate() []error {
 	ck.urls("router", n.Router, "wss")
 	ck.oneOf("runtime", n.Runtime, "native")
 	ck.oneOf("containers", n.Containers, ContainersNone, ContainersDocker, ContainersProcess)
+	ck.gpu("compute_gpu", n.ComputeGPU)
 	if n.Containers == ContainersProcess && len(n.ProcessConsumers) == 0 {
 		ck.fail("process_consumers", "the process runtime runs jobs unsandboxed: list the consumer addresses it may run jobs for")
 	}
@@ -325,7 +327,16 @@ type Validator struct {
 	AuditEvery Duration `toml:"audit_every" help:"read the chain's open audits of attestations this often and report the false passes of jobs this validator checked; 0 audits none"`
 }
 
-// The check_gpu settings besides a GPU index.
+// gpu checks a GPU setting (check_gpu, compute_gpu): auto, off or a GPU index.
+func (c *check) gpu(key, v string) {
+	if v != CheckGPUAuto && v != CheckGPUOff {
+		if i, err := strconv.Atoi(v); err != nil || i < 0 {
+			c.fail(key, "%q: want auto, off or a GPU index (0, 1, …)", v)
+		}
+	}
+}
+
+// The check_gpu and compute_gpu settings besides a GPU index.
 const (
 	CheckGPUAuto = "auto"
 	CheckGPUOff  = "off"
@@ -347,11 +358,7 @@ func (v Validator) validate() []error {
 	ck.positive("heartbeat", v.Heartbeat)
 	ck.optionalHostPort("metrics_addr", v.MetricsAddr)
 	ck.oneOf("containers", v.Containers, ContainersNone, ContainersDocker)
-	if v.CheckGPU != CheckGPUAuto && v.CheckGPU != CheckGPUOff {
-		if i, err := strconv.Atoi(v.CheckGPU); err != nil || i < 0 {
-			ck.fail("check_gpu", "%q: want auto, off or a GPU index (0, 1, …)", v.CheckGPU)
-		}
-	}
+	ck.gpu("check_gpu", v.CheckGPU)
 	if v.DockerHost != "" && !strings.HasPrefix(v.DockerHost, "unix://") {
 		ck.fail("docker_host", "%q: want unix:///PATH", v.DockerHost)
 	}

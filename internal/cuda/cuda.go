@@ -9,18 +9,20 @@ import (
 var ErrUnavailable = errors.New("no CUDA GPU")
 
 // images are the kernels' PTX, as the driver loads it.
-type images struct{ freivalds, mma []byte }
+type images struct{ freivalds, mma, gemm []byte }
 
 var (
 	//go:embed freivalds.ptx
 	freivaldsPTX []byte
 	//go:embed mma.ptx
 	mmaPTX []byte
+	//go:embed gemm.ptx
+	gemmPTX []byte
 )
 
 // Open opens GPU number index (as the CUDA driver counts them) and loads the kernels.
 // Where there is no driver or no such GPU, or this binary was built without cgo, it
 // returns an error wrapping ErrUnavailable that says why.
 func Open(index int) (*Device, error) {
-	return open(index, images{freivalds: freivaldsPTX, mma: mmaPTX})
+	return open(index, images{freivalds: freivaldsPTX, mma: mmaPTX, gemm: gemmPTX})
 }

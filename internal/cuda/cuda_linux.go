@@ -95,6 +95,12 @@ static CUresult omni_matvec(CUfunction f, CUdeviceptr m, CUdeviceptr v, CUdevice
 	return p_cuLaunchKernel(f, blocks, 1, 1, 256, 1, 1, 0, NULL, args, NULL);
 }
 
+// omni_gemm launches gemm.cu's product: a 64×64 tile of C per block of 256 threads.
+static CUresult omni_gemm(CUfunction f, unsigned gx, unsigned gy, CUdeviceptr a, CUdeviceptr b, CUdeviceptr c, int m, int n, int k) {
+	void *args[] = {&a, &b, &c, &m, &n, &k};
+	return p_cuLaunchKernel(f, gx, gy, 1, 256, 1, 1, 0, NULL, args, NULL);
+}
+
 // omni_mma launches mma.cu's benchmark: blocks of 256 threads.
 static CUresult omni_mma(CUfunction f, unsigned blocks, CUdeviceptr out, int iters) {
 	void *args[] = {&out, &iters};
@@ -124,20 +130,19 @@ import (
 // Device is one GPU with freivalds.cu's kernels loaded. Safe for concurrent use: calls
 // take turns, each on a locked OS thread with the device's context current.
 type Device struct {
-	mu       sync.Mutex
-	dev      C.CUdevice
-	ctx      C.CUcontext
-	mod      C.CUmodule
-	i8, i32  C.CUfunction
-	mmaImage []byte     // mma.cu's PTX, loaded by the first MeasureBF16
-	mmaMod   C.CUmodule // nil until then
-	mma      C.CUfunction
-	name     string
-	uuid     string
-	sms      int // multiprocessors
-	ccMajor  int
-	ccMinor  int
-	closed   bool
+	mu      sync.Mutex
+	dev     C.CUdevice
+	ctx     C.CUcontext
+	mod     C.CUmodule
+	i8, i32 C.CUfunction
+	mma     lazyKernel // mma.cu's, loaded by the first MeasureBF16
+	gemm    lazyKernel // gemm.cu's, loaded by the first MatMulInt8
+	name    string
+	uuid    string
+	sms     int // multiprocessors
+	ccMajor int
+	ccMinor int
+	closed  bool
 }
 
 // CUdevice_attribute values (cuda.h).
@@ -189,7 +194,8 @@ func open(index int, img images) (*Device, error) {
 		}
 		*a.v = int(v)
 	}
-	d.mmaImage = img.mma
+	d.mma = lazyKernel{image: img.mma, file: "mma.ptx", name: "omni_mma_bf16"}
+	d.gemm = lazyKernel{image: img.gemm, file: "gemm.ptx", name: "omni_gemm_i8"}
 	// Out-parameters are C-typed locals: cgo refuses a pointer into a Go struct that holds
 	// Go pointers.
 	var ctx C.CUcontext
@@ -255,8 +261,10 @@ func (d *Device) Close() {
 	defer runtime.UnlockOSThread()
 	if C.omni_ctx_set(d.ctx) == 0 {
 		C.omni_module_unload(d.mod)
-		if d.mmaMod != nil {
-			C.omni_module_unload(d.mmaMod)
+		for _, k := range []*lazyKernel{&d.mma, &d.gemm} {
+			if k.mod != nil {
+				C.omni_module_unload(k.mod)
+			}
 		}
 	}
 	C.omni_ctx_release(d.dev)
@@ -403,26 +411,9 @@ func (d *Device) MeasureBF16(dur time.Duration) (float64, error) {
 		return 0, err
 	}
 	defer done()
-	if d.mmaMod == nil {
-		if len(bytes.TrimSpace(d.mmaImage)) == 0 {
-			return 0, fmt.Errorf("%w: no benchmark kernel was built into this binary (mma.ptx is empty)", ErrUnavailable)
-		}
-		image := C.CString(string(d.mmaImage))
-		var mod C.CUmodule
-		err := check("cuModuleLoadData mma", C.omni_module_load(&mod, unsafe.Pointer(image)))
-		C.free(unsafe.Pointer(image))
-		if err != nil {
-			return 0, err
-		}
-		cname := C.CString("omni_mma_bf16")
-		var f C.CUfunction
-		err = check("cuModuleGetFunction omni_mma_bf16", C.omni_function(&f, mod, cname))
-		C.free(unsafe.Pointer(cname))
-		if err != nil {
-			C.omni_module_unload(mod)
-			return 0, err
-		}
-		d.mmaMod, d.mma = mod, f
+	mma, err := d.mma.function()
+	if err != nil {
+		return 0, err
 	}
 	// Eight blocks of eight warps per multiprocessor keep every tensor core busy.
 	blocks := 8 * max(d.sms, 1)
@@ -433,7 +424,7 @@ func (d *Device) MeasureBF16(dur time.Duration) (float64, error) {
 	defer C.omni_free(out)
 	run := func(iters int) (time.Duration, error) {
 		start := time.Now()
-		if err := check("launch mma", C.omni_mma(d.mma, C.uint(blocks), out, C.int(iters))); err != nil {
+		if err := check("launch mma", C.omni_mma(mma, C.uint(blocks), out, C.int(iters))); err != nil {
 			return 0, err
 		}
 		if err := check("cuCtxSynchronize", C.omni_sync()); err != nil {
@@ -457,6 +448,99 @@ func (d *Device) MeasureBF16(dur time.Duration) (float64, error) {
 	}
 	ops := float64(blocks*8) * float64(iters) * mmaOps
 	return ops / took.Seconds() / 1e12, nil
+}
+
+// lazyKernel is a kernel of a module loaded when first used.
+type lazyKernel struct {
+	image      []byte // the module's PTX
+	file, name string
+	mod        C.CUmodule // nil until loaded
+	f          C.CUfunction
+}
+
+// function loads k's module if it is not yet; the caller holds the device with its
+// context current.
+func (k *lazyKernel) function() (C.CUfunction, error) {
+	if k.mod != nil {
+		return k.f, nil
+	}
+	if len(bytes.TrimSpace(k.image)) == 0 {
+		return nil, fmt.Errorf("%w: %s was not built into this binary (%s is empty)", ErrUnavailable, k.name, k.file)
+	}
+	image := C.CString(string(k.image))
+	var mod C.CUmodule
+	err := check("cuModuleLoadData "+k.file, C.omni_module_load(&mod, unsafe.Pointer(image)))
+	C.free(unsafe.Pointer(image))
+	if err != nil {
+		return nil, err
+	}
+	cname := C.CString(k.name)
+	var f C.CUfunction
+	err = check("cuModuleGetFunction "+k.name, C.omni_function(&f, mod, cname))
+	C.free(unsafe.Pointer(cname))
+	if err != nil {
+		C.omni_module_unload(mod)
+		return nil, err
+	}
+	k.mod, k.f = mod, f
+	return f, nil
+}
+
+// MatMulInt8 computes a·b on the GPU with gemm.cu's kernel: exactly tensor.MatMulInt8's
+// product, for conforming matrices whose inner dimension is at most tensor.MaxInner.
+func (d *Device) MatMulInt8(a, b *tensor.Int8Matrix) (*tensor.Int32Matrix, error) {
+	if a.Cols != b.Rows || a.Cols > tensor.MaxInner || a.Rows <= 0 || b.Cols <= 0 || a.Cols <= 0 {
+		return nil, fmt.Errorf("cuda: cannot multiply %dx%d by %dx%d", a.Rows, a.Cols, b.Rows, b.Cols)
+	}
+	if len(a.Data) != a.Rows*a.Cols || len(b.Data) != b.Rows*b.Cols {
+		return nil, fmt.Errorf("cuda: malformed operands")
+	}
+	done, err := d.current()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	gemm, err := d.gemm.function()
+	if err != nil {
+		return nil, err
+	}
+	c := &tensor.Int32Matrix{Rows: a.Rows, Cols: b.Cols, Data: make([]int32, a.Rows*b.Cols)}
+	var da, db, dc C.CUdeviceptr
+	defer func() {
+		for _, p := range []C.CUdeviceptr{da, db, dc} {
+			if p != 0 {
+				C.omni_free(p)
+			}
+		}
+	}()
+	for _, x := range []struct {
+		ptr   *C.CUdeviceptr
+		bytes int
+		src   unsafe.Pointer
+	}{{&da, len(a.Data), dataPtr(a.Data)}, {&db, len(b.Data), dataPtr(b.Data)}, {&dc, 4 * len(c.Data), nil}} {
+		if err := check("cuMemAlloc", C.omni_alloc(x.ptr, C.size_t(x.bytes))); err != nil {
+			return nil, err
+		}
+		if x.src != nil {
+			if err := check("cuMemcpyHtoD", C.omni_htod(*x.ptr, x.src, C.size_t(x.bytes))); err != nil {
+				return nil, err
+			}
+		}
+	}
+	gx, gy := (b.Cols+63)/64, (a.Rows+63)/64
+	if gy > 65535 {
+		return nil, fmt.Errorf("cuda: %d rows is more than this kernel's grid takes (%d)", a.Rows, 65535*64)
+	}
+	if err := check("launch gemm", C.omni_gemm(gemm, C.uint(gx), C.uint(gy), da, db, dc, C.int(a.Rows), C.int(b.Cols), C.int(a.Cols))); err != nil {
+		return nil, err
+	}
+	if err := check("cuCtxSynchronize", C.omni_sync()); err != nil {
+		return nil, err
+	}
+	if err := check("cuMemcpyDtoH", C.omni_dtoh(dataPtr(c.Data), dc, C.size_t(4*len(c.Data)))); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // dataPtr is the address of s's first element, or nil for an empty s.

@@ -32,5 +32,10 @@ func (*Device) UUID() string { return "" }
 // MeasureBF16 is never called: Open never returns a Device here.
 func (*Device) MeasureBF16(time.Duration) (float64, error) { return 0, ErrUnavailable }
 
+// MatMulInt8 is never called: Open never returns a Device here.
+func (*Device) MatMulInt8(*tensor.Int8Matrix, *tensor.Int8Matrix) (*tensor.Int32Matrix, error) {
+	return nil, ErrUnavailable
+}
+
 // Close does nothing.
 func (*Device) Close() {}

@@ -19,12 +19,12 @@ import (
 // no GPU.
 func openForTest(t testing.TB) *Device {
 	t.Helper()
-	img := images{freivalds: freivaldsPTX, mma: mmaPTX}
+	img := images{freivalds: freivaldsPTX, mma: mmaPTX, gemm: gemmPTX}
 	if dir := os.Getenv("OMNISYNC_CUDA_PTX_DIR"); dir != "" {
 		for _, f := range []struct {
 			name string
 			to   *[]byte
-		}{{"freivalds.ptx", &img.freivalds}, {"mma.ptx", &img.mma}} {
+		}{{"freivalds.ptx", &img.freivalds}, {"mma.ptx", &img.mma}, {"gemm.ptx", &img.gemm}} {
 			b, err := os.ReadFile(filepath.Join(dir, f.name))
 			if err != nil {
 				t.Fatal(err)
@@ -174,6 +174,66 @@ func TestFreivaldsOnTheGPUGivesTheCPUsVerdict(t *testing.T) {
 		if i == 2 && (got.OK || got.BadRow != 200) {
 			t.Fatalf("the wrong element passed on the GPU: %+v", got)
 		}
+	}
+}
+
+// The GPU's int8 product is the CPU's, element for element, on shapes that leave tiles
+// part-full and k not a multiple of the kernel's steps, and on the extreme values.
+func TestMatMulInt8MatchesTheCPU(t *testing.T) {
+	d := openForTest(t)
+	for i, s := range [][3]int{{1, 1, 1}, {3, 5, 2}, {65, 33, 70}, {64, 64, 64}, {300, 1001, 129}, {17, tensor.MaxInner, 9}} {
+		m, k, n := s[0], s[1], s[2]
+		a := &tensor.Int8Matrix{Rows: m, Cols: k, Data: extremes[int8](m*k, -128, 127, uint64(10+i))}
+		b := &tensor.Int8Matrix{Rows: k, Cols: n, Data: extremes[int8](k*n, -128, 127, uint64(20+i))}
+		want, err := tensor.MatMulInt8(a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.MatMulInt8(a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Rows != want.Rows || got.Cols != want.Cols {
+			t.Fatalf("%v: %dx%d, want %dx%d", s, got.Rows, got.Cols, want.Rows, want.Cols)
+		}
+		for e := range want.Data {
+			if got.Data[e] != want.Data[e] {
+				t.Fatalf("%v: element (%d, %d) is %d on the GPU, %d on the CPU", s, e/n, e%n, got.Data[e], want.Data[e])
+			}
+		}
+	}
+	if _, err := d.MatMulInt8(&tensor.Int8Matrix{Rows: 2, Cols: 3, Data: make([]int8, 6)}, &tensor.Int8Matrix{Rows: 2, Cols: 2, Data: make([]int8, 4)}); err == nil {
+		t.Fatal("non-conforming operands multiplied")
+	}
+}
+
+// BenchmarkMatMulInt8GPU times an n×n×n int8 product on the GPU, the copies both ways
+// included, and reports the CPU's time for the same product (tensor.MatMulInt8, every
+// core), measured once in the same run, and the ratio.
+func BenchmarkMatMulInt8GPU(b *testing.B) {
+	d := openForTest(b)
+	for _, n := range []int{1024, 2048, 4096} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			x, _ := tensor.RandomInt8(n, n, 1)
+			y, _ := tensor.RandomInt8(n, n, 2)
+			start := time.Now()
+			want, err := tensor.MatMulInt8(x, y)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cpu := time.Since(start)
+			b.ResetTimer()
+			for range b.N {
+				got, err := d.MatMulInt8(x, y)
+				if err != nil || got.Data[n*n-1] != want.Data[n*n-1] {
+					b.Fatalf("GPU product: %v", err)
+				}
+			}
+			gpu := b.Elapsed() / time.Duration(b.N)
+			b.ReportMetric(2*float64(n)*float64(n)*float64(n)/gpu.Seconds()/1e12, "TOPS")
+			b.ReportMetric(float64(cpu.Milliseconds()), "cpu-ms")
+			b.ReportMetric(float64(cpu)/float64(gpu), "cpu/gpu")
+		})
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/protocol"
+	"github.com/omnisync/omnisync/internal/runtime"
+	"github.com/omnisync/omnisync/internal/tensor"
 	"github.com/omnisync/omnisync/internal/verify"
 )
 
@@ -57,6 +59,20 @@ type solvedChallenge struct {
 
 func defaultCapacitySolver(_ context.Context, ch verify.CapacityChallenge, proceed func() bool) (verify.CapacitySolution, error) {
 	return verify.SolveCapacityWhile(ch, proceed)
+}
+
+// gpuCapacitySolver solves challenges with gpu's products, each on the CPU where the GPU
+// fails it: a node that computes its jobs on a GPU proves its rate on it.
+func gpuCapacitySolver(gpu runtime.GPU) CapacitySolver {
+	mul := func(a, b *tensor.Int8Matrix) (*tensor.Int32Matrix, error) {
+		if c, err := gpu.MatMulInt8(a, b); err == nil {
+			return c, nil
+		}
+		return tensor.MatMulInt8(a, b)
+	}
+	return func(_ context.Context, ch verify.CapacityChallenge, proceed func() bool) (verify.CapacitySolution, error) {
+		return verify.SolveCapacityWith(ch, proceed, mul)
+	}
 }
 
 // serveCapacity subscribes to the node's capacity subject; ctx ends the challenges under

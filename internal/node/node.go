@@ -64,8 +64,9 @@ type Options struct {
 	CommitWindow   time.Duration
 	CommitBatchMax int
 	// Capacity solves the proof-of-capacity challenges validators send (capacity.go);
-	// default the CPU (verify.SolveCapacityWhile). A node with a faster runtime plugs it
-	// in here, and a test plants a liar.
+	// default the native runtime's GPU where it has one, else the CPU
+	// (verify.SolveCapacityWhile). A node with a faster runtime plugs it in here, and a
+	// test plants a liar.
 	Capacity CapacitySolver
 	// Now is the node's clock (default time.Now): it stamps heartbeats and judges the
 	// router's certificate. A host's clock may be wrong; nothing the network decides
@@ -99,6 +100,9 @@ func (o *Options) validate() error {
 	}
 	if o.Capacity == nil {
 		o.Capacity = defaultCapacitySolver
+		if native, ok := o.Runtime.(runtime.Native); ok && native.GPU != nil {
+			o.Capacity = gpuCapacitySolver(native.GPU)
+		}
 	}
 	return nil
 }
@@ -482,7 +486,11 @@ func (d *Daemon) runJob(ctx context.Context, req protocol.Dispatch) protocol.Res
 	if err != nil {
 		return fail("commit result", err)
 	}
-	d.log.Info("job computed", "job", req.JobID, "digest", digest, "gpu_ms", out.GPUMillis)
+	if out.Device != "" {
+		d.log.Info("job computed", "job", req.JobID, "digest", digest, "gpu_ms", out.GPUMillis, "device", out.Device)
+	} else {
+		d.log.Info("job computed", "job", req.JobID, "digest", digest, "gpu_ms", out.GPUMillis)
+	}
 	res.Digest, res.GPUMillis, res.CommitTx = digest, out.GPUMillis, tx
 	return res
 }

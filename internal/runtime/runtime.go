@@ -27,10 +27,12 @@ type Task struct {
 	ZK     *api.ZKStatement
 }
 
-// Result is a workload's output and the accelerator time it used.
+// Result is a workload's output and the accelerator time it used. Device says where a
+// native kernel ran ("cpu", or the GPU's name) and why not on the GPU if it fell back.
 type Result struct {
 	Output    []byte
 	GPUMillis uint64
+	Device    string
 }
 
 // Runtime runs tasks. Run must honour ctx: cancellation or a deadline stops the work.
@@ -50,6 +52,16 @@ type Native struct {
 	// ZK holds the Groth16 keys the mlp-int8 kernel proves with (zk.go); nil means this
 	// runtime does not take zk jobs (it still runs mlp-int8 at the freivalds level).
 	ZK *zk.KeyCache
+	// GPU, when set, computes the matmul-int8 kernel's product (a cuda.Device); nil, and
+	// every other kernel, compute on the CPU. A product the GPU fails to compute is
+	// computed on the CPU: the output is the same either way, exact int32 sums.
+	GPU GPU
+}
+
+// GPU multiplies int8 matrices exactly, as tensor.MatMulInt8 does.
+type GPU interface {
+	Name() string
+	MatMulInt8(a, b *tensor.Int8Matrix) (*tensor.Int32Matrix, error)
 }
 
 // Name identifies the runtime in logs and heartbeats.
@@ -66,12 +78,21 @@ func (n Native) Run(ctx context.Context, t Task) (Result, error) {
 		now = time.Now
 	}
 	type outcome struct {
-		out []byte
-		err error
+		out    []byte
+		device string
+		err    error
 	}
 	done := make(chan outcome, 1)
 	start := now()
+	device := "cpu"
 	run := func() ([]byte, error) { return tensor.RunKernel(t.Kernel, t.Inputs) }
+	if t.Kernel == tensor.KernelMatMulInt8 && n.GPU != nil {
+		run = func() ([]byte, error) {
+			out, on, err := matMulOnGPU(n.GPU, t.Inputs)
+			device = on
+			return out, err
+		}
+	}
 	if t.Kernel == tensor.KernelMLPInt8 && t.ZK != nil {
 		if n.ZK == nil {
 			return Result{}, fmt.Errorf("%w: job %s is a zk job and this runtime has no zk keys", ErrUnsupported, t.JobID)
@@ -80,7 +101,7 @@ func (n Native) Run(ctx context.Context, t Task) (Result, error) {
 	}
 	go func() {
 		out, err := run()
-		done <- outcome{out, err}
+		done <- outcome{out, device, err}
 	}()
 	select {
 	case <-ctx.Done():
@@ -93,6 +114,25 @@ func (n Native) Run(ctx context.Context, t Task) (Result, error) {
 			return Result{}, fmt.Errorf("job %s: %w", t.JobID, o.err)
 		}
 		ms := now().Sub(start).Milliseconds()
-		return Result{Output: o.out, GPUMillis: uint64(max(ms, 1))}, nil
+		return Result{Output: o.out, GPUMillis: uint64(max(ms, 1)), Device: o.device}, nil
 	}
+}
+
+// matMulOnGPU runs the matmul-int8 kernel with gpu's product, or tensor.MatMulInt8's where
+// the GPU fails; it returns the output and where it was computed.
+func matMulOnGPU(gpu GPU, inputs [][]byte) ([]byte, string, error) {
+	a, b, err := tensor.DecodeMatMulInt8Inputs(inputs)
+	if err != nil {
+		return nil, "cpu", err
+	}
+	c, gerr := gpu.MatMulInt8(a, b)
+	on := gpu.Name()
+	if gerr != nil {
+		on = "cpu (the GPU failed: " + gerr.Error() + ")"
+		if c, err = tensor.MatMulInt8(a, b); err != nil {
+			return nil, on, err
+		}
+	}
+	out, err := c.MarshalBinary()
+	return out, on, err
 }

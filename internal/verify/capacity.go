@@ -139,6 +139,13 @@ func SolveCapacity(ch CapacityChallenge) (CapacitySolution, error) {
 // SolveCapacityWhile is SolveCapacity that asks proceed before each link and stops with
 // ErrStopped when it says no (a node past its deadline); nil proceeds always.
 func SolveCapacityWhile(ch CapacityChallenge, proceed func() bool) (CapacitySolution, error) {
+	return SolveCapacityWith(ch, proceed, tensor.MatMulInt8)
+}
+
+// SolveCapacityWith is SolveCapacityWhile with each link's product computed by mul, which
+// must be tensor.MatMulInt8's (a GPU's, say): the answer is checked against the products
+// themselves, so a wrong mul gives a wrong answer, never a different rule.
+func SolveCapacityWith(ch CapacityChallenge, proceed func() bool, mul func(a, b *tensor.Int8Matrix) (*tensor.Int32Matrix, error)) (CapacitySolution, error) {
 	x, err := CapacityStart(ch)
 	if err != nil {
 		return CapacitySolution{}, err
@@ -152,7 +159,7 @@ func SolveCapacityWhile(ch CapacityChallenge, proceed func() bool) (CapacitySolu
 		if err != nil {
 			return CapacitySolution{}, err
 		}
-		c, err := tensor.MatMulInt8(x, b)
+		c, err := mul(x, b)
 		if err != nil {
 			return CapacitySolution{}, err
 		}
