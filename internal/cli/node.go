@@ -305,7 +305,7 @@ func runNode(cmd *cobra.Command, g *globals, d *daemonFlags) (err error) {
 		if priceSet {
 			configured += " at " + omni(nc.MinPrice.Uomni)
 		}
-		fmt.Fprintf(g.stderr, "note: the chain records this node's registration from height %d (%s in %s, %s per GPU-hour), not %s as configured now: a registered node keeps its registration\n",
+		fmt.Fprintf(g.stderr, "note: the chain records this node's registration from height %d (%s in %s, %s per GPU-hour), not %s as detected and configured now: a registered node keeps its registration\n",
 			rec.RegisteredHeight, hardwareLine(rec.Hardware), rec.Hardware.Region, omni(rec.PricePerHour), configured)
 	}
 	started := daemonEvent{Event: "started", Role: config.RoleNode, ID: n.ID(), ChainID: chainID, ChainRPC: nc.ChainRPC,
