@@ -8,6 +8,9 @@ import (
 // ErrUnavailable is returned by Open where no GPU can be used: no cgo, no driver, no device.
 var ErrUnavailable = errors.New("no CUDA GPU")
 
+// ErrWrongProduct is MatMulInt8's error when the GPU's product failed its own check.
+var ErrWrongProduct = errors.New("cuda: the GPU's product failed Freivalds' check on the GPU")
+
 // images are the kernels' PTX, as the driver loads it.
 type images struct{ freivalds, mma, gemm []byte }
 

@@ -117,6 +117,8 @@ import "C"
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"runtime"
 	"sync"
@@ -143,6 +145,9 @@ type Device struct {
 	ccMajor int
 	ccMinor int
 	closed  bool
+	// corruptAt, when not negative, is the element of C that MatMulInt8 overwrites before
+	// its check: a test's planted fault. open sets it to -1.
+	corruptAt int
 }
 
 // CUdevice_attribute values (cuda.h).
@@ -169,7 +174,7 @@ func open(index int, img images) (*Device, error) {
 	if index < 0 || index >= int(n) {
 		return nil, fmt.Errorf("%w: GPU %d asked for, the driver sees %d", ErrUnavailable, index, int(n))
 	}
-	d := &Device{}
+	d := &Device{corruptAt: -1}
 	if err := check("cuDeviceGet", C.omni_device(&d.dev, C.int(index))); err != nil {
 		return nil, err
 	}
@@ -358,6 +363,11 @@ func (p *products) Round(r, abr, cr []uint64) error {
 		return err
 	}
 	defer done()
+	return p.round(r, abr, cr)
+}
+
+// round is Round for a caller that holds the device with its context current.
+func (p *products) round(r, abr, cr []uint64) error {
 	if p.n > 0 {
 		if err := check("cuMemcpyHtoD", C.omni_htod(p.r, dataPtr(r), C.size_t(8*p.n))); err != nil {
 			return err
@@ -537,11 +547,67 @@ func (d *Device) MatMulInt8(a, b *tensor.Int8Matrix) (*tensor.Int32Matrix, error
 	if err := check("cuCtxSynchronize", C.omni_sync()); err != nil {
 		return nil, err
 	}
+	if d.corruptAt >= 0 && d.corruptAt < len(c.Data) { // a test's fault, planted in C
+		bad := C.int(12345)
+		if err := check("cuMemcpyHtoD", C.omni_htod(dc+C.CUdeviceptr(4*d.corruptAt), unsafe.Pointer(&bad), 4)); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.checkProduct(da, db, dc, a.Rows, a.Cols, b.Cols); err != nil {
+		return nil, err
+	}
 	if err := check("cuMemcpyDtoH", C.omni_dtoh(dataPtr(c.Data), dc, C.size_t(4*len(c.Data)))); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
+
+// checkProduct runs one round of Freivalds' check, with a random vector of this process's,
+// on the m×k · k×n product just computed, where its operands already are: about a
+// millisecond at n = 4096, against the product's tens. A product the GPU got wrong (a
+// fault: the kernel is exact) is ErrWrongProduct, so the node computes it again on the
+// CPU instead of committing a result its validators would fail and slash it for. One round
+// misses a wrong product with probability below 2^-60.
+func (d *Device) checkProduct(a, b, c C.CUdeviceptr, m, k, n int) error {
+	raw := make([]byte, 8*n)
+	if _, err := rand.Read(raw); err != nil {
+		return err
+	}
+	r := make([]uint64, n)
+	for j := range r {
+		v := binary.LittleEndian.Uint64(raw[8*j:]) >> 3 // below 2^61
+		if v == fieldP {
+			v = 0
+		}
+		r[j] = v
+	}
+	p := &products{d: d, a: a, b: b, c: c, m: m, k: k, n: n}
+	defer func() {
+		p.a, p.b, p.c = 0, 0, 0 // the caller's
+		p.free()
+	}()
+	for _, x := range []struct {
+		ptr   *C.CUdeviceptr
+		elems int
+	}{{&p.r, n}, {&p.br, k}, {&p.abr, m}, {&p.cr, m}} {
+		if err := check("cuMemAlloc", C.omni_alloc(x.ptr, C.size_t(8*max(x.elems, 1)))); err != nil {
+			return err
+		}
+	}
+	abr, cr := make([]uint64, m), make([]uint64, m)
+	if err := p.round(r, abr, cr); err != nil {
+		return err
+	}
+	for i := range abr {
+		if abr[i] != cr[i] {
+			return fmt.Errorf("%w (row %d)", ErrWrongProduct, i)
+		}
+	}
+	return nil
+}
+
+// fieldP is verify's modulus, 2^61 − 1.
+const fieldP = 1<<61 - 1
 
 // dataPtr is the address of s's first element, or nil for an empty s.
 func dataPtr[T any](s []T) unsafe.Pointer {

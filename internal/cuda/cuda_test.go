@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -204,6 +206,55 @@ func TestMatMulInt8MatchesTheCPU(t *testing.T) {
 	}
 	if _, err := d.MatMulInt8(&tensor.Int8Matrix{Rows: 2, Cols: 3, Data: make([]int8, 6)}, &tensor.Int8Matrix{Rows: 2, Cols: 2, Data: make([]int8, 4)}); err == nil {
 		t.Fatal("non-conforming operands multiplied")
+	}
+}
+
+// A product the GPU got wrong fails its own check on the GPU, so the node never commits it.
+func TestAWrongProductIsCaughtOnTheGPU(t *testing.T) {
+	d := openForTest(t)
+	a, _ := tensor.RandomInt8(70, 300, 3)
+	b, _ := tensor.RandomInt8(300, 90, 4)
+	d.corruptAt = 70*90 - 1
+	if c, err := d.MatMulInt8(a, b); !errors.Is(err, ErrWrongProduct) || c != nil {
+		t.Fatalf("a planted fault: %v, %v", c, err)
+	}
+	d.corruptAt = -1
+	if _, err := d.MatMulInt8(a, b); err != nil {
+		t.Fatalf("after the fault: %v", err)
+	}
+}
+
+// Products and checks from many goroutines at once take turns on the GPU and each gets its
+// own answer (run under -race on a GPU machine).
+func TestConcurrentUse(t *testing.T) {
+	d := openForTest(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, _ := tensor.RandomInt8(100+g, 64, uint64(g))
+			b, _ := tensor.RandomInt8(64, 50+g, uint64(g+100))
+			want, _ := tensor.MatMulInt8(a, b)
+			for range 5 {
+				got, err := d.MatMulInt8(a, b)
+				if err != nil || !slices.Equal(got.Data, want.Data) {
+					errs <- fmt.Errorf("goroutine %d: product differs (%v)", g, err)
+					return
+				}
+				v, err := verify.FreivaldsInt8On(d, a, b, got, [32]byte{byte(g)}, 2)
+				if err != nil || !v.OK {
+					errs <- fmt.Errorf("goroutine %d: check %+v, %v", g, v, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
 
