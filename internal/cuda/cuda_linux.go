@@ -129,8 +129,9 @@ import (
 	"github.com/omnisync/omnisync/internal/verify"
 )
 
-// Device is one GPU with freivalds.cu's kernels loaded. Safe for concurrent use: calls
-// take turns, each on a locked OS thread with the device's context current.
+// Device is one GPU with freivalds.cu's kernels loaded, and mma.cu's and gemm.cu's once
+// first used. Safe for concurrent use: calls take turns, each on a locked OS thread with
+// the device's context current.
 type Device struct {
 	mu      sync.Mutex
 	dev     C.CUdevice
