@@ -73,11 +73,33 @@ func (e *ResponseError) Unwrap() []error {
 	return errs
 }
 
-// SubmitJob is POST /v1/jobs.
+// SubmitJob is POST /v1/jobs. A request with inline inputs goes as multipart/form-data
+// (EncodeSubmitMultipart), the inputs' bytes as they are; one without, as JSON.
 func (c *Client) SubmitJob(ctx context.Context, req SubmitJobRequest) (Job, error) {
 	var job Job
-	err := c.call(ctx, http.MethodPost, "/v1/jobs", req, &job)
-	return job, err
+	if len(req.InputData) == 0 {
+		err := c.call(ctx, http.MethodPost, "/v1/jobs", req, &job)
+		return job, err
+	}
+	body, contentType, err := EncodeSubmitMultipart(req)
+	if err != nil {
+		return job, fmt.Errorf("POST /v1/jobs: encoding request: %w", err)
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.BaseURL+"/v1/jobs", bytes.NewReader(body))
+	if err != nil {
+		return job, err
+	}
+	hr.Header.Set("Content-Type", contentType)
+	hr.Header.Set("Accept", "application/json")
+	resp, err := c.do(hr)
+	if err != nil {
+		return job, err
+	}
+	defer closeBody(resp.Body)
+	if err := json.NewDecoder(resp.Body).Decode(&job); err != nil {
+		return job, fmt.Errorf("POST /v1/jobs: decoding response: %w", err)
+	}
+	return job, nil
 }
 
 // Job is GET /v1/jobs/{id}.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -17,8 +18,7 @@ import (
 )
 
 func (s *server) submitJob(w http.ResponseWriter, r *http.Request) {
-	var req api.SubmitJobRequest
-	release, err := s.readJSON(w, r, s.limits.MaxJobBody, &req)
+	req, release, err := s.readSubmit(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -35,6 +35,34 @@ func (s *server) submitJob(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/v1/jobs/"+url.PathEscape(job.ID))
 	writeJSON(w, http.StatusAccepted, job)
+}
+
+// readSubmit reads a submission sent as JSON or as multipart/form-data
+// (api.DecodeSubmitMultipart), within MaxJobBody and the server's body budget.
+func (s *server) readSubmit(w http.ResponseWriter, r *http.Request) (api.SubmitJobRequest, func(), error) {
+	var req api.SubmitJobRequest
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" {
+		release, err := s.readJSON(w, r, s.limits.MaxJobBody, &req)
+		return req, release, err
+	}
+	limit := s.limits.MaxJobBody
+	if r.ContentLength > limit {
+		return req, nil, &http.MaxBytesError{Limit: limit} // refused unread, as readJSON does
+	}
+	size := limit
+	if r.ContentLength >= 0 {
+		size = r.ContentLength
+	}
+	release, err := s.budget.reserve(r.Context(), size, s.limits.BudgetWait)
+	if err != nil {
+		return req, nil, err
+	}
+	if req, err = api.DecodeSubmitMultipart(http.MaxBytesReader(w, r.Body, limit), params["boundary"]); err != nil {
+		release()
+		return req, nil, err
+	}
+	return req, release, nil
 }
 
 // checkSubmit does the checks that need no state: the spec is valid, every input carried

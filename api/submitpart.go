@@ -1,0 +1,173 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"os"
+	"strings"
+)
+
+// A job submission may travel as multipart/form-data instead of JSON: the request, its
+// input_data left out, as JSON in a part named "request", then each inline input's bytes as
+// they are in a part named "input:NAME". That is a quarter smaller than base64 in JSON and
+// costs neither side an encoding. (curl: -F 'request=@req.json;type=application/json'
+// -F 'input:a=@A.npy'.)
+const (
+	SubmitPartRequest = "request"
+	SubmitPartInput   = "input:"
+)
+
+// EncodeSubmitMultipart writes req as a multipart/form-data body and returns it with its
+// Content-Type.
+func EncodeSubmitMultipart(req SubmitJobRequest) ([]byte, string, error) {
+	for name := range req.InputData {
+		if !req.Spec.declares(name) {
+			return nil, "", fmt.Errorf("%w: input_data %q is not declared in spec.inputs", ErrBadRequest, name)
+		}
+		if !validInputName(name) { // nothing of a header's syntax can ride in on a name
+			return nil, "", fmt.Errorf("%w: input name %q is not 1-128 letters, digits, '.', '_' or '-'", ErrBadRequest, name)
+		}
+	}
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	head := req
+	head.InputData = nil
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="`+SubmitPartRequest+`"`)
+	h.Set("Content-Type", "application/json")
+	pw, err := w.CreatePart(h)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := json.NewEncoder(pw).Encode(head); err != nil {
+		return nil, "", err
+	}
+	for _, in := range req.Spec.Inputs { // in the spec's order, for a stable body
+		data, ok := req.InputData[in.Name]
+		if !ok {
+			continue
+		}
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Disposition", `form-data; name="`+SubmitPartInput+in.Name+`"`)
+		h.Set("Content-Type", "application/octet-stream")
+		pw, err := w.CreatePart(h)
+		if err != nil {
+			return nil, "", err
+		}
+		if _, err := pw.Write(data); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, "", err
+	}
+	return buf.Bytes(), w.FormDataContentType(), nil
+}
+
+// declares reports whether the spec declares an input of that name.
+func (s JobSpec) declares(name string) bool {
+	for _, in := range s.Inputs {
+		if in.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// DecodeSubmitMultipart reads a multipart/form-data submission with the given boundary: the
+// "request" part first, then at most MaxInputs "input:NAME" parts, each name once. The
+// caller bounds the body's size. Every error wraps ErrBadRequest, except the reader's own
+// (a body over its limit, say).
+func DecodeSubmitMultipart(body io.Reader, boundary string) (SubmitJobRequest, error) {
+	var req SubmitJobRequest
+	if boundary == "" {
+		return req, fmt.Errorf("%w: multipart/form-data without a boundary", ErrBadRequest)
+	}
+	mr := multipart.NewReader(body, boundary)
+	for n := 0; ; n++ {
+		part, err := mr.NextRawPart() // as sent: no quoted-printable decoding
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return req, partError(err)
+		}
+		name := part.FormName()
+		switch {
+		case n == 0 && name != SubmitPartRequest:
+			return req, fmt.Errorf("%w: the first part must be %q, the request as JSON; got %q", ErrBadRequest, SubmitPartRequest, name)
+		case n == 0:
+			dec := json.NewDecoder(part)
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil {
+				return req, partError(fmt.Errorf("part %q: %w", name, err))
+			}
+			if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+				return req, partError(fmt.Errorf("part %q: unexpected data after the JSON", name))
+			}
+			if len(req.InputData) > 0 {
+				return req, fmt.Errorf("%w: part %q carries input_data; send each input in its own %q part", ErrBadRequest, name, SubmitPartInput+"NAME")
+			}
+			req.InputData = map[string][]byte{}
+		case !strings.HasPrefix(name, SubmitPartInput) || len(name) == len(SubmitPartInput):
+			return req, fmt.Errorf("%w: part %q: want %q or %q", ErrBadRequest, name, SubmitPartRequest, SubmitPartInput+"NAME")
+		default:
+			in := strings.TrimPrefix(name, SubmitPartInput)
+			if _, dup := req.InputData[in]; dup {
+				return req, fmt.Errorf("%w: input %q sent twice", ErrBadRequest, in)
+			}
+			if len(req.InputData) == MaxInputs {
+				return req, fmt.Errorf("%w: more than %d inputs", ErrBadRequest, MaxInputs)
+			}
+			data, err := readPart(part, req.Spec.declaredSize(in))
+			if err != nil {
+				return req, partError(fmt.Errorf("part %q: %w", name, err))
+			}
+			req.InputData[in] = data
+		}
+	}
+	if req.InputData == nil {
+		return req, fmt.Errorf("%w: no %q part", ErrBadRequest, SubmitPartRequest)
+	}
+	if len(req.InputData) == 0 {
+		req.InputData = nil
+	}
+	return req, nil
+}
+
+// declaredSize is the size the spec declares for an input, or 0.
+func (s JobSpec) declaredSize(name string) int64 {
+	for _, in := range s.Inputs {
+		if in.Name == name {
+			return in.Size
+		}
+	}
+	return 0
+}
+
+// readPart reads a part into a buffer of the size its input declares (within
+// MaxInputBytes), so that a well-formed input is read without a copy.
+func readPart(r io.Reader, declared int64) ([]byte, error) {
+	if declared <= 0 || declared > MaxInputBytes {
+		return io.ReadAll(r)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, declared+1)) // +1: EOF found without growing
+	_, err := buf.ReadFrom(r)
+	return buf.Bytes(), err
+}
+
+// partError wraps a malformed body's error in ErrBadRequest, and passes the body reader's
+// own errors (its size limit, a deadline) through as they are.
+func partError(err error) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrBadRequest, err)
+}
