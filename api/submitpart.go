@@ -38,36 +38,38 @@ func EncodeSubmitMultipart(req SubmitJobRequest) ([]byte, string, error) {
 	w := multipart.NewWriter(&buf)
 	head := req
 	head.InputData = nil
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Disposition", `form-data; name="`+SubmitPartRequest+`"`)
-	h.Set("Content-Type", "application/json")
-	pw, err := w.CreatePart(h)
+	js, err := json.Marshal(head)
 	if err != nil {
 		return nil, "", err
 	}
-	if err := json.NewEncoder(pw).Encode(head); err != nil {
+	if err := writePart(w, SubmitPartRequest, "application/json", js); err != nil {
 		return nil, "", err
 	}
 	for _, in := range req.Spec.Inputs { // in the spec's order, for a stable body
-		data, ok := req.InputData[in.Name]
-		if !ok {
-			continue
-		}
-		h := textproto.MIMEHeader{}
-		h.Set("Content-Disposition", `form-data; name="`+SubmitPartInput+in.Name+`"`)
-		h.Set("Content-Type", "application/octet-stream")
-		pw, err := w.CreatePart(h)
-		if err != nil {
-			return nil, "", err
-		}
-		if _, err := pw.Write(data); err != nil {
-			return nil, "", err
+		if data, ok := req.InputData[in.Name]; ok {
+			if err := writePart(w, SubmitPartInput+in.Name, "application/octet-stream", data); err != nil {
+				return nil, "", err
+			}
 		}
 	}
 	if err := w.Close(); err != nil {
 		return nil, "", err
 	}
 	return buf.Bytes(), w.FormDataContentType(), nil
+}
+
+// writePart adds a form-data part; name is one of ours or an input's, valid, so it needs no
+// escaping.
+func writePart(w *multipart.Writer, name, contentType string, data []byte) error {
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="`+name+`"`)
+	h.Set("Content-Type", contentType)
+	pw, err := w.CreatePart(h)
+	if err != nil {
+		return err
+	}
+	_, err = pw.Write(data)
+	return err
 }
 
 // declares reports whether the spec declares an input of that name.
