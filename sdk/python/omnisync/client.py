@@ -91,10 +91,29 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: An input's content: its bytes, or the path of a file holding them (streamed when large).
 InputData = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]"]
 
-#: Inputs up to this many bytes in all travel inline in the JSON body of POST /v1/jobs
-#: (16 MiB at most by default, and base64 adds a third); the rest are streamed with
+#: Inputs up to this many bytes in all travel inline in the body of POST /v1/jobs
+#: (multipart/form-data, 16 MiB at most by default); the rest are streamed with
 #: PUT /v1/jobs/{id}/inputs/{name} once the escrow has committed.
 DEFAULT_INLINE_LIMIT = 8 << 20
+
+def submit_multipart(request_json: bytes, inputs: Sequence[Tuple[str, bytes]]) -> Tuple[bytes, str]:
+    """A POST /v1/jobs body as multipart/form-data (the Go API's ``EncodeSubmitMultipart``):
+    a part named ``request``, the request's JSON without ``input_data``, then one part
+    ``input:NAME`` per inline input, its bytes as they are, a quarter smaller than base64.
+    Returns the body and its Content-Type."""
+    while True:
+        boundary = "omnisync-" + os.urandom(16).hex()
+        b = boundary.encode()
+        if b not in request_json and all(b not in data for _, data in inputs):
+            break
+    out = []
+    for name, ctype, data in [("request", "application/json", request_json)] + [("input:" + n, "application/octet-stream", d) for n, d in inputs]:
+        out.append(b"--" + b + b"\r\nContent-Disposition: form-data; name=\"" + name.encode() + b"\"\r\nContent-Type: " + ctype.encode() + b"\r\n\r\n")
+        out.append(data)
+        out.append(b"\r\n")
+    out.append(b"--" + b + b"--\r\n")
+    return b"".join(out), "multipart/form-data; boundary=" + boundary
+
 
 #: The most jobs one page of GET /v1/jobs holds (``api.MaxJobListLimit``).
 MAX_JOB_LIST_LIMIT = 500
@@ -348,11 +367,16 @@ class Client:
                 uploads.append(b)
         seq = self.account(key.address).seq
         tx = sign_create_job(key, self.chain_id(), seq, spec)
-        body: Dict[str, Any] = {"spec": spec.to_dict()}
+        body: Dict[str, Any] = {"spec": spec.to_dict(), "tx": tx}
         if inline:
-            body["input_data"] = _gojson.go_map(inline)
-        body["tx"] = tx
-        job = Job.from_dict(self._t.call("POST", "/v1/jobs", _gojson.dumps(body)))
+            payload, content_type = submit_multipart(_gojson.dumps(body), [(i.name, inline[i.name]) for i in spec.inputs if i.name in inline])
+            r = self._t.request("POST", "/v1/jobs", body=payload, headers={"Content-Type": content_type, "Accept": "application/json"})
+            try:
+                job = Job.from_dict(r.json())
+            except ValueError as e:
+                raise TransportError(f"POST /v1/jobs: the answer is not JSON: {e}") from None
+        else:
+            job = Job.from_dict(self._t.call("POST", "/v1/jobs", _gojson.dumps(body)))
         for b in uploads:
             try:
                 self.upload_input(job.id, b.name, b.path if b.path is not None else b.data)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import struct
 import tempfile
 import threading
@@ -63,6 +64,35 @@ def js(status: int, v: Any, **headers: str) -> Reply:
 def job(status: str, events: int = 0, **kw: Any) -> Dict[str, Any]:
     evs = [{"time": "2026-11-30T07:08:17.807689994Z", "stage": f"s{i}", "message": f"m{i}"} for i in range(events)]
     return {"id": "job-1", "consumer": "c", "status": status, "verified": status == "settled", "attempts": 0, "events": evs, **kw}
+
+
+def parse_submission(h: "Handler") -> Dict[str, Any]:
+    """A POST /v1/jobs body as the JSON form's dict (input_data in base64), whether it came
+    as JSON or as multipart/form-data, checking the multipart rules on the way."""
+    ctype = h.headers.get("Content-Type", "")
+    if not ctype.startswith("multipart/form-data; boundary="):
+        return json.loads(h.body)
+    delim = b"--" + ctype.split("boundary=", 1)[1].encode()
+    chunks = h.body.split(delim)
+    assert chunks[0] == b"" and chunks[-1] == b"--\r\n", chunks[-1]
+    body: Dict[str, Any] = {}
+    data: Dict[str, str] = {}
+    for i, c in enumerate(chunks[1:-1]):
+        assert c.startswith(b"\r\n") and c.endswith(b"\r\n")
+        head, _, payload = c[2:-2].partition(b"\r\n\r\n")
+        m = re.search(rb'name="([^"]*)"', head)
+        assert m is not None, head
+        name = m.group(1).decode()
+        if i == 0:
+            assert name == "request" and b"Content-Type: application/json" in head, head
+            body = json.loads(payload)
+            assert "input_data" not in body
+        else:
+            assert name.startswith("input:") and name[6:] not in data, name
+            data[name[6:]] = base64.b64encode(payload).decode()
+    if data:
+        body["input_data"] = data
+    return body
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -321,7 +351,7 @@ class ClientTest(unittest.TestCase):
         self.srv.routes[f"GET /v1/accounts/{addr}"] = lambda h: js(200, {"address": addr, "balance": 10**9, "seq": 5})
 
         def post(h: Handler) -> Reply:
-            posted.append(json.loads(h.body))
+            posted.append(parse_submission(h))
             return js(200, job("placed"))
 
         self.srv.routes["POST /v1/jobs"] = post
@@ -331,6 +361,8 @@ class ClientTest(unittest.TestCase):
         posted = self._accept_jobs()
         a, b = [[1.0, 0.5], [-2.0, 0.1]], Float32Matrix.from_rows([[3.0], [4.0]])
         self.c.submit_tensor({"a": a, "b": b.to_npy()}, kernel="matmul-fp32", verification="audit")
+        post = next(hd for meth, p, hd, _ in self.srv.requests if meth == "POST" and p == "/v1/jobs")
+        self.assertTrue(post["Content-Type"].startswith("multipart/form-data; boundary=omnisync-"), post["Content-Type"])
         spec, data = posted[0]["spec"], posted[0]["input_data"]
         self.assertEqual(spec["workload"], {"kind": "tensor", "kernel": "matmul-fp32"})
         self.assertEqual(spec["verification"], "audit")
