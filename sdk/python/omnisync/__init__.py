@@ -13,7 +13,7 @@ Standard library plus ``cryptography`` (ed25519); NumPy is optional.
 """
 
 from .archive import ContainerOutput, OutputFile, check_output_path, unpack_output, write_output
-from .client import DEFAULT_INLINE_LIMIT, LOG_POLL_INTERVAL, MAX_JOB_LIST_LIMIT, MAX_NODE_HISTORY_LIMIT, Client, EventPrinter
+from .client import DEFAULT_INLINE_LIMIT, LOG_POLL_INTERVAL, MAX_JOB_LIST_LIMIT, MAX_NODE_HISTORY_LIMIT, Client, EventPrinter, submit_multipart
 from .errors import (
     ApiError,
     ArchiveError,
@@ -103,6 +103,7 @@ __all__ = [
     "ContainerOutput",
     "ContainerResult",
     "DEFAULT_INLINE_LIMIT",
+    "submit_multipart",
     "DigestMismatch",
     "EncodingError",
     "Event",
