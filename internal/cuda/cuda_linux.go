@@ -312,27 +312,12 @@ func (d *Device) LoadInt8(a, b *tensor.Int8Matrix, c *tensor.Int32Matrix) (verif
 	}
 	defer done()
 	p := &products{d: d, m: a.Rows, k: a.Cols, n: b.Cols}
-	allocs := []struct {
-		ptr   *C.CUdeviceptr
-		bytes int
-		src   unsafe.Pointer
-	}{
+	if err := upload([]buffer{
 		{&p.a, len(a.Data), dataPtr(a.Data)},
 		{&p.b, len(b.Data), dataPtr(b.Data)},
 		{&p.c, 4 * len(c.Data), dataPtr(c.Data)},
 		{&p.r, 8 * p.n, nil}, {&p.br, 8 * p.k, nil}, {&p.abr, 8 * p.m, nil}, {&p.cr, 8 * p.m, nil},
-	}
-	for _, x := range allocs {
-		if err = check("cuMemAlloc", C.omni_alloc(x.ptr, C.size_t(max(x.bytes, 1)))); err != nil {
-			break
-		}
-		if x.src != nil && x.bytes > 0 {
-			if err = check("cuMemcpyHtoD", C.omni_htod(*x.ptr, x.src, C.size_t(x.bytes))); err != nil {
-				break
-			}
-		}
-	}
-	if err != nil {
+	}); err != nil {
 		p.free()
 		return nil, nil, err
 	}
@@ -524,19 +509,8 @@ func (d *Device) MatMulInt8(a, b *tensor.Int8Matrix) (*tensor.Int32Matrix, error
 			}
 		}
 	}()
-	for _, x := range []struct {
-		ptr   *C.CUdeviceptr
-		bytes int
-		src   unsafe.Pointer
-	}{{&da, len(a.Data), dataPtr(a.Data)}, {&db, len(b.Data), dataPtr(b.Data)}, {&dc, 4 * len(c.Data), nil}} {
-		if err := check("cuMemAlloc", C.omni_alloc(x.ptr, C.size_t(x.bytes))); err != nil {
-			return nil, err
-		}
-		if x.src != nil {
-			if err := check("cuMemcpyHtoD", C.omni_htod(*x.ptr, x.src, C.size_t(x.bytes))); err != nil {
-				return nil, err
-			}
-		}
+	if err := upload([]buffer{{&da, len(a.Data), dataPtr(a.Data)}, {&db, len(b.Data), dataPtr(b.Data)}, {&dc, 4 * len(c.Data), nil}}); err != nil {
+		return nil, err // the deferred frees release what was allocated
 	}
 	gx, gy := (b.Cols+63)/64, (a.Rows+63)/64
 	if gy > 65535 {
@@ -587,13 +561,8 @@ func (d *Device) checkProduct(a, b, c C.CUdeviceptr, m, k, n int) error {
 		p.a, p.b, p.c = 0, 0, 0 // the caller's
 		p.free()
 	}()
-	for _, x := range []struct {
-		ptr   *C.CUdeviceptr
-		elems int
-	}{{&p.r, n}, {&p.br, k}, {&p.abr, m}, {&p.cr, m}} {
-		if err := check("cuMemAlloc", C.omni_alloc(x.ptr, C.size_t(8*max(x.elems, 1)))); err != nil {
-			return err
-		}
+	if err := upload([]buffer{{&p.r, 8 * n, nil}, {&p.br, 8 * k, nil}, {&p.abr, 8 * m, nil}, {&p.cr, 8 * m, nil}}); err != nil {
+		return err
 	}
 	abr, cr := make([]uint64, m), make([]uint64, m)
 	if err := p.round(r, abr, cr); err != nil {
@@ -609,6 +578,30 @@ func (d *Device) checkProduct(a, b, c C.CUdeviceptr, m, k, n int) error {
 
 // fieldP is verify's modulus, 2^61 − 1.
 const fieldP = 1<<61 - 1
+
+// buffer is GPU memory to allocate at *ptr, of bytes, filled from src when it is not nil.
+type buffer struct {
+	ptr   *C.CUdeviceptr
+	bytes int
+	src   unsafe.Pointer
+}
+
+// upload allocates each buffer (at least a byte) and copies its src into it, stopping at
+// the first error; the caller frees what was allocated (a non-zero *ptr). It holds the
+// device with its context current.
+func upload(bufs []buffer) error {
+	for _, b := range bufs {
+		if err := check("cuMemAlloc", C.omni_alloc(b.ptr, C.size_t(max(b.bytes, 1)))); err != nil {
+			return err
+		}
+		if b.src != nil && b.bytes > 0 {
+			if err := check("cuMemcpyHtoD", C.omni_htod(*b.ptr, b.src, C.size_t(b.bytes))); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
 // dataPtr is the address of s's first element, or nil for an empty s.
 func dataPtr[T any](s []T) unsafe.Pointer {

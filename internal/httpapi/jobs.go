@@ -47,14 +47,7 @@ func (s *server) readSubmit(w http.ResponseWriter, r *http.Request) (api.SubmitJ
 		return req, release, err
 	}
 	limit := s.limits.MaxJobBody
-	if r.ContentLength > limit {
-		return req, nil, &http.MaxBytesError{Limit: limit} // refused unread, as readJSON does
-	}
-	size := limit
-	if r.ContentLength >= 0 {
-		size = r.ContentLength
-	}
-	release, err := s.budget.reserve(r.Context(), size, s.limits.BudgetWait)
+	release, err := s.reserveBody(r, limit)
 	if err != nil {
 		return req, nil, err
 	}

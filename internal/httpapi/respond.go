@@ -110,15 +110,7 @@ func (s *server) readJSON(w http.ResponseWriter, r *http.Request, limit int64, d
 	if err := requireMediaType(r, "application/json"); err != nil {
 		return nil, err
 	}
-	if r.ContentLength > limit {
-		return nil, &http.MaxBytesError{Limit: limit} // refused unread: the server closes the connection
-	}
-	size := limit
-	if r.ContentLength >= 0 {
-		size = r.ContentLength
-	}
-	release, err = s.budget.reserve(r.Context(), size, s.limits.BudgetWait)
-	if err != nil {
+	if release, err = s.reserveBody(r, limit); err != nil {
 		return nil, err
 	}
 	if err := decodeJSON(w, r, limit, dst); err != nil {
@@ -126,6 +118,20 @@ func (s *server) readJSON(w http.ResponseWriter, r *http.Request, limit int64, d
 		return nil, err
 	}
 	return release, nil
+}
+
+// reserveBody refuses a body declared longer than limit, unread (the server closes the
+// connection), and reserves its length (the limit when unknown) from the server's body
+// budget until the caller releases it.
+func (s *server) reserveBody(r *http.Request, limit int64) (release func(), err error) {
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	size := limit
+	if r.ContentLength >= 0 {
+		size = r.ContentLength
+	}
+	return s.budget.reserve(r.Context(), size, s.limits.BudgetWait)
 }
 
 // decodeJSON decodes exactly one JSON value of at most limit bytes, rejecting unknown fields,
