@@ -42,6 +42,7 @@ from .npy import (
     _npy_header,
     as_int8_matrix,
     parse_npy,
+    read_path,
 )
 
 MODEL_MAGIC = b"OMZM"
@@ -236,15 +237,7 @@ class MLP:
         or the file's bytes."""
         if isinstance(source, (bytes, bytearray, memoryview)):
             return _parse_npz(bytes(source))
-        p = Path(source)
-        try:
-            raw = p.read_bytes()
-        except OSError as e:
-            raise EncodingError(f"{p}: {e.strerror or e}") from e
-        try:
-            return _parse_npz(raw)
-        except EncodingError as e:
-            raise EncodingError(f"{p}: {e}") from None
+        return read_path(Path(source), _parse_npz)
 
     def to_npz(self) -> bytes:
         """The model as that ``.npz`` (``numpy.load`` and ``omnisync job submit --model`` read it)."""

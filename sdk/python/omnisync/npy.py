@@ -19,7 +19,7 @@ import os
 import struct
 import sys
 from pathlib import Path
-from typing import Any, Iterable, List, Sequence, Tuple, Union
+from typing import Any, Callable, Iterable, Iterator, List, Sequence, Tuple, Union
 
 from .errors import EncodingError
 
@@ -45,6 +45,31 @@ def _int32_array(data: Iterable[int] = ()) -> "array.array[int]":
         if array.array(code).itemsize == 4:
             return array.array(code, data)
     raise RuntimeError("this platform has no 4-byte C integer type")  # pragma: no cover
+
+
+def _width(rows: Sequence[Sequence[Any]]) -> int:
+    """The width of rows: row 0's length, 0 for no rows."""
+    return len(rows[0]) if len(rows) else 0
+
+
+def _even_rows(rows: Sequence[Sequence[Any]], width: int) -> Iterator[Tuple[int, Sequence[Any]]]:
+    """Each row with its index, refusing the first one whose length is not width."""
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            raise EncodingError(f"row {i} has {len(row)} elements, row 0 has {width}")
+        yield i, row
+
+
+def read_path(p: Path, parse: Callable[[bytes], Any]) -> Any:
+    """parse applied to the file at p, its errors and the file's named by the path."""
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise EncodingError(f"{p}: {e.strerror or e}") from e
+    try:
+        return parse(data)
+    except EncodingError as e:
+        raise EncodingError(f"{p}: {e}") from None
 
 
 def _check_dims(rows: int, cols: int) -> None:
@@ -132,12 +157,9 @@ class Int8Matrix(_Matrix):
     @classmethod
     def from_rows(cls, rows: Sequence[Sequence[int]]) -> "Int8Matrix":
         """Build from rows of ints, each in -128..127."""
-        r = len(rows)
-        c = len(rows[0]) if r else 0
+        r, c = len(rows), _width(rows)
         flat = array.array("b")
-        for i, row in enumerate(rows):
-            if len(row) != c:
-                raise EncodingError(f"row {i} has {len(row)} elements, row 0 has {c}")
+        for i, row in _even_rows(rows, c):
             for v in row:
                 if isinstance(v, bool) or not isinstance(v, int) or not -128 <= v <= 127:
                     raise EncodingError(f"row {i} holds {v!r}, outside int8 (-128..127)")
@@ -179,12 +201,9 @@ class Int32Matrix(_Matrix):
     @classmethod
     def from_rows(cls, rows: Sequence[Sequence[int]]) -> "Int32Matrix":
         """Build from rows of ints, each within int32."""
-        r = len(rows)
-        c = len(rows[0]) if r else 0
+        r, c = len(rows), _width(rows)
         flat = _int32_array()
-        for i, row in enumerate(rows):
-            if len(row) != c:
-                raise EncodingError(f"row {i} has {len(row)} elements, row 0 has {c}")
+        for i, row in _even_rows(rows, c):
             try:
                 flat.extend(row)
             except (OverflowError, TypeError):
@@ -243,12 +262,9 @@ class Float32Matrix(_Matrix):
     @classmethod
     def from_rows(cls, rows: Sequence[Sequence[float]]) -> "Float32Matrix":
         """Build from rows of numbers, each rounded to the nearest float32 (finite only)."""
-        r = len(rows)
-        c = len(rows[0]) if r else 0
+        r, c = len(rows), _width(rows)
         flat = array.array("f")
-        for i, row in enumerate(rows):
-            if len(row) != c:
-                raise EncodingError(f"row {i} has {len(row)} elements, row 0 has {c}")
+        for i, row in _even_rows(rows, c):
             for v in row:
                 if isinstance(v, bool) or not isinstance(v, numbers.Real):
                     raise EncodingError(f"row {i} holds {v!r}: want a number")
@@ -397,15 +413,7 @@ def _as_matrix(cls: Any, x: Any, from_numpy: Any) -> Any:
             return cls.from_omt(b)
         return cls.from_npy(b)
     if isinstance(x, (str, os.PathLike)):
-        p = Path(x)
-        try:
-            data = p.read_bytes()
-        except OSError as e:
-            raise EncodingError(f"{p}: {e.strerror or e}") from e
-        try:
-            return cls.from_npy(data)
-        except EncodingError as e:
-            raise EncodingError(f"{p}: {e}") from None
+        return read_path(Path(x), cls.from_npy)
     if _is_numpy(x):
         if len(x.shape) != 2:
             raise EncodingError(f"array has {len(x.shape)} dimensions, want a 2-D matrix")
