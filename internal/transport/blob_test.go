@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 func randomBytes(n int, seed uint64) []byte {
@@ -26,10 +25,7 @@ func TestLargeBlobOverWSS(t *testing.T) {
 	n := startTestNet(t, "n1")
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	adminJS, err := jetstream.New(n.adminConn(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	adminJS := n.adminJS(t)
 	node := n.dialNode(t, "n1", func(err error) { t.Errorf("async error: %v", err) })
 
 	data := randomBytes(48<<20, 1)
@@ -60,10 +56,7 @@ func TestBlobRoundTripAndErrors(t *testing.T) {
 	n := startTestNet(t, "n1")
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	adminJS, err := jetstream.New(n.adminConn(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	adminJS := n.adminJS(t)
 	node := n.blobs(n.dialNode(t, "n1", func(err error) { t.Errorf("async error: %v", err) }), "n1")
 	n.access.AllowWrite("n1", "job-1", 4<<20)
 
@@ -244,10 +237,7 @@ func TestStatAsksAgainWhatReadsReuse(t *testing.T) {
 	n := startTestNet(t, "n1")
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	adminJS, err := jetstream.New(n.adminConn(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	adminJS := n.adminJS(t)
 	node := n.blobs(n.dialNode(t, "n1", func(err error) { t.Errorf("async error: %v", err) }), "n1")
 	data := randomBytes(3*uploadChunk, 11)
 	digest, err := PutBlob(ctx, adminJS, testBucket, data)

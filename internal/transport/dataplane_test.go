@@ -38,10 +38,7 @@ func TestNodeCannotPoisonABlobName(t *testing.T) {
 	n := startTestNet(t, "mallory", "honest")
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	adminJS, err := jetstream.New(n.adminConn(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	adminJS := n.adminJS(t)
 	errs := make(chan error, 16)
 	mconn := n.dialNode(t, "mallory", func(err error) { errs <- err })
 	honest := n.blobs(n.dialNode(t, "honest", func(err error) { t.Errorf("honest node: %v", err) }), "honest")
@@ -134,10 +131,7 @@ func TestNodeReadsOnlyWhatItWasGranted(t *testing.T) {
 	n := startTestNet(t, "mallory")
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	adminJS, err := jetstream.New(n.adminConn(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	adminJS := n.adminJS(t)
 	secret := randomBytes(200<<10, 21)
 	mine := randomBytes(200<<10, 22)
 	secretDigest, err := PutBlob(ctx, adminJS, testBucket, secret)
@@ -195,10 +189,7 @@ func TestRepliesStayInTheirInbox(t *testing.T) {
 	n := startTestNet(t, "mallory", "victim")
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	adminJS, err := jetstream.New(n.adminConn(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	adminJS := n.adminJS(t)
 	errs := make(chan error, 16)
 	mconn := n.dialNode(t, "mallory", func(err error) { errs <- err })
 	vconn := n.dialNode(t, "victim", func(err error) { t.Errorf("victim: %v", err) })

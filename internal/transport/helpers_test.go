@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 const testBucket = "blobs"
@@ -124,6 +125,16 @@ func startTestNetWith(tb testing.TB, adjust func(*ServerOptions), nodeIDs ...str
 	}
 	tb.Cleanup(func() { n.srv.Close() })
 	return n
+}
+
+// adminJS is a JetStream context on an admin connection to n.
+func (n *testNet) adminJS(tb testing.TB) jetstream.JetStream {
+	tb.Helper()
+	js, err := jetstream.New(n.adminConn(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return js
 }
 
 func (n *testNet) adminConn(tb testing.TB) *nats.Conn {
