@@ -267,8 +267,28 @@ type directGetRequest struct {
 
 // readChunks streams an object's chunks in batches of up to batchBytes, each batch one
 // request answered by a run of messages and an end-of-batch status. request names where
-// to send the request for the batch that starts at seq.
+// to send the request for the batch that starts at seq; a batch of 0 asks for the one
+// chunk at seq alone, which is how an object of one chunk is read: one request over the
+// connection's long-lived reply inbox, where a batch needs an inbox of its own (a
+// subscription the server files and drops, for every read).
 func readChunks(ctx context.Context, nc *nats.Conn, name string, size uint64, chunks uint32, request func(seq uint64, batch int) (string, []byte)) ([]byte, error) {
+	if chunks == 1 {
+		subject, body := request(0, 0)
+		ctx, cancel := context.WithTimeout(ctx, batchTimeout)
+		defer cancel()
+		m, err := nc.RequestWithContext(ctx, subject, body)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrBlob, name, err)
+		}
+		data, err := chunkOf(m)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("%s: %w", name, err)
+		case uint64(len(data)) > size:
+			return nil, fmt.Errorf("%w: %s: its chunk exceeds the recorded size %d", ErrDigestMismatch, name, size)
+		}
+		return data, nil
+	}
 	inbox := nc.NewInbox()
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
@@ -307,16 +327,8 @@ func readBatch(ctx context.Context, sub *nats.Subscription, data *[]byte, size u
 		if err != nil {
 			return n, next, fmt.Errorf("%w: waiting for chunks: %w", ErrBlob, err)
 		}
-		switch status := m.Header.Get("Status"); status {
-		case "":
-		case "204": // end of batch
-			return n, next, nil
-		case "404":
-			return n, next, nil
-		case "403":
-			return n, next, fmt.Errorf("%w: %s", ErrForbidden, m.Header.Get("Description"))
-		default:
-			return n, next, fmt.Errorf("%w: direct get: %s %s", ErrBlob, status, m.Header.Get("Description"))
+		if end, err := chunkStatus(m); end || err != nil {
+			return n, next, err
 		}
 		seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
 		if err != nil {
@@ -328,6 +340,39 @@ func readBatch(ctx context.Context, sub *nats.Subscription, data *[]byte, size u
 		*data = append(*data, m.Data...)
 		n, next = n+1, seq+1
 	}
+}
+
+// isChunk reports whether m is a direct get's answer (a chunk, or a status in its place)
+// rather than the blob service's own reply.
+func isChunk(m *nats.Msg) bool {
+	return m.Header.Get("Nats-Sequence") != "" || m.Header.Get("Status") != ""
+}
+
+// chunkStatus reads a direct get's status: end for the end of a batch or of the chunks
+// (204, 404), an error for a refusal or a failure; neither for a chunk.
+func chunkStatus(m *nats.Msg) (end bool, err error) {
+	switch status := m.Header.Get("Status"); status {
+	case "":
+		return false, nil
+	case "204", "404":
+		return true, nil
+	case "403":
+		return true, fmt.Errorf("%w: %s", ErrForbidden, m.Header.Get("Description"))
+	default:
+		return true, fmt.Errorf("%w: direct get: %s %s", ErrBlob, status, m.Header.Get("Description"))
+	}
+}
+
+// chunkOf is the chunk a direct get of one chunk answered with.
+func chunkOf(m *nats.Msg) ([]byte, error) {
+	end, err := chunkStatus(m)
+	switch {
+	case err != nil:
+		return nil, err
+	case end:
+		return nil, fmt.Errorf("%w: its chunk is not stored", ErrNotFound)
+	}
+	return m.Data, nil
 }
 
 // apiPrefix is the JetStream API prefix js sends requests to.

@@ -94,17 +94,20 @@ func TestBlobRoundTripAndErrors(t *testing.T) {
 	})
 
 	t.Run("router puts, node gets what it was granted", func(t *testing.T) {
-		data := randomBytes(1<<20, 7)
-		digest, err := PutBlob(ctx, adminJS, testBucket, data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := node.Get(ctx, digest); !errors.Is(err, ErrForbidden) {
-			t.Fatalf("before the grant: %v, want ErrForbidden", err)
-		}
-		n.access.AllowRead("n1", digest)
-		if got, err := node.Get(ctx, digest); err != nil || !bytes.Equal(got, data) {
-			t.Fatalf("after the grant: %v", err)
+		// Empty, one chunk (answered with the get itself), and more (read in batches).
+		for _, size := range []int{0, 1, objectChunk, objectChunk + 1, 1 << 20} {
+			data := randomBytes(size, 7+uint64(size))
+			digest, err := PutBlob(ctx, adminJS, testBucket, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := node.Get(ctx, digest); !errors.Is(err, ErrForbidden) {
+				t.Fatalf("size %d, before the grant: %v, want ErrForbidden", size, err)
+			}
+			n.access.AllowRead("n1", digest)
+			if got, err := node.Get(ctx, digest); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("size %d, after the grant: %v", size, err)
+			}
 		}
 	})
 

@@ -47,16 +47,26 @@ func (c Blobs) call(ctx context.Context, subject string, req any) (blobReply, er
 }
 
 func (c Blobs) request(ctx context.Context, subject string, body []byte) (blobReply, error) {
+	m, err := c.ask(ctx, &nats.Msg{Subject: subject, Data: body})
+	if err != nil {
+		return blobReply{}, err
+	}
+	return decodeBlobReply(m.Data)
+}
+
+// ask sends one request (m's subject, header and body) to the blob service and returns
+// its answer, over the connection's long-lived reply inbox.
+func (c Blobs) ask(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
 	if !validNodeID(c.Server) {
-		return blobReply{}, fmt.Errorf("%w: no blob server named (%q)", ErrBlob, c.Server)
+		return nil, fmt.Errorf("%w: no blob server named (%q)", ErrBlob, c.Server)
 	}
 	ctx, cancel := context.WithTimeout(ctx, batchTimeout) // a lost message fails one step, not the job's whole deadline
 	defer cancel()
-	m, err := c.Conn.RequestWithContext(ctx, subject, body)
+	r, err := c.Conn.RequestMsgWithContext(ctx, m)
 	if err != nil {
-		return blobReply{}, fmt.Errorf("%w: %s: %w", ErrBlob, subject, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrBlob, m.Subject, err)
 	}
-	return decodeBlobReply(m.Data)
+	return r, nil
 }
 
 func decodeBlobReply(data []byte) (blobReply, error) {
@@ -85,23 +95,36 @@ func decodeBlobReply(data []byte) (blobReply, error) {
 
 // Get fetches the blob with the given digest and checks that it hashes to it. A blob the
 // participant holds no right to is ErrForbidden; one that does not exist, ErrNotFound.
+// A blob of one chunk comes in the answer to one request; a larger one, in batches after it.
 func (c Blobs) Get(ctx context.Context, digest string) ([]byte, error) {
 	sum, err := ParseDigest(digest)
 	if err != nil {
 		return nil, err
 	}
-	st, err := c.call(ctx, c.subject(blobVerbStat), blobRequest{Bucket: c.Bucket, Digest: digest})
+	body, _ := json.Marshal(blobRequest{Bucket: c.Bucket, Digest: digest})
+	m, err := c.ask(ctx, &nats.Msg{Subject: c.subject(blobVerbGet), Data: body})
 	if err != nil {
 		return nil, err
 	}
-	data, err := readChunks(ctx, c.Conn, digest, st.Size, st.Chunks, func(seq uint64, batch int) (string, []byte) {
-		body, _ := json.Marshal(blobRequest{Bucket: c.Bucket, Digest: digest, Seq: seq, Batch: batch})
-		return c.subject(blobVerbRead), body
-	})
-	if err != nil {
-		return nil, err
+	var data []byte
+	if isChunk(m) {
+		if data, err = chunkOf(m); err != nil {
+			return nil, fmt.Errorf("%s: %w", digest, err)
+		}
+	} else {
+		st, err := decodeBlobReply(m.Data)
+		if err != nil {
+			return nil, err
+		}
+		data, err = readChunks(ctx, c.Conn, digest, st.Size, st.Chunks, func(seq uint64, batch int) (string, []byte) {
+			body, _ := json.Marshal(blobRequest{Bucket: c.Bucket, Digest: digest, Seq: seq, Batch: batch})
+			return c.subject(blobVerbRead), body
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
-	if uint64(len(data)) != st.Size || sha256.Sum256(data) != sum {
+	if sha256.Sum256(data) != sum {
 		return nil, fmt.Errorf("%w: %s: %d bytes arrived that hash to %s", ErrDigestMismatch, digest, len(data), Digest(data))
 	}
 	return data, nil
@@ -109,12 +132,19 @@ func (c Blobs) Get(ctx context.Context, digest string) ([]byte, error) {
 
 // Put stores data as this participant's work for job and returns its digest. The
 // service hashes every byte before it files them under the digest; content already
-// stored intact is not sent again.
+// stored intact is not sent again. Data of up to one upload chunk goes in one request.
 func (c Blobs) Put(ctx context.Context, job string, data []byte) (string, error) {
 	digest := Digest(data)
 	req := blobRequest{Bucket: c.Bucket, Job: job, Digest: digest, Size: int64(len(data))}
+	whole := len(data) <= uploadChunk
 	for {
-		r, err := c.call(ctx, c.subject(blobVerbPut), req)
+		var r blobReply
+		var err error
+		if whole {
+			r, err = c.store(ctx, req, data)
+		} else {
+			r, err = c.call(ctx, c.subject(blobVerbPut), req)
+		}
 		switch {
 		case errors.Is(err, ErrBusy):
 			select {
@@ -127,9 +157,24 @@ func (c Blobs) Put(ctx context.Context, job string, data []byte) (string, error)
 			return "", err
 		case r.Present || r.Stored:
 			return digest, nil
+		case whole:
+			return "", fmt.Errorf("%w: the blob service did not confirm the store", ErrBlob)
 		}
 		return digest, c.send(ctx, r.Upload, data)
 	}
+}
+
+// store sends req and the whole of data in one request.
+func (c Blobs) store(ctx context.Context, req blobRequest, data []byte) (blobReply, error) {
+	head, _ := json.Marshal(req)
+	m := nats.NewMsg(c.subject(blobVerbStore))
+	m.Header.Set(blobRequestHeader, string(head))
+	m.Data = data
+	r, err := c.ask(ctx, m)
+	if err != nil {
+		return blobReply{}, err
+	}
+	return decodeBlobReply(r.Data)
 }
 
 // send streams data to an open upload, at most uploadWindow chunks ahead of the acks,

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -36,11 +37,16 @@ type BlobAccess interface {
 // (omni.node.<id>.blob.<server>.<verb>), so the subject authenticates the requester; the
 // server token picks the one server of a cluster whose router granted the rights.
 const (
-	blobVerbStat = "stat" // {bucket, digest} → blobStat
-	blobVerbRead = "read" // {bucket, digest, seq, batch} → chunks by direct get, then 204
-	blobVerbPut  = "put"  // {bucket, job, digest, size} → blobPutReply
-	blobVerbData = "data" // omni.node.<id>.blob.<server>.data.<upload>: one chunk → blobAck
+	blobVerbStat  = "stat"  // {bucket, digest} → blobReply{size, chunks}
+	blobVerbRead  = "read"  // {bucket, digest, seq, batch} → chunks by direct get, then 204; batch 0: the one chunk at seq, no 204
+	blobVerbGet   = "get"   // {bucket, digest} → a one-chunk blob's chunk by direct get; any other, as stat answers
+	blobVerbPut   = "put"   // {bucket, job, digest, size} → blobReply{present or upload}
+	blobVerbStore = "store" // header blobRequestHeader {bucket, job, digest, size}, body: the whole blob (≤ uploadChunk) → blobReply{present or stored}
+	blobVerbData  = "data"  // omni.node.<id>.blob.<server>.data.<upload>: one chunk → blobReply
 )
+
+// blobRequestHeader carries a store's request, whose body is the blob itself.
+const blobRequestHeader = "Omni-Blob-Request"
 
 const (
 	// uploadChunk is the most a participant sends in one data message, well under
@@ -147,7 +153,8 @@ func (s *Server) startBlobService(ctx context.Context) error {
 	// Stats and reads are answered concurrently; puts and an upload's chunks stay in the
 	// order they came, one subscription each.
 	for verb, h := range map[string]func(id string, m *nats.Msg){
-		blobVerbStat: b.concurrently(b.stat), blobVerbRead: b.concurrently(b.read), blobVerbPut: b.put,
+		blobVerbStat: b.concurrently(b.stat), blobVerbRead: b.concurrently(b.read), blobVerbGet: b.concurrently(b.get),
+		blobVerbStore: b.concurrently(b.store), blobVerbPut: b.put,
 	} {
 		if _, err := nc.Subscribe(NodeSubjectPrefix+"*.blob."+s.opts.Name+"."+verb, b.guard(h)); err != nil {
 			b.close()
@@ -288,10 +295,15 @@ func (b *blobService) status(m *nats.Msg, err error) {
 	}
 }
 
-// request decodes m and checks its bucket and digest; it returns the object's name.
+// request decodes a request (m's body, or for a store its header) and checks its bucket
+// and digest; it returns the object's name.
 func (b *blobService) request(m *nats.Msg) (blobRequest, string, error) {
 	var req blobRequest
-	if err := json.Unmarshal(m.Data, &req); err != nil {
+	body := m.Data
+	if strings.HasSuffix(m.Subject, "."+blobVerbStore) {
+		body = []byte(m.Header.Get(blobRequestHeader))
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
 		return req, "", refuse(codeInvalid, "malformed blob request: %v", err)
 	}
 	if !slices.Contains(b.srv.opts.Buckets, req.Bucket) {
@@ -328,10 +340,10 @@ func (b *blobService) mayRead(id, digest string) error {
 	return nil
 }
 
-// readable checks a stat or read request and returns the object it may read. A stat
-// reads the metadata from JetStream and keeps it; a read uses what a stat found within
-// statReuse: a participant stats a blob and reads it a moment later, and each lookup is
-// a JetStream request.
+// readable checks a stat, get or read request and returns the object it may read. A stat
+// or get reads the metadata from JetStream and keeps it; a read uses what one of them
+// found within statReuse: a participant stats a blob and reads it a moment later, and
+// each lookup is a JetStream request.
 func (b *blobService) readable(id string, m *nats.Msg, stat bool) (blobRequest, *jetstream.ObjectInfo, error) {
 	req, name, err := b.request(m)
 	if err != nil {
@@ -379,22 +391,48 @@ func (b *blobService) stat(id string, m *nats.Msg) {
 }
 
 // read answers with a batch of the object's chunks, straight from JetStream to the
-// requester's inbox. The service names the chunk subject itself, so whatever sequence a
-// requester asks to start from, it can only receive chunks of the object it may read.
+// requester's inbox (directGet).
 func (b *blobService) read(id string, m *nats.Msg) {
 	req, info, err := b.readable(id, m, false)
 	if err != nil {
 		b.status(m, err)
 		return
 	}
-	body, _ := json.Marshal(directGetRequest{
-		Seq: req.Seq, NextFor: "$O." + req.Bucket + ".C." + info.NUID,
-		Batch: min(max(req.Batch, 1), int(info.Chunks)), MaxBytes: batchBytes,
-	})
-	subject := apiPrefix(b.js) + "DIRECT.GET." + objectStream(req.Bucket)
+	b.directGet(m, req.Bucket, info, req.Seq, min(req.Batch, int(info.Chunks)))
+}
+
+// get answers a blob of one chunk (every blob up to objectChunk the router or this
+// service stored) with that chunk, so a participant fetches it in one round trip over its
+// connection's long-lived reply inbox; any other it answers as stat does, and the
+// participant reads the chunks. Like stat, it reads the metadata afresh (a name the router
+// wrote again, over content the store damaged, is read as it now is) and keeps it for the
+// reads that follow.
+func (b *blobService) get(id string, m *nats.Msg) {
+	req, info, err := b.readable(id, m, true)
+	switch {
+	case err != nil:
+		b.fail(m, err)
+	case info.Chunks != 1:
+		b.respond(m, blobReply{Size: info.Size, Chunks: info.Chunks})
+	default:
+		b.directGet(m, req.Bucket, info, 0, 0)
+	}
+}
+
+// directGet has JetStream answer m's requester with the object's chunks from seq: batch
+// of them, each a message, then a 204 status; or with batch 0, the one chunk at seq alone.
+// The service names the chunk subject itself, so whatever sequence a requester asks to
+// start from, it can only receive chunks of the object it may read.
+func (b *blobService) directGet(m *nats.Msg, bucket string, info *jetstream.ObjectInfo, seq uint64, batch int) {
+	get := directGetRequest{Seq: seq, NextFor: "$O." + bucket + ".C." + info.NUID}
+	if batch > 0 {
+		get.Batch, get.MaxBytes = batch, batchBytes
+	}
+	body, _ := json.Marshal(get)
+	subject := apiPrefix(b.js) + "DIRECT.GET." + objectStream(bucket)
 	if b.srv.opts.Cluster != nil {
 		b.wg.Add(1)
-		go b.relay(m, subject, body)
+		go b.relay(m, subject, body, batch == 0)
 		return
 	}
 	if err := b.nc.PublishRequest(subject, m.Reply, body); err != nil {
@@ -402,14 +440,14 @@ func (b *blobService) read(id string, m *nats.Msg) {
 	}
 }
 
-// relay fetches one batch into the service's own inbox and passes each message on to
-// the requester. In a cluster the replica that answers a direct get may sit on a third
+// relay fetches one batch (or one chunk, single) into the service's own inbox and passes
+// each message on to the requester. In a cluster the replica that answers a direct get may sit on a third
 // server, which can hear of a participant's new inbox only after the request it relays
 // (the interest and the request travel different routes): the batch would be lost. The
 // service's inbox is made here, on the server that sends the request, so the interest
 // goes first on the same route; and the participant's inbox reached this server before
 // the participant's request did.
-func (b *blobService) relay(m *nats.Msg, subject string, body []byte) {
+func (b *blobService) relay(m *nats.Msg, subject string, body []byte, single bool) {
 	defer b.wg.Done()
 	inbox := b.nc.NewInbox()
 	sub, err := b.nc.SubscribeSync(inbox)
@@ -433,16 +471,17 @@ func (b *blobService) relay(m *nats.Msg, subject string, body []byte) {
 		if err := b.nc.PublishMsg(&nats.Msg{Subject: m.Reply, Header: r.Header, Data: r.Data}); err != nil {
 			return
 		}
-		if r.Header.Get("Status") != "" { // 204 ends the batch; anything else ends it too
+		if single || r.Header.Get("Status") != "" { // 204 ends the batch; anything else ends it too
 			return
 		}
 	}
 }
 
-// put opens an upload, or answers Present when the name already holds its content (only
-// trusted writers write metadata, so the check is sound).
-func (b *blobService) put(id string, m *nats.Msg) {
-	req, name, err := b.request(m)
+// writable checks a put or store request (its bucket, digest and size, and the
+// participant's right to write it) and reports whether the name already holds its content
+// intact: only trusted writers write metadata, so that check is sound.
+func (b *blobService) writable(id string, m *nats.Msg) (req blobRequest, obs jetstream.ObjectStore, name string, sum [32]byte, present bool, err error) {
+	req, name, err = b.request(m)
 	switch {
 	case err != nil:
 	case req.Size < 0:
@@ -455,21 +494,25 @@ func (b *blobService) put(id string, m *nats.Msg) {
 		}
 	}
 	if err != nil {
+		return
+	}
+	if obs, err = b.bucket(req.Bucket); err != nil {
+		err = refuse(codeNotFound, "%w", err)
+		return
+	}
+	sum, _ = ParseDigest(req.Digest)
+	present, err = storedIntact(b.ctx, obs, name, sum, req.Size)
+	return
+}
+
+// put opens an upload, or answers Present when the name already holds its content.
+func (b *blobService) put(id string, m *nats.Msg) {
+	req, obs, name, sum, present, err := b.writable(id, m)
+	switch {
+	case err != nil:
 		b.fail(m, err)
 		return
-	}
-	obs, err := b.bucket(req.Bucket)
-	if err != nil {
-		b.fail(m, refuse(codeNotFound, "%w", err))
-		return
-	}
-	sum, _ := ParseDigest(req.Digest)
-	present, err := storedIntact(b.ctx, obs, name, sum, req.Size)
-	if err != nil {
-		b.fail(m, err)
-		return
-	}
-	if present {
+	case present:
 		b.respond(m, blobReply{Present: true})
 		return
 	}
@@ -529,20 +572,62 @@ func (b *blobService) write(u *upload, obs jetstream.ObjectStore, key, name stri
 	_, err := obs.Put(b.ctx, objectMeta(name, u.size), &checkedReader{r: r, size: u.size, sum: u.sum, h: sha256.New()})
 	b.mu.Lock()
 	delete(b.uploads, u.id)
+	b.mu.Unlock()
+	b.written(key)
+	if r.last != nil { // else nobody is waiting for an answer
+		b.answerStored(r.last, err)
+	}
+}
+
+// written ends the write of key.
+func (b *blobService) written(key string) {
+	b.mu.Lock()
 	delete(b.writing, key)
 	delete(b.stated, key) // written anew: a read must not use metadata stated before
 	b.mu.Unlock()
-	if r.last == nil {
-		return // nobody is waiting for an answer
-	}
+}
+
+// answerStored answers the request that ended a write with how it ended.
+func (b *blobService) answerStored(m *nats.Msg, err error) {
 	switch {
 	case errors.Is(err, ErrDigestMismatch):
-		b.fail(r.last, codedError{codeMismatch, err})
+		b.fail(m, codedError{codeMismatch, err})
 	case err != nil:
-		b.fail(r.last, err)
+		b.fail(m, err)
 	default:
-		b.respond(r.last, blobReply{Stored: true})
+		b.respond(m, blobReply{Stored: true})
 	}
+}
+
+// store writes a blob sent whole in its request, at most uploadChunk bytes: one round
+// trip where put and its one chunk take two, for the small results most jobs have. The
+// bytes are hashed before the name appears, as an upload's are, and one name still has
+// one writer at a time.
+func (b *blobService) store(id string, m *nats.Msg) {
+	req, obs, name, sum, present, err := b.writable(id, m)
+	switch {
+	case err == nil && (req.Size > uploadChunk || req.Size != int64(len(m.Data))):
+		err = refuse(codeInvalid, "a store carries its whole blob, at most %d bytes: %d declared, %d sent", uploadChunk, req.Size, len(m.Data))
+	case err == nil && present:
+		b.respond(m, blobReply{Present: true})
+		return
+	}
+	if err != nil {
+		b.fail(m, err)
+		return
+	}
+	key := req.Bucket + "/" + name
+	b.mu.Lock()
+	busy := b.writing[key]
+	b.writing[key] = true
+	b.mu.Unlock()
+	if busy {
+		b.fail(m, refuse(codeBusy, "%s is being written; retry", req.Digest))
+		return
+	}
+	_, err = obs.Put(b.ctx, objectMeta(name, req.Size), &checkedReader{r: bytes.NewReader(m.Data), size: req.Size, sum: sum, h: sha256.New()})
+	b.written(key)
+	b.answerStored(m, err)
 }
 
 type upload struct {

@@ -80,6 +80,37 @@ func TestNodeCannotPoisonABlobName(t *testing.T) {
 		}
 	})
 
+	t.Run("a store whose bytes do not match its name or size", func(t *testing.T) {
+		forger := n.blobs(mconn, "mallory")
+		small := output[:1000]
+		smallDigest := Digest(small)
+		junk := bytes.Repeat([]byte{0xee}, len(small))
+		for _, c := range []struct {
+			name string
+			req  blobRequest
+			body []byte
+			want error
+		}{
+			{"other bytes", blobRequest{Bucket: testBucket, Job: "job-m", Digest: smallDigest, Size: int64(len(small))}, junk, ErrDigestMismatch},
+			{"fewer bytes than declared", blobRequest{Bucket: testBucket, Job: "job-m", Digest: smallDigest, Size: int64(len(small))}, small[:999], ErrInvalidDigest},
+			{"more than a store carries", blobRequest{Bucket: testBucket, Job: "job-m", Digest: smallDigest, Size: uploadChunk + 1}, make([]byte, uploadChunk+1), ErrInvalidDigest},
+			{"another node's job", blobRequest{Bucket: testBucket, Job: "job-h", Digest: smallDigest, Size: int64(len(small))}, small, ErrForbidden},
+		} {
+			if _, err := forger.store(ctx, c.req, c.body); !errors.Is(err, c.want) {
+				t.Errorf("%s: %v, want %v", c.name, err, c.want)
+			}
+		}
+		if _, err := GetBlob(ctx, adminJS, testBucket, smallDigest); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("after the forged stores the name reads %v, want ErrNotFound", err)
+		}
+		if _, err := honest.Put(ctx, "job-h", small); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := GetBlob(ctx, adminJS, testBucket, smallDigest); err != nil || !bytes.Equal(got, small) {
+			t.Fatalf("router reads %v after the honest store", err)
+		}
+	})
+
 	t.Run("the honest node's output is stored intact", func(t *testing.T) {
 		if _, err := honest.Put(ctx, "job-h", output); err != nil {
 			t.Fatal(err)
@@ -232,11 +263,17 @@ func TestRepliesStayInTheirInbox(t *testing.T) {
 	}
 	mallory := n.blobs(mconn, "mallory")
 	for _, reply := range []string{victimInbox + ".x", NodeSubjectPrefix + "victim.result"} {
-		for _, verb := range []string{blobVerbStat, blobVerbRead} {
+		for _, verb := range []string{blobVerbStat, blobVerbRead, blobVerbGet} {
 			body, _ := json.Marshal(blobRequest{Bucket: testBucket, Digest: digest, Batch: 10})
 			if err := mconn.PublishRequest(mallory.subject(verb), reply, body); err != nil {
 				t.Fatal(err)
 			}
+		}
+		// A store, whose answer would tell the victim its output is stored.
+		head, _ := json.Marshal(blobRequest{Bucket: testBucket, Job: "job-m", Digest: Digest([]byte("x")), Size: 1})
+		m := &nats.Msg{Subject: mallory.subject(blobVerbStore), Reply: reply, Header: nats.Header{blobRequestHeader: {string(head)}}, Data: []byte("x")}
+		if err := mconn.PublishMsg(m); err != nil {
+			t.Fatal(err)
 		}
 	}
 	if err := mconn.Flush(); err != nil {
