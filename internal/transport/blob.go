@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // DigestPrefix starts every blob digest.
@@ -133,16 +134,71 @@ func (b *Bucket) PutFrom(ctx context.Context, digest string, size int64, r io.Re
 		return err
 	}
 	name := hex.EncodeToString(sum[:])
-	if present, err := storedIntact(ctx, obs, name, sum, size); err != nil || present {
+	present, prev, err := storedIntact(ctx, obs, name, sum, size)
+	if err != nil || present {
 		return err
 	}
-	if _, err := obs.Put(ctx, objectMeta(name, size), &checkedReader{r: r, size: size, sum: sum, h: sha256.New()}); err != nil {
-		if errors.Is(err, ErrDigestMismatch) {
+	return putObject(ctx, b.js, obs, b.name, name, sum, size, r, prev)
+}
+
+// putObject stores size bytes of r under name, hashing them on the way (see PutFrom);
+// prev is what the name held before (nil: nothing), whose chunks go once the new ones are
+// in. An object of one chunk is written by putChunk, a larger one by the object store.
+func putObject(ctx context.Context, js jetstream.JetStream, obs jetstream.ObjectStore, bucket, name string, sum [32]byte, size int64, r io.Reader, prev *jetstream.ObjectInfo) error {
+	cr := &checkedReader{r: r, size: size, sum: sum, h: sha256.New()}
+	var err error
+	if size <= objectChunk {
+		var data []byte
+		if data, err = io.ReadAll(cr); err == nil {
+			err = putChunk(ctx, js, bucket, name, sum, data, prev)
+		}
+	} else {
+		_, err = obs.Put(ctx, objectMeta(name, size), cr)
+	}
+	switch {
+	case err == nil, errors.Is(err, ErrDigestMismatch):
+		return err
+	}
+	return fmt.Errorf("%w: put %s/%s: %w", ErrBlob, bucket, name, err)
+}
+
+// putChunk writes data, whose sha256 is sum and which is at most objectChunk bytes, as an
+// object of one chunk, as the object store's Put would: the chunk under a new id, then
+// the metadata that names it (so no reader sees the name before its bytes), then the
+// purge of prev's chunks. Two acknowledged publishes over js's long-lived reply inbox,
+// where Put opens a JetStream context of its own for every object, and with it a reply
+// subscription the server files and drops, and reads the metadata again.
+func putChunk(ctx context.Context, js jetstream.JetStream, bucket, name string, sum [32]byte, data []byte, prev *jetstream.ObjectInfo) error {
+	id := nuid.Next()
+	chunks := "$O." + bucket + ".C." + id
+	info := jetstream.ObjectInfo{ObjectMeta: objectMeta(name, int64(len(data))), Bucket: bucket, NUID: id,
+		Size: uint64(len(data)), Digest: objectDigest(sum)}
+	if len(data) > 0 {
+		info.Chunks = 1
+		if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: chunks, Data: data}); err != nil {
+			purgeChunks(ctx, js, bucket, chunks) // a chunk no metadata names is never read
 			return err
 		}
-		return fmt.Errorf("%w: put %s/%s: %w", ErrBlob, b.name, name, err)
+	}
+	meta := nats.NewMsg("$O." + bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(name)))
+	meta.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	meta.Data, _ = json.Marshal(info)
+	if _, err := js.PublishMsg(ctx, meta); err != nil {
+		purgeChunks(ctx, js, bucket, chunks)
+		return err
+	}
+	if prev != nil {
+		purgeChunks(ctx, js, bucket, "$O."+bucket+".C."+prev.NUID)
 	}
 	return nil
+}
+
+// purgeChunks drops the chunks on subject, as far as it can: what it leaves, no
+// metadata names.
+func purgeChunks(ctx context.Context, js jetstream.JetStream, bucket, subject string) {
+	if st, err := js.Stream(ctx, objectStream(bucket)); err == nil {
+		_ = st.Purge(ctx, jetstream.WithPurgeSubject(subject))
+	}
 }
 
 // objectChunk is the object store's default chunk size, the most a chunk of ours holds.
@@ -157,16 +213,17 @@ func objectMeta(name string, size int64) jetstream.ObjectMeta {
 	return jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: uint32(min(max(size, 1), objectChunk))}}
 }
 
-// storedIntact reports whether name already holds size bytes hashing to sum.
-func storedIntact(ctx context.Context, obs jetstream.ObjectStore, name string, sum [32]byte, size int64) (bool, error) {
+// storedIntact reports whether name already holds size bytes hashing to sum, and what it
+// holds (nil: nothing).
+func storedIntact(ctx context.Context, obs jetstream.ObjectStore, name string, sum [32]byte, size int64) (bool, *jetstream.ObjectInfo, error) {
 	info, err := obs.GetInfo(ctx, name)
 	switch {
 	case err == nil:
-		return info.Size == uint64(size) && info.Digest == objectDigest(sum), nil
+		return info.Size == uint64(size) && info.Digest == objectDigest(sum), info, nil
 	case errors.Is(err, jetstream.ErrObjectNotFound):
-		return false, nil
+		return false, nil, nil
 	}
-	return false, fmt.Errorf("%w: %s: %v", ErrBlob, name, err)
+	return false, nil, fmt.Errorf("%w: %s: %v", ErrBlob, name, err)
 }
 
 // checkedReader passes exactly size bytes of r through and ends in io.EOF only if they

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func randomBytes(n int, seed uint64) []byte {
@@ -262,5 +264,62 @@ func TestStatAsksAgainWhatReadsReuse(t *testing.T) {
 	}
 	if _, err := node.Get(ctx, digest); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("get after the blob was deleted: %v, want ErrNotFound", err)
+	}
+}
+
+// A blob of one chunk is written without the object store's Put (putChunk): the object
+// store's own reader must read it as one of its own, and a name written again must leave
+// no chunk of its earlier content behind.
+func TestOneChunkObjectsAreTheObjectStores(t *testing.T) {
+	n := startTestNet(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	adminJS := n.adminJS(t)
+	obs, err := adminJS.ObjectStore(ctx, testBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{0, 1, 4 << 10, objectChunk} {
+		data := randomBytes(size, 40+uint64(size))
+		digest, err := PutBlob(ctx, adminJS, testBucket, data)
+		if err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		name := strings.TrimPrefix(digest, DigestPrefix)
+		got, err := obs.GetBytes(ctx, name)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("size %d: the object store reads %d bytes, %v", size, len(got), err)
+		}
+		info, err := obs.GetInfo(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Size != uint64(size) || info.Chunks != uint32(min(size, 1)) || info.Digest != objectDigest(mustParse(t, digest)) {
+			t.Fatalf("size %d: metadata %+v", size, info)
+		}
+	}
+
+	// Damaged content under a name (a fault of the store), then the genuine content.
+	data := randomBytes(1000, 50)
+	name := strings.TrimPrefix(Digest(data), DigestPrefix)
+	if _, err := obs.PutBytes(ctx, name, []byte("damaged")); err != nil {
+		t.Fatal(err)
+	}
+	damaged, err := obs.GetInfo(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := PutBlob(ctx, adminJS, testBucket, data); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := obs.GetBytes(ctx, name); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("after the rewrite: %d bytes, %v", len(got), err)
+	}
+	st, err := adminJS.Stream(ctx, objectStream(testBucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetLastMsgForSubject(ctx, "$O."+testBucket+".C."+damaged.NUID); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Fatalf("the damaged content's chunk is still stored: %v", err)
 	}
 }

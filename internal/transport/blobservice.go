@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -480,7 +479,7 @@ func (b *blobService) relay(m *nats.Msg, subject string, body []byte, single boo
 // writable checks a put or store request (its bucket, digest and size, and the
 // participant's right to write it) and reports whether the name already holds its content
 // intact: only trusted writers write metadata, so that check is sound.
-func (b *blobService) writable(id string, m *nats.Msg) (req blobRequest, obs jetstream.ObjectStore, name string, sum [32]byte, present bool, err error) {
+func (b *blobService) writable(id string, m *nats.Msg) (req blobRequest, obs jetstream.ObjectStore, name string, sum [32]byte, present bool, prev *jetstream.ObjectInfo, err error) {
 	req, name, err = b.request(m)
 	switch {
 	case err != nil:
@@ -501,13 +500,13 @@ func (b *blobService) writable(id string, m *nats.Msg) (req blobRequest, obs jet
 		return
 	}
 	sum, _ = ParseDigest(req.Digest)
-	present, err = storedIntact(b.ctx, obs, name, sum, req.Size)
+	present, prev, err = storedIntact(b.ctx, obs, name, sum, req.Size)
 	return
 }
 
 // put opens an upload, or answers Present when the name already holds its content.
 func (b *blobService) put(id string, m *nats.Msg) {
-	req, obs, name, sum, present, err := b.writable(id, m)
+	req, obs, name, sum, present, prev, err := b.writable(id, m)
 	switch {
 	case err != nil:
 		b.fail(m, err)
@@ -525,7 +524,7 @@ func (b *blobService) put(id string, m *nats.Msg) {
 		}
 	}
 	busy := b.writing[key] || owned >= maxUploadsPerParticipant
-	u := &upload{id: nuid.Next(), owner: id, size: req.Size, sum: sum, chunks: make(chan *nats.Msg, uploadWindow)}
+	u := &upload{id: nuid.Next(), owner: id, bucket: req.Bucket, size: req.Size, sum: sum, prev: prev, chunks: make(chan *nats.Msg, uploadWindow)}
 	if !busy {
 		b.writing[key] = true
 		b.uploads[u.id] = u
@@ -569,7 +568,7 @@ func (b *blobService) data(id string, m *nats.Msg) {
 func (b *blobService) write(u *upload, obs jetstream.ObjectStore, key, name string, last *nats.Msg) {
 	defer b.wg.Done()
 	r := &uploadReader{u: u, ctx: b.ctx, ack: func(m *nats.Msg) { b.respond(m, blobReply{}) }, last: last}
-	_, err := obs.Put(b.ctx, objectMeta(name, u.size), &checkedReader{r: r, size: u.size, sum: u.sum, h: sha256.New()})
+	err := putObject(b.ctx, b.js, obs, u.bucket, name, u.sum, u.size, r, u.prev)
 	b.mu.Lock()
 	delete(b.uploads, u.id)
 	b.mu.Unlock()
@@ -604,7 +603,7 @@ func (b *blobService) answerStored(m *nats.Msg, err error) {
 // bytes are hashed before the name appears, as an upload's are, and one name still has
 // one writer at a time.
 func (b *blobService) store(id string, m *nats.Msg) {
-	req, obs, name, sum, present, err := b.writable(id, m)
+	req, obs, name, sum, present, prev, err := b.writable(id, m)
 	switch {
 	case err == nil && (req.Size > uploadChunk || req.Size != int64(len(m.Data))):
 		err = refuse(codeInvalid, "a store carries its whole blob, at most %d bytes: %d declared, %d sent", uploadChunk, req.Size, len(m.Data))
@@ -625,7 +624,7 @@ func (b *blobService) store(id string, m *nats.Msg) {
 		b.fail(m, refuse(codeBusy, "%s is being written; retry", req.Digest))
 		return
 	}
-	_, err = obs.Put(b.ctx, objectMeta(name, req.Size), &checkedReader{r: bytes.NewReader(m.Data), size: req.Size, sum: sum, h: sha256.New()})
+	err = putObject(b.ctx, b.js, obs, req.Bucket, name, sum, req.Size, bytes.NewReader(m.Data), prev)
 	b.written(key)
 	b.answerStored(m, err)
 }
@@ -633,8 +632,10 @@ func (b *blobService) store(id string, m *nats.Msg) {
 type upload struct {
 	id     string
 	owner  string
+	bucket string
 	size   int64
 	sum    [32]byte
+	prev   *jetstream.ObjectInfo // what the name held before, if anything
 	chunks chan *nats.Msg
 }
 
