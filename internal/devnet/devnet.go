@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -197,7 +198,7 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := d.chain.Start(ctx); err != nil {
+	if err := asRole("chain", func() error { return d.chain.Start(ctx) }); err != nil {
 		return nil, err
 	}
 	d.closers = append(d.closers, d.chain.Close)
@@ -215,17 +216,21 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 		return nil, err
 	}
 
-	rs, err := StartRouter(ctx, RouterOptions{
-		Router: router.Options{
-			Key: d.Keys.Router, Chain: wallet(d.Keys.Router), Host: "127.0.0.1", WSPort: opts.NodesPort,
-			StoreDir: filepath.Join(opts.Home, "router"), HeartbeatTTL: 5 * time.Second,
-			RightsInterval: opts.BlockTime, // a participant the chain withdraws is dropped within a block
-			AssignWindow:   opts.AssignWindow,
-			Logger:         log,
-		},
-		TLSDir: filepath.Join(opts.Home, "tls"), RESTListen: opts.RESTListen,
-		Info: map[string]string{"chain_id": ChainID, "chain_rpc": d.chain.RPCURL()}, Logger: log,
-		Blocks: d.chain.Client().RecentBlocks, Metrics: d.metrics,
+	var rs *RouterStack
+	err = asRole("router", func() (err error) {
+		rs, err = StartRouter(ctx, RouterOptions{
+			Router: router.Options{
+				Key: d.Keys.Router, Chain: wallet(d.Keys.Router), Host: "127.0.0.1", WSPort: opts.NodesPort,
+				StoreDir: filepath.Join(opts.Home, "router"), HeartbeatTTL: 5 * time.Second,
+				RightsInterval: opts.BlockTime, // a participant the chain withdraws is dropped within a block
+				AssignWindow:   opts.AssignWindow,
+				Logger:         log,
+			},
+			TLSDir: filepath.Join(opts.Home, "tls"), RESTListen: opts.RESTListen,
+			Info: map[string]string{"chain_id": ChainID, "chain_rpc": d.chain.RPCURL()}, Logger: log,
+			Blocks: d.chain.Client().RecentBlocks, Metrics: d.metrics,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -236,12 +241,12 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 	opts.Progress("REST API at " + d.RESTURL() + "/v1")
 
 	for i, k := range append([]ed25519.PrivateKey{d.Keys.Validator}, d.Keys.Verifiers...) {
-		if err := d.startValidator(ctx, i, k, wallet, rs.RootCAs); err != nil {
+		if err := asRole("validator", func() error { return d.startValidator(ctx, i, k, wallet, rs.RootCAs) }); err != nil {
 			return nil, err
 		}
 	}
 	for i := range d.Keys.Nodes {
-		if err := d.startNode(ctx, i, wallet, rs.RootCAs); err != nil {
+		if err := asRole("node", func() error { return d.startNode(ctx, i, wallet, rs.RootCAs) }); err != nil {
 			return nil, err
 		}
 	}
@@ -249,6 +254,17 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// asRole runs f with its goroutine labelled role=<role>, which every goroutine f starts
+// inherits (a daemon's loops, its NATS connection's, CometBFT's, the REST server's), so a
+// CPU profile of a devnet splits by role: `go tool pprof -tags` shows what the router's
+// host (router, NATS server, REST API) and the chain spend apart from the nodes',
+// validators' and consumers' (unlabelled). Work one role does on another's goroutine
+// counts for the caller: a node's in-process CheckTx counts as the node's.
+func asRole(role string, f func() error) (err error) {
+	pprof.Do(context.Background(), pprof.Labels("role", role), func(context.Context) { err = f() })
+	return err
 }
 
 // awaitNodesOnline waits until the router has heard every node's heartbeat: a node's
