@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -213,8 +214,23 @@ func (r *Router) storedJobsOf(ctx context.Context, consumer keys.Address) ([]*jo
 		return nil, fmt.Errorf("%w: list the job store: %v", api.ErrUnavailable, err)
 	}
 	var ids []string
+	listed := map[string]bool{}
 	for id := range lister.Keys() {
-		ids = append(ids, id)
+		ids, listed[id] = append(ids, id), true
+	}
+	// A record saved while the keys were listed can be missing from the list (the listing
+	// ends at the pending count it saw when it began, and a rewrite moves the key past
+	// it), so the records of the jobs this router runs are added from memory.
+	r.mu.Lock()
+	running := slices.Collect(maps.Values(r.jobs))
+	r.mu.Unlock()
+	for _, j := range running {
+		j.saveMu.Lock()
+		stored := j.storeRev != 0
+		j.saveMu.Unlock()
+		if stored && !listed[j.id] {
+			ids = append(ids, j.id)
+		}
 	}
 	r.listMu.Lock()
 	known := r.consumerOf
