@@ -23,7 +23,8 @@ import (
 // Client broadcasts transactions and queries ledger state through a CometBFT RPC client,
 // in-process or over HTTP.
 type Client struct {
-	rpc rpcclient.Client
+	rpc     rpcclient.Client
+	commits commitWatch // the txs Broadcast waits on
 }
 
 // NewHTTPClient connects to a CometBFT RPC endpoint such as "http://127.0.0.1:26657".
@@ -43,19 +44,6 @@ type Committed struct {
 	// an error wrapping the ledger's sentinel for one that failed (ledger.BatchResults).
 	// Nil for a tx that is not a batch.
 	Items []error
-}
-
-// Broadcast submits a signed tx and waits until it is committed. A tx the ledger rejects
-// returns an error wrapping the ledger sentinel for its code (errors.Is works).
-func (c *Client) Broadcast(ctx context.Context, tx []byte) (Committed, error) {
-	res, err := c.rpc.BroadcastTxCommit(ctx, tx)
-	if err != nil {
-		return Committed{}, broadcastError(err)
-	}
-	if res.CheckTx.Code != 0 {
-		return Committed{}, fmt.Errorf("rejected by mempool: %w", ledger.ErrorFor(ledger.Code(res.CheckTx.Code), res.CheckTx.Log))
-	}
-	return committed(res.Hash, res.Height, res.TxResult)
 }
 
 // BroadcastSync submits a signed tx and returns its hash once the mempool has admitted it
