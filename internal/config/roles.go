@@ -104,7 +104,7 @@ type Router struct {
 	MaxAttempts     int      `toml:"max_attempts" help:"placements per job before it fails"`
 	MaxOutputBytes  int64    `toml:"max_output_bytes" help:"largest output a node may store for one job"`
 	RightsInterval  Duration `toml:"rights_interval" help:"how often connected participants are checked against the chain (at most a block)"`
-	MaxActiveJobs   int      `toml:"max_active_jobs" help:"unfinished jobs the router holds; past it submissions are refused before escrow (503)"`
+	MaxActiveJobs   int      `toml:"max_active_jobs" help:"unfinished jobs the router holds; past it submissions are refused before escrow (429, retry after)"`
 
 	ClusterName   string   `toml:"cluster_name" help:"join a cluster of routers of this name (same on each; empty runs alone); they share a replicated JetStream and each other's jobs"`
 	ClusterAddr   string   `toml:"cluster_addr" help:"listen address of the cluster routes (mutual TLS with the cluster's shared CA in tls_dir)"`

@@ -117,8 +117,8 @@ func TestSubmissionsPastTheLimitAreRefusedBeforeEscrow(t *testing.T) {
 	second := submit(t, r, chain) // waits for it
 	waitFor(t, "the second job queued", func() bool { return jobHas(r, second, "queued") })
 	req, _ := consumerJob(t, chain)
-	if _, err := r.SubmitJob(context.Background(), req); !errors.Is(err, api.ErrUnavailable) {
-		t.Fatalf("a third job: %v, want ErrUnavailable", err)
+	if _, err := r.SubmitJob(context.Background(), req); !errors.Is(err, api.ErrTooManyRequests) {
+		t.Fatalf("a third job: %v, want ErrTooManyRequests", err)
 	}
 	chain.mu.Lock()
 	defer chain.mu.Unlock()

@@ -63,7 +63,7 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	}
 	if active := r.activeLocked(); active >= r.opts.MaxActiveJobs {
 		r.mu.Unlock()
-		return api.Job{}, fmt.Errorf("%w: this router holds %d unfinished jobs, its limit; nothing was escrowed, submit again later", api.ErrUnavailable, active)
+		return api.Job{}, fmt.Errorf("%w: this router holds %d unfinished jobs, its limit; nothing was escrowed, submit again later", api.ErrTooManyRequests, active)
 	}
 	r.mu.Unlock()
 	r.track(j, 0)

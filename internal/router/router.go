@@ -81,7 +81,8 @@ type Options struct {
 	// MaxOutputBytes bounds the one output a node may store for a job it runs.
 	MaxOutputBytes int64
 	// MaxActiveJobs bounds the jobs this router holds unfinished. Past it a submission is
-	// refused before anything is escrowed (503), rather than queued to expire.
+	// refused before anything is escrowed (429 with Retry-After, which clients send again
+	// after), rather than queued to expire.
 	MaxActiveJobs int
 	// RightsInterval is how often connected participants are checked against the chain;
 	// one whose node was deactivated, slashed below the minimum or unstaked, or who left
