@@ -3,13 +3,16 @@ package devnet
 import (
 	"context"
 	"crypto/ed25519"
+	"os"
 	"sort"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/keys"
+	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/node"
 )
 
@@ -169,7 +172,15 @@ func measureBlockInterval(ctx context.Context, b *testing.B, d *Devnet) time.Dur
 // a job took (its events, from 128 of its jobs), which says where the latency goes.
 //
 //	go test ./internal/devnet -run '^$' -bench JobsInFlight -benchtime 1x -v
+//
+// OMNISYNC_INFLIGHT_CONSUMERS and OMNISYNC_INFLIGHT_PER_CONSUMER set how many consumers
+// submit and how many jobs each (default 64 × 8 = 512 in flight). A consumer's submission
+// is answered once its escrow has committed, and the router takes a consumer's next job
+// only then, so each consumer submits about one job a block: 64 consumers cannot submit
+// more than about 256 jobs a second with 250 ms blocks, and 512 × 4 can.
 func BenchmarkJobsInFlight(b *testing.B) {
+	consumers := benchEnv(b, "OMNISYNC_INFLIGHT_CONSUMERS", 64, 16, 1024)
+	perConsumer := benchEnv(b, "OMNISYNC_INFLIGHT_PER_CONSUMER", 8, 1, ledger.MaxPending)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	d, err := Start(ctx, Options{Home: b.TempDir(), BlockTime: 250 * time.Millisecond, Nodes: 12,
@@ -178,7 +189,7 @@ func BenchmarkJobsInFlight(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer d.Close()
-	keys, err := d.FundConsumers(ctx, 64, 100)
+	keys, err := d.FundConsumers(ctx, consumers, uint64(2*perConsumer+8)) // 1 OMNI a job's budget
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -190,7 +201,7 @@ func BenchmarkJobsInFlight(b *testing.B) {
 			run  func() (LoadResult, error)
 		}{
 			{"waiting (baseline)", func() (LoadResult, error) { return RunLoadWaiting(ctx, c, ChainID, keys[:16], 5, 64, 2*time.Minute) }},
-			{"in flight", func() (LoadResult, error) { return d.RunLoad(ctx, keys, 8, 64, 2*time.Minute) }},
+			{"in flight", func() (LoadResult, error) { return d.RunLoad(ctx, keys, perConsumer, 64, 2*time.Minute) }},
 		} {
 			cpu0 := processCPU()
 			res, err := load.run()
@@ -212,6 +223,20 @@ func BenchmarkJobsInFlight(b *testing.B) {
 			}
 		}
 	}
+}
+
+// benchEnv reads a count from the environment variable name: def when unset, else a
+// number from lo to hi.
+func benchEnv(b *testing.B, name string, def, lo, hi int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		b.Fatalf("%s=%q: want %d to %d", name, v, lo, hi)
+	}
+	return n
 }
 
 // processCPU is the CPU time this process has used, user and system.

@@ -53,7 +53,7 @@ func (d *Devnet) FundConsumers(ctx context.Context, n int, omniEach uint64) ([]e
 // RunLoad has every consumer submit perConsumer n×n matmul jobs back to back through REST,
 // each with the given timeout, signing each with a sequence it counts itself, then follow
 // its own jobs until each settles or ends otherwise. Latency is submit to the moment the
-// consumer sees the job settled (polling every 100 ms). A job still open when ctx ends is
+// consumer sees the job settled (FollowToEnd). A job still open when ctx ends is
 // reported as open.
 func (d *Devnet) RunLoad(ctx context.Context, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
 	return RunLoad(ctx, api.NewClient(d.RESTURL()), ChainID, consumers, perConsumer, n, timeout)
@@ -136,14 +136,14 @@ func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consume
 					}
 					at := time.Now()
 					req := api.SubmitJobRequest{Spec: spec, InputData: data, Tx: tx}
-					job, err := submit.SubmitJob(ctx, req)
+					job, err := submitBusy(ctx, submit, req)
 					var answered *api.ResponseError
 					if err != nil && submit != follow && !errors.As(err, &answered) {
 						// No answer: the router may have died mid-request. Send the same signed
 						// job to the other router, and the rest too; a conflict there means the
 						// first one escrowed it (the caller finds it by its sequence).
 						submit = follow
-						if job, err = submit.SubmitJob(ctx, req); errors.Is(err, api.ErrConflict) {
+						if job, err = submitBusy(ctx, submit, req); errors.Is(err, api.ErrConflict) {
 							continue
 						}
 					}
@@ -173,6 +173,25 @@ func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consume
 	return res, errors.Join(errs...)
 }
 
+// submitBusy submits req, and again while the router answers that it holds as many
+// unfinished jobs as it takes (429: nothing was escrowed), after the wait it asks for,
+// until ctx ends: a load larger than the router's limit waits for room as a patient
+// consumer would.
+func submitBusy(ctx context.Context, c *api.Client, req api.SubmitJobRequest) (api.Job, error) {
+	for {
+		job, err := c.SubmitJob(ctx, req)
+		var re *api.ResponseError
+		if !errors.Is(err, api.ErrTooManyRequests) || !errors.As(err, &re) {
+			return job, err
+		}
+		select {
+		case <-ctx.Done():
+			return job, err
+		case <-time.After(max(re.RetryAfter, 100*time.Millisecond)):
+		}
+	}
+}
+
 // Percentile is the submit→settled latency below which a fraction q of the settled jobs
 // fall (q in [0,1]); zero when none settled.
 func (r LoadResult) Percentile(q float64) time.Duration {
@@ -188,11 +207,17 @@ func (r LoadResult) SettledPerSecond() float64 {
 	return float64(r.ByStatus[api.StatusSettled]) / r.Took.Seconds()
 }
 
-// FollowToEnd polls a job until it has ended: settled, failed, cancelled or expired. A
-// router that does not answer (restarting, say) is asked again until ctx ends.
+// FollowToEnd follows a job until it has ended: settled, failed, cancelled or expired. It
+// listens to the job's event stream (Client.WaitJob), which the router pushes from its
+// own events, as a consumer waiting on many jobs should rather than poll each; when the
+// stream ends in an error it polls every 100 ms and listens again. A router that does
+// not answer (restarting, say) is asked again until ctx ends.
 func FollowToEnd(ctx context.Context, c *api.Client, id string) (api.Job, error) {
 	var last api.Job
 	for {
+		if j, err := c.WaitJob(ctx, id, nil); err == nil {
+			return j, nil
+		}
 		j, err := c.Job(ctx, id)
 		if err == nil {
 			last = j
