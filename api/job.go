@@ -364,6 +364,14 @@ type SubmitJobRequest struct {
 	Spec      JobSpec           `json:"spec"`
 	InputData map[string][]byte `json:"input_data,omitempty"`
 	Tx        []byte            `json:"tx"`
+	// Async asks for the answer once the chain's mempool has admitted the escrow, before
+	// its block, rather than once the block has committed it. The tx may then carry any
+	// sequence up to ledger.MaxPending past the account's committed one, so a consumer can
+	// submit its next job (the next sequence) at once: many jobs a block rather than one.
+	// Until the escrow commits the job reads as queued; an escrow its block rejects (the
+	// budget no longer there, say) makes the job failed, with the reason, and nothing is
+	// escrowed.
+	Async bool `json:"async,omitempty"`
 }
 
 // Job statuses as the API reports them (chain statuses plus router progress).

@@ -42,6 +42,12 @@ type commitOutcome struct {
 // returns an error wrapping the ledger sentinel for its code (errors.Is works): in the
 // mempool ("rejected by mempool") or in its block ("rejected in block N").
 func (c *Client) Broadcast(ctx context.Context, tx []byte) (Committed, error) {
+	return c.BroadcastNotify(ctx, tx, nil)
+}
+
+// BroadcastNotify is Broadcast, calling admitted (unless nil) once the mempool has
+// admitted the tx, before it waits for the block.
+func (c *Client) BroadcastNotify(ctx context.Context, tx []byte, admitted func()) (Committed, error) {
 	hash := cmttypes.Tx(tx).Hash()
 	done, stop, err := c.commits.add(ctx, c, hash)
 	if err != nil {
@@ -50,6 +56,9 @@ func (c *Client) Broadcast(ctx context.Context, tx []byte) (Committed, error) {
 	defer stop()
 	if _, err := c.BroadcastSync(ctx, tx); err != nil {
 		return Committed{}, err
+	}
+	if admitted != nil {
+		admitted()
 	}
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()

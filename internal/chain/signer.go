@@ -306,7 +306,13 @@ func (w *Wallet) SendBatch(ctx context.Context, msg ledger.Msg) (string, []error
 // BroadcastTx submits a tx someone else signed and waits for it to commit; it returns the
 // tx hash and the height of the block that committed it.
 func (w *Wallet) BroadcastTx(ctx context.Context, tx []byte) (string, int64, error) {
-	c, err := w.client.Broadcast(ctx, tx)
+	return w.BroadcastTxAdmitted(ctx, tx, nil)
+}
+
+// BroadcastTxAdmitted is BroadcastTx, calling admitted (unless nil) once the mempool has
+// admitted the tx, before the wait for its block.
+func (w *Wallet) BroadcastTxAdmitted(ctx context.Context, tx []byte, admitted func()) (string, int64, error) {
+	c, err := w.client.BroadcastNotify(ctx, tx, admitted)
 	return c.Hash, c.Height, err
 }
 

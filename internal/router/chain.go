@@ -182,7 +182,12 @@ func (v ChainViews) Unbonding(ctx context.Context, address string) ([]api.Unbond
 // ledger's rejections are returned as they are (the REST layer maps their codes); any other
 // failure means the chain could not be reached.
 func (v ChainViews) BroadcastTx(ctx context.Context, tx []byte) (api.BroadcastTxResponse, error) {
-	hash, height, err := v.Chain.BroadcastTx(ctx, tx)
+	return broadcastResult(v.Chain.BroadcastTx(ctx, tx))
+}
+
+// broadcastResult maps a relayed tx's outcome to the API's: the ledger's rejections as
+// they are, a tx the mempool already holds as a conflict, anything else as unavailable.
+func broadcastResult(hash string, height int64, err error) (api.BroadcastTxResponse, error) {
 	switch {
 	case err == nil:
 		return api.BroadcastTxResponse{Hash: hash, Height: height}, nil

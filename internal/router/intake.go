@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"time"
 
@@ -48,8 +47,11 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		return api.Job{}, fmt.Errorf("%w: %s holds %s OMNI but the job's budget is %s OMNI; nothing was escrowed",
 			api.ErrInsufficientFunds, tx.Signer, ledger.FormatOMNI(acc.Balance), ledger.FormatOMNI(spec.Budget))
 	}
-	if tx.Body.Seq != acc.Seq {
+	switch {
+	case !req.Async && tx.Body.Seq != acc.Seq:
 		return api.Job{}, fmt.Errorf("%w: tx sequence %d, account expects %d (sign with the current sequence)", api.ErrConflict, tx.Body.Seq, acc.Seq)
+	case req.Async && (tx.Body.Seq < acc.Seq || tx.Body.Seq-acc.Seq >= ledger.MaxPending):
+		return api.Job{}, fmt.Errorf("%w: tx sequence %d, account expects %d to %d (sign with the next sequence)", api.ErrConflict, tx.Body.Seq, acc.Seq, acc.Seq+ledger.MaxPending-1)
 	}
 	id := ledger.JobID(tx.Signer, tx.Body.Seq)
 	j := newJob(id, tx.Signer, spec, r.opts.Now())
@@ -84,22 +86,89 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		j.cancel()
 		return api.Job{}, fmt.Errorf("%w: job %s is already held by a router, or the job store is unavailable; nothing was escrowed", api.ErrConflict, id)
 	}
+	if req.Async {
+		if ac, ok := r.opts.Chain.(admitter); ok {
+			return r.submitAsync(ctx, ac, j, inline, req.Tx)
+		}
+	}
 	bctx, cancel := context.WithTimeout(ctx, broadcastTimeout)
 	res, err := r.BroadcastTx(bctx, req.Tx)
 	cancel()
+	if err := r.escrowed(ctx, j, inline, res, err, false); err != nil {
+		return api.Job{}, err
+	}
+	return r.submitted(ctx, j), nil
+}
+
+// admitter is a Chain that says when the mempool has admitted a relayed tx, before its
+// block (chain.Wallet does); an Async submission is answered then. With a Chain that
+// cannot, an Async submission is answered once its escrow commits, as any other.
+type admitter interface {
+	BroadcastTxAdmitted(ctx context.Context, tx []byte, admitted func()) (txHash string, height int64, err error)
+}
+
+// submitAsync broadcasts the escrow and answers as soon as the mempool has admitted it;
+// the rest of the submission (the block, storing the inline inputs, the start) goes on
+// without the consumer, under the job's own context. An escrow refused before the
+// mempool took it, or with no answer from the chain, is answered as a synchronous
+// submission's would be.
+func (r *Router) submitAsync(ctx context.Context, chain admitter, j *job, inline [][]byte, tx []byte) (api.Job, error) {
+	admitted := make(chan struct{})
+	type outcome struct {
+		res api.BroadcastTxResponse
+		err error
+	}
+	refused := make(chan outcome, 1)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		bctx, cancel := context.WithTimeout(j.ctx, broadcastTimeout)
+		defer cancel()
+		res, err := broadcastResult(chain.BroadcastTxAdmitted(bctx, tx, func() { close(admitted) }))
+		select {
+		case <-admitted: // the consumer has its answer: the outcome is the job's to show
+			_ = r.escrowed(j.ctx, j, inline, res, err, true)
+		default:
+			refused <- outcome{res, err}
+		}
+	}()
+	select {
+	case <-admitted:
+		return r.submitted(ctx, j), nil
+	case o := <-refused:
+		if err := r.escrowed(ctx, j, inline, o.res, o.err, false); err != nil {
+			return api.Job{}, err
+		}
+		return r.submitted(ctx, j), nil
+	}
+}
+
+// escrowed carries a submission on from its escrow's outcome. A committed escrow: the
+// inline inputs are stored and the job starts. No answer from the chain: the escrow may
+// still commit, and is watched as a restarted router would (confirmEscrow), which refunds
+// it with a reason if it does. Refused by the ledger: nothing was escrowed, and the job is
+// dropped, or, when its consumer already holds its id (answered: an Async submission),
+// failed with the reason. The error is what the consumer is to be told.
+func (r *Router) escrowed(ctx context.Context, j *job, inline [][]byte, res api.BroadcastTxResponse, err error, answered bool) error {
+	spec, id := j.spec, j.id
 	if errors.Is(err, api.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-		// The chain did not answer: the escrow may still commit. Watch for it as a
-		// restarted router would, which refunds it with a reason if it does.
 		r.wg.Add(1)
 		go r.confirmEscrow(j)
-		return api.Job{}, fmt.Errorf("escrow budget: %w (job %s: if the escrow commits after all, the job is refunded in full)", err, id)
+		return fmt.Errorf("escrow budget: %w (job %s: if the escrow commits after all, the job is refunded in full)", err, id)
 	}
-	if err != nil { // the ledger refused it: nothing was escrowed
+	if err != nil && answered {
+		msg := fmt.Sprintf("escrow budget: %v; nothing was escrowed", err)
+		j.set(func(j *job) { j.errMsg = msg })
+		j.record("failed", "", "", "%s", msg)
+		r.finish(j)
+		return err
+	}
+	if err != nil {
 		r.mu.Lock()
 		delete(r.jobs, id)
 		r.mu.Unlock()
 		r.forgetJob(id)
-		return api.Job{}, fmt.Errorf("escrow budget: %w", err)
+		return fmt.Errorf("escrow budget: %w", err)
 	}
 	j.set(func(j *job) { j.escrowed = true })
 	j.record("escrowed", "create", res.Hash, "%s OMNI locked in escrow", ledger.FormatOMNI(spec.Budget))
@@ -123,16 +192,19 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	j.save()
 	r.wg.Add(1)
 	go r.run(j)
-	// The escrow stands and the job runs: answer with its id even if the chain node is
-	// slow to show it (a consumer told "failed" would not know to follow it).
+	return nil
+}
+
+// submitted answers a submission the router took with the job as it reads now; should
+// the chain node be slow to answer, with the router's own record of it (a consumer told
+// "failed" would not know to follow it).
+func (r *Router) submitted(ctx context.Context, j *job) api.Job {
 	vctx, cancel := context.WithTimeout(ctx, chainReadTimeout)
 	defer cancel()
-	if v, err := r.Job(vctx, id); err == nil {
-		return v, nil
+	if v, err := r.Job(vctx, j.id); err == nil {
+		return v
 	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return api.Job{ID: id, Consumer: string(tx.Signer), Status: api.StatusQueued, Txs: maps.Clone(j.txs), Events: slices.Clone(j.events)}, nil
+	return j.unescrowedView()
 }
 
 // broadcastTimeout bounds the wait for the escrow's block: a chain that answers commits

@@ -21,6 +21,16 @@ import (
 // router recorded (this router's, or a peer's from the shared job store).
 func (r *Router) Job(ctx context.Context, id string) (api.Job, error) {
 	v, err := r.views().Job(ctx, id)
+	if errors.Is(err, api.ErrNotFound) {
+		// Not on chain: a job whose escrow this router is waiting for (an Async
+		// submission's, answered before its block), or whose escrow failed.
+		r.mu.Lock()
+		j := r.jobs[id]
+		r.mu.Unlock()
+		if j != nil && !j.isEscrowed() {
+			return j.unescrowedView(), nil
+		}
+	}
 	if err != nil {
 		return api.Job{}, err
 	}
@@ -60,6 +70,26 @@ func (r *Router) Job(ctx context.Context, id string) (api.Job, error) {
 		j.mu.Unlock()
 	}
 	return v, nil
+}
+
+// isEscrowed reports whether the job's escrow is known to have committed.
+func (j *job) isEscrowed() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.escrowed
+}
+
+// unescrowedView is a job the chain does not hold as this router knows it: queued while
+// its escrow waits for a block, failed (with the reason) when the escrow was refused.
+func (j *job) unescrowedView() api.Job {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	v := api.Job{ID: j.id, Consumer: string(j.consumer), Kind: j.spec.Workload.Kind, Status: api.StatusQueued,
+		Error: j.errMsg, Txs: maps.Clone(j.txs), Events: slices.Clone(j.events)}
+	if !j.finished.IsZero() {
+		v.Status = api.StatusFailed
+	}
+	return v
 }
 
 // decidedHold bounds how long a job the chain decided reads as computed while its router

@@ -1,0 +1,117 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/ledger"
+)
+
+// admittingChain is fakeChain with a mempool: it admits a create_job at once, then
+// commits it when the test closes gate, or rejects it in its block with inBlock.
+type admittingChain struct {
+	*fakeChain
+	gate    chan struct{}
+	inBlock error
+}
+
+func (a *admittingChain) BroadcastTxAdmitted(ctx context.Context, raw []byte, admitted func()) (string, int64, error) {
+	if admitted != nil {
+		admitted()
+	}
+	select {
+	case <-a.gate:
+	case <-ctx.Done():
+		return "", 0, ctx.Err()
+	}
+	if a.inBlock != nil {
+		return "", 0, fmt.Errorf("rejected in block 8: %w", a.inBlock)
+	}
+	return a.fakeChain.BroadcastTx(ctx, raw)
+}
+
+// An Async submission is answered once the mempool admits its escrow: the job reads as
+// queued until the block, then runs as any other; the consumer's next sequences are taken
+// at once, up to the ledger's window.
+func TestAsyncSubmissionAnsweredAtAdmission(t *testing.T) {
+	chain := &admittingChain{fakeChain: newFakeChain(), gate: make(chan struct{})}
+	r, _ := startRouterWith(t, Options{Chain: chain})
+	consumer := newKey(t)
+	first, _ := consumerJobFor(t, chain.fakeChain, consumer, 0, func(*api.JobSpec) {})
+	first.Async = true
+	j, err := r.SubmitJob(t.Context(), first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Status != api.StatusQueued {
+		t.Fatalf("answered as %s before the escrow's block, want queued", j.Status)
+	}
+	if v, err := r.Job(t.Context(), j.ID); err != nil || v.Status != api.StatusQueued {
+		t.Fatalf("read before the block: %+v, %v", v, err)
+	}
+
+	// The next sequence is taken before the first escrow commits; one past the window
+	// is not, and neither is an ahead sequence without Async.
+	next, _ := consumerJobFor(t, chain.fakeChain, consumer, 1, func(*api.JobSpec) {})
+	if _, err := r.SubmitJob(t.Context(), next); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("sequence 1 without Async: %v, want ErrConflict", err)
+	}
+	next.Async = true
+	nj, err := r.SubmitJob(t.Context(), next)
+	if err != nil {
+		t.Fatalf("sequence 1, Async: %v", err)
+	}
+	far, _ := consumerJobFor(t, chain.fakeChain, consumer, ledger.MaxPending, func(*api.JobSpec) {})
+	far.Async = true
+	if _, err := r.SubmitJob(t.Context(), far); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("sequence %d, Async: %v, want ErrConflict", ledger.MaxPending, err)
+	}
+
+	close(chain.gate)
+	for _, id := range []string{j.ID, nj.ID} {
+		waitFor(t, id+" escrowed", func() bool { return jobHas(r, id, "escrowed") })
+	}
+	for _, in := range append(first.Spec.Inputs, next.Spec.Inputs...) {
+		waitFor(t, "input "+in.Name+" stored once the escrow committed", func() bool { return r.stored(t, in.Digest) })
+	}
+	chain.mu.Lock()
+	defer chain.mu.Unlock()
+	if len(chain.jobs) != 2 {
+		t.Fatalf("%d jobs escrowed, want 2", len(chain.jobs))
+	}
+}
+
+// An Async submission whose escrow its block rejects leaves the job failed with the
+// reason, for the consumer who already holds its id; nothing is escrowed and the job
+// never runs.
+func TestAsyncEscrowRejectedInItsBlockFailsTheJob(t *testing.T) {
+	chain := &admittingChain{fakeChain: newFakeChain(), gate: make(chan struct{}), inBlock: ledger.ErrInsufficientFunds}
+	close(chain.gate)
+	r, _ := startRouterWith(t, Options{Chain: chain})
+	req, _ := consumerJob(t, chain.fakeChain)
+	req.Async = true
+	j, err := r.SubmitJob(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the job failed", func() bool {
+		v, err := r.Job(t.Context(), j.ID)
+		return err == nil && v.Status == api.StatusFailed
+	})
+	v, _ := r.Job(t.Context(), j.ID)
+	if !strings.Contains(v.Error, "insufficient funds") || !strings.Contains(v.Error, "nothing was escrowed") {
+		t.Fatalf("failed with %q, want the block's reason", v.Error)
+	}
+	if jobHas(r, j.ID, "escrowed") {
+		t.Fatalf("job %+v", v)
+	}
+	chain.mu.Lock()
+	defer chain.mu.Unlock()
+	if len(chain.jobs) != 0 || len(chain.assigned) != 0 {
+		t.Fatalf("%d jobs escrowed, %d assignments: want none", len(chain.jobs), len(chain.assigned))
+	}
+}
