@@ -61,7 +61,14 @@ func TestBroadcastWaitsForEachTxsBlock(t *testing.T) {
 		if want := strings.ToUpper(hex.EncodeToString(cmttypes.Tx(txs[i]).Hash())); out[i].Hash != want || out[i].Height == 0 {
 			t.Fatalf("transfer %d: committed as %+v, want hash %s and a height", i, out[i], want)
 		}
-		res, found, err := c.TxResult(ctx, cmttypes.Tx(txs[i]).Hash())
+		// The tx index catches up with the block a moment after its results are saved.
+		var res Committed
+		var found bool
+		for wait := time.Now().Add(5 * time.Second); !found && err == nil && time.Now().Before(wait); {
+			if res, found, err = c.TxResult(ctx, cmttypes.Tx(txs[i]).Hash()); !found {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
 		if err != nil || !found || res.Height != out[i].Height {
 			t.Fatalf("transfer %d: Broadcast says height %d, the tx index %d (%v, found %v)", i, out[i].Height, res.Height, err, found)
 		}
