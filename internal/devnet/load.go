@@ -59,6 +59,14 @@ func (d *Devnet) RunLoad(ctx context.Context, consumers []ed25519.PrivateKey, pe
 	return RunLoad(ctx, api.NewClient(d.RESTURL()), ChainID, consumers, perConsumer, n, timeout)
 }
 
+// RunLoadAsync is RunLoad with Async submissions: the router answers each once the
+// mempool has admitted its escrow, and the consumer submits its next job (the next
+// sequence) at once, rather than once the escrow's block has committed.
+func (d *Devnet) RunLoadAsync(ctx context.Context, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
+	c := api.NewClient(d.RESTURL())
+	return runLoad(ctx, c, c, ChainID, consumers, perConsumer, n, timeout, loadAsync)
+}
+
 // RunLoad is Devnet.RunLoad against any router's REST API on chain chainID.
 func RunLoad(ctx context.Context, c *api.Client, chainID string, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
 	return RunLoadVia(ctx, c, c, chainID, consumers, perConsumer, n, timeout)
@@ -70,17 +78,26 @@ func RunLoad(ctx context.Context, c *api.Client, chainID string, consumers []ed2
 // other, as are the rest of that consumer's; one the first router escrowed before it
 // went silent is not counted here (its sequence was used: the caller can follow it).
 func RunLoadVia(ctx context.Context, c, follow *api.Client, chainID string, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
-	return runLoad(ctx, c, follow, chainID, consumers, perConsumer, n, timeout, false)
+	return runLoad(ctx, c, follow, chainID, consumers, perConsumer, n, timeout, loadInFlight)
 }
 
 // RunLoadWaiting has every consumer submit perConsumer n×n matmul jobs, each only once
 // the previous one has ended: a closed loop, so the rate is what the network sustains and
 // the latency is a job's own, not time spent behind the consumer's other jobs.
 func RunLoadWaiting(ctx context.Context, c *api.Client, chainID string, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
-	return runLoad(ctx, c, c, chainID, consumers, perConsumer, n, timeout, true)
+	return runLoad(ctx, c, c, chainID, consumers, perConsumer, n, timeout, loadWaiting)
 }
 
-func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration, wait bool) (LoadResult, error) {
+// loadMode is how a consumer of runLoad submits its jobs.
+type loadMode int
+
+const (
+	loadInFlight loadMode = iota // back to back, each answered once its escrow commits
+	loadWaiting                  // each once the one before has ended
+	loadAsync                    // back to back, each answered once its escrow is admitted
+)
+
+func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration, mode loadMode) (LoadResult, error) {
 	var mu sync.Mutex
 	res := LoadResult{ByStatus: map[string]int{}}
 	var errs []error
@@ -135,7 +152,7 @@ func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consume
 						return err
 					}
 					at := time.Now()
-					req := api.SubmitJobRequest{Spec: spec, InputData: data, Tx: tx}
+					req := api.SubmitJobRequest{Spec: spec, InputData: data, Tx: tx, Async: mode == loadAsync}
 					job, err := submitBusy(ctx, submit, req)
 					var answered *api.ResponseError
 					if err != nil && submit != follow && !errors.As(err, &answered) {
@@ -151,7 +168,7 @@ func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consume
 						return fmt.Errorf("consumer %d job %d: %w", ci, j, err)
 					}
 					subs = append(subs, sub{job.ID, at})
-					if wait {
+					if mode == loadWaiting {
 						followNext()
 					}
 				}
