@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/metrics"
+	"github.com/omnisync/omnisync/internal/metrics/metricstest"
 	"github.com/omnisync/omnisync/internal/protocol"
 )
 
@@ -71,6 +74,50 @@ func TestJobsWaitForAFreeGPUInsteadOfFailing(t *testing.T) {
 	}
 }
 
+// Jobs waiting for the one GPU are woken one at a time as it frees, not all at every
+// release: a thundering herd made every release cost a failed placement per
+// waiting job (here 12 jobs, about 66).
+func TestAReleasedGPUWakesOneWaitingJob(t *testing.T) {
+	chain := newFakeChain()
+	key := newKey(t)
+	id := string(keys.AddressOfKey(key))
+	chain.addNode(keys.AddressOfKey(key), ledger.UomniPerOMNI, 10_000)
+	reg := metrics.NewRegistry()
+	r, roots := startRouterWith(t, Options{Chain: chain, HeartbeatTTL: time.Minute, Metrics: reg})
+	scriptedNode(t, r, roots, key, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			chain.mu.Lock()
+			chain.jobs[d.JobID].Status = ledger.JobComputed
+			chain.mu.Unlock()
+			_ = nc.Publish(protocol.ResultSubject(id), protocol.Encode(protocol.Result{JobID: d.JobID, NodeID: id, Digest: api.DigestOf([]byte(d.JobID)), CommitTx: "C"}))
+		}()
+		return protocol.Ack{Accepted: true}
+	})
+	waitFor(t, "the node online", func() bool { return len(r.online(protocol.RoleNode)) == 1 })
+	const jobs = 12
+	var ids []string
+	for range jobs {
+		ids = append(ids, submit(t, r, chain))
+	}
+	start := time.Now()
+	for _, jid := range ids {
+		waitFor(t, "job "+jid+" computed", func() bool { return jobHas(r, jid, "computed") })
+	}
+	got := metricstest.ScrapeGatherer(t, reg)
+	placed, busy := got[`omnisync_router_placements_total{outcome="placed"}`], got[`omnisync_router_placements_total{outcome="busy"}`]
+	if placed != jobs {
+		t.Fatalf("%v placements, want one a job (%d)", placed, jobs)
+	}
+	// Each job finds the GPU busy once as it joins the line; a release may cost one more
+	// (a wake that finds the GPU taken again). The safety poll adds a round per waiting
+	// job should the run outlast it.
+	if polls := int(time.Since(start)/capacitySafetyPoll) + 1; busy > float64(2*jobs+polls*jobs) {
+		t.Fatalf("%v placements found the GPU busy, for %d jobs: every release woke every waiting job", busy, jobs)
+	}
+	t.Logf("%v placements found the GPU busy, for %d jobs", busy, jobs)
+}
+
 // A job no node can run is released on chain at once: the consumer's budget comes back
 // now, not at the deadline, and the job says why.
 func TestJobNoNodeCanRunIsReleasedAtOnce(t *testing.T) {
@@ -124,5 +171,51 @@ func TestSubmissionsPastTheLimitAreRefusedBeforeEscrow(t *testing.T) {
 	defer chain.mu.Unlock()
 	if len(chain.jobs) != 2 {
 		t.Fatalf("%d jobs escrowed, want the 2 the router took", len(chain.jobs))
+	}
+}
+
+// The count of unfinished jobs that bounds a router's intake follows every way a job
+// ends or leaves it: finishing (once, however often it is told), another router taking
+// it, a submission dropped before its escrow, tracking a job again, a record loaded
+// finished, and fencing.
+func TestUnfinishedCountFollowsEveryWayAJobLeaves(t *testing.T) {
+	r, _ := startRouterWith(t, Options{Chain: newFakeChain()})
+	consumer := keys.AddressOfKey(newKey(t))
+	jobs := make([]*job, 6)
+	for i := range jobs {
+		jobs[i] = newJob(fmt.Sprintf("job-%d", i), consumer, api.JobSpec{}, time.Now())
+		r.track(jobs[i], 0)
+	}
+	done := newJob("job-done", consumer, api.JobSpec{}, time.Now())
+	done.finished = time.Now()
+	r.track(done, 0)
+	counts := func() (counted, unfinished int) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, j := range r.jobs {
+			j.mu.Lock()
+			if j.finished.IsZero() {
+				unfinished++
+			}
+			j.mu.Unlock()
+		}
+		return r.active, unfinished
+	}
+	if c, u := counts(); c != 6 || u != 6 {
+		t.Fatalf("after tracking: counted %d, unfinished %d; want 6", c, u)
+	}
+	r.finish(jobs[0])
+	r.finish(jobs[0])
+	r.lose(jobs[1], keys.AddressOfKey(newKey(t)))
+	r.mu.Lock()
+	r.dropLocked(jobs[2])
+	r.mu.Unlock()
+	r.track(jobs[3], 0)
+	if c, u := counts(); c != 3 || u != 3 {
+		t.Fatalf("after jobs ended and left: counted %d, unfinished %d; want 3", c, u)
+	}
+	r.fence()
+	if c, _ := counts(); c != 0 {
+		t.Fatalf("after fencing: counted %d, want 0", c)
 	}
 }

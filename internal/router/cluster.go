@@ -252,9 +252,9 @@ func (r *Router) setPeers(leases []lease) map[keys.Address]bool {
 func (r *Router) fence() {
 	r.mu.Lock()
 	jobs := make([]*job, 0, len(r.jobs))
-	for id, j := range r.jobs {
+	for _, j := range r.jobs {
 		jobs = append(jobs, j)
-		delete(r.jobs, id)
+		r.dropLocked(j)
 	}
 	r.mu.Unlock()
 	for _, j := range jobs {

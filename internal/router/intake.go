@@ -63,7 +63,7 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		r.mu.Unlock()
 		return api.Job{}, fmt.Errorf("%w: job %s was already submitted", api.ErrConflict, id)
 	}
-	if active := r.activeLocked(); active >= r.opts.MaxActiveJobs {
+	if active := r.active; active >= r.opts.MaxActiveJobs {
 		r.mu.Unlock()
 		return api.Job{}, fmt.Errorf("%w: this router holds %d unfinished jobs, its limit; nothing was escrowed, submit again later", api.ErrTooManyRequests, active)
 	}
@@ -81,7 +81,7 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	j.saveMu.Unlock()
 	if !stored {
 		r.mu.Lock()
-		delete(r.jobs, id)
+		r.dropLocked(j)
 		r.mu.Unlock()
 		j.cancel()
 		return api.Job{}, fmt.Errorf("%w: job %s is already held by a router, or the job store is unavailable; nothing was escrowed", api.ErrConflict, id)
@@ -165,7 +165,7 @@ func (r *Router) escrowed(ctx context.Context, j *job, inline [][]byte, res api.
 	}
 	if err != nil {
 		r.mu.Lock()
-		delete(r.jobs, id)
+		r.dropLocked(j)
 		r.mu.Unlock()
 		r.forgetJob(id)
 		return fmt.Errorf("escrow budget: %w", err)
@@ -214,19 +214,6 @@ const broadcastTimeout = 30 * time.Second
 // chainReadTimeout bounds the chain reads a submission waits on before anything is
 // escrowed: a router cut off from the chain answers 503 then, not when it is back.
 const chainReadTimeout = 10 * time.Second
-
-// activeLocked counts the jobs not yet finished; r.mu must be held.
-func (r *Router) activeLocked() int {
-	n := 0
-	for _, j := range r.jobs {
-		j.mu.Lock()
-		if j.finished.IsZero() {
-			n++
-		}
-		j.mu.Unlock()
-	}
-	return n
-}
 
 // UploadInput streams one declared input of an escrowed job into the store, checking it
 // against the size and digest the consumer signed; the job is placed once its last input

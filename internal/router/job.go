@@ -43,6 +43,7 @@ type job struct {
 	changed   chan struct{}                   // closed by the next change, when someone waits for one
 	tried     []string                        // nodes that failed the job, not asked again
 	finished  time.Time
+	counted   bool          // one of Router.active; guarded by the router's mu, not j.mu
 	decidedAt time.Time     // when a reader first found the chain had decided the unfinished job (views.go)
 	escrowed  bool          // create_job committed: its bytes may now be stored
 	stored    []bool        // per input: in the store

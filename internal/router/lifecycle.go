@@ -141,6 +141,9 @@ func (r *Router) finish(j *job) {
 		return
 	}
 	j.set(func(j *job) { j.finished = r.opts.Now() })
+	r.mu.Lock()
+	r.uncountLocked(j)
+	r.mu.Unlock()
 	j.save()
 }
 
@@ -196,7 +199,7 @@ func (r *Router) compute(ctx context.Context, j *job, running string, rep *repli
 		lastErr = err
 		j.set(func(j *job) { j.tried = append(j.tried, running) })
 	}
-	waiting := false
+	waiting, hops := false, 0 // hops: how often a wake this job could not use may be passed on
 	for attempt := 1; attempt <= r.opts.MaxAttempts; {
 		j.mu.Lock()
 		tried := slices.Clone(j.tried)
@@ -209,11 +212,13 @@ func (r *Router) compute(ctx context.Context, j *job, running string, rep *repli
 				j.record("queued", "", "", "%v; waiting for a free gpu", err)
 				waiting = true
 			}
-			if err := r.waitForCapacity(ctx); err != nil {
+			r.passWake(hops)
+			if hops, err = r.waitForCapacity(ctx); err != nil {
 				return protocol.Result{}, err
 			}
 			continue
 		}
+		hops = 0
 		if err != nil {
 			if lastErr != nil {
 				return protocol.Result{}, fmt.Errorf("%w (after: %v)", err, lastErr)
@@ -238,10 +243,7 @@ func (r *Router) compute(ctx context.Context, j *job, running string, rep *repli
 			r.declined[p.NodeID] = r.when[p.NodeID]
 			r.freeChangedLocked(p.NodeID)
 			r.mu.Unlock()
-			if err := r.waitForCapacity(ctx); err != nil {
-				return protocol.Result{}, err
-			}
-			continue
+			continue // the node counts as full until it heartbeats again: another, or the line
 		}
 		onChain := ""
 		if rep != nil {
@@ -261,26 +263,6 @@ func (r *Router) compute(ctx context.Context, j *job, running string, rep *repli
 	}
 	return protocol.Result{}, fmt.Errorf("gave up after %d attempts: %w", r.opts.MaxAttempts, lastErr)
 }
-
-// waitForCapacity returns when a reservation is released, after a short while (a node may
-// have come online or finished work another router gave it), or when ctx ends.
-func (r *Router) waitForCapacity(ctx context.Context) error {
-	r.mu.Lock()
-	freed := r.freed
-	r.mu.Unlock()
-	t := time.NewTimer(capacityPoll)
-	defer t.Stop()
-	select {
-	case <-freed:
-	case <-t.C:
-	case <-ctx.Done():
-		return fmt.Errorf("no gpu came free before the job's deadline: %w", ctx.Err())
-	}
-	return nil
-}
-
-// capacityPoll bounds how long a waiting job sleeps without news of freed capacity.
-const capacityPoll = 250 * time.Millisecond
 
 // place scores the online, registered nodes and returns the best feasible one with the
 // job's GPUs reserved on it until release is called. It asks the placement index
@@ -354,7 +336,8 @@ func (r *Router) placementView(ctx context.Context) (placementSnapshot, error) {
 }
 
 // reserveLocked holds gpus of node for one attempt until the returned func is called
-// (once); waiting jobs then hear of it. r.mu must be held.
+// (once); the jobs waiting for capacity then hear of it (freeChangedLocked). r.mu must
+// be held.
 func (r *Router) reserveLocked(node string, gpus int) (release func()) {
 	r.reserved[node] += gpus
 	r.freeChangedLocked(node)
@@ -367,8 +350,6 @@ func (r *Router) reserveLocked(node string, gpus int) (release func()) {
 				delete(r.reserved, node)
 			}
 			r.freeChangedLocked(node)
-			close(r.freed)
-			r.freed = make(chan struct{})
 		})
 	}
 }

@@ -168,12 +168,14 @@ func (r *Router) syncChainLocked(view placementSnapshot) {
 }
 
 // indexNodeLocked puts node id in the indexes it belongs in now, with what it has free,
-// and takes it out of the others.
+// and takes it out of the others; waiting jobs are woken if its free GPUs rose.
 func (r *Router) indexNodeLocked(id string) {
 	px := r.px
 	if px == nil {
 		return
 	}
+	before := px.freeOf(id)
+	defer func() { r.freeRoseLocked(before, px.freeOf(id)) }()
 	n, registered := px.registered[id]
 	hb, heard := r.seen[id]
 	if !registered || !heard || hb.Role != protocol.RoleNode || time.Since(r.when[id]) > r.opts.HeartbeatTTL {
@@ -197,13 +199,25 @@ func setIfChanged(x *scheduler.Index, n scheduler.Node) {
 }
 
 // freeChangedLocked updates node id's free GPUs after a reservation, its release, a
-// decline or a peer's lease changed them.
+// decline or a peer's lease changed them, and wakes waiting jobs if they rose.
 func (r *Router) freeChangedLocked(id string) {
 	if px := r.px; px != nil {
+		before := px.freeOf(id)
 		free := r.freeLocked(id)
 		px.all.SetFreeGPUs(id, free)
 		px.containers.SetFreeGPUs(id, free)
+		r.freeRoseLocked(before, px.freeOf(id))
 	}
+}
+
+// freeOf is node id's free GPUs as the index of all nodes holds them: 0 if it is not
+// there (offline, unregistered).
+func (px *placementIndex) freeOf(id string) int {
+	n, ok := px.all.Node(id)
+	if !ok {
+		return 0
+	}
+	return n.FreeGPUs
 }
 
 // heardLocked indexes a node's heartbeat, which r.seen and r.when hold now.

@@ -8,6 +8,7 @@
 package router
 
 import (
+	"container/list"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -199,10 +200,11 @@ type Router struct {
 	when     map[string]time.Time          // participant id -> when it arrived
 	beats    map[string]uint64             // participant id -> heartbeats received
 	jobs     map[string]*job
+	active   int                  // of jobs, those counted as unfinished (job.counted)
 	reserved map[string]int       // node id -> GPUs held by this router's attempts on it
 	peerHeld map[string]int       // node id -> GPUs held by other routers' attempts (their leases)
 	declined map[string]time.Time // node id -> its last heartbeat when it declined for want of a GPU
-	freed    chan struct{}        // closed, and replaced, whenever a reservation is released
+	waiting  list.List            // of *waiter: jobs waiting for a GPU, oldest first (capacity.go)
 
 	metrics *routerMetrics
 
@@ -229,7 +231,7 @@ func New(opts Options) (*Router, error) {
 	r := &Router{
 		opts: opts, id: keys.AddressOfKey(opts.Key), log: opts.Logger.With("component", "router"),
 		seen: map[string]protocol.Heartbeat{}, when: map[string]time.Time{}, beats: map[string]uint64{}, jobs: map[string]*job{},
-		reserved: map[string]int{}, peerHeld: map[string]int{}, declined: map[string]time.Time{}, freed: make(chan struct{}), grants: transport.NewGrants(),
+		reserved: map[string]int{}, peerHeld: map[string]int{}, declined: map[string]time.Time{}, grants: transport.NewGrants(),
 		assigner: txbatch.New(opts.Chain, opts.AssignWindow, opts.AssignBatchMax),
 	}
 	if h, ok := opts.Chain.(HeightReader); ok {

@@ -115,9 +115,7 @@ func (r *Router) lose(j *job, owner keys.Address) {
 	r.log.Warn("another router took the job over; leaving it", "job", j.id, "owner", owner.Short())
 	j.cancel()
 	r.mu.Lock()
-	if r.jobs[j.id] == j {
-		delete(r.jobs, j.id)
-	}
+	r.dropLocked(j)
 	r.mu.Unlock()
 }
 
@@ -126,9 +124,37 @@ func (r *Router) lose(j *job, owner keys.Address) {
 func (r *Router) track(j *job, rev uint64) {
 	j.owner, j.storeRev, j.persist = r.id, rev, r.saveJob
 	j.ctx, j.cancel = context.WithCancel(r.ctx)
+	j.mu.Lock()
+	unfinished := j.finished.IsZero()
+	j.mu.Unlock()
 	r.mu.Lock()
+	if old := r.jobs[j.id]; old != nil {
+		r.dropLocked(old)
+	}
 	r.jobs[j.id] = j
+	if unfinished {
+		j.counted = true
+		r.active++
+	}
 	r.mu.Unlock()
+}
+
+// dropLocked forgets j, if it is still the router's job by its id, and stops counting it
+// as unfinished; r.mu must be held.
+func (r *Router) dropLocked(j *job) {
+	if r.jobs[j.id] == j {
+		delete(r.jobs, j.id)
+	}
+	r.uncountLocked(j)
+}
+
+// uncountLocked stops counting j among the router's unfinished jobs, which bound the
+// jobs it takes (Options.MaxActiveJobs); r.mu must be held.
+func (r *Router) uncountLocked(j *job) {
+	if j.counted {
+		j.counted = false
+		r.active--
+	}
 }
 
 // adoptJobs takes up every saved job that is this router's (it restarted, or it was
@@ -246,7 +272,7 @@ func (r *Router) confirmEscrow(j *job) {
 	}
 	r.log.Info("a job saved before its escrow was never escrowed; forgetting it", "job", j.id)
 	r.mu.Lock()
-	delete(r.jobs, j.id)
+	r.dropLocked(j)
 	r.mu.Unlock()
 	r.forgetJob(j.id)
 }
