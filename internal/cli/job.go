@@ -61,6 +61,10 @@ type jobSubmitFlags struct {
 	timeout      time.Duration
 	verify       string
 	wait         bool
+	async        bool   // answered once the mempool admits the escrow, not once it commits
+	seq          uint64 // --async: the sequence to sign the first job with
+	seqSet       bool
+	count        int // submit the spec this many times, one sequence after the other
 	region       string
 	from         string
 	maxLatMs     uint32
@@ -75,6 +79,14 @@ func newJobSubmitCmd(g *globals, f *remoteFlags) *cobra.Command {
 with its inputs to the router, which places it and has it verified (--verify). It prints the
 job id; with --wait it follows the job to its end. Nothing is escrowed unless the router
 accepts the job.
+
+The router answers once the escrow's block has committed; with --async, once the chain's
+mempool has admitted it, a block sooner. The job then reads queued until the escrow
+commits, and failed (nothing escrowed) if its block refuses it. An --async job is signed
+with the first sequence past the wallet's jobs still waiting for their block (--seq picks
+one), so jobs submitted one after another share blocks; --count submits the job that many
+times, one sequence after the other. At most 64 jobs of a wallet wait for their block at
+once: the next waits for a block to make room.
 
 A tensor job (--kernel) takes NumPy .npy operands and is checked with Freivalds' algorithm:
 matmul-int8 multiplies int8 matrices exactly, matmul-fp32 float32 ones (checked within a
@@ -95,6 +107,7 @@ must be on the nodes, or sent with --image-archive (a docker save tarball, up to
   omnisync job submit --kernel mlp-int8 --model model.npz --input x=X.npy --wait
   omnisync job submit --kernel mlp-int8 --model model.npz --input x=x1.npy --verify zk --wait
   omnisync job submit --kernel matmul-int8 --input a=A.npy --input b=B.npy --budget 2 --max-price 3 -o json
+  omnisync job submit --kernel matmul-int8 --input a=A.npy --input b=B.npy --async --count 20
   omnisync job submit --image-archive train.tar --image train:v1 --gpus 1 --input data.csv --wait -- /train --epochs 3`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if dash := cmd.ArgsLenAtDash(); dash != 0 && len(args) > 0 {
@@ -103,7 +116,10 @@ must be on the nodes, or sent with --image-archive (a docker save tarball, up to
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s.command = args
+			s.command, s.seqSet = args, cmd.Flags().Changed("seq")
+			if err := s.checkRepeat(); err != nil {
+				return err
+			}
 			spec, data, err := s.spec()
 			if err != nil {
 				return err
@@ -113,29 +129,16 @@ must be on the nodes, or sent with --image-archive (a docker save tarball, up to
 				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), requestTimeout)
-			defer cancel()
-			c := f.client()
-			health, err := c.Health(ctx)
+			health, err := f.client().Health(ctx)
+			cancel()
 			if err != nil {
 				return f.explain(err)
 			}
-			inline, later := splitInputs(spec, data)
-			job, err := devnet.SubmitSigned(ctx, c, key, health["chain_id"], spec, inline)
-			if err != nil {
-				return f.explain(err)
+			jobs, err := g.submitJobs(cmd.Context(), f, s, key, health["chain_id"], spec, data)
+			if err != nil || !s.wait {
+				return errors.Join(g.printSubmitted(s, spec, jobs), err)
 			}
-			if err := g.uploadInputs(cmd.Context(), c, job.ID, spec, later); err != nil {
-				return f.explain(err)
-			}
-			if !s.wait {
-				if g.json() {
-					return writeJSON(g.stdout, job)
-				}
-				fmt.Fprintf(g.stdout, "%s\n", job.ID)
-				fmt.Fprintf(g.stderr, "submitted: %s escrowed; follow it with `omnisync job wait %s`\n", omni(spec.Budget), job.ID)
-				return nil
-			}
-			return g.waitJob(cmd, f, job.ID, time.Duration(spec.TimeoutSeconds)*time.Second)
+			return g.waitJob(cmd, f, jobs[0].ID, time.Duration(spec.TimeoutSeconds)*time.Second)
 		},
 	}
 	fl := cmd.Flags()
@@ -155,6 +158,9 @@ must be on the nodes, or sent with --image-archive (a docker save tarball, up to
 	fl.DurationVar(&s.timeout, "timeout", 5*time.Minute, "the job's deadline: unfinished by then, it is refunded")
 	fl.StringVar(&s.verify, "verify", "", "verification level: freivalds (tensor jobs, the default for them: every product checked), challenge (tensor jobs: hidden challenge rows checked, a share of jobs audited in full), audit (any job: a share re-executed by a validator, the rest paid unchecked), redundant (three nodes, paid on two matching outputs; the default for containers) or zk (mlp-int8 on one input row: the node proves its output, no validator sees the model or the input)")
 	fl.BoolVar(&s.wait, "wait", false, "follow the job until it ends, with a status line")
+	fl.BoolVar(&s.async, "async", false, "answer once the chain's mempool has admitted the escrow, not once its block commits it: the job reads queued until then, failed if the block refuses the escrow; signs past this wallet's jobs still waiting for their block")
+	fl.Uint64Var(&s.seq, "seq", 0, "--async: sign the (first) job with this account sequence (default: the first past the committed sequence that no job waiting for its block holds)")
+	fl.IntVar(&s.count, "count", 1, "submit the job this many times, each signed with the next sequence; the job ids are printed one a line (with -o json, a list)")
 	fl.StringVar(&s.region, "region", "", "only nodes in this region (as nodes declare it, e.g. eu-central)")
 	fl.StringVar(&s.from, "from", "", "where you are, LAT,LON in degrees (e.g. 52.52,13.40): nodes nearer score higher on latency")
 	fl.Uint32Var(&s.maxLatMs, "max-latency-ms", 0, "only nodes within this estimated round trip of --from, ms (0: any)")

@@ -13,7 +13,7 @@ Standard library plus ``cryptography`` (ed25519); NumPy is optional.
 """
 
 from .archive import ContainerOutput, OutputFile, check_output_path, unpack_output, write_output
-from .client import DEFAULT_INLINE_LIMIT, LOG_POLL_INTERVAL, MAX_JOB_LIST_LIMIT, MAX_NODE_HISTORY_LIMIT, Client, EventPrinter, submit_multipart
+from .client import DEFAULT_INLINE_LIMIT, LOG_POLL_INTERVAL, MAX_JOB_LIST_LIMIT, MAX_PENDING, MAX_NODE_HISTORY_LIMIT, Client, EventPrinter, submit_multipart
 from .errors import (
     ApiError,
     ArchiveError,
@@ -134,6 +134,7 @@ __all__ = [
     "MLPLayer",
     "MLPTrace",
     "MAX_JOB_LIST_LIMIT",
+    "MAX_PENDING",
     "MAX_NODE_HISTORY_LIMIT",
     "Node",
     "NodeHistory",

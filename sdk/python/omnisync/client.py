@@ -17,6 +17,7 @@ import os
 import socket
 import ssl
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from . import _gojson
 from ._http import STREAM_IDLE_TIMEOUT, StreamBroken, Transport, path_escape, read_events
 from .archive import DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, unpack_output, write_output
 from .errors import (
+    Conflict,
     DigestMismatch,
     EncodingError,
     InputUploadError,
@@ -114,6 +116,14 @@ def submit_multipart(request_json: bytes, inputs: Sequence[Tuple[str, bytes]]) -
     out.append(b"--" + b + b"--\r\n")
     return b"".join(out), "multipart/form-data; boundary=" + boundary
 
+
+#: How many transactions of one account may wait in the mempool for their block
+#: (``ledger.MaxPending``): an ``async_`` submission may be signed up to this many
+#: sequences past the account's committed one.
+MAX_PENDING = 64
+#: How often an ``async_`` submission looks again for a block: one that makes room among
+#: the account's pending sequences, or that commits a job's escrow before its uploads.
+ASYNC_POLL_INTERVAL = 0.25
 
 #: The most jobs one page of GET /v1/jobs holds (``api.MaxJobListLimit``).
 MAX_JOB_LIST_LIMIT = 500
@@ -237,7 +247,8 @@ class Client:
 
     Each call opens its own connection, so one client may serve several threads; but
     transactions from one key must go one at a time (each takes the account's next
-    sequence number).
+    sequence number). ``async_`` submissions are the exception: the client counts their
+    sequences itself and sends them one at a time, so threads may share it for those.
     """
 
     def __init__(
@@ -257,6 +268,10 @@ class Client:
         self._t = Transport(url, timeout=timeout, ssl_context=ssl_context)
         self._chain_id = chain_id
         self.inline_limit = inline_limit
+        # The sequence the next async_ submission signs, once known: one past the last
+        # this client had admitted. The lock keeps them in order, as the mempool wants.
+        self._next_seq: Optional[int] = None
+        self._seq_lock = threading.Lock()
 
     def __repr__(self) -> str:
         who = f", address={self._key.address!r}" if self._key else ""
@@ -332,12 +347,31 @@ class Client:
 
     # Submission.
 
-    def submit(self, spec: JobSpec, data: Mapping[str, InputData]) -> Job:
+    def submit(
+        self,
+        spec: JobSpec,
+        data: Mapping[str, InputData],
+        *,
+        async_: bool = False,
+        sequence: Optional[int] = None,
+    ) -> Job:
         """Submit spec with its inputs' content (bytes or file paths, by input name).
 
         Signs the ``create_job`` transaction that escrows ``spec.budget``, posts it with the
         inputs that fit inline, and uploads the others once the escrow has committed.
         Nothing is escrowed unless the router accepts the job.
+
+        The router answers once the escrow's block has committed. With ``async_=True`` it
+        answers once the chain's mempool has admitted the escrow, a block sooner: the job
+        reads ``queued`` until the escrow commits, and ``failed`` (nothing escrowed) if its
+        block refuses it. Each such submission is signed with the next sequence: ``sequence``
+        if given, else one past this client's last ``async_`` submission, else the first
+        sequence past the account's committed one that no job waiting for its block holds.
+        So a loop of ``async_`` submissions puts many jobs in one block; once
+        :data:`MAX_PENDING` (64) wait for their block, the next waits for a block to make
+        room. A sequence taken already (by another client of this key, say) raises
+        :class:`~omnisync.errors.Conflict`. Inputs that do not travel inline are uploaded
+        once the escrow has committed, so such a submission waits for its block.
         """
         spec.validate()
         declared = {i.name for i in spec.inputs}
@@ -352,9 +386,9 @@ class Client:
             if b.size != inp.size or b.digest != inp.digest:
                 raise SpecError(f'input_data["{inp.name}"]', f"{b.size} bytes {b.digest}, spec declares {inp.size} bytes {inp.digest}")
             blobs.append(b)
-        return self._submit(spec, blobs)
+        return self._submit(spec, blobs, async_, sequence)
 
-    def _submit(self, spec: JobSpec, blobs: Sequence[_Blob]) -> Job:
+    def _submit(self, spec: JobSpec, blobs: Sequence[_Blob], async_: bool = False, sequence: Optional[int] = None) -> Job:
         key = self._require_key()
         inline: Dict[str, bytes] = {}
         uploads: List[_Blob] = []
@@ -365,24 +399,94 @@ class Client:
                 room -= b.size
             else:
                 uploads.append(b)
-        seq = self.account(key.address).seq
-        tx = sign_create_job(key, self.chain_id(), seq, spec)
-        body: Dict[str, Any] = {"spec": spec.to_dict(), "tx": tx}
-        if inline:
-            payload, content_type = submit_multipart(_gojson.dumps(body), [(i.name, inline[i.name]) for i in spec.inputs if i.name in inline])
-            r = self._t.request("POST", "/v1/jobs", body=payload, headers={"Content-Type": content_type, "Accept": "application/json"})
-            try:
-                job = Job.from_dict(r.json())
-            except ValueError as e:
-                raise TransportError(f"POST /v1/jobs: the answer is not JSON: {e}") from None
+        if sequence is not None and not async_:
+            raise ValueError("sequence is for async_ submissions: a synchronous one is signed with the account's committed sequence")
+        if async_:
+            with self._seq_lock:
+                seq = self._async_sequence(key.address, sequence)
+                try:
+                    job = self._post_job(key, seq, spec, inline, True)
+                except Conflict as e:
+                    self._next_seq = None  # learn the sequence afresh next time
+                    raise Conflict(
+                        e.status,
+                        f"{e.message} (sequence {seq} is taken, or past the account's window: another "
+                        f"transaction of this key holds it; pass a free sequence=, or submit again once "
+                        f"the pending jobs' block has committed)",
+                        code=e.code, field=e.field, method=e.method, path=e.path,
+                    ) from e
+                except OmniSyncError:
+                    self._next_seq = None
+                    raise
+                self._next_seq = seq + 1
         else:
-            job = Job.from_dict(self._t.call("POST", "/v1/jobs", _gojson.dumps(body)))
+            job = self._post_job(key, self.account(key.address).seq, spec, inline, False)
+        if uploads and async_:
+            self._await_escrow(job.id)
         for b in uploads:
             try:
                 self.upload_input(job.id, b.name, b.path if b.path is not None else b.data)  # type: ignore[arg-type]
             except OmniSyncError as e:
                 raise InputUploadError(job.id, b.name, e) from e
         return self.get(job.id) if uploads else job
+
+    def _async_sequence(self, address: str, sequence: Optional[int]) -> int:
+        """The sequence an async_ submission signs (see :meth:`submit`), once the account's
+        window of pending sequences has room for it."""
+        committed = self.account(address).seq
+        if sequence is not None:
+            seq = sequence
+        elif self._next_seq is not None and self._next_seq >= committed:
+            seq = self._next_seq
+        else:
+            seq = next((s for s in range(committed, committed + MAX_PENDING) if not self._job_known(derive_job_id(address, s))), committed + MAX_PENDING)
+        deadline = time.monotonic() + self._t.timeout
+        while seq >= committed + MAX_PENDING:
+            if time.monotonic() >= deadline:
+                raise OmniSyncError(
+                    f"sequence {seq}: {seq - committed} jobs of {address} are still waiting for their block "
+                    f"(at most {MAX_PENDING} may); submit again once a block has committed them"
+                )
+            time.sleep(ASYNC_POLL_INTERVAL)
+            committed = self.account(address).seq
+        return seq
+
+    def _job_known(self, job_id: str) -> bool:
+        try:
+            self.get(job_id)
+        except NotFound:
+            return False
+        return True
+
+    def _await_escrow(self, job_id: str) -> None:
+        """Wait until an async_ job's escrow has committed (the router records its
+        ``escrowed`` event), which its uploads need; raise :class:`JobFailed` if its block
+        refused it."""
+        deadline = time.monotonic() + max(self._t.timeout, 60.0)
+        while True:
+            job = self.get(job_id)
+            if any(e.stage == "escrowed" for e in job.events):
+                return
+            if is_final(job.status):
+                raise JobFailed(job)
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(job_id, max(self._t.timeout, 60.0), job)
+            time.sleep(ASYNC_POLL_INTERVAL)
+
+    def _post_job(self, key: SigningKey, seq: int, spec: JobSpec, inline: Mapping[str, bytes], async_: bool) -> Job:
+        """POST /v1/jobs: the job signed with seq, and its inline inputs."""
+        tx = sign_create_job(key, self.chain_id(), seq, spec)
+        body: Dict[str, Any] = {"spec": spec.to_dict(), "tx": tx}
+        if async_:
+            body["async"] = True
+        if inline:
+            payload, content_type = submit_multipart(_gojson.dumps(body), [(i.name, inline[i.name]) for i in spec.inputs if i.name in inline])
+            r = self._t.request("POST", "/v1/jobs", body=payload, headers={"Content-Type": content_type, "Accept": "application/json"})
+            try:
+                return Job.from_dict(r.json())
+            except ValueError as e:
+                raise TransportError(f"POST /v1/jobs: the answer is not JSON: {e}") from None
+        return Job.from_dict(self._t.call("POST", "/v1/jobs", _gojson.dumps(body)))
 
     def upload_input(self, job_id: str, name: str, data: InputData) -> None:
         """PUT /v1/jobs/{id}/inputs/{name}: stream one declared input of an escrowed job
@@ -410,6 +514,8 @@ class Client:
         gpus: int = 1,
         vram_mib: int = 0,
         placement: Optional[Placement] = None,
+        async_: bool = False,
+        sequence: Optional[int] = None,
     ) -> Job:
         """Submit a tensor job: the kernel's inputs by name, in its order.
 
@@ -425,7 +531,8 @@ class Client:
 
         Inputs are checked as the router will check them, then encoded as the kernel takes
         them (OMT1 matrices, the OMZM model). Defaults are the CLI's: 1 OMNI budget, at
-        most 3 OMNI per GPU-hour, 5 minutes, Freivalds' check.
+        most 3 OMNI per GPU-hour, 5 minutes, Freivalds' check. ``async_`` and ``sequence``
+        are :meth:`submit`'s.
         """
         pairs = list(inputs.items()) if isinstance(inputs, Mapping) else list(inputs)
         blobs = [_blob(name, data) for name, data in _tensor_inputs(kernel, pairs)]
@@ -440,7 +547,7 @@ class Client:
             verification=verification,
             placement=placement,
         )
-        return self._submit(spec, blobs)
+        return self._submit(spec, blobs, async_, sequence)
 
     def submit_mlp(self, model: ModelLike, x: MatrixLike, *, verification: str = VERIFY_FREIVALDS, **kw: Any) -> Job:
         """Submit an mlp-int8 job: ``model`` run on each row of ``x``, an int8 batch.
@@ -509,7 +616,7 @@ class Client:
         )
         return spec, {b.name: (b.data if b.data is not None else b.path) for b in blobs}  # type: ignore[misc]
 
-    def submit_container(self, image: str, **kwargs: Any) -> Job:
+    def submit_container(self, image: str, *, async_: bool = False, sequence: Optional[int] = None, **kwargs: Any) -> Job:
         """Submit a container job: ``image`` runs ``command`` (its own entrypoint when empty)
         with ``env``, its ``inputs`` mounted read-only as ``/inputs/<name>``, no network,
         and everything it writes to ``/outputs`` returned as its output.
@@ -523,9 +630,10 @@ class Client:
         ``verification``: ``redundant`` (the default: three nodes of distinct operators run
         it and two matching outputs are paid) or ``audit`` (one node runs it; the chain draws
         a share of jobs for a validator to run again, and the rest settle unchecked).
+        ``async_`` and ``sequence`` are :meth:`submit`'s.
         """
         spec, data = self.container_job(image, **kwargs)
-        return self.submit(spec, data)
+        return self.submit(spec, data, async_=async_, sequence=sequence)
 
     # Following.
 

@@ -384,6 +384,127 @@ class ClientTest(unittest.TestCase):
             self.assertEqual(base64.b64decode(data["x"]), Int8Matrix.from_rows(x).to_omt())
         self.assertEqual(posted[0]["spec"]["budget"], 2_000_000)
 
+    def _fake_router(self, committed: int, escrow_after: int = 0) -> Dict[str, Any]:
+        """Routes taking submissions as the router's intake does, sequences included: a
+        synchronous one must carry the committed sequence, an async one the mempool's next,
+        within MAX_PENDING of it; the async jobs stay queued, unescrowed, until
+        state["commit"]() (or, with escrow_after, that many reads of the job). Uploads are
+        refused until the job's escrow has committed."""
+        addr = self.key.address
+        state: Dict[str, Any] = {"committed": committed, "pending": [], "jobs": {}, "posted": [], "uploads": [], "reads": 0}
+        lock = threading.Lock()
+
+        def commit() -> None:
+            with lock:
+                for jid in state["pending"]:
+                    state["jobs"][jid]["events"].append({"time": "2026-11-30T07:08:17Z", "stage": "escrowed", "message": "locked"})
+                state["committed"] += len(state["pending"])
+                state["pending"] = []
+
+        state["commit"] = commit
+        self.srv.routes[f"GET /v1/accounts/{addr}"] = lambda h: js(200, {"address": addr, "balance": 10**9, "seq": state["committed"]})
+
+        def post(h: Handler) -> Reply:
+            body = parse_submission(h)
+            raw = base64.b64decode(body["tx"])
+            seq = json.loads(raw[97:])["seq"]
+            asyn = body.get("async", False)
+            with lock:
+                state["posted"].append((seq, asyn))
+                c, jid = state["committed"], job_id(addr, seq)
+                if not asyn and seq != c:
+                    return js(409, {"error": f"tx sequence {seq}, account expects {c}", "code": "conflict"})
+                if asyn and not c <= seq < c + 64:
+                    return js(409, {"error": f"tx sequence {seq}, account expects {c} to {c + 63}", "code": "conflict"})
+                if jid in state["jobs"]:
+                    return js(409, {"error": f"job {jid} was already submitted", "code": "conflict"})
+                if seq != c + len(state["pending"]):
+                    return js(400, {"error": f"escrow budget: wrong sequence {seq}", "code": "bad_request"})
+                j = {**job("queued"), "id": jid}
+                state["jobs"][jid] = j
+                if asyn:
+                    state["pending"].append(jid)
+                else:
+                    state["committed"] += 1
+                    j["events"].append({"time": "2026-11-30T07:08:17Z", "stage": "escrowed", "message": "locked"})
+                return js(200, j)
+
+        def get(h: Handler) -> Reply:
+            jid = h.path.split("/")[3]
+            with lock:
+                state["reads"] += 1
+                known = jid in state["jobs"]
+            if escrow_after and known and state["reads"] >= escrow_after:
+                commit()
+            with lock:
+                if jid not in state["jobs"]:
+                    return js(404, {"error": f"not found: job {jid}", "code": "not_found"})
+                return js(200, state["jobs"][jid])
+
+        def put(h: Handler) -> Reply:
+            jid = h.path.split("/")[3]
+            with lock:
+                if not any(e["stage"] == "escrowed" for e in state["jobs"][jid]["events"]):
+                    return js(409, {"error": f"job {jid} has no committed escrow yet", "code": "conflict"})
+                state["uploads"].append((jid, h.path.split("/")[5]))
+            return js(200, {})
+
+        self.srv.routes["POST /v1/jobs"] = post
+        for seq in range(committed, committed + 70):
+            jid = job_id(addr, seq)
+            self.srv.routes[f"GET /v1/jobs/{jid}"] = get
+            self.srv.routes[f"PUT /v1/jobs/{jid}/inputs/big"] = put
+        return state
+
+    def test_async_submissions_sign_consecutive_sequences(self) -> None:
+        st = self._fake_router(5)
+        a, b = [[1, 2]], [[3], [4]]
+        first = [self.c.submit_tensor({"a": a, "b": b}, async_=True) for _ in range(3)]
+        self.assertEqual([j.id for j in first], [job_id(self.key.address, s) for s in (5, 6, 7)])
+        self.assertEqual([j.status for j in first], ["queued"] * 3)
+        self.assertEqual(st["posted"], [(5, True), (6, True), (7, True)])
+        # The client counts its own sequences: only the first submission looked for a free one.
+        self.assertEqual(len([p for m, p, _, _ in self.srv.requests if m == "GET" and p.startswith("/v1/jobs/")]), 1)
+
+        # A new client of the same key learns the pending jobs' sequences from the router.
+        other = Client(self.srv.url, key=self.key, chain_id="test")
+        self.assertEqual(other.submit_tensor({"a": a, "b": b}, async_=True).id, job_id(self.key.address, 8))
+        # Synchronous, the committed sequence is a pending job's.
+        with self.assertRaises(Conflict) as cm:
+            self.c.submit_tensor({"a": a, "b": b})
+        self.assertIn("already submitted", str(cm.exception))
+        # An explicit sequence a pending job holds, and the hint what to do.
+        with self.assertRaises(Conflict) as cm:
+            self.c.submit_tensor({"a": a, "b": b}, async_=True, sequence=6)
+        self.assertIn("pass a free sequence=", str(cm.exception))
+        with self.assertRaises(ValueError):
+            self.c.submit_tensor({"a": a, "b": b}, sequence=9)
+
+        st["commit"]()
+        self.assertEqual(self.c.submit_tensor({"a": a, "b": b}).id, job_id(self.key.address, 9))
+        self.assertEqual(st["posted"][-1], (9, False))
+        self.assertEqual(self.c.submit_tensor({"a": a, "b": b}, async_=True).id, job_id(self.key.address, 10))
+
+    def test_async_waits_for_room_in_the_window(self) -> None:
+        st = self._fake_router(0)
+        a, b = [[1, 2]], [[3], [4]]
+        for _ in range(64):
+            self.c.submit_tensor({"a": a, "b": b}, async_=True)
+        threading.Timer(0.3, st["commit"]).start()
+        t = time.monotonic()
+        j = self.c.submit_tensor({"a": a, "b": b}, async_=True)
+        self.assertGreaterEqual(time.monotonic() - t, 0.3)
+        self.assertEqual(j.id, job_id(self.key.address, 64))
+        self.assertEqual(st["posted"][-1], (64, True))
+
+    def test_async_uploads_once_escrowed(self) -> None:
+        st = self._fake_router(2, escrow_after=3)
+        c = Client(self.srv.url, key=self.key, chain_id="test", inline_limit=4)
+        c.submit_container("train:v1", inputs={"big": b"0123456789"}, async_=True)
+        jid = job_id(self.key.address, 2)
+        self.assertEqual(st["uploads"], [(jid, "big")])
+        self.assertEqual(st["posted"], [(2, True)])
+
     def test_tensor_inputs_refused_before_anything_is_sent(self) -> None:
         posted = self._accept_jobs()
         layers = [([[1, 2, 3]], [0], 0)]

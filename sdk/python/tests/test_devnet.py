@@ -39,6 +39,7 @@ from omnisync import (
     sign_create_job,
     tensor_spec,
 )
+from omnisync import job_id as derive_job_id
 
 _devnet: Optional[support.Devnet] = None
 _work: Optional[Path] = None
@@ -123,6 +124,19 @@ class DevnetTest(unittest.TestCase):
         assert isinstance(r, TensorResult)
         self.assertTrue(r.verified)
         return r
+
+    def test_2a_async_jobs_pipelined(self) -> None:
+        # Answered once the mempool admits each escrow, so one key's jobs share blocks; the
+        # last one's input is streamed, once its escrow has committed.
+        c = Client(self.client.url, key=self.client.key, inline_limit=1 << 20)
+        seq = c.account().seq
+        a, b = _matrix(self.rng, 8, 6), _matrix(self.rng, 6, 4)
+        jobs = [c.submit_tensor({"a": a, "b": b}, async_=True) for _ in range(2)]
+        c.inline_limit = 0
+        jobs.append(c.submit_tensor({"a": a, "b": b}, async_=True))
+        self.assertEqual([j.id for j in jobs], [derive_job_id(c.address, s) for s in range(seq, seq + 3)])
+        for j in jobs:
+            self.assertEqual(self._settle(j).matrix, matmul(a, b))
 
     def test_2b_float32_product(self) -> None:
         rng = self.rng
