@@ -115,3 +115,23 @@ func TestAsyncEscrowRejectedInItsBlockFailsTheJob(t *testing.T) {
 		t.Fatalf("%d jobs escrowed, %d assignments: want none", len(chain.jobs), len(chain.assigned))
 	}
 }
+
+// A peer router answers for an Async job whose escrow its block refused as the router
+// that took it does, from the job's record in the shared store: failed, with the reason,
+// not "no such job" (the chain never heard of it).
+func TestPeersAnswerForAnAsyncJobTheChainRefused(t *testing.T) {
+	chain := &admittingChain{fakeChain: newFakeChain(), gate: make(chan struct{}), inBlock: ledger.ErrInsufficientFunds}
+	close(chain.gate)
+	routers, _ := startCluster(t, chain.fakeChain, Options{Chain: chain})
+	req, _ := consumerJob(t, chain.fakeChain)
+	req.Async = true
+	j, err := routers[0].SubmitJob(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the job failed on its router", func() bool { return jobHas(routers[0], j.ID, "failed") })
+	waitFor(t, "a peer answering that the job failed", func() bool {
+		v, err := routers[1].Job(t.Context(), j.ID)
+		return err == nil && v.Status == api.StatusFailed && strings.Contains(v.Error, "insufficient funds")
+	})
+}

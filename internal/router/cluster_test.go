@@ -60,7 +60,10 @@ func startCluster(t *testing.T, chain *fakeChain, base Options) ([]*Router, *x50
 			}
 		}
 		opts := base
-		opts.Chain, opts.Key, opts.TLS, opts.StoreDir = chain, newKey(t), listener, t.TempDir()
+		if opts.Chain == nil { // else a wrapper of chain's
+			opts.Chain = chain
+		}
+		opts.Key, opts.TLS, opts.StoreDir = newKey(t), listener, t.TempDir()
 		opts.Cluster = &transport.ClusterOptions{Name: "routers", Host: "127.0.0.1", Port: ports[i], Routes: peers, TLS: route}
 		if routers[i], err = New(opts); err != nil {
 			t.Fatal(err)

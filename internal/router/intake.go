@@ -133,8 +133,8 @@ func (r *Router) submitAsync(ctx context.Context, chain admitter, j *job, inline
 		}
 	}()
 	select {
-	case <-admitted:
-		return r.submitted(ctx, j), nil
+	case <-admitted: // not in a block yet: the chain has nothing to say of the job
+		return j.unescrowedView(), nil
 	case o := <-refused:
 		if err := r.escrowed(ctx, j, inline, o.res, o.err, false); err != nil {
 			return api.Job{}, err

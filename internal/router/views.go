@@ -22,11 +22,15 @@ import (
 func (r *Router) Job(ctx context.Context, id string) (api.Job, error) {
 	v, err := r.views().Job(ctx, id)
 	if errors.Is(err, api.ErrNotFound) {
-		// Not on chain: a job whose escrow this router is waiting for (an Async
-		// submission's, answered before its block), or whose escrow failed.
+		// Not on chain: a job whose escrow a router is waiting for (an Async submission's,
+		// answered before its block), or whose escrow its block refused; this router's,
+		// or a peer's from the shared job store.
 		r.mu.Lock()
 		j := r.jobs[id]
 		r.mu.Unlock()
+		if j == nil {
+			j = r.storedJob(ctx, id)
+		}
 		if j != nil && !j.isEscrowed() {
 			return j.unescrowedView(), nil
 		}
