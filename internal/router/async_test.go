@@ -6,9 +6,14 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/protocol"
 )
 
 // admittingChain is fakeChain with a mempool: it admits a create_job at once, then
@@ -134,4 +139,37 @@ func TestPeersAnswerForAnAsyncJobTheChainRefused(t *testing.T) {
 		v, err := routers[1].Job(t.Context(), j.ID)
 		return err == nil && v.Status == api.StatusFailed && strings.Contains(v.Error, "insufficient funds")
 	})
+}
+
+// A router that stops after answering an Async submission and before its escrow's block
+// leaves the job whole: the inline inputs were stored and the record says the consumer
+// holds the id, so the router that takes the job up runs it once the escrow commits,
+// rather than refunding it for inputs it thinks were never sent.
+func TestAsyncJobOutlivesItsRouterBeforeTheBlock(t *testing.T) {
+	defer func(w time.Duration) { escrowWait = w }(escrowWait)
+	escrowWait = 5 * time.Second
+	chain := &admittingChain{fakeChain: newFakeChain(), gate: make(chan struct{})}
+	store := t.TempDir()
+	first, _ := startRouterWith(t, Options{Chain: chain, StoreDir: store})
+	req, _ := consumerJob(t, chain.fakeChain)
+	req.Async = true
+	j, err := first.SubmitJob(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Close()
+
+	key := newKey(t)
+	chain.addNode(keys.AddressOfKey(key), ledger.UomniPerOMNI, 10_000)
+	second, roots := startRouterWith(t, Options{Chain: chain, StoreDir: store, Key: first.opts.Key})
+	scriptedNode(t, second, roots, key, func(*nats.Conn, protocol.Dispatch) protocol.Ack { return protocol.Ack{Accepted: true} })
+	waitFor(t, "the node online", func() bool { return len(second.online(protocol.RoleNode)) == 1 })
+	if _, _, err := chain.fakeChain.BroadcastTx(t.Context(), req.Tx); err != nil { // the block, at last
+		t.Fatal(err)
+	}
+	waitFor(t, "the job running under the second router", func() bool { return jobHas(second, j.ID, "running") })
+	if jobHas(second, j.ID, "refunded") || jobHas(second, j.ID, "failed") {
+		v, _ := second.Job(t.Context(), j.ID)
+		t.Fatalf("the job was given up: %+v", v)
+	}
 }

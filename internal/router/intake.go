@@ -18,7 +18,9 @@ import (
 // SubmitJob validates a consumer's signed job, locks its budget in escrow on chain and,
 // once the escrow is committed, stores the inputs sent inline and starts placing the job
 // as soon as every input is stored (the rest arrive through UploadInput). Nothing is
-// escrowed unless every check passes, and nothing is stored unless the escrow was.
+// escrowed unless every check passes, and nothing is stored unless the escrow was, or,
+// for an Async submission, unless the mempool admitted it (its signature and the
+// consumer's balance checked).
 func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.Job, error) {
 	spec := req.Spec
 	if err := spec.Validate(); err != nil {
@@ -124,10 +126,20 @@ func (r *Router) submitAsync(ctx context.Context, chain admitter, j *job, inline
 		defer r.wg.Done()
 		bctx, cancel := context.WithTimeout(j.ctx, broadcastTimeout)
 		defer cancel()
-		res, err := broadcastResult(chain.BroadcastTxAdmitted(bctx, tx, func() { close(admitted) }))
+		res, err := broadcastResult(chain.BroadcastTxAdmitted(bctx, tx, func() {
+			// Before the consumer hears: a router that dies before the block finds the
+			// inputs stored when it (or a peer) takes the job up, and that the consumer
+			// holds the job's id (confirmEscrow).
+			r.storeInline(j, inline, false)
+			j.set(func(j *job) { j.answered = true })
+			j.save()
+			close(admitted)
+		}))
 		select {
 		case <-admitted: // the consumer has its answer: the outcome is the job's to show
-			_ = r.escrowed(j.ctx, j, inline, res, err, true)
+			if j.ctx.Err() == nil { // else the router left the job, to whoever takes it up
+				_ = r.escrowed(j.ctx, j, inline, res, err, true)
+			}
 		default:
 			refused <- outcome{res, err}
 		}
@@ -172,18 +184,7 @@ func (r *Router) escrowed(ctx context.Context, j *job, inline [][]byte, res api.
 	}
 	j.set(func(j *job) { j.escrowed = true })
 	j.record("escrowed", "create", res.Hash, "%s OMNI locked in escrow", ledger.FormatOMNI(spec.Budget))
-	for i, data := range inline {
-		if data == nil {
-			continue
-		}
-		if _, err := r.blobs.Put(ctx, data); err != nil {
-			// The escrow stands: the consumer can still send this input with UploadInput.
-			r.log.Warn("inline input not stored", "job", id, "input", spec.Inputs[i].Name, "err", err)
-			j.record("awaiting_inputs", "", "", "input %s was not stored (%v); upload it again", spec.Inputs[i].Name, err)
-			continue
-		}
-		j.inputStored(i)
-	}
+	r.storeInline(j, inline, true)
 	if missing := j.missingInputs(); len(missing) > 0 {
 		j.record("awaiting_inputs", "", "", "waiting for inputs %v to be uploaded", missing)
 	}
@@ -193,6 +194,25 @@ func (r *Router) escrowed(ctx context.Context, j *job, inline [][]byte, res api.
 	r.wg.Add(1)
 	go r.run(j)
 	return nil
+}
+
+// storeInline stores the inline inputs of j not stored yet. An input that fails to store
+// is left to UploadInput, and, when told, the job says so: the escrow stands either way.
+func (r *Router) storeInline(j *job, inline [][]byte, tell bool) {
+	for i, data := range inline {
+		if data == nil || j.inputIsStored(i) {
+			continue
+		}
+		if _, err := r.blobs.Put(j.ctx, data); err != nil {
+			name := j.spec.Inputs[i].Name
+			r.log.Warn("inline input not stored", "job", j.id, "input", name, "err", err)
+			if tell {
+				j.record("awaiting_inputs", "", "", "input %s was not stored (%v); upload it again", name, err)
+			}
+			continue
+		}
+		j.inputStored(i)
+	}
 }
 
 // submitted answers a submission the router took with the job as it reads now; should

@@ -45,7 +45,8 @@ type job struct {
 	finished  time.Time
 	counted   bool          // one of Router.active; guarded by the router's mu, not j.mu
 	decidedAt time.Time     // when a reader first found the chain had decided the unfinished job (views.go)
-	escrowed  bool          // create_job committed: its bytes may now be stored
+	escrowed  bool          // create_job committed
+	answered  bool          // the consumer holds the job's id before its escrow committed (Async)
 	stored    []bool        // per input: in the store
 	uploading []bool        // per input: an upload is under way
 	ready     chan struct{} // closed once every input is stored
@@ -81,6 +82,7 @@ type jobRecord struct {
 	Spec     api.JobSpec       `json:"spec"`
 	Started  time.Time         `json:"started"`
 	Escrowed bool              `json:"escrowed"`
+	Answered bool              `json:"answered,omitempty"` // job.answered
 	Stored   []bool            `json:"stored"`
 	Tried    []string          `json:"tried,omitempty"`
 	Node     string            `json:"node,omitempty"`
@@ -107,7 +109,7 @@ func (j *job) snapshot() ([]byte, uint64) {
 func (j *job) encodeLocked() []byte {
 	b, err := json.Marshal(jobRecord{
 		ID: j.id, Owner: j.owner, Consumer: j.consumer, Spec: j.spec, Started: j.started, Escrowed: j.escrowed,
-		Stored: j.stored, Tried: j.tried, Node: j.node, Scores: j.scores, Txs: j.txs, Events: j.events,
+		Answered: j.answered, Stored: j.stored, Tried: j.tried, Node: j.node, Scores: j.scores, Txs: j.txs, Events: j.events,
 		Attempts: j.attempts, Verdict: j.verdict, Error: j.errMsg, Finished: j.finished,
 		Challenge: j.challenge,
 	})
@@ -127,7 +129,7 @@ func jobFromRecord(data []byte) (*job, error) {
 		return nil, fmt.Errorf("job record %q: no id, or %d stored flags for %d inputs", rec.ID, len(rec.Stored), len(rec.Spec.Inputs))
 	}
 	j := newJob(rec.ID, rec.Consumer, rec.Spec, rec.Started)
-	j.owner, j.escrowed, j.tried, j.node, j.scores = rec.Owner, rec.Escrowed, rec.Tried, rec.Node, rec.Scores
+	j.owner, j.escrowed, j.answered, j.tried, j.node, j.scores = rec.Owner, rec.Escrowed, rec.Answered, rec.Tried, rec.Node, rec.Scores
 	j.events, j.attempts, j.verdict, j.errMsg, j.finished = rec.Events, rec.Attempts, rec.Verdict, rec.Error, rec.Finished
 	j.challenge = rec.Challenge
 	if rec.Txs != nil {
@@ -213,6 +215,13 @@ func (j *job) inputStored(i int) {
 }
 
 // missingInputs names the inputs not yet stored.
+// inputIsStored reports whether input i is in the store.
+func (j *job) inputIsStored(i int) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.stored[i]
+}
+
 func (j *job) missingInputs() []string {
 	j.mu.Lock()
 	defer j.mu.Unlock()

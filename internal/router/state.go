@@ -250,9 +250,10 @@ func (r *Router) confirmEscrow(j *job) {
 		if err == nil {
 			j.set(func(j *job) { j.escrowed = true })
 			j.record("escrowed", "", "", "the escrow committed after the router last heard from the chain (it restarted, or the chain did not answer)")
-			if missing := j.missingInputs(); len(missing) > 0 {
+			if missing := j.missingInputs(); len(missing) > 0 && !j.wasAnswered() {
 				// Its consumer was told the submission failed and never learnt the job id to
-				// upload to: refund it now rather than wait for inputs to the deadline.
+				// upload to: refund it now rather than wait for inputs to the deadline. (An
+				// Async consumer holds the id, and uploads what is missing as usual.)
 				defer r.wg.Done()
 				r.release(j, fmt.Errorf("inputs %v were never stored: the consumer was not told the job was escrowed; nothing ran, submit the job again", missing))
 				r.finish(j)

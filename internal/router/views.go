@@ -110,6 +110,14 @@ func (j *job) holdDecided(now time.Time) bool {
 	return now.Sub(j.decidedAt) < decidedHold
 }
 
+// wasAnswered reports whether the consumer holds the job's id from before its escrow
+// committed (an Async submission).
+func (j *job) wasAnswered() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.answered
+}
+
 // storedJob reads a job's record from the store, where a peer router keeps the jobs it
 // runs; nil when there is none.
 func (r *Router) storedJob(ctx context.Context, id string) *job {
