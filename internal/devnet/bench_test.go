@@ -3,6 +3,7 @@ package devnet
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"os"
 	"sort"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/node"
+	"github.com/omnisync/omnisync/internal/router"
 )
 
 // BenchmarkSettledJobsPerSecond is issue #12's scenario: a devnet with 250 ms blocks and
@@ -180,14 +182,24 @@ func measureBlockInterval(ctx context.Context, b *testing.B, d *Devnet) time.Dur
 // more than about 256 jobs a second with 250 ms blocks, and 512 × 4 can. The last run,
 // the same load with Async submissions (answered once the mempool admits the escrow, the
 // next sequence sent at once), lifts that bound; the in-flight run before it is its
-// baseline.
+// baseline. OMNISYNC_INFLIGHT_NODES, OMNISYNC_INFLIGHT_GPUS (each node's) and
+// OMNISYNC_INFLIGHT_MAX_ACTIVE (the router's MaxActiveJobs) size the devnet (default 12
+// nodes of 32 GPUs, 1,024 unfinished jobs): a job holds its GPU from placement to its
+// result, about half a second, so 384 GPUs settle at most about 700 jobs a second.
+// OMNISYNC_INFLIGHT_RATE adds a last run, the same jobs submitted Async at that many a
+// second in all (RunLoadPaced), whose p50 is a job's latency at that load rather than
+// its wait behind a burst of thousands.
 func BenchmarkJobsInFlight(b *testing.B) {
 	consumers := benchEnv(b, "OMNISYNC_INFLIGHT_CONSUMERS", 64, 16, 1024)
 	perConsumer := benchEnv(b, "OMNISYNC_INFLIGHT_PER_CONSUMER", 8, 1, ledger.MaxPending)
+	nodes := benchEnv(b, "OMNISYNC_INFLIGHT_NODES", 12, 1, 256)
+	gpus := benchEnv(b, "OMNISYNC_INFLIGHT_GPUS", 32, 1, 1024)
+	maxActive := benchEnv(b, "OMNISYNC_INFLIGHT_MAX_ACTIVE", router.DefaultMaxActiveJobs, 1, 1<<20)
+	rate := benchEnv(b, "OMNISYNC_INFLIGHT_RATE", 0, 0, 100_000)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	d, err := Start(ctx, Options{Home: b.TempDir(), BlockTime: 250 * time.Millisecond, Nodes: 12,
-		NodeOptions: func(_ int, o *node.Options) { o.Hardware.GPUs = 32 }})
+	d, err := Start(ctx, Options{Home: b.TempDir(), BlockTime: 250 * time.Millisecond, Nodes: nodes, MaxActiveJobs: maxActive,
+		NodeOptions: func(_ int, o *node.Options) { o.Hardware.GPUs = uint32(gpus) }})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -199,14 +211,17 @@ func BenchmarkJobsInFlight(b *testing.B) {
 	c := api.NewClient(d.RESTURL())
 	b.ResetTimer()
 	for range b.N {
-		for _, load := range []struct {
-			name string
-			run  func() (LoadResult, error)
-		}{
+		loads := []benchLoad{
 			{"waiting (baseline)", func() (LoadResult, error) { return RunLoadWaiting(ctx, c, ChainID, keys[:16], 5, 64, 2*time.Minute) }},
 			{"in flight", func() (LoadResult, error) { return d.RunLoad(ctx, keys, perConsumer, 64, 2*time.Minute) }},
 			{"in flight, async", func() (LoadResult, error) { return d.RunLoadAsync(ctx, keys, perConsumer, 64, 2*time.Minute) }},
-		} {
+		}
+		if rate > 0 {
+			loads = append(loads, benchLoad{fmt.Sprintf("paced, %d/s", rate), func() (LoadResult, error) {
+				return d.RunLoadPaced(ctx, keys, perConsumer, 64, float64(rate), 2*time.Minute)
+			}})
+		}
+		for _, load := range loads {
 			cpu0 := processCPU()
 			res, err := load.run()
 			if err != nil {
@@ -228,9 +243,20 @@ func BenchmarkJobsInFlight(b *testing.B) {
 			case "in flight, async":
 				b.ReportMetric(res.SettledPerSecond(), "settled-jobs/s-async")
 				b.ReportMetric(res.Percentile(0.5).Seconds(), "p50-s-async")
+			default:
+				if rate > 0 {
+					b.ReportMetric(res.SettledPerSecond(), "settled-jobs/s-paced")
+					b.ReportMetric(res.Percentile(0.5).Seconds(), "p50-s-paced")
+				}
 			}
 		}
 	}
+}
+
+// benchLoad is one run of BenchmarkJobsInFlight.
+type benchLoad struct {
+	name string
+	run  func() (LoadResult, error)
 }
 
 // benchEnv reads a count from the environment variable name: def when unset, else a

@@ -85,6 +85,8 @@ type Options struct {
 	// AssignWindow is the router's (router.Options.AssignWindow): negative sends every
 	// assignment in its own tx (a benchmark's baseline for batched assignments).
 	AssignWindow time.Duration
+	// MaxActiveJobs is the router's (router.Options.MaxActiveJobs); 0 is its default.
+	MaxActiveJobs int
 	// AttestWindow is the validator's (validator.Options.AttestWindow) and CommitWindow
 	// every node's (node.Options.CommitWindow): negative sends every attestation or
 	// result commitment in its own tx (a benchmark's baseline for batching them).
@@ -223,8 +225,8 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 				Key: d.Keys.Router, Chain: wallet(d.Keys.Router), Host: "127.0.0.1", WSPort: opts.NodesPort,
 				StoreDir: filepath.Join(opts.Home, "router"), HeartbeatTTL: 5 * time.Second,
 				RightsInterval: opts.BlockTime, // a participant the chain withdraws is dropped within a block
-				AssignWindow:   opts.AssignWindow,
-				Logger:         log,
+				AssignWindow:   opts.AssignWindow, MaxActiveJobs: opts.MaxActiveJobs,
+				Logger: log,
 			},
 			TLSDir: filepath.Join(opts.Home, "tls"), RESTListen: opts.RESTListen,
 			Info: map[string]string{"chain_id": ChainID, "chain_rpc": d.chain.RPCURL()}, Logger: log,

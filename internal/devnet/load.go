@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -52,9 +53,11 @@ func (d *Devnet) FundConsumers(ctx context.Context, n int, omniEach uint64) ([]e
 
 // RunLoad has every consumer submit perConsumer n×n matmul jobs back to back through REST,
 // each with the given timeout, signing each with a sequence it counts itself, then follow
-// its own jobs until each settles or ends otherwise. Latency is submit to the moment the
-// consumer sees the job settled (FollowToEnd). A job still open when ctx ends is
-// reported as open.
+// its own jobs until each settles or ends otherwise. Latency is submit to the job's
+// settled event (the moment the router saw the settlement commit), or to the moment the
+// consumer saw it settled (FollowToEnd) should the job show no such event: a consumer
+// follows its jobs one after another, and one that settled while an earlier one was
+// followed is not charged the wait. A job still open when ctx ends is reported as open.
 func (d *Devnet) RunLoad(ctx context.Context, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
 	return RunLoad(ctx, api.NewClient(d.RESTURL()), ChainID, consumers, perConsumer, n, timeout)
 }
@@ -64,7 +67,20 @@ func (d *Devnet) RunLoad(ctx context.Context, consumers []ed25519.PrivateKey, pe
 // sequence) at once, rather than once the escrow's block has committed.
 func (d *Devnet) RunLoadAsync(ctx context.Context, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
 	c := api.NewClient(d.RESTURL())
-	return runLoad(ctx, c, c, ChainID, consumers, perConsumer, n, timeout, loadAsync)
+	return runLoad(ctx, c, c, ChainID, consumers, perConsumer, n, timeout, loadAsync, 0)
+}
+
+// RunLoadPaced is RunLoadAsync at a steady rate: together the consumers submit rate jobs
+// a second, evenly spread, each consumer one every len(consumers)/rate seconds, rather
+// than all at once. Its latencies are a job's at that load, not its wait behind a burst;
+// a rate the network cannot sustain shows as latencies that grow through the run.
+func (d *Devnet) RunLoadPaced(ctx context.Context, consumers []ed25519.PrivateKey, perConsumer, n int, rate float64, timeout time.Duration) (LoadResult, error) {
+	if rate <= 0 {
+		return LoadResult{}, fmt.Errorf("rate %v: want a positive number of jobs a second", rate)
+	}
+	c := api.NewClient(d.RESTURL())
+	every := time.Duration(float64(len(consumers)) / rate * float64(time.Second))
+	return runLoad(ctx, c, c, ChainID, consumers, perConsumer, n, timeout, loadAsync, every)
 }
 
 // RunLoad is Devnet.RunLoad against any router's REST API on chain chainID.
@@ -78,14 +94,14 @@ func RunLoad(ctx context.Context, c *api.Client, chainID string, consumers []ed2
 // other, as are the rest of that consumer's; one the first router escrowed before it
 // went silent is not counted here (its sequence was used: the caller can follow it).
 func RunLoadVia(ctx context.Context, c, follow *api.Client, chainID string, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
-	return runLoad(ctx, c, follow, chainID, consumers, perConsumer, n, timeout, loadInFlight)
+	return runLoad(ctx, c, follow, chainID, consumers, perConsumer, n, timeout, loadInFlight, 0)
 }
 
 // RunLoadWaiting has every consumer submit perConsumer n×n matmul jobs, each only once
 // the previous one has ended: a closed loop, so the rate is what the network sustains and
 // the latency is a job's own, not time spent behind the consumer's other jobs.
 func RunLoadWaiting(ctx context.Context, c *api.Client, chainID string, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
-	return runLoad(ctx, c, c, chainID, consumers, perConsumer, n, timeout, loadWaiting)
+	return runLoad(ctx, c, c, chainID, consumers, perConsumer, n, timeout, loadWaiting, 0)
 }
 
 // loadMode is how a consumer of runLoad submits its jobs.
@@ -97,7 +113,9 @@ const (
 	loadAsync                    // back to back, each answered once its escrow is admitted
 )
 
-func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration, mode loadMode) (LoadResult, error) {
+// runLoad runs a load of the given mode; every > 0 has each consumer submit its jobs that
+// far apart, the consumers' starts spread evenly over the first interval.
+func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration, mode loadMode, every time.Duration) (LoadResult, error) {
 	var mu sync.Mutex
 	res := LoadResult{ByStatus: map[string]int{}}
 	var errs []error
@@ -126,7 +144,7 @@ func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consume
 					res.Unsettled = append(res.Unsettled, fmt.Sprintf("%s: still %s when the run ended", s.id, j.Status))
 				case j.Status == api.StatusSettled:
 					res.ByStatus[j.Status]++
-					res.Latencies = append(res.Latencies, time.Since(s.at))
+					res.Latencies = append(res.Latencies, settledAfter(j, s.at))
 				default:
 					res.ByStatus[j.Status]++
 					res.Unsettled = append(res.Unsettled, fmt.Sprintf("%s: %s (%s)", s.id, j.Status, j.Error))
@@ -139,6 +157,14 @@ func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consume
 					return err
 				}
 				for j := range perConsumer {
+					if every > 0 {
+						due := start.Add(every*time.Duration(j) + every*time.Duration(ci)/time.Duration(len(consumers)))
+						select {
+						case <-ctx.Done():
+							return ctx.Err()
+						case <-time.After(time.Until(due)):
+						}
+					}
 					spec, data, err := MatMulSpec(n, uint64(ci*100_000+j))
 					if err != nil {
 						return err
@@ -188,6 +214,16 @@ func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consume
 	sort.Slice(res.Latencies, func(a, b int) bool { return res.Latencies[a] < res.Latencies[b] })
 	res.Took = time.Since(start)
 	return res, errors.Join(errs...)
+}
+
+// settledAfter is how long after at job j settled: to its settled event, or to now.
+func settledAfter(j api.Job, at time.Time) time.Duration {
+	for _, e := range slices.Backward(j.Events) {
+		if e.Stage == api.StatusSettled && e.Time.After(at) {
+			return e.Time.Sub(at)
+		}
+	}
+	return time.Since(at)
 }
 
 // submitBusy submits req, and again while the router answers that it holds as many

@@ -27,4 +27,36 @@ func TestManyConsumersEveryJobSettles(t *testing.T) {
 	if res.Submitted != 32 || res.ByStatus[api.StatusSettled] != res.Submitted {
 		t.Fatalf("%d of %d jobs settled; the others: %v", res.ByStatus[api.StatusSettled], res.Submitted, res.Unsettled)
 	}
+	// The same consumers at a steady 8 jobs a second, Async: two jobs each take a second
+	// to submit, and settle as well.
+	paced, err := d.RunLoadPaced(ctx, consumers, 2, 64, 8, 120*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if paced.Submitted != 16 || paced.ByStatus[api.StatusSettled] != paced.Submitted || paced.Took < time.Second {
+		t.Fatalf("paced: %d of %d jobs settled in %s (want all, in a second or more); the others: %v",
+			paced.ByStatus[api.StatusSettled], paced.Submitted, paced.Took, paced.Unsettled)
+	}
+	for _, l := range paced.Latencies {
+		if l <= 0 || l > 60*time.Second {
+			t.Fatalf("paced latencies %v: want each submit → settled", paced.Latencies)
+		}
+	}
+}
+
+// A job's latency runs to its settled event, not to whenever its consumer looked: a
+// consumer following its jobs one after another is not charged for the wait.
+func TestSettledAfterReadsTheSettledEvent(t *testing.T) {
+	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	j := api.Job{Status: api.StatusSettled, Events: []api.Event{
+		{Time: at.Add(300 * time.Millisecond), Stage: "placed"},
+		{Time: at.Add(1200 * time.Millisecond), Stage: api.StatusSettled},
+	}}
+	if got := settledAfter(j, at); got != 1200*time.Millisecond {
+		t.Fatalf("settledAfter = %s, want 1.2s (the settled event)", got)
+	}
+	j.Events = j.Events[:1] // no settled event: to now
+	if got := settledAfter(j, time.Now().Add(-time.Hour)); got < time.Hour {
+		t.Fatalf("settledAfter without a settled event = %s, want the time since submission", got)
+	}
 }
