@@ -305,9 +305,9 @@ func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) 
 }
 
 // placementViewTTL is how long the chain's nodes and router weights are reused between
-// placements: every waiting job tries again whenever a GPU is freed, and a chain query
-// each time made a thousand waiting jobs a storm. The ledger re-checks every assignment,
-// so a node deactivated within the window is refused there.
+// placements: a router places hundreds of jobs a second, and a chain query for each was
+// a storm. The ledger re-checks every assignment, so a node deactivated within the
+// window is refused there.
 const placementViewTTL = 250 * time.Millisecond
 
 // placementView returns the chain's registered nodes and the router weights, read at
