@@ -70,6 +70,7 @@ func BenchmarkIndexPlace(b *testing.B) {
 					b.Fatalf("job %d: %s", i, diff)
 				}
 			}
+			settle()
 			// Latencies of all placements, and of those that placed.
 			all := make([]time.Duration, 0, b.N)
 			var placed []time.Duration
@@ -95,6 +96,12 @@ func BenchmarkIndexPlace(b *testing.B) {
 		})
 	}
 }
+
+// settle collects the garbage of building the index and of the scan before
+// a timed loop: a collection of the few GiB the benchmarks hold takes a
+// second or more, and one that began before the loop would otherwise fall
+// into it or not by chance, which moved short runs by a factor of two.
+func settle() { runtime.GC() }
 
 // quantile returns the q-quantile of ds in µs.
 func quantile(ds []time.Duration, q float64) float64 {
@@ -163,6 +170,7 @@ func BenchmarkIndexReserve(b *testing.B) {
 				updating += time.Since(start)
 				updates++
 			}
+			settle()
 			b.ResetTimer()
 			elapsed := loop(x.Place, reserve, b.N)
 			perSecond := float64(b.N) / elapsed.Seconds()

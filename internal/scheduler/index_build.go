@@ -41,6 +41,18 @@ func (x *Index) buildTree(lo, hi int32) {
 	for s := lo; s < hi; s++ {
 		x.slotOf[x.nodes[s].ID] = s
 	}
+	// Key the IDs of a tree from slot 0: the main tree (the overflow's
+	// slots keep key 0), or an overflow with no main tree beside it.
+	if lo == 0 {
+		byID := b.perm // free again
+		for i := range byID {
+			byID[i] = int32(i)
+		}
+		slices.SortFunc(byID, func(s, t int32) int { return cmp.Compare(x.nodes[s].ID, x.nodes[t].ID) })
+		for k, s := range byID {
+			x.idKey[s] = uint32(k + 1)
+		}
+	}
 	// Children come after their parent, so bounds are computed backwards.
 	for i := int32(len(x.tree)) - 1; i >= first; i-- {
 		bx := &x.tree[i]
@@ -60,6 +72,7 @@ func (x *Index) buildTree(lo, hi int32) {
 				bx.minID = r
 			}
 		}
+		bx.minKey = x.idKey[bx.minID]
 		x.recompute(i, -1)
 		bx.spot = circleOf(x.located(x.spans[i]))
 		if !bx.leaf() {

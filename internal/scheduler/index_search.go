@@ -7,8 +7,8 @@ import (
 
 // Place chooses nodes for job from the index's snapshot, exactly as Place
 // would (see Index); Plan.Rejected is always empty. It only reads the
-// index, so placements may run concurrently (see Index); each takes new
-// scratch space, which PlaceWith lets a caller keep.
+// index, so placements may run concurrently (see Index); each takes scratch
+// space from the index's pool, or the caller's through PlaceWith.
 //
 // The search runs twice over the tree, best box first, pruning by bounds
 // that no node in a box can exceed:
@@ -37,7 +37,14 @@ import (
 // EstimateLatencyMicros. The scores are bounded in float64 from their
 // unrounded fractions (setFastest says why that is safe); the scores and
 // Totals placed are the scorers' own.
-func (x *Index) Place(job Job) (Plan, error) { return x.PlaceWith(new(Scratch), job) }
+func (x *Index) Place(job Job) (Plan, error) {
+	s, _ := x.scratch.Get().(*Scratch)
+	if s == nil {
+		s = new(Scratch)
+	}
+	defer x.scratch.Put(s)
+	return x.PlaceWith(s, job)
+}
 
 // Scratch is a placement's working space (the query, the search's heap and
 // top list), kept between placements so that they allocate little. The
@@ -196,18 +203,23 @@ func (q *query) setFastest(fastest uint64, w Weights) {
 	q.perLatency = float64(w.Latency) / float64(q.scoreCeiling)
 }
 
-// totalAtMost bounds the Total of a node with at most these (saturated)
-// TFLOPS and reliability score, at least this (saturated) bid and this
-// latency (when known).
-func (q *query) totalAtMost(tflops uint32, rel uint16, bid uint32, latency uint32, latencyKnown bool) uint32 {
+// partAtMost bounds the part of the Total of a node with at most these
+// (saturated) TFLOPS and reliability score and at least this (saturated)
+// bid that is not latency's, unrounded, for totalAtMost.
+func (q *query) partAtMost(tflops uint32, rel uint16, bid uint32) float64 {
 	ceiling := q.job.MaxPricePerHourUomni
-	f := q.perTFLOPS*float64(min(widen(tflops), q.fastest)) +
+	return q.perTFLOPS*float64(min(widen(tflops), q.fastest)) +
 		q.perRel*float64(rel) +
 		q.perBid*float64(ceiling-min(uint64(bid), ceiling))
+}
+
+// totalAtMost bounds the Total of a node whose other scores are bounded by
+// part (partAtMost) and whose latency, when known, is at least latency.
+func (q *query) totalAtMost(part float64, latency uint32, latencyKnown bool) uint32 {
 	if latencyKnown && latency < q.scoreCeiling {
-		f += q.perLatency * float64(q.scoreCeiling-latency)
+		part += q.perLatency * float64(q.scoreCeiling-latency)
 	}
-	return uint32(f + 1e-6)
+	return uint32(part + 1e-6)
 }
 
 // verdict runs the checkers on slot s, as Place's filter does.
@@ -250,12 +262,12 @@ func (x *Index) fastest(q *query) (best uint64, found bool) {
 	h.reset()
 	for _, r := range x.roots(q) {
 		if faster(r) {
-			h.push(r, widen(x.tree[r].maxT))
+			h.push(r, x.tree[r].maxT)
 		}
 	}
 	for h.len() > 0 {
 		i, key := h.pop()
-		if found && key <= best {
+		if found && widen(key) <= best {
 			break
 		}
 		// Go down the faster side while it is the best box there is,
@@ -266,13 +278,13 @@ func (x *Index) fastest(q *query) (best uint64, found bool) {
 				l, r = r, l
 			}
 			if faster(r) {
-				h.push(r, widen(x.tree[r].maxT))
+				h.push(r, x.tree[r].maxT)
 			}
 			if !faster(l) {
 				i = -1
 				break
 			}
-			if k := widen(x.tree[l].maxT); h.len() > 0 && h.top() > k {
+			if k := x.tree[l].maxT; h.len() > 0 && h.top() > k {
 				h.push(l, k)
 				i = -1
 				break
@@ -303,13 +315,17 @@ func (x *Index) best(q *query, fastest uint64) (placed []ranked, feasibleNodes i
 	top := topList{want: q.job.Replicas, entries: q.top[:0]}
 	defer func() { q.top = top.entries[:0] }()
 	// beaten reports whether nothing with a Total of at most bound, and
-	// no ID before slot minID's, can enter the list.
-	beaten := func(bound uint32, minID int32) bool {
+	// no ID before slot minID's (whose key is minKey), can enter the list.
+	beaten := func(bound, minKey uint32, minID int32) bool {
 		if !top.full() {
 			return false
 		}
 		last := top.last()
-		return bound < last.scores.Total || (bound == last.scores.Total && x.nodes[minID].ID >= last.node.ID)
+		if bound != last.scores.Total {
+			return bound < last.scores.Total
+		}
+		s := int32(last.index)
+		return x.idNotBefore(minKey, minID, x.idKey[s], s)
 	}
 	// bound returns the most a node in box i may score, and false when no
 	// node in it can be placed.
@@ -320,27 +336,28 @@ func (x *Index) best(q *query, fastest uint64) (placed []ranked, feasibleNodes i
 		}
 		// Bounded first by the least latency a node in it may have, the
 		// box is often beaten without the trigonometry of its circle.
-		if lat, known := q.latencyFloorCheap(b); top.full() && beaten(q.totalAtMost(b.maxT, b.maxRel, b.minPrice, lat, known), b.minID) {
+		part := q.partAtMost(b.maxT, b.maxRel, b.minPrice)
+		if lat, known := q.latencyFloorCheap(b); top.full() && beaten(q.totalAtMost(part, lat, known), b.minKey, b.minID) {
 			return 0, false
 		}
 		lat, known := q.latencyFloor(b)
 		if !q.reaches(lat, known) {
 			return 0, false
 		}
-		t := q.totalAtMost(b.maxT, b.maxRel, b.minPrice, lat, known)
-		return t, !beaten(t, b.minID)
+		t := q.totalAtMost(part, lat, known)
+		return t, !beaten(t, b.minKey, b.minID)
 	}
 	h := &q.heap
 	h.reset()
 	for _, r := range x.roots(q) {
 		if t, ok := bound(r); ok {
-			h.push(r, uint64(t))
+			h.push(r, t)
 		}
 	}
 	for h.len() > 0 {
 		i, key := h.pop()
-		if beaten(uint32(key), x.tree[i].minID) {
-			if uint32(key) < top.last().scores.Total {
+		if b := &x.tree[i]; beaten(key, b.minKey, b.minID) {
+			if key < top.last().scores.Total {
 				break // every box left is bounded by key
 			}
 			continue
@@ -354,14 +371,14 @@ func (x *Index) best(q *query, fastest uint64) (placed []ranked, feasibleNodes i
 				l, r, lt, lok, rt, rok = r, l, rt, rok, lt, lok
 			}
 			if rok {
-				h.push(r, uint64(rt))
+				h.push(r, rt)
 			}
 			if !lok {
 				i = -1
 				break
 			}
-			if h.len() > 0 && h.top() > uint64(lt) {
-				h.push(l, uint64(lt))
+			if h.len() > 0 && h.top() > lt {
+				h.push(l, lt)
 				i = -1
 				break
 			}
@@ -379,29 +396,30 @@ func (x *Index) best(q *query, fastest uint64) (placed []ranked, feasibleNodes i
 // first bounded as a box of one, which leaves only a located node's
 // latency to a bound (the estimate is trigonometry, and the checkers
 // compute it exactly for the few nodes that pass).
-func (x *Index) bestInLeaf(q *query, i int32, top *topList, feasibleNodes *int, beaten func(uint32, int32) bool) {
+func (x *Index) bestInLeaf(q *query, i int32, top *topList, feasibleNodes *int, beaten func(uint32, uint32, int32) bool) {
 	sp := x.spans[i]
 	for s := sp.lo; s < sp.hi; s++ {
-		n := &x.hot[s]
+		n, key := &x.hot[s], x.idKey[s]
 		if !q.fits(n) {
 			continue
 		}
 		if top.full() {
 			var t uint32
+			part := q.partAtMost(n.tflops, n.rel, n.price)
 			switch {
 			case n.rtt > 0:
-				t = q.totalAtMost(n.tflops, n.rel, n.price, n.rtt, true)
+				t = q.totalAtMost(part, n.rtt, true)
 			case n.located && q.located:
 				// At the origin first, as bound does a box: most
 				// nodes are beaten without the trigonometry.
-				if beaten(q.totalAtMost(n.tflops, n.rel, n.price, LastMileMicros, true), s) {
+				if beaten(q.totalAtMost(part, LastMileMicros, true), key, s) {
 					continue
 				}
-				t = q.totalAtMost(n.tflops, n.rel, n.price, q.latencyAtLeast(n.v), true)
+				t = q.totalAtMost(part, q.latencyAtLeast(n.v), true)
 			default:
-				t = q.totalAtMost(n.tflops, n.rel, n.price, 0, false)
+				t = q.totalAtMost(part, 0, false)
 			}
-			if beaten(t, s) {
+			if beaten(t, key, s) {
 				continue
 			}
 		}
@@ -449,15 +467,15 @@ func (x *Index) misfits(q *query) *misfits {
 type heap struct{ items []heapItem }
 
 type heapItem struct {
-	key uint64
+	key uint32 // a bound on the Total, or a box's (saturated) TFLOPS
 	box int32
 }
 
 func (h *heap) reset()      { h.items = h.items[:0] }
-func (h *heap) top() uint64 { return h.items[0].key }
+func (h *heap) top() uint32 { return h.items[0].key }
 func (h *heap) len() int    { return len(h.items) }
 
-func (h *heap) push(box int32, key uint64) {
+func (h *heap) push(box int32, key uint32) {
 	h.items = append(h.items, heapItem{key, box})
 	a := h.items
 	for i := len(a) - 1; i > 0; {
@@ -470,7 +488,7 @@ func (h *heap) push(box int32, key uint64) {
 	}
 }
 
-func (h *heap) pop() (box int32, key uint64) {
+func (h *heap) pop() (box int32, key uint32) {
 	a := h.items
 	top := a[0]
 	last := len(a) - 1

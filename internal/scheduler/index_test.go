@@ -346,6 +346,39 @@ func TestIndexUpdates(t *testing.T) {
 	}
 }
 
+// TestIndexIDKeysOrderAsIDs checks the keys that break ties of Total in
+// the search: main-tree slots ordered by their keys exactly as by their IDs,
+// added slots (key 0) compared by ID, and every box's minKey its minID's,
+// across additions and the rebuilds they cause.
+func TestIndexIDKeysOrderAsIDs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	x, err := NewIndex(tiedNodes(rng, 300, 4), DefaultWeights())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.overflowLimit = 40
+	check := func() {
+		t.Helper()
+		for range 3000 {
+			s, u := int32(rng.IntN(len(x.nodes))), int32(rng.IntN(len(x.nodes)))
+			if got, want := x.idNotBefore(x.idKey[s], s, x.idKey[u], u), x.nodes[s].ID >= x.nodes[u].ID; got != want {
+				t.Fatalf("slots %d (%q, key %d) and %d (%q, key %d): idNotBefore %v", s, x.nodes[s].ID, x.idKey[s], u, x.nodes[u].ID, x.idKey[u], got)
+			}
+		}
+		for i := range x.tree {
+			if b := &x.tree[i]; b.minKey != x.idKey[b.minID] {
+				t.Fatalf("box %d: minKey %d, its minID's key %d", i, b.minKey, x.idKey[b.minID])
+			}
+		}
+	}
+	check()
+	for _, n := range tiedNodes(rng, 100, 4) {
+		n.ID += "-added" // between the others' IDs, not after them all
+		x.Set(n)
+		check()
+	}
+}
+
 // TestIndexOverflowRebuild adds more nodes than the overflow holds, so the
 // index rebuilds itself, and checks it still agrees with Place.
 func TestIndexOverflowRebuild(t *testing.T) {

@@ -9,9 +9,10 @@ import "math"
 // estimated, so they hold whatever the tree's shape; a box fits a cache
 // line, as the search reads a few hundred of them per placement.
 type box struct {
-	kids          int32 // its children are boxes kids and kids+1; -1 for a leaf
-	minID         int32 // the slot with the smallest ID under it, online or not
-	maxFree       int32 // clamped to int32
+	kids          int32  // its children are boxes kids and kids+1; -1 for a leaf
+	minID         int32  // the slot with the smallest ID under it, online or not
+	minKey        uint32 // idKey[minID], kept here to spare the search its cache miss
+	maxFree       int32  // clamped to int32
 	minRTT        uint32
 	maxVRAM, maxT uint32 // saturated, see hotNode
 	minPrice      uint32
@@ -39,7 +40,7 @@ func (b *box) leaf() bool { return b.kids < 0 }
 
 // clear empties b's bounds.
 func (b *box) clear() {
-	*b = box{kids: b.kids, minID: b.minID, spot: b.spot,
+	*b = box{kids: b.kids, minID: b.minID, minKey: b.minKey, spot: b.spot,
 		maxFree: math.MinInt32, minRTT: math.MaxUint32, minPrice: math.MaxUint32, minRegion: math.MaxUint16}
 }
 
