@@ -12,7 +12,8 @@
 // The router runs in a child process (this binary again, with -role router), so that its
 // memory and CPU are its own and not the simulator's. Its chain is a fake that answers
 // the queries the router makes (the N nodes, registered and active, as JSON the router
-// decodes, as it would from CometBFT); everything else — NATS, TLS, the router, the
+// decodes, as it would from CometBFT: in full once, then the records changed since, of
+// which there are none); everything else — NATS, TLS, the router, the
 // protocol, the placement index — is the product's.
 //
 // Multiplexing: a NATS connection authenticates one key, and the router gives it the

@@ -61,6 +61,10 @@ func (f *fakeChain) Query(_ context.Context, path string, v any) error {
 	switch {
 	case path == "nodes":
 		return json.Unmarshal(f.nodes, v)
+	case path == "nodes_since/0": // a first read: every node, at the one height there is
+		return json.Unmarshal(append(append([]byte(`{"height":1,"full":true,"nodes":`), f.nodes...), '}'), v)
+	case strings.HasPrefix(path, "nodes_since/"): // the records never change
+		return json.Unmarshal([]byte(`{"height":1,"nodes":[]}`), v)
 	case path == "validators":
 		return json.Unmarshal([]byte("[]"), v)
 	case strings.HasPrefix(path, "node/"), strings.HasPrefix(path, "job/"):

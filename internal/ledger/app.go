@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/omnisync/omnisync/internal/keys"
@@ -67,12 +69,21 @@ type App struct {
 	checkBlk  *blockCtx
 	scratch   *overlay
 	checkTx   journal
+	// nodesChanged is the height at which each node record was last written, for every
+	// write committed after height nodesFrom (the last commit when the App opened), so the
+	// query nodes_since answers with the nodes that changed rather than all of them.
+	// blockNodes are the node keys the block being finalised wrote. Kept in memory only:
+	// it is not state, and a reader from before nodesFrom is answered in full.
+	nodesChanged map[keys.Address]int64
+	nodesFrom    int64
+	blockNodes   []string
 }
 
 // New opens the ledger over a store (which may already hold committed state).
 func New(store Store) (*App, error) {
-	a := &App{store: store, checkSeq: map[keys.Address]uint64{}, verified: newTxCache(200_000)}
-	if v, _ := store.LastCommit(); v > 0 {
+	a := &App{store: store, checkSeq: map[keys.Address]uint64{}, verified: newTxCache(200_000), nodesChanged: map[keys.Address]int64{}}
+	a.nodesFrom, _ = store.LastCommit()
+	if v := a.nodesFrom; v > 0 {
 		id, err := store.Get(keyChainID)
 		if err != nil {
 			return nil, fmt.Errorf("read chain id: %w", err)
@@ -267,7 +278,7 @@ func (a *App) FinalizeBlock(b Block) (BlockResult, error) {
 		ctx.commit()
 		res.TxResults[i] = TxResult{Code: CodeOK, Events: events, Kind: tx.Body.Kind()}
 		if (i+1)%flushEvery == 0 {
-			if err := blockView.flush(); err != nil {
+			if err := a.flushBlock(blockView); err != nil {
 				return BlockResult{}, fmt.Errorf("stage txs up to %d: %w", i, err)
 			}
 		}
@@ -289,11 +300,18 @@ func (a *App) FinalizeBlock(b Block) (BlockResult, error) {
 	if err := st.put(keyBlockTime, blk.now); err != nil {
 		return BlockResult{}, err
 	}
-	if err := blockView.flush(); err != nil {
+	if err := a.flushBlock(blockView); err != nil {
 		return BlockResult{}, fmt.Errorf("stage block: %w", err)
 	}
 	res.AppHash = a.store.WorkingHash()
 	return res, nil
+}
+
+// flushBlock hands the block's writes so far to the store, noting the node records
+// among them (nodesChanged).
+func (a *App) flushBlock(blockView *overlay) error {
+	a.blockNodes = append(a.blockNodes, blockView.tables[string(prefixNode)]...)
+	return blockView.flush()
 }
 
 // Commit persists the staged block.
@@ -302,6 +320,10 @@ func (a *App) Commit() (height int64, appHash []byte, err error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	for _, k := range a.blockNodes {
+		a.nodesChanged[keys.Address(strings.TrimPrefix(k, string(prefixNode)))] = version
+	}
+	a.blockNodes = a.blockNodes[:0]
 	a.checkSeq = map[keys.Address]uint64{}
 	a.checkView, a.checkBlk = nil, nil
 	return version, hash, nil
@@ -384,7 +406,8 @@ func DecodeAccount(a keys.Address, record []byte) (Account, error) {
 }
 
 // Query answers read-only requests against the last committed state. Paths:
-// account/<addr>, sequence/<addr> (the mempool's next sequence, see NextSequence), node/<addr>, nodes, validator/<addr>, validators, job/<id>, supply,
+// account/<addr>, sequence/<addr> (the mempool's next sequence, see NextSequence), node/<addr>, nodes,
+// nodes_since/<height> (NodesSince), validator/<addr>, validators, job/<id>, supply,
 // params, proposal/<id>, proposals, unbonding/<addr>, chain_id, node_history/<addr>[/<before>[/<limit>]]
 // (history.go), validator_rewards and attestation_audits (the open audits of validators'
 // attestations, attestaudit.go).
@@ -439,6 +462,14 @@ func (a *App) Query(path string) ([]byte, error) {
 			return nil, err
 		}
 		v = nodes
+	case "nodes_since":
+		since, err := strconv.ParseInt(arg, 10, 64)
+		if err != nil || since < 0 {
+			return nil, fmt.Errorf("%w: nodes_since/%q: want a height", ErrInvalidMsg, arg)
+		}
+		if v, err = a.nodesSince(view, since); err != nil {
+			return nil, err
+		}
 	case "validator":
 		val, ok, err := st.validator(keys.Address(arg))
 		if err != nil {
@@ -545,6 +576,43 @@ func supplyView(st state, now int64) (SupplyView, error) {
 		Total: sp.Genesis, Liquid: sp.Liquid - vesting, Vesting: vesting, Staked: sp.Staked,
 		Unbonding: sp.Unbonding, Escrowed: sp.Escrowed, Pools: sp.Pools, Burned: sp.Burned,
 	}, nil
+}
+
+// NodesSince is the query nodes_since/<height>: the node records written after height
+// (Nodes, by address), or every node when Full (the ledger does not know what changed that
+// long ago: it started since). A reader keeps Height, the last committed height, and asks
+// since it next time.
+type NodesSince struct {
+	Height int64  `json:"height"`
+	Full   bool   `json:"full,omitempty"`
+	Nodes  []Node `json:"nodes"`
+}
+
+func (a *App) nodesSince(view Reader, since int64) (NodesSince, error) {
+	height, _ := a.store.LastCommit()
+	out := NodesSince{Height: height, Nodes: []Node{}}
+	if since <= a.nodesFrom || since > height {
+		out.Full = true
+		err := eachRecord(view, prefixNode, func(n Node) bool { out.Nodes = append(out.Nodes, n); return true })
+		return out, err
+	}
+	var changed []keys.Address
+	for addr, h := range a.nodesChanged {
+		if h > since {
+			changed = append(changed, addr)
+		}
+	}
+	slices.Sort(changed)
+	for _, addr := range changed {
+		n, ok, err := getRecord[Node](view, nodeKey(addr))
+		if err != nil {
+			return NodesSince{}, err
+		}
+		if ok {
+			out.Nodes = append(out.Nodes, n)
+		}
+	}
+	return out, nil
 }
 
 func splitPath(p string) (kind, arg string) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -15,15 +16,19 @@ import (
 // fakeChain is a test stand-in for the settlement layer: it keeps jobs, nodes and
 // validators in memory and applies the few messages the router sends.
 type fakeChain struct {
-	mu       sync.Mutex
-	params   ledger.Params
-	nodes    map[keys.Address]ledger.Node
-	vals     []ledger.Validator
-	jobs     map[string]*ledger.Job
-	balances map[keys.Address]uint64
-	seqs     map[keys.Address]uint64 // the next sequence of each account: one past its create_jobs
-	assigned []keys.Address          // every node an AssignJob named, in order
-	batches  []int                   // the size of every assign_jobs batch, in order
+	mu     sync.Mutex
+	params ledger.Params
+	nodes  map[keys.Address]ledger.Node
+	// nodeWrites counts the writes of node records, which stand for the chain's heights in
+	// nodes_since; nodeWritten is each node's last.
+	nodeWrites  int64
+	nodeWritten map[keys.Address]int64
+	vals        []ledger.Validator
+	jobs        map[string]*ledger.Job
+	balances    map[keys.Address]uint64
+	seqs        map[keys.Address]uint64 // the next sequence of each account: one past its create_jobs
+	assigned    []keys.Address          // every node an AssignJob named, in order
+	batches     []int                   // the size of every assign_jobs batch, in order
 	// rejectCreate, when set, is the ledger's answer to every create_job.
 	rejectCreate error
 	// loseCreateAnswer commits every create_job but answers the broadcast with a
@@ -33,7 +38,7 @@ type fakeChain struct {
 
 func newFakeChain() *fakeChain {
 	return &fakeChain{
-		params: ledger.DefaultParams(), nodes: map[keys.Address]ledger.Node{},
+		params: ledger.DefaultParams(), nodes: map[keys.Address]ledger.Node{}, nodeWritten: map[keys.Address]int64{},
 		jobs: map[string]*ledger.Job{}, balances: map[keys.Address]uint64{}, seqs: map[keys.Address]uint64{},
 	}
 }
@@ -41,10 +46,16 @@ func newFakeChain() *fakeChain {
 func (f *fakeChain) addNode(addr keys.Address, price, tflopsMilli uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.nodes[addr] = ledger.Node{
+	f.putNodeLocked(ledger.Node{
 		Address: addr, Stake: f.params.MinNodeStake, PricePerHour: price, Status: ledger.NodeActive,
 		Hardware: ledger.Hardware{GPUModel: "test", GPUs: 1, VRAMMiB: 16_384, TFLOPSMilli: tflopsMilli},
-	}
+	})
+}
+
+// putNodeLocked writes a node's record, as a block would; f.mu must be held.
+func (f *fakeChain) putNodeLocked(n ledger.Node) {
+	f.nodeWrites++
+	f.nodes[n.Address], f.nodeWritten[n.Address] = n, f.nodeWrites
 }
 
 func (f *fakeChain) Send(_ context.Context, msg ledger.Msg) (string, error) {
@@ -141,6 +152,18 @@ func (f *fakeChain) Query(_ context.Context, path string, v any) error {
 			list = append(list, n)
 		}
 		out = list
+	case "nodes_since": // as the ledger answers it, heights being node writes
+		since, err := strconv.ParseInt(arg, 10, 64)
+		if err != nil {
+			return err
+		}
+		ns := ledger.NodesSince{Height: f.nodeWrites, Full: since == 0 || since > f.nodeWrites, Nodes: []ledger.Node{}}
+		for a, n := range f.nodes {
+			if ns.Full || f.nodeWritten[a] > since {
+				ns.Nodes = append(ns.Nodes, n)
+			}
+		}
+		out = ns
 	case "validators":
 		out = f.vals
 	case "params":
@@ -173,5 +196,5 @@ func (f *fakeChain) setNodeStatus(addr keys.Address, status string) {
 	defer f.mu.Unlock()
 	n := f.nodes[addr]
 	n.Status = status
-	f.nodes[addr] = n
+	f.putNodeLocked(n)
 }

@@ -44,7 +44,7 @@ type heartbeatAt struct {
 }
 
 // placementSnapshot is the chain's side of placement, read at most once per
-// placementViewTTL; gen counts the reads.
+// placementViewTTL; gen counts the reads that changed it.
 type placementSnapshot struct {
 	at      time.Time
 	gen     uint64

@@ -215,6 +215,10 @@ type Router struct {
 	// since the view was read, and the next placement reads the chain again.
 	viewStale atomic.Bool
 	view      placementSnapshot
+	// nodesHeight is the chain height view.nodes stand at, nodeAt each node's place in
+	// them (chainNodesLocked); both guarded by viewMu.
+	nodesHeight int64
+	nodeAt      map[keys.Address]int
 
 	assigner *txbatch.Batcher // collects assignments into batches (assign.go); runs on ctx
 
