@@ -370,7 +370,8 @@ type SubmitJobRequest struct {
 	// submit its next job (the next sequence) at once: many jobs a block rather than one.
 	// Until the escrow commits the job reads as queued; an escrow its block rejects (the
 	// budget no longer there, say) makes the job failed, with the reason, and nothing is
-	// escrowed.
+	// escrowed. The budgets of a consumer's Async jobs waiting for their block may
+	// together be no more than its balance (ErrInsufficientFunds).
 	Async bool `json:"async,omitempty"`
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,11 +21,13 @@ import (
 // commits it when the test closes gate, or rejects it in its block with inBlock.
 type admittingChain struct {
 	*fakeChain
-	gate    chan struct{}
-	inBlock error
+	gate     chan struct{}
+	inBlock  error
+	admitted atomic.Int32 // escrows admitted
 }
 
 func (a *admittingChain) BroadcastTxAdmitted(ctx context.Context, raw []byte, admitted func()) (string, int64, error) {
+	a.admitted.Add(1)
 	if admitted != nil {
 		admitted()
 	}
@@ -172,4 +175,48 @@ func TestAsyncJobOutlivesItsRouterBeforeTheBlock(t *testing.T) {
 		v, _ := second.Job(t.Context(), j.ID)
 		t.Fatalf("the job was given up: %+v", v)
 	}
+}
+
+// A consumer cannot have Async jobs promise more than it holds: the mempool checks each
+// escrow against the committed balance alone, and an Async job's inputs are stored before
+// its block, so a wallet of 10 OMNI sending 64 jobs of 6 could have the router store 64
+// jobs' inputs for one paid escrow. The router counts the budgets it has admitted and
+// refuses the second job before anything is broadcast or stored; once the first's block
+// has decided, the wallet's balance is its own again.
+func TestAsyncJobsCannotPromiseMoreThanTheWalletHolds(t *testing.T) {
+	chain := &admittingChain{fakeChain: newFakeChain(), gate: make(chan struct{})}
+	r, _ := startRouterWith(t, Options{Chain: chain})
+	consumer := newKey(t)
+	six := func(s *api.JobSpec) { s.Budget = 6 * ledger.UomniPerOMNI }
+	first, _ := consumerJobFor(t, chain.fakeChain, consumer, 0, six) // the wallet holds 10 OMNI
+	first.Async = true
+	j, err := r.SubmitJob(t.Context(), first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, _ := consumerJobFor(t, chain.fakeChain, consumer, 1, six)
+	second.Async = true
+	if _, err := r.SubmitJob(t.Context(), second); !errors.Is(err, api.ErrInsufficientFunds) || !strings.Contains(err.Error(), "waiting for their block") {
+		t.Fatalf("a second job of 6 OMNI from a wallet of 10 with 6 promised: %v, want ErrInsufficientFunds", err)
+	}
+	if n := chain.admitted.Load(); n != 1 {
+		t.Fatalf("%d escrows broadcast, want the first alone", n)
+	}
+	tx, _ := ledger.DecodeTx(second.Tx)
+	if _, err := r.Job(t.Context(), ledger.JobID(tx.Signer, tx.Body.Seq)); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("the refused job: %v, want no such job", err)
+	}
+	four, _ := consumerJobFor(t, chain.fakeChain, consumer, 1, func(s *api.JobSpec) { s.Budget = 4 * ledger.UomniPerOMNI })
+	four.Async = true
+	if _, err := r.SubmitJob(t.Context(), four); err != nil {
+		t.Fatalf("a job of the 4 OMNI left: %v", err)
+	}
+
+	close(chain.gate) // the blocks decide; nothing is promised any more
+	waitFor(t, "the first escrowed", func() bool { return jobHas(r, j.ID, "escrowed") })
+	waitFor(t, "nothing promised", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.pending) == 0
+	})
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/scheduler"
 	"github.com/omnisync/omnisync/internal/tensor"
@@ -69,6 +71,18 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		r.mu.Unlock()
 		return api.Job{}, fmt.Errorf("%w: this router holds %d unfinished jobs, its limit; nothing was escrowed, submit again later", api.ErrTooManyRequests, active)
 	}
+	unpend := func() {}
+	if req.Async {
+		// The mempool checks each escrow against the committed balance alone, so Async
+		// jobs together could promise more than the consumer holds, and their inputs
+		// are stored before the block decides: the router counts what it has admitted.
+		if held := r.pending[tx.Signer]; acc.Balance-spec.Budget < held {
+			r.mu.Unlock()
+			return api.Job{}, fmt.Errorf("%w: %s holds %s OMNI, of which %s OMNI is promised to escrows still waiting for their block; the job's budget is %s OMNI; nothing was escrowed",
+				api.ErrInsufficientFunds, tx.Signer, ledger.FormatOMNI(acc.Balance), ledger.FormatOMNI(held), ledger.FormatOMNI(spec.Budget))
+		}
+		unpend = r.pendLocked(tx.Signer, spec.Budget)
+	}
 	r.mu.Unlock()
 	r.track(j, 0)
 
@@ -82,6 +96,7 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	stored := j.storeRev != 0
 	j.saveMu.Unlock()
 	if !stored {
+		unpend()
 		r.mu.Lock()
 		r.dropLocked(j)
 		r.mu.Unlock()
@@ -90,9 +105,10 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	}
 	if req.Async {
 		if ac, ok := r.opts.Chain.(admitter); ok {
-			return r.submitAsync(ctx, ac, j, inline, req.Tx)
+			return r.submitAsync(ctx, ac, j, inline, req.Tx, unpend)
 		}
 	}
+	unpend() // answered once its block has committed, as any other
 	bctx, cancel := context.WithTimeout(ctx, broadcastTimeout)
 	res, err := r.BroadcastTx(bctx, req.Tx)
 	cancel()
@@ -114,7 +130,8 @@ type admitter interface {
 // without the consumer, under the job's own context. An escrow refused before the
 // mempool took it, or with no answer from the chain, is answered as a synchronous
 // submission's would be.
-func (r *Router) submitAsync(ctx context.Context, chain admitter, j *job, inline [][]byte, tx []byte) (api.Job, error) {
+// unpend is called once the escrow's outcome is known.
+func (r *Router) submitAsync(ctx context.Context, chain admitter, j *job, inline [][]byte, tx []byte, unpend func()) (api.Job, error) {
 	admitted := make(chan struct{})
 	type outcome struct {
 		res api.BroadcastTxResponse
@@ -124,6 +141,7 @@ func (r *Router) submitAsync(ctx context.Context, chain admitter, j *job, inline
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
+		defer unpend()
 		bctx, cancel := context.WithTimeout(j.ctx, broadcastTimeout)
 		defer cancel()
 		res, err := broadcastResult(chain.BroadcastTxAdmitted(bctx, tx, func() {
@@ -152,6 +170,22 @@ func (r *Router) submitAsync(ctx context.Context, chain admitter, j *job, inline
 			return api.Job{}, err
 		}
 		return r.submitted(ctx, j), nil
+	}
+}
+
+// pendLocked counts budget against consumer's balance, as promised to an Async escrow
+// waiting for its block, until the returned func is called (once). r.mu must be held.
+func (r *Router) pendLocked(consumer keys.Address, budget uint64) (unpend func()) {
+	r.pending[consumer] += budget
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.pending[consumer] -= budget; r.pending[consumer] == 0 {
+				delete(r.pending, consumer)
+			}
+		})
 	}
 }
 

@@ -200,11 +200,12 @@ type Router struct {
 	when     map[string]time.Time          // participant id -> when it arrived
 	beats    map[string]uint64             // participant id -> heartbeats received
 	jobs     map[string]*job
-	active   int                  // of jobs, those counted as unfinished (job.counted)
-	reserved map[string]int       // node id -> GPUs held by this router's attempts on it
-	peerHeld map[string]int       // node id -> GPUs held by other routers' attempts (their leases)
-	declined map[string]time.Time // node id -> its last heartbeat when it declined for want of a GPU
-	waiting  list.List            // of *waiter: jobs waiting for a GPU, oldest first (capacity.go)
+	active   int                     // of jobs, those counted as unfinished (job.counted)
+	pending  map[keys.Address]uint64 // by consumer: budgets of Async escrows waiting for their block (pendLocked)
+	reserved map[string]int          // node id -> GPUs held by this router's attempts on it
+	peerHeld map[string]int          // node id -> GPUs held by other routers' attempts (their leases)
+	declined map[string]time.Time    // node id -> its last heartbeat when it declined for want of a GPU
+	waiting  list.List               // of *waiter: jobs waiting for a GPU, oldest first (capacity.go)
 
 	metrics *routerMetrics
 
@@ -235,7 +236,7 @@ func New(opts Options) (*Router, error) {
 	r := &Router{
 		opts: opts, id: keys.AddressOfKey(opts.Key), log: opts.Logger.With("component", "router"),
 		seen: map[string]protocol.Heartbeat{}, when: map[string]time.Time{}, beats: map[string]uint64{}, jobs: map[string]*job{},
-		reserved: map[string]int{}, peerHeld: map[string]int{}, declined: map[string]time.Time{}, grants: transport.NewGrants(),
+		reserved: map[string]int{}, pending: map[keys.Address]uint64{}, peerHeld: map[string]int{}, declined: map[string]time.Time{}, grants: transport.NewGrants(),
 		assigner: txbatch.New(opts.Chain, opts.AssignWindow, opts.AssignBatchMax),
 	}
 	if h, ok := opts.Chain.(HeightReader); ok {
