@@ -319,7 +319,7 @@ func (r *Router) placementView(ctx context.Context) (placementSnapshot, error) {
 	if v := r.view; !v.at.IsZero() && time.Since(v.at) < placementViewTTL && !r.viewStale.Swap(false) {
 		return v, nil
 	}
-	nodes, err := r.chainNodesLocked(ctx)
+	nodes, changed, err := r.chainNodesLocked(ctx)
 	if err != nil {
 		return placementSnapshot{}, fmt.Errorf("read nodes from chain: %w", err)
 	}
@@ -331,11 +331,14 @@ func (r *Router) placementView(ctx context.Context) (placementSnapshot, error) {
 		}
 		weights = scheduler.Weights(p.RouterWeights)
 	}
-	gen := r.view.gen
+	v := placementSnapshot{at: time.Now(), gen: r.view.gen, nodes: nodes, weights: weights}
 	if len(nodes) != len(r.view.nodes) || len(nodes) > 0 && &nodes[0] != &r.view.nodes[0] || weights != r.view.weights {
-		gen++ // a new generation for the index to sync to (chainNodesLocked keeps an unchanged list)
+		v.gen++ // a new generation for the index to sync to (chainNodesLocked keeps an unchanged list)
+		if weights == r.view.weights {
+			v.changed, v.base = changed, r.view.gen
+		}
 	}
-	r.view = placementSnapshot{at: time.Now(), gen: gen, nodes: nodes, weights: weights}
+	r.view = v
 	return r.view, nil
 }
 
@@ -343,23 +346,24 @@ func (r *Router) placementView(ctx context.Context) (placementSnapshot, error) {
 // written since the last read (the ledger's nodes_since): with 100,000 nodes, reading
 // and decoding all of them every placementViewTTL was a third of a core. The list it
 // returns is never changed afterwards (a read with changes makes a new one), so views
-// handed out earlier stay as they were. r.viewMu must be held.
-func (r *Router) chainNodesLocked(ctx context.Context) ([]ledger.Node, error) {
+// handed out earlier stay as they were. changed are the records read, nil when they
+// were every node. r.viewMu must be held.
+func (r *Router) chainNodesLocked(ctx context.Context) (nodes, changed []ledger.Node, err error) {
 	var ns ledger.NodesSince
 	if err := r.opts.Chain.Query(ctx, fmt.Sprintf("nodes_since/%d", r.nodesHeight), &ns); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	nodes := r.view.nodes
+	nodes = r.view.nodes
 	switch {
 	case !ns.Full && r.nodeAt == nil:
-		return nil, fmt.Errorf("the chain answered the nodes changed since height %d before the router held any", r.nodesHeight)
+		return nil, nil, fmt.Errorf("the chain answered the nodes changed since height %d before the router held any", r.nodesHeight)
 	case ns.Full:
 		nodes, r.nodeAt = ns.Nodes, make(map[keys.Address]int, len(ns.Nodes))
 		for i, n := range nodes {
 			r.nodeAt[n.Address] = i
 		}
 	case len(ns.Nodes) > 0:
-		nodes = slices.Clone(nodes)
+		nodes, changed = slices.Clone(nodes), ns.Nodes
 		for _, n := range ns.Nodes {
 			if i, ok := r.nodeAt[n.Address]; ok {
 				nodes[i] = n
@@ -370,7 +374,7 @@ func (r *Router) chainNodesLocked(ctx context.Context) ([]ledger.Node, error) {
 		}
 	}
 	r.nodesHeight = ns.Height
-	return nodes, nil
+	return nodes, changed, nil
 }
 
 // reserveLocked holds gpus of node for one attempt until the returned func is called

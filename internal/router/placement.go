@@ -50,6 +50,10 @@ type placementSnapshot struct {
 	gen     uint64
 	nodes   []ledger.Node
 	weights scheduler.Weights
+	// changed, when not nil, are the nodes that differ from generation base's list: an
+	// index at base syncs to this view by them alone (syncChainLocked).
+	changed []ledger.Node
+	base    uint64
 }
 
 // schedulerNode is a registered node as placement scores it, FreeGPUs unset. Its compute
@@ -143,20 +147,22 @@ func (r *Router) buildIndexLocked(view placementSnapshot) (*placementIndex, erro
 }
 
 // syncChainLocked applies a newer placement view: the nodes whose record changed, that
-// registered, or that are no longer active.
+// registered, or that are no longer active. An index at the view's base generation
+// looks at the view's changed nodes alone, any other at every node.
 func (r *Router) syncChainLocked(view placementSnapshot) {
 	px := r.px
+	if view.changed != nil && px.gen == view.base {
+		px.gen = view.gen
+		for _, ln := range view.changed {
+			r.syncNodeLocked(ln)
+		}
+		return
+	}
 	px.gen = view.gen
 	active := make(map[string]bool, len(view.nodes))
 	for _, ln := range view.nodes {
-		if ln.Status != ledger.NodeActive {
-			continue
-		}
-		n := schedulerNode(ln)
-		active[n.ID] = true
-		if old, ok := px.registered[n.ID]; !ok || old != n {
-			px.registered[n.ID] = n
-			r.indexNodeLocked(n.ID)
+		if r.syncNodeLocked(ln) {
+			active[string(ln.Address)] = true
 		}
 	}
 	for id := range px.registered {
@@ -165,6 +171,25 @@ func (r *Router) syncChainLocked(view placementSnapshot) {
 			r.indexNodeLocked(id)
 		}
 	}
+}
+
+// syncNodeLocked brings the index up to one node's record, and reports whether the node
+// is active.
+func (r *Router) syncNodeLocked(ln ledger.Node) bool {
+	px := r.px
+	n := schedulerNode(ln)
+	if ln.Status != ledger.NodeActive {
+		if _, ok := px.registered[n.ID]; ok {
+			delete(px.registered, n.ID)
+			r.indexNodeLocked(n.ID)
+		}
+		return false
+	}
+	if old, ok := px.registered[n.ID]; !ok || old != n {
+		px.registered[n.ID] = n
+		r.indexNodeLocked(n.ID)
+	}
+	return true
 }
 
 // indexNodeLocked puts node id in the indexes it belongs in now, with what it has free,

@@ -120,6 +120,18 @@ func (w *placementWorld) setView() {
 	r.view = placementSnapshot{at: time.Now().Add(time.Hour), gen: r.view.gen + 1, nodes: slices.Clone(w.nodes), weights: scheduler.DefaultWeights()}
 }
 
+// setViewChanged is setView, saying which nodes changed when alone is set (as a read
+// of the chain's changes since the last view does), else as a full read.
+func (w *placementWorld) setViewChanged(alone bool, changed ...ledger.Node) {
+	base := w.view().gen
+	w.setView()
+	if alone {
+		w.r.viewMu.Lock()
+		w.r.view.changed, w.r.view.base = changed, base
+		w.r.viewMu.Unlock()
+	}
+}
+
 func (w *placementWorld) view() placementSnapshot {
 	w.r.viewMu.Lock()
 	defer w.r.viewMu.Unlock()
@@ -171,14 +183,14 @@ func (w *placementWorld) perturb() {
 	switch rng.IntN(6) {
 	case 0, 1:
 		w.heartbeat(i)
-	case 2: // a new bid, new hardware, a slash or a restake
+	case 2: // a new bid, new hardware, a slash or a restake, read with the chain's other changes or alone
 		n := w.randomNode(i)
 		n.Address = w.nodes[i].Address
 		w.nodes[i] = n
-		w.setView()
+		w.setViewChanged(rng.IntN(2) == 0, n)
 	case 3: // a node registers
 		w.nodes = append(w.nodes, w.randomNode(len(w.nodes)))
-		w.setView()
+		w.setViewChanged(rng.IntN(2) == 0, w.nodes[len(w.nodes)-1])
 		w.heartbeat(len(w.nodes) - 1)
 	case 4: // it declines for want of a GPU
 		r.mu.Lock()
