@@ -218,14 +218,14 @@ func (r *Router) compute(ctx context.Context, j *job, running string, rep *repli
 			}
 			continue
 		}
-		hops = 0
 		if err != nil {
+			r.passWake(hops) // it needed none of what came free
 			if lastErr != nil {
 				return protocol.Result{}, fmt.Errorf("%w (after: %v)", err, lastErr)
 			}
 			return protocol.Result{}, err
 		}
-		waiting = false
+		waiting, hops = false, 0
 		j.set(func(j *job) { j.attempts = attempt })
 		res, err := r.attempt(ctx, j, p, rep)
 		release()
