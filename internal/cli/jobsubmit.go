@@ -68,13 +68,15 @@ func (u *jobSubmitter) submit(ctx context.Context, spec api.JobSpec, inline map[
 }
 
 // firstFree is the first sequence from the committed one whose job the API does not
-// know: an earlier --async submission still waiting for its block holds its sequence,
-// and the router reports that job as queued (or failed, its escrow refused).
+// know, or knows as failed before its escrow committed: an earlier --async submission
+// still waiting for its block holds its sequence (the router reports that job as
+// queued), one whose block refused its escrow does not (the router takes a job signed
+// with it again).
 func (u *jobSubmitter) firstFree(ctx context.Context, addr keys.Address, committed uint64) (uint64, error) {
 	seq := committed
 	for ; seq < committed+ledger.MaxPending; seq++ {
-		_, err := u.c.Job(ctx, ledger.JobID(addr, seq))
-		if errors.Is(err, api.ErrNotFound) {
+		j, err := u.c.Job(ctx, ledger.JobID(addr, seq))
+		if errors.Is(err, api.ErrNotFound) || err == nil && escrowRefused(j) {
 			return seq, nil
 		}
 		if err != nil {
@@ -82,6 +84,11 @@ func (u *jobSubmitter) firstFree(ctx context.Context, addr keys.Address, committ
 		}
 	}
 	return seq, nil
+}
+
+// escrowRefused reports whether j failed before its escrow ever committed.
+func escrowRefused(j api.Job) bool {
+	return j.Status == api.StatusFailed && !slices.ContainsFunc(j.Events, func(e api.Event) bool { return e.Stage == "escrowed" })
 }
 
 // awaitWindow waits, while seq lies beyond the ledger.MaxPending sequences an account may

@@ -55,7 +55,7 @@ func (r *fakeRouter) SubmitJob(_ context.Context, req api.SubmitJobRequest) (api
 		return api.Job{}, fmt.Errorf("%w: tx sequence %d, account expects %d", api.ErrConflict, seq, acct.Seq)
 	case req.Async && (seq < acct.Seq || seq-acct.Seq >= ledger.MaxPending):
 		return api.Job{}, fmt.Errorf("%w: tx sequence %d, account expects %d to %d", api.ErrConflict, seq, acct.Seq, acct.Seq+ledger.MaxPending-1)
-	case r.jobs[id].ID != "":
+	case r.jobs[id].ID != "" && !escrowRefused(r.jobs[id]): // the router takes a refused one's sequence again
 		return api.Job{}, fmt.Errorf("%w: job %s was already submitted", api.ErrConflict, id)
 	case seq != acct.Seq+uint64(len(r.pending)):
 		return api.Job{}, fmt.Errorf("%w: escrow budget: wrong sequence %d", api.ErrBadRequest, seq)
@@ -198,6 +198,21 @@ func TestJobSubmitAsyncSignsPastPendingJobs(t *testing.T) {
 	}
 	if seqs, async := r.seqs(t); seqs[len(seqs)-1] != 9 || async[len(async)-1] {
 		t.Fatalf("last escrow signed with %d (async %v), want 9, synchronous", seqs[len(seqs)-1], async[len(async)-1])
+	}
+}
+
+// A job whose block refused its escrow used no sequence: the next --async submission
+// signs with that sequence again rather than leave a gap the mempool would refuse.
+func TestJobSubmitAsyncReusesARefusedEscrowsSequence(t *testing.T) {
+	e, r := newRouterEnv(t)
+	me := keys.Address(testAddr(1))
+	refused := ledger.JobID(me, 3) // the committed sequence is 3
+	r.mu.Lock()
+	r.jobs[refused] = api.Job{ID: refused, Status: api.StatusFailed, Error: "escrow budget: insufficient funds; nothing was escrowed",
+		Events: []api.Event{{Stage: "failed", Message: "escrow budget: insufficient funds; nothing was escrowed"}}}
+	r.mu.Unlock()
+	if job := decodeJSON[api.Job](t, e.ok(matmulArgs(t, "--async", "-o", "json")...)); job.ID != refused {
+		t.Fatalf("async job %s, want %s: the refused escrow's sequence, 3, again", job.ID, refused)
 	}
 }
 

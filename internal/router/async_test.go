@@ -22,12 +22,15 @@ import (
 type admittingChain struct {
 	*fakeChain
 	gate     chan struct{}
-	inBlock  error
+	inBlock  error        // guarded by fakeChain.mu
 	admitted atomic.Int32 // escrows admitted
 }
 
 func (a *admittingChain) BroadcastTxAdmitted(ctx context.Context, raw []byte, admitted func()) (string, int64, error) {
 	a.admitted.Add(1)
+	a.mu.Lock()
+	inBlock := a.inBlock
+	a.mu.Unlock()
 	if admitted != nil {
 		admitted()
 	}
@@ -36,8 +39,8 @@ func (a *admittingChain) BroadcastTxAdmitted(ctx context.Context, raw []byte, ad
 	case <-ctx.Done():
 		return "", 0, ctx.Err()
 	}
-	if a.inBlock != nil {
-		return "", 0, fmt.Errorf("rejected in block 8: %w", a.inBlock)
+	if inBlock != nil {
+		return "", 0, fmt.Errorf("rejected in block 8: %w", inBlock)
 	}
 	return a.fakeChain.BroadcastTx(ctx, raw)
 }
@@ -100,7 +103,8 @@ func TestAsyncEscrowRejectedInItsBlockFailsTheJob(t *testing.T) {
 	chain := &admittingChain{fakeChain: newFakeChain(), gate: make(chan struct{}), inBlock: ledger.ErrInsufficientFunds}
 	close(chain.gate)
 	r, _ := startRouterWith(t, Options{Chain: chain})
-	req, _ := consumerJob(t, chain.fakeChain)
+	consumer := newKey(t)
+	req, _ := consumerJobFor(t, chain.fakeChain, consumer, 0, func(*api.JobSpec) {})
 	req.Async = true
 	j, err := r.SubmitJob(t.Context(), req)
 	if err != nil {
@@ -118,9 +122,22 @@ func TestAsyncEscrowRejectedInItsBlockFailsTheJob(t *testing.T) {
 		t.Fatalf("job %+v", v)
 	}
 	chain.mu.Lock()
-	defer chain.mu.Unlock()
 	if len(chain.jobs) != 0 || len(chain.assigned) != 0 {
 		t.Fatalf("%d jobs escrowed, %d assignments: want none", len(chain.jobs), len(chain.assigned))
+	}
+	chain.inBlock = nil
+	chain.mu.Unlock()
+
+	// The sequence is still the account's next: the consumer signs again with it, and the
+	// router takes the new job under the same id, though it still holds the failed one.
+	again, _ := consumerJobFor(t, chain.fakeChain, consumer, 0, func(s *api.JobSpec) { s.TimeoutSeconds = 31 })
+	again.Async = true
+	if _, err := r.SubmitJob(t.Context(), again); err != nil {
+		t.Fatalf("the same sequence again, after its escrow was refused: %v", err)
+	}
+	waitFor(t, "the new job escrowed", func() bool { return jobHas(r, j.ID, "escrowed") })
+	if _, err := r.SubmitJob(t.Context(), again); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("a third time, with the escrow in: %v, want ErrConflict", err)
 	}
 }
 

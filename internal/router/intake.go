@@ -63,7 +63,8 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		return api.Job{}, fmt.Errorf("%w: another process runs this router's key, so this one takes no jobs; nothing was escrowed", api.ErrUnavailable)
 	}
 	r.mu.Lock()
-	if _, dup := r.jobs[id]; dup {
+	old, dup := r.jobs[id]
+	if dup && !old.escrowRefused() {
 		r.mu.Unlock()
 		return api.Job{}, fmt.Errorf("%w: job %s was already submitted", api.ErrConflict, id)
 	}
@@ -84,7 +85,16 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		unpend = r.pendLocked(tx.Signer, spec.Budget)
 	}
 	r.mu.Unlock()
-	r.track(j, 0)
+	var rev uint64
+	if dup {
+		// An Async escrow its block refused left the job failed and its sequence unused:
+		// the consumer signs again with that sequence, and this submission is the job,
+		// its record written over the old one.
+		old.saveMu.Lock()
+		rev = old.storeRev
+		old.saveMu.Unlock()
+	}
+	r.track(j, rev)
 
 	// Saved before the escrow is broadcast, and after every change since, so that a router
 	// that dies in between still finds the job when it restarts (adoptJobs asks the chain
@@ -93,7 +103,7 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	j.set(func(*job) {})
 	j.save()
 	j.saveMu.Lock()
-	stored := j.storeRev != 0
+	stored := j.storeRev != 0 && j.storeRev != rev // written now
 	j.saveMu.Unlock()
 	if !stored {
 		unpend()

@@ -110,6 +110,14 @@ func (j *job) holdDecided(now time.Time) bool {
 	return now.Sub(j.decidedAt) < decidedHold
 }
 
+// escrowRefused reports whether the job ended without its escrow ever committing (an
+// Async submission's, refused in its block).
+func (j *job) escrowRefused() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return !j.finished.IsZero() && !j.escrowed
+}
+
 // wasAnswered reports whether the consumer holds the job's id from before its escrow
 // committed (an Async submission).
 func (j *job) wasAnswered() bool {

@@ -452,11 +452,14 @@ class Client:
         return seq
 
     def _job_known(self, job_id: str) -> bool:
+        """Whether a job holds job_id's sequence: one the API knows, unless it failed
+        before its escrow committed (its block refused it, so the sequence is unused and
+        the router takes a job signed with it again)."""
         try:
-            self.get(job_id)
+            job = self.get(job_id)
         except NotFound:
             return False
-        return True
+        return not (job.status == "failed" and not any(e.stage == "escrowed" for e in job.events))
 
     def _await_escrow(self, job_id: str) -> None:
         """Wait until an async_ job's escrow has committed (the router records its

@@ -416,7 +416,8 @@ class ClientTest(unittest.TestCase):
                     return js(409, {"error": f"tx sequence {seq}, account expects {c}", "code": "conflict"})
                 if asyn and not c <= seq < c + 64:
                     return js(409, {"error": f"tx sequence {seq}, account expects {c} to {c + 63}", "code": "conflict"})
-                if jid in state["jobs"]:
+                old = state["jobs"].get(jid)
+                if old and not (old["status"] == "failed" and not any(e["stage"] == "escrowed" for e in old["events"])):
                     return js(409, {"error": f"job {jid} was already submitted", "code": "conflict"})
                 if seq != c + len(state["pending"]):
                     return js(400, {"error": f"escrow budget: wrong sequence {seq}", "code": "bad_request"})
@@ -484,6 +485,16 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(self.c.submit_tensor({"a": a, "b": b}).id, job_id(self.key.address, 9))
         self.assertEqual(st["posted"][-1], (9, False))
         self.assertEqual(self.c.submit_tensor({"a": a, "b": b}, async_=True).id, job_id(self.key.address, 10))
+
+    def test_async_reuses_a_refused_escrows_sequence(self) -> None:
+        st = self._fake_router(5)
+        refused = job_id(self.key.address, 5)
+        failed = {**job("failed", error="escrow budget: insufficient funds; nothing was escrowed"), "id": refused}
+        failed["events"] = [{"time": "2026-11-30T07:08:17Z", "stage": "failed", "message": "nothing was escrowed"}]
+        st["jobs"][refused] = failed
+        # Its block refused the escrow: sequence 5 is unused, and signed again.
+        j = self.c.submit_tensor({"a": [[1, 2]], "b": [[3], [4]]}, async_=True)
+        self.assertEqual((j.id, st["posted"]), (refused, [(5, True)]))
 
     def test_async_waits_for_room_in_the_window(self) -> None:
         st = self._fake_router(0)
