@@ -87,8 +87,12 @@ func (u *jobSubmitter) firstFree(ctx context.Context, addr keys.Address, committ
 }
 
 // escrowRefused reports whether j failed before its escrow ever committed.
-func escrowRefused(j api.Job) bool {
-	return j.Status == api.StatusFailed && !slices.ContainsFunc(j.Events, func(e api.Event) bool { return e.Stage == "escrowed" })
+func escrowRefused(j api.Job) bool { return j.Status == api.StatusFailed && !escrowCommitted(j) }
+
+// escrowCommitted reports whether j's escrow has committed: the router records the
+// escrowed event then.
+func escrowCommitted(j api.Job) bool {
+	return slices.ContainsFunc(j.Events, func(e api.Event) bool { return e.Stage == "escrowed" })
 }
 
 // awaitWindow waits, while seq lies beyond the ledger.MaxPending sequences an account may
@@ -130,7 +134,7 @@ func awaitEscrow(ctx context.Context, c *api.Client, id string, poll time.Durati
 		if err != nil {
 			return err
 		}
-		if slices.ContainsFunc(j.Events, func(e api.Event) bool { return e.Stage == "escrowed" }) {
+		if escrowCommitted(j) {
 			return nil
 		}
 		if api.Final(j.Status) {

@@ -122,7 +122,7 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	bctx, cancel := context.WithTimeout(ctx, broadcastTimeout)
 	res, err := r.BroadcastTx(bctx, req.Tx)
 	cancel()
-	if err := r.escrowed(ctx, j, inline, res, err, false); err != nil {
+	if err := r.escrowed(j, inline, res, err, false); err != nil {
 		return api.Job{}, err
 	}
 	return r.submitted(ctx, j), nil
@@ -166,7 +166,7 @@ func (r *Router) submitAsync(ctx context.Context, chain admitter, j *job, inline
 		select {
 		case <-admitted: // the consumer has its answer: the outcome is the job's to show
 			if j.ctx.Err() == nil { // else the router left the job, to whoever takes it up
-				_ = r.escrowed(j.ctx, j, inline, res, err, true)
+				_ = r.escrowed(j, inline, res, err, true)
 			}
 		default:
 			refused <- outcome{res, err}
@@ -176,7 +176,7 @@ func (r *Router) submitAsync(ctx context.Context, chain admitter, j *job, inline
 	case <-admitted: // not in a block yet: the chain has nothing to say of the job
 		return j.unescrowedView(), nil
 	case o := <-refused:
-		if err := r.escrowed(ctx, j, inline, o.res, o.err, false); err != nil {
+		if err := r.escrowed(j, inline, o.res, o.err, false); err != nil {
 			return api.Job{}, err
 		}
 		return r.submitted(ctx, j), nil
@@ -205,7 +205,7 @@ func (r *Router) pendLocked(consumer keys.Address, budget uint64) (unpend func()
 // it with a reason if it does. Refused by the ledger: nothing was escrowed, and the job is
 // dropped, or, when its consumer already holds its id (answered: an Async submission),
 // failed with the reason. The error is what the consumer is to be told.
-func (r *Router) escrowed(ctx context.Context, j *job, inline [][]byte, res api.BroadcastTxResponse, err error, answered bool) error {
+func (r *Router) escrowed(j *job, inline [][]byte, res api.BroadcastTxResponse, err error, answered bool) error {
 	spec, id := j.spec, j.id
 	if errors.Is(err, api.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 		r.wg.Add(1)

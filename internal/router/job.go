@@ -214,7 +214,6 @@ func (j *job) inputStored(i int) {
 	})
 }
 
-// missingInputs names the inputs not yet stored.
 // inputIsStored reports whether input i is in the store.
 func (j *job) inputIsStored(i int) bool {
 	j.mu.Lock()
@@ -222,6 +221,7 @@ func (j *job) inputIsStored(i int) bool {
 	return j.stored[i]
 }
 
+// missingInputs names the inputs not yet stored.
 func (j *job) missingInputs() []string {
 	j.mu.Lock()
 	defer j.mu.Unlock()

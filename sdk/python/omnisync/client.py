@@ -459,7 +459,7 @@ class Client:
             job = self.get(job_id)
         except NotFound:
             return False
-        return not (job.status == "failed" and not any(e.stage == "escrowed" for e in job.events))
+        return not (job.status == "failed" and not _escrow_committed(job))
 
     def _await_escrow(self, job_id: str) -> None:
         """Wait until an async_ job's escrow has committed (the router records its
@@ -468,7 +468,7 @@ class Client:
         deadline = time.monotonic() + max(self._t.timeout, 60.0)
         while True:
             job = self.get(job_id)
-            if any(e.stage == "escrowed" for e in job.events):
+            if _escrow_committed(job):
                 return
             if is_final(job.status):
                 raise JobFailed(job)
@@ -1035,6 +1035,11 @@ class Client:
 
 # The first bytes of each tensor kernel's output: an OMT1 matrix, an MLP trace, a zk result.
 _TENSOR_MAGICS = (OMT_MAGIC, TRACE_MAGIC, ZK_RESULT_MAGIC)
+
+
+def _escrow_committed(job: Job) -> bool:
+    """Whether the job's escrow has committed: the router records the ``escrowed`` event then."""
+    return any(e.stage == "escrowed" for e in job.events)
 
 
 def _tensor_result(out: JobOutput) -> TensorResult:
