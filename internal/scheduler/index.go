@@ -48,6 +48,7 @@ import (
 // between (Version), or re-place.
 type Index struct {
 	w        Weights
+	relBid   relBidWeights
 	checkers []checker
 
 	// A node has a slot for life: nodes and hot are indexed by it, and a
@@ -135,7 +136,7 @@ func NewIndex(nodes []Node, w Weights) (*Index, error) {
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
-	x := &Index{w: w, checkers: feasibilityCheckers(), overflowLimit: maxOverflow}
+	x := &Index{w: w, relBid: relBidWeightsOf(w), checkers: feasibilityCheckers(), overflowLimit: maxOverflow}
 	if err := x.rebuild(slices.Clone(nodes), nil); err != nil {
 		return nil, err
 	}
@@ -275,10 +276,42 @@ func (x *Index) SetFreeGPUs(id string, free int) bool {
 		x.version++
 		x.free.remove(freeKey(old))
 		x.free.add(freeKey(free))
-		x.nodes[s].FreeGPUs, x.hot[s].free = free, clamp32(free)
-		x.refresh(s, false, true)
+		h := &x.hot[s]
+		was := h.free
+		x.nodes[s].FreeGPUs, h.free = free, clamp32(free)
+		switch {
+		case was >= 1 && h.free >= was:
+			x.raiseMaxFree(s)
+		case was < 1 && h.free >= 1:
+			x.includeUp(s)
+		default:
+			x.refresh(s, false, true)
+		}
 	}
 	return true
+}
+
+// raiseMaxFree refreshes the boxes above slot s, which was available and
+// has more free GPUs now: only their most free GPUs can change.
+func (x *Index) raiseMaxFree(s int32) {
+	free := x.hot[s].free
+	for i := x.leafOf[s]; i >= 0 && x.tree[i].maxFree < free; i = x.up[i] {
+		x.tree[i].maxFree = free
+	}
+}
+
+// includeUp refreshes the boxes above slot s, which has just become
+// available: each box's bounds are the best of its available nodes', so
+// taking s's into them is what recomputing them would give, and a box
+// they do not change has ancestors they do not change either.
+func (x *Index) includeUp(s int32) {
+	h := &x.hot[s]
+	for i := x.leafOf[s]; i >= 0; i = x.up[i] {
+		old := x.tree[i]
+		if x.tree[i].include(h, &x.relBid); x.tree[i] == old {
+			return
+		}
+	}
 }
 
 // Remove takes a node out of the snapshot (offline, or gone from the

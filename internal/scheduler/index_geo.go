@@ -266,21 +266,27 @@ type geoTree struct {
 	leafOf []int32   // by slot - base
 }
 
-// geoPoint is a node's position as the count reads it.
-type geoPoint struct {
-	v               [3]float32
-	located, online bool
-}
+// geoPoint is a node's position as the count reads it, 12 bytes: NaN for
+// a node it does not count (offline, or not located), which no comparison
+// admits. (Circles hold offline nodes too, and read their positions from
+// the hot data.)
+type geoPoint struct{ v [3]float32 }
+
+// counted reports whether the count counts p's node.
+func (p geoPoint) counted() bool { return !math.IsNaN(float64(p.v[0])) }
 
 // geoBox is what the count reads of a box: its circle (spots[i]) as a
 // float64 unit vector and a radius with angleMargin added (rim), with the
 // rim's cosine and sine, so that placing it about a ring takes no
-// trigonometry.
+// trigonometry; and its points, so that a leaf's are found without reading
+// its span. It fills a cache line, so a box the count opens is one line
+// (at 56 bytes, most straddled two).
 type geoBox struct {
 	centre              [3]float64
 	rim, cosRim, sinRim float64
 	n                   int32 // online located nodes
 	right               int32 // the right child; the left is the next box; -1 for a leaf
+	lo, hi              int32 // its points, points[lo:hi]
 }
 
 // setSpot sets what the count derives from b's circle.
@@ -321,9 +327,9 @@ func newGeoTree(x *Index, lo, hi int32) geoTree {
 				g.leafOf[s-g.base] = i
 			}
 		}
-		g.recompute(i, nil)
+		g.recompute(x, i, nil)
 		b, sp := &g.boxes[i], g.spans[i]
-		g.spots[i] = circleOf(g.located(sp.lo, sp.hi))
+		g.spots[i] = circleOf(g.located(x, sp.lo, sp.hi))
 		if b.right >= 0 {
 			g.spots[i] = tighter(g.spots[i+1].merge(g.spots[b.right]), g.spots[i])
 		}
@@ -332,22 +338,29 @@ func newGeoTree(x *Index, lo, hi int32) geoTree {
 	return g
 }
 
-// located yields the positions of the located nodes in points[lo:hi].
-func (g *geoTree) located(lo, hi int32) func(yield func([3]float32) bool) {
+// located yields the positions of the located nodes in perm[lo:hi],
+// online or not.
+func (g *geoTree) located(x *Index, lo, hi int32) func(yield func([3]float32) bool) {
 	return func(yield func([3]float32) bool) {
-		for _, pt := range g.points[lo:hi] {
-			if pt.located && !yield(pt.v) {
+		for _, s := range g.perm[lo:hi] {
+			if h := &x.hot[s]; h.located && !yield(h.v) {
 				return
 			}
 		}
 	}
 }
 
-func pointOf(h *hotNode) geoPoint { return geoPoint{v: h.v, located: h.located, online: h.online} }
+func pointOf(h *hotNode) geoPoint {
+	if !h.online || !h.located {
+		nan := float32(math.NaN())
+		return geoPoint{[3]float32{nan, nan, nan}}
+	}
+	return geoPoint{h.v}
+}
 
 func (g *geoTree) split(x *Index, lo, hi, parent int32) {
 	i := int32(len(g.boxes))
-	g.boxes = append(g.boxes, geoBox{right: -1})
+	g.boxes = append(g.boxes, geoBox{right: -1, lo: lo, hi: hi})
 	g.spans = append(g.spans, geoSpan{lo, hi, parent})
 	g.spots = append(g.spots, noCircle)
 	if hi-lo <= geoLeafSize {
@@ -376,8 +389,9 @@ func (g *geoTree) split(x *Index, lo, hi, parent int32) {
 }
 
 // recompute sets box i's count from its points or children, and its
-// circle when a node under it moved to pt (see keepOrMerge).
-func (g *geoTree) recompute(i int32, moved *geoPoint) {
+// circle when a node under it moved, or became located or not (moved, its
+// hot data; nil when none did; see keepOrMerge).
+func (g *geoTree) recompute(x *Index, i int32, moved *hotNode) {
 	b := &g.boxes[i]
 	if b.right >= 0 {
 		l, r := i+1, b.right
@@ -393,12 +407,12 @@ func (g *geoTree) recompute(i int32, moved *geoPoint) {
 	sp := g.spans[i]
 	b.n = 0
 	for _, pt := range g.points[sp.lo:sp.hi] {
-		if pt.online && pt.located {
+		if pt.counted() {
 			b.n++
 		}
 	}
 	if moved != nil {
-		g.spots[i] = circleOf(g.located(sp.lo, sp.hi))
+		g.spots[i] = circleOf(g.located(x, sp.lo, sp.hi))
 		b.setSpot(g.spots[i])
 	}
 }
@@ -416,13 +430,12 @@ func (g *geoTree) refresh(x *Index, s int32, moved bool) {
 			g.points[k] = pointOf(&x.hot[s])
 		}
 	}
-	var pt *geoPoint
+	var h *hotNode
 	if moved {
-		p := pointOf(&x.hot[s])
-		pt = &p
+		h = &x.hot[s]
 	}
 	for i := leaf; i >= 0; i = g.spans[i].parent {
-		g.recompute(i, pt)
+		g.recompute(x, i, h)
 	}
 }
 
@@ -446,16 +459,12 @@ func (g *geoTree) beyond(x *Index, q *query, r *ring, i int32) int {
 		return g.beyond(x, q, r, i+1) + g.beyond(x, q, r, b.right)
 	}
 	n := 0
-	sp := g.spans[i]
-	for k, pt := range g.points[sp.lo:sp.hi] {
-		if !pt.online || !pt.located {
-			continue
-		}
-		switch cos := dot(q.origin, pt.v); {
+	for k, pt := range g.points[b.lo:b.hi] {
+		switch cos := dot(q.origin, pt.v); { // NaN, and so neither, when not counted
 		case cos <= r.beyond:
 			n++
 		case cos <= r.within:
-			if EstimateLatencyMicros(q.job.Origin, x.nodes[g.perm[int(sp.lo)+k]].Location) > r.ceiling {
+			if EstimateLatencyMicros(q.job.Origin, x.nodes[g.perm[int(b.lo)+k]].Location) > r.ceiling {
 				n++
 			}
 		}

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"math"
+	"math/bits"
 	"slices"
 )
 
@@ -51,7 +52,10 @@ func (x *Index) Place(job Job) (Plan, error) {
 // zero value is ready to use; a Scratch serves one placement at a time, so
 // concurrent placements each need their own, one per goroutine (or from
 // the caller's sync.Pool).
-type Scratch struct{ q query }
+type Scratch struct {
+	q      query
+	totals totalQueue
+}
 
 // PlaceWith is Place with the caller's scratch space.
 func (x *Index) PlaceWith(s *Scratch, job Job) (Plan, error) {
@@ -63,7 +67,7 @@ func (x *Index) PlaceWith(s *Scratch, job Job) (Plan, error) {
 	if !ok {
 		return Plan{}, x.misfits(q).err(&job)
 	}
-	top, feasible := x.best(q, fastest)
+	top, feasible := x.best(q, &s.totals, fastest)
 	plan := Plan{Placements: placements(top)}
 	if len(top) < job.Replicas {
 		return plan, notEnoughOperators(&job, len(top), feasible)
@@ -93,6 +97,9 @@ type query struct {
 	perTFLOPS, perRel, perBid, perLatency float64
 	fastest                               uint64
 	scoreCeiling                          uint32 // where the latency score reaches 0
+	// For relBidAtMost: the weights of a box's relBid, best record and
+	// lowest bid in its second bound, and perBid times the price ceiling.
+	pairedRelBid, pairedRel, pairedBid, perCeiling float64
 
 	// The search's working space, kept in the Scratch between placements.
 	heap  heap
@@ -201,6 +208,36 @@ func (q *query) setFastest(fastest uint64, w Weights) {
 		q.scoreCeiling = DefaultLatencyCeilingMicros
 	}
 	q.perLatency = float64(w.Latency) / float64(q.scoreCeiling)
+	q.perCeiling = q.perBid * float64(q.job.MaxPricePerHourUomni)
+	switch rb := relBidWeightsOf(w); {
+	case rb.perBid == 0: // no price weight: the second bound is the first
+		q.pairedRel, q.pairedBid = q.perRel, -q.perBid
+	case q.perBid >= rb.perBid:
+		q.pairedRelBid, q.pairedBid = 1, -(q.perBid - rb.perBid)
+	default:
+		k := q.perBid / rb.perBid
+		q.pairedRelBid, q.pairedRel = k, (1-k)*rb.perRel
+	}
+}
+
+// relBidAtMost bounds the reliability and price parts of the Total of
+// every node of an admitted box b (whose lowest bid is at most the job's
+// ceiling C) that the job may be placed on (whose bid is at most C):
+// perRel·rel + perBid·(C − bid). Taking the best record and the lowest bid
+// gives one bound; box.relBid, the most of r·rel − c·bid over its nodes
+// for relBidWeights r (the job's perRel) and c, another. A job that weighs
+// the bid more (perBid ≥ c) has perRel·rel − perBid·bid = (r·rel − c·bid)
+// − (perBid − c)·bid, at most relBid − (perBid − c)·(lowest bid); one that
+// weighs it less, with k = perBid/c < 1, has k·(r·rel − c·bid) + (1 −
+// k)·r·rel, at most k·relBid + (1 − k)·r·(best record). Neither exceeds
+// the first, and both are exact when one node has both the box's best
+// record and its lowest bid. (setFastest sets the weights; the float64
+// arithmetic is off by far less than totalAtMost's 10⁻⁶.)
+func (q *query) relBidAtMost(b *box) float64 {
+	rel, bid := float64(b.maxRel), float64(b.minPrice)
+	corner := q.perRel*rel - q.perBid*bid
+	paired := q.pairedRelBid*float64(b.relBid) + q.pairedRel*rel + q.pairedBid*bid
+	return q.perCeiling + min(corner, paired)
 }
 
 // partAtMost bounds the part of the Total of a node with at most these
@@ -310,7 +347,7 @@ func (x *Index) fastest(q *query) (best uint64, found bool) {
 // replicas, how many nodes are feasible. (Only then is it needed, for the
 // error; and only then is it exact: until the list is full nothing is
 // pruned but boxes without a feasible node.)
-func (x *Index) best(q *query, fastest uint64) (placed []ranked, feasibleNodes int) {
+func (x *Index) best(q *query, h *totalQueue, fastest uint64) (placed []ranked, feasibleNodes int) {
 	q.setFastest(fastest, x.w)
 	top := topList{want: q.job.Replicas, entries: q.top[:0]}
 	defer func() { q.top = top.entries[:0] }()
@@ -336,7 +373,7 @@ func (x *Index) best(q *query, fastest uint64) (placed []ranked, feasibleNodes i
 		}
 		// Bounded first by the least latency a node in it may have, the
 		// box is often beaten without the trigonometry of its circle.
-		part := q.partAtMost(b.maxT, b.maxRel, b.minPrice)
+		part := q.perTFLOPS*float64(min(widen(b.maxT), q.fastest)) + q.relBidAtMost(b)
 		if lat, known := q.latencyFloorCheap(b); top.full() && beaten(q.totalAtMost(part, lat, known), b.minKey, b.minID) {
 			return 0, false
 		}
@@ -347,7 +384,6 @@ func (x *Index) best(q *query, fastest uint64) (placed []ranked, feasibleNodes i
 		t := q.totalAtMost(part, lat, known)
 		return t, !beaten(t, b.minKey, b.minID)
 	}
-	h := &q.heap
 	h.reset()
 	for _, r := range x.roots(q) {
 		if t, ok := bound(r); ok {
@@ -510,4 +546,73 @@ func (h *heap) pop() (box int32, key uint32) {
 	}
 	h.items = a
 	return top.box, top.key
+}
+
+// totalQueue is a max-priority queue of boxes keyed by a bound on the
+// Total, for best. No Total exceeds maxTotal, so the queue keeps a list of
+// boxes for each key and a bitmap of the keys that have one, and finds the
+// greatest key by the bitmap's highest non-zero word: a push or a pop takes
+// a few instructions and none of the comparisons a binary heap makes, which
+// the processor cannot predict (they took a tenth of a placement). Boxes
+// of one key come out last in, first out; the search does not depend on
+// the order of equal keys.
+type totalQueue struct {
+	last [maxTotal + 1]int32 // by key: 1 + the index in items of the last box pushed with it, 0 for none
+	used [maxTotal/64 + 1]uint64
+	// No word of used outside [low, high] is non-zero: the keys of one
+	// search lie close together, so reset visits a few words.
+	low, high int
+	n         int
+	items     []queued
+}
+
+// queued is a box in a totalQueue, and the box pushed before it with its
+// key, as 1 + its index in items (0 for none).
+type queued struct{ box, below int32 }
+
+// maxTotal is the most any Total can be: every score is at most
+// BasisPoints, and the weights sum to BasisPoints.
+const maxTotal = BasisPoints
+
+func (h *totalQueue) len() int { return h.n }
+
+// reset empties h, visiting only the keys still used.
+func (h *totalQueue) reset() {
+	for w := h.low; w <= h.high; w++ {
+		for u := h.used[w]; u != 0; u &= u - 1 {
+			h.last[w*64+bits.TrailingZeros64(u)] = 0
+		}
+		h.used[w] = 0
+	}
+	h.low, h.high, h.n, h.items = len(h.used), 0, 0, h.items[:0]
+}
+
+// push queues box with key, taken as maxTotal when above it: no node
+// scores more, so the key remains a bound.
+func (h *totalQueue) push(box int32, key uint32) {
+	k := min(key, maxTotal)
+	h.items = append(h.items, queued{box, h.last[k]})
+	h.last[k] = int32(len(h.items))
+	h.used[k/64] |= 1 << (k % 64)
+	h.low, h.high = min(h.low, int(k/64)), max(h.high, int(k/64))
+	h.n++
+}
+
+// top returns the greatest key queued; h must not be empty.
+func (h *totalQueue) top() uint32 {
+	for h.used[h.high] == 0 {
+		h.high--
+	}
+	return uint32(h.high*64 + bits.Len64(h.used[h.high]) - 1)
+}
+
+// pop takes out a box with the greatest key; h must not be empty.
+func (h *totalQueue) pop() (box int32, key uint32) {
+	key = h.top()
+	it := h.items[h.last[key]-1]
+	if h.last[key] = it.below; it.below == 0 {
+		h.used[key/64] &^= 1 << (key % 64)
+	}
+	h.n--
+	return it.box, key
 }

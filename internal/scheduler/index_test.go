@@ -301,6 +301,75 @@ func TestIndexExtremeValues(t *testing.T) {
 	}
 }
 
+// TestIndexMatchesPlaceOneSidedWeights checks the bound on reliability
+// and bid together (box.relBid) at its edges: no weight on one of them, or
+// all of it, for jobs whose price ceilings lie either side of
+// relBidCeiling.
+func TestIndexMatchesPlaceOneSidedWeights(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 17))
+	total := map[string]int{}
+	for _, w := range []Weights{
+		{Compute: 4000, Latency: 3000, Reliability: 3000},
+		{Compute: 4000, Latency: 3000, Price: 3000},
+		{Reliability: 10_000},
+		{Price: 10_000},
+		{Reliability: 5000, Price: 5000},
+	} {
+		for _, kind := range snapshotKinds {
+			nodes := kind.nodes(rng, 3000)
+			x, err := NewIndex(nodes, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			jobs := make([]Job, scaled(40))
+			for i := range jobs {
+				jobs[i] = kind.job(rng, nodes)
+				jobs[i].MaxPricePerHourUomni = []uint64{1, relBidCeiling / 3, relBidCeiling, 3 * relBidCeiling, 1 << 40}[i%5]
+			}
+			t.Run(fmt.Sprintf("%+v/%s", w, kind.name), func(t *testing.T) {
+				for k, v := range checkJobs(t, x, jobs) {
+					total[k] += v
+				}
+			})
+		}
+	}
+	t.Logf("outcomes: %v", total)
+	if total["placed"] < scaled(200) {
+		t.Errorf("only %d jobs placed: the test does not cover the bound", total["placed"])
+	}
+}
+
+// TestIndexFreeGPUsKeepBoxesExact checks SetFreeGPUs's shortcuts (a node
+// that gains GPUs, or becomes available, updates the boxes above it
+// without recomputing them): after many reservations and releases, every
+// box must be what recomputing it from its nodes gives.
+func TestIndexFreeGPUsKeepBoxesExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 30))
+	nodes := marketNodes(rng, 3000)
+	x, err := NewIndex(nodes, DefaultWeights())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step := range scaled(2000) {
+		n := &nodes[rng.IntN(len(nodes))]
+		free := []int{-1, 0, 0, 1, 1, 2, 3, 4, 8, 1 << 40}[rng.IntN(10)]
+		if rng.IntN(2) == 0 {
+			cur, _ := x.Node(n.ID)
+			free = cur.FreeGPUs + rng.IntN(3)
+		}
+		x.SetFreeGPUs(n.ID, free)
+		kept := slices.Clone(x.tree)
+		for i := int32(len(x.tree)) - 1; i >= 0; i-- {
+			x.recompute(i, -1)
+		}
+		for i := range kept {
+			if kept[i] != x.tree[i] {
+				t.Fatalf("step %d, box %d: kept %+v, recomputed %+v", step, i, kept[i], x.tree[i])
+			}
+		}
+	}
+}
+
 func TestIndexUpdates(t *testing.T) {
 	a, b := testNode("a", "x"), testNode("b", "y")
 	b.TFLOPSMilli = 50_000
@@ -548,14 +617,17 @@ func TestCirclesHoldTheirNodes(t *testing.T) {
 	for round := range 20 {
 		for range 100 {
 			n := x.nodes[rng.IntN(len(x.nodes))]
-			switch rng.IntN(3) {
+			switch rng.IntN(4) {
 			case 0:
 				n.Location.LatE6 += int32(rng.IntN(20_001) - 10_000)
 				n.Location.LonE6 += int32(rng.IntN(20_001) - 10_000)
 			case 1:
 				n.Location = popularMetro(rng).near(rng)
-			default:
+			case 2:
 				n.Location = Location{}
+			default:
+				x.Remove(n.ID) // offline, but still held
+				continue
 			}
 			x.Set(n)
 		}
@@ -564,7 +636,16 @@ func TestCirclesHoldTheirNodes(t *testing.T) {
 		}
 		for i := range x.geo.boxes {
 			sp := x.geo.spans[i]
-			check(x.geo.spots[i], x.geo.located(sp.lo, sp.hi), fmt.Sprintf("round %d, position box %d", round, i))
+			// Every located node, online or not, read from the nodes
+			// themselves rather than through what the tree reads.
+			located := func(yield func([3]float32) bool) {
+				for _, s := range x.geo.perm[sp.lo:sp.hi] {
+					if n := &x.nodes[s]; n.RTTMicros == 0 && n.Location.Known() && !yield(x.hot[s].v) {
+						return
+					}
+				}
+			}
+			check(x.geo.spots[i], located, fmt.Sprintf("round %d, position box %d", round, i))
 		}
 	}
 }

@@ -21,6 +21,11 @@ type box struct {
 	maxRegion     uint16
 	has           uint8  // hasNodes, hasRTT, hasLocated
 	spot          circle // holds every located node under it, available or not
+	// relBid is the most relBidWeights.of its available nodes: record and
+	// bid bounded together, far tighter than the best record and the lowest
+	// bid, which may be two nodes' (see query.relBidAtMost). With it a box
+	// is 64 bytes, one cache line.
+	relBid float32
 }
 
 // What a box has, available.
@@ -41,14 +46,16 @@ func (b *box) leaf() bool { return b.kids < 0 }
 // clear empties b's bounds.
 func (b *box) clear() {
 	*b = box{kids: b.kids, minID: b.minID, minKey: b.minKey, spot: b.spot,
-		maxFree: math.MinInt32, minRTT: math.MaxUint32, minPrice: math.MaxUint32, minRegion: math.MaxUint16}
+		maxFree: math.MinInt32, minRTT: math.MaxUint32, minPrice: math.MaxUint32, minRegion: math.MaxUint16,
+		relBid: float32(math.Inf(-1))}
 }
 
-func (b *box) include(h *hotNode) {
+func (b *box) include(h *hotNode, w *relBidWeights) {
 	if !h.online || h.free < 1 {
 		return
 	}
 	b.has |= hasNodes
+	b.relBid = max(b.relBid, w.of(h))
 	b.maxFree = max(b.maxFree, h.free)
 	b.minRegion, b.maxRegion = min(b.minRegion, h.region), max(b.maxRegion, h.region)
 	b.maxRel = max(b.maxRel, h.rel)
@@ -64,6 +71,7 @@ func (b *box) include(h *hotNode) {
 
 func (b *box) merge(c *box) {
 	b.has |= c.has
+	b.relBid = max(b.relBid, c.relBid)
 	b.maxFree = max(b.maxFree, c.maxFree)
 	b.minRegion, b.maxRegion = min(b.minRegion, c.minRegion), max(b.maxRegion, c.maxRegion)
 	b.maxRel = max(b.maxRel, c.maxRel)
@@ -90,7 +98,7 @@ func (x *Index) recompute(i, moved int32) {
 	}
 	sp := x.spans[i]
 	for s := sp.lo; s < sp.hi; s++ {
-		b.include(&x.hot[s])
+		b.include(&x.hot[s], &x.relBid)
 	}
 	if moved >= 0 {
 		b.spot = circleOf(x.located(sp))
@@ -134,4 +142,30 @@ func (x *Index) refresh(s int32, moved, freeOnly bool) {
 	} else {
 		x.geoOverflow.refresh(x, s, moved)
 	}
+}
+
+// relBidWeights weighs a node's reliability score against its bid for
+// box.relBid: as a job's Total does, the bid's weight taken at a ceiling of
+// relBidCeiling. A job with another ceiling weighs the bid differently, and
+// query.relBidAtMost makes up the difference from the box's best record or
+// lowest bid.
+type relBidWeights struct{ perRel, perBid float64 }
+
+// relBidCeiling is a price ceiling near the middle of those jobs ask for,
+// 1 OMNI per GPU-hour: the nearer a job's, the tighter the bound.
+const relBidCeiling = 1_000_000
+
+func relBidWeightsOf(w Weights) relBidWeights {
+	return relBidWeights{perRel: float64(w.Reliability) / BasisPoints, perBid: float64(w.Price) / relBidCeiling}
+}
+
+// of returns perRel·rel − perBid·bid for h, rounded up to a float32. (The
+// float64 products are off by far less than the 10⁻⁶ totalAtMost allows.)
+func (w *relBidWeights) of(h *hotNode) float32 {
+	v := w.perRel*float64(h.rel) - w.perBid*float64(h.price)
+	f := float32(v)
+	if float64(f) < v {
+		f = math.Nextafter32(f, float32(math.Inf(1)))
+	}
+	return f
 }
