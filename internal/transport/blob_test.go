@@ -8,6 +8,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -321,5 +322,58 @@ func TestOneChunkObjectsAreTheObjectStores(t *testing.T) {
 	}
 	if _, err := st.GetLastMsgForSubject(ctx, "$O."+testBucket+".C."+damaged.NUID); !errors.Is(err, jetstream.ErrMsgNotFound) {
 		t.Fatalf("the damaged content's chunk is still stored: %v", err)
+	}
+}
+
+// TestPuttingStoredContentAgainLeavesOneChunk: a small blob is written before anything is
+// asked (putSmall), so a put of content already stored, or eight puts of one new content
+// at once, must still leave the name with its content and the stream with one chunk.
+func TestPuttingStoredContentAgainLeavesOneChunk(t *testing.T) {
+	n := startTestNet(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	adminJS := n.adminJS(t)
+	st, err := adminJS.Stream(ctx, objectStream(testBucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks := func() uint64 {
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter("$O."+testBucket+".C.>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		for _, c := range info.State.Subjects {
+			n += c
+		}
+		return n
+	}
+	for i, writers := range []int{1, 8} {
+		data := randomBytes(3000, 60+uint64(i))
+		if writers == 1 {
+			if _, err := PutBlob(ctx, adminJS, testBucket, data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := chunks()
+		var wg sync.WaitGroup
+		errs := make([]error, writers)
+		for w := range writers {
+			wg.Go(func() { _, errs[w] = PutBlob(ctx, adminJS, testBucket, data) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("%d writers: %v", writers, err)
+		}
+		if got, err := GetBlob(ctx, adminJS, testBucket, Digest(data)); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%d writers: reads %d bytes, %v", writers, len(got), err)
+		}
+		want := before
+		if writers > 1 {
+			want++ // the content was new
+		}
+		if got := chunks(); got != want {
+			t.Fatalf("%d writers: %d chunks stored after, want %d", writers, got, want)
+		}
 	}
 }

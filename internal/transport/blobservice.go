@@ -477,9 +477,10 @@ func (b *blobService) relay(m *nats.Msg, subject string, body []byte, single boo
 }
 
 // writable checks a put or store request (its bucket, digest and size, and the
-// participant's right to write it) and reports whether the name already holds its content
-// intact: only trusted writers write metadata, so that check is sound.
-func (b *blobService) writable(id string, m *nats.Msg) (req blobRequest, obs jetstream.ObjectStore, name string, sum [32]byte, present bool, prev *jetstream.ObjectInfo, err error) {
+// participant's right to write it) and, when asked to check, reports whether the name
+// already holds its content intact: only trusted writers write metadata, so that check
+// is sound.
+func (b *blobService) writable(id string, m *nats.Msg, check bool) (req blobRequest, obs jetstream.ObjectStore, name string, sum [32]byte, present bool, prev *jetstream.ObjectInfo, err error) {
 	req, name, err = b.request(m)
 	switch {
 	case err != nil:
@@ -500,13 +501,15 @@ func (b *blobService) writable(id string, m *nats.Msg) (req blobRequest, obs jet
 		return
 	}
 	sum, _ = ParseDigest(req.Digest)
-	present, prev, err = storedIntact(b.ctx, obs, name, sum, req.Size)
+	if check {
+		present, prev, err = storedIntact(b.ctx, obs, name, sum, req.Size)
+	}
 	return
 }
 
 // put opens an upload, or answers Present when the name already holds its content.
 func (b *blobService) put(id string, m *nats.Msg) {
-	req, obs, name, sum, present, prev, err := b.writable(id, m)
+	req, obs, name, sum, present, prev, err := b.writable(id, m, true)
 	switch {
 	case err != nil:
 		b.fail(m, err)
@@ -601,9 +604,11 @@ func (b *blobService) answerStored(m *nats.Msg, err error) {
 // store writes a blob sent whole in its request, at most uploadChunk bytes: one round
 // trip where put and its one chunk take two, for the small results most jobs have. The
 // bytes are hashed before the name appears, as an upload's are, and one name still has
-// one writer at a time.
+// one writer at a time. A blob of one chunk is written first and checked after
+// (putSmall); a larger one is checked first.
 func (b *blobService) store(id string, m *nats.Msg) {
-	req, obs, name, sum, present, prev, err := b.writable(id, m)
+	small := int64(len(m.Data)) <= objectChunk
+	req, obs, name, sum, present, prev, err := b.writable(id, m, !small)
 	switch {
 	case err == nil && (req.Size > uploadChunk || req.Size != int64(len(m.Data))):
 		err = refuse(codeInvalid, "a store carries its whole blob, at most %d bytes: %d declared, %d sent", uploadChunk, req.Size, len(m.Data))
@@ -624,8 +629,19 @@ func (b *blobService) store(id string, m *nats.Msg) {
 		b.fail(m, refuse(codeBusy, "%s is being written; retry", req.Digest))
 		return
 	}
-	err = putObject(b.ctx, b.js, obs, req.Bucket, name, sum, req.Size, bytes.NewReader(m.Data), prev)
+	if small {
+		var data []byte
+		if data, err = readChecked(bytes.NewReader(m.Data), sum, req.Size); err == nil {
+			present, err = putSmall(b.ctx, b.js, obs, req.Bucket, name, sum, data)
+		}
+	} else {
+		err = putObject(b.ctx, b.js, obs, req.Bucket, name, sum, req.Size, bytes.NewReader(m.Data), prev)
+	}
 	b.written(key)
+	if err == nil && present {
+		b.respond(m, blobReply{Present: true})
+		return
+	}
 	b.answerStored(m, err)
 }
 
