@@ -228,21 +228,27 @@ func (r *Router) escrowed(j *job, inline [][]byte, res api.BroadcastTxResponse, 
 	}
 	j.set(func(j *job) { j.escrowed = true })
 	j.record("escrowed", "create", res.Hash, "%s OMNI locked in escrow", ledger.FormatOMNI(spec.Budget))
-	r.storeInline(j, inline, true)
+	stored := r.storeInline(j, inline, true)
 	if missing := j.missingInputs(); len(missing) > 0 {
 		j.record("awaiting_inputs", "", "", "waiting for inputs %v to be uploaded", missing)
 	}
 	// The escrow and the inputs stored are saved before the consumer hears of them: a
-	// restarted router that found the escrow without them would refund the job.
-	j.save()
+	// restarted router that found the escrow without them would refund the job. An
+	// answered Async job was saved with its inputs before its answer, and that the escrow
+	// committed is the chain's to tell a restarted router (confirmEscrow): unless an input
+	// was stored only now, its change waits for the next save, as any other.
+	if !answered || stored > 0 {
+		j.save()
+	}
 	r.wg.Add(1)
 	go r.run(j)
 	return nil
 }
 
-// storeInline stores the inline inputs of j not stored yet. An input that fails to store
-// is left to UploadInput, and, when told, the job says so: the escrow stands either way.
-func (r *Router) storeInline(j *job, inline [][]byte, tell bool) {
+// storeInline stores the inline inputs of j not stored yet and says how many it stored.
+// An input that fails to store is left to UploadInput, and, when told, the job says so:
+// the escrow stands either way.
+func (r *Router) storeInline(j *job, inline [][]byte, tell bool) (stored int) {
 	for i, data := range inline {
 		if data == nil || j.inputIsStored(i) {
 			continue
@@ -256,7 +262,9 @@ func (r *Router) storeInline(j *job, inline [][]byte, tell bool) {
 			continue
 		}
 		j.inputStored(i)
+		stored++
 	}
+	return stored
 }
 
 // submitted answers a submission the router took with the job as it reads now; should

@@ -151,7 +151,7 @@ func jobFromRecord(data []byte) (*job, error) {
 // progress, which the chain holds anyway (a restarted router asks it where each job
 // stands); what a restart cannot rebuild from the chain is saved at once (job.save).
 // A peer answering for the job from the store is behind by as much.
-const saveDelay = 500 * time.Millisecond
+const saveDelay = time.Second
 
 // save hands the job's latest state to persist now, unless it was saved already. The
 // lifecycle calls it where a restarted router or a peer must find a change before this

@@ -264,7 +264,7 @@ func TestJobChangesCloseTogetherAreSavedOnce(t *testing.T) {
 		t.Fatalf("%d writes at once; want the changes held for saveDelay", n)
 	}
 	waitFor(t, "the changes saved", func() bool { return writes() == 1 })
-	time.Sleep(2 * saveDelay)
+	time.Sleep(saveDelay + saveDelay/2)
 	if n := writes(); n != 1 {
 		t.Fatalf("%d writes for three changes close together, want 1", n)
 	}
@@ -281,7 +281,7 @@ func TestJobChangesCloseTogetherAreSavedOnce(t *testing.T) {
 		t.Fatalf("%d writes after save, want 2: save writes at once", n)
 	}
 	j.save()
-	time.Sleep(2 * saveDelay)
+	time.Sleep(saveDelay + saveDelay/2)
 	if n := writes(); n != 2 {
 		t.Fatalf("%d writes, want 2: nothing changed since the last", n)
 	}
