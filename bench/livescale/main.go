@@ -42,6 +42,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/omnisync/omnisync/internal/gc"
 )
 
 type config struct {
@@ -57,6 +59,7 @@ type config struct {
 }
 
 func main() {
+	gc.Tune(os.Getenv) // as the omnisync binary runs
 	var c config
 	flag.StringVar(&c.role, "role", "sim", "sim (the simulator, which starts the router) or router (internal)")
 	flag.StringVar(&c.dir, "dir", "", "working directory for the router's TLS files and store (default: a temporary one)")

@@ -20,9 +20,11 @@ import (
 
 	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/devnet"
+	"github.com/omnisync/omnisync/internal/gc"
 )
 
 func main() {
+	gc.Tune(os.Getenv) // as the omnisync binary runs
 	consumers := flag.Int("consumers", 32, "concurrent consumers, each submitting back to back")
 	jobs := flag.Int("jobs", 1000, "jobs in all (rounded up to a multiple of -consumers)")
 	size := flag.Int("size", 64, "side of the square int8 matrices")

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/gc"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/node"
@@ -190,6 +192,8 @@ func measureBlockInterval(ctx context.Context, b *testing.B, d *Devnet) time.Dur
 // second in all (RunLoadPaced), whose p50 is a job's latency at that load rather than
 // its wait behind a burst of thousands.
 func BenchmarkJobsInFlight(b *testing.B) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // restored after: Tune changes it for the process
+	b.Logf("GOGC %d, as the omnisync binary runs", gc.Tune(os.Getenv))
 	consumers := benchEnv(b, "OMNISYNC_INFLIGHT_CONSUMERS", 64, 16, 1024)
 	perConsumer := benchEnv(b, "OMNISYNC_INFLIGHT_PER_CONSUMER", 8, 1, ledger.MaxPending)
 	nodes := benchEnv(b, "OMNISYNC_INFLIGHT_NODES", 12, 1, 256)
@@ -284,7 +288,7 @@ func processCPU() time.Duration {
 
 // logStages logs the mean time between each of a job's events and the one before it, over
 // the latest 8 jobs of each consumer.
-func logStages(ctx context.Context, b *testing.B, c *api.Client, consumers []ed25519.PrivateKey) {
+func logStages(ctx context.Context, b testing.TB, c *api.Client, consumers []ed25519.PrivateKey) {
 	sum, n := map[string]time.Duration{}, map[string]int{}
 	var order []string
 	for _, k := range consumers {
