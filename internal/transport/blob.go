@@ -67,16 +67,17 @@ func ParseDigest(s string) ([32]byte, error) {
 // stored. It needs the rights to the bucket that the router has, not a participant's
 // (participants use Blobs). It is safe for concurrent use.
 type Bucket struct {
-	js   jetstream.JetStream
-	name string
-	mu   sync.Mutex
-	obs  jetstream.ObjectStore // nil until opened
+	js     jetstream.JetStream
+	name   string
+	recent *recent // names put or found intact lately: put again, they are left alone
+	mu     sync.Mutex
+	obs    jetstream.ObjectStore // nil until opened
 }
 
 // NewBucket returns the bucket of that name; nothing is asked of the server until it is
 // used.
 func NewBucket(js jetstream.JetStream, name string) *Bucket {
-	return &Bucket{js: js, name: name}
+	return &Bucket{js: js, name: name, recent: newRecent(time.Now)}
 }
 
 func (b *Bucket) open(ctx context.Context) (jetstream.ObjectStore, error) {
@@ -135,11 +136,16 @@ func (b *Bucket) PutFrom(ctx context.Context, digest string, size int64, r io.Re
 	}
 	name := hex.EncodeToString(sum[:])
 	if size <= objectChunk {
+		if b.recent.has(name) {
+			return nil
+		}
 		data, err := readChecked(r, sum, size)
 		if err != nil {
 			return err
 		}
-		_, err = putSmall(ctx, b.js, obs, b.name, name, sum, data)
+		if _, err = putSmall(ctx, b.js, obs, b.name, name, sum, data); err == nil {
+			b.recent.note(name)
+		}
 		return err
 	}
 	present, prev, err := storedIntact(ctx, obs, name, sum, size)
@@ -165,7 +171,8 @@ func readChecked(r io.Reader, sum [32]byte, size int64) ([]byte, error) {
 // just written goes and nothing else changes, else the name is written over. The check
 // before the write that PutFrom makes for larger blobs (storedIntact) was a round trip
 // and a JSON decode for every input a router stored, 3% of a busy devnet's CPU, and two
-// writers of one new name could both pass it, one leaving a chunk nothing named.
+// writers of one new name could both pass it, one leaving a chunk nothing named. Content
+// put again soon is better caught before any of this (recent).
 func putSmall(ctx context.Context, js jetstream.JetStream, obs jetstream.ObjectStore, bucket, name string, sum [32]byte, data []byte) (present bool, err error) {
 	err = putChunk(ctx, js, bucket, name, sum, data, nil, true)
 	var apiErr *jetstream.APIError

@@ -109,6 +109,7 @@ type blobService struct {
 	writing map[string]bool                  // bucket/name being written, so one name has one writer
 	buckets map[string]jetstream.ObjectStore // opened once each: opening asks the server
 	stated  map[string]statedObject          // bucket/name → what its last stat found
+	recent  *recent                          // bucket/name stored lately (store)
 }
 
 // statedObject is an object's metadata as a stat read it, which the reads that follow
@@ -147,7 +148,7 @@ func (s *Server) startBlobService(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	b := &blobService{srv: s, nc: nc, js: js, log: s.log.With("component", "blob-service"),
 		ctx: runCtx, cancel: cancel, uploads: map[string]*upload{}, writing: map[string]bool{},
-		buckets: map[string]jetstream.ObjectStore{}, stated: map[string]statedObject{},
+		buckets: map[string]jetstream.ObjectStore{}, stated: map[string]statedObject{}, recent: newRecent(time.Now),
 		readers: make(chan struct{}, maxConcurrentReads)}
 	// Stats and reads are answered concurrently; puts and an upload's chunks stay in the
 	// order they came, one subscription each.
@@ -631,8 +632,12 @@ func (b *blobService) store(id string, m *nats.Msg) {
 	}
 	if small {
 		var data []byte
-		if data, err = readChecked(bytes.NewReader(m.Data), sum, req.Size); err == nil {
-			present, err = putSmall(b.ctx, b.js, obs, req.Bucket, name, sum, data)
+		if data, err = readChecked(bytes.NewReader(m.Data), sum, req.Size); err == nil && !b.recent.has(key) {
+			if present, err = putSmall(b.ctx, b.js, obs, req.Bucket, name, sum, data); err == nil {
+				b.recent.note(key)
+			}
+		} else if err == nil {
+			present = true
 		}
 	} else {
 		err = putObject(b.ctx, b.js, obs, req.Bucket, name, sum, req.Size, bytes.NewReader(m.Data), prev)
