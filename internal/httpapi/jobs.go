@@ -180,9 +180,12 @@ func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 
+	sendJSON := func(event string, b []byte) bool {
+		return write("event: %s\ndata: %s\n\n", event, b)
+	}
 	send := func(event string, v any) bool {
 		b, _ := json.Marshal(v) // plain data
-		return write("event: %s\ndata: %s\n\n", event, b)
+		return sendJSON(event, b)
 	}
 	wait := time.NewTimer(s.poll)
 	defer wait.Stop()
@@ -190,7 +193,7 @@ func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
 	lastWrite := time.Now()
 	for {
 		if b, _ := json.Marshal(job); !bytes.Equal(b, last) {
-			if !send(api.EventJob, job) {
+			if !sendJSON(api.EventJob, b) {
 				return
 			}
 			last, lastWrite = b, time.Now()
