@@ -86,7 +86,10 @@ type Options struct {
 	// AuditEvery is how often the daemon reads the chain's open audits of attestations
 	// and audits those of jobs it checked (attestaudit.go); default 2 s, negative never.
 	AuditEvery time.Duration
-	Logger     *slog.Logger
+	// OutputPatience is how long a committed output that cannot be found is looked for
+	// again before the check finds it never uploaded; default DefaultOutputPatience.
+	OutputPatience time.Duration
+	Logger         *slog.Logger
 	// Metrics is where the daemon's Prometheus series are registered (metrics.go); nil
 	// counts them in a registry nothing serves.
 	Metrics prometheus.Registerer
@@ -148,6 +151,9 @@ func New(opts Options) (*Daemon, error) {
 	}
 	if opts.AuditEvery == 0 {
 		opts.AuditEvery = 2 * time.Second
+	}
+	if opts.OutputPatience <= 0 {
+		opts.OutputPatience = DefaultOutputPatience
 	}
 	id := string(keys.AddressOfKey(opts.Key))
 	d := &Daemon{opts: opts, id: id, log: opts.Logger.With("validator", keys.Address(id).Short()),
@@ -355,10 +361,11 @@ func (d *Daemon) busy(ctx context.Context) (release func(), err error) {
 // jobCheck is one job under check: the request, the job as the chain records it, the
 // seed drawn for it and the blob client that reads through the request's router.
 type jobCheck struct {
-	req   protocol.VerifyRequest
-	job   ledger.Job
-	seed  [32]byte
-	blobs transport.Blobs
+	req      protocol.VerifyRequest
+	job      ledger.Job
+	seed     [32]byte
+	blobs    transport.Blobs
+	patience time.Duration // Options.OutputPatience
 }
 
 // finding is a check's verdict on the node's result, as its attestation states it. Ops
@@ -398,7 +405,7 @@ func (d *Daemon) jobToCheck(ctx context.Context, req protocol.VerifyRequest) (jo
 	if err != nil || len(seedBytes) != 32 {
 		return jobCheck{}, fmt.Errorf("job %s has no usable seed", job.ID)
 	}
-	c := jobCheck{req: req, job: job, blobs: d.blobs.Via(req.Router)}
+	c := jobCheck{req: req, job: job, blobs: d.blobs.Via(req.Router), patience: d.opts.OutputPatience}
 	copy(c.seed[:], seedBytes)
 	return c, nil
 }
@@ -415,9 +422,32 @@ func (c jobCheck) inputs(ctx context.Context) ([][]byte, error) {
 	return inputs, nil
 }
 
-// output fetches the node's committed output; neverUploaded reads its error.
+// DefaultOutputPatience is Options.OutputPatience's default. A router's cluster copies a
+// blob to its servers in their own time, and the server a validator asks may not yet
+// hold the output a node stored through another a moment before: not finding it at once
+// is no evidence that it was never uploaded.
+const DefaultOutputPatience = 3 * time.Second
+
+// outputRetry is how often a missing output is looked for again.
+const outputRetry = 250 * time.Millisecond
+
+// output fetches the node's committed output, asking again while it is not found, for
+// up to c.patience; neverUploaded reads its error.
 func (c jobCheck) output(ctx context.Context) ([]byte, error) {
-	return c.blobs.Get(ctx, c.job.ResultDigest)
+	deadline := time.Now().Add(c.patience)
+	for {
+		out, err := c.blobs.Get(ctx, c.job.ResultDigest)
+		if !errors.Is(err, transport.ErrNotFound) || !time.Now().Add(outputRetry).Before(deadline) {
+			return out, err
+		}
+		t := time.NewTimer(outputRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // neverUploaded words a failed fetch of the committed output. The store files an upload

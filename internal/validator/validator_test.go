@@ -145,7 +145,8 @@ func newRigWith(t *testing.T, set func(*Options)) *rig {
 	}
 	r.spec = api.JobSpec{Workload: api.Workload{Kind: api.WorkloadTensor, Kernel: tensor.KernelMatMulInt8}, Inputs: inputs}
 	r.chain.job = ledger.Job{ID: "job-00000000000000aa", Status: ledger.JobComputed, SpecHash: r.spec.Hash(), Seed: strings.Repeat("ab", 32)}
-	opts := Options{Key: valKey, RouterURL: n.Server.WebSocketURL(), RootCAs: n.Roots, Chain: r.chain, Heartbeat: time.Second, Metrics: r.reg}
+	opts := Options{Key: valKey, RouterURL: n.Server.WebSocketURL(), RootCAs: n.Roots, Chain: r.chain, Heartbeat: time.Second, Metrics: r.reg,
+		OutputPatience: time.Nanosecond} // a missing output is looked for once, unless a test says otherwise
 	if set != nil {
 		set(&opts)
 	}
@@ -235,6 +236,27 @@ func TestSpecThatDoesNotMatchTheCommitmentIsRefused(t *testing.T) {
 	v := r.verify(t, altered)
 	if v.Error == "" || !strings.Contains(v.Error, "committed") || len(r.chain.attests) != 0 {
 		t.Fatalf("verdict %+v, attests %d: a spec the consumer did not sign must not be attested", v, len(r.chain.attests))
+	}
+}
+
+// An output not found at once is looked for again: a router's cluster copies a blob to
+// the server the validator asks in its own time, and an honest node must not fail for it.
+func TestOutputFoundLateIsChecked(t *testing.T) {
+	r := newRigWith(t, func(o *Options) { o.OutputPatience = 5 * time.Second })
+	c, _ := tensor.MatMulInt8(r.a, r.b)
+	data, _ := c.MarshalBinary()
+	r.chain.mu.Lock()
+	r.chain.job.ResultDigest = api.DigestOf(data)
+	r.chain.mu.Unlock()
+	r.grants.AllowRead(r.id, r.chain.job.ResultDigest)
+	go func() {
+		time.Sleep(600 * time.Millisecond)
+		if _, err := transport.PutBlob(context.Background(), r.js, protocol.BlobBucket, data); err != nil {
+			t.Error(err)
+		}
+	}()
+	if v := r.verify(t, r.spec); !v.Pass || v.Error != "" {
+		t.Fatalf("verdict %+v: an output stored 600 ms after the request, within the patience, must be checked", v)
 	}
 }
 
