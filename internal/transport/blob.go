@@ -176,7 +176,8 @@ func readChecked(r io.Reader, sum [32]byte, size int64) ([]byte, error) {
 func putSmall(ctx context.Context, js jetstream.JetStream, obs jetstream.ObjectStore, bucket, name string, sum [32]byte, data []byte) (present bool, err error) {
 	err = putChunk(ctx, js, bucket, name, sum, data, nil, true)
 	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence {
+	if !errors.As(err, &apiErr) || (apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence &&
+		apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant) { // the latter from a replicated stream
 		return false, wrapPut(bucket, name, err)
 	}
 	present, prev, err := storedIntact(ctx, obs, name, sum, int64(len(data)))
@@ -221,7 +222,8 @@ func putObject(ctx context.Context, js jetstream.JetStream, obs jetstream.Object
 // where Put opens a JetStream context of its own for every object, and with it a reply
 // subscription the server files and drops, and reads the metadata again. With onlyNew,
 // the metadata is written only if the name has none, else the stream refuses it
-// (JSErrCodeStreamWrongLastSequence) and the chunk goes again.
+// (JSErrCodeStreamWrongLastSequence, or its Constant variant from a replicated stream)
+// and the chunk goes again.
 func putChunk(ctx context.Context, js jetstream.JetStream, bucket, name string, sum [32]byte, data []byte, prev *jetstream.ObjectInfo, onlyNew bool) error {
 	id := nuid.Next()
 	chunks := "$O." + bucket + ".C." + id

@@ -169,6 +169,11 @@ func TestClusterReplicatesBlobsAndCarriesRequestsToTheGrantingServer(t *testing.
 	if err != nil || string(got) != string(input) {
 		t.Fatalf("server 2 reads %q, %v; want the input server 0 stored", got, err)
 	}
+	// The same content put again, through another server: a small blob is written first,
+	// and the replicated stream's refusal of a second name must read as "stored already".
+	if _, err := PutBlob(ctx, js2, testBucket, input); err != nil {
+		t.Fatalf("putting stored content again through server 2: %v", err)
+	}
 
 	// Node a is connected to server 1; server 0's router granted it the input. Its
 	// request names server 0 and is carried there; server 1's blob service, which
