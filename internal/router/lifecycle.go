@@ -687,14 +687,14 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 	// router waits on was 1.4% of a devnet's CPU.
 	decided := time.NewTicker(decidedPoll)
 	defer decided.Stop()
-	asking := r.opts.Now()
+	var waited time.Duration // by the ticker's count, which a test's frozen Options.Now does not stop
 	for pending := len(candidates); pending > 0; {
 		var a answer
 		select {
 		case a = <-answers:
 			pending--
 		case <-decided.C:
-			if pending == len(candidates) && r.opts.Now().Sub(asking) < undecidedPoll {
+			if waited += decidedPoll; pending == len(candidates) && waited < undecidedPoll {
 				continue
 			}
 			var now ledger.Job
