@@ -137,15 +137,13 @@ func (b *Bucket) PutFrom(ctx context.Context, digest string, size int64, r io.Re
 	name := hex.EncodeToString(sum[:])
 	if size <= objectChunk {
 		if b.recent.has(name) {
-			return nil
+			return nil // before reading r: content stored lately is not sent again
 		}
 		data, err := readChecked(r, sum, size)
 		if err != nil {
 			return err
 		}
-		if _, err = putSmall(ctx, b.js, obs, b.name, name, sum, data); err == nil {
-			b.recent.note(name)
-		}
+		_, err = b.recent.put(ctx, b.js, obs, name, b.name, name, sum, data)
 		return err
 	}
 	present, prev, err := storedIntact(ctx, obs, name, sum, size)

@@ -632,12 +632,8 @@ func (b *blobService) store(id string, m *nats.Msg) {
 	}
 	if small {
 		var data []byte
-		if data, err = readChecked(bytes.NewReader(m.Data), sum, req.Size); err == nil && !b.recent.has(key) {
-			if present, err = putSmall(b.ctx, b.js, obs, req.Bucket, name, sum, data); err == nil {
-				b.recent.note(key)
-			}
-		} else if err == nil {
-			present = true
+		if data, err = readChecked(bytes.NewReader(m.Data), sum, req.Size); err == nil {
+			present, err = b.recent.put(b.ctx, b.js, obs, key, req.Bucket, name, sum, data)
 		}
 	} else {
 		err = putObject(b.ctx, b.js, obs, req.Bucket, name, sum, req.Size, bytes.NewReader(m.Data), prev)
