@@ -109,6 +109,14 @@ func TestNodeCannotPoisonABlobName(t *testing.T) {
 		if got, err := GetBlob(ctx, adminJS, testBucket, smallDigest); err != nil || !bytes.Equal(got, small) {
 			t.Fatalf("router reads %v after the honest store", err)
 		}
+		// The service now remembers the name as stored (recent): other bytes under it are
+		// still hashed and refused, not answered "present".
+		if _, err := forger.store(ctx, blobRequest{Bucket: testBucket, Job: "job-m", Digest: smallDigest, Size: int64(len(small))}, junk); !errors.Is(err, ErrDigestMismatch) {
+			t.Fatalf("other bytes under a name stored lately: %v, want ErrDigestMismatch", err)
+		}
+		if got, err := GetBlob(ctx, adminJS, testBucket, smallDigest); err != nil || !bytes.Equal(got, small) {
+			t.Fatalf("after the forged store over a name stored lately the router reads %v", err)
+		}
 	})
 
 	t.Run("the honest node's output is stored intact", func(t *testing.T) {
