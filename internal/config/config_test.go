@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/validator"
 )
 
 // load runs Load with a file holding doc (none if empty), env as the environment, and
@@ -324,6 +325,43 @@ func TestValidatorAuditEvery(t *testing.T) {
 	}
 	if _, err := load(t, "[validator]\naudit_every = \"-1s\"\n", nil, RoleValidator); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "negative") {
 		t.Errorf("a negative audit_every: %v", err)
+	}
+}
+
+// output_patience is how long the validator looks for a committed output again before it
+// finds it never uploaded: the daemon's default, or the setting from a flag or the file;
+// zero is refused, as that would fail an honest node whose output a router cluster has not
+// yet copied to the server the validator asks.
+func TestValidatorOutputPatience(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		file string
+		args []string
+		want time.Duration
+	}{
+		{"default", "", nil, validator.DefaultOutputPatience},
+		{"flag", "", []string{"--output-patience", "10s"}, 10 * time.Second},
+		{"file", "[validator]\noutput_patience = \"750ms\"\n", nil, 750 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(t, tt.file, nil, RoleValidator, tt.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Validate(RoleValidator); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Validator.Options().OutputPatience; got != tt.want {
+				t.Errorf("OutputPatience %s, want %s", got, tt.want)
+			}
+		})
+	}
+	c, err := load(t, "[validator]\noutput_patience = \"0s\"\n", nil, RoleValidator)
+	if err == nil {
+		err = c.Validate(RoleValidator)
+	}
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "validator.output_patience") {
+		t.Errorf("output_patience = 0s: %v", err)
 	}
 }
 

@@ -325,6 +325,8 @@ type Validator struct {
 	CapacityEvery Duration `toml:"capacity_every" help:"challenge each node's declared TFLOPS when first seen and then about this often (a random time of this mean), reporting on chain; 0, the default, checks none"`
 	// AuditEvery paces the audits of attestations (validator.Options.AuditEvery).
 	AuditEvery Duration `toml:"audit_every" help:"read the chain's open audits of attestations this often and report the false passes of jobs this validator checked; 0 audits none"`
+	// OutputPatience is validator.Options.OutputPatience.
+	OutputPatience Duration `toml:"output_patience" help:"how long a committed output that cannot be found is looked for again, every 250 ms, before the check finds it never uploaded (a router cluster copies blobs between its servers in their own time)"`
 }
 
 // gpu checks a GPU setting (check_gpu, compute_gpu): auto, off or a GPU index.
@@ -344,7 +346,7 @@ const (
 
 func defaultValidator() Validator {
 	return Validator{Wallet: RoleValidator, WalletDir: defaultWalletDir(), ChainRPC: DefaultChainRPC, Rounds: verify.DefaultRounds, Heartbeat: D(2 * time.Second),
-		Containers: ContainersNone, CheckGPU: CheckGPUAuto, AuditEvery: D(2 * time.Second)}
+		Containers: ContainersNone, CheckGPU: CheckGPUAuto, AuditEvery: D(2 * time.Second), OutputPatience: D(validator.DefaultOutputPatience)}
 }
 
 func (v Validator) validate() []error {
@@ -356,6 +358,7 @@ func (v Validator) validate() []error {
 		ck.fail("rounds", "%d: want between 1 and 64", v.Rounds)
 	}
 	ck.positive("heartbeat", v.Heartbeat)
+	ck.positive("output_patience", v.OutputPatience)
 	ck.optionalHostPort("metrics_addr", v.MetricsAddr)
 	ck.oneOf("containers", v.Containers, ContainersNone, ContainersDocker)
 	ck.gpu("check_gpu", v.CheckGPU)
@@ -369,7 +372,8 @@ func (v Validator) validate() []error {
 // Logger, and the container runtime containers names.
 func (v Validator) Options() validator.Options {
 	return validator.Options{RouterURL: v.Router, Rounds: v.Rounds, Heartbeat: v.Heartbeat.Duration, ZKKeys: zkKeys(v.ZKDir),
-		Capacity: validator.CapacityOptions{Every: v.CapacityEvery.Duration}, AuditEvery: auditEvery(v.AuditEvery.Duration)}
+		Capacity: validator.CapacityOptions{Every: v.CapacityEvery.Duration}, AuditEvery: auditEvery(v.AuditEvery.Duration),
+		OutputPatience: v.OutputPatience.Duration}
 }
 
 // auditEvery is validator.Options.AuditEvery for the setting d, where 0 audits none
