@@ -385,14 +385,14 @@ func TestANodeNewerThanTheRoutersViewKeepsItsConnection(t *testing.T) {
 		default:
 		}
 	})
-	r.checkRights(ctx, view.nodes)
+	r.checkRights(ctx, view)
 	select {
 	case <-dropped:
 		t.Fatal("a node registered after the router's view was read was disconnected")
 	case <-time.After(300 * time.Millisecond):
 	}
 	chain.setNodeStatus(keys.AddressOfKey(newer), ledger.NodeInactive)
-	r.checkRights(ctx, view.nodes)
+	r.checkRights(ctx, view)
 	select {
 	case <-dropped:
 	case <-time.After(5 * time.Second):

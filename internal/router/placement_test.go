@@ -422,3 +422,43 @@ func TestSchedulerNodeScoresTheProvenRate(t *testing.T) {
 		t.Fatalf("proven: scored at %d, want 82600", got)
 	}
 }
+
+// The rights check's active set follows the views: rebuilt from a view it cannot bring
+// up to date, changed by a view's changed nodes alone when that view is the next
+// generation of the one it holds, and left alone for the same generation.
+func TestActiveNodesFollowViews(t *testing.T) {
+	node := func(addr, s string) ledger.Node {
+		return ledger.Node{Address: keys.Address(addr), Status: s}
+	}
+	var a activeNodes
+	want := func(step string, got map[string]bool, active ...string) {
+		t.Helper()
+		n := 0
+		for _, ok := range got {
+			if ok {
+				n++
+			}
+		}
+		for _, id := range active {
+			if !got[id] {
+				t.Errorf("%s: %s not active in %v", step, id, got)
+			}
+		}
+		if n != len(active) {
+			t.Errorf("%s: %d active in %v, want %v", step, n, got, active)
+		}
+	}
+	v1 := placementSnapshot{gen: 1, nodes: []ledger.Node{node("a", ledger.NodeActive), node("b", ledger.NodeInactive)}}
+	want("first view", a.of(v1), "a")
+	want("same generation", a.of(v1), "a")
+	// The next generation: b became active and c registered; the list itself is not read.
+	v2 := placementSnapshot{gen: 2, base: 1, nodes: v1.nodes, changed: []ledger.Node{node("b", ledger.NodeActive), node("c", ledger.NodeActive)}}
+	want("changed", a.of(v2), "a", "b", "c")
+	// A generation skipped: its changes are not the cache's, so the list is read whole.
+	v4 := placementSnapshot{gen: 4, base: 3, nodes: []ledger.Node{node("a", ledger.NodeInactive), node("c", ledger.NodeActive)},
+		changed: []ledger.Node{node("a", ledger.NodeInactive)}}
+	want("rebuilt", a.of(v4), "c")
+	// Weights changed with the nodes: no changed list, so again the whole list.
+	v5 := placementSnapshot{gen: 5, nodes: []ledger.Node{node("a", ledger.NodeActive)}}
+	want("new weights", a.of(v5), "a")
+}

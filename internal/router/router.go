@@ -220,6 +220,7 @@ type Router struct {
 	// them (chainNodesLocked); both guarded by viewMu.
 	nodesHeight int64
 	nodeAt      map[keys.Address]int
+	rights      activeNodes // the housekeeping's alone (checkRights)
 
 	assigner *txbatch.Batcher // collects assignments into batches (assign.go); runs on ctx
 
@@ -377,7 +378,7 @@ func (r *Router) housekeeping(ctx context.Context) {
 			if view, err := r.placementView(qctx); err != nil {
 				r.log.Debug("rights check skipped", "err", err)
 			} else {
-				r.checkRights(qctx, view.nodes)
+				r.checkRights(qctx, view)
 				r.refreshIndex(view)
 			}
 			cancel()
@@ -397,25 +398,23 @@ func (r *Router) refreshIndex(view placementSnapshot) {
 }
 
 // checkRights reads the chain's validators and disconnects every connected participant
-// that is neither an active node (of nodes, the chain's) nor a validator.
-func (r *Router) checkRights(qctx context.Context, nodes []ledger.Node) {
+// that is neither an active node (of view's nodes, the chain's) nor a validator.
+func (r *Router) checkRights(qctx context.Context, view placementSnapshot) {
 	var vals []ledger.Validator
 	if err := r.opts.Chain.Query(qctx, "validators", &vals); err != nil {
 		r.log.Debug("rights check skipped", "err", err)
 		return
 	}
-	admitted := make(map[string]bool, len(nodes)+len(vals))
-	for _, n := range nodes {
-		admitted[string(n.Address)] = n.Status == ledger.NodeActive
-	}
+	active := r.rights.of(view)
+	validators := make(map[string]bool, len(vals))
 	for _, v := range vals {
-		admitted[string(v.Address)] = true
+		validators[string(v.Address)] = true
 	}
-	// nodes may predate a participant that registered and connected since: the view's
+	// The view may predate a participant that registered and connected since: its
 	// word alone never withdraws a standing, the chain's current one (read as at connect)
 	// must agree. Withdrawals are rare, so the second read is too.
 	keep := func(id string, pub ed25519.PublicKey) bool {
-		if admitted[id] {
+		if active[id] || validators[id] {
 			return true
 		}
 		_, ok := r.authorize(pub)
@@ -424,6 +423,34 @@ func (r *Router) checkRights(qctx context.Context, nodes []ledger.Node) {
 	for _, id := range r.nats.Reauthorize(keep) {
 		r.log.Warn("participant disconnected: the chain withdrew its standing", "id", keys.Address(id).Short())
 	}
+}
+
+// activeNodes is which of a placement view's nodes the chain holds active, kept from one
+// rights check to the next: rebuilding it from every node each RightsInterval allocated a
+// map of 100,000 keys a second with as many live nodes. A view one generation on from the
+// last carries the nodes it changed, and only they are looked at again.
+type activeNodes struct {
+	gen    uint64
+	active map[string]bool
+}
+
+// of returns which nodes of view are active; the map is the cache's own, read only until
+// the next call.
+func (a *activeNodes) of(view placementSnapshot) map[string]bool {
+	switch {
+	case a.active != nil && view.gen == a.gen:
+	case a.active != nil && view.changed != nil && view.base == a.gen:
+		for _, n := range view.changed {
+			a.active[string(n.Address)] = n.Status == ledger.NodeActive
+		}
+	default:
+		a.active = make(map[string]bool, len(view.nodes))
+		for _, n := range view.nodes {
+			a.active[string(n.Address)] = n.Status == ledger.NodeActive
+		}
+	}
+	a.gen = view.gen
+	return a.active
 }
 
 func (r *Router) onHeartbeat(m *nats.Msg) {
