@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -236,4 +237,98 @@ func TestAsyncJobsCannotPromiseMoreThanTheWalletHolds(t *testing.T) {
 		defer r.mu.Unlock()
 		return len(r.pending) == 0
 	})
+}
+
+// Two submissions of one job at once (a client that sends again when its first attempt
+// seems lost, or a consumer signing again a sequence whose escrow was refused) make one
+// job: one is taken and its escrow broadcast once, the other is refused with ErrConflict,
+// and the job taken is the one the router answers for. Submitted again after a refusal,
+// the first of the pair to pass the check for a job already held waits to read the
+// refused job's store revision, which the test holds until the other has its answer: a
+// router that tracked the claim too late takes both.
+func TestRacingSubmissionsOfOneJobTakeOne(t *testing.T) {
+	const pairs = 32
+	for _, resubmit := range []bool{false, true} {
+		t.Run(map[bool]string{false: "new", true: "after a refused escrow"}[resubmit], func(t *testing.T) {
+			chain := &admittingChain{fakeChain: newFakeChain(), gate: make(chan struct{})}
+			close(chain.gate)
+			r, _ := startRouterWith(t, Options{Chain: chain, MaxActiveJobs: 4 * pairs})
+			reqs := make([]api.SubmitJobRequest, pairs)
+			for i := range reqs {
+				consumer := newKey(t)
+				if resubmit {
+					chain.mu.Lock()
+					chain.inBlock = ledger.ErrInsufficientFunds
+					chain.mu.Unlock()
+					refused, _ := consumerJobFor(t, chain.fakeChain, consumer, 0, func(*api.JobSpec) {})
+					refused.Async = true
+					j, err := r.SubmitJob(t.Context(), refused)
+					if err != nil {
+						t.Fatal(err)
+					}
+					waitFor(t, "the escrow refused", func() bool { return jobHas(r, j.ID, "failed") })
+					chain.mu.Lock()
+					chain.inBlock = nil
+					chain.mu.Unlock()
+				}
+				reqs[i], _ = consumerJobFor(t, chain.fakeChain, consumer, 0, func(s *api.JobSpec) { s.TimeoutSeconds = 31 })
+				reqs[i].Async = true
+			}
+			broadcastBefore := chain.admitted.Load()
+			ids := make([]string, pairs)
+			errs := make([][2]error, pairs)
+			var wg sync.WaitGroup
+			for i, req := range reqs {
+				var refused *job
+				if resubmit {
+					tx, _ := ledger.DecodeTx(req.Tx)
+					r.mu.Lock()
+					refused = r.jobs[ledger.JobID(tx.Signer, tx.Body.Seq)]
+					r.mu.Unlock()
+					refused.saveMu.Lock()
+				}
+				start, answered := make(chan struct{}), make(chan struct{}, 2)
+				for k := range 2 {
+					wg.Go(func() {
+						<-start
+						j, err := r.SubmitJob(t.Context(), req)
+						errs[i][k] = err
+						if err == nil {
+							ids[i] = j.ID
+						}
+						answered <- struct{}{}
+					})
+				}
+				close(start)
+				if resubmit {
+					select {
+					case <-answered:
+					case <-time.After(time.Second): // both wait: both passed the check
+					}
+					refused.saveMu.Unlock()
+				}
+			}
+			wg.Wait()
+			for i, e := range errs {
+				taken := 0
+				for _, err := range e {
+					switch {
+					case err == nil:
+						taken++
+					case !errors.Is(err, api.ErrConflict):
+						t.Errorf("pair %d: %v, want the job taken or ErrConflict", i, err)
+					}
+				}
+				if taken != 1 {
+					t.Fatalf("pair %d: taken %d times (%v), want once", i, taken, e)
+				}
+			}
+			if n := chain.admitted.Load() - broadcastBefore; n != pairs {
+				t.Errorf("%d escrows broadcast for %d jobs, want one each", n, pairs)
+			}
+			for _, id := range ids {
+				waitFor(t, id+" escrowed", func() bool { return jobHas(r, id, "escrowed") })
+			}
+		})
+	}
 }

@@ -64,7 +64,7 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	}
 	r.mu.Lock()
 	old, dup := r.jobs[id]
-	if dup && !old.escrowRefused() {
+	if dup && !old.escrowRefused() || r.taking[id] {
 		r.mu.Unlock()
 		return api.Job{}, fmt.Errorf("%w: job %s was already submitted", api.ErrConflict, id)
 	}
@@ -84,6 +84,10 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		}
 		unpend = r.pendLocked(tx.Signer, spec.Budget)
 	}
+	// Claimed until tracked: two submissions of one job at once (a client sending again,
+	// or a refused sequence signed again twice) would otherwise both be taken, each
+	// replacing the other among the router's jobs and both escrows broadcast.
+	r.taking[id] = true
 	r.mu.Unlock()
 	var rev uint64
 	if dup {
@@ -95,6 +99,9 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		old.saveMu.Unlock()
 	}
 	r.track(j, rev)
+	r.mu.Lock()
+	delete(r.taking, id)
+	r.mu.Unlock()
 
 	// Saved before the escrow is broadcast, and after every change since, so that a router
 	// that dies in between still finds the job when it restarts (adoptJobs asks the chain

@@ -200,6 +200,7 @@ type Router struct {
 	when     map[string]time.Time          // participant id -> when it arrived
 	beats    map[string]uint64             // participant id -> heartbeats received
 	jobs     map[string]*job
+	taking   map[string]bool         // ids claimed by a submission and not yet among jobs (SubmitJob)
 	active   int                     // of jobs, those counted as unfinished (job.counted)
 	pending  map[keys.Address]uint64 // by consumer: budgets of Async escrows waiting for their block (pendLocked)
 	reserved map[string]int          // node id -> GPUs held by this router's attempts on it
@@ -236,7 +237,7 @@ func New(opts Options) (*Router, error) {
 	}
 	r := &Router{
 		opts: opts, id: keys.AddressOfKey(opts.Key), log: opts.Logger.With("component", "router"),
-		seen: map[string]protocol.Heartbeat{}, when: map[string]time.Time{}, beats: map[string]uint64{}, jobs: map[string]*job{},
+		seen: map[string]protocol.Heartbeat{}, when: map[string]time.Time{}, beats: map[string]uint64{}, jobs: map[string]*job{}, taking: map[string]bool{},
 		reserved: map[string]int{}, pending: map[keys.Address]uint64{}, peerHeld: map[string]int{}, declined: map[string]time.Time{}, grants: transport.NewGrants(),
 		assigner: txbatch.New(opts.Chain, opts.AssignWindow, opts.AssignBatchMax),
 	}
