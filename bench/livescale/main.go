@@ -56,6 +56,7 @@ type config struct {
 	own      time.Duration
 	warmup   time.Duration
 	duration time.Duration
+	churn    int
 }
 
 func main() {
@@ -70,6 +71,7 @@ func main() {
 	flag.DurationVar(&c.own, "heartbeat", 2*time.Second, "the nodes' own heartbeat interval, before the router's pace")
 	flag.DurationVar(&c.warmup, "warmup", 20*time.Second, "time for every node to connect and the pace to settle, not measured")
 	flag.DurationVar(&c.duration, "duration", 60*time.Second, "measured time")
+	flag.IntVar(&c.churn, "churn", 0, "node records the simulated chain rewrites a second (prices, measured TFLOPS), which the router reads as changes")
 	flag.Parse()
 	var err error
 	if c.role == "router" {
@@ -110,7 +112,7 @@ func runSim(c config) error {
 		c.dir = dir
 	}
 	args := []string{"-role", "router", "-dir", c.dir, "-nodes", fmt.Sprint(c.nodes), "-per-conn", fmt.Sprint(c.perConn),
-		"-ttl", c.ttl.String(), "-rate", fmt.Sprint(c.rate)}
+		"-ttl", c.ttl.String(), "-rate", fmt.Sprint(c.rate), "-churn", fmt.Sprint(c.churn)}
 	child := exec.Command(os.Args[0], args...)
 	child.Stderr = os.Stderr
 	out, err := child.StdoutPipe()
@@ -174,8 +176,8 @@ func runSim(c config) error {
 		return fmt.Errorf("the router stopped reporting")
 	}
 	window := last.since(first)
-	fmt.Printf("\nmeasured %.0fs after a %s warm-up: %d nodes, %d per connection, ttl %s, rate %d/s\n",
-		last.At.Sub(first.At).Seconds(), c.warmup, c.nodes, c.perConn, c.ttl, c.rate)
+	fmt.Printf("\nmeasured %.0fs after a %s warm-up: %d nodes, %d per connection, ttl %s, rate %d/s, churn %d records/s\n",
+		last.At.Sub(first.At).Seconds(), c.warmup, c.nodes, c.perConn, c.ttl, c.rate, c.churn)
 	fmt.Printf("online in the router        %d\n", last.Online)
 	fmt.Printf("pace (heartbeat interval)   %s\n", f.pace())
 	fmt.Printf("heartbeats indexed          %d/s\n", last.rateSince(first))

@@ -1,18 +1,22 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,11 +31,25 @@ import (
 
 func addressOf(pub []byte) string { return string(keys.AddressOf(ed25519.PublicKey(pub))) }
 
-// fakeChain answers the router's queries for n registered, active nodes. The node list is
-// JSON, decoded by the router at each read as a real chain client's answer would be.
-type fakeChain struct{ nodes []byte }
+// fakeChain answers the router's queries for n registered, active nodes. Answers are JSON,
+// decoded by the router at each read as a real chain client's answer would be. With
+// churn, each simulated block (every 250 ms) rewrites some nodes' records, as price
+// changes and capacity checks do on a real chain, and nodes_since answers with them.
+type fakeChain struct {
+	mu     sync.Mutex
+	nodes  []ledger.Node
+	writes []write // in order of height
+	height int64
+	rng    *rand.Rand
+}
 
-func newFakeChain(ids []string) (*fakeChain, error) {
+// write is a block's rewrite of one node's record.
+type write struct {
+	height int64
+	node   int
+}
+
+func newFakeChain(ids []string) *fakeChain {
 	nodes := make([]ledger.Node, len(ids))
 	regions := []string{"eu-west", "us-east", "ap-south", "sa-east"}
 	for i, id := range ids {
@@ -43,8 +61,30 @@ func newFakeChain(ids []string) (*fakeChain, error) {
 			},
 		}
 	}
-	b, err := json.Marshal(nodes)
-	return &fakeChain{nodes: b}, err
+	return &fakeChain{nodes: nodes, height: 1, rng: rand.New(rand.NewPCG(12, 2026))}
+}
+
+// churn rewrites perSecond node records a second, a quarter of them each block: a new
+// price, and now and then a capacity check's measured TFLOPS. Nodes stay active (a
+// withdrawn standing would disconnect a whole simulated connection of them).
+func (f *fakeChain) churn(perSecond int) {
+	if perSecond <= 0 {
+		return
+	}
+	for range time.Tick(250 * time.Millisecond) {
+		f.mu.Lock()
+		f.height++
+		for range max(perSecond/4, 1) {
+			i := f.rng.IntN(len(f.nodes))
+			n := &f.nodes[i]
+			n.PricePerHour = uint64(20_000 + f.rng.IntN(50)*1000)
+			if f.rng.IntN(8) == 0 {
+				n.ProvenTFLOPSMilli, n.ProvenHeight = n.Hardware.TFLOPSMilli*uint64(50+f.rng.IntN(51))/100, f.height
+			}
+			f.writes = append(f.writes, write{f.height, i})
+		}
+		f.mu.Unlock()
+	}
 }
 
 var errNoTx = errors.New("livescale: the simulated chain takes no transactions")
@@ -59,27 +99,46 @@ func (f *fakeChain) BroadcastTx(context.Context, []byte) (string, int64, error) 
 
 func (f *fakeChain) Query(_ context.Context, path string, v any) error {
 	switch {
-	case path == "nodes":
-		return json.Unmarshal(f.nodes, v)
-	case path == "nodes_since/0": // a first read: every node, at the one height there is
-		return json.Unmarshal(append(append([]byte(`{"height":1,"full":true,"nodes":`), f.nodes...), '}'), v)
-	case strings.HasPrefix(path, "nodes_since/"): // the records never change
-		return json.Unmarshal([]byte(`{"height":1,"nodes":[]}`), v)
 	case path == "validators":
 		return json.Unmarshal([]byte("[]"), v)
 	case strings.HasPrefix(path, "node/"), strings.HasPrefix(path, "job/"):
 		return fmt.Errorf("%w: %s", ledger.ErrNotFound, path)
 	}
-	return fmt.Errorf("livescale: query %s not simulated", path)
+	since, ok := strings.CutPrefix(path, "nodes_since/")
+	if !ok {
+		return fmt.Errorf("livescale: query %s not simulated", path)
+	}
+	h, err := strconv.ParseInt(since, 10, 64)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	ns := ledger.NodesSince{Height: f.height, Full: h == 0}
+	if ns.Full {
+		ns.Nodes = f.nodes
+	} else { // from the writes after h, as the ledger reads its index of them
+		seen := map[int]bool{}
+		from, _ := slices.BinarySearchFunc(f.writes, h+1, func(w write, h int64) int { return cmp.Compare(w.height, h) })
+		for _, w := range f.writes[from:] {
+			if !seen[w.node] {
+				seen[w.node] = true
+				ns.Nodes = append(ns.Nodes, f.nodes[w.node])
+			}
+		}
+	}
+	b, err := json.Marshal(ns) // as the chain's answer, decoded by the router
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
 }
 
 // runRouter is the child process: one router, reporting its figures every two seconds.
 func runRouter(c config) error {
 	ids := nodeIDs(c.nodes)
-	chain, err := newFakeChain(ids)
-	if err != nil {
-		return err
-	}
+	chain := newFakeChain(ids)
+	go chain.churn(c.churn)
 	fleet := map[string][]string{}
 	for i := 0; i*c.perConn < len(ids); i++ {
 		pub := fleetKey(i).Public().(ed25519.PublicKey)
