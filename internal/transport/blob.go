@@ -224,7 +224,7 @@ func putObject(ctx context.Context, js jetstream.JetStream, obs jetstream.Object
 // and the chunk goes again.
 func putChunk(ctx context.Context, js jetstream.JetStream, bucket, name string, sum [32]byte, data []byte, prev *jetstream.ObjectInfo, onlyNew bool) error {
 	id := nuid.Next()
-	chunks := "$O." + bucket + ".C." + id
+	chunks := chunkSubject(bucket, id)
 	info := jetstream.ObjectInfo{ObjectMeta: objectMeta(name, int64(len(data))), Bucket: bucket, NUID: id,
 		Size: uint64(len(data)), Digest: objectDigest(sum)}
 	if len(data) > 0 {
@@ -234,7 +234,7 @@ func putChunk(ctx context.Context, js jetstream.JetStream, bucket, name string, 
 			return err
 		}
 	}
-	meta := nats.NewMsg("$O." + bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(name)))
+	meta := nats.NewMsg(metaSubject(bucket, name))
 	meta.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 	if onlyNew {
 		meta.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
@@ -245,7 +245,7 @@ func putChunk(ctx context.Context, js jetstream.JetStream, bucket, name string, 
 		return err
 	}
 	if prev != nil {
-		purgeChunks(ctx, js, bucket, "$O."+bucket+".C."+prev.NUID)
+		purgeChunks(ctx, js, bucket, chunkSubject(bucket, prev.NUID))
 	}
 	return nil
 }
@@ -256,6 +256,19 @@ func purgeChunks(ctx context.Context, js jetstream.JetStream, bucket, subject st
 	if st, err := js.Stream(ctx, objectStream(bucket)); err == nil {
 		_ = st.Purge(ctx, jetstream.WithPurgeSubject(subject))
 	}
+}
+
+// chunkSubject is where the object store keeps the chunks of the object whose id is nuid.
+func chunkSubject(bucket, nuid string) string { return "$O." + bucket + ".C." + nuid }
+
+// metaSubject is where the object store keeps the metadata of the object name.
+func metaSubject(bucket, name string) string {
+	return "$O." + bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(name))
+}
+
+// directSubject is where js's server takes direct gets of the bucket's messages.
+func directSubject(js jetstream.JetStream, bucket string) string {
+	return apiPrefix(js) + "DIRECT.GET." + objectStream(bucket)
 }
 
 // objectChunk is the object store's default chunk size, the most a chunk of ours holds.
@@ -341,9 +354,9 @@ func (b *Bucket) Get(ctx context.Context, digest string) ([]byte, error) {
 	if info.Size > math.MaxInt || info.NUID == "" {
 		return nil, fmt.Errorf("%w: %s/%s: implausible metadata (size %d)", ErrBlob, bucket, name, info.Size)
 	}
-	api := apiPrefix(b.js) + "DIRECT.GET." + objectStream(bucket)
+	api := directSubject(b.js, bucket)
 	data, err := readChunks(ctx, b.js.Conn(), bucket+"/"+name, info.Size, info.Chunks, func(seq uint64, batch int) (string, []byte) {
-		body, _ := json.Marshal(directGetRequest{Seq: seq, NextFor: "$O." + bucket + ".C." + info.NUID, Batch: batch, MaxBytes: batchBytes})
+		body, _ := json.Marshal(directGetRequest{Seq: seq, NextFor: chunkSubject(bucket, info.NUID), Batch: batch, MaxBytes: batchBytes})
 		return api, body
 	})
 	if err != nil {

@@ -95,12 +95,20 @@ type blobReply struct {
 // asked for, and files an upload under its digest only after hashing every byte.
 type blobService struct {
 	srv    *Server
+	name   string // the server token in the subjects it answers (ServerOptions.Name)
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// relayed: direct gets are answered through the service's own inbox (relay), for in
+	// a cluster the replica that answers may sit on a third server.
+	relayed bool
+	// replicated: each bucket is held by several servers, some maybe behind its leader,
+	// so a miss is asked again of the leader before it is "not found" (blobleader.go).
+	replicated bool
 
 	readers chan struct{} // one per stat or read answered at once (concurrently)
 
@@ -145,31 +153,43 @@ func (s *Server) startBlobService(ctx context.Context) error {
 		nc.Close()
 		return fmt.Errorf("%w: %v", ErrServer, err)
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	b := &blobService{srv: s, nc: nc, js: js, log: s.log.With("component", "blob-service"),
-		ctx: runCtx, cancel: cancel, uploads: map[string]*upload{}, writing: map[string]bool{},
+	b := newBlobService(s, nc, js)
+	if err := b.subscribe(); err != nil {
+		b.close()
+		return err
+	}
+	s.blobs = b
+	return nil
+}
+
+// newBlobService is s's blob service over nc and js, which it owns from now on; it
+// answers nothing until it subscribes.
+func newBlobService(s *Server, nc *nats.Conn, js jetstream.JetStream) *blobService {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &blobService{srv: s, name: s.opts.Name, nc: nc, js: js, log: s.log.With("component", "blob-service"),
+		ctx: ctx, cancel: cancel, uploads: map[string]*upload{}, writing: map[string]bool{},
 		buckets: map[string]jetstream.ObjectStore{}, stated: map[string]statedObject{}, recent: newRecent(time.Now),
-		readers: make(chan struct{}, maxConcurrentReads)}
+		readers: make(chan struct{}, maxConcurrentReads), relayed: s.opts.Cluster != nil, replicated: s.Replicas() > 1}
+}
+
+// subscribe starts answering participants' requests to b.name.
+func (b *blobService) subscribe() error {
 	// Stats and reads are answered concurrently; puts and an upload's chunks stay in the
 	// order they came, one subscription each.
 	for verb, h := range map[string]func(id string, m *nats.Msg){
 		blobVerbStat: b.concurrently(b.stat), blobVerbRead: b.concurrently(b.read), blobVerbGet: b.concurrently(b.get),
 		blobVerbStore: b.concurrently(b.store), blobVerbPut: b.put,
 	} {
-		if _, err := nc.Subscribe(NodeSubjectPrefix+"*.blob."+s.opts.Name+"."+verb, b.guard(h)); err != nil {
-			b.close()
+		if _, err := b.nc.Subscribe(NodeSubjectPrefix+"*.blob."+b.name+"."+verb, b.guard(h)); err != nil {
 			return fmt.Errorf("%w: blob service: %v", ErrServer, err)
 		}
 	}
-	if _, err := nc.Subscribe(NodeSubjectPrefix+"*.blob."+s.opts.Name+"."+blobVerbData+".*", b.guard(b.data)); err != nil {
-		b.close()
+	if _, err := b.nc.Subscribe(NodeSubjectPrefix+"*.blob."+b.name+"."+blobVerbData+".*", b.guard(b.data)); err != nil {
 		return fmt.Errorf("%w: blob service: %v", ErrServer, err)
 	}
-	if err := nc.Flush(); err != nil {
-		b.close()
+	if err := b.nc.Flush(); err != nil {
 		return fmt.Errorf("%w: blob service: %v", ErrServer, err)
 	}
-	s.blobs = b
 	return nil
 }
 
@@ -317,13 +337,17 @@ func (b *blobService) request(m *nats.Msg) (blobRequest, string, error) {
 }
 
 // lookup reads an object's metadata. Only this service and the router write metadata,
-// so it can be trusted.
+// so it can be trusted. GetInfo reads it by direct get, which a replica behind the
+// leader may answer: on a replicated bucket a miss is asked again of the leader.
 func (b *blobService) lookup(bucket, name string) (*jetstream.ObjectInfo, error) {
 	obs, err := b.bucket(bucket)
 	if err != nil {
 		return nil, refuse(codeNotFound, "%w", err)
 	}
 	info, err := obs.GetInfo(b.ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) && b.replicated {
+		info, err = b.leaderInfo(bucket, name)
+	}
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, refuse(codeNotFound, "%w: %s%s", ErrNotFound, DigestPrefix, name)
 	}
@@ -424,30 +448,31 @@ func (b *blobService) get(id string, m *nats.Msg) {
 // The service names the chunk subject itself, so whatever sequence a requester asks to
 // start from, it can only receive chunks of the object it may read.
 func (b *blobService) directGet(m *nats.Msg, bucket string, info *jetstream.ObjectInfo, seq uint64, batch int) {
-	get := directGetRequest{Seq: seq, NextFor: "$O." + bucket + ".C." + info.NUID}
+	get := directGetRequest{Seq: seq, NextFor: chunkSubject(bucket, info.NUID)}
 	if batch > 0 {
 		get.Batch, get.MaxBytes = batch, batchBytes
 	}
-	body, _ := json.Marshal(get)
-	subject := apiPrefix(b.js) + "DIRECT.GET." + objectStream(bucket)
-	if b.srv.opts.Cluster != nil {
+	if b.relayed {
 		b.wg.Add(1)
-		go b.relay(m, subject, body, batch == 0)
+		go b.relay(m, bucket, get)
 		return
 	}
-	if err := b.nc.PublishRequest(subject, m.Reply, body); err != nil {
+	body, _ := json.Marshal(get)
+	if err := b.nc.PublishRequest(directSubject(b.js, bucket), m.Reply, body); err != nil {
 		b.status(m, err)
 	}
 }
 
-// relay fetches one batch (or one chunk, single) into the service's own inbox and passes
+// relay fetches one batch (or one chunk, batch 0) into the service's own inbox and passes
 // each message on to the requester. In a cluster the replica that answers a direct get may sit on a third
 // server, which can hear of a participant's new inbox only after the request it relays
 // (the interest and the request travel different routes): the batch would be lost. The
 // service's inbox is made here, on the server that sends the request, so the interest
 // goes first on the same route; and the participant's inbox reached this server before
-// the participant's request did.
-func (b *blobService) relay(m *nats.Msg, subject string, body []byte, single bool) {
+// the participant's request did. A replica that answers with nothing may only be behind
+// its leader: on a replicated bucket the leader is asked before the requester hears "not
+// found" (chunkFromLeader).
+func (b *blobService) relay(m *nats.Msg, bucket string, get directGetRequest) {
 	defer b.wg.Done()
 	inbox := b.nc.NewInbox()
 	sub, err := b.nc.SubscribeSync(inbox)
@@ -456,22 +481,28 @@ func (b *blobService) relay(m *nats.Msg, subject string, body []byte, single boo
 		return
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if err := b.nc.PublishRequest(subject, inbox, body); err != nil {
+	body, _ := json.Marshal(get)
+	if err := b.nc.PublishRequest(directSubject(b.js, bucket), inbox, body); err != nil {
 		b.status(m, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, batchTimeout)
 	defer cancel()
-	for {
+	for first := true; ; first = false {
 		r, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
 			b.status(m, err)
 			return
 		}
+		status := r.Header.Get("Status")
+		if first && status == "404" && b.replicated {
+			b.chunkFromLeader(m, bucket, get)
+			return
+		}
 		if err := b.nc.PublishMsg(&nats.Msg{Subject: m.Reply, Header: r.Header, Data: r.Data}); err != nil {
 			return
 		}
-		if single || r.Header.Get("Status") != "" { // 204 ends the batch; anything else ends it too
+		if get.Batch == 0 || status != "" { // 204 ends the batch; anything else ends it too
 			return
 		}
 	}

@@ -1,0 +1,169 @@
+package transport
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// laggingReplica stands between a blob service and its server's JetStream, under an API
+// prefix of its own. While behind, it answers every direct get as a replica that holds
+// nothing yet would, with 404; every other request it passes on, counting the message
+// gets, which in a cluster only the stream's leader answers.
+type laggingReplica struct {
+	prefix     string
+	behind     atomic.Bool
+	leaderGets atomic.Int32
+}
+
+func startLaggingReplica(tb testing.TB, nc *nats.Conn) *laggingReplica {
+	tb.Helper()
+	l := &laggingReplica{prefix: "lagging.api."}
+	l.behind.Store(true)
+	_, err := nc.Subscribe(l.prefix+">", func(m *nats.Msg) {
+		api := strings.TrimPrefix(m.Subject, l.prefix)
+		switch {
+		case strings.HasPrefix(api, "DIRECT.GET.") && l.behind.Load():
+			miss := nats.NewMsg(m.Reply)
+			miss.Header.Set("Status", "404")
+			miss.Header.Set("Description", "Message Not Found")
+			_ = nc.PublishMsg(miss)
+			return
+		case strings.HasPrefix(api, "STREAM.MSG.GET."):
+			l.leaderGets.Add(1)
+		}
+		// The same reply subject: JetStream answers the requester, batches included.
+		_ = nc.PublishMsg(&nats.Msg{Subject: jetstream.DefaultAPIPrefix + api, Reply: m.Reply, Header: m.Header, Data: m.Data})
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	return l
+}
+
+// startLaggingBlobService runs a second blob service on n's server, as one of a
+// replicated cluster's, answering requests to server "lagging" through l.
+func startLaggingBlobService(tb testing.TB, n *testNet, l *laggingReplica) {
+	tb.Helper()
+	nc, err := n.srv.ConnectInProcess(tb.Context(), n.admin, "lagging-blob-service")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	js, err := jetstream.NewWithAPIPrefix(nc, l.prefix)
+	if err != nil {
+		nc.Close()
+		tb.Fatal(err)
+	}
+	b := newBlobService(n.srv, nc, js)
+	b.name, b.relayed, b.replicated = "lagging", true, true
+	if err := b.subscribe(); err != nil {
+		b.close()
+		tb.Fatal(err)
+	}
+	tb.Cleanup(b.close)
+}
+
+// A replica behind its stream's leader answers a direct get with nothing. The blob
+// service asks the leader before it answers "not found": a stored blob, of one chunk or
+// several, arrives whole; an absent one is still not found, as soon as the leader says
+// so; a participant without a grant is refused before anyone is asked; and once the
+// replica has caught up, nobody asks the leader.
+func TestBlobServiceAsksTheLeaderWhenAReplicaHasNothing(t *testing.T) {
+	n := startTestNet(t, "n1", "mallory")
+	ctx := t.Context()
+	lag := startLaggingReplica(t, n.adminConn(t))
+	startLaggingBlobService(t, n, lag)
+	adminJS := n.adminJS(t)
+	node := n.blobs(n.dialNode(t, "n1", func(err error) { t.Errorf("async error: %v", err) }), "n1").Via("lagging")
+	mallory := n.blobs(n.dialNode(t, "mallory", nil), "mallory").Via("lagging")
+
+	small := []byte("an input stored a moment ago")
+	large := randomBytes(3*objectChunk+1, 3) // four chunks, read in batches
+	var digests []string
+	for _, data := range [][]byte{small, large} {
+		digest, err := PutBlob(ctx, adminJS, testBucket, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.access.AllowRead("n1", digest)
+		digests = append(digests, digest)
+	}
+	absent := Digest([]byte("never stored"))
+	n.access.AllowRead("n1", absent)
+
+	// asks runs f and reports how many questions the leader was asked meanwhile.
+	asks := func(f func()) int32 {
+		before := lag.leaderGets.Load()
+		f()
+		return lag.leaderGets.Load() - before
+	}
+	t.Run("one chunk", func(t *testing.T) {
+		var got []byte
+		var err error
+		if asked := asks(func() { got, err = node.Get(ctx, digests[0]) }); err != nil || !bytes.Equal(got, small) || asked != 2 {
+			t.Fatalf("read %q, %v, asking the leader %d times; want the blob, its metadata and chunk from the leader", got, err, asked)
+		}
+	})
+	t.Run("several chunks", func(t *testing.T) {
+		var got []byte
+		var err error
+		// The metadata, then each chunk: a batch the replica misses ends after the leader's chunk.
+		if asked := asks(func() { got, err = node.Get(ctx, digests[1]) }); err != nil || !bytes.Equal(got, large) || asked != 5 {
+			t.Fatalf("read %d bytes, %v, asking the leader %d times; want %d bytes and 5 questions", len(got), err, asked, len(large))
+		}
+	})
+	t.Run("absent", func(t *testing.T) {
+		var err error
+		start := time.Now()
+		asked := asks(func() { _, err = node.Get(ctx, absent) })
+		if took := time.Since(start); !errors.Is(err, ErrNotFound) || asked != 1 || took >= leaderTimeout {
+			t.Fatalf("an absent blob: %v after %s, asking the leader %d times; want not found from its one answer", err, took, asked)
+		}
+	})
+	t.Run("absent chunk", func(t *testing.T) {
+		// A read naming a sequence past the object's chunks: the leader has none there either.
+		body, _ := json.Marshal(blobRequest{Bucket: testBucket, Digest: digests[1], Seq: 1 << 40, Batch: 1})
+		var m *nats.Msg
+		var err error
+		asked := asks(func() { m, err = node.ask(ctx, &nats.Msg{Subject: node.subject(blobVerbRead), Data: body}) })
+		if err != nil || m.Header.Get("Status") != "404" || asked != 1 {
+			t.Fatalf("a read past the last chunk: %v, %v, asking the leader %d times; want 404 from its one answer", m, err, asked)
+		}
+	})
+	t.Run("no grant", func(t *testing.T) {
+		var getErr, readErr error
+		asked := asks(func() {
+			_, getErr = mallory.Get(ctx, digests[0])
+			_, readErr = readChunks(ctx, mallory.Conn, digests[1], uint64(len(large)), 4, func(seq uint64, batch int) (string, []byte) {
+				body, _ := json.Marshal(blobRequest{Bucket: testBucket, Digest: digests[1], Seq: seq, Batch: batch})
+				return mallory.subject(blobVerbRead), body
+			})
+		})
+		if !errors.Is(getErr, ErrForbidden) || !errors.Is(readErr, ErrForbidden) || asked != 0 {
+			t.Fatalf("a participant without a grant: get %v, read %v, the leader asked %d times; want forbidden, unasked", getErr, readErr, asked)
+		}
+	})
+	t.Run("caught up", func(t *testing.T) {
+		lag.behind.Store(false)
+		defer lag.behind.Store(true)
+		for _, digest := range digests {
+			if asked := asks(func() {
+				if _, err := node.Get(ctx, digest); err != nil {
+					t.Fatal(err)
+				}
+			}); asked != 0 {
+				t.Fatalf("%s found by direct get, yet the leader was asked %d times", digest, asked)
+			}
+		}
+	})
+}
