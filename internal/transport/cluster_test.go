@@ -28,14 +28,20 @@ type testCluster struct {
 	net     *testNet // participants' keys, authz and trust roots
 }
 
-func freePort(tb testing.TB) int {
+// freePorts returns n distinct ports that were free a moment ago: each listener stays
+// open until all are picked, so the kernel cannot hand out one port twice.
+func freePorts(tb testing.TB, n int) []int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // clusterTLS makes n TLS directories sharing one CA and returns their cluster configs.
@@ -67,6 +73,18 @@ func clusterTLS(tb testing.TB, n int) (routes, listeners []*tls.Config, files []
 	return routes, listeners, files
 }
 
+const (
+	// clusterAttempts bounds the clusters startTestCluster starts before it gives up.
+	clusterAttempts = 3
+	// clusterAttemptTimeout bounds one attempt; a cluster forms in about 5 s, and a
+	// server that cannot bind its port fails at once (Server.Start).
+	clusterAttemptTimeout = 40 * time.Second
+)
+
+// startTestCluster starts three servers routed to each other. Their route ports are
+// picked before the servers bind them, as each must name the others', so another
+// process may take one in between: then that server fails to start, the attempt's
+// servers are closed, and a new cluster is started on fresh ports.
 func startTestCluster(tb testing.TB, nodeIDs ...string) *testCluster {
 	tb.Helper()
 	const size = 3
@@ -83,11 +101,26 @@ func startTestCluster(tb testing.TB, nodeIDs ...string) *testCluster {
 	}
 	n.roots = roots
 	c := &testCluster{admin: newKey(tb), net: n}
-	ports := make([]int, size)
-	for i := range ports {
-		ports[i] = freePort(tb)
+	for attempt := 1; ; attempt++ {
+		err := c.start(tb, confs, listeners)
+		if err == nil {
+			return c
+		}
+		if attempt == clusterAttempts {
+			tb.Fatalf("no cluster formed in %d attempts; the last: %v", attempt, err)
+		}
+		tb.Logf("cluster attempt %d failed, starting another on fresh ports: %v", attempt, err)
 	}
-	for i := range size {
+}
+
+// start starts one server per route TLS config, on fresh route ports and stores. If any
+// fails to start, it closes them all and returns why.
+func (c *testCluster) start(tb testing.TB, confs, listeners []*tls.Config) error {
+	tb.Helper()
+	ports := freePorts(tb, len(confs))
+	var servers []*Server
+	var grants []*Grants
+	for i := range confs {
 		var routes []string
 		for j, p := range ports {
 			if j != i {
@@ -97,31 +130,40 @@ func startTestCluster(tb testing.TB, nodeIDs ...string) *testCluster {
 		g := NewGrants()
 		srv, err := NewServer(ServerOptions{
 			Name: fmt.Sprintf("r%d", i), TLS: listeners[i], StoreDir: tb.TempDir(),
-			Admin: c.admin.Public().(ed25519.PublicKey), Authorize: n.authz.authorize, IDOf: n.authz.idOf,
+			Admin: c.admin.Public().(ed25519.PublicKey), Authorize: c.net.authz.authorize, IDOf: c.net.authz.idOf,
 			Buckets: []string{testBucket}, Access: g, Logger: testLogger(),
 			Cluster: &ClusterOptions{Name: "test", Host: "127.0.0.1", Port: ports[i], Routes: routes, TLS: confs[i]},
 		})
 		if err != nil {
 			tb.Fatal(err)
 		}
-		c.servers, c.grants = append(c.servers, srv), append(c.grants, g)
+		servers, grants = append(servers, srv), append(grants, g)
 	}
-	// Servers of a cluster start together: each waits for the others to form it.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// Servers of a cluster start together: each waits for the others to form it, in
+	// vain once one has failed.
+	ctx, cancel := context.WithTimeout(context.Background(), clusterAttemptTimeout)
 	defer cancel()
-	errs := make([]error, size)
+	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
-	for i, srv := range c.servers {
-		wg.Go(func() { errs[i] = srv.Start(ctx) })
+	for i, srv := range servers {
+		wg.Go(func() {
+			if errs[i] = srv.Start(ctx); errs[i] != nil {
+				cancel()
+			}
+		})
 	}
 	wg.Wait()
-	for _, srv := range c.servers {
+	if err := errors.Join(errs...); err != nil {
+		for _, srv := range servers {
+			srv.Close()
+		}
+		return err
+	}
+	for _, srv := range servers {
 		tb.Cleanup(func() { srv.Close() })
 	}
-	if err := errors.Join(errs...); err != nil {
-		tb.Fatal(err)
-	}
-	return c
+	c.servers, c.grants = servers, grants
+	return nil
 }
 
 func (c *testCluster) dial(tb testing.TB, server int, id string) *nats.Conn {
@@ -182,14 +224,9 @@ func TestClusterReplicatesBlobsAndCarriesRequestsToTheGrantingServer(t *testing.
 	defer revoke()
 	conn := c.dial(t, 1, "node-a")
 	via0 := c.net.blobs(conn, "node-a").Via("r0")
-	// The blob service's direct gets are answered by a replica, which may not hold the copy
-	// yet, as above (a validator looks for a missing output again for this reason).
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if got, err = via0.Get(ctx, digest); (err == nil && string(got) == string(input)) || time.Now().After(deadline) {
-			break
-		}
-	}
-	if err != nil || string(got) != string(input) {
+	// A replica behind the leader may answer the service's direct gets; the service then
+	// asks the leader, so the input is read at once.
+	if got, err = via0.Get(ctx, digest); err != nil || string(got) != string(input) {
 		t.Fatalf("node on server 1 reads %q, %v through server 0's blob service", got, err)
 	}
 	if _, err := via0.Via("r1").Get(ctx, digest); !errors.Is(err, ErrForbidden) {
@@ -281,5 +318,52 @@ func TestClusterBlobServiceAnswersOnlyTheRequestersInbox(t *testing.T) {
 	}
 	if got, err := blobs.Get(ctx, digest); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("the same read into mallory's own inbox: %q, %v", got, err)
+	}
+}
+
+// Blobs just stored are read at once, with no retry, through the blob service of a
+// server that follows the stream's leader. Its own replica answers its direct gets and
+// may not hold a blob yet: the service asks the leader before it answers "not found".
+func TestClusterBlobJustStoredReadsThroughAFollower(t *testing.T) {
+	c := startTestCluster(t, "node-a")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	admin, err := c.servers[0].ConnectInProcess(ctx, c.admin, "router-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	js, _ := jetstream.New(admin)
+	st, err := js.Stream(ctx, objectStream(testBucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	led := st.CachedInfo().Cluster
+	leader := slices.IndexFunc(c.servers, func(s *Server) bool { return led != nil && s.opts.Name == led.Leader })
+	if leader < 0 {
+		t.Fatalf("the stream's leader is none of the servers: %+v", led)
+	}
+	follower := (leader + 1) % len(c.servers)
+	blobs := c.net.blobs(c.dial(t, follower, "node-a"), "node-a").Via(c.servers[follower].opts.Name)
+	// Other writes keep the replicas busy, as a router's are under load.
+	busy, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop()
+	wg.Go(func() {
+		for i := 0; busy.Err() == nil; i++ {
+			_, _ = PutBlob(busy, js, testBucket, randomBytes(objectChunk, uint64(1000+i)))
+		}
+	})
+	for i := range 100 {
+		data := randomBytes(1+i%4*(objectChunk/2), uint64(i)) // one chunk or two
+		digest, err := PutBlob(ctx, js, testBucket, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.grants[follower].AllowRead("node-a", digest)
+		if got, err := blobs.Get(ctx, digest); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("blob %d (%d bytes), read at once through follower r%d: %d bytes, %v", i, len(data), follower, len(got), err)
+		}
 	}
 }

@@ -89,6 +89,10 @@ type Server struct {
 	started bool
 	closed  bool
 	blobs   *blobService
+	// fatal holds the first error the NATS server logged as fatal (a port it could not
+	// listen on, say): the server cannot run, and Start says so at once rather than
+	// wait out its context for a server that will never be ready.
+	fatal chan string
 }
 
 // NewServer validates opts and returns a server that is not yet running.
@@ -135,7 +139,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: generate internal key: %v", ErrServer, err)
 	}
-	s := &Server{opts: opts, log: opts.Logger, internal: internal}
+	s := &Server{opts: opts, log: opts.Logger, internal: internal, fatal: make(chan string, 1)}
 	s.auth = &authenticator{
 		admins:    []ed25519.PublicKey{opts.Admin, internal.Public().(ed25519.PublicKey)},
 		authorize: opts.Authorize,
@@ -166,7 +170,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrServer, err)
 	}
-	ns.SetLoggerV2(slogAdapter{s.log}, s.log.Enabled(ctx, slog.LevelDebug), false, false)
+	ns.SetLoggerV2(slogAdapter{s.log, s.fatal}, s.log.Enabled(ctx, slog.LevelDebug), false, false)
 	ns.Start()
 	s.ns = ns
 
@@ -218,6 +222,11 @@ func (s *Server) natsOptions() *server.Options {
 
 func (s *Server) waitReady(ctx context.Context) error {
 	for !s.ns.ReadyForConnections(100 * time.Millisecond) {
+		select {
+		case msg := <-s.fatal:
+			return fmt.Errorf("%w: %s", ErrServer, msg)
+		default:
+		}
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("%w: not ready for connections: %w", ErrServer, err)
 		}
@@ -373,12 +382,24 @@ func (s *Server) connectInProcess(ctx context.Context, ns *server.Server, key ed
 	)...)
 }
 
-// slogAdapter routes the NATS server's log lines into slog.
-type slogAdapter struct{ log *slog.Logger }
+// slogAdapter routes the NATS server's log lines into slog, and the first fatal one
+// into fatal as well: the NATS server, embedded, logs where its own binary would exit.
+type slogAdapter struct {
+	log   *slog.Logger
+	fatal chan<- string
+}
 
 func (a slogAdapter) Noticef(format string, v ...any) { a.log.Info(fmt.Sprintf(format, v...)) }
 func (a slogAdapter) Warnf(format string, v ...any)   { a.log.Warn(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Fatalf(format string, v ...any)  { a.log.Error(fmt.Sprintf(format, v...)) }
 func (a slogAdapter) Errorf(format string, v ...any)  { a.log.Error(fmt.Sprintf(format, v...)) }
 func (a slogAdapter) Debugf(format string, v ...any)  { a.log.Debug(fmt.Sprintf(format, v...)) }
 func (a slogAdapter) Tracef(format string, v ...any)  { a.log.Debug(fmt.Sprintf(format, v...)) }
+
+func (a slogAdapter) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	a.log.Error(msg)
+	select {
+	case a.fatal <- msg:
+	default: // the first is enough
+	}
+}

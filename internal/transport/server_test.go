@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -197,6 +199,40 @@ func TestServerOptionsValidation(t *testing.T) {
 	}
 	if err := s.Close(); err != nil { // twice
 		t.Fatal(err)
+	}
+}
+
+// A port another process holds: Start fails at once, naming it, instead of waiting out
+// its context for a listener that will never open (and a cluster's peers with it).
+func TestServerStartFailsAtOnceOnAPortInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	files, err := EnsureTLS(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsConf, err := files.ServerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := taken.Addr().(*net.TCPAddr).Port
+	s, err := NewServer(ServerOptions{
+		TLS: tlsConf, StoreDir: t.TempDir(), Admin: newKey(t).Public().(ed25519.PublicKey), WSPort: port,
+		Authorize: func(ed25519.PublicKey) (string, bool) { return "", false }, Logger: testLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = s.Start(ctx)
+	if took := time.Since(start); !errors.Is(err, ErrServer) || !strings.Contains(err.Error(), strconv.Itoa(port)) || took > 10*time.Second {
+		t.Fatalf("Start on a port in use: %v after %s; want ErrServer naming port %d, at once", err, took, port)
 	}
 }
 
