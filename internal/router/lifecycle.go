@@ -531,7 +531,7 @@ func committed(cj ledger.Job, node string) (protocol.Result, bool) {
 // longer runs the job"), or "" while it still works on it. Two heartbeats since startBeats
 // without the job are needed: one sent before the node took the job may arrive after.
 func (r *Router) dropped(node, jobID string, startBeats uint64) string {
-	if _, alive := r.online(protocol.RoleNode)[node]; !alive {
+	if _, alive := r.onlineAs(node, protocol.RoleNode); !alive {
 		return fmt.Sprintf("stopped heartbeating for %s", r.opts.HeartbeatTTL)
 	}
 	r.mu.Lock()
@@ -616,10 +616,9 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 	if err := r.revealChallenge(ctx, j, cj); err != nil {
 		return err
 	}
-	live := r.online(protocol.RoleValidator)
 	var candidates []string
 	for _, v := range cj.Committee {
-		if _, ok := live[string(v)]; ok {
+		if _, ok := r.onlineAs(string(v), protocol.RoleValidator); ok {
 			candidates = append(candidates, string(v))
 		}
 	}

@@ -462,3 +462,24 @@ func TestActiveNodesFollowViews(t *testing.T) {
 	v5 := placementSnapshot{gen: 5, nodes: []ledger.Node{node("a", ledger.NodeActive)}}
 	want("new weights", a.of(v5), "a")
 }
+
+// onlineAs answers for one participant what online answers for all: heard from within
+// the TTL, in the role asked about.
+func TestOnlineAsIsOnlineForOne(t *testing.T) {
+	r := &Router{seen: map[string]protocol.Heartbeat{}, when: map[string]time.Time{}}
+	r.opts.HeartbeatTTL = time.Minute
+	r.seen["n"], r.when["n"] = protocol.Heartbeat{ID: "n", Role: protocol.RoleNode}, time.Now()
+	r.seen["v"], r.when["v"] = protocol.Heartbeat{ID: "v", Role: protocol.RoleValidator}, time.Now()
+	r.seen["old"], r.when["old"] = protocol.Heartbeat{ID: "old", Role: protocol.RoleNode}, time.Now().Add(-2*time.Minute)
+	for _, tt := range []struct {
+		id, role string
+	}{{"n", protocol.RoleNode}, {"v", protocol.RoleNode}, {"old", protocol.RoleNode}, {"absent", protocol.RoleNode}, {"v", protocol.RoleValidator}, {"n", protocol.RoleValidator}} {
+		_, want := r.online(tt.role)[tt.id]
+		if hb, got := r.onlineAs(tt.id, tt.role); got != want || got && hb.ID != tt.id {
+			t.Errorf("onlineAs(%s, %s) = %v, %v; online says %v", tt.id, tt.role, hb, got, want)
+		}
+	}
+	if _, ok := r.onlineAs("n", protocol.RoleNode); !ok {
+		t.Error("a node heard a moment ago is not online")
+	}
+}

@@ -474,6 +474,16 @@ func (r *Router) onHeartbeat(m *nats.Msg) {
 	}
 }
 
+// onlineAs returns id's last heartbeat when it was heard from within the TTL as role:
+// one look-up, where online reads every participant (100,000 nodes, at network scale,
+// for each job waiting on one node or verifying with a committee of a few).
+func (r *Router) onlineAs(id, role string) (protocol.Heartbeat, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	hb, ok := r.seen[id]
+	return hb, ok && hb.Role == role && time.Since(r.when[id]) <= r.opts.HeartbeatTTL
+}
+
 // online returns the participants of a role heard from within the TTL.
 func (r *Router) online(role string) map[string]protocol.Heartbeat {
 	r.mu.Lock()
