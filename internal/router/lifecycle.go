@@ -288,20 +288,33 @@ func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) 
 	}
 	job := schedulerJob(spec, exclude)
 	plan, err := x.PlaceWith(&r.px.scratch, job) // indexLocked made r.px, x's holder
-	if errors.Is(err, scheduler.ErrNoFeasibleNode) {
-		snapshot := x.Snapshot()
-		for i := range snapshot {
-			snapshot[i].FreeGPUs += r.reserved[snapshot[i].ID]
-		}
-		if _, idle := scheduler.Place(job, snapshot, view.weights); idle == nil {
-			return scheduler.Placement{}, nil, fmt.Errorf("%w (%v)", errAllBusy, err)
-		}
+	if errors.Is(err, scheduler.ErrNoFeasibleNode) && fitsHeld(x, r.reserved, job, view.weights) {
+		return scheduler.Placement{}, nil, fmt.Errorf("%w (%v)", errAllBusy, err)
 	}
 	if err != nil {
 		return scheduler.Placement{}, nil, err
 	}
 	p := plan.Placements[0]
 	return p, r.reserveLocked(p.NodeID, spec.Resources.Slots()), nil
+}
+
+// fitsHeld reports whether job, which fits no node of x, would fit one whose GPUs this
+// router's attempts hold (reserved, by node) were they free: the job then waits for a
+// GPU rather than failing. Only those nodes need a look: every other node is in x as it
+// would be, and x has none the job fits. (With 100,000 nodes online, scanning a copy of
+// them all under r.mu, as this did, took tens of milliseconds for each job a busy
+// network made wait, and again at each wake.) A placement of one replica is feasible on
+// a node or not whatever the other nodes are, so the answer is the full scan's.
+func fitsHeld(x *scheduler.Index, reserved map[string]int, job scheduler.Job, w scheduler.Weights) bool {
+	held := make([]scheduler.Node, 0, len(reserved))
+	for id, gpus := range reserved {
+		if n, ok := x.Node(id); ok {
+			n.FreeGPUs += gpus
+			held = append(held, n)
+		}
+	}
+	_, err := scheduler.Place(job, held, w)
+	return len(held) > 0 && err == nil
 }
 
 // placementViewTTL is how long the chain's nodes and router weights are reused between

@@ -483,3 +483,51 @@ func TestOnlineAsIsOnlineForOne(t *testing.T) {
 		t.Error("a node heard a moment ago is not online")
 	}
 }
+
+// fitsHeld answers as the full scan of every node with the router's held GPUs given
+// back: random nodes, holdings and jobs, including nodes held but not online (not in the
+// index) and holdings that free too few GPUs.
+func TestFitsHeldIsTheFullScansAnswer(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 12))
+	regions := []string{"eu-west", "us-east", "ap-south"}
+	w := scheduler.DefaultWeights()
+	for round := range 40 {
+		nodes := make([]scheduler.Node, 200)
+		for i := range nodes {
+			nodes[i] = scheduler.Node{
+				ID: fmt.Sprintf("n%03d", i), Operator: fmt.Sprintf("op%d", i%50), FreeGPUs: rng.IntN(3),
+				VRAMMiB: uint64(8192 << rng.IntN(4)), TFLOPSMilli: uint64(10_000 + rng.IntN(90_000)), Region: regions[rng.IntN(3)],
+				Location:      scheduler.Location{LatE6: int32(rng.IntN(120_000_000) - 60_000_000), LonE6: int32(rng.IntN(360_000_000) - 180_000_000)},
+				ReliabilityBP: uint32(rng.IntN(10_001)), PricePerHourUomni: uint64(20_000 + rng.IntN(100_000)),
+			}
+		}
+		x, err := scheduler.NewIndex(nodes, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reserved := map[string]int{}
+		for range rng.IntN(30) {
+			reserved[fmt.Sprintf("n%03d", rng.IntN(260))] += 1 + rng.IntN(3) // some held nodes are not in the index
+		}
+		for range 50 {
+			job := scheduler.Job{GPUs: 1 + rng.IntN(5), VRAMMiB: uint64(8192 << rng.IntN(4)), MaxPricePerHourUomni: uint64(20_000 + rng.IntN(150_000)), Replicas: 1}
+			if rng.IntN(3) == 0 {
+				job.Region = regions[rng.IntN(3)]
+			}
+			if rng.IntN(3) == 0 {
+				job.Origin, job.MaxLatencyMicros = scheduler.Location{LatE6: 48_850_000, LonE6: 2_350_000}, uint32(20_000+rng.IntN(180_000))
+			}
+			if _, err := x.Place(job); !errors.Is(err, scheduler.ErrNoFeasibleNode) {
+				continue // fitsHeld is asked only of jobs that fit nowhere free
+			}
+			snapshot := x.Snapshot()
+			for i := range snapshot {
+				snapshot[i].FreeGPUs += reserved[snapshot[i].ID]
+			}
+			_, scanErr := scheduler.Place(job, snapshot, w)
+			if got, want := fitsHeld(x, reserved, job, w), scanErr == nil; got != want {
+				t.Fatalf("round %d: job %+v, held %v: fitsHeld %v, the full scan %v", round, job, reserved, got, want)
+			}
+		}
+	}
+}
