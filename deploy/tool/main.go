@@ -168,9 +168,9 @@ type loadReport struct {
 	Submitted int            `json:"submitted"`
 	ByStatus  map[string]int `json:"by_status"`
 	Lost      int            `json:"lost"`
-	// Unacked counts jobs the chain escrowed whose submission the consumer never heard
-	// answered (the router died mid-request): the consumer's sequence moved past them.
-	// They are followed too, and counted in ByStatus and Lost.
+	// Unacked counts jobs whose submission the consumer never heard answered (the router
+	// died mid-request) and that the chain's sequence or another router shows taken. They
+	// are followed too, and counted in ByStatus and Lost.
 	Unacked   int      `json:"unacked"`
 	Unsettled []string `json:"unsettled,omitempty"`
 	Seconds   float64  `json:"seconds"`
@@ -192,6 +192,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	jobs := fs.Int("jobs", 8, "jobs to submit, back to back")
 	size := fs.Int("size", 64, "side of the square int8 matrices")
 	jobTimeout := fs.Duration("job-timeout", 5*time.Minute, "each job's timeout")
+	async := fs.Bool("async", false, "submit Async: each job answered once the mempool admits its escrow, the next signed at once")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -218,7 +219,11 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	res, err := devnet.RunLoadVia(ctx, c, follow, health["chain_id"], []ed25519.PrivateKey{key}, *jobs, *size, *jobTimeout)
+	load := devnet.RunLoadVia
+	if *async {
+		load = devnet.RunLoadViaAsync
+	}
+	res, err := load(ctx, c, follow, health["chain_id"], []ed25519.PrivateKey{key}, *jobs, *size, *jobTimeout)
 	if err != nil {
 		fmt.Fprintln(stderr, "load: some submissions failed:", err)
 	}
@@ -227,11 +232,20 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	rep := loadReport{Submitted: res.Submitted, ByStatus: res.ByStatus, Unsettled: res.Unsettled, Seconds: res.Took.Seconds(),
-		Unacked: int(after.Seq-before.Seq) - res.Submitted}
-	// A job whose submission went unanswered may still have been escrowed: it has the next
-	// sequence, and it must end like any other.
-	for seq := before.Seq + uint64(res.Submitted); seq < after.Seq; seq++ {
+		Unacked: res.Unanswered}
+	// A job whose submission went unanswered, and that no router then said it held, may
+	// still have been escrowed: the chain's sequence passed it, and it must end like any
+	// other.
+	followed := make(map[string]bool, len(res.IDs))
+	for _, id := range res.IDs {
+		followed[id] = true
+	}
+	for seq := before.Seq; seq < after.Seq; seq++ {
 		id := ledger.JobID(keys.AddressOfKey(key), seq)
+		if followed[id] {
+			continue
+		}
+		rep.Unacked++
 		j, err := devnet.FollowToEnd(ctx, follow, id)
 		status := j.Status
 		if err != nil {

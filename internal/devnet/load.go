@@ -20,10 +20,15 @@ import (
 // LoadResult is what happened to every job of a load run.
 type LoadResult struct {
 	Submitted int
-	ByStatus  map[string]int
-	Unsettled []string        // "job: status (error)" for every job that did not settle
-	Latencies []time.Duration // submit → settled, sorted
-	Took      time.Duration
+	// Unanswered counts the submitted jobs whose first router never answered and whose
+	// second found them held already: the first took them, and they are followed as any
+	// other. IDs lists every job followed.
+	Unanswered int
+	IDs        []string
+	ByStatus   map[string]int
+	Unsettled  []string        // "job: status (error)" for every job that did not settle
+	Latencies  []time.Duration // submit → settled, sorted
+	Took       time.Duration
 }
 
 // FundConsumers makes n fresh consumer keys and gives each omniEach OMNI from the devnet's
@@ -97,6 +102,11 @@ func RunLoadVia(ctx context.Context, c, follow *api.Client, chainID string, cons
 	return runLoad(ctx, c, follow, chainID, consumers, perConsumer, n, timeout, loadInFlight, 0)
 }
 
+// RunLoadViaAsync is RunLoadVia with Async submissions (see RunLoadAsync).
+func RunLoadViaAsync(ctx context.Context, c, follow *api.Client, chainID string, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
+	return runLoad(ctx, c, follow, chainID, consumers, perConsumer, n, timeout, loadAsync, 0)
+}
+
 // RunLoadWaiting has every consumer submit perConsumer n×n matmul jobs, each only once
 // the previous one has ended: a closed loop, so the rate is what the network sustains and
 // the latency is a job's own, not time spent behind the consumer's other jobs.
@@ -126,8 +136,9 @@ func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consume
 		go func() {
 			defer wg.Done()
 			type sub struct {
-				id string
-				at time.Time
+				id         string
+				at         time.Time
+				unanswered bool
 			}
 			var subs []sub
 			followed := 0 // subs already followed to their end
@@ -138,6 +149,10 @@ func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consume
 				mu.Lock()
 				defer mu.Unlock()
 				res.Submitted++
+				res.IDs = append(res.IDs, s.id)
+				if s.unanswered {
+					res.Unanswered++
+				}
 				switch {
 				case ferr != nil:
 					res.ByStatus["open"]++
@@ -184,16 +199,17 @@ func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consume
 					if err != nil && submit != follow && !errors.As(err, &answered) {
 						// No answer: the router may have died mid-request. Send the same signed
 						// job to the other router, and the rest too; a conflict there means the
-						// first one escrowed it (the caller finds it by its sequence).
+						// first one took it, and it is followed by its id.
 						submit = follow
 						if job, err = submitBusy(ctx, submit, req); errors.Is(err, api.ErrConflict) {
+							subs = append(subs, sub{ledger.JobID(keys.AddressOfKey(key), acc.Seq+uint64(j)), at, true})
 							continue
 						}
 					}
 					if err != nil {
 						return fmt.Errorf("consumer %d job %d: %w", ci, j, err)
 					}
-					subs = append(subs, sub{job.ID, at})
+					subs = append(subs, sub{job.ID, at, false})
 					if mode == loadWaiting {
 						followNext()
 					}
