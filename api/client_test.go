@@ -245,6 +245,20 @@ func TestSSEReader(t *testing.T) {
 	}
 }
 
+// An event longer than the reader's first buffer is read whole: the buffer grows, up to
+// maxEventBytes; a longer line is an error, not a truncated event.
+func TestSSEReaderLongEvents(t *testing.T) {
+	long := strings.Repeat("x", 64*sseFirstBuffer)
+	r := newSSEReader(strings.NewReader("event: job\ndata: " + long + "\n\n"))
+	if ev, err := r.Next(); err != nil || ev.Data != long {
+		t.Fatalf("an event of %d bytes: %d bytes read, %v", len(long), len(ev.Data), err)
+	}
+	r = newSSEReader(strings.NewReader("data: " + strings.Repeat("x", maxEventBytes) + "\n\n"))
+	if _, err := r.Next(); err == nil || err == io.EOF {
+		t.Fatalf("an event past maxEventBytes: %v, want an error", err)
+	}
+}
+
 func FuzzSSEReader(f *testing.F) {
 	f.Add("event: job\ndata: {}\n\n")
 	f.Add(":\n\ndata\n\nevent\n")

@@ -28,9 +28,14 @@ type sseReader struct {
 	sc *bufio.Scanner
 }
 
+// sseFirstBuffer is an event stream's first line buffer: a job's event is a few KiB, and
+// the buffer grows up to maxEventBytes for a longer one. (64 KiB a stream was a sixteenth
+// of all a devnet load allocated, its consumers following thousands of jobs.)
+const sseFirstBuffer = 4 << 10
+
 func newSSEReader(r io.Reader) *sseReader {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxEventBytes)
+	sc.Buffer(make([]byte, 0, sseFirstBuffer), maxEventBytes)
 	return &sseReader{sc: sc}
 }
 
