@@ -63,15 +63,20 @@ func ParseDigest(s string) ([32]byte, error) {
 }
 
 // Bucket is an object-store bucket of blobs, opened at its first use and kept: opening
-// one asks the server for its stream's info, which a router paid at every input it
-// stored. It needs the rights to the bucket that the router has, not a participant's
-// (participants use Blobs). It is safe for concurrent use.
+// one asks the server for its stream's info twice (the object store's own, then ours for
+// its replicas), which a router paid at every input it stored. It needs the rights to
+// the bucket that the router has, not a participant's (participants use Blobs). It is
+// safe for concurrent use.
 type Bucket struct {
 	js     jetstream.JetStream
 	name   string
 	recent *recent // names put or found intact lately: put again, they are left alone
 	mu     sync.Mutex
 	obs    jetstream.ObjectStore // nil until opened
+	// replicated: the bucket's stream has several replicas, some maybe behind its leader,
+	// so a miss is asked again of the leader before it is ErrNotFound (blobleader.go).
+	// Learnt when the bucket is opened.
+	replicated bool
 }
 
 // NewBucket returns the bucket of that name; nothing is asked of the server until it is
@@ -88,7 +93,12 @@ func (b *Bucket) open(ctx context.Context) (jetstream.ObjectStore, error) {
 		if err != nil {
 			return nil, err
 		}
-		b.obs = obs
+		// The object store asked for the stream's info but keeps it to itself.
+		st, err := obs.Status(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bucket %s: %v", ErrBlob, b.name, err)
+		}
+		b.obs, b.replicated = obs, st.Replicas() > 1
 	}
 	return b.obs, nil
 }
@@ -143,7 +153,7 @@ func (b *Bucket) PutFrom(ctx context.Context, digest string, size int64, r io.Re
 		if err != nil {
 			return err
 		}
-		_, err = b.recent.put(ctx, b.js, obs, name, b.name, name, sum, data)
+		_, err = b.recent.put(ctx, b.js, name, b.name, name, sum, data)
 		return err
 	}
 	present, prev, err := storedIntact(ctx, obs, name, sum, size)
@@ -165,20 +175,23 @@ func readChecked(r io.Reader, sum [32]byte, size int64) ([]byte, error) {
 // putSmall stores data, at most objectChunk bytes hashing to sum, under name unless the
 // name holds it already (present). Most blobs are new, so it writes first and asks
 // after: the chunk, then the metadata on condition that the name has none yet. Only when
-// the name exists does it read what the name holds; if that is data intact, the chunk
-// just written goes and nothing else changes, else the name is written over. The check
-// before the write that PutFrom makes for larger blobs (storedIntact) was a round trip
-// and a JSON decode for every input a router stored, 3% of a busy devnet's CPU, and two
-// writers of one new name could both pass it, one leaving a chunk nothing named. Content
-// put again soon is better caught before any of this (recent).
-func putSmall(ctx context.Context, js jetstream.JetStream, obs jetstream.ObjectStore, bucket, name string, sum [32]byte, data []byte) (present bool, err error) {
+// the name exists does it read what the name holds, from the stream's leader, whose
+// refusal says it exists (a replica behind it may not know yet: blobleader.go); if that
+// is data intact, the chunk just written goes and nothing else changes, else the name is
+// written over and what it held goes. The check before the write that PutFrom makes for
+// larger blobs (storedIntact) was a round trip and a JSON decode for every input a
+// router stored, 3% of a busy devnet's CPU, and two writers of one new name could both
+// pass it, one leaving a chunk nothing named. Content put again soon is better caught
+// before any of this (recent).
+func putSmall(ctx context.Context, js jetstream.JetStream, bucket, name string, sum [32]byte, data []byte) (present bool, err error) {
 	err = putChunk(ctx, js, bucket, name, sum, data, nil, true)
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) || (apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence &&
 		apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant) { // the latter from a replicated stream
 		return false, wrapPut(bucket, name, err)
 	}
-	present, prev, err := storedIntact(ctx, obs, name, sum, int64(len(data)))
+	info, err := leaderInfo(ctx, js, bucket, name)
+	present, prev, err := intact(info, err, name, sum, int64(len(data)))
 	if err != nil || present {
 		return present, err
 	}
@@ -287,6 +300,11 @@ func objectMeta(name string, size int64) jetstream.ObjectMeta {
 // holds (nil: nothing).
 func storedIntact(ctx context.Context, obs jetstream.ObjectStore, name string, sum [32]byte, size int64) (bool, *jetstream.ObjectInfo, error) {
 	info, err := obs.GetInfo(ctx, name)
+	return intact(info, err, name, sum, size)
+}
+
+// intact is storedIntact for name's metadata as read (info), or the error reading it.
+func intact(info *jetstream.ObjectInfo, err error, name string, sum [32]byte, size int64) (bool, *jetstream.ObjectInfo, error) {
 	switch {
 	case err == nil:
 		return info.Size == uint64(size) && info.Digest == objectDigest(sum), info, nil
@@ -332,7 +350,8 @@ func (c *checkedReader) Read(p []byte) (int, error) {
 // (ErrDigestMismatch otherwise). A missing blob or bucket is ErrNotFound.
 //
 // It reads chunks with batched direct gets, as the blob service does for participants,
-// rather than jetstream's ObjectStore.Get.
+// rather than jetstream's ObjectStore.Get; on a replicated bucket, what they miss is
+// asked of the stream's leader before it is ErrNotFound, as the service asks it.
 func (b *Bucket) Get(ctx context.Context, digest string) ([]byte, error) {
 	sum, err := ParseDigest(digest)
 	if err != nil {
@@ -344,7 +363,7 @@ func (b *Bucket) Get(ctx context.Context, digest string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	info, err := obs.GetInfo(ctx, name)
+	info, err := objectInfo(ctx, b.js, obs, bucket, name, b.replicated)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, fmt.Errorf("%w: %s in bucket %s", ErrNotFound, digest, bucket)
 	}
@@ -359,6 +378,9 @@ func (b *Bucket) Get(ctx context.Context, digest string) ([]byte, error) {
 		body, _ := json.Marshal(directGetRequest{Seq: seq, NextFor: chunkSubject(bucket, info.NUID), Batch: batch, MaxBytes: batchBytes})
 		return api, body
 	})
+	if errors.Is(err, ErrNotFound) && b.replicated {
+		data, err = leaderChunks(ctx, b.js, bucket, name, info)
+	}
 	if err != nil {
 		return nil, err
 	}

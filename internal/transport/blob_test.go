@@ -325,6 +325,20 @@ func TestOneChunkObjectsAreTheObjectStores(t *testing.T) {
 	}
 }
 
+// storedChunks counts the chunks in the bucket's stream, st.
+func storedChunks(tb testing.TB, st jetstream.Stream) uint64 {
+	tb.Helper()
+	info, err := st.Info(tb.Context(), jetstream.WithSubjectFilter("$O."+testBucket+".C.>"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n
+}
+
 // TestPuttingStoredContentAgainLeavesOneChunk: a small blob is written before anything is
 // asked (putSmall), so a put of content already stored, or eight puts of one new content
 // at once, must still leave the name with its content and the stream with one chunk.
@@ -337,17 +351,7 @@ func TestPuttingStoredContentAgainLeavesOneChunk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunks := func() uint64 {
-		info, err := st.Info(ctx, jetstream.WithSubjectFilter("$O."+testBucket+".C.>"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var n uint64
-		for _, c := range info.State.Subjects {
-			n += c
-		}
-		return n
-	}
+	chunks := func() uint64 { return storedChunks(t, st) }
 	for i, writers := range []int{1, 8} {
 		data := randomBytes(3000, 60+uint64(i))
 		if writers == 1 {

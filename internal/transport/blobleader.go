@@ -12,17 +12,20 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// The blob service reads metadata and chunks by direct get, which any replica of a
-// bucket's stream may answer, and a replica may not yet hold what the leader has
+// The blob service and Bucket read metadata and chunks by direct get, which any replica
+// of a bucket's stream may answer, and a replica may not yet hold what the leader has
 // acknowledged: a blob stored a moment ago through one server could read as missing
-// through another, and a node's input fetch fail. So on a replicated bucket a miss is
-// asked again of the leader, through the JetStream API's message get, which only the
-// leader answers, before the requester hears "not found". A blob found, the common
-// case, costs nothing more; a blob that is absent costs one more round trip.
+// through another, and a node's input fetch, or a router's read of a result, fail. So on
+// a replicated bucket a miss is asked again of the leader, through the JetStream API's
+// message get, which only the leader answers, before the reader hears "not found". A
+// blob found, the common case, costs nothing more; a blob that is absent costs one more
+// round trip. A write refused because the name exists (putSmall) reads what the name
+// holds from the leader at once: a replica's "absent" there would have the name written
+// again with nothing recorded of the first copy, whose chunk no metadata would name.
 //
-// The leader is asked by the service, never by a participant, and only for a request
-// that passed its grant check (readable): it yields nothing the service would not have
-// read for that request anyway.
+// The leader is asked by the router or the blob service, never by a participant, and by
+// the service only for a request that passed its grant check (readable): it yields
+// nothing the service would not have read for that request anyway.
 
 // leaderTimeout bounds the wait for the leader's answer, which comes at once while
 // the stream has a leader.
@@ -46,13 +49,14 @@ type storedMsg struct {
 }
 
 // leaderGet has the leader of the bucket's stream answer req: jetstream.ErrMsgNotFound
-// if it holds no such message.
-func (b *blobService) leaderGet(bucket string, req msgGetRequest) (*storedMsg, error) {
-	ctx, cancel := context.WithTimeout(b.ctx, leaderTimeout)
+// if it holds no such message. It needs only a connection with the rights to the bucket
+// (the router's, or the blob service's own), so Bucket and the service share it.
+func leaderGet(ctx context.Context, js jetstream.JetStream, bucket string, req msgGetRequest) (*storedMsg, error) {
+	ctx, cancel := context.WithTimeout(ctx, leaderTimeout)
 	defer cancel()
-	req.NoHeaders = true // neither metadata nor chunks carry any the service needs
+	req.NoHeaders = true // neither metadata nor chunks carry any a reader needs
 	body, _ := json.Marshal(req)
-	r, err := b.nc.RequestWithContext(ctx, apiPrefix(b.js)+"STREAM.MSG.GET."+objectStream(bucket), body)
+	r, err := js.Conn().RequestWithContext(ctx, apiPrefix(js)+"STREAM.MSG.GET."+objectStream(bucket), body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: ask the leader of bucket %s: %w", ErrBlob, bucket, err)
 	}
@@ -75,8 +79,8 @@ func (b *blobService) leaderGet(bucket string, req msgGetRequest) (*storedMsg, e
 
 // leaderInfo is the object's metadata as the leader holds it, read as GetInfo reads it:
 // jetstream.ErrObjectNotFound if there is none, or it marks the object deleted.
-func (b *blobService) leaderInfo(bucket, name string) (*jetstream.ObjectInfo, error) {
-	m, err := b.leaderGet(bucket, msgGetRequest{LastFor: metaSubject(bucket, name)})
+func leaderInfo(ctx context.Context, js jetstream.JetStream, bucket, name string) (*jetstream.ObjectInfo, error) {
+	m, err := leaderGet(ctx, js, bucket, msgGetRequest{LastFor: metaSubject(bucket, name)})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, jetstream.ErrObjectNotFound
 	} else if err != nil {
@@ -93,14 +97,57 @@ func (b *blobService) leaderInfo(bucket, name string) (*jetstream.ObjectInfo, er
 	return &info, nil
 }
 
+// objectInfo reads the object's metadata by direct get and, on a replicated bucket, asks
+// the leader when that finds none: jetstream.ErrObjectNotFound if neither has it.
+func objectInfo(ctx context.Context, js jetstream.JetStream, obs jetstream.ObjectStore, bucket, name string, replicated bool) (*jetstream.ObjectInfo, error) {
+	info, err := obs.GetInfo(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) && replicated {
+		info, err = leaderInfo(ctx, js, bucket, name)
+	}
+	return info, err
+}
+
+// leaderChunk is the leader's first chunk on subject at seq or after: ErrNotFound if it
+// has none.
+func leaderChunk(ctx context.Context, js jetstream.JetStream, bucket, subject string, seq uint64) (*storedMsg, error) {
+	c, err := leaderGet(ctx, js, bucket, msgGetRequest{Seq: seq, NextFor: subject})
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("%w: no chunk on %s from %d", ErrNotFound, subject, seq)
+	}
+	return c, err
+}
+
+// leaderChunks reads all the object's chunks from the leader, one request each, for a
+// Bucket.Get whose direct gets came up short. Unlike the service's reader, which asks
+// again for what follows (mostly of a replica caught up by then), Get has no reply of
+// its own to hand the leader's one chunk to; this path is only for the moments after a
+// store, and a blob the router reads is mostly of one chunk.
+func leaderChunks(ctx context.Context, js jetstream.JetStream, bucket, name string, info *jetstream.ObjectInfo) ([]byte, error) {
+	// The size came over the network: trust it only as far as a bounded preallocation.
+	data := make([]byte, 0, min(info.Size, maxPrealloc))
+	var seq uint64
+	for range info.Chunks {
+		c, err := leaderChunk(ctx, js, bucket, chunkSubject(bucket, info.NUID), seq)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", bucket, name, err)
+		}
+		if uint64(len(data)+len(c.Data)) > info.Size {
+			return nil, fmt.Errorf("%w: %s/%s: chunks exceed the recorded size %d", ErrDigestMismatch, bucket, name, info.Size)
+		}
+		data = append(data, c.Data...)
+		seq = c.Sequence + 1
+	}
+	return data, nil
+}
+
 // chunkFromLeader answers a read that a replica answered with nothing: with the
 // leader's chunk at get.Seq or after, in the form a direct get has, and for a batch its
 // end (the reader asks again from the next sequence, mostly of a replica that has
 // caught up by then); or with 404 if the leader has none either.
 func (b *blobService) chunkFromLeader(m *nats.Msg, bucket string, get directGetRequest) {
-	c, err := b.leaderGet(bucket, msgGetRequest{Seq: get.Seq, NextFor: get.NextFor})
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		err = refuse(codeNotFound, "%w: no chunk on %s from %d", ErrNotFound, get.NextFor, get.Seq)
+	c, err := leaderChunk(b.ctx, b.js, bucket, get.NextFor, get.Seq)
+	if errors.Is(err, ErrNotFound) {
+		err = codedError{codeNotFound, err}
 	}
 	if err != nil {
 		b.status(m, err)

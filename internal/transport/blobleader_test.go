@@ -51,6 +51,29 @@ func startLaggingReplica(tb testing.TB, nc *nats.Conn) *laggingReplica {
 	return l
 }
 
+// asks runs f and reports how many questions the leader was asked meanwhile.
+func (l *laggingReplica) asks(f func()) int32 {
+	before := l.leaderGets.Load()
+	f()
+	return l.leaderGets.Load() - before
+}
+
+// laggingBucket is a Bucket on nc that reads through l, opened and then taken to be
+// replicated, as a router's is on a cluster.
+func laggingBucket(tb testing.TB, nc *nats.Conn, l *laggingReplica) *Bucket {
+	tb.Helper()
+	js, err := jetstream.NewWithAPIPrefix(nc, l.prefix)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b := NewBucket(js, testBucket)
+	if _, err := b.open(tb.Context()); err != nil {
+		tb.Fatal(err)
+	}
+	b.replicated = true
+	return b
+}
+
 // startLaggingBlobService runs a second blob service on n's server, as one of a
 // replicated cluster's, answering requests to server "lagging" through l.
 func startLaggingBlobService(tb testing.TB, n *testNet, l *laggingReplica) {
@@ -101,12 +124,7 @@ func TestBlobServiceAsksTheLeaderWhenAReplicaHasNothing(t *testing.T) {
 	absent := Digest([]byte("never stored"))
 	n.access.AllowRead("n1", absent)
 
-	// asks runs f and reports how many questions the leader was asked meanwhile.
-	asks := func(f func()) int32 {
-		before := lag.leaderGets.Load()
-		f()
-		return lag.leaderGets.Load() - before
-	}
+	asks := lag.asks
 	t.Run("one chunk", func(t *testing.T) {
 		var got []byte
 		var err error
@@ -166,4 +184,140 @@ func TestBlobServiceAsksTheLeaderWhenAReplicaHasNothing(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A router reads blobs through Bucket, as the blob service reads them for participants,
+// and asks the leader as the service does: what a replica behind it misses, metadata or
+// chunks, arrives whole; an absent blob is not found as soon as the leader says so; a
+// bucket of one replica, whose server answers everything itself, asks nobody; and once the
+// replica has caught up, nobody asks the leader.
+func TestBucketAsksTheLeaderWhenAReplicaHasNothing(t *testing.T) {
+	n := startTestNet(t)
+	ctx := t.Context()
+	nc := n.adminConn(t)
+	lag := startLaggingReplica(t, nc)
+	bkt := laggingBucket(t, nc, lag)
+	adminJS := n.adminJS(t)
+
+	small := []byte("a result stored a moment ago")
+	large := randomBytes(3*objectChunk+1, 4) // four chunks
+	var digests []string
+	for _, data := range [][]byte{small, large} {
+		digest, err := PutBlob(ctx, adminJS, testBucket, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, digest)
+	}
+	for _, c := range []struct {
+		name   string
+		digest string
+		want   []byte
+		asked  int32 // the metadata, then every chunk
+	}{
+		{"one chunk", digests[0], small, 2},
+		{"several chunks", digests[1], large, 5},
+		{"absent", Digest([]byte("never stored")), nil, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var got []byte
+			var err error
+			start := time.Now()
+			asked := lag.asks(func() { got, err = bkt.Get(ctx, c.digest) })
+			if c.want == nil && (!errors.Is(err, ErrNotFound) || time.Since(start) >= leaderTimeout) {
+				t.Fatalf("an absent blob: %v after %s; want not found from the leader's one answer", err, time.Since(start))
+			}
+			if c.want != nil && (err != nil || !bytes.Equal(got, c.want)) {
+				t.Fatalf("read %d bytes, %v; want the %d stored", len(got), err, len(c.want))
+			}
+			if asked != c.asked {
+				t.Fatalf("the leader was asked %d times; want %d", asked, c.asked)
+			}
+		})
+	}
+	t.Run("one replica", func(t *testing.T) {
+		js, err := jetstream.NewWithAPIPrefix(nc, lag.prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		single := NewBucket(js, testBucket) // learns its replicas from the stream: one
+		var getErr error
+		if asked := lag.asks(func() { _, getErr = single.Get(ctx, digests[0]) }); !errors.Is(getErr, ErrNotFound) || asked != 0 || single.replicated {
+			t.Fatalf("a bucket of one replica: %v, asking the leader %d times (replicated %t); want not found, unasked", getErr, asked, single.replicated)
+		}
+	})
+	t.Run("caught up", func(t *testing.T) {
+		lag.behind.Store(false)
+		defer lag.behind.Store(true)
+		for _, digest := range digests {
+			if asked := lag.asks(func() {
+				if _, err := bkt.Get(ctx, digest); err != nil {
+					t.Fatal(err)
+				}
+			}); asked != 0 {
+				t.Fatalf("%s found by direct get, yet the leader was asked %d times", digest, asked)
+			}
+		}
+	})
+}
+
+// A small blob's metadata is written only where its name has none (putSmall). Refused,
+// the writer reads what the name holds from the leader, whose refusal says the name
+// exists, though the replica answering direct gets has nothing yet: content stored intact
+// is left as it is, with its one chunk; damaged content is written over, and its chunk
+// goes. Either way no chunk is left that no metadata names.
+func TestPutRefusedReadsWhatTheLeaderHolds(t *testing.T) {
+	n := startTestNet(t)
+	ctx := t.Context()
+	nc := n.adminConn(t)
+	lag := startLaggingReplica(t, nc)
+	bkt := laggingBucket(t, nc, lag)
+	adminJS := n.adminJS(t)
+	obs, err := adminJS.ObjectStore(ctx, testBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := adminJS.Stream(ctx, objectStream(testBucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	intact := randomBytes(3000, 70)
+	if _, err := PutBlob(ctx, adminJS, testBucket, intact); err != nil {
+		t.Fatal(err)
+	}
+	damaged := randomBytes(3000, 71)
+	if _, err := obs.PutBytes(ctx, strings.TrimPrefix(Digest(damaged), DigestPrefix), []byte("damaged")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+	}{{"stored intact", intact}, {"stored damaged", damaged}} {
+		t.Run(c.name, func(t *testing.T) {
+			name := strings.TrimPrefix(Digest(c.data), DigestPrefix)
+			held, err := obs.GetInfo(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := storedChunks(t, st)
+			asked := lag.asks(func() { _, err = bkt.Put(ctx, c.data) })
+			if err != nil {
+				t.Fatalf("put through a lagging replica: %v", err)
+			}
+			if got := storedChunks(t, st); got != before {
+				t.Fatalf("%d chunks stored after, want the %d before", got, before)
+			}
+			if got, err := GetBlob(ctx, adminJS, testBucket, Digest(c.data)); err != nil || !bytes.Equal(got, c.data) {
+				t.Fatalf("reads %d bytes, %v; want the content put", len(got), err)
+			}
+			_, err = st.GetLastMsgForSubject(ctx, chunkSubject(testBucket, held.NUID))
+			if intactBefore := bytes.Equal(c.data, intact); intactBefore != (err == nil) {
+				t.Fatalf("the chunk the name held before: %v; want it kept only if it was intact", err)
+			}
+			if asked != 1 {
+				t.Fatalf("the leader was asked %d times; want once, for what the name holds", asked)
+			}
+		})
+	}
 }

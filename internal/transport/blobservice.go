@@ -344,10 +344,7 @@ func (b *blobService) lookup(bucket, name string) (*jetstream.ObjectInfo, error)
 	if err != nil {
 		return nil, refuse(codeNotFound, "%w", err)
 	}
-	info, err := obs.GetInfo(b.ctx, name)
-	if errors.Is(err, jetstream.ErrObjectNotFound) && b.replicated {
-		info, err = b.leaderInfo(bucket, name)
-	}
+	info, err := objectInfo(b.ctx, b.js, obs, bucket, name, b.replicated)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, refuse(codeNotFound, "%w: %s%s", ErrNotFound, DigestPrefix, name)
 	}
@@ -664,7 +661,7 @@ func (b *blobService) store(id string, m *nats.Msg) {
 	if small {
 		var data []byte
 		if data, err = readChecked(bytes.NewReader(m.Data), sum, req.Size); err == nil {
-			present, err = b.recent.put(b.ctx, b.js, obs, key, req.Bucket, name, sum, data)
+			present, err = b.recent.put(b.ctx, b.js, key, req.Bucket, name, sum, data)
 		}
 	} else {
 		err = putObject(b.ctx, b.js, obs, req.Bucket, name, sum, req.Size, bytes.NewReader(m.Data), prev)

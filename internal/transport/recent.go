@@ -61,11 +61,11 @@ func (r *recent) note(name string) {
 
 // put is putSmall under the memory: content whose key was noted within recentFor is
 // present with nothing asked, and a name that holds data once putSmall returns is noted.
-func (r *recent) put(ctx context.Context, js jetstream.JetStream, obs jetstream.ObjectStore, key, bucket, name string, sum [32]byte, data []byte) (present bool, err error) {
+func (r *recent) put(ctx context.Context, js jetstream.JetStream, key, bucket, name string, sum [32]byte, data []byte) (present bool, err error) {
 	if r.has(key) {
 		return true, nil
 	}
-	if present, err = putSmall(ctx, js, obs, bucket, name, sum, data); err == nil {
+	if present, err = putSmall(ctx, js, bucket, name, sum, data); err == nil {
 		r.note(key)
 	}
 	return present, err
