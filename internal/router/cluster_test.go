@@ -2,8 +2,11 @@ package router
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,17 +21,26 @@ import (
 	"github.com/omnisync/omnisync/internal/transport"
 )
 
+const (
+	// clusterAttempts bounds the clusters startCluster starts before it gives up.
+	clusterAttempts = 3
+	// clusterAttemptTimeout bounds one attempt; a router whose server cannot bind its
+	// route port fails at once, and the others, waiting for it, when told so.
+	clusterAttemptTimeout = 60 * time.Second
+)
+
 // startCluster runs three routers over one fake chain, their NATS servers routed to each
-// other with one replicated JetStream, as three operators' machines would.
+// other with one replicated JetStream, as three operators' machines would. Their route
+// ports are picked before the servers bind them, as each must name the others', so
+// another process may take one in between: then that router fails to start, the
+// attempt's routers are closed, and three new ones, with the same keys, start on fresh
+// ports and stores.
 func startCluster(t *testing.T, chain *fakeChain, base Options) ([]*Router, *x509.CertPool) {
 	t.Helper()
 	const size = 3
 	caDir := t.TempDir()
-	ports := make([]int, size)
-	for i := range ports {
-		ports[i] = freePort(t)
-	}
-	routers := make([]*Router, size)
+	routerKeys := make([]ed25519.PrivateKey, size)
+	listeners, routes := make([]*tls.Config, size), make([]*tls.Config, size)
 	var roots *x509.CertPool
 	for i := range size {
 		dir := caDir
@@ -42,17 +54,37 @@ func startCluster(t *testing.T, chain *fakeChain, base Options) ([]*Router, *x50
 		if err != nil {
 			t.Fatal(err)
 		}
-		listener, err := files.ServerConfig()
-		if err != nil {
+		if listeners[i], err = files.ServerConfig(); err != nil {
 			t.Fatal(err)
 		}
-		route, err := files.ClusterConfig()
-		if err != nil {
+		if routes[i], err = files.ClusterConfig(); err != nil {
 			t.Fatal(err)
 		}
 		if roots, err = files.ClientRootCAs(); err != nil {
 			t.Fatal(err)
 		}
+		routerKeys[i] = newKey(t)
+		chain.params.Routers = append(chain.params.Routers, keys.AddressOfKey(routerKeys[i]))
+	}
+	for attempt := 1; ; attempt++ {
+		routers, err := startRouters(t, chain, base, routerKeys, listeners, routes)
+		if err == nil {
+			return routers, roots
+		}
+		if attempt == clusterAttempts {
+			t.Fatalf("no cluster formed in %d attempts; the last: %v", attempt, err)
+		}
+		t.Logf("cluster attempt %d failed, starting another on fresh ports: %v", attempt, err)
+	}
+}
+
+// startRouters starts one router per key, with its TLS configs, on fresh route ports and
+// stores. If any fails to start, it closes them all and returns why.
+func startRouters(t *testing.T, chain *fakeChain, base Options, routerKeys []ed25519.PrivateKey, listeners, routes []*tls.Config) ([]*Router, error) {
+	t.Helper()
+	ports := freePorts(t, len(routerKeys))
+	routers := make([]*Router, len(routerKeys))
+	for i, k := range routerKeys {
 		var peers []string
 		for j, p := range ports {
 			if j != i {
@@ -63,28 +95,53 @@ func startCluster(t *testing.T, chain *fakeChain, base Options) ([]*Router, *x50
 		if opts.Chain == nil { // else a wrapper of chain's
 			opts.Chain = chain
 		}
-		opts.Key, opts.TLS, opts.StoreDir = newKey(t), listener, t.TempDir()
-		opts.Cluster = &transport.ClusterOptions{Name: "routers", Host: "127.0.0.1", Port: ports[i], Routes: peers, TLS: route}
+		opts.Key, opts.TLS, opts.StoreDir = k, listeners[i], t.TempDir()
+		opts.Cluster = &transport.ClusterOptions{Name: "routers", Host: "127.0.0.1", Port: ports[i], Routes: peers, TLS: routes[i]}
+		var err error
 		if routers[i], err = New(opts); err != nil {
 			t.Fatal(err)
 		}
-		chain.params.Routers = append(chain.params.Routers, routers[i].id)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// Routers of a cluster start together: each waits for the others to form it, in vain
+	// once one has failed.
+	ctx, cancel := context.WithTimeout(context.Background(), clusterAttemptTimeout)
 	defer cancel()
-	errs := make([]error, size)
+	errs := make([]error, len(routers))
 	var wg sync.WaitGroup
 	for i, r := range routers {
-		wg.Go(func() { errs[i] = r.Start(ctx) })
+		wg.Go(func() {
+			if errs[i] = r.Start(ctx); errs[i] != nil {
+				cancel()
+			}
+		})
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, r := range routers {
+			_ = r.Close()
+		}
+		return nil, err
+	}
 	for _, r := range routers {
 		t.Cleanup(func() { _ = r.Close() })
 	}
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
+	return routers, nil
+}
+
+// freePorts returns n distinct ports that were free a moment ago: each listener stays
+// open until all are picked, so the kernel cannot hand out one port twice.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	return routers, roots
+	return ports
 }
 
 // clusterURL is every router's nodes URL: a node dials whichever answers.
@@ -116,8 +173,12 @@ func TestClusterTakesOverADeadRoutersJobs(t *testing.T) {
 	chain := newFakeChain()
 	nodeKey := newKey(t)
 	chain.addNode(keys.AddressOfKey(nodeKey), ledger.UomniPerOMNI, 10_000)
+	// The node's heartbeats never list the job, which the router watching it takes to mean
+	// the node dropped it, at its first look, HeartbeatTTL/2 after the dispatch: that must
+	// come after the test has closed the first router, and after it has checked on the
+	// survivor that took the job over, however slowly the test runs.
 	routers, roots := startCluster(t, chain, Options{
-		DispatchTimeout: 2 * time.Second, HeartbeatTTL: 2 * time.Second, LeaseTTL: 900 * time.Millisecond,
+		DispatchTimeout: 2 * time.Second, HeartbeatTTL: 10 * time.Second, LeaseTTL: 900 * time.Millisecond,
 	})
 
 	// The node dials the cluster and accepts every dispatch, keeping the job: it never
