@@ -6,10 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -379,5 +382,38 @@ func TestPuttingStoredContentAgainLeavesOneChunk(t *testing.T) {
 		if got := chunks(); got != want {
 			t.Fatalf("%d writers: %d chunks stored after, want %d", writers, got, want)
 		}
+	}
+}
+
+// readChecked returns exactly the declared bytes when they hash to the digest, and
+// ErrDigestMismatch for fewer bytes, other bytes or a wrong digest; a declared size far
+// beyond what comes is not allocated.
+func TestReadChecked(t *testing.T) {
+	data := bytes.Repeat([]byte("omnisync"), 2048) // 16 KiB
+	sum := sha256.Sum256(data)
+	for _, tt := range []struct {
+		name string
+		r    io.Reader
+		sum  [32]byte
+		size int64
+		ok   bool
+	}{
+		{"exact", bytes.NewReader(data), sum, int64(len(data)), true},
+		{"one byte at a time", iotest.OneByteReader(bytes.NewReader(data)), sum, int64(len(data)), true},
+		{"more sent than declared", bytes.NewReader(append(slices.Clone(data), "tail"...)), sum, int64(len(data)), true},
+		{"fewer", bytes.NewReader(data[:100]), sum, int64(len(data)), false},
+		{"other bytes", bytes.NewReader(bytes.ToUpper(data)), sum, int64(len(data)), false},
+		{"a size of a terabyte", bytes.NewReader(data), sum, 1 << 40, false},
+		{"empty", bytes.NewReader(nil), sha256.Sum256(nil), 0, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readChecked(tt.r, tt.sum, tt.size)
+			switch {
+			case tt.ok && (err != nil || int64(len(got)) != tt.size || !bytes.Equal(got, data[:tt.size])):
+				t.Fatalf("%d bytes, %v; want the %d declared", len(got), err, tt.size)
+			case !tt.ok && !errors.Is(err, ErrDigestMismatch):
+				t.Fatalf("%v, want ErrDigestMismatch", err)
+			}
+		})
 	}
 }
