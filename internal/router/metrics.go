@@ -112,8 +112,9 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range jobStates {
 		ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(count[s]), s)
 	}
+	online := r.onlineCounts()
 	for _, role := range []string{protocol.RoleNode, protocol.RoleValidator} {
-		ch <- prometheus.MustNewConstMetric(onlineDesc, prometheus.GaugeValue, float64(len(r.online(role))), role)
+		ch <- prometheus.MustNewConstMetric(onlineDesc, prometheus.GaugeValue, float64(online[role]), role)
 	}
 }
 

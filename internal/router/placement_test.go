@@ -463,8 +463,8 @@ func TestActiveNodesFollowViews(t *testing.T) {
 	want("new weights", a.of(v5), "a")
 }
 
-// onlineAs answers for one participant what online answers for all: heard from within
-// the TTL, in the role asked about.
+// onlineAs answers for one participant, and onlineCounts for each role, what online
+// answers for all: heard from within the TTL, in the role asked about.
 func TestOnlineAsIsOnlineForOne(t *testing.T) {
 	r := &Router{seen: map[string]protocol.Heartbeat{}, when: map[string]time.Time{}}
 	r.opts.HeartbeatTTL = time.Minute
@@ -481,6 +481,12 @@ func TestOnlineAsIsOnlineForOne(t *testing.T) {
 	}
 	if _, ok := r.onlineAs("n", protocol.RoleNode); !ok {
 		t.Error("a node heard a moment ago is not online")
+	}
+	counts := r.onlineCounts()
+	for _, role := range []string{protocol.RoleNode, protocol.RoleValidator} {
+		if counts[role] != len(r.online(role)) {
+			t.Errorf("onlineCounts %v, online counts %d of role %s", counts, len(r.online(role)), role)
+		}
 	}
 }
 

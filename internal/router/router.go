@@ -484,6 +484,20 @@ func (r *Router) onlineAs(id, role string) (protocol.Heartbeat, bool) {
 	return hb, ok && hb.Role == role && time.Since(r.when[id]) <= r.opts.HeartbeatTTL
 }
 
+// onlineCounts counts the participants heard from within the TTL, by role, in one pass
+// and without the map of them that online builds.
+func (r *Router) onlineCounts() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	counts := map[string]int{}
+	for id, hb := range r.seen {
+		if time.Since(r.when[id]) <= r.opts.HeartbeatTTL {
+			counts[hb.Role]++
+		}
+	}
+	return counts
+}
+
 // online returns the participants of a role heard from within the TTL.
 func (r *Router) online(role string) map[string]protocol.Heartbeat {
 	r.mu.Lock()
