@@ -42,15 +42,25 @@ func TestBroadcastWaitsForEachTxsBlock(t *testing.T) {
 	}
 	txs = append(txs, stale)
 
+	// All in flight at once, and to the mempool in sequence order: each is sent once the
+	// one before it was admitted (or refused). Sleeps between the sends kept the order only
+	// on a quiet machine.
 	out, errs := make([]Committed, len(txs)), make([]error, len(txs))
+	sent := make([]chan struct{}, len(txs))
+	for i := range sent {
+		sent[i] = make(chan struct{})
+	}
 	var wg sync.WaitGroup
 	for i, tx := range txs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out[i], errs[i] = c.Broadcast(ctx, tx)
-		}()
-		time.Sleep(2 * time.Millisecond) // in sequence order to the mempool
+		wg.Go(func() {
+			if i > 0 {
+				<-sent[i-1]
+			}
+			var once sync.Once
+			next := func() { once.Do(func() { close(sent[i]) }) }
+			defer next()
+			out[i], errs[i] = c.BroadcastNotify(ctx, tx, next)
+		})
 	}
 	wg.Wait()
 
