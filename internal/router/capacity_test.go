@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,4 +219,40 @@ func TestUnfinishedCountFollowsEveryWayAJobLeaves(t *testing.T) {
 	if c, _ := counts(); c != 0 {
 		t.Fatalf("after fencing: counted %d, want 0", c)
 	}
+}
+
+// A node that declined a job for want of a free GPU counts as full until it heartbeats
+// again, as the node says: a job that fits that node alone waits for it, as it would for
+// GPUs this router or its peers hold, rather than failing.
+func TestAJobWaitsForANodeThatSaidItWasFull(t *testing.T) {
+	chain := newFakeChain()
+	key := newKey(t)
+	id := string(keys.AddressOfKey(key))
+	chain.addNode(keys.AddressOfKey(key), ledger.UomniPerOMNI, 10_000)
+	r, roots := startRouter(t, chain)
+	var dispatched atomic.Int32
+	nc := scriptedNode(t, r, roots, key, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		if dispatched.Add(1) == 1 {
+			return protocol.Ack{Error: protocol.DeclineNoFreeGPU} // another router's job holds it
+		}
+		go func() {
+			chain.mu.Lock()
+			chain.jobs[d.JobID].Status = ledger.JobComputed
+			chain.mu.Unlock()
+			_ = nc.Publish(protocol.ResultSubject(id), protocol.Encode(protocol.Result{JobID: d.JobID, NodeID: id, Digest: api.DigestOf([]byte(d.JobID)), CommitTx: "C"}))
+		}()
+		return protocol.Ack{Accepted: true}
+	})
+	waitFor(t, "the node online", func() bool { return len(r.online(protocol.RoleNode)) == 1 })
+	jid := submit(t, r, chain)
+	waitFor(t, "the job waiting for a gpu", func() bool { return jobHas(r, jid, "queued") })
+	if jobHas(r, jid, "failed") || jobHas(r, jid, "refunded") || dispatched.Load() != 1 {
+		v, _ := r.Job(t.Context(), jid)
+		t.Fatalf("after the decline: %+v, dispatched %d times", v, dispatched.Load())
+	}
+	hb := protocol.Heartbeat{ID: id, Role: protocol.RoleNode, GPUs: 1, FreeGPUs: 1, Sent: time.Now()} // free again
+	if err := nc.Publish(protocol.HeartbeatSubject(id), protocol.Encode(hb)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the job computed on the node once it was free", func() bool { return jobHas(r, jid, "computed") })
 }

@@ -288,7 +288,7 @@ func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) 
 	}
 	job := schedulerJob(spec, exclude)
 	plan, err := x.PlaceWith(&r.px.scratch, job) // indexLocked made r.px, x's holder
-	if errors.Is(err, scheduler.ErrNoFeasibleNode) && fitsHeld(x, r.reserved, job, view.weights) {
+	if errors.Is(err, scheduler.ErrNoFeasibleNode) && fitsHeld(x, r.idleLocked(), job, view.weights) {
 		return scheduler.Placement{}, nil, fmt.Errorf("%w (%v)", errAllBusy, err)
 	}
 	if err != nil {
@@ -298,23 +298,39 @@ func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) 
 	return p, r.reserveLocked(p.NodeID, spec.Resources.Slots()), nil
 }
 
-// fitsHeld reports whether job, which fits no node of x, would fit one whose GPUs this
-// router's attempts hold (reserved, by node) were they free: the job then waits for a
-// GPU rather than failing. Only those nodes need a look: every other node is in x as it
-// would be, and x has none the job fits. (With 100,000 nodes online, scanning a copy of
-// them all under r.mu, as this did, took tens of milliseconds for each job a busy
-// network made wait, and again at each wake.) A placement of one replica is feasible on
-// a node or not whatever the other nodes are, so the answer is the full scan's.
-func fitsHeld(x *scheduler.Index, reserved map[string]int, job scheduler.Job, w scheduler.Weights) bool {
-	held := make([]scheduler.Node, 0, len(reserved))
-	for id, gpus := range reserved {
+// fitsHeld reports whether job, which fits no node of x, would fit a node some of whose
+// GPUs are held were none of them: idle gives those nodes' GPUs (idleLocked). The job then
+// waits for a GPU rather than failing. Only those nodes need a look: every other node is
+// in x as it would be, and x has none the job fits. (With 100,000 nodes online, scanning
+// a copy of them all under r.mu, as this did, took tens of milliseconds for each job a
+// busy network made wait, and again at each wake.) A placement of one replica is feasible
+// on a node or not whatever the other nodes are, so the answer is the full scan's.
+func fitsHeld(x *scheduler.Index, idle map[string]int, job scheduler.Job, w scheduler.Weights) bool {
+	held := make([]scheduler.Node, 0, len(idle))
+	for id, gpus := range idle {
 		if n, ok := x.Node(id); ok {
-			n.FreeGPUs += gpus
+			n.FreeGPUs = gpus
 			held = append(held, n)
 		}
 	}
 	_, err := scheduler.Place(job, held, w)
 	return len(held) > 0 && err == nil
+}
+
+// idleLocked gives the GPUs of each node some of whose GPUs are held (freeLocked): by
+// this router's attempts, by its peers' (their leases), or, as a node that declined a
+// job says until it heartbeats again, by the node itself. r.mu must be held.
+func (r *Router) idleLocked() map[string]int {
+	idle := make(map[string]int, len(r.reserved)+len(r.peerHeld)+len(r.declined))
+	for _, held := range []map[string]int{r.reserved, r.peerHeld} {
+		for id := range held {
+			idle[id] = r.seen[id].GPUs
+		}
+	}
+	for id := range r.declined {
+		idle[id] = r.seen[id].GPUs
+	}
+	return idle
 }
 
 // placementViewTTL is how long the chain's nodes and router weights are reused between

@@ -153,7 +153,7 @@ func BenchmarkAllBusyCheck(b *testing.B) {
 	})
 	b.Run("held-nodes", func(b *testing.B) {
 		for b.Loop() {
-			if !fitsHeld(x, reserved, job, scheduler.DefaultWeights()) {
+			if !fitsHeld(x, reserved, job, scheduler.DefaultWeights()) { // all 8 of each held node's GPUs
 				b.Fatal("the job fits no held node")
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -40,8 +41,9 @@ func scanSnapshot(r *Router, view placementSnapshot, containers bool) []schedule
 	return snapshot
 }
 
-// scanPlace is what place decided before the index, by a scan of scanSnapshot, without
-// reserving anything.
+// scanPlace is what place decides, by a scan of scanSnapshot, without reserving anything:
+// what it decided before the index, and, for a job that fits no free GPU, by a scan of
+// every node with the held ones' GPUs all free.
 func scanPlace(r *Router, view placementSnapshot, spec api.JobSpec, exclude []string) (scheduler.Placement, error) {
 	snapshot := scanSnapshot(r, view, spec.Workload.Kind == api.WorkloadContainer)
 	if len(snapshot) == 0 {
@@ -50,9 +52,15 @@ func scanPlace(r *Router, view placementSnapshot, spec api.JobSpec, exclude []st
 	job := schedulerJob(spec, exclude)
 	plan, err := scheduler.Place(job, snapshot, view.weights)
 	if errors.Is(err, scheduler.ErrNoFeasibleNode) {
+		// Would it fit were nothing held: this router's attempts, its peers', a node's
+		// word that it is full?
 		r.mu.Lock()
 		for i := range snapshot {
-			snapshot[i].FreeGPUs += r.reserved[snapshot[i].ID]
+			id := snapshot[i].ID
+			_, declined := r.declined[id]
+			if r.reserved[id] > 0 || r.peerHeld[id] > 0 || declined {
+				snapshot[i].FreeGPUs = r.seen[id].GPUs
+			}
 		}
 		r.mu.Unlock()
 		if _, idle := scheduler.Place(job, snapshot, view.weights); idle == nil {
@@ -490,9 +498,9 @@ func TestOnlineAsIsOnlineForOne(t *testing.T) {
 	}
 }
 
-// fitsHeld answers as the full scan of every node with the router's held GPUs given
-// back: random nodes, holdings and jobs, including nodes held but not online (not in the
-// index) and holdings that free too few GPUs.
+// fitsHeld answers as the full scan of every node with the held nodes' GPUs all free:
+// random nodes, holdings and jobs, including nodes held but not online (not in the index)
+// and holdings whose release frees too few GPUs.
 func TestFitsHeldIsTheFullScansAnswer(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 12))
 	regions := []string{"eu-west", "us-east", "ap-south"}
@@ -511,9 +519,10 @@ func TestFitsHeldIsTheFullScansAnswer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		reserved := map[string]int{}
+		idle := map[string]int{}
 		for range rng.IntN(30) {
-			reserved[fmt.Sprintf("n%03d", rng.IntN(260))] += 1 + rng.IntN(3) // some held nodes are not in the index
+			i := rng.IntN(260) // some held nodes are not in the index
+			idle[fmt.Sprintf("n%03d", i)] = 1 + rng.IntN(3) + nodes[i%len(nodes)].FreeGPUs
 		}
 		for range 50 {
 			job := scheduler.Job{GPUs: 1 + rng.IntN(5), VRAMMiB: uint64(8192 << rng.IntN(4)), MaxPricePerHourUomni: uint64(20_000 + rng.IntN(150_000)), Replicas: 1}
@@ -528,12 +537,30 @@ func TestFitsHeldIsTheFullScansAnswer(t *testing.T) {
 			}
 			snapshot := x.Snapshot()
 			for i := range snapshot {
-				snapshot[i].FreeGPUs += reserved[snapshot[i].ID]
+				if gpus, held := idle[snapshot[i].ID]; held {
+					snapshot[i].FreeGPUs = gpus
+				}
 			}
 			_, scanErr := scheduler.Place(job, snapshot, w)
-			if got, want := fitsHeld(x, reserved, job, w), scanErr == nil; got != want {
-				t.Fatalf("round %d: job %+v, held %v: fitsHeld %v, the full scan %v", round, job, reserved, got, want)
+			if got, want := fitsHeld(x, idle, job, w), scanErr == nil; got != want {
+				t.Fatalf("round %d: job %+v, held %v: fitsHeld %v, the full scan %v", round, job, idle, got, want)
 			}
 		}
+	}
+}
+
+// A job waits rather than fails for GPUs held by anyone: this router's attempts, its
+// peers' (as their leases say), or a node that declined a job until it heartbeats again.
+// idleLocked gives each such node all its GPUs.
+func TestIdleCountsEveryHolder(t *testing.T) {
+	r := &Router{seen: map[string]protocol.Heartbeat{}, reserved: map[string]int{"own": 2}, peerHeld: map[string]int{"peer": 4, "both": 1},
+		declined: map[string]time.Time{"full": time.Now()}}
+	r.reserved["both"] = 1
+	for id, gpus := range map[string]int{"own": 4, "peer": 8, "both": 2, "full": 1, "free": 3} {
+		r.seen[id] = protocol.Heartbeat{ID: id, Role: protocol.RoleNode, GPUs: gpus}
+	}
+	want := map[string]int{"own": 4, "peer": 8, "both": 2, "full": 1}
+	if got := r.idleLocked(); !maps.Equal(got, want) {
+		t.Fatalf("idle %v, want %v", got, want)
 	}
 }
