@@ -12,13 +12,17 @@ import (
 // The tree is cut first by TFLOPS, down to a narrow band (one GPU model,
 // where models are few), because the fastest feasible node sets every
 // compute score and because a job's price ceiling and VRAM cut across
-// models; then by region and by how a node's latency is known (measured,
-// estimated from its position, or unknown), so that a region constraint
-// prunes whole subtrees and a box's latency bound is of one kind. Below
-// that, each box is cut at the median of the attribute whose spread would
-// move the Total most: TFLOPS, reliability, bid, VRAM, free GPUs, and RTT
-// or position, each scaled by its weight. Only speed depends on these
-// choices; the bounds are exact for any tree.
+// models. Where nodes of one TFLOPS rating come in a few VRAM sizes (an
+// A100 with 40 or 80 GiB, an H100 or an H200), it is cut by VRAM next, so
+// that the smaller model's low bids do not admit a box for a job that
+// needs the larger model's memory. Then it is cut by region and by how a
+// node's latency is known (measured, estimated from its position, or
+// unknown), so that a region constraint prunes whole subtrees and a box's
+// latency bound is of one kind. Below that, each box is cut at the median
+// of the attribute whose spread would move the Total most: TFLOPS,
+// reliability, bid, VRAM, free GPUs, and RTT or position, each scaled by
+// its weight. Only speed depends on these choices; the bounds are exact
+// for any tree.
 func (x *Index) buildTree(lo, hi int32) {
 	b := treeBuilder{x: x, base: lo, perm: make([]int32, hi-lo)}
 	for i := range b.perm {
@@ -168,6 +172,12 @@ func (b *treeBuilder) split(i, lo, hi int32, sorted bool) {
 	if low, high := b.spread(lo, hi, cutTFLOPS); high-low > b.tflopsBand || (high > low && b.fewValues(lo, hi, cutTFLOPS)) {
 		mid = b.cutAt(lo, hi, cutTFLOPS)
 		sorted = false
+	} else if high == low && b.varies(lo, hi, cutVRAM) && b.fewValues(lo, hi, cutVRAM) {
+		// One rating, a few memory sizes: GPU models. (Where ratings
+		// vary within the band, VRAM is no sign of a model: a cut there
+		// split the uniform snapshot's bands and slowed it.)
+		mid = b.cutAt(lo, hi, cutVRAM)
+		sorted = false
 	} else {
 		if !sorted {
 			slices.SortFunc(b.perm[lo:hi], func(p, q int32) int {
@@ -206,6 +216,18 @@ func (b *treeBuilder) fewValues(lo, hi int32, d int) bool {
 		}
 	}
 	return true
+}
+
+// varies reports whether dimension d takes more than one value in
+// perm[lo:hi].
+func (b *treeBuilder) varies(lo, hi int32, d int) bool {
+	first := b.coord(b.perm[lo], d)
+	for _, s := range b.perm[lo+1 : hi] {
+		if b.coord(s, d) != first {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *treeBuilder) spread(lo, hi int32, d int) (low, high float32) {

@@ -415,6 +415,33 @@ func TestIndexUpdates(t *testing.T) {
 	}
 }
 
+// TestTreeSeparatesModelsOfOneRating checks the cut buildTree makes for
+// speed alone: nodes of one TFLOPS rating and two VRAM sizes (A100s with
+// 40 and 80 GiB) never share a leaf, so a job needing 80 GiB is not led
+// into a box by the 40 GiB cards' bids.
+func TestTreeSeparatesModelsOfOneRating(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	nodes := marketNodes(rng, 4000)
+	for i := range nodes {
+		nodes[i].TFLOPSMilli, nodes[i].VRAMMiB = 312_000, []uint64{40 * gib, 80 * gib}[rng.IntN(2)]
+	}
+	x, err := NewIndex(nodes, DefaultWeights())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range x.tree {
+		if !x.tree[i].leaf() {
+			continue
+		}
+		sp := x.spans[i]
+		for s := sp.lo + 1; s < sp.hi; s++ {
+			if x.nodes[s].VRAMMiB != x.nodes[sp.lo].VRAMMiB {
+				t.Fatalf("leaf %d holds %d and %d MiB cards of one rating", i, x.nodes[sp.lo].VRAMMiB, x.nodes[s].VRAMMiB)
+			}
+		}
+	}
+}
+
 // TestIndexIDKeysOrderAsIDs checks the keys that break ties of Total in
 // the search: main-tree slots ordered by their keys exactly as by their IDs,
 // added slots (key 0) compared by ID, and every box's minKey its minID's,
@@ -599,7 +626,8 @@ func TestLatencyBoundsHold(t *testing.T) {
 // TestCirclesHoldTheirNodes moves nodes a little (most stay inside their
 // boxes' circles, which are then kept), far, and off the map, and checks
 // that every box's circle, in both trees, still holds every located node
-// under it. A box's circle is drawn about its own nodes and need not hold
+// under it, and that the count's copy of each position (geoTree.locs) is
+// the node's. A box's circle is drawn about its own nodes and need not hold
 // its children's, so this is not implied by the circles' own tests.
 func TestCirclesHoldTheirNodes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
@@ -646,6 +674,11 @@ func TestCirclesHoldTheirNodes(t *testing.T) {
 				}
 			}
 			check(x.geo.spots[i], located, fmt.Sprintf("round %d, position box %d", round, i))
+		}
+		for k, s := range x.geo.perm {
+			if x.geo.locs[k] != x.nodes[s].Location {
+				t.Fatalf("round %d: the count has node %q at %v, not %v", round, x.nodes[s].ID, x.geo.locs[k], x.nodes[s].Location)
+			}
 		}
 	}
 }

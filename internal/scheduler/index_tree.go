@@ -6,8 +6,10 @@ import "math"
 // it (online, with a free GPU: a node without one fits no job, every job
 // needing a GPU, so its attributes would only loosen the bounds). The
 // bounds are computed from a leaf's nodes or a box's two children, never
-// estimated, so they hold whatever the tree's shape; a box fits a cache
-// line, as the search reads a few hundred of them per placement.
+// estimated, so they hold whatever the tree's shape. A box is 60 bytes,
+// small because the search reads a few hundred of them per placement;
+// most straddle two cache lines (padded to 64, on a shared 2-core VM, they
+// were no faster to within the noise).
 type box struct {
 	kids          int32  // its children are boxes kids and kids+1; -1 for a leaf
 	minID         int32  // the slot with the smallest ID under it, online or not
@@ -23,8 +25,7 @@ type box struct {
 	spot          circle // holds every located node under it, available or not
 	// relBid is the most relBidWeights.of its available nodes: record and
 	// bid bounded together, far tighter than the best record and the lowest
-	// bid, which may be two nodes' (see query.relBidAtMost). With it a box
-	// is 64 bytes, one cache line.
+	// bid, which may be two nodes' (see query.relBidAtMost).
 	relBid float32
 }
 
