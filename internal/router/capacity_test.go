@@ -41,13 +41,10 @@ func TestJobsWaitForAFreeGPUInsteadOfFailing(t *testing.T) {
 		accepted[d.JobID]++
 		go func() {
 			time.Sleep(100 * time.Millisecond)
-			chain.mu.Lock()
-			chain.jobs[d.JobID].Status = ledger.JobComputed
-			chain.mu.Unlock()
 			mu.Lock()
 			running--
 			mu.Unlock()
-			_ = nc.Publish(protocol.ResultSubject(id), protocol.Encode(protocol.Result{JobID: d.JobID, NodeID: id, Digest: api.DigestOf([]byte(d.JobID)), CommitTx: "C"}))
+			reportComputed(chain, nc, id, d.JobID)
 		}()
 		return protocol.Ack{Accepted: true}
 	})
@@ -88,10 +85,7 @@ func TestAReleasedGPUWakesOneWaitingJob(t *testing.T) {
 	scriptedNode(t, r, roots, key, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
 		go func() {
 			time.Sleep(20 * time.Millisecond)
-			chain.mu.Lock()
-			chain.jobs[d.JobID].Status = ledger.JobComputed
-			chain.mu.Unlock()
-			_ = nc.Publish(protocol.ResultSubject(id), protocol.Encode(protocol.Result{JobID: d.JobID, NodeID: id, Digest: api.DigestOf([]byte(d.JobID)), CommitTx: "C"}))
+			reportComputed(chain, nc, id, d.JobID)
 		}()
 		return protocol.Ack{Accepted: true}
 	})
@@ -235,12 +229,7 @@ func TestAJobWaitsForANodeThatSaidItWasFull(t *testing.T) {
 		if dispatched.Add(1) == 1 {
 			return protocol.Ack{Error: protocol.DeclineNoFreeGPU} // another router's job holds it
 		}
-		go func() {
-			chain.mu.Lock()
-			chain.jobs[d.JobID].Status = ledger.JobComputed
-			chain.mu.Unlock()
-			_ = nc.Publish(protocol.ResultSubject(id), protocol.Encode(protocol.Result{JobID: d.JobID, NodeID: id, Digest: api.DigestOf([]byte(d.JobID)), CommitTx: "C"}))
-		}()
+		go reportComputed(chain, nc, id, d.JobID)
 		return protocol.Ack{Accepted: true}
 	})
 	waitFor(t, "the node online", func() bool { return len(r.online(protocol.RoleNode)) == 1 })
@@ -255,4 +244,13 @@ func TestAJobWaitsForANodeThatSaidItWasFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the job computed on the node once it was free", func() bool { return jobHas(r, jid, "computed") })
+}
+
+// reportComputed does what a node whose job is done does: its result is committed on the
+// fake chain and reported to the router.
+func reportComputed(chain *fakeChain, nc *nats.Conn, node, jobID string) {
+	chain.mu.Lock()
+	chain.jobs[jobID].Status = ledger.JobComputed
+	chain.mu.Unlock()
+	_ = nc.Publish(protocol.ResultSubject(node), protocol.Encode(protocol.Result{JobID: jobID, NodeID: node, Digest: api.DigestOf([]byte(jobID)), CommitTx: "C"}))
 }
