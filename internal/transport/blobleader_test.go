@@ -58,6 +58,20 @@ func (l *laggingReplica) asks(f func()) int32 {
 	return l.leaderGets.Load() - before
 }
 
+// caughtUp checks that, with the replica caught up, get finds each of digests by direct
+// get alone: the leader is asked nothing.
+func (l *laggingReplica) caughtUp(t *testing.T, digests []string, get func(digest string) error) {
+	t.Helper()
+	l.behind.Store(false)
+	defer l.behind.Store(true)
+	for _, digest := range digests {
+		var err error
+		if asked := l.asks(func() { err = get(digest) }); err != nil || asked != 0 {
+			t.Fatalf("%s: %v, the leader asked %d times; want it found by direct get alone", digest, err, asked)
+		}
+	}
+}
+
 // laggingBucket is a Bucket on nc that reads through l, opened and then taken to be
 // replicated, as a router's is on a cluster.
 func laggingBucket(tb testing.TB, nc *nats.Conn, l *laggingReplica) *Bucket {
@@ -172,17 +186,7 @@ func TestBlobServiceAsksTheLeaderWhenAReplicaHasNothing(t *testing.T) {
 		}
 	})
 	t.Run("caught up", func(t *testing.T) {
-		lag.behind.Store(false)
-		defer lag.behind.Store(true)
-		for _, digest := range digests {
-			if asked := asks(func() {
-				if _, err := node.Get(ctx, digest); err != nil {
-					t.Fatal(err)
-				}
-			}); asked != 0 {
-				t.Fatalf("%s found by direct get, yet the leader was asked %d times", digest, asked)
-			}
-		}
+		lag.caughtUp(t, digests, func(d string) error { _, err := node.Get(ctx, d); return err })
 	})
 }
 
@@ -247,17 +251,7 @@ func TestBucketAsksTheLeaderWhenAReplicaHasNothing(t *testing.T) {
 		}
 	})
 	t.Run("caught up", func(t *testing.T) {
-		lag.behind.Store(false)
-		defer lag.behind.Store(true)
-		for _, digest := range digests {
-			if asked := lag.asks(func() {
-				if _, err := bkt.Get(ctx, digest); err != nil {
-					t.Fatal(err)
-				}
-			}); asked != 0 {
-				t.Fatalf("%s found by direct get, yet the leader was asked %d times", digest, asked)
-			}
-		}
+		lag.caughtUp(t, digests, func(d string) error { _, err := bkt.Get(ctx, d); return err })
 	})
 }
 
