@@ -14,9 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/protocol"
@@ -276,61 +274,5 @@ func TestClusterTakesOverADeadRoutersJobs(t *testing.T) {
 	}
 	if h := holders(survivors, id); len(h) != 1 {
 		t.Fatalf("job held by %v after the takeover settled", h)
-	}
-}
-
-// A submission refused because its first save seemed to fail may have left its record in
-// the shared store all the same (a save cut off by a partition lands later): the record,
-// its router's, never escrowed and run by no one, keeps the job's id, its consumer's next
-// sequence, from every other router. deleteUnsent clears it, and another router then
-// takes the id; it leaves alone another router's record, one whose escrow was answered
-// for, and the record of a job its router runs.
-func TestARecordARefusedSubmissionLeftIsCleared(t *testing.T) {
-	chain := newFakeChain()
-	routers, _ := startCluster(t, chain, Options{})
-	a, b := routers[0], routers[1]
-	ctx := t.Context()
-	req, _ := consumerJob(t, chain)
-	tx, err := ledger.DecodeTx(req.Tx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := ledger.JobID(tx.Signer, tx.Body.Seq)
-	record := func(owner keys.Address, answered bool) []byte {
-		j := newJob(id, tx.Signer, req.Spec, time.Now())
-		j.owner, j.answered = owner, answered
-		return j.encodeLocked()
-	}
-	for _, rec := range [][]byte{record(b.id, false), record(a.id, true)} {
-		if _, err := a.kv.Put(ctx, id, rec); err != nil {
-			t.Fatal(err)
-		}
-		if !a.deleteUnsent(ctx, id) {
-			t.Fatal("deleteUnsent not done with a record it must leave")
-		}
-		if _, err := a.kv.Get(ctx, id); err != nil {
-			t.Fatalf("a record not to clear was deleted: %v", err)
-		}
-	}
-	if _, err := a.kv.Put(ctx, id, record(a.id, false)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.SubmitJob(ctx, req); !errors.Is(err, api.ErrConflict) {
-		t.Fatalf("another router's submission of the id while the record stays: %v, want ErrConflict", err)
-	}
-	if !a.deleteUnsent(ctx, id) {
-		t.Fatal("deleteUnsent not done")
-	}
-	if _, err := a.kv.Get(ctx, id); !errors.Is(err, jetstream.ErrKeyNotFound) {
-		t.Fatalf("the record a refused submission left: %v, want it deleted", err)
-	}
-	if _, err := b.SubmitJob(ctx, req); err != nil {
-		t.Fatalf("another router's submission of the id once the record was cleared: %v", err)
-	}
-	if !b.deleteUnsent(ctx, id) {
-		t.Fatal("deleteUnsent not done with a running job")
-	}
-	if _, err := b.kv.Get(ctx, id); err != nil {
-		t.Fatalf("the record of a job its router runs was deleted: %v", err)
 	}
 }

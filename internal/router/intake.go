@@ -118,8 +118,6 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		r.dropLocked(j)
 		r.mu.Unlock()
 		j.cancel()
-		r.wg.Add(1)
-		go r.forgetUnsent(id)
 		return api.Job{}, fmt.Errorf("%w: job %s is already held by a router, or the job store is unavailable; nothing was escrowed", api.ErrConflict, id)
 	}
 	if req.Async {

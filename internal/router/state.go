@@ -2,7 +2,6 @@ package router
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -108,69 +107,6 @@ func ownerOf(record []byte) keys.Address {
 		return ""
 	}
 	return j.owner
-}
-
-// forgetUnsent clears the record of job id that a submission this router refused may
-// have left: a first save that timed out (the router cut off from its peers, say) can
-// have landed all the same, and the record, this router's, would keep the job's id, its
-// consumer's next sequence, taken for as long as this router lives, its peers leaving
-// the record to its lease. The submission was refused before anything was broadcast,
-// so no one runs the job. It looks every unsentPoll, for unsentTries times, until the
-// record is gone or shown to be another's business (deleteUnsent).
-func (r *Router) forgetUnsent(id string) {
-	defer r.wg.Done()
-	t := time.NewTicker(unsentPoll)
-	defer t.Stop()
-	for range unsentTries {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(r.ctx, unsentPoll)
-		done := r.deleteUnsent(ctx, id)
-		cancel()
-		if done {
-			return
-		}
-	}
-}
-
-// unsentPoll and unsentTries pace forgetUnsent: a minute, past a partition's usual end.
-const (
-	unsentPoll  = 2 * time.Second
-	unsentTries = 30
-)
-
-// deleteUnsent deletes the store's record of job id if it is this router's, its escrow
-// was never answered for nor committed, and this router runs no such job (a later
-// submission of the id did not take it). It reports whether it is done: the record
-// deleted, gone, or not one to delete; false when the store did not answer, or the
-// record changed under the delete.
-func (r *Router) deleteUnsent(ctx context.Context, id string) bool {
-	entry, err := r.kv.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return true
-	}
-	if err != nil {
-		return false
-	}
-	var rec jobRecord
-	if json.Unmarshal(entry.Value(), &rec) != nil || rec.Owner != r.id || rec.Escrowed || rec.Answered {
-		return true
-	}
-	r.mu.Lock()
-	_, tracked := r.jobs[id]
-	taken := tracked || r.taking[id]
-	r.mu.Unlock()
-	if taken {
-		return true
-	}
-	if err := r.kv.Delete(ctx, id, jetstream.LastRevision(entry.Revision())); err != nil {
-		return false // looked at again: a write since is read then
-	}
-	r.log.Info("cleared the record a refused submission left", "job", id)
-	return true
 }
 
 // lose leaves a job that another router owns now: its lifecycle stops where it is,
