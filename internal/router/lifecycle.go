@@ -317,18 +317,19 @@ func fitsHeld(x *scheduler.Index, idle map[string]int, job scheduler.Job, w sche
 	return len(held) > 0 && err == nil
 }
 
-// idleLocked gives the GPUs of each node some of whose GPUs are held (freeLocked): by
-// this router's attempts, by its peers' (their leases), or, as a node that declined a
-// job says until it heartbeats again, by the node itself. r.mu must be held.
+// idleLocked gives, for each node some of whose GPUs this router's attempts hold, or
+// that declined a job and so counts as full until it heartbeats again, its GPUs less
+// what its peers hold (freeLocked). What the peers hold is not given back: their leases
+// can outlive the hold (a router cut off from the others leaves its jobs without
+// releasing them), and a job waiting on such a hold would wait to its deadline. r.mu
+// must be held.
 func (r *Router) idleLocked() map[string]int {
-	idle := make(map[string]int, len(r.reserved)+len(r.peerHeld)+len(r.declined))
-	for _, held := range []map[string]int{r.reserved, r.peerHeld} {
-		for id := range held {
-			idle[id] = r.seen[id].GPUs
-		}
+	idle := make(map[string]int, len(r.reserved)+len(r.declined))
+	for id := range r.reserved {
+		idle[id] = r.seen[id].GPUs - r.peerHeld[id]
 	}
 	for id := range r.declined {
-		idle[id] = r.seen[id].GPUs
+		idle[id] = r.seen[id].GPUs - r.peerHeld[id]
 	}
 	return idle
 }

@@ -52,14 +52,14 @@ func scanPlace(r *Router, view placementSnapshot, spec api.JobSpec, exclude []st
 	job := schedulerJob(spec, exclude)
 	plan, err := scheduler.Place(job, snapshot, view.weights)
 	if errors.Is(err, scheduler.ErrNoFeasibleNode) {
-		// Would it fit were nothing held: this router's attempts, its peers', a node's
-		// word that it is full?
+		// Would it fit were nothing held but what the peers hold: this router's attempts,
+		// a node's word that it is full?
 		r.mu.Lock()
 		for i := range snapshot {
 			id := snapshot[i].ID
 			_, declined := r.declined[id]
-			if r.reserved[id] > 0 || r.peerHeld[id] > 0 || declined {
-				snapshot[i].FreeGPUs = r.seen[id].GPUs
+			if r.reserved[id] > 0 || declined {
+				snapshot[i].FreeGPUs = r.seen[id].GPUs - r.peerHeld[id]
 			}
 		}
 		r.mu.Unlock()
@@ -549,17 +549,17 @@ func TestFitsHeldIsTheFullScansAnswer(t *testing.T) {
 	}
 }
 
-// A job waits rather than fails for GPUs held by anyone: this router's attempts, its
-// peers' (as their leases say), or a node that declined a job until it heartbeats again.
-// idleLocked gives each such node all its GPUs.
-func TestIdleCountsEveryHolder(t *testing.T) {
+// A job waits rather than fails for GPUs this router's attempts hold, or a node that
+// declined a job holds until it heartbeats again: idleLocked gives each such node its
+// GPUs less what the peers hold, and a node only peers hold GPUs on not at all.
+func TestIdleGivesBackOwnHoldsAndDeclines(t *testing.T) {
 	r := &Router{seen: map[string]protocol.Heartbeat{}, reserved: map[string]int{"own": 2}, peerHeld: map[string]int{"peer": 4, "both": 1},
 		declined: map[string]time.Time{"full": time.Now()}}
 	r.reserved["both"] = 1
 	for id, gpus := range map[string]int{"own": 4, "peer": 8, "both": 2, "full": 1, "free": 3} {
 		r.seen[id] = protocol.Heartbeat{ID: id, Role: protocol.RoleNode, GPUs: gpus}
 	}
-	want := map[string]int{"own": 4, "peer": 8, "both": 2, "full": 1}
+	want := map[string]int{"own": 4, "both": 1, "full": 1}
 	if got := r.idleLocked(); !maps.Equal(got, want) {
 		t.Fatalf("idle %v, want %v", got, want)
 	}
