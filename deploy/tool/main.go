@@ -168,9 +168,9 @@ type loadReport struct {
 	Submitted int            `json:"submitted"`
 	ByStatus  map[string]int `json:"by_status"`
 	Lost      int            `json:"lost"`
-	// Unacked counts jobs whose submission the consumer never heard answered (the router
-	// died mid-request) and that the chain's sequence or another router shows taken. They
-	// are followed too, and counted in ByStatus and Lost.
+	// Unacked counts jobs the chain escrowed whose submission the consumer never heard
+	// answered (the router died mid-request): the consumer's sequence moved past them.
+	// They are followed too, and counted in ByStatus and Lost.
 	Unacked   int      `json:"unacked"`
 	Unsettled []string `json:"unsettled,omitempty"`
 	Seconds   float64  `json:"seconds"`
@@ -231,11 +231,10 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	rep := loadReport{Submitted: res.Submitted, ByStatus: res.ByStatus, Unsettled: res.Unsettled, Seconds: res.Took.Seconds(),
-		Unacked: res.Unanswered}
-	// A job whose submission went unanswered, and that no router then said it held, may
-	// still have been escrowed: the chain's sequence passed it, and it must end like any
-	// other.
+	rep := loadReport{Submitted: res.Submitted, ByStatus: res.ByStatus, Unsettled: res.Unsettled, Seconds: res.Took.Seconds()}
+	// A job whose submission went unanswered may still have been escrowed: the chain's
+	// sequence passed it, and it must end like any other. Each such sequence is found by
+	// the ids the load followed, wherever in the batch it fell.
 	followed := make(map[string]bool, len(res.IDs))
 	for _, id := range res.IDs {
 		followed[id] = true

@@ -20,15 +20,14 @@ import (
 // LoadResult is what happened to every job of a load run.
 type LoadResult struct {
 	Submitted int
-	// Unanswered counts the submitted jobs whose first router never answered and whose
-	// second found them held already: the first took them, and they are followed as any
-	// other. IDs lists every job followed.
-	Unanswered int
-	IDs        []string
-	ByStatus   map[string]int
-	Unsettled  []string        // "job: status (error)" for every job that did not settle
-	Latencies  []time.Duration // submit → settled, sorted
-	Took       time.Duration
+	// IDs lists every job followed. A job whose first router never answered and whose
+	// second found it held already is not among them: the first may have escrowed it or
+	// not, and only the chain's sequence tells (see deploy/tool's load).
+	IDs       []string
+	ByStatus  map[string]int
+	Unsettled []string        // "job: status (error)" for every job that did not settle
+	Latencies []time.Duration // submit → settled, sorted
+	Took      time.Duration
 }
 
 // FundConsumers makes n fresh consumer keys and gives each omniEach OMNI from the devnet's
@@ -136,9 +135,8 @@ func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consume
 		go func() {
 			defer wg.Done()
 			type sub struct {
-				id         string
-				at         time.Time
-				unanswered bool
+				id string
+				at time.Time
 			}
 			var subs []sub
 			followed := 0 // subs already followed to their end
@@ -150,9 +148,6 @@ func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consume
 				defer mu.Unlock()
 				res.Submitted++
 				res.IDs = append(res.IDs, s.id)
-				if s.unanswered {
-					res.Unanswered++
-				}
 				switch {
 				case ferr != nil:
 					res.ByStatus["open"]++
@@ -199,17 +194,18 @@ func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consume
 					if err != nil && submit != follow && !errors.As(err, &answered) {
 						// No answer: the router may have died mid-request. Send the same signed
 						// job to the other router, and the rest too; a conflict there means the
-						// first one took it, and it is followed by its id.
+						// first one took it (the caller finds it by its sequence, if escrowed:
+						// one never escrowed is forgotten, and following it would wait to the
+						// end of the run).
 						submit = follow
 						if job, err = submitBusy(ctx, submit, req); errors.Is(err, api.ErrConflict) {
-							subs = append(subs, sub{ledger.JobID(keys.AddressOfKey(key), acc.Seq+uint64(j)), at, true})
 							continue
 						}
 					}
 					if err != nil {
 						return fmt.Errorf("consumer %d job %d: %w", ci, j, err)
 					}
-					subs = append(subs, sub{job.ID, at, false})
+					subs = append(subs, sub{job.ID, at})
 					if mode == loadWaiting {
 						followNext()
 					}
