@@ -234,9 +234,10 @@ func (f *watchingFake) setStatus(id, status string) {
 	}
 }
 
-// A service that tells when a job changes is not polled: each change reaches the stream
-// at once though the poll interval is an hour.
-func TestJobEventsArePushedWhenTheServiceTellsOfChanges(t *testing.T) {
+// followWatched opens the event stream of job j1, queued, on a service that tells when
+// it changes, with a poll interval of an hour: only what the service tells moves it.
+func followWatched(t *testing.T) (*watchingFake, *bufio.Reader) {
+	t.Helper()
 	svc := &watchingFake{fakeService: newFake()}
 	svc.put(api.Job{ID: "j1", Status: api.StatusQueued})
 	h, err := NewHandler(Options{Service: svc, PollInterval: time.Hour})
@@ -245,7 +246,13 @@ func TestJobEventsArePushedWhenTheServiceTellsOfChanges(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	br := bufio.NewReader(openEvents(t, t.Context(), srv.URL+"/v1/jobs/j1/events").Body)
+	return svc, bufio.NewReader(openEvents(t, t.Context(), srv.URL+"/v1/jobs/j1/events").Body)
+}
+
+// A service that tells when a job changes is not polled: each change reaches the stream
+// at once though the poll interval is an hour.
+func TestJobEventsArePushedWhenTheServiceTellsOfChanges(t *testing.T) {
+	svc, br := followWatched(t)
 	for i, want := range lifecycle {
 		if i > 0 {
 			svc.setStatus("j1", want)
@@ -268,15 +275,7 @@ func TestJobEventsArePushedWhenTheServiceTellsOfChanges(t *testing.T) {
 // Changes moments apart make one event: a stream woken by a change reads the job
 // changeSettle later, so a burst of changes is sent as the state it ends in.
 func TestJobEventsCoalesceABurstOfChanges(t *testing.T) {
-	svc := &watchingFake{fakeService: newFake()}
-	svc.put(api.Job{ID: "j1", Status: api.StatusQueued})
-	h, err := NewHandler(Options{Service: svc, PollInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	br := bufio.NewReader(openEvents(t, t.Context(), srv.URL+"/v1/jobs/j1/events").Body)
+	svc, br := followWatched(t)
 	if _, _, err := readEvent(br); err != nil { // the job as it is
 		t.Fatal(err)
 	}
