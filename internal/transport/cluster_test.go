@@ -166,6 +166,22 @@ func (c *testCluster) start(tb testing.TB, confs, listeners []*tls.Config) error
 	return nil
 }
 
+// adminJS is a router's JetStream on the cluster's server, over an in-process connection
+// closed when the test ends.
+func (c *testCluster) adminJS(tb testing.TB, ctx context.Context, server int) jetstream.JetStream {
+	tb.Helper()
+	nc, err := c.servers[server].ConnectInProcess(ctx, c.admin, fmt.Sprintf("router-%d", server))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return js
+}
+
 func (c *testCluster) dial(tb testing.TB, server int, id string) *nats.Conn {
 	tb.Helper()
 	c.net.srv = c.servers[server]
@@ -183,23 +199,13 @@ func TestClusterReplicatesBlobsAndCarriesRequestsToTheGrantingServer(t *testing.
 		}
 	}
 	// The router on server 0 stores an input; server 2's copy of the bucket has it.
-	admin0, err := c.servers[0].ConnectInProcess(ctx, c.admin, "router-0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin0.Close()
-	js0, _ := jetstream.New(admin0)
+	js0 := c.adminJS(t, ctx, 0)
 	input := []byte("replicated input")
 	digest, err := PutBlob(ctx, js0, testBucket, input)
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin2, err := c.servers[2].ConnectInProcess(ctx, c.admin, "router-2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin2.Close()
-	js2, _ := jetstream.New(admin2)
+	js2 := c.adminJS(t, ctx, 2)
 	// Replicas catch up in their own time, and a direct get may be answered by one that
 	// has not yet: then the router asks the leader, so the copy is read at once.
 	got, err := GetBlob(ctx, js2, testBucket, digest)
@@ -276,12 +282,7 @@ func TestClusterBlobServiceAnswersOnlyTheRequestersInbox(t *testing.T) {
 	c := startTestCluster(t, "victim", "mallory")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	admin, err := c.servers[0].ConnectInProcess(ctx, c.admin, "router-0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	js, _ := jetstream.New(admin)
+	js := c.adminJS(t, ctx, 0)
 	data := []byte("mallory's own input")
 	digest, err := PutBlob(ctx, js, testBucket, data)
 	if err != nil {
@@ -324,12 +325,7 @@ func TestClusterBlobJustStoredReadsThroughAFollower(t *testing.T) {
 	c := startTestCluster(t, "node-a")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	admin, err := c.servers[0].ConnectInProcess(ctx, c.admin, "router-0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	js, _ := jetstream.New(admin)
+	js := c.adminJS(t, ctx, 0)
 	st, err := js.Stream(ctx, objectStream(testBucket))
 	if err != nil {
 		t.Fatal(err)
@@ -341,12 +337,7 @@ func TestClusterBlobJustStoredReadsThroughAFollower(t *testing.T) {
 	}
 	follower := (leader + 1) % len(c.servers)
 	blobs := c.net.blobs(c.dial(t, follower, "node-a"), "node-a").Via(c.servers[follower].opts.Name)
-	followerAdmin, err := c.servers[follower].ConnectInProcess(ctx, c.admin, "router-follower")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer followerAdmin.Close()
-	followerJS, _ := jetstream.New(followerAdmin)
+	followerJS := c.adminJS(t, ctx, follower)
 	router := NewBucket(followerJS, testBucket)
 	// Other writes keep the replicas busy, as a router's are under load.
 	busy, stop := context.WithCancel(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"log/slog"
 	"os"
@@ -77,17 +78,25 @@ func startTestNet(tb testing.TB, nodeIDs ...string) *testNet {
 	return startTestNetWith(tb, nil, nodeIDs...)
 }
 
-// startTestNetWith is startTestNet with a chance to adjust the server options.
-func startTestNetWith(tb testing.TB, adjust func(*ServerOptions), nodeIDs ...string) *testNet {
+// testServerTLS makes a fresh CA and server certificate and returns them with the
+// server's TLS config.
+func testServerTLS(tb testing.TB) (*TLSFiles, *tls.Config) {
 	tb.Helper()
 	files, err := EnsureTLS(tb.TempDir(), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tlsConf, err := files.ServerConfig()
+	conf, err := files.ServerConfig()
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return files, conf
+}
+
+// startTestNetWith is startTestNet with a chance to adjust the server options.
+func startTestNetWith(tb testing.TB, adjust func(*ServerOptions), nodeIDs ...string) *testNet {
+	tb.Helper()
+	files, tlsConf := testServerTLS(tb)
 	roots, err := files.ClientRootCAs()
 	if err != nil {
 		tb.Fatal(err)

@@ -157,14 +157,7 @@ func TestPermissionViolationReportedAsync(t *testing.T) {
 }
 
 func TestServerOptionsValidation(t *testing.T) {
-	files, err := EnsureTLS(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsConf, err := files.ServerConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, tlsConf := testServerTLS(t)
 	admin := newKey(t).Public().(ed25519.PublicKey)
 	valid := ServerOptions{
 		TLS: tlsConf, StoreDir: t.TempDir(), Admin: admin,
@@ -210,14 +203,7 @@ func TestServerStartFailsAtOnceOnAPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	files, err := EnsureTLS(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsConf, err := files.ServerConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, tlsConf := testServerTLS(t)
 	port := taken.Addr().(*net.TCPAddr).Port
 	s, err := NewServer(ServerOptions{
 		TLS: tlsConf, StoreDir: t.TempDir(), Admin: newKey(t).Public().(ed25519.PublicKey), WSPort: port,
