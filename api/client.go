@@ -25,7 +25,8 @@ type Client struct {
 	PollInterval time.Duration
 
 	// Retries429 is how many times a request answered 429 Too Many Requests (the signer
-	// has too many transactions waiting for a block) is sent again, after the wait its
+	// has too many transactions waiting for a block, or a router holds the job without
+	// its escrow for a few seconds more) is sent again, after the wait its
 	// Retry-After asks for; zero means DefaultRetries429, negative never. Such a request
 	// changed nothing, so sending it again is safe.
 	Retries429 int

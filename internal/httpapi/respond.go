@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/omnisync/omnisync/api"
 )
@@ -32,8 +33,14 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case status == http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", api.OutputAuthScheme) // required with 401 (RFC 9110)
-	case errors.Is(err, errBusy), status == http.StatusTooManyRequests:
-		w.Header().Set("Retry-After", "1") // about a block
+	case errors.Is(err, errBusy), status == http.StatusTooManyRequests, status == http.StatusServiceUnavailable:
+		after, ok := api.RetryDelay(err)
+		switch {
+		case ok:
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int((after+time.Second-1)/time.Second))))
+		case status != http.StatusServiceUnavailable || errors.Is(err, errBusy):
+			w.Header().Set("Retry-After", "1") // about a block
+		}
 	}
 	writeJSON(w, status, body)
 }

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/omnisync/omnisync/api"
 )
@@ -26,6 +27,7 @@ func TestSubmitJob(t *testing.T) {
 		code   string
 		msg    string // a substring of the error message
 		job    string // the job's status when accepted; queued unless set
+		retry  string // the Retry-After header
 	}{
 		{name: "accepted", status: http.StatusAccepted},
 		{name: "input left for upload", mutate: func(r *api.SubmitJobRequest) { delete(r.InputData, "a") },
@@ -82,6 +84,13 @@ func TestSubmitJob(t *testing.T) {
 		{name: "forbidden", svcErr: api.ErrForbidden, status: 403, code: "forbidden"},
 		{name: "duplicate", svcErr: fmt.Errorf("%w: job exists", api.ErrConflict), status: 409, code: "conflict"},
 		{name: "chain down", svcErr: fmt.Errorf("%w: chain rpc", api.ErrUnavailable), status: 503, code: "unavailable"},
+		{name: "store down, retry in 1.2 s", svcErr: api.RetryIn(fmt.Errorf("%w: store", api.ErrUnavailable), 1200*time.Millisecond),
+			status: 503, code: "unavailable", retry: "2"},
+		{name: "too many", svcErr: fmt.Errorf("%w: pending", api.ErrTooManyRequests), status: 429, code: "too_many_requests", retry: "1"},
+		{name: "held, retry in 5 s", svcErr: api.RetryIn(fmt.Errorf("%w: job held by router X", api.ErrTooManyRequests), 5*time.Second),
+			status: 429, code: "too_many_requests", msg: "held by router X", retry: "5"},
+		{name: "retry in no time", svcErr: api.RetryIn(fmt.Errorf("%w: now", api.ErrTooManyRequests), 0),
+			status: 429, code: "too_many_requests", retry: "1"},
 		{name: "unexpected", svcErr: errors.New("disk on fire"), status: 500, code: "internal", msg: "disk on fire"},
 	}
 	for _, tt := range tests {
@@ -117,6 +126,9 @@ func TestSubmitJob(t *testing.T) {
 					t.Errorf("service got %+v, want %+v", *svc.lastSubmit, req)
 				}
 				return
+			}
+			if got := rec.Header().Get("Retry-After"); got != tt.retry {
+				t.Errorf("Retry-After %q, want %q", got, tt.retry)
 			}
 			var e api.Error
 			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {

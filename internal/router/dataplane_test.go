@@ -102,6 +102,57 @@ func TestNothingIsStoredWithoutEscrow(t *testing.T) {
 	}
 }
 
+// Seen in the chaos run's router partition: a submission escrowed just as the router
+// rejoined its cluster found the blob stream without a leader for a few seconds, its
+// inline inputs were not stored, and the consumer, answered, never uploaded them: the
+// job waited to its deadline and was refunded five minutes later. The router holds the
+// bytes and stores them itself once the stream answers.
+func TestInlineInputsTheStoreRefusedAreStoredOnceItAnswers(t *testing.T) {
+	first, limit := inlineRetryFirst, inlineRetryFor
+	inlineRetryFirst, inlineRetryFor = 20*time.Millisecond, time.Minute
+	t.Cleanup(func() { inlineRetryFirst, inlineRetryFor = first, limit })
+	chain := newFakeChain()
+	r, _ := startRouter(t, chain)
+	ctx := context.Background()
+	if _, err := r.blobs.Put(ctx, []byte("opens the bucket")); err != nil {
+		t.Fatal(err)
+	}
+	// The outage: the blob stream is gone, as for a stream without a leader ("no response
+	// from stream"), until it is made again with the same config.
+	stream, err := r.js.Stream(ctx, "OBJ_"+protocol.BlobBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := stream.CachedInfo().Config
+	if err := r.js.DeleteStream(ctx, cfg.Name); err != nil {
+		t.Fatal(err)
+	}
+	req, data := consumerJob(t, chain)
+	j, err := r.SubmitJob(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Status != api.StatusAwaitingInputs {
+		t.Fatalf("status %q with the store down, want %q", j.Status, api.StatusAwaitingInputs)
+	}
+	time.Sleep(100 * time.Millisecond) // a few tries fail
+	if _, err := r.js.CreateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the inline inputs stored on a later try", func() bool { return jobHas(r, j.ID, "input") })
+	for name, b := range data {
+		if !r.stored(t, api.DigestOf(b)) {
+			t.Fatalf("input %s not in the store", name)
+		}
+	}
+	r.mu.Lock()
+	held := r.jobs[j.ID]
+	r.mu.Unlock()
+	if missing := held.missingInputs(); len(missing) > 0 {
+		t.Fatalf("the job still misses %v", missing)
+	}
+}
+
 func TestInputsUploadedAfterEscrowAreCheckedThenPlaced(t *testing.T) {
 	chain := newFakeChain()
 	nodeKey := newKey(t)

@@ -64,6 +64,13 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	}
 	r.mu.Lock()
 	old, dup := r.jobs[id]
+	if dup && !req.Async && old.escrowUnsure() {
+		// The account's sequence is still this job's, so the escrow this router looks for
+		// has not committed: the job is forgotten within escrowWait unless it does.
+		r.mu.Unlock()
+		return api.Job{}, api.RetryIn(fmt.Errorf("%w: job %s was saved here before its escrow, which has not committed: the router forgets it within %v unless it does; nothing was escrowed, send the job again then",
+			api.ErrTooManyRequests, id, escrowWait), escrowWait/2)
+	}
 	if dup && !old.escrowRefused() || r.taking[id] {
 		r.mu.Unlock()
 		return api.Job{}, fmt.Errorf("%w: job %s was already submitted", api.ErrConflict, id)
@@ -111,6 +118,7 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	j.save()
 	j.saveMu.Lock()
 	stored := j.storeRev != 0 && j.storeRev != rev // written now
+	heldBy := j.heldBy
 	j.saveMu.Unlock()
 	if !stored {
 		unpend()
@@ -118,7 +126,16 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		r.dropLocked(j)
 		r.mu.Unlock()
 		j.cancel()
-		return api.Job{}, fmt.Errorf("%w: job %s is already held by a router, or the job store is unavailable; nothing was escrowed", api.ErrConflict, id)
+		if heldBy != "" {
+			// The account's sequence is still this job's, so its holder has not escrowed it:
+			// it is broadcasting the escrow now (a second router sent the same job), or it
+			// saved the record and lost its answer (a partition), and it forgets such a
+			// record once it finds no escrow (confirmEscrow). Either way, sending the job
+			// again a little later is answered for good.
+			return api.Job{}, api.RetryIn(fmt.Errorf("%w: job %s is held by router %s, which has not escrowed it yet: it is escrowing it now, or lost the submission and forgets it within about %v; nothing was escrowed, send the job again then",
+				api.ErrTooManyRequests, id, heldBy.Short(), heldRetry), heldRetry/3)
+		}
+		return api.Job{}, api.RetryIn(fmt.Errorf("%w: the job store did not take job %s; nothing was escrowed, send it again", api.ErrUnavailable, id), time.Second)
 	}
 	if req.Async {
 		if ac, ok := r.opts.Chain.(admitter); ok {
@@ -134,6 +151,12 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	}
 	return r.submitted(ctx, j), nil
 }
+
+// heldRetry is about how long a router takes to forget the record of a job it lost the
+// submission of, once it finds its escrow never committed: a lease renewal for a router
+// back from a partition, and escrowWait. (A router that lost only the answer to its
+// write finds the record at a rescan, every rescanEvery renewals.)
+const heldRetry = 15 * time.Second
 
 // admitter is a Chain that says when the mempool has admitted a relayed tx, before its
 // block (chain.Wallet does); an Async submission is answered then. With a Chain that
@@ -238,6 +261,10 @@ func (r *Router) escrowed(j *job, inline [][]byte, res api.BroadcastTxResponse, 
 	stored := r.storeInline(j, inline, true)
 	if missing := j.missingInputs(); len(missing) > 0 {
 		j.record("awaiting_inputs", "", "", "waiting for inputs %v to be uploaded", missing)
+		if stored < inlineCount(inline) {
+			r.wg.Add(1)
+			go r.retryInline(j, inline)
+		}
 	}
 	// The escrow and the inputs stored are saved before the consumer hears of them: a
 	// restarted router that found the escrow without them would refund the job. An
@@ -253,8 +280,9 @@ func (r *Router) escrowed(j *job, inline [][]byte, res api.BroadcastTxResponse, 
 }
 
 // storeInline stores the inline inputs of j not stored yet and says how many it stored.
-// An input that fails to store is left to UploadInput, and, when told, the job says so:
-// the escrow stands either way.
+// An input that fails to store is tried again for a while (retryInline, from escrowed)
+// and can be uploaded meanwhile (UploadInput); when told, the job says so: the escrow
+// stands either way.
 func (r *Router) storeInline(j *job, inline [][]byte, tell bool) (stored int) {
 	for i, data := range inline {
 		if data == nil || j.inputIsStored(i) {
@@ -262,16 +290,73 @@ func (r *Router) storeInline(j *job, inline [][]byte, tell bool) (stored int) {
 		}
 		if _, err := r.blobs.Put(j.ctx, data); err != nil {
 			name := j.spec.Inputs[i].Name
-			r.log.Warn("inline input not stored", "job", j.id, "input", name, "err", err)
-			if tell {
-				j.record("awaiting_inputs", "", "", "input %s was not stored (%v); upload it again", name, err)
+			if !tell { // tried again, or about to be (Async), by a caller that says so
+				r.log.Debug("inline input not stored", "job", j.id, "input", name, "err", err)
+				continue
 			}
+			r.log.Warn("inline input not stored", "job", j.id, "input", name, "err", err)
+			j.record("awaiting_inputs", "", "", "input %s was not stored (%v); the router tries again, or upload it", name, err)
 			continue
 		}
 		j.inputStored(i)
 		stored++
 	}
 	return stored
+}
+
+// inlineCount is how many inputs were sent inline.
+func inlineCount(inline [][]byte) (n int) {
+	for _, data := range inline {
+		if data != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Inline inputs the store refused at escrow are tried again, waits doubling from
+// inlineRetryFirst to inlineRetryMax, for inlineRetryFor: long enough for a JetStream
+// leader election after a partition or a peer's restart, which refuses writes for
+// seconds, and short enough that the bytes are not held in memory for long. The consumer,
+// whose submission was answered, would otherwise have to upload them again, and one that
+// does not leaves its job waiting until its deadline. Variables so tests need not wait.
+var (
+	inlineRetryFirst = 500 * time.Millisecond
+	inlineRetryMax   = 5 * time.Second
+	inlineRetryFor   = time.Minute
+)
+
+// retryInline stores again the inline inputs of j that its store refused, until all are
+// stored (by it or by the consumer's uploads), the router leaves the job, or
+// inlineRetryFor passes. It owns a WaitGroup slot.
+func (r *Router) retryInline(j *job, inline [][]byte) {
+	defer r.wg.Done()
+	wait, deadline := inlineRetryFirst, time.Now().Add(inlineRetryFor)
+	for {
+		var left []string
+		for i, data := range inline {
+			if data != nil && !j.inputIsStored(i) {
+				left = append(left, j.spec.Inputs[i].Name)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.log.Warn("inline inputs still not stored; left to the consumer's upload", "job", j.id, "inputs", left, "tried_for", inlineRetryFor)
+			j.record("awaiting_inputs", "", "", "inputs %v could not be stored for %v; upload them again", left, inlineRetryFor)
+			return
+		}
+		select {
+		case <-j.ctx.Done():
+			return // the router left the job or shut down: its owner takes it up from the store
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, inlineRetryMax)
+		if n := r.storeInline(j, inline, false); n > 0 {
+			j.record("input", "", "", "%d inline inputs stored on a later try", n)
+		}
+	}
 }
 
 // submitted answers a submission the router took with the job as it reads now; should

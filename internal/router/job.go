@@ -33,7 +33,8 @@ type job struct {
 
 	saveMu   sync.Mutex // orders saves: a slow one never overwrites a newer
 	savedRev uint64
-	storeRev uint64 // the record's revision in the job store; 0 before the first write
+	storeRev uint64       // the record's revision in the job store; 0 before the first write
+	heldBy   keys.Address // the other router whose record a save found in this one's place
 
 	mu        sync.Mutex
 	inbox     map[string]chan protocol.Result // by node: the attempts awaiting its report
@@ -47,6 +48,7 @@ type job struct {
 	decidedAt time.Time     // when a reader first found the chain had decided the unfinished job (views.go)
 	escrowed  bool          // create_job committed
 	answered  bool          // the consumer holds the job's id before its escrow committed (Async)
+	unsure    bool          // saved before its escrow, which the router looks for on chain (confirmEscrow)
 	stored    []bool        // per input: in the store
 	uploading []bool        // per input: an upload is under way
 	ready     chan struct{} // closed once every input is stored

@@ -213,6 +213,89 @@ func TestJobSavedBeforeItsEscrowIsConfirmedOrForgotten(t *testing.T) {
 	}
 }
 
+// Seen in the chaos run's router partition: router-2, cut off in the middle of a
+// submission, saved the job's record but lost its answer, and refused the job. The
+// consumer's next try, through router-3, met router-2's record and was told 409, which
+// reads as final, while router-2 would forget the unescrowed record within seconds. A job
+// another router holds unescrowed is refused with 429 and a Retry-After instead, so
+// clients send it again on their own, and nothing is broadcast meanwhile.
+func TestJobAnotherRouterHoldsUnescrowedIsRetriedLater(t *testing.T) {
+	chain := newFakeChain()
+	r, _ := startRouter(t, chain)
+	req, _ := consumerJob(t, chain)
+	tx, err := ledger.DecodeTx(req.Tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ledger.JobID(tx.Signer, tx.Body.Seq)
+	peer := keys.AddressOfKey(newKey(t))
+	held := newJob(id, tx.Signer, req.Spec, time.Now())
+	held.owner = peer
+	data, _ := held.snapshot()
+	ctx := t.Context()
+	if _, err := r.kv.Create(ctx, id, data); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.SubmitJob(ctx, req)
+	if !errors.Is(err, api.ErrTooManyRequests) || !strings.Contains(err.Error(), peer.Short()) {
+		t.Fatalf("a job router %s holds unescrowed: %v, want ErrTooManyRequests naming it", peer.Short(), err)
+	}
+	if after, ok := api.RetryDelay(err); !ok || after <= 0 || after > heldRetry {
+		t.Fatalf("retry after %v (%v), want a wait within %v", after, ok, heldRetry)
+	}
+	chain.mu.Lock()
+	_, escrowed := chain.jobs[id]
+	chain.mu.Unlock()
+	if escrowed {
+		t.Fatal("the refused job's escrow was broadcast")
+	}
+	if entry, err := r.kv.Get(ctx, id); err != nil || ownerOf(entry.Value()) != peer {
+		t.Fatalf("the holder's record was touched: %v", err)
+	}
+	// The holder forgets its record (confirmEscrow finds no escrow): the same request is taken.
+	if err := r.kv.Purge(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := r.SubmitJob(ctx, req); err != nil || j.ID != id {
+		t.Fatalf("sent again once the record is gone: %+v, %v", j, err)
+	}
+}
+
+// The chaos run's partition again: router-2's own save of a refused submission had landed
+// after all, and, back in its cluster, it took the record up to look for the escrow. The
+// consumer's next try was refused meanwhile as "already submitted", which reads as final.
+// It is 429 with a Retry-After now, and nothing is broadcast.
+func TestJobWhoseEscrowIsLookedForIsRetriedLater(t *testing.T) {
+	chain := newFakeChain()
+	r, _ := startRouter(t, chain)
+	req, _ := consumerJob(t, chain)
+	tx, err := ledger.DecodeTx(req.Tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ledger.JobID(tx.Signer, tx.Body.Seq)
+	j := newJob(id, tx.Signer, req.Spec, time.Now())
+	r.track(j, 0)
+	j.set(func(*job) {})
+	j.save() // as SubmitJob saves it before broadcasting
+	r.wg.Add(1)
+	go r.confirmEscrow(j) // as adoptJobs takes it up; escrowWait is ten seconds
+	waitFor(t, "the router looking for the escrow", j.escrowUnsure)
+	_, err = r.SubmitJob(t.Context(), req)
+	if !errors.Is(err, api.ErrTooManyRequests) {
+		t.Fatalf("a job whose escrow the router looks for: %v, want ErrTooManyRequests", err)
+	}
+	if after, ok := api.RetryDelay(err); !ok || after <= 0 || after > escrowWait {
+		t.Fatalf("retry after %v (%v), want a wait within %v", after, ok, escrowWait)
+	}
+	chain.mu.Lock()
+	_, escrowed := chain.jobs[id]
+	chain.mu.Unlock()
+	if escrowed {
+		t.Fatal("the refused job's escrow was broadcast")
+	}
+}
+
 // A broadcast the chain never answers may still commit: the consumer is told the
 // submission failed, so the escrow that did commit is refunded at once, with the reason,
 // rather than held to the job's deadline.

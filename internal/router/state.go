@@ -73,6 +73,7 @@ func (r *Router) saveJob(j *job, record []byte) {
 		if err == nil {
 			owner := ownerOf(entry.Value())
 			if owner != r.id {
+				j.heldBy = owner
 				r.lose(j, owner)
 				return
 			}
@@ -112,7 +113,7 @@ func ownerOf(record []byte) keys.Address {
 // lose leaves a job that another router owns now: its lifecycle stops where it is,
 // without releasing or finishing anything, and this router forgets it.
 func (r *Router) lose(j *job, owner keys.Address) {
-	r.log.Warn("another router took the job over; leaving it", "job", j.id, "owner", owner.Short())
+	r.log.Warn("another router holds the job; leaving it", "job", j.id, "owner", owner.Short())
 	j.cancel()
 	r.mu.Lock()
 	r.dropLocked(j)
@@ -244,11 +245,14 @@ var escrowWait = 10 * time.Second
 // runs; if not within escrowWait, it never was escrowed and is forgotten.
 func (r *Router) confirmEscrow(j *job) {
 	deadline := time.Now().Add(escrowWait)
+	j.mu.Lock()
+	j.unsure = true
+	j.mu.Unlock()
 	for {
 		var cj ledger.Job
 		err := r.opts.Chain.Query(j.ctx, "job/"+j.id, &cj)
 		if err == nil {
-			j.set(func(j *job) { j.escrowed = true })
+			j.set(func(j *job) { j.escrowed, j.unsure = true, false })
 			j.record("escrowed", "", "", "the escrow committed after the router last heard from the chain (it restarted, or the chain did not answer)")
 			if missing := j.missingInputs(); len(missing) > 0 && !j.wasAnswered() {
 				// Its consumer was told the submission failed and never learnt the job id to

@@ -118,6 +118,14 @@ func (j *job) escrowRefused() bool {
 	return !j.finished.IsZero() && !j.escrowed
 }
 
+// escrowUnsure reports whether the router is looking on chain for the job's escrow, which
+// it broadcast without hearing the outcome (confirmEscrow).
+func (j *job) escrowUnsure() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.unsure
+}
+
 // wasAnswered reports whether the consumer holds the job's id from before its escrow
 // committed (an Async submission).
 func (j *job) wasAnswered() bool {
