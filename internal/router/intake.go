@@ -62,6 +62,12 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	if r.duplicate.Load() {
 		return api.Job{}, fmt.Errorf("%w: another process runs this router's key, so this one takes no jobs; nothing was escrowed", api.ErrUnavailable)
 	}
+	if r.fenced.Load() {
+		// Its peers may take over anything it saves, and its job store and blob store do
+		// not answer: a job taken now would be refunded, or wait for inputs never stored.
+		return api.Job{}, api.RetryIn(fmt.Errorf("%w: this router is cut off from its cluster and has left its jobs to its peers until it is back; nothing was escrowed, send the job through another router, or here again later",
+			api.ErrUnavailable), r.opts.LeaseTTL/3)
+	}
 	r.mu.Lock()
 	old, dup := r.jobs[id]
 	if dup && !req.Async && old.escrowUnsure() {

@@ -296,6 +296,34 @@ func TestJobWhoseEscrowIsLookedForIsRetriedLater(t *testing.T) {
 	}
 }
 
+// Seen in the chaos run's partition: router-2, cut off past its lease, still took
+// submissions through its REST API, each waiting out store timeouts, and one taken just
+// as it rejoined, before it renewed its lease, was taken over by a peer and refunded.
+// A router fenced off its jobs takes none: 503 with a Retry-After, nothing broadcast.
+func TestFencedRouterTakesNoJobs(t *testing.T) {
+	chain := newFakeChain()
+	r, _ := startRouter(t, chain)
+	r.fenced.Store(true) // as keepLease sets it after 2/3 of LeaseTTL without a renewal
+	req, _ := consumerJob(t, chain)
+	_, err := r.SubmitJob(t.Context(), req)
+	if !errors.Is(err, api.ErrUnavailable) {
+		t.Fatalf("a fenced router: %v, want ErrUnavailable", err)
+	}
+	if after, ok := api.RetryDelay(err); !ok || after <= 0 || after > r.opts.LeaseTTL {
+		t.Fatalf("retry after %v (%v), want a wait within the lease", after, ok)
+	}
+	chain.mu.Lock()
+	escrows := len(chain.jobs)
+	chain.mu.Unlock()
+	if escrows != 0 {
+		t.Fatal("a fenced router broadcast an escrow")
+	}
+	r.fenced.Store(false) // renewed
+	if _, err := r.SubmitJob(t.Context(), req); err != nil {
+		t.Fatalf("once renewed: %v", err)
+	}
+}
+
 // A broadcast the chain never answers may still commit: the consumer is told the
 // submission failed, so the escrow that did commit is refunded at once, with the reason,
 // rather than held to the job's deadline.
