@@ -102,12 +102,19 @@ func toABCIValidators(vals []ledger.ValidatorUpdate) []abci.ValidatorUpdate {
 	return out
 }
 
+// indexAttrs is whether the chain node's indexers index every event attribute (tx_search
+// and block_search by event). Nothing of ours searches by event: txs are looked up by
+// hash, which the tx indexer indexes anyway, and the ledger answers every other question.
+// Indexing about 26 attributes a job cost an index write each (BenchmarkTxIndexAttrs), and
+// goleveldb's compactions after them. Not consensus: results hash without their events.
+const indexAttrs = false
+
 func toABCIEvents(events []ledger.Event) []abci.Event {
 	out := make([]abci.Event, 0, len(events))
 	for _, e := range events {
-		ev := abci.Event{Type: e.Type}
+		ev := abci.Event{Type: e.Type, Attributes: make([]abci.EventAttribute, 0, len(e.Attrs))}
 		for _, at := range e.Attrs {
-			ev.Attributes = append(ev.Attributes, abci.EventAttribute{Key: at.Key, Value: at.Value, Index: true})
+			ev.Attributes = append(ev.Attributes, abci.EventAttribute{Key: at.Key, Value: at.Value, Index: indexAttrs})
 		}
 		out = append(out, ev)
 	}
