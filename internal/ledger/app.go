@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -56,8 +57,12 @@ type App struct {
 	store   Store
 	chainID string
 	// checkSeq holds the next sequence per signer for txs admitted to the mempool since the
-	// last commit, so a client may send several txs per block.
-	checkSeq map[keys.Address]uint64
+	// last commit, so a client may send several txs per block; checkSpent what those txs
+	// take from the signer's balance, so that together they never promise more than it
+	// holds (escrows that pass one by one and fail in their block, after their inputs were
+	// stored, and with several routers, whose own counts each see only their jobs).
+	checkSeq   map[keys.Address]uint64
+	checkSpent map[keys.Address]uint64
 	// verified remembers txs whose signature CheckTx already checked, so FinalizeBlock
 	// does not verify them again: ed25519 verification bounds the ledger's throughput.
 	verified *txCache
@@ -81,7 +86,7 @@ type App struct {
 
 // New opens the ledger over a store (which may already hold committed state).
 func New(store Store) (*App, error) {
-	a := &App{store: store, checkSeq: map[keys.Address]uint64{}, verified: newTxCache(200_000), nodesChanged: map[keys.Address]int64{}}
+	a := &App{store: store, checkSeq: map[keys.Address]uint64{}, checkSpent: map[keys.Address]uint64{}, verified: newTxCache(200_000), nodesChanged: map[keys.Address]int64{}}
 	a.nodesFrom, _ = store.LastCommit()
 	if v := a.nodesFrom; v > 0 {
 		id, err := store.Get(keyChainID)
@@ -142,7 +147,14 @@ func (a *App) decode(raw []byte) (tx Tx, wellFormed bool, err error) {
 const MaxPending = 64
 
 // CheckTx decides whether a tx may enter the mempool: it runs the tx against committed
-// state, and writes nothing but the account's next mempool sequence.
+// state, and writes nothing but the account's next mempool sequence and what the txs it
+// admitted spend of the account's balance.
+//
+// The balance rule: a tx runs against the committed balance less what the account's txs
+// admitted since the last commit spend (their income, a refund say, waits for its
+// block), so an account's txs in a mempool never promise more than it holds. Another
+// chain node's mempool, before gossip, or a change in the block (a slash) can still make
+// one fail in its block.
 //
 // The sequence rule: a tx must carry the account's next mempool sequence, which is its
 // committed sequence until CheckTx admits a tx, and one past the last admitted tx after
@@ -151,8 +163,8 @@ const MaxPending = 64
 // CometBFT then re-checks the txs left in the mempool in the order they were admitted,
 // which rebuilds them from the new committed state and drops the txs that no longer fit
 // (those after a tx of the same account that failed in the block: a failed tx does not
-// use up its sequence). FinalizeBlock keeps the strict rule: seq must equal the account's
-// sequence at that point of the block.
+// use up its sequence), and what they spend. FinalizeBlock keeps the strict rule: seq
+// must equal the account's sequence at that point of the block.
 func (a *App) CheckTx(raw []byte) TxResult {
 	tx, wellFormed, err := a.decode(raw)
 	if err != nil {
@@ -172,12 +184,19 @@ func (a *App) CheckTx(raw []byte) TxResult {
 				ErrTooManyPending, tx.Signer, next-acc.Seq))
 		}
 		acc.Seq = next
+		acc.Balance -= min(a.checkSpent[tx.Signer], acc.Balance) // each was admitted against what was left
 		if err := st.setAccount(acc); err != nil {
 			return failure(err)
 		}
 	}
 	if _, err := (&execCtx{st: st, blk: blk, wellFormed: wellFormed}).run(tx, a.chainID); err != nil {
+		if spent := a.checkSpent[tx.Signer]; spent > 0 && errors.Is(err, ErrInsufficientFunds) {
+			err = fmt.Errorf("%w (%s OMNI of the committed balance is spent by the account's txs waiting for a block)", err, FormatOMNI(spent))
+		}
 		return failure(err)
+	}
+	if after, err := st.account(tx.Signer); err == nil && after.Balance < acc.Balance {
+		a.checkSpent[tx.Signer] += acc.Balance - after.Balance // income waits for its block
 	}
 	a.checkSeq[tx.Signer] = tx.Body.Seq + 1
 	a.verified.put(tx.Hash, tx)
@@ -324,7 +343,7 @@ func (a *App) Commit() (height int64, appHash []byte, err error) {
 		a.nodesChanged[keys.Address(strings.TrimPrefix(k, string(prefixNode)))] = version
 	}
 	a.blockNodes = a.blockNodes[:0]
-	a.checkSeq = map[keys.Address]uint64{}
+	a.checkSeq, a.checkSpent = map[keys.Address]uint64{}, map[keys.Address]uint64{}
 	a.checkView, a.checkBlk = nil, nil
 	return version, hash, nil
 }

@@ -87,9 +87,10 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	}
 	unpend := func() {}
 	if req.Async {
-		// The mempool checks each escrow against the committed balance alone, so Async
-		// jobs together could promise more than the consumer holds, and their inputs
-		// are stored before the block decides: the router counts what it has admitted.
+		// A chain node's mempool admits an escrow only when the committed balance, less
+		// what the consumer's txs already waiting spend, covers it (ledger.App.CheckTx);
+		// the router also counts what it has admitted, to refuse before broadcasting and
+		// say why. Inputs are stored on admission, before the block decides.
 		if held := r.pending[tx.Signer]; acc.Balance-spec.Budget < held {
 			r.mu.Unlock()
 			return api.Job{}, fmt.Errorf("%w: %s holds %s OMNI, of which %s OMNI is promised to escrows still waiting for their block; the job's budget is %s OMNI; nothing was escrowed",
