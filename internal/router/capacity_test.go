@@ -254,3 +254,20 @@ func reportComputed(chain *fakeChain, nc *nats.Conn, node, jobID string) {
 	chain.mu.Unlock()
 	_ = nc.Publish(protocol.ResultSubject(node), protocol.Encode(protocol.Result{JobID: jobID, NodeID: node, Digest: api.DigestOf([]byte(jobID)), CommitTx: "C"}))
 }
+
+// A long line of jobs waiting for capacity polls, all together, at most safetyPollRate
+// times a second, and a short one every capacitySafetyPoll.
+func TestSafetyPollsOfALongLineAreBounded(t *testing.T) {
+	for _, waiting := range []int{1, 10, 200, 201, 5_000, 1_000_000} {
+		poll := safetyPoll(waiting)
+		if poll < capacitySafetyPoll {
+			t.Errorf("%d waiting: each polls every %v, more often than %v", waiting, poll, capacitySafetyPoll)
+		}
+		if time.Duration(waiting)*time.Second > safetyPollRate*poll {
+			t.Errorf("%d waiting, each every %v: more than %d polls a second", waiting, poll, safetyPollRate)
+		}
+		if waiting <= 200 && poll != capacitySafetyPoll {
+			t.Errorf("%d waiting: each polls every %v, want %v", waiting, poll, capacitySafetyPoll)
+		}
+	}
+}
