@@ -156,7 +156,7 @@ func (b *Bucket) PutFrom(ctx context.Context, digest string, size int64, r io.Re
 		_, err = b.recent.put(ctx, b.js, name, b.name, name, sum, data)
 		return err
 	}
-	present, prev, err := storedIntact(ctx, obs, name, sum, size)
+	present, prev, err := storedIntact(ctx, b.js, obs, b.name, name, sum, size, b.replicated)
 	if err != nil || present {
 		return err
 	}
@@ -233,8 +233,10 @@ func putObject(ctx context.Context, js jetstream.JetStream, obs jetstream.Object
 		if data, err = io.ReadAll(cr); err == nil {
 			err = putChunk(ctx, js, bucket, name, sum, data, prev, false)
 		}
-	} else {
-		_, err = obs.Put(ctx, objectMeta(name, size), cr)
+	} else if _, err = obs.Put(ctx, objectMeta(name, size), cr); err == nil && prev != nil {
+		// Put purges what the name held only where its own direct get of the name finds
+		// it, which a replica behind the leader may answer with nothing.
+		purgeChunks(ctx, js, bucket, chunkSubject(bucket, prev.NUID))
 	}
 	if errors.Is(err, ErrDigestMismatch) {
 		return err
@@ -313,9 +315,11 @@ func objectMeta(name string, size int64) jetstream.ObjectMeta {
 }
 
 // storedIntact reports whether name already holds size bytes hashing to sum, and what it
-// holds (nil: nothing).
-func storedIntact(ctx context.Context, obs jetstream.ObjectStore, name string, sum [32]byte, size int64) (bool, *jetstream.ObjectInfo, error) {
-	info, err := obs.GetInfo(ctx, name)
+// holds (nil: nothing). On a replicated bucket a miss is asked again of the leader
+// (objectInfo): a replica behind it would have content stored intact written again, and
+// the chunks it held left for nothing to name.
+func storedIntact(ctx context.Context, js jetstream.JetStream, obs jetstream.ObjectStore, bucket, name string, sum [32]byte, size int64, replicated bool) (bool, *jetstream.ObjectInfo, error) {
+	info, err := objectInfo(ctx, js, obs, bucket, name, replicated)
 	return intact(info, err, name, sum, size)
 }
 

@@ -20,12 +20,14 @@ import (
 // message get, which only the leader answers, before the reader hears "not found". A
 // blob found, the common case, costs nothing more; a blob that is absent costs one more
 // round trip. A write refused because the name exists (putSmall) reads what the name
-// holds from the leader at once: a replica's "absent" there would have the name written
-// again with nothing recorded of the first copy, whose chunk no metadata would name.
+// holds from the leader at once, and a larger blob's write, which looks before it writes
+// (storedIntact), asks the leader after a miss: a replica's "absent" there would have the
+// name written again with nothing recorded of the first copy, whose chunks no metadata
+// would name.
 //
 // The leader is asked by the router or the blob service, never by a participant, and by
-// the service only for a request that passed its grant check (readable): it yields
-// nothing the service would not have read for that request anyway.
+// the service only for a request that passed its grant check (readable, writable): it
+// yields nothing the service would not have read for that request anyway.
 
 // leaderTimeout bounds the wait for the leader's answer, which comes at once while
 // the stream has a leader.

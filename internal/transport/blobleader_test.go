@@ -113,8 +113,8 @@ func startLaggingBlobService(tb testing.TB, n *testNet, l *laggingReplica) {
 // A replica behind its stream's leader answers a direct get with nothing. The blob
 // service asks the leader before it answers "not found": a stored blob, of one chunk or
 // several, arrives whole; an absent one is still not found, as soon as the leader says
-// so; a participant without a grant is refused before anyone is asked; and once the
-// replica has caught up, nobody asks the leader.
+// so; a participant without a grant is refused before anyone is asked; a put of a stored
+// blob is not written again; and once the replica has caught up, nobody asks the leader.
 func TestBlobServiceAsksTheLeaderWhenAReplicaHasNothing(t *testing.T) {
 	n := startTestNet(t, "n1", "mallory")
 	ctx := t.Context()
@@ -183,6 +183,21 @@ func TestBlobServiceAsksTheLeaderWhenAReplicaHasNothing(t *testing.T) {
 		})
 		if !errors.Is(getErr, ErrForbidden) || !errors.Is(readErr, ErrForbidden) || asked != 0 {
 			t.Fatalf("a participant without a grant: get %v, read %v, the leader asked %d times; want forbidden, unasked", getErr, readErr, asked)
+		}
+	})
+	t.Run("put of a stored blob", func(t *testing.T) {
+		// A blob over one chunk is looked for before it is written (storedIntact).
+		st, err := adminJS.Stream(ctx, objectStream(testBucket))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.access.AllowWrite("n1", "job", int64(len(large)))
+		before := storedChunks(t, st)
+		if asked := asks(func() { _, err = node.Put(ctx, "job", large) }); err != nil || asked != 1 {
+			t.Fatalf("put: %v, asking the leader %d times; want it found by the leader's one answer", err, asked)
+		}
+		if got := storedChunks(t, st); got != before {
+			t.Fatalf("%d chunks stored after, want the %d before: the blob was written again", got, before)
 		}
 	})
 	t.Run("caught up", func(t *testing.T) {
@@ -257,10 +272,11 @@ func TestBucketAsksTheLeaderWhenAReplicaHasNothing(t *testing.T) {
 
 // A small blob's metadata is written only where its name has none (putSmall). Refused,
 // the writer reads what the name holds from the leader, whose refusal says the name
-// exists, though the replica answering direct gets has nothing yet: content stored intact
-// is left as it is, with its one chunk; damaged content is written over, and its chunk
-// goes. Either way no chunk is left that no metadata names.
-func TestPutRefusedReadsWhatTheLeaderHolds(t *testing.T) {
+// exists, though the replica answering direct gets has nothing yet. A larger blob's
+// writer looks first (storedIntact) and, told "absent" by that replica, asks the leader.
+// Either way content stored intact is left as it is, with its chunks; damaged content is
+// written over, and its chunk goes; and no chunk is left that no metadata names.
+func TestPutReadsWhatTheLeaderHolds(t *testing.T) {
 	n := startTestNet(t)
 	ctx := t.Context()
 	nc := n.adminConn(t)
@@ -276,37 +292,45 @@ func TestPutRefusedReadsWhatTheLeaderHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	intact := randomBytes(3000, 70)
-	if _, err := PutBlob(ctx, adminJS, testBucket, intact); err != nil {
-		t.Fatal(err)
-	}
-	damaged := randomBytes(3000, 71)
-	if _, err := obs.PutBytes(ctx, strings.TrimPrefix(Digest(damaged), DigestPrefix), []byte("damaged")); err != nil {
-		t.Fatal(err)
-	}
 	for _, c := range []struct {
-		name string
-		data []byte
-	}{{"stored intact", intact}, {"stored damaged", damaged}} {
+		name   string
+		data   []byte
+		chunks uint64 // the content's, stored
+		intact bool   // else the name holds damaged content
+	}{
+		{"small, stored intact", randomBytes(3000, 70), 1, true},
+		{"small, stored damaged", randomBytes(3000, 71), 1, false},
+		{"large, stored intact", randomBytes(3*objectChunk+1, 72), 4, true},
+		{"large, stored damaged", randomBytes(3*objectChunk+1, 73), 4, false},
+	} {
 		t.Run(c.name, func(t *testing.T) {
 			name := strings.TrimPrefix(Digest(c.data), DigestPrefix)
+			stored := []byte("damaged")
+			if c.intact {
+				stored = c.data
+			}
+			if _, err := obs.PutBytes(ctx, name, stored); err != nil {
+				t.Fatal(err)
+			}
 			held, err := obs.GetInfo(ctx, name)
 			if err != nil {
 				t.Fatal(err)
 			}
-			before := storedChunks(t, st)
+			want := storedChunks(t, st)
+			if !c.intact {
+				want += c.chunks - uint64(held.Chunks)
+			}
 			asked := lag.asks(func() { _, err = bkt.Put(ctx, c.data) })
 			if err != nil {
 				t.Fatalf("put through a lagging replica: %v", err)
 			}
-			if got := storedChunks(t, st); got != before {
-				t.Fatalf("%d chunks stored after, want the %d before", got, before)
+			if got := storedChunks(t, st); got != want {
+				t.Fatalf("%d chunks stored after, want %d", got, want)
 			}
 			if got, err := GetBlob(ctx, adminJS, testBucket, Digest(c.data)); err != nil || !bytes.Equal(got, c.data) {
 				t.Fatalf("reads %d bytes, %v; want the content put", len(got), err)
 			}
-			_, err = st.GetLastMsgForSubject(ctx, chunkSubject(testBucket, held.NUID))
-			if intactBefore := bytes.Equal(c.data, intact); intactBefore != (err == nil) {
+			if _, err = st.GetLastMsgForSubject(ctx, chunkSubject(testBucket, held.NUID)); c.intact != (err == nil) {
 				t.Fatalf("the chunk the name held before: %v; want it kept only if it was intact", err)
 			}
 			if asked != 1 {

@@ -118,6 +118,7 @@ type blobService struct {
 	buckets map[string]jetstream.ObjectStore // opened once each: opening asks the server
 	stated  map[string]statedObject          // bucket/name → what its last stat found
 	recent  *recent                          // bucket/name stored lately (store)
+	idle    time.Duration                    // how long an upload waits for a chunk before it ends: uploadIdle, shorter in tests
 }
 
 // statedObject is an object's metadata as a stat read it, which the reads that follow
@@ -169,7 +170,7 @@ func newBlobService(s *Server, nc *nats.Conn, js jetstream.JetStream) *blobServi
 	return &blobService{srv: s, name: s.opts.Name, nc: nc, js: js, log: s.log.With("component", "blob-service"),
 		ctx: ctx, cancel: cancel, uploads: map[string]*upload{}, writing: map[string]bool{},
 		buckets: map[string]jetstream.ObjectStore{}, stated: map[string]statedObject{}, recent: newRecent(time.Now),
-		readers: make(chan struct{}, maxConcurrentReads), relayed: s.opts.Cluster != nil, replicated: s.Replicas() > 1}
+		readers: make(chan struct{}, maxConcurrentReads), idle: uploadIdle, relayed: s.opts.Cluster != nil, replicated: s.Replicas() > 1}
 }
 
 // subscribe starts answering participants' requests to b.name.
@@ -531,7 +532,7 @@ func (b *blobService) writable(id string, m *nats.Msg, check bool) (req blobRequ
 	}
 	sum, _ = ParseDigest(req.Digest)
 	if check {
-		present, prev, err = storedIntact(b.ctx, obs, name, sum, req.Size)
+		present, prev, err = storedIntact(b.ctx, b.js, obs, req.Bucket, name, sum, req.Size, b.replicated)
 	}
 	return
 }
@@ -556,7 +557,7 @@ func (b *blobService) put(id string, m *nats.Msg) {
 		}
 	}
 	busy := b.writing[key] || owned >= maxUploadsPerParticipant
-	u := &upload{id: nuid.Next(), owner: id, bucket: req.Bucket, size: req.Size, sum: sum, prev: prev, chunks: make(chan *nats.Msg, uploadWindow)}
+	u := &upload{id: nuid.Next(), owner: id, bucket: req.Bucket, size: req.Size, sum: sum, prev: prev, idle: b.idle, chunks: make(chan *nats.Msg, uploadWindow)}
 	if !busy {
 		b.writing[key] = true
 		b.uploads[u.id] = u
@@ -681,6 +682,7 @@ type upload struct {
 	size   int64
 	sum    [32]byte
 	prev   *jetstream.ObjectInfo // what the name held before, if anything
+	idle   time.Duration         // how long it waits for a chunk before it ends
 	chunks chan *nats.Msg
 }
 
@@ -701,7 +703,7 @@ func (r *uploadReader) Read(p []byte) (int, error) {
 		if r.n == r.u.size {
 			return 0, io.EOF
 		}
-		idle := time.NewTimer(uploadIdle)
+		idle := time.NewTimer(r.u.idle)
 		defer idle.Stop()
 		select {
 		case m := <-r.u.chunks:
@@ -717,7 +719,7 @@ func (r *uploadReader) Read(p []byte) (int, error) {
 				r.ack(m)
 			}
 		case <-idle.C:
-			return 0, fmt.Errorf("%w: upload idle for %s", ErrBlob, uploadIdle)
+			return 0, fmt.Errorf("%w: upload idle for %s", ErrBlob, r.u.idle)
 		case <-r.ctx.Done():
 			return 0, r.ctx.Err()
 		}
