@@ -94,8 +94,8 @@ func RunLoad(ctx context.Context, c *api.Client, chainID string, consumers []ed2
 
 // RunLoadVia is RunLoad submitting through one router's REST API and following the jobs
 // through another's: any router of a cluster answers for any job, also while the one
-// that took it is down. A submission the first router never answers is sent to the
-// other, as are the rest of that consumer's; one the first router escrowed before it
+// that took it is down. A submission the first router never answers, or answers 503
+// (cut off), is sent to the other, as are the rest of that consumer's; one the first router escrowed before it
 // went silent is not counted here (its sequence was used: the caller can follow it).
 func RunLoadVia(ctx context.Context, c, follow *api.Client, chainID string, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
 	return runLoad(ctx, c, follow, chainID, consumers, perConsumer, n, timeout, loadInFlight, 0)
@@ -191,12 +191,13 @@ func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consume
 					req := api.SubmitJobRequest{Spec: spec, InputData: data, Tx: tx, Async: mode == loadAsync}
 					job, err := submitBusy(ctx, submit, req)
 					var answered *api.ResponseError
-					if err != nil && submit != follow && !errors.As(err, &answered) {
-						// No answer: the router may have died mid-request. Send the same signed
-						// job to the other router, and the rest too; a conflict there means the
-						// first one took it (the caller finds it by its sequence, if escrowed:
-						// one never escrowed is forgotten, and following it would wait to the
-						// end of the run).
+					if err != nil && submit != follow && (!errors.As(err, &answered) || errors.Is(err, api.ErrUnavailable)) {
+						// No answer (the router may have died mid-request), or 503 (it is cut off
+						// from its cluster or its chain node). Send the same signed job to the
+						// other router, and the rest too; a conflict there means the first one
+						// took it (the caller finds it by its sequence, if escrowed: one never
+						// escrowed is forgotten, and following it would wait to the end of the
+						// run).
 						submit = follow
 						if job, err = submitBusy(ctx, submit, req); errors.Is(err, api.ErrConflict) {
 							continue

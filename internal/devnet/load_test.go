@@ -2,6 +2,12 @@ package devnet
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,6 +47,34 @@ func TestManyConsumersEveryJobSettles(t *testing.T) {
 		if l <= 0 || l > 60*time.Second {
 			t.Fatalf("paced latencies %v: want each submit → settled", paced.Latencies)
 		}
+	}
+	// Through a router that answers 503 to every submission (cut off from its cluster),
+	// the consumers send their jobs to the router they follow them through: none is lost
+	// to the refusal, as none would be to a consumer that tries another router.
+	var refused atomic.Int32
+	rest, err := url.Parse(d.RESTURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(rest)
+	cutOff := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/v1/jobs") {
+			refused.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":"service unavailable: this router is cut off from its cluster","code":"unavailable"}` + "\n"))
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(cutOff.Close)
+	via, err := RunLoadVia(ctx, api.NewClient(cutOff.URL), api.NewClient(d.RESTURL()), ChainID, consumers[:2], 2, 64, 120*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if via.Submitted != 4 || via.ByStatus[api.StatusSettled] != 4 || refused.Load() == 0 {
+		t.Fatalf("through a router that refuses with 503: %d of %d jobs settled, %d refused there; the others: %v",
+			via.ByStatus[api.StatusSettled], via.Submitted, refused.Load(), via.Unsettled)
 	}
 }
 
