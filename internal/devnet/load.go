@@ -189,7 +189,7 @@ func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consume
 					}
 					at := time.Now()
 					req := api.SubmitJobRequest{Spec: spec, InputData: data, Tx: tx, Async: mode == loadAsync}
-					job, err := submitBusy(ctx, submit, req)
+					job, err := submitBusy(ctx, submit, req, submit == follow)
 					var answered *api.ResponseError
 					if err != nil && submit != follow && (!errors.As(err, &answered) || errors.Is(err, api.ErrUnavailable)) {
 						// No answer (the router may have died mid-request), or 503 (it is cut off
@@ -199,7 +199,7 @@ func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consume
 						// escrowed is forgotten, and following it would wait to the end of the
 						// run).
 						submit = follow
-						if job, err = submitBusy(ctx, submit, req); errors.Is(err, api.ErrConflict) {
+						if job, err = submitBusy(ctx, submit, req, true); errors.Is(err, api.ErrConflict) {
 							continue
 						}
 					}
@@ -239,15 +239,24 @@ func settledAfter(j api.Job, at time.Time) time.Duration {
 	return time.Since(at)
 }
 
-// submitBusy submits req, and again while the router answers that it holds as many
-// unfinished jobs as it takes (429: nothing was escrowed), after the wait it asks for,
-// until ctx ends: a load larger than the router's limit waits for room as a patient
-// consumer would.
-func submitBusy(ctx context.Context, c *api.Client, req api.SubmitJobRequest) (api.Job, error) {
-	for {
+// submitBusy submits req, and again after the wait the router asks for while it answers
+// that nothing was escrowed and it may take the job later: 429 (it holds as many
+// unfinished jobs as it takes, or another router holds the job unescrowed for a few
+// seconds more) until ctx ends, as a patient consumer would wait for room, and 503 with a
+// Retry-After (its job store elects a new leader, say) up to unavailableRetries times when
+// patient, that is when there is no other router to send the job to.
+func submitBusy(ctx context.Context, c *api.Client, req api.SubmitJobRequest, patient bool) (api.Job, error) {
+	for unavailable := 0; ; {
 		job, err := c.SubmitJob(ctx, req)
 		var re *api.ResponseError
-		if !errors.Is(err, api.ErrTooManyRequests) || !errors.As(err, &re) {
+		if !errors.As(err, &re) {
+			return job, err
+		}
+		switch {
+		case errors.Is(err, api.ErrTooManyRequests):
+		case patient && errors.Is(err, api.ErrUnavailable) && re.RetryAfter > 0 && unavailable < unavailableRetries:
+			unavailable++
+		default:
 			return job, err
 		}
 		select {
@@ -257,6 +266,10 @@ func submitBusy(ctx context.Context, c *api.Client, req api.SubmitJobRequest) (a
 		}
 	}
 }
+
+// unavailableRetries is how many times submitBusy sends a job again that a router
+// refused with 503 and a Retry-After.
+const unavailableRetries = 5
 
 // Percentile is the submit→settled latency below which a fraction q of the settled jobs
 // fall (q in [0,1]); zero when none settled.

@@ -51,24 +51,8 @@ func TestManyConsumersEveryJobSettles(t *testing.T) {
 	// Through a router that answers 503 to every submission (cut off from its cluster),
 	// the consumers send their jobs to the router they follow them through: none is lost
 	// to the refusal, as none would be to a consumer that tries another router.
-	var refused atomic.Int32
-	rest, err := url.Parse(d.RESTURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(rest)
-	cutOff := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/v1/jobs") {
-			refused.Add(1)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`{"error":"service unavailable: this router is cut off from its cluster","code":"unavailable"}` + "\n"))
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(cutOff.Close)
-	via, err := RunLoadVia(ctx, api.NewClient(cutOff.URL), api.NewClient(d.RESTURL()), ChainID, consumers[:2], 2, 64, 120*time.Second)
+	cutOff, refused := refusingRouter(t, d, -1, "")
+	via, err := RunLoadVia(ctx, api.NewClient(cutOff), api.NewClient(d.RESTURL()), ChainID, consumers[:2], 2, 64, 120*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +60,43 @@ func TestManyConsumersEveryJobSettles(t *testing.T) {
 		t.Fatalf("through a router that refuses with 503: %d of %d jobs settled, %d refused there; the others: %v",
 			via.ByStatus[api.StatusSettled], via.Submitted, refused.Load(), via.Unsettled)
 	}
+	// With no other router, a 503 that says when to come back is waited out.
+	failingOver, refused := refusingRouter(t, d, 2, "1")
+	alone, err := RunLoad(ctx, api.NewClient(failingOver), ChainID, consumers[:1], 2, 64, 120*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alone.Submitted != 2 || alone.ByStatus[api.StatusSettled] != 2 || refused.Load() != 2 {
+		t.Fatalf("through a router that refuses twice with 503 and Retry-After: %d of %d jobs settled, %d refused; the others: %v",
+			alone.ByStatus[api.StatusSettled], alone.Submitted, refused.Load(), alone.Unsettled)
+	}
+}
+
+// refusingRouter is the devnet's REST API behind a proxy that answers its first n job
+// submissions (every one, n < 0) with 503 and, unless empty, retryAfter.
+func refusingRouter(t *testing.T, d *Devnet, n int32, retryAfter string) (string, *atomic.Int32) {
+	t.Helper()
+	var refused atomic.Int32
+	rest, err := url.Parse(d.RESTURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(rest)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/v1/jobs") && (n < 0 || refused.Load() < n) {
+			refused.Add(1)
+			if retryAfter != "" {
+				w.Header().Set("Retry-After", retryAfter)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":"service unavailable: this router is cut off from its cluster","code":"unavailable"}` + "\n"))
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, &refused
 }
 
 // A job's latency runs to its settled event, not to whenever its consumer looked: a
