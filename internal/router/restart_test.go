@@ -223,31 +223,17 @@ func TestJobAnotherRouterHoldsUnescrowedIsRetriedLater(t *testing.T) {
 	chain := newFakeChain()
 	r, _ := startRouter(t, chain)
 	req, _ := consumerJob(t, chain)
-	tx, err := ledger.DecodeTx(req.Tx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := ledger.JobID(tx.Signer, tx.Body.Seq)
+	id, consumer := jobIDOf(t, req)
 	peer := keys.AddressOfKey(newKey(t))
-	held := newJob(id, tx.Signer, req.Spec, time.Now())
+	held := newJob(id, consumer, req.Spec, time.Now())
 	held.owner = peer
 	data, _ := held.snapshot()
 	ctx := t.Context()
 	if _, err := r.kv.Create(ctx, id, data); err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.SubmitJob(ctx, req)
-	if !errors.Is(err, api.ErrTooManyRequests) || !strings.Contains(err.Error(), peer.Short()) {
-		t.Fatalf("a job router %s holds unescrowed: %v, want ErrTooManyRequests naming it", peer.Short(), err)
-	}
-	if after, ok := api.RetryDelay(err); !ok || after <= 0 || after > heldRetry {
-		t.Fatalf("retry after %v (%v), want a wait within %v", after, ok, heldRetry)
-	}
-	chain.mu.Lock()
-	_, escrowed := chain.jobs[id]
-	chain.mu.Unlock()
-	if escrowed {
-		t.Fatal("the refused job's escrow was broadcast")
+	if err := refusedForNow(t, r, chain, req, api.ErrTooManyRequests, heldRetry); !strings.Contains(err.Error(), peer.Short()) {
+		t.Fatalf("a job router %s holds unescrowed: %v, want the refusal to name it", peer.Short(), err)
 	}
 	if entry, err := r.kv.Get(ctx, id); err != nil || ownerOf(entry.Value()) != peer {
 		t.Fatalf("the holder's record was touched: %v", err)
@@ -269,31 +255,15 @@ func TestJobWhoseEscrowIsLookedForIsRetriedLater(t *testing.T) {
 	chain := newFakeChain()
 	r, _ := startRouter(t, chain)
 	req, _ := consumerJob(t, chain)
-	tx, err := ledger.DecodeTx(req.Tx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := ledger.JobID(tx.Signer, tx.Body.Seq)
-	j := newJob(id, tx.Signer, req.Spec, time.Now())
+	id, consumer := jobIDOf(t, req)
+	j := newJob(id, consumer, req.Spec, time.Now())
 	r.track(j, 0)
 	j.set(func(*job) {})
 	j.save() // as SubmitJob saves it before broadcasting
 	r.wg.Add(1)
 	go r.confirmEscrow(j) // as adoptJobs takes it up; escrowWait is ten seconds
 	waitFor(t, "the router looking for the escrow", j.escrowUnsure)
-	_, err = r.SubmitJob(t.Context(), req)
-	if !errors.Is(err, api.ErrTooManyRequests) {
-		t.Fatalf("a job whose escrow the router looks for: %v, want ErrTooManyRequests", err)
-	}
-	if after, ok := api.RetryDelay(err); !ok || after <= 0 || after > escrowWait {
-		t.Fatalf("retry after %v (%v), want a wait within %v", after, ok, escrowWait)
-	}
-	chain.mu.Lock()
-	_, escrowed := chain.jobs[id]
-	chain.mu.Unlock()
-	if escrowed {
-		t.Fatal("the refused job's escrow was broadcast")
-	}
+	refusedForNow(t, r, chain, req, api.ErrTooManyRequests, escrowWait)
 }
 
 // Seen in the chaos run's partition: router-2, cut off past its lease, still took
@@ -305,23 +275,42 @@ func TestFencedRouterTakesNoJobs(t *testing.T) {
 	r, _ := startRouter(t, chain)
 	r.fenced.Store(true) // as keepLease sets it after 2/3 of LeaseTTL without a renewal
 	req, _ := consumerJob(t, chain)
-	_, err := r.SubmitJob(t.Context(), req)
-	if !errors.Is(err, api.ErrUnavailable) {
-		t.Fatalf("a fenced router: %v, want ErrUnavailable", err)
-	}
-	if after, ok := api.RetryDelay(err); !ok || after <= 0 || after > r.opts.LeaseTTL {
-		t.Fatalf("retry after %v (%v), want a wait within the lease", after, ok)
-	}
-	chain.mu.Lock()
-	escrows := len(chain.jobs)
-	chain.mu.Unlock()
-	if escrows != 0 {
-		t.Fatal("a fenced router broadcast an escrow")
-	}
+	refusedForNow(t, r, chain, req, api.ErrUnavailable, r.opts.LeaseTTL)
 	r.fenced.Store(false) // renewed
 	if _, err := r.SubmitJob(t.Context(), req); err != nil {
 		t.Fatalf("once renewed: %v", err)
 	}
+}
+
+// jobIDOf is the id of the job req's signed tx escrows, and its consumer.
+func jobIDOf(t *testing.T, req api.SubmitJobRequest) (string, keys.Address) {
+	t.Helper()
+	tx, err := ledger.DecodeTx(req.Tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ledger.JobID(tx.Signer, tx.Body.Seq), tx.Signer
+}
+
+// refusedForNow submits req and wants it refused with want and a Retry-After of at most
+// limit, and its escrow not broadcast; it returns the refusal.
+func refusedForNow(t *testing.T, r *Router, chain *fakeChain, req api.SubmitJobRequest, want error, limit time.Duration) error {
+	t.Helper()
+	_, err := r.SubmitJob(t.Context(), req)
+	if !errors.Is(err, want) {
+		t.Fatalf("submitted: %v, want %v", err, want)
+	}
+	if after, ok := api.RetryDelay(err); !ok || after <= 0 || after > limit {
+		t.Fatalf("retry after %v (%v), want a wait within %v", after, ok, limit)
+	}
+	id, _ := jobIDOf(t, req)
+	chain.mu.Lock()
+	_, escrowed := chain.jobs[id]
+	chain.mu.Unlock()
+	if escrowed {
+		t.Fatal("the refused job's escrow was broadcast")
+	}
+	return err
 }
 
 // A broadcast the chain never answers may still commit: the consumer is told the
