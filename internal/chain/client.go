@@ -25,6 +25,7 @@ import (
 type Client struct {
 	rpc     rpcclient.Client
 	commits commitWatch // the txs Broadcast waits on
+	heights heightWatch // the readers waiting for a block (NewBlocks)
 }
 
 // NewHTTPClient connects to a CometBFT RPC endpoint such as "http://127.0.0.1:26657".

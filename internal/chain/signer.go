@@ -320,6 +320,13 @@ func (w *Wallet) BroadcastTxAdmitted(ctx context.Context, tx []byte, admitted fu
 // answers status polls from one read of each job per height.
 func (w *Wallet) Height(ctx context.Context) (int64, error) { return w.client.Height(ctx) }
 
+// NewBlocks sends the height of each block the ledger commits on the channel it returns,
+// until ctx ends (Client.NewBlocks): a daemon waiting for the chain to show a change reads
+// it again only after a block.
+func (w *Wallet) NewBlocks(ctx context.Context) (<-chan int64, error) {
+	return w.client.NewBlocks(ctx)
+}
+
 // Query reads ledger state (see ledger.App.Query for paths) into v.
 func (w *Wallet) Query(ctx context.Context, path string, v any) error {
 	return w.client.Query(ctx, path, v)

@@ -713,21 +713,30 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 	// slow or lost (it may have reconnected to another router of the cluster). Until
 	// some member has answered, the chain is asked only after undecidedPoll: most answers
 	// come within a block or two, and asking every decidedPoll for every job a busy
-	// router waits on was 1.4% of a devnet's CPU.
+	// router waits on was 1.4% of a devnet's CPU. Nor is it asked again before a block has
+	// committed since it last was: nothing else can change its answer.
 	decided := time.NewTicker(decidedPoll)
 	defer decided.Stop()
 	var waited time.Duration // by the ticker's count, which a test's frozen Options.Now does not stop
+	bctx, stopBlocks := context.WithCancel(ctx)
+	defer stopBlocks()
+	var blocks <-chan int64 // once the chain was asked
+	fresh := true           // a block has committed since the chain was last asked
 	for pending := len(candidates); pending > 0; {
 		var a answer
 		select {
 		case a = <-answers:
 			pending--
+		case <-blocks:
+			fresh = true
+			continue
 		case <-decided.C:
-			if waited += decidedPoll; pending == len(candidates) && waited < undecidedPoll {
+			if waited += decidedPoll; !fresh || (pending == len(candidates) && waited < undecidedPoll) {
 				continue
 			}
 			var now ledger.Job
-			if err := r.opts.Chain.Query(ctx, "job/"+j.id, &now); err == nil && now.Status != ledger.JobComputed {
+			err := r.opts.Chain.Query(ctx, "job/"+j.id, &now)
+			if err == nil && now.Status != ledger.JobComputed {
 				// The validators' answers may still be on their way: those that come within
 				// one more poll are recorded with their attestation txs (the chain's record
 				// has none). The others' attestations are on chain, and the verdict is read
@@ -749,6 +758,12 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 				j.record("decided", "", "", "the chain decided the job (%s) with %d of %d answers in", now.Status, len(candidates)-pending, len(candidates))
 				return nil
 			}
+			if blocks == nil {
+				blocks = newBlocks(bctx, r.opts.Chain)
+			}
+			// A chain that cannot tell its blocks is asked at every tick, and one that did not
+			// answer at the next.
+			fresh = blocks == nil || err != nil
 			continue
 		}
 		if a.err != nil {
@@ -781,15 +796,24 @@ func chainVerdict(atts []ledger.Attestation) string {
 }
 
 // computedRecord reads the job until the chain node the router reads shows its result
-// committed (or decided), for up to VerifyTimeout.
+// committed (or decided), for up to VerifyTimeout: again at each new block, the only
+// change that can show it.
 func (r *Router) computedRecord(ctx context.Context, id string) (ledger.Job, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.VerifyTimeout)
 	defer cancel()
-	for {
+	var blocks <-chan int64 // once a read found no result
+	for first := true; ; first = false {
 		var cj ledger.Job
 		err := r.opts.Chain.Query(ctx, "job/"+id, &cj)
 		if err == nil && cj.Status != ledger.JobCreated && cj.Status != ledger.JobAssigned {
 			return cj, nil
+		}
+		if first {
+			blocks = newBlocks(ctx, r.opts.Chain)
+		}
+		var poll <-chan time.Time
+		if blocks == nil {
+			poll = time.After(computedPoll)
 		}
 		select {
 		case <-ctx.Done():
@@ -797,9 +821,32 @@ func (r *Router) computedRecord(ctx context.Context, id string) (ledger.Job, err
 				return cj, fmt.Errorf("read job: %w", err)
 			}
 			return cj, fmt.Errorf("the chain never showed the job's result committed (it is %s)", cj.Status)
-		case <-time.After(100 * time.Millisecond):
+		case <-blocks:
+		case <-poll:
 		}
 	}
+}
+
+// computedPoll is how often computedRecord reads a chain that cannot tell its blocks
+// (blockWatch).
+const computedPoll = 100 * time.Millisecond
+
+// blockWatch is a chain that tells its readers when a block commits (chain.Wallet does):
+// a router waiting for the chain to show a change reads it again only then. Any other
+// chain is read again on a timer.
+type blockWatch interface {
+	NewBlocks(ctx context.Context) (<-chan int64, error)
+}
+
+// newBlocks returns the heights of the chain's next blocks until ctx ends, or nil (a
+// channel that never receives) when the chain cannot tell them.
+func newBlocks(ctx context.Context, c Chain) <-chan int64 {
+	if w, ok := c.(blockWatch); ok {
+		if blocks, err := w.NewBlocks(ctx); err == nil {
+			return blocks
+		}
+	}
+	return nil
 }
 
 func inputDigests(spec api.JobSpec) []string {

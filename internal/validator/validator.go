@@ -504,22 +504,58 @@ func (d *Daemon) attest(ctx context.Context, job ledger.Job, f finding) (protoco
 // that another chain node has already committed (it may be a block behind).
 const resultWait = 5 * time.Second
 
+// resultPoll is how often a chain that cannot tell its blocks (blockWatch) is read again
+// while the result is not there.
+const resultPoll = 100 * time.Millisecond
+
+// blockWatch is a chain that tells its readers when a block commits (chain.Wallet does):
+// a wait for the chain to show a change reads it again only then. Any other chain is
+// read again every resultPoll.
+type blockWatch interface {
+	NewBlocks(ctx context.Context) (<-chan int64, error)
+}
+
+// newBlocks returns the heights of the chain's next blocks until ctx ends, or nil (a
+// channel that never receives) when the chain cannot tell them.
+func newBlocks(ctx context.Context, c Chain) <-chan int64 {
+	if w, ok := c.(blockWatch); ok {
+		if blocks, err := w.NewBlocks(ctx); err == nil {
+			return blocks
+		}
+	}
+	return nil
+}
+
 // committedJob reads the job, waiting up to resultWait while it still shows as created or
-// assigned.
+// assigned: it reads it again at each new block, the only change that can show it.
 func (d *Daemon) committedJob(ctx context.Context, id string) (ledger.Job, error) {
-	deadline := time.Now().Add(resultWait)
-	for {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the wait for blocks
+	deadline := time.NewTimer(resultWait)
+	defer deadline.Stop()
+	var blocks <-chan int64 // once a read found no result
+	for first, late := true, false; ; first = false {
 		var job ledger.Job
 		if err := d.opts.Chain.Query(ctx, "job/"+id, &job); err != nil {
 			return job, fmt.Errorf("look up job: %w", err)
 		}
-		if (job.Status != ledger.JobCreated && job.Status != ledger.JobAssigned) || time.Now().After(deadline) {
+		if (job.Status != ledger.JobCreated && job.Status != ledger.JobAssigned) || late {
 			return job, nil
+		}
+		if first {
+			blocks = newBlocks(ctx, d.opts.Chain)
+		}
+		var poll <-chan time.Time
+		if blocks == nil {
+			poll = time.After(resultPoll)
 		}
 		select {
 		case <-ctx.Done():
 			return job, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-blocks:
+		case <-poll:
+		case <-deadline.C:
+			late = true
 		}
 	}
 }

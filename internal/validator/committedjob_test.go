@@ -1,0 +1,110 @@
+package validator
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/omnisync/omnisync/internal/ledger"
+)
+
+// blockTime is the devnet's: the pace of the lagging chain nodes below.
+const blockTime = 250 * time.Millisecond
+
+// laggingNode is a chain node that commits a block every blockTime and shows the job's
+// result from block resultAt on (the node that committed it was ahead), counting the reads
+// of the job. It cannot tell its blocks; watchedNode can.
+type laggingNode struct {
+	*fakeChain
+	start    time.Time
+	resultAt int64
+	reads    atomic.Int64
+}
+
+func newLaggingNode(resultAt int64) *laggingNode {
+	return &laggingNode{fakeChain: &fakeChain{}, start: time.Now(), resultAt: resultAt}
+}
+
+func (n *laggingNode) height() int64 { return int64(time.Since(n.start) / blockTime) }
+
+func (n *laggingNode) Query(_ context.Context, path string, v any) error {
+	n.reads.Add(1)
+	job := ledger.Job{ID: path[len("job/"):], Status: ledger.JobAssigned}
+	if n.height() >= n.resultAt {
+		job.Status = ledger.JobComputed
+	}
+	*v.(*ledger.Job) = job
+	return nil
+}
+
+// watchedNode is a laggingNode that tells its blocks (blockWatch), as chain.Wallet does.
+type watchedNode struct{ *laggingNode }
+
+func (n watchedNode) NewBlocks(ctx context.Context) (<-chan int64, error) {
+	blocks := make(chan int64, 1)
+	go func() {
+		for h := n.height() + 1; ; h++ {
+			t := time.NewTimer(time.Until(n.start.Add(time.Duration(h) * blockTime)))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			select {
+			case <-blocks:
+			default:
+			}
+			blocks <- h
+		}
+	}()
+	return blocks, nil
+}
+
+// committedJob waits for the chain node it reads to show the result, reading the job once
+// a block where the chain tells its blocks, rather than every resultPoll; one that cannot
+// tell them is still read until it shows the result.
+func TestCommittedJobReadsOnceABlock(t *testing.T) {
+	const resultAt = 4 // a second behind
+	for _, watched := range []bool{false, true} {
+		node := newLaggingNode(resultAt)
+		var c Chain = node
+		if watched {
+			c = watchedNode{node}
+		}
+		d := &Daemon{opts: Options{Chain: c}}
+		job, err := d.committedJob(t.Context(), "J")
+		if err != nil || job.Status != ledger.JobComputed {
+			t.Fatalf("watched %v: %s, %v; want the result", watched, job.Status, err)
+		}
+		reads := node.reads.Load()
+		t.Logf("watched %v: %d reads of the job over %d blocks", watched, reads, resultAt)
+		if watched && reads > resultAt+2 {
+			t.Errorf("watched: %d reads of the job over %d blocks, want one a block", reads, resultAt)
+		}
+	}
+}
+
+// A chain node that commits no block while the result is missing is read again at the
+// end of resultWait, and committedJob returns what it shows then.
+func TestCommittedJobGivesUpAfterResultWait(t *testing.T) {
+	node := newLaggingNode(1 << 40)
+	d := &Daemon{opts: Options{Chain: stalledNode{node}}}
+	start := time.Now()
+	job, err := d.committedJob(t.Context(), "J")
+	if err != nil || job.Status != ledger.JobAssigned {
+		t.Fatalf("%s, %v; want the assigned record", job.Status, err)
+	}
+	if took := time.Since(start); took < resultWait || took > resultWait+2*time.Second {
+		t.Fatalf("returned after %s, want resultWait (%s)", took, resultWait)
+	}
+	if n := node.reads.Load(); n != 2 {
+		t.Fatalf("%d reads, want 2: one at the start, one at the end", n)
+	}
+}
+
+// stalledNode tells its blocks, and commits none.
+type stalledNode struct{ *laggingNode }
+
+func (stalledNode) NewBlocks(context.Context) (<-chan int64, error) { return make(chan int64), nil }
