@@ -194,10 +194,11 @@ func runLoad(ctx context.Context, c, follow *api.Client, chainID string, consume
 					if err != nil && submit != follow && (!errors.As(err, &answered) || errors.Is(err, api.ErrUnavailable)) {
 						// No answer (the router may have died mid-request), or 503 (it is cut off
 						// from its cluster or its chain node). Send the same signed job to the
-						// other router, and the rest too; a conflict there means the first one
-						// took it (the caller finds it by its sequence, if escrowed: one never
-						// escrowed is forgotten, and following it would wait to the end of the
-						// run).
+						// other router, and the rest too: once the first one's escrow of it has
+						// committed, the other answers with the job; a conflict there means the
+						// first one took it and lost it before its escrow (the caller finds it
+						// by its sequence should it be escrowed after all: one never escrowed
+						// is forgotten, and following it would wait to the end of the run).
 						submit = follow
 						if job, err = submitBusy(ctx, submit, req, true); errors.Is(err, api.ErrConflict) {
 							continue

@@ -137,8 +137,18 @@ func TestAsyncEscrowRejectedInItsBlockFailsTheJob(t *testing.T) {
 		t.Fatalf("the same sequence again, after its escrow was refused: %v", err)
 	}
 	waitFor(t, "the new job escrowed", func() bool { return jobHas(r, j.ID, "escrowed") })
-	if _, err := r.SubmitJob(t.Context(), again); !errors.Is(err, api.ErrConflict) {
-		t.Fatalf("a third time, with the escrow in: %v, want ErrConflict", err)
+	// A third time, the escrow in: answered with the job, nothing escrowed again; the
+	// refused job's spec signed with the used sequence is a conflict.
+	if v, err := r.SubmitJob(t.Context(), again); err != nil || v.ID != j.ID {
+		t.Fatalf("a third time, with the escrow in: %+v, %v; want the job", v, err)
+	}
+	if _, err := r.SubmitJob(t.Context(), req); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("the refused job again, with the new one's escrow in: %v, want ErrConflict", err)
+	}
+	chain.mu.Lock()
+	defer chain.mu.Unlock()
+	if chain.creates != 1 {
+		t.Fatalf("%d escrows broadcast, want the new job's alone", chain.creates)
 	}
 }
 

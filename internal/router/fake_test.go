@@ -27,6 +27,7 @@ type fakeChain struct {
 	jobs        map[string]*ledger.Job
 	balances    map[keys.Address]uint64
 	seqs        map[keys.Address]uint64 // the next sequence of each account: one past its create_jobs
+	creates     int                     // create_job txs broadcast
 	assigned    []keys.Address          // every node an AssignJob named, in order
 	batches     []int                   // the size of every assign_jobs batch, in order
 	// rejectCreate, when set, is the ledger's answer to every create_job.
@@ -124,6 +125,7 @@ func (f *fakeChain) BroadcastTx(_ context.Context, raw []byte) (string, int64, e
 		return "", 0, f.rejectCreate
 	}
 	id := ledger.JobID(tx.Signer, tx.Body.Seq)
+	f.creates++
 	f.jobs[id] = &ledger.Job{ID: id, Consumer: tx.Signer, SpecHash: c.SpecHash, Budget: c.Budget, Status: ledger.JobCreated}
 	f.seqs[tx.Signer] = tx.Body.Seq + 1
 	if f.loseCreateAnswer {

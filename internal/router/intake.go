@@ -47,6 +47,11 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	if err != nil {
 		return api.Job{}, fmt.Errorf("%w: read consumer account: %v; nothing was escrowed", api.ErrUnavailable, err)
 	}
+	if tx.Body.Seq < acc.Seq {
+		if j, err := r.resubmitted(ctx, tx, spec); !errors.Is(err, errNotThisJob) {
+			return j, err
+		}
+	}
 	if acc.Balance < spec.Budget {
 		return api.Job{}, fmt.Errorf("%w: %s holds %s OMNI but the job's budget is %s OMNI; nothing was escrowed",
 			api.ErrInsufficientFunds, tx.Signer, ledger.FormatOMNI(acc.Balance), ledger.FormatOMNI(spec.Budget))
@@ -157,6 +162,28 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		return api.Job{}, err
 	}
 	return r.submitted(ctx, j), nil
+}
+
+// errNotThisJob means a used sequence was not used by the job submitted with it.
+var errNotThisJob = errors.New("the sequence escrowed another job")
+
+// resubmitted answers a job sent again once its escrow has committed, as a client that
+// lost the answer does, to this router or another: with the job as it reads now, rather
+// than a conflict over its sequence that tells the client nothing of it. It is
+// errNotThisJob when the chain holds no such job.
+func (r *Router) resubmitted(ctx context.Context, tx ledger.Tx, spec api.JobSpec) (api.Job, error) {
+	id := ledger.JobID(tx.Signer, tx.Body.Seq)
+	var cj ledger.Job
+	qctx, cancel := context.WithTimeout(ctx, chainReadTimeout)
+	defer cancel()
+	err := r.opts.Chain.Query(qctx, "job/"+id, &cj)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound), err == nil && (cj.Consumer != tx.Signer || cj.SpecHash != spec.Hash()):
+		return api.Job{}, errNotThisJob
+	case err != nil:
+		return api.Job{}, fmt.Errorf("%w: read job %s: %v", api.ErrUnavailable, id, err)
+	}
+	return r.Job(qctx, id)
 }
 
 // heldRetry is about how long a router takes to forget the record of a job it lost the

@@ -233,6 +233,39 @@ func TestSubmitRejectsWhatCannotBeEscrowed(t *testing.T) {
 // TestSubmitRefusesInputsTheKernelCannotTake: every tensor kernel's inputs are decoded at
 // intake, so data its node would refuse is refused before anything is escrowed. The
 // consumer job's inputs are int8 matrices: right for matmul-int8, wrong for the others.
+// A client that lost the answer to its submission sends the same signed job again, to
+// the same router or, in the chaos run's partition, to another. Once the escrow has
+// committed that was a 409 over the sequence, which told the client nothing of its job:
+// it is answered with the job, and nothing is escrowed again. Another job signed with the
+// used sequence is still a conflict.
+func TestAJobSentAgainIsAnsweredWithItself(t *testing.T) {
+	chain := newFakeChain()
+	r, _ := startRouter(t, chain)
+	consumer := newKey(t)
+	req, _ := consumerJobFor(t, chain, consumer, 0, func(*api.JobSpec) {})
+	first, err := r.SubmitJob(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, _ := startRouter(t, chain) // a store of its own: it knows the job from the chain alone
+	for _, via := range []*Router{r, peer} {
+		again, err := via.SubmitJob(t.Context(), req)
+		if err != nil || again.ID != first.ID {
+			t.Fatalf("sent again: %+v, %v; want job %s", again, err, first.ID)
+		}
+	}
+	other, _ := consumerJobFor(t, chain, consumer, 0, func(s *api.JobSpec) { s.TimeoutSeconds++ })
+	if _, err := r.SubmitJob(t.Context(), other); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("another job with the used sequence: %v, want ErrConflict", err)
+	}
+	chain.mu.Lock()
+	creates := chain.creates
+	chain.mu.Unlock()
+	if creates != 1 {
+		t.Fatalf("%d escrows broadcast, want 1", creates)
+	}
+}
+
 func TestSubmitRefusesInputsTheKernelCannotTake(t *testing.T) {
 	chain := newFakeChain()
 	r, _ := startRouter(t, chain)
