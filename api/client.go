@@ -11,13 +11,17 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
-// Client calls the REST API of an OmniSync daemon. Every call takes its deadline from ctx;
-// leave HTTP.Timeout zero, or it would also cut the event streams WaitJob follows.
+// Client calls the REST API of an OmniSync daemon, or of any of several (see NewClient).
+// Every call takes its deadline from ctx; leave HTTP.Timeout zero, or it would also cut the
+// event streams WaitJob follows.
 type Client struct {
-	BaseURL string       // e.g. "http://127.0.0.1:8080", without the /v1
+	// BaseURL is the API's URL, e.g. "http://127.0.0.1:8080", without the /v1: the first of
+	// NewClient's URLs. Setting it to another points the client at that one URL alone.
+	BaseURL string
 	HTTP    *http.Client // nil means one on the clients' shared pool of connections
 
 	// PollInterval is how often WaitJob asks for the job once its event stream has broken;
@@ -30,6 +34,14 @@ type Client struct {
 	// Retry-After asks for; zero means DefaultRetries429, negative never. Such a request
 	// changed nothing, so sending it again is safe.
 	Retries429 int
+
+	routers *urlList // NewClient's URLs when it was given several; nil for one
+}
+
+// urlList is a client's several URLs and the one requests start at: the last that answered.
+type urlList struct {
+	urls  []string
+	start atomic.Int32
 }
 
 // DefaultRetries429 is Client.Retries429's default, and maxRetryAfter caps one wait.
@@ -38,12 +50,37 @@ const (
 	maxRetryAfter     = 10 * time.Second
 )
 
-// NewClient returns a client for the daemon at baseURL. The URL may end in /v1, as the
-// daemons print it ("http://127.0.0.1:7070/v1"), or not: every call adds /v1 once.
+// NewClient returns a client for the daemon at baseURL, or for any of several daemons
+// given as a comma-separated list ("http://a:7070,http://b:7070"), such as the routers of
+// one cluster: a request one of them does not serve goes on to the next (see Client.do).
+// A URL may end in /v1, as the daemons print it ("http://127.0.0.1:7070/v1"), or not: every
+// call adds /v1 once.
 func NewClient(baseURL string) *Client {
-	base := strings.TrimRight(baseURL, "/")
-	base = strings.TrimRight(strings.TrimSuffix(base, "/v1"), "/")
-	return &Client{BaseURL: base, HTTP: &http.Client{Transport: transport}}
+	var urls []string
+	for u := range strings.SplitSeq(baseURL, ",") {
+		u = strings.TrimRight(strings.TrimSpace(u), "/")
+		if u = strings.TrimRight(strings.TrimSuffix(u, "/v1"), "/"); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	c := &Client{HTTP: &http.Client{Transport: transport}}
+	switch len(urls) {
+	case 0:
+	case 1:
+		c.BaseURL = urls[0]
+	default:
+		c.BaseURL, c.routers = urls[0], &urlList{urls: urls}
+	}
+	return c
+}
+
+// urls returns the URLs a request may go to, in the order of the list, and the list they
+// come from: nil when the client has one URL, or when BaseURL was changed after NewClient.
+func (c *Client) urls() ([]string, *urlList) {
+	if l := c.routers; l != nil && l.urls[0] == c.BaseURL {
+		return l.urls, l
+	}
+	return []string{c.BaseURL}, nil
 }
 
 // transport is the clients' shared connection pool: http.DefaultTransport's settings, but
@@ -86,7 +123,11 @@ func (e *ResponseError) Unwrap() []error {
 }
 
 // SubmitJob is POST /v1/jobs. A request with inline inputs goes as multipart/form-data
-// (EncodeSubmitMultipart), the inputs' bytes as they are; one without, as JSON.
+// (EncodeSubmitMultipart), the inputs' bytes as they are; one without, as JSON. A client of
+// several URLs sends it on to the next when one gives no answer. Should the first have
+// taken it after all, the next answers with the job once its escrow has committed, and
+// before that ErrConflict (the first broadcasts the escrow) or ErrTooManyRequests (it looks
+// for an escrow whose answer it lost), which the client waits out (Retries429).
 func (c *Client) SubmitJob(ctx context.Context, req SubmitJobRequest) (Job, error) {
 	var job Job
 	if len(req.InputData) == 0 {
@@ -97,7 +138,7 @@ func (c *Client) SubmitJob(ctx context.Context, req SubmitJobRequest) (Job, erro
 	if err != nil {
 		return job, fmt.Errorf("POST /v1/jobs: encoding request: %w", err)
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.BaseURL+"/v1/jobs", bytes.NewReader(body))
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "/v1/jobs", bytes.NewReader(body))
 	if err != nil {
 		return job, err
 	}
@@ -160,7 +201,7 @@ func (c *Client) UploadInput(ctx context.Context, jobID, name string, r io.Reade
 	if r == nil {
 		r = http.NoBody
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.BaseURL+path, r)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, path, r)
 	if err != nil {
 		return err
 	}
@@ -185,7 +226,7 @@ func (c *Client) UploadInput(ctx context.Context, jobID, name string, r io.Reade
 // has settled them as verified, and until it has, they are only the node's word.
 func (c *Client) JobOutput(ctx context.Context, jobID string, auth OutputAuth) (JobOutput, error) {
 	path := jobPath(jobID) + "/output"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return JobOutput{}, err
 	}
@@ -248,7 +289,7 @@ func (c *Client) JobLogs(ctx context.Context, jobID string, auth OutputAuth, nod
 // getSigned GETs path with auth's OmniSig header and decodes at most limit bytes of the
 // JSON answer into out.
 func (c *Client) getSigned(ctx context.Context, path string, auth OutputAuth, limit int64, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return err
 	}
@@ -295,7 +336,7 @@ func (c *Client) send(ctx context.Context, method, path string, in any, accept s
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, path, body)
 	if err != nil {
 		return nil, err
 	}
@@ -306,9 +347,53 @@ func (c *Client) send(ctx context.Context, method, path string, in any, accept s
 	return c.do(req)
 }
 
-// do sends req and returns a 2xx response, or a *ResponseError. A 429 is sent again, up
-// to Retries429 times, when the request's body can be replayed.
+// do sends req, whose URL is the path alone ("/v1/jobs"), to the client's URL and returns
+// a 2xx response, or a *ResponseError. A client of several URLs starts at the one that last
+// answered, and while a URL does not answer, or answers 502, 503 or 504, it sends a request
+// that may be replayed (see replayable) on to the next, each URL once; when none serves it,
+// the error is a *FailoverError naming what each did.
 func (c *Client) do(req *http.Request) (*http.Response, error) {
+	urls, list := c.urls()
+	first := 0
+	if list != nil {
+		first = int(list.start.Load())
+	}
+	var failed []FailedURL
+	for i := range urls {
+		n := (first + i) % len(urls)
+		resp, err := c.doAt(req, urls[n], i == 0)
+		if err == nil || !unserved(err) {
+			if list != nil {
+				list.start.Store(int32(n))
+			}
+			return resp, err
+		}
+		failed = append(failed, FailedURL{URL: urls[n], Err: err})
+		if !replayable(req) || req.Context().Err() != nil {
+			break
+		}
+	}
+	if len(failed) == 1 {
+		return nil, failed[0].Err
+	}
+	return nil, &FailoverError{Method: req.Method, Path: req.URL.String(), Failed: failed}
+}
+
+// doAt sends req to base, with req's own body the first time and a copy from GetBody after
+// that, and returns a 2xx response, or a *ResponseError. A 429 is sent again, up to
+// Retries429 times, when the request's body can be replayed.
+func (c *Client) doAt(orig *http.Request, base string, first bool) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(orig.Context(), orig.Method, base+orig.URL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header = orig.Header.Clone()
+	req.Body, req.GetBody, req.ContentLength = orig.Body, orig.GetBody, orig.ContentLength
+	if !first && orig.GetBody != nil {
+		if req.Body, err = orig.GetBody(); err != nil {
+			return nil, err
+		}
+	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = &http.Client{Transport: transport}
@@ -344,6 +429,84 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 		case <-t.C:
 		}
 	}
+}
+
+// unserved reports whether err says a URL did not serve a request, which another URL may:
+// no response came, or a gateway or the server said it is unavailable.
+func unserved(err error) bool {
+	var re *ResponseError
+	if !errors.As(err, &re) {
+		return true
+	}
+	switch re.StatusCode {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// replayable reports whether req may go to another URL after it may have reached a server
+// already: a read, or a signed transaction (a job's submission, a broadcast) whose sequence
+// lets it take effect once however often it is sent; and only with a body that can be read
+// again. An input's upload, its body streamed, is sent once.
+func replayable(req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		return false
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead:
+		return true
+	case http.MethodPost:
+		return req.URL.Path == "/v1/jobs" || req.URL.Path == "/v1/chain/txs"
+	}
+	return false
+}
+
+// FailoverError is a request that none of a client's URLs served: each did not answer, or
+// answered 502, 503 or 504. It wraps each URL's error, so errors.Is(err, ErrUnavailable) and
+// errors.As(err, &responseErr) see the answers, and RetryAfter the first one's wait.
+type FailoverError struct {
+	Method, Path string
+	Failed       []FailedURL // in the order tried
+}
+
+// FailedURL is one URL that did not serve a request, and its error.
+type FailedURL struct {
+	URL string
+	Err error
+}
+
+func (e *FailoverError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s: ", e.Method, e.Path)
+	for i, f := range e.Failed {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		var (
+			re *ResponseError
+			ue *url.Error
+		)
+		switch {
+		case errors.As(f.Err, &re) && re.Body.Error != "":
+			fmt.Fprintf(&b, "%s answered %d (%s)", f.URL, re.StatusCode, re.Body.Error)
+		case re != nil:
+			fmt.Fprintf(&b, "%s answered %v", f.URL, re)
+		case errors.As(f.Err, &ue):
+			fmt.Fprintf(&b, "%s did not answer (%v)", f.URL, ue.Err)
+		default:
+			fmt.Fprintf(&b, "%s did not answer (%v)", f.URL, f.Err)
+		}
+	}
+	return b.String()
+}
+
+func (e *FailoverError) Unwrap() []error {
+	errs := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		errs[i] = f.Err
+	}
+	return errs
 }
 
 // RetryAfter reports whether err is a response that says to try again later (429 Too
@@ -386,18 +549,26 @@ var errStreamBroken = errors.New("job event stream broken")
 
 // WaitJob follows /v1/jobs/{id}/events until the job reaches a final status and returns it,
 // calling onUpdate (which may be nil) once for each distinct state, in order. If the stream
-// breaks it polls Job instead, every PollInterval, riding out network errors and 503s until
-// ctx ends; other error responses (an unknown job, say) are returned at once.
+// breaks, a client of several URLs follows it again from the next URL, as many times as it
+// has URLs. After that, or when no stream opens, it polls Job instead, every PollInterval,
+// riding out network errors and 503s until ctx ends; other error responses (an unknown
+// job, say) are returned at once.
 func (c *Client) WaitJob(ctx context.Context, id string, onUpdate func(Job)) (Job, error) {
 	w := &jobWatch{onUpdate: onUpdate}
-	job, err := c.followJobEvents(ctx, id, w)
-	switch {
-	case err == nil:
-		return job, nil
-	case ctx.Err() != nil:
-		return Job{}, fmt.Errorf("waiting for job %s: %w", id, ctx.Err())
-	case !transient(err):
-		return Job{}, err
+	urls, _ := c.urls()
+	for range urls {
+		job, err := c.followJobEvents(ctx, id, w)
+		switch {
+		case err == nil:
+			return job, nil
+		case ctx.Err() != nil:
+			return Job{}, fmt.Errorf("waiting for job %s: %w", id, ctx.Err())
+		case !transient(err):
+			return Job{}, err
+		}
+		if !errors.Is(err, errStreamBroken) {
+			break // no stream opened at any URL
+		}
 	}
 	return c.pollJob(ctx, id, w)
 }
@@ -419,7 +590,10 @@ func (w *jobWatch) see(job Job) {
 	}
 }
 
-func (c *Client) followJobEvents(ctx context.Context, id string, w *jobWatch) (Job, error) {
+// followJobEvents follows the job's event stream until a final status; an error wrapping
+// errStreamBroken means the stream opened and then broke, and the next request starts at
+// the URL after the one that served it.
+func (c *Client) followJobEvents(ctx context.Context, id string, w *jobWatch) (_ Job, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	idle := time.AfterFunc(streamIdleTimeout, cancel)
@@ -430,6 +604,14 @@ func (c *Client) followJobEvents(ctx context.Context, id string, w *jobWatch) (J
 		return Job{}, err
 	}
 	defer closeBody(resp.Body)
+	if _, list := c.urls(); list != nil {
+		served := list.start.Load() // as do has just stored it, unless a request since moved it: harmless
+		defer func() {
+			if errors.Is(err, errStreamBroken) {
+				list.start.CompareAndSwap(served, (served+1)%int32(len(list.urls)))
+			}
+		}()
+	}
 	events := newSSEReader(&idleReader{r: resp.Body, timer: idle})
 	for {
 		ev, err := events.Next()

@@ -55,7 +55,7 @@ func envOr(name, def string) string {
 // addAPIFlag registers --api on cmd and its subcommands.
 func (f *remoteFlags) addAPIFlag(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&f.api, "api", envOr(envAPIURL, defaultAPIURL),
-		"REST API of an OmniSync daemon (env "+envAPIURL+")")
+		"REST API of an OmniSync daemon, or several comma-separated (a cluster's routers), tried in turn (env "+envAPIURL+")")
 }
 
 // addWalletFlags registers --api, --wallet and --wallet-dir on cmd and its subcommands.
@@ -79,12 +79,15 @@ func (f *remoteFlags) completeWallet(*cobra.Command, []string, string) ([]string
 	return names, cobra.ShellCompDirectiveNoFileComp
 }
 
+// client returns a client of --api's URLs; one without a scheme is http.
 func (f *remoteFlags) client() *api.Client {
-	base := f.api
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
+	urls := strings.Split(f.api, ",")
+	for i, u := range urls {
+		if u = strings.TrimSpace(u); u != "" && !strings.Contains(u, "://") {
+			urls[i] = "http://" + u
+		}
 	}
-	return api.NewClient(base)
+	return api.NewClient(strings.Join(urls, ","))
 }
 
 // explain adds what to do to errors a user can act on.
@@ -92,12 +95,17 @@ func (f *remoteFlags) explain(err error) error {
 	var (
 		re *api.ResponseError
 		ue *url.Error
+		fe *api.FailoverError
 	)
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &fe) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
+		// Every URL in --api was tried; the error says what each did.
+		return fmt.Errorf("no OmniSync REST API in --api served the request: %v\n(start a network with `omnisync devnet`, or point --api or %s at running daemons)",
+			err, envAPIURL)
 	case errors.As(err, &re) && re.Body.Error == "" && re.Body.Code == "",
 		errors.As(err, &syntax), errors.As(err, &typ):
 		// Something answered, but not as an OmniSync REST API does: an error without our JSON
