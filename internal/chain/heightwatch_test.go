@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/omnisync/omnisync/internal/blockwait"
 )
 
 // fakeHeights is a chain node's height that the test sets, counting the watch's reads.
@@ -143,10 +145,8 @@ func TestHeightWatchRefusesAnEndedContext(t *testing.T) {
 }
 
 // The wallet the daemons hold offers the watch to them: the router and the validator
-// find it by this method (their blockWatch).
-var _ interface {
-	NewBlocks(context.Context) (<-chan int64, error)
-} = (*Wallet)(nil)
+// find it by this method (blockwait.Next).
+var _ blockwait.Watch = (*Wallet)(nil)
 
 // waitFor reports whether cond became true within five seconds.
 func waitFor(cond func() bool) bool {

@@ -33,7 +33,7 @@ func (n *laggingNode) Query(_ context.Context, path string, v any) error {
 	return nil
 }
 
-// watchedNode is a laggingNode that tells its blocks (blockWatch), as chain.Wallet does.
+// watchedNode is a laggingNode that tells its blocks (blockwait.Watch), as chain.Wallet does.
 type watchedNode struct{ *laggingNode }
 
 func (n watchedNode) NewBlocks(ctx context.Context) (<-chan int64, error) {

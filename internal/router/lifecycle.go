@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/omnisync/omnisync/api"
+	"github.com/omnisync/omnisync/internal/blockwait"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/protocol"
@@ -759,7 +760,7 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 				return nil
 			}
 			if blocks == nil {
-				blocks = newBlocks(bctx, r.opts.Chain)
+				blocks = blockwait.Next(bctx, r.opts.Chain)
 			}
 			// A chain that cannot tell its blocks is asked at every tick, and one that did not
 			// answer at the next.
@@ -809,7 +810,7 @@ func (r *Router) computedRecord(ctx context.Context, id string) (ledger.Job, err
 			return cj, nil
 		}
 		if first {
-			blocks = newBlocks(ctx, r.opts.Chain)
+			blocks = blockwait.Next(ctx, r.opts.Chain)
 		}
 		var poll <-chan time.Time
 		if blocks == nil {
@@ -828,26 +829,8 @@ func (r *Router) computedRecord(ctx context.Context, id string) (ledger.Job, err
 }
 
 // computedPoll is how often computedRecord reads a chain that cannot tell its blocks
-// (blockWatch).
+// (blockwait.Watch).
 const computedPoll = 100 * time.Millisecond
-
-// blockWatch is a chain that tells its readers when a block commits (chain.Wallet does):
-// a router waiting for the chain to show a change reads it again only then. Any other
-// chain is read again on a timer.
-type blockWatch interface {
-	NewBlocks(ctx context.Context) (<-chan int64, error)
-}
-
-// newBlocks returns the heights of the chain's next blocks until ctx ends, or nil (a
-// channel that never receives) when the chain cannot tell them.
-func newBlocks(ctx context.Context, c Chain) <-chan int64 {
-	if w, ok := c.(blockWatch); ok {
-		if blocks, err := w.NewBlocks(ctx); err == nil {
-			return blocks
-		}
-	}
-	return nil
-}
 
 func inputDigests(spec api.JobSpec) []string {
 	out := make([]string, len(spec.Inputs))

@@ -31,6 +31,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/omnisync/omnisync/internal/blockwait"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/protocol"
@@ -504,27 +505,9 @@ func (d *Daemon) attest(ctx context.Context, job ledger.Job, f finding) (protoco
 // that another chain node has already committed (it may be a block behind).
 const resultWait = 5 * time.Second
 
-// resultPoll is how often a chain that cannot tell its blocks (blockWatch) is read again
+// resultPoll is how often a chain that cannot tell its blocks (blockwait.Watch) is read again
 // while the result is not there.
 const resultPoll = 100 * time.Millisecond
-
-// blockWatch is a chain that tells its readers when a block commits (chain.Wallet does):
-// a wait for the chain to show a change reads it again only then. Any other chain is
-// read again every resultPoll.
-type blockWatch interface {
-	NewBlocks(ctx context.Context) (<-chan int64, error)
-}
-
-// newBlocks returns the heights of the chain's next blocks until ctx ends, or nil (a
-// channel that never receives) when the chain cannot tell them.
-func newBlocks(ctx context.Context, c Chain) <-chan int64 {
-	if w, ok := c.(blockWatch); ok {
-		if blocks, err := w.NewBlocks(ctx); err == nil {
-			return blocks
-		}
-	}
-	return nil
-}
 
 // committedJob reads the job, waiting up to resultWait while it still shows as created or
 // assigned: it reads it again at each new block, the only change that can show it.
@@ -543,7 +526,7 @@ func (d *Daemon) committedJob(ctx context.Context, id string) (ledger.Job, error
 			return job, nil
 		}
 		if first {
-			blocks = newBlocks(ctx, d.opts.Chain)
+			blocks = blockwait.Next(ctx, d.opts.Chain)
 		}
 		var poll <-chan time.Time
 		if blocks == nil {
