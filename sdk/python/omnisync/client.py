@@ -241,9 +241,14 @@ class Client:
     """A consumer's client for one OmniSync REST API (a router, or any chain node for reads).
 
     ``url`` is the API's base URL as the daemons print it (``http://127.0.0.1:7070/v1``,
-    with or without ``/v1``). ``key_file`` is the consumer's wallet, a Solana CLI keypair
-    file; ``key`` may be given instead. Reading a job needs no key; submitting, cancelling,
-    listing jobs and reading outputs and logs do.
+    with or without ``/v1``), or several, comma-separated or as a list, such as the routers
+    of one cluster: a request one of them does not serve (no answer, or 502, 503 or 504)
+    goes on to the next, each once, starting at the last that answered. Only reads and
+    the signed POSTs of jobs and transactions are sent again, never a streamed upload; when
+    no URL serves a request, :class:`~omnisync.errors.FailoverError` names what each did.
+    ``key_file`` is the consumer's wallet, a Solana CLI keypair file; ``key`` may be given
+    instead. Reading a job needs no key; submitting, cancelling, listing jobs and reading
+    outputs and logs do.
 
     Each call opens its own connection, so one client may serve several threads; but
     transactions from one key must go one at a time (each takes the account's next
@@ -253,7 +258,7 @@ class Client:
 
     def __init__(
         self,
-        url: str,
+        url: Union[str, Sequence[str]],
         key_file: Optional[PathLike] = None,
         *,
         key: Optional[SigningKey] = None,
@@ -279,8 +284,13 @@ class Client:
 
     @property
     def url(self) -> str:
-        """The API's base URL, without ``/v1``."""
+        """The API's base URL, without ``/v1``: the first of several."""
         return self._t.url
+
+    @property
+    def urls(self) -> Tuple[str, ...]:
+        """Every URL the client sends to, in the order given, without ``/v1``."""
+        return self._t.urls
 
     @property
     def key(self) -> Optional[SigningKey]:
@@ -653,10 +663,11 @@ class Client:
 
         ``on_update`` is called once for each distinct state, in order (see
         :class:`EventPrinter` for a ready-made one). The job's event stream is followed;
-        if it breaks, the job is polled every ``poll_interval`` seconds, riding out network
-        errors and 503s. ``timeout`` (seconds) bounds the wait with :class:`WaitTimeout`
-        (the job goes on). With ``check=True``, a job that did not settle verified raises
-        :class:`JobFailed`.
+        if it breaks, a client of several URLs follows it again from the next, as many
+        times as it has URLs; after that, or when no stream opens, the job is polled every
+        ``poll_interval`` seconds, riding out network errors and 503s. ``timeout``
+        (seconds) bounds the wait with :class:`WaitTimeout` (the job goes on). With
+        ``check=True``, a job that did not settle verified raises :class:`JobFailed`.
         """
         job = None
         for job in self._snapshots(job_id, timeout, poll_interval):
@@ -683,7 +694,8 @@ class Client:
 
     def _snapshots(self, job_id: str, timeout: Optional[float], poll_interval: float) -> Iterator[Job]:
         """Yield each distinct state of the job until a final one: from its event stream,
-        then by polling if the stream breaks."""
+        followed again from the next URL each time it breaks (once per URL), then by
+        polling."""
         deadline = None if timeout is None else time.monotonic() + timeout
         last: Dict[str, Any] = {"raw": None, "job": None}
 
@@ -697,12 +709,12 @@ class Client:
             return WaitTimeout(job_id, timeout or 0.0, last["job"])
 
         path = _job_path(job_id)
-        try:
-            first = STREAM_IDLE_TIMEOUT if deadline is None else max(0.1, min(STREAM_IDLE_TIMEOUT, deadline - time.monotonic()))
-            conn, resp = self._t.open("GET", path + "/events", headers={"Accept": "text/event-stream"}, timeout=first)
-        except (TransportError, Unavailable, NotSupportedByServer):
-            conn = None  # poll instead; an unknown job and the like are raised
-        if conn is not None:
+        for _ in self._t.urls:
+            try:
+                first = STREAM_IDLE_TIMEOUT if deadline is None else max(0.1, min(STREAM_IDLE_TIMEOUT, deadline - time.monotonic()))
+                conn, resp, broke = self._t.open_stream(path + "/events", headers={"Accept": "text/event-stream"}, timeout=first)
+            except (TransportError, Unavailable, NotSupportedByServer):
+                break  # no stream opened at any URL: poll instead; an unknown job and the like are raised
             try:
                 for name, data in read_events(conn, resp, deadline):
                     if name == "error":
@@ -724,6 +736,7 @@ class Client:
                 raise timed_out() from None
             finally:
                 conn.close()
+            broke()
         while True:
             try:
                 raw = self._t.call("GET", path)

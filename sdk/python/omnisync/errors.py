@@ -7,13 +7,14 @@ Go client makes (``api/status.go``): 400 and other 4xx :class:`BadRequest`, 401
 :class:`NotFound`, 409 :class:`Conflict`, 429 :class:`TooManyRequests`, 502/503/504
 :class:`Unavailable`, other 5xx
 :class:`ServerError`. A route the server does not have (yet) is
-:class:`NotSupportedByServer`, never :class:`NotFound`.
+:class:`NotSupportedByServer`, never :class:`NotFound`. A request that none of a client's
+several URLs served is a :class:`FailoverError`.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 
 class OmniSyncError(Exception):
@@ -174,6 +175,52 @@ class TooManyRequests(ApiError):
     """
 
 
+class FailoverError(TransportError):
+    """No URL of a client of several served a request: each did not answer, or answered
+    502, 503 or 504 (as the Go client's ``api.FailoverError``).
+
+    ``failed`` holds (URL, error) for each, in the order tried. When any answered, the
+    error is a :class:`FailoverUnavailable`, so ``except Unavailable`` catches it as well
+    as ``except TransportError``.
+    """
+
+    def __init__(self, method: str, path: str, failed: Sequence[Tuple[str, OmniSyncError]]) -> None:
+        super().__init__(_failover_message(method, path, failed))
+        self.method = method
+        self.path = path
+        self.failed = list(failed)
+
+
+class FailoverUnavailable(FailoverError, Unavailable):
+    """A :class:`FailoverError` where at least one URL answered 502, 503 or 504: its
+    ``status``, ``code`` and ``retry_after`` are the first answer's."""
+
+    def __init__(self, method: str, path: str, failed: Sequence[Tuple[str, OmniSyncError]]) -> None:
+        answer = next(e for _, e in failed if isinstance(e, ApiError))
+        Unavailable.__init__(
+            self, answer.status, _failover_message(method, path, failed), code=answer.code, field=answer.field, method=method, path=path
+        )
+        self.retry_after = answer.retry_after
+        self.failed = list(failed)
+
+
+def failover_error(method: str, path: str, failed: Sequence[Tuple[str, OmniSyncError]]) -> FailoverError:
+    """The error for a request that none of failed's URLs served."""
+    cls = FailoverUnavailable if any(isinstance(e, ApiError) for _, e in failed) else FailoverError
+    return cls(method, path, failed)
+
+
+def _failover_message(method: str, path: str, failed: Sequence[Tuple[str, OmniSyncError]]) -> str:
+    parts = []
+    for url, e in failed:
+        if isinstance(e, ApiError):
+            said = f" ({e.message})" if e.message != _default_message(e.status, e.method, e.path) else ""
+            parts.append(f"{url} answered {e.status}{said}")
+        else:
+            parts.append(f"{url} did not answer ({e.__cause__ or e})")
+    return f"{method} {path}: " + "; ".join(parts)
+
+
 class ServerError(ApiError):
     """500 or another 5xx: the server failed; its log says why."""
 
@@ -229,9 +276,14 @@ def error_for_response(
     cls = _BY_STATUS.get(status)
     if cls is None:
         cls = BadRequest if 400 <= status < 500 else ServerError
-    err = cls(status, message or f"HTTP {status} from {method} {path}", **kw)
+    err = cls(status, message or _default_message(status, method, path), **kw)
     try:
         err.retry_after = float(retry_after) if retry_after else None
     except ValueError:
         err.retry_after = None  # an HTTP date: not sent by OmniSync servers
     return err
+
+
+def _default_message(status: int, method: str, path: str) -> str:
+    """An error's message when the server's answer carries none."""
+    return f"HTTP {status} from {method} {path}"
