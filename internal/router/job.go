@@ -61,6 +61,11 @@ type job struct {
 	verdict   string
 	errMsg    string
 	challenge *challengeState // a challenge job's hidden rows, once built (challenge.go)
+	// The record's two largest parts, encoded once (encodeLocked): the spec, which never
+	// changes, and events[:encodedN], comma-separated, which only grow.
+	specJSON   []byte
+	eventsJSON []byte
+	encodedN   int
 }
 
 func newJob(id string, consumer keys.Address, spec api.JobSpec, started time.Time) *job {
@@ -107,16 +112,49 @@ func (j *job) snapshot() ([]byte, uint64) {
 	return j.encodeLocked(), j.rev
 }
 
-// encodeLocked encodes the job's record; j.mu must be held.
-func (j *job) encodeLocked() []byte {
-	b, err := json.Marshal(jobRecord{
+// recordLocked is the job's record; j.mu must be held.
+func (j *job) recordLocked() jobRecord {
+	return jobRecord{
 		ID: j.id, Owner: j.owner, Consumer: j.consumer, Spec: j.spec, Started: j.started, Escrowed: j.escrowed,
 		Answered: j.answered, Stored: j.stored, Tried: j.tried, Node: j.node, Scores: j.scores, Txs: j.txs, Events: j.events,
 		Attempts: j.attempts, Verdict: j.verdict, Error: j.errMsg, Finished: j.finished,
 		Challenge: j.challenge,
-	})
+	}
+}
+
+// encodeLocked encodes the job's record, as json.Marshal(j.recordLocked()) would but for
+// the order of its fields: the spec and the events, most of the bytes and all of them at
+// every save of a job (3% of a loaded devnet's CPU), are encoded once each and spliced in
+// after the rest. j.mu must be held.
+func (j *job) encodeLocked() []byte {
+	if j.specJSON == nil {
+		j.specJSON = mustJSON(j.id, j.spec)
+	}
+	for ; j.encodedN < len(j.events); j.encodedN++ {
+		if j.encodedN > 0 {
+			j.eventsJSON = append(j.eventsJSON, ',')
+		}
+		j.eventsJSON = append(j.eventsJSON, mustJSON(j.id, j.events[j.encodedN])...)
+	}
+	rec := j.recordLocked()
+	rec.Spec, rec.Events = api.JobSpec{}, nil
+	rest := mustJSON(j.id, struct {
+		jobRecord
+		Spec struct{} `json:"spec,omitzero"` // hides jobRecord.Spec: spliced in below
+	}{jobRecord: rec})
+	b := make([]byte, 0, len(rest)+len(j.specJSON)+len(j.eventsJSON)+20)
+	b = append(append(append(b, rest[:len(rest)-1]...), `,"spec":`...), j.specJSON...)
+	if len(j.events) > 0 {
+		b = append(append(append(b, `,"events":[`...), j.eventsJSON...), ']')
+	}
+	return append(b, '}')
+}
+
+// mustJSON encodes v, a part of job id's record: plain types, which cannot fail.
+func mustJSON(id string, v any) []byte {
+	b, err := json.Marshal(v)
 	if err != nil {
-		panic(fmt.Sprintf("router: encode job %s: %v", j.id, err)) // plain types: cannot fail
+		panic(fmt.Sprintf("router: encode job %s: %v", id, err))
 	}
 	return b
 }
