@@ -3,59 +3,26 @@ package router
 import (
 	"context"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/omnisync/omnisync/internal/blockwait/blockwaittest"
 	"github.com/omnisync/omnisync/internal/ledger"
 )
 
-// laggingNode is a chain node that commits a block every blockTime (the devnet's) and
-// shows the job's result from block resultAt on (the node that committed it was ahead),
-// counting the reads of the job. It cannot tell its blocks; watchedNode can.
+// laggingNode is a chain node behind the one that committed the result. It cannot tell
+// its blocks; watchedNode can.
 type laggingNode struct {
 	*fakeChain
-	start     time.Time
-	blockTime time.Duration
-	resultAt  int64
-	reads     atomic.Int64
+	*blockwaittest.LaggingNode
 }
 
-func (n *laggingNode) height() int64 { return int64(time.Since(n.start) / n.blockTime) }
-
-func (n *laggingNode) Query(_ context.Context, path string, v any) error {
-	n.reads.Add(1)
-	job := ledger.Job{ID: strings.TrimPrefix(path, "job/"), Status: ledger.JobAssigned}
-	if n.height() >= n.resultAt {
-		job.Status = ledger.JobComputed
-	}
-	*v.(*ledger.Job) = job
-	return nil
-}
+func (n *laggingNode) Query(_ context.Context, path string, v any) error { return n.Job(path, v) }
 
 // watchedNode is a laggingNode that tells its blocks (blockwait.Watch), as chain.Wallet does.
 type watchedNode struct{ *laggingNode }
 
-func (n watchedNode) NewBlocks(ctx context.Context) (<-chan int64, error) {
-	blocks := make(chan int64, 1)
-	go func() {
-		for h := n.height() + 1; ; h++ {
-			t := time.NewTimer(time.Until(n.start.Add(time.Duration(h) * n.blockTime)))
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			select {
-			case <-blocks:
-			default:
-			}
-			blocks <- h
-		}
-	}()
-	return blocks, nil
-}
+func (n watchedNode) NewBlocks(ctx context.Context) (<-chan int64, error) { return n.Blocks(ctx) }
 
 // computedRecord waits for the chain node the router reads to show the result, reading
 // the job once a block where the chain tells its blocks, rather than every computedPoll;
@@ -74,7 +41,7 @@ func TestComputedRecordReadsOnceABlock(t *testing.T) {
 		{"watched, never shown", true, 1 << 40, "never showed the job's result committed (it is assigned)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			node := &laggingNode{fakeChain: newFakeChain(), start: time.Now(), blockTime: 250 * time.Millisecond, resultAt: c.resultAt}
+			node := &laggingNode{fakeChain: newFakeChain(), LaggingNode: blockwaittest.New(250*time.Millisecond, c.resultAt)}
 			var chain Chain = node
 			if c.watched {
 				chain = watchedNode{node}
@@ -87,7 +54,7 @@ func TestComputedRecordReadsOnceABlock(t *testing.T) {
 			if c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 				t.Fatalf("%v; want %q", err, c.want)
 			}
-			reads, blocks := node.reads.Load(), min(c.resultAt, node.height())
+			reads, blocks := node.Reads.Load(), min(c.resultAt, node.Height())
 			t.Logf("%d reads of the job over %d blocks", reads, blocks)
 			if c.watched && reads > blocks+2 {
 				t.Errorf("%d reads of the job over %d blocks, want one a block", reads, blocks)

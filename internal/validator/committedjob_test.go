@@ -2,65 +2,30 @@ package validator
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/omnisync/omnisync/internal/blockwait/blockwaittest"
 	"github.com/omnisync/omnisync/internal/ledger"
 )
 
-// blockTime is the devnet's: the pace of the lagging chain nodes below.
-const blockTime = 250 * time.Millisecond
-
-// laggingNode is a chain node that commits a block every blockTime and shows the job's
-// result from block resultAt on (the node that committed it was ahead), counting the reads
-// of the job. It cannot tell its blocks; watchedNode can.
+// laggingNode is a chain node a second behind the one that committed the result, at the
+// devnet's block time. It cannot tell its blocks; watchedNode can.
 type laggingNode struct {
 	*fakeChain
-	start    time.Time
-	resultAt int64
-	reads    atomic.Int64
+	*blockwaittest.LaggingNode
 }
 
 func newLaggingNode(resultAt int64) *laggingNode {
-	return &laggingNode{fakeChain: &fakeChain{}, start: time.Now(), resultAt: resultAt}
+	return &laggingNode{fakeChain: &fakeChain{}, LaggingNode: blockwaittest.New(250*time.Millisecond, resultAt)}
 }
 
-func (n *laggingNode) height() int64 { return int64(time.Since(n.start) / blockTime) }
-
-func (n *laggingNode) Query(_ context.Context, path string, v any) error {
-	n.reads.Add(1)
-	job := ledger.Job{ID: path[len("job/"):], Status: ledger.JobAssigned}
-	if n.height() >= n.resultAt {
-		job.Status = ledger.JobComputed
-	}
-	*v.(*ledger.Job) = job
-	return nil
-}
+func (n *laggingNode) Query(_ context.Context, path string, v any) error { return n.Job(path, v) }
 
 // watchedNode is a laggingNode that tells its blocks (blockwait.Watch), as chain.Wallet does.
 type watchedNode struct{ *laggingNode }
 
-func (n watchedNode) NewBlocks(ctx context.Context) (<-chan int64, error) {
-	blocks := make(chan int64, 1)
-	go func() {
-		for h := n.height() + 1; ; h++ {
-			t := time.NewTimer(time.Until(n.start.Add(time.Duration(h) * blockTime)))
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			select {
-			case <-blocks:
-			default:
-			}
-			blocks <- h
-		}
-	}()
-	return blocks, nil
-}
+func (n watchedNode) NewBlocks(ctx context.Context) (<-chan int64, error) { return n.Blocks(ctx) }
 
 // committedJob waits for the chain node it reads to show the result, reading the job once
 // a block where the chain tells its blocks, rather than every resultPoll; one that cannot
@@ -78,7 +43,7 @@ func TestCommittedJobReadsOnceABlock(t *testing.T) {
 		if err != nil || job.Status != ledger.JobComputed {
 			t.Fatalf("watched %v: %s, %v; want the result", watched, job.Status, err)
 		}
-		reads := node.reads.Load()
+		reads := node.Reads.Load()
 		t.Logf("watched %v: %d reads of the job over %d blocks", watched, reads, resultAt)
 		if watched && reads > resultAt+2 {
 			t.Errorf("watched: %d reads of the job over %d blocks, want one a block", reads, resultAt)
@@ -99,7 +64,7 @@ func TestCommittedJobGivesUpAfterResultWait(t *testing.T) {
 	if took := time.Since(start); took < resultWait || took > resultWait+2*time.Second {
 		t.Fatalf("returned after %s, want resultWait (%s)", took, resultWait)
 	}
-	if n := node.reads.Load(); n != 2 {
+	if n := node.Reads.Load(); n != 2 {
 		t.Fatalf("%d reads, want 2: one at the start, one at the end", n)
 	}
 }
