@@ -95,8 +95,10 @@ func RunLoad(ctx context.Context, c *api.Client, chainID string, consumers []ed2
 // RunLoadVia is RunLoad submitting through one router's REST API and following the jobs
 // through another's: any router of a cluster answers for any job, also while the one
 // that took it is down. A submission the first router never answers, or answers 503
-// (cut off), is sent to the other, as are the rest of that consumer's; one the first router escrowed before it
-// went silent is not counted here (its sequence was used: the caller can follow it).
+// (cut off), is sent to the other, as are the rest of that consumer's: the other answers
+// with the job if the first escrowed it. One the first router held but had not escrowed
+// when the other refused it is not counted here (should it be escrowed after all, its
+// sequence was used: the caller can follow it).
 func RunLoadVia(ctx context.Context, c, follow *api.Client, chainID string, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
 	return runLoad(ctx, c, follow, chainID, consumers, perConsumer, n, timeout, loadInFlight, 0)
 }

@@ -137,7 +137,7 @@ func (j *job) encodeLocked() []byte {
 		j.eventsJSON = append(j.eventsJSON, mustJSON(j.id, j.events[j.encodedN])...)
 	}
 	rec := j.recordLocked()
-	rec.Spec, rec.Events = api.JobSpec{}, nil
+	rec.Events = nil // spliced in below
 	rest := mustJSON(j.id, struct {
 		jobRecord
 		Spec struct{} `json:"spec,omitzero"` // hides jobRecord.Spec: spliced in below
