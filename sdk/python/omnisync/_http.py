@@ -108,7 +108,10 @@ class Transport:
     not answer, or answers 502, 503 or 504, a request that may be replayed (a read, or
     POST /v1/jobs or /v1/chain/txs with its body in memory) goes on to the next, each URL
     once; when none serves it the error is a :class:`~omnisync.errors.FailoverError`
-    naming what each did. One URL behaves as a client of one API always has."""
+    naming what each did. The request's timeout bounds the whole call, not each URL: each
+    URL is given an equal share of what is left of it, so that a URL that never answers
+    neither holds the call for longer than its timeout nor keeps the others from being
+    tried. One URL behaves as a client of one API always has."""
 
     def __init__(
         self, url: Union[str, Sequence[str]], *, timeout: float = 30.0, ssl_context: Optional[ssl.SSLContext] = None
@@ -120,6 +123,7 @@ class Transport:
         self.ssl_context = ssl_context
         self.retries_429 = 3  # how many times a 429 is sent again (see open)
         self.sleep = time.sleep  # a seam for tests
+        self.clock = time.monotonic  # a seam for tests
         self._start = 0  # the index of the URL requests start at: the last that answered
         self._start_lock = threading.Lock()
 
@@ -173,11 +177,17 @@ class Transport:
         replayable = _replayable(method, path, body)
         with self._start_lock:
             first = self._start
+        budget = self.timeout if timeout is None else timeout
+        deadline = self.clock() + budget
         failed: List[Tuple[str, OmniSyncError]] = []
         for i in range(len(self._bases)):
             n = (first + i) % len(self._bases)
+            left = deadline - self.clock()
+            if i > 0 and left <= 0:
+                break  # the URLs left were not tried: the error names those that were
+            share = left / (len(self._bases) - i)
             try:
-                conn, resp = self._open_at(self._bases[n], method, path, body, content_length, headers, timeout)
+                conn, resp = self._open_at(self._bases[n], method, path, body, content_length, headers, share)
             except (TransportError, Unavailable) as e:
                 failed.append((self._bases[n].url, e))
                 if not replayable:
@@ -204,20 +214,24 @@ class Transport:
         body: Body,
         content_length: Optional[int],
         headers: Optional[Mapping[str, str]],
-        timeout: Optional[float],
+        timeout: float,
     ) -> Tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        """Open the request at base. A 429 (the signer's transactions fill its queue until
-        the next block; nothing was done) is sent again after its Retry-After, up to
-        ``retries_429`` times, when the body can be sent again (none, or bytes)."""
+        """Open the request at base within timeout seconds. A 429 (the signer's
+        transactions fill its queue until the next block; nothing was done) is sent again
+        after its Retry-After, up to ``retries_429`` times, when the body can be sent again
+        (none, or bytes) and the wait ends within the timeout."""
+        deadline = self.clock() + timeout
         attempt = 0
         while True:
             try:
                 return self._open_once(base, method, path, body, content_length, headers, timeout)
             except TooManyRequests as e:
-                if not _in_memory(body) or attempt >= self.retries_429:
+                wait = min(max(e.retry_after or 1.0, 0.1), _MAX_RETRY_AFTER)
+                if not _in_memory(body) or attempt >= self.retries_429 or self.clock() + wait >= deadline:
                     raise
                 attempt += 1
-                self.sleep(min(max(e.retry_after or 1.0, 0.1), _MAX_RETRY_AFTER))
+                self.sleep(wait)
+                timeout = deadline - self.clock()
 
     def _open_once(
         self,
@@ -227,9 +241,9 @@ class Transport:
         body: Body,
         content_length: Optional[int],
         headers: Optional[Mapping[str, str]],
-        timeout: Optional[float],
+        timeout: float,
     ) -> Tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        conn = self._connection(base, self.timeout if timeout is None else timeout)
+        conn = self._connection(base, timeout)
         hdrs = {"User-Agent": "omnisync-python"}
         hdrs.update(headers or {})
         if body is not None:

@@ -8,12 +8,12 @@ import tempfile
 import threading
 import unittest
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import support  # noqa: F401  (puts the SDK on sys.path)
 from test_client import FakeServer, Handler, Reply, js, job, sse
 
-from omnisync import Client, Conflict, SigningKey, TransportError, Unavailable
+from omnisync import Client, Conflict, SigningKey, TooManyRequests, TransportError, Unavailable
 from omnisync.errors import FailoverError, FailoverUnavailable
 
 
@@ -188,6 +188,56 @@ class FailoverTest(unittest.TestCase):
             self.client(dead, dropping.url).get("job-1")
         self.assertNotIsInstance(cm.exception, Unavailable)
         self.assertIn(f"{dropping.url[:-3]} did not answer (", str(cm.exception))
+
+    def test_the_timeout_bounds_the_whole_call(self) -> None:
+        # Each URL gets an equal share of what is left: a refusal leaves its share to the
+        # URLs after it, and URLs that never answer take the timeout once, not once each.
+        c = self.client("http://refuses", "http://silent-1", "http://silent-2", timeout=9)
+        now = [100.0]
+        c._t.clock = lambda: now[0]
+        given: List[Tuple[str, float]] = []
+
+        class Conn:
+            def __init__(self, url: str, timeout: float) -> None:
+                self.url, self.timeout = url, timeout
+
+            def request(self, *args: object, **kwargs: object) -> None:
+                if self.url == "http://refuses":
+                    raise ConnectionRefusedError("refused")
+
+            def getresponse(self) -> None:
+                now[0] += self.timeout
+                raise socket.timeout("timed out")
+
+            def close(self) -> None:
+                pass
+
+        def connection(base: object, timeout: float) -> Conn:
+            given.append((base.url, timeout))  # type: ignore[attr-defined]
+            return Conn(base.url, timeout)  # type: ignore[attr-defined]
+
+        c._t._connection = connection  # type: ignore[assignment]
+        with self.assertRaises(FailoverError) as cm:
+            c.get("job-1")
+        self.assertEqual(given, [("http://refuses", 3.0), ("http://silent-1", 4.5), ("http://silent-2", 4.5)])
+        self.assertEqual(now[0], 109.0)
+        self.assertEqual([u for u, _ in cm.exception.failed], ["http://refuses", "http://silent-1", "http://silent-2"])
+
+        # A 429's wait that would end past the URL's share is not waited: the 429 is the answer.
+        given.clear()
+        slept: List[float] = []
+        c._t.sleep = slept.append
+        tmr = TooManyRequests(429, "too many requests", method="GET", path="/v1/jobs/job-1")
+        tmr.retry_after = 5.0
+
+        def open_once(base: object, *args: object) -> None:
+            given.append((base.url, args[-1]))  # type: ignore[attr-defined]
+            raise tmr
+
+        c._t._open_once = open_once  # type: ignore[assignment]
+        with self.assertRaises(TooManyRequests):
+            c.get("job-1")
+        self.assertEqual((given, slept), ([("http://refuses", 3.0)], []))
 
     def test_one_url_behaves_as_before(self) -> None:
         self.live.routes["GET /v1/jobs/job-1"] = status(503)
