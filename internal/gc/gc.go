@@ -5,6 +5,7 @@ package gc
 
 import (
 	"runtime/debug"
+	"strconv"
 	"strings"
 )
 
@@ -16,15 +17,20 @@ import (
 // three times what is live, not two.
 const Percent = 200
 
-// Tune sets GOGC to Percent unless getenv("GOGC") names a value of its own (which the
-// Go runtime has applied already, "off" included), and returns the percent in effect, -1
-// for off.
+// Tune sets GOGC to Percent unless getenv("GOGC") names a value of its own, which it
+// sets as the Go runtime reads it ("off" is off, a value it cannot read is 100), and
+// returns the percent in effect, -1 for off. It reads the value rather than keeping the
+// one in effect, which the caller may have changed since the process started.
 func Tune(getenv func(string) string) int {
+	p := Percent
 	if v := strings.TrimSpace(getenv("GOGC")); v != "" {
-		p := debug.SetGCPercent(100)
-		debug.SetGCPercent(p)
-		return p
+		p = 100
+		if v == "off" {
+			p = -1
+		} else if n, err := strconv.Atoi(v); err == nil {
+			p = max(n, -1)
+		}
 	}
-	debug.SetGCPercent(Percent)
-	return Percent
+	debug.SetGCPercent(p)
+	return p
 }
