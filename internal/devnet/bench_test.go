@@ -203,14 +203,15 @@ func BenchmarkJobsInFlight(b *testing.B) {
 	maxActive := benchEnv(b, "OMNISYNC_INFLIGHT_MAX_ACTIVE", router.DefaultMaxActiveJobs, 1, 1<<20)
 	rate := benchEnv(b, "OMNISYNC_INFLIGHT_RATE", 0, 0, 100_000)
 	onlyPaced := benchEnv(b, "OMNISYNC_INFLIGHT_ONLY_PACED", 0, 0, 1) == 1 && rate > 0
-	fund := uint64(2*perConsumer + 8) // 1 OMNI a job's budget; a burst holds every job's at once
-	if onlyPaced {
-		fund = 16 // a paced consumer has a few jobs open at a time: 512 fit the devnet's treasury
-	}
+	// 1 OMNI a job's budget: a burst holds every job's at once, and so may a paced consumer
+	// whose devnet falls behind the rate (each of its jobs then stays open for seconds; with
+	// 16 OMNI a consumer, as before, a loaded machine refused jobs for insufficient funds).
+	fund := uint64(2*perConsumer + 8)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	d, err := Start(ctx, Options{Home: b.TempDir(), BlockTime: 250 * time.Millisecond, Nodes: nodes, MaxActiveJobs: maxActive,
-		NodeOptions: func(_ int, o *node.Options) { o.Hardware.GPUs = uint32(gpus) }})
+		ConsumerFunds: (uint64(consumers)*fund + 1_000) * omni,
+		NodeOptions:   func(_ int, o *node.Options) { o.Hardware.GPUs = uint32(gpus) }})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -95,6 +95,10 @@ type Options struct {
 	// Params, when set, edits the chain's parameters in a new devnet's genesis (a test's
 	// seam for the audit rate, say); a devnet resumed from its home keeps its chain's.
 	Params func(*ledger.Params)
+	// ConsumerFunds is what a new devnet's genesis gives its consumer (d.Keys.Consumer),
+	// in uomni, from the public sale's allocation; 0 is 10,000 OMNI. A load that funds
+	// more consumers, each with a job budget for every job it may have open, needs more.
+	ConsumerFunds uint64
 	// Capacity is the validator's proof-of-capacity checker (validator.Options.Capacity):
 	// off unless Capacity.Every > 0. Its seeds mix in the chain's latest block hash.
 	Capacity validator.CapacityOptions
@@ -182,7 +186,7 @@ func Start(ctx context.Context, opts Options) (_ *Devnet, err error) {
 		vk.Name = "devnet-validator"
 		vk.Power = int64(consensusStake(opts.Verifiers) / ledger.UomniPerOMNI)
 		start := time.Now()
-		g, err := devnetGenesis(d.Keys, vk.PubKey, start.Unix())
+		g, err := devnetGenesis(d.Keys, vk.PubKey, start.Unix(), opts.ConsumerFunds)
 		if err != nil {
 			return nil, err
 		}

@@ -9,7 +9,7 @@ const omni = ledger.UomniPerOMNI
 
 // Devnet accounts, carved out of the public-sale allocation.
 const (
-	consumerFunds  = 10_000 * omni
+	consumerFunds  = 10_000 * omni // unless Options.ConsumerFunds says otherwise
 	nodeFunds      = 1_000 * omni
 	validatorStake = 10_000 * omni
 	nodeStake      = 500 * omni
@@ -30,9 +30,13 @@ func consensusStake(verifiers int) uint64 {
 
 // devnetGenesis lays out the whitepaper's tokenomics (ledger.Tokenomics) with the devnet's
 // own beneficiaries: team and investor keys under their vesting schedules, the demo
-// consumer, node operators and extra validators carved out of the public sale, and one
-// validator whose consensus key is the CometBFT key of the devnet's chain.
-func devnetGenesis(k Keys, consensusKey []byte, start int64) (ledger.Genesis, error) {
+// consumer (given funds uomni, consumerFunds if 0), node operators and extra validators
+// carved out of the public sale, and one validator whose consensus key is the CometBFT
+// key of the devnet's chain.
+func devnetGenesis(k Keys, consensusKey []byte, start int64, funds uint64) (ledger.Genesis, error) {
+	if funds == 0 {
+		funds = consumerFunds
+	}
 	p := ledger.DefaultParams()
 	p.Routers = []keys.Address{keys.AddressOfKey(k.Router)}
 	p.QuarterBlocks = 3600 // a devnet "quarter" is about 15 minutes of 250 ms blocks
@@ -44,7 +48,7 @@ func devnetGenesis(k Keys, consensusKey []byte, start int64) (ledger.Genesis, er
 		Investors:  []keys.Address{addr(k.Investors)},
 		PublicSale: []keys.Address{addr(k.PublicSale)},
 		Liquidity:  []keys.Address{addr(k.Liquidity)},
-		Carve:      []ledger.GenesisAccount{{Address: addr(k.Consumer), Balance: consumerFunds}},
+		Carve:      []ledger.GenesisAccount{{Address: addr(k.Consumer), Balance: funds}},
 		Validators: []ledger.Validator{{Address: addr(k.Validator), PubKey: consensusKey, Stake: consensusStake(len(k.Verifiers))}},
 	}
 	for _, n := range k.Nodes {
