@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -26,6 +27,8 @@ type Client struct {
 	rpc     rpcclient.Client
 	commits commitWatch // the txs Broadcast waits on
 	heights heightWatch // the readers waiting for a block (NewBlocks)
+
+	noRecords atomic.Bool // the chain node answers no record queries (Query): read JSON
 }
 
 // NewHTTPClient connects to a CometBFT RPC endpoint such as "http://127.0.0.1:26657".
@@ -135,19 +138,64 @@ func rejection(err error) (ledger.Code, string, bool) {
 	return ledger.Code(code), m[2], true
 }
 
-// Query reads ledger state at the last committed height into v.
+// Query reads ledger state at the last committed height into v. A job read into a
+// *ledger.Job (path job/<id>) or an account into a *ledger.Account (account/<addr>) is
+// asked for as its stored record (job_record/<id>, account_record/<addr>), which costs a
+// fraction of the JSON to make and to decode; a chain node that does not know those
+// paths (an older one) is asked for JSON, from then on.
 func (c *Client) Query(ctx context.Context, path string, v any) error {
-	res, err := c.rpc.ABCIQuery(ctx, path, nil)
+	if !c.noRecords.Load() {
+		switch v := v.(type) {
+		case *ledger.Job:
+			if id, ok := strings.CutPrefix(path, "job/"); ok {
+				if b, ok, err := c.record(ctx, "job_record/"+id); ok {
+					if err == nil {
+						*v, err = ledger.DecodeJob(b)
+					}
+					return err
+				}
+			}
+		case *ledger.Account:
+			if a, ok := strings.CutPrefix(path, "account/"); ok {
+				if b, ok, err := c.record(ctx, "account_record/"+a); ok {
+					if err == nil {
+						*v, err = ledger.DecodeAccount(keys.Address(a), b)
+					}
+					return err
+				}
+			}
+		}
+	}
+	value, err := c.query(ctx, path)
 	if err != nil {
-		return fmt.Errorf("query %s: %w", path, err)
+		return err
 	}
-	if res.Response.Code != 0 {
-		return ledger.ErrorFor(ledger.Code(res.Response.Code), res.Response.Log)
-	}
-	if err := json.Unmarshal(res.Response.Value, v); err != nil {
+	if err := json.Unmarshal(value, v); err != nil {
 		return fmt.Errorf("query %s: decode: %w", path, err)
 	}
 	return nil
+}
+
+func (c *Client) query(ctx context.Context, path string) ([]byte, error) {
+	res, err := c.rpc.ABCIQuery(ctx, path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", path, err)
+	}
+	if res.Response.Code != 0 {
+		return nil, ledger.ErrorFor(ledger.Code(res.Response.Code), res.Response.Log)
+	}
+	return res.Response.Value, nil
+}
+
+// record reads a record query's answer; ok is false when the chain node does not know
+// the path.
+func (c *Client) record(ctx context.Context, path string) (_ []byte, ok bool, err error) {
+	b, err := c.query(ctx, path)
+	if errors.Is(err, ledger.ErrNotFound) && strings.Contains(err.Error(), "unknown query path") {
+		c.noRecords.Store(true)
+		return nil, false, nil
+	}
+	return b, true, err
 }
 
 // Account returns an account's balance and next sequence.

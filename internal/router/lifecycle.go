@@ -74,19 +74,34 @@ func (r *Router) run(j *job) {
 			return
 		}
 	}
-	if err := r.verifyUntilDecided(ctx, j, res); err != nil {
+	decided, err := r.verifyUntilDecided(ctx, j, res)
+	if err != nil {
 		r.log.Warn("job not verified", "job", j.id, "err", err)
 		j.set(func(j *job) { j.errMsg = err.Error() })
 		j.record("failed", "", "", "%v", err)
 		return
 	}
-	r.recordOutcome(ctx, j)
+	if decided.ID == "" {
+		r.recordOutcome(ctx, j)
+		return
+	}
+	r.recordDecision(j, decided)
 }
 
-// recordOutcome records how the chain decided the job: what it paid and refunded.
+// recordOutcome reads how the chain decided the job, and records it (recordDecision).
 func (r *Router) recordOutcome(ctx context.Context, j *job) {
 	var cj ledger.Job
-	if err := r.opts.Chain.Query(ctx, "job/"+j.id, &cj); err == nil && cj.Settlement != nil {
+	if err := r.opts.Chain.Query(ctx, "job/"+j.id, &cj); err != nil {
+		cj = ledger.Job{}
+	}
+	r.recordDecision(j, cj)
+}
+
+// recordDecision records what the chain paid and refunded for the job, as cj (its record
+// once decided; the zero Job when it could not be read) shows. A decided job's
+// settlement never changes, so a record read when the decision was seen serves.
+func (r *Router) recordDecision(j *job, cj ledger.Job) {
+	if cj.Settlement != nil {
 		s := cj.Settlement
 		switch {
 		case cj.Status == ledger.JobCancelled:
@@ -614,17 +629,17 @@ const verifyRetry = 2 * time.Second
 // verifyUntilDecided asks the committee again, until the job's deadline, while too few of
 // its validators could attest: a committed result cannot be released, only verified or
 // left to expire, and validators come back (a restarted router hears them within a
-// heartbeat).
-func (r *Router) verifyUntilDecided(ctx context.Context, j *job, res protocol.Result) error {
+// heartbeat). It returns the decided record verify read, if it read one.
+func (r *Router) verifyUntilDecided(ctx context.Context, j *job, res protocol.Result) (ledger.Job, error) {
 	for {
-		err := r.verify(ctx, j, res)
+		decided, err := r.verify(ctx, j, res)
 		if err == nil {
-			return nil
+			return decided, nil
 		}
 		r.log.Info("verification not decided; asking again", "job", j.id, "err", err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w; the job's deadline passed", err)
+			return ledger.Job{}, fmt.Errorf("%w; the job's deadline passed", err)
 		case <-time.After(verifyRetry):
 		}
 	}
@@ -633,19 +648,21 @@ func (r *Router) verifyUntilDecided(ctx context.Context, j *job, res protocol.Re
 // verify asks every online member of the job's committee, at once, to check the
 // committed result and attest: the chain settles on two thirds passing, or fails the job on
 // more than a third failing, so asking one validator settles nothing where the committee
-// is larger. It returns once the chain has decided, or when every member has answered.
-func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error {
+// is larger. It returns once the chain has decided, or when every member has answered,
+// with the job's record that showed it decided: the zero Job when the last read failed
+// (recordOutcome then reads it again).
+func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) (ledger.Job, error) {
 	// The chain drew the committee from the block that recorded the result. The chain node
 	// the router reads may not have applied that block yet: wait for it.
 	cj, err := r.computedRecord(ctx, j.id)
 	if err != nil {
-		return err
+		return ledger.Job{}, err
 	}
 	if cj.Status != ledger.JobComputed {
-		return nil // decided already (a resumed job, or an audit job the draw passed over)
+		return cj, nil // decided already (a resumed job, or an audit job the draw passed over)
 	}
 	if err := r.revealChallenge(ctx, j, cj); err != nil {
-		return err
+		return ledger.Job{}, err
 	}
 	var candidates []string
 	for _, v := range cj.Committee {
@@ -655,7 +672,7 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 	}
 	sort.Strings(candidates)
 	if len(candidates) == 0 {
-		return fmt.Errorf("none of the job's %d committee validators is online", len(cj.Committee))
+		return ledger.Job{}, fmt.Errorf("none of the job's %d committee validators is online", len(cj.Committee))
 	}
 	// The committee may read the inputs (as the consumer gave them and as dispatched) and
 	// the output the chain recorded (not what the node reported) while the check lasts.
@@ -757,7 +774,7 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 					j.set(func(j *job) { j.verdict = v })
 				}
 				j.record("decided", "", "", "the chain decided the job (%s) with %d of %d answers in", now.Status, len(candidates)-pending, len(candidates))
-				return nil
+				return now, nil
 			}
 			if blocks == nil {
 				blocks = blockwait.Next(bctx, r.opts.Chain)
@@ -774,12 +791,16 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) error 
 		recordAnswer(a)
 	}
 	if attested == 0 {
-		return fmt.Errorf("no validator attested: %w", lastErr)
+		return ledger.Job{}, fmt.Errorf("no validator attested: %w", lastErr)
 	}
-	if err := r.opts.Chain.Query(ctx, "job/"+j.id, &cj); err == nil && cj.Status == ledger.JobComputed {
-		return fmt.Errorf("%d of the job's %d committee validators attested, too few for the chain to decide", attested, len(cj.Committee))
+	var now ledger.Job
+	if err := r.opts.Chain.Query(ctx, "job/"+j.id, &now); err != nil {
+		return ledger.Job{}, nil
 	}
-	return nil
+	if now.Status == ledger.JobComputed {
+		return ledger.Job{}, fmt.Errorf("%d of the job's %d committee validators attested, too few for the chain to decide", attested, len(now.Committee))
+	}
+	return now, nil
 }
 
 // chainVerdict is the verdict the chain's attestations give, as verify words it: "pass",
