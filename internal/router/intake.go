@@ -316,13 +316,14 @@ func (r *Router) escrowed(j *job, inline [][]byte, res api.BroadcastTxResponse, 
 // storeInline stores the inline inputs of j not stored yet and says how many it stored.
 // An input that fails to store is tried again for a while (retryInline, from escrowed)
 // and can be uploaded meanwhile (UploadInput); when told, the job says so: the escrow
-// stands either way.
+// stands either way. Each input was hashed once, by checkInputs, which found it matches
+// the digest in j's spec: it is stored under that digest without being hashed again.
 func (r *Router) storeInline(j *job, inline [][]byte, tell bool) (stored int) {
 	for i, data := range inline {
 		if data == nil || j.inputIsStored(i) {
 			continue
 		}
-		if _, err := r.blobs.Put(j.ctx, data); err != nil {
+		if err := r.blobs.PutHashed(j.ctx, j.spec.Inputs[i].Digest, data); err != nil {
 			name := j.spec.Inputs[i].Name
 			if !tell { // tried again, or about to be (Async), by a caller that says so
 				r.log.Debug("inline input not stored", "job", j.id, "input", name, "err", err)
@@ -448,7 +449,8 @@ func (r *Router) UploadInput(ctx context.Context, jobID, name string, body io.Re
 // checkInputs matches the inputs sent inline to the spec's sizes and digests (a declared
 // input may be left out, to be uploaded once the job is escrowed) and, for tensor
 // kernels whose operands all came inline, checks that they decode and fit the kernel, so
-// a bad job fails before any escrow. The result holds nil for inputs not sent.
+// a bad job fails before any escrow. The result holds nil for inputs not sent; the rest
+// hash to their digests in spec, which storeInline trusts rather than hash them again.
 func checkInputs(spec api.JobSpec, data map[string][]byte) ([][]byte, error) {
 	out := make([][]byte, len(spec.Inputs))
 	all := true

@@ -276,7 +276,7 @@ func (r *Router) Start(ctx context.Context) error {
 		_ = srv.Close()
 		return err
 	}
-	r.nats, r.conn, r.js, r.blobs = srv, conn, js, transport.NewBucket(js, protocol.BlobBucket)
+	r.nats, r.conn, r.js, r.blobs = srv, conn, js, srv.Bucket(js, protocol.BlobBucket) // remembers with the blob service what either stored or read
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.wg.Add(1)
 	go func() {

@@ -70,7 +70,7 @@ func ParseDigest(s string) ([32]byte, error) {
 type Bucket struct {
 	js     jetstream.JetStream
 	name   string
-	recent *recent // names put or found intact lately: put again, they are left alone
+	recent *recent // metadata of names written or read lately: put again, they are left alone
 	mu     sync.Mutex
 	obs    jetstream.ObjectStore // nil until opened
 	// replicated: the bucket's stream has several replicas, some maybe behind its leader,
@@ -83,6 +83,21 @@ type Bucket struct {
 // used.
 func NewBucket(js jetstream.JetStream, name string) *Bucket {
 	return &Bucket{js: js, name: name, recent: newRecent(time.Now)}
+}
+
+// Bucket is the bucket of that name over js, as NewBucket returns it but sharing with
+// s's blob service what either lately wrote or read of its blobs (recent): the inputs a
+// router stores are read through the service by a node a moment later, and the outputs
+// a node stores through it by the router. Before s starts, or after it closes, the
+// bucket remembers alone.
+func (s *Server) Bucket(js jetstream.JetStream, name string) *Bucket {
+	b := NewBucket(js, name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.blobs != nil {
+		b.recent = s.blobs.recent
+	}
+	return b
 }
 
 func (b *Bucket) open(ctx context.Context) (jetstream.ObjectStore, error) {
@@ -122,9 +137,40 @@ func GetBlob(ctx context.Context, js jetstream.JetStream, bucket, digest string)
 // Put stores data under its hex sha256 and returns its digest. Content that is already
 // stored intact is not sent again.
 func (b *Bucket) Put(ctx context.Context, data []byte) (string, error) {
-	digest := Digest(data)
-	return digest, b.PutFrom(ctx, digest, int64(len(data)), bytes.NewReader(data))
+	sum := sha256.Sum256(data)
+	return DigestPrefix + hex.EncodeToString(sum[:]), b.put(ctx, sum, data)
 }
+
+// PutHashed stores data under digest, which the caller computed from data, or checked
+// data against, itself: data is not hashed again, where PutFrom hashes every byte. So
+// only bytes this process has hashed come here; bytes as a consumer or a participant
+// sent them, unchecked, go through PutFrom. Content that is already stored intact is
+// not sent again.
+func (b *Bucket) PutHashed(ctx context.Context, digest string, data []byte) error {
+	sum, err := ParseDigest(digest)
+	if err != nil {
+		return err
+	}
+	return b.put(ctx, sum, data)
+}
+
+// put stores data, which hashes to sum, under its name.
+func (b *Bucket) put(ctx context.Context, sum [32]byte, data []byte) error {
+	obs, err := b.open(ctx)
+	if err != nil {
+		return err
+	}
+	name := hex.EncodeToString(sum[:])
+	if len(data) <= objectChunk {
+		_, err = b.recent.put(ctx, b.js, b.key(name), b.name, name, sum, data)
+		return err
+	}
+	return b.putLarge(ctx, obs, name, sum, int64(len(data)), bytes.NewReader(data))
+}
+
+// key is name's key in the memory of what is stored (recent), which a Bucket may share
+// with others.
+func (b *Bucket) key(name string) string { return b.name + "/" + name }
 
 // PutFrom streams size bytes from r into the bucket under digest, hashing them on the
 // way, so memory stays at one chunk whatever the size. The name appears only once every
@@ -146,21 +192,32 @@ func (b *Bucket) PutFrom(ctx context.Context, digest string, size int64, r io.Re
 	}
 	name := hex.EncodeToString(sum[:])
 	if size <= objectChunk {
-		if b.recent.has(name) {
+		if b.recent.holds(b.key(name), sum, size) {
 			return nil // before reading r: content stored lately is not sent again
 		}
 		data, err := readChecked(r, sum, size)
 		if err != nil {
 			return err
 		}
-		_, err = b.recent.put(ctx, b.js, name, b.name, name, sum, data)
+		_, err = b.recent.put(ctx, b.js, b.key(name), b.name, name, sum, data)
 		return err
 	}
+	return b.putLarge(ctx, obs, name, sum, size, checked(r, sum, size))
+}
+
+// putLarge stores size bytes of r, more than objectChunk, under name unless it holds
+// them intact already; r yields exactly size bytes hashing to sum, or fails (see
+// putObject).
+func (b *Bucket) putLarge(ctx context.Context, obs jetstream.ObjectStore, name string, sum [32]byte, size int64, r io.Reader) error {
 	present, prev, err := storedIntact(ctx, b.js, obs, b.name, name, sum, size, b.replicated)
 	if err != nil || present {
 		return err
 	}
-	return putObject(ctx, b.js, obs, b.name, name, sum, size, r, prev)
+	info, err := putObject(ctx, b.js, obs, b.name, name, sum, size, r, prev)
+	if err == nil {
+		b.recent.note(b.key(name), info)
+	}
+	return err
 }
 
 // readChecked reads exactly size bytes of r, which must hash to sum (ErrDigestMismatch).
@@ -169,7 +226,7 @@ func (b *Bucket) PutFrom(ctx context.Context, digest string, size int64, r io.Re
 // trusted up to objectChunk, and one byte more for the read that finds the end: reading
 // a 16 KiB output as io.ReadAll does, doubling from 512 bytes, allocated four times it.
 func readChecked(r io.Reader, sum [32]byte, size int64) ([]byte, error) {
-	cr := &checkedReader{r: r, size: size, sum: sum, h: sha256.New()}
+	cr := checked(r, sum, size)
 	data := make([]byte, 0, min(max(size, 0), objectChunk)+1)
 	for {
 		if len(data) == cap(data) {
@@ -198,20 +255,21 @@ func readChecked(r io.Reader, sum [32]byte, size int64) ([]byte, error) {
 // larger blobs (storedIntact) was a round trip and a JSON decode for every input a
 // router stored, 3% of a busy devnet's CPU, and two writers of one new name could both
 // pass it, one leaving a chunk nothing named. Content put again soon is better caught
-// before any of this (recent).
-func putSmall(ctx context.Context, js jetstream.JetStream, bucket, name string, sum [32]byte, data []byte) (present bool, err error) {
-	err = putChunk(ctx, js, bucket, name, sum, data, nil, true)
+// before any of this (recent). It returns the metadata the name holds once it is done.
+func putSmall(ctx context.Context, js jetstream.JetStream, bucket, name string, sum [32]byte, data []byte) (info *jetstream.ObjectInfo, present bool, err error) {
+	info, err = putChunk(ctx, js, bucket, name, sum, data, nil, true)
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) || (apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence &&
 		apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant) { // the latter from a replicated stream
-		return false, wrapPut(bucket, name, err)
+		return info, false, wrapPut(bucket, name, err)
 	}
-	info, err := leaderInfo(ctx, js, bucket, name)
+	info, err = leaderInfo(ctx, js, bucket, name)
 	present, prev, err := intact(info, err, name, sum, int64(len(data)))
 	if err != nil || present {
-		return present, err
+		return info, present, err
 	}
-	return false, wrapPut(bucket, name, putChunk(ctx, js, bucket, name, sum, data, prev, false))
+	info, err = putChunk(ctx, js, bucket, name, sum, data, prev, false)
+	return info, false, wrapPut(bucket, name, err)
 }
 
 // wrapPut is a failed write's error, nil for none.
@@ -222,26 +280,31 @@ func wrapPut(bucket, name string, err error) error {
 	return fmt.Errorf("%w: put %s/%s: %w", ErrBlob, bucket, name, err)
 }
 
-// putObject stores size bytes of r under name, hashing them on the way (see PutFrom);
-// prev is what the name held before (nil: nothing), whose chunks go once the new ones are
-// in. An object of one chunk is written by putChunk, a larger one by the object store.
-func putObject(ctx context.Context, js jetstream.JetStream, obs jetstream.ObjectStore, bucket, name string, sum [32]byte, size int64, r io.Reader, prev *jetstream.ObjectInfo) error {
-	cr := &checkedReader{r: r, size: size, sum: sum, h: sha256.New()}
+// putObject stores size bytes of r under name and returns the metadata it wrote; prev is
+// what the name held before (nil: nothing), whose chunks go once the new ones are in. r
+// yields exactly size bytes that hash to sum or ends in an error, which leaves nothing
+// stored: a checkedReader (see PutFrom), unless this process hashed the bytes itself. An
+// object of one chunk is written by putChunk, a larger one by the object store.
+func putObject(ctx context.Context, js jetstream.JetStream, obs jetstream.ObjectStore, bucket, name string, sum [32]byte, size int64, r io.Reader, prev *jetstream.ObjectInfo) (*jetstream.ObjectInfo, error) {
+	var info *jetstream.ObjectInfo
 	var err error
 	if size <= objectChunk {
 		var data []byte
-		if data, err = io.ReadAll(cr); err == nil {
-			err = putChunk(ctx, js, bucket, name, sum, data, prev, false)
+		if data, err = io.ReadAll(r); err == nil {
+			info, err = putChunk(ctx, js, bucket, name, sum, data, prev, false)
 		}
-	} else if _, err = obs.Put(ctx, objectMeta(name, size), cr); err == nil && prev != nil {
+	} else if info, err = obs.Put(ctx, objectMeta(name, size), r); err == nil && prev != nil {
 		// Put purges what the name held only where its own direct get of the name finds
 		// it, which a replica behind the leader may answer with nothing.
 		purgeChunks(ctx, js, bucket, chunkSubject(bucket, prev.NUID))
 	}
-	if errors.Is(err, ErrDigestMismatch) {
-		return err
+	switch {
+	case errors.Is(err, ErrDigestMismatch):
+		return nil, err
+	case err != nil:
+		return nil, wrapPut(bucket, name, err)
 	}
-	return wrapPut(bucket, name, err)
+	return info, nil
 }
 
 // putChunk writes data, whose sha256 is sum and which is at most objectChunk bytes, as an
@@ -252,17 +315,17 @@ func putObject(ctx context.Context, js jetstream.JetStream, obs jetstream.Object
 // subscription the server files and drops, and reads the metadata again. With onlyNew,
 // the metadata is written only if the name has none, else the stream refuses it
 // (JSErrCodeStreamWrongLastSequence, or its Constant variant from a replicated stream)
-// and the chunk goes again.
-func putChunk(ctx context.Context, js jetstream.JetStream, bucket, name string, sum [32]byte, data []byte, prev *jetstream.ObjectInfo, onlyNew bool) error {
+// and the chunk goes again. It returns the metadata it wrote.
+func putChunk(ctx context.Context, js jetstream.JetStream, bucket, name string, sum [32]byte, data []byte, prev *jetstream.ObjectInfo, onlyNew bool) (*jetstream.ObjectInfo, error) {
 	id := nuid.Next()
 	chunks := chunkSubject(bucket, id)
-	info := jetstream.ObjectInfo{ObjectMeta: objectMeta(name, int64(len(data))), Bucket: bucket, NUID: id,
+	info := &jetstream.ObjectInfo{ObjectMeta: objectMeta(name, int64(len(data))), Bucket: bucket, NUID: id,
 		Size: uint64(len(data)), Digest: objectDigest(sum)}
 	if len(data) > 0 {
 		info.Chunks = 1
 		if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: chunks, Data: data}); err != nil {
 			purgeChunks(ctx, js, bucket, chunks) // a chunk no metadata names is never read
-			return err
+			return nil, err
 		}
 	}
 	meta := nats.NewMsg(metaSubject(bucket, name))
@@ -272,13 +335,21 @@ func putChunk(ctx context.Context, js jetstream.JetStream, bucket, name string, 
 	}
 	meta.Data, _ = json.Marshal(info)
 	if _, err := js.PublishMsg(ctx, meta); err != nil {
-		purgeChunks(ctx, js, bucket, chunks)
-		return err
+		// Only a refusal says the metadata is not stored. Another failure (no answer in
+		// time, the context ending) may have lost the acknowledgement of metadata that is
+		// stored, or will be: purging the chunk it names would leave a blob that reads
+		// "not found" for good, and a put again that finds the name intact. An unnamed
+		// chunk left behind costs its bytes only.
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) {
+			purgeChunks(ctx, js, bucket, chunks)
+		}
+		return nil, err
 	}
 	if prev != nil {
 		purgeChunks(ctx, js, bucket, chunkSubject(bucket, prev.NUID))
 	}
-	return nil
+	return info, nil
 }
 
 // purgeChunks drops the chunks on subject, as far as it can: what it leaves, no
@@ -344,10 +415,30 @@ type checkedReader struct {
 	n    int64
 }
 
+// checkSum is nil if data hashes to sum, else ErrDigestMismatch, as a checkedReader over
+// data would end.
+func checkSum(data []byte, sum [32]byte) error {
+	return mismatch(int64(len(data)), sha256.Sum256(data), sum)
+}
+
+// mismatch is the error for n bytes sent that hash to got, filed under want; nil if got
+// is want.
+func mismatch(n int64, got, want [32]byte) error {
+	if got == want {
+		return nil
+	}
+	return fmt.Errorf("%w: the %d bytes sent hash to %s%x, not the digest they were filed under", ErrDigestMismatch, n, DigestPrefix, got)
+}
+
+// checked is r read through a checkedReader.
+func checked(r io.Reader, sum [32]byte, size int64) *checkedReader {
+	return &checkedReader{r: r, size: size, sum: sum, h: sha256.New()}
+}
+
 func (c *checkedReader) Read(p []byte) (int, error) {
 	if c.n == c.size {
-		if got := [32]byte(c.h.Sum(nil)); got != c.sum {
-			return 0, fmt.Errorf("%w: the %d bytes sent hash to %s%x, not the digest they were filed under", ErrDigestMismatch, c.n, DigestPrefix, got)
+		if err := mismatch(c.n, [32]byte(c.h.Sum(nil)), c.sum); err != nil {
+			return 0, err
 		}
 		return 0, io.EOF
 	}
@@ -371,28 +462,48 @@ func (c *checkedReader) Read(p []byte) (int, error) {
 //
 // It reads chunks with batched direct gets, as the blob service does for participants,
 // rather than jetstream's ObjectStore.Get; on a replicated bucket, what they miss is
-// asked of the stream's leader before it is ErrNotFound, as the service asks it.
+// asked of the stream's leader before it is ErrNotFound, as the service asks it. The
+// blob's metadata, which names its chunks, is what this process lately wrote or read of
+// it (recent), if anything, else read from the server; if remembered metadata names
+// chunks that are gone, or hash to something else, it is forgotten and read afresh.
 func (b *Bucket) Get(ctx context.Context, digest string) ([]byte, error) {
 	sum, err := ParseDigest(digest)
 	if err != nil {
 		return nil, err
 	}
 	name := hex.EncodeToString(sum[:])
-	bucket := b.name
 	obs, err := b.open(ctx)
 	if err != nil {
 		return nil, err
 	}
-	info, err := objectInfo(ctx, b.js, obs, bucket, name, b.replicated)
+	key := b.key(name)
+	if info := b.recent.info(key); info != nil {
+		data, err := b.read(ctx, name, sum, info)
+		if !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrDigestMismatch) {
+			return data, err
+		}
+		b.recent.forget(key, info) // written over, or deleted, since
+	}
+	info, err := objectInfo(ctx, b.js, obs, b.name, name, b.replicated)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil, fmt.Errorf("%w: %s in bucket %s", ErrNotFound, digest, bucket)
+		return nil, fmt.Errorf("%w: %s in bucket %s", ErrNotFound, digest, b.name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s/%s: %v", ErrBlob, bucket, name, err)
+		return nil, fmt.Errorf("%w: %s/%s: %v", ErrBlob, b.name, name, err)
 	}
 	if info.Size > math.MaxInt || info.NUID == "" {
-		return nil, fmt.Errorf("%w: %s/%s: implausible metadata (size %d)", ErrBlob, bucket, name, info.Size)
+		return nil, fmt.Errorf("%w: %s/%s: implausible metadata (size %d)", ErrBlob, b.name, name, info.Size)
 	}
+	data, err := b.read(ctx, name, sum, info)
+	if err == nil {
+		b.recent.note(key, info)
+	}
+	return data, err
+}
+
+// read fetches the chunks info names and checks that they hash to sum.
+func (b *Bucket) read(ctx context.Context, name string, sum [32]byte, info *jetstream.ObjectInfo) ([]byte, error) {
+	bucket := b.name
 	api := directSubject(b.js, bucket)
 	data, err := readChunks(ctx, b.js.Conn(), bucket+"/"+name, info.Size, info.Chunks, func(seq uint64, batch int) (string, []byte) {
 		body, _ := json.Marshal(directGetRequest{Seq: seq, NextFor: chunkSubject(bucket, info.NUID), Batch: batch, MaxBytes: batchBytes})

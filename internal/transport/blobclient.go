@@ -96,38 +96,51 @@ func decodeBlobReply(data []byte) (blobReply, error) {
 // Get fetches the blob with the given digest and checks that it hashes to it. A blob the
 // participant holds no right to is ErrForbidden; one that does not exist, ErrNotFound.
 // A blob of one chunk comes in the answer to one request; a larger one, in batches after it.
+// The service may answer from metadata it remembers, which a name written over or
+// deleted since has made stale: chunks missing or hashing wrong are asked for once more,
+// with the metadata read afresh.
 func (c Blobs) Get(ctx context.Context, digest string) ([]byte, error) {
 	sum, err := ParseDigest(digest)
 	if err != nil {
 		return nil, err
 	}
-	body, _ := json.Marshal(blobRequest{Bucket: c.Bucket, Digest: digest})
+	data, described, err := c.get(ctx, digest, sum, false)
+	if described && (errors.Is(err, ErrNotFound) || errors.Is(err, ErrDigestMismatch)) {
+		data, _, err = c.get(ctx, digest, sum, true)
+	}
+	return data, err
+}
+
+// get is one try of Get, fresh asking the service to read the metadata afresh;
+// described says the service found metadata for the blob, so what went wrong after
+// came of the chunks it names.
+func (c Blobs) get(ctx context.Context, digest string, sum [32]byte, fresh bool) (data []byte, described bool, err error) {
+	body, _ := json.Marshal(blobRequest{Bucket: c.Bucket, Digest: digest, Fresh: fresh})
 	m, err := c.ask(ctx, &nats.Msg{Subject: c.subject(blobVerbGet), Data: body})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	var data []byte
 	if isChunk(m) {
 		if data, err = chunkOf(m); err != nil {
-			return nil, fmt.Errorf("%s: %w", digest, err)
+			return nil, true, fmt.Errorf("%s: %w", digest, err)
 		}
 	} else {
 		st, err := decodeBlobReply(m.Data)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		data, err = readChunks(ctx, c.Conn, digest, st.Size, st.Chunks, func(seq uint64, batch int) (string, []byte) {
 			body, _ := json.Marshal(blobRequest{Bucket: c.Bucket, Digest: digest, Seq: seq, Batch: batch})
 			return c.subject(blobVerbRead), body
 		})
 		if err != nil {
-			return nil, err
+			return nil, true, err
 		}
 	}
 	if sha256.Sum256(data) != sum {
-		return nil, fmt.Errorf("%w: %s: %d bytes arrived that hash to %s", ErrDigestMismatch, digest, len(data), Digest(data))
+		return nil, true, fmt.Errorf("%w: %s: %d bytes arrived that hash to %s", ErrDigestMismatch, digest, len(data), Digest(data))
 	}
-	return data, nil
+	return data, true, nil
 }
 
 // Put stores data as this participant's work for job and returns its digest. The

@@ -38,7 +38,7 @@ type BlobAccess interface {
 const (
 	blobVerbStat  = "stat"  // {bucket, digest} → blobReply{size, chunks}
 	blobVerbRead  = "read"  // {bucket, digest, seq, batch} → chunks by direct get, then 204; batch 0: the one chunk at seq, no 204
-	blobVerbGet   = "get"   // {bucket, digest} → a one-chunk blob's chunk by direct get; any other, as stat answers
+	blobVerbGet   = "get"   // {bucket, digest, fresh} → a one-chunk blob's chunk by direct get; any other, as stat answers
 	blobVerbPut   = "put"   // {bucket, job, digest, size} → blobReply{present or upload}
 	blobVerbStore = "store" // header blobRequestHeader {bucket, job, digest, size}, body: the whole blob (≤ uploadChunk) → blobReply{present or stored}
 	blobVerbData  = "data"  // omni.node.<id>.blob.<server>.data.<upload>: one chunk → blobReply
@@ -77,6 +77,10 @@ type blobRequest struct {
 	Size   int64  `json:"size,omitempty"`
 	Seq    uint64 `json:"seq,omitempty"`
 	Batch  int    `json:"batch,omitempty"`
+	// Fresh asks a get to read the blob's metadata from JetStream, not from what the
+	// service remembers (recent): the metadata it answered from named chunks that were
+	// gone or held other bytes.
+	Fresh bool `json:"fresh,omitempty"`
 }
 
 // blobReply answers stat, put and data requests.
@@ -116,30 +120,12 @@ type blobService struct {
 	uploads map[string]*upload               // upload id → upload
 	writing map[string]bool                  // bucket/name being written, so one name has one writer
 	buckets map[string]jetstream.ObjectStore // opened once each: opening asks the server
-	stated  map[string]statedObject          // bucket/name → what its last stat found
-	recent  *recent                          // bucket/name stored lately (store)
+	recent  *recent                          // bucket/name → its metadata, as lately written or read
 	idle    time.Duration                    // how long an upload waits for a chunk before it ends: uploadIdle, shorter in tests
 }
 
-// statedObject is an object's metadata as a stat read it, which the reads that follow
-// the stat use rather than ask JetStream again.
-type statedObject struct {
-	info *jetstream.ObjectInfo
-	at   time.Time
-}
-
-const (
-	// statReuse is how long a stat's metadata serves the reads after it. A blob's name is
-	// its digest and an intact one is never written again, so the metadata stays true;
-	// the bound only covers the rare rewrite of a name whose first upload was cut short.
-	statReuse = 10 * time.Second
-	// maxStated bounds the metadata kept for reads: a few jobs' worth of inputs and
-	// outputs per concurrent read is plenty.
-	maxStated = 4096
-)
-
-// maxConcurrentReads bounds the stats and reads the service answers at once. Each asks
-// JetStream for the object's metadata and waits for the answer; answered one at a time,
+// maxConcurrentReads bounds the stats and reads the service answers at once. Each may ask
+// JetStream for the object's metadata and wait for the answer; answered one at a time,
 // as a subscription delivers them, a busy router's nodes and validators queued for their
 // inputs behind each other (150 ms a fetch with 500 jobs in flight).
 const maxConcurrentReads = 64
@@ -169,7 +155,7 @@ func newBlobService(s *Server, nc *nats.Conn, js jetstream.JetStream) *blobServi
 	ctx, cancel := context.WithCancel(context.Background())
 	return &blobService{srv: s, name: s.opts.Name, nc: nc, js: js, log: s.log.With("component", "blob-service"),
 		ctx: ctx, cancel: cancel, uploads: map[string]*upload{}, writing: map[string]bool{},
-		buckets: map[string]jetstream.ObjectStore{}, stated: map[string]statedObject{}, recent: newRecent(time.Now),
+		buckets: map[string]jetstream.ObjectStore{}, recent: newRecent(time.Now),
 		readers: make(chan struct{}, maxConcurrentReads), idle: uploadIdle, relayed: s.opts.Cluster != nil, replicated: s.Replicas() > 1}
 }
 
@@ -362,11 +348,14 @@ func (b *blobService) mayRead(id, digest string) error {
 	return nil
 }
 
-// readable checks a stat, get or read request and returns the object it may read. A stat
-// or get reads the metadata from JetStream and keeps it; a read uses what one of them
-// found within statReuse: a participant stats a blob and reads it a moment later, and
-// each lookup is a JetStream request.
-func (b *blobService) readable(id string, m *nats.Msg, stat bool) (blobRequest, *jetstream.ObjectInfo, error) {
+// readable checks a stat, get or read request and returns the object it may read. Its
+// metadata is what the service lately wrote or read of it (recent), unless there is
+// none or fresh or the request asks for it Fresh; then it is read from JetStream and
+// remembered. A node or validator reads a blob moments after it was stored, the reads of
+// a larger blob's batches follow its get, and each lookup is a JetStream request that
+// loads the name's last message, often from disk. The grant is checked at every request
+// all the same.
+func (b *blobService) readable(id string, m *nats.Msg, fresh bool) (blobRequest, *jetstream.ObjectInfo, error) {
 	req, name, err := b.request(m)
 	if err != nil {
 		return req, nil, err
@@ -375,32 +364,18 @@ func (b *blobService) readable(id string, m *nats.Msg, stat bool) (blobRequest, 
 		return req, nil, err
 	}
 	key := req.Bucket + "/" + name
-	now := time.Now()
-	if !stat {
-		b.mu.Lock()
-		s, ok := b.stated[key]
-		b.mu.Unlock()
-		if ok && now.Sub(s.at) < statReuse {
-			return req, s.info, nil
-		}
+	remembered := b.recent.info(key)
+	if remembered != nil && !fresh && !req.Fresh {
+		return req, remembered, nil
 	}
 	info, err := b.lookup(req.Bucket, name)
 	if err != nil {
+		if remembered != nil {
+			b.recent.forget(key, remembered) // deleted, maybe: a store must not take it as present
+		}
 		return req, nil, err
 	}
-	b.mu.Lock()
-	if len(b.stated) >= maxStated {
-		for k, s := range b.stated {
-			if now.Sub(s.at) >= statReuse {
-				delete(b.stated, k)
-			}
-		}
-		if len(b.stated) >= maxStated {
-			clear(b.stated)
-		}
-	}
-	b.stated[key] = statedObject{info, now}
-	b.mu.Unlock()
+	b.recent.note(key, info)
 	return req, info, nil
 }
 
@@ -413,7 +388,8 @@ func (b *blobService) stat(id string, m *nats.Msg) {
 }
 
 // read answers with a batch of the object's chunks, straight from JetStream to the
-// requester's inbox (directGet).
+// requester's inbox (directGet), named by the metadata the service remembers: mostly
+// what the get before it used.
 func (b *blobService) read(id string, m *nats.Msg) {
 	req, info, err := b.readable(id, m, false)
 	if err != nil {
@@ -426,11 +402,12 @@ func (b *blobService) read(id string, m *nats.Msg) {
 // get answers a blob of one chunk (every blob up to objectChunk the router or this
 // service stored) with that chunk, so a participant fetches it in one round trip over its
 // connection's long-lived reply inbox; any other it answers as stat does, and the
-// participant reads the chunks. Like stat, it reads the metadata afresh (a name the router
-// wrote again, over content the store damaged, is read as it now is) and keeps it for the
-// reads that follow.
+// participant reads the chunks. The metadata is what the service remembers unless the
+// request asks for it fresh: the participant does when what it got was missing or hashed
+// wrong (a name written over, or deleted, since it was remembered), and then the name is
+// read as it now is.
 func (b *blobService) get(id string, m *nats.Msg) {
-	req, info, err := b.readable(id, m, true)
+	req, info, err := b.readable(id, m, false)
 	switch {
 	case err != nil:
 		b.fail(m, err)
@@ -601,21 +578,24 @@ func (b *blobService) data(id string, m *nats.Msg) {
 func (b *blobService) write(u *upload, obs jetstream.ObjectStore, key, name string, last *nats.Msg) {
 	defer b.wg.Done()
 	r := &uploadReader{u: u, ctx: b.ctx, ack: func(m *nats.Msg) { b.respond(m, blobReply{}) }, last: last}
-	err := putObject(b.ctx, b.js, obs, u.bucket, name, u.sum, u.size, r, u.prev)
+	info, err := putObject(b.ctx, b.js, obs, u.bucket, name, u.sum, u.size, checked(r, u.sum, u.size), u.prev)
 	b.mu.Lock()
 	delete(b.uploads, u.id)
 	b.mu.Unlock()
-	b.written(key)
+	b.written(key, info)
 	if r.last != nil { // else nobody is waiting for an answer
 		b.answerStored(r.last, err)
 	}
 }
 
-// written ends the write of key.
-func (b *blobService) written(key string) {
+// written ends the write of key, and remembers the metadata it wrote, if any: a read
+// must not use metadata read before it.
+func (b *blobService) written(key string, info *jetstream.ObjectInfo) {
+	if info != nil {
+		b.recent.note(key, info)
+	}
 	b.mu.Lock()
 	delete(b.writing, key)
-	delete(b.stated, key) // written anew: a read must not use metadata stated before
 	b.mu.Unlock()
 }
 
@@ -659,15 +639,15 @@ func (b *blobService) store(id string, m *nats.Msg) {
 		b.fail(m, refuse(codeBusy, "%s is being written; retry", req.Digest))
 		return
 	}
-	if small {
-		var data []byte
-		if data, err = readChecked(bytes.NewReader(m.Data), sum, req.Size); err == nil {
-			present, err = b.recent.put(b.ctx, b.js, key, req.Bucket, name, sum, data)
+	var info *jetstream.ObjectInfo
+	if small { // the size is checked above: the bytes are hashed where they lie
+		if err = checkSum(m.Data, sum); err == nil {
+			present, err = b.recent.put(b.ctx, b.js, key, req.Bucket, name, sum, m.Data) // remembers what it wrote
 		}
 	} else {
-		err = putObject(b.ctx, b.js, obs, req.Bucket, name, sum, req.Size, bytes.NewReader(m.Data), prev)
+		info, err = putObject(b.ctx, b.js, obs, req.Bucket, name, sum, req.Size, checked(bytes.NewReader(m.Data), sum, req.Size), prev)
 	}
-	b.written(key)
+	b.written(key, info)
 	if err == nil && present {
 		b.respond(m, blobReply{Present: true})
 		return
