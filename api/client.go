@@ -580,6 +580,9 @@ type jobWatch struct {
 }
 
 func (w *jobWatch) see(job Job) {
+	if w.onUpdate == nil {
+		return // nobody to tell: no need to compare
+	}
 	b, _ := json.Marshal(job) // plain data
 	if bytes.Equal(b, w.last) {
 		return
@@ -613,16 +616,30 @@ func (c *Client) followJobEvents(ctx context.Context, id string, w *jobWatch) (_
 		}()
 	}
 	events := newSSEReader(&idleReader{r: resp.Body, timer: idle})
+	// Without onUpdate only the job's final state matters, and the server ends the stream
+	// after it: each event's job is kept as sent, and only the last is decoded, once the
+	// stream has ended. (Decoding every event, five or so a job, was most of what
+	// following a job cost a consumer.)
+	var last []byte
 	for {
 		ev, err := events.Next()
 		if err != nil {
+			if last != nil {
+				if job, derr := decodeJobEvent(last); derr == nil && Final(job.Status) {
+					return job, nil
+				}
+			}
 			return Job{}, fmt.Errorf("%w: %w", errStreamBroken, err)
 		}
 		switch ev.Name {
 		case EventJob:
-			var job Job
-			if err := json.Unmarshal([]byte(ev.Data), &job); err != nil {
-				return Job{}, fmt.Errorf("%w: decoding job event: %w", errStreamBroken, err)
+			if w.onUpdate == nil {
+				last = append(last[:0], ev.Data...)
+				continue
+			}
+			job, err := decodeJobEvent(ev.Data)
+			if err != nil {
+				return Job{}, err
 			}
 			w.see(job)
 			if Final(job.Status) {
@@ -633,6 +650,15 @@ func (c *Client) followJobEvents(ctx context.Context, id string, w *jobWatch) (_
 			return Job{}, fmt.Errorf("%w: server sent error: %s", errStreamBroken, ev.Data)
 		}
 	}
+}
+
+// decodeJobEvent decodes a job event's data; an error wraps errStreamBroken.
+func decodeJobEvent(data []byte) (Job, error) {
+	var job Job
+	if err := json.Unmarshal(data, &job); err != nil {
+		return Job{}, fmt.Errorf("%w: decoding job event: %w", errStreamBroken, err)
+	}
+	return job, nil
 }
 
 func (c *Client) pollJob(ctx context.Context, id string, w *jobWatch) (Job, error) {

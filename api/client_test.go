@@ -194,23 +194,59 @@ func TestWaitJob(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var got []string
-			job, err := tt.server.client(t).WaitJob(t.Context(), "j", func(j Job) { got = append(got, j.Status) })
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err %v, want %v", err, tt.wantErr)
+		// Without onUpdate the client reads only the job the stream ends with: the same
+		// job, found the same way.
+		for _, watched := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/onUpdate=%v", tt.name, watched), func(t *testing.T) {
+				server := &jobServer{events: tt.server.events, polls: tt.server.polls}
+				var got []string
+				var onUpdate func(Job)
+				if watched {
+					onUpdate = func(j Job) { got = append(got, j.Status) }
 				}
-				return
+				job, err := server.client(t).WaitJob(t.Context(), "j", onUpdate)
+				if tt.wantErr != nil {
+					if !errors.Is(err, tt.wantErr) {
+						t.Fatalf("err %v, want %v", err, tt.wantErr)
+					}
+					return
+				}
+				if err != nil || job.Status != tt.want[len(tt.want)-1] || job.ID != "j" {
+					t.Fatalf("WaitJob = %+v, %v", job, err)
+				}
+				if watched && !slices.Equal(got, tt.want) {
+					t.Errorf("updates %v, want %v", got, tt.want)
+				}
+				if n := server.served.Load(); n != tt.wantPolls {
+					t.Errorf("%d polls, want %d", n, tt.wantPolls)
+				}
+			})
+		}
+	}
+}
+
+// Without onUpdate, WaitJob decodes only the job the stream ends with (the server ends it
+// after a final status): the states before it go by undecoded, here states it could not
+// decode, and a final state whose stream then breaks still ends the wait.
+func TestWaitJobWithoutOnUpdateReadsTheLastJob(t *testing.T) {
+	for name, end := range map[string]string{
+		"the stream ends":   "",
+		"the stream breaks": "event: job\ndata: {\"id\":\"j\",\"status\":\"sett", // and no more
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := &jobServer{events: sendEvents(
+				"event: job\ndata: {\"id\":\"j\",\"status\":\"running\",\"attempts\":\"one\"}\n\n",
+				"event: job\ndata: {\"id\":\"j\",\"status\":\"computed\",\"events\":{}}\n\n",
+				"event: job\ndata: {\"id\":\"j\",\"status\":\"settled\",\"attempts\":1}\n\n",
+				end), polls: []string{"503"}}
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			job, err := s.client(t).WaitJob(ctx, "j", nil)
+			if err != nil || job.Status != StatusSettled || job.Attempts != 1 {
+				t.Fatalf("WaitJob = %+v, %v; want the settled job", job, err)
 			}
-			if err != nil || job.Status != tt.want[len(tt.want)-1] {
-				t.Fatalf("WaitJob = %+v, %v", job, err)
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("updates %v, want %v", got, tt.want)
-			}
-			if n := tt.server.served.Load(); n != tt.wantPolls {
-				t.Errorf("%d polls, want %d", n, tt.wantPolls)
+			if n := s.served.Load(); n != 0 {
+				t.Errorf("%d polls, want none", n)
 			}
 		})
 	}
@@ -228,7 +264,7 @@ func TestWaitJobStopsWithContext(t *testing.T) {
 
 func TestSSEReader(t *testing.T) {
 	r := newSSEReader(strings.NewReader(": comment\n\nevent: job\ndata: a\ndata:b\n\ndata: plain\n\nevent: job\ndata: unterminated"))
-	var got []sseEvent
+	var got []string
 	for {
 		ev, err := r.Next()
 		if err == io.EOF {
@@ -237,9 +273,9 @@ func TestSSEReader(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, ev)
+		got = append(got, ev.Name+" "+string(ev.Data))
 	}
-	want := []sseEvent{{Name: "job", Data: "a\nb"}, {Name: "message", Data: "plain"}}
+	want := []string{"job a\nb", "message plain"}
 	if !slices.Equal(got, want) {
 		t.Errorf("events %q, want %q", got, want)
 	}
@@ -250,7 +286,7 @@ func TestSSEReader(t *testing.T) {
 func TestSSEReaderLongEvents(t *testing.T) {
 	long := strings.Repeat("x", 64*sseFirstBuffer)
 	r := newSSEReader(strings.NewReader("event: job\ndata: " + long + "\n\n"))
-	if ev, err := r.Next(); err != nil || ev.Data != long {
+	if ev, err := r.Next(); err != nil || string(ev.Data) != long {
 		t.Fatalf("an event of %d bytes: %d bytes read, %v", len(long), len(ev.Data), err)
 	}
 	r = newSSEReader(strings.NewReader("data: " + strings.Repeat("x", maxEventBytes) + "\n\n"))

@@ -2,8 +2,8 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"io"
-	"strings"
 )
 
 // Server-sent event names on GET /v1/jobs/{id}/events. Each "job" event carries the whole Job
@@ -20,12 +20,13 @@ const maxEventBytes = 8 << 20
 // sseEvent is one dispatched server-sent event.
 type sseEvent struct {
 	Name string
-	Data string
+	Data []byte // the reader's, valid until its next event
 }
 
 // sseReader reads server-sent events (the subset the API sends: event, data and comments).
 type sseReader struct {
-	sc *bufio.Scanner
+	sc   *bufio.Scanner
+	data []byte // the current event's data, reused from one event to the next
 }
 
 // sseFirstBuffer is an event stream's first line buffer: a job's event is a few KiB, and
@@ -39,32 +40,38 @@ func newSSEReader(r io.Reader) *sseReader {
 	return &sseReader{sc: sc}
 }
 
-// Next returns the next event, or io.EOF (or the read error) when the stream ends.
+// Next returns the next event, or io.EOF (or the read error) when the stream ends. The
+// event's Data is the reader's, and is overwritten by the next call: each event's data is
+// copied once, from the line it came in, and no more.
 func (r *sseReader) Next() (sseEvent, error) {
 	var ev sseEvent
-	var data []string
+	r.data = r.data[:0]
+	pending := false // a data line was read
 	for r.sc.Scan() {
-		line := r.sc.Text()
-		if line == "" {
-			if data == nil {
+		line := r.sc.Bytes()
+		if len(line) == 0 {
+			if !pending {
 				continue // a blank line with nothing pending, e.g. after a comment
 			}
-			ev.Data = strings.Join(data, "\n")
+			ev.Data = r.data
 			if ev.Name == "" {
 				ev.Name = "message"
 			}
 			return ev, nil
 		}
-		if strings.HasPrefix(line, ":") {
+		if line[0] == ':' {
 			continue // comment, used as a keep-alive
 		}
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
+		field, value, _ := bytes.Cut(line, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		switch string(field) {
 		case "event":
-			ev.Name = value
+			ev.Name = string(value)
 		case "data":
-			data = append(data, value)
+			if pending {
+				r.data = append(r.data, '\n')
+			}
+			r.data, pending = append(r.data, value...), true
 		}
 	}
 	if err := r.sc.Err(); err != nil {

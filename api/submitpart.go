@@ -34,14 +34,21 @@ func EncodeSubmitMultipart(req SubmitJobRequest) ([]byte, string, error) {
 			return nil, "", fmt.Errorf("%w: input name %q is not 1-128 letters, digits, '.', '_' or '-'", ErrBadRequest, name)
 		}
 	}
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
 	head := req
 	head.InputData = nil
 	js, err := json.Marshal(head)
 	if err != nil {
 		return nil, "", err
 	}
+	// A buffer of the body's size (the request, the inputs, and at most partOverhead for
+	// each part's boundary and headers and for the closing boundary): one grown as the
+	// inputs were written, and copied at each step, was most of what encoding cost.
+	size := len(js) + (len(req.InputData)+2)*partOverhead
+	for _, data := range req.InputData {
+		size += len(data)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	w := multipart.NewWriter(buf)
 	if err := writePart(w, SubmitPartRequest, "application/json", js); err != nil {
 		return nil, "", err
 	}
@@ -57,6 +64,10 @@ func EncodeSubmitMultipart(req SubmitJobRequest) ([]byte, string, error) {
 	}
 	return buf.Bytes(), w.FormDataContentType(), nil
 }
+
+// partOverhead bounds what a part adds to its data: its boundary line (a 60-character
+// boundary) and its headers, with an input name of the longest (128 characters).
+const partOverhead = 384
 
 // writePart adds a form-data part; name is one of ours or an input's, valid, so it needs no
 // escaping.

@@ -54,6 +54,25 @@ func TestSubmitMultipartRoundTrip(t *testing.T) {
 	}
 }
 
+// A body is written into a buffer of its size, give or take its parts' headers, not one
+// grown (and copied) as the inputs are written: here with the longest input names.
+func TestEncodeSubmitMultipartSizesItsBuffer(t *testing.T) {
+	req := SubmitJobRequest{InputData: map[string][]byte{}, Tx: []byte("signed tx")}
+	for i := range MaxInputs {
+		name := fmt.Sprintf("%0128d", i)
+		data := bytes.Repeat([]byte{byte(i)}, 64<<10+i)
+		req.InputData[name] = data
+		req.Spec.Inputs = append(req.Spec.Inputs, Input{Name: name, Digest: DigestOf(data), Size: int64(len(data))})
+	}
+	body, _, err := EncodeSubmitMultipart(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spare := cap(body) - len(body); spare > (len(req.InputData)+2)*partOverhead {
+		t.Fatalf("a body of %d bytes in a buffer of %d", len(body), cap(body))
+	}
+}
+
 // FuzzDecodeSubmitMultipart: any body decodes to a request or to an error, never a panic,
 // and a decoded request with its inputs declared encodes and decodes to itself.
 func FuzzDecodeSubmitMultipart(f *testing.F) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -302,5 +303,126 @@ func TestJobEventsCoalesceABurstOfChanges(t *testing.T) {
 	}
 	if got[len(got)-1] != burst[len(burst)-1] || len(got) >= len(burst) {
 		t.Fatalf("events %v for the burst of changes %v: want fewer, ending in the last", got, burst)
+	}
+}
+
+// encodingFake is a service that encodes its jobs itself (JobEncoder), as the router
+// does: in an order of its own, so that a test sees whose encoding was sent.
+type encodingFake struct {
+	*fakeService
+	encoded atomic.Int32 // JobJSON calls
+}
+
+func (f *encodingFake) JobJSON(ctx context.Context, id string) (api.Job, []byte, error) {
+	f.encoded.Add(1)
+	job, err := f.Job(ctx, id)
+	if err != nil {
+		return api.Job{}, nil, err
+	}
+	return job, fmt.Appendf(nil, `{"status":%q,"id":%q}`, job.Status, job.ID), nil
+}
+
+// A service that encodes its jobs (the router keeps their events encoded) has its
+// encoding sent as it is, by the event stream and by GET /v1/jobs/{id}; its errors are
+// answered as Job's are.
+func TestJobsAreSentAsTheServiceEncodesThem(t *testing.T) {
+	svc := &encodingFake{fakeService: newFake()}
+	svc.put(api.Job{ID: "j1", Status: api.StatusQueued})
+	srv := httptest.NewServer(newTestHandler(t, svc))
+	t.Cleanup(srv.Close) // before openEvents registers closing the body, so it runs after
+
+	resp, err := http.Get(srv.URL + "/v1/jobs/j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `{"status":"queued","id":"j1"}` + "\n"; resp.StatusCode != 200 || string(body) != want ||
+		resp.Header.Get("Content-Type") != "application/json" || resp.ContentLength != int64(len(want)) {
+		t.Fatalf("GET: %d %q (%s, %d bytes), want %q", resp.StatusCode, body, resp.Header.Get("Content-Type"), resp.ContentLength, want)
+	}
+
+	br := bufio.NewReader(openEvents(t, t.Context(), srv.URL+"/v1/jobs/j1/events").Body)
+	for i, status := range lifecycle {
+		name, data, err := readEvent(br)
+		if want := fmt.Sprintf(`{"status":%q,"id":"j1"}`, status); err != nil || name != api.EventJob || data != want {
+			t.Fatalf("event %d = %s %s, %v; want %s", i, name, data, err, want)
+		}
+		if i+1 < len(lifecycle) {
+			svc.setStatus("j1", lifecycle[i+1])
+		}
+	}
+	if _, _, err := readEvent(br); err != io.EOF {
+		t.Fatalf("after the final status: %v, want the stream to end", err)
+	}
+	if svc.encoded.Load() == 0 {
+		t.Fatal("the service's JobJSON was never called")
+	}
+
+	if rec := serve(newTestHandler(t, svc), http.MethodGet, "/v1/jobs/nope", nil); rec.Code != http.StatusNotFound {
+		t.Fatalf("GET an unknown job: %d, want 404", rec.Code)
+	}
+	if rec := serve(newTestHandler(t, svc), http.MethodGet, "/v1/jobs/nope/events", nil); rec.Code != http.StatusNotFound {
+		t.Fatalf("the events of an unknown job: %d, want 404", rec.Code)
+	}
+}
+
+// flushCounter records a response and counts the flushes asked of it; onFlush, when set,
+// runs at each.
+type flushCounter struct {
+	*httptest.ResponseRecorder
+	flushes int
+	onFlush func()
+}
+
+func (f *flushCounter) Flush() {
+	f.flushes++
+	f.ResponseRecorder.Flush()
+	if f.onFlush != nil {
+		f.onFlush()
+	}
+}
+
+// Each event but a stream's last is flushed as it is sent; the last, the job's final
+// state or an error, goes out with the response's end, which net/http then sends in the
+// same write.
+func TestJobEventsLeaveTheLastEventToTheResponsesEnd(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		next        func(svc *fakeService) // at the first flush
+		wantEvents  []string
+		wantFlushes int
+	}{
+		{"settled at once", nil, []string{api.EventJob}, 0},
+		{"running, then settled", func(svc *fakeService) { svc.setStatus("j1", api.StatusSettled) }, []string{api.EventJob, api.EventJob}, 1},
+		{"running, then an error", func(svc *fakeService) { svc.failJobs(api.ErrUnavailable) }, []string{api.EventJob, api.EventError}, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			svc := newFake()
+			status := api.StatusRunning
+			if tt.next == nil {
+				status = api.StatusSettled
+			}
+			svc.put(api.Job{ID: "j1", Status: status})
+			rec := &flushCounter{ResponseRecorder: httptest.NewRecorder()}
+			rec.onFlush = func() {
+				if rec.flushes == 1 && tt.next != nil {
+					tt.next(svc)
+				}
+			}
+			newTestHandler(t, svc).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/jobs/j1/events", nil))
+			var names []string
+			br := bufio.NewReader(rec.Body)
+			for {
+				name, _, err := readEvent(br)
+				if err != nil {
+					break
+				}
+				names = append(names, name)
+			}
+			if !slices.Equal(names, tt.wantEvents) || rec.flushes != tt.wantFlushes {
+				t.Fatalf("events %v with %d flushes, want %v with %d", names, rec.flushes, tt.wantEvents, tt.wantFlushes)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,8 +103,34 @@ func checkSubmit(req api.SubmitJobRequest) error {
 func inputField(name string) string { return fmt.Sprintf("input_data[%q]", name) }
 
 func (s *server) getJob(w http.ResponseWriter, r *http.Request) {
-	job, err := s.svc.Job(r.Context(), r.PathValue("id"))
-	s.reply(w, r, job, err)
+	_, b, err := s.jobJSON(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeEncoded(w, http.StatusOK, b)
+}
+
+// JobEncoder is a Service that encodes a job more cheaply than json.Marshal encodes what
+// its Job returns (the router keeps each job's events encoded): a job's event stream
+// encodes the job at every change, for each of its followers.
+type JobEncoder interface {
+	// JobJSON returns what Job returns, with or without its events, and the whole job
+	// encoded byte for byte as json.Marshal encodes it. The bytes are the caller's.
+	JobJSON(ctx context.Context, id string) (api.Job, []byte, error)
+}
+
+// jobJSON reads a job and encodes it, through the service when it is a JobEncoder.
+func (s *server) jobJSON(ctx context.Context, id string) (api.Job, []byte, error) {
+	if enc, ok := s.svc.(JobEncoder); ok {
+		return enc.JobJSON(ctx, id)
+	}
+	job, err := s.svc.Job(ctx, id)
+	if err != nil {
+		return job, nil, err
+	}
+	b, err := json.Marshal(job)
+	return job, b, err
 }
 
 // listJobs is GET /v1/jobs?status=&limit=&after=, signed by the account whose jobs it lists.
@@ -165,7 +192,7 @@ func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
 		return watcher.JobChanges(id) // before reading the job, so no change falls between
 	}
 	changed := changes()
-	job, err := s.svc.Job(ctx, id)
+	job, b, err := s.jobJSON(ctx, id)
 	if err != nil {
 		s.writeError(w, r, err) // before the stream starts, so a plain error response
 		return
@@ -175,12 +202,14 @@ func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
 	// client that stops reading is still dropped.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
-	write := func(format string, args ...any) bool {
+	// write sends p, flushed unless it is the stream's last: net/http sends that with the
+	// response's end, in one write rather than two.
+	write := func(p []byte, last bool) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(s.limits.WriteTimeout))
-		if _, err := fmt.Fprintf(w, format, args...); err != nil {
+		if _, err := w.Write(p); err != nil {
 			return false
 		}
-		return rc.Flush() == nil
+		return last || rc.Flush() == nil
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -188,30 +217,30 @@ func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 
-	sendJSON := func(event string, b []byte) bool {
-		return write("event: %s\ndata: %s\n\n", event, b)
-	}
-	send := func(event string, v any) bool {
-		b, _ := json.Marshal(v) // plain data
-		return sendJSON(event, b)
+	var frame []byte // one event as it goes out, reused
+	send := func(event string, data []byte, last bool) bool {
+		frame = append(append(append(frame[:0], "event: "...), event...), "\ndata: "...)
+		frame = append(append(frame, data...), "\n\n"...)
+		return write(frame, last)
 	}
 	wait := time.NewTimer(s.poll)
 	defer wait.Stop()
 	var last []byte
 	lastWrite := time.Now()
 	for {
-		if b, _ := json.Marshal(job); !bytes.Equal(b, last) {
-			if !sendJSON(api.EventJob, b) {
+		final := api.Final(job.Status)
+		if !bytes.Equal(b, last) {
+			if !send(api.EventJob, b, final) {
 				return
 			}
 			last, lastWrite = b, time.Now()
 		} else if time.Since(lastWrite) >= s.keepAlive {
-			if !write(": keep-alive\n\n") {
+			if !write([]byte(": keep-alive\n\n"), false) {
 				return
 			}
 			lastWrite = time.Now()
 		}
-		if api.Final(job.Status) {
+		if final {
 			return
 		}
 		interval := s.poll
@@ -232,10 +261,11 @@ func (s *server) jobEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		changed = changes()
-		if job, err = s.svc.Job(ctx, id); err != nil {
+		if job, b, err = s.jobJSON(ctx, id); err != nil {
 			if ctx.Err() == nil {
 				_, body := s.errorBody(r, err)
-				send(api.EventError, body)
+				data, _ := json.Marshal(body) // plain data
+				send(api.EventError, data, true)
 			}
 			return
 		}

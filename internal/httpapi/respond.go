@@ -20,11 +20,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if err != nil { // only a broken invariant: the api types are plain data
 		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error","code":"internal"}`)
 	}
+	writeEncoded(w, status, b)
+}
+
+// writeEncoded sends b, a value encoded as JSON, as writeJSON does (a newline is appended
+// to b, which must be the caller's to spare).
+func writeEncoded(w http.ResponseWriter, status int, b []byte) {
+	b = append(b, '\n')
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b)
 }
 
 // writeError sends err as an api.Error with the status it maps to.

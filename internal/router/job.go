@@ -130,12 +130,7 @@ func (j *job) encodeLocked() []byte {
 	if j.specJSON == nil {
 		j.specJSON = mustJSON(j.id, j.spec)
 	}
-	for ; j.encodedN < len(j.events); j.encodedN++ {
-		if j.encodedN > 0 {
-			j.eventsJSON = append(j.eventsJSON, ',')
-		}
-		j.eventsJSON = append(j.eventsJSON, mustJSON(j.id, j.events[j.encodedN])...)
-	}
+	j.eventsJSONLocked()
 	rec := j.recordLocked()
 	rec.Events = nil // spliced in below
 	rest := mustJSON(j.id, struct {
@@ -148,6 +143,19 @@ func (j *job) encodeLocked() []byte {
 		b = append(append(append(b, `,"events":[`...), j.eventsJSON...), ']')
 	}
 	return append(b, '}')
+}
+
+// eventsJSONLocked returns the job's events encoded, comma-separated, encoding those
+// added since it last did. The bytes returned never change: later events are appended
+// after them. j.mu must be held.
+func (j *job) eventsJSONLocked() []byte {
+	for ; j.encodedN < len(j.events); j.encodedN++ {
+		if j.encodedN > 0 {
+			j.eventsJSON = append(j.eventsJSON, ',')
+		}
+		j.eventsJSON = append(j.eventsJSON, mustJSON(j.id, j.events[j.encodedN])...)
+	}
+	return j.eventsJSON[:len(j.eventsJSON):len(j.eventsJSON)]
 }
 
 // mustJSON encodes v, a part of job id's record: plain types, which cannot fail.

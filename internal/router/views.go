@@ -20,6 +20,36 @@ import (
 // Job returns a job's current state: the chain's record joined with the progress its
 // router recorded (this router's, or a peer's from the shared job store).
 func (r *Router) Job(ctx context.Context, id string) (api.Job, error) {
+	v, _, err := r.jobView(ctx, id, false)
+	return v, err
+}
+
+// JobJSON returns what Job returns, without its events, and the whole job encoded as
+// json.Marshal encodes it (httpapi.JobEncoder). The events, most of the bytes, are the
+// ones the router keeps encoded for the job's record: a job's event stream encodes its
+// job at every change, for every follower, and the events are encoded once.
+func (r *Router) JobJSON(ctx context.Context, id string) (api.Job, []byte, error) {
+	v, events, err := r.jobView(ctx, id, true)
+	if err != nil {
+		return api.Job{}, nil, err
+	}
+	return v, withEvents(mustJSON(id, v), events), nil
+}
+
+// withEvents adds events, api.Events encoded and comma-separated, to view, an api.Job
+// encoded without its events: as the last of api.Job's fields, which it is.
+func withEvents(view, events []byte) []byte {
+	if len(events) == 0 {
+		return view
+	}
+	b := make([]byte, 0, len(view)+len(events)+12)
+	b = append(append(b, view[:len(view)-1]...), `,"events":[`...)
+	return append(append(b, events...), ']', '}')
+}
+
+// jobView is Job, with the job's events either in the view (encoded false) or left out of
+// it and returned encoded, comma-separated, as the job's record holds them.
+func (r *Router) jobView(ctx context.Context, id string, encoded bool) (api.Job, []byte, error) {
 	v, err := r.views().Job(ctx, id)
 	if errors.Is(err, api.ErrNotFound) {
 		// Not on chain: a job whose escrow a router is waiting for (an Async submission's,
@@ -31,13 +61,20 @@ func (r *Router) Job(ctx context.Context, id string) (api.Job, error) {
 		if j == nil {
 			j = r.storedJob(ctx, id)
 		}
-		if j != nil && !j.isEscrowed() {
-			return j.unescrowedView(), nil
+		if j != nil {
+			j.mu.Lock()
+			escrowed, v := j.escrowed, j.unescrowedLocked()
+			events := j.eventsLocked(&v, encoded)
+			j.mu.Unlock()
+			if !escrowed {
+				return v, events, nil
+			}
 		}
 	}
 	if err != nil {
-		return api.Job{}, err
+		return api.Job{}, nil, err
 	}
+	var events []byte
 	r.mu.Lock()
 	j := r.jobs[id]
 	r.mu.Unlock()
@@ -70,17 +107,10 @@ func (r *Router) Job(ctx context.Context, id string) (api.Job, error) {
 		for k, h := range j.txs {
 			v.Txs[k] = h
 		}
-		v.Events = append([]api.Event(nil), j.events...)
+		events = j.eventsLocked(&v, encoded)
 		j.mu.Unlock()
 	}
-	return v, nil
-}
-
-// isEscrowed reports whether the job's escrow is known to have committed.
-func (j *job) isEscrowed() bool {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.escrowed
+	return v, events, nil
 }
 
 // unescrowedView is a job the chain does not hold as this router knows it: queued while
@@ -88,12 +118,29 @@ func (j *job) isEscrowed() bool {
 func (j *job) unescrowedView() api.Job {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	v := j.unescrowedLocked()
+	j.eventsLocked(&v, false)
+	return v
+}
+
+// unescrowedLocked is unescrowedView without the events; j.mu must be held.
+func (j *job) unescrowedLocked() api.Job {
 	v := api.Job{ID: j.id, Consumer: string(j.consumer), Kind: j.spec.Workload.Kind, Status: api.StatusQueued,
-		Error: j.errMsg, Txs: maps.Clone(j.txs), Events: slices.Clone(j.events)}
+		Error: j.errMsg, Txs: maps.Clone(j.txs)}
 	if !j.finished.IsZero() {
 		v.Status = api.StatusFailed
 	}
 	return v
+}
+
+// eventsLocked puts a copy of the job's events in v, or, when encoded, leaves v as it is
+// and returns them encoded (eventsJSONLocked). j.mu must be held.
+func (j *job) eventsLocked(v *api.Job, encoded bool) []byte {
+	if encoded {
+		return j.eventsJSONLocked()
+	}
+	v.Events = append([]api.Event(nil), j.events...)
+	return nil
 }
 
 // decidedHold bounds how long a job the chain decided reads as computed while its router
