@@ -220,7 +220,7 @@ func BenchmarkJobsInFlight(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := api.NewClient(d.RESTURL())
+	c := LoadClient(d.RESTURL())
 	b.ResetTimer()
 	for range b.N {
 		loads := []benchLoad{
@@ -243,7 +243,7 @@ func BenchmarkJobsInFlight(b *testing.B) {
 				b.Fatal(err)
 			}
 			settled := res.ByStatus[api.StatusSettled]
-			b.Logf("%-18s %d jobs, %v in %s: %.1f settled/s, p50 %s, p90 %s, %.1f ms of CPU per settled job",
+			b.Logf("%-18s %d jobs, %v in %s: %.1f settled/s, p50 %s, p90 %s, %.2f ms of CPU per settled job",
 				load.name, res.Submitted, res.ByStatus, res.Took.Round(time.Millisecond), res.SettledPerSecond(),
 				res.Percentile(0.5).Round(time.Millisecond), res.Percentile(0.9).Round(time.Millisecond),
 				float64((processCPU()-cpu0).Milliseconds())/float64(max(settled, 1)))

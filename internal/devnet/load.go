@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"sync"
@@ -63,14 +64,14 @@ func (d *Devnet) FundConsumers(ctx context.Context, n int, omniEach uint64) ([]e
 // follows its jobs one after another, and one that settled while an earlier one was
 // followed is not charged the wait. A job still open when ctx ends is reported as open.
 func (d *Devnet) RunLoad(ctx context.Context, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
-	return RunLoad(ctx, api.NewClient(d.RESTURL()), ChainID, consumers, perConsumer, n, timeout)
+	return RunLoad(ctx, LoadClient(d.RESTURL()), ChainID, consumers, perConsumer, n, timeout)
 }
 
 // RunLoadAsync is RunLoad with Async submissions: the router answers each once the
 // mempool has admitted its escrow, and the consumer submits its next job (the next
 // sequence) at once, rather than once the escrow's block has committed.
 func (d *Devnet) RunLoadAsync(ctx context.Context, consumers []ed25519.PrivateKey, perConsumer, n int, timeout time.Duration) (LoadResult, error) {
-	c := api.NewClient(d.RESTURL())
+	c := LoadClient(d.RESTURL())
 	return runLoad(ctx, c, c, ChainID, consumers, perConsumer, n, timeout, loadAsync, 0)
 }
 
@@ -82,9 +83,23 @@ func (d *Devnet) RunLoadPaced(ctx context.Context, consumers []ed25519.PrivateKe
 	if rate <= 0 {
 		return LoadResult{}, fmt.Errorf("rate %v: want a positive number of jobs a second", rate)
 	}
-	c := api.NewClient(d.RESTURL())
+	c := LoadClient(d.RESTURL())
 	every := time.Duration(float64(len(consumers)) / rate * float64(time.Second))
 	return runLoad(ctx, c, c, ChainID, consumers, perConsumer, n, timeout, loadAsync, every)
+}
+
+// LoadClient is a REST client for a load of many consumers run in one process, such as
+// these: api.NewClient's, whose connection pool keeps 128 idle connections to a router,
+// as many as one program of its own needs, but that these consumers' hundreds of
+// submissions and event streams at once would share, so that most of their requests
+// opened and closed a TCP connection, on both sides, where each consumer of a real
+// network keeps its own. This pool keeps as many as the load leaves idle.
+func LoadClient(baseURL string) *api.Client {
+	c := api.NewClient(baseURL)
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = 0, 1<<16 // no limit but the load's
+	c.HTTP = &http.Client{Transport: t}
+	return c
 }
 
 // RunLoad is Devnet.RunLoad against any router's REST API on chain chainID.
