@@ -351,17 +351,25 @@ func (c *Client) send(ctx context.Context, method, path string, in any, accept s
 // a 2xx response, or a *ResponseError. A client of several URLs starts at the one that last
 // answered, and while a URL does not answer, or answers 502, 503 or 504, it sends a request
 // that may be replayed (see replayable) on to the next, each URL once; when none serves it,
-// the error is a *FailoverError naming what each did.
+// the error is a *FailoverError naming what each did. Where req's context has a deadline,
+// each URL but the last has an equal share of what is left of it to answer (its body may
+// then take the rest), so that a URL that never answers does not keep the others from
+// being tried.
 func (c *Client) do(req *http.Request) (*http.Response, error) {
 	urls, list := c.urls()
 	first := 0
 	if list != nil {
 		first = int(list.start.Load())
 	}
+	deadline, bounded := req.Context().Deadline()
 	var failed []FailedURL
 	for i := range urls {
 		n := (first + i) % len(urls)
-		resp, err := c.doAt(req, urls[n], i == 0)
+		var share time.Duration
+		if bounded && i < len(urls)-1 {
+			share = max(time.Until(deadline)/time.Duration(len(urls)-i), time.Millisecond)
+		}
+		resp, err := c.doAt(req, urls[n], i == 0, share)
 		if err == nil || !unserved(err) {
 			if list != nil {
 				list.start.Store(int32(n))
@@ -381,9 +389,26 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 
 // doAt sends req to base, with req's own body the first time and a copy from GetBody after
 // that, and returns a 2xx response, or a *ResponseError. A 429 is sent again, up to
-// Retries429 times, when the request's body can be replayed.
-func (c *Client) doAt(orig *http.Request, base string, first bool) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(orig.Context(), orig.Method, base+orig.URL.String(), nil)
+// Retries429 times, when the request's body can be replayed. A share above zero is how
+// long base has to answer (see do).
+func (c *Client) doAt(orig *http.Request, base string, first bool, share time.Duration) (resp *http.Response, err error) {
+	ctx := orig.Context()
+	if share > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		timer := time.AfterFunc(share, cancel)
+		defer func() {
+			if !timer.Stop() && err != nil {
+				err = fmt.Errorf("no answer within %v, this URL's share of the request's time: %w", share.Round(time.Millisecond), err)
+			}
+			if err != nil {
+				cancel()
+				return
+			}
+			resp.Body = &closeCancels{resp.Body, cancel} // the body may take the rest of the time
+		}()
+	}
+	req, err := http.NewRequestWithContext(ctx, orig.Method, base+orig.URL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -429,6 +454,17 @@ func (c *Client) doAt(orig *http.Request, base string, first bool) (*http.Respon
 		case <-t.C:
 		}
 	}
+}
+
+// closeCancels is a response body whose Close also ends the context it was read under.
+type closeCancels struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *closeCancels) Close() error {
+	defer b.cancel()
+	return b.ReadCloser.Close()
 }
 
 // unserved reports whether err says a URL did not serve a request, which another URL may:

@@ -298,3 +298,55 @@ func TestNewClientTakesSeveralURLs(t *testing.T) {
 		t.Errorf("one URL: urls %q", urls)
 	}
 }
+
+// Where a call's context has a deadline, each URL but the last has an equal share of it to
+// answer: a URL that never answers passes the call on to the next in time, and a URL
+// that answers in time may take the rest of the deadline for its body.
+func TestFailoverSharesTheDeadline(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hung.Close()
+	live := newTestRouter(t, http.StatusOK)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	var log hostLog
+	job, err := clientOf(&log, hung.URL, live.URL).Job(ctx, "j")
+	if err != nil || job.ID != "j" {
+		t.Fatalf("a hung first URL, then a live one: %+v, %v", job, err)
+	}
+	if got := log.take(); !slices.Equal(got, []string{hung.URL, live.URL}) {
+		t.Fatalf("asked %v", got)
+	}
+
+	// Both hang: the error names what each did, the first its share.
+	ctx, cancel = context.WithTimeout(t.Context(), 400*time.Millisecond)
+	defer cancel()
+	_, err = clientOf(&log, hung.URL, hung.URL).Job(ctx, "j")
+	var fe *FailoverError
+	if !errors.As(err, &fe) || len(fe.Failed) != 2 || !strings.Contains(fe.Failed[0].Err.Error(), "this URL's share of the request's time") {
+		t.Fatalf("two hung URLs: %v", err)
+	}
+
+	// A body slower than the share is read whole.
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"j",`)
+		w.(http.Flusher).Flush()
+		time.Sleep(300 * time.Millisecond)
+		io.WriteString(w, `"status":"queued"}`)
+	}))
+	defer slow.Close()
+	ctx, cancel = context.WithTimeout(t.Context(), 600*time.Millisecond)
+	defer cancel()
+	c := clientOf(&log, slow.URL, live.URL, live.URL) // the first URL's share: 200 ms
+	if job, err := c.Job(ctx, "j"); err != nil || job.Status != "queued" {
+		t.Fatalf("a body slower than its URL's share: %+v, %v", job, err)
+	}
+}
