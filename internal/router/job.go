@@ -24,7 +24,7 @@ type job struct {
 	consumer keys.Address
 	spec     api.JobSpec
 	started  time.Time
-	persist  func(j *job, record []byte) // saves the job's record (Router.saveJob)
+	persist  func(j *job, record []byte) // saves the job's record (Router.saveJob), in a buffer it then owns
 	resumed  bool                        // a previous router saved it: ask the chain where it stands
 	// ctx ends when the router shuts down or another router owns the job now: either way
 	// this router leaves the job as it is, for its owner to go on with.
@@ -40,7 +40,8 @@ type job struct {
 	inbox     map[string]chan protocol.Result // by node: the attempts awaiting its report
 	logs      map[string]*jobLog              // by node: what it logged of the job (not saved)
 	rev       uint64                          // bumped by every change
-	saveDue   bool                            // a save is scheduled for the changes since the last
+	saveDue   bool                            // the changes since the last save wait for saveTimer
+	saveTimer *time.Timer                     // saves the job saveDelay after the first change it waits for (saveLater)
 	changed   chan struct{}                   // closed by the next change, when someone waits for one
 	tried     []string                        // nodes that failed the job, not asked again
 	finished  time.Time
@@ -125,20 +126,24 @@ func (j *job) recordLocked() jobRecord {
 // encodeLocked encodes the job's record, as json.Marshal(j.recordLocked()) would but for
 // the order of its fields: the spec and the events, most of the bytes and all of them at
 // every save of a job (3% of a loaded devnet's CPU), are encoded once each and spliced in
-// after the rest. j.mu must be held.
+// after the rest, which is encoded without reflection (appendRecordFields). j.mu must be
+// held.
 func (j *job) encodeLocked() []byte {
+	return j.appendRecordLocked(nil)
+}
+
+// appendRecordLocked appends the job's record, encoded (encodeLocked), to b. j.mu must be
+// held.
+func (j *job) appendRecordLocked(b []byte) []byte {
 	if j.specJSON == nil {
 		j.specJSON = mustJSON(j.id, j.spec)
 	}
 	j.eventsJSONLocked()
 	rec := j.recordLocked()
-	rec.Events = nil // spliced in below
-	rest := mustJSON(j.id, struct {
-		jobRecord
-		Spec struct{} `json:"spec,omitzero"` // hides jobRecord.Spec: spliced in below
-	}{jobRecord: rec})
-	b := make([]byte, 0, len(rest)+len(j.specJSON)+len(j.eventsJSON)+20)
-	b = append(append(append(b, rest[:len(rest)-1]...), `,"spec":`...), j.specJSON...)
+	b = slices.Grow(b, 512+len(j.specJSON)+len(j.eventsJSON))
+	b, err := appendRecordFields(append(b, '{'), &rec)
+	mustEncode(j.id, err)
+	b = append(append(b, `,"spec":`...), j.specJSON...)
 	if len(j.events) > 0 {
 		b = append(append(append(b, `,"events":[`...), j.eventsJSON...), ']')
 	}
@@ -153,7 +158,9 @@ func (j *job) eventsJSONLocked() []byte {
 		if j.encodedN > 0 {
 			j.eventsJSON = append(j.eventsJSON, ',')
 		}
-		j.eventsJSON = append(j.eventsJSON, mustJSON(j.id, j.events[j.encodedN])...)
+		var err error
+		j.eventsJSON, err = appendEvent(j.eventsJSON, j.events[j.encodedN])
+		mustEncode(j.id, err)
 	}
 	return j.eventsJSON[:len(j.eventsJSON):len(j.eventsJSON)]
 }
@@ -161,10 +168,16 @@ func (j *job) eventsJSONLocked() []byte {
 // mustJSON encodes v, a part of job id's record: plain types, which cannot fail.
 func mustJSON(id string, v any) []byte {
 	b, err := json.Marshal(v)
+	mustEncode(id, err)
+	return b
+}
+
+// mustEncode panics on err, from encoding job id's record: its parts are plain types and
+// times the router read from its clock or a record, which encode.
+func mustEncode(id string, err error) {
 	if err != nil {
 		panic(fmt.Sprintf("router: encode job %s: %v", id, err))
 	}
-	return b
 }
 
 // jobFromRecord rebuilds a job a router saved (this one before a restart, or another).
@@ -216,11 +229,49 @@ func (j *job) save() {
 		j.mu.Unlock()
 		return
 	}
-	j.saveDue = false // this write carries every change so far
-	data := j.encodeLocked()
+	if j.saveDue {
+		// This write carries the changes the timer waits for. Left running, it would write
+		// the next changes early, cutting short the wait that gathers them in one write.
+		j.saveDue = false
+		j.saveTimer.Stop()
+	}
+	data := j.appendRecordLocked(recordBuffer())
 	j.mu.Unlock()
 	j.savedRev = rev
 	j.persist(j, data)
+}
+
+// recordBufs holds the buffers of records written, for later saves to encode into: a
+// record is a few kilobytes, encoded at every save of every job, and allocating each
+// anew cost more than encoding it. Router.saveJob hands each back once written (the job
+// store's client copies what it sends).
+var recordBufs sync.Pool // of *[]byte
+
+// recordBuffer is an empty buffer to encode a record into.
+func recordBuffer() []byte {
+	if p, ok := recordBufs.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return nil
+}
+
+// releaseRecord hands a record's buffer back for a later save to encode into; nothing
+// may use the record after.
+func releaseRecord(record []byte) {
+	if cap(record) <= 64<<10 { // a record is a few kilobytes: a far larger one is not kept
+		recordBufs.Put(&record)
+	}
+}
+
+// saveLater is the delayed save of the changes set scheduled: it saves them unless a save
+// already has (the timer fired as that save stopped it).
+func (j *job) saveLater() {
+	j.mu.Lock()
+	due := j.saveDue
+	j.mu.Unlock()
+	if due {
+		j.save()
+	}
 }
 
 // startUpload claims input i for one upload: the job must be escrowed and the input
@@ -314,12 +365,15 @@ func (j *job) set(f func(j *job)) {
 		close(j.changed)
 		j.changed = nil
 	}
-	schedule := j.persist != nil && !j.saveDue
-	j.saveDue = j.saveDue || schedule
-	j.mu.Unlock()
-	if schedule {
-		time.AfterFunc(saveDelay, j.save)
+	if j.persist != nil && !j.saveDue {
+		j.saveDue = true
+		if j.saveTimer == nil {
+			j.saveTimer = time.AfterFunc(saveDelay, j.saveLater)
+		} else {
+			j.saveTimer.Reset(saveDelay)
+		}
 	}
+	j.mu.Unlock()
 }
 
 // changes returns a channel closed at the job's next change.

@@ -51,8 +51,10 @@ func (r *Router) openJobs(ctx context.Context) (err error) {
 // saveJob writes a job's record if the store still holds the revision this router wrote
 // last. A failed write is logged and the job goes on: only a restart before the next
 // successful write would lose the change. A record another router owns now is not
-// overwritten: the job is left to it. Called with j.saveMu held.
+// overwritten: the job is left to it. Called with j.saveMu held; record is saveJob's, and
+// its buffer goes back to job.save's once written.
 func (r *Router) saveJob(j *job, record []byte) {
+	defer releaseRecord(record)
 	if j.ctx.Err() != nil {
 		return // left: the router shut down or was fenced, and its owner takes it up from the store
 	}
