@@ -165,14 +165,28 @@ func (s JobSpec) declaredSize(name string) int64 {
 }
 
 // readPart reads a part into a buffer of the size its input declares (within
-// MaxInputBytes), so that a well-formed input is read without a copy.
+// MaxInputBytes), so that a well-formed input is read in one allocation. (A bytes.Buffer
+// of that size was not enough: its ReadFrom grows the buffer whenever less than 512 bytes
+// are free, so an input whose end came in a Read of its own was copied into a second
+// buffer of twice the size.) A part longer than declared is read to its end all the same,
+// for checkSubmit to refuse by its size.
 func readPart(r io.Reader, declared int64) ([]byte, error) {
 	if declared <= 0 || declared > MaxInputBytes {
 		return io.ReadAll(r)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, declared+1)) // +1: EOF found without growing
-	_, err := buf.ReadFrom(r)
-	return buf.Bytes(), err
+	buf := make([]byte, 0, declared+1) // +1: a part that ends where it says is seen to end
+	for len(buf) < cap(buf) {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF { // as io.Reader returns it: never wrapped
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	rest, err := io.ReadAll(r)
+	return append(buf, rest...), err
 }
 
 // partError wraps a malformed body's error in ErrBadRequest, and passes the body reader's

@@ -3,10 +3,13 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"reflect"
 	"testing"
+	"testing/iotest"
 )
 
 func multipartRequest() SubmitJobRequest {
@@ -132,5 +135,39 @@ func BenchmarkSubmitDecode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// readPart reads an input of its declared size in one allocation, and a part of any other
+// size, or one cut short by an error, as it is.
+func TestReadPart(t *testing.T) {
+	data := bytes.Repeat([]byte{7}, 4096)
+	if allocs := testing.AllocsPerRun(100, func() {
+		if got, err := readPart(bytes.NewReader(data), int64(len(data))); err != nil || len(got) != len(data) {
+			t.Fatalf("read %d bytes, %v", len(got), err)
+		}
+	}); allocs > 2 { // the buffer, and the bytes.Reader made for the call
+		t.Fatalf("%v allocations to read an input of its declared size", allocs)
+	}
+	for _, tc := range []struct {
+		name     string
+		size     int
+		declared int64
+	}{{"declared", 4096, 4096}, {"shorter", 100, 4096}, {"longer", 5000, 4096}, {"much longer", 20000, 1}, {"undeclared", 300, 0}, {"empty", 0, 10}} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := bytes.Repeat([]byte{1, 2, 3}, tc.size)[:tc.size]
+			got, err := readPart(iotest.OneByteReader(bytes.NewReader(want)), tc.declared)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("read %d bytes, %v; want %d", len(got), err, len(want))
+			}
+		})
+	}
+	broken := errors.New("broken body")
+	got, err := readPart(io.MultiReader(bytes.NewReader(data[:10]), iotest.ErrReader(broken)), 4096)
+	if !errors.Is(err, broken) || len(got) != 10 {
+		t.Fatalf("read %d bytes, %v; want 10 and the body's error", len(got), err)
+	}
+	if _, err := readPart(iotest.ErrReader(io.ErrUnexpectedEOF), 4096); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("a body cut short read as %v", err)
 	}
 }

@@ -487,15 +487,15 @@ func checkInputs(spec api.JobSpec, data map[string][]byte) ([][]byte, error) {
 	return out, nil
 }
 
-// checkKernelInputs decodes a tensor job's inputs as its kernel will, so that data the
-// kernel cannot take is refused before anything is escrowed rather than by the node the job
-// is placed on. A zk job's inputs are the zk package's own (a salted input); its node checks
+// checkKernelInputs reads a tensor job's inputs as its kernel will (an int8 product's in
+// place, without a copy), so that data the kernel cannot take is refused before anything
+// is escrowed rather than by the node the job is placed on. A zk job's inputs are the zk package's own (a salted input); its node checks
 // them against the job's statement.
 func checkKernelInputs(spec api.JobSpec, inputs [][]byte) error {
 	var err error
 	switch k := spec.Workload.Kernel; {
 	case k == tensor.KernelMatMulInt8:
-		_, _, err = tensor.DecodeMatMulInt8Inputs(inputs)
+		_, _, err = tensor.ViewMatMulInt8Inputs(inputs)
 	case k == tensor.KernelMatMulFloat32:
 		_, _, err = tensor.DecodeMatMulFloat32Inputs(inputs)
 	case k == tensor.KernelMLPInt8 && spec.Verification != api.VerifyZK:

@@ -54,28 +54,65 @@ func (m *Int32Matrix) MarshalBinary() ([]byte, error) {
 
 // DecodeInt8 decodes an OMT1 int8 matrix.
 func DecodeInt8(b []byte) (*Int8Matrix, error) {
-	rows, cols, data, err := decodeHeader(b, dtypeInt8, 1)
+	v, err := ViewInt8(b)
 	if err != nil {
 		return nil, err
 	}
-	m := &Int8Matrix{Rows: rows, Cols: cols, Data: make([]int8, len(data))}
-	for i, v := range data {
-		m.Data[i] = int8(v)
-	}
-	return m, nil
+	return v.matrix(), nil
 }
 
 // DecodeInt32 decodes an OMT1 int32 matrix.
 func DecodeInt32(b []byte) (*Int32Matrix, error) {
-	rows, cols, data, err := decodeHeader(b, dtypeInt32, 4)
+	v, err := ViewInt32(b)
 	if err != nil {
 		return nil, err
 	}
-	m := &Int32Matrix{Rows: rows, Cols: cols, Data: make([]int32, rows*cols)}
+	m := &Int32Matrix{Rows: v.Rows, Cols: v.Cols, Data: make([]int32, v.Rows*v.Cols)}
 	for i := range m.Data {
-		m.Data[i] = int32(binary.LittleEndian.Uint32(data[4*i:]))
+		m.Data[i] = v.At(i)
 	}
 	return m, nil
+}
+
+// Int8View is an OMT1 int8 matrix read in place: Data is the encoding's element bytes,
+// row-major, each an int8 in two's complement. It shares the encoding's memory, so a
+// reader that only reads a matrix once need not copy it.
+type Int8View struct {
+	Rows, Cols int
+	Data       []byte
+}
+
+// Int32View is an OMT1 int32 matrix read in place: Data is the encoding's element bytes,
+// row-major, four little-endian bytes an element (At). It shares the encoding's memory.
+type Int32View struct {
+	Rows, Cols int
+	Data       []byte
+}
+
+// matrix copies v's elements into an Int8Matrix.
+func (v Int8View) matrix() *Int8Matrix {
+	m := &Int8Matrix{Rows: v.Rows, Cols: v.Cols, Data: make([]int8, len(v.Data))}
+	for i, x := range v.Data {
+		m.Data[i] = int8(x)
+	}
+	return m
+}
+
+// At returns element i (row i/Cols, column i%Cols).
+func (v Int32View) At(i int) int32 { return int32(binary.LittleEndian.Uint32(v.Data[4*i:])) }
+
+// ViewInt8 reads an OMT1 int8 matrix in place; it accepts and refuses exactly what
+// DecodeInt8 does.
+func ViewInt8(b []byte) (Int8View, error) {
+	rows, cols, data, err := decodeHeader(b, dtypeInt8, 1)
+	return Int8View{Rows: rows, Cols: cols, Data: data}, err
+}
+
+// ViewInt32 reads an OMT1 int32 matrix in place; it accepts and refuses exactly what
+// DecodeInt32 does.
+func ViewInt32(b []byte) (Int32View, error) {
+	rows, cols, data, err := decodeHeader(b, dtypeInt32, 4)
+	return Int32View{Rows: rows, Cols: cols, Data: data}, err
 }
 
 func appendHeader(b []byte, dtype byte, rows, cols int) []byte {

@@ -1,6 +1,7 @@
 package tensor
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/bits"
 )
@@ -42,34 +43,59 @@ func RunKernel(name string, inputs [][]byte) ([]byte, error) {
 	}
 }
 
+// runMatMulInt8 multiplies the inputs where they lie and writes the product straight into
+// its encoding: the output is the one buffer it allocates for the data.
 func runMatMulInt8(inputs [][]byte) ([]byte, error) {
-	a, b, err := DecodeMatMulInt8Inputs(inputs)
+	a, b, err := ViewMatMulInt8Inputs(inputs)
 	if err != nil {
 		return nil, err
 	}
-	c, err := MatMulInt8(a, b)
-	if err != nil {
+	m, n := a.Rows, b.Cols
+	if err := checkDims(m, n); err != nil {
 		return nil, err
 	}
-	return c.MarshalBinary()
+	out := appendHeader(make([]byte, 0, headerSize+4*m*n), dtypeInt32, m, n)
+	out = out[:cap(out)]
+	c := out[headerSize:]
+	mulInt8(a.Data, b.Data, m, a.Cols, n, func(i int, sums []int64) {
+		row := c[4*i*n:]
+		for j, t := range sums {
+			lo, hi := splitPair(t)
+			binary.LittleEndian.PutUint32(row[4*j:], uint32(lo))
+			if i+1 < m {
+				binary.LittleEndian.PutUint32(row[4*(n+j):], uint32(hi))
+			}
+		}
+	})
+	return out, nil
 }
 
 // DecodeMatMulInt8Inputs decodes the [A, B] inputs of KernelMatMulInt8.
 func DecodeMatMulInt8Inputs(inputs [][]byte) (a, b *Int8Matrix, err error) {
+	va, vb, err := ViewMatMulInt8Inputs(inputs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return va.matrix(), vb.matrix(), nil
+}
+
+// ViewMatMulInt8Inputs reads the [A, B] inputs of KernelMatMulInt8 in place; it accepts and
+// refuses exactly what DecodeMatMulInt8Inputs does.
+func ViewMatMulInt8Inputs(inputs [][]byte) (a, b Int8View, err error) {
 	if len(inputs) != 2 {
-		return nil, nil, fmt.Errorf("%w: %s takes 2 inputs [A, B], got %d", ErrKernelInputs, KernelMatMulInt8, len(inputs))
+		return a, b, fmt.Errorf("%w: %s takes 2 inputs [A, B], got %d", ErrKernelInputs, KernelMatMulInt8, len(inputs))
 	}
-	if a, err = DecodeInt8(inputs[0]); err != nil {
-		return nil, nil, fmt.Errorf("input A: %w", err)
+	if a, err = ViewInt8(inputs[0]); err != nil {
+		return a, b, fmt.Errorf("input A: %w", err)
 	}
-	if b, err = DecodeInt8(inputs[1]); err != nil {
-		return nil, nil, fmt.Errorf("input B: %w", err)
+	if b, err = ViewInt8(inputs[1]); err != nil {
+		return a, b, fmt.Errorf("input B: %w", err)
 	}
 	if a.Cols != b.Rows {
-		return nil, nil, fmt.Errorf("%w: A is %dx%d and B is %dx%d; A's columns must equal B's rows", ErrShape, a.Rows, a.Cols, b.Rows, b.Cols)
+		return a, b, fmt.Errorf("%w: A is %dx%d and B is %dx%d; A's columns must equal B's rows", ErrShape, a.Rows, a.Cols, b.Rows, b.Cols)
 	}
 	if a.Cols > MaxInner {
-		return nil, nil, fmt.Errorf("%w: inner dimension %d exceeds %d (int32 accumulation could overflow)", ErrShape, a.Cols, MaxInner)
+		return a, b, fmt.Errorf("%w: inner dimension %d exceeds %d (int32 accumulation could overflow)", ErrShape, a.Cols, MaxInner)
 	}
 	return a, b, nil
 }

@@ -28,12 +28,19 @@ func CheckKernelOn(acc Accelerator, kernel string, inputs [][]byte, output []byt
 	}
 	switch kernel {
 	case tensor.KernelMatMulInt8:
-		a, b, err := tensor.DecodeMatMulInt8Inputs(inputs)
+		// On the CPU the inputs and the output are read where they lie, not decoded.
+		a, b, err := tensor.ViewMatMulInt8Inputs(inputs)
 		if err != nil {
 			return Verdict{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 		}
-		return checkProduct(tensor.MatMulOps(a.Rows, a.Cols, b.Cols), output, tensor.DecodeInt32,
-			func(c *tensor.Int32Matrix) (Verdict, error) { return FreivaldsInt8On(acc, a, b, c, seed, rounds) })
+		ops := tensor.MatMulOps(a.Rows, a.Cols, b.Cols)
+		if acc == nil {
+			return checkProduct(ops, output, tensor.ViewInt32,
+				func(c tensor.Int32View) (Verdict, error) { return freivaldsInt8Views(a, b, c, seed, rounds), nil })
+		}
+		am, bm, _ := tensor.DecodeMatMulInt8Inputs(inputs) // they viewed, so they decode
+		return checkProduct(ops, output, tensor.DecodeInt32,
+			func(c *tensor.Int32Matrix) (Verdict, error) { return FreivaldsInt8On(acc, am, bm, c, seed, rounds) })
 	case tensor.KernelMatMulFloat32:
 		a, b, err := tensor.DecodeMatMulFloat32Inputs(inputs)
 		if err != nil {

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -103,11 +104,26 @@ func FreivaldsInt8On(acc Accelerator, a, b *tensor.Int8Matrix, c *tensor.Int32Ma
 		defer release()
 		products = p
 	}
+	return freivaldsRounds(products, a.Rows, b.Cols, seed, rounds)
+}
 
+// freivaldsInt8Views is FreivaldsInt8 on this CPU over matrices read in place from their
+// encodings (tensor.ViewMatMulInt8Inputs, tensor.ViewInt32), with the same verdict:
+// CheckKernel's matmul-int8 check copies neither its inputs nor the output.
+func freivaldsInt8Views(a, b tensor.Int8View, c tensor.Int32View, seed [32]byte, rounds int) Verdict {
+	if c.Rows != a.Rows || c.Cols != b.Cols {
+		return failed(0, -1, "output is %dx%d, want %dx%d", c.Rows, c.Cols, a.Rows, b.Cols)
+	}
+	v, _ := freivaldsRounds(viewProducts{a.Data, b.Data, c.Data, make([]uint64, b.Rows)}, a.Rows, b.Cols, seed, rounds)
+	return v // viewProducts never fails
+}
+
+// freivaldsRounds runs the rounds of FreivaldsInt8 for an m×k by k×n product whose
+// products are given, and words the verdict; an error is the products'.
+func freivaldsRounds(products Int8Products, m, n int, seed [32]byte, rounds int) (Verdict, error) {
 	rng := newXoshiro256(seed)
-	r := make([]uint64, b.Cols)
-	abr := make([]uint64, a.Rows)
-	cr := make([]uint64, c.Rows)
+	scratch := make([]uint64, n+2*m)
+	r, abr, cr := scratch[:n:n], scratch[n:n+m:n+m], scratch[n+m:]
 	t := newTranscript(tensor.KernelMatMulInt8)
 	for round := 1; round <= rounds; round++ {
 		for j := range r {
@@ -139,6 +155,20 @@ func (p cpuProducts) Round(r, abr, cr []uint64) error {
 	mulVec(p.br, p.b.Data, r, int8Offset)
 	mulVec(abr, p.a.Data, p.br, int8Offset)
 	mulVec(cr, p.c.Data, r, int32Offset)
+	return nil
+}
+
+// viewProducts are cpuProducts over the encodings' element bytes (tensor.Int8View,
+// tensor.Int32View).
+type viewProducts struct {
+	a, b, c []byte
+	br      []uint64
+}
+
+func (p viewProducts) Round(r, abr, cr []uint64) error {
+	mulVecInt8Bytes(p.br, p.b, r)
+	mulVecInt8Bytes(abr, p.a, p.br)
+	mulVecInt32Bytes(cr, p.c, r)
 	return nil
 }
 
@@ -187,6 +217,40 @@ func mulVec[T int8 | int32](dst []uint64, data []T, v []uint64, offset int64) {
 		var hi, lo uint64
 		for j, x := range row {
 			h, l := bits.Mul64(uint64(int64(x)+offset), v[j])
+			var carry uint64
+			lo, carry = bits.Add64(lo, l, 0)
+			hi += h + carry
+		}
+		dst[i] = subMod(mod128(hi, lo), correction)
+	}
+}
+
+// mulVecInt8Bytes is mulVec over int8 elements held as their bytes: x + 2^7 is the byte
+// with its top bit flipped.
+func mulVecInt8Bytes(dst []uint64, data []byte, v []uint64) {
+	correction := mulMod(int8Offset, sumMod(v))
+	for i := range dst {
+		row := data[i*len(v):][:len(v)]
+		var hi, lo uint64
+		for j, x := range row {
+			h, l := bits.Mul64(uint64(x^0x80), v[j])
+			var carry uint64
+			lo, carry = bits.Add64(lo, l, 0)
+			hi += h + carry
+		}
+		dst[i] = subMod(mod128(hi, lo), correction)
+	}
+}
+
+// mulVecInt32Bytes is mulVec over int32 elements held as four little-endian bytes each:
+// x + 2^31 is the word with its top bit flipped.
+func mulVecInt32Bytes(dst []uint64, data []byte, v []uint64) {
+	correction := mulMod(int32Offset, sumMod(v))
+	for i := range dst {
+		row := data[4*i*len(v):][:4*len(v)]
+		var hi, lo uint64
+		for j := range v {
+			h, l := bits.Mul64(uint64(binary.LittleEndian.Uint32(row[4*j:])^0x80000000), v[j])
 			var carry uint64
 			lo, carry = bits.Add64(lo, l, 0)
 			hi += h + carry
