@@ -2,10 +2,15 @@ package transport
 
 import (
 	"context"
+	"fmt"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // BenchmarkBlobGetWSS measures a 64 MiB read by a node over wss through the blob
@@ -113,4 +118,64 @@ func BenchmarkBlobPutWSS(b *testing.B) {
 	b.ReportMetric(mbps(service), "MB/s-node-wss")
 	b.ReportMetric(mbps(router), "MB/s-router-inprocess")
 	b.ReportMetric(mbps(service)/mbps(router), "x-node/router")
+}
+
+// processCPU is the CPU time this process has used, user and system: the server runs in
+// it too, so a measure of both ends of the connection.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkPutPublishes measures the CPU, client and server together, of a put's two
+// publishes (a 4 KiB chunk, then metadata after its ack) as putChunk sends them
+// (publish) against, in the same run, synchronous publishes (PublishMsg), with one put
+// at a time and with several under way, each from a goroutine of its own as the router's
+// and the blob service's puts are.
+func BenchmarkPutPublishes(b *testing.B) {
+	for _, putters := range []int{1, 8} {
+		b.Run(fmt.Sprintf("putters=%d", putters), func(b *testing.B) {
+			n := startTestNet(b)
+			js := publisher(n.adminJS(b), batchTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Hour) // a job's puts have a deadline
+			defer cancel()
+			data, meta := randomBytes(4<<10, 1), randomBytes(300, 2)
+			put := func(send func(m *nats.Msg) error) func() {
+				return func() {
+					id := nuid.Next()
+					for _, m := range []*nats.Msg{{Subject: chunkSubject(testBucket, id), Data: data}, {Subject: metaSubject(testBucket, id), Data: meta}} {
+						if err := send(m); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}
+			}
+			variants := []struct {
+				name string
+				put  func()
+				cpu  time.Duration
+			}{
+				{name: "publish", put: put(func(m *nats.Msg) error { _, err := publish(ctx, js, m); return err })},
+				{name: "sync", put: put(func(m *nats.Msg) error { _, err := js.PublishMsg(ctx, m); return err })},
+			}
+			for i := 0; b.Loop(); i++ {
+				for k := range variants {
+					v := &variants[(i+k)%len(variants)]
+					start := processCPU()
+					var wg sync.WaitGroup
+					for range putters {
+						wg.Go(v.put)
+					}
+					wg.Wait()
+					v.cpu += processCPU() - start
+				}
+			}
+			perPut := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(b.N*putters) }
+			b.ReportMetric(perPut(variants[0].cpu), "cpu-ns/put-publish")
+			b.ReportMetric(perPut(variants[1].cpu), "cpu-ns/put-sync")
+			b.ReportMetric(variants[0].cpu.Seconds()/variants[1].cpu.Seconds(), "x-publish/sync")
+		})
+	}
 }

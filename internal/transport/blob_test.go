@@ -460,15 +460,30 @@ func TestPutHashedTrustsItsCaller(t *testing.T) {
 // with a timeout, as an acknowledgement is that comes too late on a loaded server.
 type lostAcks struct {
 	jetstream.JetStream
-	lost atomic.Int32
+	lost *atomic.Int32
 }
 
-func (l *lostAcks) PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
-	ack, err := l.JetStream.PublishMsg(ctx, m, opts...)
-	if err == nil && strings.HasPrefix(m.Subject, "$O."+testBucket+".M.") && l.lost.Add(-1) >= 0 {
-		return nil, context.DeadlineExceeded
+func (l *lostAcks) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	f, err := l.JetStream.PublishMsgAsync(m, opts...)
+	if err != nil || !strings.HasPrefix(m.Subject, "$O."+testBucket+".M.") || l.lost.Add(-1) < 0 {
+		return f, err
 	}
-	return ack, err
+	select { // stored, or refused: either way the answer is lost
+	case <-f.Ok():
+	case <-f.Err():
+	}
+	return failedAck{f}, nil
+}
+
+// failedAck is a publish whose acknowledgement did not come in time.
+type failedAck struct{ jetstream.PubAckFuture }
+
+func (failedAck) Ok() <-chan *jetstream.PubAck { return nil }
+
+func (failedAck) Err() <-chan error {
+	err := make(chan error, 1)
+	err <- context.DeadlineExceeded
+	return err
 }
 
 // A put whose metadata was stored but whose acknowledgement was lost leaves the blob
@@ -479,17 +494,46 @@ func TestPutWhoseAckWasLostLeavesTheBlobReadable(t *testing.T) {
 	n := startTestNet(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	js := &lostAcks{JetStream: n.adminJS(t)}
-	js.lost.Store(1)
+	lost := new(atomic.Int32)
+	lost.Store(1)
+	lossy := func() *Bucket { // a bucket with no memory of what was put before
+		b := NewBucket(n.adminJS(t), testBucket)
+		b.js = &lostAcks{JetStream: b.js, lost: lost}
+		return b
+	}
 	data := randomBytes(3000, 77)
-	if _, err := NewBucket(js, testBucket).Put(ctx, data); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := lossy().Put(ctx, data); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("put: %v, want the lost acknowledgement's error", err)
 	}
 	// The writer tries again (the router's retryInline), and a reader with no memory of it reads.
-	if _, err := NewBucket(js, testBucket).Put(ctx, data); err != nil {
+	if _, err := lossy().Put(ctx, data); err != nil {
 		t.Fatalf("put again: %v", err)
 	}
 	if got, err := GetBlob(ctx, n.adminJS(t), testBucket, Digest(data)); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("get: %d bytes, %v", len(got), err)
+	}
+}
+
+// A publish whose acknowledgement never comes (here the server drops it: the
+// connection may not publish to the bucket) fails once the publisher's timeout passes,
+// and leaves nothing pending with it: enough pending acknowledgements stall every
+// later publish of the router's, or the blob service's, bucket.
+func TestPutWhoseAckNeverComesLeavesNothingPending(t *testing.T) {
+	n := startTestNet(t, "n1")
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second) // the purge that follows waits it out
+	defer cancel()
+	nodeJS, err := jetstream.New(n.dialNode(t, "n1", func(error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := publisher(nodeJS, 200*time.Millisecond)
+	data := []byte("never acknowledged")
+	sum := sha256.Sum256(data)
+	_, err = putChunk(ctx, pub, testBucket, hex.EncodeToString(sum[:]), sum, data, nil, true)
+	if !errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+		t.Fatalf("put: %v, want ErrAsyncPublishTimeout before the put's deadline", err)
+	}
+	if pending := pub.PublishAsyncPending(); pending != 0 {
+		t.Fatalf("%d publishes still pending", pending)
 	}
 }

@@ -149,11 +149,11 @@ func (s *Server) startBlobService(ctx context.Context) error {
 	return nil
 }
 
-// newBlobService is s's blob service over nc and js, which it owns from now on; it
-// answers nothing until it subscribes.
+// newBlobService is s's blob service over nc and js, which it owns from now on, and
+// works through a publisher like js; it answers nothing until it subscribes.
 func newBlobService(s *Server, nc *nats.Conn, js jetstream.JetStream) *blobService {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &blobService{srv: s, name: s.opts.Name, nc: nc, js: js, log: s.log.With("component", "blob-service"),
+	return &blobService{srv: s, name: s.opts.Name, nc: nc, js: publisher(js, batchTimeout), log: s.log.With("component", "blob-service"),
 		ctx: ctx, cancel: cancel, uploads: map[string]*upload{}, writing: map[string]bool{},
 		buckets: map[string]jetstream.ObjectStore{}, recent: newRecent(time.Now),
 		readers: make(chan struct{}, maxConcurrentReads), idle: uploadIdle, relayed: s.opts.Cluster != nil, replicated: s.Replicas() > 1}
