@@ -49,12 +49,13 @@ type jobReads struct {
 type jobRead struct {
 	height int64 // the height the router knew when the read began
 	done   chan struct{}
+	ended  bool // done is closed; under jobReads.mu
 	job    ledger.Job
 	err    error
 }
 
-// maxJobReads bounds the records kept: more jobs than this polled within a block and
-// the oldest reads are dropped (and read again at the next poll).
+// maxJobReads bounds the records kept: more jobs than this polled and reads are dropped
+// (and read again at their next poll; see evictLocked).
 const maxJobReads = 8192
 
 func newJobReads(chain ChainReader, heights HeightReader) *jobReads {
@@ -98,15 +99,7 @@ func (c *jobReads) job(ctx context.Context, id string) (ledger.Job, error) {
 	}
 	r := &jobRead{height: h, done: make(chan struct{})}
 	if len(c.jobs) >= maxJobReads {
-		for k, old := range c.jobs {
-			select {
-			case <-old.done:
-				if old.height < h {
-					delete(c.jobs, k)
-				}
-			default:
-			}
-		}
+		c.evictLocked(h)
 	}
 	c.jobs[id] = r
 	c.mu.Unlock()
@@ -120,13 +113,36 @@ func (c *jobReads) job(ctx context.Context, id string) (ledger.Job, error) {
 		err = fmt.Errorf("%w: %v", api.ErrUnavailable, err)
 	}
 	c.mu.Lock()
-	r.job, r.err = cj, err
+	r.job, r.err, r.ended = cj, err, true
 	close(r.done)
 	if err != nil && c.jobs[id] == r {
 		delete(c.jobs, id)
 	}
 	c.mu.Unlock()
 	return cj, err
+}
+
+// evictLocked makes room among the reads kept: it drops those that ended before height h
+// and, should that leave half of maxJobReads or more, every read that ended, which its
+// job's next poll reads again. Dropping only the older reads left the map full whenever
+// more jobs than it holds were polled within a block (a devnet at 1,000 jobs a second
+// polls thousands): it grew without bound, and every read after swept all of it again,
+// 3% of the process. Now a sweep makes room for at least half the bound of new reads.
+// c.mu must be held.
+func (c *jobReads) evictLocked(h int64) {
+	for k, old := range c.jobs {
+		if old.ended && old.height < h {
+			delete(c.jobs, k)
+		}
+	}
+	if len(c.jobs) < maxJobReads/2 {
+		return
+	}
+	for k, old := range c.jobs {
+		if old.ended {
+			delete(c.jobs, k)
+		}
+	}
 }
 
 // currentHeight returns the chain's last committed height, probed at most once per

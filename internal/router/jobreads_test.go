@@ -3,6 +3,8 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -157,5 +159,36 @@ func TestJobReadsNeverGoBack(t *testing.T) {
 	wg.Wait()
 	if q := c.queries.Load(); q >= 16*300 {
 		t.Fatalf("%d queries for %d polls: nothing was shared", q, 16*300)
+	}
+}
+
+// everyJob is a chain at a fixed height that holds every job asked for.
+type everyJob struct{ blockChain }
+
+func (c *everyJob) Query(_ context.Context, path string, v any) error {
+	c.queries.Add(1)
+	*v.(*ledger.Job) = ledger.Job{ID: strings.TrimPrefix(path, "job/")}
+	return nil
+}
+
+// More jobs polled within one block than the reads kept: the reads stay bounded, and a
+// job dropped is read again. They grew without bound, every new read sweeping them all.
+func TestJobReadsStayBoundedWithinABlock(t *testing.T) {
+	c := &everyJob{}
+	c.height.Store(7)
+	r := newJobReads(c, c)
+	ctx := context.Background()
+	for i := range 3 * maxJobReads {
+		id := fmt.Sprintf("job-%d", i)
+		if j, err := r.job(ctx, id); err != nil || j.ID != id {
+			t.Fatalf("read %s: %+v, %v", id, j, err)
+		}
+		if n := len(r.jobs); n > maxJobReads {
+			t.Fatalf("%d reads kept after %d jobs, bound %d", n, i+1, maxJobReads)
+		}
+	}
+	before := c.queries.Load()
+	if _, err := r.job(ctx, "job-0"); err != nil || c.queries.Load() != before+1 {
+		t.Fatalf("a dropped job: %v, %d queries, want one more", err, c.queries.Load()-before)
 	}
 }
