@@ -59,28 +59,11 @@ func appendRecordFields(b []byte, rec *jobRecord) ([]byte, error) {
 	if rec.Node != "" {
 		b = appendJSONString(append(b, `,"node":`...), rec.Node)
 	}
-	if s := rec.Scores; s != nil {
-		b = strconv.AppendUint(append(b, `,"scores":{"compute":`...), uint64(s.Compute), 10)
-		b = strconv.AppendUint(append(b, `,"latency":`...), uint64(s.Latency), 10)
-		b = strconv.AppendUint(append(b, `,"reliability":`...), uint64(s.Reliability), 10)
-		b = strconv.AppendUint(append(b, `,"price":`...), uint64(s.Price), 10)
-		b = append(strconv.AppendUint(append(b, `,"total":`...), uint64(s.Total), 10), '}')
+	if rec.Scores != nil {
+		b = appendScores(b, rec.Scores)
 	}
 	if len(rec.Txs) > 0 {
-		var buf [8]string
-		keys := buf[:0]
-		for k := range rec.Txs {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys) // as encoding/json orders a map's keys
-		b = append(b, `,"txs":{`...)
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(append(appendJSONString(b, k), ':'), rec.Txs[k])
-		}
-		b = append(b, '}')
+		b = appendTxs(b, rec.Txs)
 	}
 	if rec.Attempts != 0 {
 		b = strconv.AppendInt(append(b, `,"attempts":`...), int64(rec.Attempts), 10)
@@ -104,6 +87,34 @@ func appendRecordFields(b []byte, rec *jobRecord) ([]byte, error) {
 		b = append(append(b, `,"challenge":`...), c...)
 	}
 	return b, nil
+}
+
+// appendScores appends s as the field "scores" of an object, as json.Marshal encodes it.
+func appendScores(b []byte, s *api.Scores) []byte {
+	b = strconv.AppendUint(append(b, `,"scores":{"compute":`...), uint64(s.Compute), 10)
+	b = strconv.AppendUint(append(b, `,"latency":`...), uint64(s.Latency), 10)
+	b = strconv.AppendUint(append(b, `,"reliability":`...), uint64(s.Reliability), 10)
+	b = strconv.AppendUint(append(b, `,"price":`...), uint64(s.Price), 10)
+	return append(strconv.AppendUint(append(b, `,"total":`...), uint64(s.Total), 10), '}')
+}
+
+// appendTxs appends txs, tx hashes by stage, as the field "txs" of an object, as
+// json.Marshal encodes the map: its keys sorted.
+func appendTxs(b []byte, txs map[string]string) []byte {
+	var buf [8]string
+	keys := buf[:0]
+	for k := range txs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // as encoding/json orders a map's keys
+	b = append(b, `,"txs":{`...)
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(append(appendJSONString(b, k), ':'), txs[k])
+	}
+	return append(b, '}')
 }
 
 // appendEvent appends e as json.Marshal encodes it.
