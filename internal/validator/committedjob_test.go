@@ -73,3 +73,28 @@ func TestCommittedJobGivesUpAfterResultWait(t *testing.T) {
 type stalledNode struct{ *laggingNode }
 
 func (stalledNode) NewBlocks(context.Context) (<-chan int64, error) { return make(chan int64), nil }
+
+// committedNode shows every job with its result, and allocates nothing to answer.
+type committedNode struct{ fakeChain }
+
+func (*committedNode) Query(_ context.Context, _ string, v any) error {
+	*v.(*ledger.Job) = ledger.Job{ID: "J", Status: ledger.JobComputed}
+	return nil
+}
+
+// A job whose first read shows its result, as nearly every one does, costs that read
+// alone: no context or timer is made for a wait that does not happen. The
+// two allocations left are the read's own (its path, and the record the chain fills).
+func TestCommittedJobShownAtOnceCostsOneRead(t *testing.T) {
+	d := &Daemon{opts: Options{Chain: &committedNode{}}}
+	ctx, cancel := context.WithCancel(t.Context()) // a parent a wait's context would register with
+	defer cancel()
+	allocs := testing.AllocsPerRun(100, func() {
+		if job, err := d.committedJob(ctx, "J"); err != nil || job.Status != ledger.JobComputed {
+			t.Fatalf("%s, %v; want the result", job.Status, err)
+		}
+	})
+	if allocs > 2 {
+		t.Fatalf("%v allocations to read a committed job, want 2", allocs)
+	}
+}

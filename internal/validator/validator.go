@@ -510,24 +510,20 @@ const resultWait = 5 * time.Second
 const resultPoll = 100 * time.Millisecond
 
 // committedJob reads the job, waiting up to resultWait while it still shows as created or
-// assigned: it reads it again at each new block, the only change that can show it.
+// assigned: it reads it again at each new block, the only change that can show it. A job
+// that shows its result at once, as nearly every one does, costs one read and nothing for
+// the wait.
 func (d *Daemon) committedJob(ctx context.Context, id string) (ledger.Job, error) {
+	job, err := d.readJob(ctx, id)
+	if err != nil || !awaitingResult(job) {
+		return job, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // ends the wait for blocks
 	deadline := time.NewTimer(resultWait)
 	defer deadline.Stop()
-	var blocks <-chan int64 // once a read found no result
-	for first, late := true, false; ; first = false {
-		var job ledger.Job
-		if err := d.opts.Chain.Query(ctx, "job/"+id, &job); err != nil {
-			return job, fmt.Errorf("look up job: %w", err)
-		}
-		if (job.Status != ledger.JobCreated && job.Status != ledger.JobAssigned) || late {
-			return job, nil
-		}
-		if first {
-			blocks = blockwait.Next(ctx, d.opts.Chain)
-		}
+	blocks := blockwait.Next(ctx, d.opts.Chain)
+	for late := false; !late; {
 		var poll <-chan time.Time
 		if blocks == nil {
 			poll = time.After(resultPoll)
@@ -540,7 +536,24 @@ func (d *Daemon) committedJob(ctx context.Context, id string) (ledger.Job, error
 		case <-deadline.C:
 			late = true
 		}
+		if job, err = d.readJob(ctx, id); err != nil || !awaitingResult(job) {
+			return job, err
+		}
 	}
+	return job, nil // still without its result at the end of resultWait
+}
+
+func (d *Daemon) readJob(ctx context.Context, id string) (ledger.Job, error) {
+	var job ledger.Job
+	if err := d.opts.Chain.Query(ctx, "job/"+id, &job); err != nil {
+		return job, fmt.Errorf("look up job: %w", err)
+	}
+	return job, nil
+}
+
+// awaitingResult says the record read does not show the job's result yet.
+func awaitingResult(job ledger.Job) bool {
+	return job.Status == ledger.JobCreated || job.Status == ledger.JobAssigned
 }
 
 func truncate(s string, n int) string {
