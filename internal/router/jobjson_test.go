@@ -76,6 +76,22 @@ func TestJobEventsAreTheLastFieldOfAJob(t *testing.T) {
 	}
 }
 
+// benchJob submits a job to r and gives it ten events: what a job's readers read.
+func benchJob(b *testing.B, r *Router, chain *fakeChain) (string, *job) {
+	req, _ := consumerJob(b, chain)
+	submitted, err := r.SubmitJob(context.Background(), req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.mu.Lock()
+	j := r.jobs[submitted.ID]
+	r.mu.Unlock()
+	for len(j.events) < 10 {
+		j.record("placed", "", "", "node omni1n0d3x7 scored 68.31%% (compute 10000, latency 6772, reliability 5000, price 2000 bp)")
+	}
+	return submitted.ID, j
+}
+
 // BenchmarkJobJSON reads a job of ten events and encodes it, as its event stream does at
 // each change; the baseline, in the same run, is Job and json.Marshal, which the stream
 // did until 2026-12-01. Both read the chain's record of the job, from a fake chain that
@@ -86,18 +102,7 @@ func TestJobEventsAreTheLastFieldOfAJob(t *testing.T) {
 func BenchmarkJobJSON(b *testing.B) {
 	chain := newFakeChain()
 	r, _ := startRouter(b, chain)
-	req, _ := consumerJob(b, chain)
-	submitted, err := r.SubmitJob(context.Background(), req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	id := submitted.ID
-	r.mu.Lock()
-	j := r.jobs[id]
-	r.mu.Unlock()
-	for len(j.events) < 10 {
-		j.record("placed", "", "", "node omni1n0d3x7 scored 68.31%% (compute 10000, latency 6772, reliability 5000, price 2000 bp)")
-	}
+	id, _ := benchJob(b, r, chain)
 	ctx := context.Background()
 	var took [3]time.Duration
 	for b.Loop() {

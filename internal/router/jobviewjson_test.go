@@ -112,24 +112,13 @@ func (heightChain) Height(context.Context) (int64, error) { return 1, nil }
 func BenchmarkJobJSONOnceABlock(b *testing.B) {
 	chain := newFakeChain()
 	r, _ := startRouterWith(b, Options{Chain: heightChain{chain}, DispatchTimeout: 2 * time.Second, HeartbeatTTL: time.Minute, MaxAttempts: 3})
-	req, _ := consumerJob(b, chain)
-	submitted, err := r.SubmitJob(context.Background(), req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	id := submitted.ID
-	r.mu.Lock()
-	j := r.jobs[id]
-	r.mu.Unlock()
+	id, j := benchJob(b, r, chain)
 	j.mu.Lock()
 	j.scores = &api.Scores{Compute: 10000, Latency: 6772, Reliability: 5000, Price: 2000, Total: 6831}
 	for _, stage := range []string{"escrow", "assign", "result", "attest"} {
 		j.txs[stage] = "8F3A9C1D2E4B5A6F7081920A3B4C5D6E7F8091A2B3C4D5E6F708192A3B4C5D6E"
 	}
 	j.mu.Unlock()
-	for len(j.events) < 10 {
-		j.record("placed", "", "", "node omni1n0d3x7 scored 68.31%% (compute 10000, latency 6772, reliability 5000, price 2000 bp)")
-	}
 	ctx := context.Background()
 	for b.Loop() {
 		if _, _, err := r.JobJSON(ctx, id); err != nil {
