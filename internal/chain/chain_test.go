@@ -17,7 +17,7 @@ func testKey(b byte) ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(seed)
 }
 
-func initSingle(t *testing.T, home string, funded ed25519.PrivateKey) {
+func initSingle(t testing.TB, home string, funded ed25519.PrivateKey) {
 	t.Helper()
 	vk, err := InitHome(home)
 	if err != nil {

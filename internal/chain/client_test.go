@@ -164,19 +164,7 @@ func TestQueryReadsJSONFromANodeWithoutRecords(t *testing.T) {
 func BenchmarkClientQueryJob(b *testing.B) {
 	home := b.TempDir()
 	alice := testKey(1)
-	vk, err := InitHome(home)
-	if err != nil {
-		b.Fatal(err)
-	}
-	g := ledger.Genesis{
-		Supply:     11_000 * ledger.UomniPerOMNI,
-		Params:     ledger.DefaultParams(),
-		Accounts:   []ledger.GenesisAccount{{Address: keys.AddressOfKey(alice), Balance: 1_000 * ledger.UomniPerOMNI}},
-		Validators: []ledger.Validator{{Address: keys.AddressOfKey(testKey(9)), PubKey: vk.PubKey, Stake: 10_000 * ledger.UomniPerOMNI}},
-	}
-	if err := WriteGenesis([]string{home}, "omnisync-chaintest", time.Now(), []ValidatorKey{vk}, g); err != nil {
-		b.Fatal(err)
-	}
+	initSingle(b, home, alice)
 	n, err := New(Options{Home: home, BlockTime: 100 * time.Millisecond, EmptyBlockInterval: time.Hour})
 	if err != nil {
 		b.Fatal(err)

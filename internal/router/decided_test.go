@@ -62,14 +62,7 @@ func TestTheOutcomeIsRecordedFromTheRecordThatShowedTheDecision(t *testing.T) {
 		return len(r.online(protocol.RoleNode)) == 1 && len(r.online(protocol.RoleValidator)) == len(vals)
 	})
 	id := submit(t, r, fake)
-	waitFor(t, "the job finished", func() bool {
-		r.mu.Lock()
-		j := r.jobs[id]
-		r.mu.Unlock()
-		j.mu.Lock()
-		defer j.mu.Unlock()
-		return !j.finished.IsZero()
-	})
+	waitFor(t, "the job finished", func() bool { return jobFinished(r, id) })
 	r.mu.Lock()
 	j := r.jobs[id]
 	r.mu.Unlock()

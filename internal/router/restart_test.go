@@ -344,19 +344,8 @@ func TestEscrowWhoseBroadcastWentUnansweredIsRefunded(t *testing.T) {
 // A job's changes close together take one write of its record, within saveDelay; save
 // writes at once what is not saved yet, and nothing when all is.
 func TestJobChangesCloseTogetherAreSavedOnce(t *testing.T) {
-	var mu sync.Mutex
-	var saved [][]byte
-	j := newJob("job-1", keys.Address("consumer"), api.JobSpec{}, time.Now())
-	j.persist = func(_ *job, record []byte) {
-		mu.Lock()
-		defer mu.Unlock()
-		saved = append(saved, record)
-	}
-	writes := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(saved)
-	}
+	j, saved := savingJob()
+	writes := saved.writes
 	j.set(func(j *job) { j.node = "n1" })
 	j.record("placed", "", "", "on n1")
 	j.record("assigned", "assign", "T1", "recorded on chain")
@@ -368,9 +357,7 @@ func TestJobChangesCloseTogetherAreSavedOnce(t *testing.T) {
 	if n := writes(); n != 1 {
 		t.Fatalf("%d writes for three changes close together, want 1", n)
 	}
-	mu.Lock()
-	back, err := jobFromRecord(saved[0])
-	mu.Unlock()
+	back, err := saved.decode(0)
 	if err != nil || back.node != "n1" || len(back.events) != 2 || back.txs["assign"] != "T1" {
 		t.Fatalf("the write lacks a change: %+v %v", back, err)
 	}

@@ -123,6 +123,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// jobFinished reports whether the router's job id has ended, its outcome recorded.
+func jobFinished(r *Router, id string) bool {
+	r.mu.Lock()
+	j := r.jobs[id]
+	r.mu.Unlock()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return !j.finished.IsZero()
+}
+
 func jobHas(r *Router, id, stage string) bool {
 	j, err := r.Job(context.Background(), id)
 	if err != nil {

@@ -9,24 +9,44 @@ import (
 	"github.com/omnisync/omnisync/internal/keys"
 )
 
+// savedRecords holds the records a job saves, in the order it saved them.
+type savedRecords struct {
+	mu      sync.Mutex
+	records [][]byte
+}
+
+// savingJob is a job of no router whose saves land in the records returned.
+func savingJob() (*job, *savedRecords) {
+	saved := &savedRecords{}
+	j := newJob("job-1", keys.Address("consumer"), api.JobSpec{}, time.Now())
+	j.persist = func(_ *job, record []byte) {
+		saved.mu.Lock()
+		defer saved.mu.Unlock()
+		saved.records = append(saved.records, record)
+	}
+	return j, saved
+}
+
+func (s *savedRecords) writes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.records)
+}
+
+// decode rebuilds the job from the i-th record saved.
+func (s *savedRecords) decode(i int) (*job, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return jobFromRecord(s.records[i])
+}
+
 // A change made after a save waits its full saveDelay, gathering the changes that follow,
 // rather than being written early by the delayed save that the save made needless: a
 // job's immediate saves (its placement, its end) would otherwise leave behind a write of
 // whatever came next, an extra write of the record for each.
 func TestChangesAfterASaveWaitTheirOwnDelay(t *testing.T) {
-	var mu sync.Mutex
-	var saved [][]byte
-	j := newJob("job-1", keys.Address("consumer"), api.JobSpec{}, time.Now())
-	j.persist = func(_ *job, record []byte) {
-		mu.Lock()
-		defer mu.Unlock()
-		saved = append(saved, record)
-	}
-	writes := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(saved)
-	}
+	j, saved := savingJob()
+	writes := saved.writes
 	j.set(func(j *job) { j.node = "n1" }) // due at saveDelay
 	j.save()                              // ... but written now
 	time.Sleep(saveDelay / 2)
@@ -41,9 +61,7 @@ func TestChangesAfterASaveWaitTheirOwnDelay(t *testing.T) {
 	if waited := time.Since(changed); waited < saveDelay {
 		t.Fatalf("the changes were written %v after the first, before saveDelay", waited)
 	}
-	mu.Lock()
-	back, err := jobFromRecord(saved[1])
-	mu.Unlock()
+	back, err := saved.decode(1)
 	if err != nil || len(back.events) != 2 || back.txs["assign"] != "T1" {
 		t.Fatalf("the delayed write lacks a change: %+v %v", back, err)
 	}

@@ -146,14 +146,7 @@ func TestRouterStopsWaitingOnceTheChainDecided(t *testing.T) {
 	})
 	id := submit(t, r, chain)
 	waitFor(t, "the router to stop waiting once the chain decided", func() bool { return jobHas(r, id, "decided") })
-	waitFor(t, "the job finished", func() bool {
-		r.mu.Lock()
-		j := r.jobs[id]
-		r.mu.Unlock()
-		j.mu.Lock()
-		defer j.mu.Unlock()
-		return !j.finished.IsZero()
-	})
+	waitFor(t, "the job finished", func() bool { return jobFinished(r, id) })
 }
 
 // A job the chain decided before the validators' answers reached the router still shows
