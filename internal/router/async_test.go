@@ -22,21 +22,21 @@ import (
 // commits it when the test closes gate, or rejects it in its block with inBlock.
 type admittingChain struct {
 	*fakeChain
-	gate     chan struct{}
-	inBlock  error        // guarded by fakeChain.mu
-	admitted atomic.Int32 // escrows admitted
+	gate     chan struct{} // guarded by fakeChain.mu; blocks decide once it is closed
+	inBlock  error         // guarded by fakeChain.mu
+	admitted atomic.Int32  // escrows admitted
 }
 
 func (a *admittingChain) BroadcastTxAdmitted(ctx context.Context, raw []byte, admitted func()) (string, int64, error) {
 	a.admitted.Add(1)
 	a.mu.Lock()
-	inBlock := a.inBlock
+	inBlock, gate := a.inBlock, a.gate
 	a.mu.Unlock()
 	if admitted != nil {
 		admitted()
 	}
 	select {
-	case <-a.gate:
+	case <-gate:
 	case <-ctx.Done():
 		return "", 0, ctx.Err()
 	}
@@ -284,6 +284,13 @@ func TestRacingSubmissionsOfOneJobTakeOne(t *testing.T) {
 				reqs[i], _ = consumerJobFor(t, chain.fakeChain, consumer, 0, func(s *api.JobSpec) { s.TimeoutSeconds = 31 })
 				reqs[i].Async = true
 			}
+			// No escrow commits until every pair has been answered: a submission that read
+			// the account after its twin's escrow committed would be answered with the job
+			// as a resubmission (resubmitted), not taken a second time.
+			held := make(chan struct{})
+			chain.mu.Lock()
+			chain.gate = held
+			chain.mu.Unlock()
 			broadcastBefore := chain.admitted.Load()
 			ids := make([]string, pairs)
 			errs := make([][2]error, pairs)
@@ -319,6 +326,7 @@ func TestRacingSubmissionsOfOneJobTakeOne(t *testing.T) {
 				}
 			}
 			wg.Wait()
+			close(held)
 			for i, e := range errs {
 				taken := 0
 				for _, err := range e {
