@@ -96,7 +96,7 @@ func (d *Devnet) RunLoadPaced(ctx context.Context, consumers []ed25519.PrivateKe
 // network keeps its own. This pool keeps as many as the load leaves idle.
 func LoadClient(baseURL string) *api.Client {
 	c := api.NewClient(baseURL)
-	t := http.DefaultTransport.(*http.Transport).Clone()
+	t := c.HTTP.Transport.(*http.Transport).Clone()  // api's settings, its buffers among them
 	t.MaxIdleConns, t.MaxIdleConnsPerHost = 0, 1<<16 // no limit but the load's
 	c.HTTP = &http.Client{Transport: t}
 	return c
