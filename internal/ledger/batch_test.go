@@ -329,3 +329,19 @@ func TestBatchOfSingles(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBatchValidate is the check every batch gets in CheckTx and again in its block:
+// a batch of the most attestations, each item validated as its single message.
+func BenchmarkBatchValidate(b *testing.B) {
+	m := &MsgAttestJobs{}
+	for i := range MaxBatchItems {
+		m.Attestations = append(m.Attestations, MsgAttest{JobID: JobID(addr(strangerKey), uint64(i)), ResultDigest: digestA, Pass: true, Ops: ampleOps})
+	}
+	msg := Msg{AttestJobs: m}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := msg.ValidateBasic(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

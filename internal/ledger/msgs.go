@@ -297,7 +297,7 @@ func (m Msg) ValidateBasic() error {
 	case m.ReportAttestation != nil:
 		return m.ReportAttestation.validate()
 	case m.AssignJobs != nil || m.AttestJobs != nil || m.CommitResults != nil:
-		return validateBatch(m.batchItems())
+		return validateBatch(m)
 	default:
 		return fmt.Errorf("%w: no message", ErrInvalidMsg)
 	}
