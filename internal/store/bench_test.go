@@ -115,3 +115,48 @@ func BenchmarkWritePath(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCommitBlock is one block's writes committed to goleveldb: 2,000 keys of 200
+// bytes, as a busy block of job records leaves.
+func BenchmarkCommitBlock(b *testing.B) {
+	s, err := Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	value := make([]byte, 200)
+	keys := make([][]byte, 2000)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "job/%040d", i)
+	}
+	b.ReportAllocs()
+	for n := 0; b.Loop(); n++ {
+		value[0] = byte(n)
+		for _, k := range keys {
+			if err := s.Set(k, value); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, _, err := s.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMerkleApply is a chunk of writes folded into the tree: fewer than parallelMin,
+// hashed on one goroutine, and a full hashChunk, split in parts.
+func BenchmarkMerkleApply(b *testing.B) {
+	for _, n := range []int{1000, hashChunk} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			writes := make([]write, n)
+			for i := range writes {
+				writes[i] = write{key: fmt.Sprintf("job/%040d", i), value: make([]byte, 200)}
+			}
+			m := newMerkle()
+			b.ReportAllocs()
+			for b.Loop() {
+				m.apply(writes)
+			}
+		})
+	}
+}

@@ -55,7 +55,8 @@ func newMerkle() *merkle {
 }
 
 func bucketOf(key string) int {
-	h := sha256.Sum256([]byte(key))
+	var small [128]byte // []byte(key) of a key over 32 bytes (most) was an allocation per write
+	h := sha256.Sum256(append(small[:0], key...))
 	return int(binary.BigEndian.Uint16(h[:2]))
 }
 
@@ -140,10 +141,27 @@ func (m *merkle) apply(writes []write) {
 			changes[i] = c
 		}
 	})
+	// Each part's changes are a window of one array, sized by a count first: slices of
+	// their own, grown by doubling as they were appended to, took more bytes than the
+	// changes themselves.
 	perPart := numBuckets / parts
 	byPart := make([][]change, parts)
-	for _, c := range changes {
-		byPart[c.bucket/perPart] = append(byPart[c.bucket/perPart], c)
+	if parts == 1 {
+		byPart[0] = changes // sorted in place below; nothing else reads changes
+	} else {
+		var counts [maxParts]int
+		for _, c := range changes {
+			counts[c.bucket/perPart]++
+		}
+		all, start := make([]change, len(changes)), 0
+		for p := range parts {
+			byPart[p] = all[start : start : start+counts[p]]
+			start += counts[p]
+		}
+		for _, c := range changes {
+			p := c.bucket / perPart
+			byPart[p] = append(byPart[p], c)
+		}
 	}
 	parallel(parts, func(p int) {
 		part := byPart[p]

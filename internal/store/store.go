@@ -50,6 +50,13 @@ type Store struct {
 	hashing chan struct{}
 	version int64
 	hash    []byte
+	// batch is what Commit hands the database, and dbKey a key of it in the making,
+	// each reused from one commit to the next: Write copies the batch, and Put the key,
+	// and a batch grown afresh for every block, doubling as it went, was the most the
+	// store allocated. The batch stays the size of the largest block's writes; nil
+	// before the first commit to a database.
+	batch *leveldb.Batch
+	dbKey []byte
 }
 
 // hashChunk is how many writes collect before they are hashed in the background.
@@ -296,13 +303,17 @@ func (s *Store) Commit() ([]byte, int64, error) {
 	hash := s.WorkingHash()
 	version := s.version + 1
 	if s.db != nil {
-		batch := new(leveldb.Batch)
+		if s.batch == nil {
+			s.batch = new(leveldb.Batch)
+		}
+		batch := s.batch
+		batch.Reset()
 		for k, v := range s.staged {
-			dbKey := append(slices.Clip(valuePrefix), k...)
+			s.dbKey = append(append(s.dbKey[:0], valuePrefix...), k...)
 			if v == nil {
-				batch.Delete(dbKey)
+				batch.Delete(s.dbKey)
 			} else {
-				batch.Put(dbKey, v)
+				batch.Put(s.dbKey, v)
 			}
 		}
 		meta := binary.BigEndian.AppendUint64(nil, uint64(version))
