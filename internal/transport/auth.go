@@ -80,6 +80,10 @@ type authenticator struct {
 type participant struct {
 	id  string
 	pub ed25519.PublicKey
+	// replies is InboxPrefix(pub) and a dot, what every reply subject of the connection
+	// begins with ("" if pub has none), made once at admission: owns asks it of every
+	// request the services answer.
+	replies string
 }
 
 // Check is called by the server for every connecting client, concurrently,
@@ -129,7 +133,11 @@ func (a *authenticator) allow(c server.ClientAuthentication) bool {
 		}
 		user.Permissions = nodePermissions(id, opts.Nkey)
 		a.mu.Lock()
-		a.conns[c.GetID()] = participant{id: id, pub: pub}
+		p := participant{id: id, pub: pub}
+		if prefix, err := InboxPrefix(pub); err == nil {
+			p.replies = prefix + "."
+		}
+		a.conns[c.GetID()] = p
 		if a.byID[id] == nil {
 			a.byID[id] = map[uint64]bool{}
 		}
@@ -165,7 +173,7 @@ func (a *authenticator) owns(id, reply string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for cid := range a.byID[id] {
-		if prefix, err := InboxPrefix(a.conns[cid].pub); err == nil && strings.HasPrefix(reply, prefix+".") {
+		if p := a.conns[cid]; p.replies != "" && strings.HasPrefix(reply, p.replies) {
 			return true
 		}
 	}

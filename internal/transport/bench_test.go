@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"sync"
 	"syscall"
@@ -177,5 +178,26 @@ func BenchmarkPutPublishes(b *testing.B) {
 			b.ReportMetric(perPut(variants[1].cpu), "cpu-ns/put-sync")
 			b.ReportMetric(variants[0].cpu.Seconds()/variants[1].cpu.Seconds(), "x-publish/sync")
 		})
+	}
+}
+
+// BenchmarkOwns is the check the blob service makes of every request: the reply subject
+// lies in the requester's inbox.
+func BenchmarkOwns(b *testing.B) {
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	prefix, err := InboxPrefix(pub)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := &authenticator{conns: map[uint64]participant{7: {id: "node-1", pub: pub, replies: prefix + "."}}, byID: map[string]map[uint64]bool{"node-1": {7: true}}}
+	reply := prefix + ".abc.123"
+	b.ReportAllocs()
+	for b.Loop() {
+		if !a.owns("node-1", reply) {
+			b.Fatal("the requester's own inbox is not its own")
+		}
 	}
 }
