@@ -15,26 +15,36 @@ import (
 // wake to the next in line, at most as many times as jobs were waiting when it was
 // given, so a small job behind a large one is not held up by it.
 
-// waiter is one job waiting for capacity; wake receives the times it may pass the wake on.
+// waiter is one job waiting for capacity; wake receives the times it may pass the wake on,
+// and poll is its safety poll. A job keeps its waiter from one wait to the next (a job
+// can wait many times), the zero waiter to begin with: once waitForCapacity returns, the
+// waiter is out of line, no wake is left in it and its poll is stopped.
 type waiter struct {
 	wake chan int
+	poll *time.Timer
 }
 
-// waitForCapacity waits in line until capacity comes free for the job (it returns the
-// times the wake may be passed on; see passWake), its safety poll passes without news of
-// any (safetyPoll), or ctx ends.
-func (r *Router) waitForCapacity(ctx context.Context) (hops int, err error) {
-	w := &waiter{wake: make(chan int, 1)}
+// waitForCapacity waits in line, as w, until capacity comes free for the job (it returns
+// the times the wake may be passed on; see passWake), its safety poll passes without news
+// of any (safetyPoll), or ctx ends.
+func (r *Router) waitForCapacity(ctx context.Context, w *waiter) (hops int, err error) {
+	if w.wake == nil {
+		w.wake = make(chan int, 1)
+	}
 	r.mu.Lock()
 	e := r.waiting.PushBack(w)
 	poll := safetyPoll(r.waiting.Len())
 	r.mu.Unlock()
-	t := time.NewTimer(poll)
-	defer t.Stop()
+	if w.poll == nil {
+		w.poll = time.NewTimer(poll)
+	} else {
+		w.poll.Reset(poll) // stopped, and so drained, when the last wait returned
+	}
+	defer w.poll.Stop()
 	select {
 	case hops := <-w.wake:
 		return hops, nil
-	case <-t.C:
+	case <-w.poll.C:
 	case <-ctx.Done():
 		err = fmt.Errorf("no gpu came free before the job's deadline: %w", ctx.Err())
 	}

@@ -216,6 +216,7 @@ func (r *Router) compute(ctx context.Context, j *job, running string, rep *repli
 		j.set(func(j *job) { j.tried = append(j.tried, running) })
 	}
 	waiting, hops := false, 0 // hops: how often a wake this job could not use may be passed on
+	var line *waiter          // the job's place in line while it waits, kept for the next wait
 	for attempt := 1; attempt <= r.opts.MaxAttempts; {
 		j.mu.Lock()
 		tried := slices.Clone(j.tried)
@@ -229,7 +230,10 @@ func (r *Router) compute(ctx context.Context, j *job, running string, rep *repli
 				waiting = true
 			}
 			r.passWake(hops)
-			if hops, err = r.waitForCapacity(ctx); err != nil {
+			if line == nil {
+				line = new(waiter)
+			}
+			if hops, err = r.waitForCapacity(ctx, line); err != nil {
 				return protocol.Result{}, err
 			}
 			continue
@@ -303,8 +307,9 @@ func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) 
 		return scheduler.Placement{}, nil, fmt.Errorf("%w: no registered node is online", scheduler.ErrNoFeasibleNode)
 	}
 	job := schedulerJob(spec, exclude)
-	plan, err := x.PlaceWith(&r.px.scratch, job) // indexLocked made r.px, x's holder
-	if errors.Is(err, scheduler.ErrNoFeasibleNode) && fitsHeld(x, r.idleLocked(), job, view.weights) {
+	px := r.px // indexLocked made it, x's holder
+	plan, err := x.PlaceWith(&px.scratch, job)
+	if errors.Is(err, scheduler.ErrNoFeasibleNode) && px.fitsHeld(x, r.idleLocked(px), job, view.weights) {
 		return scheduler.Placement{}, nil, fmt.Errorf("%w (%v)", errAllBusy, err)
 	}
 	if err != nil {
@@ -321,14 +326,18 @@ func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) 
 // a copy of them all under r.mu, as this did, took tens of milliseconds for each job a
 // busy network made wait, and again at each wake.) A placement of one replica is feasible
 // on a node or not whatever the other nodes are, so the answer is the full scan's.
-func fitsHeld(x *scheduler.Index, idle map[string]int, job scheduler.Job, w scheduler.Weights) bool {
-	held := make([]scheduler.Node, 0, len(idle))
+// The held nodes are gathered into px.held, reused under r.mu as px.scratch is: a copy
+// of every held node, made afresh for each job a busy network made wait, was the most
+// the router allocated.
+func (px *placementIndex) fitsHeld(x *scheduler.Index, idle map[string]int, job scheduler.Job, w scheduler.Weights) bool {
+	held := px.held[:0]
 	for id, gpus := range idle {
 		if n, ok := x.Node(id); ok {
 			n.FreeGPUs = gpus
 			held = append(held, n)
 		}
 	}
+	px.held = held
 	_, err := scheduler.Place(job, held, w)
 	return len(held) > 0 && err == nil
 }
@@ -337,10 +346,15 @@ func fitsHeld(x *scheduler.Index, idle map[string]int, job scheduler.Job, w sche
 // that declined a job and so counts as full until it heartbeats again, its GPUs less
 // what its peers hold (freeLocked). What the peers hold is not given back: their leases
 // can outlive the hold (a router cut off from the others leaves its jobs without
-// releasing them), and a job waiting on such a hold would wait to its deadline. r.mu
-// must be held.
-func (r *Router) idleLocked() map[string]int {
-	idle := make(map[string]int, len(r.reserved)+len(r.declined))
+// releasing them), and a job waiting on such a hold would wait to its deadline. The map
+// is px.idle, emptied and filled again: it is good until the next call. r.mu must be
+// held.
+func (r *Router) idleLocked(px *placementIndex) map[string]int {
+	if px.idle == nil {
+		px.idle = make(map[string]int, len(r.reserved)+len(r.declined))
+	}
+	idle := px.idle
+	clear(idle)
 	for id := range r.reserved {
 		idle[id] = r.seen[id].GPUs - r.peerHeld[id]
 	}

@@ -36,6 +36,10 @@ type placementIndex struct {
 	// scratch is the placements' working space: one serves both indexes, since the
 	// router places under r.mu, one decision at a time.
 	scratch scheduler.Scratch
+	// idle and held are the all-busy check's working space (idleLocked, fitsHeld),
+	// reused likewise.
+	idle map[string]int
+	held []scheduler.Node
 }
 
 type heartbeatAt struct {

@@ -3,6 +3,8 @@ package router
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,8 +154,9 @@ func BenchmarkAllBusyCheck(b *testing.B) {
 		baseline = b.Elapsed() / time.Duration(b.N)
 	})
 	b.Run("held-nodes", func(b *testing.B) {
+		px := new(placementIndex)
 		for b.Loop() {
-			if !fitsHeld(x, reserved, job, scheduler.DefaultWeights()) { // all 8 of each held node's GPUs
+			if !px.fitsHeld(x, reserved, job, scheduler.DefaultWeights()) { // all 8 of each held node's GPUs
 				b.Fatal("the job fits no held node")
 			}
 		}
@@ -161,4 +164,30 @@ func BenchmarkAllBusyCheck(b *testing.B) {
 			b.ReportMetric(float64(baseline)/float64(per), "x-faster")
 		}
 	})
+}
+
+// BenchmarkCapacityWait is one job's waits in line for a GPU, each ended by a wake.
+func BenchmarkCapacityWait(b *testing.B) {
+	r := &Router{}
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() { // the releases: wake whoever waits
+		defer close(done)
+		for !stop.Load() {
+			r.mu.Lock()
+			r.wakeLocked(1, 0)
+			r.mu.Unlock()
+			runtime.Gosched()
+		}
+	}()
+	ctx := context.Background()
+	line := new(waiter)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.waitForCapacity(ctx, line); err != nil {
+			b.Fatal(err)
+		}
+	}
+	stop.Store(true)
+	<-done
 }

@@ -542,7 +542,7 @@ func TestFitsHeldIsTheFullScansAnswer(t *testing.T) {
 				}
 			}
 			_, scanErr := scheduler.Place(job, snapshot, w)
-			if got, want := fitsHeld(x, idle, job, w), scanErr == nil; got != want {
+			if got, want := new(placementIndex).fitsHeld(x, idle, job, w), scanErr == nil; got != want {
 				t.Fatalf("round %d: job %+v, held %v: fitsHeld %v, the full scan %v", round, job, idle, got, want)
 			}
 		}
@@ -560,7 +560,7 @@ func TestIdleGivesBackOwnHoldsAndDeclines(t *testing.T) {
 		r.seen[id] = protocol.Heartbeat{ID: id, Role: protocol.RoleNode, GPUs: gpus}
 	}
 	want := map[string]int{"own": 4, "both": 1, "full": 1}
-	if got := r.idleLocked(); !maps.Equal(got, want) {
+	if got := r.idleLocked(new(placementIndex)); !maps.Equal(got, want) {
 		t.Fatalf("idle %v, want %v", got, want)
 	}
 }
