@@ -434,7 +434,7 @@ func (d *Daemon) reveal(ctx context.Context, jobID, digest string) {
 	}
 }
 
-// runJob fetches inputs, runs the workload, stores the output and commits its digest.
+// runJob fetches the inputs the dispatch does not carry, runs the workload, stores the output and commits its digest.
 func (d *Daemon) runJob(ctx context.Context, req protocol.Dispatch) protocol.Result {
 	res := protocol.Result{JobID: req.JobID, NodeID: d.id}
 	fail := func(stage string, err error) protocol.Result {
@@ -449,9 +449,14 @@ func (d *Daemon) runJob(ctx context.Context, req protocol.Dispatch) protocol.Res
 	inputs := make([][]byte, len(req.Spec.Inputs))
 	blobs := d.blobs.Via(req.Router)
 	for i, in := range req.Spec.Inputs {
-		b, err := blobs.Get(ctx, in.Digest)
+		b, err := protocol.InlineInput(req.Inputs, i, in.Digest)
 		if err != nil {
-			return fail("fetch input "+in.Name, err)
+			d.log.Warn("dispatch carried a wrong input; fetching it", "job", req.JobID, "input", in.Name, "err", err)
+		}
+		if b == nil {
+			if b, err = blobs.Get(ctx, in.Digest); err != nil {
+				return fail("fetch input "+in.Name, err)
+			}
 		}
 		inputs[i] = b
 	}

@@ -175,6 +175,13 @@ func (r *rig) collectResults(t *testing.T, id string, results chan<- protocol.Re
 
 func (r *rig) dispatch(t *testing.T, nodeID, jobID string, a, b *tensor.Int8Matrix) protocol.Ack {
 	t.Helper()
+	return r.dispatchCarrying(t, nodeID, jobID, a, b, nil, true)
+}
+
+// dispatchCarrying is dispatch with carried in the dispatch as its inline inputs, and the
+// node granted the reads of the inputs only if grantReads.
+func (r *rig) dispatchCarrying(t *testing.T, nodeID, jobID string, a, b *tensor.Int8Matrix, carried [][]byte, grantReads bool) protocol.Ack {
+	t.Helper()
 	ctx := context.Background()
 	var inputs []api.Input
 	for i, m := range []*tensor.Int8Matrix{a, b} {
@@ -184,11 +191,13 @@ func (r *rig) dispatch(t *testing.T, nodeID, jobID string, a, b *tensor.Int8Matr
 			t.Fatal(err)
 		}
 		inputs = append(inputs, api.Input{Name: string(rune('a' + i)), Digest: d, Size: int64(len(data))})
-		r.grants.AllowRead(nodeID, d)
+		if grantReads {
+			r.grants.AllowRead(nodeID, d)
+		}
 	}
 	r.grants.AllowWrite(nodeID, jobID, 1<<20)
 	spec := api.JobSpec{Workload: api.Workload{Kind: api.WorkloadTensor, Kernel: tensor.KernelMatMulInt8}, Inputs: inputs, Resources: api.Resources{GPUs: 1}}
-	msg, err := r.router.Request(protocol.DispatchSubject(nodeID), protocol.Encode(protocol.Dispatch{JobID: jobID, Router: "router", Spec: spec, TimeoutSeconds: 30}), 5*time.Second)
+	msg, err := r.router.Request(protocol.DispatchSubject(nodeID), protocol.Encode(protocol.Dispatch{JobID: jobID, Router: "router", Spec: spec, TimeoutSeconds: 30, Inputs: carried}), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,6 +239,56 @@ func TestNodeRunsJobStoresOutputAndCommitsDigest(t *testing.T) {
 	}
 	if c := chain.commits(); len(c) != 1 || c[0].ResultDigest != res.Digest || len(chain.batches()) != 0 {
 		t.Fatalf("commits %+v, want one for %s, alone in its tx", c, res.Digest)
+	}
+}
+
+// A node computes with the inputs its dispatch carries, without fetching them, when they
+// match the spec's digests; it fetches an input whose carried bytes do not (a router that
+// lies, or errs), so that a wrong input is never computed with.
+func TestNodeUsesCarriedInputsOnlyWhenTheyMatch(t *testing.T) {
+	key := newKey(t)
+	r := newRig(t, key)
+	results := make(chan protocol.Result, 1)
+	id := string(keys.AddressOfKey(key))
+	r.collectResults(t, id, results)
+	d := r.startNode(t, key, &fakeChain{}, runtime.Native{})
+	a, _ := tensor.RandomInt8(16, 8, 1)
+	b, _ := tensor.RandomInt8(8, 4, 2)
+	other, _ := tensor.RandomInt8(16, 8, 3) // of a's size
+	wantC, _ := tensor.MatMulInt8(a, b)
+	want, _ := wantC.MarshalBinary()
+	aData, _ := a.MarshalBinary()
+	bData, _ := b.MarshalBinary()
+	otherData, _ := other.MarshalBinary()
+	for i, tc := range []struct {
+		name       string
+		carried    [][]byte
+		grantReads bool
+		fails      bool
+	}{
+		// Reads once granted stay granted: the cases without come first.
+		{"both carried, no read granted", [][]byte{aData, bData}, false, false},
+		{"a wrong input carried, no read granted", [][]byte{otherData, bData}, false, true},
+		{"a wrong input carried, reads granted", [][]byte{otherData, bData}, true, false},
+	} {
+		jobID := fmt.Sprintf("job-%016d", i+1)
+		if ack := r.dispatchCarrying(t, d.ID(), jobID, a, b, tc.carried, tc.grantReads); !ack.Accepted {
+			t.Fatalf("%s: dispatch declined: %s", tc.name, ack.Error)
+		}
+		res := <-results
+		if tc.fails {
+			if res.Error == "" || !strings.Contains(res.Error, "fetch input a") {
+				t.Errorf("%s: result %+v, want the job failed fetching input a", tc.name, res)
+			}
+			continue
+		}
+		if res.Error != "" {
+			t.Fatalf("%s: result %+v", tc.name, res)
+		}
+		out, err := transport.GetBlob(context.Background(), r.js, protocol.BlobBucket, res.Digest)
+		if err != nil || string(out) != string(want) {
+			t.Fatalf("%s: stored output is not A·B (%v)", tc.name, err)
+		}
 	}
 }
 

@@ -4,8 +4,8 @@
 // this). Participants therefore publish heartbeats and results in their own namespace, and
 // the router takes the sender's identity from the subject, never from the payload.
 //
-// Messages are JSON; each has a Decode function that rejects malformed input, and those
-// decoders are fuzzed.
+// Messages are JSON (a Dispatch or VerifyRequest may carry inputs raw after it); each has
+// a Decode function that rejects malformed input, and those decoders are fuzzed.
 package protocol
 
 import (
@@ -117,6 +117,12 @@ type Dispatch struct {
 	// Cancel asks the node to stop the job if it runs it (a redundant job settled without
 	// this replica); it is acknowledged whether or not the job was running.
 	Cancel bool `json:"cancel,omitempty"`
+	// Inputs carries, in the order of Spec.Inputs, those the router holds in memory (the
+	// consumer sent them inline), nil for the rest: the node fetches only those it lacks.
+	// Each is used only if it matches its digest in Spec (InlineInput). They travel raw
+	// after the JSON (Encode); Inline is set by Encode.
+	Inputs [][]byte `json:"-"`
+	Inline []int    `json:"inline,omitempty"`
 }
 
 // DeclineNoFreeGPU is the Ack.Error of a node that has no GPU free for a dispatched job:
@@ -160,6 +166,38 @@ type VerifyRequest struct {
 	JobID  string      `json:"job_id"`
 	Router string      `json:"router"` // whose blob service grants the reads (as Dispatch.Router)
 	Spec   api.JobSpec `json:"spec"`
+	// Inputs and Inline are as Dispatch's: the job's inputs the router holds, in the
+	// order of Spec.Inputs, each used only if it matches its digest there.
+	Inputs [][]byte `json:"-"`
+	Inline []int    `json:"inline,omitempty"`
+}
+
+// A Dispatch or VerifyRequest that carries inputs is its JSON, a NUL byte (which JSON
+// text never holds), then each input carried, in the order of Spec.Inputs and as many
+// bytes as Spec says it has; Inline in the JSON lists which inputs follow. The bytes
+// travel raw: as base64 within the JSON, which the decoder scans byte by byte, the inputs
+// of a devnet job took a validator longer to decode than to check the job.
+
+// MaxInlineInputs bounds the bytes of the inputs a Dispatch or VerifyRequest carries, so
+// that the message stays far below NATS's 1 MiB max_payload.
+const MaxInlineInputs = 256 << 10
+
+// ErrInlineMismatch means an input carried in a message does not hash to its digest.
+var ErrInlineMismatch = errors.New("inline input does not match its digest")
+
+// InlineInput is input i of those a message carries (Dispatch.Inputs or
+// VerifyRequest.Inputs) when it hashes to digest, the one its spec commits to; nil when
+// the message carries none for it, and ErrInlineMismatch when the bytes are not the
+// input's. Either way the reader fetches the input from the blob store instead, where
+// every read is checked against its digest too.
+func InlineInput(inputs [][]byte, i int, digest string) ([]byte, error) {
+	if i >= len(inputs) || inputs[i] == nil {
+		return nil, nil
+	}
+	if api.DigestOf(inputs[i]) != digest {
+		return nil, fmt.Errorf("%w: input %d of %d bytes", ErrInlineMismatch, i, len(inputs[i]))
+	}
+	return inputs[i], nil
 }
 
 // Verdict is a validator's answer after it attested on chain.
@@ -233,6 +271,13 @@ var ErrMalformed = errors.New("malformed message")
 // message without its job id or participant id is rejected.
 func Decode[T Heartbeat | Dispatch | Ack | Result | LogChunk | VerifyRequest | Verdict | Pace | CapacityRequest | CapacityAnswer | SpotRequest | SpotAnswer](data []byte) (T, error) {
 	var v T
+	var tail []byte // the inputs after a Dispatch's or VerifyRequest's JSON
+	switch any(&v).(type) {
+	case *Dispatch, *VerifyRequest:
+		if i := bytes.IndexByte(data, 0); i >= 0 {
+			data, tail = data[:i], data[i+1:]
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
@@ -250,6 +295,12 @@ func Decode[T Heartbeat | Dispatch | Ack | Result | LogChunk | VerifyRequest | V
 	case *Dispatch:
 		if m.JobID == "" || m.Router == "" {
 			missing = "job_id/router"
+		} else if tail != nil || m.Inline != nil {
+			inputs, err := inlineInputs(m.Inline, m.Spec, tail)
+			if err != nil {
+				return v, err
+			}
+			m.Inputs = inputs
 		}
 	case *Result:
 		if m.JobID == "" || m.NodeID == "" {
@@ -265,6 +316,12 @@ func Decode[T Heartbeat | Dispatch | Ack | Result | LogChunk | VerifyRequest | V
 	case *VerifyRequest:
 		if m.JobID == "" || m.Router == "" {
 			missing = "job_id/router"
+		} else if tail != nil || m.Inline != nil {
+			inputs, err := inlineInputs(m.Inline, m.Spec, tail)
+			if err != nil {
+				return v, err
+			}
+			m.Inputs = inputs
 		}
 	case *Verdict:
 		if m.JobID == "" {
@@ -297,8 +354,76 @@ func Decode[T Heartbeat | Dispatch | Ack | Result | LogChunk | VerifyRequest | V
 	return v, nil
 }
 
-// Encode marshals a message; it cannot fail for these plain types.
+// inlineInputs is the inputs that follow a message's JSON (tail), as its Inline lists
+// them, or an error when they are not exactly what Inline and spec say.
+func inlineInputs(inline []int, spec api.JobSpec, tail []byte) ([][]byte, error) {
+	if len(inline) == 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the JSON, and no inputs listed", ErrMalformed, len(tail))
+	}
+	if len(tail) > MaxInlineInputs {
+		return nil, fmt.Errorf("%w: %d bytes of inline inputs (at most %d)", ErrMalformed, len(tail), MaxInlineInputs)
+	}
+	inputs := make([][]byte, len(spec.Inputs))
+	prev := -1
+	for _, i := range inline {
+		if i <= prev || i >= len(spec.Inputs) {
+			return nil, fmt.Errorf("%w: inline inputs %v of a spec of %d: want ascending indexes into it", ErrMalformed, inline, len(spec.Inputs))
+		}
+		size := spec.Inputs[i].Size
+		if size < 0 || size > int64(len(tail)) {
+			return nil, fmt.Errorf("%w: inline input %d is %d bytes, %d are left", ErrMalformed, i, size, len(tail))
+		}
+		inputs[i], tail = tail[:size:size], tail[size:]
+		prev = i
+	}
+	if len(tail) > 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the inline inputs", ErrMalformed, len(tail))
+	}
+	return inputs, nil
+}
+
+// carried lists the inputs a message carries: those it has of the size spec says, while
+// they fit within MaxInlineInputs.
+func carried(inputs [][]byte, spec api.JobSpec) []int {
+	var inline []int
+	total := 0
+	for i, b := range inputs {
+		if b == nil || i >= len(spec.Inputs) || int64(len(b)) != spec.Inputs[i].Size || total+len(b) > MaxInlineInputs {
+			continue
+		}
+		inline = append(inline, i)
+		total += len(b)
+	}
+	return inline
+}
+
+// appendInputs appends to a message's JSON the inputs inline lists, after a NUL byte.
+func appendInputs(msg []byte, inline []int, inputs [][]byte) []byte {
+	if len(inline) == 0 {
+		return msg
+	}
+	msg = append(msg, 0)
+	for _, i := range inline {
+		msg = append(msg, inputs[i]...)
+	}
+	return msg
+}
+
+// Encode marshals a message, with the inputs a Dispatch or VerifyRequest carries after
+// its JSON (Inline is set to list them); it cannot fail for these plain types.
 func Encode(v any) []byte {
+	switch m := v.(type) {
+	case Dispatch:
+		m.Inline = carried(m.Inputs, m.Spec)
+		return appendInputs(marshal(m), m.Inline, m.Inputs)
+	case VerifyRequest:
+		m.Inline = carried(m.Inputs, m.Spec)
+		return appendInputs(marshal(m), m.Inline, m.Inputs)
+	}
+	return marshal(v)
+}
+
+func marshal(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic(fmt.Sprintf("protocol: encode %T: %v", v, err))

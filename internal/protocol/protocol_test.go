@@ -1,10 +1,14 @@
 package protocol
 
 import (
+	"bytes"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/omnisync/omnisync/api"
 )
 
 func TestDecodeRejectsMalformed(t *testing.T) {
@@ -19,13 +23,83 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 	}
 }
 
+// Inputs a Dispatch or VerifyRequest carries travel raw after its JSON and are read back
+// only where they hash to the spec's digest; bytes that are not exactly the inputs Inline
+// lists, at the sizes the spec gives, make the message malformed.
+func TestInlineInputs(t *testing.T) {
+	a, b := []byte("input a"), []byte("the input b")
+	spec := api.JobSpec{Inputs: []api.Input{
+		{Name: "a", Digest: api.DigestOf(a), Size: int64(len(a))},
+		{Name: "b", Digest: api.DigestOf(b), Size: int64(len(b))},
+	}}
+	msg := Encode(Dispatch{JobID: "j", Router: "r", Spec: spec, Inputs: [][]byte{nil, b}})
+	if !bytes.HasSuffix(msg, append([]byte{0}, b...)) {
+		t.Fatalf("input b not raw after the JSON: %q", msg)
+	}
+	d, err := Decode[Dispatch](msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := InlineInput(d.Inputs, 0, spec.Inputs[0].Digest); got != nil || err != nil {
+		t.Errorf("input not carried: %q, %v; want nil, nil", got, err)
+	}
+	if got, err := InlineInput(d.Inputs, 1, spec.Inputs[1].Digest); string(got) != string(b) || err != nil {
+		t.Errorf("input carried: %q, %v", got, err)
+	}
+	if got, err := InlineInput(d.Inputs, 1, spec.Inputs[0].Digest); got != nil || !errors.Is(err, ErrInlineMismatch) {
+		t.Errorf("another input's bytes: %q, %v; want ErrInlineMismatch", got, err)
+	}
+	if got, err := InlineInput(nil, 3, spec.Inputs[0].Digest); got != nil || err != nil {
+		t.Errorf("no inputs carried: %q, %v", got, err)
+	}
+	if d, err := Decode[Dispatch](Encode(Dispatch{JobID: "j", Router: "r", Spec: spec, Inputs: [][]byte{b, a}})); err != nil || d.Inputs != nil {
+		t.Errorf("inputs of other sizes than the spec's are not carried: %v, %v", d.Inputs, err)
+	}
+	v, err := Decode[VerifyRequest](Encode(VerifyRequest{JobID: "j", Router: "r", Spec: spec, Inputs: [][]byte{a, b}}))
+	if err != nil || string(v.Inputs[0]) != string(a) || string(v.Inputs[1]) != string(b) {
+		t.Fatalf("verify request: %q, %v", v.Inputs, err)
+	}
+
+	json := func(inline string) string {
+		return `{"job_id":"j","router":"r","spec":{"inputs":[{"name":"a","digest":"x","size":7},{"name":"b","digest":"y","size":11}]}` + inline + `}`
+	}
+	for name, raw := range map[string]string{
+		"bytes and no list":       json(``) + "\x00" + string(a),
+		"a NUL and nothing":       json(``) + "\x00",
+		"a list and no bytes":     json(`,"inline":[0]`),
+		"bytes short of the size": json(`,"inline":[0,1]`) + "\x00" + string(a) + "short",
+		"bytes beyond the sizes":  json(`,"inline":[0]`) + "\x00" + string(a) + "x",
+		"an index beyond":         json(`,"inline":[2]`) + "\x00" + string(a),
+		"indexes out of order":    json(`,"inline":[1,0]`) + "\x00" + string(b) + string(a),
+		"an index twice":          json(`,"inline":[0,0]`) + "\x00" + string(a) + string(a),
+		"too many bytes":          `{"job_id":"j","router":"r","spec":{"inputs":[{"size":262145}]},"inline":[0]}` + "\x00" + strings.Repeat("x", MaxInlineInputs+1),
+	} {
+		if _, err := Decode[Dispatch]([]byte(raw)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("dispatch, %s: %v, want ErrMalformed", name, err)
+		}
+		if _, err := Decode[VerifyRequest]([]byte(raw)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("verify request, %s: %v, want ErrMalformed", name, err)
+		}
+	}
+	if _, err := Decode[Result]([]byte(`{"job_id":"j","node_id":"n"}` + "\x00" + string(a))); !errors.Is(err, ErrMalformed) {
+		t.Errorf("a result with bytes after its JSON: %v, want ErrMalformed", err)
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	f.Add(Encode(Dispatch{JobID: "job-1", Router: "r"}))
+	f.Add(Encode(Dispatch{JobID: "job-1", Router: "r", Spec: api.JobSpec{Inputs: []api.Input{{Size: 3}, {Size: 2}}}, Inputs: [][]byte{nil, []byte("ab")}}))
+	f.Add(Encode(VerifyRequest{JobID: "job-1", Router: "r", Spec: api.JobSpec{Inputs: []api.Input{{Size: 3}}}, Inputs: [][]byte{[]byte("abc")}}))
 	f.Add(Encode(Heartbeat{ID: "n", Role: RoleNode}))
 	f.Add([]byte(`{"job_id":"x","spec":{"inputs":[{}]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = Decode[Heartbeat](data)
-		_, _ = Decode[Dispatch](data)
+		if d, err := Decode[Dispatch](data); err == nil {
+			again, err := Decode[Dispatch](Encode(d))
+			if err != nil || !reflect.DeepEqual(inputsOrNil(again.Inputs), inputsOrNil(d.Inputs)) {
+				t.Fatalf("dispatch %q: encoded again, %q, %v; want the inputs %q", data, again.Inputs, err, d.Inputs)
+			}
+		}
 		_, _ = Decode[Result](data)
 		_, _ = Decode[LogChunk](data)
 		_, _ = Decode[VerifyRequest](data)
@@ -148,4 +222,14 @@ func TestPaceMustBePositive(t *testing.T) {
 			t.Errorf("%s: %v", bad, err)
 		}
 	}
+}
+
+// inputsOrNil is nil for inputs of which none is carried.
+func inputsOrNil(inputs [][]byte) [][]byte {
+	for _, b := range inputs {
+		if b != nil {
+			return inputs
+		}
+	}
+	return nil
 }

@@ -149,6 +149,7 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		}
 		return api.Job{}, api.RetryIn(fmt.Errorf("%w: the job store did not take job %s; nothing was escrowed, send it again", api.ErrUnavailable, id), time.Second)
 	}
+	r.holdInline(j, inline)
 	if req.Async {
 		if ac, ok := r.opts.Chain.(admitter); ok {
 			return r.submitAsync(ctx, ac, j, inline, req.Tx, unpend)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/omnisync/omnisync/api"
@@ -62,6 +63,9 @@ type job struct {
 	verdict   string
 	errMsg    string
 	challenge *challengeState // a challenge job's hidden rows, once built (challenge.go)
+	// inline is the inputs the consumer sent inline, while kept in memory for the job's
+	// dispatches and verification requests to carry (inline.go); nil otherwise.
+	inline atomic.Pointer[heldInputs]
 	// The record's two largest parts, encoded once (encodeLocked): the spec, which never
 	// changes, and events[:encodedN], comma-separated, which only grow.
 	specJSON   []byte

@@ -491,9 +491,10 @@ func (r *Router) attempt(ctx context.Context, j *job, p scheduler.Placement, rep
 	reports, stop := j.listen(p.NodeID)
 	defer stop()
 
+	spec := j.dispatched()
 	dctx, cancel := context.WithTimeout(ctx, r.opts.DispatchTimeout)
 	msg, err := r.conn.RequestWithContext(dctx, protocol.DispatchSubject(p.NodeID),
-		protocol.Encode(protocol.Dispatch{JobID: j.id, Router: string(r.id), Spec: j.dispatched(), TimeoutSeconds: j.spec.TimeoutSeconds}))
+		protocol.Encode(protocol.Dispatch{JobID: j.id, Router: string(r.id), Spec: spec, TimeoutSeconds: j.spec.TimeoutSeconds, Inputs: j.inlineFor(spec)}))
 	cancel()
 	if err != nil {
 		return protocol.Result{}, fmt.Errorf("dispatch: %w", err)
@@ -715,7 +716,7 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) (ledge
 			vctx, cancel := context.WithTimeout(ctx, r.opts.VerifyTimeout)
 			defer cancel()
 			a := answer{validator: v}
-			msg, err := r.conn.RequestWithContext(vctx, protocol.VerifySubject(v), protocol.Encode(protocol.VerifyRequest{JobID: j.id, Router: string(r.id), Spec: j.spec}))
+			msg, err := r.conn.RequestWithContext(vctx, protocol.VerifySubject(v), protocol.Encode(protocol.VerifyRequest{JobID: j.id, Router: string(r.id), Spec: j.spec, Inputs: j.inlineFor(j.spec)}))
 			if err == nil {
 				a.verdict, err = protocol.Decode[protocol.Verdict](msg.Data)
 			}

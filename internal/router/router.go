@@ -194,6 +194,8 @@ type Router struct {
 	leaseRev  uint64             // written by keepLease only
 	duplicate atomic.Bool        // another process runs this router's key
 	fenced    atomic.Bool        // the lease is not being renewed: the router left its jobs
+	// inlineHeld is the bytes of the inputs kept in memory for unfinished jobs (inline.go).
+	inlineHeld atomic.Int64
 
 	mu       sync.Mutex
 	seen     map[string]protocol.Heartbeat // participant id -> last heartbeat

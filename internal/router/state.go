@@ -152,12 +152,14 @@ func (r *Router) dropLocked(j *job) {
 }
 
 // uncountLocked stops counting j among the router's unfinished jobs, which bound the
-// jobs it takes (Options.MaxActiveJobs); r.mu must be held.
+// jobs it takes (Options.MaxActiveJobs), and forgets the inputs kept for it; r.mu must be
+// held.
 func (r *Router) uncountLocked(j *job) {
 	if j.counted {
 		j.counted = false
 		r.active--
 	}
+	r.releaseInline(j) // needed no more, or by another router that has them not
 }
 
 // adoptJobs takes up every saved job that is this router's (it restarted, or it was

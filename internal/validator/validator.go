@@ -411,11 +411,16 @@ func (d *Daemon) jobToCheck(ctx context.Context, req protocol.VerifyRequest) (jo
 	return c, nil
 }
 
-// inputs fetches the job's inputs by the digests its spec commits to.
+// inputs is the job's inputs by the digests its spec commits to: those the request
+// carries that match them, the rest fetched.
 func (c jobCheck) inputs(ctx context.Context) ([][]byte, error) {
 	inputs := make([][]byte, len(c.req.Spec.Inputs))
 	for i, in := range c.req.Spec.Inputs {
-		var err error
+		b, err := protocol.InlineInput(c.req.Inputs, i, in.Digest)
+		if err == nil && b != nil {
+			inputs[i] = b
+			continue
+		}
 		if inputs[i], err = c.blobs.Get(ctx, in.Digest); err != nil {
 			return nil, fmt.Errorf("fetch input %s: %w", in.Name, err)
 		}

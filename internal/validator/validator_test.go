@@ -191,11 +191,58 @@ func (r *rig) verify(t *testing.T, spec api.JobSpec) protocol.Verdict {
 
 // request asks the validator to verify a job, as the router does.
 func (r *rig) request(jobID string, spec api.JobSpec) (protocol.Verdict, error) {
-	msg, err := r.router.Request(protocol.VerifySubject(r.id), protocol.Encode(protocol.VerifyRequest{JobID: jobID, Router: "router", Spec: spec}), 10*time.Second)
+	return r.requestCarrying(jobID, spec, nil)
+}
+
+// requestCarrying is request with carried as the request's inline inputs.
+func (r *rig) requestCarrying(jobID string, spec api.JobSpec, carried [][]byte) (protocol.Verdict, error) {
+	msg, err := r.router.Request(protocol.VerifySubject(r.id), protocol.Encode(protocol.VerifyRequest{JobID: jobID, Router: "router", Spec: spec, Inputs: carried}), 10*time.Second)
 	if err != nil {
 		return protocol.Verdict{}, err
 	}
 	return protocol.Decode[protocol.Verdict](msg.Data)
+}
+
+// A validator checks with the inputs the request carries when they match the spec's
+// digests, and fetches those that do not: a router that carries a wrong input neither
+// gets an honest node's result failed nor a dishonest one passed.
+func TestCarriedInputsAreUsedOnlyWhenTheyMatch(t *testing.T) {
+	r := newRig(t)
+	bData, _ := r.b.MarshalBinary()
+	other, _ := tensor.RandomInt8(32, 16, 9) // of a's size
+	otherData, _ := other.MarshalBinary()
+
+	honest, _ := tensor.MatMulInt8(r.a, r.b)
+	r.commitOutput(t, honest)
+	if v, err := r.requestCarrying(r.chain.job.ID, r.spec, [][]byte{otherData, bData}); err != nil || !v.Pass {
+		t.Fatalf("an honest output, a wrong input carried: %+v, %v; want it passed", v, err)
+	}
+	onOther, _ := tensor.MatMulInt8(other, r.b)
+	r.commitOutput(t, onOther)
+	if v, err := r.requestCarrying(r.chain.job.ID, r.spec, [][]byte{otherData, bData}); err != nil || v.Pass {
+		t.Fatalf("an output of the wrong input, carried: %+v, %v; want it failed", v, err)
+	}
+
+	// Inputs never stored, so that only the ones carried can be checked with.
+	a2, _ := tensor.RandomInt8(8, 8, 11)
+	b2, _ := tensor.RandomInt8(8, 8, 12)
+	a2Data, _ := a2.MarshalBinary()
+	b2Data, _ := b2.MarshalBinary()
+	spec := api.JobSpec{Workload: r.spec.Workload, Inputs: []api.Input{
+		{Name: "a", Digest: api.DigestOf(a2Data), Size: int64(len(a2Data))},
+		{Name: "b", Digest: api.DigestOf(b2Data), Size: int64(len(b2Data))},
+	}}
+	r.chain.mu.Lock()
+	r.chain.job.SpecHash = spec.Hash()
+	r.chain.mu.Unlock()
+	c2, _ := tensor.MatMulInt8(a2, b2)
+	r.commitOutput(t, c2)
+	if v, err := r.requestCarrying(r.chain.job.ID, spec, [][]byte{a2Data, b2Data}); err != nil || !v.Pass {
+		t.Fatalf("inputs carried and not stored: %+v, %v; want the job passed with them", v, err)
+	}
+	if v, err := r.request(r.chain.job.ID, spec); err != nil || v.Pass {
+		t.Fatalf("the same inputs neither carried nor stored: %+v, %v; want no pass", v, err)
+	}
 }
 
 func TestHonestProductPasses(t *testing.T) {
