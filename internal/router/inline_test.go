@@ -7,10 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/omnisync/omnisync/api"
-	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 	"github.com/omnisync/omnisync/internal/protocol"
 )
@@ -21,25 +18,13 @@ import (
 func TestInlineInputsTravelWithTheJob(t *testing.T) {
 	chain, nodeKey, nodeID, vals := committeeChain(t)
 	r, roots := startRouter(t, chain)
-	digest := api.DigestOf([]byte("out"))
 	var mu sync.Mutex
 	var dispatched [][]byte
 	var asked [][][]byte
-	scriptedNode(t, r, roots, nodeKey, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
+	computingNodeSeeing(t, r, roots, chain, nodeKey, nodeID, vals, func(d protocol.Dispatch) {
 		mu.Lock()
 		dispatched = d.Inputs
 		mu.Unlock()
-		chain.mu.Lock()
-		j := chain.jobs[d.JobID]
-		j.Status, j.ResultDigest = ledger.JobComputed, digest
-		for _, v := range vals {
-			j.Committee = append(j.Committee, keys.AddressOfKey(v))
-		}
-		chain.mu.Unlock()
-		go func() {
-			_ = nc.Publish(protocol.ResultSubject(nodeID), protocol.Encode(protocol.Result{JobID: d.JobID, NodeID: nodeID, Digest: digest, CommitTx: "C"}))
-		}()
-		return protocol.Ack{Accepted: true}
 	})
 	for _, v := range vals[:2] {
 		scriptedValidator(t, r, roots, v, func(req protocol.VerifyRequest) protocol.Verdict {

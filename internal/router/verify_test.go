@@ -50,8 +50,15 @@ func committeeChain(t *testing.T) (chain *fakeChain, nodeKey ed25519.PrivateKey,
 // chain recording it computed with vals as the committee.
 func computingNode(t *testing.T, r *Router, roots *x509.CertPool, chain *fakeChain, nodeKey ed25519.PrivateKey, nodeID string, vals []ed25519.PrivateKey) {
 	t.Helper()
+	computingNodeSeeing(t, r, roots, chain, nodeKey, nodeID, vals, func(protocol.Dispatch) {})
+}
+
+// computingNodeSeeing is computingNode, passing each dispatch to seen first.
+func computingNodeSeeing(t *testing.T, r *Router, roots *x509.CertPool, chain *fakeChain, nodeKey ed25519.PrivateKey, nodeID string, vals []ed25519.PrivateKey, seen func(protocol.Dispatch)) {
+	t.Helper()
 	digest := api.DigestOf([]byte("out"))
 	scriptedNode(t, r, roots, nodeKey, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		seen(d)
 		chain.mu.Lock()
 		j := chain.jobs[d.JobID]
 		j.Status, j.ResultDigest = ledger.JobComputed, digest
