@@ -711,12 +711,13 @@ func (r *Router) verify(ctx context.Context, j *job, res protocol.Result) (ledge
 		err       error
 	}
 	answers := make(chan answer, len(candidates))
+	req := protocol.Encode(protocol.VerifyRequest{JobID: j.id, Router: string(r.id), Spec: j.spec, Inputs: j.inlineFor(j.spec)}) // the same for each
 	for _, v := range candidates {
 		go func() {
 			vctx, cancel := context.WithTimeout(ctx, r.opts.VerifyTimeout)
 			defer cancel()
 			a := answer{validator: v}
-			msg, err := r.conn.RequestWithContext(vctx, protocol.VerifySubject(v), protocol.Encode(protocol.VerifyRequest{JobID: j.id, Router: string(r.id), Spec: j.spec, Inputs: j.inlineFor(j.spec)}))
+			msg, err := r.conn.RequestWithContext(vctx, protocol.VerifySubject(v), req)
 			if err == nil {
 				a.verdict, err = protocol.Decode[protocol.Verdict](msg.Data)
 			}
