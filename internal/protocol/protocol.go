@@ -287,6 +287,7 @@ func Decode[T Heartbeat | Dispatch | Ack | Result | LogChunk | VerifyRequest | V
 		return v, fmt.Errorf("%w: trailing data", ErrMalformed)
 	}
 	var missing string
+	var err error
 	switch m := any(&v).(type) {
 	case *Heartbeat:
 		if m.ID == "" {
@@ -295,12 +296,8 @@ func Decode[T Heartbeat | Dispatch | Ack | Result | LogChunk | VerifyRequest | V
 	case *Dispatch:
 		if m.JobID == "" || m.Router == "" {
 			missing = "job_id/router"
-		} else if tail != nil || m.Inline != nil {
-			inputs, err := inlineInputs(m.Inline, m.Spec, tail)
-			if err != nil {
-				return v, err
-			}
-			m.Inputs = inputs
+		} else if m.Inputs, err = inlineInputs(m.Inline, m.Spec, tail); err != nil {
+			return v, err
 		}
 	case *Result:
 		if m.JobID == "" || m.NodeID == "" {
@@ -316,12 +313,8 @@ func Decode[T Heartbeat | Dispatch | Ack | Result | LogChunk | VerifyRequest | V
 	case *VerifyRequest:
 		if m.JobID == "" || m.Router == "" {
 			missing = "job_id/router"
-		} else if tail != nil || m.Inline != nil {
-			inputs, err := inlineInputs(m.Inline, m.Spec, tail)
-			if err != nil {
-				return v, err
-			}
-			m.Inputs = inputs
+		} else if m.Inputs, err = inlineInputs(m.Inline, m.Spec, tail); err != nil {
+			return v, err
 		}
 	case *Verdict:
 		if m.JobID == "" {
@@ -354,9 +347,13 @@ func Decode[T Heartbeat | Dispatch | Ack | Result | LogChunk | VerifyRequest | V
 	return v, nil
 }
 
-// inlineInputs is the inputs that follow a message's JSON (tail), as its Inline lists
-// them, or an error when they are not exactly what Inline and spec say.
+// inlineInputs is the inputs that follow a message's JSON (tail, nil without the NUL
+// byte), as its Inline lists them: nil when it carries none, and an error when they are
+// not exactly what Inline and spec say.
 func inlineInputs(inline []int, spec api.JobSpec, tail []byte) ([][]byte, error) {
+	if tail == nil && inline == nil {
+		return nil, nil
+	}
 	if len(inline) == 0 {
 		return nil, fmt.Errorf("%w: %d bytes after the JSON, and no inputs listed", ErrMalformed, len(tail))
 	}
