@@ -382,9 +382,9 @@ func networkPorts(base, n int, ownHosts bool) ([]listenPorts, error) {
 		}
 	}()
 	pick := func() (string, error) {
-		l, err := net.Listen("tcp", host+":0")
+		l, err := listenFree(host)
 		if err != nil {
-			return "", fmt.Errorf("chain: find a free port: %w", err)
+			return "", fmt.Errorf("chain: %w", err)
 		}
 		held = append(held, l)
 		return l.Addr().String(), nil

@@ -310,7 +310,7 @@ func (t *dbTracker) closeAll() {
 	}
 }
 
-// resolvePort replaces a 0 port with a free one.
+// resolvePort replaces a 0 port with a free one (listenFree).
 func resolvePort(hostport string) (string, error) {
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
@@ -319,9 +319,9 @@ func resolvePort(hostport string) (string, error) {
 	if port != "0" {
 		return hostport, nil
 	}
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	l, err := listenFree(host)
 	if err != nil {
-		return "", fmt.Errorf("find a free port on %s: %w", host, err)
+		return "", err
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
