@@ -48,7 +48,7 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 		return api.Job{}, fmt.Errorf("%w: read consumer account: %v; nothing was escrowed", api.ErrUnavailable, err)
 	}
 	if tx.Body.Seq < acc.Seq {
-		if j, err := r.resubmitted(ctx, tx, spec); !errors.Is(err, errNotThisJob) {
+		if j, err := r.resubmitted(ctx, tx, spec, inline); !errors.Is(err, errNotThisJob) {
 			return j, err
 		}
 	}
@@ -170,9 +170,10 @@ var errNotThisJob = errors.New("the sequence escrowed another job")
 
 // resubmitted answers a job sent again once its escrow has committed, as a client that
 // lost the answer does, to this router or another: with the job as it reads now, rather
-// than a conflict over its sequence that tells the client nothing of it. It is
-// errNotThisJob when the chain holds no such job.
-func (r *Router) resubmitted(ctx context.Context, tx ledger.Tx, spec api.JobSpec) (api.Job, error) {
+// than a conflict over its sequence that tells the client nothing of it. A job not yet
+// placed keeps the inputs it carries (keepInputs). It is errNotThisJob when the chain
+// holds no such job.
+func (r *Router) resubmitted(ctx context.Context, tx ledger.Tx, spec api.JobSpec, inline [][]byte) (api.Job, error) {
 	id := ledger.JobID(tx.Signer, tx.Body.Seq)
 	var cj ledger.Job
 	qctx, cancel := context.WithTimeout(ctx, chainReadTimeout)
@@ -184,7 +185,63 @@ func (r *Router) resubmitted(ctx context.Context, tx ledger.Tx, spec api.JobSpec
 	case err != nil:
 		return api.Job{}, fmt.Errorf("%w: read job %s: %v", api.ErrUnavailable, id, err)
 	}
+	if cj.Status == ledger.JobCreated {
+		r.keepInputs(qctx, id, spec, inline)
+	}
 	return r.Job(qctx, id)
+}
+
+// keepInputs stores the inline inputs of a job sent again that its store may lack: its
+// first submission's router can die, or be cut off, after broadcasting the escrow and
+// before storing them, and the consumer, unanswered, sends the job again elsewhere.
+// Stored here, its holder finds them (findStored) rather than refund a job whose
+// consumer did send its inputs. They were checked against the spec's digests
+// (checkInputs), and a blob is filed under its digest: bytes of the job's own, stored
+// again, change nothing.
+func (r *Router) keepInputs(ctx context.Context, id string, spec api.JobSpec, inline [][]byte) {
+	r.mu.Lock()
+	j := r.jobs[id]
+	r.mu.Unlock()
+	if j != nil {
+		if n := r.storeInline(j, inline, false); n > 0 {
+			j.record("input", "", "", "%d inputs stored from the job sent again", n)
+			j.save()
+		}
+		return
+	}
+	for i, data := range inline {
+		if data == nil {
+			continue
+		}
+		if err := r.blobs.PutHashed(ctx, spec.Inputs[i].Digest, data); err != nil {
+			r.log.Debug("input of a job sent again not stored", "job", id, "input", spec.Inputs[i].Name, "err", err)
+		}
+	}
+}
+
+// findStored marks stored the inputs of j that its record does not but the store holds:
+// sent again through another router (keepInputs), or stored by a router that died
+// before it saved so. A router taking a job up calls it before it refunds the job for
+// want of inputs, or waits for them.
+func (r *Router) findStored(ctx context.Context, j *job) {
+	found := 0
+	for i, in := range j.spec.Inputs {
+		if j.inputIsStored(i) {
+			continue
+		}
+		has, err := r.blobs.Has(ctx, in.Digest, in.Size)
+		if err != nil {
+			r.log.Debug("input not looked for", "job", j.id, "input", in.Name, "err", err)
+			continue
+		}
+		if has {
+			j.inputStored(i)
+			found++
+		}
+	}
+	if found > 0 {
+		j.record("input", "", "", "%d inputs found in the store", found)
+	}
 }
 
 // heldRetry is about how long a router takes to forget the record of a job it lost the

@@ -36,6 +36,9 @@ func (r *Router) run(j *job) {
 			r.log.Warn("resumed job not found on chain; dropping it", "job", j.id, "err", err)
 			return
 		}
+		if cj.Status == ledger.JobCreated {
+			r.findStored(ctx, j)
+		}
 	}
 	if j.spec.Verification == api.VerifyRedundant {
 		r.runRedundant(ctx, j, cj)

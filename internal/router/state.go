@@ -258,6 +258,7 @@ func (r *Router) confirmEscrow(j *job) {
 		if err == nil {
 			j.set(func(j *job) { j.escrowed, j.unsure = true, false })
 			j.record("escrowed", "", "", "the escrow committed after the router last heard from the chain (it restarted, or the chain did not answer)")
+			r.findStored(j.ctx, j)
 			if missing := j.missingInputs(); len(missing) > 0 && !j.wasAnswered() {
 				// Its consumer was told the submission failed and never learnt the job id to
 				// upload to: refund it now rather than wait for inputs to the deadline. (An

@@ -200,6 +200,29 @@ func (b *Bucket) put(ctx context.Context, sum [32]byte, data []byte) error {
 	return b.putLarge(ctx, obs, name, sum, int64(len(data)), bytes.NewReader(data))
 }
 
+// Has reports whether the bucket holds size bytes under digest, from the blob's metadata
+// (what this process lately wrote or read of it, else the server's): nothing is fetched
+// or hashed, so a reader still checks what it gets.
+func (b *Bucket) Has(ctx context.Context, digest string, size int64) (bool, error) {
+	sum, err := ParseDigest(digest)
+	if err != nil {
+		return false, err
+	}
+	name := hex.EncodeToString(sum[:])
+	if b.recent.holds(b.key(name), sum, size) {
+		return true, nil
+	}
+	obs, err := b.open(ctx)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil // no bucket, so no blob
+	}
+	if err != nil {
+		return false, err
+	}
+	present, _, err := storedIntact(ctx, b.js, obs, b.name, name, sum, size, b.replicated)
+	return present, err
+}
+
 // key is name's key in the memory of what is stored (recent), which a Bucket may share
 // with others.
 func (b *Bucket) key(name string) string { return b.name + "/" + name }

@@ -456,6 +456,52 @@ func TestPutHashedTrustsItsCaller(t *testing.T) {
 	}
 }
 
+// Has answers from the blob's metadata: the bytes stored under a digest at the size asked,
+// whoever wrote them, and not once they are deleted.
+func TestHasFindsWhatIsStored(t *testing.T) {
+	n := startTestNet(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	js := n.adminJS(t)
+	writer := NewBucket(js, testBucket)
+	for _, size := range []int{1000, 2*objectChunk + 1} {
+		data := randomBytes(size, 70+uint64(size))
+		digest := Digest(data)
+		reader := NewBucket(js, testBucket) // remembers nothing: it asks the server
+		if has, err := reader.Has(ctx, digest, int64(size)); err != nil || has {
+			t.Fatalf("%d bytes, before they are stored: %v, %v", size, has, err)
+		}
+		if err := writer.PutHashed(ctx, digest, data); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range []*Bucket{writer, reader} {
+			if has, err := b.Has(ctx, digest, int64(size)); err != nil || !has {
+				t.Fatalf("%d bytes, stored: %v, %v", size, has, err)
+			}
+			if has, err := b.Has(ctx, digest, int64(size)+1); err != nil || has {
+				t.Fatalf("%d bytes, asked for one more: %v, %v", size, has, err)
+			}
+		}
+		obs, err := js.ObjectStore(ctx, testBucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, _ := ParseDigest(digest)
+		if err := obs.Delete(ctx, hex.EncodeToString(sum[:])); err != nil {
+			t.Fatal(err)
+		}
+		if has, err := NewBucket(js, testBucket).Has(ctx, digest, int64(size)); err != nil || has {
+			t.Fatalf("%d bytes, deleted: %v, %v", size, has, err)
+		}
+	}
+	if has, err := NewBucket(js, "no-such-bucket").Has(ctx, Digest([]byte("x")), 1); err != nil || has {
+		t.Fatalf("a bucket that does not exist: %v, %v", has, err)
+	}
+	if _, err := writer.Has(ctx, "sha256:ABC", 1); !errors.Is(err, ErrInvalidDigest) {
+		t.Fatalf("a malformed digest: %v, want ErrInvalidDigest", err)
+	}
+}
+
 // lostAcks is a JetStream whose next lost publishes of metadata are stored but answered
 // with a timeout, as an acknowledgement is that comes too late on a loaded server.
 type lostAcks struct {
