@@ -446,22 +446,14 @@ func (d *Daemon) runJob(ctx context.Context, req protocol.Dispatch) protocol.Res
 		res.Error = stage + ": " + err.Error()
 		return res
 	}
-	inputs := make([][]byte, len(req.Spec.Inputs))
 	blobs := d.blobs.Via(req.Router)
-	for i, in := range req.Spec.Inputs {
-		b, err := protocol.InlineInput(req.Inputs, i, in.Digest)
-		if err != nil {
-			d.log.Warn("dispatch carried a wrong input; fetching it", "job", req.JobID, "input", in.Name, "err", err)
-		}
-		if b == nil {
-			if b, err = blobs.Get(ctx, in.Digest); err != nil {
-				return fail("fetch input "+in.Name, err)
-			}
-		}
-		inputs[i] = b
+	inputs, err := protocol.JobInputs(ctx, req.Spec, req.Inputs, blobs.Get, func(name string, err error) {
+		d.log.Warn("dispatch carried a wrong input; fetching it", "job", req.JobID, "input", name, "err", err)
+	})
+	if err != nil {
+		return fail("inputs", err)
 	}
 	var out runtime.Result
-	var err error
 	switch req.Spec.Workload.Kind {
 	case api.WorkloadTensor:
 		out, err = d.opts.Runtime.Run(ctx, runtime.Task{JobID: req.JobID, Kernel: req.Spec.Workload.Kernel, Inputs: inputs, ZK: req.Spec.ZK})

@@ -10,6 +10,7 @@ package protocol
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -189,7 +190,7 @@ var ErrInlineMismatch = errors.New("inline input does not match its digest")
 // VerifyRequest.Inputs) when it hashes to digest, the one its spec commits to; nil when
 // the message carries none for it, and ErrInlineMismatch when the bytes are not the
 // input's. Either way the reader fetches the input from the blob store instead, where
-// every read is checked against its digest too.
+// every read is checked against its digest too (JobInputs).
 func InlineInput(inputs [][]byte, i int, digest string) ([]byte, error) {
 	if i >= len(inputs) || inputs[i] == nil {
 		return nil, nil
@@ -198,6 +199,27 @@ func InlineInput(inputs [][]byte, i int, digest string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: input %d of %d bytes", ErrInlineMismatch, i, len(inputs[i]))
 	}
 	return inputs[i], nil
+}
+
+// JobInputs is a job's inputs by the digests spec commits to: each one carried (a
+// message's Inputs) that matches its digest (InlineInput), the rest fetched by get. A
+// carried input that does not match is told to wrong, when not nil, and fetched. A fetch
+// that fails ends it with an error that names the input.
+func JobInputs(ctx context.Context, spec api.JobSpec, carried [][]byte, get func(ctx context.Context, digest string) ([]byte, error), wrong func(name string, err error)) ([][]byte, error) {
+	inputs := make([][]byte, len(spec.Inputs))
+	for i, in := range spec.Inputs {
+		b, err := InlineInput(carried, i, in.Digest)
+		if err != nil && wrong != nil {
+			wrong(in.Name, err)
+		}
+		if b == nil {
+			if b, err = get(ctx, in.Digest); err != nil {
+				return nil, fmt.Errorf("fetch input %s: %w", in.Name, err)
+			}
+		}
+		inputs[i] = b
+	}
+	return inputs, nil
 }
 
 // Verdict is a validator's answer after it attested on chain.

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"reflect"
 	"strings"
@@ -20,6 +21,54 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 	r, err := Decode[Result](Encode(Result{JobID: "j", NodeID: "n", GPUMillis: 3}))
 	if err != nil || r.GPUMillis != 3 {
 		t.Fatalf("round trip: %+v %v", r, err)
+	}
+}
+
+// JobInputs uses a carried input only where it hashes to the spec's digest: one that does
+// not is told to wrong and fetched, as is one not carried, and a failed fetch names its
+// input.
+func TestJobInputsFetchWhatIsNotCarriedRight(t *testing.T) {
+	a, b := []byte("input a"), []byte("the input b")
+	spec := api.JobSpec{Inputs: []api.Input{
+		{Name: "a", Digest: api.DigestOf(a), Size: int64(len(a))},
+		{Name: "b", Digest: api.DigestOf(b), Size: int64(len(b))},
+	}}
+	store := map[string][]byte{spec.Inputs[0].Digest: a, spec.Inputs[1].Digest: b}
+	var fetched, wrong []string
+	get := func(_ context.Context, digest string) ([]byte, error) {
+		fetched = append(fetched, digest)
+		if d, ok := store[digest]; ok {
+			return d, nil
+		}
+		return nil, errors.New("not stored")
+	}
+	tell := func(name string, err error) {
+		if !errors.Is(err, ErrInlineMismatch) {
+			t.Errorf("input %s told as %v, want ErrInlineMismatch", name, err)
+		}
+		wrong = append(wrong, name)
+	}
+	for _, tc := range []struct {
+		name           string
+		carried        [][]byte
+		fetched, wrong []string
+	}{
+		{"both carried", [][]byte{a, b}, nil, nil},
+		{"none carried", nil, []string{spec.Inputs[0].Digest, spec.Inputs[1].Digest}, nil},
+		{"b carried wrong", [][]byte{a, []byte("not the input b")}, []string{spec.Inputs[1].Digest}, []string{"b"}},
+	} {
+		fetched, wrong = nil, nil
+		got, err := JobInputs(t.Context(), spec, tc.carried, get, tell)
+		if err != nil || !bytes.Equal(got[0], a) || !bytes.Equal(got[1], b) {
+			t.Errorf("%s: %q, %v", tc.name, got, err)
+		}
+		if !reflect.DeepEqual(fetched, tc.fetched) || !reflect.DeepEqual(wrong, tc.wrong) {
+			t.Errorf("%s: fetched %q, told wrong %q; want %q, %q", tc.name, fetched, wrong, tc.fetched, tc.wrong)
+		}
+	}
+	delete(store, spec.Inputs[1].Digest)
+	if _, err := JobInputs(t.Context(), spec, [][]byte{a, []byte("not the input b")}, get, nil); err == nil || !strings.Contains(err.Error(), "input b") {
+		t.Fatalf("a failed fetch: %v, want an error naming input b", err)
 	}
 }
 

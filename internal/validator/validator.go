@@ -367,6 +367,7 @@ type jobCheck struct {
 	seed     [32]byte
 	blobs    transport.Blobs
 	patience time.Duration // Options.OutputPatience
+	log      *slog.Logger
 }
 
 // finding is a check's verdict on the node's result, as its attestation states it. Ops
@@ -406,7 +407,7 @@ func (d *Daemon) jobToCheck(ctx context.Context, req protocol.VerifyRequest) (jo
 	if err != nil || len(seedBytes) != 32 {
 		return jobCheck{}, fmt.Errorf("job %s has no usable seed", job.ID)
 	}
-	c := jobCheck{req: req, job: job, blobs: d.blobs.Via(req.Router), patience: d.opts.OutputPatience}
+	c := jobCheck{req: req, job: job, blobs: d.blobs.Via(req.Router), patience: d.opts.OutputPatience, log: d.log}
 	copy(c.seed[:], seedBytes)
 	return c, nil
 }
@@ -414,18 +415,9 @@ func (d *Daemon) jobToCheck(ctx context.Context, req protocol.VerifyRequest) (jo
 // inputs is the job's inputs by the digests its spec commits to: those the request
 // carries that match them, the rest fetched.
 func (c jobCheck) inputs(ctx context.Context) ([][]byte, error) {
-	inputs := make([][]byte, len(c.req.Spec.Inputs))
-	for i, in := range c.req.Spec.Inputs {
-		b, err := protocol.InlineInput(c.req.Inputs, i, in.Digest)
-		if err == nil && b != nil {
-			inputs[i] = b
-			continue
-		}
-		if inputs[i], err = c.blobs.Get(ctx, in.Digest); err != nil {
-			return nil, fmt.Errorf("fetch input %s: %w", in.Name, err)
-		}
-	}
-	return inputs, nil
+	return protocol.JobInputs(ctx, c.req.Spec, c.req.Inputs, c.blobs.Get, func(name string, err error) {
+		c.log.Warn("verification request carried a wrong input; fetching it", "job", c.req.JobID, "input", name, "err", err)
+	})
 }
 
 // DefaultOutputPatience is Options.OutputPatience's default. A router's cluster copies a
