@@ -192,6 +192,9 @@ func measureBlockInterval(ctx context.Context, b *testing.B, d *Devnet) time.Dur
 // second in all (RunLoadPaced), whose p50 is a job's latency at that load rather than
 // its wait behind a burst of thousands; OMNISYNC_INFLIGHT_ONLY_PACED=1 runs that one alone,
 // for a rate held longer (512 consumers × 40 jobs at 1,000 a second is twenty seconds).
+// Each run logs the settled jobs over its whole time, which counts its start and its drain
+// (a paced run reads below the rate it keeps up with), and the rate jobs settled at from
+// five seconds in until the last submission (steady), which does not.
 // The process runs the garbage collector as the omnisync binary does (internal/gc).
 func BenchmarkJobsInFlight(b *testing.B) {
 	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // restored after: Tune changes it for the process
@@ -243,8 +246,9 @@ func BenchmarkJobsInFlight(b *testing.B) {
 				b.Fatal(err)
 			}
 			settled := res.ByStatus[api.StatusSettled]
-			b.Logf("%-18s %d jobs, %v in %s: %.1f settled/s, p50 %s, p90 %s, %.2f ms of CPU per settled job",
+			b.Logf("%-18s %d jobs, %v in %s: %.1f settled/s (%.1f/s steady, from %v in), p50 %s, p90 %s, %.2f ms of CPU per settled job",
 				load.name, res.Submitted, res.ByStatus, res.Took.Round(time.Millisecond), res.SettledPerSecond(),
+				res.SteadyPerSecond(steadyAfter), steadyAfter,
 				res.Percentile(0.5).Round(time.Millisecond), res.Percentile(0.9).Round(time.Millisecond),
 				float64((processCPU()-cpu0).Milliseconds())/float64(max(settled, 1)))
 			if settled != res.Submitted {
@@ -261,12 +265,17 @@ func BenchmarkJobsInFlight(b *testing.B) {
 			default:
 				if rate > 0 {
 					b.ReportMetric(res.SettledPerSecond(), "settled-jobs/s-paced")
+					b.ReportMetric(res.SteadyPerSecond(steadyAfter), "steady-jobs/s-paced")
 					b.ReportMetric(res.Percentile(0.5).Seconds(), "p50-s-paced")
 				}
 			}
 		}
 	}
 }
+
+// steadyAfter is how long into a run BenchmarkJobsInFlight's steady rate starts
+// (LoadResult.SteadyPerSecond): past the first jobs' settling, about a second in.
+const steadyAfter = 5 * time.Second
 
 // benchLoad is one run of BenchmarkJobsInFlight.
 type benchLoad struct {

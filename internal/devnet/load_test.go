@@ -43,6 +43,10 @@ func TestManyConsumersEveryJobSettles(t *testing.T) {
 		t.Fatalf("paced: %d of %d jobs settled in %s (want all, in a second or more); the others: %v",
 			paced.ByStatus[api.StatusSettled], paced.Submitted, paced.Took, paced.Unsettled)
 	}
+	if len(paced.SettledAt) != paced.Submitted || !paced.LastSubmit.After(paced.Start.Add(time.Second/2)) {
+		t.Fatalf("paced: %d settle times for %d jobs, last submitted %v after the start; want one each, and the last about a second in",
+			len(paced.SettledAt), paced.Submitted, paced.LastSubmit.Sub(paced.Start))
+	}
 	for _, l := range paced.Latencies {
 		if l <= 0 || l > 60*time.Second {
 			t.Fatalf("paced latencies %v: want each submit → settled", paced.Latencies)
@@ -113,5 +117,22 @@ func TestSettledAfterReadsTheSettledEvent(t *testing.T) {
 	j.Events = j.Events[:1] // no settled event: to now
 	if got := settledAfter(j, time.Now().Add(-time.Hour)); got < time.Hour {
 		t.Fatalf("settledAfter without a settled event = %s, want the time since submission", got)
+	}
+}
+
+// The steady rate counts only the jobs that settled between the warmup and the last
+// submission, over that window: not the start, before the first jobs settle, nor the drain.
+func TestSteadyPerSecondLeavesOutStartAndDrain(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	res := LoadResult{Start: t0, LastSubmit: t0.Add(12 * time.Second)}
+	for ms := 0; ms < 14_000; ms += 10 { // 100 a second from the start, through the drain
+		res.SettledAt = append(res.SettledAt, t0.Add(time.Duration(ms)*time.Millisecond))
+	}
+	res.SettledAt = append(res.SettledAt, t0.Add(-time.Second)) // before the window: not counted
+	if got := res.SteadyPerSecond(2 * time.Second); got < 100 || got > 100.2 {
+		t.Fatalf("steady rate %.2f/s, want 100 (1,001 jobs from 2 s to 12 s in)", got)
+	}
+	if got := res.SteadyPerSecond(11500 * time.Millisecond); got != 0 {
+		t.Fatalf("a window under a second: %.2f/s, want 0", got)
 	}
 }
