@@ -265,17 +265,43 @@ func (g stoppingGate) Query(ctx context.Context, req *abci.QueryRequest) (*abci.
 // process fail with "lock held by current process"; and it closes the block store while
 // a consensus reactor goroutine per peer may still read it (queryMaj23Routine checks that
 // the node runs, then reads), which panics the process with "leveldb: closed". So the
-// node's own Close of a database is ignored, and closeAll closes every one a moment after
-// the node has stopped.
+// node's own Close of a database is ignored, closeAll closes every one a moment after the
+// node has stopped, and a read after that finds nothing rather than an error: the block
+// store panics on any error it reads, and a reactor goroutine that checked the node ran
+// just before it stopped can be held off the CPU for longer than any grace (seen under
+// the race detector on two busy cores, 2026-12-01).
 type dbTracker struct {
-	mu  sync.Mutex
-	dbs map[string]dbm.DB
+	mu     sync.RWMutex // held for reading around every read of a database, to close them
+	closed bool
+	dbs    map[string]dbm.DB
 }
 
-// laterClosedDB is a database whose Close waits for the tracker's.
-type laterClosedDB struct{ dbm.DB }
+// laterClosedDB is a database whose Close waits for the tracker's, and whose reads after
+// it find nothing.
+type laterClosedDB struct {
+	dbm.DB
+	t *dbTracker
+}
 
 func (laterClosedDB) Close() error { return nil }
+
+func (d laterClosedDB) Get(key []byte) ([]byte, error) {
+	d.t.mu.RLock()
+	defer d.t.mu.RUnlock()
+	if d.t.closed {
+		return nil, nil
+	}
+	return d.DB.Get(key)
+}
+
+func (d laterClosedDB) Has(key []byte) (bool, error) {
+	d.t.mu.RLock()
+	defer d.t.mu.RUnlock()
+	if d.t.closed {
+		return false, nil
+	}
+	return d.DB.Has(key)
+}
 
 // closeGrace is how long after the node stopped its databases stay open, for reactor
 // goroutines that had checked the node ran just before it stopped.
@@ -292,7 +318,7 @@ func (t *dbTracker) provider(ctx *cfg.DBContext) (dbm.DB, error) {
 		t.dbs = map[string]dbm.DB{}
 	}
 	t.dbs[ctx.ID] = db
-	return laterClosedDB{db}, nil
+	return laterClosedDB{DB: db, t: t}, nil
 }
 
 // closeAfterStop closes every database a moment after the node stopped (see dbTracker).
@@ -305,6 +331,7 @@ func (t *dbTracker) closeAfterStop() {
 func (t *dbTracker) closeAll() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.closed = true
 	for _, db := range t.dbs {
 		_ = db.Close()
 	}
