@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 )
 
 // misfits explains a job that fits nowhere: how many of the snapshot's
@@ -38,71 +37,89 @@ func tallyMisfits(req *request, nodes []Node) *misfits {
 // err is ErrNoFeasibleNode with the counts, most common first, each with
 // the job's limit: "all 855 nodes rejected: 812 have too little VRAM (need
 // 24 GiB per GPU), 40 bid above the price ceiling (1.5 OMNI per GPU-hour),
-// 3 are beyond the latency ceiling (50 ms)".
+// 3 are beyond the latency ceiling (50 ms)". The message is appended to one
+// buffer: a job that fits nowhere is answered in a few microseconds, and
+// formatting each part as a string of its own took one of them.
 func (m *misfits) err(job *Job) error {
 	if m.nodes == 0 {
 		return fmt.Errorf("%w: the snapshot has no nodes", ErrNoFeasibleNode)
 	}
-	var reasons []reason
+	reasons := make([]reason, 0, numReasons)
 	for r := rejectExcluded; r < numReasons; r++ {
 		if m.counts[r] > 0 {
 			reasons = append(reasons, r)
 		}
 	}
 	slices.SortStableFunc(reasons, func(a, b reason) int { return cmp.Compare(m.counts[b], m.counts[a]) })
-	parts := make([]string, len(reasons))
+	msg := make([]byte, 0, 64+64*len(reasons))
+	msg = append(msg, "all "...)
+	msg = strconv.AppendInt(msg, int64(m.nodes), 10)
+	msg = append(msg, " nodes rejected: "...)
 	for i, r := range reasons {
-		parts[i] = r.explain(m.counts[r], job)
+		if i > 0 {
+			msg = append(msg, ", "...)
+		}
+		msg = r.appendExplanation(msg, m.counts[r], job)
 	}
-	return fmt.Errorf("%w: all %d nodes rejected: %s", ErrNoFeasibleNode, m.nodes, strings.Join(parts, ", "))
+	return fmt.Errorf("%w: %s", ErrNoFeasibleNode, msg)
 }
 
-// explain says what n nodes failing r have in common, with the job's limit.
-func (r reason) explain(n int, j *Job) string {
-	one := n == 1
-	verb := func(singular, plural string) string {
-		if one {
-			return strconv.Itoa(n) + " " + singular
+// appendExplanation appends what n nodes failing r have in common, with
+// the job's limit.
+func (r reason) appendExplanation(b []byte, n int, j *Job) []byte {
+	b = strconv.AppendInt(b, int64(n), 10)
+	verb := func(singular, plural string) []byte {
+		if n == 1 {
+			return append(append(b, ' '), singular...)
 		}
-		return strconv.Itoa(n) + " " + plural
+		return append(append(b, ' '), plural...)
 	}
 	switch r {
 	case rejectExcluded:
-		return verb("is", "are") + " excluded by the job"
+		return append(verb("is", "are"), " excluded by the job"...)
 	case rejectFreeGPUs:
-		return verb("has", "have") + fmt.Sprintf(" too few free GPUs (need %d)", j.GPUs)
+		b = append(verb("has", "have"), " too few free GPUs (need "...)
+		return append(strconv.AppendInt(b, int64(j.GPUs), 10), ')')
 	case rejectVRAM:
-		return verb("has", "have") + " too little VRAM (need " + mebibytes(j.VRAMMiB) + " per GPU)"
+		b = append(verb("has", "have"), " too little VRAM (need "...)
+		return append(appendMebibytes(b, j.VRAMMiB), " per GPU)"...)
 	case rejectTFLOPS:
-		return verb("is", "are") + " too slow (need " + decimal(j.MinTFLOPSMilli, 1000) + " TFLOPS per GPU)"
+		b = append(verb("is", "are"), " too slow (need "...)
+		return append(appendDecimal(b, j.MinTFLOPSMilli, 1000), " TFLOPS per GPU)"...)
 	case rejectRegion:
-		return verb("is", "are") + " outside region " + j.Region
+		return append(append(verb("is", "are"), " outside region "...), j.Region...)
 	case rejectPrice:
-		return verb("bids", "bid") + " above the price ceiling (" + decimal(j.MaxPricePerHourUomni, 1_000_000) + " OMNI per GPU-hour)"
+		b = append(verb("bids", "bid"), " above the price ceiling ("...)
+		return append(appendDecimal(b, j.MaxPricePerHourUomni, 1_000_000), " OMNI per GPU-hour)"...)
 	case rejectLatencyUnknown:
-		return verb("has", "have") + " no known latency, and the job has a ceiling"
+		return append(verb("has", "have"), " no known latency, and the job has a ceiling"...)
 	case rejectLatency:
-		return verb("is", "are") + " beyond the latency ceiling (" + decimal(uint64(j.MaxLatencyMicros), 1000) + " ms)"
+		b = append(verb("is", "are"), " beyond the latency ceiling ("...)
+		return append(appendDecimal(b, uint64(j.MaxLatencyMicros), 1000), " ms)"...)
 	}
-	return verb("is", "are") + " " + r.String()
+	return append(append(verb("is", "are"), ' '), r.String()...)
 }
 
-// mebibytes writes whole GiB as such ("24 GiB") and anything else in MiB.
-func mebibytes(mib uint64) string {
+// appendMebibytes writes whole GiB as such ("24 GiB") and anything else in
+// MiB.
+func appendMebibytes(b []byte, mib uint64) []byte {
 	if mib%1024 == 0 {
-		return strconv.FormatUint(mib/1024, 10) + " GiB"
+		return append(strconv.AppendUint(b, mib/1024, 10), " GiB"...)
 	}
-	return strconv.FormatUint(mib, 10) + " MiB"
+	return append(strconv.AppendUint(b, mib, 10), " MiB"...)
 }
 
-// decimal writes v/unit without trailing zeros: decimal(1_500_000,
-// 1_000_000) is "1.5". unit is a power of ten.
-func decimal(v, unit uint64) string {
-	whole := strconv.FormatUint(v/unit, 10)
+// appendDecimal writes v/unit without trailing zeros: 1_500_000 over
+// 1_000_000 is "1.5". unit is a power of ten.
+func appendDecimal(b []byte, v, unit uint64) []byte {
+	b = strconv.AppendUint(b, v/unit, 10)
 	if v%unit == 0 {
-		return whole
+		return b
 	}
-	digits := len(strconv.FormatUint(unit, 10)) - 1
-	frac := strconv.FormatUint(unit+v%unit, 10)[1:] // zero-padded to digits
-	return whole + "." + strings.TrimRight(frac[:digits], "0")
+	b = append(b, '.')
+	for frac, digit := v%unit, unit/10; frac != 0; digit /= 10 { // down to the last digit not zero
+		b = append(b, byte('0'+frac/digit))
+		frac %= digit
+	}
+	return b
 }

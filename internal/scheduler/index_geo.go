@@ -69,38 +69,53 @@ type circle struct {
 var noCircle = circle{radius: -1}
 
 // circleOf returns a circle holding the unit vectors vs yields: about
-// their mean, out to the farthest. The farthest is found by the chord,
-// three products a vector, and only its angle is taken: the chord orders
-// the vectors by angle but for their lengths and the centre's, which
-// float32 leaves off 1 by under 10⁻⁷, and that misorders them by under
-// 5·10⁻⁷ rad, which a second angleMargin covers. (Every box of both trees
-// is drawn this way when they are built.)
+// their mean or about the middle of their extent on each axis, whichever
+// needs the smaller radius out to the farthest. (The mean is drawn towards
+// where the vectors are dense, and the farthest from it may lie far on the
+// other side: taking the smaller of the two, measured paired on the
+// market snapshot, took 5% off counting the nodes beyond a latency ceiling
+// and 2% off placements.) The farthest is found by the chord, three
+// products a vector, and only its angle is taken: the chord orders the
+// vectors by angle but for their lengths and the centre's, which float32
+// leaves off 1 by under 10⁻⁷, and that misorders them by under 5·10⁻⁷
+// rad, which a second angleMargin covers. (Every box of both trees is
+// drawn this way when they are built.)
 func circleOf(vs func(yield func([3]float32) bool)) circle {
 	var sum [3]float64
+	var low, high [3]float32
+	for k := range 3 {
+		low[k], high[k] = float32(math.Inf(1)), float32(math.Inf(-1))
+	}
 	n := 0
 	for v := range vs {
 		for k := range 3 {
 			sum[k] += float64(v[k])
+			low[k], high[k] = min(low[k], v[k]), max(high[k], v[k])
 		}
 		n++
 	}
 	if n == 0 {
 		return noCircle
 	}
-	center, ok := normalised(sum)
-	if !ok {
-		return circle{center: [3]float32{1, 0, 0}, radius: math.Pi}
-	}
-	c := widen3(center)
-	var farthest [3]float32
-	chord := -1.0
-	for v := range vs {
-		d0, d1, d2 := c[0]-float64(v[0]), c[1]-float64(v[1]), c[2]-float64(v[2])
-		if d := d0*d0 + d1*d1 + d2*d2; d > chord {
-			chord, farthest = d, v
+	middle := [3]float64{float64(low[0]) + float64(high[0]), float64(low[1]) + float64(high[1]), float64(low[2]) + float64(high[2])}
+	best := circle{center: [3]float32{1, 0, 0}, radius: math.Pi} // when neither has a direction
+	for _, about := range [...][3]float64{sum, middle} {
+		center, ok := normalised(about)
+		if !ok {
+			continue
 		}
+		c := widen3(center)
+		var farthest [3]float32
+		chord := -1.0
+		for v := range vs {
+			d0, d1, d2 := c[0]-float64(v[0]), c[1]-float64(v[1]), c[2]-float64(v[2])
+			if d := d0*d0 + d1*d1 + d2*d2; d > chord {
+				chord, farthest = d, v
+			}
+		}
+		best = tighter(best, circle{center: center, radius: roundUp(angle(c, widen3(farthest)) + 2*angleMargin)})
 	}
-	return circle{center: center, radius: roundUp(angle(c, widen3(farthest)) + 2*angleMargin)}
+	return best
 }
 
 // merge returns a circle holding a and b: about the middle of their
@@ -201,6 +216,11 @@ type ring struct {
 	angle          float64
 	cos, sin       float64 // of angle
 	beyond, within float64 // cosines
+	// A box may lie within the ring only when the cosine of its rim
+	// exceeds rimWithin (the rim is less than the ring's angle), and
+	// outside it only when it exceeds rimOutside (the rim is at most the
+	// angle's supplement); see side.
+	rimWithin, rimOutside float64
 }
 
 func (q *query) ring(ceiling uint32) ring {
@@ -210,19 +230,36 @@ func (q *query) ring(ceiling uint32) ring {
 	// The estimate rounds to the nearest µs: it exceeds the ceiling from
 	// this many km on.
 	km := (float64(ceiling-LastMileMicros) + 0.5) / microsPerKm
-	r := ring{ceiling: ceiling, angle: km / earthRadiusKm, beyond: -2, within: 2}
+	r := ring{ceiling: ceiling, angle: km / earthRadiusKm, beyond: -2, within: 2, rimWithin: -2, rimOutside: 2}
 	r.cos, r.sin = math.Cos(r.angle), math.Sin(r.angle)
-	// A node is surely beyond when acos(cos+cosMargin)-angleMargin ≥
-	// angle, surely within when acos(cos-cosMargin)+angleMargin < angle:
-	// solved for cos.
-	if a := r.angle + angleMargin; a < math.Pi {
-		r.beyond = math.Cos(a) - cosMargin
+	if r.angle <= math.Pi { // else every rim is less, and none at most the supplement
+		r.rimWithin, r.rimOutside = r.cos+boxCosMargin, -r.cos+boxCosMargin
 	}
-	if a := r.angle - angleMargin; a > 0 {
-		r.within = math.Cos(a) + cosMargin
+	// A node is surely beyond when acos(cos+ringCosMargin)-ringAngleMargin
+	// ≥ angle, surely within when acos(cos-ringCosMargin)+ringAngleMargin <
+	// angle: solved for cos.
+	if a := r.angle + ringAngleMargin; a < math.Pi {
+		r.beyond = math.Cos(a) - ringCosMargin
+	}
+	if a := r.angle - ringAngleMargin; a > 0 {
+		r.within = math.Cos(a) + ringCosMargin
 	}
 	return r
 }
+
+// The ring's margins are narrower than the bounds' (cosMargin,
+// angleMargin), because every node they leave in the band costs the count
+// an exact estimate (about 50 ns of trigonometry and a read of its
+// Location): a ring through a dense metro passes within cosMargin of a
+// hundred nodes or more. What they must cover is the same: a node's float32
+// vector moves its cosine with the origin by under 1.1·10⁻⁷, and the
+// haversine's angle is off by well under 10⁻⁸ rad; ringCosMargin is nearly
+// three times the one and ringAngleMargin ten times the other. The band
+// they leave is about a quarter as wide (18 m rather than 70 m at 20 ms).
+const (
+	ringCosMargin   = 3e-7
+	ringAngleMargin = 1e-7
+)
 
 // Where a box lies about a ring.
 const (
@@ -234,19 +271,27 @@ const (
 // side says whether box b's circle lies within the ring, outside it, or
 // across it. Within, when the angle to its centre plus its rim is less
 // than the ring's; outside, when that angle less the rim is at least the
-// ring's. In cosines, by the cosine of a sum, as cos falls over [0, π]:
-// the rim's margin is far more than the rounding of these products, even
-// where cos is flat.
+// ring's. In cosines, by the cosine of a sum, as cos falls over [0, π].
+// The rim's angleMargin is far more than the rounding of these products,
+// even where cos is flat, and boxCosMargin more than that of the box's
+// float32s.
 func (r *ring) side(q *query, b *geoBox) int {
-	cos := q.origin[0]*b.centre[0] + q.origin[1]*b.centre[1] + q.origin[2]*b.centre[2]
+	cos := dot(q.origin, b.centre)
+	cosRim, sinRim := float64(b.cosRim), float64(b.sinRim)
 	switch {
-	case b.rim < r.angle && cos > r.cos*b.cosRim+r.sin*b.sinRim:
+	case cosRim > r.rimWithin && cos-boxCosMargin > r.cos*cosRim+r.sin*sinRim:
 		return within
-	case b.rim <= math.Pi-r.angle && cos <= r.cos*b.cosRim-r.sin*b.sinRim:
+	case cosRim > r.rimOutside && cos+boxCosMargin <= r.cos*cosRim-r.sin*sinRim:
 		return outside
 	}
 	return across
 }
+
+// boxCosMargin covers the rounding of a geoBox's float32s in side: its
+// centre, rounded from a unit vector, moves the cosine with the origin by
+// under 5.2·10⁻⁸, and its rim's cosine and sine, each off by under 6·10⁻⁸
+// of itself, move the cosine of the sum or difference by under 8.5·10⁻⁸.
+const boxCosMargin = 5e-7
 
 // geoTree counts the nodes beyond a job's latency ceiling, for the no-fit
 // explanation. The Index's main tree is cut by much besides position, so
@@ -281,29 +326,34 @@ type geoPoint struct{ v [3]float32 }
 // counted reports whether the count counts p's node.
 func (p geoPoint) counted() bool { return !math.IsNaN(float64(p.v[0])) }
 
-// geoBox is what the count reads of a box: its circle (spots[i]) as a
-// float64 unit vector and a radius with angleMargin added (rim), with the
-// rim's cosine and sine, so that placing it about a ring takes no
-// trigonometry; and its points, so that a leaf's are found without reading
-// its span. It fills a cache line, so a box the count opens is one line
-// (at 56 bytes, most straddled two).
+// geoBox is what the count reads of a box, in 32 bytes: its circle
+// (spots[i]) as a unit vector and the cosine and sine of its radius with
+// angleMargin added (its rim), so that placing it about a ring takes no
+// trigonometry; how many nodes it counts; and its children, or for a leaf
+// its points, so that they are found without reading its span. A box's
+// two children are adjacent, an even box and the next, and share a cache
+// line: the count, which reads both children of every box the ring
+// crosses, reads one line for them rather than two (boxes of float64s
+// filled a line each). Box 1 is unused, so that the pairs start even.
 type geoBox struct {
-	centre              [3]float64
-	rim, cosRim, sinRim float64
-	n                   int32 // online located nodes
-	right               int32 // the right child; the left is the next box; -1 for a leaf
-	lo, hi              int32 // its points, points[lo:hi]
+	centre         [3]float32
+	cosRim, sinRim float32
+	n              int32 // online located nodes
+	first          int32 // the first child (the second is next), or a leaf's first point
+	points         int32 // a leaf's points, points[first:first+points]; 0 for a box
 }
+
+func (b *geoBox) leaf() bool { return b.points > 0 }
 
 // setSpot sets what the count derives from b's circle.
 func (b *geoBox) setSpot(c circle) {
 	v := widen3(c.center)
 	n := math.Sqrt(v[0]*v[0] + v[1]*v[1] + v[2]*v[2])
 	if n > 0 {
-		b.centre = [3]float64{v[0] / n, v[1] / n, v[2] / n}
+		b.centre = [3]float32{float32(v[0] / n), float32(v[1] / n), float32(v[2] / n)}
 	}
-	b.rim = float64(c.radius) + angleMargin
-	b.cosRim, b.sinRim = math.Cos(b.rim), math.Sin(b.rim)
+	rim := float64(c.radius) + angleMargin
+	b.cosRim, b.sinRim = float32(math.Cos(rim)), float32(math.Sin(rim))
 }
 
 // geoSpan is what a box's refresh needs and its count does not.
@@ -321,23 +371,28 @@ func newGeoTree(x *Index, lo, hi int32) geoTree {
 		g.perm[i] = lo + int32(i)
 	}
 	if hi > lo {
-		g.split(x, 0, hi-lo, -1)
+		// The root, and box 1 unused, so that every pair of children
+		// begins at an even box.
+		g.boxes, g.spans, g.spots = make([]geoBox, 2), []geoSpan{{0, hi - lo, -1}, {0, 0, -1}}, []circle{noCircle, noCircle}
+		g.split(x, 0)
 	}
 	for k, s := range g.perm {
 		g.points[k], g.locs[k] = pointOf(&x.hot[s]), x.nodes[s].Location
 	}
 	for i := int32(len(g.boxes)) - 1; i >= 0; i-- {
-		if b := &g.boxes[i]; b.right < 0 {
-			sp := g.spans[i]
+		if i == 1 {
+			continue
+		}
+		b, sp := &g.boxes[i], g.spans[i]
+		if b.leaf() {
 			for _, s := range g.perm[sp.lo:sp.hi] {
 				g.leafOf[s-g.base] = i
 			}
 		}
 		g.recompute(x, i, nil)
-		b, sp := &g.boxes[i], g.spans[i]
 		g.spots[i] = circleOf(g.located(x, sp.lo, sp.hi))
-		if b.right >= 0 {
-			g.spots[i] = tighter(g.spots[i+1].merge(g.spots[b.right]), g.spots[i])
+		if !b.leaf() {
+			g.spots[i] = tighter(g.spots[b.first].merge(g.spots[b.first+1]), g.spots[i])
 		}
 		b.setSpot(g.spots[i])
 	}
@@ -364,12 +419,11 @@ func pointOf(h *hotNode) geoPoint {
 	return geoPoint{h.v}
 }
 
-func (g *geoTree) split(x *Index, lo, hi, parent int32) {
-	i := int32(len(g.boxes))
-	g.boxes = append(g.boxes, geoBox{right: -1, lo: lo, hi: hi})
-	g.spans = append(g.spans, geoSpan{lo, hi, parent})
-	g.spots = append(g.spots, noCircle)
+// split cuts box i, whose span is set, and its subtree.
+func (g *geoTree) split(x *Index, i int32) {
+	lo, hi := g.spans[i].lo, g.spans[i].hi
 	if hi-lo <= geoLeafSize {
+		g.boxes[i].first, g.boxes[i].points = lo, hi-lo
 		return
 	}
 	var low, high [3]float32
@@ -389,9 +443,13 @@ func (g *geoTree) split(x *Index, lo, hi, parent int32) {
 	}
 	mid := (lo + hi) / 2
 	nthElement(g.perm[lo:hi], int(mid-lo), func(p, q int32) bool { return x.hot[p].v[d] < x.hot[q].v[d] })
-	g.split(x, lo, mid, i)
-	g.boxes[i].right = int32(len(g.boxes))
-	g.split(x, mid, hi, i)
+	k := int32(len(g.boxes))
+	g.boxes[i].first = k
+	g.boxes = append(g.boxes, geoBox{}, geoBox{})
+	g.spans = append(g.spans, geoSpan{lo, mid, i}, geoSpan{mid, hi, i})
+	g.spots = append(g.spots, noCircle, noCircle)
+	g.split(x, k)
+	g.split(x, k+1)
 }
 
 // recompute sets box i's count from its points or children, and its
@@ -399,8 +457,8 @@ func (g *geoTree) split(x *Index, lo, hi, parent int32) {
 // hot data; nil when none did; see keepOrMerge).
 func (g *geoTree) recompute(x *Index, i int32, moved *hotNode) {
 	b := &g.boxes[i]
-	if b.right >= 0 {
-		l, r := i+1, b.right
+	if !b.leaf() {
+		l, r := b.first, b.first+1
 		b.n = g.boxes[l].n + g.boxes[r].n
 		if moved != nil {
 			if c := keepOrMerge(g.spots[i], g.spots[l], g.spots[r], moved.v, moved.located); c != g.spots[i] {
@@ -461,19 +519,34 @@ func (g *geoTree) beyond(x *Index, q *query, r *ring, i int32) int {
 	case outside:
 		return int(b.n)
 	}
-	if b.right >= 0 {
-		return g.beyond(x, q, r, i+1) + g.beyond(x, q, r, b.right)
+	if !b.leaf() {
+		return g.beyond(x, q, r, b.first) + g.beyond(x, q, r, b.first+1)
 	}
-	n := 0
-	for k, pt := range g.points[b.lo:b.hi] {
-		switch cos := dot(q.origin, pt.v); { // NaN, and so neither, when not counted
-		case cos <= r.beyond:
-			n++
-		case cos <= r.within:
-			if EstimateLatencyMicros(q.job.Origin, g.locs[int(b.lo)+k]) > r.ceiling {
-				n++
-			}
+	// Surely beyond and surely within are counted without branches (the
+	// ring crosses the leaf, whose nodes fall either side in no order a
+	// processor could predict: the branches cost more than the rest of
+	// the count); only a leaf with a node between the two, for which
+	// neither counter counts, is read again, for the estimate of each
+	// such node. A node not counted is NaN, which no comparison admits.
+	pts := g.points[b.first : b.first+b.points]
+	beyond, within := 0, 0
+	for _, pt := range pts {
+		cos := dot(q.origin, pt.v)
+		if cos <= r.beyond {
+			beyond++
+		}
+		if cos > r.within {
+			within++
 		}
 	}
-	return n
+	if beyond+within == int(b.n) {
+		return beyond
+	}
+	for k, pt := range pts {
+		if cos := dot(q.origin, pt.v); cos > r.beyond && cos <= r.within &&
+			EstimateLatencyMicros(q.job.Origin, g.locs[int(b.first)+k]) > r.ceiling {
+			beyond++
+		}
+	}
+	return beyond
 }

@@ -623,6 +623,105 @@ func TestLatencyBoundsHold(t *testing.T) {
 	}
 }
 
+// TestRingSidesAtTheCeiling walks nodes across a ring a tenth of a metre
+// at a time, along meridians from random origins, and checks that every
+// node the ring calls surely beyond or surely within its ceiling is so by
+// EstimateLatencyMicros: the ring's margins (ringCosMargin,
+// ringAngleMargin) are narrower than the bounds', so that fewer nodes need
+// the estimate, and this is where they would fail first.
+func TestRingSidesAtTheCeiling(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for range scaled(300) {
+		origin := Location{LatE6: int32(rng.IntN(170_000_001) - 85_000_000), LonE6: int32(rng.IntN(360_000_001) - 180_000_000)}
+		q := &query{job: &Job{Origin: origin}, origin: unitVector(origin), located: true}
+		// Northwards to the pole, or southwards when nearer it.
+		step, room := int32(1), 90_000_000-origin.LatE6
+		if origin.LatE6 > 0 {
+			step, room = -1, origin.LatE6+90_000_000
+		}
+		at := func(d int32) Location { return Location{LatE6: origin.LatE6 + step*d, LonE6: origin.LonE6} }
+		// A ceiling the meridian crosses, and where it does: the estimate
+		// grows with d.
+		d := int32(rng.IntN(int(room) - 10_000))
+		ceiling := EstimateLatencyMicros(origin, at(d)) + uint32(rng.IntN(3)) - 1
+		lo, hi := int32(0), room
+		for lo < hi {
+			if mid := lo + (hi-lo)/2; EstimateLatencyMicros(origin, at(mid)) > ceiling {
+				hi = mid
+			} else {
+				lo = mid + 1
+			}
+		}
+		r := q.ring(ceiling)
+		for d := max(lo-2000, 0); d <= min(lo+2000, room); d++ {
+			l := at(d)
+			v := unitVector(l)
+			cos := dot(q.origin, [3]float32{float32(v[0]), float32(v[1]), float32(v[2])})
+			est := EstimateLatencyMicros(origin, l)
+			if (cos <= r.beyond && est <= ceiling) || (cos > r.within && est > ceiling) {
+				t.Fatalf("%v to %v: estimate %d µs, ceiling %d: cosine %v on the wrong side of the ring's %v..%v",
+					origin, l, est, ceiling, cos, r.beyond, r.within)
+			}
+		}
+	}
+}
+
+// TestGeoCountMatchesEstimates counts the nodes beyond random latency
+// ceilings from random origins with the position tree, and node by node
+// with EstimateLatencyMicros, on a market snapshot whose nodes move, go
+// offline and join between rounds (some into the overflow tree); and
+// checks that every box's children start at an even box, sharing a line.
+func TestGeoCountMatchesEstimates(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	nodes := marketNodes(rng, 5000)
+	x, err := NewIndex(nodes[:4000], DefaultWeights())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*geoTree{&x.geo, &x.geoOverflow} {
+		for i, b := range g.boxes {
+			if !b.leaf() && i != 1 && b.first%2 != 0 {
+				t.Fatalf("box %d: children from box %d", i, b.first)
+			}
+		}
+	}
+	next := 4000
+	for round := range 10 {
+		for range 200 {
+			n := x.nodes[rng.IntN(len(x.nodes))]
+			switch rng.IntN(4) {
+			case 0:
+				n.Location = popularMetro(rng).near(rng)
+			case 1:
+				x.Remove(n.ID)
+				continue
+			case 2:
+				if next < len(nodes) {
+					n = nodes[next]
+					next++
+				}
+			}
+			x.Set(n)
+		}
+		for range 100 {
+			origin := popularMetro(rng).near(rng)
+			ceiling := uint32(LastMileMicros - 1000 + rng.IntN(220_000))
+			q := &query{job: &Job{Origin: origin}, origin: unitVector(origin), located: true}
+			r := q.ring(ceiling)
+			got := x.geo.beyond(x, q, &r, 0) + x.geoOverflow.beyond(x, q, &r, 0)
+			want := 0
+			for s := range x.nodes {
+				if n := &x.nodes[s]; x.hot[s].online && x.hot[s].located && EstimateLatencyMicros(origin, n.Location) > ceiling {
+					want++
+				}
+			}
+			if got != want {
+				t.Fatalf("round %d, from %v beyond %d µs: counted %d, want %d", round, origin, ceiling, got, want)
+			}
+		}
+	}
+}
+
 // TestCirclesHoldTheirNodes moves nodes a little (most stay inside their
 // boxes' circles, which are then kept), far, and off the map, and checks
 // that every box's circle, in both trees, still holds every located node

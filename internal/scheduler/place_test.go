@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -194,6 +195,28 @@ func TestNoFeasibleNodeSummarisesReasons(t *testing.T) {
 	}
 	if _, err := Place(job, nil, DefaultWeights()); !errors.Is(err, ErrNoFeasibleNode) || !strings.Contains(err.Error(), "no nodes") {
 		t.Fatalf("empty snapshot error = %v", err)
+	}
+}
+
+// TestExplanationNumbers checks how the no-fit message writes the job's
+// limits: decimals without trailing zeros, memory in GiB when whole.
+func TestExplanationNumbers(t *testing.T) {
+	for _, c := range []struct {
+		v, unit uint64
+		want    string
+	}{
+		{0, 1000, "0"}, {999, 1000, "0.999"}, {12_340, 1000, "12.34"}, {50_000, 1000, "50"},
+		{1, 1_000_000, "0.000001"}, {1_000_005, 1_000_000, "1.000005"}, {1_500_000, 1_000_000, "1.5"},
+		{math.MaxUint64, 1000, "18446744073709551.615"},
+	} {
+		if got := string(appendDecimal(nil, c.v, c.unit)); got != c.want {
+			t.Errorf("%d / %d: %q, want %q", c.v, c.unit, got, c.want)
+		}
+	}
+	for mib, want := range map[uint64]string{0: "0 GiB", 24 * gib: "24 GiB", 80*gib + 512: "82432 MiB", 1: "1 MiB"} {
+		if got := string(appendMebibytes(nil, mib)); got != want {
+			t.Errorf("%d MiB: %q, want %q", mib, got, want)
+		}
 	}
 }
 
