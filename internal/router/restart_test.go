@@ -258,17 +258,8 @@ func TestInputsOfAJobSentAgainAreKeptForItsHolder(t *testing.T) {
 	chain := newFakeChain()
 	r, _ := startRouter(t, chain)
 	req, _ := consumerJob(t, chain)
-	id, consumer := jobIDOf(t, req)
+	id := heldByADeadRouter(t, r, chain, req, false) // saved before its broadcast, and the escrow committed
 	ctx := t.Context()
-	held := newJob(id, consumer, req.Spec, time.Now())
-	held.owner = keys.AddressOfKey(newKey(t)) // a router that holds no lease: it died
-	data, _ := held.snapshot()
-	if _, err := r.kv.Create(ctx, id, data); err != nil { // saved before its broadcast
-		t.Fatal(err)
-	}
-	if _, _, err := chain.BroadcastTx(ctx, req.Tx); err != nil { // and the escrow committed
-		t.Fatal(err)
-	}
 	// Anyone can send the committed tx again (it is on chain), but only with the bytes the
 	// spec commits to: other bytes are refused, and nothing is stored.
 	forged := req
@@ -293,7 +284,50 @@ func TestInputsOfAJobSentAgainAreKeptForItsHolder(t *testing.T) {
 			t.Fatalf("input %s of the job sent again is not stored", in.Name)
 		}
 	}
-	if err := r.adoptJobs(ctx); err != nil {
+	takenUpWithItsInputs(t, r, id)
+	// Run, not refunded at once: with no node online here it is refunded for that.
+	waitFor(t, "the job run", func() bool { return jobHas(r, id, "resumed") })
+}
+
+// A router that stored a job's inputs and died before it saved so leaves a record that
+// waits for them: the router that takes the job up finds them in the store, rather than
+// wait for uploads to the job's deadline.
+func TestInputsStoredButNotSavedAreFoundWhenTheJobIsTakenUp(t *testing.T) {
+	chain := newFakeChain()
+	r, _ := startRouter(t, chain)
+	req, data := consumerJob(t, chain)
+	id := heldByADeadRouter(t, r, chain, req, true)
+	for _, in := range req.Spec.Inputs {
+		if err := r.blobs.PutHashed(t.Context(), in.Digest, data[in.Name]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	takenUpWithItsInputs(t, r, id)
+}
+
+// heldByADeadRouter commits req's escrow and saves its job as a router that holds no lease
+// (it died) saved it: before its broadcast, or, escrowed, once it had heard of its block.
+// It returns the job's id.
+func heldByADeadRouter(t *testing.T, r *Router, chain *fakeChain, req api.SubmitJobRequest, escrowed bool) string {
+	t.Helper()
+	id, consumer := jobIDOf(t, req)
+	if _, _, err := chain.BroadcastTx(t.Context(), req.Tx); err != nil {
+		t.Fatal(err)
+	}
+	held := newJob(id, consumer, req.Spec, time.Now())
+	held.owner, held.escrowed = keys.AddressOfKey(newKey(t)), escrowed
+	record, _ := held.snapshot()
+	if _, err := r.kv.Create(t.Context(), id, record); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// takenUpWithItsInputs has r take up the jobs of routers that hold no lease, and waits
+// until job id is among them with every input stored.
+func takenUpWithItsInputs(t *testing.T, r *Router, id string) {
+	t.Helper()
+	if err := r.adoptJobs(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the job taken up with its inputs", func() bool {
@@ -310,45 +344,6 @@ func TestInputsOfAJobSentAgainAreKeptForItsHolder(t *testing.T) {
 			return false
 		}
 	})
-	// Run, not refunded at once: with no node online here it is refunded for that.
-	waitFor(t, "the job run", func() bool { return jobHas(r, id, "resumed") })
-}
-
-// A router that stored a job's inputs and died before it saved so leaves a record that
-// waits for them: the router that takes the job up finds them in the store, rather than
-// wait for uploads to the job's deadline.
-func TestInputsStoredButNotSavedAreFoundWhenTheJobIsTakenUp(t *testing.T) {
-	chain := newFakeChain()
-	r, _ := startRouter(t, chain)
-	req, data := consumerJob(t, chain)
-	id, consumer := jobIDOf(t, req)
-	ctx := t.Context()
-	if _, _, err := chain.BroadcastTx(ctx, req.Tx); err != nil {
-		t.Fatal(err)
-	}
-	held := newJob(id, consumer, req.Spec, time.Now())
-	held.owner, held.escrowed = keys.AddressOfKey(newKey(t)), true
-	record, _ := held.snapshot()
-	if _, err := r.kv.Create(ctx, id, record); err != nil {
-		t.Fatal(err)
-	}
-	for _, in := range req.Spec.Inputs {
-		if err := r.blobs.PutHashed(ctx, in.Digest, data[in.Name]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := r.adoptJobs(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the job taken up with its inputs", func() bool { return jobHas(r, id, "input") })
-	r.mu.Lock()
-	j := r.jobs[id]
-	r.mu.Unlock()
-	select {
-	case <-j.ready:
-	default:
-		t.Fatalf("inputs found, yet the job still waits for %v", j.missingInputs())
-	}
 }
 
 // The chaos run's partition again: router-2's own save of a refused submission had landed
