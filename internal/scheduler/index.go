@@ -103,6 +103,7 @@ type hotNode struct {
 	v                   [3]float32 // unit vector, when located
 	rel                 uint16     // min(ReliabilityBP, 10000), all the scorer uses
 	region              uint16
+	opHash              uint16 // see ranked
 	online              bool
 	located             bool // no RTT, so latency is estimated from v
 }
@@ -208,7 +209,7 @@ func (x *Index) hotOf(n *Node) hotNode {
 	h := hotNode{
 		tflops: saturate(n.TFLOPSMilli), vram: saturate(n.VRAMMiB), price: saturate(n.PricePerHourUomni),
 		free: clamp32(n.FreeGPUs), rel: uint16(reliabilityScore(n.ReliabilityBP)), rtt: n.RTTMicros,
-		region: uint16(min(code, manyRegions)),
+		region: uint16(min(code, manyRegions)), opHash: operatorHash(n.Operator),
 	}
 	if n.RTTMicros == 0 && n.Location.Known() {
 		h.located = true
@@ -216,6 +217,15 @@ func (x *Index) hotOf(n *Node) hotNode {
 		h.v = [3]float32{float32(v[0]), float32(v[1]), float32(v[2])}
 	}
 	return h
+}
+
+// operatorHash is FNV-1a of an operator's name, folded into 1..65535.
+func operatorHash(op string) uint16 {
+	h := uint32(2166136261)
+	for i := 0; i < len(op); i++ {
+		h = (h ^ uint32(op[i])) * 16777619
+	}
+	return uint16((h^h>>16)%65535 + 1)
 }
 
 // Len is the number of nodes in the snapshot.

@@ -165,7 +165,7 @@ func (b *treeBuilder) coord(s int32, d int) float32 { return b.coords[s-b.base][
 func (b *treeBuilder) split(i, lo, hi int32, sorted bool) {
 	x := b.x
 	if hi-lo <= leafSize {
-		x.tree[i].kids = -1
+		x.tree[i].kids, x.tree[i].size = ^(b.base + lo), uint8(hi-lo)
 		return
 	}
 	var mid int32

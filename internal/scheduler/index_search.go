@@ -84,8 +84,7 @@ type query struct {
 	anyWhere bool // the job names no region
 	nowhere  bool // the job names a region no node is in
 	origin   [3]float64
-	located  bool    // the job's origin is known
-	excluded []int32 // online slots the job excludes, sorted
+	located  bool // the job's origin is known
 
 	// The job's limits as the hot data holds them (see hotNode).
 	gpus                  int32
@@ -110,18 +109,15 @@ type query struct {
 
 // prepare readies q, a Scratch's, for job.
 func (x *Index) prepare(q *query, j Job) *query {
-	*q = query{copy: j, excluded: q.excluded[:0], heap: heap{q.heap.items[:0]}, top: q.top[:0], anyWhere: j.Region == "", gpus: clamp32(j.GPUs),
+	exclude := q.req.exclude[:0]
+	*q = query{copy: j, heap: heap{q.heap.items[:0]}, top: q.top[:0], anyWhere: j.Region == "", gpus: clamp32(j.GPUs),
 		vram: saturate(j.VRAMMiB), tflops: saturate(j.MinTFLOPSMilli), ceiling: saturate(j.MaxPricePerHourUomni)}
 	job := &q.copy
-	q.job, q.req = job, request{job: job}
+	q.job, q.req = job, request{job: job, exclude: exclude}
 	if len(job.Exclude) > 0 {
-		q.req.exclude = slices.Compact(slices.Sorted(slices.Values(job.Exclude)))
-		for _, id := range q.req.exclude {
-			if s, ok := x.slotOf[id]; ok && x.hot[s].online {
-				q.excluded = append(q.excluded, s)
-			}
-		}
-		slices.Sort(q.excluded)
+		q.req.exclude = append(exclude, job.Exclude...)
+		slices.Sort(q.req.exclude)
+		q.req.exclude = slices.Compact(q.req.exclude)
 	}
 	if !q.anyWhere {
 		var known bool
@@ -160,19 +156,6 @@ func (q *query) latencyFloor(b *box) (uint32, bool) {
 	}
 	if q.located && b.has&hasLocated != 0 {
 		lat, known = min(lat, latencyAtLeast(q.nearest(&b.spot))), true
-	}
-	return lat, known
-}
-
-// latencyFloorCheap is latencyFloor with every located node taken to be
-// at the job's origin: no more than latencyFloor, and no trigonometry.
-func (q *query) latencyFloorCheap(b *box) (uint32, bool) {
-	lat, known := uint32(math.MaxUint32), false
-	if b.has&hasRTT != 0 {
-		lat, known = b.minRTT, true
-	}
-	if q.located && b.has&hasLocated != 0 {
-		lat, known = min(lat, LastMileMicros), true
 	}
 	return lat, known
 }
@@ -331,7 +314,7 @@ func (x *Index) fastest(q *query) (best uint64, found bool) {
 		if i < 0 {
 			continue
 		}
-		sp := x.spans[i]
+		sp := x.tree[i].slots()
 		for s := sp.lo; s < sp.hi; s++ {
 			if n := &x.hot[s]; (!found || widen(n.tflops) > best) && q.fits(n) {
 				if _, ok := x.verdict(q, s); ok && (!found || x.nodes[s].TFLOPSMilli > best) {
@@ -349,51 +332,18 @@ func (x *Index) fastest(q *query) (best uint64, found bool) {
 // pruned but boxes without a feasible node.)
 func (x *Index) best(q *query, h *totalQueue, fastest uint64) (placed []ranked, feasibleNodes int) {
 	q.setFastest(fastest, x.w)
-	top := topList{want: q.job.Replicas, entries: q.top[:0]}
-	defer func() { q.top = top.entries[:0] }()
-	// beaten reports whether nothing with a Total of at most bound, and
-	// no ID before slot minID's (whose key is minKey), can enter the list.
-	beaten := func(bound, minKey uint32, minID int32) bool {
-		if !top.full() {
-			return false
-		}
-		last := top.last()
-		if bound != last.scores.Total {
-			return bound < last.scores.Total
-		}
-		s := int32(last.index)
-		return x.idNotBefore(minKey, minID, x.idKey[s], s)
-	}
-	// bound returns the most a node in box i may score, and false when no
-	// node in it can be placed.
-	bound := func(i int32) (uint32, bool) {
-		b := &x.tree[i]
-		if !q.admits(b) {
-			return 0, false
-		}
-		// Bounded first by the least latency a node in it may have, the
-		// box is often beaten without the trigonometry of its circle.
-		part := q.perTFLOPS*float64(min(widen(b.maxT), q.fastest)) + q.relBidAtMost(b)
-		if lat, known := q.latencyFloorCheap(b); top.full() && beaten(q.totalAtMost(part, lat, known), b.minKey, b.minID) {
-			return 0, false
-		}
-		lat, known := q.latencyFloor(b)
-		if !q.reaches(lat, known) {
-			return 0, false
-		}
-		t := q.totalAtMost(part, lat, known)
-		return t, !beaten(t, b.minKey, b.minID)
-	}
+	s := search{x: x, q: q, top: topList{want: q.job.Replicas, entries: q.top[:0]}, floor: -1}
+	defer func() { q.top = s.top.entries[:0] }()
 	h.reset()
 	for _, r := range x.roots(q) {
-		if t, ok := bound(r); ok {
+		if t, ok := s.bound(r); ok {
 			h.push(r, t)
 		}
 	}
 	for h.len() > 0 {
 		i, key := h.pop()
-		if b := &x.tree[i]; beaten(key, b.minKey, b.minID) {
-			if key < top.last().scores.Total {
+		if b := &x.tree[i]; s.beaten(key, b.minKey, b.minID) {
+			if int64(key) < s.floor {
 				break // every box left is bounded by key
 			}
 			continue
@@ -401,8 +351,8 @@ func (x *Index) best(q *query, h *totalQueue, fastest uint64) (placed []ranked, 
 		// Go down the better side while it is the best box there is.
 		for !x.tree[i].leaf() {
 			l, r := x.tree[i].kids, x.tree[i].kids+1
-			lt, lok := bound(l)
-			rt, rok := bound(r)
+			lt, lok := s.bound(l)
+			rt, rok := s.bound(r)
 			if !lok || (rok && rt > lt) {
 				l, r, lt, lok, rt, rok = r, l, rt, rok, lt, lok
 			}
@@ -423,23 +373,85 @@ func (x *Index) best(q *query, h *totalQueue, fastest uint64) (placed []ranked, 
 		if i < 0 {
 			continue
 		}
-		x.bestInLeaf(q, i, &top, &feasibleNodes, beaten)
+		s.leaf(i)
 	}
-	return top.entries, feasibleNodes
+	return s.top.entries, s.feasible
 }
 
-// bestInLeaf offers the feasible nodes of leaf i to top. Each node is
+// search is best's state: the list so far and what it takes to enter it.
+type search struct {
+	x        *Index
+	q        *query
+	top      topList
+	floor    int64 // the last entry's Total once the list is full, -1 before
+	feasible int   // nodes found feasible
+}
+
+// beaten reports whether nothing with a Total of at most bound, and no ID
+// before slot minID's (whose key is minKey), can enter the list.
+func (s *search) beaten(bound, minKey uint32, minID int32) bool {
+	if int64(bound) != s.floor {
+		return int64(bound) < s.floor // never while the list is not full
+	}
+	return s.notBefore(minKey, minID)
+}
+
+// beatenNode is beaten for the node in slot, whose ID key is read only
+// on a tie.
+func (s *search) beatenNode(bound uint32, slot int32) bool {
+	if int64(bound) != s.floor {
+		return int64(bound) < s.floor
+	}
+	return s.notBefore(s.x.idKey[slot], slot)
+}
+
+// notBefore reports whether slot's ID, whose key is key, is not before
+// the last entry's.
+func (s *search) notBefore(key uint32, slot int32) bool {
+	t := int32(s.top.last().index)
+	return s.x.idNotBefore(key, slot, s.x.idKey[t], t)
+}
+
+// bound returns the most a node in box i may score, and false when no
+// node in it can be placed.
+func (s *search) bound(i int32) (uint32, bool) {
+	q, b := s.q, &s.x.tree[i]
+	if !q.admits(b) {
+		return 0, false
+	}
+	part := q.perTFLOPS*float64(min(widen(b.maxT), q.fastest)) + q.relBidAtMost(b)
+	lat, known := uint32(math.MaxUint32), false
+	if b.has&hasRTT != 0 {
+		lat, known = b.minRTT, true
+	}
+	if q.located && b.has&hasLocated != 0 {
+		// Bounded first by the least latency a node in it may have, the
+		// box is often beaten without the trigonometry of its circle.
+		if s.beaten(q.totalAtMost(part, min(lat, LastMileMicros), true), b.minKey, b.minID) {
+			return 0, false
+		}
+		lat, known = min(lat, latencyAtLeast(q.nearest(&b.spot))), true
+	}
+	if !q.reaches(lat, known) {
+		return 0, false
+	}
+	t := q.totalAtMost(part, lat, known)
+	return t, !s.beaten(t, b.minKey, b.minID)
+}
+
+// leaf offers the feasible nodes of leaf i to the list. Each node is
 // first bounded as a box of one, which leaves only a located node's
 // latency to a bound (the estimate is trigonometry, and the checkers
 // compute it exactly for the few nodes that pass).
-func (x *Index) bestInLeaf(q *query, i int32, top *topList, feasibleNodes *int, beaten func(uint32, uint32, int32) bool) {
-	sp := x.spans[i]
-	for s := sp.lo; s < sp.hi; s++ {
-		n, key := &x.hot[s], x.idKey[s]
+func (s *search) leaf(i int32) {
+	x, q := s.x, s.q
+	sp := x.tree[i].slots()
+	for slot := sp.lo; slot < sp.hi; slot++ {
+		n := &x.hot[slot]
 		if !q.fits(n) {
 			continue
 		}
-		if top.full() {
+		if s.floor >= 0 {
 			var t uint32
 			part := q.partAtMost(n.tflops, n.rel, n.price)
 			switch {
@@ -448,24 +460,27 @@ func (x *Index) bestInLeaf(q *query, i int32, top *topList, feasibleNodes *int, 
 			case n.located && q.located:
 				// At the origin first, as bound does a box: most
 				// nodes are beaten without the trigonometry.
-				if beaten(q.totalAtMost(part, LastMileMicros, true), key, s) {
+				if s.beatenNode(q.totalAtMost(part, LastMileMicros, true), slot) {
 					continue
 				}
 				t = q.totalAtMost(part, q.latencyAtLeast(n.v), true)
 			default:
 				t = q.totalAtMost(part, 0, false)
 			}
-			if beaten(t, key, s) {
+			if s.beatenNode(t, slot) {
 				continue
 			}
 		}
-		f, ok := x.verdict(q, s)
+		f, ok := x.verdict(q, slot)
 		if !ok {
 			continue
 		}
-		*feasibleNodes++
-		node := &x.nodes[s]
-		top.offer(ranked{node: node, index: int(s), scores: score(q.job, node, f, q.fastest, x.w)})
+		s.feasible++
+		node := &x.nodes[slot]
+		s.top.offer(ranked{node: node, index: int(slot), scores: score(q.job, node, f, q.fastest, x.w), opHash: n.opHash})
+		if s.top.full() {
+			s.floor = int64(s.top.last().scores.Total)
+		}
 	}
 }
 
@@ -475,7 +490,11 @@ func (x *Index) bestInLeaf(q *query, i int32, top *topList, feasibleNodes *int, 
 func (x *Index) misfits(q *query) *misfits {
 	j := q.job
 	m := &misfits{nodes: x.online}
-	m.counts[rejectExcluded] = len(q.excluded)
+	for _, id := range q.req.exclude { // looked up only here: a million IDs' map is far from the cache
+		if s, ok := x.slotOf[id]; ok && x.hot[s].online {
+			m.counts[rejectExcluded]++
+		}
+	}
 	m.counts[rejectFreeGPUs] = x.free.below(uint64(j.GPUs))
 	m.counts[rejectVRAM] = x.vram.below(j.VRAMMiB)
 	m.counts[rejectTFLOPS] = x.tflops.below(j.MinTFLOPSMilli)

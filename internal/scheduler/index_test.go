@@ -476,7 +476,9 @@ func TestIndexIDKeysOrderAsIDs(t *testing.T) {
 }
 
 // TestIndexOverflowRebuild adds more nodes than the overflow holds, so the
-// index rebuilds itself, and checks it still agrees with Place.
+// index rebuilds itself, and checks it still agrees with Place and that
+// every leaf knows its slots (box.slots, which the search reads rather
+// than spans) in the main tree and the overflow's.
 func TestIndexOverflowRebuild(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	x, err := NewIndex(marketNodes(rng, 100), DefaultWeights())
@@ -488,6 +490,11 @@ func TestIndexOverflowRebuild(t *testing.T) {
 	for i, n := range more {
 		n.ID = fmt.Sprintf("added-%d", i)
 		x.Set(n)
+		for b := range x.tree {
+			if x.tree[b].leaf() && x.tree[b].slots() != x.spans[b] {
+				t.Fatalf("after %d additions leaf %d says it holds slots %v, its span is %v", i+1, b, x.tree[b].slots(), x.spans[b])
+			}
+		}
 		if i%10 == 0 || i == len(more)-1 {
 			jobs := make([]Job, 10)
 			for k := range jobs {

@@ -11,7 +11,7 @@ import "math"
 // most straddle two cache lines (padded to 64, on a shared 2-core VM, they
 // were no faster to within the noise).
 type box struct {
-	kids          int32  // its children are boxes kids and kids+1; -1 for a leaf
+	kids          int32  // its children are boxes kids and kids+1; for a leaf, ^(its first slot)
 	minID         int32  // the slot with the smallest ID under it, online or not
 	minKey        uint32 // idKey[minID], kept here to spare the search its cache miss
 	maxFree       int32  // clamped to int32
@@ -22,6 +22,7 @@ type box struct {
 	minRegion     uint16
 	maxRegion     uint16
 	has           uint8  // hasNodes, hasRTT, hasLocated
+	size          uint8  // a leaf's slots, from ^kids: the search need not read its span
 	spot          circle // holds every located node under it, available or not
 	// relBid is the most relBidWeights.of its available nodes: record and
 	// bid bounded together, far tighter than the best record and the lowest
@@ -44,9 +45,12 @@ const leafSize = 16
 
 func (b *box) leaf() bool { return b.kids < 0 }
 
+// slots returns leaf b's slots, as x.spans does.
+func (b *box) slots() span { return span{^b.kids, ^b.kids + int32(b.size)} }
+
 // clear empties b's bounds.
 func (b *box) clear() {
-	*b = box{kids: b.kids, minID: b.minID, minKey: b.minKey, spot: b.spot,
+	*b = box{kids: b.kids, size: b.size, minID: b.minID, minKey: b.minKey, spot: b.spot,
 		maxFree: math.MinInt32, minRTT: math.MaxUint32, minPrice: math.MaxUint32, minRegion: math.MaxUint16,
 		relBid: float32(math.Inf(-1))}
 }

@@ -140,6 +140,44 @@ func TestWeightsChangeTheWinner(t *testing.T) {
 	}
 }
 
+// TestSameOperatorByHash checks that operators' hashes only spare the
+// comparison of their names: two operators whose hashes collide are still
+// two, and a candidate without a hash (the scan's) is compared by name.
+func TestSameOperatorByHash(t *testing.T) {
+	names := map[uint16]string{}
+	var a, b string
+	for i := 0; a == ""; i++ {
+		name := fmt.Sprintf("op-%d", i)
+		if other, ok := names[operatorHash(name)]; ok {
+			a, b = other, name
+		}
+		names[operatorHash(name)] = name
+	}
+	candidate := func(op string, hashed bool) ranked {
+		r := ranked{node: &Node{Operator: op}}
+		if hashed {
+			r.opHash = operatorHash(op)
+		}
+		return r
+	}
+	for _, c := range []struct {
+		a, b ranked
+		same bool
+		what string
+	}{
+		{candidate(a, true), candidate(b, true), false, "hashes collide"},
+		{candidate(a, true), candidate(a, true), true, "one operator"},
+		{candidate(a, true), candidate("x"+a, true), false, "hashes differ"},
+		{candidate(a, false), candidate(a, true), true, "one without a hash"},
+		{candidate(a, false), candidate(b, false), false, "neither hashed"},
+		{candidate("", true), candidate("", true), true, "both unattributed"},
+	} {
+		if got := c.a.sameOperator(&c.b); got != c.same {
+			t.Errorf("%s: %q and %q the same operator: %v, want %v", c.what, c.a.node.Operator, c.b.node.Operator, got, c.same)
+		}
+	}
+}
+
 func TestReplicasGoToDistinctOperators(t *testing.T) {
 	nodes := []Node{testNode("a1", "alpha"), testNode("a2", "alpha"), testNode("a3", "alpha"), testNode("b1", "beta"), testNode("c1", "gamma")}
 	nodes[1].TFLOPSMilli = 400_000 // alpha's best

@@ -17,6 +17,18 @@ type ranked struct {
 	node   *Node
 	index  int
 	scores Scores
+	// opHash is a hash of node.Operator in 1..65535, or 0 when not known:
+	// two candidates with different hashes have different operators, so
+	// offer need not read their names (the index keeps one per node).
+	opHash uint16
+}
+
+// sameOperator reports whether a and b have one operator.
+func (a *ranked) sameOperator(b *ranked) bool {
+	if a.opHash != b.opHash && a.opHash != 0 && b.opHash != 0 {
+		return false
+	}
+	return a.node.Operator == b.node.Operator
 }
 
 func (a *ranked) better(b *ranked) bool {
@@ -65,7 +77,7 @@ func (t *topList) offer(x ranked) {
 	if t.full() && !x.better(t.last()) {
 		return
 	}
-	pos := slices.IndexFunc(top, func(r ranked) bool { return r.node.Operator == x.node.Operator })
+	pos := slices.IndexFunc(top, func(r ranked) bool { return r.sameOperator(&x) })
 	switch {
 	case pos >= 0 && !x.better(&top[pos]):
 		return
