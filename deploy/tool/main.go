@@ -165,6 +165,8 @@ func printOutcome(w io.Writer, o devnet.Outcome, consumer keys.Address) {
 
 // loadReport is what `tool load` prints: one JSON object.
 type loadReport struct {
+	// Submitted counts the jobs the chain escrowed: those whose submission was answered,
+	// and those it was not (Unacked).
 	Submitted int            `json:"submitted"`
 	ByStatus  map[string]int `json:"by_status"`
 	Lost      int            `json:"lost"`
@@ -245,6 +247,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			continue
 		}
 		rep.Unacked++
+		rep.Submitted++
 		j, err := devnet.FollowToEnd(ctx, follow, id)
 		status := j.Status
 		if err != nil {
