@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 )
@@ -35,6 +36,9 @@ type fakeChain struct {
 	// loseCreateAnswer commits every create_job but answers the broadcast with a
 	// transport error, as a chain node cut off mid-request does.
 	loseCreateAnswer bool
+	// accountsDown, when set, fails every read of an account, as a chain node that does
+	// not answer in time does.
+	accountsDown bool
 }
 
 func newFakeChain() *fakeChain {
@@ -141,6 +145,9 @@ func (f *fakeChain) Query(_ context.Context, path string, v any) error {
 	var out any
 	switch kind {
 	case "account":
+		if f.accountsDown {
+			return fmt.Errorf("%w: abci info: post failed: context deadline exceeded", api.ErrUnavailable)
+		}
 		out = ledger.Account{Address: keys.Address(arg), Balance: f.balances[keys.Address(arg)], Seq: f.seqs[keys.Address(arg)]}
 	case "node":
 		n, ok := f.nodes[keys.Address(arg)]

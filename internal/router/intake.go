@@ -45,7 +45,9 @@ func (r *Router) SubmitJob(ctx context.Context, req api.SubmitJobRequest) (api.J
 	err = r.opts.Chain.Query(qctx, "account/"+string(tx.Signer), &acc)
 	cancel()
 	if err != nil {
-		return api.Job{}, fmt.Errorf("%w: read consumer account: %v; nothing was escrowed", api.ErrUnavailable, err)
+		// Nothing was done, and a chain node that did not answer in time (busy, or its
+		// peers restarting) mostly answers a moment later: say when to send it again.
+		return api.Job{}, api.RetryIn(fmt.Errorf("%w: read consumer account: %v; nothing was escrowed, send the job again", api.ErrUnavailable, err), chainRetry)
 	}
 	if tx.Body.Seq < acc.Seq {
 		if j, err := r.resubmitted(ctx, tx, spec, inline); !errors.Is(err, errNotThisJob) {
@@ -183,7 +185,7 @@ func (r *Router) resubmitted(ctx context.Context, tx ledger.Tx, spec api.JobSpec
 	case errors.Is(err, ledger.ErrNotFound), err == nil && (cj.Consumer != tx.Signer || cj.SpecHash != spec.Hash()):
 		return api.Job{}, errNotThisJob
 	case err != nil:
-		return api.Job{}, fmt.Errorf("%w: read job %s: %v", api.ErrUnavailable, id, err)
+		return api.Job{}, api.RetryIn(fmt.Errorf("%w: read job %s: %v; nothing was escrowed, send the job again", api.ErrUnavailable, id, err), chainRetry)
 	}
 	if cj.Status == ledger.JobCreated {
 		r.keepInputs(qctx, id, spec, inline)
@@ -469,8 +471,14 @@ func (r *Router) submitted(ctx context.Context, j *job) api.Job {
 const broadcastTimeout = 30 * time.Second
 
 // chainReadTimeout bounds the chain reads a submission waits on before anything is
-// escrowed: a router cut off from the chain answers 503 then, not when it is back.
-const chainReadTimeout = 10 * time.Second
+// escrowed: a router cut off from the chain answers 503 then, not when it is back, with
+// a Retry-After of chainRetry (seen in CI's chaos run: a chain node busy as a router died
+// took longer than this to answer, and the load, told nothing of when to try again, gave
+// up its consumer's last jobs).
+const (
+	chainReadTimeout = 10 * time.Second
+	chainRetry       = 2 * time.Second
+)
 
 // UploadInput streams one declared input of an escrowed job into the store, checking it
 // against the size and digest the consumer signed; the job is placed once its last input

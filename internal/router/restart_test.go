@@ -381,6 +381,26 @@ func TestFencedRouterTakesNoJobs(t *testing.T) {
 	}
 }
 
+// Seen in CI's chaos run: as router-1 died, the chain node the others read took longer
+// than chainReadTimeout to answer an account read, and the 503 said nothing of when to
+// try again, so the load gave up its consumer's last jobs. It carries a Retry-After now,
+// and nothing is broadcast.
+func TestSubmissionTheChainDidNotAnswerIsRetriedLater(t *testing.T) {
+	chain := newFakeChain()
+	r, _ := startRouter(t, chain)
+	req, _ := consumerJob(t, chain)
+	chain.mu.Lock()
+	chain.accountsDown = true
+	chain.mu.Unlock()
+	refusedForNow(t, r, chain, req, api.ErrUnavailable, chainRetry)
+	chain.mu.Lock()
+	chain.accountsDown = false
+	chain.mu.Unlock()
+	if _, err := r.SubmitJob(t.Context(), req); err != nil {
+		t.Fatalf("sent again once the chain answers: %v", err)
+	}
+}
+
 // jobIDOf is the id of the job req's signed tx escrows, and its consumer.
 func jobIDOf(t *testing.T, req api.SubmitJobRequest) (string, keys.Address) {
 	t.Helper()
