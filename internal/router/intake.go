@@ -190,7 +190,12 @@ func (r *Router) resubmitted(ctx context.Context, tx ledger.Tx, spec api.JobSpec
 	if cj.Status == ledger.JobCreated {
 		r.keepInputs(qctx, id, spec, inline)
 	}
-	return r.Job(qctx, id)
+	v, err := r.Job(qctx, id)
+	if errors.Is(err, api.ErrUnavailable) {
+		// The job is escrowed and its inputs kept; only how it stands could not be read.
+		err = api.RetryIn(fmt.Errorf("%w; job %s is escrowed, and nothing more was: send it again for its status", err, id), chainRetry)
+	}
+	return v, err
 }
 
 // keepInputs stores the inline inputs of a job sent again that its store may lack: its

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -399,6 +400,41 @@ func TestSubmissionTheChainDidNotAnswerIsRetriedLater(t *testing.T) {
 	if _, err := r.SubmitJob(t.Context(), req); err != nil {
 		t.Fatalf("sent again once the chain answers: %v", err)
 	}
+}
+
+// The same run, a job sent again: its escrow committed as router-1 died, and the router
+// it was sent to read the job but not the chain's height, to tell how the job stands.
+// The job is escrowed and nothing more is: the 503 says when to ask again.
+func TestJobSentAgainWhoseStatusTheChainDidNotTellIsRetriedLater(t *testing.T) {
+	chain := &heightlessChain{fakeChain: newFakeChain()}
+	r, _ := startRouterWith(t, Options{Chain: chain})
+	req, _ := consumerJob(t, chain.fakeChain)
+	id := heldByADeadRouter(t, r, chain.fakeChain, req, false)
+	chain.down.Store(true)
+	_, err := r.SubmitJob(t.Context(), req)
+	if after, ok := api.RetryDelay(err); !errors.Is(err, api.ErrUnavailable) || !ok || after > chainRetry {
+		t.Fatalf("sent again while the chain's height is not read: %v (retry after %v, %v); want 503 with a Retry-After", err, after, ok)
+	}
+	chain.down.Store(false)
+	if j, err := r.SubmitJob(t.Context(), req); err != nil || j.ID != id {
+		t.Fatalf("sent again once the chain answers: %+v, %v", j, err)
+	}
+}
+
+// heightlessChain is a fakeChain that tells its height (HeightReader), as chain.Wallet
+// does, except while down, when the read fails as a chain node's that does not answer.
+type heightlessChain struct {
+	*fakeChain
+	down atomic.Bool
+}
+
+func (c *heightlessChain) Height(context.Context) (int64, error) {
+	if c.down.Load() {
+		return 0, errors.New("abci info: post failed: context deadline exceeded")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return int64(c.creates) + 1, nil
 }
 
 // jobIDOf is the id of the job req's signed tx escrows, and its consumer.
