@@ -150,14 +150,20 @@ func (q *query) reaches(latency uint32, known bool) bool {
 // latencyFloor returns the least latency a node in b may have, and false
 // when no node in b has a latency the job can know.
 func (q *query) latencyFloor(b *box) (uint32, bool) {
-	lat, known := uint32(math.MaxUint32), false
-	if b.has&hasRTT != 0 {
-		lat, known = b.minRTT, true
-	}
+	lat, known := b.rttFloor()
 	if q.located && b.has&hasLocated != 0 {
 		lat, known = min(lat, latencyAtLeast(q.nearest(&b.spot))), true
 	}
 	return lat, known
+}
+
+// rttFloor returns the least measured RTT of a node in b, and false when
+// no node in b has one.
+func (b *box) rttFloor() (uint32, bool) {
+	if b.has&hasRTT != 0 {
+		return b.minRTT, true
+	}
+	return math.MaxUint32, false
 }
 
 // fits is admits for one node: the checkers make the final call.
@@ -420,13 +426,11 @@ func (s *search) bound(i int32) (uint32, bool) {
 		return 0, false
 	}
 	part := q.perTFLOPS*float64(min(widen(b.maxT), q.fastest)) + q.relBidAtMost(b)
-	lat, known := uint32(math.MaxUint32), false
-	if b.has&hasRTT != 0 {
-		lat, known = b.minRTT, true
-	}
+	// latencyFloor, but bounded first by the least latency a located node
+	// may have, at the job's origin: the box is often beaten without the
+	// trigonometry of its circle.
+	lat, known := b.rttFloor()
 	if q.located && b.has&hasLocated != 0 {
-		// Bounded first by the least latency a node in it may have, the
-		// box is often beaten without the trigonometry of its circle.
 		if s.beaten(q.totalAtMost(part, min(lat, LastMileMicros), true), b.minKey, b.minID) {
 			return 0, false
 		}
