@@ -11,8 +11,8 @@ import "github.com/omnisync/omnisync/api"
 // input uploaded apart, a job beyond the bounds below, any job after a restart) is
 // fetched as before.
 
-// maxInlineJob bounds the inputs kept for one job: a message carries them in base64,
-// well within protocol.MaxInlineInputs.
+// maxInlineJob bounds the inputs kept for one job: a message carries them raw after its
+// JSON, well within protocol.MaxInlineInputs.
 const maxInlineJob = 64 << 10
 
 // maxInlineHeld bounds the inputs kept for all jobs together: 8,192 unfinished jobs of
