@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -57,49 +56,6 @@ func checkGeoTree(t *testing.T, x *Index, g *geoTree, what string) {
 	}
 }
 
-// TestGeoOffsetsFollowTheirNodes moves nodes a little (most stay inside
-// their leaves' circles, so only their own offsets change), far (the
-// leaf's circle is drawn anew, and every offset of it with it), off the
-// map and offline, and checks every leaf's offsets and counts after each
-// round, in both trees.
-func TestGeoOffsetsFollowTheirNodes(t *testing.T) {
-	rng := rand.New(rand.NewPCG(21, 22))
-	nodes := marketNodes(rng, 4000)
-	x, err := NewIndex(nodes[:3000], DefaultWeights())
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkGeoTree(t, x, &x.geo, "built")
-	next := 3000
-	for round := range 20 {
-		for range 100 {
-			n := x.nodes[rng.IntN(len(x.nodes))]
-			switch rng.IntN(6) {
-			case 0:
-				n.Location.LatE6 += int32(rng.IntN(20_001) - 10_000)
-				n.Location.LonE6 += int32(rng.IntN(20_001) - 10_000)
-			case 1:
-				n.Location = popularMetro(rng).near(rng)
-			case 2:
-				n.Location = Location{}
-			case 3:
-				n.RTTMicros = uint32(1000 + rng.IntN(50_000)) // measured: no longer located
-			case 4:
-				x.Remove(n.ID) // offline, but still held
-				continue
-			default:
-				if next < len(nodes) { // joins, into the overflow tree
-					n = nodes[next]
-					next++
-				}
-			}
-			x.Set(n)
-		}
-		checkGeoTree(t, x, &x.geo, fmt.Sprintf("round %d", round))
-		checkGeoTree(t, x, &x.geoOverflow, fmt.Sprintf("round %d, overflow", round))
-	}
-}
-
 // TestGeoOffsetsNeedTheirStep checks that a node's cosine with an origin,
 // taken from its offset as the count takes it, is off by under √3/2 of a
 // step (the count allows a whole step either side of the ring), and that
@@ -151,7 +107,7 @@ func TestGeoOffsetsNeedTheirStep(t *testing.T) {
 // offsets, and those inside by the estimate. (The offsets' margin is
 // checked against what it covers in TestGeoOffsetsNeedTheirStep; the fine
 // band's are so much wider than their rounding that no node here, nor in
-// TestFineRingAtTheCeiling, comes near enough to need them.)
+// TestRingSidesAtTheCeiling, comes near enough to need them.)
 func TestGeoCountAtTheRing(t *testing.T) {
 	rng := rand.New(rand.NewPCG(25, 26))
 	for round := range scaled(20) {
@@ -198,46 +154,6 @@ func TestGeoCountAtTheRing(t *testing.T) {
 		}
 		if got != want {
 			t.Fatalf("round %d, from %v beyond %d µs: counted %d, want %d", round, origin, ceiling, got, want)
-		}
-	}
-}
-
-// TestFineRingAtTheCeiling is TestRingSidesAtTheCeiling for the fine band:
-// it walks nodes across a ring a tenth of a metre at a time, along
-// meridians from random origins, and checks that every node the fine
-// thresholds call surely beyond or surely within its ceiling, by the
-// float64 vector of its Location that a leaf's offsets stand for, is so by
-// EstimateLatencyMicros.
-func TestFineRingAtTheCeiling(t *testing.T) {
-	rng := rand.New(rand.NewPCG(27, 28))
-	for range scaled(300) {
-		origin := Location{LatE6: int32(rng.IntN(170_000_001) - 85_000_000), LonE6: int32(rng.IntN(360_000_001) - 180_000_000)}
-		q := &query{job: &Job{Origin: origin}, origin: unitVector(origin), located: true}
-		step, room := int32(1), 90_000_000-origin.LatE6
-		if origin.LatE6 > 0 {
-			step, room = -1, origin.LatE6+90_000_000
-		}
-		at := func(d int32) Location { return Location{LatE6: origin.LatE6 + step*d, LonE6: origin.LonE6} }
-		d := int32(rng.IntN(int(room) - 10_000))
-		ceiling := EstimateLatencyMicros(origin, at(d)) + uint32(rng.IntN(3)) - 1
-		lo, hi := int32(0), room
-		for lo < hi {
-			if mid := lo + (hi-lo)/2; EstimateLatencyMicros(origin, at(mid)) > ceiling {
-				hi = mid
-			} else {
-				lo = mid + 1
-			}
-		}
-		r := q.ring(ceiling)
-		for d := max(lo-2000, 0); d <= min(lo+2000, room); d++ {
-			l := at(d)
-			v := unitVector(l)
-			cos := q.origin[0]*v[0] + q.origin[1]*v[1] + q.origin[2]*v[2]
-			est := EstimateLatencyMicros(origin, l)
-			if (cos <= r.fineBeyond && est <= ceiling) || (cos > r.fineWithin && est > ceiling) {
-				t.Fatalf("%v to %v: estimate %d µs, ceiling %d: cosine %v on the wrong side of the fine band %v..%v",
-					origin, l, est, ceiling, cos, r.fineBeyond, r.fineWithin)
-			}
 		}
 	}
 }

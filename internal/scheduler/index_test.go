@@ -635,7 +635,9 @@ func TestLatencyBoundsHold(t *testing.T) {
 // node the ring calls surely beyond or surely within its ceiling is so by
 // EstimateLatencyMicros: the ring's margins (ringCosMargin,
 // ringAngleMargin) are narrower than the bounds', so that fewer nodes need
-// the estimate, and this is where they would fail first.
+// the estimate, and this is where they would fail first. It checks the
+// fine band (fineBeyond, fineWithin) too, against the float64 vector of
+// each Location that a leaf's offsets stand for.
 func TestRingSidesAtTheCeiling(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	for range scaled(300) {
@@ -669,15 +671,23 @@ func TestRingSidesAtTheCeiling(t *testing.T) {
 				t.Fatalf("%v to %v: estimate %d µs, ceiling %d: cosine %v on the wrong side of the ring's %v..%v",
 					origin, l, est, ceiling, cos, r.beyond, r.within)
 			}
+			fine := q.origin[0]*v[0] + q.origin[1]*v[1] + q.origin[2]*v[2]
+			if (fine <= r.fineBeyond && est <= ceiling) || (fine > r.fineWithin && est > ceiling) {
+				t.Fatalf("%v to %v: estimate %d µs, ceiling %d: cosine %v on the wrong side of the fine band %v..%v",
+					origin, l, est, ceiling, fine, r.fineBeyond, r.fineWithin)
+			}
 		}
 	}
 }
 
 // TestGeoCountMatchesEstimates counts the nodes beyond random latency
 // ceilings from random origins with the position tree, and node by node
-// with EstimateLatencyMicros, on a market snapshot whose nodes move, go
-// offline and join between rounds (some into the overflow tree); and
-// checks that every box's children start at an even box, sharing a line.
+// with EstimateLatencyMicros, on a market snapshot whose nodes move a
+// little (most stay inside their leaves' circles, so only their own
+// offsets change) or far (the leaf's circle is drawn anew, and every
+// offset of it with it), leave the map, get a measured RTT, go offline
+// and join (into the overflow tree) between rounds; and checks both trees
+// (checkGeoTree) as built and after every round.
 func TestGeoCountMatchesEstimates(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	nodes := marketNodes(rng, 5000)
@@ -685,24 +695,25 @@ func TestGeoCountMatchesEstimates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, g := range []*geoTree{&x.geo, &x.geoOverflow} {
-		for i, b := range g.boxes {
-			if !b.leaf() && i != 1 && b.first%2 != 0 {
-				t.Fatalf("box %d: children from box %d", i, b.first)
-			}
-		}
-	}
+	checkGeoTree(t, x, &x.geo, "built")
 	next := 4000
-	for round := range 10 {
-		for range 200 {
+	for round := range 20 {
+		for range 100 {
 			n := x.nodes[rng.IntN(len(x.nodes))]
-			switch rng.IntN(4) {
+			switch rng.IntN(6) {
 			case 0:
-				n.Location = popularMetro(rng).near(rng)
+				n.Location.LatE6 += int32(rng.IntN(20_001) - 10_000)
+				n.Location.LonE6 += int32(rng.IntN(20_001) - 10_000)
 			case 1:
-				x.Remove(n.ID)
-				continue
+				n.Location = popularMetro(rng).near(rng)
 			case 2:
+				n.Location = Location{}
+			case 3:
+				n.RTTMicros = uint32(1000 + rng.IntN(50_000)) // measured: no longer located
+			case 4:
+				x.Remove(n.ID) // offline, but still held
+				continue
+			default:
 				if next < len(nodes) {
 					n = nodes[next]
 					next++
@@ -710,7 +721,9 @@ func TestGeoCountMatchesEstimates(t *testing.T) {
 			}
 			x.Set(n)
 		}
-		for range 100 {
+		checkGeoTree(t, x, &x.geo, fmt.Sprintf("round %d", round))
+		checkGeoTree(t, x, &x.geoOverflow, fmt.Sprintf("round %d, overflow", round))
+		for range 50 {
 			origin := popularMetro(rng).near(rng)
 			ceiling := uint32(LastMileMicros - 1000 + rng.IntN(220_000))
 			q := &query{job: &Job{Origin: origin}, origin: unitVector(origin), located: true}
