@@ -259,6 +259,12 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	rep.Lost = rep.ByStatus["open"] + rep.ByStatus[api.StatusExpired]
+	// Each job that did not settle, with the reason its consumer reads, also goes to
+	// stderr, which deploy/chaos prints under the fault's row: a refund in a CI log then
+	// says why.
+	for _, u := range rep.Unsettled {
+		fmt.Fprintln(stderr, "not settled:", u)
+	}
 	if err := rep.checkPayments(ctx, follow, nodesBefore, keys.AddressOfKey(key), before.Seq, after.Seq-before.Seq); err != nil {
 		return err
 	}
