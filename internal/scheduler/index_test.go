@@ -696,31 +696,9 @@ func TestGeoCountMatchesEstimates(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkGeoTree(t, x, &x.geo, "built")
-	next := 4000
+	joining := nodes[4000:]
 	for round := range 20 {
-		for range 100 {
-			n := x.nodes[rng.IntN(len(x.nodes))]
-			switch rng.IntN(6) {
-			case 0:
-				n.Location.LatE6 += int32(rng.IntN(20_001) - 10_000)
-				n.Location.LonE6 += int32(rng.IntN(20_001) - 10_000)
-			case 1:
-				n.Location = popularMetro(rng).near(rng)
-			case 2:
-				n.Location = Location{}
-			case 3:
-				n.RTTMicros = uint32(1000 + rng.IntN(50_000)) // measured: no longer located
-			case 4:
-				x.Remove(n.ID) // offline, but still held
-				continue
-			default:
-				if next < len(nodes) {
-					n = nodes[next]
-					next++
-				}
-			}
-			x.Set(n)
-		}
+		joining = changeNodes(rng, x, joining, 100)
 		checkGeoTree(t, x, &x.geo, fmt.Sprintf("round %d", round))
 		checkGeoTree(t, x, &x.geoOverflow, fmt.Sprintf("round %d, overflow", round))
 		for range 50 {
@@ -742,10 +720,42 @@ func TestGeoCountMatchesEstimates(t *testing.T) {
 	}
 }
 
+// changeNodes makes n random changes to x's nodes: a move of up to a
+// hundredth of a degree (most stay inside their boxes' circles) or to a
+// random metro, off the map, a measured RTT (no longer located), a node
+// going offline (still held), or the next of joining joining the index
+// (into the overflow tree; with none left, a node is set again as it is).
+// It returns the nodes still to join.
+func changeNodes(rng *rand.Rand, x *Index, joining []Node, n int) []Node {
+	for range n {
+		node := x.nodes[rng.IntN(len(x.nodes))]
+		switch rng.IntN(6) {
+		case 0:
+			node.Location.LatE6 += int32(rng.IntN(20_001) - 10_000)
+			node.Location.LonE6 += int32(rng.IntN(20_001) - 10_000)
+		case 1:
+			node.Location = popularMetro(rng).near(rng)
+		case 2:
+			node.Location = Location{}
+		case 3:
+			node.RTTMicros = uint32(1000 + rng.IntN(50_000))
+		case 4:
+			x.Remove(node.ID)
+			continue
+		default:
+			if len(joining) > 0 {
+				node, joining = joining[0], joining[1:]
+			}
+		}
+		x.Set(node)
+	}
+	return joining
+}
+
 // TestCirclesHoldTheirNodes moves nodes a little (most stay inside their
-// boxes' circles, which are then kept), far, and off the map, and checks
-// that every box's circle, in both trees, still holds every located node
-// under it, and that the count's copy of each position (geoTree.locs) is
+// boxes' circles, which are then kept), far, off the map, to a measured
+// RTT and offline (changeNodes), and checks that every box's circle, in
+// both trees, still holds every located node under it, and that the count's copy of each position (geoTree.locs) is
 // the node's. A box's circle is drawn about its own nodes and need not hold
 // its children's, so this is not implied by the circles' own tests.
 func TestCirclesHoldTheirNodes(t *testing.T) {
@@ -762,22 +772,7 @@ func TestCirclesHoldTheirNodes(t *testing.T) {
 		}
 	}
 	for round := range 20 {
-		for range 100 {
-			n := x.nodes[rng.IntN(len(x.nodes))]
-			switch rng.IntN(4) {
-			case 0:
-				n.Location.LatE6 += int32(rng.IntN(20_001) - 10_000)
-				n.Location.LonE6 += int32(rng.IntN(20_001) - 10_000)
-			case 1:
-				n.Location = popularMetro(rng).near(rng)
-			case 2:
-				n.Location = Location{}
-			default:
-				x.Remove(n.ID) // offline, but still held
-				continue
-			}
-			x.Set(n)
-		}
+		changeNodes(rng, x, nil, 100)
 		for i := range x.tree {
 			check(x.tree[i].spot, x.located(x.spans[i]), fmt.Sprintf("round %d, box %d", round, i))
 		}
