@@ -148,15 +148,13 @@ func tighter(a, b circle) circle {
 	return a
 }
 
-// keepOrMerge returns a box's circle after a node under it moved to v (or
-// became located, or not): the circle it has while that still holds every
-// located node under it, else its children's merged. (Its children's
-// circles need not lie inside it, so the merge is taken anew.)
-func keepOrMerge(c, l, r circle, v [3]float32, located bool) circle {
-	if !located || (c.radius >= 0 && angle(widen3(c.center), widen3(v))+angleMargin <= float64(c.radius)) {
-		return c
-	}
-	return l.merge(r)
+// keeps reports whether a box's circle c still holds every located node
+// under it after one of them moved to v (or became located, or not). When
+// it does not, the box takes its children's circles merged, taken anew, as
+// they need not lie inside c; the callers merge only then, as a merge
+// costs trigonometry and most moves stay inside their boxes' circles.
+func keeps(c circle, v [3]float32, located bool) bool {
+	return !located || (c.radius >= 0 && angle(widen3(c.center), widen3(v))+angleMargin <= float64(c.radius))
 }
 
 // roundUp returns r as a float32 no smaller, and at most π.
@@ -573,7 +571,7 @@ func (g *geoTree) halve(x *Index, lo, hi int32) int32 {
 
 // recompute sets box i's count from its offsets or children, and its
 // circle when a node under it moved, or became located or not (moved, its
-// hot data; nil when none did; see keepOrMerge).
+// hot data; nil when none did; see keeps).
 func (g *geoTree) recompute(x *Index, i int32, moved *hotNode) {
 	b := &g.boxes[i]
 	if !b.leaf() {
@@ -582,9 +580,11 @@ func (g *geoTree) recompute(x *Index, i int32, moved *hotNode) {
 			b.n += g.boxes[k].n
 		}
 		if moved != nil {
-			if c := keepOrMerge(g.spots[i], g.merged(i), noCircle, moved.v, moved.located); c != g.spots[i] {
-				g.spots[i] = c
-				b.setSpot(c)
+			if !keeps(g.spots[i], moved.v, moved.located) {
+				if c := g.merged(i); c != g.spots[i] {
+					g.spots[i] = c
+					b.setSpot(c)
+				}
 			}
 		}
 		return

@@ -87,7 +87,7 @@ func (b *box) merge(c *box) {
 // recompute sets box i's bounds from its nodes or its children, and its
 // circle when slot moved moved (or became located or not; -1 when none
 // did): a leaf's is drawn anew, a box's kept while it holds the node (see
-// keepOrMerge).
+// keeps).
 func (x *Index) recompute(i, moved int32) {
 	b := &x.tree[i]
 	b.clear()
@@ -97,7 +97,9 @@ func (x *Index) recompute(i, moved int32) {
 		b.merge(r)
 		if moved >= 0 {
 			h := &x.hot[moved]
-			b.spot = keepOrMerge(b.spot, l.spot, r.spot, h.v, h.located)
+			if !keeps(b.spot, h.v, h.located) {
+				b.spot = l.spot.merge(r.spot)
+			}
 		}
 		return
 	}
