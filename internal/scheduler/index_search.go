@@ -99,6 +99,10 @@ type query struct {
 	// For relBidAtMost: the weights of a box's relBid, best record and
 	// lowest bid in its second bound, and perBid times the price ceiling.
 	pairedRelBid, pairedRel, pairedBid, perCeiling float64
+	// For rttAtMost: the weights of a box's relBidRTT, best record, lowest
+	// bid and least RTT in its second bound, and the latency score's
+	// weight (perLatency times the score's ceiling).
+	rttRelBid, rttRel, rttBid, rttRTT, latencyWeight float64
 
 	// The search's working space, kept in the Scratch between placements.
 	heap  heap
@@ -198,7 +202,8 @@ func (q *query) setFastest(fastest uint64, w Weights) {
 	}
 	q.perLatency = float64(w.Latency) / float64(q.scoreCeiling)
 	q.perCeiling = q.perBid * float64(q.job.MaxPricePerHourUomni)
-	switch rb := relBidWeightsOf(w); {
+	rb := relBidWeightsOf(w)
+	switch {
 	case rb.perBid == 0: // no price weight: the second bound is the first
 		q.pairedRel, q.pairedBid = q.perRel, -q.perBid
 	case q.perBid >= rb.perBid:
@@ -207,6 +212,21 @@ func (q *query) setFastest(fastest uint64, w Weights) {
 		k := q.perBid / rb.perBid
 		q.pairedRelBid, q.pairedRel = k, (1-k)*rb.perRel
 	}
+	// The most of relBidRTT that fits within the job's own weights: the
+	// least ratio of a job's weight to relBidRTT's, over those relBidRTT
+	// has (none: k stays 0, and the second bound is the first).
+	k := math.Inf(1)
+	for _, r := range [...][2]float64{{q.perRel, rb.perRel}, {q.perBid, rb.perBid}, {q.perLatency, rb.perRTT}} {
+		if r[1] > 0 {
+			k = min(k, r[0]/r[1])
+		}
+	}
+	if math.IsInf(k, 1) {
+		k = 0
+	}
+	q.rttRelBid = k
+	q.rttRel, q.rttBid, q.rttRTT = q.perRel-k*rb.perRel, q.perBid-k*rb.perBid, q.perLatency-k*rb.perRTT
+	q.latencyWeight = q.perLatency * float64(q.scoreCeiling)
 }
 
 // relBidAtMost bounds the reliability and price parts of the Total of
@@ -227,6 +247,34 @@ func (q *query) relBidAtMost(b *box) float64 {
 	corner := q.perRel*rel - q.perBid*bid
 	paired := q.pairedRelBid*float64(b.relBid) + q.pairedRel*rel + q.pairedBid*bid
 	return q.perCeiling + min(corner, paired)
+}
+
+// rttAtMost bounds the reliability, price and latency parts of the Total
+// of every node without a position (whose latency is its measured RTT, or
+// unknown) in an admitted box b that the job may be placed on, as
+// relBidAtMost does the first two: perRel·rel + perBid·(C − bid) +
+// perLatency·(L − rtt), L the latency score's ceiling, is at most
+// latencyWeight (perLatency·L) + perCeiling + perRel·rel − perBid·bid −
+// perLatency·z, for z = rttCapped(rtt). (A node the job may be placed on
+// scores perLatency·(L − rtt) when its RTT is under L and 0 otherwise. A
+// job with a latency ceiling has L at it, and places only nodes with an
+// RTT of at most L, which z does not exceed; a job without one has L at
+// the default, where z is min(rtt, L), and an unknown latency scores 0 as
+// z = L does; a ceiling over the default leaves z at most the RTT and
+// below L.) The corner bound
+// takes the best record, the lowest bid and the least z; box.relBidRTT,
+// the most of r·rel − c·bid − l·z for relBidWeights r, c and l, gives
+// another: with k the least of perRel/r, perBid/c and perLatency/l, the
+// job's sum is k·(r·rel − c·bid − l·z) plus what is left of each weight,
+// none negative, times its attribute, at most k·relBidRTT + (perRel −
+// k·r)·(best record) − (perBid − k·c)·(lowest bid) − (perLatency − k·l)·(least
+// z). setFastest sets the weights; the float64 arithmetic is off by far
+// less than totalAtMost's 10⁻⁶.
+func (q *query) rttAtMost(b *box) float64 {
+	rel, bid, z := float64(b.maxRel), float64(b.minPrice), float64(rttCapped(b.minRTT))
+	corner := q.perRel*rel - q.perBid*bid - q.perLatency*z
+	paired := q.rttRelBid*float64(b.relBidRTT) + q.rttRel*rel - q.rttBid*bid - q.rttRTT*z
+	return q.latencyWeight + q.perCeiling + min(corner, paired)
 }
 
 // partAtMost bounds the part of the Total of a node with at most these
@@ -425,21 +473,47 @@ func (s *search) bound(i int32) (uint32, bool) {
 	if !q.admits(b) {
 		return 0, false
 	}
-	part := q.perTFLOPS*float64(min(widen(b.maxT), q.fastest)) + q.relBidAtMost(b)
+	compute := q.perTFLOPS * float64(min(widen(b.maxT), q.fastest))
+	part := compute + q.relBidAtMost(b)
 	// latencyFloor, but bounded first by the least latency a located node
 	// may have, at the job's origin: the box is often beaten without the
 	// trigonometry of its circle.
-	lat, known := b.rttFloor()
+	rtt, measured := b.rttFloor()
+	lat, known := rtt, measured
+	var near uint32 // the located nodes' least latency, when the job can know it
 	if q.located && b.has&hasLocated != 0 {
 		if s.beaten(q.totalAtMost(part, min(lat, LastMileMicros), true), b.minKey, b.minID) {
 			return 0, false
 		}
-		lat, known = min(lat, latencyAtLeast(q.nearest(&b.spot))), true
+		near = latencyAtLeast(q.nearest(&b.spot))
+		lat, known = min(lat, near), true
 	}
 	if !q.reaches(lat, known) {
 		return 0, false
 	}
 	t := q.totalAtMost(part, lat, known)
+	if measured {
+		// The least RTT, the best record and the lowest bid are seldom
+		// one node's. So the nodes whose latency is an RTT (or unknown)
+		// are bounded apart, with record, bid and RTT together
+		// (rttAtMost), and the located ones at their own least latency,
+		// rather than all at the least of both. Without this the
+		// market's three-replica jobs bounded a third more boxes.
+		var apart uint32
+		if q.reaches(rtt, true) {
+			apart = uint32(compute + q.rttAtMost(b) + 1e-6)
+		}
+		switch {
+		case b.has&hasLocated == 0:
+		case q.located:
+			if q.reaches(near, true) {
+				apart = max(apart, q.totalAtMost(part, near, true))
+			}
+		case q.job.MaxLatencyMicros == 0: // their latency is unknown to the job, and scores 0
+			apart = max(apart, q.totalAtMost(part, 0, false))
+		}
+		t = min(t, apart)
+	}
 	return t, !s.beaten(t, b.minKey, b.minID)
 }
 

@@ -339,6 +339,77 @@ func TestIndexMatchesPlaceOneSidedWeights(t *testing.T) {
 	}
 }
 
+// TestBoxBoundsHoldEveryNode checks the search's bound on every box
+// directly, where the tests above see it only through the answers: for
+// every box and every node under it that a job may be placed on, the
+// box's bound is at least the node's Total. The snapshots mix measured
+// RTTs beyond DefaultLatencyCeilingMicros, unknown latencies and positions
+// (rttCapped's cases), the weights put none or all on latency, record or
+// bid, the jobs' latency ceilings lie either side of the default, and a
+// third of the jobs have no origin.
+func TestBoxBoundsHoldEveryNode(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 64))
+	weights := []Weights{DefaultWeights(), {Compute: 4000, Reliability: 3000, Price: 3000},
+		{Latency: 10_000}, {Reliability: 5000, Latency: 5000}, {Price: 5000, Latency: 5000}}
+	ceilings := []uint32{0, 0, 1_000, 20_000, DefaultLatencyCeilingMicros - 1, DefaultLatencyCeilingMicros,
+		DefaultLatencyCeilingMicros + 1, 1_000_000}
+	checked := 0
+	for trial := range scaled(24) {
+		kind := snapshotKinds[trial%len(snapshotKinds)]
+		nodes := kind.nodes(rng, 500+rng.IntN(1500))
+		for i := range nodes {
+			switch rng.IntN(6) {
+			case 0: // measured, often beyond the default ceiling
+				nodes[i].RTTMicros = uint32(1 + rng.IntN(2*DefaultLatencyCeilingMicros))
+			case 1: // latency unknown
+				nodes[i].RTTMicros, nodes[i].Location = 0, Location{}
+			}
+		}
+		w := weights[trial%len(weights)]
+		if trial%4 == 3 {
+			w = randomWeights(rng)
+		}
+		x, err := NewIndex(nodes, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := new(Scratch)
+		for k := range 20 {
+			job := kind.job(rng, nodes)
+			job.MaxLatencyMicros = ceilings[k%len(ceilings)]
+			if k%3 == 0 { // no origin: the located nodes' latency is unknown
+				job.Origin = Location{}
+			}
+			q := x.prepare(&sc.q, job)
+			fastest, ok := x.fastest(q)
+			if !ok {
+				continue
+			}
+			q.setFastest(fastest, x.w)
+			s := search{x: x, q: q, top: topList{want: 1}, floor: -1}
+			for i := range x.tree {
+				bound, ok := s.bound(int32(i))
+				sp := x.spans[i]
+				for slot := sp.lo; slot < sp.hi; slot++ {
+					f, feasible := x.verdict(q, slot)
+					if !feasible {
+						continue
+					}
+					checked++
+					if total := score(q.job, &x.nodes[slot], f, fastest, x.w).Total; !ok || bound < total {
+						t.Fatalf("trial %d, weights %+v, job %+v: box %d bounded at %d (%v) holds %+v, whose Total is %d",
+							trial, w, job, i, bound, ok, x.nodes[slot], total)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d box and node pairs checked", checked)
+	if checked < scaled(100_000) {
+		t.Fatalf("only %d box and node pairs checked", checked)
+	}
+}
+
 // TestIndexFreeGPUsKeepBoxesExact checks SetFreeGPUs's shortcuts (a node
 // that gains GPUs, or becomes available, updates the boxes above it
 // without recomputing them): after many reservations and releases, every

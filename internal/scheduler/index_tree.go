@@ -6,10 +6,9 @@ import "math"
 // it (online, with a free GPU: a node without one fits no job, every job
 // needing a GPU, so its attributes would only loosen the bounds). The
 // bounds are computed from a leaf's nodes or a box's two children, never
-// estimated, so they hold whatever the tree's shape. A box is 60 bytes,
-// small because the search reads a few hundred of them per placement;
-// most straddle two cache lines (padded to 64, on a shared 2-core VM, they
-// were no faster to within the noise).
+// estimated, so they hold whatever the tree's shape. A box is 64 bytes,
+// one cache line where the tree's array is aligned, small because the
+// search reads a few hundred of them per placement.
 type box struct {
 	kids          int32  // its children are boxes kids and kids+1; for a leaf, ^(its first slot)
 	minID         int32  // the slot with the smallest ID under it, online or not
@@ -28,6 +27,11 @@ type box struct {
 	// bid bounded together, far tighter than the best record and the lowest
 	// bid, which may be two nodes' (see query.relBidAtMost).
 	relBid float32
+	// relBidRTT is the most relBidWeights.ofRTT of its available nodes
+	// without a position, whose latency is their measured RTT (or
+	// unknown): record, bid and RTT bounded together, for those nodes
+	// alone (see query.rttAtMost); -Inf when it has none.
+	relBidRTT float32
 }
 
 // What a box has, available.
@@ -52,7 +56,7 @@ func (b *box) slots() span { return span{^b.kids, ^b.kids + int32(b.size)} }
 func (b *box) clear() {
 	*b = box{kids: b.kids, size: b.size, minID: b.minID, minKey: b.minKey, spot: b.spot,
 		maxFree: math.MinInt32, minRTT: math.MaxUint32, minPrice: math.MaxUint32, minRegion: math.MaxUint16,
-		relBid: float32(math.Inf(-1))}
+		relBid: float32(math.Inf(-1)), relBidRTT: float32(math.Inf(-1))}
 }
 
 func (b *box) include(h *hotNode, w *relBidWeights) {
@@ -71,12 +75,14 @@ func (b *box) include(h *hotNode, w *relBidWeights) {
 	}
 	if h.located {
 		b.has |= hasLocated
+	} else {
+		b.relBidRTT = max(b.relBidRTT, w.ofRTT(h))
 	}
 }
 
 func (b *box) merge(c *box) {
 	b.has |= c.has
-	b.relBid = max(b.relBid, c.relBid)
+	b.relBid, b.relBidRTT = max(b.relBid, c.relBid), max(b.relBidRTT, c.relBidRTT)
 	b.maxFree = max(b.maxFree, c.maxFree)
 	b.minRegion, b.maxRegion = min(b.minRegion, c.minRegion), max(b.maxRegion, c.maxRegion)
 	b.maxRel = max(b.maxRel, c.maxRel)
@@ -155,21 +161,46 @@ func (x *Index) refresh(s int32, moved, freeOnly bool) {
 // box.relBid: as a job's Total does, the bid's weight taken at a ceiling of
 // relBidCeiling. A job with another ceiling weighs the bid differently, and
 // query.relBidAtMost makes up the difference from the box's best record or
-// lowest bid.
-type relBidWeights struct{ perRel, perBid float64 }
+// lowest bid. For box.relBidRTT it weighs the RTT too, as a job without a
+// latency ceiling does (DefaultLatencyCeilingMicros); query.rttAtMost makes
+// up the difference for others.
+type relBidWeights struct{ perRel, perBid, perRTT float64 }
 
 // relBidCeiling is a price ceiling near the middle of those jobs ask for,
 // 1 OMNI per GPU-hour: the nearer a job's, the tighter the bound.
 const relBidCeiling = 1_000_000
 
 func relBidWeightsOf(w Weights) relBidWeights {
-	return relBidWeights{perRel: float64(w.Reliability) / BasisPoints, perBid: float64(w.Price) / relBidCeiling}
+	return relBidWeights{perRel: float64(w.Reliability) / BasisPoints, perBid: float64(w.Price) / relBidCeiling,
+		perRTT: float64(w.Latency) / DefaultLatencyCeilingMicros}
 }
 
 // of returns perRel·rel − perBid·bid for h, rounded up to a float32. (The
 // float64 products are off by far less than the 10⁻⁶ totalAtMost allows.)
 func (w *relBidWeights) of(h *hotNode) float32 {
-	v := w.perRel*float64(h.rel) - w.perBid*float64(h.price)
+	return ceil32(w.perRel*float64(h.rel) - w.perBid*float64(h.price))
+}
+
+// ofRTT returns perRel·rel − perBid·bid − perRTT·rttCapped(h) for h, a node
+// without a position, rounded up to a float32.
+func (w *relBidWeights) ofRTT(h *hotNode) float32 {
+	return ceil32(w.perRel*float64(h.rel) - w.perBid*float64(h.price) - w.perRTT*float64(rttCapped(h.rtt)))
+}
+
+// rttCapped is the RTT that box.relBidRTT weighs for a node without a
+// position: its measured RTT up to DefaultLatencyCeilingMicros, and that
+// ceiling for one with none (unknown latency). It is never more than the
+// RTT of a node that a job may be placed on that still scores for latency,
+// whatever the job's ceiling (query.rttAtMost says why).
+func rttCapped(rtt uint32) uint32 {
+	if rtt == 0 {
+		return DefaultLatencyCeilingMicros
+	}
+	return min(rtt, DefaultLatencyCeilingMicros)
+}
+
+// ceil32 returns v as the least float32 no smaller.
+func ceil32(v float64) float32 {
 	f := float32(v)
 	if float64(f) < v {
 		f = math.Nextafter32(f, float32(math.Inf(1)))
