@@ -26,8 +26,11 @@ import (
 // Nodes live in a tree of boxes (index_tree.go, cut as index_build.go
 // says). Every box holds, for its available nodes, bounds on each
 // attribute that decides feasibility or a score: the most free GPUs, VRAM
-// and TFLOPS, the lowest bid, the best reliability, the least RTT, and a
-// circle on the sphere holding their positions. Place searches the tree
+// and TFLOPS, the lowest bid, the best reliability, the least RTT, a
+// circle on the sphere holding their positions, and the most of two
+// weighted sums that bound attributes together where the best of each
+// are seldom one node's (record and bid; and record, bid and RTT over the
+// nodes without a position). Place searches the tree
 // best first twice (index_search.go): for the fastest feasible node, which
 // the compute score is relative to, and then for the best Replicas nodes
 // of distinct operators, skipping every box whose bound cannot beat the
@@ -90,22 +93,33 @@ type Index struct {
 	scratch sync.Pool // of *Scratch, for Place
 }
 
-// hotNode is what the search reads of a node, packed into 40 bytes: a
+// hotNode is what the search reads of a node, packed into 48 bytes: a
 // leaf's nodes are adjacent in memory and nothing in it is a pointer. The
 // uint64 attributes are saturated at MaxUint32 and the region code at
 // manyRegions, which keeps every comparison the search makes with them
 // conservative (a saturated bid is no higher than the real one; see
-// widen); the checkers decide on the Node itself.
+// widen). For a node with none of them saturated or clamped (exact), and
+// a job that excludes no node, fits and the latency from loc decide as the
+// checkers do on the Node itself, and the search leaves the Node, far
+// from the cache, unread (verdict).
 type hotNode struct {
 	free                int32 // clamped
 	vram, tflops, price uint32
 	rtt                 uint32
 	v                   [3]float32 // unit vector, when located
+	loc                 Location   // Node.Location, for the estimate itself
 	rel                 uint16     // min(ReliabilityBP, 10000), all the scorer uses
 	region              uint16
 	opHash              uint16 // see ranked
 	online              bool
 	located             bool // no RTT, so latency is estimated from v
+}
+
+// exact reports whether h holds the node's own attributes: none saturated
+// or clamped, and a region code of one region.
+func (h *hotNode) exact() bool {
+	return h.free != math.MaxInt32 && h.vram != math.MaxUint32 && h.tflops != math.MaxUint32 &&
+		h.price != math.MaxUint32 && h.region != manyRegions
 }
 
 // manyRegions stands for every region code from it up.
@@ -209,7 +223,7 @@ func (x *Index) hotOf(n *Node) hotNode {
 	h := hotNode{
 		tflops: saturate(n.TFLOPSMilli), vram: saturate(n.VRAMMiB), price: saturate(n.PricePerHourUomni),
 		free: clamp32(n.FreeGPUs), rel: uint16(reliabilityScore(n.ReliabilityBP)), rtt: n.RTTMicros,
-		region: uint16(min(code, manyRegions)), opHash: operatorHash(n.Operator),
+		region: uint16(min(code, manyRegions)), opHash: operatorHash(n.Operator), loc: n.Location,
 	}
 	if n.RTTMicros == 0 && n.Location.Known() {
 		h.located = true

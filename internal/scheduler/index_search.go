@@ -296,8 +296,30 @@ func (q *query) totalAtMost(part float64, latency uint32, latencyKnown bool) uin
 	return uint32(part + 1e-6)
 }
 
-// verdict runs the checkers on slot s, as Place's filter does.
+// verdict runs the checkers on slot s, as Place's filter does. When its
+// hot data is exact and the job excludes no node, fits is every checker
+// but latency's, on the node's own values, and the latency is taken from
+// the hot data as checkLatency takes it from the Node: such a verdict
+// reads no Node, each a cache miss or two (the search's callers have
+// just read the hot data).
 func (x *Index) verdict(q *query, s int32) (feasible, bool) {
+	if h := &x.hot[s]; len(q.req.exclude) == 0 && h.exact() {
+		if !q.fits(h) {
+			return feasible{}, false
+		}
+		f := feasible{index: int(s)}
+		if h.rtt > 0 {
+			f.latency, f.latencyKnown = h.rtt, true
+		} else if us := EstimateLatencyMicros(q.job.Origin, h.loc); us > 0 {
+			f.latency, f.latencyKnown = us, true
+		}
+		switch c := q.job.MaxLatencyMicros; {
+		case c == 0:
+		case !f.latencyKnown, f.latency > c:
+			return feasible{}, false
+		}
+		return f, true
+	}
 	c := &q.cand
 	*c = candidate{node: &x.nodes[s]}
 	for _, check := range x.checkers {
@@ -306,6 +328,32 @@ func (x *Index) verdict(q *query, s int32) (feasible, bool) {
 		}
 	}
 	return feasible{index: int(s), latency: c.latency, latencyKnown: c.latencyKnown}, true
+}
+
+// tflopsOf returns slot s's TFLOPS, from its hot data when that is exact.
+func (x *Index) tflopsOf(s int32) uint64 {
+	if h := &x.hot[s]; h.exact() {
+		return uint64(h.tflops)
+	}
+	return x.nodes[s].TFLOPSMilli
+}
+
+// score is the scorers' verdict on feasible slot s, from its hot data
+// when that is exact (rel is what reliabilityScore gives), as score gives
+// it from the Node.
+func (x *Index) score(q *query, s int32, f feasible) Scores {
+	h := &x.hot[s]
+	if !h.exact() {
+		return score(q.job, &x.nodes[s], f, q.fastest, x.w)
+	}
+	sc := Scores{
+		Compute:     computeScore(uint64(h.tflops), q.fastest),
+		Latency:     latencyScore(f.latency, f.latencyKnown, q.job.MaxLatencyMicros),
+		Reliability: uint32(h.rel),
+		Price:       priceScore(uint64(h.price), q.job.MaxPricePerHourUomni),
+	}
+	sc.Total = total(sc, x.w)
+	return sc
 }
 
 // roots returns the main tree's root and the overflow tree's, where they
@@ -371,8 +419,8 @@ func (x *Index) fastest(q *query) (best uint64, found bool) {
 		sp := x.tree[i].slots()
 		for s := sp.lo; s < sp.hi; s++ {
 			if n := &x.hot[s]; (!found || widen(n.tflops) > best) && q.fits(n) {
-				if _, ok := x.verdict(q, s); ok && (!found || x.nodes[s].TFLOPSMilli > best) {
-					best, found = x.nodes[s].TFLOPSMilli, true
+				if _, ok := x.verdict(q, s); ok && (!found || x.tflopsOf(s) > best) {
+					best, found = x.tflopsOf(s), true
 				}
 			}
 		}
@@ -554,8 +602,7 @@ func (s *search) leaf(i int32) {
 			continue
 		}
 		s.feasible++
-		node := &x.nodes[slot]
-		s.top.offer(ranked{node: node, index: int(slot), scores: score(q.job, node, f, q.fastest, x.w), opHash: n.opHash})
+		s.top.offer(ranked{node: &x.nodes[slot], index: int(slot), scores: x.score(q, slot, f), opHash: n.opHash})
 		if s.top.full() {
 			s.floor = int64(s.top.last().scores.Total)
 		}

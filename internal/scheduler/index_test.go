@@ -254,13 +254,101 @@ func outcomeOf(err error) string {
 // TFLOPS and bids, int32 for free GPUs, 2¹⁶ region codes).
 func TestIndexExtremeValues(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
-	big := func() uint64 {
-		return []uint64{0, 1, 1<<32 - 2, 1<<32 - 1, 1 << 32, 1<<32 + 1, 1 << 40, 1<<64 - 1}[rng.IntN(8)]
+	x := extremeIndex(t, rng, 1<<16)
+	var jobs []Job
+	for range scaled(300) {
+		jobs = append(jobs, extremeJob(rng))
 	}
+	outcomes := checkJobs(t, x, jobs)
+	t.Logf("outcomes: %v", outcomes)
+	if outcomes["placed"] < scaled(10) {
+		t.Fatalf("outcomes %v: too few placed to test anything", outcomes)
+	}
+}
+
+// TestVerdictMatchesCheckers checks Index.verdict and Index.score, which
+// take a node's values from its hot data where that is exact, against the
+// checkers and scorers on the Node itself, node by node, at the values
+// where the hot data saturates, for jobs with and without an origin, a
+// latency ceiling or exclusions. (A node that is wrongly feasible seldom
+// changes a placement, so the answers alone would not show it.)
+func TestVerdictMatchesCheckers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	x := extremeIndex(t, rng, manyRegions-3) // r0 to r2 coded below manyRegions, late-0 to late-2 at it
+	exact := 0
+	for s := range x.nodes {
+		n := &x.nodes[s]
+		if s%2 == 0 { // values the hot data holds exactly, about a job's limits
+			ordinary := func() uint64 { return uint64(rng.IntN(1 << 31)) }
+			n.VRAMMiB, n.TFLOPSMilli, n.PricePerHourUomni, n.FreeGPUs = ordinary(), ordinary(), ordinary(), rng.IntN(4)
+		}
+		switch rng.IntN(3) {
+		case 0:
+			n.RTTMicros = uint32(1 + rng.IntN(400_000))
+		case 1:
+			n.Location = Location{LatE6: int32(rng.IntN(120_000_000) - 60_000_000), LonE6: int32(rng.IntN(360_000_000) - 180_000_000)}
+		}
+		online := x.hot[s].online
+		if x.hot[s] = x.hotOf(n); x.hot[s].exact() {
+			exact++
+		}
+		x.hot[s].online = online
+	}
+	if exact < 100 || exact == len(x.hot) {
+		t.Fatalf("%d of %d nodes' hot data is exact: the test needs many of both kinds", exact, len(x.hot))
+	}
+	sc := new(Scratch)
+	feasibleNodes := 0
+	for k := range scaled(400) {
+		job := extremeJob(rng)
+		if k%2 == 0 {
+			job.Origin = Location{LatE6: int32(rng.IntN(120_000_000) - 60_000_000), LonE6: int32(rng.IntN(360_000_000) - 180_000_000)}
+		}
+		job.MaxLatencyMicros = []uint32{0, 0, 20_000, 100_000, 300_000}[k%5]
+		if k%7 == 0 {
+			job.Exclude = []string{x.nodes[rng.IntN(len(x.nodes))].ID}
+		}
+		q := x.prepare(&sc.q, job)
+		q.setFastest([]uint64{1, 1 << 32, 1 << 63}[k%3], x.w)
+		for s := range x.nodes {
+			slot := int32(s)
+			c := &candidate{node: &x.nodes[s]}
+			want := true
+			for _, check := range x.checkers {
+				if check(&q.req, c) != feasibleNode {
+					want = false
+					break
+				}
+			}
+			f, got := x.verdict(q, slot)
+			if got != want || (got && (f.latency != c.latency || f.latencyKnown != c.latencyKnown)) {
+				t.Fatalf("job %+v, node %+v: verdict %v %+v, the checkers %v (latency %d, %v)", job, x.nodes[s], got, f, want, c.latency, c.latencyKnown)
+			}
+			if !got {
+				continue
+			}
+			feasibleNodes++
+			if got, want := x.score(q, slot, f), score(q.job, &x.nodes[s], f, q.fastest, x.w); got != want {
+				t.Fatalf("job %+v, node %+v: scores %+v, the scorers %+v", job, x.nodes[s], got, want)
+			}
+		}
+	}
+	if feasibleNodes < scaled(1_000) {
+		t.Fatalf("only %d feasible nodes: the test checks too few verdicts", feasibleNodes)
+	}
+	t.Logf("%d of %d nodes' hot data exact; %d feasible nodes", exact, len(x.hot), feasibleNodes)
+}
+
+// extremeIndex indexes nodes with values about where the hot data
+// saturates (VRAM, TFLOPS and bids about 2³², free GPUs about 2³¹), in
+// regions coded after unused others, which pass 2¹⁶, where the hot data
+// saturates region codes, when unused is 2¹⁶.
+func extremeIndex(t *testing.T, rng *rand.Rand, unused int) *Index {
+	t.Helper()
 	var nodes []Node
 	for i := range 300 {
 		n := testNode(fmt.Sprintf("x-%03d", i), fmt.Sprintf("op-%d", i%7))
-		n.VRAMMiB, n.TFLOPSMilli, n.PricePerHourUomni = big(), big(), big()
+		n.VRAMMiB, n.TFLOPSMilli, n.PricePerHourUomni = extremeValue(rng), extremeValue(rng), extremeValue(rng)
 		n.FreeGPUs = []int{-5, 0, 1, 2, 1<<31 - 1, 1 << 31, 1 << 40}[rng.IntN(7)]
 		n.Region = fmt.Sprintf("r%d", rng.IntN(3))
 		nodes = append(nodes, n)
@@ -270,35 +358,35 @@ func TestIndexExtremeValues(t *testing.T) {
 		n.Region = fmt.Sprintf("late-%d", i%3)
 		nodes = append(nodes, n)
 	}
-	// Region codes past 2¹⁶, where the hot data saturates them: the index
-	// numbers regions as it meets them, so these come first.
+	// The index numbers regions as it meets them, so these come first.
 	x, err := NewIndex(nil, DefaultWeights())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 1 << 16 {
+	for i := range unused {
 		x.regions[fmt.Sprintf("unused-%d", i)] = uint32(i)
 	}
 	if err := x.rebuild(nodes, nil); err != nil {
 		t.Fatal(err)
 	}
-	var jobs []Job
-	for range scaled(300) {
-		job := testJob()
-		job.VRAMMiB, job.MinTFLOPSMilli = big(), big()
-		if job.MaxPricePerHourUomni = big(); job.MaxPricePerHourUomni == 0 {
-			job.MaxPricePerHourUomni = 1
-		}
-		job.GPUs = []int{1, 2, 1<<31 - 1, 1 << 31, 1 << 41}[rng.IntN(5)]
-		job.Region = []string{"", "r1", "late-2", "unused-7"}[rng.IntN(4)]
-		job.Replicas = 1 + rng.IntN(3)
-		jobs = append(jobs, job)
+	return x
+}
+
+func extremeValue(rng *rand.Rand) uint64 {
+	return []uint64{0, 1, 1<<32 - 2, 1<<32 - 1, 1 << 32, 1<<32 + 1, 1 << 40, 1<<64 - 1}[rng.IntN(8)]
+}
+
+// extremeJob asks for what extremeIndex's nodes offer, at the same values.
+func extremeJob(rng *rand.Rand) Job {
+	job := testJob()
+	job.VRAMMiB, job.MinTFLOPSMilli = extremeValue(rng), extremeValue(rng)
+	if job.MaxPricePerHourUomni = extremeValue(rng); job.MaxPricePerHourUomni == 0 {
+		job.MaxPricePerHourUomni = 1
 	}
-	outcomes := checkJobs(t, x, jobs)
-	t.Logf("outcomes: %v", outcomes)
-	if outcomes["placed"] < scaled(10) {
-		t.Fatalf("outcomes %v: too few placed to test anything", outcomes)
-	}
+	job.GPUs = []int{1, 2, 1<<31 - 1, 1 << 31, 1 << 41}[rng.IntN(5)]
+	job.Region = []string{"", "r1", "late-2", "unused-7"}[rng.IntN(4)]
+	job.Replicas = 1 + rng.IntN(3)
+	return job
 }
 
 // TestIndexMatchesPlaceOneSidedWeights checks the bound on reliability
