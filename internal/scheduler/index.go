@@ -95,15 +95,18 @@ type Index struct {
 
 // hotNode is what the search reads of a node, packed into 48 bytes: a
 // leaf's nodes are adjacent in memory and nothing in it is a pointer. The
-// uint64 attributes are saturated at MaxUint32 and the region code at
-// manyRegions, which keeps every comparison the search makes with them
-// conservative (a saturated bid is no higher than the real one; see
-// widen). For a node with none of them saturated or clamped (exact), and
-// a job that excludes no node, fits and the latency from loc decide as the
-// checkers do on the Node itself, and the search leaves the Node, far
-// from the cache, unread (verdict).
+// uint64 attributes are saturated at MaxUint32, the free GPUs clamped to
+// an int16 (as is the job's count, query.gpus) and the region code
+// saturated at manyRegions, which keeps every comparison the search makes
+// with them conservative (a saturated bid is no higher than the real one;
+// see widen). For a node with none of them saturated or clamped (exact),
+// and a job that excludes none of the nodes whose IDs share its idHash,
+// fits and the latency from loc decide as the checkers do on the Node
+// itself, and the search leaves the Node, far from the cache, unread
+// (verdict).
 type hotNode struct {
-	free                int32 // clamped
+	free                int16  // clamped
+	idHash              uint16 // hash16 of the node's ID
 	vram, tflops, price uint32
 	rtt                 uint32
 	v                   [3]float32 // unit vector, when located
@@ -118,7 +121,7 @@ type hotNode struct {
 // exact reports whether h holds the node's own attributes: none saturated
 // or clamped, and a region code of one region.
 func (h *hotNode) exact() bool {
-	return h.free != math.MaxInt32 && h.vram != math.MaxUint32 && h.tflops != math.MaxUint32 &&
+	return h.free != math.MaxInt16 && h.vram != math.MaxUint32 && h.tflops != math.MaxUint32 &&
 		h.price != math.MaxUint32 && h.region != manyRegions
 }
 
@@ -137,6 +140,8 @@ func widen(v uint32) uint64 {
 }
 
 func clamp32(v int) int32 { return int32(min(max(v, math.MinInt32), math.MaxInt32)) }
+
+func clamp16(v int) int16 { return int16(min(max(v, math.MinInt16), math.MaxInt16)) }
 
 // maxOverflow is how many added nodes the index holds outside its main
 // tree before it rebuilds: each addition rebuilds the overflow tree, in
@@ -222,8 +227,8 @@ func (x *Index) hotOf(n *Node) hotNode {
 	}
 	h := hotNode{
 		tflops: saturate(n.TFLOPSMilli), vram: saturate(n.VRAMMiB), price: saturate(n.PricePerHourUomni),
-		free: clamp32(n.FreeGPUs), rel: uint16(reliabilityScore(n.ReliabilityBP)), rtt: n.RTTMicros,
-		region: uint16(min(code, manyRegions)), opHash: operatorHash(n.Operator), loc: n.Location,
+		free: clamp16(n.FreeGPUs), rel: uint16(reliabilityScore(n.ReliabilityBP)), rtt: n.RTTMicros,
+		region: uint16(min(code, manyRegions)), opHash: hash16(n.Operator), idHash: hash16(n.ID), loc: n.Location,
 	}
 	if n.RTTMicros == 0 && n.Location.Known() {
 		h.located = true
@@ -233,11 +238,12 @@ func (x *Index) hotOf(n *Node) hotNode {
 	return h
 }
 
-// operatorHash is FNV-1a of an operator's name, folded into 1..65535.
-func operatorHash(op string) uint16 {
+// hash16 is FNV-1a of a name (an operator's, a node's ID), folded into
+// 1..65535.
+func hash16(name string) uint16 {
 	h := uint32(2166136261)
-	for i := 0; i < len(op); i++ {
-		h = (h ^ uint32(op[i])) * 16777619
+	for i := 0; i < len(name); i++ {
+		h = (h ^ uint32(name[i])) * 16777619
 	}
 	return uint16((h^h>>16)%65535 + 1)
 }
@@ -302,7 +308,7 @@ func (x *Index) SetFreeGPUs(id string, free int) bool {
 		x.free.add(freeKey(free))
 		h := &x.hot[s]
 		was := h.free
-		x.nodes[s].FreeGPUs, h.free = free, clamp32(free)
+		x.nodes[s].FreeGPUs, h.free = free, clamp16(free)
 		switch {
 		case was >= 1 && h.free >= was:
 			x.raiseMaxFree(s)
@@ -318,7 +324,7 @@ func (x *Index) SetFreeGPUs(id string, free int) bool {
 // raiseMaxFree refreshes the boxes above slot s, which was available and
 // has more free GPUs now: only their most free GPUs can change.
 func (x *Index) raiseMaxFree(s int32) {
-	free := x.hot[s].free
+	free := int32(x.hot[s].free)
 	for i := x.leafOf[s]; i >= 0 && x.tree[i].maxFree < free; i = x.up[i] {
 		x.tree[i].maxFree = free
 	}

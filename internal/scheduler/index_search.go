@@ -87,7 +87,10 @@ type query struct {
 	located  bool // the job's origin is known
 
 	// The job's limits as the hot data holds them (see hotNode).
-	gpus                  int32
+	gpus int32 // clamped to an int16
+	// excluded holds hash16 of each excluded ID, when there are at most
+	// maxExcludedHashes of them (see verdict).
+	excluded              []uint16
 	vram, tflops, ceiling uint32
 	region16              uint16
 
@@ -114,7 +117,7 @@ type query struct {
 // prepare readies q, a Scratch's, for job.
 func (x *Index) prepare(q *query, j Job) *query {
 	exclude := q.req.exclude[:0]
-	*q = query{copy: j, heap: heap{q.heap.items[:0]}, top: q.top[:0], anyWhere: j.Region == "", gpus: clamp32(j.GPUs),
+	*q = query{copy: j, heap: heap{q.heap.items[:0]}, top: q.top[:0], excluded: q.excluded[:0], anyWhere: j.Region == "", gpus: int32(clamp16(j.GPUs)),
 		vram: saturate(j.VRAMMiB), tflops: saturate(j.MinTFLOPSMilli), ceiling: saturate(j.MaxPricePerHourUomni)}
 	job := &q.copy
 	q.job, q.req = job, request{job: job, exclude: exclude}
@@ -122,6 +125,11 @@ func (x *Index) prepare(q *query, j Job) *query {
 		q.req.exclude = append(exclude, job.Exclude...)
 		slices.Sort(q.req.exclude)
 		q.req.exclude = slices.Compact(q.req.exclude)
+		if len(q.req.exclude) <= maxExcludedHashes {
+			for _, id := range q.req.exclude {
+				q.excluded = append(q.excluded, hash16(id))
+			}
+		}
 	}
 	if !q.anyWhere {
 		var known bool
@@ -172,7 +180,7 @@ func (b *box) rttFloor() (uint32, bool) {
 
 // fits is admits for one node: the checkers make the final call.
 func (q *query) fits(h *hotNode) bool {
-	return h.online && h.free >= q.gpus && h.vram >= q.vram && h.tflops >= q.tflops && h.price <= q.ceiling &&
+	return h.online && int32(h.free) >= q.gpus && h.vram >= q.vram && h.tflops >= q.tflops && h.price <= q.ceiling &&
 		(q.anyWhere || (!q.nowhere && (h.region == q.region16 || h.region == manyRegions)))
 }
 
@@ -297,13 +305,13 @@ func (q *query) totalAtMost(part float64, latency uint32, latencyKnown bool) uin
 }
 
 // verdict runs the checkers on slot s, as Place's filter does. When its
-// hot data is exact and the job excludes no node, fits is every checker
-// but latency's, on the node's own values, and the latency is taken from
-// the hot data as checkLatency takes it from the Node: such a verdict
-// reads no Node, each a cache miss or two (the search's callers have
-// just read the hot data).
+// hot data is exact and no excluded ID has its ID's hash, fits is every
+// checker but latency's, on the node's own values, and the latency is
+// taken from the hot data as checkLatency takes it from the Node: such a
+// verdict reads no Node, each a cache miss or two (the search's callers
+// have just read the hot data).
 func (x *Index) verdict(q *query, s int32) (feasible, bool) {
-	if h := &x.hot[s]; len(q.req.exclude) == 0 && h.exact() {
+	if h := &x.hot[s]; h.exact() && len(q.excluded) == len(q.req.exclude) && !slices.Contains(q.excluded, h.idHash) {
 		if !q.fits(h) {
 			return feasible{}, false
 		}
@@ -329,6 +337,11 @@ func (x *Index) verdict(q *query, s int32) (feasible, bool) {
 	}
 	return feasible{index: int(s), latency: c.latency, latencyKnown: c.latencyKnown}, true
 }
+
+// maxExcludedHashes is the most excluded IDs a job may name for verdict
+// to look for their hashes; a job naming more has every verdict run by
+// the checkers.
+const maxExcludedHashes = 16
 
 // tflopsOf returns slot s's TFLOPS, from its hot data when that is exact.
 func (x *Index) tflopsOf(s int32) uint64 {

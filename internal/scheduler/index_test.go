@@ -339,6 +339,53 @@ func TestVerdictMatchesCheckers(t *testing.T) {
 	t.Logf("%d of %d nodes' hot data exact; %d feasible nodes", exact, len(x.hot), feasibleNodes)
 }
 
+// TestVerdictHonoursExclusions checks verdict's look at a job's excluded
+// IDs by their hashes: a node the job excludes is refused though its
+// hot data is exact, and one whose ID only shares its hash with an
+// excluded ID is not, nor is any node of a job naming more IDs than
+// verdict hashes.
+func TestVerdictHonoursExclusions(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 44))
+	nodes := marketNodes(rng, 500)
+	x, err := NewIndex(nodes, DefaultWeights())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := new(Scratch)
+	anyJob := Job{GPUs: 1, MaxPricePerHourUomni: 1 << 40, Replicas: 1}
+	checked := 0
+	for s := int32(0); s < int32(len(x.nodes)) && checked < 20; s++ {
+		h, id := &x.hot[s], x.nodes[s].ID
+		if _, ok := x.verdict(x.prepare(&sc.q, anyJob), s); !ok || !h.exact() {
+			continue
+		}
+		checked++
+		decoy := ""
+		for i := 0; decoy == ""; i++ {
+			if d := fmt.Sprintf("decoy-%d", i); hash16(d) == h.idHash && d != id {
+				decoy = d
+			}
+		}
+		many := []string{id}
+		for i := range maxExcludedHashes {
+			many = append(many, fmt.Sprintf("other-%d", i))
+		}
+		for _, c := range []struct {
+			exclude []string
+			want    bool
+		}{{[]string{decoy}, true}, {[]string{decoy, id}, false}, {[]string{id}, false}, {many, false}, {many[1:], true}} {
+			job := anyJob
+			job.Exclude = c.exclude
+			if _, got := x.verdict(x.prepare(&sc.q, job), s); got != c.want {
+				t.Fatalf("node %s (hash %d), job excluding %v: verdict %v, want %v", id, h.idHash, c.exclude, got, c.want)
+			}
+		}
+	}
+	if checked < 20 {
+		t.Fatalf("only %d nodes checked", checked)
+	}
+}
+
 // extremeIndex indexes nodes with values about where the hot data
 // saturates (VRAM, TFLOPS and bids about 2³², free GPUs about 2³¹), in
 // regions coded after unused others, which pass 2¹⁶, where the hot data

@@ -13,7 +13,7 @@ type box struct {
 	kids          int32  // its children are boxes kids and kids+1; for a leaf, ^(its first slot)
 	minID         int32  // the slot with the smallest ID under it, online or not
 	minKey        uint32 // idKey[minID], kept here to spare the search its cache miss
-	maxFree       int32  // clamped to int32
+	maxFree       int32  // the most of its nodes' clamped free GPUs
 	minRTT        uint32
 	maxVRAM, maxT uint32 // saturated, see hotNode
 	minPrice      uint32
@@ -65,7 +65,7 @@ func (b *box) include(h *hotNode, w *relBidWeights) {
 	}
 	b.has |= hasNodes
 	b.relBid = max(b.relBid, w.of(h))
-	b.maxFree = max(b.maxFree, h.free)
+	b.maxFree = max(b.maxFree, int32(h.free))
 	b.minRegion, b.maxRegion = min(b.minRegion, h.region), max(b.maxRegion, h.region)
 	b.maxRel = max(b.maxRel, h.rel)
 	b.maxVRAM, b.maxT, b.minPrice = max(b.maxVRAM, h.vram), max(b.maxT, h.tflops), min(b.minPrice, h.price)

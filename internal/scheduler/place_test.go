@@ -148,15 +148,15 @@ func TestSameOperatorByHash(t *testing.T) {
 	var a, b string
 	for i := 0; a == ""; i++ {
 		name := fmt.Sprintf("op-%d", i)
-		if other, ok := names[operatorHash(name)]; ok {
+		if other, ok := names[hash16(name)]; ok {
 			a, b = other, name
 		}
-		names[operatorHash(name)] = name
+		names[hash16(name)] = name
 	}
 	candidate := func(op string, hashed bool) ranked {
 		r := ranked{node: &Node{Operator: op}}
 		if hashed {
-			r.opHash = operatorHash(op)
+			r.opHash = hash16(op)
 		}
 		return r
 	}
