@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -244,6 +245,90 @@ func TestAJobWaitsForANodeThatSaidItWasFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the job computed on the node once it was free", func() bool { return jobHas(r, jid, "computed") })
+}
+
+// A node whose dispatches no one listens for (it is down, its heartbeats not yet lapsed)
+// counts as full until it heartbeats again, as one that declined does: the job waits for
+// it rather than spending its attempts, and runs once the node is back.
+func TestAJobWaitsForANodeNoOneListensFor(t *testing.T) {
+	chain := newFakeChain()
+	key := newKey(t)
+	id := string(keys.AddressOfKey(key))
+	chain.addNode(keys.AddressOfKey(key), ledger.UomniPerOMNI, 10_000)
+	r, roots := startRouter(t, chain)
+	hb := protocol.Heartbeat{ID: id, Role: protocol.RoleNode, GPUs: 1, FreeGPUs: 1}
+	// Heartbeats, but answers nothing on its dispatch subject yet.
+	nc := scriptedParticipant(t, r, roots, key, hb, "nowhere."+id, func(*nats.Conn, []byte) []byte { return nil })
+	waitFor(t, "the node online", func() bool { return len(r.online(protocol.RoleNode)) == 1 })
+	jid := submit(t, r, chain)
+	waitFor(t, "the job waiting for the node", func() bool { return jobHas(r, jid, "queued") })
+	if jobHas(r, jid, "failed") || jobHas(r, jid, "refunded") {
+		v, _ := r.Job(t.Context(), jid)
+		t.Fatalf("after the dispatch no one heard: %+v", v)
+	}
+	if _, err := nc.Subscribe(protocol.DispatchSubject(id), func(m *nats.Msg) {
+		d, _ := protocol.Decode[protocol.Dispatch](m.Data)
+		go reportComputed(chain, nc, id, d.JobID)
+		_ = m.Respond(protocol.Encode(protocol.Ack{Accepted: true}))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hb.Sent = time.Now() // back
+	if err := nc.Publish(protocol.HeartbeatSubject(id), protocol.Encode(hb)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the job computed on the node once it listened", func() bool { return jobHas(r, jid, "computed") })
+	r.mu.Lock()
+	j := r.jobs[jid]
+	r.mu.Unlock()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.attempts != 1 || len(j.tried) != 0 {
+		t.Fatalf("attempts %d, tried %v: the unheard dispatch counted against the job", j.attempts, j.tried)
+	}
+}
+
+// A node that heartbeats but never listens for its jobs cannot hold a job to its
+// deadline by being found unreachable over and over: the second time, the attempt
+// counts and the node is not asked again, so a job with no other node fails at once.
+func TestANodeThatNeverListensCannotHoldAJob(t *testing.T) {
+	chain := newFakeChain()
+	key := newKey(t)
+	id := string(keys.AddressOfKey(key))
+	chain.addNode(keys.AddressOfKey(key), ledger.UomniPerOMNI, 10_000)
+	r, roots := startRouter(t, chain)
+	hb := protocol.Heartbeat{ID: id, Role: protocol.RoleNode, GPUs: 1, FreeGPUs: 1}
+	nc := scriptedParticipant(t, r, roots, key, hb, "nowhere."+id, func(*nats.Conn, []byte) []byte { return nil })
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // heartbeats often, so the router soon counts it free again
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+				hb.Sent = time.Now()
+				_ = nc.Publish(protocol.HeartbeatSubject(id), protocol.Encode(hb))
+			}
+		}
+	}()
+	waitFor(t, "the node online", func() bool { return len(r.online(protocol.RoleNode)) == 1 })
+	began := time.Now()
+	jid := submit(t, r, chain)
+	waitFor(t, "the job to end", func() bool { return jobFinished(r, jid) })
+	if took := time.Since(began); took > 4*time.Second {
+		t.Errorf("the job ended after %v: the silent node held it", took)
+	}
+	v, _ := r.Job(t.Context(), jid)
+	unheard := 0
+	for _, e := range v.Events {
+		if e.Stage == "retry" && strings.Contains(e.Message, "unreachable; placing again") {
+			unheard++
+		}
+	}
+	if unheard != 1 || jobHas(r, jid, "computed") {
+		t.Fatalf("job %+v: %d retries not counted, want 1", v, unheard)
+	}
 }
 
 // reportComputed does what a node whose job is done does: its result is committed on the

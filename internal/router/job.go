@@ -45,6 +45,7 @@ type job struct {
 	saveTimer *time.Timer                     // saves the job saveDelay after the first change it waits for (saveLater)
 	changed   chan struct{}                   // closed by the next change, when someone waits for one
 	tried     []string                        // nodes that failed the job, not asked again
+	silent    []string                        // nodes a dispatch of the job found no one listening on, once (see compute)
 	finished  time.Time
 	counted   bool          // one of Router.active; guarded by the router's mu, not j.mu
 	decidedAt time.Time     // when a reader first found the chain had decided the unfinished job (views.go)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/omnisync/omnisync/api"
 	"github.com/omnisync/omnisync/internal/blockwait"
 	"github.com/omnisync/omnisync/internal/keys"
@@ -268,6 +269,22 @@ func (r *Router) compute(ctx context.Context, j *job, running string, rep *repli
 			r.mu.Unlock()
 			continue // the node counts as full until it heartbeats again: another, or the line
 		}
+		if errors.Is(err, errNodeUnreachable) && j.firstSilence(p.NodeID) {
+			// Nothing listens for the node's jobs: it is down, and its heartbeats have not
+			// lapsed yet, or it is restarting. Like a node that declined, it counts as full
+			// until it heartbeats again, and the job is placed again without counting an
+			// attempt, so that a job outlives a few seconds when every node is down. Once
+			// a node: one that heartbeats but never listens fails the job the next time,
+			// as any failed attempt does, rather than holding it to its deadline.
+			r.log.Debug("node unreachable; placing again", "job", j.id, "node", keys.Address(p.NodeID).Short())
+			j.record("retry", "", "", "%s%s is unreachable; placing again (not counted as an attempt)", rep.label(), keys.Address(p.NodeID).Short())
+			r.metrics.replaced("unreachable")
+			r.mu.Lock()
+			r.declined[p.NodeID] = r.when[p.NodeID]
+			r.freeChangedLocked(p.NodeID)
+			r.mu.Unlock()
+			continue
+		}
 		onChain := ""
 		if rep != nil {
 			onChain = p.NodeID // another replica's commit is not this one's
@@ -462,6 +479,21 @@ func (r *Router) reserveLocked(node string, gpus int) (release func()) {
 // errNodeBusy means the node declined the job for want of a free GPU.
 var errNodeBusy = errors.New("node declined: " + protocol.DeclineNoFreeGPU)
 
+// errNodeUnreachable means nothing listened for the node's dispatches.
+var errNodeUnreachable = errors.New("node unreachable")
+
+// firstSilence records that a dispatch of j found no one listening on node, and reports
+// whether it was the first to.
+func (j *job) firstSilence(node string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if slices.Contains(j.silent, node) {
+		return false
+	}
+	j.silent = append(j.silent, node)
+	return true
+}
+
 // attempt assigns the job (or one replica of it) to one node on chain, dispatches it and
 // waits for the result.
 func (r *Router) attempt(ctx context.Context, j *job, p scheduler.Placement, rep *replica) (protocol.Result, error) {
@@ -499,6 +531,9 @@ func (r *Router) attempt(ctx context.Context, j *job, p scheduler.Placement, rep
 	msg, err := r.conn.RequestWithContext(dctx, protocol.DispatchSubject(p.NodeID),
 		protocol.Encode(protocol.Dispatch{JobID: j.id, Router: string(r.id), Spec: spec, TimeoutSeconds: j.spec.TimeoutSeconds, Inputs: j.inlineFor(spec)}))
 	cancel()
+	if errors.Is(err, nats.ErrNoResponders) {
+		return protocol.Result{}, fmt.Errorf("dispatch: %w: %w", errNodeUnreachable, err)
+	}
 	if err != nil {
 		return protocol.Result{}, fmt.Errorf("dispatch: %w", err)
 	}

@@ -37,7 +37,7 @@ func (r *Router) registerMetrics(reg prometheus.Registerer) error {
 		}),
 		replacements: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "omnisync_router_replacements_total",
-			Help: "Jobs placed again after their node failed the attempt (failed) or declined it for want of a free GPU (declined).",
+			Help: "Jobs placed again after their node failed the attempt (failed), declined it for want of a free GPU (declined) or had no one listening for it (unreachable).",
 		}, []string{"reason"}),
 	}
 	r.metrics.heartbeats = prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -48,7 +48,7 @@ func (r *Router) registerMetrics(reg prometheus.Registerer) error {
 	for _, o := range []string{"placed", "busy", "infeasible", "error"} {
 		r.metrics.placements.WithLabelValues(o)
 	}
-	for _, why := range []string{"failed", "declined"} {
+	for _, why := range []string{"failed", "declined", "unreachable"} {
 		r.metrics.replacements.WithLabelValues(why)
 	}
 	return metrics.Register(reg, r.metrics.placements, r.metrics.placeSeconds, r.metrics.replacements, r.metrics.heartbeats, stateCollector{r})
