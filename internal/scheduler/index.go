@@ -139,8 +139,6 @@ func widen(v uint32) uint64 {
 	return uint64(v)
 }
 
-func clamp32(v int) int32 { return int32(min(max(v, math.MinInt32), math.MaxInt32)) }
-
 func clamp16(v int) int16 { return int16(min(max(v, math.MinInt16), math.MaxInt16)) }
 
 // maxOverflow is how many added nodes the index holds outside its main
