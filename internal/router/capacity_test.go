@@ -18,6 +18,7 @@ import (
 	"github.com/omnisync/omnisync/internal/metrics"
 	"github.com/omnisync/omnisync/internal/metrics/metricstest"
 	"github.com/omnisync/omnisync/internal/protocol"
+	"github.com/omnisync/omnisync/internal/transport"
 )
 
 // More jobs than GPUs: the router queues them on its own reservations instead of booking
@@ -251,15 +252,8 @@ func TestAJobWaitsForANodeThatSaidItWasFull(t *testing.T) {
 // counts as full until it heartbeats again, as one that declined does: the job waits for
 // it rather than spending its attempts, and runs once the node is back.
 func TestAJobWaitsForANodeNoOneListensFor(t *testing.T) {
-	chain := newFakeChain()
-	key := newKey(t)
-	id := string(keys.AddressOfKey(key))
-	chain.addNode(keys.AddressOfKey(key), ledger.UomniPerOMNI, 10_000)
-	r, roots := startRouter(t, chain)
-	hb := protocol.Heartbeat{ID: id, Role: protocol.RoleNode, GPUs: 1, FreeGPUs: 1}
-	// Heartbeats, but answers nothing on its dispatch subject yet.
-	nc := scriptedParticipant(t, r, roots, key, hb, "nowhere."+id, func(*nats.Conn, []byte) []byte { return nil })
-	waitFor(t, "the node online", func() bool { return len(r.online(protocol.RoleNode)) == 1 })
+	chain, r, nc, hb := silentNode(t)
+	id := hb.ID
 	jid := submit(t, r, chain)
 	waitFor(t, "the job waiting for the node", func() bool { return jobHas(r, jid, "queued") })
 	if jobHas(r, jid, "failed") || jobHas(r, jid, "refunded") {
@@ -292,13 +286,8 @@ func TestAJobWaitsForANodeNoOneListensFor(t *testing.T) {
 // deadline by being found unreachable over and over: the second time, the attempt
 // counts and the node is not asked again, so a job with no other node fails at once.
 func TestANodeThatNeverListensCannotHoldAJob(t *testing.T) {
-	chain := newFakeChain()
-	key := newKey(t)
-	id := string(keys.AddressOfKey(key))
-	chain.addNode(keys.AddressOfKey(key), ledger.UomniPerOMNI, 10_000)
-	r, roots := startRouter(t, chain)
-	hb := protocol.Heartbeat{ID: id, Role: protocol.RoleNode, GPUs: 1, FreeGPUs: 1}
-	nc := scriptedParticipant(t, r, roots, key, hb, "nowhere."+id, func(*nats.Conn, []byte) []byte { return nil })
+	chain, r, nc, hb := silentNode(t)
+	id := hb.ID
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() { // heartbeats often, so the router soon counts it free again
@@ -312,7 +301,6 @@ func TestANodeThatNeverListensCannotHoldAJob(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, "the node online", func() bool { return len(r.online(protocol.RoleNode)) == 1 })
 	began := time.Now()
 	jid := submit(t, r, chain)
 	waitFor(t, "the job to end", func() bool { return jobFinished(r, jid) })
@@ -329,6 +317,29 @@ func TestANodeThatNeverListensCannotHoldAJob(t *testing.T) {
 	if unheard != 1 || jobHas(r, jid, "computed") {
 		t.Fatalf("job %+v: %d retries not counted, want 1", v, unheard)
 	}
+}
+
+// silentNode starts a router over a fake chain with one registered node, connected and
+// online by its heartbeat (hb), that listens for nothing: its dispatches find no one.
+func silentNode(t *testing.T) (chain *fakeChain, r *Router, nc *nats.Conn, hb protocol.Heartbeat) {
+	t.Helper()
+	chain = newFakeChain()
+	key := newKey(t)
+	chain.addNode(keys.AddressOfKey(key), ledger.UomniPerOMNI, 10_000)
+	r, roots := startRouter(t, chain)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	nc, err := transport.Dial(ctx, transport.DialOptions{URL: r.NodesURL(), Key: key, RootCAs: roots, Name: "test-silent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	hb = protocol.Heartbeat{ID: string(keys.AddressOfKey(key)), Role: protocol.RoleNode, GPUs: 1, FreeGPUs: 1, Sent: time.Now()}
+	if err := nc.Publish(protocol.HeartbeatSubject(hb.ID), protocol.Encode(hb)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the node online", func() bool { return len(r.online(protocol.RoleNode)) == 1 })
+	return chain, r, nc, hb
 }
 
 // reportComputed does what a node whose job is done does: its result is committed on the
