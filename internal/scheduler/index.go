@@ -100,10 +100,9 @@ type Index struct {
 // saturated at manyRegions, which keeps every comparison the search makes
 // with them conservative (a saturated bid is no higher than the real one;
 // see widen). For a node with none of them saturated or clamped (exact),
-// and a job that excludes none of the nodes whose IDs share its idHash,
-// fits and the latency from loc decide as the checkers do on the Node
-// itself, and the search leaves the Node, far from the cache, unread
-// (verdict).
+// and a job none of whose excluded IDs shares the node's idHash, fits and
+// the latency from loc decide as the checkers do on the Node itself, and
+// the search leaves the Node, far from the cache, unread (verdict).
 type hotNode struct {
 	free                int16  // clamped
 	idHash              uint16 // hash16 of the node's ID

@@ -269,8 +269,8 @@ func (q *query) relBidAtMost(b *box) float64 {
 // RTT of at most L, which z does not exceed; a job without one has L at
 // the default, where z is min(rtt, L), and an unknown latency scores 0 as
 // z = L does; a ceiling over the default leaves z at most the RTT and
-// below L.) The corner bound
-// takes the best record, the lowest bid and the least z; box.relBidRTT,
+// below L.) The corner bound takes the best record, the lowest bid and
+// the least z; box.relBidRTT,
 // the most of r·rel − c·bid − l·z for relBidWeights r, c and l, gives
 // another: with k the least of perRel/r, perBid/c and perLatency/l, the
 // job's sum is k·(r·rel − c·bid − l·z) plus what is left of each weight,
