@@ -129,23 +129,33 @@ func checkPrice(r *request, c *candidate) reason {
 // is infeasible only for a job with a latency ceiling.
 func checkLatency(r *request, c *candidate) reason {
 	c.latency, c.latencyKnown = latencyTo(r.job.Origin, c.node)
-	ceiling := r.job.MaxLatencyMicros
+	return latencyVerdict(r.job.MaxLatencyMicros, c.latency, c.latencyKnown)
+}
+
+// latencyVerdict is checkLatency's decision on a latency it measured.
+func latencyVerdict(ceiling, us uint32, known bool) reason {
 	switch {
 	case ceiling == 0:
 		return feasibleNode
-	case !c.latencyKnown:
+	case !known:
 		return rejectLatencyUnknown
-	case c.latency > ceiling:
+	case us > ceiling:
 		return rejectLatency
 	}
 	return feasibleNode
 }
 
 func latencyTo(origin Location, n *Node) (uint32, bool) {
-	if n.RTTMicros > 0 {
-		return n.RTTMicros, true
+	return latencyFrom(origin, n.RTTMicros, n.Location)
+}
+
+// latencyFrom is latencyTo for a node with this measured RTT (0: none) and
+// position (the Index passes them from its hot data).
+func latencyFrom(origin Location, rtt uint32, at Location) (uint32, bool) {
+	if rtt > 0 {
+		return rtt, true
 	}
-	if us := EstimateLatencyMicros(origin, n.Location); us > 0 {
+	if us := EstimateLatencyMicros(origin, at); us > 0 {
 		return us, true
 	}
 	return 0, false

@@ -316,14 +316,8 @@ func (x *Index) verdict(q *query, s int32) (feasible, bool) {
 			return feasible{}, false
 		}
 		f := feasible{index: int(s)}
-		if h.rtt > 0 {
-			f.latency, f.latencyKnown = h.rtt, true
-		} else if us := EstimateLatencyMicros(q.job.Origin, h.loc); us > 0 {
-			f.latency, f.latencyKnown = us, true
-		}
-		switch c := q.job.MaxLatencyMicros; {
-		case c == 0:
-		case !f.latencyKnown, f.latency > c:
+		f.latency, f.latencyKnown = latencyFrom(q.job.Origin, h.rtt, h.loc)
+		if latencyVerdict(q.job.MaxLatencyMicros, f.latency, f.latencyKnown) != feasibleNode {
 			return feasible{}, false
 		}
 		return f, true
@@ -359,14 +353,7 @@ func (x *Index) score(q *query, s int32, f feasible) Scores {
 	if !h.exact() {
 		return score(q.job, &x.nodes[s], f, q.fastest, x.w)
 	}
-	sc := Scores{
-		Compute:     computeScore(uint64(h.tflops), q.fastest),
-		Latency:     latencyScore(f.latency, f.latencyKnown, q.job.MaxLatencyMicros),
-		Reliability: uint32(h.rel),
-		Price:       priceScore(uint64(h.price), q.job.MaxPricePerHourUomni),
-	}
-	sc.Total = total(sc, x.w)
-	return sc
+	return scoreOf(q.job, uint64(h.tflops), uint32(h.rel), uint64(h.price), f, q.fastest, x.w)
 }
 
 // roots returns the main tree's root and the overflow tree's, where they
@@ -432,8 +419,10 @@ func (x *Index) fastest(q *query) (best uint64, found bool) {
 		sp := x.tree[i].slots()
 		for s := sp.lo; s < sp.hi; s++ {
 			if n := &x.hot[s]; (!found || widen(n.tflops) > best) && q.fits(n) {
-				if _, ok := x.verdict(q, s); ok && (!found || x.tflopsOf(s) > best) {
-					best, found = x.tflopsOf(s), true
+				if _, ok := x.verdict(q, s); ok {
+					if t := x.tflopsOf(s); !found || t > best {
+						best, found = t, true
+					}
 				}
 			}
 		}

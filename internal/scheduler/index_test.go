@@ -341,9 +341,9 @@ func TestVerdictMatchesCheckers(t *testing.T) {
 
 // TestVerdictHonoursExclusions checks verdict's look at a job's excluded
 // IDs by their hashes: a node the job excludes is refused though its
-// hot data is exact, and one whose ID only shares its hash with an
-// excluded ID is not, nor is any node of a job naming more IDs than
-// verdict hashes.
+// hot data is exact, one whose ID only shares its hash with an excluded ID
+// is not, and a job naming more IDs than verdict hashes has the checkers
+// refuse the nodes it names and no other.
 func TestVerdictHonoursExclusions(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 44))
 	nodes := marketNodes(rng, 500)

@@ -136,11 +136,17 @@ func priceScore(bid, ceiling uint64) uint32 {
 
 // score runs the four scorers over a feasible node and weights them.
 func score(job *Job, n *Node, f feasible, bestTFLOPS uint64, w Weights) Scores {
+	return scoreOf(job, n.TFLOPSMilli, n.ReliabilityBP, n.PricePerHourUomni, f, bestTFLOPS, w)
+}
+
+// scoreOf is score for a node with these TFLOPS, reliability record and
+// bid (the Index passes them from its hot data).
+func scoreOf(job *Job, tflops uint64, reliabilityBP uint32, bid uint64, f feasible, bestTFLOPS uint64, w Weights) Scores {
 	s := Scores{
-		Compute:     computeScore(n.TFLOPSMilli, bestTFLOPS),
+		Compute:     computeScore(tflops, bestTFLOPS),
 		Latency:     latencyScore(f.latency, f.latencyKnown, job.MaxLatencyMicros),
-		Reliability: reliabilityScore(n.ReliabilityBP),
-		Price:       priceScore(n.PricePerHourUomni, job.MaxPricePerHourUomni),
+		Reliability: reliabilityScore(reliabilityBP),
+		Price:       priceScore(bid, job.MaxPricePerHourUomni),
 	}
 	s.Total = total(s, w)
 	return s
