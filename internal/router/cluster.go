@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -197,6 +198,9 @@ func (r *Router) liveOf(leases []lease) map[keys.Address]bool {
 	return live
 }
 
+// readLeases reads the live routers' leases. A lease that lapsed is not among them; one
+// that could not be read makes the whole read fail, so that no caller takes a peer whose
+// lease it could not read for one whose lease lapsed.
 func (r *Router) readLeases(ctx context.Context) ([]lease, error) {
 	lister, err := r.leases.ListKeys(ctx)
 	if errors.Is(err, jetstream.ErrNoKeysFound) {
@@ -208,8 +212,14 @@ func (r *Router) readLeases(ctx context.Context) ([]lease, error) {
 	var out []lease
 	for key := range lister.Keys() {
 		entry, err := r.leases.Get(ctx, key)
-		if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // expired between the listing and the read
+		}
+		if err != nil {
+			// A lease that could not be read is not a lease that lapsed: taking it
+			// for one would have this router claim the jobs of a peer that is alive.
+			_ = lister.Stop()
+			return nil, fmt.Errorf("read router %s's lease: %w", keys.Address(key).Short(), err)
 		}
 		var l lease
 		if json.Unmarshal(entry.Value(), &l) == nil && l.Router == keys.Address(key) {

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"net"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
@@ -274,5 +276,82 @@ func TestClusterTakesOverADeadRoutersJobs(t *testing.T) {
 	}
 	if h := holders(survivors, id); len(h) != 1 {
 		t.Fatalf("job held by %v after the takeover settled", h)
+	}
+}
+
+// leaseStore is a lease bucket whose reads of some keys fail: listed keys, each read
+// answered by its entry, or by err[key] where one is set.
+type leaseStore struct {
+	jetstream.KeyValue // any other call panics
+	leases             map[string]lease
+	err                map[string]error
+}
+
+func (s leaseStore) ListKeys(context.Context, ...jetstream.WatchOpt) (jetstream.KeyLister, error) {
+	ch := make(chan string, len(s.leases)+len(s.err))
+	for k := range s.leases {
+		ch <- k
+	}
+	for k := range s.err {
+		ch <- k
+	}
+	close(ch)
+	return keyList(ch), nil
+}
+
+func (s leaseStore) Get(_ context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if err := s.err[key]; err != nil {
+		return nil, err
+	}
+	b, _ := json.Marshal(s.leases[key])
+	return leaseEntry{value: b}, nil
+}
+
+type keyList <-chan string
+
+func (l keyList) Keys() <-chan string { return l }
+func (keyList) Stop() error           { return nil }
+
+type leaseEntry struct {
+	jetstream.KeyValueEntry
+	value []byte
+}
+
+func (e leaseEntry) Value() []byte { return e.value }
+
+// jobStoreUnread is a job store that fails the test that lists it.
+type jobStoreUnread struct {
+	jetstream.KeyValue
+	t *testing.T
+}
+
+func (s jobStoreUnread) ListKeys(context.Context, ...jetstream.WatchOpt) (jetstream.KeyLister, error) {
+	s.t.Error("the router scanned the job store for orphans with a peer's lease unread")
+	return nil, errors.New("listed")
+}
+
+// A peer whose lease the router cannot read (a timeout, a JetStream hiccup) is not one
+// whose lease lapsed: the router must not take its jobs over, only try again later. A
+// lease that is gone is a lapsed one.
+func TestAPeerWhoseLeaseCannotBeReadIsNotTakenForDead(t *testing.T) {
+	self, alive, gone := keys.Address("router-self"), keys.Address("router-alive"), keys.Address("router-gone")
+	store := leaseStore{
+		leases: map[string]lease{string(self): {Router: self}},
+		err:    map[string]error{string(alive): context.DeadlineExceeded, string(gone): jetstream.ErrKeyNotFound},
+	}
+	r := &Router{id: self, leases: store, kv: jobStoreUnread{t: t}}
+	ctx := context.Background()
+	if live, err := r.liveRouters(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("live routers %v, err %v; want the unread lease's error", live, err)
+	}
+	if err := r.adoptJobs(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("adoptJobs: %v; want the unread lease's error, before any job is claimed", err)
+	}
+
+	delete(store.err, string(alive))
+	store.leases[string(alive)] = lease{Router: alive}
+	live, err := r.liveRouters(ctx)
+	if err != nil || len(live) != 2 || !live[self] || !live[alive] {
+		t.Fatalf("live routers %v, err %v; want %s and %s, and %s's lapsed lease skipped", live, err, self, alive, gone)
 	}
 }
