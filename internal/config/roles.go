@@ -98,7 +98,7 @@ type Router struct {
 	StoreDir  string   `toml:"store_dir" help:"JetStream storage: router state and job data"`
 	RESTAddr  string   `toml:"rest_addr" help:"REST API listen address (port 0 picks a free one)"`
 
-	HeartbeatTTL    Duration `toml:"heartbeat_ttl" help:"a node counts as online this long after its last heartbeat"`
+	HeartbeatTTL    Duration `toml:"heartbeat_ttl" help:"a node counts as online this long after its last heartbeat, and a job placed while none is waits this long for one"`
 	DispatchTimeout Duration `toml:"dispatch_timeout" help:"how long a node has to accept a job"`
 	VerifyTimeout   Duration `toml:"verify_timeout" help:"how long validators have to verify a result"`
 	MaxAttempts     int      `toml:"max_attempts" help:"placements per job before it fails"`

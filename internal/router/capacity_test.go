@@ -18,6 +18,7 @@ import (
 	"github.com/omnisync/omnisync/internal/metrics"
 	"github.com/omnisync/omnisync/internal/metrics/metricstest"
 	"github.com/omnisync/omnisync/internal/protocol"
+	"github.com/omnisync/omnisync/internal/scheduler"
 	"github.com/omnisync/omnisync/internal/transport"
 )
 
@@ -317,6 +318,103 @@ func TestANodeThatNeverListensCannotHoldAJob(t *testing.T) {
 	if unheard != 1 || jobHas(r, jid, "computed") {
 		t.Fatalf("job %+v: %d retries not counted, want 1", v, unheard)
 	}
+}
+
+// A job placed while its network's registered nodes are all offline (restarting, or
+// reconnecting) waits for one to come online rather than being refunded at once, and runs
+// on it when it does, as its first attempt.
+func TestAJobWaitsForARegisteredNodeToComeOnline(t *testing.T) {
+	chain := newFakeChain()
+	key := newKey(t)
+	id := string(keys.AddressOfKey(key))
+	chain.addNode(keys.AddressOfKey(key), ledger.UomniPerOMNI, 10_000)
+	r, roots := startRouterTTL(t, chain, 20*time.Second)
+	jid := submit(t, r, chain)
+	waitFor(t, "the job waiting for a node", func() bool { return jobSays(r, jid, "queued", "waiting up to 20s for one to come online") })
+	if jobFinished(r, jid) {
+		v, _ := r.Job(t.Context(), jid)
+		t.Fatalf("the job ended with no node online: %+v", v)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	nc, err := transport.Dial(ctx, transport.DialOptions{URL: r.NodesURL(), Key: key, RootCAs: roots, Name: "test-late"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Subscribe(protocol.DispatchSubject(id), func(m *nats.Msg) {
+		d, _ := protocol.Decode[protocol.Dispatch](m.Data)
+		go reportComputed(chain, nc, id, d.JobID)
+		_ = m.Respond(protocol.Encode(protocol.Ack{Accepted: true}))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hb := protocol.Heartbeat{ID: id, Role: protocol.RoleNode, GPUs: 1, FreeGPUs: 1, Sent: time.Now()}
+	if err := nc.Publish(protocol.HeartbeatSubject(id), protocol.Encode(hb)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the job computed on the node once it came online", func() bool { return jobHas(r, jid, "computed") })
+	r.mu.Lock()
+	j := r.jobs[jid]
+	r.mu.Unlock()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.attempts != 1 || len(j.tried) != 0 {
+		t.Fatalf("attempts %d, tried %v: waiting for a node counted against the job", j.attempts, j.tried)
+	}
+}
+
+// A registered node that never comes online holds a job for HeartbeatTTL, no longer:
+// the job is then refunded, saying why.
+func TestAJobWaitsForAnOfflineNodeOnlyForHeartbeatTTL(t *testing.T) {
+	const ttl = 1500 * time.Millisecond
+	chain := newFakeChain()
+	key := newKey(t)
+	chain.addNode(keys.AddressOfKey(key), ledger.UomniPerOMNI, 10_000)
+	r, _ := startRouterTTL(t, chain, ttl)
+	began := time.Now()
+	jid := submit(t, r, chain)
+	waitFor(t, "the job to end", func() bool { return jobFinished(r, jid) })
+	took := time.Since(began)
+	if took < ttl || took > ttl+5*time.Second {
+		t.Errorf("the job ended %v after it was submitted; want after the %v a node may take to come back, and soon after", took, ttl)
+	}
+	if !jobSays(r, jid, "refunded", "no registered node is online") {
+		v, _ := r.Job(t.Context(), jid)
+		t.Fatalf("job %+v: want it refunded, no node online", v)
+	}
+}
+
+// Only a network with no node online makes a job wait for one: a container job on a
+// network whose online nodes run no containers fails at once, as it would after the wait.
+func TestOnlyAnEmptyNetworkMakesAJobWaitForANode(t *testing.T) {
+	_, r, _, _ := silentNode(t) // online, and runs no containers
+	container := api.JobSpec{Workload: api.Workload{Kind: api.WorkloadContainer}, Resources: api.Resources{GPUs: 1}, MaxPricePerHour: ledger.UomniPerOMNI}
+	_, _, err := r.place(t.Context(), container, nil)
+	if !errors.Is(err, scheduler.ErrNoFeasibleNode) || errors.As(err, new(noneOnlineError)) {
+		t.Fatalf("container job with no container node online: %v; want no feasible node, at once", err)
+	}
+	r.mu.Lock()
+	r.px.all.Remove(r.px.all.Snapshot()[0].ID) // its heartbeats lapsed
+	r.mu.Unlock()
+	if _, _, err := r.place(t.Context(), container, nil); !errors.As(err, new(noneOnlineError)) {
+		t.Fatalf("container job with no node online: %v; want it to wait for one", err)
+	}
+}
+
+// jobSays reports whether job id has an event at stage whose message holds text.
+func jobSays(r *Router, id, stage, text string) bool {
+	j, err := r.Job(context.Background(), id)
+	if err != nil {
+		return false
+	}
+	for _, e := range j.Events {
+		if e.Stage == stage && strings.Contains(e.Message, text) {
+			return true
+		}
+	}
+	return false
 }
 
 // silentNode starts a router over a fake chain with one registered node, connected and

@@ -191,6 +191,14 @@ func (r *Router) release(j *job, why error) {
 // errAllBusy means a job fits some online node but every such node's GPUs are held.
 var errAllBusy = errors.New("every node that fits the job is busy")
 
+// noneOnlineError is a placement's error when nodes are registered but none is online:
+// they restart, or lost their connection, and the job waits up to HeartbeatTTL for one
+// to come back (compute) before it fails with this error. (A container job on a network
+// whose online nodes run no containers fails at once.)
+type noneOnlineError struct{ error }
+
+func (e noneOnlineError) Unwrap() error { return e.error }
+
 // compute places the job and retries on other nodes until one returns a committed result.
 // Waiting for a free GPU is not an attempt, and neither is a node that declines for lack
 // of one: only a node that fails the job counts, and it is not asked again.
@@ -221,6 +229,7 @@ func (r *Router) compute(ctx context.Context, j *job, running string, rep *repli
 	}
 	waiting, hops := false, 0 // hops: how often a wake this job could not use may be passed on
 	var line *waiter          // the job's place in line while it waits, kept for the next wait
+	var offline time.Time     // when placement found no node online, while the job waits for one
 	for attempt := 1; attempt <= r.opts.MaxAttempts; {
 		j.mu.Lock()
 		tried := slices.Clone(j.tried)
@@ -242,6 +251,26 @@ func (r *Router) compute(ctx context.Context, j *job, running string, rep *repli
 			}
 			continue
 		}
+		if errors.As(err, new(noneOnlineError)) {
+			if offline.IsZero() {
+				offline = time.Now()
+				j.record("queued", "", "", "%v; waiting up to %s for one to come online", err, r.opts.HeartbeatTTL)
+			}
+			if left := r.opts.HeartbeatTTL - time.Since(offline); left > 0 {
+				r.passWake(hops)
+				if line == nil {
+					line = new(waiter)
+				}
+				wait, cancel := context.WithTimeout(ctx, left)
+				hops, _ = r.waitForCapacity(wait, line) // woken by a node's heartbeat, or the time is up
+				cancel()
+				if ctx.Err() != nil {
+					return protocol.Result{}, fmt.Errorf("%w (waited for a node until the job's deadline)", err)
+				}
+				continue
+			}
+		}
+		offline = time.Time{}
 		if err != nil {
 			r.passWake(hops) // it needed none of what came free
 			if lastErr != nil {
@@ -321,10 +350,15 @@ func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) 
 		return scheduler.Placement{}, nil, err
 	}
 	if x.Len() == 0 {
+		what := "node"
 		if spec.Workload.Kind == api.WorkloadContainer {
-			return scheduler.Placement{}, nil, fmt.Errorf("%w: no registered node that runs containers is online", scheduler.ErrNoFeasibleNode)
+			what = "node that runs containers"
 		}
-		return scheduler.Placement{}, nil, fmt.Errorf("%w: no registered node is online", scheduler.ErrNoFeasibleNode)
+		err := fmt.Errorf("%w: no registered %s is online", scheduler.ErrNoFeasibleNode, what)
+		if len(r.px.registered) > 0 && r.px.all.Len() == 0 { // not: online, but none runs containers
+			return scheduler.Placement{}, nil, noneOnlineError{err}
+		}
+		return scheduler.Placement{}, nil, err
 	}
 	job := schedulerJob(spec, exclude)
 	px := r.px // indexLocked made it, x's holder
