@@ -178,9 +178,13 @@ func TestClusterTakesOverADeadRoutersJobs(t *testing.T) {
 	// The node's heartbeats never list the job, which the router watching it takes to mean
 	// the node dropped it, at its first look, HeartbeatTTL/2 after the dispatch: that must
 	// come after the test has closed the first router, and after it has checked on the
-	// survivor that took the job over, however slowly the test runs.
+	// survivor that took the job over, however slowly the test runs. The lease outlasts a
+	// JetStream leader election, as DefaultLeaseTTL must: at 0.9 s, an election of the
+	// leases' stream leader under -race in CI lapsed the first router's lease while it
+	// ran, and a survivor took its job over before the test closed it.
+	const lease = 6 * time.Second
 	routers, roots := startCluster(t, chain, Options{
-		DispatchTimeout: 2 * time.Second, HeartbeatTTL: 10 * time.Second, LeaseTTL: 900 * time.Millisecond,
+		DispatchTimeout: 2 * time.Second, HeartbeatTTL: 30 * time.Second, LeaseTTL: lease,
 	})
 
 	// The node dials the cluster and accepts every dispatch, keeping the job: it never
@@ -249,7 +253,7 @@ func TestClusterTakesOverADeadRoutersJobs(t *testing.T) {
 	survivors := routers[1:]
 	select {
 	case d = <-dispatches:
-	case <-time.After(20 * time.Second):
+	case <-time.After(lease + 20*time.Second):
 		t.Fatal("no surviving router took the dead router's job over")
 	}
 	h := holders(survivors, id)
@@ -267,8 +271,9 @@ func TestClusterTakesOverADeadRoutersJobs(t *testing.T) {
 	if err != nil || ownerOf(entry.Value()) != owner.id {
 		t.Fatalf("the stored record names %v as owner (%v), want %s", ownerOf(entry.Value()), err, owner.id.Short())
 	}
-	// Nobody else dispatches it: the other survivor leaves it alone.
-	time.Sleep(3 * 900 * time.Millisecond)
+	// Nobody else dispatches it: the other survivor leaves it alone, three lease renewals
+	// and scans later.
+	time.Sleep(lease)
 	select {
 	case extra := <-dispatches:
 		t.Fatalf("job dispatched again by %s after the takeover", extra.Router)
