@@ -254,32 +254,39 @@ func TestAJobWaitsForANodeThatSaidItWasFull(t *testing.T) {
 // it rather than spending its attempts, and runs once the node is back.
 func TestAJobWaitsForANodeNoOneListensFor(t *testing.T) {
 	chain, r, nc, hb := silentNode(t)
-	id := hb.ID
 	jid := submit(t, r, chain)
 	waitFor(t, "the job waiting for the node", func() bool { return jobHas(r, jid, "queued") })
 	if jobHas(r, jid, "failed") || jobHas(r, jid, "refunded") {
 		v, _ := r.Job(t.Context(), jid)
 		t.Fatalf("after the dispatch no one heard: %+v", v)
 	}
-	if _, err := nc.Subscribe(protocol.DispatchSubject(id), func(m *nats.Msg) {
+	hb.Sent = time.Now() // back
+	computesOnceBack(t, chain, r, nc, hb, jid, "once it listened", "the unheard dispatch")
+}
+
+// computesOnceBack has the node hb names listen for its jobs on nc, computing each, and
+// heartbeat; job jid must then be computed there as its first attempt, whatever came
+// before (what) not counted against it.
+func computesOnceBack(t *testing.T, chain *fakeChain, r *Router, nc *nats.Conn, hb protocol.Heartbeat, jid, when, what string) {
+	t.Helper()
+	if _, err := nc.Subscribe(protocol.DispatchSubject(hb.ID), func(m *nats.Msg) {
 		d, _ := protocol.Decode[protocol.Dispatch](m.Data)
-		go reportComputed(chain, nc, id, d.JobID)
+		go reportComputed(chain, nc, hb.ID, d.JobID)
 		_ = m.Respond(protocol.Encode(protocol.Ack{Accepted: true}))
 	}); err != nil {
 		t.Fatal(err)
 	}
-	hb.Sent = time.Now() // back
-	if err := nc.Publish(protocol.HeartbeatSubject(id), protocol.Encode(hb)); err != nil {
+	if err := nc.Publish(protocol.HeartbeatSubject(hb.ID), protocol.Encode(hb)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the job computed on the node once it listened", func() bool { return jobHas(r, jid, "computed") })
+	waitFor(t, "the job computed on the node "+when, func() bool { return jobHas(r, jid, "computed") })
 	r.mu.Lock()
 	j := r.jobs[jid]
 	r.mu.Unlock()
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.attempts != 1 || len(j.tried) != 0 {
-		t.Fatalf("attempts %d, tried %v: the unheard dispatch counted against the job", j.attempts, j.tried)
+		t.Fatalf("attempts %d, tried %v: %s counted against the job", j.attempts, j.tried, what)
 	}
 }
 
@@ -343,26 +350,8 @@ func TestAJobWaitsForARegisteredNodeToComeOnline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	if _, err := nc.Subscribe(protocol.DispatchSubject(id), func(m *nats.Msg) {
-		d, _ := protocol.Decode[protocol.Dispatch](m.Data)
-		go reportComputed(chain, nc, id, d.JobID)
-		_ = m.Respond(protocol.Encode(protocol.Ack{Accepted: true}))
-	}); err != nil {
-		t.Fatal(err)
-	}
 	hb := protocol.Heartbeat{ID: id, Role: protocol.RoleNode, GPUs: 1, FreeGPUs: 1, Sent: time.Now()}
-	if err := nc.Publish(protocol.HeartbeatSubject(id), protocol.Encode(hb)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the job computed on the node once it came online", func() bool { return jobHas(r, jid, "computed") })
-	r.mu.Lock()
-	j := r.jobs[jid]
-	r.mu.Unlock()
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.attempts != 1 || len(j.tried) != 0 {
-		t.Fatalf("attempts %d, tried %v: waiting for a node counted against the job", j.attempts, j.tried)
-	}
+	computesOnceBack(t, chain, r, nc, hb, jid, "once it came online", "waiting for a node")
 }
 
 // A registered node that never comes online holds a job for HeartbeatTTL, no longer:
