@@ -200,8 +200,9 @@ type noneOnlineError struct{ error }
 func (e noneOnlineError) Unwrap() error { return e.error }
 
 // compute places the job and retries on other nodes until one returns a committed result.
-// Waiting for a free GPU is not an attempt, and neither is a node that declines for lack
-// of one: only a node that fails the job counts, and it is not asked again.
+// Waiting for a free GPU is not an attempt, nor waiting for a node to come online, nor a
+// node that declines for lack of a GPU: only a node that fails the job counts, and it is
+// not asked again.
 //
 // running names a node that already runs the job (a restarted router found it so): it is
 // watched first, as the first attempt.
@@ -337,7 +338,8 @@ func (r *Router) compute(ctx context.Context, j *job, running string, rep *repli
 // job's GPUs reserved on it until release is called. It asks the placement index
 // (placement.go), which answers what a scan of every such node would. A node's free GPUs
 // are its GPUs less what this router's own attempts hold (freeLocked). errAllBusy means
-// the job fits a node whose GPUs are all held.
+// the job fits a node whose GPUs are all held; noneOnlineError, that nodes are
+// registered but none is online.
 func (r *Router) place(ctx context.Context, spec api.JobSpec, exclude []string) (scheduler.Placement, func(), error) {
 	view, err := r.placementView(ctx)
 	if err != nil {
