@@ -67,7 +67,7 @@ type placementSnapshot struct {
 func schedulerNode(n ledger.Node) scheduler.Node {
 	id := string(n.Address)
 	return scheduler.Node{
-		ID: id, Operator: id,
+		ID: id, Operator: id, GPUs: int(n.Hardware.GPUs),
 		VRAMMiB: n.Hardware.VRAMMiB, TFLOPSMilli: n.BillingTFLOPSMilli(), Region: n.Hardware.Region,
 		Location:      scheduler.Location{LatE6: n.Hardware.LatE6, LonE6: n.Hardware.LonE6},
 		ReliabilityBP: reliabilityBP(n), PricePerHourUomni: n.PricePerHour,

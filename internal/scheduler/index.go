@@ -36,6 +36,8 @@ import (
 // of distinct operators, skipping every box whose bound cannot beat the
 // list. The bounds are upper bounds, never estimates, so nothing that
 // could be placed is skipped; how the tree is cut decides only the speed.
+// A job of bigJobGPUs or more is searched for in a second index of the
+// nodes that may have that many free (big), the same way.
 //
 // The index takes a node's ID as its identity: NewIndex refuses two nodes
 // with one ID, and Set replaces by ID. Updates (Set, SetFreeGPUs, Remove)
@@ -91,7 +93,24 @@ type Index struct {
 	version uint64 // updates that changed the snapshot
 
 	scratch sync.Pool // of *Scratch, for Place
+
+	// big is a second index over the nodes that may have bigJobGPUs free
+	// (bigNode), kept as this one is, for the jobs that need that many: a
+	// tree of an eighth of the market's nodes, none of which lacks the
+	// GPUs, bounds such a job's search far closer than the whole tree,
+	// where nearly every box holds one node with eight free. Every node
+	// online here with bigJobGPUs free is online there, the same Node; one
+	// there may have fewer free since. nil in big itself (inBig).
+	big   *Index
+	inBig bool
 }
+
+// bigJobGPUs is the fewest GPUs a job asks for to be placed from Index.big.
+const bigJobGPUs = 5
+
+// bigNode reports whether n belongs in Index.big: it has bigJobGPUs GPUs,
+// or that many free.
+func bigNode(n *Node) bool { return max(n.GPUs, n.FreeGPUs) >= bigJobGPUs }
 
 // hotNode is what the search reads of a node, packed into 48 bytes: a
 // leaf's nodes are adjacent in memory and nothing in it is a pointer. The
@@ -153,11 +172,15 @@ func NewIndex(nodes []Node, w Weights) (*Index, error) {
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
-	x := &Index{w: w, relBid: relBidWeightsOf(w), checkers: feasibilityCheckers(), overflowLimit: maxOverflow}
+	x := newIndex(w)
 	if err := x.rebuild(slices.Clone(nodes), nil); err != nil {
 		return nil, err
 	}
 	return x, nil
+}
+
+func newIndex(w Weights) *Index {
+	return &Index{w: w, relBid: relBidWeightsOf(w), checkers: feasibilityCheckers(), overflowLimit: maxOverflow}
 }
 
 // rebuild makes the index anew over nodes; online[i] says whether nodes[i]
@@ -200,7 +223,19 @@ func (x *Index) rebuild(nodes []Node, online []bool) error {
 	}
 	x.mainBoxes = int32(len(x.tree))
 	x.geo, x.geoOverflow = newGeoTree(x, 0, x.mainEnd), geoTree{}
-	return nil
+	if x.inBig {
+		return nil
+	}
+	var big []Node
+	var bigOnline []bool
+	for i := range nodes {
+		if bigNode(&nodes[i]) {
+			big, bigOnline = append(big, nodes[i]), append(bigOnline, online == nil || online[i])
+		}
+	}
+	x.big = newIndex(x.w)
+	x.big.inBig, x.big.overflowLimit = true, x.overflowLimit
+	return x.big.rebuild(big, bigOnline)
 }
 
 // countOnline adds (d = 1) or removes (d = -1) a node's share of the
@@ -252,6 +287,12 @@ func (x *Index) Len() int { return x.online }
 // same job the same way for as long as it stays the same.
 func (x *Index) Version() uint64 { return x.version }
 
+// has reports whether the index has a slot for id, online or not.
+func (x *Index) has(id string) bool {
+	_, ok := x.slotOf[id]
+	return ok
+}
+
 // Node returns the node with this ID if it is in the snapshot.
 func (x *Index) Node(id string) (Node, bool) {
 	s, ok := x.slotOf[id]
@@ -278,6 +319,9 @@ func (x *Index) Snapshot() []Node {
 // node the index has not seen is added, which costs more (see
 // maxOverflow).
 func (x *Index) Set(n Node) {
+	if x.big != nil && (bigNode(&n) || x.big.has(n.ID)) {
+		x.big.Set(n)
+	}
 	s, ok := x.slotOf[n.ID]
 	if !ok {
 		x.add(n)
@@ -298,6 +342,14 @@ func (x *Index) SetFreeGPUs(id string, free int) bool {
 	s, ok := x.slotOf[id]
 	if !ok || !x.hot[s].online {
 		return false
+	}
+	if x.big != nil {
+		if x.big.has(id) {
+			x.big.SetFreeGPUs(id, free)
+		} else if n := x.nodes[s]; free >= bigJobGPUs {
+			n.FreeGPUs = free
+			x.big.Set(n)
+		}
 	}
 	if old := x.nodes[s].FreeGPUs; old != free {
 		x.version++
@@ -345,6 +397,9 @@ func (x *Index) includeUp(s int32) {
 // chain) and reports whether it was in it. Its slot stays, for Set to
 // bring it back cheaply.
 func (x *Index) Remove(id string) bool {
+	if x.big != nil {
+		x.big.Remove(id)
+	}
 	s, ok := x.slotOf[id]
 	if !ok || !x.hot[s].online {
 		return false

@@ -62,12 +62,19 @@ func (x *Index) PlaceWith(s *Scratch, job Job) (Plan, error) {
 	if err := job.Validate(); err != nil {
 		return Plan{}, err
 	}
-	q := x.prepare(&s.q, job)
-	fastest, ok := x.fastest(q)
+	from := x
+	if job.GPUs >= bigJobGPUs && x.big != nil {
+		from = x.big // every node that may fit the job, and only they (see Index.big)
+	}
+	q := from.prepare(&s.q, job)
+	fastest, ok := from.fastest(q)
 	if !ok {
+		if from != x { // the counts are of every node
+			q = x.prepare(&s.q, job)
+		}
 		return Plan{}, x.misfits(q).err(&job)
 	}
-	top, feasible := x.best(q, &s.totals, fastest)
+	top, feasible := from.best(q, &s.totals, fastest)
 	plan := Plan{Placements: placements(top)}
 	if len(top) < job.Replicas {
 		return plan, notEnoughOperators(&job, len(top), feasible)

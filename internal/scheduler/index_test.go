@@ -1057,3 +1057,54 @@ func TestMultiset(t *testing.T) {
 		})
 	}
 }
+
+// TestBigJobsSeeEveryNodeThatMayFit follows nodes into and out of the
+// index's second tree for big jobs (Index.big) as they gain and lose free
+// GPUs, with and without a known count of GPUs: a job of eight GPUs must
+// be placed as the scan places it after every change, on the node that
+// became the best. (The random tests cover it too; these are the changes
+// that move a node between the trees.)
+func TestBigJobsSeeEveryNodeThatMayFit(t *testing.T) {
+	node := func(id string, gpus, free int, bid uint64) Node {
+		n := testNode(id, "op-"+id)
+		n.GPUs, n.FreeGPUs, n.PricePerHourUomni = gpus, free, bid
+		return n
+	}
+	x, err := NewIndex([]Node{
+		node("eight-busy", 8, 0, 700_000), // has the GPUs, none free
+		node("unknown", 0, 2, 500_000),    // its GPUs unknown, two free
+		node("small", 2, 2, 300_000),      // says it has two
+		node("eight-free", 8, 8, 900_000), // the only fit at first
+		node("four", 4, 4, 100_000),       // cannot fit, then says it can
+	}, DefaultWeights())
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := testJob()
+	job.GPUs = 8
+	for _, step := range []struct {
+		change func()
+		want   string // the node the job is placed on, "" for none
+	}{
+		{func() {}, "eight-free"},
+		{func() { x.SetFreeGPUs("eight-busy", 8) }, "eight-busy"},
+		{func() { x.SetFreeGPUs("unknown", 8) }, "unknown"}, // free beyond what it was known to have
+		{func() { x.Remove("unknown") }, "eight-busy"},
+		{func() { x.Set(node("unknown", 0, 8, 500_000)) }, "unknown"}, // back, as Set brings it
+		{func() { x.SetFreeGPUs("unknown", 1) }, "eight-busy"},
+		{func() { x.SetFreeGPUs("eight-busy", 0); x.SetFreeGPUs("eight-free", 0) }, ""},
+		{func() { x.Set(node("small", 2, 9, 300_000)) }, "small"}, // more free than it said it had
+		{func() { x.Set(node("four", 8, 8, 100_000)) }, "four"},   // new hardware
+		{func() { x.Set(node("newcomer", 16, 16, 50_000)) }, "newcomer"},
+	} {
+		step.change()
+		want, wantErr := Place(job, x.Snapshot(), x.w)
+		got, gotErr := x.Place(job)
+		if diff := samePlan(got, gotErr, want, wantErr); diff != "" {
+			t.Fatalf("placed on %v; %s", placedIDs(got), diff)
+		}
+		if ids := placedIDs(got); (step.want == "") != (len(ids) == 0) || (len(ids) > 0 && ids[0] != step.want) {
+			t.Fatalf("placed on %v (%v), want %q", ids, gotErr, step.want)
+		}
+	}
+}

@@ -89,9 +89,11 @@ func marketNodes(rng *rand.Rand, n int) []Node {
 		nd.Operator = fmt.Sprintf("op-%d", int(float64(operators)*rng.Float64()*rng.Float64()*rng.Float64()))
 		nd.VRAMMiB, nd.TFLOPSMilli = m.vramGiB*gib, m.tflopsMilli
 		nd.PricePerHourUomni = uint64(float64(m.price)*(0.6+0.8*rng.Float64())) / 10_000 * 10_000
-		if gpus := gpuCounts[rng.IntN(len(gpuCounts))]; rng.IntN(10) >= 4 {
+		gpus := gpuCounts[rng.IntN(len(gpuCounts))]
+		if rng.IntN(10) >= 4 {
 			nd.FreeGPUs = 1 + rng.IntN(gpus)
 		}
+		nd.GPUs = gpus
 		mt := popularMetro(rng)
 		nd.Region = mt.region
 		if rng.IntN(50) > 0 {

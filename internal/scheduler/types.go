@@ -48,10 +48,14 @@ func (l Location) Known() bool {
 type Node struct {
 	ID, Operator string
 	FreeGPUs     int
-	VRAMMiB      uint64
-	TFLOPSMilli  uint64 // TFLOPS × 1000
-	Region       string
-	Location     Location
+	// GPUs is how many GPUs the node has, free or not; 0 when unknown.
+	// Placement reads only FreeGPUs; the Index keeps nodes that may have
+	// many free apart (Index.big), and a GPUs below FreeGPUs is no error.
+	GPUs        int
+	VRAMMiB     uint64
+	TFLOPSMilli uint64 // TFLOPS × 1000
+	Region      string
+	Location    Location
 	// RTTMicros is the measured round trip to the consumer's region, or 0
 	// when not measured.
 	RTTMicros uint32
