@@ -182,8 +182,8 @@ func TestIndexMatchesPlaceAtScale(t *testing.T) {
 }
 
 // checkAtScale compares the index with the scan for jobs random jobs over
-// nodes random nodes, scanning on every core: the index's answers come
-// first, one at a time, since an Index is not safe for concurrent use.
+// nodes random nodes: the index's answers first, one at a time, then the
+// scans, on every core.
 func checkAtScale(t *testing.T, kind snapshotKind, nodes, jobs int) {
 	rng := rand.New(rand.NewPCG(uint64(nodes), uint64(jobs)))
 	snapshot := kind.nodes(rng, nodes)
