@@ -2,6 +2,8 @@ package router
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -19,7 +21,6 @@ import (
 	"github.com/omnisync/omnisync/internal/metrics/metricstest"
 	"github.com/omnisync/omnisync/internal/protocol"
 	"github.com/omnisync/omnisync/internal/scheduler"
-	"github.com/omnisync/omnisync/internal/transport"
 )
 
 // More jobs than GPUs: the router queues them on its own reservations instead of booking
@@ -253,32 +254,26 @@ func TestAJobWaitsForANodeThatSaidItWasFull(t *testing.T) {
 // counts as full until it heartbeats again, as one that declined does: the job waits for
 // it rather than spending its attempts, and runs once the node is back.
 func TestAJobWaitsForANodeNoOneListensFor(t *testing.T) {
-	chain, r, nc, hb := silentNode(t)
-	jid := submit(t, r, chain)
-	waitFor(t, "the job waiting for the node", func() bool { return jobHas(r, jid, "queued") })
-	if jobHas(r, jid, "failed") || jobHas(r, jid, "refunded") {
-		v, _ := r.Job(t.Context(), jid)
+	s := silentNode(t)
+	jid := submit(t, s.r, s.chain)
+	waitFor(t, "the job waiting for the node", func() bool { return jobHas(s.r, jid, "queued") })
+	if jobHas(s.r, jid, "failed") || jobHas(s.r, jid, "refunded") {
+		v, _ := s.r.Job(t.Context(), jid)
 		t.Fatalf("after the dispatch no one heard: %+v", v)
 	}
-	hb.Sent = time.Now() // back
-	computesOnceBack(t, chain, r, nc, hb, jid, "once it listened", "the unheard dispatch")
+	computesOnceBack(t, s.chain, s.r, s.roots, s.key, jid, "once it listened", "the unheard dispatch")
 }
 
-// computesOnceBack has the node hb names listen for its jobs on nc, computing each, and
-// heartbeat; job jid must then be computed there as its first attempt, whatever came
+// computesOnceBack brings the node of key (back) online, computing every job it is sent
+// (scriptedNode); job jid must then be computed there as its first attempt, whatever came
 // before (what) not counted against it.
-func computesOnceBack(t *testing.T, chain *fakeChain, r *Router, nc *nats.Conn, hb protocol.Heartbeat, jid, when, what string) {
+func computesOnceBack(t *testing.T, chain *fakeChain, r *Router, roots *x509.CertPool, key ed25519.PrivateKey, jid, when, what string) {
 	t.Helper()
-	if _, err := nc.Subscribe(protocol.DispatchSubject(hb.ID), func(m *nats.Msg) {
-		d, _ := protocol.Decode[protocol.Dispatch](m.Data)
-		go reportComputed(chain, nc, hb.ID, d.JobID)
-		_ = m.Respond(protocol.Encode(protocol.Ack{Accepted: true}))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Publish(protocol.HeartbeatSubject(hb.ID), protocol.Encode(hb)); err != nil {
-		t.Fatal(err)
-	}
+	id := string(keys.AddressOfKey(key))
+	scriptedNode(t, r, roots, key, func(nc *nats.Conn, d protocol.Dispatch) protocol.Ack {
+		go reportComputed(chain, nc, id, d.JobID)
+		return protocol.Ack{Accepted: true}
+	})
 	waitFor(t, "the job computed on the node "+when, func() bool { return jobHas(r, jid, "computed") })
 	r.mu.Lock()
 	j := r.jobs[jid]
@@ -294,7 +289,8 @@ func computesOnceBack(t *testing.T, chain *fakeChain, r *Router, nc *nats.Conn, 
 // deadline by being found unreachable over and over: the second time, the attempt
 // counts and the node is not asked again, so a job with no other node fails at once.
 func TestANodeThatNeverListensCannotHoldAJob(t *testing.T) {
-	chain, r, nc, hb := silentNode(t)
+	s := silentNode(t)
+	chain, r, nc, hb := s.chain, s.r, s.nc, s.hb
 	id := hb.ID
 	stop := make(chan struct{})
 	defer close(stop)
@@ -333,7 +329,6 @@ func TestANodeThatNeverListensCannotHoldAJob(t *testing.T) {
 func TestAJobWaitsForARegisteredNodeToComeOnline(t *testing.T) {
 	chain := newFakeChain()
 	key := newKey(t)
-	id := string(keys.AddressOfKey(key))
 	chain.addNode(keys.AddressOfKey(key), ledger.UomniPerOMNI, 10_000)
 	r, roots := startRouterTTL(t, chain, 20*time.Second)
 	jid := submit(t, r, chain)
@@ -342,16 +337,7 @@ func TestAJobWaitsForARegisteredNodeToComeOnline(t *testing.T) {
 		v, _ := r.Job(t.Context(), jid)
 		t.Fatalf("the job ended with no node online: %+v", v)
 	}
-
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	nc, err := transport.Dial(ctx, transport.DialOptions{URL: r.NodesURL(), Key: key, RootCAs: roots, Name: "test-late"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	hb := protocol.Heartbeat{ID: id, Role: protocol.RoleNode, GPUs: 1, FreeGPUs: 1, Sent: time.Now()}
-	computesOnceBack(t, chain, r, nc, hb, jid, "once it came online", "waiting for a node")
+	computesOnceBack(t, chain, r, roots, key, jid, "once it came online", "waiting for a node")
 }
 
 // A registered node that never comes online holds a job for HeartbeatTTL, no longer:
@@ -378,7 +364,7 @@ func TestAJobWaitsForAnOfflineNodeOnlyForHeartbeatTTL(t *testing.T) {
 // Only a network with no node online makes a job wait for one: a container job on a
 // network whose online nodes run no containers fails at once, as it would after the wait.
 func TestOnlyAnEmptyNetworkMakesAJobWaitForANode(t *testing.T) {
-	_, r, _, _ := silentNode(t) // online, and runs no containers
+	r := silentNode(t).r // online, and runs no containers
 	container := api.JobSpec{Workload: api.Workload{Kind: api.WorkloadContainer}, Resources: api.Resources{GPUs: 1}, MaxPricePerHour: ledger.UomniPerOMNI}
 	_, _, err := r.place(t.Context(), container, nil)
 	if !errors.Is(err, scheduler.ErrNoFeasibleNode) || errors.As(err, new(noneOnlineError)) {
@@ -406,27 +392,29 @@ func jobSays(r *Router, id, stage, text string) bool {
 	return false
 }
 
-// silentNode starts a router over a fake chain with one registered node, connected and
-// online by its heartbeat (hb), that listens for nothing: its dispatches find no one.
-func silentNode(t *testing.T) (chain *fakeChain, r *Router, nc *nats.Conn, hb protocol.Heartbeat) {
+// silent is a router over a fake chain with one registered node (key), connected (nc)
+// and online by its heartbeat (hb), that listens for nothing: its dispatches find no one.
+type silent struct {
+	chain *fakeChain
+	r     *Router
+	roots *x509.CertPool
+	key   ed25519.PrivateKey
+	nc    *nats.Conn
+	hb    protocol.Heartbeat
+}
+
+func silentNode(t *testing.T) silent {
 	t.Helper()
-	chain = newFakeChain()
-	key := newKey(t)
-	chain.addNode(keys.AddressOfKey(key), ledger.UomniPerOMNI, 10_000)
-	r, roots := startRouter(t, chain)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	nc, err := transport.Dial(ctx, transport.DialOptions{URL: r.NodesURL(), Key: key, RootCAs: roots, Name: "test-silent"})
-	if err != nil {
+	s := silent{chain: newFakeChain(), key: newKey(t)}
+	s.chain.addNode(keys.AddressOfKey(s.key), ledger.UomniPerOMNI, 10_000)
+	s.r, s.roots = startRouter(t, s.chain)
+	s.nc = dialAs(t, s.r, s.roots, s.key, "test-silent")
+	s.hb = protocol.Heartbeat{ID: string(keys.AddressOfKey(s.key)), Role: protocol.RoleNode, GPUs: 1, FreeGPUs: 1, Sent: time.Now()}
+	if err := s.nc.Publish(protocol.HeartbeatSubject(s.hb.ID), protocol.Encode(s.hb)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(nc.Close)
-	hb = protocol.Heartbeat{ID: string(keys.AddressOfKey(key)), Role: protocol.RoleNode, GPUs: 1, FreeGPUs: 1, Sent: time.Now()}
-	if err := nc.Publish(protocol.HeartbeatSubject(hb.ID), protocol.Encode(hb)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the node online", func() bool { return len(r.online(protocol.RoleNode)) == 1 })
-	return chain, r, nc, hb
+	waitFor(t, "the node online", func() bool { return len(s.r.online(protocol.RoleNode)) == 1 })
+	return s
 }
 
 // reportComputed does what a node whose job is done does: its result is committed on the

@@ -77,13 +77,7 @@ func scriptedNode(t *testing.T, r *Router, roots *x509.CertPool, key ed25519.Pri
 // answer is no reply) and sends hb once, stamped now.
 func scriptedParticipant(t *testing.T, r *Router, roots *x509.CertPool, key ed25519.PrivateKey, hb protocol.Heartbeat, inbox string, answer func(nc *nats.Conn, data []byte) []byte) *nats.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	nc, err := transport.Dial(ctx, transport.DialOptions{URL: r.NodesURL(), Key: key, RootCAs: roots, Name: "test-" + hb.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := dialAs(t, r, roots, key, "test-"+hb.ID)
 	if _, err := nc.Subscribe(inbox, func(m *nats.Msg) {
 		if reply := answer(nc, m.Data); reply != nil {
 			_ = m.Respond(reply)
@@ -98,6 +92,19 @@ func scriptedParticipant(t *testing.T, r *Router, roots *x509.CertPool, key ed25
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	return nc
+}
+
+// dialAs connects to r's node listener with key, until the test ends.
+func dialAs(t *testing.T, r *Router, roots *x509.CertPool, key ed25519.PrivateKey, name string) *nats.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, err := transport.Dial(ctx, transport.DialOptions{URL: r.NodesURL(), Key: key, RootCAs: roots, Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
 	return nc
 }
 
