@@ -231,6 +231,16 @@ func (r *Router) compute(ctx context.Context, j *job, running string, rep *repli
 	waiting, hops := false, 0 // hops: how often a wake this job could not use may be passed on
 	var line *waiter          // the job's place in line while it waits, kept for the next wait
 	var offline time.Time     // when placement found no node online, while the job waits for one
+	// await passes on a wake the job could not use and waits in line until capacity comes
+	// free, its safety poll passes or ctx ends.
+	await := func(ctx context.Context) (err error) {
+		r.passWake(hops)
+		if line == nil {
+			line = new(waiter)
+		}
+		hops, err = r.waitForCapacity(ctx, line)
+		return err
+	}
 	for attempt := 1; attempt <= r.opts.MaxAttempts; {
 		j.mu.Lock()
 		tried := slices.Clone(j.tried)
@@ -243,11 +253,7 @@ func (r *Router) compute(ctx context.Context, j *job, running string, rep *repli
 				j.record("queued", "", "", "%v; waiting for a free gpu", err)
 				waiting = true
 			}
-			r.passWake(hops)
-			if line == nil {
-				line = new(waiter)
-			}
-			if hops, err = r.waitForCapacity(ctx, line); err != nil {
+			if err := await(ctx); err != nil {
 				return protocol.Result{}, err
 			}
 			continue
@@ -258,12 +264,8 @@ func (r *Router) compute(ctx context.Context, j *job, running string, rep *repli
 				j.record("queued", "", "", "%v; waiting up to %s for one to come online", err, r.opts.HeartbeatTTL)
 			}
 			if left := r.opts.HeartbeatTTL - time.Since(offline); left > 0 {
-				r.passWake(hops)
-				if line == nil {
-					line = new(waiter)
-				}
 				wait, cancel := context.WithTimeout(ctx, left)
-				hops, _ = r.waitForCapacity(wait, line) // woken by a node's heartbeat, or the time is up
+				_ = await(wait) // woken by a node's heartbeat, or the time is up
 				cancel()
 				if ctx.Err() != nil {
 					return protocol.Result{}, fmt.Errorf("%w (waited for a node until the job's deadline)", err)

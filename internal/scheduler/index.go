@@ -346,7 +346,8 @@ func (x *Index) SetFreeGPUs(id string, free int) bool {
 	if x.big != nil {
 		if x.big.has(id) {
 			x.big.SetFreeGPUs(id, free)
-		} else if n := x.nodes[s]; free >= bigJobGPUs {
+		} else if free >= bigJobGPUs {
+			n := x.nodes[s]
 			n.FreeGPUs = free
 			x.big.Set(n)
 		}
