@@ -378,6 +378,26 @@ func TestOnlyAnEmptyNetworkMakesAJobWaitForANode(t *testing.T) {
 	}
 }
 
+// A node's registered GPU count only shapes the placement index (scheduler.Node.GPUs): a
+// node that registered one GPU and heartbeats eight free is placed an eight-GPU job all
+// the same, and its count cannot hide it from such a job.
+func TestANodeThatUnderstatesItsGPUsStillFitsABigJob(t *testing.T) {
+	chain := newFakeChain()
+	key := newKey(t)
+	chain.addNode(keys.AddressOfKey(key), ledger.UomniPerOMNI, 10_000) // registers 1 GPU
+	r, roots := startRouter(t, chain)
+	id := string(keys.AddressOfKey(key))
+	hb := protocol.Heartbeat{ID: id, Role: protocol.RoleNode, GPUs: 8, FreeGPUs: 8}
+	scriptedParticipant(t, r, roots, key, hb, protocol.DispatchSubject(id), func(*nats.Conn, []byte) []byte { return nil })
+	waitFor(t, "the node online", func() bool { return len(r.online(protocol.RoleNode)) == 1 })
+	big := api.JobSpec{Workload: api.Workload{Kind: api.WorkloadTensor}, Resources: api.Resources{GPUs: 8}, MaxPricePerHour: ledger.UomniPerOMNI}
+	p, release, err := r.place(t.Context(), big, nil)
+	if err != nil || p.NodeID != id {
+		t.Fatalf("eight-GPU job placed on %q (%v); want the node with eight free, %s", p.NodeID, err, id)
+	}
+	release()
+}
+
 // jobSays reports whether job id has an event at stage whose message holds text.
 func jobSays(r *Router, id, stage, text string) bool {
 	j, err := r.Job(context.Background(), id)
