@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
+	rpcclient "github.com/cometbft/cometbft/rpc/client"
 	"strings"
 	"sync"
 	"testing"
@@ -197,7 +198,7 @@ func followBlocks(ctx context.Context, b *testing.B, c *Client, h0 int64, want i
 			}
 			continue
 		}
-		info, err := c.rpc.BlockchainInfo(ctx, h, cur)
+		info, err := c.rpc.(rpcclient.Client).BlockchainInfo(ctx, h, cur)
 		if err != nil {
 			b.Fatal(err)
 		}

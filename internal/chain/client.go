@@ -14,30 +14,19 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 	cmtbytes "github.com/cometbft/cometbft/libs/bytes"
 	"github.com/cometbft/cometbft/mempool"
-	rpcclient "github.com/cometbft/cometbft/rpc/client"
-	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
 )
 
 // Client broadcasts transactions and queries ledger state through a CometBFT RPC client,
-// in-process or over HTTP.
+// in-process or over HTTP to one chain node or several (NewHTTPClient).
 type Client struct {
-	rpc     rpcclient.Client
+	rpc     rpcAPI
 	commits commitWatch // the txs Broadcast waits on
 	heights heightWatch // the readers waiting for a block (NewBlocks)
 
 	noRecords atomic.Bool // the chain node answers no record queries (Query): read JSON
-}
-
-// NewHTTPClient connects to a CometBFT RPC endpoint such as "http://127.0.0.1:26657".
-func NewHTTPClient(url string) (*Client, error) {
-	c, err := rpchttp.New(url)
-	if err != nil {
-		return nil, fmt.Errorf("chain rpc %s: %w", url, err)
-	}
-	return &Client{rpc: c}, nil
 }
 
 // Committed is a transaction that made it into a block.

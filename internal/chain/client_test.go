@@ -13,7 +13,6 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	cmtbytes "github.com/cometbft/cometbft/libs/bytes"
-	rpcclient "github.com/cometbft/cometbft/rpc/client"
 	ctypes "github.com/cometbft/cometbft/rpc/core/types"
 
 	"github.com/omnisync/omnisync/internal/keys"
@@ -23,7 +22,7 @@ import (
 // pathRecorder is an RPC client that notes the path of every ABCI query; answer, when set,
 // answers them in place of the client it wraps.
 type pathRecorder struct {
-	rpcclient.Client
+	rpcAPI
 	answer func(path string) abci.QueryResponse
 
 	mu    sync.Mutex
@@ -37,7 +36,7 @@ func (p *pathRecorder) ABCIQuery(ctx context.Context, path string, data cmtbytes
 	if p.answer != nil {
 		return &ctypes.ResultABCIQuery{Response: p.answer(path)}, nil
 	}
-	return p.Client.ABCIQuery(ctx, path, data)
+	return p.rpcAPI.ABCIQuery(ctx, path, data)
 }
 
 func (p *pathRecorder) asked() []string {
@@ -69,7 +68,7 @@ func TestQueryReadsAJobAsItsRecord(t *testing.T) {
 	}
 	id := ledger.JobID(keys.AddressOfKey(alice), seq)
 
-	rec := &pathRecorder{Client: n.Client().rpc}
+	rec := &pathRecorder{rpcAPI: n.Client().rpc}
 	c := &Client{rpc: rec}
 	var raw json.RawMessage
 	if err := c.Query(ctx, "job/"+id, &raw); err != nil {

@@ -7,9 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -64,16 +64,15 @@ func loadWallet(dir, name string) (ed25519.PrivateKey, error) {
 	return (&remoteFlags{walletDir: dir, wallet: name}).loadKey()
 }
 
-// connectChain reaches a chain node's CometBFT RPC and asks which chain it runs.
-func connectChain(ctx context.Context, rpc string) (*chain.Client, string, error) {
-	endpoint := rpc
-	if !strings.Contains(endpoint, "://") {
-		endpoint = "http://" + endpoint
-	}
-	c, err := chain.NewHTTPClient(endpoint)
+// connectChain reaches a chain node's CometBFT RPC, or the first of several (separated by
+// commas) that answers, and asks which chain it runs. Switches from one to another later
+// are logged to log.
+func connectChain(ctx context.Context, rpc string, log *slog.Logger) (*chain.Client, string, error) {
+	c, err := chain.NewHTTPClient(rpc)
 	if err != nil {
 		return nil, "", err
 	}
+	c.LogFailovers(log)
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	id, err := c.ChainID(qctx)

@@ -70,7 +70,7 @@ func nodeDaemon(ctx context.Context, g *globals, nc config.Node, reg prometheus.
 	if err != nil {
 		return nil, nil, "", err
 	}
-	client, chainID, err := connectChain(ctx, nc.ChainRPC)
+	client, chainID, err := connectChain(ctx, nc.ChainRPC, log)
 	if err != nil {
 		return nil, nil, "", err
 	}

@@ -69,7 +69,7 @@ func runRouter(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 	if err != nil {
 		return err
 	}
-	client, chainID, err := connectChain(ctx, rc.ChainRPC)
+	client, chainID, err := connectChain(ctx, rc.ChainRPC, log)
 	if err != nil {
 		return err
 	}

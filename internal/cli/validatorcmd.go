@@ -60,7 +60,7 @@ func runValidator(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 	if err != nil {
 		return err
 	}
-	client, chainID, err := connectChain(ctx, vc.ChainRPC)
+	client, chainID, err := connectChain(ctx, vc.ChainRPC, log)
 	if err != nil {
 		return err
 	}

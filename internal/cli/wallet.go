@@ -467,11 +467,7 @@ func (g *globals) provenBalance(cmd *cobra.Command, f *remoteFlags, rpc string, 
 	if err != nil {
 		return err
 	}
-	endpoint := rpc
-	if !strings.Contains(endpoint, "://") {
-		endpoint = "http://" + endpoint
-	}
-	c, err := chain.NewHTTPClient(endpoint)
+	c, err := chain.NewHTTPClient(rpc)
 	if err != nil {
 		return err
 	}

@@ -90,7 +90,7 @@ func (c Chain) Options() (chain.Options, error) { return chain.LoadOptions(c.Hom
 type Router struct {
 	Wallet    string `toml:"wallet" short:"w" help:"wallet name in the wallet directory, or a keypair file path; its address must be in the chain's routers parameter"`
 	WalletDir string `toml:"wallet_dir" env:"OMNISYNC_WALLET_DIR" help:"directory of wallet key files"`
-	ChainRPC  string `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node"`
+	ChainRPC  string `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node, or of several separated by commas: the first that answers is used until it fails"`
 
 	NodesAddr string   `toml:"nodes_addr" help:"WebSocket+TLS listen address nodes and validators dial (port 0 picks a free one)"`
 	TLSHosts  []string `toml:"tls_hosts" flag:"tls-host" help:"names and IPs nodes dial, put in the certificate (repeatable; loopback is always in it)"`
@@ -125,7 +125,7 @@ func defaultRouter() Router {
 func (r Router) validate() []error {
 	ck := check{role: RoleRouter}
 	ck.wallet(r.Wallet, r.WalletDir)
-	ck.url("chain_rpc", r.ChainRPC, "http", "https", "tcp")
+	ck.endpoints("chain_rpc", r.ChainRPC, "http", "https", "tcp")
 	ck.hostPort("nodes_addr", r.NodesAddr)
 	ck.hostPort("rest_addr", r.RESTAddr)
 	ck.nonEmpty("tls_dir", r.TLSDir, `"/var/lib/omnisync/router/tls"`)
@@ -187,7 +187,7 @@ func (r Router) Options() (router.Options, error) {
 type Node struct {
 	Wallet    string `toml:"wallet" short:"w" help:"wallet name in the wallet directory, or a keypair file path: the node's id and stake"`
 	WalletDir string `toml:"wallet_dir" env:"OMNISYNC_WALLET_DIR" help:"directory of wallet key files"`
-	ChainRPC  string `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node"`
+	ChainRPC  string `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node, or of several separated by commas: the first that answers is used until it fails"`
 	Router    string `toml:"router" help:"the router's nodes URL, wss://HOST:PORT; the routers of a cluster separated by commas"`
 	RouterCA  string `toml:"router_ca" help:"PEM file of the CA that signed the router's certificate (its tls_dir/ca.pem); empty trusts the system roots"`
 	Runtime   string `toml:"runtime" help:"workload runtime: native (built-in tensor kernels)"`
@@ -242,7 +242,7 @@ func defaultNode() Node {
 func (n Node) validate() []error {
 	ck := check{role: RoleNode}
 	ck.wallet(n.Wallet, n.WalletDir)
-	ck.url("chain_rpc", n.ChainRPC, "http", "https", "tcp")
+	ck.endpoints("chain_rpc", n.ChainRPC, "http", "https", "tcp")
 	ck.urls("router", n.Router, "wss")
 	ck.oneOf("runtime", n.Runtime, "native")
 	ck.oneOf("containers", n.Containers, ContainersNone, ContainersDocker, ContainersProcess)
@@ -309,7 +309,7 @@ func offsetClock(d time.Duration) func() time.Time {
 type Validator struct {
 	Wallet      string   `toml:"wallet" short:"w" help:"wallet name in the wallet directory, or a keypair file path: a validator's account"`
 	WalletDir   string   `toml:"wallet_dir" env:"OMNISYNC_WALLET_DIR" help:"directory of wallet key files"`
-	ChainRPC    string   `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node"`
+	ChainRPC    string   `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node, or of several separated by commas: the first that answers is used until it fails"`
 	Router      string   `toml:"router" help:"the router's nodes URL, wss://HOST:PORT; the routers of a cluster separated by commas"`
 	RouterCA    string   `toml:"router_ca" help:"PEM file of the CA that signed the router's certificate; empty trusts the system roots"`
 	Rounds      int      `toml:"rounds" help:"rounds of Freivalds' check per product (each errs with probability below 2^-60)"`
@@ -352,7 +352,7 @@ func defaultValidator() Validator {
 func (v Validator) validate() []error {
 	ck := check{role: RoleValidator}
 	ck.wallet(v.Wallet, v.WalletDir)
-	ck.url("chain_rpc", v.ChainRPC, "http", "https", "tcp")
+	ck.endpoints("chain_rpc", v.ChainRPC, "http", "https", "tcp")
 	ck.urls("router", v.Router, "wss")
 	if v.Rounds < 1 || v.Rounds > 64 {
 		ck.fail("rounds", "%d: want between 1 and 64", v.Rounds)
@@ -414,9 +414,13 @@ func (c *check) url(key, raw string, schemes ...string) {
 
 // urls checks a comma-separated list of URLs, which may be empty.
 func (c *check) urls(key, list string, schemes ...string) {
-	if list == "" {
-		return
+	if list != "" {
+		c.endpoints(key, list, schemes...)
 	}
+}
+
+// endpoints checks a comma-separated list of one URL or more.
+func (c *check) endpoints(key, list string, schemes ...string) {
 	for _, raw := range strings.Split(list, ",") {
 		c.url(key, strings.TrimSpace(raw), schemes...)
 	}

@@ -1,0 +1,179 @@
+package chain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	cmtbytes "github.com/cometbft/cometbft/libs/bytes"
+	rpcclient "github.com/cometbft/cometbft/rpc/client"
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	ctypes "github.com/cometbft/cometbft/rpc/core/types"
+	"github.com/cometbft/cometbft/types"
+)
+
+// rpcAPI is what a Client asks of a chain node's RPC: a CometBFT client in process or
+// over HTTP, or a failover over several of the latter.
+type rpcAPI interface {
+	ABCIInfo(ctx context.Context) (*ctypes.ResultABCIInfo, error)
+	ABCIQuery(ctx context.Context, path string, data cmtbytes.HexBytes) (*ctypes.ResultABCIQuery, error)
+	ABCIQueryWithOptions(ctx context.Context, path string, data cmtbytes.HexBytes, opts rpcclient.ABCIQueryOptions) (*ctypes.ResultABCIQuery, error)
+	BroadcastTxAsync(ctx context.Context, tx types.Tx) (*ctypes.ResultBroadcastTx, error)
+	BroadcastTxSync(ctx context.Context, tx types.Tx) (*ctypes.ResultBroadcastTx, error)
+	Block(ctx context.Context, height *int64) (*ctypes.ResultBlock, error)
+	BlockResults(ctx context.Context, height *int64) (*ctypes.ResultBlockResults, error)
+	Commit(ctx context.Context, height *int64) (*ctypes.ResultCommit, error)
+	Tx(ctx context.Context, hash []byte, prove bool) (*ctypes.ResultTx, error)
+	Status(ctx context.Context) (*ctypes.ResultStatus, error)
+}
+
+// NewHTTPClient connects to a chain node's CometBFT RPC, such as "http://127.0.0.1:26657"
+// (a bare host:port is taken as http), or to several, separated by commas: the client
+// then sends everything to the first until it cannot be reached, and then to the next
+// (failover). Each chain node of one network answers for the same chain, so any of them
+// serves; the others are there for when one is down, stalled or cut off.
+func NewHTTPClient(urls string) (*Client, error) {
+	var f failover
+	for u := range strings.SplitSeq(urls, ",") {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			continue
+		}
+		if !strings.Contains(u, "://") {
+			u = "http://" + u
+		}
+		c, err := rpchttp.New(u)
+		if err != nil {
+			return nil, fmt.Errorf("chain rpc %s: %w", u, err)
+		}
+		f.urls, f.rpcs = append(f.urls, u), append(f.rpcs, c)
+	}
+	switch len(f.rpcs) {
+	case 0:
+		return nil, fmt.Errorf("chain rpc %q: no URL", urls)
+	case 1:
+		return &Client{rpc: f.rpcs[0]}, nil
+	}
+	f.attempt = failoverAttempt
+	return &Client{rpc: &f}, nil
+}
+
+// LogFailovers has the client log each switch from one chain node's RPC to another.
+// Without it, switches are silent.
+func (c *Client) LogFailovers(log *slog.Logger) {
+	if f, ok := c.rpc.(*failover); ok {
+		f.log = log
+	}
+}
+
+// failoverAttempt is how long a failover waits for one chain node's answer before it asks
+// the next: a node that accepts connections and never answers (stalled, or its host
+// overloaded) is as good as down. Every call a client makes is answered within a block or
+// two by a live node.
+const failoverAttempt = 5 * time.Second
+
+// failover is an rpcAPI over several chain nodes' RPCs. It sends every call to the one in
+// use (current) until a call cannot reach it, then tries the others in turn, and goes on
+// with the first that answers. Only the transport's failures move it on (unreachable): an
+// answer, even an error such as a rejected tx or a tx not found, is the chain's, which
+// any node would give alike. A call retried on another node is harmless: queries read,
+// and a tx sent twice is executed at most once (its sequence), the second copy refused.
+type failover struct {
+	urls    []string
+	rpcs    []rpcAPI
+	current atomic.Int32
+	attempt time.Duration // see failoverAttempt
+	log     *slog.Logger  // nil: silent
+}
+
+// call runs do on the node in use, then on each other in turn while the last could not be
+// reached, within ctx. The node that answers is used from then on.
+func call[T any](f *failover, ctx context.Context, do func(context.Context, rpcAPI) (T, error)) (T, error) {
+	at := int(f.current.Load())
+	var zero T
+	var errs []error
+	for tried := range len(f.rpcs) {
+		i := (at + tried) % len(f.rpcs)
+		actx, cancel := context.WithTimeout(ctx, f.attempt)
+		v, err := do(actx, f.rpcs[i])
+		cancel()
+		if err == nil || !unreachable(err) || ctx.Err() != nil {
+			if tried > 0 && f.current.CompareAndSwap(int32(at), int32(i)) && f.log != nil {
+				f.log.Warn("chain RPC failed over", "from", f.urls[at], "to", f.urls[i], "error", errors.Join(errs...))
+			}
+			return v, err
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", f.urls[i], err))
+	}
+	return zero, fmt.Errorf("no chain RPC could be reached: %w", errors.Join(errs...))
+}
+
+// unreachable reports whether err is the transport's, not a node's answer: no connection,
+// a connection cut or timed out, or a reply that is not JSON-RPC (a proxy's error page).
+func unreachable(err error) bool {
+	var (
+		ue *url.Error
+		ne net.Error
+		se *json.SyntaxError
+	)
+	return errors.As(err, &ue) || errors.As(err, &ne) || errors.As(err, &se) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func (f *failover) ABCIInfo(ctx context.Context) (*ctypes.ResultABCIInfo, error) {
+	return call(f, ctx, func(ctx context.Context, r rpcAPI) (*ctypes.ResultABCIInfo, error) { return r.ABCIInfo(ctx) })
+}
+
+func (f *failover) ABCIQuery(ctx context.Context, path string, data cmtbytes.HexBytes) (*ctypes.ResultABCIQuery, error) {
+	return call(f, ctx, func(ctx context.Context, r rpcAPI) (*ctypes.ResultABCIQuery, error) {
+		return r.ABCIQuery(ctx, path, data)
+	})
+}
+
+func (f *failover) ABCIQueryWithOptions(ctx context.Context, path string, data cmtbytes.HexBytes, opts rpcclient.ABCIQueryOptions) (*ctypes.ResultABCIQuery, error) {
+	return call(f, ctx, func(ctx context.Context, r rpcAPI) (*ctypes.ResultABCIQuery, error) {
+		return r.ABCIQueryWithOptions(ctx, path, data, opts)
+	})
+}
+
+func (f *failover) BroadcastTxAsync(ctx context.Context, tx types.Tx) (*ctypes.ResultBroadcastTx, error) {
+	return call(f, ctx, func(ctx context.Context, r rpcAPI) (*ctypes.ResultBroadcastTx, error) {
+		return r.BroadcastTxAsync(ctx, tx)
+	})
+}
+
+func (f *failover) BroadcastTxSync(ctx context.Context, tx types.Tx) (*ctypes.ResultBroadcastTx, error) {
+	return call(f, ctx, func(ctx context.Context, r rpcAPI) (*ctypes.ResultBroadcastTx, error) {
+		return r.BroadcastTxSync(ctx, tx)
+	})
+}
+
+func (f *failover) Block(ctx context.Context, height *int64) (*ctypes.ResultBlock, error) {
+	return call(f, ctx, func(ctx context.Context, r rpcAPI) (*ctypes.ResultBlock, error) { return r.Block(ctx, height) })
+}
+
+func (f *failover) BlockResults(ctx context.Context, height *int64) (*ctypes.ResultBlockResults, error) {
+	return call(f, ctx, func(ctx context.Context, r rpcAPI) (*ctypes.ResultBlockResults, error) {
+		return r.BlockResults(ctx, height)
+	})
+}
+
+func (f *failover) Commit(ctx context.Context, height *int64) (*ctypes.ResultCommit, error) {
+	return call(f, ctx, func(ctx context.Context, r rpcAPI) (*ctypes.ResultCommit, error) { return r.Commit(ctx, height) })
+}
+
+func (f *failover) Tx(ctx context.Context, hash []byte, prove bool) (*ctypes.ResultTx, error) {
+	return call(f, ctx, func(ctx context.Context, r rpcAPI) (*ctypes.ResultTx, error) { return r.Tx(ctx, hash, prove) })
+}
+
+func (f *failover) Status(ctx context.Context) (*ctypes.ResultStatus, error) {
+	return call(f, ctx, func(ctx context.Context, r rpcAPI) (*ctypes.ResultStatus, error) { return r.Status(ctx) })
+}
