@@ -50,6 +50,10 @@ type SignerOptions struct {
 	// PollInterval is how often the watcher asks for a new block while txs are in flight
 	// (default 20ms).
 	PollInterval time.Duration
+	// RebroadcastAfter is how long the tx the chain waits for (the one at the account's
+	// committed sequence) may stay in flight, uncarried, before the watcher sends its
+	// bytes again (default 3s; see rebroadcast).
+	RebroadcastAfter time.Duration
 }
 
 // NewSigner returns a pipelining signer for key on the chain behind client.
@@ -61,6 +65,9 @@ func NewSigner(client *Client, key ed25519.PrivateKey, chainID string) *Signer {
 func NewSignerWith(client *Client, key ed25519.PrivateKey, chainID string, opts SignerOptions) *Signer {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 20 * time.Millisecond
+	}
+	if opts.RebroadcastAfter <= 0 {
+		opts.RebroadcastAfter = 3 * time.Second
 	}
 	return &Signer{
 		client: client, key: key, addr: keys.AddressOfKey(key), chainID: chainID, opts: opts,
@@ -138,6 +145,8 @@ func (s *Signer) submitStrict(ctx context.Context, msg ledger.Msg) (Committed, e
 type inflight struct {
 	seq, epoch uint64
 	hash       []byte
+	tx         []byte    // the signed bytes, for rebroadcast
+	sent       time.Time // when they last went to the mempool
 	// after is the latest height the watcher had seen when the mempool admitted the tx:
 	// an index entry at or below it is for identical bytes sent before (a resent message
 	// can be signed into the very bytes of an earlier tx that failed), not for this tx.
@@ -193,7 +202,7 @@ func (s *Signer) sendLocked(ctx context.Context, msg ledger.Msg) (*inflight, err
 	if err != nil {
 		return nil, err
 	}
-	p := &inflight{seq: s.next, epoch: s.epoch, after: s.height, done: make(chan outcome, 1)}
+	p := &inflight{seq: s.next, epoch: s.epoch, after: s.height, tx: tx, sent: time.Now(), done: make(chan outcome, 1)}
 	p.hash, err = s.client.BroadcastSync(ctx, tx)
 	if errors.Is(err, mempool.ErrTxInCache) {
 		// The very same bytes (this message at this sequence) are already in the mempool

@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	ctypes "github.com/cometbft/cometbft/rpc/core/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
@@ -191,5 +195,66 @@ func TestExpectedSequenceParsesTheLedgersRejection(t *testing.T) {
 	}
 	if !leftGap(7, ledger.ErrInsufficientFunds) {
 		t.Fatal("a failed tx leaves a gap")
+	}
+}
+
+// losingMempool is a chain node's RPC whose mempool loses the first lose txs it admits,
+// as one does when its node dies or the client fails over to another node: it answers
+// that they were admitted and never passes them on.
+type losingMempool struct {
+	rpcAPI
+	lose, sent atomic.Int32
+}
+
+func (l *losingMempool) BroadcastTxSync(ctx context.Context, tx cmttypes.Tx) (*ctypes.ResultBroadcastTx, error) {
+	l.sent.Add(1)
+	if l.lose.Add(-1) >= 0 {
+		return &ctypes.ResultBroadcastTx{Hash: tx.Hash()}, nil
+	}
+	return l.rpcAPI.BroadcastTxSync(ctx, tx)
+}
+
+// A tx the mempool lost is sent again once it has gone uncarried for RebroadcastAfter,
+// and commits; without that it would wait for its caller's deadline, and every later tx
+// of the key behind it.
+func TestSignerRebroadcastsATxTheMempoolLost(t *testing.T) {
+	n, alice, bob, ctx := aliceAndBob(t)
+	rpc := &losingMempool{rpcAPI: n.Client().rpc}
+	rpc.lose.Store(1)
+	s := NewSignerWith(&Client{rpc: rpc}, alice, testChainID, SignerOptions{RebroadcastAfter: 300 * time.Millisecond})
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := s.Submit(sctx, transfer(keys.AddressOfKey(bob), 1)); err != nil {
+		t.Fatalf("a lost tx never committed: %v", err)
+	}
+	if got := rpc.sent.Load(); got != 2 {
+		t.Fatalf("sent %d times, want twice: lost, then once more", got)
+	}
+	// A tx carried at once is sent once.
+	if _, err := s.Submit(sctx, transfer(keys.AddressOfKey(bob), 1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := rpc.sent.Load(); got != 3 {
+		t.Fatalf("sent %d times in all, want 3: a tx carried at once is sent once", got)
+	}
+	// Sent again while the mempool still holds it (ErrTxInCache), as a slow chain's txs
+	// are, it commits once, and the key's next tx after it.
+	before, err := n.Client().Account(sctx, keys.AddressOfKey(bob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eager := &losingMempool{rpcAPI: n.Client().rpc}
+	s = NewSignerWith(&Client{rpc: eager}, alice, testChainID, SignerOptions{RebroadcastAfter: time.Nanosecond})
+	for range 2 {
+		if _, err := s.Submit(sctx, transfer(keys.AddressOfKey(bob), 1)); err != nil {
+			t.Fatalf("a tx sent again while held: %v", err)
+		}
+	}
+	after, err := n.Client().Account(sctx, keys.AddressOfKey(bob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := after.Balance-before.Balance, 2*ledger.UomniPerOMNI*98/100; got != want || eager.sent.Load() < 3 {
+		t.Fatalf("bob gained %d uomni over %d sends, want %d over more than 2", got, eager.sent.Load(), want)
 	}
 }

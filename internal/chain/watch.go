@@ -47,9 +47,52 @@ func (s *Signer) watch() {
 			s.settleLocked(p, c, found, err, committed)
 			s.mu.Unlock()
 		}
+		if fresh {
+			s.rebroadcast(ctx, committed)
+		}
 		cancel()
 		if !more {
 			return
+		}
+	}
+}
+
+// rebroadcast sends again the bytes of the tx in flight at the account's committed
+// sequence, the one every later tx of this key waits for, once it has gone uncarried for
+// RebroadcastAfter since it was last sent. A mempool loses what it holds when its chain
+// node dies or restarts, or when this client fails over to another chain node that never
+// received it; nothing else would then ever carry the tx, and the signer's txs would wait
+// to their callers' deadlines. A mempool that still holds it answers ErrTxInCache, and the
+// tx waits another period: a slow chain costs one request per period. One that admits it
+// had lost it, and so most likely the txs this signer sent after it: they are sent again
+// too, in order. Any other answer is left to the watcher's usual course.
+func (s *Signer) rebroadcast(ctx context.Context, committed uint64) {
+	s.mu.Lock()
+	var lost []*inflight
+	for p := range s.inflight {
+		if p.seq == committed && time.Since(p.sent) >= s.opts.RebroadcastAfter {
+			lost = append(lost, p)
+		}
+	}
+	if len(lost) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	head := lost[0]
+	for p := range s.inflight {
+		if p.epoch == head.epoch && p.seq > head.seq {
+			lost = append(lost, p)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(lost, func(i, j int) bool { return lost[i].seq < lost[j].seq })
+	for i, p := range lost {
+		_, err := s.client.BroadcastSync(ctx, p.tx)
+		s.mu.Lock()
+		p.sent = time.Now()
+		s.mu.Unlock()
+		if i == 0 && err != nil {
+			return // held still (ErrTxInCache), or refused: the rest are where they were
 		}
 	}
 }
