@@ -1095,7 +1095,9 @@ func TestBigJobsSeeEveryNodeThatMayFit(t *testing.T) {
 		{func() { x.SetFreeGPUs("eight-busy", 0); x.SetFreeGPUs("eight-free", 0) }, ""},
 		{func() { x.Set(node("small", 2, 9, 300_000)) }, "small"}, // more free than it said it had
 		{func() { x.Set(node("four", 8, 8, 100_000)) }, "four"},   // new hardware
+		{func() { x.SetFreeGPUs("four", 1) }, "small"},            // busy again, in both trees
 		{func() { x.Set(node("newcomer", 16, 16, 50_000)) }, "newcomer"},
+		{func() { x.SetFreeGPUs("newcomer", 0) }, "small"},
 	} {
 		step.change()
 		want, wantErr := Place(job, x.Snapshot(), x.w)
