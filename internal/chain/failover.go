@@ -18,6 +18,9 @@ import (
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	ctypes "github.com/cometbft/cometbft/rpc/core/types"
 	"github.com/cometbft/cometbft/types"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/omnisync/omnisync/internal/metrics"
 )
 
 // rpcAPI is what a Client asks of a chain node's RPC: a CometBFT client in process or
@@ -63,7 +66,31 @@ func NewHTTPClient(urls string) (*Client, error) {
 		return &Client{rpc: f.rpcs[0]}, nil
 	}
 	f.attempt = failoverAttempt
+	f.failovers = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "omnisync_chain_rpc_failovers_total",
+		Help: "Switches from the chain RPC in use to another that answered, after the first could not be reached.",
+	})
+	f.inUse = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "omnisync_chain_rpc_in_use",
+		Help: "1 for the chain RPC this daemon uses now, 0 for the others it may fail over to.",
+	}, []string{"url"})
+	for _, u := range f.urls[1:] {
+		f.inUse.WithLabelValues(u).Set(0)
+	}
+	f.inUse.WithLabelValues(f.urls[0]).Set(1)
 	return &Client{rpc: &f}, nil
+}
+
+// RegisterMetrics puts the client's series in reg: how often it failed over
+// (omnisync_chain_rpc_failovers_total) and which chain RPC it uses now
+// (omnisync_chain_rpc_in_use). A client of one chain RPC has nothing to count and
+// registers nothing.
+func (c *Client) RegisterMetrics(reg prometheus.Registerer) error {
+	f, ok := c.rpc.(*failover)
+	if !ok {
+		return nil
+	}
+	return metrics.Register(reg, f.failovers, f.inUse)
 }
 
 // LogFailovers has the client log each switch from one chain node's RPC to another.
@@ -92,6 +119,9 @@ type failover struct {
 	current atomic.Int32
 	attempt time.Duration // see failoverAttempt
 	log     *slog.Logger  // nil: silent
+
+	failovers prometheus.Counter
+	inUse     *prometheus.GaugeVec // by URL
 }
 
 // call runs do on the node in use, then on each other in turn while the last could not be
@@ -106,14 +136,26 @@ func call[T any](f *failover, ctx context.Context, do func(context.Context, rpcA
 		v, err := do(actx, f.rpcs[i])
 		cancel()
 		if err == nil || !unreachable(err) || ctx.Err() != nil {
-			if tried > 0 && f.current.CompareAndSwap(int32(at), int32(i)) && f.log != nil {
-				f.log.Warn("chain RPC failed over", "from", f.urls[at], "to", f.urls[i], "error", errors.Join(errs...))
+			if tried > 0 && f.current.CompareAndSwap(int32(at), int32(i)) {
+				f.switched(at, i, errors.Join(errs...))
 			}
 			return v, err
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", f.urls[i], err))
 	}
 	return zero, fmt.Errorf("no chain RPC could be reached: %w", errors.Join(errs...))
+}
+
+// switched records a move from the chain RPC at index from to the one at to.
+func (f *failover) switched(from, to int, why error) {
+	if f.failovers != nil {
+		f.failovers.Inc()
+		f.inUse.WithLabelValues(f.urls[from]).Set(0)
+		f.inUse.WithLabelValues(f.urls[to]).Set(1)
+	}
+	if f.log != nil {
+		f.log.Warn("chain RPC failed over", "from", f.urls[from], "to", f.urls[to], "error", why)
+	}
 }
 
 // unreachable reports whether err is the transport's, not a node's answer: no connection,

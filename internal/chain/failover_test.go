@@ -19,6 +19,8 @@ import (
 
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/metrics"
+	"github.com/omnisync/omnisync/internal/metrics/metricstest"
 )
 
 // scriptedRPC is a chain node's RPC that answers Status as its script says; the rest of
@@ -162,6 +164,10 @@ func TestHTTPClientFailsOverToALiveChainNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg := metrics.NewRegistry()
+	if err := c.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	id, err := c.ChainID(ctx)
@@ -179,6 +185,14 @@ func TestHTTPClientFailsOverToALiveChainNode(t *testing.T) {
 	if !errors.Is(err, ledger.ErrInsufficientFunds) {
 		t.Fatalf("overdraft: %v, want ErrInsufficientFunds", err)
 	}
+
+	// One switch, from the first to the third, which every call since has used.
+	metricstest.ScrapeGatherer(t, reg).Want(t, map[string]float64{
+		`omnisync_chain_rpc_failovers_total`:                     1,
+		`omnisync_chain_rpc_in_use{url="http://` + closed + `"}`: 0,
+		`omnisync_chain_rpc_in_use{url="` + proxy.URL + `"}`:     0,
+		`omnisync_chain_rpc_in_use{url="` + n.RPCURL() + `"}`:    1,
+	})
 
 	for _, bad := range []string{"", " , ", "http://[::1"} {
 		if _, err := NewHTTPClient(bad); err == nil {

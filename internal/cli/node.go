@@ -74,6 +74,9 @@ func nodeDaemon(ctx context.Context, g *globals, nc config.Node, reg prometheus.
 	if err != nil {
 		return nil, nil, "", err
 	}
+	if err := client.RegisterMetrics(reg); err != nil {
+		return nil, nil, "", err
+	}
 	roots, err := routerRoots(nc.RouterCA)
 	if err != nil {
 		return nil, nil, "", err

@@ -15,6 +15,7 @@ import (
 	"github.com/omnisync/omnisync/internal/devnet"
 	"github.com/omnisync/omnisync/internal/keys"
 	"github.com/omnisync/omnisync/internal/ledger"
+	"github.com/omnisync/omnisync/internal/metrics"
 )
 
 func newRouterCmd(g *globals) *cobra.Command {
@@ -86,8 +87,12 @@ func runRouter(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 	if ip := net.ParseIP(opts.Host); opts.Host != "" && (ip == nil || !ip.IsUnspecified()) && !slices.Contains(hosts, opts.Host) {
 		hosts = append(hosts, opts.Host) // the address it listens on is one nodes may dial
 	}
+	reg := metrics.NewRegistry()
+	if err := client.RegisterMetrics(reg); err != nil {
+		return err
+	}
 	rs, err := devnet.StartRouter(ctx, devnet.RouterOptions{
-		Router: opts, TLSDir: rc.TLSDir, TLSHosts: hosts, RESTListen: rc.RESTAddr, Logger: log,
+		Router: opts, TLSDir: rc.TLSDir, TLSHosts: hosts, RESTListen: rc.RESTAddr, Logger: log, Metrics: reg,
 		Info:   map[string]string{"chain_id": chainID, "chain_rpc": rc.ChainRPC, "role": config.RoleRouter},
 		Blocks: client.RecentBlocks,
 	})

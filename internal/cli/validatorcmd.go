@@ -98,6 +98,9 @@ func runValidator(cmd *cobra.Command, g *globals, d *daemonFlags) error {
 		return err
 	}
 	defer func() { _ = stopMetrics() }()
+	if err := client.RegisterMetrics(opts.Metrics); err != nil {
+		return err
+	}
 	v, err := validator.New(opts)
 	if err != nil {
 		return err
