@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -53,7 +54,7 @@ func NewHTTPClient(urls string) (*Client, error) {
 		if !strings.Contains(u, "://") {
 			u = "http://" + u
 		}
-		c, err := rpchttp.New(u)
+		c, err := newRPC(u)
 		if err != nil {
 			return nil, fmt.Errorf("chain rpc %s: %w", u, err)
 		}
@@ -91,6 +92,27 @@ func (c *Client) RegisterMetrics(reg prometheus.Registerer) error {
 		return nil
 	}
 	return metrics.Register(reg, f.failovers, f.inUse)
+}
+
+// dialTimeout bounds a connection to a chain node's RPC, the name's look-up included.
+// CometBFT's own HTTP client dials without one, and without the request's context: where
+// a chain node's container was gone, Docker's resolver never answered for its name, and
+// each daemon's first call after the kill waited out the whole attempt (5 s) before it
+// failed over.
+const dialTimeout = 2 * time.Second
+
+// newRPC is CometBFT's HTTP client for url, which dials http and https URLs within
+// dialTimeout and the request's context (others, such as unix sockets, as CometBFT does).
+func newRPC(u string) (*rpchttp.HTTP, error) {
+	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		return rpchttp.New(u)
+	}
+	d := &net.Dialer{Timeout: dialTimeout}
+	return rpchttp.NewWithClient(u, &http.Client{Transport: &http.Transport{
+		DisableCompression: true, // as CometBFT's: no gzip bombs
+		DialContext:        d.DialContext,
+		Proxy:              http.ProxyFromEnvironment,
+	}})
 }
 
 // LogFailovers has the client log each switch from one chain node's RPC to another.
