@@ -157,10 +157,11 @@ func call[T any](f *failover, ctx context.Context, do func(context.Context, rpcA
 		actx, cancel := context.WithTimeout(ctx, f.attempt)
 		v, err := do(actx, f.rpcs[i])
 		cancel()
-		if err == nil || !unreachable(err) || ctx.Err() != nil {
-			if tried > 0 && f.current.CompareAndSwap(int32(at), int32(i)) {
-				f.switched(at, i, errors.Join(errs...))
-			}
+		answered := err == nil || !unreachable(err)
+		if answered && tried > 0 && f.current.CompareAndSwap(int32(at), int32(i)) {
+			f.switched(at, i, errors.Join(errs...))
+		}
+		if answered || ctx.Err() != nil {
 			return v, err
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", f.urls[i], err))

@@ -120,6 +120,16 @@ func TestFailoverStopsWhenTheCallerGivesUp(t *testing.T) {
 	if b.calls.Load() != 0 || f.current.Load() != 0 {
 		t.Fatalf("b asked %d times, current %d: want neither moved", b.calls.Load(), f.current.Load())
 	}
+	// Nor is it moved to a node that the caller's deadline cut off too.
+	a.answer, b.answer = refused, stalls
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := f.Status(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("error %v, want the caller's deadline", err)
+	}
+	if f.current.Load() != 0 {
+		t.Fatalf("current %d: moved to a node that never answered", f.current.Load())
+	}
 }
 
 // When none can be reached, the error names each node and what went wrong there, and the
