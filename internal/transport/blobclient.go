@@ -15,6 +15,12 @@ import (
 // blob is under way.
 const busyRetry = 50 * time.Millisecond
 
+// Put asks again, after waits that double from unavailableRetry, while the store's stream
+// is unavailable (ErrUnavailable), for up to unavailableFor in all: a stream whose leader
+// was cut off takes seconds to elect another, and a job whose output could not be stored
+// in that time had failed, on each node it was tried on in turn, and been refunded.
+var unavailableRetry, unavailableFor = 250 * time.Millisecond, 30 * time.Second
+
 // Blobs is a participant's (a node's or a validator's) access to the router's blob store.
 // Every request goes to the server's blob service in the participant's own namespace,
 // and the service grants it only what the participant's current jobs entitle it to.
@@ -89,6 +95,8 @@ func decodeBlobReply(data []byte) (blobReply, error) {
 		sentinel = ErrDigestMismatch
 	case codeBusy:
 		sentinel = ErrBusy
+	case codeUnavailable:
+		sentinel = ErrUnavailable
 	}
 	return r, fmt.Errorf("%w: %s", sentinel, r.Error)
 }
@@ -150,6 +158,7 @@ func (c Blobs) Put(ctx context.Context, job string, data []byte) (string, error)
 	digest := Digest(data)
 	req := blobRequest{Bucket: c.Bucket, Job: job, Digest: digest, Size: int64(len(data))}
 	whole := len(data) <= uploadChunk
+	wait, giveUp := unavailableRetry, time.Now().Add(unavailableFor)
 	for {
 		var r blobReply
 		var err error
@@ -158,14 +167,22 @@ func (c Blobs) Put(ctx context.Context, job string, data []byte) (string, error)
 		} else {
 			r, err = c.call(ctx, c.subject(blobVerbPut), req)
 		}
+		retry := time.Duration(0)
 		switch {
 		case errors.Is(err, ErrBusy):
+			retry = busyRetry
+		case errors.Is(err, ErrUnavailable) && time.Now().Add(wait).Before(giveUp):
+			retry, wait = wait, 2*wait
+		}
+		if retry > 0 {
 			select {
 			case <-ctx.Done():
 				return "", fmt.Errorf("%w: %w", err, ctx.Err())
-			case <-time.After(busyRetry):
+			case <-time.After(retry):
 				continue
 			}
+		}
+		switch {
 		case err != nil:
 			return "", err
 		case r.Present || r.Stored:

@@ -67,7 +67,10 @@ const (
 	codeInvalid   = "invalid"
 	codeMismatch  = "mismatch"
 	codeBusy      = "busy"
-	codeFailed    = "failed"
+	// codeUnavailable: the store's stream did not answer, as while its servers elect a
+	// leader (forming); the same request may succeed a moment later.
+	codeUnavailable = "unavailable"
+	codeFailed      = "failed"
 )
 
 type blobRequest struct {
@@ -276,8 +279,11 @@ func refuse(code string, format string, args ...any) error {
 
 func codeOf(err error) string {
 	var ce codedError
-	if errors.As(err, &ce) {
+	switch {
+	case errors.As(err, &ce):
 		return ce.code
+	case forming(err) || errors.Is(err, nats.ErrTimeout):
+		return codeUnavailable
 	}
 	return codeFailed
 }

@@ -29,6 +29,9 @@ var (
 	ErrForbidden = errors.New("blob access forbidden")
 	// ErrBusy means another upload of the same blob is under way.
 	ErrBusy = errors.New("blob busy")
+	// ErrUnavailable means the blob store's stream did not answer in time, as while its
+	// servers elect a leader: the same request may succeed a moment later.
+	ErrUnavailable = errors.New("blob store unavailable")
 	// ErrBlob reports any other object-store failure.
 	ErrBlob = errors.New("blob store")
 )
