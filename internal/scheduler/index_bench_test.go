@@ -116,20 +116,18 @@ func BenchmarkIndexPlace(b *testing.B) {
 // more of the host than of the index.
 func hostTail(n int, work time.Duration) (p50, p99 float64) {
 	probe := theHostProbe()
-	reads := 64
-	ds := make([]time.Duration, 1000)
-	for i := range ds { // calibrate: how many reads take work
-		start := time.Now()
-		probe.chase(reads)
-		ds[i] = time.Since(start)
+	chases := func(n, reads int) []time.Duration {
+		ds := make([]time.Duration, n)
+		for i := range ds {
+			start := time.Now()
+			probe.chase(reads)
+			ds[i] = time.Since(start)
+		}
+		return ds
 	}
-	reads = max(int(float64(reads)*float64(work)/(quantile(ds, 0.5)*1000)), 1)
-	ds = make([]time.Duration, n)
-	for i := range ds {
-		start := time.Now()
-		probe.chase(reads)
-		ds[i] = time.Since(start)
-	}
+	const sample = 64 // reads, to learn how many take work
+	reads := max(int(sample*float64(work)/(quantile(chases(1000, sample), 0.5)*1000)), 1)
+	ds := chases(n, reads)
 	return quantile(ds, 0.5), quantile(ds, 0.99)
 }
 
