@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -268,7 +269,7 @@ func (b *Bucket) putLarge(ctx context.Context, obs jetstream.ObjectStore, name s
 	if err != nil || present {
 		return err
 	}
-	info, err := putObject(ctx, b.js, obs, b.name, name, sum, size, r, prev)
+	info, err := putObject(ctx, b.js, b.name, name, sum, size, r, prev)
 	if err == nil {
 		b.recent.note(b.key(name), info)
 	}
@@ -339,8 +340,8 @@ func wrapPut(bucket, name string, err error) error {
 // what the name held before (nil: nothing), whose chunks go once the new ones are in. r
 // yields exactly size bytes that hash to sum or ends in an error, which leaves nothing
 // stored: a checkedReader (see PutFrom), unless this process hashed the bytes itself. An
-// object of one chunk is written by putChunk, a larger one by the object store.
-func putObject(ctx context.Context, js jetstream.JetStream, obs jetstream.ObjectStore, bucket, name string, sum [32]byte, size int64, r io.Reader, prev *jetstream.ObjectInfo) (*jetstream.ObjectInfo, error) {
+// object of one chunk is written by putChunk, a larger one by putChunks.
+func putObject(ctx context.Context, js jetstream.JetStream, bucket, name string, sum [32]byte, size int64, r io.Reader, prev *jetstream.ObjectInfo) (*jetstream.ObjectInfo, error) {
 	var info *jetstream.ObjectInfo
 	var err error
 	if size <= objectChunk {
@@ -348,10 +349,8 @@ func putObject(ctx context.Context, js jetstream.JetStream, obs jetstream.Object
 		if data, err = io.ReadAll(r); err == nil {
 			info, err = putChunk(ctx, js, bucket, name, sum, data, prev, false)
 		}
-	} else if info, err = obs.Put(ctx, objectMeta(name, size), r); err == nil && prev != nil {
-		// Put purges what the name held only where its own direct get of the name finds
-		// it, which a replica behind the leader may answer with nothing.
-		purgeChunks(ctx, js, bucket, chunkSubject(bucket, prev.NUID))
+	} else {
+		info, err = putChunks(ctx, js, bucket, name, sum, size, r, prev)
 	}
 	switch {
 	case errors.Is(err, ErrDigestMismatch):
@@ -362,28 +361,103 @@ func putObject(ctx context.Context, js jetstream.JetStream, obs jetstream.Object
 	return info, nil
 }
 
+// newObjectInfo is the metadata of an object of size bytes hashing to sum, its chunks
+// stored under id.
+func newObjectInfo(bucket, name, id string, sum [32]byte, size int64) *jetstream.ObjectInfo {
+	return &jetstream.ObjectInfo{ObjectMeta: objectMeta(name, size), Bucket: bucket, NUID: id,
+		Size: uint64(size), Chunks: uint32((size + objectChunk - 1) / objectChunk), Digest: objectDigest(sum)}
+}
+
 // putChunk writes data, whose sha256 is sum and which is at most objectChunk bytes, as an
 // object of one chunk, as the object store's Put would: the chunk under a new id, then
-// the metadata that names it (so no reader sees the name before its bytes), then the
-// purge of prev's chunks. Two acknowledged publishes (publish) over js's long-lived reply
-// subscription, where Put opens a JetStream context of its own for every object, and
-// with it a reply subscription the server files and drops, and reads the metadata again.
-// With onlyNew, the metadata is written only if the name has none, else the stream
-// refuses it (JSErrCodeStreamWrongLastSequence, or its Constant variant from a
-// replicated stream) and the chunk goes again. It returns the metadata it wrote.
+// the metadata that names it (putMeta). Two acknowledged publishes (publish) over js's
+// long-lived reply subscription, where Put opens a JetStream context of its own for every
+// object, and with it a reply subscription the server files and drops, and reads the
+// metadata again. onlyNew is putMeta's. It returns the metadata it wrote.
 func putChunk(ctx context.Context, js jetstream.JetStream, bucket, name string, sum [32]byte, data []byte, prev *jetstream.ObjectInfo, onlyNew bool) (*jetstream.ObjectInfo, error) {
 	id := nuid.Next()
 	chunks := chunkSubject(bucket, id)
-	info := &jetstream.ObjectInfo{ObjectMeta: objectMeta(name, int64(len(data))), Bucket: bucket, NUID: id,
-		Size: uint64(len(data)), Digest: objectDigest(sum)}
 	if len(data) > 0 {
-		info.Chunks = 1
 		if _, err := publish(ctx, js, &nats.Msg{Subject: chunks, Data: data}); err != nil {
 			purgeChunks(ctx, js, bucket, chunks) // a chunk no metadata names is never read
 			return nil, err
 		}
 	}
-	meta := nats.NewMsg(metaSubject(bucket, name))
+	return putMeta(ctx, js, newObjectInfo(bucket, name, id, sum, int64(len(data))), prev, onlyNew)
+}
+
+// putWindow is how many of an object's chunks putChunks has sent and not yet seen
+// acknowledged (2 MiB).
+const putWindow = 16
+
+// putChunks writes an object of more than one chunk, size bytes of r (see putObject), as
+// the object store's Put would, but for two flaws of that Put (nats.go v1.55). It sends
+// every chunk in the one message, over one buffer, while a chunk whose publish met no
+// responders (a stream electing a leader) is sent again 250 ms later from that message:
+// by then with a later chunk's bytes, and after it, so the object's chunks hash to
+// something else than the digest its metadata names (the race detector found it). And it
+// publishes the metadata without waiting for the chunks' acknowledgements, so a chunk
+// refused leaves a name whose chunks are not all there. Here each chunk has a message and
+// a buffer of its own and is not sent again: a chunk that fails fails the object, whose
+// chunks are purged once every publish has ended, and its writer may write it again. The
+// metadata goes once every chunk is stored.
+func putChunks(ctx context.Context, js jetstream.JetStream, bucket, name string, sum [32]byte, size int64, r io.Reader, prev *jetstream.ObjectInfo) (*jetstream.ObjectInfo, error) {
+	id := nuid.Next()
+	chunks := chunkSubject(bucket, id)
+	pending := make([]jetstream.PubAckFuture, 0, putWindow)
+	// settle waits for the acknowledgements of the pending publishes but the last keep.
+	settle := func(keep int) error {
+		var failed error
+		for ; len(pending) > keep; pending = pending[1:] {
+			select {
+			case <-pending[0].Ok():
+			case err := <-pending[0].Err():
+				failed = cmp.Or(failed, err)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return failed
+	}
+	fail := func(err error) (*jetstream.ObjectInfo, error) {
+		_ = settle(0) // what is in flight is stored, or fails, before the purge
+		purgeChunks(ctx, js, bucket, chunks)
+		return nil, err
+	}
+	for left := size; left > 0; {
+		data := make([]byte, min(left, objectChunk))
+		if _, err := io.ReadFull(r, data); err != nil {
+			return fail(err)
+		}
+		left -= int64(len(data))
+		f, err := js.PublishMsgAsync(&nats.Msg{Subject: chunks, Data: data}, jetstream.WithRetryAttempts(0))
+		if err != nil {
+			return fail(err)
+		}
+		pending = append(pending, f)
+		if err := settle(putWindow - 1); err != nil {
+			return fail(err)
+		}
+	}
+	// r's verdict on the bytes, at their end: io.EOF when they hash to sum.
+	if n, err := r.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		if err == nil || err == io.EOF {
+			err = fmt.Errorf("%w: more than the %d bytes declared", ErrDigestMismatch, size)
+		}
+		return fail(err)
+	}
+	if err := settle(0); err != nil {
+		return fail(err)
+	}
+	return putMeta(ctx, js, newObjectInfo(bucket, name, id, sum, size), prev, false)
+}
+
+// putMeta writes info, the metadata that names an object's chunks, stored already, and
+// then purges prev's chunks. With onlyNew, the metadata is written only if the name has
+// none, else the stream refuses it (JSErrCodeStreamWrongLastSequence, or its Constant
+// variant from a replicated stream) and the object's chunks are purged.
+func putMeta(ctx context.Context, js jetstream.JetStream, info *jetstream.ObjectInfo, prev *jetstream.ObjectInfo, onlyNew bool) (*jetstream.ObjectInfo, error) {
+	meta := nats.NewMsg(metaSubject(info.Bucket, info.Name))
 	meta.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 	if onlyNew {
 		meta.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
@@ -392,17 +466,17 @@ func putChunk(ctx context.Context, js jetstream.JetStream, bucket, name string, 
 	if _, err := publish(ctx, js, meta); err != nil {
 		// Only a refusal says the metadata is not stored. Another failure (no answer in
 		// time, the context ending) may have lost the acknowledgement of metadata that is
-		// stored, or will be: purging the chunk it names would leave a blob that reads
-		// "not found" for good, and a put again that finds the name intact. An unnamed
-		// chunk left behind costs its bytes only.
+		// stored, or will be: purging the chunks it names would leave a blob that reads
+		// "not found" for good, and a put again that finds the name intact. Unnamed
+		// chunks left behind cost their bytes only.
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) {
-			purgeChunks(ctx, js, bucket, chunks)
+			purgeChunks(ctx, js, info.Bucket, chunkSubject(info.Bucket, info.NUID))
 		}
 		return nil, err
 	}
 	if prev != nil {
-		purgeChunks(ctx, js, bucket, chunkSubject(bucket, prev.NUID))
+		purgeChunks(ctx, js, info.Bucket, chunkSubject(info.Bucket, prev.NUID))
 	}
 	return info, nil
 }
@@ -455,11 +529,10 @@ func directSubject(js jetstream.JetStream, bucket string) string {
 // objectChunk is the object store's default chunk size, the most a chunk of ours holds.
 const objectChunk = 128 << 10
 
-// objectMeta names an object of size bytes, its chunks no larger than the object: the
-// object store's Put reads into a buffer of one chunk, allocated (and zeroed) anew for
-// every object, and at the default size that was 128 KiB for a blob of a few KiB, the
-// most allocated of anything on a busy router. Chunk size is the writer's choice; a
-// reader follows the chunks as stored, whatever their size.
+// objectMeta names an object of size bytes, and records its chunks' size as no larger
+// than the object (when the object store's Put wrote our objects, it read into a buffer
+// of that size, and at the default a blob of a few KiB allocated 128 KiB). Chunk size is
+// the writer's choice; a reader follows the chunks as stored, whatever their size.
 func objectMeta(name string, size int64) jetstream.ObjectMeta {
 	return jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: uint32(min(max(size, 1), objectChunk))}}
 }

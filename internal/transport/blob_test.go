@@ -274,10 +274,10 @@ func TestDeletedBlobIsNotFoundWhateverWasRemembered(t *testing.T) {
 	}
 }
 
-// A blob of one chunk is written without the object store's Put (putChunk): the object
-// store's own reader must read it as one of its own, and a name written again must leave
-// no chunk of its earlier content behind.
-func TestOneChunkObjectsAreTheObjectStores(t *testing.T) {
+// Blobs are written without the object store's Put (putChunk, putChunks): the object
+// store's own reader must read them as its own, and a name written again must leave no
+// chunk of its earlier content behind.
+func TestObjectsAreTheObjectStores(t *testing.T) {
 	n := startTestNet(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -286,7 +286,7 @@ func TestOneChunkObjectsAreTheObjectStores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, size := range []int{0, 1, 4 << 10, objectChunk} {
+	for _, size := range []int{0, 1, 4 << 10, objectChunk, objectChunk + 1, (putWindow+3)*objectChunk - 7} {
 		data := randomBytes(size, 40+uint64(size))
 		digest, err := PutBlob(ctx, adminJS, testBucket, data)
 		if err != nil {
@@ -301,13 +301,23 @@ func TestOneChunkObjectsAreTheObjectStores(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.Size != uint64(size) || info.Chunks != uint32(min(size, 1)) || info.Digest != objectDigest(mustParse(t, digest)) {
+		if info.Size != uint64(size) || info.Chunks != uint32((size+objectChunk-1)/objectChunk) || info.Digest != objectDigest(mustParse(t, digest)) {
 			t.Fatalf("size %d: metadata %+v", size, info)
 		}
 	}
 
-	// Damaged content under a name (a fault of the store), then the genuine content.
-	data := randomBytes(1000, 50)
+	// Damaged content under a name (a fault of the store), then the genuine content, of
+	// one chunk and of many.
+	for _, size := range []int{1000, 3*objectChunk + 1} {
+		rewriteDamaged(t, adminJS, obs, randomBytes(size, 50))
+	}
+}
+
+// rewriteDamaged stores damaged content under data's name, then data, and checks that the
+// object store reads data and that the damaged content's chunks are gone.
+func rewriteDamaged(t *testing.T, adminJS jetstream.JetStream, obs jetstream.ObjectStore, data []byte) {
+	t.Helper()
+	ctx := t.Context()
 	name := strings.TrimPrefix(Digest(data), DigestPrefix)
 	if _, err := obs.PutBytes(ctx, name, []byte("damaged")); err != nil {
 		t.Fatal(err)

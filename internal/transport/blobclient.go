@@ -18,7 +18,8 @@ const busyRetry = 50 * time.Millisecond
 // Put asks again, after waits that double from unavailableRetry, while the store's stream
 // is unavailable (ErrUnavailable), for up to unavailableFor in all: a stream whose leader
 // was cut off takes seconds to elect another, and a job whose output could not be stored
-// in that time had failed, on each node it was tried on in turn, and been refunded.
+// in that time had failed, on each node it was tried on in turn, and been refunded. An
+// upload of many chunks that the store failed midway is made again from its start.
 var unavailableRetry, unavailableFor = 250 * time.Millisecond, 30 * time.Second
 
 // Blobs is a participant's (a node's or a validator's) access to the router's blob store.
@@ -154,44 +155,52 @@ func (c Blobs) get(ctx context.Context, digest string, sum [32]byte, fresh bool)
 // Put stores data as this participant's work for job and returns its digest. The
 // service hashes every byte before it files them under the digest; content already
 // stored intact is not sent again. Data of up to one upload chunk goes in one request.
+// An upload the store could not take whole (ErrUnavailable, at its start or midway) is
+// made again from its start.
 func (c Blobs) Put(ctx context.Context, job string, data []byte) (string, error) {
 	digest := Digest(data)
 	req := blobRequest{Bucket: c.Bucket, Job: job, Digest: digest, Size: int64(len(data))}
-	whole := len(data) <= uploadChunk
 	wait, giveUp := unavailableRetry, time.Now().Add(unavailableFor)
 	for {
-		var r blobReply
-		var err error
-		if whole {
-			r, err = c.store(ctx, req, data)
-		} else {
-			r, err = c.call(ctx, c.subject(blobVerbPut), req)
-		}
+		err := c.put(ctx, req, data)
 		retry := time.Duration(0)
 		switch {
 		case errors.Is(err, ErrBusy):
 			retry = busyRetry
 		case errors.Is(err, ErrUnavailable) && time.Now().Add(wait).Before(giveUp):
 			retry, wait = wait, 2*wait
-		}
-		if retry > 0 {
-			select {
-			case <-ctx.Done():
-				return "", fmt.Errorf("%w: %w", err, ctx.Err())
-			case <-time.After(retry):
-				continue
-			}
-		}
-		switch {
 		case err != nil:
 			return "", err
-		case r.Present || r.Stored:
+		default:
 			return digest, nil
-		case whole:
-			return "", fmt.Errorf("%w: the blob service did not confirm the store", ErrBlob)
 		}
-		return digest, c.send(ctx, r.Upload, data)
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("%w: %w", err, ctx.Err())
+		case <-time.After(retry):
+		}
 	}
+}
+
+// put is one try of Put: one store, or an upload and its chunks.
+func (c Blobs) put(ctx context.Context, req blobRequest, data []byte) error {
+	whole := len(data) <= uploadChunk
+	var r blobReply
+	var err error
+	if whole {
+		r, err = c.store(ctx, req, data)
+	} else {
+		r, err = c.call(ctx, c.subject(blobVerbPut), req)
+	}
+	switch {
+	case err != nil:
+		return err
+	case r.Present || r.Stored:
+		return nil
+	case whole:
+		return fmt.Errorf("%w: the blob service did not confirm the store", ErrBlob)
+	}
+	return c.send(ctx, r.Upload, data)
 }
 
 // store sends req and the whole of data in one request.

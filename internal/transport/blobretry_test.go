@@ -88,3 +88,138 @@ func TestBlobPutWaitsOutAnUnavailableStore(t *testing.T) {
 		t.Fatalf("a failed store: %v after %d requests, want ErrBlob after one", err, asked.Load())
 	}
 }
+
+// An upload whose store fails midway, as when its stream loses its leader, answers the
+// chunks its sender sent ahead, and any it sends after, with that failure coded
+// unavailable, at once. Before, the write's end left them unanswered: the node waited
+// out its wait for an ack (batchTimeout), then failed its job with a timeout that said
+// nothing of why.
+func TestUploadFailedMidwayAnswersItsChunksUnavailable(t *testing.T) {
+	n := startTestNet(t, "n1")
+	n.access.AllowWrite("n1", "job-1", 64<<20)
+	c := n.blobs(n.dialNode(t, "n1", nil), "n1")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const chunks = 128
+	data := make([]byte, chunks*uploadChunk)
+	for i := range data {
+		data[i] = byte(i * 7 / 3)
+	}
+	r, err := c.call(ctx, c.subject(blobVerbPut), blobRequest{Bucket: testBucket, Job: "job-1", Digest: Digest(data), Size: int64(len(data))})
+	if err != nil || r.Upload == "" {
+		t.Fatalf("put = %+v, %v: want an upload", r, err)
+	}
+	inbox := c.Conn.NewInbox()
+	sub, err := c.Conn.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := c.subject(blobVerbData) + "." + r.Upload
+	sent := 0
+	send := func() {
+		t.Helper()
+		if err := c.Conn.PublishRequest(subject, inbox, data[sent*uploadChunk:(sent+1)*uploadChunk]); err != nil {
+			t.Fatal(err)
+		}
+		sent++
+	}
+	// answer is the next chunk's answer, which must come well within batchTimeout.
+	answer := func() error {
+		t.Helper()
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("chunk %d of %d sent: no answer: %v (want one at once)", sent, chunks, err)
+		}
+		_, err = decodeBlobReply(m.Data)
+		return err
+	}
+	send()
+	if err := answer(); err != nil {
+		t.Fatalf("the first chunk: %v", err)
+	}
+	// With its stream gone, the store's publishes get no answer from a stream, as while
+	// the stream elects a leader, but at once rather than at their timeout.
+	if err := n.adminJS(t).DeleteStream(ctx, objectStream(testBucket)); err != nil {
+		t.Fatal(err)
+	}
+	// Sent as Blobs.send does, up to uploadWindow ahead of the answers, until one is the
+	// failure; slowly, as over a slow link, so that the store learns of its failure (its
+	// publishes' acks are awaited asynchronously) before the last chunk.
+	answered, failure := 1, error(nil)
+	for failure == nil && answered < chunks {
+		for sent < chunks && sent-answered < uploadWindow {
+			time.Sleep(20 * time.Millisecond)
+			send()
+		}
+		failure = answer()
+		answered++
+	}
+	if !errors.Is(failure, ErrUnavailable) {
+		t.Fatalf("the store failed, and its upload answered %v, want ErrUnavailable", failure)
+	}
+	if sent == chunks {
+		t.Fatalf("every chunk was sent before the failure was told: the test did not fail the store midway")
+	}
+	for answered < sent { // those sent ahead
+		if err := answer(); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("a chunk sent ahead of the failure: %v, want ErrUnavailable", err)
+		}
+		answered++
+	}
+	send() // after the failure
+	if err := answer(); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a chunk sent after the failure: %v, want ErrUnavailable", err)
+	}
+}
+
+// A Put of many chunks whose upload the store fails midway, unavailable, makes the
+// upload again from its start and stores the blob.
+func TestBlobPutMakesAnUploadFailedMidwayAgain(t *testing.T) {
+	retry, within := unavailableRetry, unavailableFor
+	unavailableRetry, unavailableFor = 5*time.Millisecond, 500*time.Millisecond
+	t.Cleanup(func() { unavailableRetry, unavailableFor = retry, within })
+
+	n := startTestNet(t, "n1")
+	admin := n.adminConn(t)
+	data := make([]byte, 3*uploadChunk)
+	var uploads atomic.Int32
+	respond := func(m *nats.Msg, r blobReply) {
+		b, _ := json.Marshal(r)
+		_ = m.Respond(b)
+	}
+	// A blob service of its own name: the first upload's store fails after its first
+	// chunk; the second stores every chunk.
+	prefix := NodeSubjectPrefix + "n1.blob.flaky."
+	if _, err := admin.Subscribe(prefix+blobVerbPut, func(m *nats.Msg) {
+		respond(m, blobReply{Upload: fmt.Sprint("u", uploads.Add(1))})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	chunks := map[string]int{}
+	if _, err := admin.Subscribe(prefix+blobVerbData+".*", func(m *nats.Msg) {
+		upload := m.Subject[len(prefix+blobVerbData+"."):]
+		chunks[upload]++
+		switch {
+		case upload == "u1" && chunks[upload] > 1:
+			respond(m, blobReply{Error: "put blobs/x: nats: no response from stream", Code: codeUnavailable})
+		case chunks[upload] == 3:
+			respond(m, blobReply{Stored: true})
+		default:
+			respond(m, blobReply{})
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c := n.blobs(n.dialNode(t, "n1", nil), "n1").Via("flaky")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if digest, err := c.Put(ctx, "job-1", data); err != nil || digest != Digest(data) {
+		t.Fatalf("Put = %q, %v: want it stored by a second upload", digest, err)
+	}
+	if got := uploads.Load(); got != 2 {
+		t.Fatalf("%d uploads, want 2: one failed midway, one stored", got)
+	}
+}

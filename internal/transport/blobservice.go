@@ -493,7 +493,7 @@ func (b *blobService) relay(m *nats.Msg, bucket string, get directGetRequest) {
 // participant's right to write it) and, when asked to check, reports whether the name
 // already holds its content intact: only trusted writers write metadata, so that check
 // is sound.
-func (b *blobService) writable(id string, m *nats.Msg, check bool) (req blobRequest, obs jetstream.ObjectStore, name string, sum [32]byte, present bool, prev *jetstream.ObjectInfo, err error) {
+func (b *blobService) writable(id string, m *nats.Msg, check bool) (req blobRequest, name string, sum [32]byte, present bool, prev *jetstream.ObjectInfo, err error) {
 	req, name, err = b.request(m)
 	switch {
 	case err != nil:
@@ -509,7 +509,8 @@ func (b *blobService) writable(id string, m *nats.Msg, check bool) (req blobRequ
 	if err != nil {
 		return
 	}
-	if obs, err = b.bucket(req.Bucket); err != nil {
+	obs, err := b.bucket(req.Bucket)
+	if err != nil {
 		err = refuse(codeNotFound, "%w", err)
 		return
 	}
@@ -522,7 +523,7 @@ func (b *blobService) writable(id string, m *nats.Msg, check bool) (req blobRequ
 
 // put opens an upload, or answers Present when the name already holds its content.
 func (b *blobService) put(id string, m *nats.Msg) {
-	req, obs, name, sum, present, prev, err := b.writable(id, m, true)
+	req, name, sum, present, prev, err := b.writable(id, m, true)
 	switch {
 	case err != nil:
 		b.fail(m, err)
@@ -535,7 +536,7 @@ func (b *blobService) put(id string, m *nats.Msg) {
 	b.mu.Lock()
 	owned := 0
 	for _, u := range b.uploads {
-		if u.owner == id {
+		if u.owner == id && u.failed == nil {
 			owned++
 		}
 	}
@@ -552,22 +553,28 @@ func (b *blobService) put(id string, m *nats.Msg) {
 	}
 	if u.size == 0 { // nothing to wait for: store it now
 		b.wg.Add(1)
-		b.write(u, obs, key, name, m)
+		b.write(u, key, name, m)
 		return
 	}
 	b.wg.Add(1)
-	go b.write(u, obs, key, name, nil)
+	go b.write(u, key, name, nil)
 	b.respond(m, blobReply{Upload: u.id})
 }
 
-// data hands one chunk to its upload's writer, which acks it.
+// data hands one chunk to its upload's writer, which acks it, or answers it with the
+// failure that ended the upload's write. It holds b.mu while it does, so that a chunk of
+// an upload whose write has just failed is answered once, by failUpload or here.
 func (b *blobService) data(id string, m *nats.Msg) {
 	uid := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	u := b.uploads[uid]
-	b.mu.Unlock()
-	if u == nil || u.owner != id {
+	switch {
+	case u == nil || u.owner != id:
 		b.fail(m, refuse(codeNotFound, "no upload %s of yours is open", uid))
+		return
+	case u.failed != nil:
+		b.fail(m, u.failed)
 		return
 	}
 	select {
@@ -577,20 +584,46 @@ func (b *blobService) data(id string, m *nats.Msg) {
 	}
 }
 
-// write stores one upload. The object store writes chunks under a fresh id and the
-// metadata last, so a reader never sees the name until every byte has been hashed and
-// matched; a mismatch or a stalled upload makes Put purge what it wrote.
+// write stores one upload. Its chunks go under a fresh id and the metadata last, so a
+// reader never sees the name until every byte has been hashed and matched; a mismatch
+// or a stalled upload makes putObject purge what it wrote.
 // The answer goes to the last chunk, or to last when the upload has no chunks.
-func (b *blobService) write(u *upload, obs jetstream.ObjectStore, key, name string, last *nats.Msg) {
+func (b *blobService) write(u *upload, key, name string, last *nats.Msg) {
 	defer b.wg.Done()
 	r := &uploadReader{u: u, ctx: b.ctx, ack: func(m *nats.Msg) { b.respond(m, blobReply{}) }, last: last}
-	info, err := putObject(b.ctx, b.js, obs, u.bucket, name, u.sum, u.size, checked(r, u.sum, u.size), u.prev)
+	info, err := putObject(b.ctx, b.js, u.bucket, name, u.sum, u.size, checked(r, u.sum, u.size), u.prev)
 	b.mu.Lock()
-	delete(b.uploads, u.id)
+	if err != nil && r.last == nil {
+		b.failUpload(u, err)
+	} else {
+		delete(b.uploads, u.id)
+	}
 	b.mu.Unlock()
 	b.written(key, info)
 	if r.last != nil { // else nobody is waiting for an answer
 		b.answerStored(r.last, err)
+	}
+}
+
+// failUpload ends an upload whose write failed before its last chunk came, b.mu held.
+// The sender waits for its chunks' acks: the chunks it sent ahead are answered with the
+// failure now, and any it sends after, until the upload's idle time has passed, so that
+// it learns at once why, and by the failure's code whether to try again (unavailable,
+// as while the stream elects a leader), rather than at its wait for an ack's end.
+func (b *blobService) failUpload(u *upload, err error) {
+	u.failed = err
+	for {
+		select {
+		case m := <-u.chunks:
+			b.fail(m, err)
+		default:
+			time.AfterFunc(u.idle, func() {
+				b.mu.Lock()
+				delete(b.uploads, u.id)
+				b.mu.Unlock()
+			})
+			return
+		}
 	}
 }
 
@@ -624,7 +657,7 @@ func (b *blobService) answerStored(m *nats.Msg, err error) {
 // (putSmall); a larger one is checked first.
 func (b *blobService) store(id string, m *nats.Msg) {
 	small := int64(len(m.Data)) <= objectChunk
-	req, obs, name, sum, present, prev, err := b.writable(id, m, !small)
+	req, name, sum, present, prev, err := b.writable(id, m, !small)
 	switch {
 	case err == nil && (req.Size > uploadChunk || req.Size != int64(len(m.Data))):
 		err = refuse(codeInvalid, "a store carries its whole blob, at most %d bytes: %d declared, %d sent", uploadChunk, req.Size, len(m.Data))
@@ -651,7 +684,7 @@ func (b *blobService) store(id string, m *nats.Msg) {
 			present, err = b.recent.put(b.ctx, b.js, key, req.Bucket, name, sum, m.Data) // remembers what it wrote
 		}
 	} else {
-		info, err = putObject(b.ctx, b.js, obs, req.Bucket, name, sum, req.Size, checked(bytes.NewReader(m.Data), sum, req.Size), prev)
+		info, err = putObject(b.ctx, b.js, req.Bucket, name, sum, req.Size, checked(bytes.NewReader(m.Data), sum, req.Size), prev)
 	}
 	b.written(key, info)
 	if err == nil && present {
@@ -670,6 +703,7 @@ type upload struct {
 	prev   *jetstream.ObjectInfo // what the name held before, if anything
 	idle   time.Duration         // how long it waits for a chunk before it ends
 	chunks chan *nats.Msg
+	failed error // why its write ended before the last chunk (failUpload); b.mu guards it
 }
 
 // uploadReader yields an upload's chunks in order (a checkedReader over it hashes them).
