@@ -41,8 +41,8 @@ type rpcAPI interface {
 
 // NewHTTPClient connects to a chain node's CometBFT RPC, such as "http://127.0.0.1:26657"
 // (a bare host:port is taken as http), or to several, separated by commas: the client
-// then sends everything to the first until it cannot be reached, and then to the next
-// (failover). Each chain node of one network answers for the same chain, so any of them
+// then sends everything to the first until it cannot be reached, then to the next, and
+// to the first again once it is back (failover). Each chain node of one network answers for the same chain, so any of them
 // serves; the others are there for when one is down, stalled or cut off.
 func NewHTTPClient(urls string) (*Client, error) {
 	var f failover
@@ -66,7 +66,7 @@ func NewHTTPClient(urls string) (*Client, error) {
 	case 1:
 		return &Client{rpc: f.rpcs[0]}, nil
 	}
-	f.attempt = failoverAttempt
+	f.attempt, f.failBack, f.now = failoverAttempt, failBackAfter, time.Now
 	f.failovers = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "omnisync_chain_rpc_failovers_total",
 		Help: "Switches from the chain RPC in use to another that answered, after the first could not be reached.",
@@ -129,18 +129,34 @@ func (c *Client) LogFailovers(log *slog.Logger) {
 // two by a live node.
 const failoverAttempt = 5 * time.Second
 
+// failBackAfter is how long a failover stays away from the first chain RPC of its list,
+// the operator's choice (often the chain node beside the daemon), before it asks that one
+// whether it is back; and how long it waits to ask again while it is not.
+const failBackAfter = 30 * time.Second
+
 // failover is an rpcAPI over several chain nodes' RPCs. It sends every call to the one in
 // use (current) until a call cannot reach it, then tries the others in turn, and goes on
 // with the first that answers. Only the transport's failures move it on (unreachable): an
 // answer, even an error such as a rejected tx or a tx not found, is the chain's, which
 // any node would give alike. A call retried on another node is harmless: queries read,
 // and a tx sent twice is executed at most once (its sequence), the second copy refused.
+//
+// Away from the first node, it fails back (failBack): a call made failBack or more after
+// the move, or after the last such check, has that node's status asked beside it, and
+// once the node answers and is not catching up, later calls go to it again. Without
+// this, every daemon that once failed over stayed on the node it moved to, so that a
+// restart of one chain node left the others' RPCs carrying all of a network's load.
 type failover struct {
 	urls    []string
 	rpcs    []rpcAPI
 	current atomic.Int32
 	attempt time.Duration // see failoverAttempt
 	log     *slog.Logger  // nil: silent
+
+	failBack time.Duration    // see failBackAfter; 0: never
+	now      func() time.Time // the clock failBack is read on
+	checked  atomic.Int64     // when it moved away from the first node, or last asked it (UnixNano)
+	probing  atomic.Bool      // a check of the first node is under way
 
 	failovers prometheus.Counter
 	inUse     *prometheus.GaugeVec // by URL
@@ -150,6 +166,9 @@ type failover struct {
 // reached, within ctx. The node that answers is used from then on.
 func call[T any](f *failover, ctx context.Context, do func(context.Context, rpcAPI) (T, error)) (T, error) {
 	at := int(f.current.Load())
+	if at != 0 {
+		f.mayFailBack()
+	}
 	var zero T
 	var errs []error
 	for tried := range len(f.rpcs) {
@@ -171,14 +190,53 @@ func call[T any](f *failover, ctx context.Context, do func(context.Context, rpcA
 
 // switched records a move from the chain RPC at index from to the one at to.
 func (f *failover) switched(from, to int, why error) {
+	if from == 0 && f.now != nil {
+		f.checked.Store(f.now().UnixNano())
+	}
 	if f.failovers != nil {
 		f.failovers.Inc()
-		f.inUse.WithLabelValues(f.urls[from]).Set(0)
-		f.inUse.WithLabelValues(f.urls[to]).Set(1)
 	}
+	f.markInUse(from, to)
 	if f.log != nil {
 		f.log.Warn("chain RPC failed over", "from", f.urls[from], "to", f.urls[to], "error", why)
 	}
+}
+
+func (f *failover) markInUse(from, to int) {
+	if f.inUse != nil {
+		f.inUse.WithLabelValues(f.urls[from]).Set(0)
+		f.inUse.WithLabelValues(f.urls[to]).Set(1)
+	}
+}
+
+// mayFailBack asks the first node for its status, in the background, if failBack has
+// passed since the failover moved away from it or last asked, and no other call is
+// asking; if it answers and is not catching up (a node that was down replays the blocks
+// it missed before it serves the chain's state), the failover moves back to it.
+func (f *failover) mayFailBack() {
+	if f.failBack <= 0 {
+		return
+	}
+	now := f.now().UnixNano()
+	if time.Duration(now-f.checked.Load()) < f.failBack || !f.probing.CompareAndSwap(false, true) {
+		return
+	}
+	f.checked.Store(now)
+	go func() {
+		defer f.probing.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), f.attempt)
+		defer cancel()
+		st, err := f.rpcs[0].Status(ctx)
+		if err != nil || st.SyncInfo.CatchingUp {
+			return
+		}
+		if at := f.current.Load(); at != 0 && f.current.CompareAndSwap(at, 0) {
+			f.markInUse(int(at), 0)
+			if f.log != nil {
+				f.log.Info("chain RPC failed back", "from", f.urls[at], "to", f.urls[0])
+			}
+		}
+	}()
 }
 
 // unreachable reports whether err is the transport's, not a node's answer: no connection,

@@ -210,3 +210,71 @@ func TestHTTPClientFailsOverToALiveChainNode(t *testing.T) {
 		}
 	}
 }
+
+// Away from the first node, the failover asks it, beside a call, once failBack has
+// passed, and goes back to it once it answers and has caught up with the chain; until
+// then calls stay where they are, and the first node is asked at most once a failBack.
+func TestFailoverFailsBackToTheFirstNodeOnceItIsBack(t *testing.T) {
+	a, b := &scriptedRPC{name: "a", answer: refused}, &scriptedRPC{name: "b"}
+	f := newFailover(a, b)
+	var clock atomic.Int64
+	f.failBack, f.now = time.Minute, func() time.Time { return time.Unix(0, clock.Load()) }
+	advance := func(d time.Duration) { clock.Add(int64(d)) }
+	settled := func() { // the check of a in the background has ended
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); f.probing.Load(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the check of the first node never ended")
+			}
+		}
+	}
+	answeredBy(t, f, "b") // a is down: moved to b
+	if a.calls.Load() != 1 {
+		t.Fatalf("a asked %d times, want once", a.calls.Load())
+	}
+
+	// Still down: asked once failBack has passed, not before, and calls stay on b.
+	advance(f.failBack - time.Second)
+	answeredBy(t, f, "b")
+	settled()
+	if a.calls.Load() != 1 {
+		t.Fatalf("a asked %d times before failBack passed, want once", a.calls.Load())
+	}
+	advance(time.Second)
+	answeredBy(t, f, "b")
+	answeredBy(t, f, "b")
+	settled()
+	if a.calls.Load() != 2 || f.current.Load() != 1 {
+		t.Fatalf("a asked %d times, current %d: want a asked once more and b kept", a.calls.Load(), f.current.Load())
+	}
+
+	// Back, but replaying the blocks it missed: not yet.
+	catchingUp := &scriptedRPC{name: "a"}
+	f.rpcs[0] = &catchingUpRPC{catchingUp}
+	advance(f.failBack)
+	answeredBy(t, f, "b")
+	settled()
+	if catchingUp.calls.Load() != 1 || f.current.Load() != 1 {
+		t.Fatalf("a asked %d times, current %d: want a node catching up asked and left", catchingUp.calls.Load(), f.current.Load())
+	}
+
+	// Caught up: the failover goes back to it.
+	a.answer = nil
+	f.rpcs[0] = a
+	advance(f.failBack)
+	answeredBy(t, f, "b") // the call that finds failBack passed is b's still
+	settled()
+	answeredBy(t, f, "a")
+	answeredBy(t, f, "a")
+}
+
+// catchingUpRPC answers Status as a node replaying the blocks it missed does.
+type catchingUpRPC struct{ *scriptedRPC }
+
+func (c *catchingUpRPC) Status(ctx context.Context) (*ctypes.ResultStatus, error) {
+	st, err := c.scriptedRPC.Status(ctx)
+	if st != nil {
+		st.SyncInfo.CatchingUp = true
+	}
+	return st, err
+}

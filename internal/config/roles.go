@@ -90,7 +90,7 @@ func (c Chain) Options() (chain.Options, error) { return chain.LoadOptions(c.Hom
 type Router struct {
 	Wallet    string `toml:"wallet" short:"w" help:"wallet name in the wallet directory, or a keypair file path; its address must be in the chain's routers parameter"`
 	WalletDir string `toml:"wallet_dir" env:"OMNISYNC_WALLET_DIR" help:"directory of wallet key files"`
-	ChainRPC  string `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node, or of several separated by commas: the first that answers is used until it fails"`
+	ChainRPC  string `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node, or of several separated by commas: the first that answers is used until it fails, and the first again once it is back"`
 
 	NodesAddr string   `toml:"nodes_addr" help:"WebSocket+TLS listen address nodes and validators dial (port 0 picks a free one)"`
 	TLSHosts  []string `toml:"tls_hosts" flag:"tls-host" help:"names and IPs nodes dial, put in the certificate (repeatable; loopback is always in it)"`
@@ -187,7 +187,7 @@ func (r Router) Options() (router.Options, error) {
 type Node struct {
 	Wallet    string `toml:"wallet" short:"w" help:"wallet name in the wallet directory, or a keypair file path: the node's id and stake"`
 	WalletDir string `toml:"wallet_dir" env:"OMNISYNC_WALLET_DIR" help:"directory of wallet key files"`
-	ChainRPC  string `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node, or of several separated by commas: the first that answers is used until it fails"`
+	ChainRPC  string `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node, or of several separated by commas: the first that answers is used until it fails, and the first again once it is back"`
 	Router    string `toml:"router" help:"the router's nodes URL, wss://HOST:PORT; the routers of a cluster separated by commas"`
 	RouterCA  string `toml:"router_ca" help:"PEM file of the CA that signed the router's certificate (its tls_dir/ca.pem); empty trusts the system roots"`
 	Runtime   string `toml:"runtime" help:"workload runtime: native (built-in tensor kernels)"`
@@ -309,7 +309,7 @@ func offsetClock(d time.Duration) func() time.Time {
 type Validator struct {
 	Wallet      string   `toml:"wallet" short:"w" help:"wallet name in the wallet directory, or a keypair file path: a validator's account"`
 	WalletDir   string   `toml:"wallet_dir" env:"OMNISYNC_WALLET_DIR" help:"directory of wallet key files"`
-	ChainRPC    string   `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node, or of several separated by commas: the first that answers is used until it fails"`
+	ChainRPC    string   `toml:"chain_rpc" env:"OMNISYNC_RPC" help:"CometBFT RPC URL of a chain node, or of several separated by commas: the first that answers is used until it fails, and the first again once it is back"`
 	Router      string   `toml:"router" help:"the router's nodes URL, wss://HOST:PORT; the routers of a cluster separated by commas"`
 	RouterCA    string   `toml:"router_ca" help:"PEM file of the CA that signed the router's certificate; empty trusts the system roots"`
 	Rounds      int      `toml:"rounds" help:"rounds of Freivalds' check per product (each errs with probability below 2^-60)"`
