@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,27 +40,18 @@ func TestBlobPutWaitsOutAnUnavailableStore(t *testing.T) {
 	unavailableRetry, unavailableFor = 5*time.Millisecond, 500*time.Millisecond
 	t.Cleanup(func() { unavailableRetry, unavailableFor = retry, within })
 
-	n := startTestNet(t, "n1")
-	admin := n.adminConn(t)
 	var asked, unavailable atomic.Int32
 	var last atomic.Value
 	last.Store(blobReply{Stored: true})
-	// A blob service of its own name, so that the router's own answers nothing here.
-	if _, err := admin.Subscribe(NodeSubjectPrefix+"n1.blob.flaky."+blobVerbStore, func(m *nats.Msg) {
-		asked.Add(1)
-		r := last.Load().(blobReply)
-		if unavailable.Add(-1) >= 0 {
-			r = blobReply{Error: "put blobs/x: nats: no response from stream", Code: codeUnavailable}
-		}
-		b, _ := json.Marshal(r)
-		_ = m.Respond(b)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := admin.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	c := n.blobs(n.dialNode(t, "n1", nil), "n1").Via("flaky")
+	c := scriptedBlobs(t, startTestNet(t, "n1"), map[string]func(*nats.Msg) blobReply{
+		blobVerbStore: func(*nats.Msg) blobReply {
+			asked.Add(1)
+			if unavailable.Add(-1) >= 0 {
+				return storeUnavailable
+			}
+			return last.Load().(blobReply)
+		},
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -179,41 +171,24 @@ func TestBlobPutMakesAnUploadFailedMidwayAgain(t *testing.T) {
 	unavailableRetry, unavailableFor = 5*time.Millisecond, 500*time.Millisecond
 	t.Cleanup(func() { unavailableRetry, unavailableFor = retry, within })
 
-	n := startTestNet(t, "n1")
-	admin := n.adminConn(t)
 	data := make([]byte, 3*uploadChunk)
 	var uploads atomic.Int32
-	respond := func(m *nats.Msg, r blobReply) {
-		b, _ := json.Marshal(r)
-		_ = m.Respond(b)
-	}
-	// A blob service of its own name: the first upload's store fails after its first
-	// chunk; the second stores every chunk.
-	prefix := NodeSubjectPrefix + "n1.blob.flaky."
-	if _, err := admin.Subscribe(prefix+blobVerbPut, func(m *nats.Msg) {
-		respond(m, blobReply{Upload: fmt.Sprint("u", uploads.Add(1))})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	chunks := map[string]int{}
-	if _, err := admin.Subscribe(prefix+blobVerbData+".*", func(m *nats.Msg) {
-		upload := m.Subject[len(prefix+blobVerbData+"."):]
-		chunks[upload]++
-		switch {
-		case upload == "u1" && chunks[upload] > 1:
-			respond(m, blobReply{Error: "put blobs/x: nats: no response from stream", Code: codeUnavailable})
-		case chunks[upload] == 3:
-			respond(m, blobReply{Stored: true})
-		default:
-			respond(m, blobReply{})
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := admin.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	c := n.blobs(n.dialNode(t, "n1", nil), "n1").Via("flaky")
+	chunks := map[string]int{} // by upload
+	// The first upload's store fails after its first chunk; the second stores every chunk.
+	c := scriptedBlobs(t, startTestNet(t, "n1"), map[string]func(*nats.Msg) blobReply{
+		blobVerbPut: func(*nats.Msg) blobReply { return blobReply{Upload: fmt.Sprint("u", uploads.Add(1))} },
+		blobVerbData: func(m *nats.Msg) blobReply {
+			upload := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+			chunks[upload]++
+			switch {
+			case upload == "u1" && chunks[upload] > 1:
+				return storeUnavailable
+			case chunks[upload] == 3:
+				return blobReply{Stored: true}
+			}
+			return blobReply{}
+		},
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if digest, err := c.Put(ctx, "job-1", data); err != nil || digest != Digest(data) {
@@ -222,4 +197,31 @@ func TestBlobPutMakesAnUploadFailedMidwayAgain(t *testing.T) {
 	if got := uploads.Load(); got != 2 {
 		t.Fatalf("%d uploads, want 2: one failed midway, one stored", got)
 	}
+}
+
+// storeUnavailable is a blob service's answer while its stream elects a leader.
+var storeUnavailable = blobReply{Error: "put blobs/x: nats: no response from stream", Code: codeUnavailable}
+
+// scriptedBlobs is node n1's blob client of a blob service of its own name, whose
+// answers script gives by verb (a chunk's is blobVerbData's), so that the router's own
+// service answers nothing.
+func scriptedBlobs(t *testing.T, n *testNet, script map[string]func(*nats.Msg) blobReply) Blobs {
+	t.Helper()
+	admin := n.adminConn(t)
+	for verb, answer := range script {
+		subject := NodeSubjectPrefix + "n1.blob.flaky." + verb
+		if verb == blobVerbData {
+			subject += ".*"
+		}
+		if _, err := admin.Subscribe(subject, func(m *nats.Msg) {
+			b, _ := json.Marshal(answer(m))
+			_ = m.Respond(b)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := admin.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return n.blobs(n.dialNode(t, "n1", nil), "n1").Via("flaky")
 }
