@@ -136,7 +136,7 @@ const failBackAfter = 30 * time.Second
 
 // failover is an rpcAPI over several chain nodes' RPCs. It sends every call to the one in
 // use (current) until a call cannot reach it, then tries the others in turn, and goes on
-// with the first that answers. Only the transport's failures move it on (unreachable): an
+// with the first that answers. Only the transport's failures move it on (Unreachable): an
 // answer, even an error such as a rejected tx or a tx not found, is the chain's, which
 // any node would give alike. A call retried on another node is harmless: queries read,
 // and a tx sent twice is executed at most once (its sequence), the second copy refused.
@@ -176,7 +176,7 @@ func call[T any](f *failover, ctx context.Context, do func(context.Context, rpcA
 		actx, cancel := context.WithTimeout(ctx, f.attempt)
 		v, err := do(actx, f.rpcs[i])
 		cancel()
-		answered := err == nil || !unreachable(err)
+		answered := err == nil || !Unreachable(err)
 		if answered && tried > 0 && f.current.CompareAndSwap(int32(at), int32(i)) {
 			f.switched(at, i, errors.Join(errs...))
 		}
@@ -239,9 +239,11 @@ func (f *failover) mayFailBack() {
 	}()
 }
 
-// unreachable reports whether err is the transport's, not a node's answer: no connection,
-// a connection cut or timed out, or a reply that is not JSON-RPC (a proxy's error page).
-func unreachable(err error) bool {
+// Unreachable reports whether err, from a Client's call, is the transport's and not a
+// chain node's answer: no connection, a connection cut or timed out, or a reply that is
+// not JSON-RPC (a proxy's error page). A failover moves on from a node on such errors
+// only, and the command line tells a user it could not reach the chain RPC.
+func Unreachable(err error) bool {
 	var (
 		ue *url.Error
 		ne net.Error

@@ -5,10 +5,8 @@ import (
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"time"
 
@@ -77,8 +75,7 @@ func connectChain(ctx context.Context, rpc string, log *slog.Logger) (*chain.Cli
 	defer cancel()
 	id, err := c.ChainID(qctx)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded) {
+		if chain.Unreachable(err) {
 			return nil, "", fmt.Errorf("cannot reach the chain RPC at %s: %v\n(start a chain node with `omnisync chain start`, or point --chain-rpc or %s at one)", rpc, err, envRPCURL)
 		}
 		return nil, "", fmt.Errorf("chain RPC at %s: %w", rpc, err)

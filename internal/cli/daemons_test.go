@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -290,6 +292,11 @@ func TestDaemonCommandErrorsSayWhatToDo(t *testing.T) {
 	if err := writeFile(bad, "[router]\nrest_adr = \"127.0.0.1:7070\"\n"); err != nil {
 		t.Fatal(err)
 	}
+	// A reverse proxy whose chain node is down answers with a page of its own.
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "<html><body><h1>502 Bad Gateway</h1></body></html>", http.StatusBadGateway)
+	}))
+	defer proxy.Close()
 	for _, tt := range []struct {
 		args []string
 		want string
@@ -301,6 +308,7 @@ func TestDaemonCommandErrorsSayWhatToDo(t *testing.T) {
 		{[]string{"router", "run", "--nodes-addr", "7422"}, `router.nodes_addr: "7422" is not host:port`},
 		{[]string{"router", "run", "--wallet-dir", wallets, "--chain-rpc", "http://127.0.0.1:1"}, "cannot reach the chain RPC at http://127.0.0.1:1"},
 		{[]string{"router", "run", "-w", "router", "--wallet-dir", wallets, "--rpc", "127.0.0.1:2"}, "cannot reach the chain RPC at 127.0.0.1:2"},
+		{[]string{"router", "run", "-w", "router", "--wallet-dir", wallets, "--rpc", proxy.URL}, "cannot reach the chain RPC at " + proxy.URL},
 		{[]string{"node", "register", "--wallet", "nobody", "--wallet-dir", wallets}, "omnisync wallet new nobody"},
 		{[]string{"config", "print", "--role", "routers"}, "want one of chain, router, node, validator"},
 		{[]string{"config", "print", "--config", bad}, "line 2: unknown key router.rest_adr"},

@@ -474,12 +474,11 @@ func (g *globals) provenBalance(cmd *cobra.Command, f *remoteFlags, rpc string, 
 	ctx, cancel := context.WithTimeout(cmd.Context(), requestTimeout)
 	defer cancel()
 	p, err := c.ProveAccount(ctx, keys.Address(addr))
-	var ue *url.Error
 	switch {
 	case errors.Is(err, store.ErrBadProof):
 		return fmt.Errorf("proof rejected: %w\n(the node at %s answered with state its chain did not commit: do not trust its answers)", err, rpc)
-	case errors.As(err, &ue) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("cannot reach the chain RPC at %s: %v\n(point --rpc or %s at a validator's CometBFT RPC, e.g. the devnet's %s)", rpc, ue.Err, envRPCURL, defaultRPCURL)
+	case chain.Unreachable(err) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("cannot reach the chain RPC at %s: %v\n(point --rpc or %s at a validator's CometBFT RPC, e.g. the devnet's %s)", rpc, err, envRPCURL, defaultRPCURL)
 	case err != nil:
 		return err
 	}
