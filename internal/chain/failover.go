@@ -233,7 +233,7 @@ func (f *failover) mayFailBack() {
 		if at := f.current.Load(); at != 0 && f.current.CompareAndSwap(at, 0) {
 			f.markInUse(int(at), 0)
 			if f.log != nil {
-				f.log.Info("chain RPC failed back", "from", f.urls[at], "to", f.urls[0])
+				f.log.Warn("chain RPC failed back", "from", f.urls[at], "to", f.urls[0])
 			}
 		}
 	}()
