@@ -42,8 +42,9 @@ type rpcAPI interface {
 // NewHTTPClient connects to a chain node's CometBFT RPC, such as "http://127.0.0.1:26657"
 // (a bare host:port is taken as http), or to several, separated by commas: the client
 // then sends everything to the first until it cannot be reached, then to the next, and
-// to the first again once it is back (failover). Each chain node of one network answers for the same chain, so any of them
-// serves; the others are there for when one is down, stalled or cut off.
+// to the first again once it is back (failover). Each chain node of one network answers
+// for the same chain, so any of them serves; the others are there for when one is down,
+// stalled or cut off.
 func NewHTTPClient(urls string) (*Client, error) {
 	var f failover
 	for u := range strings.SplitSeq(urls, ",") {
@@ -202,6 +203,8 @@ func (f *failover) switched(from, to int, why error) {
 	}
 }
 
+// markInUse moves omnisync_chain_rpc_in_use from the chain RPC at index from to the one
+// at to.
 func (f *failover) markInUse(from, to int) {
 	if f.inUse != nil {
 		f.inUse.WithLabelValues(f.urls[from]).Set(0)
