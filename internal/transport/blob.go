@@ -231,9 +231,9 @@ func (b *Bucket) key(name string) string { return b.name + "/" + name }
 // PutFrom streams size bytes from r into the bucket under digest, hashing them on the
 // way, so memory stays within putWindow chunks (2 MiB) whatever the size. The name
 // appears only once every byte has arrived and matched: on a mismatch
-// (ErrDigestMismatch), a short read or a cancelled ctx nothing is kept. A name that already holds its content is left alone
-// and r is not read. Only the router and its blob service write, so the metadata it
-// checks for that can be trusted.
+// (ErrDigestMismatch), a short read or a cancelled ctx nothing is kept. A name that
+// already holds its content is left alone and r is not read. Only the router and its
+// blob service write, so the metadata it checks for that can be trusted.
 func (b *Bucket) PutFrom(ctx context.Context, digest string, size int64, r io.Reader) error {
 	sum, err := ParseDigest(digest)
 	if err != nil {
