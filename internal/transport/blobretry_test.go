@@ -87,7 +87,7 @@ func TestBlobPutWaitsOutAnUnavailableStore(t *testing.T) {
 // out its wait for an ack (batchTimeout), then failed its job with a timeout that said
 // nothing of why.
 func TestUploadFailedMidwayAnswersItsChunksUnavailable(t *testing.T) {
-	n := startTestNet(t, "n1")
+	n := startTestNet(t, "n1", "n2")
 	n.access.AllowWrite("n1", "job-1", 64<<20)
 	c := n.blobs(n.dialNode(t, "n1", nil), "n1")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -161,6 +161,11 @@ func TestUploadFailedMidwayAnswersItsChunksUnavailable(t *testing.T) {
 	send() // after the failure
 	if err := answer(); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("a chunk sent after the failure: %v, want ErrUnavailable", err)
+	}
+	// Another node learns nothing of n1's failed upload: it has none of that id.
+	mallory := n.blobs(n.dialNode(t, "n2", nil), "n2")
+	if _, err := mallory.request(ctx, mallory.subject(blobVerbData)+"."+r.Upload, data[:1]); !errors.Is(err, ErrNotFound) || strings.Contains(err.Error(), "stream") {
+		t.Fatalf("another node's chunk to n1's failed upload: %v, want ErrNotFound and no word of the failure", err)
 	}
 }
 
