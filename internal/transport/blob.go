@@ -2,7 +2,6 @@ package transport
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -401,27 +400,63 @@ const putWindow = 16
 // a buffer of its own and is not sent again: a chunk that fails fails the object, whose
 // chunks are purged once every publish has ended, and its writer may write it again. The
 // metadata goes once every chunk is stored.
+//
+// A failed publish fails the object as soon as it is seen, whatever the order of the
+// publishes' outcomes. A stream that loses its leader refuses the publishes after at
+// once, while the acknowledgement of one in flight as it went may never come, but at
+// the publisher's timeout (batchTimeout): waiting for it, the writer learnt of the
+// failure 15 s late, and a node sending an upload timed out first. So the purge after a
+// failed publish waits for the rest in the background.
 func putChunks(ctx context.Context, js jetstream.JetStream, bucket, name string, sum [32]byte, size int64, r io.Reader, prev *jetstream.ObjectInfo) (*jetstream.ObjectInfo, error) {
 	id := nuid.Next()
 	chunks := chunkSubject(bucket, id)
-	pending := make([]jetstream.PubAckFuture, 0, putWindow)
-	// settle waits for the acknowledgements of the pending publishes but the last keep.
+	outcomes := make(chan error, putWindow) // each publish's, nil when stored; never more in flight
+	inflight := 0
+	// settle takes the outcomes that have come, and waits for more while over keep
+	// publishes are in flight. It says the first failure it takes.
 	settle := func(keep int) error {
-		var failed error
-		for ; len(pending) > keep; pending = pending[1:] {
-			select {
-			case <-pending[0].Ok():
-			case err := <-pending[0].Err():
-				failed = cmp.Or(failed, err)
-			case <-ctx.Done():
-				return ctx.Err()
+		for {
+			var err error
+			if inflight > keep {
+				select {
+				case err = <-outcomes:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			} else {
+				select {
+				case err = <-outcomes:
+				default:
+					return nil
+				}
+			}
+			inflight--
+			if err != nil {
+				return err
 			}
 		}
-		return failed
+	}
+	// drain waits for every publish in flight to end, or for done to.
+	drain := func(done <-chan struct{}) {
+		for ; inflight > 0; inflight-- {
+			select {
+			case <-outcomes:
+			case <-done:
+				return
+			}
+		}
 	}
 	fail := func(err error) (*jetstream.ObjectInfo, error) {
-		_ = settle(0) // what is in flight is stored, or fails, before the purge
+		drain(ctx.Done()) // what is in flight is stored, or fails, before the purge
 		purgeChunks(ctx, js, bucket, chunks)
+		return nil, err
+	}
+	// abandon is fail for a failed publish, or for ctx ended, told without waiting.
+	abandon := func(err error) (*jetstream.ObjectInfo, error) {
+		go func() {
+			drain(nil)
+			purgeChunks(context.WithoutCancel(ctx), js, bucket, chunks)
+		}()
 		return nil, err
 	}
 	for left := size; left > 0; {
@@ -434,9 +469,10 @@ func putChunks(ctx context.Context, js jetstream.JetStream, bucket, name string,
 		if err != nil {
 			return fail(err)
 		}
-		pending = append(pending, f)
+		inflight++
+		go awaitAck(f, outcomes)
 		if err := settle(putWindow - 1); err != nil {
-			return fail(err)
+			return abandon(err)
 		}
 	}
 	// r's verdict on the bytes, at their end: io.EOF when they hash to sum.
@@ -447,9 +483,20 @@ func putChunks(ctx context.Context, js jetstream.JetStream, bucket, name string,
 		return fail(err)
 	}
 	if err := settle(0); err != nil {
-		return fail(err)
+		return abandon(err)
 	}
 	return putMeta(ctx, js, newObjectInfo(bucket, name, id, sum, size), prev, false)
+}
+
+// awaitAck sends f's outcome to outcomes, nil when its message is stored. Every outcome
+// comes, at the latest at the publisher's timeout.
+func awaitAck(f jetstream.PubAckFuture, outcomes chan<- error) {
+	select {
+	case <-f.Ok():
+		outcomes <- nil
+	case err := <-f.Err():
+		outcomes <- err
+	}
 }
 
 // putMeta writes info, the metadata that names an object's chunks, stored already, and
