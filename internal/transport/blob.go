@@ -33,6 +33,11 @@ const (
 	// message lost on its way (a participant moving between a cluster's servers) fails
 	// that step, not the job's whole deadline.
 	batchTimeout = 15 * time.Second
+	// ackTimeout bounds the wait for the acknowledgement of one publish to the object
+	// store, which a stream losing its leader may never send. It is shorter than a
+	// participant's wait for the blob service's answer (batchTimeout), so that the
+	// service tells it so, unavailable, and it tries again, rather than give up waiting.
+	ackTimeout = 10 * time.Second
 	// maxPrealloc bounds the buffer reserved up front for a blob.
 	maxPrealloc = 64 << 20
 )
@@ -83,7 +88,7 @@ type Bucket struct {
 // used. It works through a JetStream context of its own, like js but for its
 // asynchronous publishes (publisher).
 func NewBucket(js jetstream.JetStream, name string) *Bucket {
-	return &Bucket{js: publisher(js, batchTimeout), name: name, recent: newRecent(time.Now)}
+	return &Bucket{js: publisher(js, ackTimeout), name: name, recent: newRecent(time.Now)}
 }
 
 // publisher is a JetStream context over js's connection and API whose asynchronous
@@ -404,8 +409,8 @@ const putWindow = 16
 // A failed publish fails the object as soon as it is seen, whatever the order of the
 // publishes' outcomes. A stream that loses its leader refuses the publishes after at
 // once, while the acknowledgement of one in flight as it went may never come, but at
-// the publisher's timeout (batchTimeout): waiting for it, the writer learnt of the
-// failure 15 s late, and a node sending an upload timed out first. So the purge after a
+// the publisher's timeout (ackTimeout): waiting for it, the writer learnt of the failure
+// only then, and a node sending an upload had timed out first. So the purge after a
 // failed publish waits for the rest in the background.
 func putChunks(ctx context.Context, js jetstream.JetStream, bucket, name string, sum [32]byte, size int64, r io.Reader, prev *jetstream.ObjectInfo) (*jetstream.ObjectInfo, error) {
 	id := nuid.Next()

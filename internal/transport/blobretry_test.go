@@ -20,11 +20,12 @@ import (
 // a leader, from one that failed for good.
 func TestBlobServiceCodesAStreamWithoutALeaderUnavailable(t *testing.T) {
 	for err, want := range map[error]string{
-		fmt.Errorf("put blobs/x: %w", jetstream.ErrNoStreamResponse): codeUnavailable,
-		fmt.Errorf("put blobs/x: %w", nats.ErrTimeout):               codeUnavailable,
-		fmt.Errorf("put blobs/x: %w", context.DeadlineExceeded):      codeUnavailable,
-		refuse(codeBusy, "being written"):                            codeBusy,
-		errors.New("disk on fire"):                                   codeFailed,
+		fmt.Errorf("put blobs/x: %w", jetstream.ErrNoStreamResponse):    codeUnavailable,
+		fmt.Errorf("put blobs/x: %w", nats.ErrTimeout):                  codeUnavailable,
+		fmt.Errorf("put blobs/x: %w", jetstream.ErrAsyncPublishTimeout): codeUnavailable,
+		fmt.Errorf("put blobs/x: %w", context.DeadlineExceeded):         codeUnavailable,
+		refuse(codeBusy, "being written"):                               codeBusy,
+		errors.New("disk on fire"):                                      codeFailed,
 	} {
 		if got := codeOf(err); got != want {
 			t.Errorf("codeOf(%v) = %q, want %q", err, got, want)
@@ -235,7 +236,7 @@ func scriptedBlobs(t *testing.T, n *testNet, script map[string]func(*nats.Msg) b
 
 // A put of many chunks fails as soon as one publish fails, though the acknowledgement of
 // one sent before it has not come, as when a stream loses its leader with a chunk in
-// flight: that ack may never come but at the publisher's timeout (15 s), and a node
+// flight: that ack may never come but at the publisher's timeout (ackTimeout), and a node
 // sending an upload gave up waiting first. The chunks are purged only once that publish
 // has ended, so that none is stored after the purge. (Deleting a real stream under an
 // upload, TestUploadFailedMidwayAnswersItsChunksUnavailable, lost such an ack one run in

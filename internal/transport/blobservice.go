@@ -67,8 +67,9 @@ const (
 	codeInvalid   = "invalid"
 	codeMismatch  = "mismatch"
 	codeBusy      = "busy"
-	// codeUnavailable: the store's stream did not answer, as while its servers elect a
-	// leader (forming); the same request may succeed a moment later.
+	// codeUnavailable: the store's stream did not answer, or lost a publish's
+	// acknowledgement, as while its servers elect a leader (forming); the same request
+	// may succeed a moment later.
 	codeUnavailable = "unavailable"
 	codeFailed      = "failed"
 )
@@ -156,7 +157,7 @@ func (s *Server) startBlobService(ctx context.Context) error {
 // works through a publisher like js; it answers nothing until it subscribes.
 func newBlobService(s *Server, nc *nats.Conn, js jetstream.JetStream) *blobService {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &blobService{srv: s, name: s.opts.Name, nc: nc, js: publisher(js, batchTimeout), log: s.log.With("component", "blob-service"),
+	return &blobService{srv: s, name: s.opts.Name, nc: nc, js: publisher(js, ackTimeout), log: s.log.With("component", "blob-service"),
 		ctx: ctx, cancel: cancel, uploads: map[string]*upload{}, writing: map[string]bool{},
 		buckets: map[string]jetstream.ObjectStore{}, recent: newRecent(time.Now),
 		readers: make(chan struct{}, maxConcurrentReads), idle: uploadIdle, relayed: s.opts.Cluster != nil, replicated: s.Replicas() > 1}
@@ -282,7 +283,7 @@ func codeOf(err error) string {
 	switch {
 	case errors.As(err, &ce):
 		return ce.code
-	case forming(err) || errors.Is(err, nats.ErrTimeout):
+	case forming(err) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrAsyncPublishTimeout):
 		return codeUnavailable
 	}
 	return codeFailed
